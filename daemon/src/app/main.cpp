@@ -1,0 +1,99 @@
+// aforo-sidecar: command line, config loading and the exit codes (0 ok, 64 usage, 78 config, 1 startup).
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "app/sidecar.hpp"
+#include "config/loader.hpp"
+#include "config/secrets.hpp"
+#include "util/log.hpp"
+
+namespace {
+
+constexpr int exit_usage = 64;
+constexpr int exit_config = 78;
+constexpr const char* default_config = "/etc/aforo/sidecar.yaml";
+
+void usage(std::FILE* out) {
+  std::fputs(
+      "usage: aforo-sidecar [--config PATH] [--check-config] [--version] [--help]\n"
+      "\n"
+      "  --config PATH   YAML config (default /etc/aforo/sidecar.yaml; built-in defaults when absent)\n"
+      "  --check-config  validate the config and the secrets it names, print every problem, exit 0 or 78\n"
+      "  --version       print the version and exit\n"
+      "\n"
+      "Secrets come from the environment (AFORO_API_KEY, AFORO_TENANT_ID, AFORO_WEBHOOK_SECRET) or\n"
+      "from the files named in the config, never from the config text.\n",
+      out);
+}
+
+bool file_exists(const std::string& p) {
+  struct stat st {};
+  return ::stat(p.c_str(), &st) == 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path;
+  bool explicit_config = false;
+  bool check_only = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--version") {
+      std::printf("aforo-sidecar %s\n", AFORO_VERSION);
+      return 0;
+    } else if (a == "--help" || a == "-h") {
+      usage(stdout);
+      return 0;
+    } else if (a == "--check-config") {
+      check_only = true;
+    } else if (a == "--config" && i + 1 < argc) {
+      config_path = argv[++i];
+      explicit_config = true;
+    } else if (a.rfind("--config=", 0) == 0) {
+      config_path = a.substr(9);
+      explicit_config = true;
+    } else {
+      std::fprintf(stderr, "aforo-sidecar: unknown argument '%s'\n\n", a.c_str());
+      usage(stderr);
+      return exit_usage;
+    }
+  }
+  if (!explicit_config && file_exists(default_config)) config_path = default_config;
+
+  aforo::config::load_result loaded;
+  if (!config_path.empty()) loaded = aforo::config::load_config_file(config_path);
+  std::vector<std::string> errors = loaded.errors;
+  aforo::config::secrets secrets;
+  if (loaded.ok()) secrets = aforo::config::load_secrets(loaded.config, errors);
+
+  const std::string shown = config_path.empty() ? std::string("built-in defaults") : config_path;
+  if (check_only) {
+    for (const auto& e : errors) std::fprintf(stderr, "%s: %s\n", shown.c_str(), e.c_str());
+    if (!errors.empty()) {
+      std::fprintf(stderr, "%s: %zu problem(s)\n", shown.c_str(), errors.size());
+      return exit_config;
+    }
+    std::printf("%s: OK\n", shown.c_str());
+    return 0;
+  }
+  if (!errors.empty()) {
+    for (const auto& e : errors) aforo::util::log::error("config: " + shown + ": " + e);
+    return exit_config;
+  }
+  if (config_path.empty())
+    aforo::util::log::info(std::string("no config file at ") + default_config + "; running on built-in defaults");
+
+  try {
+    aforo::app::sidecar daemon(std::move(loaded.config), std::move(secrets), config_path);
+    return daemon.run();
+  } catch (const std::exception& e) {
+    aforo::util::log::error(std::string("cannot start: ") + e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,143 @@
+// The daemon's lifecycle: bind, serve, reload on SIGHUP, drain on SIGTERM/SIGINT.
+#include "app/sidecar.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "app/ops_service.hpp"
+#include "app/services.hpp"
+#include "config/loader.hpp"
+#include "net/http_server.hpp"
+#include "util/log.hpp"
+
+namespace aforo::app {
+
+namespace asio = boost::asio;
+
+namespace {
+net::server_limits limits_of(const config::sidecar_config& c) {
+  return net::server_limits{c.server.max_body, c.server.max_header, c.server.read_timeout};
+}
+}  // namespace
+
+struct sidecar::impl {
+  asio::io_context ioc{1};
+  context ctx;
+  net::router routes;
+  std::vector<std::unique_ptr<service>> services;
+  ops_service* ops = nullptr;
+  net::http_server server;
+  asio::signal_set stop_signals{ioc, SIGTERM, SIGINT};
+  asio::signal_set hup_signal{ioc, SIGHUP};
+  asio::steady_timer shutdown_deadline{ioc};
+  bool stopping = false;
+
+  impl(config::sidecar_config cfg, config::secrets sec, std::string path)
+      : ctx{ioc, std::move(cfg), std::move(sec), std::move(path)}, server(ioc, routes, limits_of(ctx.config)) {
+    auto o = std::make_unique<ops_service>(ctx, services);
+    ops = o.get();
+    services.push_back(std::move(o));
+    add_services(ctx, services);
+    for (auto& s : services) s->register_routes(routes);
+  }
+
+  void wait_stop() {
+    stop_signals.async_wait([this](const boost::system::error_code& ec, int signo) {
+      if (ec) return;
+      begin_stop(signo);
+    });
+  }
+
+  void wait_hup() {
+    hup_signal.async_wait([this](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      reload();
+      wait_hup();
+    });
+  }
+
+  void begin_stop(int signo) {
+    if (stopping) return;
+    stopping = true;
+    util::log::info(std::string("received ") + (signo == SIGINT ? "SIGINT" : "SIGTERM") +
+                    ": no new connections, finishing requests in flight");
+    shutdown_deadline.expires_after(ctx.config.server.shutdown_timeout);
+    shutdown_deadline.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      util::log::warn("shutdown_timeout reached with work in flight; exiting now");
+      ioc.stop();
+    });
+    server.stop([this] { stop_services(0); });
+  }
+
+  // Stops services one after another (each may flush or persist), then the loop.
+  void stop_services(std::size_t i) {
+    if (i == services.size()) {
+      util::log::info("stopped");
+      shutdown_deadline.cancel();
+      ioc.stop();
+      return;
+    }
+    services[services.size() - 1 - i]->stop([this, i] { asio::post(ioc, [this, i] { stop_services(i + 1); }); });
+  }
+
+  void reload() {
+    if (ctx.config_path.empty()) {
+      util::log::info("SIGHUP: no config file in use (built-in defaults); nothing to reload");
+      return;
+    }
+    auto r = config::load_config_file(ctx.config_path);
+    if (!r.ok()) {
+      util::log::error("SIGHUP: " + ctx.config_path + " has " + std::to_string(r.errors.size()) +
+                       " problem(s); keeping the config in force");
+      for (const auto& e : r.errors) util::log::error("config: " + e);
+      return;
+    }
+    const auto changes = config::diff(ctx.config, r.config);
+    std::string live, restart;
+    for (const auto& c : changes) {
+      auto& list = c.when == config::reload::live ? live : restart;
+      if (!list.empty()) list += ", ";
+      list += c.key;
+    }
+    if (changes.empty()) {
+      util::log::info("SIGHUP: config reloaded, no changes");
+    } else {
+      if (!live.empty()) util::log::info("SIGHUP: applied " + live);
+      if (!restart.empty()) util::log::warn("SIGHUP: changed but need a restart to take effect: " + restart);
+    }
+    // Keys that need a restart keep their running values until the next start.
+    ctx.config = config::merge_live(ctx.config, r.config);
+    util::log::set_level(ctx.config.log.level);
+    server.set_limits(limits_of(ctx.config));
+    for (auto& s : services) s->reload(ctx.config);
+  }
+};
+
+sidecar::sidecar(config::sidecar_config cfg, config::secrets sec, std::string config_path)
+    : impl_(std::make_unique<impl>(std::move(cfg), std::move(sec), std::move(config_path))) {}
+
+sidecar::~sidecar() = default;
+
+int sidecar::run() {
+  auto& m = *impl_;
+  util::log::set_level(m.ctx.config.log.level);
+  for (const auto& address : m.ctx.config.listen) {
+    const auto bound = m.server.listen(address, m.ctx.config.server.socket_mode);
+    util::log::info("listening on " + (bound.rfind("unix:", 0) == 0 ? bound : "http://" + bound));
+  }
+  for (auto& s : m.services) s->start();
+  m.server.start();
+  m.ops->set_listening(true);
+  m.wait_stop();
+  m.wait_hup();
+  util::log::info("aforo-sidecar " AFORO_VERSION " ready (tenant " +
+                  (m.ctx.secrets.tenant_id.empty() ? std::string("unset") : m.ctx.secrets.tenant_id) + ", api key " +
+                  config::redact(m.ctx.secrets.api_key) + ")");
+  m.ioc.run();
+  return 0;
+}
+
+}  // namespace aforo::app

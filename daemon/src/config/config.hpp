@@ -1,0 +1,127 @@
+// The sidecar's configuration: one struct per YAML section, every member with its documented default.
+// config/sidecar.yaml is the annotated reference of exactly these defaults (a unit test checks it).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace aforo::config {
+
+using millis = std::chrono::milliseconds;
+
+inline constexpr std::uint64_t KiB = 1024;
+inline constexpr std::uint64_t MiB = 1024 * KiB;
+inline constexpr std::uint64_t GiB = 1024 * MiB;
+
+enum class enforcement_mode { enforce, shadow };
+enum class auth_scheme { x_api_key, bearer };
+enum class unknown_customer_policy { block, allow };
+enum class compression { lz4, none };
+enum class when_full_policy { drop_oldest, reject };
+enum class durability_mode { disk, memory };
+enum class log_level { debug, info, warn, error };
+
+/// HTTP server limits and timeouts (this project's own section; not in the seed).
+struct server_config {
+  std::uint64_t max_body = 4 * MiB;         ///< request bodies over this get 413
+  std::uint64_t max_header = 16 * KiB;      ///< request line + headers over this get 431
+  millis read_timeout{std::chrono::seconds(30)};      ///< before every read, incl. keep-alive idle
+  millis shutdown_timeout{std::chrono::seconds(10)};  ///< SIGTERM drain bound
+  std::uint32_t socket_mode = 0660;         ///< permissions of unix listen sockets
+  std::uint32_t max_batch_events = 1000;    ///< events per POST /v1/ingest/batch
+};
+
+struct aforo_section {
+  std::string tenant_id;                    ///< or env AFORO_TENANT_ID
+  std::string api_key_file;                 ///< or env AFORO_API_KEY; never inline
+  auth_scheme auth = auth_scheme::x_api_key;
+  std::string ingest_url = "https://ingest.aforo.ai/v1/ingest/batch";
+  std::string control_url = "https://api.aforo.ai";
+  std::string ca_file;                      ///< extra CA bundle; empty = system store
+  millis connect_timeout{std::chrono::seconds(5)};
+};
+
+struct entitlements_config {
+  std::string source = "control_plane";     ///< "control_plane" or "file:PATH"
+  millis refresh_interval{std::chrono::seconds(30)};
+  millis max_stale{std::chrono::minutes(10)};
+  unknown_customer_policy unknown_customer = unknown_customer_policy::block;
+  std::uint32_t quota_warning_percent = 80; ///< used share of a limit that adds X-RateLimit-Warning
+
+  /// The path when source is "file:PATH", else empty.
+  [[nodiscard]] std::string file_path() const {
+    return source.rfind("file:", 0) == 0 ? source.substr(5) : std::string{};
+  }
+};
+
+struct cache_config {
+  std::string redis;                        ///< redis://host:port/db; empty = in-memory only
+  std::uint64_t lru_capacity = 100000;
+  millis redis_timeout{std::chrono::milliseconds(250)};
+  millis sync_interval{std::chrono::seconds(1)};  ///< local quota/cost deltas pushed to Redis
+};
+
+struct batch_config {
+  std::uint32_t max_events = 100;
+  millis flush_interval{std::chrono::seconds(5)};
+  compression codec = compression::lz4;
+};
+
+struct retry_config {
+  std::uint32_t max_retries = 3;
+  std::vector<millis> backoff{std::chrono::seconds(1), std::chrono::seconds(2), std::chrono::seconds(4)};
+  std::uint32_t jitter_percent = 10;        ///< each wait is stretched by up to this share
+  millis timeout{std::chrono::seconds(10)}; ///< one ingest request, connect to last byte
+  millis unauthorized_probe{std::chrono::seconds(60)};  ///< re-probe after 401/403
+};
+
+struct buffer_config {
+  std::uint64_t max_events = 10000;         ///< memory buffer before spilling to disk
+  std::string spool_dir = "/tmp/aforo-buffer";
+  std::uint64_t spool_max_bytes = 1 * GiB;
+  std::uint64_t segment_bytes = 16 * MiB;   ///< a spool segment file is rotated past this
+  when_full_policy when_full = when_full_policy::drop_oldest;
+  durability_mode durability = durability_mode::disk;
+  std::string dead_letter_dir;              ///< empty = {spool_dir}/dead-letter
+};
+
+struct margin_guard_config {
+  std::string config;                       ///< guards YAML path; empty = no guard
+  std::string webhook_secret_file;          ///< or env AFORO_WEBHOOK_SECRET
+  millis reload_interval{std::chrono::seconds(10)};
+};
+
+struct discovery_config {
+  bool enabled = true;
+  std::string kong_admin_url = "http://localhost:8001";
+  std::string admin_token_file;             ///< sent as Kong-Admin-Token when set
+  millis interval{std::chrono::seconds(60)};
+  std::string state_dir = "/tmp/aforo-state";
+  millis stale_after{std::chrono::hours(24)};
+  std::uint32_t max_operations_per_service = 500;
+};
+
+struct log_config {
+  log_level level = log_level::info;
+};
+
+/// The whole file. Secrets are not stored here: see secrets.hpp.
+struct sidecar_config {
+  std::vector<std::string> listen{"127.0.0.1:8750"};
+  enforcement_mode mode = enforcement_mode::enforce;
+  server_config server;
+  aforo_section aforo;
+  entitlements_config entitlements;
+  cache_config cache;
+  batch_config batch;
+  retry_config retry;
+  buffer_config buffer;
+  margin_guard_config margin_guard;
+  discovery_config discovery;
+  log_config log;
+};
+
+}  // namespace aforo::config

@@ -1,0 +1,86 @@
+// The one list of config keys: every key's YAML path, kind and member, and whether a SIGHUP reload can
+// apply it. The loader, the flattener (reference test, reload diff) and the docs test all walk this list,
+// so a key is declared once.
+#pragma once
+
+#include <array>
+#include <string_view>
+#include <utility>
+
+#include "config/config.hpp"
+
+namespace aforo::config {
+
+/// Whether a changed key takes effect on SIGHUP or needs a restart.
+enum class reload { live, restart };
+
+template <class E>
+using choices = std::initializer_list<std::pair<std::string_view, E>>;
+
+/// Calls the visitor once per key. V provides: text, texts, boolean, count, percent, octal, size,
+/// duration, durations and choice (see loader.cpp and flatten.cpp for the two visitors).
+template <class C, class V>
+void visit_config(C& c, V& v) {
+  v.texts("listen", c.listen, reload::restart);
+  v.choice("mode", c.mode, choices<enforcement_mode>{{"enforce", enforcement_mode::enforce}, {"shadow", enforcement_mode::shadow}}, reload::live);
+
+  v.size("server.max_body", c.server.max_body, reload::live);
+  v.size("server.max_header", c.server.max_header, reload::live);
+  v.duration("server.read_timeout", c.server.read_timeout, reload::live);
+  v.duration("server.shutdown_timeout", c.server.shutdown_timeout, reload::live);
+  v.octal("server.socket_mode", c.server.socket_mode, reload::restart);
+  v.count("server.max_batch_events", c.server.max_batch_events, reload::live);
+
+  v.text("aforo.tenant_id", c.aforo.tenant_id, reload::restart);
+  v.text("aforo.api_key_file", c.aforo.api_key_file, reload::restart);
+  v.choice("aforo.auth_scheme", c.aforo.auth, choices<auth_scheme>{{"x-api-key", auth_scheme::x_api_key}, {"bearer", auth_scheme::bearer}}, reload::restart);
+  v.text("aforo.ingest_url", c.aforo.ingest_url, reload::restart);
+  v.text("aforo.control_url", c.aforo.control_url, reload::restart);
+  v.text("aforo.ca_file", c.aforo.ca_file, reload::restart);
+  v.duration("aforo.connect_timeout", c.aforo.connect_timeout, reload::restart);
+
+  v.text("entitlements.source", c.entitlements.source, reload::live);
+  v.duration("entitlements.refresh_interval", c.entitlements.refresh_interval, reload::live);
+  v.duration("entitlements.max_stale", c.entitlements.max_stale, reload::live);
+  v.choice("entitlements.unknown_customer", c.entitlements.unknown_customer, choices<unknown_customer_policy>{{"block", unknown_customer_policy::block}, {"allow", unknown_customer_policy::allow}}, reload::live);
+  v.percent("entitlements.quota_warning", c.entitlements.quota_warning_percent, reload::live);
+
+  v.text("cache.redis", c.cache.redis, reload::restart);
+  v.count("cache.lru_capacity", c.cache.lru_capacity, reload::restart);
+  v.duration("cache.redis_timeout", c.cache.redis_timeout, reload::restart);
+  v.duration("cache.sync_interval", c.cache.sync_interval, reload::restart);
+
+  v.count("batch.max_events", c.batch.max_events, reload::live);
+  v.duration("batch.flush_interval", c.batch.flush_interval, reload::live);
+  v.choice("batch.compression", c.batch.codec, choices<compression>{{"lz4", compression::lz4}, {"none", compression::none}}, reload::live);
+
+  v.count("retry.max_retries", c.retry.max_retries, reload::live);
+  v.durations("retry.backoff", c.retry.backoff, reload::live);
+  v.percent("retry.jitter", c.retry.jitter_percent, reload::live);
+  v.duration("retry.timeout", c.retry.timeout, reload::restart);
+  v.duration("retry.unauthorized_probe", c.retry.unauthorized_probe, reload::live);
+
+  v.count("buffer.max_events", c.buffer.max_events, reload::restart);
+  v.text("buffer.spool_dir", c.buffer.spool_dir, reload::restart);
+  v.size("buffer.spool_max_bytes", c.buffer.spool_max_bytes, reload::restart);
+  v.size("buffer.segment_bytes", c.buffer.segment_bytes, reload::restart);
+  v.choice("buffer.when_full", c.buffer.when_full, choices<when_full_policy>{{"drop_oldest", when_full_policy::drop_oldest}, {"reject", when_full_policy::reject}}, reload::restart);
+  v.choice("buffer.durability", c.buffer.durability, choices<durability_mode>{{"disk", durability_mode::disk}, {"memory", durability_mode::memory}}, reload::restart);
+  v.text("buffer.dead_letter_dir", c.buffer.dead_letter_dir, reload::restart);
+
+  v.text("margin_guard.config", c.margin_guard.config, reload::live);
+  v.text("margin_guard.webhook_secret_file", c.margin_guard.webhook_secret_file, reload::restart);
+  v.duration("margin_guard.reload_interval", c.margin_guard.reload_interval, reload::restart);
+
+  v.boolean("discovery.enabled", c.discovery.enabled, reload::restart);
+  v.text("discovery.kong_admin_url", c.discovery.kong_admin_url, reload::restart);
+  v.text("discovery.admin_token_file", c.discovery.admin_token_file, reload::restart);
+  v.duration("discovery.interval", c.discovery.interval, reload::restart);
+  v.text("discovery.state_dir", c.discovery.state_dir, reload::restart);
+  v.duration("discovery.stale_after", c.discovery.stale_after, reload::restart);
+  v.count("discovery.max_operations_per_service", c.discovery.max_operations_per_service, reload::restart);
+
+  v.choice("log.level", c.log.level, choices<log_level>{{"debug", log_level::debug}, {"info", log_level::info}, {"warn", log_level::warn}, {"error", log_level::error}}, reload::live);
+}
+
+}  // namespace aforo::config

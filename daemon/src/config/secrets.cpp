@@ -1,0 +1,58 @@
+// Secret resolution; see secrets.hpp.
+#include "config/secrets.hpp"
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+namespace aforo::config {
+namespace {
+
+std::string trim_line_end(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ' || s.back() == '\t')) s.pop_back();
+  return s;
+}
+
+std::string from_env_or_file(const char* env, const std::string& file, const std::string& key,
+                             std::vector<std::string>& errors) {
+  if (const char* v = std::getenv(env); v != nullptr && *v != '\0') return trim_line_end(v);
+  if (file.empty()) return {};
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    errors.push_back(key + ": cannot read the secret file " + file);
+    return {};
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  auto s = trim_line_end(ss.str());
+  if (s.empty()) errors.push_back(key + ": the secret file " + file + " is empty");
+  if (s.find('\n') != std::string::npos) errors.push_back(key + ": the secret file " + file + " must hold one line");
+  return s;
+}
+
+}  // namespace
+
+secrets load_secrets(const sidecar_config& c, std::vector<std::string>& errors) {
+  secrets s;
+  s.api_key = from_env_or_file("AFORO_API_KEY", c.aforo.api_key_file, "aforo.api_key_file", errors);
+  if (const char* t = std::getenv("AFORO_TENANT_ID"); t != nullptr && *t != '\0') s.tenant_id = trim_line_end(t);
+  else s.tenant_id = c.aforo.tenant_id;
+  s.webhook_secret = from_env_or_file("AFORO_WEBHOOK_SECRET", c.margin_guard.webhook_secret_file,
+                                      "margin_guard.webhook_secret_file", errors);
+  for (char ch : s.api_key) {
+    if (static_cast<unsigned char>(ch) < 0x21 || ch == 0x7f) {
+      errors.push_back("aforo.api_key_file: the API key holds a space or control character");
+      s.api_key.clear();
+      break;
+    }
+  }
+  return s;
+}
+
+std::string redact(const std::string& secret) {
+  if (secret.empty()) return "(none)";
+  if (secret.size() <= 8) return "…";
+  return "…" + secret.substr(secret.size() - 4);
+}
+
+}  // namespace aforo::config

@@ -1,0 +1,24 @@
+// Secrets (API key, tenant id, webhook secret) come from the environment or from files, never from the
+// config text, and are never logged: `redact` shows at most the last 4 characters.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+
+namespace aforo::config {
+
+struct secrets {
+  std::string api_key;          ///< env AFORO_API_KEY, else the file aforo.api_key_file; may be empty
+  std::string tenant_id;        ///< env AFORO_TENANT_ID, else aforo.tenant_id
+  std::string webhook_secret;   ///< env AFORO_WEBHOOK_SECRET, else margin_guard.webhook_secret_file
+};
+
+/// Resolves the secrets; problems (unreadable file, empty file) are appended to errors with their key.
+secrets load_secrets(const sidecar_config& c, std::vector<std::string>& errors);
+
+/// "sk_live_…a1b2" style: the last 4 characters at most, or "(none)".
+std::string redact(const std::string& secret);
+
+}  // namespace aforo::config

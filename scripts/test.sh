@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The one command that runs every test: installs what is missing, builds, runs the C++ unit and
+# integration tests (ctest) and the Lua plugin specs (busted). Usage: scripts/test.sh [ctest args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh --test
+
+build_dir=${AFORO_BUILD_DIR:-build}
+jobs=${AFORO_JOBS:-$(nproc)}
+cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=${AFORO_BUILD_TYPE:-RelWithDebInfo} ${AFORO_CMAKE_ARGS:-} >/dev/null
+cmake --build "$build_dir" -j "$jobs"
+
+status=0
+ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" "$@" || status=$?
+
+if [ -d tests/lua/spec ] && ls tests/lua/spec/*_spec.lua >/dev/null 2>&1; then
+  busted --helper=tests/lua/spec/helper.lua tests/lua/spec 2>/dev/null || busted tests/lua/spec || status=1
+fi
+exit $status
