@@ -1,7 +1,7 @@
 # One interface target carries the project's warning and sanitizer flags; every target links it.
 add_library(aforo_options INTERFACE)
 target_compile_options(aforo_options INTERFACE -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor
-  -Wold-style-cast -Wcast-align -Wunused -Woverloaded-virtual -Wnull-dereference -Wimplicit-fallthrough)
+  -Wold-style-cast -Wcast-align -Wunused -Woverloaded-virtual -Wimplicit-fallthrough)
 if(AFORO_WERROR)
   target_compile_options(aforo_options INTERFACE -Werror)
 endif()

@@ -158,7 +158,7 @@ TEST_CASE("server: SIGHUP reloads live keys and names the ones that need a resta
   CHECK(again.post("/nothing-here", body).status == 413);
 }
 
-TEST_CASE("cli: --check-config names every mistake and exits 78; a good file exits 0", "[cli]") {
+TEST_CASE("cli: --check-config names every mistake and exits 78, and a good file exits 0", "[cli]") {
   temp_dir d;
   const auto bad = d.write("bad.yaml", "batch: { max_events: 5000, flush_interval: 5 }\nbuffer: { when_full: maybe }\n"
                                        "colour: blue\n");

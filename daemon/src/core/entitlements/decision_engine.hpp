@@ -1,0 +1,81 @@
+// The edge decision of POST /v1/check: contracts §2's decision table over the snapshot, the quota
+// counters and (optionally) the margin guard's verdict.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string_view>
+
+#include "core/entitlements/check_request.hpp"
+#include "core/entitlements/decision.hpp"
+#include "core/entitlements/quota.hpp"
+#include "core/entitlements/snapshot.hpp"
+
+namespace aforo::core::entitlements {
+
+enum class enforcement_mode : std::uint8_t { enforce, shadow };
+enum class unknown_customer_policy : std::uint8_t { block, allow };
+
+/// From the sidecar config: `mode` and `entitlements.unknown_customer`.
+struct engine_options {
+  enforcement_mode mode = enforcement_mode::enforce;
+  unknown_customer_policy unknown_customer = unknown_customer_policy::block;
+};
+
+/// What the margin guard is asked about: an entitled, active customer about to use a feature.
+struct margin_query {
+  std::string_view customer_id;
+  const customer& cust;
+  std::string_view feature;      ///< empty when the request maps to no feature
+  const feature_rule* rule;      ///< metric and unit cost, or null
+  std::int64_t quantity;
+  std::int64_t now;              ///< unix seconds
+};
+
+/// The guard's answer. deny with l2 -> margin_throttle (429), deny with l3 -> margin_block (429);
+/// any level without deny -> margin_alert (allowed, upstream X-Margin-Guard-Warning).
+struct margin_verdict {
+  margin_level level = margin_level::none;
+  bool deny = false;
+  std::int64_t retry_after = 0;  ///< seconds; 0 = 1 for a throttle, 1800 for a block
+};
+
+/// The hook the margin guard implements. Called at most once per check, after the entitlement
+/// checks pass and before quota is consumed (so a margin deny consumes no quota).
+class margin_hook {
+ public:
+  virtual ~margin_hook() = default;
+  virtual margin_verdict evaluate(const margin_query& q) = 0;
+};
+
+/// Applies the decision table in this order: unknown customer -> subscription status -> feature
+/// entitlement -> margin guard -> quota. A request that maps to no feature is allowed without
+/// quota. A denied request consumes no quota. In shadow mode a would-deny keeps its reason and
+/// is answered allowed with shadow = true (and no Retry-After or guard headers for the client).
+/// Stateless apart from the options; not thread-safe only through the quota and hook it is given.
+class decision_engine {
+ public:
+  explicit decision_engine(engine_options options) : options_(options) {}
+
+  /// nullopt when there is no snapshot: the caller answers 503 and the plugin's
+  /// fallback_on_error applies. `now` is unix seconds; cache_state is "hit" | "stale" | "miss".
+  [[nodiscard]] std::optional<decision> decide(const check_request& req, const snapshot* snap, quota_counters& quota,
+                                               std::int64_t now, std::string_view cache_state,
+                                               margin_hook* margin = nullptr) const;
+
+  /// The same with the customer already resolved (e.g. read through the LRU / Redis);
+  /// cust null = unknown customer. The decision points into rules, cust and req.
+  [[nodiscard]] decision decide_for(const check_request& req, std::span<const feature_rule> rules, const customer* cust,
+                                    quota_counters& quota, std::int64_t now, std::string_view cache_state,
+                                    margin_hook* margin = nullptr) const;
+
+  [[nodiscard]] const engine_options& options() const { return options_; }
+
+ private:
+  void deny(decision& d, verdict kind, int status, reason why, std::int64_t retry_after) const;
+
+  engine_options options_;
+};
+
+}  // namespace aforo::core::entitlements

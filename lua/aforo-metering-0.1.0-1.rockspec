@@ -1,0 +1,28 @@
+-- LuaRocks spec of the aforo-metering Kong plugin: `luarocks make lua/aforo-metering-0.1.0-1.rockspec` from the repository root.
+package = "aforo-metering"
+version = "0.1.0-1"
+source = {
+  url = "git+https://github.com/aforo/aforo-sidecar.git",
+  tag = "v0.1.0",
+}
+description = {
+  summary = "Kong plugin: Aforo usage metering and entitlement checks through the local aforo-sidecar.",
+  detailed = [[
+    Asks the aforo-sidecar for an allow/throttle/block decision in the access phase and hands one
+    usage event per request to the sidecar in the log phase (buffered per worker, flushed by timers).
+  ]],
+  license = "Apache-2.0",
+}
+dependencies = {
+  "lua >= 5.1",
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["kong.plugins.aforo-metering.handler"] = "lua/kong/plugins/aforo-metering/handler.lua",
+    ["kong.plugins.aforo-metering.schema"] = "lua/kong/plugins/aforo-metering/schema.lua",
+    ["kong.plugins.aforo-metering.client"] = "lua/kong/plugins/aforo-metering/client.lua",
+    ["kong.plugins.aforo-metering.buffer"] = "lua/kong/plugins/aforo-metering/buffer.lua",
+    ["kong.plugins.aforo-metering.event"] = "lua/kong/plugins/aforo-metering/event.lua",
+  },
+}

@@ -1,0 +1,209 @@
+-- Per-worker event buffer, one queue per sidecar_url, flushed by timers to POST /v1/ingest/batch.
+--
+-- Events are JSON strings appended at `last` and removed from `first` only
+-- after the sidecar answered 2xx, so a failed flush keeps them in place for
+-- the retry. One flush runs at a time per queue. When the worker exits
+-- (reload, stop) pending timers fire with premature = true and the queue is
+-- drained before the worker goes. Cosockets are not allowed in the log phase,
+-- so `add` never does I/O: it only schedules timers.
+local ngx = ngx
+local concat = table.concat
+local min = math.min
+
+
+local _M = {}
+
+local MAX_BACKOFF_MS = 5000
+local EXIT_ATTEMPTS = 3 -- tries per batch while the worker is exiting
+
+local queues = {} -- sidecar_url -> queue
+
+
+--- Returns the queue of a sidecar_url, creating it on first use.
+-- `send(q, body)` posts a batch and returns true or nil, err; `log` is kong.log-like.
+function _M.get(url, send, log)
+  local q = queues[url]
+  if not q then
+    q = {
+      url = url, items = {}, first = 1, last = 0,
+      running = false, delayed = false, immediate = false,
+      failures = 0, dropped = 0, dropped_logged = 0, last_drop_log = 0,
+      batch_size = 200, max_size = 10000, interval_ms = 250,
+      send = send, log = log,
+    }
+    queues[url] = q
+  end
+  return q
+end
+
+
+--- Number of events waiting in a queue.
+function _M.count(q)
+  return q.last - q.first + 1
+end
+
+
+local flush -- forward
+
+
+-- `kind` is "delayed" or "immediate": the flag the timer clears when it fires.
+local function schedule(q, delay_s, kind)
+  if delay_s > 0 and ngx.worker.exiting() then
+    delay_s = 0 -- only zero-delay timers can be created while the worker exits
+  end
+  local ok, err = ngx.timer.at(delay_s, flush, q, kind)
+  if not ok then
+    q.log.err("ERROR could not schedule flush to ", q.url, ": ", err)
+  end
+  return ok
+end
+
+
+--- Appends one event; counts and drops it when the queue is full.
+-- Cheap: no I/O, at most one timer created per call.
+function _M.add(q, event)
+  local count = q.last - q.first + 1
+  if count >= q.max_size then
+    q.dropped = q.dropped + 1
+    local now = ngx.now()
+    if now - q.last_drop_log >= 10 then
+      q.log.err("ERROR buffer full (", q.max_size, " events), dropped ",
+                q.dropped - q.dropped_logged, " events (", q.dropped, " in total) for ", q.url)
+      q.last_drop_log = now
+      q.dropped_logged = q.dropped
+    end
+    return false
+  end
+  local last = q.last + 1
+  q.items[last] = event
+  q.last = last
+  count = count + 1
+
+  if q.running then
+    return true -- the running flush drains the queue
+  end
+  if count >= q.batch_size and q.failures == 0 and not q.immediate then
+    q.immediate = schedule(q, 0, "immediate") and true or false
+  elseif not q.delayed and not q.immediate then
+    q.delayed = schedule(q, q.interval_ms / 1000, "delayed") and true or false
+  end
+  return true
+end
+
+
+-- Sends events [first, first + batch_size) and drops them on success.
+local function send_one(q)
+  local first = q.first
+  local stop = min(q.last, first + q.batch_size - 1)
+  local body = '{"events":[' .. concat(q.items, ",", first, stop) .. "]}"
+  local ok, err = q.send(q, body)
+  if not ok then
+    return nil, err
+  end
+  local items = q.items
+  for i = first, stop do
+    items[i] = nil
+  end
+  -- `first` may have moved only through this function, and only one runs.
+  q.first = stop + 1
+  return stop - first + 1
+end
+
+
+local function drain(q, exiting)
+  while q.last >= q.first do
+    local sent, err = send_one(q)
+    if not sent then
+      return nil, err
+    end
+    if q.failures > 0 then
+      q.log.notice("sidecar ingest recovered at ", q.url)
+      q.failures = 0
+    end
+  end
+  if exiting then
+    q.first, q.last = 1, 0 -- fresh indexes when empty
+  end
+  return true
+end
+
+
+local function drain_on_exit(q)
+  local err
+  for _ = 1, EXIT_ATTEMPTS do
+    local ok
+    ok, err = drain(q, true)
+    if ok then
+      return
+    end
+  end
+  local lost = q.last - q.first + 1
+  q.log.err("ERROR worker exiting: ", lost, " events could not be sent to ", q.url, ": ", err)
+end
+
+
+flush = function(premature, q, kind)
+  if kind then
+    q[kind] = false
+  end
+  if premature or ngx.worker.exiting() then
+    if q.running then
+      return -- the running flush sees exiting() and drains
+    end
+    q.running = true
+    drain_on_exit(q)
+    q.running = false
+    return
+  end
+
+  if q.running then
+    return
+  end
+  q.running = true
+  local ok, err = drain(q, false)
+  q.running = false
+
+  if ngx.worker.exiting() then
+    drain_on_exit(q)
+    return
+  end
+  if ok then
+    if q.last < q.first then
+      q.first, q.last = 1, 0
+    end
+    return
+  end
+
+  q.failures = q.failures + 1
+  if q.failures == 1 or q.failures % 20 == 0 then
+    q.log.err("ERROR could not send events to sidecar at ", q.url, ": ", err,
+              " (", q.last - q.first + 1, " events kept, retrying)")
+  end
+  local backoff = min(q.interval_ms * 2 ^ q.failures, MAX_BACKOFF_MS)
+  if not q.delayed then
+    q.delayed = schedule(q, backoff / 1000, "delayed") and true or false
+  end
+end
+
+
+--- Flushes every queue now (used by tests and tools); runs the flush in this coroutine.
+function _M.flush_all()
+  for _, q in pairs(queues) do
+    flush(false, q)
+  end
+end
+
+
+--- All queues, for tests.
+function _M._queues()
+  return queues
+end
+
+
+--- Forgets all queues, for tests.
+function _M._reset()
+  queues = {}
+end
+
+
+return _M

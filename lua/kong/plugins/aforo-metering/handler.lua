@@ -1,0 +1,469 @@
+-- Kong plugin aforo-metering: access-phase decisions from the sidecar, log-phase usage events.
+--
+-- The plugin is minimal on purpose (the sidecar owns caches, retries and the
+-- disk spool): it identifies the customer, asks POST /v1/check, applies the
+-- decision, and hands one JSON event per request to a per-worker buffer that
+-- timers flush to POST /v1/ingest/batch. Contracts §2, §7, §8.
+local cjson = require "cjson.safe"
+local client = require "kong.plugins.aforo-metering.client"
+local buffer = require "kong.plugins.aforo-metering.buffer"
+local event = require "kong.plugins.aforo-metering.event"
+
+local kong = kong
+local ngx = ngx
+local null = ngx.null
+local type = type
+local next = next
+local pairs = pairs
+local tostring = tostring
+local tonumber = tonumber
+local max = math.max
+local ceil = math.ceil
+local sub = string.sub
+local decode = cjson.decode
+local quote = event.quote
+
+
+local CHECK_PATH = "/v1/check"
+local INGEST_PATH = "/v1/ingest/batch"
+local HANDSHAKE_PATH = "/v1/handshake"
+local BACKGROUND_TIMEOUT_MS = 2000   -- flush and handshake run in timers, off the request path
+local HANDSHAKE_MAX_BACKOFF_S = 60
+local LOG_EVERY_S = 10               -- rate limit of per-request ERROR lines
+local MAX_CUSTOMER_ID = 64           -- Aforo's customerId limit
+
+-- Status when the sidecar's answer lacks a usable one (contracts §2).
+local REASON_STATUS = {
+  quota_exceeded = 429, margin_throttle = 429, margin_block = 429,
+  feature_not_entitled = 403, subscription_inactive = 402, unknown_customer = 403,
+}
+local REASON_MESSAGE = {
+  quota_exceeded = "quota exceeded",
+  margin_throttle = "too many requests",
+  margin_block = "service temporarily unavailable for this account",
+  feature_not_entitled = "plan does not include this feature",
+  subscription_inactive = "subscription inactive",
+  unknown_customer = "unknown customer",
+}
+
+
+local AforoMeteringHandler = {
+  -- After authentication (key-auth 1250, basic-auth 1100, hmac-auth 1030,
+  -- jwt 1450, oauth2 1400, ldap-auth 1200) so the consumer is known, after
+  -- acl (950) and rate-limiting (910) so requests Kong rejects on its own
+  -- never reach the sidecar or consume quota, and before request-transformer
+  -- (801) and proxy-cache (100).
+  PRIORITY = 905,
+  VERSION = "0.1.0",
+}
+
+
+local log = kong and kong.log  -- replaced by the plugin-namespaced logger in every phase
+local handshakes = {}           -- sidecar_url -> "pending" | "ok" | "failed"
+local log_marks = {}            -- rate-limited line key -> { at = s, suppressed = n }
+local states = setmetatable({}, { __mode = "k" }) -- conf -> derived per-config state
+
+
+-- Returns false while a line of this key was logged within LOG_EVERY_S,
+-- else the number of lines suppressed since (0 or more).
+local function may_log(key)
+  local now = ngx.now()
+  local mark = log_marks[key]
+  if not mark then
+    log_marks[key] = { at = now, suppressed = 0 }
+    return 0
+  end
+  if now - mark.at < LOG_EVERY_S then
+    mark.suppressed = mark.suppressed + 1
+    return false
+  end
+  local n = mark.suppressed
+  mark.at, mark.suppressed = now, 0
+  return n
+end
+
+
+local function suppressed_note(n)
+  return n > 0 and " (" .. n .. " similar lines suppressed)" or ""
+end
+
+
+local function send_batch(q, body)
+  local status, resp = client.request(q.url, "POST", INGEST_PATH, body, q.opts)
+  if not status then
+    return nil, resp
+  end
+  if status >= 200 and status < 300 then
+    if not resp:find('"failed":0', 1, true) then
+      local r = decode(resp)
+      local failed = type(r) == "table" and tonumber(r.failed) or 0
+      if failed > 0 then
+        local first = type(r.errors) == "table" and type(r.errors[1]) == "table" and r.errors[1] or {}
+        q.log.warn("sidecar rejected ", failed, " events (first: index ",
+                   tostring(first.index), ": ", tostring(first.message), ")")
+      end
+    end
+    return true
+  end
+  if status == 400 or status == 413 or status == 422 then
+    -- The sidecar will never take this batch; retrying would block the queue.
+    q.log.err("ERROR sidecar refused a batch of events with HTTP ", status, ", batch dropped: ",
+              sub(resp, 1, 200))
+    return true
+  end
+  return nil, "HTTP " .. status
+end
+
+
+-- Derived state of one plugin config: socket options and the queue of its sidecar_url.
+local function state_for(conf)
+  local s = states[conf]
+  if s then
+    return s
+  end
+  local q = buffer.get(conf.sidecar_url, send_batch, log)
+  -- Several configs may share a sidecar_url; the latest one sets the limits.
+  q.batch_size = conf.batch_size
+  q.max_size = conf.buffer_max_size
+  q.interval_ms = conf.flush_interval
+  q.log = log
+  q.opts = {
+    timeout = max(conf.timeout, BACKGROUND_TIMEOUT_MS),
+    keepalive_timeout = conf.keepalive_timeout,
+    pool_size = conf.keepalive_pool_size,
+  }
+  local feature = conf.feature
+  s = {
+    queue = q,
+    check_opts = {
+      timeout = conf.timeout,
+      keepalive_timeout = conf.keepalive_timeout,
+      pool_size = conf.keepalive_pool_size,
+    },
+    feature_json = (feature and feature ~= null) and quote(feature) or "null",
+    metric_name = conf.metric_name,
+  }
+  states[conf] = s
+  return s
+end
+
+
+local handshake -- forward
+
+local function schedule_handshake(url, fallback, attempt, delay)
+  local ok, err = ngx.timer.at(delay, handshake, url, fallback, attempt, log)
+  if not ok and not ngx.worker.exiting() then
+    log.err("ERROR could not schedule handshake with ", url, ": ", err)
+  end
+end
+
+
+handshake = function(premature, url, fallback, attempt, logger)
+  if premature then
+    return
+  end
+  local status, body = client.request(url, "GET", HANDSHAKE_PATH, nil, {
+    timeout = BACKGROUND_TIMEOUT_MS, keepalive_timeout = 60000, pool_size = 4 })
+  local h = status == 200 and decode(body)
+  if type(h) == "table" then
+    handshakes[url] = "ok"
+    logger.notice("connected to sidecar at ", url, " (sidecar ", tostring(h.sidecar_version),
+                  ", tenant ", tostring(h.tenant_id), ", ingest ", tostring(h.ingest), ")")
+    return
+  end
+  local err = not status and body or (status ~= 200 and "HTTP " .. status) or "invalid JSON in handshake"
+  if attempt == 1 then
+    logger.err("ERROR sidecar unreachable at ", url, ": ", err, " (fallback_on_error=", fallback, ")")
+  end
+  handshakes[url] = "failed"
+  -- Keep trying quietly (the sidecar may start after Kong); log when it answers.
+  local delay = math.min(2 ^ attempt, HANDSHAKE_MAX_BACKOFF_S)
+  local ok = ngx.timer.at(delay, handshake, url, fallback, attempt + 1, logger)
+  if not ok and not ngx.worker.exiting() then
+    logger.err("ERROR could not schedule handshake with ", url)
+  end
+end
+
+
+local function ensure_handshake(conf)
+  local url = conf.sidecar_url
+  if not handshakes[url] then
+    handshakes[url] = "pending"
+    schedule_handshake(url, conf.fallback_on_error, 1, 0)
+  end
+end
+
+
+-- Segment-aware prefix match: "/health" matches "/health" and "/health/x", not "/healthz".
+local function excluded(paths, path)
+  for i = 1, #paths do
+    local p = paths[i]
+    local n = #p
+    if sub(path, 1, n) == p then
+      local nxt = sub(path, n + 1, n + 1)
+      if nxt == "" or nxt == "/" or sub(p, n, n) == "/" then
+        return true
+      end
+    end
+  end
+  return false
+end
+
+
+-- Customer id per customer_id_source; an authenticated consumer wins over
+-- the header so a client cannot bill someone else. Returns id, consumer name.
+local function identify(conf)
+  local source = conf.customer_id_source
+  local consumer_name, id
+  if source ~= "header" then
+    local consumer = kong.client.get_consumer()
+    if consumer then
+      id = consumer.custom_id
+      if id == nil or id == null or id == "" then
+        id = consumer.username
+      end
+      if id == nil or id == null or id == "" then
+        id = consumer.id
+      end
+      consumer_name = consumer.username
+      if consumer_name == nil or consumer_name == null then
+        consumer_name = consumer.id
+      end
+    end
+  end
+  if not id and source ~= "consumer" then
+    id = kong.request.get_header(conf.tenant_header)
+    if id == "" then
+      id = nil
+    end
+  end
+  return id, consumer_name
+end
+
+
+local function route_names()
+  local service = kong.router.get_service()
+  local route = kong.router.get_route()
+  local s = service and (service.name or service.id)
+  local r = route and (route.name or route.id)
+  if s == null then s = nil end
+  if r == null then r = nil end
+  return s, r
+end
+
+
+-- kong: + X-Kong-Request-Id, else X-Request-Id, else a UUID made once per request.
+local function request_id(ctx)
+  local rid = ctx.request_id
+  if rid then
+    return rid
+  end
+  rid = ngx.var.kong_request_id -- Kong >= 3.5 names its X-Kong-Request-Id so
+        or kong.request.get_header("X-Kong-Request-Id")
+        or kong.request.get_header("X-Request-Id")
+        or event.uuid_from_hex(ngx.var.request_id)
+  ctx.request_id = rid
+  return rid
+end
+
+
+local function fallback(conf, ctx, err)
+  ctx.fallback = true
+  local n = may_log("unreachable:" .. conf.sidecar_url)
+  if n then
+    log.err("ERROR sidecar unreachable at ", conf.sidecar_url, ": ", err,
+            " (fallback_on_error=", conf.fallback_on_error, ")", suppressed_note(n))
+  end
+  if conf.fallback_on_error == "block" then
+    return kong.response.exit(503, {
+      message = "usage check unavailable", reason = "sidecar_unavailable", retry_after = 0 })
+  end
+end
+
+
+local function deny(decision)
+  local reason = type(decision.reason) == "string" and decision.reason or "blocked"
+  local status = tonumber(decision.status)
+  if not status or status < 400 or status > 599 then
+    status = REASON_STATUS[reason] or 403
+  end
+  local retry_after = tonumber(decision.retry_after) or 0
+  local headers = {}
+  if type(decision.headers) == "table" then
+    for k, v in pairs(decision.headers) do
+      headers[k] = v
+    end
+  end
+  if retry_after > 0 and not headers["Retry-After"] and not headers["retry-after"] then
+    headers["Retry-After"] = tostring(ceil(retry_after))
+  end
+  local message = type(decision.message) == "string" and decision.message
+                  or REASON_MESSAGE[reason] or "request denied"
+  return kong.response.exit(status,
+    { message = message, reason = reason, retry_after = retry_after }, headers)
+end
+
+
+local function apply(ctx, decision)
+  local allowed = decision.allowed
+  if allowed == nil or allowed == null then
+    allowed = decision.decision == "allow"
+  end
+  if allowed ~= true and decision.shadow ~= true then
+    return deny(decision)
+  end
+  local headers = decision.headers
+  if type(headers) == "table" and next(headers) then
+    ctx.headers = headers -- set in header_filter: the proxied response replaces earlier ones
+  end
+  local upstream = decision.upstream_headers
+  if type(upstream) == "table" then
+    for k, v in pairs(upstream) do
+      if type(v) == "string" or type(v) == "number" then
+        kong.service.request.set_header(k, v)
+      end
+    end
+  end
+end
+
+
+local function check(conf, ctx, customer_id, path)
+  local s = state_for(conf)
+  local service, route = route_names()
+  ctx.service, ctx.route = service, route
+  local body = '{"customer_id":' .. quote(customer_id)
+    .. ',"feature":' .. s.feature_json
+    .. ',"service":' .. (service and quote(service) or "null")
+    .. ',"route":' .. (route and quote(route) or "null")
+    .. ',"method":' .. quote(kong.request.get_method())
+    .. ',"path":' .. quote(path)
+    .. ',"quantity":1,"request_id":' .. quote(request_id(ctx)) .. "}"
+
+  local status, resp = client.request(conf.sidecar_url, "POST", CHECK_PATH, body, s.check_opts)
+  if not status then
+    return fallback(conf, ctx, resp)
+  end
+  if status ~= 200 then
+    return fallback(conf, ctx, "HTTP " .. status)
+  end
+  local decision = decode(resp)
+  if type(decision) ~= "table" then
+    return fallback(conf, ctx, "invalid JSON in /v1/check response")
+  end
+  return apply(ctx, decision)
+end
+
+
+function AforoMeteringHandler:init_worker()
+  log = kong.log
+end
+
+
+--- Kong >= 3.4 calls configure with every active config of the plugin (nil
+-- when there is none) after init_worker and on each change: one handshake per
+-- sidecar_url per worker. Older Kong gets it on the first request instead.
+function AforoMeteringHandler:configure(configs)
+  log = kong.log
+  if configs then
+    for i = 1, #configs do
+      ensure_handshake(configs[i])
+    end
+  end
+end
+
+
+function AforoMeteringHandler:access(conf)
+  log = kong.log
+  local path = kong.request.get_path()
+  if #conf.exclude_paths > 0 and excluded(conf.exclude_paths, path) then
+    return
+  end
+
+  local customer_id, consumer = identify(conf)
+  if customer_id and #customer_id > MAX_CUSTOMER_ID then
+    local n = may_log("bad_tenant")
+    if n then
+      log.err("ERROR customer id longer than ", MAX_CUSTOMER_ID, " characters (request not metered)",
+              suppressed_note(n))
+    end
+    customer_id = nil
+  elseif not customer_id then
+    local n = may_log("missing_tenant")
+    if n then
+      log.err("ERROR missing ", conf.tenant_header, " header (request not metered)", suppressed_note(n))
+    end
+  end
+  if not customer_id then
+    if conf.missing_tenant == "block" then
+      return kong.response.exit(401, {
+        message = "missing " .. conf.tenant_header .. " header", reason = "missing_tenant",
+        retry_after = 0 })
+    end
+    return
+  end
+
+  if not handshakes[conf.sidecar_url] then
+    ensure_handshake(conf)
+  end
+  local ctx = kong.ctx.plugin
+  ctx.customer_id = customer_id
+  ctx.consumer = consumer
+  ctx.path = path
+  if conf.entitlement_enabled then
+    return check(conf, ctx, customer_id, path)
+  end
+end
+
+
+function AforoMeteringHandler:header_filter(conf)
+  local headers = kong.ctx.plugin.headers
+  if headers then
+    kong.response.set_headers(headers)
+  end
+end
+
+
+local ev = {} -- reused: event.build reads it synchronously
+
+function AforoMeteringHandler:log(conf)
+  if not conf.metering_enabled then
+    return
+  end
+  local ctx = kong.ctx.plugin
+  local customer_id = ctx.customer_id
+  if not customer_id then
+    return -- excluded, no customer, or ended before this plugin's access phase
+  end
+  local s = state_for(conf)
+  local start_ms = kong.request.get_start_time()
+  local var = ngx.var
+
+  ev.customer_id = customer_id
+  ev.metric_name = s.metric_name
+  ev.quantity = event.parse_quantity(kong.response.get_header(conf.quantity_header)) or 1
+  ev.cost = event.parse_cost(kong.response.get_header(conf.cost_header))
+  ev.started_at = start_ms / 1000
+  ev.latency_ms = ngx.now() * 1000 - start_ms
+  ev.request_id = request_id(ctx)
+  ev.method = kong.request.get_method()
+  ev.path = ctx.path
+  ev.status = kong.response.get_status()
+  ev.request_bytes = var.request_length
+  ev.response_bytes = var.bytes_sent
+  ev.consumer = ctx.consumer
+  if conf.discovery_enabled then
+    if ctx.service == nil and ctx.route == nil then
+      ctx.service, ctx.route = route_names()
+    end
+    ev.service, ev.route = ctx.service, ctx.route
+  else
+    ev.service, ev.route = nil, nil
+  end
+
+  local q = s.queue
+  q.log = log
+  buffer.add(q, event.build(ev))
+end
+
+
+return AforoMeteringHandler

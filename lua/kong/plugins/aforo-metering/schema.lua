@@ -1,0 +1,145 @@
+-- Configuration schema of the aforo-metering Kong plugin (contracts §7).
+local typedefs = require "kong.db.schema.typedefs"
+
+
+local PLUGIN_NAME = "aforo-metering"
+
+
+-- sidecar_url is "http://host:port" (loopback TCP) or "unix:/absolute/path";
+-- the plugin speaks plain HTTP/1.1 only, so https is refused here rather
+-- than failing at request time.
+local function validate_sidecar_url(value)
+  if value:match("^unix:/.+") then
+    return true
+  end
+  local host, port = value:match("^http://([^/:]+):(%d+)/?$")
+  if not host then
+    host = value:match("^http://([^/:]+)/?$")
+  end
+  if not host then
+    return nil, "must be http://host[:port] or unix:/path/to/socket"
+  end
+  port = tonumber(port or 80)
+  if port < 1 or port > 65535 then
+    return nil, "port must be between 1 and 65535"
+  end
+  return true
+end
+
+
+local function validate_path(value)
+  if value:sub(1, 1) ~= "/" then
+    return nil, "must start with '/'"
+  end
+  return true
+end
+
+
+local function validate_config(config)
+  if config.batch_size and config.buffer_max_size
+     and config.batch_size > config.buffer_max_size then
+    return nil, "batch_size must not exceed buffer_max_size"
+  end
+  if config.entitlement_enabled == false and config.metering_enabled == false then
+    return nil, "at least one of entitlement_enabled and metering_enabled must be true"
+  end
+  return true
+end
+
+
+local function header(default, description)
+  return typedefs.header_name {
+    required = true,
+    default = default,
+    description = description,
+  }
+end
+
+
+return {
+  name = PLUGIN_NAME,
+  fields = {
+    { consumer = typedefs.no_consumer },
+    { protocols = typedefs.protocols_http },
+    { config = {
+        type = "record",
+        fields = {
+          { sidecar_url = {
+              type = "string", required = true, default = "http://127.0.0.1:8750",
+              custom_validator = validate_sidecar_url,
+              description = "Where the aforo-sidecar listens: http://host:port (loopback) or unix:/path/to/socket.",
+          } },
+          { tenant_header = header("X-Tenant-Id",
+              "Request header carrying the customer id when no authenticated consumer is known.") },
+          { discovery_enabled = {
+              type = "boolean", required = true, default = true,
+              description = "Send service and route names with every event so the sidecar can index the API catalog.",
+          } },
+          { fallback_on_error = {
+              type = "string", required = true, default = "allow", one_of = { "allow", "block" },
+              description = "What to do when the sidecar gives no decision (refused, timeout, 5xx, bad JSON): allow (fail-open) or block with 503 (fail-closed).",
+          } },
+          { customer_id_source = {
+              type = "string", required = true, default = "consumer_then_header",
+              one_of = { "consumer_then_header", "header", "consumer" },
+              description = "Where the customer id comes from; with consumer_then_header an authenticated consumer wins over the header.",
+          } },
+          { missing_tenant = {
+              type = "string", required = true, default = "allow", one_of = { "allow", "block" },
+              description = "Requests without a customer id: allow (proxied, not metered, ERROR logged) or block with 401.",
+          } },
+          { entitlement_enabled = {
+              type = "boolean", required = true, default = true,
+              description = "Ask the sidecar for an allow/throttle/block decision in the access phase.",
+          } },
+          { metering_enabled = {
+              type = "boolean", required = true, default = true,
+              description = "Send a usage event for every metered request in the log phase.",
+          } },
+          { feature = {
+              type = "string", required = false, len_min = 1, len_max = 255,
+              description = "Feature name override sent with /v1/check; unset (default) lets the sidecar map service, route, method and path to a feature.",
+          } },
+          { metric_name = {
+              type = "string", required = true, default = "api_calls", len_min = 1, len_max = 255,
+              description = "metricName of the usage events.",
+          } },
+          { quantity_header = header("X-Aforo-Quantity",
+              "Upstream response header with the event quantity (a positive number); 1 when absent.") },
+          { cost_header = header("X-Aforo-Cost",
+              "Upstream response header with the request's cost, sent as metadata.cost for the margin guard.") },
+          { timeout = {
+              type = "integer", required = true, default = 50, between = { 1, 60000 },
+              description = "Connect, send and read timeout of /v1/check, in milliseconds.",
+          } },
+          { keepalive_timeout = {
+              type = "integer", required = true, default = 60000, between = { 0, 3600000 },
+              description = "Idle time of pooled sidecar connections, in milliseconds (0: no limit).",
+          } },
+          { keepalive_pool_size = {
+              type = "integer", required = true, default = 64, between = { 1, 10000 },
+              description = "Pooled sidecar connections per worker.",
+          } },
+          { flush_interval = {
+              type = "integer", required = true, default = 250, between = { 10, 60000 },
+              description = "Longest time an event waits in the worker buffer before a flush, in milliseconds.",
+          } },
+          { batch_size = {
+              type = "integer", required = true, default = 200, between = { 1, 1000 },
+              description = "Events per POST /v1/ingest/batch; a full batch is flushed at once.",
+          } },
+          { buffer_max_size = {
+              type = "integer", required = true, default = 10000, between = { 1, 1000000 },
+              description = "Events held per worker while the sidecar is unreachable; past it new events are dropped and counted.",
+          } },
+          { exclude_paths = {
+              type = "array", required = true, default = {},
+              elements = { type = "string", custom_validator = validate_path },
+              description = "Paths neither checked nor metered; an entry matches itself and everything below it (/health matches /health and /health/live, not /healthz).",
+          } },
+        },
+        custom_validator = validate_config,
+      },
+    },
+  },
+}

@@ -1,0 +1,116 @@
+-- Test runner: calls the aforo-metering plugin's phases from nginx directives, as Kong would.
+--
+--   init_by_lua_block        { require("aforo_shim.runner").setup(require("aforo_confs")) }
+--   init_worker_by_lua_block { require("aforo_shim.runner").init_worker() }
+--   access_by_lua_block      { require("aforo_shim.runner").access("default") }
+--   header_filter_by_lua_block { require("aforo_shim.runner").header_filter("default") }
+--   log_by_lua_block         { require("aforo_shim.runner").log("default") }
+--
+-- setup() takes named plugin instances { name = { config = {...}, service =
+-- "svc", route = "rt" } }; each config is validated against schema.lua with
+-- its defaults filled, like Kong's DAO does. TEST-ONLY: the X-Test-Consumer
+-- request header "username" or "username;custom_id" plays an authenticated
+-- consumer (Kong's auth plugins set it in real deployments).
+local pdk = require "aforo_shim.pdk"
+local schema_check = require "aforo_shim.schema"
+
+local ngx = ngx
+
+
+local _M = {}
+
+local handler
+local instances = {} -- name -> { conf, service, route }
+
+
+local function consumer_from_header()
+  local v = ngx.var.http_x_test_consumer
+  if not v or v == "" then
+    return nil
+  end
+  local username, custom_id = v:match("^([^;]*);(.*)$")
+  username = username or v
+  return {
+    id = "c0ffee00-0000-4000-8000-" .. string.format("%012x", #username),
+    username = username ~= "" and username or nil,
+    custom_id = custom_id ~= "" and custom_id or nil,
+  }
+end
+
+
+--- Validates every instance's config against schema.lua and loads the handler.
+-- Errors at startup, like Kong refusing an invalid declarative config.
+function _M.setup(named)
+  pdk.install()
+  local schema = require "kong.plugins.aforo-metering.schema"
+  for name, inst in pairs(named) do
+    local conf, errs = schema_check.process(schema, inst.config)
+    if not conf then
+      local parts = {}
+      for k, v in pairs(errs) do
+        parts[#parts + 1] = k .. ": " .. tostring(v)
+      end
+      error("invalid aforo-metering config '" .. name .. "': " .. table.concat(parts, "; "))
+    end
+    instances[name] = {
+      conf = conf,
+      service = inst.service and { id = "svc-" .. inst.service, name = inst.service } or nil,
+      route = inst.route and { id = "rt-" .. inst.route, name = inst.route } or nil,
+    }
+  end
+  handler = require "kong.plugins.aforo-metering.handler"
+end
+
+
+function _M.init_worker()
+  if handler.init_worker then
+    handler:init_worker()
+  end
+  if handler.configure then
+    local confs = {}
+    for _, inst in pairs(instances) do
+      confs[#confs + 1] = inst.conf
+    end
+    handler:configure(#confs > 0 and confs or nil)
+  end
+end
+
+
+local function instance(name)
+  local inst = instances[name]
+  if not inst then
+    error("no aforo-metering instance named " .. tostring(name))
+  end
+  return inst
+end
+
+
+function _M.access(name)
+  local inst = instance(name)
+  local ctx = ngx.ctx
+  ctx.service = inst.service
+  ctx.route = inst.route
+  ctx.authenticated_consumer = consumer_from_header()
+  return handler:access(inst.conf)
+end
+
+
+function _M.header_filter(name)
+  if handler.header_filter then
+    return handler:header_filter(instance(name).conf)
+  end
+end
+
+
+function _M.log(name)
+  return handler:log(instance(name).conf)
+end
+
+
+--- The validated config of an instance (for tests).
+function _M.conf(name)
+  return instance(name).conf
+end
+
+
+return _M

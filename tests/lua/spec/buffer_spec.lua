@@ -1,0 +1,157 @@
+-- Specs of buffer.lua: bounds, batching, one flush at a time, keep-and-retry, flush on worker exit.
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helper.lua")
+local helper = _G.aforo_spec_helper
+
+describe("aforo-metering buffer", function()
+  local env, buffer, sent, outcome, q
+
+  local function send(_, body)
+    local ok, err = outcome(body)
+    if ok then
+      sent[#sent + 1] = helper.decode(body).events
+    end
+    return ok, err
+  end
+
+  local function new_queue(batch_size, max_size, interval_ms)
+    local queue = buffer.get("http://127.0.0.1:8750", send, kong.log)
+    queue.batch_size, queue.max_size, queue.interval_ms = batch_size, max_size, interval_ms or 250
+    return queue
+  end
+
+  local function ev(i)
+    return '{"n":' .. i .. "}"
+  end
+
+  local function errors()
+    local out = {}
+    for _, l in ipairs(env.logs) do
+      if l.level == "err" then out[#out + 1] = l.msg end
+    end
+    return out
+  end
+
+  before_each(function()
+    env = helper.setup()
+    buffer = require "kong.plugins.aforo-metering.buffer"
+    buffer._reset()
+    sent = {}
+    outcome = function() return true end
+    q = new_queue(3, 10)
+  end)
+
+  it("schedules one delayed flush for the first event, not one per event", function()
+    buffer.add(q, ev(1))
+    buffer.add(q, ev(2))
+    assert.equal(1, #env.timers)
+    assert.equal(0.25, env.timers[1].delay)
+  end)
+
+  it("flushes at once when a batch is full", function()
+    q = new_queue(2, 10, 60000)
+    buffer.add(q, ev(1))
+    buffer.add(q, ev(2))
+    assert.equal(2, #env.timers)
+    assert.equal(0, env.timers[2].delay)
+  end)
+
+  it("sends everything in batches of batch_size and empties the queue", function()
+    for i = 1, 7 do buffer.add(q, ev(i)) end
+    helper.run_timers(env)
+    assert.equal(3, #sent)
+    assert.same({ 3, 3, 1 }, { #sent[1], #sent[2], #sent[3] })
+    assert.same({ n = 7 }, sent[3][1])
+    assert.equal(0, buffer.count(q))
+  end)
+
+  it("keeps the events when a flush fails and sends them on retry, in order", function()
+    outcome = function() return nil, "connection refused" end
+    for i = 1, 4 do buffer.add(q, ev(i)) end
+    helper.run_timers(env, false, 2)
+    assert.equal(4, buffer.count(q))
+    assert.is_true(q.failures >= 1)
+    assert.matches("ERROR could not send events to sidecar at http://127.0.0.1:8750: connection refused %(4 events kept, retrying%)",
+                   errors()[1])
+    assert.equal(1, #env.timers) -- the retry, with backoff
+    assert.is_true(env.timers[1].delay >= 0.5)
+    outcome = function() return true end
+    helper.run_timers(env)
+    assert.equal(0, buffer.count(q))
+    assert.same({ { n = 1 }, { n = 2 }, { n = 3 } }, sent[1])
+    assert.same({ { n = 4 } }, sent[2])
+    assert.equal(0, q.failures)
+  end)
+
+  it("does not hammer a failing sidecar with immediate flushes while backing off", function()
+    outcome = function() return nil, "timeout" end
+    buffer.add(q, ev(1))
+    helper.run_timers(env, false, 1)
+    for i = 2, 9 do buffer.add(q, ev(i)) end
+    assert.equal(1, #env.timers)
+  end)
+
+  it("runs one flush at a time: a timer firing during a flush leaves the work to it", function()
+    local inner_ran
+    outcome = function()
+      -- a second timer fires while this send is in flight
+      inner_ran = true
+      local before = #sent
+      local t = { delay = 0, fn = env.timers[1] and env.timers[1].fn }
+      if t.fn then t.fn(false, q) end
+      assert.equal(before, #sent)
+      outcome = function() return true end
+      return true
+    end
+    for i = 1, 3 do buffer.add(q, ev(i)) end
+    helper.run_timers(env)
+    assert.is_true(inner_ran)
+    assert.equal(0, buffer.count(q))
+  end)
+
+  it("drops new events past buffer_max_size, counts them and logs rate-limited", function()
+    outcome = function() return nil, "down" end
+    for i = 1, 25 do buffer.add(q, ev(i)) end
+    assert.equal(10, buffer.count(q))
+    assert.equal(15, q.dropped)
+    local drops = 0
+    for _, m in ipairs(errors()) do
+      if m:find("buffer full", 1, true) then drops = drops + 1 end
+    end
+    assert.equal(1, drops)
+    assert.matches("ERROR buffer full %(10 events%), dropped 1 events %(1 in total%)", errors()[1])
+    env.clock.t = env.clock.t + 11
+    buffer.add(q, ev(26))
+    assert.matches("dropped 15 events %(16 in total%)", errors()[#errors()])
+  end)
+
+  it("drains the queue when the worker exits (premature timer)", function()
+    for i = 1, 5 do buffer.add(q, ev(i)) end
+    env.exiting = true
+    helper.run_timers(env, true)
+    assert.equal(0, buffer.count(q))
+    assert.equal(2, #sent)
+  end)
+
+  it("schedules a zero-delay flush for events added while the worker exits", function()
+    env.exiting = true
+    buffer.add(q, ev(1))
+    assert.equal(1, #env.timers)
+    assert.equal(0, env.timers[1].delay)
+    helper.run_timers(env, true)
+    assert.equal(0, buffer.count(q))
+  end)
+
+  it("reports the events it could not send when the worker exits", function()
+    outcome = function() return nil, "connection refused" end
+    for i = 1, 2 do buffer.add(q, ev(i)) end
+    env.exiting = true
+    helper.run_timers(env, true)
+    assert.matches("ERROR worker exiting: 2 events could not be sent", errors()[#errors()])
+  end)
+
+  it("keeps one queue per sidecar_url", function()
+    local other = buffer.get("unix:/run/aforo/sidecar.sock", send, kong.log)
+    assert.are_not.equal(q, other)
+    assert.equal(q, buffer.get("http://127.0.0.1:8750", send, kong.log))
+  end)
+end)

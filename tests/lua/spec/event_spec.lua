@@ -1,0 +1,93 @@
+-- Specs of event.lua: the Aforo event JSON, executionStatus mapping, timestamps and header parsing.
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helper.lua")
+local helper = _G.aforo_spec_helper
+
+describe("aforo-metering event", function()
+  local event
+
+  before_each(function()
+    helper.setup()
+    event = require "kong.plugins.aforo-metering.event"
+  end)
+
+  local function base()
+    return {
+      customer_id = "cust_acme", metric_name = "api_calls", quantity = 1,
+      started_at = 1764000000.123, request_id = "abc-1", method = "GET",
+      path = "/v1/search/items/42", status = 200, latency_ms = 12.4,
+      request_bytes = "120", response_bytes = "345",
+    }
+  end
+
+  it("maps status codes to executionStatus as Aforo does", function()
+    local cases = {
+      [200] = "SUCCESS", [201] = "SUCCESS", [302] = "SUCCESS", [399] = "SUCCESS",
+      [408] = "TIMEOUT", [504] = "TIMEOUT", [499] = "CANCELLED",
+      [400] = "VALIDATION_FAILED", [422] = "VALIDATION_FAILED",
+      [401] = "BLOCKED", [403] = "BLOCKED", [429] = "BLOCKED",
+      [404] = "ERROR", [402] = "ERROR", [500] = "ERROR", [502] = "ERROR", [503] = "ERROR", [100] = "ERROR",
+    }
+    for status, expected in pairs(cases) do
+      assert.equal(expected, event.execution_status(status), "status " .. status)
+    end
+  end)
+
+  it("builds a camelCase event with the required fields", function()
+    local e = helper.decode(event.build(base()))
+    assert.equal("cust_acme", e.customerId)
+    assert.equal("api_calls", e.metricName)
+    assert.equal(1, e.quantity)
+    assert.equal("2025-11-24T16:00:00.123Z", e.occurredAt)
+    assert.equal("kong:abc-1", e.idempotencyKey)
+    assert.equal("API", e.productType)
+    assert.equal("SUCCESS", e.executionStatus)
+    assert.equal("/v1/search/items/42", e.endpointPath)
+    assert.equal("GET", e.httpMethod)
+    assert.equal(200, e.statusCode)
+    assert.equal(12, e.responseTimeMs)
+    assert.equal(345, e.dataBytes)
+    assert.same({ gateway = "kong", request_bytes = 120, response_bytes = 345 }, e.metadata)
+  end)
+
+  it("adds service, route, consumer and cost to metadata when known", function()
+    local ev = base()
+    ev.service, ev.route, ev.consumer, ev.cost, ev.quantity = "search", "search-v1", "alice", 0.004, 2.5
+    local e = helper.decode(event.build(ev))
+    assert.same({ gateway = "kong", request_bytes = 120, response_bytes = 345, service = "search",
+                  route = "search-v1", consumer = "alice", cost = 0.004 }, e.metadata)
+    assert.equal(2.5, e.quantity)
+  end)
+
+  it("escapes strings that need it and keeps the JSON valid", function()
+    local ev = base()
+    ev.path = '/a"b\\c\n'
+    ev.customer_id = "cust\t1"
+    local e = helper.decode(event.build(ev))
+    assert.equal('/a"b\\c\n', e.endpointPath)
+    assert.equal("cust\t1", e.customerId)
+  end)
+
+  it("formats occurredAt in UTC with milliseconds and Z, rounding into the next second", function()
+    assert.equal("1970-01-01T00:00:00.000Z", event.iso8601(0))
+    assert.equal("2025-11-24T16:00:01.000Z", event.iso8601(1764000000.9996))
+    assert.equal("2025-11-24T16:00:00.050Z", event.iso8601(1764000000.05))
+  end)
+
+  it("takes only positive finite quantities and non-negative costs", function()
+    assert.equal(3, event.parse_quantity("3"))
+    assert.equal(0.5, event.parse_quantity("0.5"))
+    for _, bad in ipairs({ "0", "-1", "abc", "", "nan", "inf", "1e15" }) do
+      assert.is_nil(event.parse_quantity(bad), bad)
+    end
+    assert.is_nil(event.parse_quantity(nil))
+    assert.equal(0, event.parse_cost("0"))
+    assert.equal(0.004, event.parse_cost("0.004"))
+    assert.is_nil(event.parse_cost("-0.1"))
+  end)
+
+  it("formats nginx's 32 hex request id as a UUID", function()
+    assert.equal("01234567-89ab-cdef-0123-456789abcdef",
+                 event.uuid_from_hex("0123456789abcdef0123456789abcdef"))
+    assert.is_nil(event.uuid_from_hex("short"))
+  end)
+end)

@@ -1,0 +1,365 @@
+-- Specs of handler.lua with stubbed kong/ngx: identity, missing tenant, exclusions, decisions, fallback, events.
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helper.lua")
+local helper = _G.aforo_spec_helper
+
+describe("aforo-metering handler", function()
+  local env, handler
+
+  before_each(function()
+    env = helper.setup()
+    handler = require "kong.plugins.aforo-metering.handler"
+  end)
+
+  local function decision(t)
+    local cjson = require "cjson"
+    return function() return 200, cjson.encode(t) end
+  end
+
+  local function check_body(i)
+    return helper.decode(env.calls[i or 1].body)
+  end
+
+  local function errors()
+    local out = {}
+    for _, l in ipairs(env.logs) do
+      if l.level == "err" then out[#out + 1] = l.msg end
+    end
+    return out
+  end
+
+  local function buffered(conf)
+    local buffer = require "kong.plugins.aforo-metering.buffer"
+    local q = buffer._queues()[conf.sidecar_url]
+    local out = {}
+    if q then
+      for i = q.first, q.last do out[#out + 1] = helper.decode(q.items[i]) end
+    end
+    return out
+  end
+
+  describe("priority", function()
+    it("runs after the authentication plugins and Kong's rate-limiting", function()
+      assert.is_true(handler.PRIORITY < 950)
+      assert.is_true(handler.PRIORITY < 910)
+      assert.is_true(handler.PRIORITY > 801)
+      assert.is_string(handler.VERSION)
+    end)
+  end)
+
+  describe("identity", function()
+    it("uses the tenant header when there is no consumer", function()
+      env.req.headers["X-Tenant-Id"] = "cust_acme"
+      handler:access(helper.conf())
+      assert.equal("cust_acme", check_body().customer_id)
+    end)
+
+    it("lets an authenticated consumer win over the header", function()
+      env.req.headers["X-Tenant-Id"] = "cust_victim"
+      env.req.consumer = { id = "c-1", username = "alice", custom_id = "cust_alice" }
+      handler:access(helper.conf())
+      assert.equal("cust_alice", check_body().customer_id)
+      assert.equal("alice", env.req.ctx.consumer)
+    end)
+
+    it("falls back from custom_id to username to id for the consumer", function()
+      env.req.consumer = { id = "c-1", username = "alice" }
+      handler:access(helper.conf())
+      assert.equal("alice", check_body(1).customer_id)
+      env.new_request().consumer = { id = "c-2" }
+      handler:access(helper.conf())
+      assert.equal("c-2", check_body(2).customer_id)
+    end)
+
+    it("ignores the consumer with customer_id_source=header", function()
+      env.req.headers["X-Tenant-Id"] = "cust_hdr"
+      env.req.consumer = { id = "c-1", username = "alice", custom_id = "cust_alice" }
+      handler:access(helper.conf({ customer_id_source = "header" }))
+      assert.equal("cust_hdr", check_body().customer_id)
+    end)
+
+    it("ignores the header with customer_id_source=consumer", function()
+      env.req.headers["X-Tenant-Id"] = "cust_hdr"
+      handler:access(helper.conf({ customer_id_source = "consumer", missing_tenant = "block" }))
+      assert.equal(0, #env.calls)
+      assert.equal(401, env.req.exited.status)
+    end)
+
+    it("reads the configured tenant header", function()
+      env.req.headers["X-Customer"] = "cust_x"
+      handler:access(helper.conf({ tenant_header = "X-Customer" }))
+      assert.equal("cust_x", check_body().customer_id)
+    end)
+  end)
+
+  describe("missing tenant", function()
+    it("proxies unmetered and logs one rate-limited ERROR with missing_tenant=allow", function()
+      local conf = helper.conf()
+      for _ = 1, 50 do
+        env.new_request()
+        handler:access(conf)
+        assert.is_nil(env.req.exited)
+        handler:log(conf)
+      end
+      assert.equal(0, #env.calls)
+      assert.same({ "ERROR missing X-Tenant-Id header (request not metered)" }, errors())
+      assert.same({}, buffered(conf))
+      env.clock.t = env.clock.t + 11
+      handler:access(conf)
+      assert.equal("ERROR missing X-Tenant-Id header (request not metered) (49 similar lines suppressed)",
+                   errors()[2])
+    end)
+
+    it("answers 401 with a JSON body with missing_tenant=block", function()
+      handler:access(helper.conf({ missing_tenant = "block" }))
+      assert.equal(401, env.req.exited.status)
+      assert.same({ message = "missing X-Tenant-Id header", reason = "missing_tenant", retry_after = 0 },
+                  env.req.exited.body)
+    end)
+
+    it("treats an over-long customer id as missing", function()
+      env.req.headers["X-Tenant-Id"] = string.rep("x", 65)
+      handler:access(helper.conf({ missing_tenant = "block" }))
+      assert.equal(401, env.req.exited.status)
+    end)
+  end)
+
+  describe("exclude_paths", function()
+    it("neither checks nor meters excluded paths, matching whole segments", function()
+      local conf = helper.conf({ exclude_paths = { "/health", "/internal/" } })
+      for path, skipped in pairs({ ["/health"] = true, ["/health/live"] = true, ["/healthz"] = false,
+                                   ["/internal/x"] = true, ["/internal"] = false, ["/v1/health"] = false }) do
+        env.calls = {}
+        env.new_request().path = path
+        env.req.headers["X-Tenant-Id"] = "cust_acme"
+        handler:access(conf)
+        assert.equal(skipped and 0 or 1, #env.calls, path)
+      end
+    end)
+  end)
+
+  describe("decisions", function()
+    before_each(function()
+      env.req.headers["X-Tenant-Id"] = "cust_acme"
+    end)
+
+    it("sends the check request of contracts §2", function()
+      env.req.headers["X-Kong-Request-Id"] = "rid-1"
+      env.req.method = "POST"
+      handler:access(helper.conf({ feature = "advanced_search", timeout = 80 }))
+      assert.equal("POST", env.calls[1].method)
+      assert.equal("/v1/check", env.calls[1].path)
+      assert.equal("http://127.0.0.1:8750", env.calls[1].url)
+      assert.equal(80, env.calls[1].opts.timeout)
+      assert.same({ customer_id = "cust_acme", feature = "advanced_search", service = "search",
+                    route = "search-v1", method = "POST", path = "/v1/search/items/42", quantity = 1,
+                    request_id = "rid-1" }, check_body())
+    end)
+
+    it("sends a null feature when none is configured", function()
+      handler:access(helper.conf())
+      assert.matches('"feature":null', env.calls[1].body, 1, true)
+    end)
+
+    it("sets response headers in header_filter and upstream headers on allow", function()
+      env.respond(decision({ decision = "allow", allowed = true, reason = "quota_warning",
+        headers = { ["X-RateLimit-Remaining"] = "5", ["X-RateLimit-Warning"] = "90%" },
+        upstream_headers = { ["X-Margin-Guard-Warning"] = "margin-low" } }))
+      local conf = helper.conf()
+      handler:access(conf)
+      assert.is_nil(env.req.exited)
+      assert.same({ ["X-Margin-Guard-Warning"] = "margin-low" }, env.req.upstream_headers)
+      assert.same({}, env.req.set_headers)
+      handler:header_filter(conf)
+      assert.same({ ["X-RateLimit-Remaining"] = "5", ["X-RateLimit-Warning"] = "90%" }, env.req.set_headers)
+    end)
+
+    it("exits 429 with Retry-After and the JSON body on quota_exceeded", function()
+      env.respond(decision({ decision = "block", allowed = false, status = 429, reason = "quota_exceeded",
+                             retry_after = 3600, headers = { ["X-RateLimit-Remaining"] = "0" } }))
+      handler:access(helper.conf())
+      assert.equal(429, env.req.exited.status)
+      assert.same({ message = "quota exceeded", reason = "quota_exceeded", retry_after = 3600 },
+                  env.req.exited.body)
+      assert.same({ ["Retry-After"] = "3600", ["X-RateLimit-Remaining"] = "0" }, env.req.exited.headers)
+    end)
+
+    it("derives the status from the reason when the sidecar gives none", function()
+      for reason, status in pairs({ margin_throttle = 429, margin_block = 429, feature_not_entitled = 403,
+                                    subscription_inactive = 402, unknown_customer = 403, other = 403 }) do
+        env.new_request().headers["X-Tenant-Id"] = "cust_acme"
+        env.respond(decision({ decision = "block", allowed = false, reason = reason }))
+        handler:access(helper.conf())
+        assert.equal(status, env.req.exited.status, reason)
+        assert.equal(reason, env.req.exited.body.reason)
+      end
+    end)
+
+    it("keeps the sidecar's own Retry-After header", function()
+      env.respond(decision({ allowed = false, status = 429, reason = "margin_block", retry_after = 1800,
+                             headers = { ["Retry-After"] = "1799", ["X-Margin-Guard"] = "blocked" } }))
+      handler:access(helper.conf())
+      assert.equal("1799", env.req.exited.headers["Retry-After"])
+    end)
+
+    it("allows a shadow decision", function()
+      env.respond(decision({ decision = "block", allowed = false, shadow = true, reason = "quota_exceeded" }))
+      handler:access(helper.conf())
+      assert.is_nil(env.req.exited)
+    end)
+  end)
+
+  describe("fallback_on_error", function()
+    local failures = {
+      refused = function() return nil, "connection refused" end,
+      timeout = function() return nil, "timeout" end,
+      ["5xx"] = function() return 503, '{"error":{}}' end,
+      ["400"] = function() return 400, '{"error":{}}' end,
+      ["bad JSON"] = function() return 200, "{nope" end,
+      ["JSON not an object"] = function() return 200, '"allow"' end,
+    }
+
+    for name, fn in pairs(failures) do
+      it("allows on " .. name .. " with fallback_on_error=allow", function()
+        env.req.headers["X-Tenant-Id"] = "cust_acme"
+        env.respond(fn)
+        handler:access(helper.conf())
+        assert.is_nil(env.req.exited)
+        assert.is_true(env.req.ctx.fallback)
+        assert.matches("^ERROR sidecar unreachable at http://127.0.0.1:8750: .+ %(fallback_on_error=allow%)$",
+                       errors()[1])
+      end)
+
+      it("answers 503 on " .. name .. " with fallback_on_error=block", function()
+        env.req.headers["X-Tenant-Id"] = "cust_acme"
+        env.respond(fn)
+        handler:access(helper.conf({ fallback_on_error = "block" }))
+        assert.equal(503, env.req.exited.status)
+        assert.equal("sidecar_unavailable", env.req.exited.body.reason)
+      end)
+    end
+
+    it("logs the unreachable line at most once per 10 s per sidecar", function()
+      env.respond(failures.refused)
+      local conf = helper.conf()
+      for _ = 1, 100 do
+        env.new_request().headers["X-Tenant-Id"] = "cust_acme"
+        handler:access(conf)
+      end
+      assert.equal(1, #errors())
+    end)
+  end)
+
+  describe("log phase", function()
+    before_each(function()
+      env.req.headers["X-Tenant-Id"] = "cust_acme"
+    end)
+
+    it("buffers one event with the request's fields", function()
+      local conf = helper.conf()
+      env.req.consumer = { id = "c-1", username = "alice", custom_id = "cust_alice" }
+      env.req.headers["X-Request-Id"] = "req-9"
+      handler:access(conf)
+      env.req.status = 201
+      env.req.resp_headers = { ["X-Aforo-Quantity"] = "3", ["X-Aforo-Cost"] = "0.25" }
+      env.clock.t = env.req.start_ms / 1000 + 0.0424
+      handler:log(conf)
+      local events = buffered(conf)
+      assert.equal(1, #events)
+      local e = events[1]
+      assert.equal("cust_alice", e.customerId)
+      assert.equal("kong:req-9", e.idempotencyKey)
+      assert.equal(3, e.quantity)
+      assert.equal(201, e.statusCode)
+      assert.equal("SUCCESS", e.executionStatus)
+      assert.equal(42, e.responseTimeMs)
+      assert.equal("2025-11-24T16:00:00.123Z", e.occurredAt)
+      assert.same({ gateway = "kong", service = "search", route = "search-v1", consumer = "alice",
+                    request_bytes = 120, response_bytes = 345, cost = 0.25 }, e.metadata)
+    end)
+
+    it("uses the same request id in the check and the event, made once when no header has one", function()
+      local conf = helper.conf()
+      handler:access(conf)
+      handler:log(conf)
+      local key = buffered(conf)[1].idempotencyKey
+      assert.equal("kong:01234567-89ab-cdef-0123-456789abcdef", key)
+      assert.equal("01234567-89ab-cdef-0123-456789abcdef", check_body().request_id)
+    end)
+
+    it("meters a denied request as BLOCKED", function()
+      env.respond(decision({ allowed = false, status = 429, reason = "quota_exceeded", retry_after = 5 }))
+      local conf = helper.conf()
+      handler:access(conf)
+      env.req.status = env.req.exited.status
+      handler:log(conf)
+      assert.equal("BLOCKED", buffered(conf)[1].executionStatus)
+    end)
+
+    it("leaves service and route out without discovery", function()
+      local conf = helper.conf({ discovery_enabled = false, entitlement_enabled = false })
+      handler:access(conf)
+      handler:log(conf)
+      local e = buffered(conf)[1]
+      assert.is_nil(e.metadata.service)
+      assert.is_nil(e.metadata.route)
+      assert.equal(0, #env.calls)
+    end)
+
+    it("meters nothing with metering_enabled=false or when access did not run", function()
+      local conf = helper.conf({ metering_enabled = false })
+      handler:access(conf)
+      handler:log(conf)
+      assert.same({}, buffered(conf))
+      local conf2 = helper.conf({ sidecar_url = "http://127.0.0.1:9" })
+      env.new_request()
+      handler:log(conf2)
+      assert.same({}, buffered(conf2))
+    end)
+
+    it("flushes buffered events to /v1/ingest/batch from a timer", function()
+      local conf = helper.conf({ flush_interval = 100 })
+      handler:access(conf)
+      handler:log(conf)
+      env.calls = {}
+      env.respond(function() return 202, '{"accepted":1,"failed":0,"errors":[]}' end)
+      -- the handshake timer and the flush timer
+      helper.run_timers(env)
+      local ingest
+      for _, c in ipairs(env.calls) do
+        if c.path == "/v1/ingest/batch" then ingest = c end
+      end
+      assert.is_not_nil(ingest)
+      assert.equal("POST", ingest.method)
+      local body = helper.decode(ingest.body)
+      assert.equal(1, #body.events)
+      assert.equal("cust_acme", body.events[1].customerId)
+      assert.same({}, buffered(conf))
+    end)
+
+    it("logs the connected line after the handshake", function()
+      env.respond(function(_, _, path)
+        if path == "/v1/handshake" then
+          return 200, '{"sidecar_version":"1.2.3","tenant_id":"t_1","ingest":"ok"}'
+        end
+        return 200, '{"allowed":true}'
+      end)
+      handler:configure({ helper.conf() })
+      helper.run_timers(env)
+      local found
+      for _, l in ipairs(env.logs) do
+        if l.level == "notice" then found = l.msg end
+      end
+      assert.equal("connected to sidecar at http://127.0.0.1:8750 (sidecar 1.2.3, tenant t_1, ingest ok)", found)
+    end)
+
+    it("logs the ERROR line when the handshake fails and retries later", function()
+      env.respond(function() return nil, "connection refused" end)
+      handler:configure({ helper.conf({ fallback_on_error = "block" }) })
+      helper.run_timers(env, false, 1)
+      assert.same({ "ERROR sidecar unreachable at http://127.0.0.1:8750: connection refused (fallback_on_error=block)" },
+                  errors())
+      assert.equal(1, #env.timers)
+      assert.is_true(env.timers[1].delay > 0)
+    end)
+  end)
+end)

@@ -1,0 +1,158 @@
+-- Spec helper: package paths for the plugin and the shim, and stubbed `ngx`/`kong` globals for handler specs.
+--
+-- Each spec starts with: dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helper.lua")
+-- so that `busted tests/lua/spec` works from the repository root without a .busted file.
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local root = here .. "../../../"
+if not package.path:find(root .. "lua/?.lua", 1, true) then
+  package.path = root .. "lua/?.lua;" .. root .. "tests/lua/shim/?.lua;" .. here .. "?.lua;" .. package.path
+end
+
+local cjson = require "cjson.safe"
+
+local helper = {}
+_G.aforo_spec_helper = helper
+
+local PLUGIN_MODULES = {
+  "kong.plugins.aforo-metering.handler", "kong.plugins.aforo-metering.buffer",
+  "kong.plugins.aforo-metering.event", "kong.plugins.aforo-metering.client",
+  "kong.plugins.aforo-metering.schema",
+}
+
+
+--- Installs fresh `ngx` and `kong` stubs and forgets loaded plugin modules.
+-- Returns `env`: env.req (the current request, editable), env.timers, env.logs,
+-- env.calls (sidecar requests), env.respond(fn) to script the sidecar, env.clock.
+function helper.setup()
+  for _, m in ipairs(PLUGIN_MODULES) do
+    package.loaded[m] = nil
+  end
+
+  local env = { timers = {}, logs = {}, calls = {}, clock = { t = 1764000000.123 }, exiting = false }
+  local function new_request()
+    return {
+      headers = {}, path = "/v1/search/items/42", method = "GET", consumer = nil,
+      status = 200, resp_headers = {}, upstream_headers = {}, set_headers = {},
+      start_ms = 1764000000123, ctx = {},
+      service = { id = "svc-1", name = "search" }, route = { id = "rt-1", name = "search-v1" },
+      var = { request_length = "120", bytes_sent = "345", request_id = "0123456789abcdef0123456789abcdef" },
+    }
+  end
+  env.req = new_request()
+  function env.new_request()
+    env.req = new_request()
+    return env.req
+  end
+
+  local responder = function()
+    return 200, '{"decision":"allow","allowed":true,"reason":"ok","headers":{},"upstream_headers":{}}'
+  end
+  function env.respond(fn)
+    responder = fn
+  end
+
+  _G.ngx = {
+    null = cjson.null,
+    DEBUG = 8, INFO = 7, NOTICE = 6, WARN = 5, ERR = 4, CRIT = 3, ALERT = 2, EMERG = 1,
+    now = function() return env.clock.t end,
+    log = function() end,
+    timer = {
+      at = function(delay, fn, ...)
+        if env.exiting and delay > 0 then
+          return nil, "process exiting"
+        end
+        env.timers[#env.timers + 1] = { delay = delay, fn = fn, args = { ... } }
+        return true
+      end,
+    },
+    worker = { exiting = function() return env.exiting end },
+    socket = { tcp = function() error("no sockets in specs") end },
+    req = { start_time = function() return env.req.start_ms / 1000 end },
+  }
+  setmetatable(ngx, { __index = function(_, k)
+    if k == "var" then return env.req.var end
+  end })
+
+  local function logger(level)
+    return function(...)
+      local parts = {}
+      for i = 1, select("#", ...) do
+        parts[i] = tostring((select(i, ...)))
+      end
+      env.logs[#env.logs + 1] = { level = level, msg = table.concat(parts) }
+    end
+  end
+
+  local function lower_keys(t)
+    local out = {}
+    for k, v in pairs(t) do out[k:lower()] = v end
+    return out
+  end
+
+  _G.kong = {
+    request = {
+      get_header = function(name) return lower_keys(env.req.headers)[name:lower()] end,
+      get_path = function() return env.req.path end,
+      get_method = function() return env.req.method end,
+      get_start_time = function() return env.req.start_ms end,
+    },
+    client = { get_consumer = function() return env.req.consumer end },
+    response = {
+      exit = function(status, body, headers)
+        env.req.exited = { status = status, body = body, headers = headers or {} }
+        return "exited"
+      end,
+      set_header = function(k, v) env.req.set_headers[k] = v end,
+      set_headers = function(h) for k, v in pairs(h) do env.req.set_headers[k] = v end end,
+      get_header = function(name) return lower_keys(env.req.resp_headers)[name:lower()] end,
+      get_status = function() return env.req.status end,
+    },
+    service = { request = { set_header = function(k, v) env.req.upstream_headers[k] = v end } },
+    router = {
+      get_service = function() return env.req.service end,
+      get_route = function() return env.req.route end,
+    },
+    log = { err = logger("err"), warn = logger("warn"), notice = logger("notice"),
+            info = logger("info"), debug = logger("debug") },
+    ctx = setmetatable({}, { __index = function(_, k)
+      if k == "plugin" then return env.req.ctx end
+    end }),
+  }
+
+  package.loaded["kong.plugins.aforo-metering.client"] = {
+    request = function(url, method, path, body, opts)
+      env.calls[#env.calls + 1] = { url = url, method = method, path = path, body = body, opts = opts }
+      return responder(url, method, path, body, opts)
+    end,
+  }
+  return env
+end
+
+
+--- Runs the pending timers (and the ones they schedule) until none is left or `max` ran.
+function helper.run_timers(env, premature, max)
+  local ran = 0
+  while #env.timers > 0 and ran < (max or 100) do
+    local t = table.remove(env.timers, 1)
+    t.fn(premature or false, unpack(t.args))
+    ran = ran + 1
+  end
+  return ran
+end
+
+
+--- A full plugin config: schema defaults plus `overrides`, validated like Kong does.
+function helper.conf(overrides)
+  local schema = require "kong.plugins.aforo-metering.schema"
+  local conf, errs = require("aforo_shim.schema").process(schema, overrides or {})
+  assert(conf, errs and cjson.encode(errs))
+  return conf
+end
+
+
+function helper.decode(s)
+  return cjson.decode(s)
+end
+
+
+return helper

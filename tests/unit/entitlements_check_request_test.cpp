@@ -1,0 +1,75 @@
+// Parsing the POST /v1/check body: fields, defaults and clear errors.
+#include <catch2/catch.hpp>
+
+#include <string>
+
+#include "core/entitlements/check_request.hpp"
+
+using namespace aforo::core::entitlements;
+
+namespace {
+std::optional<std::string> parse(std::string& body, check_request& out) { return parse_check_request(body, out); }
+std::string error_of(std::string body) {
+  check_request req;
+  auto e = parse_check_request(body, req);
+  return e ? *e : std::string("(ok)");
+}
+}  // namespace
+
+TEST_CASE("check request: the contract example parses", "[entitlements][check]") {
+  std::string body = R"({"customer_id":"cust_acme","feature":null,"service":"search","route":"search-v1",
+    "method":"GET","path":"/v1/search/items/42","quantity":3,"request_id":"9f1c"})";
+  check_request req;
+  REQUIRE_FALSE(parse(body, req).has_value());
+  CHECK(req.customer_id == "cust_acme");
+  CHECK_FALSE(req.feature.has_value());
+  CHECK(req.service == "search");
+  CHECK(req.route == "search-v1");
+  CHECK(req.method == "GET");
+  CHECK(req.path == "/v1/search/items/42");
+  CHECK(req.quantity == 3);
+  CHECK(req.request_id == "9f1c");
+}
+
+TEST_CASE("check request: defaults, escapes, explicit feature and unknown keys", "[entitlements][check]") {
+  std::string body = R"({"customer_id":"c\u00e9\"1","feature":"reports","extra":{"a":[1,{"b":null}]},"x":[]})";
+  check_request req;
+  REQUIRE_FALSE(parse(body, req).has_value());
+  CHECK(req.customer_id == "c\xc3\xa9\"1");
+  REQUIRE(req.feature.has_value());
+  CHECK(*req.feature == "reports");
+  CHECK(req.quantity == 1);
+  CHECK(req.path.empty());
+
+  std::string zero = R"({"customer_id":"c","quantity":0})";
+  REQUIRE_FALSE(parse(zero, req).has_value());
+  CHECK(req.quantity == 0);
+  std::string whole = R"({"customer_id":"c","quantity":2.0})";
+  REQUIRE_FALSE(parse(whole, req).has_value());
+  CHECK(req.quantity == 2);
+}
+
+TEST_CASE("check request: malformed bodies get clear errors", "[entitlements][check]") {
+  CHECK(error_of("{\"customer_id\":").rfind("malformed JSON at offset", 0) == 0);
+  CHECK(error_of("") == "the body must be a JSON object");
+  CHECK(error_of("[1]") == "the body must be a JSON object");
+  CHECK(error_of(R"({"customer_id":"c"} x)").rfind("malformed JSON", 0) == 0);
+  CHECK(error_of(std::string("{\"customer_id\":\"c\"}\0x", 22)) == "the body contains a NUL byte");
+  CHECK(error_of("{}") == "customer_id is required");
+  CHECK(error_of(R"({"customer_id":null})") == "customer_id must be a string");
+  CHECK(error_of(R"({"customer_id":""})") == "customer_id must not be empty");
+  CHECK(error_of(R"({"customer_id":42})") == "customer_id must be a string");
+  CHECK(error_of(R"({"customer_id":"c","service":["a"]})") == "service must be a string");
+  CHECK(error_of(R"({"customer_id":"c","method":{}})") == "method must be a string");
+  CHECK(error_of(R"({"customer_id":"c","quantity":"3"})") == "quantity must be an integer >= 0");
+  CHECK(error_of(R"({"customer_id":"c","quantity":-1})") == "quantity must be an integer >= 0");
+  CHECK(error_of(R"({"customer_id":"c","quantity":1.5})") == "quantity must be an integer >= 0");
+  CHECK(error_of(R"({"customer_id":"c","quantity":true})") == "quantity must be an integer >= 0");
+  CHECK(error_of(R"({"customer_id":"c","quantity":18446744073709551615})") == "quantity must be at most 1000000000000");
+  CHECK(error_of("{\"customer_id\":\"" + std::string(65, 'a') + "\"}") == "customer_id is longer than 64 characters");
+  CHECK(error_of("{\"customer_id\":\"" + std::string(64, 'a') + "\"}") == "(ok)");
+  CHECK(error_of("{\"customer_id\":\"c\",\"method\":\"" + std::string(17, 'G') + "\"}") ==
+        "method is longer than 16 characters");
+  CHECK(error_of("{\"customer_id\":\"c\",\"x\":" + std::string(10000, '[') + std::string(10000, ']') + "}") == "(ok)");
+  CHECK(error_of("{\"customer_id\":\"\xff\"}").rfind("malformed JSON", 0) == 0);  // invalid UTF-8
+}
