@@ -1,0 +1,336 @@
+// Event validation: one RapidJSON DOM parse per body, one pass over each event's members, one
+// compact re-serialization per accepted event. Linear in the body size, however many events fail.
+#include "core/pipeline/event_validation.hpp"
+
+#include <rapidjson/document.h>
+#include <rapidjson/encodedstream.h>
+#include <rapidjson/error/en.h>
+#include <rapidjson/memorystream.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <cmath>
+#include <cstring>
+
+namespace aforo::core {
+namespace {
+
+namespace rj = rapidjson;
+using writer_t = rj::Writer<rj::StringBuffer>;
+constexpr unsigned parse_flags = rj::kParseDefaultFlags;
+
+std::string_view view(const rj::Value& v) { return {v.GetString(), v.GetStringLength()}; }
+
+/// Characters as code points (the body is validated UTF-8, so continuation bytes are skipped).
+std::size_t utf8_chars(std::string_view s) {
+  std::size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0u) != 0x80u;
+  return n;
+}
+
+/// UTF-8 check of an accepted event's output: a branch-free ASCII pass first (the common case),
+/// RapidJSON's validator only when a byte >= 0x80 is present. Checking the output instead of the
+/// whole body at parse time rejects only the event with a bad string, and skips dropped fields.
+bool valid_utf8(std::string_view s) {
+  unsigned char any_high = 0;
+  for (unsigned char c : s) any_high |= c;
+  if ((any_high & 0x80u) == 0) return true;
+  rj::MemoryStream ms(s.data(), s.size());
+  rj::EncodedInputStream<rj::UTF8<>, rj::MemoryStream> is(ms);
+  struct null_sink {
+    void Put(char) {}
+  } sink;
+  while (is.Tell() < s.size()) {
+    if (!rj::UTF8<>::Validate(is, sink)) return false;
+  }
+  return true;
+}
+
+bool is_null(const rj::Value* v) { return v == nullptr || v->IsNull(); }
+
+bool bounded_string(const rj::Value& v, std::size_t max_chars, bool non_empty) {
+  if (!v.IsString()) return false;
+  const std::string_view s = view(v);
+  if (non_empty && s.empty()) return false;
+  return s.size() <= max_chars || utf8_chars(s) <= max_chars;
+}
+
+bool digits(std::string_view s, std::size_t pos, std::size_t n) {
+  for (std::size_t i = pos; i < pos + n; ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+  }
+  return true;
+}
+
+int number_at(std::string_view s, std::size_t pos, std::size_t n) {
+  int v = 0;
+  for (std::size_t i = pos; i < pos + n; ++i) v = v * 10 + (s[i] - '0');
+  return v;
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fraction]Z`, UTC only.
+bool iso8601_utc(const rj::Value& v) {
+  if (!v.IsString()) return false;
+  const std::string_view s = view(v);
+  if (s.size() < 20 || s.size() > 40 || s.back() != 'Z') return false;
+  if (!digits(s, 0, 4) || s[4] != '-' || !digits(s, 5, 2) || s[7] != '-' || !digits(s, 8, 2) || s[10] != 'T' ||
+      !digits(s, 11, 2) || s[13] != ':' || !digits(s, 14, 2) || s[16] != ':' || !digits(s, 17, 2)) {
+    return false;
+  }
+  const int month = number_at(s, 5, 2), day = number_at(s, 8, 2);
+  if (month < 1 || month > 12 || day < 1 || day > 31) return false;
+  if (number_at(s, 11, 2) > 23 || number_at(s, 14, 2) > 59 || number_at(s, 17, 2) > 60) return false;
+  if (s.size() == 20) return true;
+  return s[19] == '.' && s.size() > 21 && digits(s, 20, s.size() - 21);
+}
+
+/// > 0, at most 14 integer digits and 6 decimals (decimals judged to double precision).
+bool valid_quantity(const rj::Value& v) {
+  if (!v.IsNumber()) return false;
+  if (v.IsUint64()) {
+    const auto u = v.GetUint64();
+    return u > 0 && u < 100'000'000'000'000ULL;
+  }
+  if (v.IsInt64()) return false;  // negative integer
+  const double d = v.GetDouble();
+  if (!(d > 0) || !(d < max_quantity_exclusive)) return false;
+  const double scaled = d * 1e6;
+  return std::abs(scaled - std::round(scaled)) <= scaled * 0x1p-50 + 1e-9;
+}
+
+bool non_negative_integer(const rj::Value& v) {
+  if (v.IsUint64()) return true;
+  if (!v.IsDouble()) return false;
+  const double d = v.GetDouble();
+  return d >= 0 && d < 0x1p53 && d == std::floor(d);
+}
+
+bool non_negative_number(const rj::Value& v) { return v.IsNumber() && (v.IsUint64() || v.GetDouble() >= 0); }
+
+bool valid_execution_status(const rj::Value& v) {
+  if (!v.IsString()) return false;
+  const std::string_view s = view(v);
+  return s == "SUCCESS" || s == "TIMEOUT" || s == "CANCELLED" || s == "VALIDATION_FAILED" || s == "BLOCKED" ||
+         s == "ERROR";
+}
+
+// The top-level fields of contracts §2, in the order they are written out.
+enum field : std::uint8_t {
+  f_customer_id, f_metric_name, f_quantity, f_occurred_at, f_idempotency_key, f_product_type,
+  f_execution_status, f_endpoint_path, f_http_method, f_status_code, f_response_time_ms, f_data_bytes,
+  f_metadata, field_count
+};
+constexpr std::string_view field_names[field_count] = {
+    "customerId", "metricName", "quantity", "occurredAt", "idempotencyKey", "productType",
+    "executionStatus", "endpointPath", "httpMethod", "statusCode", "responseTimeMs", "dataBytes", "metadata"};
+
+int field_index(std::string_view name) {
+  for (int i = 0; i < field_count; ++i) {
+    if (field_names[i] == name) return i;
+  }
+  return -1;
+}
+
+/// Checks the typed metadata keys; unknown keys pass through. Returns an error message or null.
+const char* check_metadata(const rj::Value& m) {
+  if (!m.IsObject()) return "metadata: must be an object";
+  for (const auto& member : m.GetObject()) {
+    const std::string_view key = view(member.name);
+    const rj::Value& v = member.value;
+    if (v.IsNull()) continue;
+    if (key == "gateway" || key == "service" || key == "route" || key == "consumer") {
+      if (!bounded_string(v, max_short_string_chars, false)) {
+        return "metadata: gateway, service, route and consumer must be strings of at most 255 characters";
+      }
+    } else if (key == "request_bytes" || key == "response_bytes") {
+      if (!non_negative_integer(v)) return "metadata: request_bytes and response_bytes must be integers >= 0";
+    } else if (key == "cost") {
+      if (!non_negative_number(v)) return "metadata: cost must be a number >= 0";
+    }
+  }
+  return nullptr;
+}
+
+/// Validates one event; on success fills `out` (json written through `buf`). Returns an error or null.
+const char* validate_event(const rj::Value& e, rj::StringBuffer& buf, accepted_event& out) {
+  if (!e.IsObject()) return "event must be a JSON object";
+  const rj::Value* f[field_count] = {};
+  for (const auto& member : e.GetObject()) {
+    const int i = field_index(view(member.name));
+    if (i >= 0 && f[i] == nullptr) f[i] = &member.value;  // first occurrence wins
+  }
+  if (is_null(f[f_customer_id]) || !bounded_string(*f[f_customer_id], max_customer_id_chars, true)) {
+    return "customerId: required string of 1 to 64 characters";
+  }
+  if (is_null(f[f_metric_name]) || !bounded_string(*f[f_metric_name], max_metric_name_chars, true)) {
+    return "metricName: required string of 1 to 255 characters";
+  }
+  if (is_null(f[f_quantity]) || !valid_quantity(*f[f_quantity])) {
+    return "quantity: required number > 0 with at most 14 integer digits and 6 decimals";
+  }
+  if (is_null(f[f_occurred_at]) || !iso8601_utc(*f[f_occurred_at])) {
+    return "occurredAt: required ISO-8601 UTC timestamp string ending in Z";
+  }
+  if (is_null(f[f_idempotency_key]) || !bounded_string(*f[f_idempotency_key], max_idempotency_key_chars, true)) {
+    return "idempotencyKey: required string of 1 to 255 characters";
+  }
+  if (!is_null(f[f_product_type]) && !bounded_string(*f[f_product_type], max_short_string_chars, false)) {
+    return "productType: must be a string of at most 255 characters";
+  }
+  if (!is_null(f[f_execution_status]) && !valid_execution_status(*f[f_execution_status])) {
+    return "executionStatus: must be SUCCESS, TIMEOUT, CANCELLED, VALIDATION_FAILED, BLOCKED or ERROR";
+  }
+  if (!is_null(f[f_endpoint_path]) && !bounded_string(*f[f_endpoint_path], max_endpoint_path_chars, false)) {
+    return "endpointPath: must be a string of at most 2048 characters";
+  }
+  if (!is_null(f[f_http_method]) && !bounded_string(*f[f_http_method], max_http_method_chars, true)) {
+    return "httpMethod: must be a string of 1 to 16 characters";
+  }
+  if (!is_null(f[f_status_code]) &&
+      !(f[f_status_code]->IsInt() && f[f_status_code]->GetInt() >= 100 && f[f_status_code]->GetInt() <= 599)) {
+    return "statusCode: must be an integer from 100 to 599";
+  }
+  if (!is_null(f[f_response_time_ms]) && !non_negative_number(*f[f_response_time_ms])) {
+    return "responseTimeMs: must be a number >= 0";
+  }
+  if (!is_null(f[f_data_bytes]) && !non_negative_integer(*f[f_data_bytes])) {
+    return "dataBytes: must be an integer >= 0";
+  }
+  if (!is_null(f[f_metadata])) {
+    if (const char* err = check_metadata(*f[f_metadata])) return err;
+  }
+
+  buf.Clear();
+  writer_t w(buf);
+  w.StartObject();
+  for (int i = 0; i < field_count; ++i) {
+    if (is_null(f[i])) continue;
+    w.Key(field_names[i].data(), static_cast<rj::SizeType>(field_names[i].size()));
+    if (i != f_metadata) {
+      f[i]->Accept(w);
+      continue;
+    }
+    w.StartObject();
+    for (const auto& member : f[i]->GetObject()) {
+      if (member.value.IsNull()) continue;
+      w.Key(member.name.GetString(), member.name.GetStringLength());
+      member.value.Accept(w);
+      if (view(member.name) == "cost" && !out.cost) out.cost = member.value.GetDouble();
+    }
+    w.EndObject();
+  }
+  w.EndObject();
+  if (!valid_utf8({buf.GetString(), buf.GetSize()})) return "event has a string that is not valid UTF-8";
+
+  out.json.assign(buf.GetString(), buf.GetSize());
+  out.customer_id.assign(view(*f[f_customer_id]));
+  out.metric_name.assign(view(*f[f_metric_name]));
+  out.idempotency_key.assign(view(*f[f_idempotency_key]));
+  out.quantity = f[f_quantity]->GetDouble();
+  return nullptr;
+}
+
+void validate_into(const rj::Value& e, std::uint32_t index, rj::StringBuffer& buf, ingest_parse_result& r) {
+  accepted_event ev;
+  if (const char* err = validate_event(e, buf, ev)) {
+    r.errors.push_back({index, err});
+  } else {
+    r.accepted.push_back(std::move(ev));
+  }
+}
+
+ingest_parse_result fail(ingest_request_error error, std::string message) {
+  ingest_parse_result r;
+  r.error = error;
+  r.error_message = std::move(message);
+  return r;
+}
+
+ingest_parse_result parse_failure(const rj::Document& doc) {
+  return fail(ingest_request_error::malformed_json,
+              std::string("malformed JSON at offset ") + std::to_string(doc.GetErrorOffset()) + ": " +
+                  rj::GetParseError_En(doc.GetParseError()));
+}
+
+}  // namespace
+
+int status_for(ingest_request_error error) noexcept {
+  switch (error) {
+    case ingest_request_error::none: return 202;
+    case ingest_request_error::too_many_events: return 413;
+    default: return 400;
+  }
+}
+
+ingest_parse_result parse_ingest_batch(std::string_view body, std::size_t max_batch_events) {
+  rj::Document doc;
+  doc.Parse<parse_flags>(body.data(), body.size());
+  if (doc.HasParseError()) return parse_failure(doc);
+  if (!doc.IsObject()) return fail(ingest_request_error::not_an_object, "body must be a JSON object");
+  const auto events = doc.FindMember("events");
+  if (events == doc.MemberEnd() || !events->value.IsArray()) {
+    return fail(ingest_request_error::missing_events, "body must have an \"events\" array");
+  }
+  const auto& arr = events->value;
+  if (arr.Size() > max_batch_events) {
+    return fail(ingest_request_error::too_many_events, "too many events: " + std::to_string(arr.Size()) +
+                                                           " posted, at most " + std::to_string(max_batch_events));
+  }
+  ingest_parse_result r;
+  r.accepted.reserve(arr.Size());
+  rj::StringBuffer buf;
+  std::uint32_t index = 0;
+  for (const auto& e : arr.GetArray()) validate_into(e, index++, buf, r);
+  return r;
+}
+
+ingest_parse_result parse_ingest_single(std::string_view body) {
+  rj::Document doc;
+  doc.Parse<parse_flags>(body.data(), body.size());
+  if (doc.HasParseError()) return parse_failure(doc);
+  if (!doc.IsObject()) return fail(ingest_request_error::not_an_object, "body must be a JSON object");
+  ingest_parse_result r;
+  rj::StringBuffer buf;
+  validate_into(doc, 0, buf, r);
+  return r;
+}
+
+std::string build_ingest_response(std::size_t accepted, const std::vector<event_error>& errors) {
+  rj::StringBuffer buf;
+  writer_t w(buf);
+  w.StartObject();
+  w.Key("accepted");
+  w.Uint64(accepted);
+  w.Key("failed");
+  w.Uint64(errors.size());
+  w.Key("errors");
+  w.StartArray();
+  for (const auto& e : errors) {
+    w.StartObject();
+    w.Key("index");
+    w.Uint(e.index);
+    w.Key("message");
+    w.String(e.message.data(), static_cast<rj::SizeType>(e.message.size()));
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return {buf.GetString(), buf.GetSize()};
+}
+
+std::string build_ingest_error_body(ingest_request_error error, std::string_view message) {
+  rj::StringBuffer buf;
+  writer_t w(buf);
+  w.StartObject();
+  w.Key("error");
+  w.StartObject();
+  w.Key("code");
+  w.String(error == ingest_request_error::too_many_events ? "payload_too_large" : "bad_request");
+  w.Key("message");
+  w.String(message.data(), static_cast<rj::SizeType>(message.size()));
+  w.EndObject();
+  w.EndObject();
+  return {buf.GetString(), buf.GetSize()};
+}
+
+}  // namespace aforo::core

@@ -1,0 +1,76 @@
+// Parses and validates usage events posted to POST /v1/ingest/batch and /v1/ingest (contracts §2).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace aforo::core {
+
+/// Field limits of contracts §2; shared by the validator and its tests.
+inline constexpr std::size_t max_customer_id_chars = 64;
+inline constexpr std::size_t max_metric_name_chars = 255;
+inline constexpr std::size_t max_idempotency_key_chars = 255;
+inline constexpr std::size_t max_short_string_chars = 255;   ///< productType, metadata strings
+inline constexpr std::size_t max_endpoint_path_chars = 2048;
+inline constexpr std::size_t max_http_method_chars = 16;
+inline constexpr double max_quantity_exclusive = 1e14;       ///< 14 integer digits
+inline constexpr int max_quantity_decimals = 6;
+
+/// One event the sidecar takes custody of.
+/// `json` is the event re-serialized compactly: only the fields of contracts §2 at the top level
+/// (unknown top-level fields and nulls are dropped, so Aforo never rejects a whole batch for them);
+/// `metadata` keeps its unknown keys (a free-form map) but drops nulls.
+struct accepted_event {
+  std::string json;
+  std::string idempotency_key;
+  std::string customer_id;
+  std::string metric_name;
+  double quantity = 0;
+  std::optional<double> cost;   ///< metadata.cost, when present
+};
+
+/// A rejected event: its index in the posted `events` array and why.
+struct event_error {
+  std::uint32_t index = 0;
+  std::string message;
+};
+
+/// Whole-request failures. The HTTP status each one maps to is `status_for(...)`.
+enum class ingest_request_error {
+  none,
+  malformed_json,   ///< 400
+  not_an_object,    ///< 400
+  missing_events,   ///< 400: no `events` array
+  too_many_events,  ///< 413: more than max_batch_events; the sender should split the batch
+};
+
+/// Outcome of parsing one request body. With `error != none` nothing was taken.
+struct ingest_parse_result {
+  ingest_request_error error = ingest_request_error::none;
+  std::string error_message;            ///< for the 400/413 body, when error != none
+  std::vector<accepted_event> accepted; ///< in posted order
+  std::vector<event_error> errors;      ///< in posted order
+};
+
+/// HTTP status for a whole-request error: 400, or 413 for too_many_events; 202 for none.
+[[nodiscard]] int status_for(ingest_request_error error) noexcept;
+
+/// Parses a `{"events":[...]}` body and validates every event. Linear in the body size.
+/// A string that is not valid UTF-8 rejects only its event (checked on the re-serialized event;
+/// dropped unknown fields are not checked). Thread-safe (no shared state).
+[[nodiscard]] ingest_parse_result parse_ingest_batch(std::string_view body, std::size_t max_batch_events);
+
+/// Parses a single-event body (POST /v1/ingest); a bad event is reported as index 0.
+[[nodiscard]] ingest_parse_result parse_ingest_single(std::string_view body);
+
+/// The 202 body: `{"accepted":N,"failed":M,"errors":[{"index":i,"message":"..."}]}`.
+[[nodiscard]] std::string build_ingest_response(std::size_t accepted, const std::vector<event_error>& errors);
+
+/// The 400/413 body: `{"error":{"code":"bad_request"|"payload_too_large","message":"..."}}`.
+[[nodiscard]] std::string build_ingest_error_body(ingest_request_error error, std::string_view message);
+
+}  // namespace aforo::core

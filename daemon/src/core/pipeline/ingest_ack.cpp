@@ -1,0 +1,52 @@
+// Aforo ingest envelope parsing, tolerant of missing or mistyped fields.
+#include "core/pipeline/ingest_ack.hpp"
+
+#include <rapidjson/document.h>
+
+namespace aforo::core {
+namespace {
+
+namespace rj = rapidjson;
+
+std::uint64_t count_of(const rj::Value& obj, const char* name) {
+  const auto it = obj.FindMember(name);
+  if (it == obj.MemberEnd()) return 0;
+  if (it->value.IsUint64()) return it->value.GetUint64();
+  if (it->value.IsDouble() && it->value.GetDouble() > 0) return static_cast<std::uint64_t>(it->value.GetDouble());
+  return 0;
+}
+
+}  // namespace
+
+std::optional<ingest_ack> parse_ingest_ack(std::string_view body, std::size_t max_errors) {
+  rj::Document doc;
+  doc.Parse(body.data(), body.size());
+  if (doc.HasParseError() || !doc.IsObject()) return std::nullopt;
+  ingest_ack ack;
+  if (const auto s = doc.FindMember("success"); s != doc.MemberEnd() && s->value.IsBool()) {
+    ack.success = s->value.GetBool();
+  }
+  const auto data = doc.FindMember("data");
+  if (data == doc.MemberEnd() || !data->value.IsObject()) return ack;
+  const rj::Value& d = data->value;
+  ack.accepted = count_of(d, "accepted");
+  ack.duplicates = count_of(d, "duplicates");
+  ack.failed = count_of(d, "failed");
+  const auto errors = d.FindMember("errors");
+  if (errors != d.MemberEnd() && errors->value.IsArray()) {
+    for (const auto& e : errors->value.GetArray()) {
+      if (ack.errors.size() >= max_errors) break;
+      if (!e.IsObject()) continue;
+      event_error err;
+      if (const auto i = e.FindMember("index"); i != e.MemberEnd() && i->value.IsUint()) err.index = i->value.GetUint();
+      if (const auto m = e.FindMember("message"); m != e.MemberEnd() && m->value.IsString()) {
+        err.message.assign(m->value.GetString(), m->value.GetStringLength());
+      }
+      ack.errors.push_back(std::move(err));
+    }
+    if (ack.failed == 0) ack.failed = errors->value.Size();
+  }
+  return ack;
+}
+
+}  // namespace aforo::core

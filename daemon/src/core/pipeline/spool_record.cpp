@@ -1,0 +1,123 @@
+// Spool record framing with Boost.CRC's CRC-32C.
+#include "core/pipeline/spool_record.hpp"
+
+#include <boost/crc.hpp>
+
+#include <algorithm>
+#include <cstring>
+
+namespace aforo::core {
+namespace {
+
+using crc32c_t = boost::crc_optimal<32, 0x1EDC6F41, 0xFFFFFFFF, 0xFFFFFFFF, true, true>;
+
+void put_u32(char* p, std::uint32_t v) noexcept {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<char>((v >> (8 * i)) & 0xFFu);
+}
+
+std::uint32_t get_u32(const char* p) noexcept {
+  std::uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+
+std::uint32_t record_crc(const char* header, std::string_view payload) noexcept {
+  crc32c_t c;
+  c.process_bytes(header + 4, 8);
+  c.process_bytes(payload.data(), payload.size());
+  return c.checksum();
+}
+
+constexpr char magic_bytes[4] = {'\xFF', 'A', 'S', 'P'};
+
+/// A bad run's last candidate that is a record cut short: a (partial) header with the magic whose
+/// length reaches past the end.
+bool looks_torn(std::string_view tail) noexcept {
+  if (tail.size() < spool_header_bytes) return std::memcmp(tail.data(), magic_bytes, std::min<std::size_t>(4, tail.size())) == 0;
+  if (get_u32(tail.data()) != spool_magic) return false;
+  const std::uint32_t len = get_u32(tail.data() + 4);
+  return len <= spool_max_payload && len > tail.size() - spool_header_bytes;
+}
+
+}  // namespace
+
+std::uint32_t crc32c(std::string_view data) noexcept {
+  crc32c_t c;
+  c.process_bytes(data.data(), data.size());
+  return c.checksum();
+}
+
+std::array<char, spool_header_bytes> encode_spool_header(std::string_view payload, std::uint32_t event_count) noexcept {
+  std::array<char, spool_header_bytes> h{};
+  put_u32(h.data(), spool_magic);
+  put_u32(h.data() + 4, static_cast<std::uint32_t>(payload.size()));
+  put_u32(h.data() + 8, event_count);
+  put_u32(h.data() + 12, record_crc(h.data(), payload));
+  return h;
+}
+
+void append_spool_record(std::string& out, std::string_view payload, std::uint32_t event_count) {
+  const auto h = encode_spool_header(payload, event_count);
+  out.reserve(out.size() + h.size() + payload.size());
+  out.append(h.data(), h.size());
+  out.append(payload);
+}
+
+spool_record_view decode_one_spool_record(std::string_view buffer) noexcept {
+  if (buffer.size() < spool_header_bytes || get_u32(buffer.data()) != spool_magic) return {};
+  const std::uint32_t len = get_u32(buffer.data() + 4);
+  if (len > spool_max_payload || len > buffer.size() - spool_header_bytes) return {};
+  const std::string_view payload = buffer.substr(spool_header_bytes, len);
+  if (record_crc(buffer.data(), payload) != get_u32(buffer.data() + 12)) return {};
+  return {0, spool_header_bytes + len, get_u32(buffer.data() + 8), payload};
+}
+
+spool_decode_result decode_spool_records(std::string_view buffer) {
+  spool_decode_result r;
+  std::size_t pos = 0;
+  std::size_t bad_start = std::string_view::npos;  // start of the current bad run
+  std::size_t last_try = 0;                        // last position tried inside the bad run
+  while (pos < buffer.size()) {
+    last_try = pos;
+    spool_record_view rec = decode_one_spool_record(buffer.substr(pos));
+    if (rec.size != 0) {
+      if (bad_start != std::string_view::npos) {
+        ++r.corrupt_records;
+        r.skipped_bytes += pos - bad_start;
+        bad_start = std::string_view::npos;
+      }
+      rec.offset = pos;
+      r.records.push_back(rec);
+      pos += rec.size;
+      continue;
+    }
+    if (bad_start == std::string_view::npos) bad_start = pos;
+    // Resynchronize: the next magic after pos.
+    const void* next = nullptr;
+    for (std::size_t from = pos + 1; from < buffer.size();) {
+      next = std::memchr(buffer.data() + from, magic_bytes[0], buffer.size() - from);
+      if (next == nullptr) break;
+      const std::size_t at = static_cast<std::size_t>(static_cast<const char*>(next) - buffer.data());
+      const std::size_t avail = std::min<std::size_t>(4, buffer.size() - at);
+      if (std::memcmp(buffer.data() + at, magic_bytes, avail) == 0) break;  // a full or cut-off magic
+      from = at + 1;
+      next = nullptr;
+    }
+    if (next == nullptr) break;
+    pos = static_cast<std::size_t>(static_cast<const char*>(next) - buffer.data());
+  }
+  if (bad_start != std::string_view::npos) {
+    r.skipped_bytes += buffer.size() - bad_start;
+    if (looks_torn(buffer.substr(bad_start))) {
+      ++r.torn_records;  // the run is one record cut short
+    } else if (looks_torn(buffer.substr(last_try))) {
+      ++r.torn_records;
+      ++r.corrupt_records;  // something bad before the cut-off record
+    } else {
+      ++r.corrupt_records;
+    }
+  }
+  return r;
+}
+
+}  // namespace aforo::core

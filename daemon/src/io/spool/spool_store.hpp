@@ -1,0 +1,142 @@
+// The FIFO disk spool: append-only segment files of framed records, one record per batch of events.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include "config/config.hpp"
+
+namespace aforo::io {
+
+/// buffer.* settings the spool uses.
+struct spool_options {
+  std::string dir = "/tmp/aforo-buffer";
+  std::uint64_t segment_bytes = 16 * config::MiB;  ///< a segment is rotated before passing this
+  std::uint64_t max_bytes = 1 * config::GiB;       ///< live records (header + payload) at most this
+  config::when_full_policy when_full = config::when_full_policy::drop_oldest;
+};
+
+/// What startup recovery found.
+struct spool_recovery_stats {
+  std::uint64_t segments = 0;         ///< segment files scanned
+  std::uint64_t records = 0;          ///< live records recovered
+  std::uint64_t events = 0;           ///< their events
+  std::uint64_t corrupt_records = 0;  ///< skipped: flipped bytes, garbage
+  std::uint64_t torn_records = 0;     ///< skipped: cut short at a segment's end
+  std::uint64_t skipped_bytes = 0;
+  bool cursor_reset = false;          ///< the cursor file was unreadable: reading from the oldest segment
+};
+
+struct spool_append_result {
+  enum class status { stored, rejected_full, too_large, io_error };
+  status result = status::stored;
+  std::uint64_t dropped_records = 0;  ///< drop_oldest: whole oldest records removed to make room
+  std::uint64_t dropped_events = 0;
+  std::error_code error;              ///< io_error only
+  [[nodiscard]] bool stored() const noexcept { return result == status::stored; }
+};
+
+/// A record read back: the payload as appended, its event count, and its sequence number (in
+/// append order, renumbered at each start) for ack_through.
+struct spooled_record {
+  std::string payload;
+  std::uint32_t event_count = 0;
+  std::uint64_t seq = 0;
+};
+
+/// Files in `dir`: `seg-<20-digit id>.spool` segments and `cursor` (the first unconsumed record's
+/// segment id and offset, 24 bytes with a CRC, rewritten in place with one pwrite per ack).
+/// The payload is opaque to the store; the pipeline stores a batch body `{"events":[...]}` (see
+/// core::batch_body_builder), so a record can be sent as is or spliced into a larger batch.
+/// A record is appended with one writev(2) and no fsync (call sync() for that): it survives a
+/// process kill, not a power cut. The cursor pwrite is the ack: an acked record is not read again
+/// after a restart; a record delivered but not yet acked is (Aforo dedupes by idempotencyKey).
+/// A segment is deleted once every record in it is consumed; records live in an in-memory index
+/// (24 bytes each). `max_bytes` counts live records; files may hold up to one segment more of
+/// consumed records until that segment is deleted.
+/// Not thread-safe: one owner (the io_context thread).
+class spool_store {
+ public:
+  /// Creates `dir` if needed, locks it (flock on `cursor`: one store per directory, across
+  /// processes too) and recovers existing segments in id order, skipping and counting corrupt or
+  /// torn records. Throws std::runtime_error naming the directory when it cannot be created, read,
+  /// written or locked (a startup error); never throws for bad data in it.
+  explicit spool_store(spool_options opts);
+  ~spool_store();
+  spool_store(const spool_store&) = delete;
+  spool_store& operator=(const spool_store&) = delete;
+
+  /// Appends one record. When it would pass max_bytes: drop_oldest removes whole oldest records
+  /// first (reported in the result), reject refuses (rejected_full). A record larger than
+  /// max_bytes, or than the framing allows, is too_large. On a write error the segment is cut
+  /// back so no partial record remains.
+  spool_append_result append(std::string_view payload, std::uint32_t event_count);
+
+  /// The oldest record, or nothing when empty. A record that no longer checks out on disk is
+  /// dropped and counted (corrupt_on_read) and the next one is returned.
+  std::optional<spooled_record> peek();
+  /// The oldest records, in order, up to `max_events` events in total (at least one record when
+  /// any) and at most `max_records` records.
+  std::vector<spooled_record> peek_upto(std::size_t max_events, std::size_t max_records = SIZE_MAX);
+  /// Consumes every record up to and including `seq` (persisting the cursor with one pwrite) and
+  /// deletes finished segments. Records already dropped by drop_oldest are simply gone, so acking
+  /// a delivered batch after a drop never consumes records that were not delivered.
+  std::error_code ack_through(std::uint64_t seq);
+  /// Consumes the `n` oldest records. Only safe when no append could have dropped records since
+  /// they were peeked; prefer ack_through.
+  std::error_code ack(std::size_t n = 1);
+
+  /// fdatasync of the open segment and the cursor, fsync of the directory.
+  std::error_code sync();
+
+  [[nodiscard]] std::uint64_t bytes() const noexcept { return bytes_; }
+  [[nodiscard]] std::uint64_t records() const noexcept { return index_.size(); }
+  [[nodiscard]] std::uint64_t events() const noexcept { return events_; }
+  [[nodiscard]] bool empty() const noexcept { return index_.empty(); }
+  [[nodiscard]] const spool_recovery_stats& recovery() const noexcept { return recovery_; }
+  [[nodiscard]] std::uint64_t corrupt_on_read() const noexcept { return corrupt_on_read_; }
+  [[nodiscard]] const spool_options& options() const noexcept { return opts_; }
+
+ private:
+  struct record_loc {
+    std::uint64_t segment;
+    std::uint64_t offset;
+    std::uint32_t size;    ///< header + payload
+    std::uint32_t events;
+    std::uint64_t seq;
+  };
+
+  void recover();
+  std::string segment_path(std::uint64_t id) const;
+  std::error_code open_active();
+  std::optional<spooled_record> read(const record_loc& loc);
+  void pop_front();
+  std::error_code write_cursor(std::uint64_t segment, std::uint64_t offset);
+  std::error_code persist_and_collect();
+
+  spool_options opts_;
+  std::deque<record_loc> index_;
+  std::deque<std::uint64_t> segments_;   ///< segment ids on disk, ascending
+  std::uint64_t bytes_ = 0;
+  std::uint64_t events_ = 0;
+  std::uint64_t next_id_ = 1;
+  std::uint64_t next_seq_ = 1;
+  std::uint64_t cursor_segment_ = 0;     ///< first unconsumed position
+  std::uint64_t cursor_offset_ = 0;
+  int active_fd_ = -1;
+  std::uint64_t active_id_ = 0;
+  std::uint64_t active_size_ = 0;
+  int read_fd_ = -1;
+  std::uint64_t read_id_ = 0;
+  int cursor_fd_ = -1;
+  int dir_fd_ = -1;
+  spool_recovery_stats recovery_;
+  std::uint64_t corrupt_on_read_ = 0;
+};
+
+}  // namespace aforo::io

@@ -1,0 +1,220 @@
+// Unit tests for ingest event validation and the 202 body (contracts §2).
+#include <catch2/catch.hpp>
+
+#include <rapidjson/document.h>
+
+#include <string>
+
+#include "core/pipeline/event_validation.hpp"
+
+using namespace aforo::core;
+
+namespace {
+
+std::string event(const std::string& extra = "", const std::string& quantity = "1",
+                  const std::string& key = "kong:req-1") {
+  return R"({"customerId":"cust_acme","metricName":"api_calls","quantity":)" + quantity +
+         R"(,"occurredAt":"2026-11-26T10:00:00.123Z","idempotencyKey":")" + key + "\"" + extra + "}";
+}
+
+std::string batch_of(const std::string& events) { return R"({"events":[)" + events + "]}"; }
+
+ingest_parse_result single_event_batch(const std::string& ev) { return parse_ingest_batch(batch_of(ev), 1000); }
+
+bool accepted_one(const std::string& ev) {
+  const auto r = single_event_batch(ev);
+  return r.error == ingest_request_error::none && r.accepted.size() == 1 && r.errors.empty();
+}
+
+}  // namespace
+
+TEST_CASE("event validation: a valid event is accepted with its key fields", "[pipeline][validation]") {
+  const auto r = single_event_batch(event(R"(,"metadata":{"gateway":"kong","cost":0.25})", "2.5"));
+  REQUIRE(r.error == ingest_request_error::none);
+  REQUIRE(r.accepted.size() == 1);
+  const auto& e = r.accepted[0];
+  CHECK(e.customer_id == "cust_acme");
+  CHECK(e.metric_name == "api_calls");
+  CHECK(e.idempotency_key == "kong:req-1");
+  CHECK(e.quantity == 2.5);
+  REQUIRE(e.cost.has_value());
+  CHECK(*e.cost == 0.25);
+}
+
+TEST_CASE("event validation: accepted events are compact canonical JSON without unknown fields",
+          "[pipeline][validation]") {
+  const std::string body = "{ \"events\" : [ { \"junk\": [1,2,3], \"customerId\" : \"c1\",\n \"metricName\":\"m\","
+                           " \"quantity\": 3, \"occurredAt\": \"2026-01-01T00:00:00Z\", \"idempotencyKey\": \"k\","
+                           " \"statusCode\": null, \"metadata\": {\"route\":\"r1\", \"extra\":\"x\", \"consumer\":null} } ] }";
+  const auto r = parse_ingest_batch(body, 1000);
+  REQUIRE(r.accepted.size() == 1);
+  CHECK(r.accepted[0].json ==
+        R"({"customerId":"c1","metricName":"m","quantity":3,"occurredAt":"2026-01-01T00:00:00Z",)"
+        R"("idempotencyKey":"k","metadata":{"route":"r1","extra":"x"}})");
+  CHECK_FALSE(r.accepted[0].cost.has_value());
+}
+
+TEST_CASE("event validation: required fields are enforced one by one", "[pipeline][validation]") {
+  const std::string all[] = {
+      R"("customerId":"c")", R"("metricName":"m")", R"("quantity":1)", R"("occurredAt":"2026-01-01T00:00:00Z")",
+      R"("idempotencyKey":"k")"};
+  for (int skip = 0; skip < 5; ++skip) {
+    std::string ev = "{";
+    for (int i = 0; i < 5; ++i) {
+      if (i == skip) continue;
+      if (ev.size() > 1) ev += ",";
+      ev += all[i];
+    }
+    ev += "}";
+    const auto r = single_event_batch(ev);
+    INFO(ev);
+    CHECK(r.accepted.empty());
+    REQUIRE(r.errors.size() == 1);
+    CHECK(r.errors[0].message.find(std::string(all[skip]).substr(1, all[skip].find('"', 1) - 1)) == 0);
+  }
+}
+
+TEST_CASE("event validation: length limits count characters", "[pipeline][validation]") {
+  const auto with_customer = [](const std::string& c) {
+    return R"({"customerId":")" + c +
+           R"(","metricName":"m","quantity":1,"occurredAt":"2026-01-01T00:00:00Z","idempotencyKey":"k"})";
+  };
+  CHECK(accepted_one(with_customer(std::string(64, 'a'))));
+  CHECK_FALSE(accepted_one(with_customer(std::string(65, 'a'))));
+  std::string accented;
+  for (int i = 0; i < 64; ++i) accented += "\xC3\xA9";  // 64 characters, 128 bytes
+  CHECK(accepted_one(with_customer(accented)));
+  CHECK_FALSE(accepted_one(with_customer("")));
+  CHECK(accepted_one(event("", "1", std::string(255, 'k'))));
+  CHECK_FALSE(accepted_one(event("", "1", std::string(256, 'k'))));
+}
+
+TEST_CASE("event validation: quantity must be positive with 14 integer digits and 6 decimals",
+          "[pipeline][validation]") {
+  CHECK(accepted_one(event("", "1")));
+  CHECK(accepted_one(event("", "0.1")));
+  CHECK(accepted_one(event("", "0.000001")));
+  CHECK(accepted_one(event("", "12.345678")));
+  CHECK(accepted_one(event("", "99999999999999")));
+  CHECK(accepted_one(event("", "99999999999999.5")));
+  CHECK_FALSE(accepted_one(event("", "100000000000000")));
+  CHECK_FALSE(accepted_one(event("", "0")));
+  CHECK_FALSE(accepted_one(event("", "-1")));
+  CHECK_FALSE(accepted_one(event("", "-0.5")));
+  CHECK_FALSE(accepted_one(event("", "1.0000001")));
+  CHECK_FALSE(accepted_one(event("", "0.0000001")));
+  CHECK_FALSE(accepted_one(event("", "\"5\"")));
+  CHECK_FALSE(accepted_one(event("", "true")));
+}
+
+TEST_CASE("event validation: occurredAt must be an ISO-8601 UTC string ending in Z", "[pipeline][validation]") {
+  const auto at = [](const std::string& t) {
+    return R"({"customerId":"c","metricName":"m","quantity":1,"occurredAt":)" + t + R"(,"idempotencyKey":"k"})";
+  };
+  CHECK(accepted_one(at("\"2026-11-26T10:00:00Z\"")));
+  CHECK(accepted_one(at("\"2026-11-26T10:00:00.123456Z\"")));
+  CHECK_FALSE(accepted_one(at("1764151200")));
+  CHECK_FALSE(accepted_one(at("\"2026-11-26T10:00:00+00:00\"")));
+  CHECK_FALSE(accepted_one(at("\"2026-11-26 10:00:00Z\"")));
+  CHECK_FALSE(accepted_one(at("\"2026-13-26T10:00:00Z\"")));
+  CHECK_FALSE(accepted_one(at("\"2026-11-26T24:00:00Z\"")));
+  CHECK_FALSE(accepted_one(at("\"2026-11-26T10:00:00.Z\"")));
+  CHECK_FALSE(accepted_one(at("\"yesterday\"")));
+}
+
+TEST_CASE("event validation: optional fields are type-checked", "[pipeline][validation]") {
+  CHECK(accepted_one(event(R"(,"productType":"API","executionStatus":"SUCCESS","endpointPath":"/v1/x",)"
+                           R"("httpMethod":"GET","statusCode":200,"responseTimeMs":12.5,"dataBytes":1024)")));
+  CHECK_FALSE(accepted_one(event(R"(,"statusCode":"200")")));
+  CHECK_FALSE(accepted_one(event(R"(,"statusCode":42)")));
+  CHECK_FALSE(accepted_one(event(R"(,"executionStatus":"FINE")")));
+  CHECK_FALSE(accepted_one(event(R"(,"responseTimeMs":-1)")));
+  CHECK_FALSE(accepted_one(event(R"(,"dataBytes":1.5)")));
+  CHECK_FALSE(accepted_one(event(R"(,"productType":7)")));
+  CHECK_FALSE(accepted_one(event(R"(,"httpMethod":"")")));
+  CHECK_FALSE(accepted_one(event(R"(,"metadata":"kong")")));
+  CHECK_FALSE(accepted_one(event(R"(,"metadata":{"request_bytes":-3})")));
+  CHECK_FALSE(accepted_one(event(R"(,"metadata":{"cost":"0.1"})")));
+  CHECK_FALSE(accepted_one(event(R"(,"metadata":{"service":{}})")));
+  CHECK(accepted_one(event(R"(,"metadata":{"service":"s","request_bytes":10,"response_bytes":20,"cost":0})")));
+}
+
+TEST_CASE("event validation: whole-request errors take nothing", "[pipeline][validation]") {
+  CHECK(parse_ingest_batch("{\"events\":[", 1000).error == ingest_request_error::malformed_json);
+  CHECK(parse_ingest_batch("{} x", 1000).error == ingest_request_error::malformed_json);
+  CHECK(parse_ingest_batch("", 1000).error == ingest_request_error::malformed_json);
+  CHECK(parse_ingest_batch("[]", 1000).error == ingest_request_error::not_an_object);
+  CHECK(parse_ingest_batch("{\"data\":[]}", 1000).error == ingest_request_error::missing_events);
+  CHECK(parse_ingest_batch("{\"events\":{}}", 1000).error == ingest_request_error::missing_events);
+  const auto r = parse_ingest_batch(batch_of(event() + "," + event()), 1);
+  CHECK(r.error == ingest_request_error::too_many_events);
+  CHECK(r.accepted.empty());
+  CHECK(status_for(ingest_request_error::too_many_events) == 413);
+  CHECK(status_for(ingest_request_error::malformed_json) == 400);
+  CHECK(status_for(ingest_request_error::none) == 202);
+  const auto bad = parse_ingest_batch("{\"events\":[", 1000);
+  CHECK_FALSE(bad.error_message.empty());
+}
+
+TEST_CASE("event validation: invalid events are reported by index and valid ones are kept",
+          "[pipeline][validation]") {
+  const auto r = parse_ingest_batch(batch_of(event("", "1", "a") + ",42," + event("", "0", "b") + "," +
+                                             event("", "1", "c")),
+                                    1000);
+  REQUIRE(r.error == ingest_request_error::none);
+  REQUIRE(r.accepted.size() == 2);
+  CHECK(r.accepted[0].idempotency_key == "a");
+  CHECK(r.accepted[1].idempotency_key == "c");
+  REQUIRE(r.errors.size() == 2);
+  CHECK(r.errors[0].index == 1);
+  CHECK(r.errors[0].message == "event must be a JSON object");
+  CHECK(r.errors[1].index == 2);
+  CHECK(r.errors[1].message.rfind("quantity", 0) == 0);
+}
+
+TEST_CASE("event validation: invalid UTF-8 rejects only its event", "[pipeline][validation]") {
+  const auto r = parse_ingest_batch(batch_of(event("", "1", "bad\xFF") + "," + event(",\"metadata\":{\"route\":\"\xC3\"}") +
+                                             "," + event(",\"junk\":\"\xFF\"", "1", "good")),
+                                    1000);
+  REQUIRE(r.error == ingest_request_error::none);
+  REQUIRE(r.errors.size() == 2);
+  CHECK(r.errors[0].index == 0);
+  CHECK(r.errors[0].message == "event has a string that is not valid UTF-8");
+  CHECK(r.errors[1].index == 1);
+  REQUIRE(r.accepted.size() == 1);
+  CHECK(r.accepted[0].idempotency_key == "good");
+}
+
+TEST_CASE("event validation: a single-event body is validated as index 0", "[pipeline][validation]") {
+  const auto ok = parse_ingest_single(event());
+  REQUIRE(ok.accepted.size() == 1);
+  const auto bad = parse_ingest_single(event("", "-1"));
+  REQUIRE(bad.errors.size() == 1);
+  CHECK(bad.errors[0].index == 0);
+  CHECK(parse_ingest_single("[1]").error == ingest_request_error::not_an_object);
+  CHECK(parse_ingest_single("{").error == ingest_request_error::malformed_json);
+}
+
+TEST_CASE("event validation: 10k invalid events are each reported", "[pipeline][validation]") {
+  std::string events;
+  for (int i = 0; i < 10000; ++i) events += (i ? ",{}" : "{}");
+  const auto r = parse_ingest_batch(batch_of(events), 10000);
+  CHECK(r.accepted.empty());
+  REQUIRE(r.errors.size() == 10000);
+  CHECK(r.errors.back().index == 9999);
+  const auto body = build_ingest_response(r.accepted.size(), r.errors);
+  rapidjson::Document d;
+  d.Parse(body.c_str());
+  REQUIRE(d.IsObject());
+  CHECK(d["failed"].GetUint() == 10000);
+  CHECK(d["errors"].Size() == 10000);
+}
+
+TEST_CASE("event validation: the 202 body lists counts and errors", "[pipeline][validation]") {
+  const auto body = build_ingest_response(3, {{1, "quantity: bad \"x\""}, {4, "customerId: missing"}});
+  CHECK(body == R"({"accepted":3,"failed":2,"errors":[{"index":1,"message":"quantity: bad \"x\""},)"
+                R"({"index":4,"message":"customerId: missing"}]})");
+  CHECK(build_ingest_response(0, {}) == R"({"accepted":0,"failed":0,"errors":[]})");
+  CHECK(build_ingest_error_body(ingest_request_error::too_many_events, "too many") ==
+        R"({"error":{"code":"payload_too_large","message":"too many"}})");
+}
