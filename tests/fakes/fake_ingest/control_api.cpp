@@ -1,0 +1,141 @@
+// The fake ingest's /_control API, used by tests while the fake runs: fault scripts, refusing
+// connections, what was received, counters, reset.
+#include <cstdlib>
+#include <memory>
+
+#include <boost/asio/steady_timer.hpp>
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include "ingest_service.hpp"
+
+namespace aforo::fake {
+
+namespace {
+
+using json_writer = rapidjson::Writer<rapidjson::StringBuffer>;
+
+void kv(json_writer& w, const char* k, const std::string& v) {
+  w.Key(k);
+  w.String(v.data(), static_cast<rapidjson::SizeType>(v.size()));
+}
+
+void kv(json_writer& w, const char* k, std::uint64_t v) {
+  w.Key(k);
+  w.Uint64(v);
+}
+
+net::http_response json_ok(const rapidjson::StringBuffer& sb) {
+  return net::http_response::json(200, std::string(sb.GetString(), sb.GetSize()));
+}
+
+}  // namespace
+
+net::http_response ingest_service::control_faults(net::http_request& req) {
+  if (auto err = faults_.load(req.body)) return net::http_response::error(400, "bad_request", *err);
+  return net::http_response::json(200, R"({"pending":)" + std::to_string(faults_.pending()) + "}");
+}
+
+net::http_response ingest_service::control_refuse(net::http_request& req) {
+  rapidjson::Document doc;
+  doc.Parse(req.body.data(), req.body.size());
+  if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("on") || !doc["on"].IsBool())
+    return net::http_response::error(400, "bad_request", R"(expected {"on":true|false})");
+  if (server_ == nullptr) return net::http_response::error(500, "internal", "no transport attached");
+  const std::uint64_t spare = std::strtoull(std::string(req.header(connection_header)).c_str(), nullptr, 10);
+  if (!server_->set_refusing(doc["on"].GetBool(), spare))
+    return net::http_response::error(500, "internal", "cannot listen on the same port again");
+  // {"on":true,"for_ms":N} reopens by itself, for callers without a spare kept-alive connection.
+  if (server_->refusing() && doc.HasMember("for_ms") && doc["for_ms"].IsUint()) {
+    auto timer = std::make_shared<boost::asio::steady_timer>(ioc_, std::chrono::milliseconds(doc["for_ms"].GetUint()));
+    timer->async_wait([this, timer](boost::system::error_code ec) {
+      if (!ec) server_->set_refusing(false, 0);
+    });
+  }
+  return net::http_response::json(200, std::string(R"({"refusing":)") + (server_->refusing() ? "true" : "false") + "}");
+}
+
+net::http_response ingest_service::control_received() const {
+  rapidjson::StringBuffer sb;
+  json_writer w(sb);
+  w.StartObject();
+  w.Key("requests");
+  w.StartArray();
+  for (const auto& r : log_) {
+    w.StartObject();
+    kv(w, "request", r.number);
+    kv(w, "path", r.path);
+    kv(w, "connection", std::strtoull(r.connection.c_str(), nullptr, 10));
+    kv(w, "status", static_cast<std::uint64_t>(r.status));
+    kv(w, "fault", r.fault);
+    kv(w, "content_type", r.content_type);
+    kv(w, "content_encoding", r.content_encoding);
+    kv(w, "api_key", r.api_key_state);  // match | mismatch | missing: never the key itself
+    kv(w, "tenant", r.tenant);
+    kv(w, "user_agent", r.user_agent);
+    kv(w, "raw_bytes", r.raw_bytes);
+    kv(w, "decoded_bytes", r.decoded_bytes);
+    kv(w, "events", r.events);
+    kv(w, "accepted", r.accepted);
+    kv(w, "duplicates", r.duplicates);
+    kv(w, "failed", r.failed);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.Key("events");
+  w.StartArray();
+  for (const auto& e : events_) {
+    w.StartObject();
+    kv(w, "request", e.request);
+    kv(w, "index", e.index);
+    w.Key("event");
+    w.RawValue(e.json.data(), e.json.size(), rapidjson::kObjectType);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return json_ok(sb);
+}
+
+net::http_response ingest_service::control_stats() const {
+  rapidjson::StringBuffer sb;
+  json_writer w(sb);
+  w.StartObject();
+  kv(w, "requests", requests_);
+  w.Key("by_status");
+  w.StartObject();
+  for (const auto& [status, count] : by_status_) {
+    const std::string k = status == drop_connection_status ? "dropped" : std::to_string(status);
+    w.Key(k.c_str());
+    w.Uint64(count);
+  }
+  w.EndObject();
+  kv(w, "events_received", events_received_);
+  kv(w, "accepted", accepted_);
+  kv(w, "duplicates", duplicates_);
+  kv(w, "failed", failed_);
+  kv(w, "stored", events_.size());
+  kv(w, "faults_pending", faults_.pending());
+  if (server_ != nullptr) {
+    kv(w, "connections", server_->connections_accepted());
+    kv(w, "open_connections", server_->open_connections());
+    w.Key("refusing");
+    w.Bool(server_->refusing());
+  }
+  w.EndObject();
+  return json_ok(sb);
+}
+
+net::http_response ingest_service::control_reset() {
+  faults_.clear();
+  requests_ = 0;
+  log_.clear();
+  events_.clear();
+  seen_keys_.clear();
+  by_status_.clear();
+  events_received_ = accepted_ = duplicates_ = failed_ = 0;
+  return net::http_response::json(200, R"({"reset":true})");
+}
+
+}  // namespace aforo::fake

@@ -1,0 +1,200 @@
+// The fake ingest's ingest endpoints; see ingest_service.hpp. The /_control API is in control_api.cpp.
+#include "ingest_service.hpp"
+
+#include <cctype>
+#include <memory>
+#include <stdexcept>
+
+#include <boost/asio/steady_timer.hpp>
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include "io/lz4_frame.hpp"
+
+namespace aforo::fake {
+
+namespace {
+
+constexpr std::size_t max_decoded = 256 * 1024 * 1024;
+
+bool starts_with_ci(std::string_view s, std::string_view prefix) {
+  if (s.size() < prefix.size()) return false;
+  for (std::size_t i = 0; i < prefix.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(s[i])) != std::tolower(static_cast<unsigned char>(prefix[i])))
+      return false;
+  }
+  return true;
+}
+
+// Aforo's error envelope.
+net::http_response aforo_error(int status, std::string_view code, std::string_view message) {
+  std::string body = R"({"success":false,"error":{"code":)";
+  net::append_json_string(body, code);
+  body += R"(,"message":)";
+  net::append_json_string(body, message);
+  body += "}}";
+  return net::http_response::json(status, std::move(body));
+}
+
+std::string to_json(const rapidjson::Value& v) {
+  rapidjson::StringBuffer sb;
+  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+  v.Accept(w);
+  return {sb.GetString(), sb.GetSize()};
+}
+
+bool has_string(const rapidjson::Value& ev, const char* name) {
+  const auto it = ev.FindMember(name);
+  return it != ev.MemberEnd() && it->value.IsString() && it->value.GetStringLength() > 0;
+}
+
+}  // namespace
+
+ingest_service::ingest_service(boost::asio::io_context& ioc, ingest_options opts) : ioc_(ioc), opts_(std::move(opts)) {
+  if (!opts_.record_file.empty()) {
+    record_ = std::fopen(opts_.record_file.c_str(), "a");
+    if (record_ == nullptr) throw std::runtime_error("cannot open --record file " + opts_.record_file);
+  }
+}
+
+ingest_service::~ingest_service() {
+  if (record_ != nullptr) std::fclose(record_);
+}
+
+void ingest_service::add_routes(net::router& routes) {
+  routes.add("POST", "/v1/ingest/batch",
+             [this](net::http_request& req, net::respond_fn respond) { handle_ingest(req, std::move(respond), false); });
+  routes.add("POST", "/v1/ingest/test",
+             [this](net::http_request& req, net::respond_fn respond) { handle_ingest(req, std::move(respond), true); });
+  routes.add_sync("POST", "/_control/faults", [this](net::http_request& req) { return control_faults(req); });
+  routes.add_sync("POST", "/_control/refuse", [this](net::http_request& req) { return control_refuse(req); });
+  routes.add_sync("GET", "/_control/received", [this](net::http_request&) { return control_received(); });
+  routes.add_sync("GET", "/_control/stats", [this](net::http_request&) { return control_stats(); });
+  routes.add_sync("POST", "/_control/reset", [this](net::http_request&) { return control_reset(); });
+}
+
+void ingest_service::handle_ingest(net::http_request& req, net::respond_fn respond, bool single) {
+  request_record rec;
+  rec.number = ++requests_;
+  rec.path = std::string(req.path());
+  rec.connection = std::string(req.header(connection_header));
+  rec.content_type = std::string(req.header("Content-Type"));
+  rec.content_encoding = std::string(req.header("Content-Encoding"));
+  rec.tenant = std::string(req.header("X-Tenant-Id"));
+  rec.user_agent = std::string(req.header("User-Agent"));
+  rec.raw_bytes = req.body.size();
+  const std::string_view key = opts_.bearer ? req.header("Authorization") : req.header("X-API-Key");
+  const std::string expected = opts_.bearer ? "Bearer " + opts_.api_key : opts_.api_key;
+  if (key.empty()) rec.api_key_state = "missing";
+  else rec.api_key_state = (opts_.api_key.empty() || key == expected) ? "match" : "mismatch";
+  fault_step step;
+  if (server_ != nullptr && server_->refusing()) step.close = true;  // a spared connection: still refuse
+  else step = faults_.next();
+  rec.fault = step.describe();
+
+  net::http_response r;
+  if (step.close) {
+    r.status = drop_connection_status;
+  } else if (step.status != 0) {
+    r = aforo_error(step.status, "INJECTED_FAULT", "fault injected by the test");
+    if (step.retry_after_s >= 0) r.headers.emplace_back("Retry-After", std::to_string(step.retry_after_s));
+  } else {
+    r = process(req, step, single, rec);  // committed on arrival, even when the answer is delayed
+  }
+  rec.status = r.status;
+  ++by_status_[r.status];
+  log_.push_back(std::move(rec));
+  answer(std::move(respond), std::move(r), step.delay_ms);
+}
+
+void ingest_service::answer(net::respond_fn respond, net::http_response r, std::uint32_t delay_ms) {
+  if (delay_ms == 0) {
+    respond(std::move(r));
+    return;
+  }
+  auto timer = std::make_shared<boost::asio::steady_timer>(ioc_, std::chrono::milliseconds(delay_ms));
+  timer->async_wait([timer, respond = std::move(respond), r = std::move(r)](boost::system::error_code) mutable {
+    respond(std::move(r));
+  });
+}
+
+net::http_response ingest_service::process(net::http_request& req, const fault_step& step, bool single,
+                                           request_record& rec) {
+  // Authentication first, as Aforo does: a wrong key learns nothing about the body.
+  if (rec.api_key_state != "match") return aforo_error(401, "UNAUTHORIZED", "invalid or missing API key");
+  if (!opts_.tenant.empty() && req.header("X-Tenant-Id") != opts_.tenant)
+    return aforo_error(403, "FORBIDDEN", "API key does not belong to this tenant");
+
+  if (!starts_with_ci(rec.content_type, "application/json"))
+    return aforo_error(415, "UNSUPPORTED_MEDIA_TYPE", "Content-Type must be application/json");
+  std::string decoded;
+  const std::string* body = &req.body;
+  if (starts_with_ci(rec.content_encoding, "lz4")) {
+    const auto res = io::lz4_decompress_frame(req.body, decoded, max_decoded);
+    if (!res.ok) return aforo_error(400, "BAD_REQUEST", "invalid lz4 body: " + res.error);
+    body = &decoded;
+  } else if (!rec.content_encoding.empty() && !starts_with_ci(rec.content_encoding, "identity")) {
+    return aforo_error(415, "UNSUPPORTED_MEDIA_TYPE", "unsupported Content-Encoding: " + rec.content_encoding);
+  }
+  rec.decoded_bytes = body->size();
+
+  rapidjson::Document doc;
+  doc.Parse(body->data(), body->size());
+  if (doc.HasParseError() || !doc.IsObject()) return aforo_error(400, "BAD_REQUEST", "malformed JSON");
+  rapidjson::Value one(rapidjson::kArrayType);
+  const rapidjson::Value* events = nullptr;
+  if (doc.HasMember("events")) {
+    events = &doc["events"];
+  } else if (single) {
+    rapidjson::Value copy(doc, doc.GetAllocator());
+    one.PushBack(copy, doc.GetAllocator());
+    events = &one;
+  }
+  if (events == nullptr || !events->IsArray()) return aforo_error(400, "BAD_REQUEST", "expected {\"events\":[...]}");
+  const std::size_t n = events->Size();
+  const std::size_t limit = single ? 1 : opts_.max_events;
+  if (n == 0 || n > limit)
+    return aforo_error(400, "BAD_REQUEST", "events must hold 1 to " + std::to_string(limit) + " items");
+
+  rec.events = n;
+  events_received_ += n;
+  std::string errors;
+  std::string lines;
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto& ev = (*events)[static_cast<rapidjson::SizeType>(i)];
+    std::string why;
+    if (!ev.IsObject()) why = "event must be an object";
+    else if (!has_string(ev, "customerId")) why = "customerId is required";
+    else if (!has_string(ev, "idempotencyKey")) why = "idempotencyKey is required";
+    else if (step.fail_events.count(i) != 0) why = "rejected by the ingest (injected failure)";
+    if (!why.empty()) {
+      ++rec.failed;
+      errors += errors.empty() ? "" : ",";
+      errors += R"({"index":)" + std::to_string(i) + R"(,"message":)";
+      net::append_json_string(errors, why);
+      errors += "}";
+      continue;
+    }
+    if (!seen_keys_.insert(ev["idempotencyKey"].GetString()).second) {
+      ++rec.duplicates;
+      continue;
+    }
+    ++rec.accepted;
+    events_.push_back({rec.number, i, to_json(ev)});
+    if (record_ != nullptr) lines += events_.back().json + "\n";
+  }
+  if (record_ != nullptr && !lines.empty()) {
+    std::fwrite(lines.data(), 1, lines.size(), record_);
+    std::fflush(record_);
+  }
+  accepted_ += rec.accepted;
+  duplicates_ += rec.duplicates;
+  failed_ += rec.failed;
+  std::string out = R"({"success":true,"data":{"accepted":)" + std::to_string(rec.accepted) +
+                    R"(,"duplicates":)" + std::to_string(rec.duplicates) + R"(,"failed":)" +
+                    std::to_string(rec.failed) + R"(,"errors":[)" + errors + R"(]},"meta":{}})";
+  return net::http_response::json(202, std::move(out));
+}
+
+}  // namespace aforo::fake

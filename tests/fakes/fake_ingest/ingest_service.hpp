@@ -1,0 +1,78 @@
+// The fake Aforo ingest's behaviour: POST /v1/ingest/batch and /v1/ingest/test as Aforo answers them
+// (headers, API key, LZ4 bodies, 1-1000 events, idempotencyKey deduplication, the 202 envelope),
+// the fault script, what was received, and the /_control API that tests drive while it runs.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <map>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+
+#include "fault_script.hpp"
+#include "fake_server.hpp"
+#include "net/router.hpp"
+
+namespace aforo::fake {
+
+struct ingest_options {
+  std::string api_key;        ///< empty = any key is accepted (still reported as present/missing)
+  std::string tenant;         ///< empty = any tenant
+  bool bearer = false;        ///< expect Authorization: Bearer <key> instead of X-API-Key
+  std::string record_file;    ///< append stored events as JSON lines; empty = off
+  std::size_t max_events = 1000;
+};
+
+/// Threading: the io_context's single thread only.
+class ingest_service {
+ public:
+  ingest_service(boost::asio::io_context& ioc, ingest_options opts);
+  ~ingest_service();
+  ingest_service(const ingest_service&) = delete;
+  ingest_service& operator=(const ingest_service&) = delete;
+
+  /// Adds the ingest and /_control routes.
+  void add_routes(net::router& routes);
+  /// The transport, for refusing connections and connection counts (set before serving).
+  void attach(fake_server* server) { server_ = server; }
+
+ private:
+  struct request_record {
+    std::uint64_t number = 0;
+    std::string path, connection, content_type, content_encoding, api_key_state, tenant, user_agent, fault;
+    std::size_t raw_bytes = 0, decoded_bytes = 0, events = 0, accepted = 0, duplicates = 0, failed = 0;
+    int status = 0;  ///< 0 = dropped without an answer
+  };
+  struct stored_event {
+    std::uint64_t request = 0;
+    std::size_t index = 0;
+    std::string json;
+  };
+
+  void handle_ingest(net::http_request& req, net::respond_fn respond, bool single);
+  net::http_response process(net::http_request& req, const fault_step& step, bool single, request_record& rec);
+  void answer(net::respond_fn respond, net::http_response r, std::uint32_t delay_ms);
+
+  net::http_response control_faults(net::http_request& req);
+  net::http_response control_refuse(net::http_request& req);
+  net::http_response control_received() const;
+  net::http_response control_stats() const;
+  net::http_response control_reset();
+
+  boost::asio::io_context& ioc_;
+  ingest_options opts_;
+  fake_server* server_ = nullptr;
+  fault_script faults_;
+  std::FILE* record_ = nullptr;
+  std::uint64_t requests_ = 0;
+  std::vector<request_record> log_;
+  std::vector<stored_event> events_;
+  std::unordered_set<std::string> seen_keys_;
+  std::map<int, std::uint64_t> by_status_;
+  std::uint64_t events_received_ = 0, accepted_ = 0, duplicates_ = 0, failed_ = 0;
+};
+
+}  // namespace aforo::fake
