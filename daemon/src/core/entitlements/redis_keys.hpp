@@ -1,0 +1,45 @@
+// Key names of the Redis edge cache: one prefix per tenant, then quota counters, the published
+// snapshot (one hash per version) and the publish lock.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace aforo::core::entitlements {
+
+/// Builds every key the sidecars share. Layout under prefix "aforo:{tenant}:" ("aforo:_:" when
+/// the tenant is unset):
+///   q:{customer}:{feature}:{period}  quota counter: a hash sidecar instance -> its contribution
+///                                    (the shared total is the sum), expires after its period
+///   ent:version                      the snapshot version readers use
+///   ent:v:{version}                  hash customer id -> customer entry JSON for that version
+///   ent:lock                         short publish lock (value = the holder's instance id)
+/// Pure; thread-safe (immutable after construction).
+class redis_keys {
+ public:
+  explicit redis_keys(std::string_view tenant);
+
+  [[nodiscard]] const std::string& prefix() const { return prefix_; }
+  /// counter_key is quota_counters' "{customer}:{feature}:{period key}".
+  [[nodiscard]] std::string quota(std::string_view counter_key) const;
+  /// Inverse of quota(): the counter key, or nullopt when redis_key is not a quota key of this prefix.
+  [[nodiscard]] std::optional<std::string_view> counter_key_of(std::string_view redis_key) const;
+  [[nodiscard]] std::string snapshot_version() const;
+  /// The hash holding one version's customers; snapshot_hash_prefix() + version.
+  [[nodiscard]] std::string snapshot_hash(std::string_view version) const;
+  [[nodiscard]] std::string snapshot_hash_prefix() const;
+  [[nodiscard]] std::string publish_lock() const;
+
+ private:
+  std::string prefix_;
+};
+
+/// When a quota counter key may expire in Redis: its period end plus a margin (seconds) so that
+/// deltas pushed late (after an outage) for a just-ended period still land on the counter.
+[[nodiscard]] constexpr std::int64_t quota_expire_at(std::int64_t period_end, std::int64_t margin_s = 3600) {
+  return period_end + margin_s;
+}
+
+}  // namespace aforo::core::entitlements

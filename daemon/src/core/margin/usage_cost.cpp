@@ -1,0 +1,33 @@
+// Cost of a usage event; see usage_cost.hpp.
+#include "core/margin/usage_cost.hpp"
+
+#include <algorithm>
+
+namespace aforo::core::margin {
+
+namespace ce = entitlements;
+
+const ce::feature_rule* rule_for_usage(std::span<const ce::feature_rule> rules, const usage_event& ev) {
+  for (const auto& r : rules) {
+    if (!r.metric.empty() && r.metric == ev.metric_name) return &r;
+  }
+  const bool has_route = !ev.route.service.empty() || !ev.route.route.empty() || !ev.route.path.empty();
+  if (!has_route) return nullptr;
+  const ce::feature_rule* mapped = ce::map_feature(rules, ev.route);
+  if (mapped != nullptr && mapped->metric.empty()) return mapped;
+  return nullptr;
+}
+
+picos usage_cost(std::span<const ce::feature_rule> rules, const usage_event& ev) {
+  picos total = static_cast<picos>(std::max<micros>(ev.reported_cost, 0)) * ce::micros_per_unit;
+  if (const ce::feature_rule* r = rule_for_usage(rules, ev); r != nullptr && ev.quantity_micros > 0) {
+    total += usage_cost_picos(ev.quantity_micros, r->unit_cost);
+  }
+  return total;
+}
+
+bool any_rule_without_metric(std::span<const ce::feature_rule> rules) {
+  return std::any_of(rules.begin(), rules.end(), [](const ce::feature_rule& r) { return r.metric.empty(); });
+}
+
+}  // namespace aforo::core::margin
