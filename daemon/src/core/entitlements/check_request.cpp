@@ -153,10 +153,16 @@ std::optional<std::string> parse_check_request(std::string& body, check_request&
   alignas(16) char pool[1024];
   rapidjson::MemoryPoolAllocator<> alloc(pool, sizeof pool);
   rapidjson::GenericReader<rapidjson::UTF8<>, rapidjson::UTF8<>, rapidjson::MemoryPoolAllocator<>> reader(&alloc, 256);
+  // RapidJSON's UTF-8 validation takes every byte of a multi-byte sequence before judging it, so a
+  // sequence cut short at the end reads up to 3 bytes past the terminating NUL: pad with NULs (the
+  // body holds none, so the parse still ends at the first) and cut the padding off afterwards.
+  const std::size_t size = body.size();
+  body.append(3, '\0');
   rapidjson::InsituStringStream stream(body.data());
   const rapidjson::ParseResult r =
       reader.Parse<rapidjson::kParseInsituFlag | rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag>(
           stream, h);
+  body.resize(size);
   if (error) return error;
   if (r.IsError()) {
     return "malformed JSON at offset " + std::to_string(r.Offset()) + ": " + rapidjson::GetParseError_En(r.Code());

@@ -29,7 +29,7 @@ inline constexpr std::size_t max_path_len = 8192;
 inline constexpr std::int64_t max_quantity = 1'000'000'000'000;
 
 /// Parses body in place (RapidJSON insitu SAX: escapes are decoded inside the buffer, so body is
-/// modified and no memory is allocated). Unknown keys are ignored; null means absent. Returns
+/// modified; nothing is allocated beyond 3 bytes of padding appended to body and removed again). Unknown keys are ignored; null means absent. Returns
 /// nullopt on success, else a message for a 400 ("malformed JSON at offset 12: ...",
 /// "customer_id is required", "quantity must be an integer >= 0", "path is longer than 8192 ...").
 /// Thread-safe (no shared state).

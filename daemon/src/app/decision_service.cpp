@@ -1,0 +1,270 @@
+// POST /v1/check; see decision_service.hpp.
+#include "app/decision_service.hpp"
+
+#include <boost/asio/io_context.hpp>
+
+#include "core/entitlements/check_request.hpp"
+#include "core/entitlements/decision.hpp"
+#include "util/log.hpp"
+#include "util/metrics.hpp"
+
+namespace aforo::app {
+
+namespace ce = core::entitlements;
+using namespace std::chrono_literals;
+
+namespace {
+ce::engine_options options_of(const config::sidecar_config& c) {
+  ce::engine_options o;
+  o.mode = c.mode == config::enforcement_mode::shadow ? ce::enforcement_mode::shadow : ce::enforcement_mode::enforce;
+  o.unknown_customer = c.entitlements.unknown_customer == config::unknown_customer_policy::allow
+                           ? ce::unknown_customer_policy::allow
+                           : ce::unknown_customer_policy::block;
+  return o;
+}
+
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+double seconds_of(std::chrono::steady_clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+// A check request whose fields own their text: for the (rare) asynchronous shared-store lookup,
+// which outlives the request buffer.
+struct owned_check {
+  std::string customer_id, feature, service, route, method, path, request_id;
+  bool has_feature = false;
+  std::int64_t quantity = 1;
+
+  explicit owned_check(const ce::check_request& r)
+      : customer_id(r.customer_id), feature(r.feature.value_or("")), service(r.service), route(r.route),
+        method(r.method), path(r.path), request_id(r.request_id), has_feature(r.feature.has_value()),
+        quantity(r.quantity) {}
+
+  [[nodiscard]] ce::check_request view() const {
+    ce::check_request r;
+    r.customer_id = customer_id;
+    if (has_feature) r.feature = std::string_view(feature);
+    r.service = service;
+    r.route = route;
+    r.method = method;
+    r.path = path;
+    r.request_id = request_id;
+    r.quantity = quantity;
+    return r;
+  }
+};
+}  // namespace
+
+struct decision_service::metrics_set {
+  util::histogram_metric& latency = util::metrics().histogram(
+      "aforo_sidecar_check_duration_seconds", "Time to answer POST /v1/check inside the sidecar, seconds.",
+      {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01});
+  util::counter_metric& hit = lookups("hit");
+  util::counter_metric& stale = lookups("stale");
+  util::counter_metric& miss = lookups("miss");
+  util::counter_metric& no_snapshot = util::metrics().counter(
+      "aforo_sidecar_check_unavailable_total", "POST /v1/check answered 503 (no snapshot, or past max_stale).");
+  util::counter_metric& bad_request = util::metrics().counter(
+      "aforo_sidecar_check_bad_requests_total", "POST /v1/check answered 400 (malformed body).");
+  util::counter_metric& loads = util::metrics().counter(
+      "aforo_sidecar_entitlements_snapshot_loads_total", "Entitlement snapshots loaded from the source.");
+  util::counter_metric& load_failures = util::metrics().counter(
+      "aforo_sidecar_entitlements_snapshot_load_failures_total",
+      "Failed snapshot refreshes (unreadable or invalid file, control plane error); the snapshot in force stays.");
+
+  static util::counter_metric& lookups(const char* result) {
+    return util::metrics().counter("aforo_sidecar_entitlements_cache_lookups_total",
+                                   "Customer look-ups by POST /v1/check: hit, stale (served from an aging snapshot) or miss.",
+                                   std::string("result=\"") + result + "\"");
+  }
+};
+
+decision_service::decision_service(context& ctx, std::unique_ptr<entitlements_sharing> sharing)
+    : ctx_(ctx),
+      sharing_(sharing ? std::move(sharing) : std::make_unique<local_entitlements_sharing>()),
+      engine_(options_of(ctx.config)),
+      quota_(ctx.config.entitlements.quota_warning_percent),
+      sync_timer_(ctx.ioc),
+      metrics_(std::make_unique<metrics_set>()) {
+  util::metrics().gauge_fn("aforo_sidecar_entitlements_snapshot_age_seconds",
+                           "Seconds since the source last loaded or confirmed the snapshot in force (-1: none).", "",
+                           [this] { return snap_ ? seconds_of(age(clock::now())) : -1.0; });
+}
+
+decision_service::~decision_service() = default;
+
+void decision_service::register_routes(net::router& routes) {
+  routes.add("POST", "/v1/check", [this](net::http_request& req, net::respond_fn respond) {
+    handle_check(req, respond);
+  });
+}
+
+void decision_service::start() {
+  start_source();
+  schedule_sync();
+}
+
+void decision_service::start_source() {
+  source_name_ = ctx_.config.entitlements.source;
+  snapshot_events ev;
+  ev.loaded = [this](snapshot_ptr s) { on_loaded(std::move(s)); };
+  ev.confirmed = [this] {
+    confirmed_at_ = clock::now();
+    stale_logged_ = false;
+  };
+  ev.failed = [this] { metrics_->load_failures.inc(); };
+  source_ = make_snapshot_source(ctx_, std::move(ev));
+  util::log::info("entitlements: source " + source_name_);
+  source_->start();
+}
+
+void decision_service::on_loaded(snapshot_ptr snap) {
+  if (version_info_ != nullptr) version_info_->set(0);
+  version_info_ = &util::metrics().gauge("aforo_sidecar_entitlements_snapshot_info",
+                                         "The entitlement snapshot in force (1) by version; earlier versions 0.",
+                                         "version=\"" + util::escape_label(snap->version) + "\"");
+  version_info_->set(1);
+  metrics_->loads.inc();
+  snap_ = std::move(snap);
+  confirmed_at_ = clock::now();
+  stale_logged_ = false;
+  sharing_->snapshot_loaded(snap_);
+}
+
+void decision_service::schedule_sync() {
+  sync_timer_.expires_after(std::max<std::chrono::milliseconds>(ctx_.config.cache.sync_interval, 10ms));
+  sync_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    sharing_->sync_quota(quota_);
+    const auto now = unix_now();
+    if (now - last_expire_ >= 60) {
+      quota_.expire(now);
+      last_expire_ = now;
+    }
+    schedule_sync();
+  });
+}
+
+void decision_service::reload(const config::sidecar_config& next) {
+  engine_ = ce::decision_engine(options_of(next));
+  if (next.entitlements.source == source_name_) {
+    if (source_) source_->refresh_now();
+    return;
+  }
+  try {
+    source_.reset();
+    start_source();
+  } catch (const std::exception& e) {
+    util::log::error(std::string("entitlements: cannot switch source: ") + e.what());
+  }
+}
+
+void decision_service::stop(std::function<void()> done) {
+  source_.reset();
+  sync_timer_.cancel();
+  sharing_->sync_quota(quota_);  // a last push of local deltas (best effort)
+  done();
+}
+
+decision_service::clock::duration decision_service::stale_after() const {
+  const auto period = source_ ? source_->confirm_period() : std::chrono::milliseconds(1000);
+  return 2 * period + 1s;
+}
+
+bool decision_service::too_stale(clock::time_point now) const {
+  return age(now) > ctx_.config.entitlements.max_stale;
+}
+
+void decision_service::readiness(status_report& r) const {
+  if (!r.ready) return;
+  if (!snap_) {
+    r.ready = false;
+    r.not_ready_reason = "no entitlement snapshot loaded yet (entitlements.source " + source_name_ + ")";
+  } else if (too_stale(clock::now())) {
+    r.ready = false;
+    r.not_ready_reason = "entitlement snapshot " + snap_->version + " is older than entitlements.max_stale";
+  }
+}
+
+void decision_service::handshake_fields(std::map<std::string, std::string>& fields) const {
+  if (const auto redis = sharing_->state(); !redis.empty()) fields["redis"] = "\"" + std::string(redis) + "\"";
+  if (!snap_) {
+    fields["entitlements"] = "null";
+    return;
+  }
+  std::string v = R"({"version":)";
+  ce::append_json_string(v, snap_->version);
+  v += R"(,"age_s":)";
+  v += std::to_string(std::chrono::duration_cast<std::chrono::seconds>(age(clock::now())).count());
+  v += '}';
+  fields["entitlements"] = std::move(v);
+}
+
+util::counter_metric& decision_service::checks_counter(const ce::decision& d) {
+  auto& slot = checks_[static_cast<std::size_t>(d.kind) * 9 + static_cast<std::size_t>(d.why)];
+  if (slot == nullptr) {
+    std::string labels = "decision=\"";
+    labels += ce::to_string(d.kind);
+    labels += "\",reason=\"";
+    labels += ce::to_string(d.why);
+    labels += '"';
+    slot = &util::metrics().counter("aforo_sidecar_checks_total", "Decisions made by POST /v1/check.", labels);
+  }
+  return *slot;
+}
+
+void decision_service::handle_check(net::http_request& req, const net::respond_fn& respond) {
+  const auto started = clock::now();
+  ce::check_request check;
+  if (auto err = ce::parse_check_request(req.body, check)) {
+    metrics_->bad_request.inc();
+    return respond(net::http_response::error(400, "bad_request", *err));
+  }
+  if (!snap_ || too_stale(started)) {
+    metrics_->no_snapshot.inc();
+    if (snap_ && !stale_logged_) {
+      util::log::error("entitlements: snapshot " + snap_->version +
+                       " is older than entitlements.max_stale; answering 503 until a refresh succeeds");
+      stale_logged_ = true;
+    }
+    return respond(net::http_response::error(
+        503, "no_snapshot",
+        snap_ ? "the entitlement snapshot is older than entitlements.max_stale" : "no entitlement snapshot loaded yet"));
+  }
+  const ce::customer* cust = snap_->find_customer(check.customer_id);
+  if (cust == nullptr && sharing_->can_lookup()) {
+    // Not held locally: ask the shared store, then decide (the request buffer does not live that long).
+    metrics_->miss.inc();
+    auto owned = std::make_shared<owned_check>(check);
+    sharing_->lookup_customer(owned->customer_id, [this, owned, snap = snap_, started, respond](
+                                                      entitlements_sharing::customer_ptr c, ce::cache_state state) {
+      const auto d = engine_.decide_for(owned->view(), snap->rules, c.get(), quota_, unix_now(), ce::to_string(state));
+      finish(d, started, respond);
+    });
+    return;
+  }
+  ce::cache_state state = ce::cache_state::hit;
+  if (cust == nullptr) {
+    state = ce::cache_state::miss;
+    metrics_->miss.inc();
+  } else if (age(started) > stale_after()) {
+    state = ce::cache_state::stale;
+    metrics_->stale.inc();
+  } else {
+    metrics_->hit.inc();
+  }
+  const auto d = engine_.decide_for(check, snap_->rules, cust, quota_, unix_now(), ce::to_string(state));
+  finish(d, started, respond);
+}
+
+void decision_service::finish(const ce::decision& d, clock::time_point started, const net::respond_fn& respond) {
+  checks_counter(d).inc();
+  net::http_response res;
+  res.body.reserve(512);
+  ce::encode_decision(d, res.body);
+  metrics_->latency.observe(seconds_of(clock::now() - started));
+  respond(std::move(res));
+}
+
+}  // namespace aforo::app

@@ -1,0 +1,79 @@
+// POST /v1/check: the edge decision of contracts §2, answered from the entitlement snapshot in force
+// and the quota counters, on the io thread, with no network call on the request path.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <boost/asio/steady_timer.hpp>
+
+#include "app/entitlements_sharing.hpp"
+#include "app/service.hpp"
+#include "app/snapshot_source.hpp"
+#include "core/entitlements/decision_engine.hpp"
+#include "core/entitlements/quota.hpp"
+
+namespace aforo::util {
+class counter_metric;
+class gauge_metric;
+class histogram_metric;
+}  // namespace aforo::util
+
+namespace aforo::app {
+
+/// Answers 200 with the decision JSON whenever a decision is made (a deny is a decision), 400
+/// `bad_request` for a malformed body, 503 `no_snapshot` when no snapshot is loaded or the one in
+/// force was last confirmed by its source more than entitlements.max_stale ago (the plugin's
+/// fallback_on_error then applies). `mode` and `entitlements.unknown_customer` apply live on reload;
+/// a changed `entitlements.source` swaps the source (the old snapshot serves until the new one loads).
+/// The `cache` field: hit = found in a snapshot confirmed within 2 x the source's refresh period
+/// + 1 s; stale = found in an older one (its refresh is failing); miss = not held locally.
+/// Not ready (/readyz) until a snapshot is loaded, and while it is past max_stale.
+/// Threading: io thread only.
+class decision_service final : public service {
+ public:
+  /// sharing: the Redis seam; null = local only (local_entitlements_sharing).
+  explicit decision_service(context& ctx, std::unique_ptr<entitlements_sharing> sharing = nullptr);
+  ~decision_service() override;
+
+  void register_routes(net::router& routes) override;
+  void start() override;
+  void reload(const config::sidecar_config& next) override;
+  void stop(std::function<void()> done) override;
+  void readiness(status_report& r) const override;
+  void handshake_fields(std::map<std::string, std::string>& fields) const override;
+
+ private:
+  using clock = std::chrono::steady_clock;
+  struct metrics_set;
+
+  void handle_check(net::http_request& req, const net::respond_fn& respond);
+  void finish(const core::entitlements::decision& d, clock::time_point started, const net::respond_fn& respond);
+  void start_source();
+  void on_loaded(snapshot_ptr snap);
+  void schedule_sync();
+  [[nodiscard]] clock::duration age(clock::time_point now) const { return now - confirmed_at_; }
+  [[nodiscard]] bool too_stale(clock::time_point now) const;
+  [[nodiscard]] clock::duration stale_after() const;
+  util::counter_metric& checks_counter(const core::entitlements::decision& d);
+
+  context& ctx_;
+  std::unique_ptr<entitlements_sharing> sharing_;
+  core::entitlements::decision_engine engine_;
+  core::entitlements::quota_counters quota_;
+  std::string source_name_;                 // the entitlements.source in use
+  std::unique_ptr<snapshot_source> source_;
+  snapshot_ptr snap_;
+  clock::time_point confirmed_at_{};
+  bool stale_logged_ = false;
+  boost::asio::steady_timer sync_timer_;
+  std::int64_t last_expire_ = 0;
+  std::unique_ptr<metrics_set> metrics_;
+  util::gauge_metric* version_info_ = nullptr;  // the series of the version in force
+  std::array<util::counter_metric*, 3 * 9> checks_{};  // by verdict x reason, registered on first use
+};
+
+}  // namespace aforo::app

@@ -1,0 +1,79 @@
+// The file snapshot source; see entitlements_file_source.hpp.
+#include "app/entitlements_file_source.hpp"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "config/snapshot_yaml.hpp"
+#include "util/log.hpp"
+
+namespace aforo::app {
+
+file_snapshot_source::file_snapshot_source(boost::asio::io_context& ioc, std::string path, snapshot_events events,
+                                           std::chrono::milliseconds poll_interval)
+    : path_(std::move(path)), events_(std::move(events)), poll_interval_(poll_interval), timer_(ioc) {}
+
+file_snapshot_source::~file_snapshot_source() { timer_.cancel(); }
+
+void file_snapshot_source::start() {
+  check(true);
+  schedule();
+}
+
+void file_snapshot_source::refresh_now() { check(true); }
+
+void file_snapshot_source::schedule() {
+  timer_.expires_after(poll_interval_);
+  timer_.async_wait([this, alive = std::weak_ptr<int>(alive_)](const boost::system::error_code& ec) {
+    if (ec || alive.expired()) return;
+    check(false);
+    schedule();
+  });
+}
+
+void file_snapshot_source::check(bool force) {
+  struct stat st {};
+  if (::stat(path_.c_str(), &st) != 0) {
+    if (!unreadable_logged_) {
+      util::log::error("entitlements: cannot read snapshot file " + path_ + ": " + std::strerror(errno) +
+                       "; checking again every " + std::to_string(poll_interval_.count()) + " ms");
+      unreadable_logged_ = true;
+    }
+    seen_valid_ = false;
+    events_.failed();
+    return;
+  }
+  unreadable_logged_ = false;
+  const file_stamp stamp{static_cast<std::uint64_t>(st.st_ino), static_cast<std::uint64_t>(st.st_size),
+                         static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
+  if (force || !seen_valid_ || !(stamp == seen_)) return load(stamp);
+  if (seen_ok_) {
+    events_.confirmed();
+  } else {
+    events_.failed();  // the same bad file: its errors were logged when it was read
+  }
+}
+
+void file_snapshot_source::load(const file_stamp& stamp) {
+  seen_ = stamp;
+  seen_valid_ = true;
+  auto r = config::load_snapshot_file(path_);
+  if (!r.ok()) {
+    seen_ok_ = false;
+    util::log::error("entitlements: snapshot file " + path_ + " has " + std::to_string(r.errors.size()) +
+                     " problem(s); keeping the snapshot in force");
+    for (const auto& e : r.errors) util::log::error("entitlements: " + path_ + ": " + e);
+    events_.failed();
+    return;
+  }
+  seen_ok_ = true;
+  auto snap = std::make_shared<const core::entitlements::snapshot>(std::move(*r.value));
+  util::log::info("entitlements: loaded snapshot version " + snap->version + " from " + path_ + " (" +
+                  std::to_string(snap->customers.size()) + " customers, " + std::to_string(snap->rules.size()) +
+                  " feature rules)");
+  events_.loaded(std::move(snap));
+}
+
+}  // namespace aforo::app

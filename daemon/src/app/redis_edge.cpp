@@ -1,0 +1,232 @@
+// The Redis edge cache: snapshot publish, read-through customer lookups and quota sharing.
+#include "app/redis_edge.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <random>
+#include <stdexcept>
+
+#include "core/entitlements/redis_customer_entry.hpp"
+#include "util/log.hpp"
+#include "util/metrics.hpp"
+
+namespace aforo::app {
+
+namespace ce = core::entitlements;
+
+namespace {
+
+constexpr std::size_t publish_chunk_size = 500;   // customers per HSET
+constexpr const char* publish_lock_ms = "30000";
+constexpr const char* old_version_ttl_s = "3600";
+
+// KEYS[1] = ent:version; ARGV[1] = hash prefix, ARGV[2] = customer id -> nil | {version, json|nil}
+constexpr std::string_view read_script = R"lua(
+local v = redis.call('GET', KEYS[1])
+if not v then return false end
+return {v, redis.call('HGET', ARGV[1] .. v, ARGV[2])}
+)lua";
+
+// KEYS[1] = ent:version, KEYS[2] = ent:lock; ARGV = new version, hash prefix, old ttl, instance.
+constexpr std::string_view flip_script = R"lua(
+local old = redis.call('GET', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('PERSIST', ARGV[2] .. ARGV[1])
+if old and old ~= ARGV[1] then redis.call('EXPIRE', ARGV[2] .. old, ARGV[3]) end
+if redis.call('GET', KEYS[2]) == ARGV[4] then redis.call('DEL', KEYS[2]) end
+return 1
+)lua";
+
+// KEYS[1] = lock, ARGV[1] = instance: deletes the lock only if this sidecar holds it.
+constexpr std::string_view release_script = R"lua(
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+)lua";
+
+std::string random_instance() {
+  std::random_device rd;
+  std::uniform_int_distribution<std::uint64_t> dist;
+  const std::uint64_t v = dist(rd);
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string s(16, '0');
+  for (int i = 0; i < 16; ++i) s[static_cast<std::size_t>(i)] = hex[(v >> (4 * (15 - i))) & 0xF];
+  return s;
+}
+
+net::redis_client_options client_options(const config::sidecar_config& c) {
+  std::string error;
+  auto ep = net::parse_redis_url(c.cache.redis, error);
+  if (!ep) throw std::runtime_error("cache.redis: " + error);
+  net::redis_client_options o;
+  o.endpoint = std::move(*ep);
+  o.command_timeout = c.cache.redis_timeout;
+  o.connect_timeout = std::max<std::chrono::milliseconds>(c.cache.redis_timeout, std::chrono::seconds(1));
+  return o;
+}
+
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+util::counter_metric& lookups(const char* result) {
+  return util::metrics().counter("aforo_sidecar_redis_lookups_total",
+                                 "Customer fetches from the Redis edge cache, by result (found, absent, error)",
+                                 std::string("result=\"") + result + "\"");
+}
+
+}  // namespace
+
+redis_entitlements_sharing::redis_entitlements_sharing(context& ctx)
+    : ctx_(ctx),
+      keys_(ctx.secrets.tenant_id),
+      instance_(random_instance()),
+      client_(ctx.ioc, client_options(ctx.config)),
+      lru_(static_cast<std::size_t>(ctx.config.cache.lru_capacity)) {
+  client_.on_state_change([this](bool up) {
+    if (up) try_publish();
+  });
+  client_.start();
+}
+
+redis_entitlements_sharing::~redis_entitlements_sharing() = default;
+
+std::string_view redis_entitlements_sharing::state() const {
+  return client_.connected() ? "connected" : "unavailable";
+}
+
+// ---- read-through ----------------------------------------------------------------------------
+
+void redis_entitlements_sharing::lookup_customer(std::string_view customer_id, lookup_done done) {
+  auto r = lru_.lookup(customer_id, clock::now(), ctx_.config.entitlements.refresh_interval);
+  if (r) {
+    const customer_ptr c = *r.value;
+    if (r.state == ce::cache_state::stale) fetch(std::string(customer_id));
+    done(c, c ? r.state : ce::cache_state::miss);
+    return;
+  }
+  fetch(std::string(customer_id));
+  done(nullptr, ce::cache_state::miss);
+}
+
+void redis_entitlements_sharing::fetch(const std::string& id) {
+  if (!client_.connected() || !fetching_.insert(id).second) return;
+  client_.command({"EVAL", std::string(read_script), "1", keys_.snapshot_version(), keys_.snapshot_hash_prefix(), id},
+                  [this, id](net::redis_result r) {
+                    fetching_.erase(id);
+                    if (!r.ok_reply()) {
+                      lookups("error").inc();
+                      return;
+                    }
+                    if (r.reply.is_nil()) return;  // nothing published yet: remember nothing
+                    customer_ptr found;
+                    if (r.reply.elements.size() == 2 && r.reply.elements[1].type == net::redis_value::kind::string) {
+                      if (auto e = ce::parse_customer_entry(r.reply.elements[1].str)) {
+                        found = std::make_shared<const ce::customer>(std::move(e->value));
+                      }
+                    }
+                    lookups(found ? "found" : "absent").inc();
+                    lru_.put(id, std::move(found), clock::now());
+                  });
+}
+
+// ---- snapshot publish ------------------------------------------------------------------------
+
+void redis_entitlements_sharing::snapshot_loaded(const snapshot_ptr& snap) {
+  to_publish_ = snap;
+  try_publish();
+}
+
+void redis_entitlements_sharing::try_publish() {
+  if (!to_publish_ || publishing_ || !client_.connected()) return;
+  publishing_ = true;
+  snapshot_ptr snap = to_publish_;
+  client_.command({"SET", keys_.publish_lock(), instance_, "NX", "PX", publish_lock_ms},
+                  [this, snap](net::redis_result r) {
+                    if (!r.ok_reply()) return publish_done(snap, false, "");
+                    if (r.reply.is_nil()) {  // another sidecar is publishing: try again next tick
+                      publishing_ = false;
+                      return;
+                    }
+                    client_.command({"GET", keys_.snapshot_version()}, [this, snap](net::redis_result v) {
+                      if (!v.ok_reply()) return publish_done(snap, false, "");
+                      if (v.reply.type == net::redis_value::kind::string && v.reply.str == snap->version) {
+                        client_.command({"EVAL", std::string(release_script), "1", keys_.publish_lock(), instance_},
+                                        [](net::redis_result) {});
+                        return publish_done(snap, false, "already there");
+                      }
+                      auto ids = std::make_shared<std::vector<std::string>>();
+                      ids->reserve(snap->customers.size());
+                      for (const auto& [id, c] : snap->customers) ids->push_back(id);
+                      client_.command({"DEL", keys_.snapshot_hash(snap->version)}, [](net::redis_result) {});
+                      publish_chunk(snap, std::move(ids), 0);
+                    });
+                  });
+}
+
+void redis_entitlements_sharing::publish_chunk(snapshot_ptr snap, std::shared_ptr<std::vector<std::string>> ids,
+                                               std::size_t from) {
+  if (from >= ids->size()) return publish_flip(snap);
+  std::vector<std::string> args{"HSET", keys_.snapshot_hash(snap->version)};
+  const std::size_t to = std::min(ids->size(), from + publish_chunk_size);
+  for (std::size_t i = from; i < to; ++i) {
+    const auto* c = snap->find_customer((*ids)[i]);
+    args.push_back((*ids)[i]);
+    args.push_back(ce::customer_entry_json(*c, snap->version));
+  }
+  client_.command(std::move(args), [this, snap, ids, to](net::redis_result r) {
+    if (!r.ok_reply()) return publish_done(snap, false, "");
+    publish_chunk(snap, ids, to);
+  });
+}
+
+void redis_entitlements_sharing::publish_flip(const snapshot_ptr& snap) {
+  client_.command({"EVAL", std::string(flip_script), "2", keys_.snapshot_version(), keys_.publish_lock(), snap->version,
+                   keys_.snapshot_hash_prefix(), old_version_ttl_s, instance_},
+                  [this, snap](net::redis_result r) {
+                    publish_done(snap, r.ok_reply(), "");
+                  });
+}
+
+void redis_entitlements_sharing::publish_done(const snapshot_ptr& snap, bool published, const std::string& why) {
+  publishing_ = false;
+  if (published) {
+    util::log::info("entitlements: published snapshot " + snap->version + " to redis (" +
+                    std::to_string(snap->customers.size()) + " customers)");
+  }
+  // Done with this version when written or found there; on a failure it is tried again next tick.
+  if ((published || !why.empty()) && to_publish_ == snap) to_publish_.reset();
+}
+
+// ---- quota sharing ---------------------------------------------------------------------------
+
+void redis_entitlements_sharing::sync_quota(ce::quota_counters& counters) {
+  const auto now = unix_now();
+  if (now - last_expire_ >= 60) {
+    sync_.expire(now);
+    last_expire_ = now;
+  }
+  if (to_publish_ && !publishing_) try_publish();
+  if (!client_.connected() || batches_in_flight_ > 0) return;
+  for (auto& batch : sync_.collect(counters)) {
+    auto pushes = std::make_shared<std::vector<ce::quota_push>>(std::move(batch));
+    std::vector<std::string> args{"EVAL", std::string(ce::quota_sync_script())};
+    for (auto& a : ce::quota_sync::script_args(*pushes, keys_, instance_)) args.push_back(std::move(a));
+    ++batches_in_flight_;
+    client_.command(std::move(args), [this, pushes, &counters](net::redis_result r) {
+      --batches_in_flight_;
+      std::vector<std::int64_t> totals;
+      bool ok = r.ok_reply() && r.reply.type == net::redis_value::kind::array;
+      if (ok) {
+        for (const auto& e : r.reply.elements) {
+          ok = ok && e.type == net::redis_value::kind::integer;
+          totals.push_back(e.integer);
+        }
+      }
+      if (!ok || !sync_.applied(*pushes, totals, counters)) {
+        if (r.ok() && r.reply.is_error()) util::log::warn("redis: quota push refused: " + r.reply.str);
+        sync_.failed(*pushes);
+      }
+    });
+  }
+}
+
+}  // namespace aforo::app

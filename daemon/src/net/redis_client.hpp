@@ -1,0 +1,114 @@
+// Asynchronous Redis client on the daemon's io_context: hiredis's async API with its socket watched
+// by Asio (never blocking the loop), pipelined commands with a per-command timeout, and a
+// connection that reconnects with exponential backoff. Errors are values in redis_result.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/entitlements/redis_link.hpp"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace aforo::net {
+
+/// A reply as Redis sent it.
+struct redis_value {
+  enum class kind : std::uint8_t { nil, integer, string, status, error, array };
+  kind type = kind::nil;
+  std::int64_t integer = 0;
+  std::string str;                   ///< string, status or error text
+  std::vector<redis_value> elements;  ///< array items
+
+  [[nodiscard]] bool is_error() const { return type == kind::error; }
+  [[nodiscard]] bool is_nil() const { return type == kind::nil; }
+};
+
+/// Why a command has no reply.
+enum class redis_error : std::uint8_t {
+  none,             ///< `reply` holds Redis's answer (which may itself be an error reply)
+  not_connected,    ///< not sent: Redis is unavailable (the command certainly did not run)
+  timeout,          ///< sent, no reply within the command timeout (it may have run)
+  connection_lost,  ///< sent, the connection dropped before the reply (it may have run)
+};
+
+[[nodiscard]] const char* to_string(redis_error e);
+
+struct redis_result {
+  redis_error error = redis_error::none;
+  redis_value reply;
+  [[nodiscard]] bool ok() const { return error == redis_error::none; }
+  /// Transport success and not an error reply.
+  [[nodiscard]] bool ok_reply() const { return ok() && !reply.is_error(); }
+};
+
+/// Called exactly once per command, on the io thread, never from inside command().
+using redis_callback = std::function<void(redis_result)>;
+
+/// Where Redis is: "redis://[[user]:password@]host[:port][/db]" or "unix:/path[?db=N]".
+struct redis_endpoint {
+  std::string host;                  ///< empty for a unix socket
+  std::uint16_t port = 6379;
+  std::string unix_path;
+  int db = 0;
+  std::string user;                  ///< AUTH user (Redis 6 ACL); empty = default user
+  std::string password;              ///< empty = no AUTH
+};
+
+/// Parses cache.redis (Boost.URL). nullopt with `error` set when malformed.
+[[nodiscard]] std::optional<redis_endpoint> parse_redis_url(std::string_view url, std::string& error);
+
+struct redis_client_options {
+  redis_endpoint endpoint;
+  std::chrono::milliseconds command_timeout{250};   ///< cache.redis_timeout; also bounds AUTH/SELECT
+  std::chrono::milliseconds connect_timeout{1000};  ///< DNS + TCP connect
+  std::chrono::milliseconds backoff_initial{100};
+  std::chrono::milliseconds backoff_max{5000};
+};
+
+/// One connection to Redis, owned by the io thread; every member must be called on it.
+///
+/// States: connecting -> connected -> unavailable -> (backoff) -> connecting ... A failed
+/// connect, a dropped connection or a command timeout makes Redis unavailable: every command in
+/// flight fails (timeout / connection_lost), new ones fail at once with not_connected, and a
+/// reconnect is tried after 100 ms, 200 ms, ... up to 5 s. One log line per state change
+/// ("redis connected", "redis unavailable: <reason>; answering from the in-memory cache").
+/// Metrics: aforo_sidecar_redis_up, aforo_sidecar_redis_errors_total{kind}, aforo_sidecar_redis_connects_total.
+/// A command timeout drops the connection because Redis answers in order: later replies cannot
+/// arrive before the late one, so waiting on the same connection would only stall them.
+class redis_client {
+ public:
+  redis_client(boost::asio::io_context& ioc, redis_client_options options);
+  /// Frees the connection; callbacks still pending are dropped without being called.
+  ~redis_client();
+  redis_client(const redis_client&) = delete;
+  redis_client& operator=(const redis_client&) = delete;
+
+  /// Starts connecting (idempotent).
+  void start();
+  /// Disconnects for good: pending commands fail with connection_lost, no reconnect.
+  void stop();
+
+  /// Sends a command (each argument one bulk string, binary safe). Pipelined with the others.
+  void command(std::vector<std::string> args, redis_callback cb);
+
+  [[nodiscard]] bool connected() const;
+  [[nodiscard]] core::entitlements::redis_link_state state() const;
+  /// Called on the io thread after every state change (true = connected).
+  void on_state_change(std::function<void(bool up)> fn);
+
+ private:
+  struct impl;
+  std::shared_ptr<impl> impl_;
+};
+
+}  // namespace aforo::net

@@ -1,0 +1,344 @@
+// The Redis edge cache against a real redis-server: the async client (commands, pipelining, Redis
+// killed and restarted, a stalled Redis), and two real sidecars sharing quota through one Redis.
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <functional>
+#include <thread>
+
+#include "core/entitlements/redis_quota_sync.hpp"
+#include "net/redis_client.hpp"
+#include "support/testkit.hpp"
+
+using namespace aforo::testkit;
+namespace asio = boost::asio;
+namespace net = aforo::net;
+
+namespace {
+
+/// A throwaway redis-server on a fixed port (so it can be restarted on the same one), no persistence.
+class redis_server {
+ public:
+  explicit redis_server(int port) : port_(port) { start(); }
+  void start() {
+    proc_ = std::make_unique<process>(std::vector<std::string>{
+        "/usr/bin/redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"});
+    REQUIRE(proc_->wait_for_output("Ready to accept connections", 10s));
+  }
+  void kill() {
+    proc_->signal(SIGKILL);
+    (void)proc_->wait_exit(5s);
+  }
+  [[nodiscard]] process& proc() { return *proc_; }
+  [[nodiscard]] int port() const { return port_; }
+  [[nodiscard]] std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_) + "/0"; }
+
+ private:
+  int port_;
+  std::unique_ptr<process> proc_;
+};
+
+/// Runs the loop until pred holds or the timeout passes.
+bool run_until(asio::io_context& ioc, const std::function<bool()>& pred, millis timeout = 5s) {
+  const auto end = std::chrono::steady_clock::now() + timeout;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    ioc.run_for(2ms);
+  }
+  return true;
+}
+
+net::redis_client_options options_for(const redis_server& r, millis timeout = 250ms) {
+  std::string err;
+  auto ep = net::parse_redis_url(r.url(), err);
+  REQUIRE(ep);
+  net::redis_client_options o;
+  o.endpoint = *ep;
+  o.command_timeout = timeout;
+  return o;
+}
+
+// Sends one command and runs the loop until its reply.
+net::redis_result call(asio::io_context& ioc, net::redis_client& c, std::vector<std::string> args) {
+  std::optional<net::redis_result> out;
+  c.command(std::move(args), [&](net::redis_result r) { out = std::move(r); });
+  REQUIRE(run_until(ioc, [&] { return out.has_value(); }, 10s));
+  return *out;
+}
+
+}  // namespace
+
+TEST_CASE("redis url: redis:// and unix: forms are parsed, others refused", "[redis]") {
+  std::string err;
+  auto a = net::parse_redis_url("redis://cache.local:6380/2", err);
+  REQUIRE(a);
+  CHECK(a->host == "cache.local");
+  CHECK(a->port == 6380);
+  CHECK(a->db == 2);
+  auto b = net::parse_redis_url("redis://127.0.0.1", err);
+  REQUIRE(b);
+  CHECK(b->port == 6379);
+  CHECK(b->db == 0);
+  auto c = net::parse_redis_url("redis://:s3cret@10.0.0.1:6379/0", err);
+  REQUIRE(c);
+  CHECK(c->password == "s3cret");
+  auto u = net::parse_redis_url("unix:/run/redis/redis.sock?db=3", err);
+  REQUIRE(u);
+  CHECK(u->unix_path == "/run/redis/redis.sock");
+  CHECK(u->db == 3);
+  CHECK_FALSE(net::parse_redis_url("http://x:1/0", err));
+  CHECK_FALSE(net::parse_redis_url("redis://host:1/notanumber", err));
+  CHECK_FALSE(net::parse_redis_url("unix:relative.sock", err));
+}
+
+TEST_CASE("redis client: connects, answers commands in order and pipelines them", "[redis]") {
+  redis_server server(free_port());
+  asio::io_context ioc;
+  net::redis_client client(ioc, options_for(server));
+  client.start();
+  REQUIRE(run_until(ioc, [&] { return client.connected(); }));
+
+  auto r = call(ioc, client, {"SET", "k", std::string("bin\0ary", 7)});
+  REQUIRE(r.ok_reply());
+  CHECK(r.reply.type == net::redis_value::kind::status);
+  r = call(ioc, client, {"GET", "k"});
+  CHECK(r.reply.str == std::string("bin\0ary", 7));
+  r = call(ioc, client, {"GET", "missing"});
+  CHECK(r.reply.is_nil());
+  r = call(ioc, client, {"INCRBY", "n", "5"});
+  CHECK(r.reply.integer == 5);
+  r = call(ioc, client, {"HSET", "k", "f", "v"});  // wrong type: an error reply, still a reply
+  CHECK(r.ok());
+  CHECK(r.reply.is_error());
+
+  std::vector<std::int64_t> seen;
+  for (int i = 0; i < 500; ++i) {
+    client.command({"INCR", "p"}, [&](net::redis_result x) { seen.push_back(x.reply.integer); });
+  }
+  REQUIRE(run_until(ioc, [&] { return seen.size() == 500; }));
+  for (int i = 0; i < 500; ++i) CHECK(seen[static_cast<std::size_t>(i)] == i + 1);
+}
+
+TEST_CASE("redis client: the quota script adds contributions per sidecar and sums them", "[redis]") {
+  redis_server server(free_port());
+  asio::io_context ioc;
+  net::redis_client client(ioc, options_for(server));
+  client.start();
+  REQUIRE(run_until(ioc, [&] { return client.connected(); }));
+  namespace ce = aforo::core::entitlements;
+  const ce::redis_keys keys("t");
+  auto push = [&](const std::string& inst, std::int64_t contribution) {
+    std::vector<ce::quota_push> b{{"c:f:2026-11", contribution, 4102444800}};
+    std::vector<std::string> args{"EVAL", std::string(ce::quota_sync_script())};
+    for (auto& a : ce::quota_sync::script_args(b, keys, inst)) args.push_back(a);
+    auto r = call(ioc, client, args);
+    REQUIRE(r.ok_reply());
+    REQUIRE(r.reply.elements.size() == 1);
+    return r.reply.elements[0].integer;
+  };
+  CHECK(push("a", 3) == 3);
+  CHECK(push("b", 4) == 7);
+  CHECK(push("a", 3) == 7);  // the same contribution again (a retry) counts once
+  CHECK(push("a", 2) == 7);  // never lowered
+  CHECK(push("a", 5) == 9);
+  auto ttl = call(ioc, client, {"TTL", keys.quota("c:f:2026-11")});
+  CHECK(ttl.reply.integer > 0);
+  CHECK(call(ioc, client, {"SET", keys.quota("x:f:2026-11"), "1"}).ok_reply());
+  std::vector<ce::quota_push> bad{{"x:f:2026-11", 1, 4102444800}};
+  std::vector<std::string> args{"EVAL", std::string(ce::quota_sync_script())};
+  for (auto& a : ce::quota_sync::script_args(bad, keys, "a")) args.push_back(a);
+  CHECK(call(ioc, client, args).reply.is_error());
+  CHECK(call(ioc, client, {"GET", keys.quota("x:f:2026-11")}).reply.str == "1");  // untouched
+}
+
+TEST_CASE("redis client: Redis killed fails commands fast without blocking the loop, restarted reconnects",
+          "[redis]") {
+  redis_server server(free_port());
+  asio::io_context ioc;
+  net::redis_client client(ioc, options_for(server));
+  std::vector<bool> changes;
+  client.on_state_change([&](bool up) { changes.push_back(up); });
+  client.start();
+  REQUIRE(run_until(ioc, [&] { return client.connected(); }));
+
+  // A ticker proves the loop keeps turning while Redis is gone.
+  asio::steady_timer ticker(ioc);
+  auto last_tick = std::chrono::steady_clock::now();
+  millis max_gap{0};
+  std::function<void()> tick = [&] {
+    ticker.expires_after(5ms);
+    ticker.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      const auto now = std::chrono::steady_clock::now();
+      max_gap = std::max(max_gap, std::chrono::duration_cast<millis>(now - last_tick));
+      last_tick = now;
+      tick();
+    });
+  };
+  tick();
+
+  server.kill();
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = call(ioc, client, {"PING"});
+  CHECK_FALSE(r.ok());
+  CHECK((r.error == net::redis_error::connection_lost || r.error == net::redis_error::not_connected));
+  CHECK(std::chrono::steady_clock::now() - t0 < 1s);
+  REQUIRE(run_until(ioc, [&] { return !client.connected(); }));
+  r = call(ioc, client, {"PING"});
+  CHECK(r.error == net::redis_error::not_connected);
+  CHECK(client.state() == aforo::core::entitlements::redis_link_state::unavailable);
+  run_until(ioc, [] { return false; }, 600ms);  // several reconnect attempts against a closed port
+
+  server.start();
+  REQUIRE(run_until(ioc, [&] { return client.connected(); }, 10s));
+  r = call(ioc, client, {"PING"});
+  CHECK(r.ok_reply());
+  CHECK(r.reply.str == "PONG");
+  CHECK(max_gap < 200ms);
+  run_until(ioc, [&] { return changes.size() >= 3; }, 1s);
+  CHECK(changes == std::vector<bool>{true, false, true});
+  ticker.cancel();
+}
+
+TEST_CASE("redis client: a stalled Redis times commands out and the client reconnects when it resumes",
+          "[redis]") {
+  redis_server server(free_port());
+  asio::io_context ioc;
+  net::redis_client client(ioc, options_for(server, 100ms));
+  client.start();
+  REQUIRE(run_until(ioc, [&] { return client.connected(); }));
+  server.proc().signal(SIGSTOP);
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<net::redis_result> results;
+  for (int i = 0; i < 3; ++i) client.command({"PING"}, [&](net::redis_result x) { results.push_back(std::move(x)); });
+  REQUIRE(run_until(ioc, [&] { return results.size() == 3; }, 5s));
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  for (const auto& x : results) CHECK(x.error == net::redis_error::timeout);
+  CHECK(waited >= 90ms);
+  CHECK(waited < 1s);
+  CHECK_FALSE(client.connected());
+  server.proc().signal(SIGCONT);
+  REQUIRE(run_until(ioc, [&] { return client.connected(); }, 10s));
+  CHECK(call(ioc, client, {"PING"}).ok_reply());
+}
+
+namespace {
+
+const char* shared_snapshot = R"(version: "7"
+customers:
+  cust_a:
+    plan: pro
+    status: active
+    features:
+      api: { limit: 100, period: month }
+)";
+
+std::string sidecar_yaml(const temp_dir& dir, const redis_server& r) {
+  return "entitlements: { source: \"file:" + dir.write("snapshot.yaml", shared_snapshot) +
+         "\" }\ncache: { redis: \"" + r.url() + "\", sync_interval: 50ms, redis_timeout: 200ms }\n";
+}
+
+// The shared total of cust_a's `api` counter this month, read with the client.
+std::int64_t shared_total(const redis_server& server) {
+  namespace ce = aforo::core::entitlements;
+  asio::io_context ioc;
+  net::redis_client client(ioc, options_for(server));
+  client.start();
+  REQUIRE(run_until(ioc, [&] { return client.connected(); }));
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch()).count();
+  const auto w = ce::period_of(ce::period_kind::month, now);
+  std::string key;
+  ce::quota_counters::make_key(key, "cust_a", "api", w.key());
+  auto r = call(ioc, client, {"HVALS", ce::redis_keys("").quota(key)});
+  std::int64_t sum = 0;
+  for (const auto& v : r.reply.elements) sum += std::stoll(v.str);
+  return sum;
+}
+
+struct tally {
+  int allowed = 0, denied = 0, errors = 0;
+};
+
+// One check; counts allowed / 429 with Retry-After / anything else (an error to the caller).
+void check_once(http_client& c, tally& t) {
+  const auto r = c.post("/v1/check", R"({"customer_id":"cust_a","feature":"api","quantity":1})");
+  if (r.status != 200) {
+    ++t.errors;
+  } else if (r.body.find(R"("allowed":true)") != std::string::npos) {
+    ++t.allowed;
+  } else if (r.body.find(R"("status":429)") != std::string::npos && r.body.find(R"("retry_after":0)") == std::string::npos) {
+    ++t.denied;
+  } else {
+    ++t.errors;
+  }
+}
+
+}  // namespace
+
+// Over-admission bound (core/entitlements/quota.hpp): with 2 sidecars syncing every T = 50 ms,
+// at most (N - 1) x (what one sidecar admits in T + 1). Requests here are paced at one per 5 ms
+// per pair, so one sidecar admits at most ~10 in T: the bound used is 100 + 12.
+TEST_CASE("redis edge: two sidecars sharing one Redis hold a customer to the limit across both",
+          "[redis][sidecars]") {
+  redis_server server(free_port());
+  temp_dir dir;
+  sidecar_process a(sidecar_yaml(dir, server));
+  sidecar_process b(sidecar_yaml(dir, server));
+  REQUIRE(a.proc().wait_for_output("redis connected", 10s));
+  REQUIRE(b.proc().wait_for_output("redis connected", 10s));
+  auto ca = a.client();
+  auto cb = b.client();
+  tally t;
+  for (int i = 0; i < 150; ++i) {
+    check_once(ca, t);
+    check_once(cb, t);
+    std::this_thread::sleep_for(5ms);
+  }
+  CHECK(t.errors == 0);
+  CHECK(t.allowed >= 100);
+  CHECK(t.allowed <= 100 + 12);
+  CHECK(t.denied == 300 - t.allowed);
+  std::this_thread::sleep_for(300ms);  // a few syncs
+  CHECK(shared_total(server) == t.allowed);
+  const auto hs = ca.get("/v1/handshake");
+  CHECK(hs.body.find(R"("redis":"connected")") != std::string::npos);
+}
+
+TEST_CASE("redis edge: Redis killed mid-load keeps checks answering, and restarted the counters are reconciled",
+          "[redis][sidecars]") {
+  redis_server server(free_port());
+  temp_dir dir;
+  sidecar_process a(sidecar_yaml(dir, server));
+  sidecar_process b(sidecar_yaml(dir, server));
+  REQUIRE(a.proc().wait_for_output("redis connected", 10s));
+  REQUIRE(b.proc().wait_for_output("redis connected", 10s));
+  auto ca = a.client();
+  auto cb = b.client();
+  tally t;
+  for (int i = 0; i < 20; ++i) {
+    check_once(ca, t);
+    check_once(cb, t);
+    std::this_thread::sleep_for(5ms);
+  }
+  server.kill();
+  for (int i = 0; i < 20; ++i) {
+    check_once(ca, t);
+    check_once(cb, t);
+    std::this_thread::sleep_for(5ms);
+  }
+  CHECK(t.errors == 0);
+  CHECK(t.allowed == 80);  // under the limit everything is allowed, Redis or not
+  REQUIRE(a.proc().wait_for_output("redis unavailable", 5s));
+  CHECK(ca.get("/v1/handshake").body.find(R"("redis":"unavailable")") != std::string::npos);
+
+  server.start();  // same port, empty
+  REQUIRE(a.proc().wait_for_output("redis connected", 10s, a.proc().output().find("redis unavailable")));
+  REQUIRE(b.proc().wait_for_output("redis connected", 10s, b.proc().output().find("redis unavailable")));
+  std::this_thread::sleep_for(300ms);  // a few syncs
+  CHECK(shared_total(server) == 80);
+}
