@@ -3,21 +3,25 @@
 #   scripts/install-deps.sh          build + test dependencies (what scripts/test.sh needs)
 #   scripts/install-deps.sh --build  only what building the daemon needs (what scripts/dev-run.sh needs)
 #   scripts/install-deps.sh --bench  also the load tools used by bench/
+#   scripts/install-deps.sh --fuzz   build dependencies + clang and libFuzzer (scripts/fuzz.sh); --test includes them
 # Never installs the plain `luajit` package: it would remove nginx's Lua module (luajit2 is used instead).
 set -euo pipefail
 
 build_pkgs=(cmake g++ ninja-build pkg-config libboost1.81-dev libboost-url1.81-dev libhiredis-dev liblz4-dev
   rapidjson-dev libyaml-cpp-dev libssl-dev catch2 curl ca-certificates)
 test_pkgs=(redis-server nginx libnginx-mod-http-lua lua-resty-core lua-resty-lrucache luajit2 lua5.1
-  lua-cjson lua-busted lz4 openssl procps)
+  lua-cjson lua-busted lz4 openssl procps
+  prometheus systemd python3-yaml)  # ops checks: promtool check metrics, systemd-analyze verify, manifests
 bench_pkgs=(wrk hyperfine)
+fuzz_pkgs=(clang libclang-rt-14-dev)
 
 want=("${build_pkgs[@]}")
 case "${1:-}" in
   --build) ;;
-  --bench) want+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
-  ""|--test) want+=("${test_pkgs[@]}") ;;
-  *) echo "usage: $0 [--build|--test|--bench]" >&2; exit 64 ;;
+  --bench) want+=("${test_pkgs[@]}" "${fuzz_pkgs[@]}" "${bench_pkgs[@]}") ;;
+  --fuzz) want+=("${fuzz_pkgs[@]}") ;;
+  ""|--test) want+=("${test_pkgs[@]}" "${fuzz_pkgs[@]}") ;;
+  *) echo "usage: $0 [--build|--test|--fuzz|--bench]" >&2; exit 64 ;;
 esac
 
 missing=()

@@ -19,6 +19,12 @@ fi
 status=0
 ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" "$@" || status=$?
 
+# Operations checks (tests/ops): systemd-analyze verify + the unit's settings, the Kubernetes manifests'
+# required fields, the Dockerfile (statically: no container engine needed). Debian's python3 has python3-yaml.
+for check in check_systemd_unit check_kubernetes check_dockerfile; do
+  /usr/bin/python3 "tests/ops/$check.py" . --sidecar "$build_dir/daemon/aforo-sidecar" || status=$?
+done
+
 if [ -d tests/lua/spec ] && ls tests/lua/spec/*_spec.lua >/dev/null 2>&1; then
   busted tests/lua/spec || status=$?
 fi

@@ -8,6 +8,7 @@
 
 #include "app/ops_service.hpp"
 #include "app/services.hpp"
+#include "app/systemd_notify.hpp"
 #include "config/loader.hpp"
 #include "net/http_server.hpp"
 #include "util/log.hpp"
@@ -32,6 +33,8 @@ struct sidecar::impl {
   asio::signal_set stop_signals{ioc, SIGTERM, SIGINT};
   asio::signal_set hup_signal{ioc, SIGHUP};
   asio::steady_timer shutdown_deadline{ioc};
+  systemd::watchdog watchdog{ioc};  // WATCHDOG=1 pings when the unit sets WatchdogSec=
+  std::string serving;              // STATUS= text sent with READY=1
   bool stopping = false;
 
   impl(config::sidecar_config cfg, config::secrets sec, std::string path)
@@ -53,7 +56,9 @@ struct sidecar::impl {
   void wait_hup() {
     hup_signal.async_wait([this](const boost::system::error_code& ec, int) {
       if (ec) return;
+      systemd::notify_reloading();
       reload();
+      systemd::notify_ready(serving);
       wait_hup();
     });
   }
@@ -61,6 +66,7 @@ struct sidecar::impl {
   void begin_stop(int signo) {
     if (stopping) return;
     stopping = true;
+    systemd::notify_stopping();
     util::log::info(std::string("received ") + (signo == SIGINT ? "SIGINT" : "SIGTERM") +
                     ": no new connections, finishing requests in flight");
     shutdown_deadline.expires_after(ctx.config.server.shutdown_timeout);
@@ -127,6 +133,7 @@ int sidecar::run() {
   for (const auto& address : m.ctx.config.listen) {
     const auto bound = m.server.listen(address, m.ctx.config.server.socket_mode);
     util::log::info("listening on " + (bound.rfind("unix:", 0) == 0 ? bound : "http://" + bound));
+    m.serving += (m.serving.empty() ? "serving on " : ", ") + bound;
   }
   for (auto& s : m.services) s->start();
   m.server.start();
@@ -136,6 +143,8 @@ int sidecar::run() {
   util::log::info("aforo-sidecar " AFORO_VERSION " ready (tenant " +
                   (m.ctx.secrets.tenant_id.empty() ? std::string("unset") : m.ctx.secrets.tenant_id) + ", api key " +
                   config::redact(m.ctx.secrets.api_key) + ")");
+  systemd::notify_ready(m.serving);
+  m.watchdog.start();
   m.ioc.run();
   return 0;
 }
