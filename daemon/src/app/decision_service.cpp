@@ -239,7 +239,7 @@ void decision_service::handle_check(net::http_request& req, const net::respond_f
     auto owned = std::make_shared<owned_check>(check);
     sharing_->lookup_customer(owned->customer_id, [this, owned, snap = snap_, started, respond](
                                                       entitlements_sharing::customer_ptr c, ce::cache_state state) {
-      const auto d = engine_.decide_for(owned->view(), snap->rules, c.get(), quota_, unix_now(), ce::to_string(state));
+      const auto d = engine_.decide_for(owned->view(), snap->rules, c.get(), quota_, unix_now(), ce::to_string(state), margin_);
       finish(d, started, respond);
     });
     return;
@@ -254,7 +254,7 @@ void decision_service::handle_check(net::http_request& req, const net::respond_f
   } else {
     metrics_->hit.inc();
   }
-  const auto d = engine_.decide_for(check, snap_->rules, cust, quota_, unix_now(), ce::to_string(state));
+  const auto d = engine_.decide_for(check, snap_->rules, cust, quota_, unix_now(), ce::to_string(state), margin_);
   finish(d, started, respond);
 }
 

@@ -39,6 +39,11 @@ class decision_service final : public service {
   explicit decision_service(context& ctx, std::unique_ptr<entitlements_sharing> sharing = nullptr);
   ~decision_service() override;
 
+  /// The margin guard consulted by every decision (null = none). Not owned; outlives this.
+  void set_margin_hook(core::entitlements::margin_hook* hook) { margin_ = hook; }
+  /// The snapshot in force (null before the first load).
+  [[nodiscard]] snapshot_ptr current_snapshot() const { return snap_; }
+
   void register_routes(net::router& routes) override;
   void start() override;
   void reload(const config::sidecar_config& next) override;
@@ -67,6 +72,7 @@ class decision_service final : public service {
   std::string source_name_;                 // the entitlements.source in use
   std::unique_ptr<snapshot_source> source_;
   snapshot_ptr snap_;
+  core::entitlements::margin_hook* margin_ = nullptr;
   clock::time_point confirmed_at_{};
   bool stale_logged_ = false;
   boost::asio::steady_timer sync_timer_;

@@ -2,6 +2,9 @@
 #include "app/services.hpp"
 
 #include "app/decision_service.hpp"
+#include "app/discovery_service.hpp"
+#include "app/margin_service.hpp"
+#include "app/pipeline_service.hpp"
 #include "app/redis_edge.hpp"
 
 namespace aforo::app {
@@ -10,7 +13,19 @@ void add_services(context& ctx, std::vector<std::unique_ptr<service>>& out) {
   // With cache.redis set, decisions share snapshot entries and quota counters through Redis.
   std::unique_ptr<entitlements_sharing> sharing;
   if (!ctx.config.cache.redis.empty()) sharing = std::make_unique<redis_entitlements_sharing>(ctx);
-  out.push_back(std::make_unique<decision_service>(ctx, std::move(sharing)));
+  auto margin = std::make_unique<margin_service>(ctx);
+  auto decisions = std::make_unique<decision_service>(ctx, std::move(sharing));
+  auto pipeline = std::make_unique<pipeline_service>(ctx);
+  auto discovery = std::make_unique<discovery_service>(ctx);
+  decisions->set_margin_hook(margin.get());
+  margin->set_snapshot_provider([d = decisions.get()] { return d->current_snapshot(); });
+  pipeline->set_margin(margin.get());
+  pipeline->set_discovery(discovery.get());
+  // Stopped in reverse: discovery and the margin guard outlive the pipeline that feeds them.
+  out.push_back(std::move(decisions));
+  out.push_back(std::move(margin));
+  out.push_back(std::move(discovery));
+  out.push_back(std::move(pipeline));
 }
 
 }  // namespace aforo::app

@@ -3,6 +3,8 @@
 
 #include <rapidjson/document.h>
 
+#include <limits>
+
 namespace aforo::core {
 namespace {
 
@@ -12,8 +14,10 @@ std::uint64_t count_of(const rj::Value& obj, const char* name) {
   const auto it = obj.FindMember(name);
   if (it == obj.MemberEnd()) return 0;
   if (it->value.IsUint64()) return it->value.GetUint64();
-  if (it->value.IsDouble() && it->value.GetDouble() > 0) return static_cast<std::uint64_t>(it->value.GetDouble());
-  return 0;
+  if (!it->value.IsDouble() || !(it->value.GetDouble() > 0)) return 0;
+  // Past 2^64 (e.g. 1e300) the conversion would be undefined: saturate instead.
+  const double v = it->value.GetDouble();
+  return v < 18446744073709551616.0 ? static_cast<std::uint64_t>(v) : std::numeric_limits<std::uint64_t>::max();
 }
 
 }  // namespace

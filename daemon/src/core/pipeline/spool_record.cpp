@@ -21,7 +21,36 @@ std::uint32_t get_u32(const char* p) noexcept {
   return v;
 }
 
+// CRC-32C with the x86-64 SSE4.2 crc32 instruction when the CPU has it (~10x Boost's table-driven
+// ~0.5 GB/s, which was a quarter of the daemon's CPU at 200k events/s), Boost.CRC otherwise.
+// crc32c_hw's `state` is the raw register (initial 0xFFFFFFFF, no final xor), so calls chain.
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define AFORO_CRC32C_HW 1
+__attribute__((target("sse4.2"))) std::uint32_t crc32c_hw(std::uint32_t state, const char* p, std::size_t n) noexcept {
+  std::uint64_t c = state;
+  for (; n >= 8; p += 8, n -= 8) {
+    std::uint64_t v;
+    std::memcpy(&v, p, 8);
+    c = __builtin_ia32_crc32di(c, v);
+  }
+  auto c32 = static_cast<std::uint32_t>(c);
+  for (; n > 0; ++p, --n) c32 = __builtin_ia32_crc32qi(c32, static_cast<unsigned char>(*p));
+  return c32;
+}
+
+bool have_crc32c_hw() noexcept {
+  static const bool yes = __builtin_cpu_supports("sse4.2");
+  return yes;
+}
+#endif
+
 std::uint32_t record_crc(const char* header, std::string_view payload) noexcept {
+#ifdef AFORO_CRC32C_HW
+  if (have_crc32c_hw()) {
+    const std::uint32_t s = crc32c_hw(0xFFFFFFFFu, header + 4, 8);
+    return crc32c_hw(s, payload.data(), payload.size()) ^ 0xFFFFFFFFu;
+  }
+#endif
   crc32c_t c;
   c.process_bytes(header + 4, 8);
   c.process_bytes(payload.data(), payload.size());
@@ -42,6 +71,13 @@ bool looks_torn(std::string_view tail) noexcept {
 }  // namespace
 
 std::uint32_t crc32c(std::string_view data) noexcept {
+#ifdef AFORO_CRC32C_HW
+  if (have_crc32c_hw()) return crc32c_hw(0xFFFFFFFFu, data.data(), data.size()) ^ 0xFFFFFFFFu;
+#endif
+  return crc32c_portable(data);
+}
+
+std::uint32_t crc32c_portable(std::string_view data) noexcept {
   crc32c_t c;
   c.process_bytes(data.data(), data.size());
   return c.checksum();

@@ -21,7 +21,10 @@ inline constexpr std::uint32_t spool_magic = 0x505341FFu;
 inline constexpr std::uint32_t spool_max_payload = 256u * 1024u * 1024u;  ///< larger lengths are corrupt
 
 /// CRC-32C of `data`. Check value of "123456789" is 0xE3069283.
+/// Uses the SSE4.2 crc32 instruction when the CPU has it, Boost.CRC otherwise.
 [[nodiscard]] std::uint32_t crc32c(std::string_view data) noexcept;
+/// The same CRC, always computed by Boost.CRC (the reference the hardware path is tested against).
+[[nodiscard]] std::uint32_t crc32c_portable(std::string_view data) noexcept;
 
 /// The header for `payload`; write it followed by the payload (e.g. one writev).
 [[nodiscard]] std::array<char, spool_header_bytes> encode_spool_header(std::string_view payload,

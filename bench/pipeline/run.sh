@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Usage pipeline throughput: POST /v1/ingest/batch under wrk with the sidecar delivering to a local
+# aforo-fake-ingest (LZ4 on), durability disk vs. a same-run baseline (durability memory, and the
+# sidecar's own /healthz as the request floor). Prints accepted and delivered events/s and wire
+# bytes per event. See bench/README.md.
+#
+#   bench/pipeline/run.sh              # builds a Release sidecar + fake ingest in build-bench if needed
+#   SIDECAR_BIN=... FAKE_INGEST_BIN=... DURATION=10s bench/pipeline/run.sh
+#
+# Env: SIDECAR_BIN, FAKE_INGEST_BIN, BUILD_DIR (default build-bench), DURATION (per run, default 10s),
+#      CONNECTIONS (default 8), EVENTS (per request, default 200), BATCH (batch.max_events, default 100),
+#      COMPRESSION (lz4 | none, default lz4), MODES (default "disk memory").
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+DURATION="${DURATION:-10s}"
+CONNECTIONS="${CONNECTIONS:-8}"
+EVENTS="${EVENTS:-200}"
+BATCH="${BATCH:-100}"
+COMPRESSION="${COMPRESSION:-lz4}"
+MODES="${MODES:-disk memory}"
+
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
+
+if [ -z "${SIDECAR_BIN:-}" ] || [ -z "${FAKE_INGEST_BIN:-}" ]; then
+  build="${BUILD_DIR:-$root/build-bench}"
+  if [ ! -x "$build/daemon/aforo-sidecar" ] || [ ! -x "$build/tests/aforo-fake-ingest" ]; then
+    cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+    ninja -C "$build" -j2 aforo-sidecar aforo-fake-ingest
+  fi
+  SIDECAR_BIN="${SIDECAR_BIN:-$build/daemon/aforo-sidecar}"
+  FAKE_INGEST_BIN="${FAKE_INGEST_BIN:-$build/tests/aforo-fake-ingest}"
+fi
+
+work="$(mktemp -d /tmp/aforo-bench-pipeline.XXXXXX)"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "nothing listening on port $1" >&2
+  return 1
+}
+# metric PORT SERIES -> value (0 when absent)
+metric() {
+  curl -s "http://127.0.0.1:$1/metrics" | awk -v s="$2" '$1 == s { v = $2 } END { printf "%.0f\n", v + 0 }'
+}
+field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
+# CPU seconds (user + system) a process has used so far.
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f\n", ($14 + $15) / hz }' "/proc/$1/stat"; }
+
+# The fake ingest, for the whole run.
+fake_port="$(free_port)"
+"$FAKE_INGEST_BIN" --listen "127.0.0.1:$fake_port" --api-key bench-key-0001 --tenant bench 2>"$work/fake.log" &
+pids+=($!)
+wait_port "$fake_port"
+
+start_sidecar() {  # MODE -> sets sc_port, sc_pid
+  sc_port="$(free_port)"
+  rm -rf "$work/spool"
+  cat >"$work/sidecar.yaml" <<YAML
+listen: ["127.0.0.1:$sc_port"]
+aforo: { ingest_url: "http://127.0.0.1:$fake_port/v1/ingest/batch" }
+entitlements: { source: "file:$root/config/snapshot.example.yaml" }
+batch: { max_events: $BATCH, compression: $COMPRESSION }
+buffer: { spool_dir: "$work/spool", durability: $1 }
+discovery: { enabled: false, state_dir: "$work/state" }
+log: { level: warn }
+YAML
+  AFORO_API_KEY=bench-key-0001 AFORO_TENANT_ID=bench "$SIDECAR_BIN" --config "$work/sidecar.yaml" 2>"$work/sidecar-$1.log" &
+  sc_pid=$!
+  pids+=($sc_pid)
+  wait_port "$sc_port"
+}
+
+stop_sidecar() {
+  kill -TERM "$sc_pid" 2>/dev/null || true
+  wait "$sc_pid" 2>/dev/null || true
+}
+
+printf "%-22s %14s %14s %10s %10s %10s %10s %10s %12s\n" "run" "accepted ev/s" "delivered ev/s" "req/s" "p50 ms" "p99 ms" "wire B/ev" "raw B/ev" "sidecar us/ev"
+declare -A accepted_rate
+for mode in $MODES; do
+  start_sidecar "$mode"
+  out="$(EVENTS=$EVENTS wrk -t1 -c"$CONNECTIONS" -d"$DURATION" -s "$here/ingest.lua" "http://127.0.0.1:$sc_port" 2>&1)"
+  result="$(grep RESULT <<<"$out" || { echo "$out" >&2; exit 1; })"
+  secs="$(field secs "$result")"
+  accepted="$(metric "$sc_port" aforo_sidecar_events_accepted_total)"
+  # Delivery keeps going after the load stops: time until everything accepted is delivered.
+  t0=$(date +%s.%N)
+  delivered=0
+  for _ in $(seq 1 600); do
+    delivered="$(metric "$sc_port" aforo_sidecar_events_delivered_total)"
+    [ "$delivered" -ge "$accepted" ] && break
+    sleep 0.1
+  done
+  drain="$(echo "$(date +%s.%N) - $t0" | bc -l)"
+  wire="$(metric "$sc_port" aforo_sidecar_batch_bytes_compressed_total)"
+  raw="$(metric "$sc_port" aforo_sidecar_batch_bytes_raw_total)"
+  cpu="$(cpu_s "$sc_pid")"
+  acc_rate="$(echo "$accepted / $secs" | bc -l)"
+  del_rate="$(echo "$delivered / ($secs + $drain)" | bc -l)"
+  accepted_rate[$mode]="$acc_rate"
+  printf "%-22s %14.0f %14.0f %10.0f %10.2f %10.2f %10.1f %10.1f %12.2f\n" "ingest/batch $mode" "$acc_rate" "$del_rate" \
+    "$(field rps "$result")" "$(echo "$(field p50_us "$result") / 1000" | bc -l)" \
+    "$(echo "$(field p99_us "$result") / 1000" | bc -l)" \
+    "$(echo "$wire / ($delivered + 0.0001)" | bc -l)" "$(echo "$raw / ($delivered + 0.0001)" | bc -l)" \
+    "$(echo "$cpu * 1000000 / ($accepted + 0.0001)" | bc -l)"
+  [ "$(field errors "$result")" = "0" ] || echo "  (wrk reported $(field errors "$result") errors / non-2xx)"
+  [ "$delivered" -ge "$accepted" ] || echo "  (not drained: $delivered of $accepted delivered)"
+  stop_sidecar
+done
+
+# The request floor: the same connections against /healthz.
+start_sidecar memory
+out="$(METHOD=GET TARGET=/healthz wrk -t1 -c"$CONNECTIONS" -d"$DURATION" -s "$here/ingest.lua" "http://127.0.0.1:$sc_port" 2>&1)"
+result="$(grep RESULT <<<"$out")"
+printf "%-22s %14s %14s %10.0f %10.2f %10.2f\n" "GET /healthz (floor)" "-" "-" "$(field rps "$result")" \
+  "$(echo "$(field p50_us "$result") / 1000" | bc -l)" "$(echo "$(field p99_us "$result") / 1000" | bc -l)"
+stop_sidecar
+
+if [ -n "${accepted_rate[disk]:-}" ] && [ -n "${accepted_rate[memory]:-}" ]; then
+  printf "disk / memory accepted ratio: %.2f\n" "$(echo "${accepted_rate[disk]} / ${accepted_rate[memory]}" | bc -l)"
+fi
+echo "events per request: $EVENTS, batch.max_events: $BATCH, compression: $COMPRESSION, connections: $CONNECTIONS, duration: $DURATION"

@@ -1,0 +1,224 @@
+// The margin guard in the daemon; see margin_service.hpp.
+#include "app/margin_service.hpp"
+
+#include <rapidjson/document.h>
+
+#include <algorithm>
+#include <stdexcept>
+#include <utility>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+
+#include "app/margin_webhook.hpp"
+#include "config/guards_yaml.hpp"
+#include "core/margin/level_report.hpp"
+#include "util/log.hpp"
+#include "util/metrics.hpp"
+
+namespace aforo::app {
+
+namespace ce = core::entitlements;
+namespace cm = core::margin;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string_view member_string(const rapidjson::Value& obj, const char* name) {
+  if (!obj.IsObject()) return {};
+  auto it = obj.FindMember(name);
+  if (it == obj.MemberEnd() || !it->value.IsString()) return {};
+  return {it->value.GetString(), it->value.GetStringLength()};
+}
+
+}  // namespace
+
+struct margin_service::metrics_set {
+  util::counter_metric& reload_ok = reloads("ok");
+  util::counter_metric& reload_error = reloads("error");
+  std::array<util::counter_metric*, 4> changes{&change("NONE"), &change("L1"), &change("L2"), &change("L3")};
+
+  static util::counter_metric& reloads(const char* result) {
+    return util::metrics().counter("aforo_sidecar_margin_guard_reloads_total",
+                                   "Guard file loads by result (error: the guards in force were kept).",
+                                   std::string("result=\"") + result + "\"");
+  }
+  static util::counter_metric& change(const char* level) {
+    return util::metrics().counter("aforo_sidecar_margin_level_changes_total",
+                                   "Margin guard level changes by the level entered.",
+                                   std::string("level=\"") + level + "\"");
+  }
+};
+
+margin_service::margin_service(context& ctx)
+    : ctx_(ctx),
+      path_(ctx.config.margin_guard.config),
+      interval_(ctx.config.margin_guard.reload_interval),
+      metrics_(std::make_unique<metrics_set>()),
+      timer_(ctx.ioc) {
+  if (!load(true)) {
+    throw std::runtime_error("margin_guard.config: the guard file " + path_ + " is invalid (see the errors above)");
+  }
+  webhooks_ = std::make_unique<margin_webhook_sender>(ctx.ioc, ctx.secrets.webhook_secret, ctx.config.aforo.ca_file);
+  const bool notifies = std::any_of(guard_.guards().guards.begin(), guard_.guards().guards.end(),
+                                    [](const cm::guard& g) { return g.level_1 && !g.level_1->notify.empty(); });
+  if (notifies && ctx.secrets.webhook_secret.empty()) {
+    util::log::warn(
+        "margin guard: no webhook secret (AFORO_WEBHOOK_SECRET or margin_guard.webhook_secret_file); webhooks are sent "
+        "unsigned");
+  }
+  for (int lvl = 1; lvl <= 3; ++lvl) {
+    util::metrics().gauge_fn("aforo_sidecar_margin_level", "Customers at each margin guard level (per guard).",
+                             std::string("level=\"") + std::string(ce::to_string(static_cast<ce::margin_level>(lvl))) + "\"",
+                             [this, lvl] { return static_cast<double>(guard_.customers_per_level()[lvl]); });
+  }
+  util::metrics().gauge_fn("aforo_sidecar_margin_guards", "Margin guards in force.", "",
+                           [this] { return static_cast<double>(guard_.guards().guards.size()); });
+}
+
+margin_service::~margin_service() = default;
+
+std::optional<margin_service::file_stamp> margin_service::stamp_of(const std::string& path) const {
+  std::error_code ec;
+  const auto mtime = std::filesystem::last_write_time(path, ec);
+  if (ec) return std::nullopt;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec) return std::nullopt;
+  return file_stamp{mtime, size};
+}
+
+bool margin_service::load(bool at_start) {
+  if (path_.empty()) {
+    guard_.set_guards({});
+    stamp_.reset();
+    return true;
+  }
+  stamp_ = stamp_of(path_);
+  auto r = config::load_guards_file(path_);
+  if (!r.ok()) {
+    metrics_->reload_error.inc();
+    for (const auto& e : r.errors) util::log::error("margin guard: " + path_ + ": " + e);
+    if (!at_start) util::log::error("margin guard: keeping the " + std::to_string(guard_.guards().guards.size()) +
+                                    " guard(s) in force");
+    return false;
+  }
+  metrics_->reload_ok.inc();
+  const auto n = r.value->guards.size();
+  guard_.set_guards(std::move(*r.value));
+  util::log::info("margin guard: " + std::to_string(n) + " guard(s) loaded from " + path_);
+  return true;
+}
+
+void margin_service::start() { schedule_reload(); }
+
+void margin_service::schedule_reload() {
+  timer_.expires_after(std::max<std::chrono::milliseconds>(interval_, 100ms));
+  timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    on_tick();
+    schedule_reload();
+  });
+}
+
+void margin_service::on_tick() {
+  if (!path_.empty()) {
+    const auto now_stamp = stamp_of(path_);
+    if (now_stamp != stamp_) {
+      if (now_stamp) {
+        load(false);
+      } else if (stamp_) {
+        util::log::error("margin guard: " + path_ + ": cannot read the guard file; keeping the guards in force");
+        stamp_.reset();
+      }
+    }
+  }
+  const auto now = unix_now();
+  if (now - last_expire_ >= 60) {
+    guard_.expire(now);
+    last_expire_ = now;
+  }
+}
+
+void margin_service::reload(const config::sidecar_config& next) {
+  interval_ = next.margin_guard.reload_interval;
+  path_ = next.margin_guard.config;
+  load(false);  // SIGHUP: re-read now, whatever the mtime says
+}
+
+void margin_service::stop(std::function<void()> done) {
+  timer_.cancel();
+  webhooks_->shutdown();
+  done();
+}
+
+ce::margin_verdict margin_service::evaluate(const ce::margin_query& q) {
+  const auto v = guard_.evaluate_at(q, steady_ms());
+  auto changes = guard_.take_changes();
+  if (!changes.empty()) {
+    for (auto& c : changes) pending_.push_back(std::move(c));
+    if (!drain_posted_) {
+      drain_posted_ = true;
+      boost::asio::post(ctx_.ioc, [this] {
+        drain_posted_ = false;
+        handle_changes(std::exchange(pending_, {}));
+      });
+    }
+  }
+  return v;
+}
+
+void margin_service::handle_changes(std::vector<cm::level_change> changes) {
+  for (const auto& c : changes) {
+    util::log::info(cm::describe(c));
+    metrics_->changes[static_cast<std::size_t>(c.to)]->inc();
+    if (!c.notify.empty()) webhooks_->send(c);
+  }
+}
+
+margin_costs margin_service::price(const std::vector<core::accepted_event>& events) const {
+  margin_costs out;
+  const snapshot_ptr snap = snapshot_ ? snapshot_() : nullptr;
+  static const std::vector<ce::feature_rule> no_rules;
+  const auto& rules = snap ? snap->rules : no_rules;
+  const bool route_needed = cm::any_rule_without_metric(rules);
+  for (const auto& e : events) {
+    cm::usage_event ev;
+    ev.customer_id = e.customer_id;
+    ev.metric_name = e.metric_name;
+    ev.quantity_micros = cm::to_micros(e.quantity);
+    ev.reported_cost = e.cost ? cm::to_micros(*e.cost) : 0;
+    rapidjson::Document doc;  // only parsed when a rule is metered under the default metric
+    if (route_needed && cm::rule_for_usage(rules, ev) == nullptr && !e.json.empty()) {
+      doc.Parse(e.json.data(), e.json.size());
+      if (!doc.HasParseError() && doc.IsObject()) {
+        ev.route.method = member_string(doc, "httpMethod");
+        ev.route.path = member_string(doc, "endpointPath");
+        if (auto md = doc.FindMember("metadata"); md != doc.MemberEnd()) {
+          ev.route.service = member_string(md->value, "service");
+          ev.route.route = member_string(md->value, "route");
+        }
+      }
+    }
+    const cm::picos cost = cm::usage_cost(rules, ev);
+    if (cost <= 0) continue;
+    const ce::customer* cust = snap ? snap->find_customer(e.customer_id) : nullptr;
+    out.push_back({e.customer_id, cost, cm::cogs_period_of(cust)});
+  }
+  return out;
+}
+
+void margin_service::record(const margin_costs& costs) {
+  const auto now = unix_now();
+  for (const auto& c : costs) guard_.ledger().add(c.customer_id, c.period, c.cost, now);
+}
+
+}  // namespace aforo::app

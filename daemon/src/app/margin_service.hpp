@@ -1,0 +1,112 @@
+// The margin guard in the daemon (issue 6, contracts §6): the guard file loaded at start and
+// hot-reloaded, the decision engine's margin hook, COGS fed from accepted usage events, and the
+// level-change log lines, metrics and webhooks.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/steady_timer.hpp>
+
+#include "app/service.hpp"
+#include "core/entitlements/decision_engine.hpp"
+#include "core/margin/margin_guard.hpp"
+#include "core/pipeline/event_validation.hpp"
+
+namespace aforo::util {
+class counter_metric;
+}
+
+namespace aforo::app {
+
+class margin_webhook_sender;
+
+/// The cost of accepted events, priced before the pipeline takes custody and recorded once it has.
+struct margin_cost {
+  std::string customer_id;
+  core::margin::picos cost = 0;
+  core::entitlements::period_kind period = core::entitlements::period_kind::month;
+};
+using margin_costs = std::vector<margin_cost>;
+
+/// - margin_guard.config empty: no guard (evaluate answers NONE, costs are still counted so a guard
+///   added by a later reload sees the period's COGS so far).
+/// - Start: the file must load; an unreadable or invalid file throws std::runtime_error naming
+///   every error (a startup error, exit code like any config error).
+/// - Hot reload: every margin_guard.reload_interval the file's mtime and size are compared; a
+///   changed file is parsed and applied without restart. A bad file keeps the guards in force and
+///   logs its errors once (until the file changes again). SIGHUP (reload()) re-reads at once.
+/// - Level changes: one log line each ("margin guard: cust_x L1 (margin 28.5% < 30%) [guard
+///   default]"), aforo_sidecar_margin_level_changes_total{level}, and (not in shadow) one signed
+///   webhook per notify URL, sent after the request is answered.
+/// - Metrics: aforo_sidecar_margin_level{level="L1|L2|L3"} (customers per level),
+///   aforo_sidecar_margin_guards (guards in force), aforo_sidecar_margin_guard_reloads_total{result}.
+/// - Sharing: COGS is local to this sidecar for now (see core::margin::cogs_ledger for the Redis
+///   key design).
+/// Threading: io thread only.
+class margin_service final : public service, public core::entitlements::margin_hook {
+ public:
+  using snapshot_ptr = std::shared_ptr<const core::entitlements::snapshot>;
+  using snapshot_provider = std::function<snapshot_ptr()>;
+
+  /// Loads the guard file (throws on a bad file, see above) and the webhook secret from ctx.
+  explicit margin_service(context& ctx);
+  ~margin_service() override;
+
+  /// Where price() finds feature rules and customers: the decision service's snapshot in force.
+  void set_snapshot_provider(snapshot_provider p) { snapshot_ = std::move(p); }
+
+  // service
+  void register_routes(net::router& /*routes*/) override {}
+  void start() override;
+  void reload(const config::sidecar_config& next) override;
+  void stop(std::function<void()> done) override;
+
+  // margin_hook: called by the decision engine on the request path; allocation-free once a
+  // customer is known. Level changes are handled after the current handler returns.
+  core::entitlements::margin_verdict evaluate(const core::entitlements::margin_query& q) override;
+
+  /// The cost of events about to be taken into custody (quantity x unit cost + metadata.cost).
+  [[nodiscard]] margin_costs price(const std::vector<core::accepted_event>& events) const;
+  /// Adds priced costs to COGS; call once the events are in custody (a refused batch is retried
+  /// by its sender and must not count twice).
+  void record(const margin_costs& costs);
+
+  /// The guard in force (tests and diagnostics).
+  [[nodiscard]] core::margin::margin_guard& guard() { return guard_; }
+
+ private:
+  struct metrics_set;
+  struct file_stamp {
+    std::filesystem::file_time_type mtime{};
+    std::uintmax_t size = 0;
+    bool operator==(const file_stamp&) const = default;
+  };
+
+  bool load(bool at_start);
+  void schedule_reload();
+  void on_tick();
+  void handle_changes(std::vector<core::margin::level_change> changes);
+  [[nodiscard]] std::optional<file_stamp> stamp_of(const std::string& path) const;
+
+  context& ctx_;
+  std::string path_;
+  std::chrono::milliseconds interval_;
+  std::optional<file_stamp> stamp_;   // of the last file parsed (good or bad)
+  core::margin::margin_guard guard_;
+  snapshot_provider snapshot_;
+  std::unique_ptr<margin_webhook_sender> webhooks_;
+  std::unique_ptr<metrics_set> metrics_;
+  boost::asio::steady_timer timer_;
+  std::int64_t last_expire_ = 0;
+  bool drain_posted_ = false;
+  std::vector<core::margin::level_change> pending_;
+};
+
+}  // namespace aforo::app

@@ -1,0 +1,99 @@
+// Where accepted usage events live until Aforo has them: the memory buffer (durability memory) and
+// the FIFO disk spool, with the when_full policy, spilling, and the dead-letter file (contracts §4).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "app/pipeline_metrics.hpp"
+#include "config/config.hpp"
+#include "core/pipeline/batcher.hpp"
+#include "core/pipeline/event_validation.hpp"
+#include "io/dead_letter.hpp"
+#include "io/spool/spool_store.hpp"
+
+namespace aforo::app {
+
+/// A batch on its way to ingest: a `{"events":[...]}` body, from the spool (acked by sequence
+/// number once delivered) or cut from the memory buffer (owned only by the deliverer until then).
+struct pipeline_batch {
+  std::string body;
+  std::uint32_t events = 0;
+  bool from_spool = false;
+  std::uint64_t last_seq = 0;   ///< from_spool: the last spool record in the body
+};
+
+/// durability disk: every accepted request becomes one spool record before the 202; batches are
+/// cut from the spool (batch.max_events, or batch.flush_interval after the first record waiting).
+/// durability memory (the seed's chain): events go to the memory buffer (buffer.max_events); what
+/// does not fit spills to the spool as one record per request. Batches come from the spool first
+/// (FIFO), then from memory. A memory batch that cannot be delivered now is moved to the spool.
+/// Threading: io thread only.
+class pipeline_custody {
+ public:
+  using clock = core::pipeline_clock;
+
+  /// Opens (and recovers) the spool and the dead-letter file; logs what recovery found.
+  /// Throws std::runtime_error when the spool or dead-letter directory is unusable (startup).
+  pipeline_custody(const config::sidecar_config& cfg, pipeline_metrics& metrics, clock::time_point now);
+
+  enum class take_result { taken, full, error };
+  /// Takes custody of `events` (all or none). `full`: the spool is full and when_full is reject;
+  /// `error`: the spool could not be written (nothing taken either way).
+  take_result take(std::vector<core::accepted_event>& events, clock::time_point now);
+
+  /// The next batch that is due at `now` (or any batch at all with `force`), spool first.
+  std::optional<pipeline_batch> next_due(clock::time_point now, bool force = false);
+  /// When a batch will be due if nothing else arrives; nothing when custody is empty.
+  [[nodiscard]] std::optional<clock::time_point> next_deadline() const;
+
+  /// The batch reached Aforo: acks spool records through its last sequence number.
+  void delivered(const pipeline_batch& b);
+  /// Keeps a memory batch that cannot be delivered now in the spool. Returns false when the spool
+  /// refuses it (full with when_full reject, or a write error): the caller keeps holding it.
+  /// Spool batches are already kept: true.
+  bool keep(const pipeline_batch& b);
+  /// Poison batch: appended to the dead-letter file, then acked if it came from the spool.
+  void dead_letter(const pipeline_batch& b, int status, std::string_view response);
+
+  /// SIGTERM: moves every event of the memory buffer to the spool and syncs it. Returns the number
+  /// of events moved.
+  std::size_t persist_memory();
+  void sync();
+
+  /// Batch size and flush interval apply live.
+  void reload(const config::sidecar_config& cfg);
+
+  [[nodiscard]] bool memory_mode() const noexcept { return memory_mode_; }
+  [[nodiscard]] std::size_t memory_events() const noexcept { return memory_ ? memory_->size() : 0; }
+  [[nodiscard]] std::uint64_t spool_events() const noexcept { return spool_.events(); }
+  [[nodiscard]] std::uint64_t spool_bytes() const noexcept { return spool_.bytes(); }
+  [[nodiscard]] const std::string& dead_letter_path() const noexcept { return dead_letter_.path(); }
+
+ private:
+  io::spool_append_result store(std::string_view body, std::uint32_t events, clock::time_point now);
+  [[nodiscard]] bool spool_due(clock::time_point now) const;
+  void note_drops(const io::spool_append_result& r, clock::time_point now);
+  void count_corrupt_reads();
+
+  pipeline_metrics& metrics_;
+  bool memory_mode_;
+  std::size_t batch_events_;
+  std::chrono::milliseconds flush_interval_;
+  io::spool_store spool_;
+  io::dead_letter_file dead_letter_;
+  std::unique_ptr<core::batcher> memory_;      // durability memory only
+  std::optional<clock::time_point> pending_since_;  // first spool record not yet cut into a batch
+  std::uint64_t corrupt_reads_seen_ = 0;
+  bool spilling_ = false;                      // logged "spilling to disk" since the spool was last empty
+  bool rejecting_ = false;                     // logged the reject state
+  std::uint64_t drops_unlogged_ = 0;
+  clock::time_point last_drop_log_{};
+};
+
+}  // namespace aforo::app

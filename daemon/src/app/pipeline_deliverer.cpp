@@ -1,0 +1,203 @@
+// The usage pipeline's delivery loop; see pipeline_deliverer.hpp.
+#include "app/pipeline_deliverer.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+
+#include "util/log.hpp"
+
+namespace aforo::app {
+namespace {
+
+using namespace std::chrono_literals;
+
+core::retry_settings retry_of(const config::sidecar_config& cfg) {
+  core::retry_settings s;
+  s.max_retries = cfg.retry.max_retries;
+  s.backoff = cfg.retry.backoff;
+  s.jitter_percent = cfg.retry.jitter_percent;
+  s.unauthorized_probe = cfg.retry.unauthorized_probe;
+  return s;
+}
+
+constexpr auto event_failure_log_every = 10s;
+
+std::string describe(const send_report& rep) {
+  switch (rep.outcome.what) {
+    case core::delivery_outcome::kind::timeout: return "network timeout to " + rep.host;
+    case core::delivery_outcome::kind::network_error: return "unreachable at " + rep.host + ": " + rep.error_message;
+    case core::delivery_outcome::kind::http_status: break;
+  }
+  return "answered " + std::to_string(rep.outcome.status);
+}
+
+}  // namespace
+
+pipeline_deliverer::pipeline_deliverer(boost::asio::io_context& ioc, pipeline_custody& custody, pipeline_sender& sender,
+                                       pipeline_metrics& metrics, const config::sidecar_config& cfg)
+    : ioc_(ioc),
+      custody_(custody),
+      sender_(sender),
+      metrics_(metrics),
+      retry_(retry_of(cfg)),
+      memory_mode_(cfg.buffer.durability == config::durability_mode::memory),
+      timer_(ioc),
+      rng_(std::random_device{}()),
+      alive_(std::make_shared<bool>(true)) {}
+
+pipeline_deliverer::~pipeline_deliverer() { *alive_ = false; }
+
+void pipeline_deliverer::reload(const config::sidecar_config& cfg) {
+  retry_ = retry_of(cfg);
+  sender_.set_compression(cfg.batch.codec);
+  kick();
+}
+
+void pipeline_deliverer::kick() {
+  if (stopping_ || in_flight_) return;
+  pump();
+}
+
+void pipeline_deliverer::arm(clock::time_point at) {
+  if (armed_for_ && *armed_for_ == at) return;
+  armed_for_ = at;
+  timer_.expires_at(at);
+  timer_.async_wait([this, alive = std::weak_ptr<bool>(alive_)](const boost::system::error_code& ec) {
+    if (ec || alive.expired()) return;
+    armed_for_.reset();
+    pump();
+  });
+}
+
+void pipeline_deliverer::pump() {
+  if (stopping_ || in_flight_) return;
+  const auto now = clock::now();
+  if (now < not_before_) {
+    arm(not_before_);
+    return;
+  }
+  if (!current_) {
+    current_ = custody_.next_due(now);
+    attempt_ = 0;
+  }
+  if (current_) {
+    send_current();
+    return;
+  }
+  if (auto at = custody_.next_deadline()) {
+    arm(std::max(*at, now));
+  }
+}
+
+void pipeline_deliverer::send_current() {
+  in_flight_ = true;
+  if (attempt_ > 0) metrics_.retries.inc();
+  ++attempt_;
+  sender_.send(current_->body, [this, alive = std::weak_ptr<bool>(alive_)](send_report rep) {
+    if (alive.expired()) return;
+    on_report(std::move(rep));
+  });
+}
+
+void pipeline_deliverer::on_report(send_report rep) {
+  in_flight_ = false;
+  if (stopping_ || !current_) return;
+  const auto now = clock::now();
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  const auto d = core::decide_delivery(rep.outcome, attempt_, retry_, unit(rng_), now);
+  if (d.action == core::delivery_action::done) {
+    on_delivered(rep);
+  } else {
+    on_failure(rep, d);
+  }
+  pump();
+}
+
+void pipeline_deliverer::on_delivered(const send_report& rep) {
+  const auto events = current_->events;
+  std::uint64_t failed = 0;
+  if (rep.ack) {
+    failed = std::min<std::uint64_t>(rep.ack->failed, events);
+    metrics_.duplicates.inc(rep.ack->duplicates);
+    if (failed != 0) log_event_failures(*rep.ack, events);
+  }
+  metrics_.delivered.inc(events - failed);
+  metrics_.ingest_failed.inc(failed);
+  custody_.delivered(*current_);
+  current_.reset();
+  state_ = "ok";
+  if (failing_) {
+    failing_ = false;
+    last_problem_.clear();
+    util::log::info(custody_.spool_events() > 0 ? "ingest recovered, draining disk spool first" : "ingest recovered");
+  }
+}
+
+void pipeline_deliverer::on_failure(const send_report& rep, const core::retry_decision& d) {
+  const int status = rep.outcome.what == core::delivery_outcome::kind::http_status ? rep.outcome.status : 0;
+  if (d.action == core::delivery_action::dead_letter) {
+    util::log::error("ingest refused a batch of " + std::to_string(current_->events) + " events with " +
+                     std::to_string(status) + "; written to " + custody_.dead_letter_path() + ", not retried");
+    custody_.dead_letter(*current_, status, rep.response_body);
+    current_.reset();
+    return;
+  }
+
+  const std::string problem = d.action == core::delivery_action::unauthorized ? "unauthorized" : describe(rep);
+  if (d.action == core::delivery_action::unauthorized) {
+    state_ = "unauthorized";
+    // Logged on every probe: at most once per retry.unauthorized_probe.
+    util::log::error("invalid API key (" + std::to_string(status) + ")");
+  } else if (rep.outcome.what != core::delivery_outcome::kind::http_status) {
+    state_ = "unreachable";
+    if (problem != last_problem_) {
+      util::log::error(rep.outcome.what == core::delivery_outcome::kind::timeout
+                           ? "network timeout to " + rep.host
+                           : "ingest unreachable at " + rep.host + ": " + rep.error_message);
+    }
+  } else if (problem != last_problem_) {
+    util::log::warn("ingest " + problem + "; retrying with backoff");
+  }
+  last_problem_ = problem;
+  if (!failing_) {
+    failing_ = true;
+    util::log::warn(memory_mode_ ? "buffering in memory: ingest " + problem
+                                 : "ingest " + problem + ": keeping events in the disk spool");
+  }
+
+  not_before_ = d.at;
+  if (d.action == core::delivery_action::retry) return;  // the same batch again at d.at
+  // Retries exhausted, or unauthorized: the events wait in the spool; the next attempt at d.at
+  // starts from the spool's head with a fresh retry count.
+  if (custody_.keep(*current_)) current_.reset();
+  attempt_ = 0;
+}
+
+void pipeline_deliverer::log_event_failures(const core::ingest_ack& ack, std::uint32_t events) {
+  unlogged_event_failures_ += ack.failed;
+  const auto now = clock::now();
+  if (last_event_failure_log_ != clock::time_point{} && now - last_event_failure_log_ < event_failure_log_every) return;
+  std::string line = "ingest refused " + std::to_string(unlogged_event_failures_) +
+                     " event(s) one by one (not retried); latest batch: " + std::to_string(ack.failed) + " of " +
+                     std::to_string(events);
+  if (!ack.errors.empty()) {
+    line += ", first: index " + std::to_string(ack.errors.front().index) + ": " + ack.errors.front().message;
+  }
+  util::log::warn(line);
+  unlogged_event_failures_ = 0;
+  last_event_failure_log_ = now;
+}
+
+void pipeline_deliverer::stop() {
+  stopping_ = true;
+  timer_.cancel();
+  if (in_flight_) sender_.shutdown();
+  if (current_ && !custody_.keep(*current_)) {
+    metrics_.dropped("shutdown_spool_full").inc(current_->events);
+    util::log::error("shutdown: " + std::to_string(current_->events) +
+                     " events in flight could not be written to the spool");
+  }
+  current_.reset();
+}
+
+}  // namespace aforo::app

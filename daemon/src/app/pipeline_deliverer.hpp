@@ -1,0 +1,76 @@
+// The delivery loop of the usage pipeline: cuts due batches (spool first, then memory), sends one at
+// a time, and applies core::decide_delivery: retry with backoff, keep in the spool, dead-letter,
+// re-probe after 401/403. Logs the state-change lines of contracts §8 once per change.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+
+#include <boost/asio/steady_timer.hpp>
+
+#include "app/pipeline_custody.hpp"
+#include "app/pipeline_metrics.hpp"
+#include "app/pipeline_sender.hpp"
+#include "core/pipeline/retry_policy.hpp"
+
+namespace aforo::app {
+
+/// One delivery in flight at a time, by design: ordering stays FIFO, a failing ingest sees one
+/// request per backoff step instead of a storm, and one kept-alive connection suffices (a batch of
+/// up to 1000 events per request keeps throughput well above what one Kong node produces).
+/// Threading: io thread only.
+class pipeline_deliverer {
+ public:
+  using clock = core::pipeline_clock;
+
+  pipeline_deliverer(boost::asio::io_context& ioc, pipeline_custody& custody, pipeline_sender& sender,
+                     pipeline_metrics& metrics, const config::sidecar_config& cfg);
+  ~pipeline_deliverer();
+
+  /// New events were taken: sends at once when a batch is due, else arms the flush timer.
+  void kick();
+  /// Stops sending: cancels timers, aborts the request in flight and hands a memory batch that was
+  /// in flight back to the spool. Nothing is sent afterwards.
+  void stop();
+  /// batch.*, retry.* apply live.
+  void reload(const config::sidecar_config& cfg);
+
+  /// "ok" | "unauthorized" | "unreachable" | "unknown" (before any answer), for /v1/handshake.
+  [[nodiscard]] const char* ingest_state() const noexcept { return state_; }
+
+ private:
+  void pump();
+  void send_current();
+  void on_report(send_report rep);
+  void on_delivered(const send_report& rep);
+  void on_failure(const send_report& rep, const core::retry_decision& d);
+  void arm(clock::time_point at);
+  void log_event_failures(const core::ingest_ack& ack, std::uint32_t events);
+
+  boost::asio::io_context& ioc_;
+  pipeline_custody& custody_;
+  pipeline_sender& sender_;
+  pipeline_metrics& metrics_;
+  core::retry_settings retry_;
+  bool memory_mode_;
+  boost::asio::steady_timer timer_;
+  std::optional<clock::time_point> armed_for_;
+  std::optional<pipeline_batch> current_;   // the batch being sent or waiting for its retry
+  std::uint32_t attempt_ = 0;               // sends of current_ so far
+  bool in_flight_ = false;
+  bool stopping_ = false;
+  clock::time_point not_before_{};          // backoff: nothing is sent before this
+  const char* state_ = "unknown";
+  bool failing_ = false;                    // since the last 2xx
+  std::string last_problem_;                // the last failure logged, to log changes only
+  clock::time_point last_event_failure_log_{};
+  std::uint64_t unlogged_event_failures_ = 0;
+  std::mt19937_64 rng_;
+  std::shared_ptr<bool> alive_;             // completions check it: the deliverer may be gone
+};
+
+}  // namespace aforo::app

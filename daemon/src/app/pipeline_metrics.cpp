@@ -1,0 +1,61 @@
+// The usage pipeline's metric series; see pipeline_metrics.hpp.
+#include "app/pipeline_metrics.hpp"
+
+namespace aforo::app {
+namespace {
+
+util::counter_metric& c(const char* name, const char* help, const std::string& labels = {}) {
+  return util::metrics().counter(name, help, labels);
+}
+
+constexpr const char* rejected_help =
+    "Usage events refused by POST /v1/ingest/batch and /v1/ingest, by reason (invalid, spool_full, spool_error).";
+constexpr const char* refused_help = "Usage requests refused whole (nothing taken), by reason.";
+constexpr const char* spool_skipped_help = "Spool records skipped because they failed their check, by kind.";
+
+}  // namespace
+
+pipeline_metrics::pipeline_metrics()
+    : received(c("aforo_sidecar_events_received_total", "Usage events received in parsed request bodies.")),
+      accepted(c("aforo_sidecar_events_accepted_total", "Usage events taken into custody (answered 202).")),
+      rejected_invalid(c("aforo_sidecar_events_rejected_total", rejected_help, R"(reason="invalid")")),
+      rejected_full(c("aforo_sidecar_events_rejected_total", rejected_help, R"(reason="spool_full")")),
+      rejected_error(c("aforo_sidecar_events_rejected_total", rejected_help, R"(reason="spool_error")")),
+      refused_malformed(c("aforo_sidecar_usage_requests_refused_total", refused_help, R"(reason="malformed")")),
+      refused_too_many(c("aforo_sidecar_usage_requests_refused_total", refused_help, R"(reason="too_many_events")")),
+      delivered(c("aforo_sidecar_events_delivered_total", "Usage events delivered to Aforo ingest (2xx).")),
+      duplicates(c("aforo_sidecar_events_duplicates_total", "Delivered events Aforo reported as duplicates.")),
+      ingest_failed(c("aforo_sidecar_events_ingest_failed_total",
+                      "Events Aforo refused one by one inside a 2xx answer (logged, not retried).")),
+      retries(c("aforo_sidecar_delivery_retries_total", "Batch resends after a transient ingest failure.")),
+      dead_lettered(c("aforo_sidecar_events_dead_lettered_total",
+                      "Events of poison batches (400/413/422) written to the dead-letter file.")),
+      raw_bytes(c("aforo_sidecar_batch_bytes_raw_total", "Ingest batch body bytes before compression.")),
+      wire_bytes(c("aforo_sidecar_batch_bytes_compressed_total", "Ingest batch body bytes as sent on the wire.")),
+      spilled(c("aforo_sidecar_events_spilled_total", "Events moved from the memory buffer to the disk spool.")),
+      corrupt_records(c("aforo_sidecar_spool_skipped_records_total", spool_skipped_help, R"(kind="corrupt")")),
+      torn_records(c("aforo_sidecar_spool_skipped_records_total", spool_skipped_help, R"(kind="torn")")),
+      corrupt_events(c("aforo_sidecar_spool_skipped_records_total", spool_skipped_help, R"(kind="corrupt_on_read")")) {
+  for (const char* r : {"spool_full", "dead_letter_error", "shutdown_spool_full"}) dropped(r);
+}
+
+util::counter_metric& pipeline_metrics::ingest_request(const std::string& status) {
+  auto it = by_status_.find(status);
+  if (it != by_status_.end()) return *it->second;
+  auto& m = c("aforo_sidecar_ingest_requests_total", "Requests to Aforo ingest by HTTP status, network_error or timeout.",
+              "status=\"" + util::escape_label(status) + "\"");
+  by_status_.emplace(status, &m);
+  return m;
+}
+
+util::counter_metric& pipeline_metrics::dropped(const std::string& reason) {
+  auto it = dropped_.find(reason);
+  if (it != dropped_.end()) return *it->second;
+  auto& m = c("aforo_sidecar_events_dropped_total",
+              "Accepted events dropped under a configured policy (spool_full: when_full drop_oldest), by reason.",
+              "reason=\"" + util::escape_label(reason) + "\"");
+  dropped_.emplace(reason, &m);
+  return m;
+}
+
+}  // namespace aforo::app

@@ -1,0 +1,47 @@
+// The usage pipeline's Prometheus series (aforo_sidecar_*): looked up once, updated lock-free.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "util/metrics.hpp"
+
+namespace aforo::app {
+
+/// Threading: counters are atomic; `ingest_request` and `dropped` register lazily and must be called
+/// on the io thread.
+struct pipeline_metrics {
+  pipeline_metrics();
+
+  util::counter_metric& received;          ///< events in parsed request bodies (valid or not)
+  util::counter_metric& accepted;          ///< events taken into custody (202)
+  util::counter_metric& rejected_invalid;  ///< events refused one by one by the field rules
+  util::counter_metric& rejected_full;     ///< valid events refused with 503 (spool full, when_full reject)
+  util::counter_metric& rejected_error;    ///< valid events refused with 503 (spool write error)
+  util::counter_metric& refused_malformed; ///< requests refused whole: malformed JSON / not a batch
+  util::counter_metric& refused_too_many;  ///< requests refused whole: more events than allowed
+  util::counter_metric& delivered;         ///< events Aforo answered 2xx for (accepted + duplicates)
+  util::counter_metric& duplicates;        ///< of those, reported as duplicates by Aforo
+  util::counter_metric& ingest_failed;     ///< per-event failures in Aforo's 2xx answers (not retried)
+  util::counter_metric& retries;           ///< resends of a batch after a transient failure
+  util::counter_metric& dead_lettered;     ///< events of poison batches written to the dead-letter file
+  util::counter_metric& raw_bytes;         ///< batch bodies before compression
+  util::counter_metric& wire_bytes;        ///< batch bodies as sent (after compression)
+  util::counter_metric& spilled;           ///< events moved from memory to the disk spool
+  util::counter_metric& corrupt_records;   ///< spool records skipped: corrupt
+  util::counter_metric& torn_records;      ///< spool records skipped: cut short
+  util::counter_metric& corrupt_events;    ///< events of spool records that failed their check on read
+
+  /// aforo_sidecar_ingest_requests_total{status="202"|"503"|"network_error"|"timeout"}.
+  util::counter_metric& ingest_request(const std::string& status);
+  /// aforo_sidecar_events_dropped_total{reason=...}: spool_full (drop_oldest), dead_letter_error,
+  /// shutdown_spool_full.
+  util::counter_metric& dropped(const std::string& reason);
+
+ private:
+  std::map<std::string, util::counter_metric*> by_status_;
+  std::map<std::string, util::counter_metric*> dropped_;
+};
+
+}  // namespace aforo::app

@@ -1,0 +1,93 @@
+// Ingest requests for the usage pipeline; see pipeline_sender.hpp.
+#include "app/pipeline_sender.hpp"
+
+#include <charconv>
+
+#include "io/lz4_frame.hpp"
+#include "util/log.hpp"
+
+namespace aforo::app {
+namespace {
+
+net::client_options client_options_of(const config::sidecar_config& cfg) {
+  net::client_options o;
+  o.ca_file = cfg.aforo.ca_file;
+  o.connect_timeout = cfg.aforo.connect_timeout;
+  o.request_timeout = cfg.retry.timeout;
+  o.user_agent = "aforo-sidecar/" AFORO_VERSION;
+  o.max_response_body = 1024 * 1024;
+  return o;
+}
+
+constexpr std::size_t max_kept_response = 4096;
+
+}  // namespace
+
+std::optional<std::chrono::seconds> parse_retry_after(std::string_view v) {
+  while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+  while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
+  std::uint32_t s = 0;
+  const auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), s);
+  if (v.empty() || ec != std::errc{} || p != v.data() + v.size()) return std::nullopt;
+  return std::chrono::seconds(std::min<std::uint32_t>(s, 24 * 3600));
+}
+
+pipeline_sender::pipeline_sender(boost::asio::io_context& ioc, const config::sidecar_config& cfg,
+                                 const config::secrets& sec, pipeline_metrics& metrics)
+    : client_(ioc, client_options_of(cfg)), metrics_(metrics), url_(cfg.aforo.ingest_url), codec_(cfg.batch.codec) {
+  if (cfg.aforo.auth == config::auth_scheme::bearer) {
+    auth_headers_.emplace_back("Authorization", "Bearer " + sec.api_key);
+  } else {
+    auth_headers_.emplace_back("X-API-Key", sec.api_key);
+  }
+  if (!sec.tenant_id.empty()) auth_headers_.emplace_back("X-Tenant-Id", sec.tenant_id);
+}
+
+void pipeline_sender::send(const std::string& body, std::function<void(send_report)> done) {
+  net::client_request req;
+  req.method = "POST";
+  req.url = url_;
+  req.headers = auth_headers_;
+  req.headers.emplace_back("Content-Type", "application/json");
+  metrics_.raw_bytes.inc(body.size());
+  bool compressed = false;
+  if (codec_ == config::compression::lz4) {
+    if (auto r = io::lz4_compress_frame(body, wire_); r.ok) {
+      compressed = true;
+    } else {
+      util::log::warn("lz4 compression failed (" + r.error + "); sending the batch uncompressed");
+    }
+  }
+  if (compressed) {
+    req.headers.emplace_back("Content-Encoding", "lz4");
+    req.body = std::move(wire_);
+    wire_ = std::string();
+  } else {
+    req.body = body;
+  }
+  metrics_.wire_bytes.inc(req.body.size());
+  client_.async_request(std::move(req), [this, done = std::move(done)](net::client_result r) {
+    send_report rep;
+    rep.host = r.host;
+    if (r.ok()) {
+      std::optional<std::chrono::seconds> retry_after;
+      if (auto h = r.header("Retry-After"); !h.empty()) retry_after = parse_retry_after(h);
+      rep.outcome = core::delivery_outcome::http(r.status, retry_after);
+      if (r.status >= 200 && r.status < 300) rep.ack = core::parse_ingest_ack(r.body);
+      rep.response_body = r.body.size() > max_kept_response ? r.body.substr(0, max_kept_response) : std::move(r.body);
+      metrics_.ingest_request(std::to_string(r.status)).inc();
+    } else if (r.error == net::client_result::error_kind::timeout ||
+               r.error == net::client_result::error_kind::connect_timeout) {
+      rep.outcome = core::delivery_outcome::timed_out();
+      rep.error_message = r.error_message;
+      metrics_.ingest_request("timeout").inc();
+    } else {
+      rep.outcome = core::delivery_outcome::network();
+      rep.error_message = r.error_message.empty() ? std::string(net::to_string(r.error)) : r.error_message;
+      if (r.error != net::client_result::error_kind::aborted) metrics_.ingest_request("network_error").inc();
+    }
+    done(std::move(rep));
+  });
+}
+
+}  // namespace aforo::app

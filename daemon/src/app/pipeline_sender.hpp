@@ -1,0 +1,65 @@
+// Sends one batch body to Aforo ingest (contracts §3): LZ4 frame, auth headers, keep-alive, and turns
+// the answer into a core::delivery_outcome plus Aforo's 202 envelope.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "app/pipeline_metrics.hpp"
+#include "config/config.hpp"
+#include "config/secrets.hpp"
+#include "core/pipeline/ingest_ack.hpp"
+#include "core/pipeline/retry_policy.hpp"
+#include "net/http_client.hpp"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace aforo::app {
+
+/// What one ingest request ended with.
+struct send_report {
+  core::delivery_outcome outcome;
+  std::optional<core::ingest_ack> ack;  ///< Aforo's envelope, on 2xx when it parsed
+  std::string response_body;            ///< the answer's body (kept for the dead-letter file)
+  std::string host;                     ///< the ingest host, for log lines
+  std::string error_message;            ///< network errors: what failed (safe to log)
+};
+
+/// One kept-alive connection to the ingest origin (net::http_client); one request at a time is the
+/// caller's choice (the deliverer never overlaps sends). Counts ingest_requests{status}, raw and
+/// wire bytes. Threading: io thread only.
+class pipeline_sender {
+ public:
+  /// Throws std::runtime_error when aforo.ca_file cannot be loaded (startup).
+  pipeline_sender(boost::asio::io_context& ioc, const config::sidecar_config& cfg, const config::secrets& sec,
+                  pipeline_metrics& metrics);
+
+  /// Compresses (batch.compression) and posts `body` to aforo.ingest_url; `done` runs exactly once,
+  /// later, on the io thread (with outcome network_error when the client was shut down).
+  void send(const std::string& body, std::function<void(send_report)> done);
+
+  /// batch.compression applies live.
+  void set_compression(config::compression c) { codec_ = c; }
+
+  /// Aborts the request in flight and closes the connection.
+  void shutdown() { client_.shutdown(); }
+
+ private:
+  net::http_client client_;
+  pipeline_metrics& metrics_;
+  std::string url_;
+  std::vector<std::pair<std::string, std::string>> auth_headers_;
+  config::compression codec_;
+  std::string wire_;  // reused compression buffer
+};
+
+/// Parses a Retry-After value in seconds ("120"); nothing for dates or garbage.
+[[nodiscard]] std::optional<std::chrono::seconds> parse_retry_after(std::string_view v);
+
+}  // namespace aforo::app

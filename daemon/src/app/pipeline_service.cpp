@@ -1,0 +1,107 @@
+// The usage pipeline service; see pipeline_service.hpp.
+#include "app/pipeline_service.hpp"
+
+#include "app/discovery_service.hpp"
+#include "app/margin_service.hpp"
+#include "app/pipeline_custody.hpp"
+#include "app/pipeline_deliverer.hpp"
+#include "app/pipeline_metrics.hpp"
+#include "app/pipeline_sender.hpp"
+#include "core/pipeline/event_validation.hpp"
+#include "util/log.hpp"
+
+namespace aforo::app {
+
+pipeline_service::pipeline_service(context& ctx)
+    : ctx_(ctx),
+      metrics_(std::make_unique<pipeline_metrics>()),
+      custody_(std::make_unique<pipeline_custody>(ctx.config, *metrics_, core::pipeline_clock::now())),
+      sender_(std::make_unique<pipeline_sender>(ctx.ioc, ctx.config, ctx.secrets, *metrics_)),
+      deliverer_(std::make_unique<pipeline_deliverer>(ctx.ioc, *custody_, *sender_, *metrics_, ctx.config)) {
+  auto& reg = util::metrics();
+  pipeline_custody* c = custody_.get();
+  reg.gauge_fn("aforo_sidecar_spool_events", "Events in the disk spool, not yet delivered.", {},
+               [c] { return static_cast<double>(c->spool_events()); });
+  reg.gauge_fn("aforo_sidecar_spool_bytes", "Bytes of live records in the disk spool.", {},
+               [c] { return static_cast<double>(c->spool_bytes()); });
+  reg.gauge_fn("aforo_sidecar_memory_buffer_events", "Events in the memory buffer (durability memory).", {},
+               [c] { return static_cast<double>(c->memory_events()); });
+}
+
+pipeline_service::~pipeline_service() {
+  // The scrape-time gauges must not reach into a destroyed custody.
+  auto& reg = util::metrics();
+  for (const char* name : {"aforo_sidecar_spool_events", "aforo_sidecar_spool_bytes", "aforo_sidecar_memory_buffer_events"})
+    reg.gauge_fn(name, "", {}, [] { return 0.0; });
+}
+
+void pipeline_service::register_routes(net::router& routes) {
+  routes.add("POST", "/v1/ingest/batch",
+             [this](net::http_request& req, net::respond_fn respond) { handle(req, respond, false); });
+  routes.add("POST", "/v1/ingest",
+             [this](net::http_request& req, net::respond_fn respond) { handle(req, respond, true); });
+}
+
+void pipeline_service::start() {
+  util::log::info(std::string("usage pipeline: durability ") +
+                  (custody_->memory_mode() ? "memory" : "disk") + ", ingest " + ctx_.config.aforo.ingest_url +
+                  ", batches of " + std::to_string(ctx_.config.batch.max_events) + " events");
+  deliverer_->kick();
+}
+
+void pipeline_service::handle(net::http_request& req, const net::respond_fn& respond, bool single) {
+  if (stopped_) {
+    respond(net::http_response::error(503, "shutting_down", "the sidecar is stopping"));
+    return;
+  }
+  auto parsed = single ? core::parse_ingest_single(req.body)
+                       : core::parse_ingest_batch(req.body, ctx_.config.server.max_batch_events);
+  if (parsed.error != core::ingest_request_error::none) {
+    (parsed.error == core::ingest_request_error::too_many_events ? metrics_->refused_too_many
+                                                                 : metrics_->refused_malformed)
+        .inc();
+    respond(net::http_response::json(core::status_for(parsed.error),
+                                     core::build_ingest_error_body(parsed.error, parsed.error_message)));
+    return;
+  }
+  const std::size_t n = parsed.accepted.size();
+  metrics_->received.inc(n + parsed.errors.size());
+  metrics_->rejected_invalid.inc(parsed.errors.size());
+  const auto costs = margin_ != nullptr ? margin_->price(parsed.accepted) : margin_costs{};
+  if (discovery_ != nullptr) discovery_->observe(parsed.accepted);
+  const auto r = custody_->take(parsed.accepted, core::pipeline_clock::now());
+  if (r != pipeline_custody::take_result::taken) {
+    const bool full = r == pipeline_custody::take_result::full;
+    (full ? metrics_->rejected_full : metrics_->rejected_error).inc(n);
+    auto res = net::http_response::error(503, full ? "spool_full" : "spool_unavailable",
+                                         full ? "the disk spool is full; retry later"
+                                              : "the disk spool cannot be written; retry later");
+    res.headers.emplace_back("Retry-After", "1");
+    respond(std::move(res));
+    return;
+  }
+  metrics_->accepted.inc(n);
+  if (margin_ != nullptr) margin_->record(costs);
+  respond(net::http_response::json(202, core::build_ingest_response(n, parsed.errors)));
+  if (n != 0) deliverer_->kick();
+}
+
+void pipeline_service::reload(const config::sidecar_config& next) {
+  custody_->reload(next);
+  deliverer_->reload(next);
+}
+
+void pipeline_service::stop(std::function<void()> done) {
+  stopped_ = true;
+  deliverer_->stop();
+  const auto moved = custody_->persist_memory();
+  util::log::info("usage pipeline stopped: " + std::to_string(moved) + " buffered events moved to the disk spool, " +
+                  std::to_string(custody_->spool_events()) + " events in the spool");
+  done();
+}
+
+void pipeline_service::handshake_fields(std::map<std::string, std::string>& fields) const {
+  fields["ingest"] = std::string("\"") + deliverer_->ingest_state() + "\"";
+}
+
+}  // namespace aforo::app

@@ -1,0 +1,58 @@
+// The usage pipeline (issue 3, contracts §2-§4): POST /v1/ingest/batch and /v1/ingest take custody of
+// validated events (memory buffer or disk spool), and a deliverer sends them to Aforo ingest.
+#pragma once
+
+#include <memory>
+
+#include "app/service.hpp"
+
+namespace aforo::app {
+
+class discovery_service;
+class margin_service;
+class pipeline_custody;
+class pipeline_deliverer;
+class pipeline_sender;
+struct pipeline_metrics;
+
+/// POST /v1/ingest/batch (`{"events":[...]}`, at most server.max_batch_events) and POST /v1/ingest
+/// (one event object). Answers 202 `{"accepted":N,"failed":M,"errors":[...]}` (invalid events are
+/// refused one by one), 400 for malformed JSON, 413 for too many events (the server answers 413 for
+/// bytes over server.max_body), 503 + Retry-After when the spool is full with when_full reject or
+/// cannot be written. With durability disk the 202 is sent after the batch is in the spool file.
+/// SIGTERM (stop): the memory buffer and the batch in flight go to the spool, which is synced.
+/// /v1/handshake: "ingest": ok | unauthorized | unreachable | unknown.
+/// Threading: io thread only.
+class pipeline_service final : public service {
+ public:
+  /// Opens and recovers the spool (corrupt or torn records are skipped and counted, never fatal).
+  /// Throws std::runtime_error when the spool directory is unusable (a startup error).
+  explicit pipeline_service(context& ctx);
+  ~pipeline_service() override;
+
+  /// Consumers of accepted events (null = none; not owned, they outlive this service): the margin
+  /// guard prices them before custody and records the cost once custody took them; discovery
+  /// observes them before custody (which moves their JSON out).
+  void set_margin(margin_service* m) { margin_ = m; }
+  void set_discovery(discovery_service* d) { discovery_ = d; }
+
+  void register_routes(net::router& routes) override;
+  void start() override;
+  void reload(const config::sidecar_config& next) override;
+  void stop(std::function<void()> done) override;
+  void handshake_fields(std::map<std::string, std::string>& fields) const override;
+
+ private:
+  void handle(net::http_request& req, const net::respond_fn& respond, bool single);
+
+  context& ctx_;
+  std::unique_ptr<pipeline_metrics> metrics_;
+  std::unique_ptr<pipeline_custody> custody_;
+  std::unique_ptr<pipeline_sender> sender_;
+  std::unique_ptr<pipeline_deliverer> deliverer_;
+  bool stopped_ = false;
+  margin_service* margin_ = nullptr;
+  discovery_service* discovery_ = nullptr;
+};
+
+}  // namespace aforo::app

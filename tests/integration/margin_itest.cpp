@@ -1,0 +1,289 @@
+// The margin guard through the real aforo-sidecar: metered cost crossing 30%, 20% and 10% margin
+// gives the L1 upstream header and one signed webhook, then throttling at the configured rate, then
+// 429 margin_block; a guard file edited while running switches to alert_only without a restart.
+#include <catch2/catch.hpp>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <rapidjson/document.h>
+
+#include "support/testkit.hpp"
+
+using namespace aforo::testkit;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = boost::asio::ip::tcp;
+
+namespace {
+
+const std::string secret = "whsec_test_margin";
+
+struct received_hook {
+  std::string body;
+  std::string timestamp;
+  std::string signature;
+};
+
+// A webhook receiver on 127.0.0.1: records every POST and answers 200.
+class hook_receiver {
+ public:
+  hook_receiver() : acceptor_(ioc_, tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0)) {
+    port_ = acceptor_.local_endpoint().port();
+    thread_ = std::thread([this] { run(); });
+  }
+  ~hook_receiver() {
+    stop_ = true;
+    try {  // wake the blocking accept
+      boost::asio::io_context ioc;
+      tcp::socket s(ioc);
+      s.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port_));
+    } catch (...) {
+    }
+    thread_.join();
+  }
+  [[nodiscard]] std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/hooks/aforo"; }
+  std::vector<received_hook> hooks() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return hooks_;
+  }
+  bool wait_for(std::size_t n, millis timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (hooks().size() >= n) return true;
+      std::this_thread::sleep_for(20ms);
+    }
+    return hooks().size() >= n;
+  }
+
+ private:
+  void run() {
+    while (!stop_) {
+      boost::system::error_code ec;
+      tcp::socket sock(ioc_);
+      acceptor_.accept(sock, ec);
+      if (ec || stop_) continue;
+      beast::flat_buffer buf;
+      for (;;) {  // keep-alive: serve until the client closes
+        http::request<http::string_body> req;
+        http::read(sock, buf, req, ec);
+        if (ec) break;
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          hooks_.push_back({req.body(), std::string(req["X-Aforo-Timestamp"]), std::string(req["X-Aforo-Signature"])});
+        }
+        http::response<http::string_body> res{http::status::ok, req.version()};
+        res.keep_alive(req.keep_alive());
+        res.body() = "ok";
+        res.prepare_payload();
+        http::write(sock, res, ec);
+        if (ec || !req.keep_alive()) break;
+      }
+    }
+  }
+
+  boost::asio::io_context ioc_;
+  tcp::acceptor acceptor_;
+  unsigned short port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::vector<received_hook> hooks_;
+  std::thread thread_;
+};
+
+std::string hmac_hex(const std::string& key, const std::string& text) {
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(text.data()),
+       text.size(), mac, &len);
+  std::string out;
+  char hex[3];
+  for (unsigned int i = 0; i < len; ++i) {
+    std::snprintf(hex, sizeof hex, "%02x", mac[i]);
+    out += hex;
+  }
+  return out;
+}
+
+rapidjson::Document json_of(const std::string& body) {
+  rapidjson::Document d;
+  d.Parse(body.c_str());
+  REQUIRE_FALSE(d.HasParseError());
+  return d;
+}
+
+std::string str(const rapidjson::Value& v, const char* key) {
+  return v.IsObject() && v.HasMember(key) && v[key].IsString() ? v[key].GetString() : std::string("<absent>");
+}
+
+void replace_file(const std::string& path, const std::string& content) {
+  const std::string tmp = path + ".tmp";
+  FILE* f = std::fopen(tmp.c_str(), "w");
+  REQUIRE(f != nullptr);
+  std::fwrite(content.data(), 1, content.size(), f);
+  std::fclose(f);
+  std::filesystem::rename(tmp, path);
+}
+
+const char* const snapshot_yaml = R"(
+version: "m1"
+customers:
+  cust_m:
+    plan: pro
+    status: active
+    features:
+      search: {}
+    revenue: { amount: 100.00, period: month }
+features:
+  - feature: search
+    match: { service: search }
+    metric: search_calls
+    unit_cost: 0.5
+)";
+
+std::string guards_yaml(const std::string& hook_url, const std::string& mode) {
+  return "guards:\n"
+         "  - id: default\n"
+         "    mode: " + mode + "\n"
+         "    min_margin: 25%\n"
+         "    level_1: { threshold: 30%, notify: [\"" + hook_url + "\"] }\n"
+         "    level_2: { threshold: 20%, throttle_rate: 5/s }\n"
+         "    level_3: { threshold: 10%, retry_after: 1800s }\n";
+}
+
+std::string check_body() { return R"({"customer_id":"cust_m","service":"search","method":"GET","path":"/v1/search"})"; }
+
+// One event: quantity x 0.5 unit cost plus metadata.cost.
+std::string usage_batch(int seq, const std::string& cost) {
+  return R"({"events":[{"customerId":"cust_m","metricName":"search_calls","quantity":2,)"
+         R"("occurredAt":"2026-11-26T06:00:00Z","idempotencyKey":"m-)" + std::to_string(seq) +
+         R"(","metadata":{"gateway":"kong","cost":)" + cost + "}}]}";
+}
+
+// Posts /v1/check until pred(decision JSON) holds or timeout; returns the last reply's JSON.
+template <class Pred>
+rapidjson::Document wait_decision(http_client& c, Pred pred, millis timeout = 5s) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto r = c.post("/v1/check", check_body());
+    REQUIRE(r.status == 200);
+    auto d = json_of(r.body);
+    if (pred(d) || std::chrono::steady_clock::now() > deadline) return d;
+    std::this_thread::sleep_for(20ms);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("margin: cost crossing 30%, 20% and 10% alerts, throttles and blocks; a guard edit applies live",
+          "[margin]") {
+  hook_receiver receiver;
+  temp_dir dir;
+  const std::string snap = dir.write("snapshot.yaml", snapshot_yaml);
+  const std::string guards = dir.write("guards.yaml", guards_yaml(receiver.url(), "enforce"));
+  sidecar_process sc("entitlements:\n  source: \"file:" + snap + "\"\n"
+                     "margin_guard:\n  config: \"" + guards + "\"\n  reload_interval: 200ms\n",
+                     {"AFORO_WEBHOOK_SECRET=" + secret});
+  auto c = sc.client();
+
+  // Healthy: revenue 100, no cost yet.
+  auto d = wait_decision(c, [](const rapidjson::Document& x) { return str(x, "reason") == "ok"; });
+  CHECK(str(d, "margin_level") == "NONE");
+
+  // COGS 75 (2 x 0.5 + 74): margin 25% < 30% -> L1.
+  REQUIRE(c.post("/v1/ingest/batch", usage_batch(1, "74")).status == 202);
+  d = wait_decision(c, [](const rapidjson::Document& x) { return str(x, "reason") == "margin_alert"; });
+  REQUIRE(str(d, "reason") == "margin_alert");
+  CHECK(d["allowed"].GetBool());
+  CHECK(str(d, "margin_level") == "L1");
+  CHECK(str(d["upstream_headers"], "X-Margin-Guard-Warning") == "margin-low");
+
+  REQUIRE(receiver.wait_for(1, 5s));
+  std::this_thread::sleep_for(500ms);
+  for (int i = 0; i < 5; ++i) c.post("/v1/check", check_body());
+  std::this_thread::sleep_for(300ms);
+  auto hooks = receiver.hooks();
+  REQUIRE(hooks.size() == 1);  // one per level change, not per request
+  CHECK(hooks[0].signature == "sha256=" + hmac_hex(secret, hooks[0].timestamp + "." + hooks[0].body));
+  CHECK(hooks[0].signature != "sha256=" + hmac_hex("wrong", hooks[0].timestamp + "." + hooks[0].body));
+  auto hook = json_of(hooks[0].body);
+  CHECK(str(hook, "customer_id") == "cust_m");
+  CHECK(str(hook, "level") == "L1");
+  CHECK(hook["margin_percent"].GetDouble() == Approx(25.0));
+  CHECK(hook["revenue"].GetDouble() == Approx(100.0));
+  CHECK(hook["cogs"].GetDouble() == Approx(75.0));
+  CHECK(std::to_string(hook["timestamp"].GetInt64()) == hooks[0].timestamp);
+
+  // COGS 85: margin 15% < 20% -> L2, held to 5/s.
+  REQUIRE(c.post("/v1/ingest/batch", usage_batch(2, "9")).status == 202);
+  d = wait_decision(c, [](const rapidjson::Document& x) { return str(x, "reason") == "margin_throttle"; });
+  REQUIRE(str(d, "reason") == "margin_throttle");
+  CHECK(str(d, "decision") == "throttle");
+  CHECK(d["status"].GetInt() == 429);
+  CHECK(str(d["headers"], "X-Margin-Guard-Level") == "L2");
+  CHECK(str(d["headers"], "X-Aforo-Throttle") == "true");
+  CHECK(std::stoi(str(d["headers"], "Retry-After")) >= 1);
+  // The bucket is empty now: over ~2 s about 10 requests may pass (5/s).
+  int allowed = 0;
+  int sent = 0;
+  const auto start = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - start < 2s && sent < 4000) {
+    auto x = json_of(c.post("/v1/check", check_body()).body);
+    ++sent;
+    if (x["allowed"].GetBool()) ++allowed;
+    std::this_thread::sleep_for(2ms);
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  INFO("allowed " << allowed << " of " << sent << " in " << secs << " s");
+  CHECK(sent > 100);  // the test really pushed harder than the rate
+  CHECK(allowed >= 6);
+  CHECK(allowed <= 16);
+
+  // COGS 95: margin 5% < 10% -> L3 blocks with Retry-After.
+  REQUIRE(c.post("/v1/ingest/batch", usage_batch(3, "9")).status == 202);
+  d = wait_decision(c, [](const rapidjson::Document& x) { return str(x, "reason") == "margin_block"; });
+  REQUIRE(str(d, "reason") == "margin_block");
+  CHECK(str(d, "decision") == "block");
+  CHECK(d["status"].GetInt() == 429);
+  CHECK(str(d["headers"], "X-Margin-Guard") == "blocked");
+  CHECK(str(d["headers"], "X-Margin-Guard-Level") == "L3");
+  const int retry = std::stoi(str(d["headers"], "Retry-After"));
+  CHECK(retry >= 1);
+  CHECK(retry <= 1800);
+  REQUIRE(receiver.wait_for(3, 5s));  // L2 and L3 changes were reported too
+  CHECK(str(json_of(receiver.hooks()[2].body), "level") == "L3");
+
+  auto metrics = c.get("/metrics").body;
+  CHECK(metrics.find("aforo_sidecar_margin_level{level=\"L3\"} 1") != std::string::npos);
+
+  // Edit the guard file: alert_only never blocks, applied within the reload interval, no restart.
+  const auto pid = sc.proc().pid();
+  replace_file(guards, guards_yaml(receiver.url(), "alert_only"));
+  d = wait_decision(c, [](const rapidjson::Document& x) { return str(x, "reason") == "margin_alert"; }, 5s);
+  REQUIRE(str(d, "reason") == "margin_alert");
+  CHECK(str(d, "margin_level") == "L3");
+  for (int i = 0; i < 50; ++i) {
+    auto x = json_of(c.post("/v1/check", check_body()).body);
+    CHECK(x["allowed"].GetBool());
+  }
+  CHECK(sc.proc().pid() == pid);
+  CHECK(sc.proc().running());
+
+  // A broken edit keeps the guards in force and says why.
+  const auto log_from = sc.proc().output().size();
+  replace_file(guards, "guards:\n  - id: default\n    level_1: { threshold: 300% }\n");
+  CHECK(sc.proc().wait_for_output("guards[0].level_1.threshold", 5s, log_from));
+  d = json_of(c.post("/v1/check", check_body()).body);
+  CHECK(str(d, "reason") == "margin_alert");
+  CHECK(sc.proc().output().find("margin guard: cust_m L1 (margin 25% < 30%) [guard default]") != std::string::npos);
+}

@@ -1,0 +1,251 @@
+// End to end: the unchanged aforo-metering plugin in real nginx (through our Kong PDK shim) talking to the
+// real aforo-sidecar, which delivers to the fake Aforo ingest. tests/lua/nginx/start.sh renders the harness.
+#include <catch2/catch.hpp>
+#include <rapidjson/document.h>
+
+#include <signal.h>
+
+#include <atomic>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "support/testkit.hpp"
+
+using namespace aforo::testkit;
+
+namespace {
+
+constexpr const char* api_key = "sk_test_e2e_key_0123456789";
+
+constexpr const char* snapshot = R"(version: "e2e-1"
+customers:
+  cust_acme:
+    plan: enterprise
+    status: active
+    features:
+      advanced_search: { limit: 100000, period: month }
+    revenue: { amount: 2000.00, period: month }
+  cust_small:
+    plan: starter
+    status: active
+    features:
+      advanced_search: { limit: 3, period: hour }
+    revenue: { amount: 29, period: month }
+  cust_basic:
+    plan: starter
+    status: active
+    features:
+      basic_search: {}
+    revenue: { amount: 29, period: month }
+features:
+  - feature: advanced_search
+    match: { service: search, path_prefix: /v1/search }
+    metric: search_calls
+    unit_cost: 0.004
+)";
+
+/// The fake ingest, the sidecar and the nginx harness, started in that order and stopped in reverse.
+class e2e_env {
+ public:
+  e2e_env() {
+    ingest_ = std::make_unique<process>(std::vector<std::string>{fake_ingest_bin(), "--listen", "127.0.0.1:0",
+                                                                 "--api-key", api_key, "--tenant", "tenant_e2e"});
+    ingest_addr_ = ingest_->wait_for_listen();
+    const auto snap = dir_.write("snapshot.yaml", snapshot);
+    sidecar_ = std::make_unique<sidecar_process>(
+        "aforo:\n  tenant_id: tenant_e2e\n  ingest_url: \"http://" + ingest_addr_ +
+            "/v1/ingest/batch\"\n"
+            "entitlements:\n  source: \"file:" + snap + "\"\n"
+            "batch:\n  flush_interval: 200ms\n",
+        std::vector<std::string>{std::string("AFORO_API_KEY=") + api_key});
+    nginx_port_ = free_port();
+    upstream_port_ = free_port();
+    prefix_ = dir_.path() + "/nginx";
+    process start({"/bin/bash", source_dir() + "/tests/lua/nginx/start.sh", prefix_, "http://" + sidecar_->address(),
+                   std::to_string(nginx_port_), std::to_string(upstream_port_)},
+                  {"AFORO_DAEMON=on", "AFORO_FLUSH_INTERVAL=100"});
+    const auto rc = start.wait_exit(30s);
+    if (rc != 0) FAIL("nginx harness did not start: " << start.output());
+  }
+
+  ~e2e_env() {
+    process stop({"/bin/bash", source_dir() + "/tests/lua/nginx/stop.sh", prefix_});
+    stop.wait_exit(20s);
+  }
+
+  [[nodiscard]] std::string proxy() const { return "127.0.0.1:" + std::to_string(nginx_port_); }
+  [[nodiscard]] http_client ingest() const { return http_client(ingest_addr_); }
+  [[nodiscard]] std::string error_log() const { return read_file(prefix_ + "/logs/error.log"); }
+  [[nodiscard]] const std::string& prefix() const { return prefix_; }
+  sidecar_process& sidecar() { return *sidecar_; }
+
+  /// Events the fake ingest stored (deduplicated by idempotencyKey), parsed.
+  rapidjson::Document received() const {
+    rapidjson::Document d;
+    d.Parse(ingest().get("/_control/received").body.c_str());
+    return d;
+  }
+
+  /// Waits until the ingest holds at least n events; returns how many it holds.
+  std::size_t wait_events(std::size_t n, millis timeout = 15s) const {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::size_t have = 0;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto d = received();
+      have = d.HasMember("events") ? d["events"].Size() : 0;
+      if (have >= n) return have;
+      std::this_thread::sleep_for(50ms);
+    }
+    return have;
+  }
+
+ private:
+  temp_dir dir_;
+  std::unique_ptr<process> ingest_;
+  std::string ingest_addr_;
+  std::unique_ptr<sidecar_process> sidecar_;
+  int nginx_port_ = 0;
+  int upstream_port_ = 0;
+  std::string prefix_;
+};
+
+http_reply get(const std::string& address, const std::string& target,
+               std::vector<std::pair<std::string, std::string>> headers = {}) {
+  http_client c(address);
+  return c.request("GET", target, {}, headers);
+}
+
+}  // namespace
+
+TEST_CASE("plugin: allowed requests reach the upstream with rate-limit headers and are metered end to end",
+          "[plugin][e2e]") {
+  e2e_env env;
+  for (int i = 0; i < 5; ++i) {
+    const auto r = get(env.proxy(), "/v1/search/items/" + std::to_string(i) + "?cost=0.5",
+                       {{"X-Tenant-Id", "cust_acme"}, {"X-Request-Id", "e2e-req-" + std::to_string(i)}});
+    REQUIRE(r.status == 200);
+    CHECK(r.body.find("upstream ok") != std::string::npos);
+    CHECK(r.header("x-ratelimit-limit") == "100000");
+    CHECK(!r.header("x-ratelimit-remaining").empty());
+  }
+  REQUIRE(env.wait_events(5) == 5);
+  const auto d = env.received();
+  std::set<std::string> keys;
+  for (const auto& e : d["events"].GetArray()) {
+    const auto& ev = e["event"];
+    CHECK(std::string(ev["customerId"].GetString()) == "cust_acme");
+    CHECK(std::string(ev["metricName"].GetString()).size() > 0);
+    CHECK(std::string(ev["executionStatus"].GetString()) == "SUCCESS");
+    CHECK(ev["statusCode"].GetInt() == 200);
+    CHECK(std::string(ev["httpMethod"].GetString()) == "GET");
+    CHECK(std::string(ev["occurredAt"].GetString()).back() == 'Z');
+    CHECK(std::string(ev["metadata"]["service"].GetString()) == "search");
+    CHECK(std::string(ev["metadata"]["gateway"].GetString()) == "kong");
+    keys.insert(ev["idempotencyKey"].GetString());
+  }
+  CHECK(keys.size() == 5);
+  // Kong's own request id ($kong_request_id) is preferred over a client-sent X-Request-Id, so a client
+  // cannot make Aforo deduplicate its usage away by repeating one id.
+  for (const auto& k : keys) CHECK(k.rfind("kong:", 0) == 0);
+  CHECK(keys.count("kong:e2e-req-0") == 0);
+  // Every ingest request carried the key and tenant, lz4-compressed.
+  for (const auto& r : d["requests"].GetArray()) {
+    CHECK(std::string(r["api_key"].GetString()) == "match");
+    CHECK(std::string(r["content_encoding"].GetString()) == "lz4");
+  }
+}
+
+TEST_CASE("plugin: denials are applied with the contract's status, body and headers", "[plugin][e2e]") {
+  e2e_env env;
+  SECTION("quota exhausted: 429 with Retry-After") {
+    for (int i = 0; i < 3; ++i) REQUIRE(get(env.proxy(), "/v1/search/q", {{"X-Tenant-Id", "cust_small"}}).status == 200);
+    const auto r = get(env.proxy(), "/v1/search/q", {{"X-Tenant-Id", "cust_small"}});
+    CHECK(r.status == 429);
+    CHECK(std::stoi(r.header("retry-after")) > 0);
+    CHECK(r.body.find(R"("reason":"quota_exceeded")") != std::string::npos);
+  }
+  SECTION("a feature outside the plan: 403") {
+    const auto r = get(env.proxy(), "/v1/search/q", {{"X-Tenant-Id", "cust_basic"}});
+    CHECK(r.status == 403);
+    CHECK(r.body.find("feature_not_entitled") != std::string::npos);
+  }
+  SECTION("an unknown customer: 403 (unknown_customer: block)") {
+    const auto r = get(env.proxy(), "/v1/search/q", {{"X-Tenant-Id", "cust_nobody"}});
+    CHECK(r.status == 403);
+    CHECK(r.body.find("unknown_customer") != std::string::npos);
+  }
+  SECTION("an authenticated consumer wins over X-Tenant-Id") {
+    // cust_small is out of quota after three calls; billing cust_small while claiming cust_acme must not work.
+    for (int i = 0; i < 3; ++i)
+      REQUIRE(get(env.proxy(), "/v1/search/q", {{"X-Tenant-Id", "cust_acme"}, {"X-Test-Consumer", "cust_small"}}).status == 200);
+    CHECK(get(env.proxy(), "/v1/search/q", {{"X-Tenant-Id", "cust_acme"}, {"X-Test-Consumer", "cust_small"}}).status == 429);
+  }
+}
+
+TEST_CASE("plugin: with the sidecar unreachable, fallback_on_error allow serves and block refuses", "[plugin][e2e]") {
+  e2e_env env;
+  CHECK(get(env.proxy(), "/down-allow/v1/search", {{"X-Tenant-Id", "cust_acme"}}).status == 200);
+  CHECK(get(env.proxy(), "/down-block/v1/search", {{"X-Tenant-Id", "cust_acme"}}).status == 503);
+  // The real sidecar killed: the same happens on the main route.
+  env.sidecar().proc().signal(SIGKILL);
+  env.sidecar().proc().wait_exit(5s);
+  CHECK(get(env.proxy(), "/v1/search/q", {{"X-Tenant-Id", "cust_acme"}}).status == 200);
+  CHECK(get(env.proxy(), "/fail-closed/v1/search/q", {{"X-Tenant-Id", "cust_acme"}}).status == 503);
+  std::this_thread::sleep_for(200ms);
+  const auto log = env.error_log();
+  CHECK(log.find("[aforo-metering] ERROR sidecar unreachable at http://127.0.0.1:1") != std::string::npos);
+  CHECK(log.find("(fallback_on_error=allow)") != std::string::npos);
+}
+
+TEST_CASE("plugin: a request without X-Tenant-Id is proxied unmetered (allow) or refused (block)", "[plugin][e2e]") {
+  e2e_env env;
+  CHECK(get(env.proxy(), "/v1/search/q").status == 200);
+  CHECK(get(env.proxy(), "/fail-closed/v1/search/q").status == 401);
+  // One metered request afterwards, to know the pipeline has flushed what it had.
+  REQUIRE(get(env.proxy(), "/v1/search/q", {{"X-Tenant-Id", "cust_acme"}}).status == 200);
+  REQUIRE(env.wait_events(1) == 1);
+  std::this_thread::sleep_for(500ms);
+  CHECK(env.wait_events(2, 100ms) == 1);
+  CHECK(env.error_log().find("[aforo-metering] ERROR missing X-Tenant-Id header (request not metered)") !=
+        std::string::npos);
+}
+
+TEST_CASE("plugin: nginx reloads under load lose no events, and error.log holds no unexpected errors",
+          "[plugin][e2e]") {
+  e2e_env env;
+  std::atomic<int> ok{0};
+  std::atomic<int> failed{0};
+  std::atomic<bool> stop{false};
+  std::thread load([&] {
+    int i = 0;
+    while (!stop.load()) {
+      const auto r = get(env.proxy(), "/v1/search/load/" + std::to_string(i++), {{"X-Tenant-Id", "cust_acme"}});
+      (r.status == 200 ? ok : failed)++;
+    }
+  });
+  const auto pid = std::stoi(read_file(env.prefix() + "/logs/nginx.pid"));
+  for (int reload = 0; reload < 3; ++reload) {
+    std::this_thread::sleep_for(400ms);
+    ::kill(pid, SIGHUP);
+  }
+  std::this_thread::sleep_for(400ms);
+  stop = true;
+  load.join();
+  INFO("ok " << ok << ", failed " << failed);
+  REQUIRE(ok > 50);
+  CHECK(env.wait_events(static_cast<std::size_t>(ok.load()), 20s) == static_cast<std::size_t>(ok.load()));
+
+  // No error-level line other than the plugin's own ERROR lines.
+  std::vector<std::string> unexpected;
+  std::istringstream lines(env.error_log());
+  for (std::string line; std::getline(lines, line);) {
+    const bool severe = line.find("[error]") != std::string::npos || line.find("[crit]") != std::string::npos ||
+                        line.find("[alert]") != std::string::npos || line.find("[emerg]") != std::string::npos;
+    if (severe && line.find("[aforo-metering] ERROR") == std::string::npos) unexpected.push_back(line);
+  }
+  std::string all;
+  for (const auto& l : unexpected) all += l + "\n";
+  INFO(all);
+  CHECK(unexpected.empty());
+}
