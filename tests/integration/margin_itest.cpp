@@ -199,6 +199,8 @@ TEST_CASE("margin: cost crossing 30%, 20% and 10% alerts, throttles and blocks; 
   // Healthy: revenue 100, no cost yet.
   auto d = wait_decision(c, [](const rapidjson::Document& x) { return str(x, "reason") == "ok"; });
   CHECK(str(d, "margin_level") == "NONE");
+  REQUIRE(d.HasMember("margin_percent"));
+  CHECK(d["margin_percent"].GetDouble() == Approx(100.0));
 
   // COGS 75 (2 x 0.5 + 74): margin 25% < 30% -> L1.
   REQUIRE(c.post("/v1/ingest/batch", usage_batch(1, "74")).status == 202);
@@ -206,6 +208,7 @@ TEST_CASE("margin: cost crossing 30%, 20% and 10% alerts, throttles and blocks; 
   REQUIRE(str(d, "reason") == "margin_alert");
   CHECK(d["allowed"].GetBool());
   CHECK(str(d, "margin_level") == "L1");
+  CHECK(d["margin_percent"].GetDouble() == Approx(25.0));
   CHECK(str(d["upstream_headers"], "X-Margin-Guard-Warning") == "margin-low");
 
   REQUIRE(receiver.wait_for(1, 5s));

@@ -248,7 +248,7 @@ TEST_CASE("decision: shadow mode reports a would-deny but allows it", "[entitlem
 TEST_CASE("decision: margin_alert allows and warns upstream", "[entitlements][decision]") {
   fixture f;
   fake_margin m;
-  m.answer = {margin_level::l1, false, 0};
+  m.answer = {margin_level::l1, false, 0, 2850};
   const decision d = f.run(req("cust_acme", "/v1/search"), &m);
   CHECK(d.allowed);
   CHECK(d.why == reason::margin_alert);
@@ -260,7 +260,7 @@ TEST_CASE("decision: margin_alert allows and warns upstream", "[entitlements][de
   CHECK(d.remaining_quota == 9999);
   std::string json;
   encode_decision(d, json);
-  CHECK(json.find(R"("margin_level":"L1")") != std::string::npos);
+  CHECK(json.find(R"("margin_level":"L1","margin_percent":28.50,"retry_after":0)") != std::string::npos);
   CHECK(json.find(R"("upstream_headers":{"X-Margin-Guard-Warning":"margin-low"})") != std::string::npos);
 }
 
@@ -316,4 +316,14 @@ TEST_CASE("decision: the JSON escapes strings and parses back", "[entitlements][
   CHECK(doc["retry_after"].GetInt() == 0);
   CHECK_FALSE(doc.HasMember("shadow"));
   CHECK_FALSE(doc.HasMember("remaining_quota"));
+}
+
+TEST_CASE("decision: a negative margin is encoded exactly as a percentage", "[entitlements][decision]") {
+  fixture f;
+  fake_margin m;
+  m.answer = {margin_level::l3, false, 0, -125};
+  const decision d = f.run(req("cust_acme", "/v1/search"), &m);
+  std::string json;
+  encode_decision(d, json);
+  CHECK(json.find(R"("margin_percent":-1.25,)") != std::string::npos);
 }

@@ -148,6 +148,7 @@ void decision_service::schedule_sync() {
 
 void decision_service::reload(const config::sidecar_config& next) {
   engine_ = ce::decision_engine(options_of(next));
+  quota_.set_warning_percent(next.entitlements.quota_warning_percent);
   if (next.entitlements.source == source_name_) {
     if (source_) source_->refresh_now();
     return;

@@ -133,8 +133,19 @@ void encode_decision(const decision& d, std::string& out) {
     char iso[21];
     out.append(R"(,"quota_reset":")").append(format_iso8601(*d.quota_reset, iso)).push_back('"');
   }
-  out.append(R"(,"margin_level":")").append(to_string(d.margin));
-  out.append(R"(","retry_after":)");
+  out.append(R"(,"margin_level":")").append(to_string(d.margin)).push_back('"');
+  if (d.margin_bp) {
+    // Basis points as a percentage with two decimals, exact: 2850 -> 28.50, -125 -> -1.25.
+    const std::int64_t bp = *d.margin_bp;
+    const std::int64_t abs = bp < 0 ? -bp : bp;
+    out.append(R"(,"margin_percent":)");
+    if (bp < 0) out.push_back('-');
+    append_int(out, abs / 100);
+    out.push_back('.');
+    out.push_back(static_cast<char>('0' + abs % 100 / 10));
+    out.push_back(static_cast<char>('0' + abs % 10));
+  }
+  out.append(R"(,"retry_after":)");
   append_int(out, d.retry_after);
   out.append(R"(,"headers":)");
   append_headers(out, d.headers);

@@ -71,6 +71,7 @@ struct decision {
   std::optional<std::int64_t> remaining_quota;
   std::optional<std::int64_t> quota_reset;   ///< unix seconds
   margin_level margin = margin_level::none;
+  std::optional<std::int64_t> margin_bp;     ///< margin in basis points when a guard applies
   std::int64_t retry_after = 0;              ///< seconds; > 0 only on a 429
   bool shadow = false;                       ///< mode shadow: would have denied, allowed anyway
   std::string_view cache = "hit";            ///< "hit" | "stale" | "miss"

@@ -83,6 +83,7 @@ decision decision_engine::decide_for(const check_request& req, std::span<const f
   if (margin != nullptr) {
     const margin_verdict v = margin->evaluate({req.customer_id, *cust, rf.feature, rf.rule, req.quantity, now});
     d.margin = v.level;
+    d.margin_bp = v.margin_bp;
     if (v.deny && v.level == margin_level::l2) {
       const std::int64_t retry = v.retry_after > 0 ? v.retry_after : default_throttle_retry;
       deny(d, verdict::throttle, 429, reason::margin_throttle, retry);

@@ -39,6 +39,7 @@ struct margin_verdict {
   margin_level level = margin_level::none;
   bool deny = false;
   std::int64_t retry_after = 0;  ///< seconds; 0 = 1 for a throttle, 1800 for a block
+  std::optional<std::int64_t> margin_bp;  ///< the customer's margin in basis points, when a guard applies
 };
 
 /// The hook the margin guard implements. Called at most once per check, after the entitlement

@@ -52,6 +52,8 @@ class quota_counters {
  public:
   /// warning_percent: entitlements.quota_warning_percent (0 disables warnings).
   explicit quota_counters(std::uint32_t warning_percent = 80) : warning_percent_(warning_percent) {}
+  /// A new entitlements.quota_warning (SIGHUP); applies from the next check.
+  void set_warning_percent(std::uint32_t warning_percent) { warning_percent_ = warning_percent; }
 
   /// Consumes `quantity` (>= 0) if used + quantity <= limit in the period containing `now`
   /// (unix seconds); a denied request consumes nothing.

@@ -67,8 +67,13 @@ ce::margin_verdict margin_guard::evaluate_at(const ce::margin_query& q, std::int
     cogs = ledger_.cogs(q.customer_id, q.cust.revenue->period, q.now);
     level = level_for(*g, revenue, cogs);
   }
+  const auto margin = q.cust.revenue ? margin_bp(revenue, cogs) : std::nullopt;
   if (it == states.end()) {
-    if (level == margin_level::none) return {};  // healthy customers hold no state
+    if (level == margin_level::none) {  // healthy customers hold no state
+      ce::margin_verdict healthy;
+      healthy.margin_bp = margin;
+      return healthy;
+    }
     it = states.emplace(std::string(q.customer_id), customer_state{}).first;
   }
   customer_state& st = it->second;
@@ -80,6 +85,7 @@ ce::margin_verdict margin_guard::evaluate_at(const ce::margin_query& q, std::int
 
   ce::margin_verdict v;
   v.level = level;
+  v.margin_bp = margin;
   if (g->mode != guard_mode::enforce) return v;
   if (level == margin_level::l2 && g->level_2) {
     if (!st.bucket.try_take(now_ms)) {
