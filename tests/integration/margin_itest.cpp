@@ -185,7 +185,7 @@ rapidjson::Document wait_decision(http_client& c, Pred pred, millis timeout = 5s
 
 }  // namespace
 
-TEST_CASE("margin: cost crossing 30%, 20% and 10% alerts, throttles and blocks; a guard edit applies live",
+TEST_CASE("margin: cost crossing 30%, 20% and 10% alerts, throttles and blocks, and a guard edit applies live",
           "[margin]") {
   hook_receiver receiver;
   temp_dir dir;
