@@ -128,6 +128,8 @@ TEST_CASE("plugin: allowed requests reach the upstream with rate-limit headers a
     CHECK(r.body.find("upstream ok") != std::string::npos);
     CHECK(r.header("x-ratelimit-limit") == "100000");
     CHECK(!r.header("x-ratelimit-remaining").empty());
+    // The upstream's X-Aforo-Cost is an internal figure: metered, never forwarded to the client.
+    CHECK(r.header("x-aforo-cost").empty());
   }
   REQUIRE(env.wait_events(5) == 5);
   const auto d = env.received();
@@ -142,6 +144,8 @@ TEST_CASE("plugin: allowed requests reach the upstream with rate-limit headers a
     CHECK(std::string(ev["occurredAt"].GetString()).back() == 'Z');
     CHECK(std::string(ev["metadata"]["service"].GetString()) == "search");
     CHECK(std::string(ev["metadata"]["gateway"].GetString()) == "kong");
+    REQUIRE(ev["metadata"].HasMember("cost"));
+    CHECK(ev["metadata"]["cost"].GetDouble() == 0.5);
     keys.insert(ev["idempotencyKey"].GetString());
   }
   CHECK(keys.size() == 5);

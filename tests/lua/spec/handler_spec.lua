@@ -261,6 +261,7 @@ describe("aforo-metering handler", function()
       handler:access(conf)
       env.req.status = 201
       env.req.resp_headers = { ["X-Aforo-Quantity"] = "3", ["X-Aforo-Cost"] = "0.25" }
+      handler:header_filter(conf)
       env.clock.t = env.req.start_ms / 1000 + 0.0424
       handler:log(conf)
       local events = buffered(conf)
@@ -275,6 +276,70 @@ describe("aforo-metering handler", function()
       assert.equal("2025-11-24T16:00:00.123Z", e.occurredAt)
       assert.same({ gateway = "kong", service = "search", route = "search-v1", consumer = "alice",
                     request_bytes = 120, response_bytes = 345, cost = 0.25 }, e.metadata)
+    end)
+
+    it("removes the cost and quantity headers from the client response and meters their values", function()
+      local conf = helper.conf()
+      handler:access(conf)
+      env.req.resp_headers = { ["x-aforo-cost"] = "0.5", ["X-Aforo-Quantity"] = "7", ["X-Other"] = "kept" }
+      handler:header_filter(conf)
+      assert.same({ ["X-Other"] = "kept" }, env.req.resp_headers)
+      handler:log(conf)
+      local e = buffered(conf)[1]
+      assert.equal(0.5, e.metadata.cost)
+      assert.equal(7, e.quantity)
+    end)
+
+    it("removes configured header names, and leaves the response alone when the upstream sent none", function()
+      local conf = helper.conf({ cost_header = "X-Internal-Cost", quantity_header = "X-Internal-Units" })
+      handler:access(conf)
+      env.req.resp_headers = { ["X-Internal-Cost"] = "1.25", ["X-Aforo-Cost"] = "9" }
+      handler:header_filter(conf)
+      assert.same({ ["X-Aforo-Cost"] = "9" }, env.req.resp_headers)
+      assert.same({ "X-Internal-Cost" }, env.req.cleared_headers)
+      handler:log(conf)
+      local e = buffered(conf)[1]
+      assert.equal(1.25, e.metadata.cost)
+      assert.equal(1, e.quantity)
+
+      env.new_request().headers["X-Tenant-Id"] = "cust_acme"
+      handler:access(conf)
+      handler:header_filter(conf)
+      assert.same({}, env.req.cleared_headers)
+      handler:log(conf)
+      assert.is_nil(buffered(conf)[2].metadata.cost)
+    end)
+
+    it("removes the cost header even from requests it does not meter", function()
+      local conf = helper.conf()
+      env.req.headers["X-Tenant-Id"] = nil
+      handler:access(conf)
+      env.req.resp_headers = { ["X-Aforo-Cost"] = "0.5" }
+      handler:header_filter(conf)
+      assert.same({}, env.req.resp_headers)
+      handler:log(conf)
+      assert.same({}, buffered(conf))
+    end)
+
+    it("saves the values before the decision's headers are set, so a decision header cannot replace them", function()
+      env.respond(decision({ allowed = true, headers = { ["X-RateLimit-Remaining"] = "5" } }))
+      local conf = helper.conf()
+      handler:access(conf)
+      env.req.resp_headers = { ["X-Aforo-Cost"] = "0.75" }
+      handler:header_filter(conf)
+      assert.same({ ["X-RateLimit-Remaining"] = "5" }, env.req.set_headers)
+      handler:log(conf)
+      assert.equal(0.75, buffered(conf)[1].metadata.cost)
+    end)
+
+    it("reads the headers in the log phase when header_filter did not run", function()
+      local conf = helper.conf()
+      handler:access(conf)
+      env.req.resp_headers = { ["X-Aforo-Cost"] = "0.125", ["X-Aforo-Quantity"] = "2" }
+      handler:log(conf)
+      local e = buffered(conf)[1]
+      assert.equal(0.125, e.metadata.cost)
+      assert.equal(2, e.quantity)
     end)
 
     it("uses the same request id in the check and the event, made once when no header has one", function()
@@ -350,6 +415,25 @@ describe("aforo-metering handler", function()
         if l.level == "notice" then found = l.msg end
       end
       assert.equal("connected to sidecar at http://127.0.0.1:8750 (sidecar 1.2.3, tenant t_1, ingest ok)", found)
+    end)
+
+    it("creates the connection pool with the configured size, retries included", function()
+      -- The handshake's connection creates the worker's pool of the sidecar_url, and a pool keeps its
+      -- first size: a smaller one would make /v1/check reconnect under concurrency.
+      local calls = 0
+      env.respond(function()
+        calls = calls + 1
+        if calls == 1 then return nil, "connection refused" end
+        return 200, '{"sidecar_version":"1.2.3"}'
+      end)
+      handler:configure({ helper.conf({ keepalive_pool_size = 300, keepalive_timeout = 30000 }) })
+      helper.run_timers(env)
+      assert.equal(2, #env.calls)
+      for _, c in ipairs(env.calls) do
+        assert.equal("/v1/handshake", c.path)
+        assert.equal(300, c.opts.pool_size)
+        assert.equal(30000, c.opts.keepalive_timeout)
+      end
     end)
 
     it("logs the ERROR line when the handshake fails and retries later", function()

@@ -32,7 +32,7 @@ function helper.setup()
   local function new_request()
     return {
       headers = {}, path = "/v1/search/items/42", method = "GET", consumer = nil,
-      status = 200, resp_headers = {}, upstream_headers = {}, set_headers = {},
+      status = 200, resp_headers = {}, upstream_headers = {}, set_headers = {}, cleared_headers = {},
       start_ms = 1764000000123, ctx = {},
       service = { id = "svc-1", name = "search" }, route = { id = "rt-1", name = "search-v1" },
       var = { request_length = "120", bytes_sent = "345", request_id = "0123456789abcdef0123456789abcdef" },
@@ -105,6 +105,14 @@ function helper.setup()
       set_header = function(k, v) env.req.set_headers[k] = v end,
       set_headers = function(h) for k, v in pairs(h) do env.req.set_headers[k] = v end end,
       get_header = function(name) return lower_keys(env.req.resp_headers)[name:lower()] end,
+      -- As Kong 3.x: every occurrence goes (names are case-insensitive), non-string names raise.
+      clear_header = function(name)
+        if type(name) ~= "string" then error("header name must be a string", 2) end
+        for k in pairs(env.req.resp_headers) do
+          if k:lower() == name:lower() then env.req.resp_headers[k] = nil end
+        end
+        env.req.cleared_headers[#env.req.cleared_headers + 1] = name
+      end,
       get_status = function() return env.req.status end,
     },
     service = { request = { set_header = function(k, v) env.req.upstream_headers[k] = v end } },

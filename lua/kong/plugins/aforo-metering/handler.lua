@@ -150,20 +150,22 @@ end
 
 local handshake -- forward
 
-local function schedule_handshake(url, fallback, attempt, delay)
-  local ok, err = ngx.timer.at(delay, handshake, url, fallback, attempt, log)
+local function schedule_handshake(url, fallback, attempt, delay, opts)
+  local ok, err = ngx.timer.at(delay, handshake, url, fallback, attempt, log, opts)
   if not ok and not ngx.worker.exiting() then
     log.err("ERROR could not schedule handshake with ", url, ": ", err)
   end
 end
 
 
-handshake = function(premature, url, fallback, attempt, logger)
+handshake = function(premature, url, fallback, attempt, logger, opts)
   if premature then
     return
   end
-  local status, body = client.request(url, "GET", HANDSHAKE_PATH, nil, {
-    timeout = BACKGROUND_TIMEOUT_MS, keepalive_timeout = 60000, pool_size = 4 })
+  -- The first connection creates the worker's pool of this sidecar_url, and the
+  -- pool keeps the size it was created with: the configured one, or /v1/check
+  -- would open a new connection whenever more requests are in flight than that.
+  local status, body = client.request(url, "GET", HANDSHAKE_PATH, nil, opts)
   local h = status == 200 and decode(body)
   if type(h) == "table" then
     handshakes[url] = "ok"
@@ -178,7 +180,7 @@ handshake = function(premature, url, fallback, attempt, logger)
   handshakes[url] = "failed"
   -- Keep trying quietly (the sidecar may start after Kong); log when it answers.
   local delay = math.min(2 ^ attempt, HANDSHAKE_MAX_BACKOFF_S)
-  local ok = ngx.timer.at(delay, handshake, url, fallback, attempt + 1, logger)
+  local ok = ngx.timer.at(delay, handshake, url, fallback, attempt + 1, logger, opts)
   if not ok and not ngx.worker.exiting() then
     logger.err("ERROR could not schedule handshake with ", url)
   end
@@ -189,7 +191,9 @@ local function ensure_handshake(conf)
   local url = conf.sidecar_url
   if not handshakes[url] then
     handshakes[url] = "pending"
-    schedule_handshake(url, conf.fallback_on_error, 1, 0)
+    schedule_handshake(url, conf.fallback_on_error, 1, 0, {
+      timeout = BACKGROUND_TIMEOUT_MS, keepalive_timeout = conf.keepalive_timeout,
+      pool_size = conf.keepalive_pool_size })
   end
 end
 
@@ -415,10 +419,25 @@ function AforoMeteringHandler:access(conf)
 end
 
 
+-- The upstream's cost and quantity headers are internal figures: read them
+-- for the log phase and remove them from what the client receives.
 function AforoMeteringHandler:header_filter(conf)
-  local headers = kong.ctx.plugin.headers
+  local ctx = kong.ctx.plugin
+  local response = kong.response
+  local quantity = response.get_header(conf.quantity_header)
+  if quantity then
+    ctx.quantity = quantity
+    response.clear_header(conf.quantity_header)
+  end
+  local cost = response.get_header(conf.cost_header)
+  if cost then
+    ctx.cost = cost
+    response.clear_header(conf.cost_header)
+  end
+  ctx.header_filtered = true
+  local headers = ctx.headers
   if headers then
-    kong.response.set_headers(headers)
+    response.set_headers(headers)
   end
 end
 
@@ -440,8 +459,13 @@ function AforoMeteringHandler:log(conf)
 
   ev.customer_id = customer_id
   ev.metric_name = s.metric_name
-  ev.quantity = event.parse_quantity(kong.response.get_header(conf.quantity_header)) or 1
-  ev.cost = event.parse_cost(kong.response.get_header(conf.cost_header))
+  local quantity, cost = ctx.quantity, ctx.cost
+  if not ctx.header_filtered then -- header_filter did not run: the headers are still there
+    quantity = kong.response.get_header(conf.quantity_header)
+    cost = kong.response.get_header(conf.cost_header)
+  end
+  ev.quantity = event.parse_quantity(quantity) or 1
+  ev.cost = event.parse_cost(cost)
   ev.started_at = start_ms / 1000
   ev.latency_ms = ngx.now() * 1000 - start_ms
   ev.request_id = request_id(ctx)

@@ -105,9 +105,11 @@ return {
               description = "metricName of the usage events.",
           } },
           { quantity_header = header("X-Aforo-Quantity",
-              "Upstream response header with the event quantity (a positive number); 1 when absent.") },
+              "Upstream response header with the event quantity (a positive number); 1 when absent. "
+              .. "Removed from the response the client receives.") },
           { cost_header = header("X-Aforo-Cost",
-              "Upstream response header with the request's cost, sent as metadata.cost for the margin guard.") },
+              "Upstream response header with the request's cost, sent as metadata.cost for the margin guard. "
+              .. "Removed from the response the client receives (internal cost figures).") },
           { timeout = {
               type = "integer", required = true, default = 50, between = { 1, 60000 },
               description = "Connect, send and read timeout of /v1/check, in milliseconds.",

@@ -111,6 +111,19 @@ function response.set_headers(headers)
   end
 end
 
+--- kong.response.clear_header(name): removes every occurrence of a response
+-- header (rewrite, access, header_filter phases); as in Kong 3.x it raises an
+-- error for a non-string name or once the headers have been sent.
+function response.clear_header(name)
+  if type(name) ~= "string" then
+    error("header name must be a string", 2)
+  end
+  if ngx.headers_sent then
+    error("headers have already been sent", 2)
+  end
+  ngx.header[name] = nil
+end
+
 --- kong.response.exit(status, body, headers): a table body is sent as JSON,
 -- as Kong does; ends the request (rewrite, access, or content phases).
 function response.exit(status, body, headers)

@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# What the aforo-metering plugin costs a Kong worker: the nginx harness (one worker, proxying to a local
+# upstream) with the plugin (checks and metering on, against the real sidecar delivering to the fake ingest)
+# vs. the same nginx without it (AFORO_PLUGIN=off), in the same run, alternating, over several rounds.
+# wrk with one connection (p50, p99) and with 50 connections (requests/s). See bench/README.md.
+#
+#   bench/plugin/run.sh              # builds a Release sidecar + fake ingest in build-bench if needed
+#   SIDECAR_BIN=... FAKE_INGEST_BIN=... ROUNDS=3 DURATION=10s bench/plugin/run.sh
+#
+# Env: SIDECAR_BIN, FAKE_INGEST_BIN, BUILD_DIR (default build-bench), ROUNDS (default 3), DURATION (per wrk
+#      run, default 10s), CONNECTIONS (saturation shape, default 50), THREADS (wrk threads of that shape,
+#      default 1), TRANSPORT (tcp | unix: the plugin's sidecar_url, default tcp), TARGET (request path,
+#      default /v1/search/items/42?cost=0.002), and the harness's
+#      AFORO_* plugin settings (tests/lua/nginx/start.sh), e.g. AFORO_BATCH_SIZE, AFORO_FLUSH_INTERVAL.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+ROUNDS="${ROUNDS:-3}"
+DURATION="${DURATION:-10s}"
+CONNECTIONS="${CONNECTIONS:-50}"
+THREADS="${THREADS:-1}"
+export TARGET="${TARGET:-/v1/search/items/42?cost=0.002}"
+
+for tool in wrk nginx curl python3 bc; do
+  command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] ||
+    { echo "$tool is missing: scripts/install-deps.sh --bench" >&2; exit 1; }
+done
+
+if [ -z "${SIDECAR_BIN:-}" ] || [ -z "${FAKE_INGEST_BIN:-}" ]; then
+  build="${BUILD_DIR:-$root/build-bench}"
+  if [ ! -x "$build/daemon/aforo-sidecar" ] || [ ! -x "$build/tests/aforo-fake-ingest" ]; then
+    cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+    ninja -C "$build" -j2 aforo-sidecar aforo-fake-ingest
+  fi
+  SIDECAR_BIN="${SIDECAR_BIN:-$build/daemon/aforo-sidecar}"
+  FAKE_INGEST_BIN="${FAKE_INGEST_BIN:-$build/tests/aforo-fake-ingest}"
+fi
+
+work="$(mktemp -d /tmp/aforo-bench-plugin.XXXXXX)"
+pids=()
+cleanup() {
+  "$root/tests/lua/nginx/stop.sh" "$work/on" >/dev/null 2>&1 || true
+  "$root/tests/lua/nginx/stop.sh" "$work/off" >/dev/null 2>&1 || true
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [ -n "${KEEP_WORK:-}" ]; then echo "work dir kept: $work" >&2; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "nothing listening on port $1" >&2
+  return 1
+}
+metric() {  # PORT SERIES -> value (0 when absent)
+  curl -s "http://127.0.0.1:$1/metrics" | awk -v s="$2" '$1 == s { v = $2 } END { printf "%.0f\n", v + 0 }'
+}
+field() { sed -n "s/.*[ ]$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f\n", ($14 + $15) / hz }' "/proc/$1/stat"; }
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
+echo "machine: $(nproc) cores; before: $(uptime)"
+
+# The fake ingest and the sidecar (Release), for the whole run.
+fake_port="$(free_port)"
+"$FAKE_INGEST_BIN" --listen "127.0.0.1:$fake_port" --api-key bench-key-0001 --tenant bench 2>"$work/fake.log" &
+pids+=($!)
+wait_port "$fake_port"
+sc_port="$(free_port)"
+cat >"$work/sidecar.yaml" <<YAML
+listen: ["127.0.0.1:$sc_port", "unix:$work/sidecar.sock"]
+aforo: { ingest_url: "http://127.0.0.1:$fake_port/v1/ingest/batch" }
+entitlements: { source: "file:$root/bench/check/snapshot.yaml" }
+buffer: { spool_dir: "$work/spool" }
+discovery: { enabled: false, state_dir: "$work/state" }
+log: { level: warn }
+YAML
+AFORO_API_KEY=bench-key-0001 AFORO_TENANT_ID=bench "$SIDECAR_BIN" --config "$work/sidecar.yaml" 2>"$work/sidecar.log" &
+sc_pid=$!
+pids+=($sc_pid)
+wait_port "$sc_port"
+
+# The plugin's sidecar_url: loopback TCP (default) or the sidecar's unix socket (TRANSPORT=unix).
+if [ "${TRANSPORT:-tcp}" = unix ]; then sidecar_url="unix:$work/sidecar.sock"; else sidecar_url="http://127.0.0.1:$sc_port"; fi
+echo "plugin: sidecar_url $sidecar_url, entitlement ${AFORO_ENTITLEMENT:-true}, metering ${AFORO_METERING:-true}, \
+batch_size ${AFORO_BATCH_SIZE:-200}, flush_interval ${AFORO_FLUSH_INTERVAL:-250} ms"
+
+# The two proxies, each with its own upstream (tests/lua/nginx/start.sh), both up for the whole run.
+declare -A port worker
+for mode in on off; do
+  port[$mode]="$(free_port)"
+  AFORO_PLUGIN=$mode AFORO_WORKERS=1 AFORO_LOG_LEVEL=notice \
+    "$root/tests/lua/nginx/start.sh" "$work/$mode" "$sidecar_url" "${port[$mode]}" "$(free_port)" \
+    >"$work/start-$mode.log" 2>&1 || { cat "$work/start-$mode.log" >&2; exit 1; }
+  worker[$mode]="$(pgrep -P "$(cat "$work/$mode/logs/nginx.pid")" | head -1)"
+done
+
+url() { echo "http://127.0.0.1:${port[$1]}"; }
+status="$(curl -s -o /dev/null -w '%{http_code}' -H 'X-Tenant-Id: cust_bench' "$(url on)$TARGET")"
+[ "$status" = 200 ] || { echo "the plugin proxy answered $status, expected 200" >&2; exit 1; }
+if curl -s -D - -o /dev/null -H 'X-Tenant-Id: cust_bench' "$(url on)$TARGET" | grep -qi '^x-aforo-cost'; then
+  echo "warning: X-Aforo-Cost reached the client through the plugin" >&2
+fi
+
+# Warm-up: JIT traces, keepalive pools, the sidecar's caches.
+for mode in on off; do wrk -t1 -c4 -d2s -s "$here/proxy.lua" "$(url "$mode")" >/dev/null 2>&1; done
+
+declare -A samples
+run() {  # MODE SHAPE -> one line, samples appended
+  local mode=$1 shape=$2 args out result w0 w1 s0 s1 reqs cpu_ngx cpu_sc="-"
+  if [ "$shape" = c1 ]; then args=(-t1 -c1); else args=(-t"$THREADS" -c"$CONNECTIONS"); fi
+  w0="$(cpu_s "${worker[$mode]}")"; s0="$(cpu_s "$sc_pid")"
+  out="$(wrk "${args[@]}" -d"$DURATION" -s "$here/proxy.lua" "$(url "$mode")" 2>&1)"
+  w1="$(cpu_s "${worker[$mode]}")"; s1="$(cpu_s "$sc_pid")"
+  result="$(grep RESULT <<<"$out" || { echo "$out" >&2; exit 1; })"
+  reqs="$(field requests "$result")"
+  cpu_ngx="$(echo "($w1 - $w0) * 1000000 / $reqs" | bc -l)"
+  [ "$mode" = on ] && cpu_sc="$(printf '%.1f' "$(echo "($s1 - $s0) * 1000000 / $reqs" | bc -l)")"
+  printf "%-4s %-10s %9.0f %8d %8d %8d %8d %12.1f %12s %6d\n" "$mode" "$shape" "$(field rps "$result")" \
+    "$(field p50_us "$result")" "$(field p90_us "$result")" "$(field p99_us "$result")" "$(field max_us "$result")" \
+    "$cpu_ngx" "$cpu_sc" "$(field errors "$result")"
+  samples[$mode.$shape.rps]+=" $(field rps "$result")"
+  samples[$mode.$shape.p50]+=" $(field p50_us "$result")"
+  samples[$mode.$shape.p99]+=" $(field p99_us "$result")"
+  samples[$mode.$shape.cpu]+=" $cpu_ngx"
+}
+
+printf "%-4s %-10s %9s %8s %8s %8s %8s %12s %12s %6s\n" plug shape "req/s" "p50 us" "p90 us" "p99 us" "max us" \
+  "ngx us/req" "sidecar us/r" errors
+for r in $(seq 1 "$ROUNDS"); do
+  if [ $((r % 2)) = 1 ]; then order="off on"; else order="on off"; fi
+  for shape in c1 "c$CONNECTIONS"; do
+    for mode in $order; do run "$mode" "$shape"; done
+  done
+done
+echo "after: $(uptime)"
+
+# Everything the plugin metered reached the sidecar and the ingest.
+sleep 1
+accepted="$(metric "$sc_port" aforo_sidecar_events_accepted_total)"
+delivered="$(metric "$sc_port" aforo_sidecar_events_delivered_total)"
+echo "sidecar: $accepted events accepted, $delivered delivered to the fake ingest"
+# Error lines other than the harness's /down-* instances (sidecar_url http://127.0.0.1:1, unreachable on purpose).
+unexpected="$(grep -E '\[(error|crit|alert|emerg)\]' "$work/on/logs/error.log" | grep -v 'unreachable at http://127.0.0.1:1:' || true)"
+[ -z "$unexpected" ] || { echo "plugin proxy error.log has unexpected errors:" >&2; head -5 <<<"$unexpected" >&2; }
+
+m() { echo "${samples[$1]}" | median; }
+c="c$CONNECTIONS"
+p50_add="$(echo "$(m on.c1.p50) - $(m off.c1.p50)" | bc -l)"
+p99_add="$(echo "$(m on.c1.p99) - $(m off.c1.p99)" | bc -l)"
+ratio="$(echo "$(m on.$c.rps) / $(m off.$c.rps)" | bc -l)"
+cpu_add="$(echo "$(m on.$c.cpu) - $(m off.$c.cpu)" | bc -l)"
+verdict() { if [ "$(echo "$1" | bc -l)" = 1 ]; then echo met; else echo MISSED; fi; }
+echo
+echo "medians over $ROUNDS rounds (DURATION=$DURATION, 1 connection and $CONNECTIONS connections x $THREADS threads):"
+printf "  1 conn p50: %s us bare, %s us plugin: %+.0f us (aim <= 50: %s)\n" "$(m off.c1.p50)" "$(m on.c1.p50)" \
+  "$p50_add" "$(verdict "$p50_add <= 50")"
+printf "  1 conn p99: %s us bare, %s us plugin: %+.0f us (aim <= 150: %s)\n" "$(m off.c1.p99)" "$(m on.c1.p99)" \
+  "$p99_add" "$(verdict "$p99_add <= 150")"
+printf "  %s conns req/s: %s bare, %s plugin: %.2f (aim >= 0.70: %s)\n" "$CONNECTIONS" "$(m off.$c.rps)" \
+  "$(m on.$c.rps)" "$ratio" "$(verdict "$ratio >= 0.70")"
+printf "  nginx worker CPU per request at %s conns: %.1f us bare, %.1f us plugin (%+.1f us)\n" "$CONNECTIONS" \
+  "$(m off.$c.cpu)" "$(m on.$c.cpu)" "$cpu_add"
