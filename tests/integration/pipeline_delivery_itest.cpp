@@ -60,8 +60,14 @@ class capture_server {
 
  private:
   void serve() {
+    for (;;) {
+      if (serve_one()) return;
+    }
+  }
+  // One connection; true when done (a batch was captured, or the listener was closed).
+  bool serve_one() {
     const int c = ::accept(fd_, nullptr, nullptr);
-    if (c < 0) return;
+    if (c < 0) return true;
     std::string in;
     char buf[65536];
     std::size_t need = std::string::npos;
@@ -79,12 +85,21 @@ class capture_server {
       }
     }
     if (need != std::string::npos && in.size() >= need) body = in.substr(head.size() + 4);
+    if (body == R"({"events":[]})") {  // the startup handshake's key check: not the batch we want
+      const std::string no = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+      (void)!::write(c, no.data(), no.size());
+      ::close(c);
+      head.clear();
+      body.clear();
+      return false;
+    }
     const std::string answer = R"({"success":true,"data":{"accepted":1,"duplicates":0,"failed":0,"errors":[]},"meta":{}})";
     const std::string res = "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: " +
                             std::to_string(answer.size()) + "\r\nConnection: close\r\n\r\n" + answer;
     (void)!::write(c, res.data(), res.size());
     ::close(c);
     done_ = true;
+    return true;
   }
   int fd_ = -1;
   int port_ = 0;

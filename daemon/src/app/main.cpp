@@ -1,4 +1,5 @@
-// aforo-sidecar: command line, config loading and the exit codes (0 ok, 64 usage, 78 config, 1 startup).
+// aforo-sidecar: command line, config loading and the exit codes (0 ok, 64 usage, 78 config, 1 startup;
+// `test-event`: 0 when ingest accepted the event, 1 otherwise).
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "app/sidecar.hpp"
+#include "app/test_event.hpp"
 #include "config/loader.hpp"
 #include "config/secrets.hpp"
 #include "util/log.hpp"
@@ -21,6 +23,13 @@ constexpr const char* default_config = "/etc/aforo/sidecar.yaml";
 void usage(std::FILE* out) {
   std::fputs(
       "usage: aforo-sidecar [--config PATH] [--check-config] [--version] [--help]\n"
+      "       aforo-sidecar test-event [--config PATH]\n"
+      "\n"
+      "  test-event      send one synthetic event straight to ingest (aforo.ingest_url with its last\n"
+      "                  segment /batch replaced by /test, e.g. .../v1/ingest/test) with the configured\n"
+      "                  key, print ingest's status and answer; exit 0 when ingest accepted it (2xx),\n"
+      "                  1 with the cause otherwise (invalid API key (401), network timeout, TLS failure,\n"
+      "                  connection refused)\n"
       "\n"
       "  --config PATH   YAML config (default /etc/aforo/sidecar.yaml; built-in defaults when absent)\n"
       "  --check-config  validate the config and the secrets it names, print every problem, exit 0 or 78\n"
@@ -42,9 +51,12 @@ int main(int argc, char** argv) {
   std::string config_path;
   bool explicit_config = false;
   bool check_only = false;
+  bool test_event = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--version") {
+    if (a == "test-event" && i == 1) {
+      test_event = true;
+    } else if (a == "--version") {
       std::printf("aforo-sidecar %s\n", AFORO_VERSION);
       return 0;
     } else if (a == "--help" || a == "-h") {
@@ -85,6 +97,14 @@ int main(int argc, char** argv) {
   if (!errors.empty()) {
     for (const auto& e : errors) aforo::util::log::error("config: " + shown + ": " + e);
     return exit_config;
+  }
+  if (test_event) {
+    try {
+      return aforo::app::run_test_event_command(loaded.config, secrets);
+    } catch (const std::exception& e) {  // an unreadable aforo.ca_file
+      std::fprintf(stderr, "ERROR %s\n", e.what());
+      return 1;
+    }
   }
   if (config_path.empty())
     aforo::util::log::info(std::string("no config file at ") + default_config + "; running on built-in defaults");

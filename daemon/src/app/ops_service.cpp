@@ -16,12 +16,24 @@ void ops_service::register_routes(net::router& routes) {
       r.ready = false;
       r.not_ready_reason = "listeners not bound";
     }
+    // Every service adds its facts; the first one not ready gives the reason.
     for (const auto& s : all_) {
-      if (!r.ready) break;
-      s->readiness(r);
+      status_report one;
+      s->readiness(one);
+      if (r.ready && !one.ready) {
+        r.ready = false;
+        r.not_ready_reason = std::move(one.not_ready_reason);
+      }
+      for (auto& [k, v] : one.fields) r.fields[k] = std::move(v);
     }
     std::string body = r.ready ? R"({"status":"ready")" : R"({"status":"not_ready","reason":)";
     if (!r.ready) net::append_json_string(body, r.not_ready_reason);
+    for (const auto& [k, v] : r.fields) {
+      body += ',';
+      net::append_json_string(body, k);
+      body += ':';
+      body += v;
+    }
     body += '}';
     return net::http_response::json(r.ready ? 200 : 503, std::move(body));
   });

@@ -34,11 +34,13 @@ std::string describe(const send_report& rep) {
 }  // namespace
 
 pipeline_deliverer::pipeline_deliverer(boost::asio::io_context& ioc, pipeline_custody& custody, pipeline_sender& sender,
-                                       pipeline_metrics& metrics, const config::sidecar_config& cfg)
+                                       pipeline_metrics& metrics, const config::sidecar_config& cfg,
+                                       ingest_status& status)
     : ioc_(ioc),
       custody_(custody),
       sender_(sender),
       metrics_(metrics),
+      status_(status),
       retry_(retry_of(cfg)),
       memory_mode_(cfg.buffer.durability == config::durability_mode::memory),
       timer_(ioc),
@@ -125,7 +127,7 @@ void pipeline_deliverer::on_delivered(const send_report& rep) {
   metrics_.ingest_failed.inc(failed);
   custody_.delivered(*current_);
   current_.reset();
-  state_ = "ok";
+  status_.accepted(rep.host);
   if (failing_) {
     failing_ = false;
     last_problem_.clear();
@@ -145,16 +147,14 @@ void pipeline_deliverer::on_failure(const send_report& rep, const core::retry_de
 
   const std::string problem = d.action == core::delivery_action::unauthorized ? "unauthorized" : describe(rep);
   if (d.action == core::delivery_action::unauthorized) {
-    state_ = "unauthorized";
-    // Logged on every probe: at most once per retry.unauthorized_probe.
-    util::log::error("invalid API key (" + std::to_string(status) + ")");
+    // Logged by the status on every probe: at most once per retry.unauthorized_probe.
+    status_.unauthorized(status);
   } else if (rep.outcome.what != core::delivery_outcome::kind::http_status) {
-    state_ = "unreachable";
-    if (problem != last_problem_) {
-      util::log::error(rep.outcome.what == core::delivery_outcome::kind::timeout
-                           ? "network timeout to " + rep.host
-                           : "ingest unreachable at " + rep.host + ": " + rep.error_message);
-    }
+    // A timeout is reported as such even when the client saw it as another kind.
+    status_.unreachable(rep.outcome.what == core::delivery_outcome::kind::timeout
+                            ? net::client_result::error_kind::timeout
+                            : rep.error,
+                        rep.host, rep.error_message);
   } else if (problem != last_problem_) {
     util::log::warn("ingest " + problem + "; retrying with backoff");
   }

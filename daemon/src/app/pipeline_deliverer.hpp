@@ -12,6 +12,7 @@
 
 #include <boost/asio/steady_timer.hpp>
 
+#include "app/ingest_handshake.hpp"
 #include "app/pipeline_custody.hpp"
 #include "app/pipeline_metrics.hpp"
 #include "app/pipeline_sender.hpp"
@@ -27,8 +28,10 @@ class pipeline_deliverer {
  public:
   using clock = core::pipeline_clock;
 
+  /// Delivery outcomes are reported into `status` (the one owner of the ingest state, which writes
+  /// the ERROR lines for 401 and for an unreachable ingest).
   pipeline_deliverer(boost::asio::io_context& ioc, pipeline_custody& custody, pipeline_sender& sender,
-                     pipeline_metrics& metrics, const config::sidecar_config& cfg);
+                     pipeline_metrics& metrics, const config::sidecar_config& cfg, ingest_status& status);
   ~pipeline_deliverer();
 
   /// New events were taken: sends at once when a batch is due, else arms the flush timer.
@@ -38,9 +41,6 @@ class pipeline_deliverer {
   void stop();
   /// batch.*, retry.* apply live.
   void reload(const config::sidecar_config& cfg);
-
-  /// "ok" | "unauthorized" | "unreachable" | "unknown" (before any answer), for /v1/handshake.
-  [[nodiscard]] const char* ingest_state() const noexcept { return state_; }
 
  private:
   void pump();
@@ -55,6 +55,7 @@ class pipeline_deliverer {
   pipeline_custody& custody_;
   pipeline_sender& sender_;
   pipeline_metrics& metrics_;
+  ingest_status& status_;
   core::retry_settings retry_;
   bool memory_mode_;
   boost::asio::steady_timer timer_;
@@ -64,7 +65,6 @@ class pipeline_deliverer {
   bool in_flight_ = false;
   bool stopping_ = false;
   clock::time_point not_before_{};          // backoff: nothing is sent before this
-  const char* state_ = "unknown";
   bool failing_ = false;                    // since the last 2xx
   std::string last_problem_;                // the last failure logged, to log changes only
   clock::time_point last_event_failure_log_{};

@@ -43,6 +43,16 @@ pipeline_sender::pipeline_sender(boost::asio::io_context& ioc, const config::sid
   if (!sec.tenant_id.empty()) auth_headers_.emplace_back("X-Tenant-Id", sec.tenant_id);
 }
 
+void pipeline_sender::probe(std::string body, net::http_client::completion done) {
+  net::client_request req;
+  req.method = "POST";
+  req.url = url_;
+  req.headers = auth_headers_;
+  req.headers.emplace_back("Content-Type", "application/json");
+  req.body = std::move(body);
+  client_.async_request(std::move(req), std::move(done));
+}
+
 void pipeline_sender::send(const std::string& body, std::function<void(send_report)> done) {
   net::client_request req;
   req.method = "POST";
@@ -69,6 +79,7 @@ void pipeline_sender::send(const std::string& body, std::function<void(send_repo
   client_.async_request(std::move(req), [this, done = std::move(done)](net::client_result r) {
     send_report rep;
     rep.host = r.host;
+    rep.error = r.error;
     if (r.ok()) {
       std::optional<std::chrono::seconds> retry_after;
       if (auto h = r.header("Retry-After"); !h.empty()) retry_after = parse_retry_after(h);

@@ -29,6 +29,7 @@ struct send_report {
   std::string response_body;            ///< the answer's body (kept for the dead-letter file)
   std::string host;                     ///< the ingest host, for log lines
   std::string error_message;            ///< network errors: what failed (safe to log)
+  net::client_result::error_kind error = net::client_result::error_kind::none;  ///< network errors: which
 };
 
 /// One kept-alive connection to the ingest origin (net::http_client); one request at a time is the
@@ -43,6 +44,10 @@ class pipeline_sender {
   /// Compresses (batch.compression) and posts `body` to aforo.ingest_url; `done` runs exactly once,
   /// later, on the io thread (with outcome network_error when the client was shut down).
   void send(const std::string& body, std::function<void(send_report)> done);
+
+  /// POSTs `body` uncompressed with the auth headers to aforo.ingest_url on the same connection,
+  /// counting nothing: the startup handshake's key check (ingest_handshake.hpp).
+  void probe(std::string body, net::http_client::completion done);
 
   /// batch.compression applies live.
   void set_compression(config::compression c) { codec_ = c; }

@@ -12,12 +12,13 @@
 
 namespace aforo::app {
 
-pipeline_service::pipeline_service(context& ctx)
+pipeline_service::pipeline_service(context& ctx, ingest_status& status)
     : ctx_(ctx),
       metrics_(std::make_unique<pipeline_metrics>()),
       custody_(std::make_unique<pipeline_custody>(ctx.config, *metrics_, core::pipeline_clock::now())),
       sender_(std::make_unique<pipeline_sender>(ctx.ioc, ctx.config, ctx.secrets, *metrics_)),
-      deliverer_(std::make_unique<pipeline_deliverer>(ctx.ioc, *custody_, *sender_, *metrics_, ctx.config)) {
+      deliverer_(std::make_unique<pipeline_deliverer>(ctx.ioc, *custody_, *sender_, *metrics_, ctx.config,
+                                                        status)) {
   auto& reg = util::metrics();
   pipeline_custody* c = custody_.get();
   reg.gauge_fn("aforo_sidecar_spool_events", "Events in the disk spool, not yet delivered.", {},
@@ -100,8 +101,9 @@ void pipeline_service::stop(std::function<void()> done) {
   done();
 }
 
-void pipeline_service::handshake_fields(std::map<std::string, std::string>& fields) const {
-  fields["ingest"] = std::string("\"") + deliverer_->ingest_state() + "\"";
+void pipeline_service::probe_ingest(std::string body, net::http_client::completion done) {
+  if (stopped_) return;  // the handshake stopped first; nothing is sent afterwards
+  sender_->probe(std::move(body), std::move(done));
 }
 
 }  // namespace aforo::app

@@ -5,10 +5,12 @@
 #include <memory>
 
 #include "app/service.hpp"
+#include "net/http_client.hpp"
 
 namespace aforo::app {
 
 class discovery_service;
+class ingest_status;
 class margin_service;
 class pipeline_custody;
 class pipeline_deliverer;
@@ -21,13 +23,14 @@ struct pipeline_metrics;
 /// bytes over server.max_body), 503 + Retry-After when the spool is full with when_full reject or
 /// cannot be written. With durability disk the 202 is sent after the batch is in the spool file.
 /// SIGTERM (stop): the memory buffer and the batch in flight go to the spool, which is synced.
-/// /v1/handshake: "ingest": ok | unauthorized | unreachable | unknown.
 /// Threading: io thread only.
 class pipeline_service final : public service {
  public:
   /// Opens and recovers the spool (corrupt or torn records are skipped and counted, never fatal).
   /// Throws std::runtime_error when the spool directory is unusable (a startup error).
-  explicit pipeline_service(context& ctx);
+  /// Delivery outcomes go into `status` (owned by the handshake service, which reports the ingest
+  /// state to /v1/handshake and /readyz; it must outlive this service).
+  pipeline_service(context& ctx, ingest_status& status);
   ~pipeline_service() override;
 
   /// Consumers of accepted events (null = none; not owned, they outlive this service): the margin
@@ -40,7 +43,9 @@ class pipeline_service final : public service {
   void start() override;
   void reload(const config::sidecar_config& next) override;
   void stop(std::function<void()> done) override;
-  void handshake_fields(std::map<std::string, std::string>& fields) const override;
+
+  /// The handshake's key check, sent on the pipeline's kept-alive ingest connection.
+  void probe_ingest(std::string body, net::http_client::completion done);
 
  private:
   void handle(net::http_request& req, const net::respond_fn& respond, bool single);

@@ -28,6 +28,8 @@ struct context {
 struct status_report {
   bool ready = true;
   std::string not_ready_reason;      ///< why, when not ready
+  /// Facts reported in the /readyz body whatever the verdict: key -> raw JSON value.
+  std::map<std::string, std::string> fields;
 };
 
 class service {

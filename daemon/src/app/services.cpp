@@ -3,6 +3,7 @@
 
 #include "app/decision_service.hpp"
 #include "app/discovery_service.hpp"
+#include "app/ingest_handshake.hpp"
 #include "app/margin_service.hpp"
 #include "app/pipeline_service.hpp"
 #include "app/redis_edge.hpp"
@@ -15,17 +16,24 @@ void add_services(context& ctx, std::vector<std::unique_ptr<service>>& out) {
   if (!ctx.config.cache.redis.empty()) sharing = std::make_unique<redis_entitlements_sharing>(ctx);
   auto margin = std::make_unique<margin_service>(ctx);
   auto decisions = std::make_unique<decision_service>(ctx, std::move(sharing));
-  auto pipeline = std::make_unique<pipeline_service>(ctx);
+  auto handshake = std::make_unique<handshake_service>(ctx);
+  auto pipeline = std::make_unique<pipeline_service>(ctx, handshake->status());
+  handshake->set_probe([p = pipeline.get()](std::string body, net::http_client::completion done) {
+    p->probe_ingest(std::move(body), std::move(done));
+  });
   auto discovery = std::make_unique<discovery_service>(ctx);
   decisions->set_margin_hook(margin.get());
   margin->set_snapshot_provider([d = decisions.get()] { return d->current_snapshot(); });
   pipeline->set_margin(margin.get());
   pipeline->set_discovery(discovery.get());
-  // Stopped in reverse: discovery and the margin guard outlive the pipeline that feeds them.
+  // Stopped in reverse: discovery and the margin guard outlive the pipeline that feeds them; the
+  // handshake stops first (no probe after the pipeline stopped). The pipeline reports deliveries into
+  // the handshake's ingest status only while running, never once stopped.
   out.push_back(std::move(decisions));
   out.push_back(std::move(margin));
   out.push_back(std::move(discovery));
   out.push_back(std::move(pipeline));
+  out.push_back(std::move(handshake));
 }
 
 }  // namespace aforo::app

@@ -103,6 +103,7 @@ net::http_response ingest_service::control_stats() const {
   json_writer w(sb);
   w.StartObject();
   kv(w, "requests", requests_);
+  kv(w, "probes", probes_);
   w.Key("by_status");
   w.StartObject();
   for (const auto& [status, count] : by_status_) {
@@ -130,6 +131,7 @@ net::http_response ingest_service::control_stats() const {
 net::http_response ingest_service::control_reset() {
   faults_.clear();
   requests_ = 0;
+  probes_ = 0;
   log_.clear();
   events_.clear();
   seen_keys_.clear();

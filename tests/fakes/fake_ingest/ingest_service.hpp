@@ -68,6 +68,7 @@ class ingest_service {
   fault_script faults_;
   std::FILE* record_ = nullptr;
   std::uint64_t requests_ = 0;
+  std::uint64_t probes_ = 0;  // key checks: `{"events":[]}`, see handle_ingest
   std::vector<request_record> log_;
   std::vector<stored_event> events_;
   std::unordered_set<std::string> seen_keys_;
