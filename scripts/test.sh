@@ -25,6 +25,12 @@ for check in check_systemd_unit check_kubernetes check_dockerfile; do
   /usr/bin/python3 "tests/ops/$check.py" . --sidecar "$build_dir/daemon/aforo-sidecar" || status=$?
 done
 
+# Short soak under faults (tests/soak/README.md): AFORO_SOAK_SECONDS (60; 0 skips) of load through nginx,
+# the plugin, the sidecar, Redis and the fake ingest with every fault kind; 0 events lost. Not with ctest args.
+if [ $# -eq 0 ] && [ "${AFORO_SOAK_SECONDS:-60}" != 0 ]; then
+  AFORO_BUILD_DIR="$build_dir" scripts/soak.sh "${AFORO_SOAK_SECONDS:-60}" || status=$?
+fi
+
 if [ -d tests/lua/spec ] && ls tests/lua/spec/*_spec.lua >/dev/null 2>&1; then
   busted tests/lua/spec || status=$?
 fi

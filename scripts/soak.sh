@@ -1,0 +1,281 @@
+#!/usr/bin/env bash
+# Soak under faults (issue 9): nginx with the aforo-metering plugin, the sidecar (Redis-backed, disk
+# durability, when_full reject on a small tmpfs spool), a real redis-server and the fake ingest under a
+# steady paced load for DURATION_SECONDS, while a fault schedule cycles through: ingest outage, 5xx storm,
+# Redis killed and restarted, sidecar SIGKILL and restart, nginx -s reload, full disk (tmpfs filled).
+# Then it checks: every response through the metered route was metered and delivered (distinct
+# idempotencyKeys at the ingest == responses, by status), nothing dropped, the sidecar's peak RSS under a
+# ceiling, no crash (the sidecar only died when killed, no core files, nginx error.log free of
+# [alert]/[crit]/[emerg]). Prints a summary; exits non-zero when a check fails. tests/soak/README.md.
+#
+# Usage: scripts/soak.sh DURATION_SECONDS        (as root for the tmpfs; without it the full-disk fault is skipped)
+# Environment (optional):
+#   AFORO_BUILD_DIR=build         where aforo-sidecar, aforo-fake-ingest and aforo-soak-loadgen are built
+#   AFORO_SOAK_RATE=200           requests per second;  AFORO_SOAK_CONNECTIONS=4
+#   AFORO_SOAK_RSS_MAX_MIB=200    the sidecar's VmRSS ceiling
+#   AFORO_SOAK_SLOT=10            seconds per fault slot (fault + recovery); 8 below 70 s
+#   AFORO_SOAK_KEEP=0             1: keep the work dir (logs, ingest record) for inspection
+set -uo pipefail
+
+DURATION=${1:?usage: scripts/soak.sh DURATION_SECONDS}
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${AFORO_BUILD_DIR:-build}
+case "$BUILD" in /*) ;; *) BUILD=$REPO/$BUILD ;; esac
+SIDECAR=$BUILD/daemon/aforo-sidecar
+INGEST=$BUILD/tests/aforo-fake-ingest
+LOADGEN=$BUILD/tests/aforo-soak-loadgen
+RATE=${AFORO_SOAK_RATE:-200}
+CONNS=${AFORO_SOAK_CONNECTIONS:-4}
+RSS_MAX_MIB=${AFORO_SOAK_RSS_MAX_MIB:-200}
+SLOT=${AFORO_SOAK_SLOT:-$(( DURATION >= 70 ? 10 : 8 ))}  # 8 s: every fault kind fits in 60 s
+API_KEY=sk_soak_0123456789abcdef
+TENANT=tenant_soak
+
+for bin in "$SIDECAR" "$INGEST" "$LOADGEN"; do
+  [ -x "$bin" ] || { echo "soak: $bin is missing (build it: ninja -C $BUILD aforo-sidecar aforo-fake-ingest aforo-soak-loadgen)" >&2; exit 2; }
+done
+command -v redis-server >/dev/null || { echo "soak: redis-server is not installed" >&2; exit 2; }
+
+WORK=$(mktemp -d /tmp/aforo-soak.XXXXXX)
+SIDECAR_PID="" REDIS_PID="" INGEST_PID="" LOADGEN_PID="" SAMPLER_PID="" TMPFS=""
+declare -A FAULTS=()
+FAILURES=()
+fail() { FAILURES+=("$1"); echo "soak: FAIL: $1" >&2; }
+say() { printf '[soak %5ss] %s\n' "$SECONDS" "$*"; }
+
+cleanup() {
+  [ -n "$LOADGEN_PID" ] && kill "$LOADGEN_PID" 2>/dev/null
+  [ -n "$SAMPLER_PID" ] && kill "$SAMPLER_PID" 2>/dev/null
+  [ -f "$WORK/nginx/logs/nginx.pid" ] && "$REPO/tests/lua/nginx/stop.sh" "$WORK/nginx" >/dev/null 2>&1
+  [ -n "$SIDECAR_PID" ] && kill -KILL "$SIDECAR_PID" 2>/dev/null
+  [ -n "$INGEST_PID" ] && kill "$INGEST_PID" 2>/dev/null
+  [ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null
+  wait 2>/dev/null
+  [ -n "$TMPFS" ] && umount "$TMPFS" 2>/dev/null
+  if [ "${AFORO_SOAK_KEEP:-0}" = 1 ]; then echo "soak: work dir kept: $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_http() { # url seconds
+  local i
+  for i in $(seq 1 $(($2 * 20))); do curl -sf -o /dev/null "$1" && return 0; sleep 0.05; done
+  return 1
+}
+
+REDIS_PORT=$(free_port) INGEST_PORT=$(free_port) SIDECAR_PORT=$(free_port)
+NGINX_PORT=$(free_port) UPSTREAM_PORT=$(free_port)
+INGEST_URL=http://127.0.0.1:$INGEST_PORT
+SIDECAR_URL=http://127.0.0.1:$SIDECAR_PORT
+
+start_redis() {
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+    >>"$WORK/redis.log" 2>&1 &
+  REDIS_PID=$!
+  for _ in $(seq 1 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && return 0; sleep 0.05; done
+  fail "redis-server did not start"
+}
+
+# The spool on a small tmpfs, so "full disk" is a real ENOSPC. Without mount rights: a plain dir.
+mkdir -p "$WORK/spoolfs" "$WORK/dead-letter" "$WORK/state"
+if mount -t tmpfs -o size=8m tmpfs "$WORK/spoolfs" 2>/dev/null; then
+  TMPFS=$WORK/spoolfs
+else
+  say "mount -t tmpfs is not permitted here: the full-disk fault is skipped"
+fi
+cat > "$WORK/snapshot.yaml" <<'EOF'
+version: "soak-1"
+customers:
+  cust_acme:
+    plan: enterprise
+    status: active
+    features:
+      advanced_search: { limit: 100000000, period: month }
+features:
+  - feature: advanced_search
+    match: { service: search, path_prefix: /v1/search }
+    metric: search_calls
+EOF
+cat > "$WORK/sidecar.yaml" <<EOF
+listen: ["127.0.0.1:$SIDECAR_PORT"]
+aforo:
+  tenant_id: $TENANT
+  ingest_url: "$INGEST_URL/v1/ingest/batch"
+  control_url: "$INGEST_URL"
+entitlements:
+  source: "file:$WORK/snapshot.yaml"
+cache:
+  redis: "redis://127.0.0.1:$REDIS_PORT/0"
+batch:
+  max_events: 200
+  flush_interval: 200ms
+retry:
+  max_retries: 3
+  backoff: [200ms, 500ms, 1s]
+  timeout: 3s
+buffer:
+  spool_dir: $WORK/spoolfs/spool
+  spool_max_bytes: 6MiB
+  segment_bytes: 1MiB
+  when_full: reject
+  durability: disk
+  dead_letter_dir: $WORK/dead-letter
+discovery:
+  enabled: false
+  state_dir: $WORK/state
+log:
+  level: info
+EOF
+
+start_sidecar() {
+  (cd "$WORK" && exec env AFORO_API_KEY=$API_KEY "$SIDECAR" --config "$WORK/sidecar.yaml") >>"$WORK/sidecar.log" 2>&1 &
+  SIDECAR_PID=$!
+  echo "$SIDECAR_PID" > "$WORK/sidecar.pid"
+  wait_http "$SIDECAR_URL/healthz" 10 || fail "the sidecar did not come up (see sidecar.log)"
+}
+
+# A sidecar that exited without being killed by the schedule is a crash.
+check_alive() {
+  if ! kill -0 "$SIDECAR_PID" 2>/dev/null; then
+    wait "$SIDECAR_PID"; fail "the sidecar exited on its own (status $?) at ${SECONDS}s"
+    start_sidecar
+  fi
+}
+
+start_redis
+"$INGEST" --listen "127.0.0.1:$INGEST_PORT" --api-key "$API_KEY" --tenant "$TENANT" \
+  --record "$WORK/ingest.jsonl" >>"$WORK/ingest.log" 2>&1 &
+INGEST_PID=$!
+wait_http "$INGEST_URL/_control/stats" 10 || { fail "the fake ingest did not start"; exit 1; }
+start_sidecar
+AFORO_DAEMON=on AFORO_FLUSH_INTERVAL=100 "$REPO/tests/lua/nginx/start.sh" "$WORK/nginx" "$SIDECAR_URL" \
+  "$NGINX_PORT" "$UPSTREAM_PORT" >"$WORK/nginx-start.log" 2>&1 || { cat "$WORK/nginx-start.log" >&2; fail "nginx did not start"; exit 1; }
+
+# VmRSS of whichever sidecar is current, once a second, in KiB.
+( while :; do
+    pid=$(cat "$WORK/sidecar.pid" 2>/dev/null)
+    rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null)
+    [ -n "$rss" ] && echo "$rss" >> "$WORK/rss.log"
+    sleep 1
+  done ) &
+SAMPLER_PID=$!
+
+"$LOADGEN" --target "127.0.0.1:$NGINX_PORT" --path /v1/search/items --tenant cust_acme \
+  --connections "$CONNS" --rate "$RATE" --stop-file "$WORK/stop" >"$WORK/loadgen.json" 2>"$WORK/loadgen.err" &
+LOADGEN_PID=$!
+say "load: $RATE req/s on $CONNS connections for ${DURATION}s; work dir $WORK"
+
+ctl() { curl -sf -o /dev/null -X POST "$INGEST_URL/_control/$1" -d "$2" || fail "POST /_control/$1 failed"; }
+
+fault_ingest_outage() { ctl refuse '{"on":true,"for_ms":5000}'; sleep 5; }
+fault_5xx_storm() {
+  ctl faults '{"steps":[{"status":503,"times":15},{"status":500,"times":10},{"status":502,"times":5}]}'; sleep 5
+}
+fault_redis_restart() {
+  kill -KILL "$REDIS_PID"; wait "$REDIS_PID" 2>/dev/null; sleep 3; start_redis
+}
+fault_sidecar_kill() {
+  check_alive
+  kill -KILL "$SIDECAR_PID"; wait "$SIDECAR_PID" 2>/dev/null; sleep 2; start_sidecar
+}
+fault_nginx_reload() {
+  /usr/sbin/nginx -p "$WORK/nginx" -c "$WORK/nginx/conf/nginx.conf" -s reload 2>>"$WORK/nginx-start.log" || fail "nginx -s reload failed"
+  sleep 1
+}
+fault_disk_full() {
+  [ -n "$TMPFS" ] || return 1
+  dd if=/dev/zero of="$TMPFS/filler" bs=64k 2>/dev/null # until ENOSPC
+  sleep 5
+  rm -f "$TMPFS/filler"
+}
+SCHEDULE=(ingest_outage 5xx_storm redis_restart sidecar_kill nginx_reload disk_full)
+
+# Faults in rotation, one per slot, with the rest of the slot to recover; the load runs throughout.
+i=0
+end=$((SECONDS + DURATION))
+while [ $((SECONDS + SLOT)) -le "$end" ]; do
+  slot_end=$((SECONDS + SLOT))
+  kind=${SCHEDULE[$((i % ${#SCHEDULE[@]}))]}
+  i=$((i + 1))
+  check_alive
+  say "fault: $kind"
+  if "fault_$kind"; then
+    FAULTS[$kind]=$(( ${FAULTS[$kind]:-0} + 1 ))
+  else
+    say "fault: $kind skipped"
+  fi
+  while [ "$SECONDS" -lt "$slot_end" ]; do sleep 0.5; done
+done
+while [ "$SECONDS" -lt "$end" ]; do sleep 0.5; done
+check_alive
+
+touch "$WORK/stop"
+wait "$LOADGEN_PID"; LOADGEN_PID=""
+LOAD=$(cat "$WORK/loadgen.json")
+expected=$(jq '[.by_status[]] | add // 0' <<<"$LOAD")
+errors=$(jq .errors <<<"$LOAD")
+say "load stopped: $LOAD"
+
+# Drain: the plugin's buffer, the sidecar's memory and spool, until the ingest holds every event.
+delivered=0 stable=0 last=-1
+for _ in $(seq 1 180); do
+  delivered=$(curl -sf "$INGEST_URL/_control/stats" | jq .stored); delivered=${delivered:-0}
+  [ "$delivered" -ge "$expected" ] && [ "$delivered" -eq "$last" ] && { stable=$((stable + 1)); [ $stable -ge 4 ] && break; }
+  [ "$delivered" -ne "$last" ] && stable=0
+  last=$delivered
+  sleep 0.5
+done
+STATS=$(curl -sf "$INGEST_URL/_control/stats")
+METRICS=$(curl -sf "$SIDECAR_URL/metrics")
+check_alive
+
+# Distinct idempotencyKeys at the ingest, by statusCode, against the responses the load generator got.
+read -r keys bad_keys by_status_ingest < <(jq -rs '
+  [.[] | (.event // .)] as $e
+  | ($e | map(.idempotencyKey) | unique | length) as $k
+  | ($e | map(select(.idempotencyKey | startswith("kong:") | not)) | length) as $bad
+  | ($e | group_by(.statusCode) | map({key: (.[0].statusCode | tostring), value: length}) | from_entries | tojson) as $s
+  | "\($k) \($bad) \($s)"' "$WORK/ingest.jsonl" 2>/dev/null || echo "0 0 {}")
+by_status_load=$(jq -c .by_status <<<"$LOAD")
+duplicates=$(jq .duplicates <<<"$STATS")
+lost=$((expected - keys)); [ $lost -lt 0 ] && lost=0
+extra=$((keys - expected)); [ $extra -lt 0 ] && extra=0
+dropped=$(grep -E '^aforo_sidecar_events_(dropped|dead_lettered)_total' <<<"$METRICS" | awk '{s += $2} END {print s + 0}')
+rejected_full=$(grep -E '^aforo_sidecar_events_rejected_total\{reason="spool_(full|error)"\}' <<<"$METRICS" | awk '{s += $2} END {print s + 0}')
+peak_kib=$(sort -n "$WORK/rss.log" 2>/dev/null | tail -1); peak_kib=${peak_kib:-0}
+peak_mib=$(awk -v k="$peak_kib" 'BEGIN {printf "%.1f", k / 1024}')
+
+[ "$lost" -eq 0 ] || fail "$lost metered requests were never delivered (expected $expected, delivered $keys)"
+[ "$extra" -le "$errors" ] || fail "the ingest holds $extra more events than responses (only $errors unanswered requests)"
+[ "$errors" -eq 0 ] || say "note: $errors requests got no response; whether nginx metered them is unknown"
+[ "$extra" -eq 0 ] && [ "$by_status_ingest" != "$by_status_load" ] && fail "statuses differ: ingest $by_status_ingest, load $by_status_load"
+[ "$bad_keys" -eq 0 ] || fail "$bad_keys events without a kong: idempotencyKey"
+[ "$dropped" = 0 ] || fail "the sidecar counted $dropped dropped or dead-lettered events"
+[ "$expected" -gt 0 ] || fail "no requests were answered"
+[ "$peak_kib" -le $((RSS_MAX_MIB * 1024)) ] || fail "sidecar peak RSS ${peak_mib} MiB is over ${RSS_MAX_MIB} MiB"
+[ "$peak_kib" -gt 0 ] || fail "no RSS samples"
+if grep -E '\[(alert|crit|emerg)\]' "$WORK/nginx/logs/error.log" >&2; then fail "nginx error.log has [alert]/[crit]/[emerg] lines"; fi
+if grep -E 'events could not be sent' "$WORK/nginx/logs/error.log" >&2; then fail "an exiting nginx worker lost events"; fi
+if compgen -G "$WORK/core*" >/dev/null || compgen -G "$WORK/nginx/core*" >/dev/null; then fail "core dump found"; fi
+
+# Graceful stop: the sidecar must exit 0 on SIGTERM.
+kill -TERM "$SIDECAR_PID"; wait "$SIDECAR_PID"; rc=$?; SIDECAR_PID=""
+[ $rc -eq 0 ] || fail "the sidecar exited $rc on SIGTERM"
+
+faults_line=""; total_faults=0
+for k in "${SCHEDULE[@]}"; do faults_line+=" $k=${FAULTS[$k]:-0}"; total_faults=$((total_faults + ${FAULTS[$k]:-0})); done
+cat <<EOF
+---- soak summary ----
+duration:          ${DURATION}s (wall ${SECONDS}s with setup and drain)
+requests:          $(jq .requests <<<"$LOAD") ($RATE/s target, $CONNS connections; by status $by_status_load; $errors without response; max latency $(jq .max_latency_ms <<<"$LOAD") ms)
+faults injected:   $total_faults:$faults_line
+events expected:   $expected
+events delivered:  $keys distinct idempotencyKeys (by status $by_status_ingest)
+events lost:       $lost
+duplicates:        $duplicates (redeliveries the ingest deduplicated by idempotencyKey)
+refused (503):     $rejected_full events refused while the spool was full or unwritable, retried by the plugin (last sidecar process)
+dropped:           $dropped
+peak sidecar RSS:  ${peak_mib} MiB (ceiling ${RSS_MAX_MIB} MiB, $(wc -l < "$WORK/rss.log") samples)
+result:            $([ ${#FAILURES[@]} -eq 0 ] && echo PASS || echo "FAIL (${#FAILURES[@]})")
+EOF
+[ ${#FAILURES[@]} -eq 0 ]
