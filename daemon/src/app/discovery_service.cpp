@@ -1,6 +1,7 @@
 // Discovery glue; see discovery_service.hpp.
 #include "app/discovery_service.hpp"
 
+#include "app/aforo_client.hpp"
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -41,15 +42,7 @@ dsc::catalog_limits limits_of(const config::discovery_config& d) {
   return l;
 }
 
-net::client_options options_of(const config::sidecar_config& c) {
-  net::client_options o;
-  o.ca_file = c.aforo.ca_file;
-  o.connect_timeout = c.aforo.connect_timeout;
-  o.request_timeout = c.retry.timeout;
-  o.user_agent = "aforo-sidecar/" AFORO_VERSION;
-  o.max_response_body = 256 * 1024 * 1024;  // Admin API pages of large Kong configs
-  return o;
-}
+constexpr std::size_t max_admin_page = 256 * 1024 * 1024;  // Admin API pages of large Kong configs
 
 std::string read_token(const std::string& path) {
   if (path.empty()) return {};
@@ -164,7 +157,7 @@ void discovery_service::start() {
   }
   started_ = true;
   load();
-  client_ = std::make_unique<net::http_client>(ctx_.ioc, options_of(ctx_.config));
+  client_ = std::make_unique<net::http_client>(ctx_.ioc, aforo_client_options(ctx_.config, max_admin_page));
   const auto& d = ctx_.config.discovery;
   if (!d.kong_admin_url.empty())
     poller_ = std::make_unique<kong_admin_poller>(*client_, d.kong_admin_url, read_token(d.admin_token_file));
@@ -302,11 +295,7 @@ void discovery_service::send_push() {
   req.method = "POST";
   req.url = base + "/v1/catalog";
   const auto& sec = ctx_.secrets;
-  if (!sec.api_key.empty()) {
-    if (ctx_.config.aforo.auth == config::auth_scheme::bearer) req.headers.emplace_back("Authorization", "Bearer " + sec.api_key);
-    else req.headers.emplace_back("X-API-Key", sec.api_key);
-  }
-  if (!sec.tenant_id.empty()) req.headers.emplace_back("X-Tenant-Id", sec.tenant_id);
+  req.headers = aforo_auth_headers(ctx_.config, sec);
   req.headers.emplace_back("Content-Type", "application/json");
   const auto sent = catalog_.revision();
   req.body = dsc::catalog_view_json(catalog_, wall_now(), sec.tenant_id);

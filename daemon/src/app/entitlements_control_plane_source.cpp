@@ -1,6 +1,7 @@
 // The control-plane snapshot source; see entitlements_control_plane_source.hpp.
 #include "app/entitlements_control_plane_source.hpp"
 
+#include "app/aforo_client.hpp"
 #include <algorithm>
 
 #include "config/snapshot_yaml.hpp"
@@ -9,15 +10,7 @@
 namespace aforo::app {
 
 namespace {
-net::client_options options_of(const config::sidecar_config& c) {
-  net::client_options o;
-  o.ca_file = c.aforo.ca_file;
-  o.connect_timeout = c.aforo.connect_timeout;
-  o.request_timeout = c.retry.timeout;
-  o.user_agent = "aforo-sidecar/" AFORO_VERSION;
-  o.max_response_body = 256 * 1024 * 1024;  // a snapshot of many customers is large
-  return o;
-}
+constexpr std::size_t max_snapshot_body = 256 * 1024 * 1024;  // a snapshot of many customers is large
 
 std::string snapshot_url(std::string base) {
   while (!base.empty() && base.back() == '/') base.pop_back();
@@ -29,7 +22,7 @@ control_plane_snapshot_source::control_plane_snapshot_source(const context& ctx,
     : ctx_(ctx),
       events_(std::move(events)),
       url_(snapshot_url(ctx.config.aforo.control_url)),
-      client_(ctx.ioc, options_of(ctx.config)),
+      client_(ctx.ioc, aforo_client_options(ctx.config, max_snapshot_body)),
       timer_(ctx.ioc) {}
 
 control_plane_snapshot_source::~control_plane_snapshot_source() {
@@ -66,15 +59,8 @@ void control_plane_snapshot_source::fetch() {
   net::client_request req;
   req.method = "GET";
   req.url = url_;
-  const auto& sec = ctx_.secrets;
-  if (sec.api_key.empty()) {
-    // No key configured: the control plane decides (a local one may not need it).
-  } else if (ctx_.config.aforo.auth == config::auth_scheme::bearer) {
-    req.headers.emplace_back("Authorization", "Bearer " + sec.api_key);
-  } else {
-    req.headers.emplace_back("X-API-Key", sec.api_key);
-  }
-  if (!sec.tenant_id.empty()) req.headers.emplace_back("X-Tenant-Id", sec.tenant_id);
+  // Without a key the control plane decides (a local one may not need it).
+  req.headers = aforo_auth_headers(ctx_.config, ctx_.secrets);
   req.headers.emplace_back("Accept", "application/json");
   if (!etag_.empty() && have_snapshot_) req.headers.emplace_back("If-None-Match", etag_);
   in_flight_ = true;

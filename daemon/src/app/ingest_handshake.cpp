@@ -1,6 +1,7 @@
 // The startup handshake and the ingest state; see ingest_handshake.hpp.
 #include "app/ingest_handshake.hpp"
 
+#include "app/aforo_client.hpp"
 #include <algorithm>
 
 #include <boost/asio/io_context.hpp>
@@ -77,7 +78,7 @@ handshake_service::handshake_service(context& ctx)
     : ctx_(ctx),
       status_(ctx.secrets.tenant_id),
       timer_(ctx.ioc),
-      test_client_(std::make_unique<net::http_client>(ctx.ioc, ingest_client_options(ctx.config))),
+      test_client_(std::make_unique<net::http_client>(ctx.ioc, aforo_client_options(ctx.config))),
       alive_(std::make_shared<bool>(true)) {}
 
 handshake_service::~handshake_service() { *alive_ = false; }

@@ -1,6 +1,7 @@
 // Ingest requests for the usage pipeline; see pipeline_sender.hpp.
 #include "app/pipeline_sender.hpp"
 
+#include "app/aforo_client.hpp"
 #include <charconv>
 
 #include "io/lz4_frame.hpp"
@@ -8,16 +9,6 @@
 
 namespace aforo::app {
 namespace {
-
-net::client_options client_options_of(const config::sidecar_config& cfg) {
-  net::client_options o;
-  o.ca_file = cfg.aforo.ca_file;
-  o.connect_timeout = cfg.aforo.connect_timeout;
-  o.request_timeout = cfg.retry.timeout;
-  o.user_agent = "aforo-sidecar/" AFORO_VERSION;
-  o.max_response_body = 1024 * 1024;
-  return o;
-}
 
 constexpr std::size_t max_kept_response = 4096;
 
@@ -34,14 +25,11 @@ std::optional<std::chrono::seconds> parse_retry_after(std::string_view v) {
 
 pipeline_sender::pipeline_sender(boost::asio::io_context& ioc, const config::sidecar_config& cfg,
                                  const config::secrets& sec, pipeline_metrics& metrics)
-    : client_(ioc, client_options_of(cfg)), metrics_(metrics), url_(cfg.aforo.ingest_url), codec_(cfg.batch.codec) {
-  if (cfg.aforo.auth == config::auth_scheme::bearer) {
-    auth_headers_.emplace_back("Authorization", "Bearer " + sec.api_key);
-  } else {
-    auth_headers_.emplace_back("X-API-Key", sec.api_key);
-  }
-  if (!sec.tenant_id.empty()) auth_headers_.emplace_back("X-Tenant-Id", sec.tenant_id);
-}
+    : client_(ioc, aforo_client_options(cfg)),
+      metrics_(metrics),
+      url_(cfg.aforo.ingest_url),
+      auth_headers_(aforo_auth_headers(cfg, sec)),
+      codec_(cfg.batch.codec) {}
 
 void pipeline_sender::probe(std::string body, net::http_client::completion done) {
   net::client_request req;

@@ -1,6 +1,7 @@
 // The test event; see test_event.hpp.
 #include "app/test_event.hpp"
 
+#include "app/aforo_client.hpp"
 #include <cstdint>
 #include <cstdio>
 #include <ctime>
@@ -55,18 +56,6 @@ std::string random_test_id() {
   return buf;
 }
 
-std::vector<std::pair<std::string, std::string>> ingest_auth_headers(const config::sidecar_config& cfg,
-                                                                     const config::secrets& sec) {
-  std::vector<std::pair<std::string, std::string>> h;
-  if (cfg.aforo.auth == config::auth_scheme::bearer) {
-    h.emplace_back("Authorization", "Bearer " + sec.api_key);
-  } else {
-    h.emplace_back("X-API-Key", sec.api_key);
-  }
-  if (!sec.tenant_id.empty()) h.emplace_back("X-Tenant-Id", sec.tenant_id);
-  return h;
-}
-
 std::string redact_in(std::string text, const std::string& secret) {
   if (secret.empty()) return text;
   const std::string shown = config::redact(secret);
@@ -108,7 +97,7 @@ void send_test_event(net::http_client& client, const config::sidecar_config& cfg
   net::client_request req;
   req.method = "POST";
   req.url = test_event_url(cfg.aforo.ingest_url);
-  req.headers = ingest_auth_headers(cfg, sec);
+  req.headers = aforo_auth_headers(cfg, sec);
   req.headers.emplace_back("Content-Type", "application/json");
   req.body = test_event_body(std::chrono::system_clock::now(), random_test_id());
   req.timeout = cfg.retry.timeout;
@@ -147,21 +136,11 @@ net::http_response test_event_response(const test_event_result& r) {
   return net::http_response::json(r.accepted() ? 200 : 502, std::move(out));
 }
 
-net::client_options ingest_client_options(const config::sidecar_config& cfg) {
-  net::client_options o;
-  o.ca_file = cfg.aforo.ca_file;
-  o.connect_timeout = cfg.aforo.connect_timeout;
-  o.request_timeout = cfg.retry.timeout;
-  o.user_agent = "aforo-sidecar/" AFORO_VERSION;
-  o.max_response_body = 1024 * 1024;
-  return o;
-}
-
 int run_test_event_command(const config::sidecar_config& cfg, const config::secrets& sec) {
   boost::asio::io_context ioc;
   std::optional<test_event_result> result;
   {
-    net::http_client client(ioc, ingest_client_options(cfg));  // throws on an unreadable ca_file: caller reports
+    net::http_client client(ioc, aforo_client_options(cfg));  // throws on an unreadable ca_file: caller reports
     std::printf("POST %s (tenant %s, api key %s)\n", test_event_url(cfg.aforo.ingest_url).c_str(),
                 sec.tenant_id.empty() ? "unset" : sec.tenant_id.c_str(), config::redact(sec.api_key).c_str());
     send_test_event(client, cfg, sec, [&result](test_event_result r) { result = std::move(r); });

@@ -28,13 +28,6 @@ namespace aforo::app {
 /// A random 32-hex-digit id.
 [[nodiscard]] std::string random_test_id();
 
-/// The auth headers of every ingest request: X-API-Key (or Authorization: Bearer) and X-Tenant-Id.
-[[nodiscard]] std::vector<std::pair<std::string, std::string>> ingest_auth_headers(const config::sidecar_config& cfg,
-                                                                                   const config::secrets& sec);
-
-/// The client options of ingest requests (aforo.ca_file, aforo.connect_timeout, retry.timeout).
-[[nodiscard]] net::client_options ingest_client_options(const config::sidecar_config& cfg);
-
 /// Replaces every occurrence of `secret` in `text` by config::redact(secret) (last 4 characters).
 [[nodiscard]] std::string redact_in(std::string text, const std::string& secret);
 
