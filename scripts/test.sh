@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one command that runs every test: installs what is missing, builds, runs the C++ unit and
-# integration tests (ctest) and the Lua plugin specs (busted). Usage: scripts/test.sh [ctest args...]
+# integration tests (ctest), the Lua plugin specs (busted), then the fuzzers briefly and the
+# sanitizer suite (scripts/fuzz.sh, scripts/sanitize.sh). Usage: scripts/test.sh [ctest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
@@ -33,5 +34,13 @@ fi
 
 if [ -d tests/lua/spec ] && ls tests/lua/spec/*_spec.lua >/dev/null 2>&1; then
   busted tests/lua/spec || status=$?
+fi
+
+# Hardening (fuzz/README.md): every libFuzzer target for AFORO_FUZZ_SECONDS (15) each, then the whole
+# suite again under ASan+UBSan with the leak check. Skipped when ctest args select a subset, or with
+# AFORO_SKIP_HARDENING=1.
+if [ $# -eq 0 ] && [ "${AFORO_SKIP_HARDENING:-0}" != 1 ]; then
+  scripts/fuzz.sh "${AFORO_FUZZ_SECONDS:-15}" || status=$?
+  scripts/sanitize.sh || status=$?
 fi
 exit $status
