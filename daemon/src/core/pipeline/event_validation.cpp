@@ -17,7 +17,9 @@ namespace {
 
 namespace rj = rapidjson;
 using writer_t = rj::Writer<rj::StringBuffer>;
-constexpr unsigned parse_flags = rj::kParseDefaultFlags;
+// Full precision: numbers are re-serialized into the event Aforo receives, so they must read back as
+// exactly the double that was written (the default fast path can be off by an ulp, e.g. 4.44e120).
+constexpr unsigned parse_flags = rj::kParseDefaultFlags | rj::kParseFullPrecisionFlag;
 
 std::string_view view(const rj::Value& v) { return {v.GetString(), v.GetStringLength()}; }
 
