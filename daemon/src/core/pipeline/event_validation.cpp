@@ -17,9 +17,10 @@ namespace {
 
 namespace rj = rapidjson;
 using writer_t = rj::Writer<rj::StringBuffer>;
-// Full precision: numbers are re-serialized into the event Aforo receives, so they must read back as
-// exactly the double that was written (the default fast path can be off by an ulp, e.g. 4.44e120).
-constexpr unsigned parse_flags = rj::kParseDefaultFlags | rj::kParseFullPrecisionFlag;
+// Not kParseFullPrecisionFlag: RapidJSON 1.1's full-precision path has undefined behaviour on inputs such
+// as 0e308 (clz of 0, found by fuzzing). The default path can be an ulp off for long or extreme numbers,
+// which the billing fields (quantity: at most 14 + 6 digits) tolerate; see fuzz/targets/ingest_*.cpp.
+constexpr unsigned parse_flags = rj::kParseDefaultFlags;
 
 std::string_view view(const rj::Value& v) { return {v.GetString(), v.GetStringLength()}; }
 
