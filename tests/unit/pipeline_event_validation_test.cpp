@@ -218,3 +218,19 @@ TEST_CASE("event validation: the 202 body lists counts and errors", "[pipeline][
   CHECK(build_ingest_error_body(ingest_request_error::too_many_events, "too many") ==
         R"({"error":{"code":"payload_too_large","message":"too many"}})");
 }
+
+TEST_CASE("event validation: a number beyond the double range rejects its event, not the batch", "[pipeline][validation]") {
+  const auto r = aforo::core::parse_ingest_batch(
+      R"({"events":[{"customerId":"c","metricName":"m","quantity":1,"occurredAt":"2026-11-26T10:00:00Z",)"
+      R"("idempotencyKey":"k1","metadata":{"cost":11e308}},)"
+      R"({"customerId":"c","metricName":"m","quantity":1,"occurredAt":"2026-11-26T10:00:00Z",)"
+      R"("idempotencyKey":"k2","responseTimeMs":11e308},)"
+      R"({"customerId":"c","metricName":"m","quantity":1,"occurredAt":"2026-11-26T10:00:00Z","idempotencyKey":"k3"}]})",
+      1000);
+  REQUIRE(r.error == aforo::core::ingest_request_error::none);
+  REQUIRE(r.accepted.size() == 1);
+  CHECK(r.accepted[0].idempotency_key == "k3");
+  REQUIRE(r.errors.size() == 2);
+  CHECK(r.errors[0].index == 0);
+  CHECK(r.errors[1].index == 1);
+}

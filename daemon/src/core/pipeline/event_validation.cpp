@@ -209,15 +209,17 @@ const char* validate_event(const rj::Value& e, rj::StringBuffer& buf, accepted_e
   for (int i = 0; i < field_count; ++i) {
     if (is_null(f[i])) continue;
     w.Key(field_names[i].data(), static_cast<rj::SizeType>(field_names[i].size()));
+    // Accept fails on a number out of the double range (e.g. 1e999 read as infinity), which JSON
+    // cannot carry: reject the event rather than store text Aforo would refuse as a whole batch.
     if (i != f_metadata) {
-      f[i]->Accept(w);
+      if (!f[i]->Accept(w)) return "event has a number out of range";
       continue;
     }
     w.StartObject();
     for (const auto& member : f[i]->GetObject()) {
       if (member.value.IsNull()) continue;
       w.Key(member.name.GetString(), member.name.GetStringLength());
-      member.value.Accept(w);
+      if (!member.value.Accept(w)) return "metadata: a number is out of range";
       if (view(member.name) == "cost" && !out.cost) out.cost = member.value.GetDouble();
     }
     w.EndObject();
