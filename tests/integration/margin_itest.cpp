@@ -1,6 +1,8 @@
 // The margin guard through the real aforo-sidecar: metered cost crossing 30%, 20% and 10% margin
 // gives the L1 upstream header and one signed webhook, then throttling at the configured rate, then
 // 429 margin_block; a guard file edited while running switches to alert_only without a restart.
+// Two sidecars sharing one real redis-server guard a customer on the COGS of both, and a Redis
+// restart loses and doubles no cost.
 #include <catch2/catch.hpp>
 
 #include <openssl/evp.h>
@@ -18,6 +20,9 @@
 #include <boost/beast/http.hpp>
 #include <rapidjson/document.h>
 
+#include "core/entitlements/period.hpp"
+#include "core/entitlements/quota.hpp"
+#include "core/entitlements/redis_keys.hpp"
 #include "support/testkit.hpp"
 
 using namespace aforo::testkit;
@@ -289,4 +294,133 @@ TEST_CASE("margin: cost crossing 30%, 20% and 10% alerts, throttles and blocks, 
   d = json_of(c.post("/v1/check", check_body()).body);
   CHECK(str(d, "reason") == "margin_alert");
   CHECK(sc.proc().output().find("margin guard: cust_m L1 (margin 25% < 30%) [guard default]") != std::string::npos);
+}
+
+namespace {
+
+// The shared COGS of cust_m this month in Redis (micro-units): the sum of the sidecars' fields.
+std::int64_t shared_cogs(const redis_server& redis) {
+  namespace ce = aforo::core::entitlements;
+  const auto now =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  std::string key;
+  ce::quota_counters::make_key(key, "cust_m", "$cogs", ce::period_of(ce::period_kind::month, now).key());
+  return redis.hash_sum(ce::redis_keys("").cogs(key));
+}
+
+bool margin_is(const rapidjson::Document& d, double percent) {
+  return d.HasMember("margin_percent") && d["margin_percent"].IsNumber() &&
+         d["margin_percent"].GetDouble() == Approx(percent);
+}
+
+// The sum of every series of a metric family in a /metrics body whose labels contain `labels`.
+double metric_sum(const std::string& body, const std::string& name, const std::string& labels) {
+  double sum = 0;
+  std::size_t p = 0;
+  while ((p = body.find("\n" + name + "{", p)) != std::string::npos) {
+    const auto eol = body.find('\n', p + 1);
+    const std::string line = body.substr(p + 1, eol - p - 1);
+    if (line.find(labels) != std::string::npos) sum += std::strtod(line.c_str() + line.rfind(' ') + 1, nullptr);
+    p = eol;
+  }
+  return sum;
+}
+
+}  // namespace
+
+// Revenue 100, L3 below 10% margin. 46 of cost on each sidecar (margin 54% on either alone, NONE)
+// adds up to 92 (8%, L3) on both within a sync interval (100 ms here). Then Redis dies, 3 more go
+// to A only (A 95 = 5%, B still 8%), Redis comes back empty and both converge on 95: B put its 46
+// back although it had no new cost, and nothing is counted twice.
+TEST_CASE("margin: two sidecars sharing one Redis guard on the combined COGS and a Redis restart loses none",
+          "[margin][redis][sidecars]") {
+  redis_server redis(free_port());
+  temp_dir dir;
+  const std::string snap = dir.write("snapshot.yaml", snapshot_yaml);
+  const std::string guards = dir.write("guards.yaml",
+                                       "guards:\n"
+                                       "  - id: default\n"
+                                       "    level_1: { threshold: 30% }\n"
+                                       "    level_2: { threshold: 20%, throttle_rate: 5/s }\n"
+                                       "    level_3: { threshold: 10%, retry_after: 1800s }\n");
+  const std::string yaml = "entitlements:\n  source: \"file:" + snap + "\"\n"
+                           "margin_guard:\n  config: \"" + guards + "\"\n"
+                           "cache: { redis: \"" + redis.url() + "\", sync_interval: 100ms, redis_timeout: 200ms }\n";
+  sidecar_process a(yaml);
+  sidecar_process b(yaml);
+  REQUIRE(a.proc().wait_for_output("redis connected", 10s));
+  REQUIRE(b.proc().wait_for_output("redis connected", 10s));
+  auto ca = a.client();
+  auto cb = b.client();
+  auto ok = [](const rapidjson::Document& x) { return str(x, "reason") == "ok"; };
+  REQUIRE(str(wait_decision(ca, ok), "margin_level") == "NONE");
+  REQUIRE(str(wait_decision(cb, ok), "margin_level") == "NONE");
+
+  // Half the cost on A: B sees it through Redis, neither crosses a level.
+  REQUIRE(ca.post("/v1/ingest/batch", usage_batch(1, "45")).status == 202);
+  auto d = wait_decision(cb, [](const rapidjson::Document& x) { return margin_is(x, 54.0); });
+  CHECK(margin_is(d, 54.0));
+  CHECK(str(d, "margin_level") == "NONE");
+  d = wait_decision(ca, [](const rapidjson::Document& x) { return margin_is(x, 54.0); });
+  CHECK(str(d, "margin_level") == "NONE");
+
+  // The other half on B: both block on the combined 92.
+  REQUIRE(cb.post("/v1/ingest/batch", usage_batch(2, "45")).status == 202);
+  auto blocked = [](const rapidjson::Document& x) { return str(x, "reason") == "margin_block"; };
+  const auto t0 = std::chrono::steady_clock::now();
+  d = wait_decision(ca, blocked);
+  const auto lag = std::chrono::duration_cast<millis>(std::chrono::steady_clock::now() - t0);
+  INFO("A saw B's cost after " << lag.count() << " ms");
+  REQUIRE(str(d, "reason") == "margin_block");
+  CHECK(str(d, "margin_level") == "L3");
+  CHECK(margin_is(d, 8.0));
+  CHECK(lag < 2s);  // one 100 ms sync (plus custody and the loaded machine's scheduling)
+  d = wait_decision(cb, blocked);
+  REQUIRE(str(d, "reason") == "margin_block");
+  CHECK(margin_is(d, 8.0));
+  CHECK(str(d["headers"], "X-Margin-Guard-Level") == "L3");
+  CHECK(shared_cogs(redis) == 92'000'000);
+
+  // Redis dies: A keeps counting its new cost locally, checks keep answering on both.
+  redis.kill();
+  REQUIRE(a.proc().wait_for_output("redis unavailable", 5s));
+  REQUIRE(b.proc().wait_for_output("redis unavailable", 5s));
+  REQUIRE(ca.post("/v1/ingest/batch", usage_batch(3, "2")).status == 202);
+  d = wait_decision(ca, [](const rapidjson::Document& x) { return margin_is(x, 5.0); });
+  CHECK(margin_is(d, 5.0));
+  CHECK(str(d, "reason") == "margin_block");
+  d = wait_decision(cb, blocked);
+  CHECK(margin_is(d, 8.0));  // B cannot know yet
+
+  // Back on the same port, empty: both converge on 95.
+  const auto a_from = a.proc().output().find("redis unavailable");
+  const auto b_from = b.proc().output().find("redis unavailable");
+  redis.start();
+  REQUIRE(a.proc().wait_for_output("redis connected", 10s, a_from));
+  REQUIRE(b.proc().wait_for_output("redis connected", 10s, b_from));
+  CHECK(b.proc().wait_for_output("sending every known counter contribution again", 5s, b_from));
+  auto five = [](const rapidjson::Document& x) { return margin_is(x, 5.0); };
+  for (int round = 0; round < 3; ++round) {  // and stay there: nothing is pushed twice
+    d = wait_decision(cb, five);
+    CHECK(margin_is(d, 5.0));
+    CHECK(str(d, "reason") == "margin_block");
+    d = wait_decision(ca, five);
+    CHECK(margin_is(d, 5.0));
+    CHECK(str(d, "reason") == "margin_block");
+    std::this_thread::sleep_for(200ms);
+  }
+  CHECK(shared_cogs(redis) == 95'000'000);
+
+  // Each sidecar reported one level change, NONE to L3: no level flapped while Redis was rebuilt.
+  for (auto* sc : {&a, &b}) {
+    const std::string log = sc->proc().output();
+    INFO(log);
+    const std::string line = "margin guard: cust_m";
+    std::size_t changes = 0;
+    for (auto p = log.find(line); p != std::string::npos; p = log.find(line, p + 1)) ++changes;
+    CHECK(changes == 1);
+    CHECK(log.find("margin guard: cust_m L3 (margin 8% < 10%) [guard default]") != std::string::npos);
+  }
+  const auto metrics = ca.get("/metrics").body;
+  CHECK(metric_sum(metrics, "aforo_sidecar_redis_sync_pushes_total", "counters=\"cogs\",result=\"ok\"") > 0);
 }

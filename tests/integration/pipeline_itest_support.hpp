@@ -54,14 +54,7 @@ inline std::vector<std::string> sidecar_env() {
 }
 
 /// The value of one /metrics series (name with its labels, e.g. `x_total{reason="a"}`); -1 if absent.
-inline double metric(const sidecar_process& sc, const std::string& series) {
-  auto c = sc.client();
-  const auto r = c.get("/metrics");
-  const std::string needle = "\n" + series + " ";
-  const auto p = r.body.find(needle);
-  if (p == std::string::npos) return -1;
-  return std::strtod(r.body.c_str() + p + needle.size(), nullptr);
-}
+inline double metric(const sidecar_process& sc, const std::string& series) { return sc.metric(series); }
 
 /// Polls `pred` every 20 ms until it holds or `timeout` passes.
 inline bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {

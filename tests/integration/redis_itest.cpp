@@ -20,28 +20,6 @@ namespace net = aforo::net;
 
 namespace {
 
-/// A throwaway redis-server on a fixed port (so it can be restarted on the same one), no persistence.
-class redis_server {
- public:
-  explicit redis_server(int port) : port_(port) { start(); }
-  void start() {
-    proc_ = std::make_unique<process>(std::vector<std::string>{
-        "/usr/bin/redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"});
-    REQUIRE(proc_->wait_for_output("Ready to accept connections", 10s));
-  }
-  void kill() {
-    proc_->signal(SIGKILL);
-    (void)proc_->wait_exit(5s);
-  }
-  [[nodiscard]] process& proc() { return *proc_; }
-  [[nodiscard]] int port() const { return port_; }
-  [[nodiscard]] std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_) + "/0"; }
-
- private:
-  int port_;
-  std::unique_ptr<process> proc_;
-};
-
 /// Runs the loop until pred holds or the timeout passes.
 bool run_until(asio::io_context& ioc, const std::function<bool()>& pred, millis timeout = 5s) {
   const auto end = std::chrono::steady_clock::now() + timeout;

@@ -25,6 +25,8 @@
 #include <thread>
 #include <variant>
 
+#include "net/redis_client.hpp"
+
 extern char** environ;
 
 namespace aforo::testkit {
@@ -379,6 +381,57 @@ void sidecar_process::restart() {
   }
   proc_.reset();
   start();
+}
+
+double sidecar_process::metric(const std::string& series) const {
+  const auto r = client().get("/metrics");
+  const std::string needle = "\n" + series + " ";
+  const auto p = r.body.find(needle);
+  if (p == std::string::npos) return -1;
+  return std::strtod(r.body.c_str() + p + needle.size(), nullptr);
+}
+
+// ---------------------------------------------------------------- redis_server
+
+redis_server::redis_server(int port) : port_(port) { start(); }
+
+void redis_server::start() {
+  proc_ = std::make_unique<process>(std::vector<std::string>{"/usr/bin/redis-server", "--port", std::to_string(port_),
+                                                               "--bind", "127.0.0.1", "--save", "", "--appendonly",
+                                                               "no"});
+  if (!proc_->wait_for_output("Ready to accept connections", 10s)) {
+    throw std::runtime_error("redis-server did not start on port " + std::to_string(port_) + ": " + proc_->output());
+  }
+}
+
+void redis_server::kill() {
+  proc_->signal(SIGKILL);
+  (void)proc_->wait_exit(5s);
+}
+
+std::int64_t redis_server::hash_sum(const std::string& key) const {
+  std::string err;
+  auto ep = net::parse_redis_url(url(), err);
+  if (!ep) throw std::runtime_error(err);
+  net::redis_client_options o;
+  o.endpoint = *ep;
+  asio::io_context ioc;
+  net::redis_client client(ioc, o);
+  client.start();
+  std::optional<net::redis_result> out;
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (!out && std::chrono::steady_clock::now() < deadline) {
+    if (client.connected()) {
+      client.command({"HVALS", key}, [&](net::redis_result r) { out = std::move(r); });
+      while (!out && std::chrono::steady_clock::now() < deadline) ioc.run_for(2ms);
+    } else {
+      ioc.run_for(2ms);
+    }
+  }
+  if (!out || !out->ok_reply()) throw std::runtime_error("redis: HVALS " + key + " failed");
+  std::int64_t sum = 0;
+  for (const auto& v : out->reply.elements) sum += std::stoll(v.str);
+  return sum;
 }
 
 }  // namespace aforo::testkit

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
@@ -129,6 +130,8 @@ class sidecar_process {
   [[nodiscard]] const temp_dir& dir() const { return dir_; }
   [[nodiscard]] process& proc() { return *proc_; }
   [[nodiscard]] http_client client() const { return http_client(address_); }
+  /// The value of one /metrics series (name with its labels, e.g. `x_total{reason="a"}`); -1 if absent.
+  [[nodiscard]] double metric(const std::string& series) const;
   /// Restarts with the same config and data dir (after it exited or was killed).
   void restart();
   [[nodiscard]] const std::string& config_path() const { return config_path_; }
@@ -140,6 +143,26 @@ class sidecar_process {
   std::vector<std::string> env_;
   std::unique_ptr<process> proc_;
   std::string address_;
+};
+
+/// A throwaway redis-server on 127.0.0.1 and a fixed port (so it can be restarted on the same
+/// one), no persistence: a restart comes back empty. Throws when it does not start within 10 s.
+class redis_server {
+ public:
+  explicit redis_server(int port);
+  void start();
+  /// SIGKILL, and waits for the exit.
+  void kill();
+  [[nodiscard]] process& proc() { return *proc_; }
+  [[nodiscard]] int port() const { return port_; }
+  [[nodiscard]] std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_) + "/0"; }
+  /// The sum of a hash's field values (a shared counter's total), read over a fresh connection;
+  /// 0 when the key does not exist. Throws when Redis does not answer within 5 s.
+  [[nodiscard]] std::int64_t hash_sum(const std::string& key) const;
+
+ private:
+  int port_;
+  std::unique_ptr<process> proc_;
 };
 
 }  // namespace aforo::testkit

@@ -37,3 +37,12 @@ TEST_CASE("redis keys: quota counters expire a margin after their period", "[red
   CHECK(quota_expire_at(1000) == 4600);
   CHECK(quota_expire_at(1000, 10) == 1010);
 }
+
+TEST_CASE("redis keys: COGS counters have their own key set beside the quota counters", "[redis][keys]") {
+  const redis_keys k("acme");
+  CHECK(k.cogs("cust_1:$cogs:2026-11") == "aforo:acme:m:cust_1:$cogs:2026-11");
+  CHECK(k.counter(redis_keys::cogs_set, "cust_1:$cogs:2026-11") == k.cogs("cust_1:$cogs:2026-11"));
+  CHECK(k.counter(redis_keys::quota_set, "c:f:2026-11") == k.quota("c:f:2026-11"));
+  CHECK(k.cogs("c:f:2026-11") != k.quota("c:f:2026-11"));
+  CHECK_FALSE(k.counter_key_of(k.cogs("c:f:2026-11")));  // not a quota key
+}

@@ -190,3 +190,119 @@ TEST_CASE("quota sync: the total is the sum of the contributions", "[redis][quot
   const std::vector<std::int64_t> parts{3, 4, 5};
   CHECK(quota_total(parts) == 12);
 }
+
+TEST_CASE("quota sync: after a reconnection every contribution is sent again and no view drops while Redis is rebuilt",
+          "[redis][quota_sync]") {
+  quota_counters qa, qb;
+  quota_sync sa, sb;
+  fake_redis redis;
+  consume(qa, 30);
+  consume(qb, 20);
+  auto b1 = sb.collect(qb);
+  sb.applied(b1[0], redis.push(b1[0], "b"), qb);
+  auto a1 = sa.collect(qa);
+  sa.applied(a1[0], redis.push(a1[0], "a"), qa);
+  CHECK(qa.used(key) == 50);
+  redis.hashes.clear();  // restarted with no data; only a has new usage meanwhile
+  consume(qa, 5);
+  SECTION("without resend_all b's part would be lost") {
+    CHECK(sb.collect(qb).empty());
+  }
+  SECTION("resend_all on reconnection puts b's part back, counted once") {
+    CHECK(sa.resend_all() == 1);
+    CHECK(sb.resend_all() == 1);
+    CHECK(sb.unconfirmed() == 1);
+    auto a2 = sa.collect(qa);
+    REQUIRE(a2.size() == 1);
+    CHECK(a2[0][0].contribution == 35);
+    sa.applied(a2[0], redis.push(a2[0], "a"), qa);
+    CHECK(redis.total(key) == 35);  // b's part is not back yet...
+    CHECK(qa.used(key) == 55);      // ...but a's view does not drop: 50 known + its own 5
+    auto b2 = sb.collect(qb);
+    REQUIRE(b2.size() == 1);
+    CHECK(b2[0][0].contribution == 20);
+    sb.applied(b2[0], redis.push(b2[0], "b"), qb);
+    CHECK(redis.total(key) == 55);
+    CHECK(qb.used(key) == 55);
+    CHECK(sb.unconfirmed() == 0);
+    consume(qa, 1);  // a's next push brings it the rebuilt total
+    auto a3 = sa.collect(qa);
+    sa.applied(a3[0], redis.push(a3[0], "a"), qa);
+    CHECK(qa.used(key) == 56);
+    // Redis kept its data this time (a reconnection without restart): resending changes nothing.
+    sb.resend_all();
+    auto b3 = sb.collect(qb);
+    sb.applied(b3[0], redis.push(b3[0], "b"), qb);
+    CHECK(redis.total(key) == 56);
+    CHECK(sb.collect(qb).empty());
+  }
+}
+
+TEST_CASE("quota sync: a followed key is pushed at every collect, so its view tracks the other sidecars",
+          "[redis][quota_sync]") {
+  quota_counters qa, qb;
+  quota_sync sa, sb;
+  sa.follow_for(600);
+  sb.follow_for(600);
+  fake_redis redis;
+  consume(qa, 2);
+  auto a1 = sa.collect(qa, nov26);
+  sa.applied(a1[0], redis.push(a1[0], "a"), qa);
+  consume(qb, 3);
+  auto b1 = sb.collect(qb, nov26);
+  sb.applied(b1[0], redis.push(b1[0], "b"), qb);
+  CHECK(qa.used(key) == 2);  // pushed first: b's part not seen yet
+  CHECK(qb.used(key) == 5);
+  // No new usage on a: the key is still pushed (same contribution) and a learns the total.
+  auto a2 = sa.collect(qa, nov26 + 1);
+  REQUIRE(a2.size() == 1);
+  CHECK(a2[0][0].contribution == 2);
+  sa.applied(a2[0], redis.push(a2[0], "a"), qa);
+  CHECK(qa.used(key) == 5);
+  CHECK(redis.total(key) == 5);  // nothing counted twice
+  // Past the window without activity: pushed only when the contribution changes again.
+  CHECK(sa.collect(qa, nov26 + 601).empty());
+  consume(qa, 1);
+  auto a3 = sa.collect(qa, nov26 + 700);
+  REQUIRE(a3.size() == 1);
+  sa.applied(a3[0], redis.push(a3[0], "a"), qa);
+  CHECK(qa.used(key) == 6);
+  CHECK(sa.collect(qa, nov26 + 701).size() == 1);  // that delta opened a new window
+}
+
+TEST_CASE("quota sync: a key only read is followed with contribution 0 and its shared total applied",
+          "[redis][quota_sync]") {
+  quota_counters qa, qc;
+  quota_sync sa, sc;
+  sc.follow_for(60);
+  fake_redis redis;
+  consume(qa, 4);
+  auto a1 = sa.collect(qa);
+  sa.applied(a1[0], redis.push(a1[0], "a"), qa);
+  sa.follow(key, dec1, nov26);  // following off: no effect
+  CHECK(sa.collect(qa, nov26).empty());
+
+  CHECK(qc.used(key) == 0);
+  sc.follow(key, dec1, nov26);
+  auto c1 = sc.collect(qc, nov26);
+  REQUIRE(c1.size() == 1);
+  CHECK(c1[0][0].contribution == 0);
+  CHECK(c1[0][0].expire_at == dec1 + 3600);
+  CHECK(sc.applied(c1[0], redis.push(c1[0], "c"), qc));
+  CHECK(qc.used(key) == 4);  // the counter is created with the shared total
+  CHECK(redis.total(key) == 4);
+  CHECK(sc.unconfirmed() == 0);
+  // Not read again: dropped once the window ends (nothing of c's to put back).
+  CHECK(sc.expire(nov26 + 30) == 0);
+  CHECK(sc.expire(nov26 + 61) == 1);
+  CHECK(sc.collect(qc, nov26 + 62).empty());
+}
+
+TEST_CASE("quota sync: script arguments name the counter set's keys", "[redis][quota_sync]") {
+  const redis_keys keys("t");
+  const std::vector<quota_push> batch{{"c:$cogs:2026-11", 7, dec1 + 3600}};
+  auto cogs = quota_sync::script_args(batch, keys, "inst", redis_keys::cogs_set);
+  REQUIRE(cogs.size() == 5);
+  CHECK(cogs[1] == "aforo:t:m:c:$cogs:2026-11");
+  CHECK(quota_sync::script_args(batch, keys, "inst")[1] == keys.quota("c:$cogs:2026-11"));
+}

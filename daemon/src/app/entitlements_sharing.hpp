@@ -1,17 +1,36 @@
 // The seam between the decision service and what sidecars of a cluster share (Redis): customer
-// look-ups that miss the local snapshot, publishing a loaded snapshot, and quota delta sync.
+// look-ups that miss the local snapshot, publishing a loaded snapshot, and counter sync (quota,
+// plus other counter sets such as the margin guard's COGS).
 // local_entitlements_sharing is the no-Redis implementation: every sidecar works alone.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/entitlements/lru_cache.hpp"
 #include "core/entitlements/quota.hpp"
+#include "core/entitlements/redis_quota_sync.hpp"
 #include "core/entitlements/snapshot.hpp"
 
 namespace aforo::app {
+
+/// A set of counters shared like the quota counters, under its own key set (e.g. the margin
+/// guard's COGS, core::margin::cogs_ledger).
+struct shared_counters {
+  std::string set;     ///< the key set, core::entitlements::redis_keys::counter (never quota_set)
+  std::string label;   ///< names the set in logs and metrics, e.g. "cogs"
+  core::entitlements::quota_counters* counters = nullptr;  ///< must outlive the sharing object
+  /// Keys read since the last call (may be empty): their shared totals are followed as after a
+  /// local delta. Called on the io thread at every sync.
+  std::function<std::vector<core::entitlements::counter_read>()> take_reads;
+  /// Seconds a key's shared total is re-read at every sync after its last local activity (delta or
+  /// read); 0 = only when this sidecar's contribution changes (as quota). See quota_sync.
+  std::int64_t follow_s = 0;
+};
 
 /// Threading: every member is called on the io thread, and every callback must run there too.
 class entitlements_sharing {
@@ -36,9 +55,14 @@ class entitlements_sharing {
   virtual void lookup_customer(std::string_view customer_id, lookup_done done) = 0;
 
   /// Called every cache.sync_interval: push the counters' pending deltas to the shared totals
-  /// (take_pending_deltas / apply_remote_total, or restore_pending_deltas when unreachable). The
-  /// counters outlive this object.
+  /// (take_pending_deltas / apply_remote_total, or restore_pending_deltas when unreachable), and
+  /// those of every set given to share_counters. The counters outlive this object.
   virtual void sync_quota(core::entitlements::quota_counters& counters) = 0;
+
+  /// Shares another counter set through the same store, at every sync_quota call (same tick,
+  /// same connection). Call at wiring, before start. Without a shared store: nothing (the
+  /// counters stay local).
+  virtual void share_counters(shared_counters set) { (void)set; }
 
   /// The handshake's "redis" value: "connected" | "unavailable" | "disabled"; empty = leave it to
   /// whoever else reports Redis.

@@ -10,6 +10,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
+#include "app/entitlements_sharing.hpp"
 #include "app/margin_webhook.hpp"
 #include "config/guards_yaml.hpp"
 #include "core/margin/level_report.hpp"
@@ -116,6 +117,18 @@ bool margin_service::load(bool at_start) {
   guard_.set_guards(std::move(*r.value));
   util::log::info("margin guard: " + std::to_string(n) + " guard(s) loaded from " + path_);
   return true;
+}
+
+void margin_service::share_cogs(entitlements_sharing& sharing) {
+  cm::cogs_ledger& ledger = guard_.ledger();
+  ledger.follow_reads(true);
+  shared_counters set;
+  set.set = std::string(ce::redis_keys::cogs_set);
+  set.label = "cogs";
+  set.counters = &ledger.counters();
+  set.take_reads = [&ledger] { return ledger.take_reads(); };
+  set.follow_s = cogs_follow_window.count();
+  sharing.share_counters(std::move(set));
 }
 
 void margin_service::start() { schedule_reload(); }

@@ -25,6 +25,7 @@ class counter_metric;
 
 namespace aforo::app {
 
+class entitlements_sharing;
 class margin_webhook_sender;
 
 /// The cost of accepted events, priced before the pipeline takes custody and recorded once it has.
@@ -47,8 +48,19 @@ using margin_costs = std::vector<margin_cost>;
 ///   webhook per notify URL, sent after the request is answered.
 /// - Metrics: aforo_sidecar_margin_level{level="L1|L2|L3"} (customers per level),
 ///   aforo_sidecar_margin_guards (guards in force), aforo_sidecar_margin_guard_reloads_total{result}.
-/// - Sharing: COGS is local to this sidecar for now (see core::margin::cogs_ledger for the Redis
-///   key design).
+/// - Sharing: without cache.redis, COGS is local to this sidecar. With it (share_cogs), the
+///   ledger's counters are shared through the decision service's Redis connection at its
+///   cache.sync_interval tick, under their own keys "aforo:{tenant}:m:{customer}:$cogs:{period}",
+///   like quota counters (per-sidecar contributions, reconciled after a Redis restart), and the
+///   guard evaluates the cluster-wide COGS: the shared total as last synced + the costs recorded
+///   here since. Lag bound: for a customer active on this sidecar (a check or a cost within the
+///   last cogs_follow_window), the costs recorded by the other sidecars reach this view within one
+///   cache.sync_interval (plus a Redis round trip, plus that sidecar's own custody delay); the first
+///   check after a longer quiet spell may use the view of then, and is current one sync later.
+///   Redis down: every sidecar evaluates its last shared view + its own costs since, keeps them
+///   pending and pushes them when Redis returns; no error reaches a caller. Level changes are still
+///   reported by each sidecar that sees them. Pushes are counted in
+///   aforo_sidecar_redis_sync_pushes_total{counters="cogs",result}.
 /// Threading: io thread only.
 class margin_service final : public service, public core::entitlements::margin_hook {
  public:
@@ -59,8 +71,16 @@ class margin_service final : public service, public core::entitlements::margin_h
   explicit margin_service(context& ctx);
   ~margin_service() override;
 
+  /// How long a customer's shared COGS keeps being re-read at every sync after its last check or
+  /// cost on this sidecar.
+  static constexpr std::chrono::seconds cogs_follow_window{600};
+
   /// Where price() finds feature rules and customers: the decision service's snapshot in force.
   void set_snapshot_provider(snapshot_provider p) { snapshot_ = std::move(p); }
+
+  /// Shares COGS through `sharing` (cache.redis set; see Sharing above). Call once at wiring,
+  /// before start; `sharing` keeps a pointer to the ledger and must be destroyed before this.
+  void share_cogs(entitlements_sharing& sharing);
 
   // service
   void register_routes(net::router& /*routes*/) override {}

@@ -73,7 +73,32 @@ util::counter_metric& lookups(const char* result) {
                                  std::string("result=\"") + result + "\"");
 }
 
+util::counter_metric& sync_pushes(const std::string& set_label, const char* result) {
+  return util::metrics().counter("aforo_sidecar_redis_sync_pushes_total",
+                                 "Shared counter pushes to Redis (one script call per batch of keys), by counter set "
+                                 "and result (failed: sent again at a later sync)",
+                                 "counters=\"" + util::escape_label(set_label) + "\",result=\"" + result + "\"");
+}
+
 }  // namespace
+
+/// One shared counter set and its push bookkeeping.
+struct redis_entitlements_sharing::counter_set {
+  counter_set(shared_counters c, std::int64_t follow_s)
+      : set(std::move(c.set)), label(std::move(c.label)), counters(c.counters), take_reads(std::move(c.take_reads)),
+        ok(sync_pushes(label, "ok")), failed(sync_pushes(label, "failed")) {
+    sync.follow_for(follow_s);
+  }
+
+  std::string set;
+  std::string label;
+  ce::quota_counters* counters;  // quota: the counters of the latest sync_quota call
+  std::function<std::vector<ce::counter_read>()> take_reads;
+  ce::quota_sync sync;
+  std::size_t batches_in_flight = 0;
+  util::counter_metric& ok;
+  util::counter_metric& failed;
+};
 
 redis_entitlements_sharing::redis_entitlements_sharing(context& ctx)
     : ctx_(ctx),
@@ -81,10 +106,30 @@ redis_entitlements_sharing::redis_entitlements_sharing(context& ctx)
       instance_(random_instance()),
       client_(ctx.ioc, client_options(ctx.config)),
       lru_(static_cast<std::size_t>(ctx.config.cache.lru_capacity)) {
+  sets_.push_back(std::make_unique<counter_set>(
+      shared_counters{std::string(ce::redis_keys::quota_set), "quota", nullptr, {}, 0}, 0));
   client_.on_state_change([this](bool up) {
-    if (up) try_publish();
+    if (!up) return;
+    // Redis may have restarted empty: put every known contribution back, changed or not.
+    std::string resent;
+    for (auto& s : sets_) {
+      if (const auto n = s->sync.resend_all(); n > 0) {
+        resent += (resent.empty() ? "" : ", ") + std::to_string(n) + " " + s->label;
+      }
+    }
+    if (!resent.empty()) {
+      util::log::info("redis: connected, sending every known counter contribution again (" + resent + ")");
+    }
+    try_publish();
   });
   client_.start();
+}
+
+void redis_entitlements_sharing::share_counters(shared_counters set) {
+  if (set.counters == nullptr) return;
+  if (set.set == ce::redis_keys::quota_set) throw std::invalid_argument("shared counters: the quota key set is taken");
+  const auto follow_s = set.follow_s;
+  sets_.push_back(std::make_unique<counter_set>(std::move(set), follow_s));
 }
 
 redis_entitlements_sharing::~redis_entitlements_sharing() = default;
@@ -201,18 +246,27 @@ void redis_entitlements_sharing::publish_done(const snapshot_ptr& snap, bool pub
 void redis_entitlements_sharing::sync_quota(ce::quota_counters& counters) {
   const auto now = unix_now();
   if (now - last_expire_ >= 60) {
-    sync_.expire(now);
+    for (auto& s : sets_) s->sync.expire(now);
     last_expire_ = now;
   }
   if (to_publish_ && !publishing_) try_publish();
-  if (!client_.connected() || batches_in_flight_ > 0) return;
-  for (auto& batch : sync_.collect(counters)) {
+  sets_.front()->counters = &counters;
+  for (auto& s : sets_) sync_set(*s, now);
+}
+
+void redis_entitlements_sharing::sync_set(counter_set& s, std::int64_t now) {
+  // Reads are noted even while Redis is down, so those keys are followed once it returns.
+  if (s.take_reads) {
+    for (const auto& r : s.take_reads()) s.sync.follow(r.key, r.period_end, now);
+  }
+  if (!client_.connected() || s.batches_in_flight > 0) return;
+  for (auto& batch : s.sync.collect(*s.counters, now)) {
     auto pushes = std::make_shared<std::vector<ce::quota_push>>(std::move(batch));
     std::vector<std::string> args{"EVAL", std::string(ce::quota_sync_script())};
-    for (auto& a : ce::quota_sync::script_args(*pushes, keys_, instance_)) args.push_back(std::move(a));
-    ++batches_in_flight_;
-    client_.command(std::move(args), [this, pushes, &counters](net::redis_result r) {
-      --batches_in_flight_;
+    for (auto& a : ce::quota_sync::script_args(*pushes, keys_, instance_, s.set)) args.push_back(std::move(a));
+    ++s.batches_in_flight;
+    client_.command(std::move(args), [&s, pushes, counters = s.counters](net::redis_result r) {
+      --s.batches_in_flight;
       std::vector<std::int64_t> totals;
       bool ok = r.ok_reply() && r.reply.type == net::redis_value::kind::array;
       if (ok) {
@@ -221,10 +275,13 @@ void redis_entitlements_sharing::sync_quota(ce::quota_counters& counters) {
           totals.push_back(e.integer);
         }
       }
-      if (!ok || !sync_.applied(*pushes, totals, counters)) {
-        if (r.ok() && r.reply.is_error()) util::log::warn("redis: quota push refused: " + r.reply.str);
-        sync_.failed(*pushes);
+      if (!ok || !s.sync.applied(*pushes, totals, *counters)) {
+        if (r.ok() && r.reply.is_error()) util::log::warn("redis: " + s.label + " push refused: " + r.reply.str);
+        s.sync.failed(*pushes);
+        s.failed.inc();
+        return;
       }
+      s.ok.inc();
     });
   }
 }

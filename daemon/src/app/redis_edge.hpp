@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <unordered_set>
+#include <vector>
 
 #include "app/entitlements_sharing.hpp"
 #include "app/service.hpp"
@@ -30,10 +31,17 @@ namespace aforo::app {
 ///   Redis in the background (one fetch per id at a time), so the next request finds it. The
 ///   request path never waits on Redis. Absent customers are remembered too (negative entries).
 ///   Entries are fresh for entitlements.refresh_interval.
-/// - Quota: sync_quota pushes each key's contribution through core::entitlements::quota_sync
-///   (see there for why contributions, not INCRBY deltas, and how Redis restarts are reconciled).
-///   While Redis is unavailable nothing is taken: deltas stay pending in the counters and are
-///   pushed at the first sync after it returns. One round at a time.
+/// - Counters: sync_quota pushes each key's contribution through core::entitlements::quota_sync
+///   (see there for why contributions, not INCRBY deltas, and how Redis restarts are reconciled),
+///   for the quota counters (key set q:) and every set given to share_counters (e.g. the margin
+///   guard's COGS, m:), each set in its own rounds, one round at a time per set. While Redis is
+///   unavailable nothing is taken: deltas stay pending in the counters and are pushed at the first
+///   sync after it returns; on every (re)connection every known contribution is pushed again, so a
+///   Redis that restarted empty gets back the part of sidecars that had no new usage meanwhile
+///   (logged "redis: connected, sending every known counter contribution again (...)"). A refused
+///   push is logged ("redis: <set> push refused: ...") and sent again. Metric
+///   aforo_sidecar_redis_sync_pushes_total{counters="quota|cogs",result="ok|failed"} (one per
+///   script call, up to 200 keys each).
 /// - state(): "connected" | "unavailable".
 class redis_entitlements_sharing final : public entitlements_sharing {
  public:
@@ -45,6 +53,7 @@ class redis_entitlements_sharing final : public entitlements_sharing {
   [[nodiscard]] bool can_lookup() const override { return true; }
   void lookup_customer(std::string_view customer_id, lookup_done done) override;
   void sync_quota(core::entitlements::quota_counters& counters) override;
+  void share_counters(shared_counters set) override;
   [[nodiscard]] std::string_view state() const override;
 
   /// This process's field name in the quota hashes (random per start).
@@ -53,7 +62,9 @@ class redis_entitlements_sharing final : public entitlements_sharing {
  private:
   using clock = std::chrono::steady_clock;
   using snapshot_ptr = std::shared_ptr<const core::entitlements::snapshot>;
+  struct counter_set;
 
+  void sync_set(counter_set& s, std::int64_t now);
   void fetch(const std::string& id);
   void try_publish();
   void publish_chunk(snapshot_ptr snap, std::shared_ptr<std::vector<std::string>> ids, std::size_t from);
@@ -64,8 +75,7 @@ class redis_entitlements_sharing final : public entitlements_sharing {
   core::entitlements::redis_keys keys_;
   std::string instance_;
   net::redis_client client_;
-  core::entitlements::quota_sync sync_;
-  std::size_t batches_in_flight_ = 0;
+  std::vector<std::unique_ptr<counter_set>> sets_;  // [0] = quota; stable addresses for callbacks
   std::int64_t last_expire_ = 0;
   core::entitlements::lru_cache<std::string, customer_ptr, core::entitlements::string_hash, std::equal_to<>> lru_;
   std::unordered_set<std::string> fetching_;

@@ -11,10 +11,14 @@
 namespace aforo::app {
 
 void add_services(context& ctx, std::vector<std::unique_ptr<service>>& out) {
-  // With cache.redis set, decisions share snapshot entries and quota counters through Redis.
+  // With cache.redis set, decisions share snapshot entries and quota counters through Redis, and
+  // the margin guard its COGS over the same connection and sync tick. The sharing object is owned
+  // by the decision service, which is destroyed before the margin service (services are destroyed
+  // in list order).
   std::unique_ptr<entitlements_sharing> sharing;
   if (!ctx.config.cache.redis.empty()) sharing = std::make_unique<redis_entitlements_sharing>(ctx);
   auto margin = std::make_unique<margin_service>(ctx);
+  if (sharing) margin->share_cogs(*sharing);
   auto decisions = std::make_unique<decision_service>(ctx, std::move(sharing));
   auto handshake = std::make_unique<handshake_service>(ctx);
   auto pipeline = std::make_unique<pipeline_service>(ctx, handshake->status());

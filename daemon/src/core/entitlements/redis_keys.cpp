@@ -9,10 +9,10 @@ redis_keys::redis_keys(std::string_view tenant) {
   prefix_.push_back(':');
 }
 
-std::string redis_keys::quota(std::string_view counter_key) const {
+std::string redis_keys::counter(std::string_view set, std::string_view counter_key) const {
   std::string k;
-  k.reserve(prefix_.size() + 2 + counter_key.size());
-  k.append(prefix_).append("q:").append(counter_key);
+  k.reserve(prefix_.size() + set.size() + 1 + counter_key.size());
+  k.append(prefix_).append(set).append(":").append(counter_key);
   return k;
 }
 

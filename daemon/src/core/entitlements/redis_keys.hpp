@@ -1,5 +1,5 @@
-// Key names of the Redis edge cache: one prefix per tenant, then quota counters, the published
-// snapshot (one hash per version) and the publish lock.
+// Key names of the Redis edge cache: one prefix per tenant, then shared counters (quota, margin
+// COGS), the published snapshot (one hash per version) and the publish lock.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +13,8 @@ namespace aforo::core::entitlements {
 /// the tenant is unset):
 ///   q:{customer}:{feature}:{period}  quota counter: a hash sidecar instance -> its contribution
 ///                                    (the shared total is the sum), expires after its period
+///   m:{customer}:$cogs:{period}      margin guard COGS of one customer and period, in micro-units:
+///                                    the same hash layout and expiry as q: (see core::margin::cogs_ledger)
 ///   ent:version                      the snapshot version readers use
 ///   ent:v:{version}                  hash customer id -> customer entry JSON for that version
 ///   ent:lock                         short publish lock (value = the holder's instance id)
@@ -21,9 +23,18 @@ class redis_keys {
  public:
   explicit redis_keys(std::string_view tenant);
 
+  /// Counter sets: the letter after the prefix that keeps each set's keys apart.
+  static constexpr std::string_view quota_set = "q";
+  static constexpr std::string_view cogs_set = "m";
+
   [[nodiscard]] const std::string& prefix() const { return prefix_; }
+  /// A counter of the set `set` (quota_set, cogs_set): prefix + set + ":" + counter_key, where
   /// counter_key is quota_counters' "{customer}:{feature}:{period key}".
-  [[nodiscard]] std::string quota(std::string_view counter_key) const;
+  [[nodiscard]] std::string counter(std::string_view set, std::string_view counter_key) const;
+  /// counter(quota_set, counter_key).
+  [[nodiscard]] std::string quota(std::string_view counter_key) const { return counter(quota_set, counter_key); }
+  /// counter(cogs_set, counter_key); counter_key is cogs_ledger's "{customer}:$cogs:{period key}".
+  [[nodiscard]] std::string cogs(std::string_view counter_key) const { return counter(cogs_set, counter_key); }
   /// Inverse of quota(): the counter key, or nullopt when redis_key is not a quota key of this prefix.
   [[nodiscard]] std::optional<std::string_view> counter_key_of(std::string_view redis_key) const;
   [[nodiscard]] std::string snapshot_version() const;
