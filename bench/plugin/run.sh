@@ -42,6 +42,7 @@ pids=()
 cleanup() {
   "$root/tests/lua/nginx/stop.sh" "$work/on" >/dev/null 2>&1 || true
   "$root/tests/lua/nginx/stop.sh" "$work/off" >/dev/null 2>&1 || true
+  "$root/tests/lua/nginx/stop.sh" "$work/shim" >/dev/null 2>&1 || true
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   if [ -n "${KEEP_WORK:-}" ]; then echo "work dir kept: $work" >&2; else rm -rf "$work"; fi
@@ -90,9 +91,11 @@ if [ "${TRANSPORT:-tcp}" = unix ]; then sidecar_url="unix:$work/sidecar.sock"; e
 echo "plugin: sidecar_url $sidecar_url, entitlement ${AFORO_ENTITLEMENT:-true}, metering ${AFORO_METERING:-true}, \
 batch_size ${AFORO_BATCH_SIZE:-200}, flush_interval ${AFORO_FLUSH_INTERVAL:-250} ms"
 
-# The two proxies, each with its own upstream (tests/lua/nginx/start.sh), both up for the whole run.
+# The three proxies, each with its own upstream (tests/lua/nginx/start.sh), all up for the whole run:
+# off = nginx alone; shim = every phase through the PDK shim with no plugin (a stand-in for what Kong does
+# per request without this plugin); on = the plugin.
 declare -A port worker
-for mode in on off; do
+for mode in on shim off; do
   port[$mode]="$(free_port)"
   AFORO_PLUGIN=$mode AFORO_WORKERS=1 AFORO_LOG_LEVEL=notice \
     "$root/tests/lua/nginx/start.sh" "$work/$mode" "$sidecar_url" "${port[$mode]}" "$(free_port)" \
@@ -108,7 +111,7 @@ if curl -s -D - -o /dev/null -H 'X-Tenant-Id: cust_bench' "$(url on)$TARGET" | g
 fi
 
 # Warm-up: JIT traces, keepalive pools, the sidecar's caches.
-for mode in on off; do wrk -t1 -c4 -d2s -s "$here/proxy.lua" "$(url "$mode")" >/dev/null 2>&1; done
+for mode in on shim off; do wrk -t1 -c4 -d2s -s "$here/proxy.lua" "$(url "$mode")" >/dev/null 2>&1; done
 
 declare -A samples
 run() {  # MODE SHAPE -> one line, samples appended
@@ -133,7 +136,7 @@ run() {  # MODE SHAPE -> one line, samples appended
 printf "%-4s %-10s %9s %8s %8s %8s %8s %12s %12s %6s\n" plug shape "req/s" "p50 us" "p90 us" "p99 us" "max us" \
   "ngx us/req" "sidecar us/r" errors
 for r in $(seq 1 "$ROUNDS"); do
-  if [ $((r % 2)) = 1 ]; then order="off on"; else order="on off"; fi
+  if [ $((r % 2)) = 1 ]; then order="off shim on"; else order="on shim off"; fi
   for shape in c1 "c$CONNECTIONS"; do
     for mode in $order; do run "$mode" "$shape"; done
   done
@@ -145,6 +148,9 @@ sleep 1
 accepted="$(metric "$sc_port" aforo_sidecar_events_accepted_total)"
 delivered="$(metric "$sc_port" aforo_sidecar_events_delivered_total)"
 echo "sidecar: $accepted events accepted, $delivered delivered to the fake ingest"
+checks="$(curl -s "http://127.0.0.1:$sc_port/metrics" | awk '$1 ~ /^aforo_sidecar_checks_total/ { s += $2 } END { printf "%.0f\n", s }')"
+echo "sidecar: $checks checks answered, $(metric "$sc_port" aforo_sidecar_check_leased_requests_total) requests" \
+  "admitted under decision leases and reported"
 # Error lines other than the harness's /down-* instances (sidecar_url http://127.0.0.1:1, unreachable on purpose).
 unexpected="$(grep -E '\[(error|crit|alert|emerg)\]' "$work/on/logs/error.log" | grep -v 'unreachable at http://127.0.0.1:1:' || true)"
 [ -z "$unexpected" ] || { echo "plugin proxy error.log has unexpected errors:" >&2; head -5 <<<"$unexpected" >&2; }
@@ -158,6 +164,7 @@ cpu_add="$(echo "$(m on.$c.cpu) - $(m off.$c.cpu)" | bc -l)"
 verdict() { if [ "$(echo "$1" | bc -l)" = 1 ]; then echo met; else echo MISSED; fi; }
 echo
 echo "medians over $ROUNDS rounds (DURATION=$DURATION, 1 connection and $CONNECTIONS connections x $THREADS threads):"
+echo "against nginx alone (off), the issue's baseline:"
 printf "  1 conn p50: %s us bare, %s us plugin: %+.0f us (aim <= 50: %s)\n" "$(m off.c1.p50)" "$(m on.c1.p50)" \
   "$p50_add" "$(verdict "$p50_add <= 50")"
 printf "  1 conn p99: %s us bare, %s us plugin: %+.0f us (aim <= 150: %s)\n" "$(m off.c1.p99)" "$(m on.c1.p99)" \
@@ -166,3 +173,10 @@ printf "  %s conns req/s: %s bare, %s plugin: %.2f (aim >= 0.70: %s)\n" "$CONNEC
   "$(m on.$c.rps)" "$ratio" "$(verdict "$ratio >= 0.70")"
 printf "  nginx worker CPU per request at %s conns: %.1f us bare, %.1f us plugin (%+.1f us)\n" "$CONNECTIONS" \
   "$(m off.$c.cpu)" "$(m on.$c.cpu)" "$cpu_add"
+echo "against the same phases run through the PDK shim without the plugin (shim), the plugin's own cost:"
+printf "  1 conn p50: %s us shim, %+.0f us; p99: %s us shim, %+.0f us\n" "$(m shim.c1.p50)" \
+  "$(echo "$(m on.c1.p50) - $(m shim.c1.p50)" | bc -l)" "$(m shim.c1.p99)" \
+  "$(echo "$(m on.c1.p99) - $(m shim.c1.p99)" | bc -l)"
+printf "  %s conns req/s: %s shim: %.2f; worker CPU per request %.1f us shim (%+.1f us)\n" "$CONNECTIONS" \
+  "$(m shim.$c.rps)" "$(echo "$(m on.$c.rps) / $(m shim.$c.rps)" | bc -l)" "$(m shim.$c.cpu)" \
+  "$(echo "$(m on.$c.cpu) - $(m shim.$c.cpu)" | bc -l)"

@@ -48,7 +48,8 @@ features:
 /// The fake ingest, the sidecar and the nginx harness, started in that order and stopped in reverse.
 class e2e_env {
  public:
-  e2e_env() {
+  /// entitlements_extra: YAML lines added under the sidecar's `entitlements:` (two-space indented).
+  explicit e2e_env(const std::string& entitlements_extra = "") {
     ingest_ = std::make_unique<process>(std::vector<std::string>{fake_ingest_bin(), "--listen", "127.0.0.1:0",
                                                                  "--api-key", api_key, "--tenant", "tenant_e2e"});
     ingest_addr_ = ingest_->wait_for_listen();
@@ -56,7 +57,7 @@ class e2e_env {
     sidecar_ = std::make_unique<sidecar_process>(
         "aforo:\n  tenant_id: tenant_e2e\n  ingest_url: \"http://" + ingest_addr_ +
             "/v1/ingest/batch\"\n"
-            "entitlements:\n  source: \"file:" + snap + "\"\n"
+            "entitlements:\n  source: \"file:" + snap + "\"\n" + entitlements_extra +
             "batch:\n  flush_interval: 200ms\n",
         std::vector<std::string>{std::string("AFORO_API_KEY=") + api_key});
     nginx_port_ = free_port();
@@ -252,4 +253,44 @@ TEST_CASE("plugin: nginx reloads under load lose no events, and error.log holds 
   for (const auto& l : unexpected) all += l + "\n";
   INFO(all);
   CHECK(unexpected.empty());
+}
+
+TEST_CASE("plugin: decision leases spare most check round trips and the quota count stays exact",
+          "[plugin][e2e][lease]") {
+  e2e_env env("  lease_requests: 20\n  lease_ttl: 300ms\n");
+  const std::string allow_ok = R"(aforo_sidecar_checks_total{decision="allow",reason="ok"})";
+  long last_remaining = 100000;
+  // advanced_search is mapped by the prefix /v1/search: one lease covers every path under it.
+  for (int i = 0; i < 100; ++i) {
+    const auto r = get(env.proxy(), "/v1/search/items/" + std::to_string(i), {{"X-Tenant-Id", "cust_acme"}});
+    REQUIRE(r.status == 200);
+    CHECK(r.header("x-ratelimit-limit") == "100000");
+    const long remaining = std::stol(r.header("x-ratelimit-remaining"));
+    CHECK(remaining < last_remaining);  // counted down under a lease too
+    last_remaining = remaining;
+  }
+  // A lease of 20 is renewed with 5 left: one check per 16 requests, a few more if a slow machine lets
+  // a lease pass 3/4 of its 300 ms.
+  const double checks = env.sidecar().metric(allow_ok);
+  CHECK(checks >= 6);
+  CHECK(checks <= 25);
+
+  // After the lease expires, the next check reports what was admitted under it: the count is exact.
+  std::this_thread::sleep_for(400ms);
+  const auto r = get(env.proxy(), "/v1/search/other", {{"X-Tenant-Id", "cust_acme"}});
+  REQUIRE(r.status == 200);
+  CHECK(r.header("x-ratelimit-remaining") == std::to_string(100000 - 101));
+  CHECK(env.sidecar().metric("aforo_sidecar_check_leased_requests_total") == 101 - env.sidecar().metric(allow_ok));
+  CHECK(env.wait_events(101) == 101);  // every request metered, leased or not
+}
+
+TEST_CASE("plugin: a customer near its limit gets no lease and is held to the limit exactly", "[plugin][e2e][lease]") {
+  e2e_env env("  lease_requests: 20\n");
+  int allowed = 0;
+  for (int i = 0; i < 6; ++i) {
+    const auto r = get(env.proxy(), "/v1/search/items/1", {{"X-Tenant-Id", "cust_small"}});
+    if (r.status == 200) ++allowed;
+  }
+  CHECK(allowed == 3);  // limit 3 an hour: remaining / 64 is 0, every request asks
+  CHECK(env.sidecar().metric("aforo_sidecar_check_leases_total") == 0);
 }

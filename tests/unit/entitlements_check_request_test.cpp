@@ -73,3 +73,19 @@ TEST_CASE("check request: malformed bodies get clear errors", "[entitlements][ch
   CHECK(error_of("{\"customer_id\":\"c\",\"x\":" + std::string(10000, '[') + std::string(10000, ']') + "}") == "(ok)");
   CHECK(error_of("{\"customer_id\":\"\xff\"}").rfind("malformed JSON", 0) == 0);  // invalid UTF-8
 }
+
+TEST_CASE("check request: leased is an optional count of requests admitted under a lease", "[entitlements][check][lease]") {
+  std::string body = R"({"customer_id":"c","leased":49})";
+  check_request req;
+  REQUIRE_FALSE(parse(body, req).has_value());
+  CHECK(req.leased == 49);
+  CHECK(req.quantity == 1);
+  std::string none = R"({"customer_id":"c","leased":null})";
+  check_request req2;
+  REQUIRE_FALSE(parse(none, req2).has_value());
+  CHECK(req2.leased == 0);
+  CHECK(error_of(R"({"customer_id":"c","leased":-1})") == "leased must be an integer >= 0");
+  CHECK(error_of(R"({"customer_id":"c","leased":"3"})") == "leased must be an integer >= 0");
+  CHECK(error_of(R"({"customer_id":"c","leased":1.5})") == "leased must be an integer >= 0");
+  CHECK(error_of(R"({"customer_id":"c","leased":10000000000000})") == "leased must be at most 1000000000000");
+}

@@ -20,6 +20,8 @@ ce::engine_options options_of(const config::sidecar_config& c) {
   o.unknown_customer = c.entitlements.unknown_customer == config::unknown_customer_policy::allow
                            ? ce::unknown_customer_policy::allow
                            : ce::unknown_customer_policy::block;
+  o.lease_requests = c.entitlements.lease_requests;
+  o.lease_ttl_ms = c.entitlements.lease_ttl.count();
   return o;
 }
 
@@ -35,11 +37,12 @@ struct owned_check {
   std::string customer_id, feature, service, route, method, path, request_id;
   bool has_feature = false;
   std::int64_t quantity = 1;
+  std::int64_t leased = 0;
 
   explicit owned_check(const ce::check_request& r)
       : customer_id(r.customer_id), feature(r.feature.value_or("")), service(r.service), route(r.route),
         method(r.method), path(r.path), request_id(r.request_id), has_feature(r.feature.has_value()),
-        quantity(r.quantity) {}
+        quantity(r.quantity), leased(r.leased) {}
 
   [[nodiscard]] ce::check_request view() const {
     ce::check_request r;
@@ -51,6 +54,7 @@ struct owned_check {
     r.path = path;
     r.request_id = request_id;
     r.quantity = quantity;
+    r.leased = leased;
     return r;
   }
 };
@@ -67,6 +71,12 @@ struct decision_service::metrics_set {
       "aforo_sidecar_check_unavailable_total", "POST /v1/check answered 503 (no snapshot, or past max_stale).");
   util::counter_metric& bad_request = util::metrics().counter(
       "aforo_sidecar_check_bad_requests_total", "POST /v1/check answered 400 (malformed body).");
+  util::counter_metric& leases = util::metrics().counter(
+      "aforo_sidecar_check_leases_total",
+      "Allowed decisions that carried a decision lease (the plugin may admit further requests without asking).");
+  util::counter_metric& leased = util::metrics().counter(
+      "aforo_sidecar_check_leased_requests_total",
+      "Requests the plugin reported as admitted under decision leases (added to the quota counters).");
   util::counter_metric& loads = util::metrics().counter(
       "aforo_sidecar_entitlements_snapshot_loads_total", "Entitlement snapshots loaded from the source.");
   util::counter_metric& load_failures = util::metrics().counter(
@@ -222,6 +232,7 @@ void decision_service::handle_check(net::http_request& req, const net::respond_f
     metrics_->bad_request.inc();
     return respond(net::http_response::error(400, "bad_request", *err));
   }
+
   if (!snap_ || too_stale(started)) {
     metrics_->no_snapshot.inc();
     if (snap_ && !stale_logged_) {
@@ -233,6 +244,7 @@ void decision_service::handle_check(net::http_request& req, const net::respond_f
         503, "no_snapshot",
         snap_ ? "the entitlement snapshot is older than entitlements.max_stale" : "no entitlement snapshot loaded yet"));
   }
+  if (check.leased > 0) metrics_->leased.inc(static_cast<std::uint64_t>(check.leased));
   const ce::customer* cust = snap_->find_customer(check.customer_id);
   if (cust == nullptr && sharing_->can_lookup()) {
     // Not held locally: ask the shared store, then decide (the request buffer does not live that long).
@@ -261,6 +273,7 @@ void decision_service::handle_check(net::http_request& req, const net::respond_f
 
 void decision_service::finish(const ce::decision& d, clock::time_point started, const net::respond_fn& respond) {
   checks_counter(d).inc();
+  if (d.lease > 0) metrics_->leases.inc();
   net::http_response res;
   res.body.reserve(512);
   ce::encode_decision(d, res.body);

@@ -50,6 +50,8 @@ struct entitlements_config {
   millis max_stale{std::chrono::minutes(10)};
   unknown_customer_policy unknown_customer = unknown_customer_policy::block;
   std::uint32_t quota_warning_percent = 80; ///< used share of a limit that adds X-RateLimit-Warning
+  std::uint32_t lease_requests = 200;       ///< most requests a decision lease admits in the plugin; 0 = off
+  millis lease_ttl{std::chrono::seconds(1)};///< how long a decision lease lasts
 
   /// The path when source is "file:PATH", else empty.
   [[nodiscard]] std::string file_path() const {

@@ -291,6 +291,9 @@ void validate(const sidecar_config& c, std::vector<std::string>& errors) {
   if (c.entitlements.source != "control_plane" && (c.entitlements.source.rfind("file:", 0) != 0 || c.entitlements.source.size() == 5))
     fail("entitlements.source", "'" + c.entitlements.source + "' must be control_plane or file:PATH");
   if (c.entitlements.refresh_interval.count() < 100) fail("entitlements.refresh_interval", "must be at least 100ms");
+  if (c.entitlements.lease_requests > 100000) fail("entitlements.lease_requests", "must be from 0 (no leases) to 100000");
+  if (c.entitlements.lease_ttl.count() < 1 || c.entitlements.lease_ttl > std::chrono::minutes(1))
+    fail("entitlements.lease_ttl", "must be from 1ms to 1m");
   if (c.cache.lru_capacity < 1) fail("cache.lru_capacity", "must be at least 1");
   if (!c.cache.redis.empty() && c.cache.redis.rfind("redis://", 0) != 0 && c.cache.redis.rfind("unix:", 0) != 0)
     fail("cache.redis", "'" + c.cache.redis + "' must look like redis://host:port/db or unix:/path");

@@ -44,6 +44,8 @@ void visit_config(C& c, V& v) {
   v.duration("entitlements.max_stale", c.entitlements.max_stale, reload::live);
   v.choice("entitlements.unknown_customer", c.entitlements.unknown_customer, choices<unknown_customer_policy>{{"block", unknown_customer_policy::block}, {"allow", unknown_customer_policy::allow}}, reload::live);
   v.percent("entitlements.quota_warning", c.entitlements.quota_warning_percent, reload::live);
+  v.count("entitlements.lease_requests", c.entitlements.lease_requests, reload::live);
+  v.duration("entitlements.lease_ttl", c.entitlements.lease_ttl, reload::live);
 
   v.text("cache.redis", c.cache.redis, reload::restart);
   v.count("cache.lru_capacity", c.cache.lru_capacity, reload::restart);

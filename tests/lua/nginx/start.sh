@@ -24,7 +24,9 @@
 #                              nginx -p PREFIX -c PREFIX/conf/nginx.conf -s reload; graceful stop = SIGQUIT.
 #                              The backends always daemonize (stop.sh stops them).
 #   AFORO_WORKERS=1            worker_processes
-#   AFORO_PLUGIN=on            off: the same nginx without the plugin (the benchmark's baseline)
+#   AFORO_PLUGIN=on            off: the same nginx without the plugin and without Lua (the benchmark's
+#                              baseline); shim: every phase runs through the PDK shim as Kong would, but
+#                              the plugin is never called (Kong's own per-request work, roughly)
 #   AFORO_LOG_LEVEL=notice     error_log level (notice shows the "connected to sidecar" line)
 #   AFORO_TIMEOUT=50 AFORO_FLUSH_INTERVAL=250 AFORO_BATCH_SIZE=200 AFORO_BUFFER_MAX_SIZE=10000
 #   AFORO_ENTITLEMENT=true AFORO_METERING=true
@@ -109,9 +111,11 @@ return {
 }
 EOF
 
-if [ "$PLUGIN" = on ]; then
-  cat > "$PREFIX/conf/plugin_init.conf" <<'EOF'
-init_by_lua_block { require("aforo_shim.runner").setup(require("aforo_confs")) }
+if [ "$PLUGIN" = on ] || [ "$PLUGIN" = shim ]; then
+  noop=false
+  [ "$PLUGIN" = shim ] && noop=true
+  cat > "$PREFIX/conf/plugin_init.conf" <<EOF
+init_by_lua_block { require("aforo_shim.runner").setup(require("aforo_confs"), { noop = $noop }) }
 init_worker_by_lua_block { require("aforo_shim.runner").init_worker() }
 EOF
   for inst in default fail_closed down_allow down_block; do

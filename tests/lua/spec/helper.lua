@@ -16,7 +16,7 @@ _G.aforo_spec_helper = helper
 local PLUGIN_MODULES = {
   "kong.plugins.aforo-metering.handler", "kong.plugins.aforo-metering.buffer",
   "kong.plugins.aforo-metering.event", "kong.plugins.aforo-metering.client",
-  "kong.plugins.aforo-metering.schema",
+  "kong.plugins.aforo-metering.schema", "kong.plugins.aforo-metering.lease",
 }
 
 

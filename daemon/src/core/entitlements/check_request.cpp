@@ -11,7 +11,9 @@ namespace aforo::core::entitlements {
 
 namespace {
 
-enum class field : std::uint8_t { none, customer_id, feature, service, route, method, path, request_id, quantity };
+enum class field : std::uint8_t { none, customer_id, feature, service, route, method, path, request_id, quantity, leased };
+
+constexpr bool integer_field(field f) { return f == field::quantity || f == field::leased; }
 
 struct field_spec {
   std::string_view name;
@@ -24,6 +26,7 @@ constexpr field_spec fields[] = {
     {"service", field::service, max_name_len},                {"route", field::route, max_name_len},
     {"method", field::method, max_method_len},                {"path", field::path, max_path_len},
     {"request_id", field::request_id, max_name_len},          {"quantity", field::quantity, 0},
+    {"leased", field::leased, 0},
 };
 
 // SAX handler: only the top-level object's members are read; nested values of unknown keys are
@@ -55,10 +58,10 @@ struct handler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, handler> {
     current = nullptr;  // null = absent
     return true;
   }
-  bool Bool(bool) { return at_value() ? type_error(current->f == field::quantity ? "an integer >= 0" : "a string") : true; }
+  bool Bool(bool) { return at_value() ? type_error(integer_field(current->f) ? "an integer >= 0" : "a string") : true; }
   bool number(double v, bool exact_int, std::int64_t i) {
     if (!at_value()) return true;
-    if (current->f != field::quantity) return type_error("a string");
+    if (!integer_field(current->f)) return type_error("a string");
     if (!exact_int) {
       if (!(v >= 0 && v <= static_cast<double>(max_quantity) && std::floor(v) == v)) {
         return type_error("an integer >= 0");
@@ -67,7 +70,7 @@ struct handler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, handler> {
     }
     if (i < 0) return type_error("an integer >= 0");
     if (i > max_quantity) return type_error("at most 1000000000000");
-    out.quantity = i;
+    (current->f == field::leased ? out.leased : out.quantity) = i;
     current = nullptr;
     return true;
   }
@@ -81,7 +84,7 @@ struct handler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, handler> {
 
   bool String(const char* s, rapidjson::SizeType len, bool) {
     if (!at_value()) return true;
-    if (current->f == field::quantity) return type_error("an integer >= 0");
+    if (integer_field(current->f)) return type_error("an integer >= 0");
     if (len > current->max_len) {
       return fail(std::string(current->name) + " is longer than " + std::to_string(current->max_len) + " characters");
     }
@@ -105,7 +108,7 @@ struct handler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, handler> {
   }
 
   bool StartObject() {
-    if (at_value()) return type_error(current->f == field::quantity ? "an integer >= 0" : "a string");
+    if (at_value()) return type_error(integer_field(current->f) ? "an integer >= 0" : "a string");
     ++depth;
     return true;
   }
@@ -127,7 +130,7 @@ struct handler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, handler> {
   }
   bool StartArray() {
     if (depth == 0) return fail("the body must be a JSON object");
-    if (at_value()) return type_error(current->f == field::quantity ? "an integer >= 0" : "a string");
+    if (at_value()) return type_error(integer_field(current->f) ? "an integer >= 0" : "a string");
     ++depth;
     return true;
   }

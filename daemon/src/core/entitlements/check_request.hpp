@@ -19,6 +19,9 @@ struct check_request {
   std::string_view path;
   std::string_view request_id;
   std::int64_t quantity = 1;                ///< integer 0..10^12
+  /// Requests the plugin admitted under the previous decision lease of this customer and key and
+  /// has not reported yet (decision_engine adds them to the quota counter); integer 0..10^12.
+  std::int64_t leased = 0;
 };
 
 /// Field limits (characters).

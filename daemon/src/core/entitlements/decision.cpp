@@ -152,6 +152,18 @@ void encode_decision(const decision& d, std::string& out) {
   out.append(R"(,"upstream_headers":)");
   append_headers(out, d.upstream_headers);
   if (d.shadow) out.append(R"(,"shadow":true)");
+  if (d.lease > 0) {
+    out.append(R"(,"lease":{"requests":)");
+    append_int(out, d.lease);
+    out.append(R"(,"ttl_ms":)");
+    append_int(out, d.lease_ttl_ms);
+    out.append(R"(,"scope":")").append(d.lease_scope).push_back('"');
+    if (d.lease_scope == "prefix") {
+      out.append(R"(,"prefix":)");
+      append_json_string(out, d.lease_prefix);
+    }
+    out.push_back('}');
+  }
   out.append(R"(,"cache":)");
   append_json_string(out, d.cache);
   out.push_back('}');

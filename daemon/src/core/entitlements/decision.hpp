@@ -75,6 +75,14 @@ struct decision {
   std::int64_t retry_after = 0;              ///< seconds; > 0 only on a 429
   bool shadow = false;                       ///< mode shadow: would have denied, allowed anyway
   std::string_view cache = "hit";            ///< "hit" | "stale" | "miss"
+  /// A decision lease (see decision_engine): the plugin may admit this many further requests of
+  /// the same customer and key within lease_ttl_ms without asking; 0 = no lease.
+  std::int64_t lease = 0;
+  std::int64_t lease_ttl_ms = 0;
+  /// What the lease covers besides customer, service, route, method: "route" (every path),
+  /// "prefix" (paths under lease_prefix) or "path" (this path only).
+  std::string_view lease_scope = "route";
+  std::string_view lease_prefix;             ///< points into the snapshot's rules
   header_list headers;                       ///< for the client response
   header_list upstream_headers;              ///< for the request sent upstream
   // For metering, not part of the JSON:
@@ -85,7 +93,8 @@ struct decision {
 /// Appends the decision as the JSON of contracts §2 to out (reuse one buffer: no allocation once
 /// it has grown). Keys without a value (plan, feature, remaining_quota, quota_reset) are omitted
 /// rather than null, because Lua's cjson decodes null to a truthy sentinel. "shadow":true is
-/// added only in shadow mode. Thread-safe.
+/// added only in shadow mode; "lease":{"requests":N,"ttl_ms":T,"scope":"route"|"prefix"|"path"}
+/// (with "prefix":P for scope prefix) only when a lease is granted. Thread-safe.
 void encode_decision(const decision& d, std::string& out);
 
 /// Appends s as a JSON string literal (quotes included, control characters escaped).

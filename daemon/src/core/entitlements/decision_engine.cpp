@@ -36,6 +36,25 @@ void decision_engine::deny(decision& d, verdict kind, int status, reason why, st
   if (retry_after > 0) d.headers.add("Retry-After", retry_after);
 }
 
+void decision_engine::grant_lease(decision& d, const check_request& req, std::span<const feature_rule> rules) const {
+  if (options_.lease_requests <= 0 || !d.allowed || d.shadow || req.quantity != 1 || d.cache != "hit") return;
+  if (d.margin == margin_level::l2 || d.margin == margin_level::l3) return;
+  std::int64_t n = options_.lease_requests;
+  if (d.remaining_quota) n = std::min(n, *d.remaining_quota / lease_quota_divisor);
+  if (n <= 0) return;
+  d.lease = n;
+  d.lease_ttl_ms = options_.lease_ttl_ms;
+  const mapping_scope scope = scope_of_mapping(rules, req.feature, {req.service, req.route, req.method, req.path});
+  switch (scope.scope) {
+    case mapping_scope::kind::route: d.lease_scope = "route"; break;
+    case mapping_scope::kind::prefix:
+      d.lease_scope = "prefix";
+      d.lease_prefix = scope.prefix;
+      break;
+    case mapping_scope::kind::path: d.lease_scope = "path"; break;
+  }
+}
+
 std::optional<decision> decision_engine::decide(const check_request& req, const snapshot* snap, quota_counters& quota,
                                                 std::int64_t now, std::string_view cache_state,
                                                 margin_hook* margin) const {
@@ -77,6 +96,8 @@ decision decision_engine::decide_for(const check_request& req, std::span<const f
       deny(d, verdict::block, 403, reason::feature_not_entitled, 0);
       return d;
     }
+    // Requests the plugin admitted under its last lease of this key happened: count them first.
+    if (req.leased > 0 && fe->limit) quota.consume(req.customer_id, rf.feature, fe->period, req.leased, now);
   }
 
   bool margin_alert = false;
@@ -129,6 +150,7 @@ decision decision_engine::decide_for(const check_request& req, std::span<const f
     d.why = reason::margin_alert;
     d.upstream_headers.add("X-Margin-Guard-Warning", "margin-low");
   }
+  grant_lease(d, req, rules);
   return d;
 }
 

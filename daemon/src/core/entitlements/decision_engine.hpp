@@ -17,11 +17,18 @@ namespace aforo::core::entitlements {
 enum class enforcement_mode : std::uint8_t { enforce, shadow };
 enum class unknown_customer_policy : std::uint8_t { block, allow };
 
-/// From the sidecar config: `mode` and `entitlements.unknown_customer`.
+/// From the sidecar config: `mode`, `entitlements.unknown_customer`, `entitlements.lease_requests`
+/// and `entitlements.lease_ttl`.
 struct engine_options {
   enforcement_mode mode = enforcement_mode::enforce;
   unknown_customer_policy unknown_customer = unknown_customer_policy::block;
+  std::int64_t lease_requests = 0;  ///< most requests one lease admits; 0 = no leases
+  std::int64_t lease_ttl_ms = 1000;
 };
+
+/// A lease on a limited feature admits at most remaining / lease_quota_divisor requests, so the
+/// leases of up to this many plugin workers together stay within the remaining quota.
+inline constexpr std::int64_t lease_quota_divisor = 64;
 
 /// What the margin guard is asked about: an entitled, active customer about to use a feature.
 struct margin_query {
@@ -54,6 +61,19 @@ class margin_hook {
 /// entitlement -> margin guard -> quota. A request that maps to no feature is allowed without
 /// quota. A denied request consumes no quota. In shadow mode a would-deny keeps its reason and
 /// is answered allowed with shadow = true (and no Retry-After or guard headers for the client).
+///
+/// Decision leases: the check round trip is most of what the plugin costs a Kong worker, so an
+/// allowed decision may carry a lease: the plugin's worker may admit up to `lease` further
+/// requests of the same customer, service, route and method whose path is in the lease's scope
+/// (scope_of_mapping: any path, the paths under the matched rule's prefix, or this path) for
+/// lease_ttl_ms without asking, applying the same headers, and reports how many it
+/// admitted in `leased` on its next check of that key, which adds them to the quota counter. A lease
+/// is granted only to a plain allow (ok, quota_warning or margin_alert; never in shadow, on a
+/// throttle or block, at margin L2/L3, for an unknown customer or from a stale or missing
+/// snapshot entry) for a request of quantity 1; on a limited feature it is at most
+/// remaining / lease_quota_divisor. Bounds: a change of snapshot or margin level reaches a key
+/// within lease_ttl_ms; the quota counter lags by what the workers admitted under leases not yet
+/// reported (each lease at most remaining / 64, so up to 64 workers cannot pass the limit).
 /// Stateless apart from the options; not thread-safe only through the quota and hook it is given.
 class decision_engine {
  public:
@@ -75,6 +95,7 @@ class decision_engine {
 
  private:
   void deny(decision& d, verdict kind, int status, reason why, std::int64_t retry_after) const;
+  void grant_lease(decision& d, const check_request& req, std::span<const feature_rule> rules) const;
 
   engine_options options_;
 };

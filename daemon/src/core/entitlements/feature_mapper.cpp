@@ -24,7 +24,8 @@ bool path_has_prefix(std::string_view path, std::string_view prefix) {
   return path.size() == prefix.size() || prefix.back() == '/' || path[prefix.size()] == '/';
 }
 
-bool rule_matches(const rule_match& m, const route_info& r) {
+namespace {
+bool matches_except_path(const rule_match& m, const route_info& r) {
   if (!m.service.empty() && m.service != r.service) return false;
   if (!m.route.empty() && m.route != r.route) return false;
   if (!m.methods.empty()) {
@@ -37,7 +38,33 @@ bool rule_matches(const rule_match& m, const route_info& r) {
     }
     if (!any) return false;
   }
-  return path_has_prefix(r.path, m.path_prefix);
+  return true;
+}
+}  // namespace
+
+bool rule_matches(const rule_match& m, const route_info& r) {
+  return matches_except_path(m, r) && path_has_prefix(r.path, m.path_prefix);
+}
+
+mapping_scope scope_of_mapping(std::span<const feature_rule> rules, std::optional<std::string_view> explicit_feature,
+                               const route_info& r) {
+  if (explicit_feature && !explicit_feature->empty()) return {};
+  bool any_candidate = false;
+  for (std::size_t i = 0; i < rules.size(); ++i) {
+    const rule_match& m = rules[i].match;
+    if (!matches_except_path(m, r)) continue;
+    if (!any_candidate && m.path_prefix.empty()) return {};  // matches every path first
+    any_candidate = true;
+    if (!path_has_prefix(r.path, m.path_prefix)) continue;
+    // The matched rule, with prefix P: safe unless an earlier candidate's prefix lies under P.
+    for (std::size_t j = 0; j < i; ++j) {
+      const rule_match& e = rules[j].match;
+      if (matches_except_path(e, r) && path_has_prefix(e.path_prefix, m.path_prefix))
+        return {mapping_scope::kind::path, {}};
+    }
+    return {mapping_scope::kind::prefix, m.path_prefix};
+  }
+  return any_candidate ? mapping_scope{mapping_scope::kind::path, {}} : mapping_scope{};
 }
 
 const feature_rule* map_feature(std::span<const feature_rule> rules, const route_info& r) {

@@ -2,6 +2,7 @@
 // plugin's explicit feature.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <span>
 #include <string_view>
@@ -33,6 +34,24 @@ struct resolved_feature {
 
 /// The first matching rule in file order, or null.
 [[nodiscard]] const feature_rule* map_feature(std::span<const feature_rule> rules, const route_info& r);
+
+/// Which other requests of the same service, route and method map to the same feature as this
+/// one (what a decision lease may cover): every path (route), the paths under a prefix, or only
+/// this path.
+struct mapping_scope {
+  enum class kind : std::uint8_t { route, prefix, path };
+  kind scope = kind::route;
+  std::string_view prefix;  ///< for kind::prefix: the matched rule's path_prefix (points into rules)
+};
+
+/// The scope of resolve_feature's answer among requests differing only in path. Among the rules
+/// whose service, route and methods match ("candidates"): an explicit feature, or a first
+/// candidate without a path prefix (it matches every path), or no candidate at all -> route. A
+/// request matched by a candidate with prefix P -> prefix P, unless an earlier candidate's prefix
+/// lies under P (some paths under P map to that one instead) -> path. Unmatched while candidates
+/// exist -> path.
+[[nodiscard]] mapping_scope scope_of_mapping(std::span<const feature_rule> rules,
+                                             std::optional<std::string_view> explicit_feature, const route_info& r);
 
 /// The explicit feature when given (its rule = the first rule naming that feature, for metric and
 /// cost), else the first matching rule's feature. Pure; the result points into `rules`.

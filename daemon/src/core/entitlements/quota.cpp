@@ -53,6 +53,17 @@ quota_result quota_counters::check_and_consume(std::string_view customer, std::s
   return r;
 }
 
+void quota_counters::consume(std::string_view customer, std::string_view feature, period_kind period,
+                             std::int64_t quantity, std::int64_t now) {
+  if (quantity <= 0) return;
+  const period_window w = period_of(period, now);
+  make_key(key_buf_, customer, feature, w.key());
+  auto it = counters_.find(std::string_view(key_buf_));
+  if (it == counters_.end()) it = counters_.emplace(key_buf_, counter{0, 0, w.end, false}).first;
+  it->second.pending += quantity;
+  mark_dirty(*it);
+}
+
 std::int64_t quota_counters::used(std::string_view key) const {
   auto it = counters_.find(key);
   return it == counters_.end() ? 0 : it->second.remote + it->second.pending;

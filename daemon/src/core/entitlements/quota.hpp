@@ -60,6 +60,11 @@ class quota_counters {
   quota_result check_and_consume(std::string_view customer, std::string_view feature, std::int64_t limit,
                                  period_kind period, std::int64_t quantity, std::int64_t now);
 
+  /// Adds `quantity` (>= 0) to the counter of the period containing `now` whether or not it fits
+  /// the limit: usage that already happened (requests admitted under a decision lease).
+  void consume(std::string_view customer, std::string_view feature, period_kind period, std::int64_t quantity,
+               std::int64_t now);
+
   /// The local view of a key's usage (remote total + pending), 0 when unknown.
   [[nodiscard]] std::int64_t used(std::string_view key) const;
 

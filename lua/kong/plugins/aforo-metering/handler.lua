@@ -4,10 +4,21 @@
 -- disk spool): it identifies the customer, asks POST /v1/check, applies the
 -- decision, and hands one JSON event per request to a per-worker buffer that
 -- timers flush to POST /v1/ingest/batch. Contracts §2, §7, §8.
+--
+-- Decision leases: the check round trip is most of what the plugin costs a
+-- worker, so an allowed decision may carry "lease":{"requests":N,"ttl_ms":T,
+-- "scope":"route"|"prefix"|"path"[,"prefix":P]}. The worker then admits up to
+-- N further requests of the same customer, service, route, method and
+-- configured feature whose path is in scope within T ms without asking, with
+-- the same headers (X-RateLimit-Remaining counted down), and reports how many
+-- it admitted in "leased" on its next check (lease.lua). The sidecar decides
+-- when to lease (entitlements.lease_requests, lease_ttl; 0 turns leasing off)
+-- and bounds a lease by the remaining quota.
 local cjson = require "cjson.safe"
 local client = require "kong.plugins.aforo-metering.client"
 local buffer = require "kong.plugins.aforo-metering.buffer"
 local event = require "kong.plugins.aforo-metering.event"
+local leases = require "kong.plugins.aforo-metering.lease"
 
 local kong = kong
 local ngx = ngx
@@ -271,13 +282,18 @@ local function request_id(ctx)
 end
 
 
-local function fallback(conf, ctx, err)
-  ctx.fallback = true
+local function log_unreachable(conf, err)
   local n = may_log("unreachable:" .. conf.sidecar_url)
   if n then
     log.err("ERROR sidecar unreachable at ", conf.sidecar_url, ": ", err,
             " (fallback_on_error=", conf.fallback_on_error, ")", suppressed_note(n))
   end
+end
+
+
+local function fallback(conf, ctx, err)
+  ctx.fallback = true
+  log_unreachable(conf, err)
   if conf.fallback_on_error == "block" then
     return kong.response.exit(503, {
       message = "usage check unavailable", reason = "sidecar_unavailable", retry_after = 0 })
@@ -331,29 +347,68 @@ local function apply(ctx, decision)
 end
 
 
+-- A request admitted under a lease: the decision's headers, remaining quota counted down.
+local function apply_lease(ctx, lease)
+  local headers = lease.headers
+  if headers then
+    local remaining = lease.remaining
+    if remaining then
+      headers["X-RateLimit-Remaining"] = tostring(max(remaining - (lease.granted - lease.left), 0))
+    end
+    ctx.headers = headers
+  end
+  local upstream = lease.upstream
+  if upstream then
+    for k, v in pairs(upstream) do
+      kong.service.request.set_header(k, v)
+    end
+  end
+end
+
+
 local function check(conf, ctx, customer_id, path)
   local s = state_for(conf)
   local service, route = route_names()
   ctx.service, ctx.route = service, route
+  local method = kong.request.get_method()
+
+  local now = ngx.now()
+  local route_key = customer_id .. "\0" .. (service or "") .. "\0" .. (route or "") .. "\0" .. method
+                    .. "\0" .. s.feature_json
+  local lease = leases.find(route_key, path)
+  local used = 0
+  if lease then
+    if leases.admit(lease, now) then
+      return apply_lease(ctx, lease)
+    end
+    used = leases.take(lease)
+  end
+
   local body = '{"customer_id":' .. quote(customer_id)
     .. ',"feature":' .. s.feature_json
     .. ',"service":' .. (service and quote(service) or "null")
     .. ',"route":' .. (route and quote(route) or "null")
-    .. ',"method":' .. quote(kong.request.get_method())
+    .. ',"method":' .. quote(method)
     .. ',"path":' .. quote(path)
-    .. ',"quantity":1,"request_id":' .. quote(request_id(ctx)) .. "}"
+    .. ',"quantity":1,"request_id":' .. quote(request_id(ctx))
+    .. (used > 0 and ',"leased":' .. used .. "}" or "}")
 
   local status, resp = client.request(conf.sidecar_url, "POST", CHECK_PATH, body, s.check_opts)
-  if not status then
-    return fallback(conf, ctx, resp)
-  end
-  if status ~= 200 then
-    return fallback(conf, ctx, "HTTP " .. status)
-  end
-  local decision = decode(resp)
+  local decision = status == 200 and decode(resp)
   if type(decision) ~= "table" then
-    return fallback(conf, ctx, "invalid JSON in /v1/check response")
+    local err = not status and resp or (status ~= 200 and "HTTP " .. status)
+                or "invalid JSON in /v1/check response"
+    if lease then
+      leases.untake(lease, used)
+      -- A renewal failed while the lease still holds: it admits until it runs out.
+      if leases.admit(lease, ngx.now(), true) then
+        log_unreachable(conf, err)
+        return apply_lease(ctx, lease)
+      end
+    end
+    return fallback(conf, ctx, err)
   end
+  leases.settle(lease, route_key, path, decision.lease, decision, now)
   return apply(ctx, decision)
 end
 

@@ -11,6 +11,10 @@
 -- its defaults filled, like Kong's DAO does. TEST-ONLY: the X-Test-Consumer
 -- request header "username" or "username;custom_id" plays an authenticated
 -- consumer (Kong's auth plugins set it in real deployments).
+--
+-- setup(named, { noop = true }) runs every phase as Kong would (PDK, ctx,
+-- route and consumer) but never calls the plugin: the benchmark's stand-in
+-- for Kong's own per-request work without this plugin.
 local pdk = require "aforo_shim.pdk"
 local schema_check = require "aforo_shim.schema"
 
@@ -20,6 +24,7 @@ local ngx = ngx
 local _M = {}
 
 local handler
+local noop = false
 local instances = {} -- name -> { conf, service, route }
 
 
@@ -40,7 +45,8 @@ end
 
 --- Validates every instance's config against schema.lua and loads the handler.
 -- Errors at startup, like Kong refusing an invalid declarative config.
-function _M.setup(named)
+function _M.setup(named, opts)
+  noop = opts and opts.noop or false
   pdk.install()
   local schema = require "kong.plugins.aforo-metering.schema"
   for name, inst in pairs(named) do
@@ -63,6 +69,9 @@ end
 
 
 function _M.init_worker()
+  if noop then
+    return
+  end
   if handler.init_worker then
     handler:init_worker()
   end
@@ -91,11 +100,18 @@ function _M.access(name)
   ctx.service = inst.service
   ctx.route = inst.route
   ctx.authenticated_consumer = consumer_from_header()
+  if noop then
+    return
+  end
   return handler:access(inst.conf)
 end
 
 
 function _M.header_filter(name)
+  local conf = instance(name).conf
+  if noop then
+    return conf
+  end
   if handler.header_filter then
     return handler:header_filter(instance(name).conf)
   end
@@ -103,7 +119,11 @@ end
 
 
 function _M.log(name)
-  return handler:log(instance(name).conf)
+  local conf = instance(name).conf
+  if noop then
+    return conf
+  end
+  return handler:log(conf)
 end
 
 

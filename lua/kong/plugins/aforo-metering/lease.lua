@@ -1,0 +1,244 @@
+-- Decision leases of one worker (see handler.lua): what the sidecar let this
+-- worker admit without asking, and how many it admitted and has not reported.
+--
+-- A lease covers one customer, service, route, method and configured feature
+-- (the route key) and, by its scope, every path ("route"), the paths under a
+-- prefix ("prefix", segment-aware like the sidecar's feature rules) or one
+-- path ("path"). Route and prefix leases sit in a small list per route key;
+-- path leases under route key .. "\0" .. path.
+local pairs = pairs
+local tonumber = tonumber
+local type = type
+local next = next
+local sub = string.sub
+local floor = math.floor
+
+local SWEEP_SLOTS = 10000 -- route keys and path leases past which expired leases are dropped
+local SWEEP_EVERY_S = 10   -- and at least this often
+
+local _M = {}
+
+local by_route = {} -- route key -> array of leases of scope route (prefix "") and prefix
+local by_path = {}  -- route key .. "\0" .. path -> lease of scope path
+local slots = 0
+local sweep_at, next_sweep = SWEEP_SLOTS, 0
+
+
+-- "/v1/a" covers "/v1/a" and "/v1/a/x", not "/v1/ab"; "" covers every path.
+local function covers(prefix, path)
+  local n = #prefix
+  if n == 0 then
+    return true
+  end
+  if sub(path, 1, n) ~= prefix then
+    return false
+  end
+  local nxt = sub(path, n + 1, n + 1)
+  return nxt == "" or nxt == "/" or sub(prefix, n, n) == "/"
+end
+
+
+--- The lease covering this request, or nil.
+function _M.find(route_key, path)
+  local group = by_route[route_key]
+  if group then
+    for i = 1, #group do
+      local l = group[i]
+      if covers(l.prefix, path) then
+        return l
+      end
+    end
+  end
+  return by_path[route_key .. "\0" .. path]
+end
+
+
+--- Admits one request under the lease when it can: returns true (counted),
+-- or false when the request must ask the sidecar. From a quarter left or a
+-- quarter of the lifetime left, one request asks (renews) while the others
+-- keep using what is left; `anyway` skips that (a renewal that failed).
+function _M.admit(l, now, anyway)
+  if l.left <= 0 or l.expires <= now then
+    return false
+  end
+  if not anyway and not l.renewing and (l.left <= l.low or now >= l.renew_at) then
+    return false
+  end
+  l.left = l.left - 1
+  l.used = l.used + 1
+  return true
+end
+
+
+--- Marks the lease as being renewed and takes its unreported count (the
+-- caller reports it, or gives it back with untake when the check fails).
+function _M.take(l)
+  local used = l.used
+  l.used = 0
+  l.renewing = true
+  return used
+end
+
+
+--- A check failed: the count goes back to the lease, reported next time.
+function _M.untake(l, used)
+  l.used = l.used + used
+  l.renewing = nil
+end
+
+
+local function unlink(l)
+  if l.path_key then
+    if by_path[l.path_key] == l then
+      by_path[l.path_key] = nil
+      slots = slots - 1
+    end
+    return
+  end
+  local group = l.group
+  for i = 1, #group do
+    if group[i] == l then
+      table.remove(group, i)
+      break
+    end
+  end
+  if #group == 0 and by_route[l.route_key] == group then
+    by_route[l.route_key] = nil
+    slots = slots - 1
+  end
+end
+
+
+local function sweep(now)
+  local n = 0
+  for k, l in pairs(by_path) do
+    if l.expires <= now then
+      by_path[k] = nil
+    else
+      n = n + 1
+    end
+  end
+  for k, group in pairs(by_route) do
+    for i = #group, 1, -1 do
+      if group[i].expires <= now then
+        table.remove(group, i)
+      end
+    end
+    if #group == 0 then
+      by_route[k] = nil
+    else
+      n = n + 1
+    end
+  end
+  slots = n
+  -- Live leases are kept: sweeping again only once their number doubled keeps inserts O(1) amortized.
+  sweep_at = math.max(SWEEP_SLOTS, 2 * n)
+  next_sweep = now + SWEEP_EVERY_S
+end
+
+
+local function link(l, route_key, path, now)
+  if slots >= sweep_at or now >= next_sweep then
+    -- Expired leases nobody asked about since: their unreported counts are lost (the customer has
+    -- not come back on that key for a whole sweep period).
+    sweep(now)
+  end
+  if l.scope == "path" then
+    local k = route_key .. "\0" .. path
+    local old = by_path[k]
+    if old then
+      l.used = l.used + old.used
+      old.used = 0
+    else
+      slots = slots + 1
+    end
+    l.path_key = k
+    by_path[k] = l
+    return
+  end
+  local group = by_route[route_key]
+  if not group then
+    group = {}
+    by_route[route_key] = group
+    slots = slots + 1
+  end
+  l.group, l.route_key = group, route_key
+  for i = 1, #group do
+    local old = group[i]
+    if old.prefix == l.prefix then
+      l.used = l.used + old.used
+      old.used = 0
+      group[i] = l
+      return
+    end
+  end
+  group[#group + 1] = l
+end
+
+
+--- Applies the answer of a check: a new lease replaces the one the request
+-- found (old, may be nil), which hands on its count; without a new lease the
+-- old one admits nothing more (the sidecar's latest answer governs) but keeps
+-- its count for the next check. Malformed leases are ignored.
+-- @param grant the decision's lease table, or nil
+-- @param decision the decision (headers, upstream_headers, remaining_quota)
+function _M.settle(old, route_key, path, grant, decision, now)
+  if old then
+    old.renewing = nil
+  end
+  local n = type(grant) == "table" and tonumber(grant.requests)
+  local ttl = n and tonumber(grant.ttl_ms)
+  local scope = n and grant.scope
+  local prefix = ""
+  if scope == "prefix" then
+    prefix = grant.prefix
+    if type(prefix) ~= "string" then
+      scope = nil
+    end
+  elseif scope ~= "route" and scope ~= "path" then
+    scope = nil
+  end
+  if not n or n < 1 or not ttl or ttl <= 0 or not scope or decision.allowed ~= true then
+    if old then
+      old.left = 0
+    end
+    return nil
+  end
+  local headers, upstream = decision.headers, decision.upstream_headers
+  if type(headers) ~= "table" or not next(headers) then
+    headers = nil
+  end
+  if type(upstream) ~= "table" or not next(upstream) then
+    upstream = nil
+  end
+  n = floor(n)
+  local l = {
+    scope = scope, prefix = prefix, left = n, granted = n, low = floor(n / 2), used = 0,
+    expires = now + ttl / 1000, renew_at = now + ttl * 0.75 / 1000,
+    remaining = tonumber(decision.remaining_quota), headers = headers, upstream = upstream,
+  }
+  if old then
+    unlink(old)
+    l.used = old.used
+    old.used = 0
+    old.left = 0
+  end
+  link(l, route_key, path, now)
+  return l
+end
+
+
+--- Every lease of the worker, for specs: returns the number of slots in use.
+function _M._slots()
+  return slots
+end
+
+
+--- Forgets every lease (specs).
+function _M._reset()
+  by_route, by_path, slots = {}, {}, 0
+  sweep_at, next_sweep = SWEEP_SLOTS, 0
+end
+
+
+return _M
