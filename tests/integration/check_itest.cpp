@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <thread>
 
@@ -140,9 +141,26 @@ TEST_CASE("check: feature_not_entitled is 403, subscription_inactive 402, unknow
     CHECK(d["status"].GetInt() == 402);
     CHECK_FALSE(d["allowed"].GetBool());
   }
-  // past_due within grace is served.
-  d = json_of(c.post("/v1/check", check_body("cust_late", R"("service":"search","path":"/v1/basic")")));
-  CHECK(d["allowed"].GetBool());
+  // past_due within grace is served. The example's grace_until is a fixed date: move it 30 days past
+  // today so that the test does not expire with the calendar.
+  {
+    std::string text = example_snapshot();
+    const std::string fixed = "2026-12-15T00:00:00Z";
+    const auto at = text.find(fixed);
+    REQUIRE(at != std::string::npos);
+    const std::time_t later = std::time(nullptr) + 30 * 86400;
+    std::tm tm{};
+    gmtime_r(&later, &tm);
+    char iso[32];
+    std::strftime(iso, sizeof iso, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    text.replace(at, fixed.size(), iso);
+    temp_dir dir;
+    const auto snap = dir.write("snapshot.yaml", text);
+    sidecar_process graced("entitlements:\n  source: \"file:" + snap + "\"\n");
+    auto g = graced.client();
+    d = json_of(g.post("/v1/check", check_body("cust_late", R"("service":"search","path":"/v1/basic")")));
+    CHECK(d["allowed"].GetBool());
+  }
 
   d = json_of(c.post("/v1/check", check_body("cust_nobody")));
   CHECK(str(d, "reason") == "unknown_customer");
