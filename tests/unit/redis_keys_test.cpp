@@ -46,3 +46,14 @@ TEST_CASE("redis keys: COGS counters have their own key set beside the quota cou
   CHECK(k.cogs("c:f:2026-11") != k.quota("c:f:2026-11"));
   CHECK_FALSE(k.counter_key_of(k.cogs("c:f:2026-11")));  // not a quota key
 }
+
+TEST_CASE("redis keys: margin notices are per customer, guard and period, apart from the COGS counters",
+          "[redis][keys]") {
+  const redis_keys k("acme");
+  CHECK(k.margin_notice("cust_1", "default", "2026-11") == "aforo:acme:mn:cust_1:default:2026-11");
+  CHECK(k.margin_notice("cust_1", "default", "2026-12") != k.margin_notice("cust_1", "default", "2026-11"));
+  CHECK(k.margin_notice("cust_1", "strict", "2026-11") != k.margin_notice("cust_1", "default", "2026-11"));
+  CHECK(k.margin_notice("cust_1", "default", "") == "aforo:acme:mn:cust_1:default:");  // no revenue period
+  CHECK(k.margin_notice("c", "g", "p").rfind(k.cogs(""), 0) != 0);  // not under m:
+  CHECK(redis_keys("").margin_notice("c", "g", "p") != k.margin_notice("c", "g", "p"));
+}

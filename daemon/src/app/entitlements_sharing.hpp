@@ -16,6 +16,10 @@
 #include "core/entitlements/redis_quota_sync.hpp"
 #include "core/entitlements/snapshot.hpp"
 
+namespace aforo::core::margin {
+struct level_change;
+}
+
 namespace aforo::app {
 
 /// A set of counters shared like the quota counters, under its own key set (e.g. the margin
@@ -30,6 +34,13 @@ struct shared_counters {
   /// Seconds a key's shared total is re-read at every sync after its last local activity (delta or
   /// read); 0 = only when this sidecar's contribution changes (as quota). See quota_sync.
   std::int64_t follow_s = 0;
+};
+
+/// How a claim on a margin level-change webhook ended (entitlements_sharing::claim_level_notice).
+enum class notice_claim : std::uint8_t {
+  claimed,            ///< this sidecar sends it
+  claimed_elsewhere,  ///< another sidecar of the cluster told it (or a later level) already
+  unavailable,        ///< the shared store did not answer (down, timeout, error): send anyway
 };
 
 /// Threading: every member is called on the io thread, and every callback must run there too.
@@ -63,6 +74,15 @@ class entitlements_sharing {
   /// same connection). Call at wiring, before start. Without a shared store: nothing (the
   /// counters stay local).
   virtual void share_counters(shared_counters set) { (void)set; }
+
+  /// Claims the webhook of a margin level change for this sidecar, so the sidecars that all see
+  /// the change send it once (core::margin::notice_due). `done` is called exactly once on the io
+  /// thread, possibly before this returns. Without a shared store: claimed (every sidecar is alone).
+  virtual void claim_level_notice(const core::margin::level_change& change,
+                                  std::function<void(notice_claim)> done) {
+    (void)change;
+    done(notice_claim::claimed);
+  }
 
   /// The handshake's "redis" value: "connected" | "unavailable" | "disabled"; empty = leave it to
   /// whoever else reports Redis.

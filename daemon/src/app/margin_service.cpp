@@ -47,6 +47,9 @@ struct margin_service::metrics_set {
   util::counter_metric& reload_ok = reloads("ok");
   util::counter_metric& reload_error = reloads("error");
   std::array<util::counter_metric*, 4> changes{&change("NONE"), &change("L1"), &change("L2"), &change("L3")};
+  util::counter_metric* claimed = nullptr;  // registered by claim_webhooks (cache.redis set)
+  util::counter_metric* claimed_elsewhere = nullptr;
+  util::counter_metric* claim_unavailable = nullptr;
 
   static util::counter_metric& reloads(const char* result) {
     return util::metrics().counter("aforo_sidecar_margin_guard_reloads_total",
@@ -57,6 +60,12 @@ struct margin_service::metrics_set {
     return util::metrics().counter("aforo_sidecar_margin_level_changes_total",
                                    "Margin guard level changes by the level entered.",
                                    std::string("level=\"") + level + "\"");
+  }
+  static util::counter_metric& claims(const char* result) {
+    return util::metrics().counter("aforo_sidecar_margin_webhook_claims_total",
+                                   "Level changes with webhooks claimed in Redis, by result (claimed: sent from here; "
+                                   "claimed_elsewhere: sent by another sidecar; unavailable: sent anyway).",
+                                   std::string("result=\"") + result + "\"");
   }
 };
 
@@ -131,6 +140,13 @@ void margin_service::share_cogs(entitlements_sharing& sharing) {
   sharing.share_counters(std::move(set));
 }
 
+void margin_service::claim_webhooks(entitlements_sharing& sharing) {
+  claims_ = &sharing;
+  metrics_->claimed = &metrics_set::claims("claimed");
+  metrics_->claimed_elsewhere = &metrics_set::claims("claimed_elsewhere");
+  metrics_->claim_unavailable = &metrics_set::claims("unavailable");
+}
+
 void margin_service::start() { schedule_reload(); }
 
 void margin_service::schedule_reload() {
@@ -168,6 +184,8 @@ void margin_service::reload(const config::sidecar_config& next) {
 }
 
 void margin_service::stop(std::function<void()> done) {
+  stopped_ = true;
+  alive_.reset();
   timer_.cancel();
   webhooks_->shutdown();
   done();
@@ -190,11 +208,39 @@ ce::margin_verdict margin_service::evaluate(const ce::margin_query& q) {
 }
 
 void margin_service::handle_changes(std::vector<cm::level_change> changes) {
-  for (const auto& c : changes) {
-    util::log::info(cm::describe(c));
+  for (auto& c : changes) {
+    util::log::info(cm::describe(c));  // per sidecar, whoever sends the webhook
     metrics_->changes[static_cast<std::size_t>(c.to)]->inc();
-    if (!c.notify.empty()) webhooks_->send(c);
+    if (c.notify.empty() || stopped_) continue;
+    if (claims_ != nullptr) {
+      notify_once(std::move(c));
+    } else {
+      webhooks_->send(c);
+    }
   }
+}
+
+void margin_service::notify_once(cm::level_change change) {
+  auto c = std::make_shared<const cm::level_change>(std::move(change));
+  claims_->claim_level_notice(*c, [this, alive = std::weak_ptr<int>(alive_), c](notice_claim r) {
+    if (alive.expired() || stopped_) return;
+    switch (r) {
+      case notice_claim::claimed:
+        metrics_->claimed->inc();
+        webhooks_->send(*c);
+        break;
+      case notice_claim::claimed_elsewhere:
+        metrics_->claimed_elsewhere->inc();
+        webhooks_->skip(*c);
+        break;
+      case notice_claim::unavailable:
+        metrics_->claim_unavailable->inc();
+        util::log::info("margin guard: webhook for " + c->customer_id + " " + std::string(ce::to_string(c->to)) +
+                        " sent without a cluster claim (redis unavailable); other sidecars may send it too");
+        webhooks_->send(*c);
+        break;
+    }
+  });
 }
 
 margin_costs margin_service::price(const std::vector<core::accepted_event>& events) const {

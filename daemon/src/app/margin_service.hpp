@@ -45,7 +45,8 @@ using margin_costs = std::vector<margin_cost>;
 ///   logs its errors once (until the file changes again). SIGHUP (reload()) re-reads at once.
 /// - Level changes: one log line each ("margin guard: cust_x L1 (margin 28.5% < 30%) [guard
 ///   default]"), aforo_sidecar_margin_level_changes_total{level}, and (not in shadow) one signed
-///   webhook per notify URL, sent after the request is answered.
+///   webhook per notify URL, sent after the request is answered (once per cluster with
+///   cache.redis, see below).
 /// - Metrics: aforo_sidecar_margin_level{level="L1|L2|L3"} (customers per level),
 ///   aforo_sidecar_margin_guards (guards in force), aforo_sidecar_margin_guard_reloads_total{result}.
 /// - Sharing: without cache.redis, COGS is local to this sidecar. With it (share_cogs), the
@@ -58,9 +59,22 @@ using margin_costs = std::vector<margin_cost>;
 ///   cache.sync_interval (plus a Redis round trip, plus that sidecar's own custody delay); the first
 ///   check after a longer quiet spell may use the view of then, and is current one sync later.
 ///   Redis down: every sidecar evaluates its last shared view + its own costs since, keeps them
-///   pending and pushes them when Redis returns; no error reaches a caller. Level changes are still
-///   reported by each sidecar that sees them. Pushes are counted in
+///   pending and pushes them when Redis returns; no error reaches a caller. Level changes are
+///   logged by each sidecar that sees them. Pushes are counted in
 ///   aforo_sidecar_redis_sync_pushes_total{counters="cogs",result}.
+/// - Webhooks once per cluster: with cache.redis (claim_webhooks), a level change's webhooks go
+///   out from one sidecar: after the request is answered, each sidecar that sees the change claims
+///   it in Redis (entitlements_sharing::claim_level_notice, rule core::margin::notice_due: each
+///   level entered is told once per cluster, again after the customer left it and came back) and
+///   only the one whose claim succeeds sends; the others count
+///   aforo_sidecar_margin_webhooks_total{result="claimed_elsewhere"}. Redis down, the claim timed
+///   out (cache.redis_timeout) or refused: the sidecar sends anyway (at least once, never lost;
+///   the receiver may get one per sidecar) and logs it; such a send is not recorded in Redis, and
+///   a notice lost with a Redis restarted empty is gone too, so a sidecar seeing the change later
+///   may tell it again. The log line and level-change metrics stay per sidecar: each sidecar logs
+///   the changes it sees. Claims are counted in
+///   aforo_sidecar_margin_webhook_claims_total{result="claimed|claimed_elsewhere|unavailable"}.
+///   Without cache.redis every sidecar sends the webhooks of the changes it sees.
 /// Threading: io thread only.
 class margin_service final : public service, public core::entitlements::margin_hook {
  public:
@@ -81,6 +95,11 @@ class margin_service final : public service, public core::entitlements::margin_h
   /// Shares COGS through `sharing` (cache.redis set; see Sharing above). Call once at wiring,
   /// before start; `sharing` keeps a pointer to the ledger and must be destroyed before this.
   void share_cogs(entitlements_sharing& sharing);
+
+  /// Claims each level change's webhooks through `sharing` before sending them (cache.redis set;
+  /// see Webhooks once per cluster above). Call once at wiring, before start; `sharing` must stay
+  /// alive until this service is stopped.
+  void claim_webhooks(entitlements_sharing& sharing);
 
   // service
   void register_routes(net::router& /*routes*/) override {}
@@ -113,6 +132,7 @@ class margin_service final : public service, public core::entitlements::margin_h
   void schedule_reload();
   void on_tick();
   void handle_changes(std::vector<core::margin::level_change> changes);
+  void notify_once(core::margin::level_change change);
   [[nodiscard]] std::optional<file_stamp> stamp_of(const std::string& path) const;
 
   context& ctx_;
@@ -122,6 +142,9 @@ class margin_service final : public service, public core::entitlements::margin_h
   core::margin::margin_guard guard_;
   snapshot_provider snapshot_;
   std::unique_ptr<margin_webhook_sender> webhooks_;
+  entitlements_sharing* claims_ = nullptr;   // null: no shared store, every change is sent here
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // claim replies after stop do nothing
+  bool stopped_ = false;
   std::unique_ptr<metrics_set> metrics_;
   boost::asio::steady_timer timer_;
   std::int64_t last_expire_ = 0;

@@ -42,7 +42,8 @@ bool retryable(const net::client_result& r) {
 
 util::counter_metric& outcome(const char* result) {
   return util::metrics().counter("aforo_sidecar_margin_webhooks_total",
-                                 "Margin guard level-change webhooks by outcome (sent, or failed after retries).",
+                                 "Margin guard level-change webhooks by outcome (sent, failed after retries, or "
+                                 "claimed_elsewhere: sent by another sidecar of the cluster).",
                                  std::string("result=\"") + result + "\"");
 }
 
@@ -71,7 +72,11 @@ struct margin_webhook_sender::delivery {
 };
 
 margin_webhook_sender::margin_webhook_sender(boost::asio::io_context& ioc, std::string secret, std::string ca_file)
-    : ioc_(ioc), secret_(std::move(secret)), sent_(outcome("sent")), failed_(outcome("failed")) {
+    : ioc_(ioc),
+      secret_(std::move(secret)),
+      sent_(outcome("sent")),
+      failed_(outcome("failed")),
+      claimed_elsewhere_(outcome("claimed_elsewhere")) {
   net::client_options o;
   o.ca_file = std::move(ca_file);
   o.connect_timeout = std::chrono::seconds(5);
@@ -92,6 +97,10 @@ void margin_webhook_sender::send(const core::margin::level_change& change) {
     ++in_flight_;
     attempt(std::move(d));
   }
+}
+
+void margin_webhook_sender::skip(const core::margin::level_change& change) {
+  claimed_elsewhere_.inc(change.notify.size());
 }
 
 void margin_webhook_sender::attempt(std::shared_ptr<delivery> d) {

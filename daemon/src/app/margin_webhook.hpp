@@ -32,7 +32,9 @@ namespace aforo::app {
 /// (omitted when no secret is configured; a warning is logged at start). Up to 4 attempts, 1 s,
 /// 2 s, 4 s apart, on a network error, 408, 429 or 5xx; each attempt is re-stamped and re-signed.
 /// Other statuses fail at once. Outcomes are counted in aforo_sidecar_margin_webhooks_total
-/// {result="sent|failed"}; a failure is logged with the URL's host only.
+/// {result="sent|failed|claimed_elsewhere"} (one per change and URL; claimed_elsewhere: left to
+/// the sidecar of the cluster that claimed the change, see skip); a failure is logged with the
+/// URL's host only.
 /// Threading: io thread only; everything runs as completions on the io_context.
 class margin_webhook_sender {
  public:
@@ -41,6 +43,9 @@ class margin_webhook_sender {
 
   /// Queues the change for every URL in change.notify; returns at once.
   void send(const core::margin::level_change& change);
+
+  /// Counts the change's webhooks as claimed_elsewhere (another sidecar sends them); sends nothing.
+  void skip(const core::margin::level_change& change);
 
   /// Replaces the signing secret (config reload).
   void set_secret(std::string secret) { secret_ = std::move(secret); }
@@ -61,6 +66,7 @@ class margin_webhook_sender {
   std::unique_ptr<net::http_client> client_;
   util::counter_metric& sent_;
   util::counter_metric& failed_;
+  util::counter_metric& claimed_elsewhere_;
   std::size_t in_flight_ = 0;
   std::set<std::shared_ptr<delivery>> live_;          // waiting for a retry timer
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "core/entitlements/redis_customer_entry.hpp"
+#include "core/margin/level_notice.hpp"
 #include "util/log.hpp"
 #include "util/metrics.hpp"
 
@@ -284,6 +285,22 @@ void redis_entitlements_sharing::sync_set(counter_set& s, std::int64_t now) {
       s.ok.inc();
     });
   }
+}
+
+// ---- margin guard notices --------------------------------------------------------------------
+
+void redis_entitlements_sharing::claim_level_notice(const core::margin::level_change& change,
+                                                    std::function<void(notice_claim)> done) {
+  std::vector<std::string> args{"EVAL", std::string(core::margin::notice_claim_script())};
+  for (auto& a : core::margin::notice_claim_args(change, keys_, instance_, unix_now())) args.push_back(std::move(a));
+  // Not connected fails at once (from the loop, not from inside command()): sent anyway.
+  client_.command(std::move(args), [done = std::move(done)](net::redis_result r) {
+    if (!r.ok_reply() || r.reply.type != net::redis_value::kind::integer) {
+      if (r.ok() && r.reply.is_error()) util::log::warn("redis: margin notice claim refused: " + r.reply.str);
+      return done(notice_claim::unavailable);
+    }
+    done(r.reply.integer == 1 ? notice_claim::claimed : notice_claim::claimed_elsewhere);
+  });
 }
 
 }  // namespace aforo::app

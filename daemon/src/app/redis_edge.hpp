@@ -42,6 +42,10 @@ namespace aforo::app {
 ///   push is logged ("redis: <set> push refused: ...") and sent again. Metric
 ///   aforo_sidecar_redis_sync_pushes_total{counters="quota|cogs",result="ok|failed"} (one per
 ///   script call, up to 200 keys each).
+/// - Level-change webhooks: claim_level_notice runs core::margin::notice_claim_script on the
+///   notice key (redis_keys::margin_notice) with this sidecar's instance id; a reply of 1 is
+///   claimed, 0 claimed_elsewhere, anything else (not connected, cache.redis_timeout, an error
+///   reply) unavailable. Never on the request path: the margin service claims after answering.
 /// - state(): "connected" | "unavailable".
 class redis_entitlements_sharing final : public entitlements_sharing {
  public:
@@ -54,6 +58,7 @@ class redis_entitlements_sharing final : public entitlements_sharing {
   void lookup_customer(std::string_view customer_id, lookup_done done) override;
   void sync_quota(core::entitlements::quota_counters& counters) override;
   void share_counters(shared_counters set) override;
+  void claim_level_notice(const core::margin::level_change& change, std::function<void(notice_claim)> done) override;
   [[nodiscard]] std::string_view state() const override;
 
   /// This process's field name in the quota hashes (random per start).

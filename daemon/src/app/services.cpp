@@ -18,7 +18,10 @@ void add_services(context& ctx, std::vector<std::unique_ptr<service>>& out) {
   std::unique_ptr<entitlements_sharing> sharing;
   if (!ctx.config.cache.redis.empty()) sharing = std::make_unique<redis_entitlements_sharing>(ctx);
   auto margin = std::make_unique<margin_service>(ctx);
-  if (sharing) margin->share_cogs(*sharing);
+  if (sharing) {
+    margin->share_cogs(*sharing);
+    margin->claim_webhooks(*sharing);  // one webhook per level change per cluster
+  }
   auto decisions = std::make_unique<decision_service>(ctx, std::move(sharing));
   auto handshake = std::make_unique<handshake_service>(ctx);
   auto pipeline = std::make_unique<pipeline_service>(ctx, handshake->status());

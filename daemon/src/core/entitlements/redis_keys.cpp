@@ -24,6 +24,14 @@ std::optional<std::string_view> redis_keys::counter_key_of(std::string_view redi
   return redis_key.substr(prefix_.size() + 2);
 }
 
+std::string redis_keys::margin_notice(std::string_view customer, std::string_view guard,
+                                      std::string_view period) const {
+  std::string k;
+  k.reserve(prefix_.size() + 6 + customer.size() + guard.size() + period.size());
+  k.append(prefix_).append("mn:").append(customer).append(":").append(guard).append(":").append(period);
+  return k;
+}
+
 std::string redis_keys::snapshot_version() const { return prefix_ + "ent:version"; }
 
 std::string redis_keys::snapshot_hash_prefix() const { return prefix_ + "ent:v:"; }

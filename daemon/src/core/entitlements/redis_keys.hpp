@@ -1,5 +1,5 @@
 // Key names of the Redis edge cache: one prefix per tenant, then shared counters (quota, margin
-// COGS), the published snapshot (one hash per version) and the publish lock.
+// COGS), margin guard notices, the published snapshot (one hash per version) and the publish lock.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +15,12 @@ namespace aforo::core::entitlements {
 ///                                    (the shared total is the sum), expires after its period
 ///   m:{customer}:$cogs:{period}      margin guard COGS of one customer and period, in micro-units:
 ///                                    the same hash layout and expiry as q: (see core::margin::cogs_ledger)
+///   mn:{customer}:{guard}:{period}   margin guard notice: the level whose webhook the cluster last
+///                                    sent for this customer, guard and revenue period, as
+///                                    "{level}:{instance}" (level 0..3 = NONE..L3, instance = the
+///                                    sidecar that claimed it); expires a margin after the period.
+///                                    Claimed with core::margin::notice_claim_script (see
+///                                    core/margin/level_notice.hpp for the rule)
 ///   ent:version                      the snapshot version readers use
 ///   ent:v:{version}                  hash customer id -> customer entry JSON for that version
 ///   ent:lock                         short publish lock (value = the holder's instance id)
@@ -37,6 +43,10 @@ class redis_keys {
   [[nodiscard]] std::string cogs(std::string_view counter_key) const { return counter(cogs_set, counter_key); }
   /// Inverse of quota(): the counter key, or nullopt when redis_key is not a quota key of this prefix.
   [[nodiscard]] std::optional<std::string_view> counter_key_of(std::string_view redis_key) const;
+  /// The margin guard's notice key of one customer, guard and revenue period key ("2026-11"; empty
+  /// when the customer has no revenue): prefix + "mn:{customer}:{guard}:{period}".
+  [[nodiscard]] std::string margin_notice(std::string_view customer, std::string_view guard,
+                                          std::string_view period) const;
   [[nodiscard]] std::string snapshot_version() const;
   /// The hash holding one version's customers; snapshot_hash_prefix() + version.
   [[nodiscard]] std::string snapshot_hash(std::string_view version) const;

@@ -33,7 +33,7 @@ const guard* margin_guard::find_guard(const ce::margin_query& q) const {
 }
 
 void margin_guard::report(const guard& g, std::string_view customer, margin_level from, margin_level to,
-                          micros revenue, micros cogs, std::string_view period, std::int64_t now) {
+                          micros revenue, micros cogs, const ce::period_window& window, std::int64_t now) {
   level_change c;
   c.guard_id = g.id;
   c.customer_id = std::string(customer);
@@ -45,7 +45,8 @@ void margin_guard::report(const guard& g, std::string_view customer, margin_leve
   c.min_margin_bp = g.min_margin_bp;
   c.revenue = revenue;
   c.cogs = cogs;
-  c.period = std::string(period);
+  c.period = std::string(window.key());
+  c.period_end = window.end;
   c.at = now;
   if (g.mode != guard_mode::shadow && g.level_1) c.notify = g.level_1->notify;
   changes_.push_back(std::move(c));
@@ -78,7 +79,7 @@ ce::margin_verdict margin_guard::evaluate_at(const ce::margin_query& q, std::int
   }
   customer_state& st = it->second;
   if (level != st.level) {
-    report(*g, q.customer_id, st.level, level, revenue, cogs, window.key(), q.now);
+    report(*g, q.customer_id, st.level, level, revenue, cogs, window, q.now);
     if (level == margin_level::l2 && g->level_2) st.bucket.reset(g->level_2->throttle_rate, now_ms);
     st.level = level;
   }

@@ -32,6 +32,7 @@ struct level_change {
   micros revenue = 0;
   micros cogs = 0;
   std::string period;                      ///< the revenue period's key, e.g. "2026-11"
+  std::int64_t period_end = 0;             ///< unix seconds (exclusive); 0 when the customer has no revenue
   std::int64_t at = 0;                     ///< unix seconds
   std::vector<std::string> notify;         ///< level_1.notify; empty in shadow mode
 };
@@ -94,7 +95,7 @@ class margin_guard final : public entitlements::margin_hook {
 
   [[nodiscard]] const guard* find_guard(const entitlements::margin_query& q) const;
   void report(const guard& g, std::string_view customer, margin_level from, margin_level to, micros revenue,
-              micros cogs, std::string_view period, std::int64_t now);
+              micros cogs, const entitlements::period_window& window, std::int64_t now);
 
   guard_set guards_;
   std::vector<state_map> states_;   // parallel to guards_.guards
