@@ -1,22 +1,34 @@
-// Beast listener and session (the shape of Beast's async server examples), one template for TCP and
-// unix sockets. Errors are error_code values; nothing here throws after startup.
+// Listener and session, one template for TCP and unix sockets. Beast's basic_parser reads each
+// request straight into the connection's http_request; each response is a Beast message the connection
+// reuses (http_wire), serialized by Beast and written at once when the socket takes it. A request whose body is
+// already buffered, a response the socket takes whole and a keep-alive turn cost no extra completion,
+// timer operation or allocation. Errors are error_code values; nothing here throws after startup.
 #include "net/http_server.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <boost/asio/dispatch.hpp>
+#include <boost/asio/basic_waitable_timer.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/read_size.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/basic_parser.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/serializer.hpp>
+#include <boost/beast/http/write.hpp>
 #include <list>
 #include <optional>
 #include <stdexcept>
-#include <variant>
+#include <type_traits>
 
+#include "net/http_wire.hpp"
 #include "util/log.hpp"
 #include "util/metrics.hpp"
 
@@ -54,11 +66,79 @@ server_metrics& smetrics() {
   return m;
 }
 
-bool safe_header_value(std::string_view v) {
-  for (unsigned char c : v)
-    if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
-  return true;
+// Every socket, acceptor and timer names the io_context's executor type rather than any_io_executor,
+// which would copy and destroy a type-erased executor in every operation.
+using executor = asio::io_context::executor_type;
+template <class Protocol>
+using acceptor_of = asio::basic_socket_acceptor<Protocol, executor>;
+template <class Protocol>
+using socket_of = asio::basic_stream_socket<Protocol, executor>;
+using deadline_clock = std::chrono::steady_clock;
+using timer_type = asio::basic_waitable_timer<deadline_clock, asio::wait_traits<deadline_clock>, executor>;
+
+std::string_view trim(std::string_view v) {
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  return v;
 }
+
+// Parses one request into the connection's http_request, overwriting the strings of the previous one
+// so their capacity is reused. Beast's basic_parser does the parsing and enforces the body and header
+// limits; this only stores what it reports, as Beast's own request parser would (values trimmed).
+class request_parser final : public http::basic_parser<true> {
+ public:
+  explicit request_parser(http_request& req) : req_(req) { req_.body.clear(); }
+
+  [[nodiscard]] unsigned http_version() const { return version_; }
+  /// The first Expect header asked for "100-continue".
+  [[nodiscard]] bool expects_continue() const { return expect_continue_; }
+
+ private:
+  void on_request_impl(http::verb, beast::string_view method, beast::string_view target, int version,
+                       error_code&) override {
+    req_.method.assign(method.data(), method.size());
+    req_.target.assign(target.data(), target.size());
+    version_ = static_cast<unsigned>(version);
+  }
+  void on_response_impl(int, beast::string_view, int, error_code&) override {}
+  void on_field_impl(http::field name, beast::string_view name_sv, beast::string_view value_sv, error_code&) override {
+    const std::string_view name_string(name_sv.data(), name_sv.size());
+    const std::string_view value = trim(std::string_view(value_sv.data(), value_sv.size()));
+    if (fields_ < req_.headers.size()) {
+      req_.headers[fields_].first.assign(name_string);
+      req_.headers[fields_].second.assign(value);
+    } else {
+      req_.headers.emplace_back(name_string, value);
+    }
+    ++fields_;
+    if (name == http::field::expect && !expect_seen_) {
+      expect_seen_ = true;
+      expect_continue_ = beast::iequals(beast::string_view(value.data(), value.size()), "100-continue");
+    }
+  }
+  void on_header_impl(error_code&) override {
+    req_.headers.erase(req_.headers.begin() + static_cast<std::ptrdiff_t>(fields_), req_.headers.end());
+  }
+  void on_body_init_impl(const boost::optional<std::uint64_t>& length, error_code&) override {
+    if (length) req_.body.reserve(static_cast<std::size_t>(*length));  // at most body_limit
+  }
+  std::size_t on_body_impl(beast::string_view body, error_code&) override {
+    req_.body.append(body.data(), body.size());
+    return body.size();
+  }
+  void on_chunk_header_impl(std::uint64_t, beast::string_view, error_code&) override {}
+  std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view body, error_code&) override {
+    req_.body.append(body.data(), body.size());
+    return body.size();
+  }
+  void on_finish_impl(error_code&) override {}
+
+  http_request& req_;
+  std::size_t fields_ = 0;
+  unsigned version_ = 11;
+  bool expect_seen_ = false;
+  bool expect_continue_ = false;
+};
 
 }  // namespace
 
@@ -75,8 +155,8 @@ struct http_server::state : std::enable_shared_from_this<http_server::state> {
   bool stopping = false;
   std::function<void()> on_drained;
   std::list<std::weak_ptr<session_base>> sessions;
-  std::vector<std::unique_ptr<tcp::acceptor>> tcp_acceptors;
-  std::vector<std::unique_ptr<unix_proto::acceptor>> unix_acceptors;
+  std::vector<std::unique_ptr<acceptor_of<tcp>>> tcp_acceptors;
+  std::vector<std::unique_ptr<acceptor_of<unix_proto>>> unix_acceptors;
   std::vector<std::string> unix_paths;
 
   state(asio::io_context& io, const router& r, server_limits l) : ioc(io), routes(r), limits(l) {}
@@ -97,69 +177,128 @@ struct http_server::state : std::enable_shared_from_this<http_server::state> {
 
 namespace {
 
+// One connection. Everything runs on the io thread. A request's life: begin_request (fresh parser, read
+// deadline) -> process (parse what is buffered, read more) -> serve (route) -> respond -> write; when
+// the response goes out at once, process carries on with the next request without a round trip through
+// the io_context.
 template <class Protocol>
 class session : public session_base, public std::enable_shared_from_this<session<Protocol>> {
  public:
-  using stream_type = beast::basic_stream<Protocol, asio::any_io_executor, beast::unlimited_rate_policy>;
+  using socket_type = socket_of<Protocol>;
 
-  session(typename Protocol::socket&& socket, std::shared_ptr<http_server::state> st)
-      : stream_(std::move(socket)), state_(std::move(st)) {}
+  session(socket_type&& socket, std::shared_ptr<http_server::state> st)
+      : socket_(std::move(socket)), timer_(socket_.get_executor()), state_(std::move(st)) {}
 
   ~session() override { state_->session_closed(); }
 
   void run() {
     smetrics().connections.add(1);
     smetrics().accepted.inc();
-    asio::dispatch(stream_.get_executor(), [self = this->shared_from_this()] { self->do_read(); });
+    // Writes are tried at once (write_some) and fall back to async_write only when the socket is full.
+    error_code ec;
+    socket_.non_blocking(true, ec);
+    if (ec) return close();
+    // Each response leaves in one write; Nagle would only hold back a pipelined answer or the one after
+    // "100 Continue" until the client's delayed ACK.
+    if constexpr (std::is_same_v<Protocol, tcp>) socket_.set_option(tcp::no_delay(true), ec);
+    start_request();
   }
 
   void shutdown_if_idle() override {
     if (!busy_) {
       error_code ec;
-      stream_.socket().shutdown(Protocol::socket::shutdown_both, ec);
-      stream_.cancel();
+      socket_.shutdown(socket_type::shutdown_both, ec);
+      socket_.cancel(ec);
     }
   }
 
  private:
-  void do_read() {
+  // Pipelined requests served in a row before yielding to the other connections.
+  static constexpr int max_inline_requests = 16;
+
+  void start_request() {
     if (state_->stopping) return close();
-    parser_.emplace();
+    begin_request();
+    process();
+  }
+
+  void begin_request() {
+    parser_.emplace(req_);
     parser_->body_limit(state_->limits.max_body);
     parser_->header_limit(static_cast<std::uint32_t>(state_->limits.max_header));
-    stream_.expires_after(state_->limits.read_timeout);
-    http::async_read_header(stream_, buffer_, *parser_,
-                            [self = this->shared_from_this()](error_code ec, std::size_t) { self->on_header(ec); });
+    busy_ = false;
+    header_done_ = false;
+    body_deadline_ = false;
+    arm(state_->limits.read_timeout);  // the request line and headers, or an idle keep-alive connection
   }
 
-  void on_header(error_code ec) {
-    if (ec) return on_read_error(ec);
-    busy_ = true;
-    const auto& h = parser_->get();
-    const auto expect = h[http::field::expect];
-    if (!expect.empty() && beast::iequals(expect, "100-continue")) {
-      // Answer "100 Continue" so clients that wait for it (curl with large bodies) send the body at once.
-      if (h.has_content_length() && *parser_->content_length() > state_->limits.max_body) {
-        smetrics().too_large.inc();
-        return send_error(413, "payload_too_large", "request body exceeds the limit of " +
-                                                         std::to_string(state_->limits.max_body) + " bytes");
+  // Parses what the buffer holds and serves every complete request in it. Returns once a read is
+  // pending, or a response is still on its way (its completion calls after_response).
+  void process() {
+    for (int served = 0;;) {
+      if (!parser_->is_done()) {
+        if (buffer_.size() == 0) return read_more();
+        error_code ec;
+        buffer_.consume(parser_->put(buffer_.data(), ec));
+        if (ec == http::error::need_more) return read_more();
+        if (ec) return on_read_error(ec);
+        if (!header_done_ && parser_->is_header_done() && !on_header()) return;
+        continue;
       }
-      continue_ = std::make_shared<http::response<http::empty_body>>(http::status::continue_, h.version());
-      stream_.expires_after(state_->limits.read_timeout);
-      http::async_write(stream_, *continue_, [self = this->shared_from_this()](error_code wec, std::size_t) {
-        if (wec) return self->close();
-        self->read_body();
-      });
-      return;
+      if (!serve()) return;
+      if (++served == max_inline_requests) {
+        asio::post(socket_.get_executor(), [self = this->shared_from_this()] { self->process(); });
+        return;
+      }
     }
-    read_body();
   }
 
-  void read_body() {
-    if (parser_->is_done()) return on_read(error_code{});
-    stream_.expires_after(state_->limits.read_timeout);
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = this->shared_from_this()](error_code ec, std::size_t) { self->on_read(ec); });
+  void read_more() {
+    if (header_done_ && !body_deadline_) {
+      // The body gets its own read_timeout from the end of the header, as the header had from its start.
+      body_deadline_ = true;
+      arm(state_->limits.read_timeout);
+    }
+    socket_.async_read_some(buffer_.prepare(beast::read_size(buffer_, 65536)),
+                            [self = this->shared_from_this()](error_code ec, std::size_t n) {
+                              self->on_read_some(ec, n);
+                            });
+  }
+
+  void on_read_some(error_code ec, std::size_t n) {
+    buffer_.commit(n);
+    if (timed_out_ && ec != asio::error::eof) return on_read_error(beast::error::timeout);
+    if (ec == asio::error::eof) {
+      if (!parser_->got_some()) return on_read_error(http::error::end_of_stream);
+      parser_->put_eof(ec);  // a request cut short: partial_message
+      if (ec) return on_read_error(ec);
+    } else if (ec) {
+      return on_read_error(ec);
+    }
+    process();
+  }
+
+  // The header is complete. Returns false when it took the connection over (100 Continue, 413).
+  bool on_header() {
+    header_done_ = true;
+    busy_ = true;
+    if (!parser_->expects_continue()) return true;
+    // Answer "100 Continue" so clients that wait for it (curl with large bodies) send the body at once.
+    if (const auto length = parser_->content_length(); length && *length > state_->limits.max_body) {
+      smetrics().too_large.inc();
+      send_error(413, "payload_too_large",
+                 "request body exceeds the limit of " + std::to_string(state_->limits.max_body) + " bytes");
+      return false;
+    }
+    continue_.emplace(http::status::continue_, parser_->http_version());
+    arm(state_->limits.read_timeout);
+    http::async_write(socket_, *continue_, [self = this->shared_from_this()](error_code ec, std::size_t) {
+      if (ec || self->timed_out_) return self->close();
+      self->body_deadline_ = true;
+      self->arm(self->state_->limits.read_timeout);
+      self->process();
+    });
+    return false;
   }
 
   void on_read_error(error_code ec) {
@@ -189,25 +328,30 @@ class session : public session_base, public std::enable_shared_from_this<session
     return send_error(400, "bad_request", "malformed HTTP request: " + ec.message());
   }
 
-  void on_read(error_code ec) {
-    if (ec) return on_read_error(ec);
+  // A complete request: routes it. Returns true when its response already went out and the next
+  // request has begun.
+  bool serve() {
     smetrics().requests.inc();
-    auto msg = parser_->release();
-    parser_.reset();
-    version_ = msg.version();
-    keep_alive_ = msg.keep_alive();
+    version_ = parser_->http_version();
+    keep_alive_ = parser_->keep_alive();
+    disarm();  // read_timeout bounds reads and writes, not the handler's own work
+    in_dispatch_ = true;
+    sent_in_dispatch_ = false;
+    state_->routes.dispatch(req_, [self = this->shared_from_this()](http_response r) { self->respond(std::move(r)); });
+    in_dispatch_ = false;
+    if (!sent_in_dispatch_) return false;
+    if (!sent_keep_alive_) {
+      close();
+      return false;
+    }
+    begin_request();
+    return true;
+  }
 
-    http_request req;
-    req.method = std::string(msg.method_string());
-    req.target = std::string(msg.target());
-    req.headers.reserve(8);
-    for (const auto& f : msg) req.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
-    req.body = std::move(msg.body());
-
-    state_->routes.dispatch(req, [self = this->shared_from_this()](http_response r) {
-      auto ex = self->stream_.get_executor();
-      asio::dispatch(ex, [self = std::move(self), r = std::move(r)]() mutable { self->write(std::move(r)); });
-    });
+  void respond(http_response r) {
+    if (state_->ioc.get_executor().running_in_this_thread()) return write(std::move(r));
+    asio::post(socket_.get_executor(),
+               [self = this->shared_from_this(), r = std::move(r)]() mutable { self->write(std::move(r)); });
   }
 
   void send_error(int status, std::string_view code, std::string message) {
@@ -220,63 +364,120 @@ class session : public session_base, public std::enable_shared_from_this<session
   }
 
   void write(http_response r) {
-    auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(r.status), version_);
-    res->set(http::field::server, "aforo-sidecar/" AFORO_VERSION);
-    res->set(http::field::content_type, r.content_type);
-    for (auto& [k, v] : r.headers) {
-      if (!safe_header_value(v) || !safe_header_value(k)) {
-        smetrics().unsafe_header.inc();
-        continue;
-      }
-      res->insert(k, v);
-    }
-    res->body() = std::move(r.body);
     const bool keep = keep_alive_ && !r.close && !state_->stopping;
-    res->keep_alive(keep);
-    res->prepare_payload();
-    res_ = res;
-    stream_.expires_after(state_->limits.read_timeout);
-    http::async_write(stream_, *res_, [self = this->shared_from_this(), keep](error_code ec, std::size_t) {
-      self->res_.reset();
-      self->busy_ = false;
-      if (ec || !keep) return self->close();
-      self->do_read();
-    });
+    sent_keep_alive_ = keep;
+    if (const auto unsafe = prepare_response(res_, std::move(r), version_, keep)) smetrics().unsafe_header.inc(unsafe);
+    // The socket is non-blocking: Beast writes what it takes now, and the serializer remembers where it
+    // stopped if the send buffer fills.
+    serializer_.emplace(res_);
+    error_code ec;
+    http::write(socket_, *serializer_, ec);
+    if (!ec) return sent();
+    if (ec != asio::error::would_block && ec != asio::error::try_again) return close();
+    // The socket's send buffer is full: the rest goes out asynchronously, under read_timeout.
+    arm(state_->limits.read_timeout);
+    http::async_write(socket_, *serializer_, [self = this->shared_from_this()](error_code wec, std::size_t) {
+                        self->disarm();
+                        if (wec || self->timed_out_) return self->close();
+                        self->after_response();
+                      });
+  }
+
+  void sent() {
+    if (in_dispatch_) {
+      sent_in_dispatch_ = true;  // serve() carries on once the handler returns
+      return;
+    }
+    after_response();
+  }
+
+  void after_response() {
+    if (!sent_keep_alive_) return close();
+    start_request();
   }
 
   void close() {
+    if (closed_) return;
+    closed_ = true;
+    disarm();
+    timer_.cancel();
     error_code ec;
-    stream_.socket().shutdown(Protocol::socket::shutdown_send, ec);
-    stream_.socket().close(ec);
+    socket_.shutdown(socket_type::shutdown_send, ec);
+    socket_.close(ec);
   }
 
-  stream_type stream_;
-  beast::flat_buffer buffer_;
-  std::optional<http::request_parser<http::string_body>> parser_;
-  std::shared_ptr<http::response<http::string_body>> res_;
-  std::shared_ptr<http::response<http::empty_body>> continue_;
+  // Read timeout: the read or write in progress must end by deadline_ (time_point::max(): none, e.g.
+  // while a handler works). Setting it costs one clock read; the connection's one timer is re-armed only
+  // when it fires before the deadline (at most once per read_timeout), instead of a timer wait started
+  // and cancelled around every read and write.
+  void arm(std::chrono::milliseconds timeout) {
+    timed_out_ = false;
+    deadline_ = deadline_clock::now() + timeout;
+    if (!timer_waiting_ || deadline_ < timer_.expiry()) wait_timer();  // earlier: a lowered read_timeout
+  }
+
+  void disarm() { deadline_ = deadline_clock::time_point::max(); }
+
+  void wait_timer() {
+    timer_waiting_ = true;
+    timer_.expires_at(deadline_);  // cancels a wait for a later expiry
+    timer_.async_wait([weak = this->weak_from_this()](error_code ec) {
+      if (auto self = weak.lock()) self->on_timer(ec);
+    });
+  }
+
+  void on_timer(error_code ec) {
+    if (ec == asio::error::operation_aborted) return;  // replaced by an earlier expiry, or closed
+    const auto now = deadline_clock::now();
+    if (timer_.expiry() > now) return;  // re-armed after this wait completed: that wait is in charge
+    timer_waiting_ = false;
+    if (closed_ || deadline_ == deadline_clock::time_point::max()) return;
+    if (now < deadline_) return wait_timer();
+    // Timed out: the pending read or write completes with operation_aborted and sees timed_out_. The
+    // socket stays open so a request cut short can still be answered 408.
+    timed_out_ = true;
+    disarm();
+    socket_.cancel(ec);
+  }
+
+  socket_type socket_;
+  timer_type timer_;
   std::shared_ptr<http_server::state> state_;
+  beast::flat_buffer buffer_;
+  http_request req_;                      // the request being read or served, reused
+  std::optional<request_parser> parser_;  // a fresh parser per request (Beast's cannot be reset)
+  beast_response res_;                    // the response being written, reused
+  std::optional<http::response_serializer<http::string_body>> serializer_;
+  std::optional<http::response<http::empty_body>> continue_;
+  deadline_clock::time_point deadline_ = deadline_clock::time_point::max();
   unsigned version_ = 11;
   bool keep_alive_ = true;
-  bool busy_ = false;
+  bool sent_keep_alive_ = true;    // the response written last keeps the connection
+  bool busy_ = false;              // a request is past its header: stop() lets it finish
+  bool header_done_ = false;
+  bool body_deadline_ = false;     // the body's read_timeout has been set
+  bool in_dispatch_ = false;
+  bool sent_in_dispatch_ = false;  // the handler answered and the response went out before it returned
+  bool timer_waiting_ = false;
+  bool timed_out_ = false;
+  bool closed_ = false;
 };
 
-template <class Acceptor, class Protocol>
-void do_accept(Acceptor& acceptor, std::shared_ptr<http_server::state> st) {
+template <class Protocol>
+void do_accept(acceptor_of<Protocol>& acceptor, std::shared_ptr<http_server::state> st) {
   // One io thread runs everything, so sessions need no strand (a strand per connection cost ~20% of
   // the CPU at saturation in bench/check and bench/pipeline).
-  acceptor.async_accept(st->ioc,
-                        [&acceptor, st](error_code ec, typename Protocol::socket socket) {
-                          if (st->stopping || !acceptor.is_open()) return;
-                          if (!ec) {
-                            auto s = std::make_shared<session<Protocol>>(std::move(socket), st);
-                            st->sessions.push_back(s);
-                            s->run();
-                          } else if (ec != asio::error::operation_aborted) {
-                            util::log::warn("accept failed: " + ec.message());
-                          }
-                          do_accept<Acceptor, Protocol>(acceptor, st);
-                        });
+  acceptor.async_accept([&acceptor, st](error_code ec, socket_of<Protocol> socket) {
+    if (st->stopping || !acceptor.is_open()) return;
+    if (!ec) {
+      auto s = std::make_shared<session<Protocol>>(std::move(socket), st);
+      st->sessions.push_back(s);
+      s->run();
+    } else if (ec != asio::error::operation_aborted) {
+      util::log::warn("accept failed: " + ec.message());
+    }
+    do_accept<Protocol>(acceptor, st);
+  });
 }
 
 bool is_loopback(const asio::ip::address& a) { return a.is_loopback(); }
@@ -299,7 +500,7 @@ std::string http_server::listen(const std::string& address, std::uint32_t socket
     const std::string path = address.substr(5);
     if (path.empty()) throw std::runtime_error("listen " + address + ": empty unix socket path");
     ::unlink(path.c_str());
-    auto acc = std::make_unique<unix_proto::acceptor>(state_->ioc);
+    auto acc = std::make_unique<acceptor_of<unix_proto>>(state_->ioc);
     acc->open(unix_proto(), ec);
     if (!ec) acc->bind(unix_proto::endpoint(path), ec);
     if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
@@ -332,7 +533,7 @@ std::string http_server::listen(const std::string& address, std::uint32_t socket
                     ", which is not a loopback address: anyone who can reach it can ask for decisions and "
                     "submit usage; keep the sidecar on 127.0.0.1 or a unix socket unless a firewall guards it");
   const tcp::endpoint ep(ip, static_cast<unsigned short>(port));
-  auto acc = std::make_unique<tcp::acceptor>(state_->ioc);
+  auto acc = std::make_unique<acceptor_of<tcp>>(state_->ioc);
   acc->open(ep.protocol(), ec);
   if (!ec) acc->set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) acc->bind(ep, ec);
@@ -345,8 +546,8 @@ std::string http_server::listen(const std::string& address, std::uint32_t socket
 }
 
 void http_server::start() {
-  for (auto& a : state_->tcp_acceptors) do_accept<tcp::acceptor, tcp>(*a, state_);
-  for (auto& a : state_->unix_acceptors) do_accept<unix_proto::acceptor, unix_proto>(*a, state_);
+  for (auto& a : state_->tcp_acceptors) do_accept<tcp>(*a, state_);
+  for (auto& a : state_->unix_acceptors) do_accept<unix_proto>(*a, state_);
 }
 
 void http_server::stop(std::function<void()> on_drained) {

@@ -1,6 +1,6 @@
 // The sidecar's HTTP/1.1 server (Boost.Beast): listeners on TCP and unix sockets, keep-alive
 // sessions with a timeout before every read, body and header limits, and a graceful drain.
-// Beast stays inside http_server.cpp; this header only names the io_context.
+// Beast stays inside the .cpp files; this header only names the io_context.
 #pragma once
 
 #include <chrono>

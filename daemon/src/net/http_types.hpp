@@ -10,10 +10,13 @@
 
 namespace aforo::net {
 
+/// The server keeps one http_request per connection and parses each request into it, so the strings
+/// keep their capacity from one request to the next: a handler must not hold on to it (or to views into
+/// it) after calling respond.
 struct http_request {
   std::string method;                        ///< "GET", "POST", ...
   std::string target;                        ///< path and query as received
-  std::vector<std::pair<std::string, std::string>> headers;
+  std::vector<std::pair<std::string, std::string>> headers;  ///< in order received, names as sent
   std::string body;
 
   /// The path part of target (before '?').
@@ -29,6 +32,8 @@ struct http_response {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
+  /// Sent in order after Server and Content-Type. Framing is the server's: a Content-Length,
+  /// Transfer-Encoding or Connection set here is not sent, nor is a header holding a control character.
   std::vector<std::pair<std::string, std::string>> headers;
   bool close = false;                        ///< close the connection after writing
 

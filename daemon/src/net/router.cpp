@@ -13,7 +13,7 @@ void router::add_sync(std::string_view method, std::string_view path,
 }
 
 void router::dispatch(http_request& req, respond_fn respond) const {
-  const auto it = routes_.find(std::string(req.path()));
+  const auto it = routes_.find(req.path());
   if (it == routes_.end()) {
     respond(http_response::error(404, "not_found", "no such endpoint: " + std::string(req.path())));
     return;

@@ -2,6 +2,7 @@
 // known path and another method.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -22,7 +23,12 @@ class router {
   struct route {
     std::vector<std::pair<std::string, handler_fn>> by_method;
   };
-  std::unordered_map<std::string, route> routes_;
+  // Transparent, so a look-up by the request's path view builds no string.
+  struct path_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, route, path_hash, std::equal_to<>> routes_;
 };
 
 }  // namespace aforo::net
