@@ -64,6 +64,28 @@ describe("aforo-metering buffer", function()
     assert.equal(0, buffer.count(q))
   end)
 
+  it("under load sends full batches only, leaving a partial one for the interval", function()
+    local arriving = 5 -- events logged while each send is in flight
+    outcome = function()
+      for _ = 1, arriving do buffer.add(q, ev(0)) end
+      arriving = 0
+      return true
+    end
+    for i = 1, 3 do buffer.add(q, ev(i)) end -- full: an immediate flush
+    assert.equal(0, env.timers[#env.timers].delay)
+    local immediate = table.remove(env.timers) -- the delayed one of the first event stays
+    immediate.fn(false, unpack(immediate.args))
+    -- 3 sent; 5 arrived meanwhile: one more full batch of 3, and 2 wait instead of a 2-event POST.
+    assert.same({ 3, 3 }, { #sent[1], #sent[2] })
+    assert.equal(2, buffer.count(q))
+    assert.equal(1, #env.timers)
+    assert.equal(0.25, env.timers[1].delay)
+    helper.run_timers(env)
+    assert.equal(3, #sent)
+    assert.equal(2, #sent[3])
+    assert.equal(0, buffer.count(q))
+  end)
+
   it("keeps the events when a flush fails and sends them on retry, in order", function()
     outcome = function() return nil, "connection refused" end
     for i = 1, 4 do buffer.add(q, ev(i)) end

@@ -110,18 +110,26 @@ local function send_one(q)
 end
 
 
-local function drain(q, exiting)
+-- Sends the queue's events: one batch of whatever is there, then further batches only while a full
+-- one is waiting, so that under load every POST carries batch_size events instead of the few that
+-- arrived during the previous round trip. `all` (worker exiting, flush_all) sends everything.
+local function drain(q, all)
+  local sent_any = false
   while q.last >= q.first do
+    if sent_any and not all and q.last - q.first + 1 < q.batch_size then
+      break -- a partial batch waits for the interval or for batch_size events
+    end
     local sent, err = send_one(q)
     if not sent then
       return nil, err
     end
+    sent_any = true
     if q.failures > 0 then
       q.log.notice("sidecar ingest recovered at ", q.url)
       q.failures = 0
     end
   end
-  if exiting then
+  if all then
     q.first, q.last = 1, 0 -- fresh indexes when empty
   end
   return true
@@ -142,7 +150,7 @@ local function drain_on_exit(q)
 end
 
 
-flush = function(premature, q, kind)
+flush = function(premature, q, kind, all)
   if kind then
     q[kind] = false
   end
@@ -160,7 +168,7 @@ flush = function(premature, q, kind)
     return
   end
   q.running = true
-  local ok, err = drain(q, false)
+  local ok, err = drain(q, all)
   q.running = false
 
   if ngx.worker.exiting() then
@@ -170,6 +178,9 @@ flush = function(premature, q, kind)
   if ok then
     if q.last < q.first then
       q.first, q.last = 1, 0
+    elseif not q.delayed and not q.immediate then
+      -- A partial batch is left (add schedules nothing while a flush runs): send it after the interval.
+      q.delayed = schedule(q, q.interval_ms / 1000, "delayed") and true or false
     end
     return
   end
@@ -189,7 +200,7 @@ end
 --- Flushes every queue now (used by tests and tools); runs the flush in this coroutine.
 function _M.flush_all()
   for _, q in pairs(queues) do
-    flush(false, q)
+    flush(false, q, nil, true)
   end
 end
 

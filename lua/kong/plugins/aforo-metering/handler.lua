@@ -31,6 +31,9 @@ local tonumber = tonumber
 local max = math.max
 local ceil = math.ceil
 local sub = string.sub
+local find = string.find
+local byte = string.byte
+local SLASH = 47
 local decode = cjson.decode
 local quote = event.quote
 
@@ -209,14 +212,15 @@ local function ensure_handshake(conf)
 end
 
 
--- Segment-aware prefix match: "/health" matches "/health" and "/health/x", not "/healthz".
+-- Segment-aware prefix match: "/health" matches "/health" and "/health/x", not "/healthz"
+-- (find and byte: no substring is made on the request path).
 local function excluded(paths, path)
   for i = 1, #paths do
     local p = paths[i]
-    local n = #p
-    if sub(path, 1, n) == p then
-      local nxt = sub(path, n + 1, n + 1)
-      if nxt == "" or nxt == "/" or sub(p, n, n) == "/" then
+    if find(path, p, 1, true) == 1 then
+      local n = #p
+      local nxt = byte(path, n + 1)
+      if nxt == nil or nxt == SLASH or byte(p, n) == SLASH then
         return true
       end
     end

@@ -10,8 +10,10 @@ local pairs = pairs
 local tonumber = tonumber
 local type = type
 local next = next
-local sub = string.sub
+local find = string.find
+local byte = string.byte
 local floor = math.floor
+local SLASH = 47
 
 local SWEEP_SLOTS = 10000 -- route keys and path leases past which expired leases are dropped
 local SWEEP_EVERY_S = 10   -- and at least this often
@@ -25,16 +27,17 @@ local sweep_at, next_sweep = SWEEP_SLOTS, 0
 
 
 -- "/v1/a" covers "/v1/a" and "/v1/a/x", not "/v1/ab"; "" covers every path.
+-- (find and byte: no substring is made on the request path.)
 local function covers(prefix, path)
   local n = #prefix
   if n == 0 then
     return true
   end
-  if sub(path, 1, n) ~= prefix then
+  if find(path, prefix, 1, true) ~= 1 then
     return false
   end
-  local nxt = sub(path, n + 1, n + 1)
-  return nxt == "" or nxt == "/" or sub(prefix, n, n) == "/"
+  local nxt = byte(path, n + 1)
+  return nxt == nil or nxt == SLASH or byte(prefix, n) == SLASH
 end
 
 
