@@ -69,8 +69,10 @@ echo "machine: $(nproc) cores; before: $(uptime)"
 
 # The fake ingest and the sidecar (Release), for the whole run.
 fake_port="$(free_port)"
-"$FAKE_INGEST_BIN" --listen "127.0.0.1:$fake_port" --api-key bench-key-0001 --tenant bench 2>"$work/fake.log" &
-pids+=($!)
+"$FAKE_INGEST_BIN" --listen "127.0.0.1:$fake_port" --api-key bench-key-0001 --tenant bench --no-store \
+  2>"$work/fake.log" &
+fake_pid=$!
+pids+=($fake_pid)
 wait_port "$fake_port"
 sc_port="$(free_port)"
 cat >"$work/sidecar.yaml" <<YAML
@@ -148,9 +150,15 @@ sleep 1
 accepted="$(metric "$sc_port" aforo_sidecar_events_accepted_total)"
 delivered="$(metric "$sc_port" aforo_sidecar_events_delivered_total)"
 echo "sidecar: $accepted events accepted, $delivered delivered to the fake ingest"
+echo "CPU over the whole run: sidecar $(echo "scale=2; $(cpu_s "$sc_pid") * 1000000 / ($accepted + 1)" | bc) us," \
+  "fake ingest $(echo "scale=2; $(cpu_s "$fake_pid") * 1000000 / ($delivered + 1)" | bc) us per event" \
+  "(on this 2-core machine both compete with the proxy and wrk; in production ingest is remote)"
 checks="$(curl -s "http://127.0.0.1:$sc_port/metrics" | awk '$1 ~ /^aforo_sidecar_checks_total/ { s += $2 } END { printf "%.0f\n", s }')"
 echo "sidecar: $checks checks answered, $(metric "$sc_port" aforo_sidecar_check_leased_requests_total) requests" \
   "admitted under decision leases and reported"
+http_total="$(curl -s "http://127.0.0.1:$sc_port/metrics" | awk '$1 == "aforo_sidecar_http_requests_total" { printf "%.0f\n", $2 }')"
+echo "sidecar: $((http_total - checks)) other requests (the plugins' event batches, a few handshakes and scrapes):" \
+  "$(echo "scale=1; $accepted / ($http_total - $checks + 1)" | bc) events per batch"
 # Error lines other than the harness's /down-* instances (sidecar_url http://127.0.0.1:1, unreachable on purpose).
 unexpected="$(grep -E '\[(error|crit|alert|emerg)\]' "$work/on/logs/error.log" | grep -v 'unreachable at http://127.0.0.1:1:' || true)"
 [ -z "$unexpected" ] || { echo "plugin proxy error.log has unexpected errors:" >&2; head -5 <<<"$unexpected" >&2; }

@@ -200,8 +200,10 @@ net::http_response ingest_service::process(net::http_request& req, const fault_s
       continue;
     }
     ++rec.accepted;
-    events_.push_back({rec.number, i, to_json(ev)});
-    if (record_ != nullptr) lines += events_.back().json + "\n";
+    if (!opts_.store_events && record_ == nullptr) continue;
+    auto json = to_json(ev);
+    if (record_ != nullptr) lines += json + "\n";
+    if (opts_.store_events) events_.push_back({rec.number, i, std::move(json)});
   }
   if (record_ != nullptr && !lines.empty()) {
     std::fwrite(lines.data(), 1, lines.size(), record_);

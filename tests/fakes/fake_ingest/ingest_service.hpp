@@ -24,6 +24,9 @@ struct ingest_options {
   bool bearer = false;        ///< expect Authorization: Bearer <key> instead of X-API-Key
   std::string record_file;    ///< append stored events as JSON lines; empty = off
   std::size_t max_events = 1000;
+  /// Keep every accepted event for /_control/received (tests); benchmarks turn it off (--no-store):
+  /// events are still validated, deduplicated and counted.
+  bool store_events = true;
 };
 
 /// Threading: the io_context's single thread only.
