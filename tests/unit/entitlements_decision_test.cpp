@@ -493,3 +493,24 @@ TEST_CASE("mapper: the scope of a mapping among requests that differ only in pat
   CHECK(b.scope == kind::prefix);
   CHECK(b.prefix == "/v1/b");
 }
+
+TEST_CASE("decision: a limited feature is never leased by path, an unlimited one may be", "[entitlements][decision][lease]") {
+  lease_fixture f;
+  // An earlier rule takes /v1/search/basic out of /v1/search: requests under /v1/search map by path.
+  std::vector<feature_rule> rules(2);
+  rules[0].feature = "basic_search";
+  rules[0].match.path_prefix = "/v1/search/basic";
+  rules[1].feature = "advanced_search";
+  rules[1].match.path_prefix = "/v1/search";
+  const customer* acme = example().find_customer("cust_acme");
+  REQUIRE(acme != nullptr);
+  const decision limited = f.engine.decide_for(req("cust_acme", "/v1/search/x"), rules, acme, f.quota, now, "hit");
+  CHECK(limited.feature == "advanced_search");
+  CHECK(limited.remaining_quota == 9999);
+  CHECK(limited.lease == 0);  // one lease per path would have no bound on the sum
+  const decision unlimited = f.engine.decide_for(req("cust_acme", "/v1/search/basic/1"), rules, acme, f.quota, now, "hit");
+  CHECK(unlimited.feature == "basic_search");
+  CHECK(unlimited.lease == 50);
+  CHECK(unlimited.lease_scope == "prefix");
+  CHECK(f.run(req("cust_acme", "/v1/other")).lease_scope == "path");  // unmapped: no quota to bound
+}

@@ -384,6 +384,55 @@ describe("aforo-metering handler", function()
       assert.equal(4, check_body(5).leased) -- every request admitted under the lease, reported once
     end)
 
+    -- Two checks of one key in flight in one worker: the access phase yields inside client.request,
+    -- played here by running other requests from inside the sidecar's answer to the first.
+    local function during(fn, answer)
+      return function(...)
+        local saved = env.req
+        fn()
+        env.req = saved
+        return answer(...)
+      end
+    end
+
+    it("a deny ends the lease another check settled meanwhile", function()
+      local conf = helper.conf()
+      env.respond(leased(2))
+      request(conf)         -- lease of 2
+      request(conf)         -- admitted, 1 left: the next renews
+      local deny = decision({ decision = "block", allowed = false, status = 429, reason = "margin_block",
+                              retry_after = 1800 })
+      env.respond(during(function()
+        request(conf)       -- B: admitted under the lease being renewed (0 left)
+        env.respond(leased(2))
+        request(conf)       -- C: asks, and settles a new lease
+      end, deny))
+      local r = request(conf) -- A: the renewal, answered with a deny after C's allow
+      assert.equal(429, r.exited.status)
+      env.respond(leased(2))
+      request(conf)         -- the new lease admits nothing more: this one asks
+      assert.equal(4, #env.calls)
+    end)
+
+    it("a failed check whose lease was replaced meanwhile keeps its count for the next check", function()
+      local conf = helper.conf()
+      env.respond(leased(2))
+      request(conf)         -- lease of 2
+      request(conf)         -- admitted (1 under this lease)
+      env.respond(during(function()
+        request(conf)       -- B: admitted (2)
+        env.respond(leased(4))
+        request(conf)       -- C: asks (call 3), reporting B; settles a new lease
+      end, function() return nil, "timeout" end))
+      request(conf)         -- A (call 2): the renewal reporting request 2 times out
+      assert.equal(1, check_body(3).leased) -- B
+      env.clock.t = env.clock.t + 2
+      env.respond(leased(4))
+      request(conf)         -- after expiry: request 2 is reported now, not lost with the replaced lease
+      assert.equal(4, #env.calls)
+      assert.equal(1, check_body(4).leased)
+    end)
+
     it("drops expired leases past 10000 keys and every 10 s, keeping live ones", function()
       env.respond(leased(5))
       local conf = helper.conf()

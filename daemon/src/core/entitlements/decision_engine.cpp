@@ -39,12 +39,15 @@ void decision_engine::deny(decision& d, verdict kind, int status, reason why, st
 void decision_engine::grant_lease(decision& d, const check_request& req, std::span<const feature_rule> rules) const {
   if (options_.lease_requests <= 0 || !d.allowed || d.shadow || req.quantity != 1 || d.cache != "hit") return;
   if (d.margin == margin_level::l2 || d.margin == margin_level::l3) return;
+  const mapping_scope scope = scope_of_mapping(rules, req.feature, {req.service, req.route, req.method, req.path});
+  // A path-scoped lease covers one path, so a worker could hold one per distinct path of a limited
+  // feature: no bound on the sum. Limited features are leased only by route or prefix.
+  if (d.remaining_quota && scope.scope == mapping_scope::kind::path) return;
   std::int64_t n = options_.lease_requests;
   if (d.remaining_quota) n = std::min(n, *d.remaining_quota / lease_quota_divisor);
   if (n <= 0) return;
   d.lease = n;
   d.lease_ttl_ms = options_.lease_ttl_ms;
-  const mapping_scope scope = scope_of_mapping(rules, req.feature, {req.service, req.route, req.method, req.path});
   switch (scope.scope) {
     case mapping_scope::kind::route: d.lease_scope = "route"; break;
     case mapping_scope::kind::prefix:

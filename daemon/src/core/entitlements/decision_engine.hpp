@@ -66,14 +66,15 @@ class margin_hook {
 /// allowed decision may carry a lease: the plugin's worker may admit up to `lease` further
 /// requests of the same customer, service, route and method whose path is in the lease's scope
 /// (scope_of_mapping: any path, the paths under the matched rule's prefix, or this path) for
-/// lease_ttl_ms without asking, applying the same headers, and reports how many it
-/// admitted in `leased` on its next check of that key, which adds them to the quota counter. A lease
-/// is granted only to a plain allow (ok, quota_warning or margin_alert; never in shadow, on a
-/// throttle or block, at margin L2/L3, for an unknown customer or from a stale or missing
-/// snapshot entry) for a request of quantity 1; on a limited feature it is at most
-/// remaining / lease_quota_divisor. Bounds: a change of snapshot or margin level reaches a key
-/// within lease_ttl_ms; the quota counter lags by what the workers admitted under leases not yet
-/// reported (each lease at most remaining / 64, so up to 64 workers cannot pass the limit).
+/// lease_ttl_ms without asking, applying the same headers, and reports how many it admitted in
+/// `leased` on its next check of that key, which adds them to the quota counter. A lease is granted
+/// only to a plain allow (ok, quota_warning or margin_alert; never in shadow, on a throttle or
+/// block, at margin L2/L3, for an unknown customer or from a stale or missing snapshot entry) for a
+/// request of quantity 1. On a limited feature a lease is at most remaining / lease_quota_divisor
+/// and never path-scoped. Bounds: a change of snapshot or margin level reaches a key within
+/// lease_ttl_ms. The quota counter lags by what workers admitted under leases not yet reported: per
+/// worker and limited feature, at most 1.5 leases (one being renewed, the next) for each route or
+/// prefix scope that maps to the feature, each at most 1/64 of the remaining quota when granted.
 /// Stateless apart from the options; not thread-safe only through the quota and hook it is given.
 class decision_engine {
  public:

@@ -169,12 +169,13 @@ flush = function(premature, q, kind, all)
   end
   q.running = true
   local ok, err = drain(q, all)
-  q.running = false
-
   if ngx.worker.exiting() then
+    -- Still running: a premature timer firing meanwhile must not start a second drain.
     drain_on_exit(q)
+    q.running = false
     return
   end
+  q.running = false
   if ok then
     if q.last < q.first then
       q.first, q.last = 1, 0

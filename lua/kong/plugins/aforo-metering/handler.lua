@@ -364,7 +364,9 @@ local function apply_lease(ctx, lease)
   local upstream = lease.upstream
   if upstream then
     for k, v in pairs(upstream) do
-      kong.service.request.set_header(k, v)
+      if type(v) == "string" or type(v) == "number" then
+        kong.service.request.set_header(k, v)
+      end
     end
   end
 end
@@ -387,6 +389,8 @@ local function check(conf, ctx, customer_id, path)
     end
     used = leases.take(lease)
   end
+  local kept = leases.take_unreported(route_key, path)
+  used = used + kept
 
   local body = '{"customer_id":' .. quote(customer_id)
     .. ',"feature":' .. s.feature_json
@@ -402,8 +406,11 @@ local function check(conf, ctx, customer_id, path)
   if type(decision) ~= "table" then
     local err = not status and resp or (status ~= 200 and "HTTP " .. status)
                 or "invalid JSON in /v1/check response"
+    if not lease and kept > 0 then
+      leases.keep_unreported(route_key, path, kept)
+    end
     if lease then
-      leases.untake(lease, used)
+      leases.untake(lease, used, route_key, path)
       -- A renewal failed while the lease still holds: it admits until it runs out.
       if leases.admit(lease, ngx.now(), true) then
         log_unreachable(conf, err)

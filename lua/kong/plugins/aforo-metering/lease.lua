@@ -22,6 +22,7 @@ local _M = {}
 
 local by_route = {} -- route key -> array of leases of scope route (prefix "") and prefix
 local by_path = {}  -- route key .. "\0" .. path -> lease of scope path
+local unreported = {} -- route key .. "\0" .. path -> count a failed check could not hand back to a lease
 local slots = 0
 local sweep_at, next_sweep = SWEEP_SLOTS, 0
 
@@ -83,14 +84,44 @@ function _M.take(l)
 end
 
 
---- A check failed: the count goes back to the lease, reported next time.
-function _M.untake(l, used)
-  l.used = l.used + used
+--- A check failed: the count goes back to the lease, reported next time; if
+-- that lease was replaced or dropped meanwhile (another check of the key
+-- settled, or a sweep), it is kept for the key's next check instead.
+function _M.untake(l, used, route_key, path)
   l.renewing = nil
+  if not l.detached then
+    l.used = l.used + used
+  elseif used > 0 then
+    local k = route_key .. "\0" .. path
+    unreported[k] = (unreported[k] or 0) + used
+  end
+end
+
+
+--- Keeps a count for the key's next check (a check without a lease failed).
+function _M.keep_unreported(route_key, path, n)
+  local k = route_key .. "\0" .. path
+  unreported[k] = (unreported[k] or 0) + n
+end
+
+
+--- Counts kept by untake for this key (0 when none); taken by the check about to be sent.
+function _M.take_unreported(route_key, path)
+  if not next(unreported) then
+    return 0
+  end
+  local k = route_key .. "\0" .. path
+  local n = unreported[k]
+  if not n then
+    return 0
+  end
+  unreported[k] = nil
+  return n
 end
 
 
 local function unlink(l)
+  l.detached = true
   if l.path_key then
     if by_path[l.path_key] == l then
       by_path[l.path_key] = nil
@@ -115,7 +146,8 @@ end
 local function sweep(now)
   local n = 0
   for k, l in pairs(by_path) do
-    if l.expires <= now then
+    if l.expires <= now and not l.renewing then
+      l.detached = true
       by_path[k] = nil
     else
       n = n + 1
@@ -123,7 +155,9 @@ local function sweep(now)
   end
   for k, group in pairs(by_route) do
     for i = #group, 1, -1 do
-      if group[i].expires <= now then
+      local l = group[i]
+      if l.expires <= now and not l.renewing then
+        l.detached = true
         table.remove(group, i)
       end
     end
@@ -205,6 +239,12 @@ function _M.settle(old, route_key, path, grant, decision, now)
     if old then
       old.left = 0
     end
+    -- Another check of this key may have settled a newer lease meanwhile: this answer is the
+    -- latest, so that one admits nothing more either (its count is still reported).
+    local current = _M.find(route_key, path)
+    if current then
+      current.left = 0
+    end
     return nil
   end
   local headers, upstream = decision.headers, decision.upstream_headers
@@ -239,7 +279,7 @@ end
 
 --- Forgets every lease (specs).
 function _M._reset()
-  by_route, by_path, slots = {}, {}, 0
+  by_route, by_path, unreported, slots = {}, {}, {}, 0
   sweep_at, next_sweep = SWEEP_SLOTS, 0
 end
 
