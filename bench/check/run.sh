@@ -11,44 +11,19 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
+source "$here/../lib.sh"
 DURATION="${DURATION:-10s}"
 SAT_CONNECTIONS="${SAT_CONNECTIONS:-50}"
 SAT_THREADS="${SAT_THREADS:-2}"
 RATE_CONNECTIONS="${RATE_CONNECTIONS:-12}"
 RATE_DELAY_MS="${RATE_DELAY_MS:-2}"
 
-command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
+need_tools "apt-get install -y wrk" wrk
+need_tools "apt-get install -y nginx-light (or nginx)" nginx
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
-[ -x "$NGINX" ] || { echo "nginx is missing: apt-get install -y nginx-light (or nginx)" >&2; exit 1; }
 
-if [ -z "${SIDECAR_BIN:-}" ]; then
-  build="${BUILD_DIR:-$root/build-bench}"
-  if [ ! -x "$build/daemon/aforo-sidecar" ]; then
-    cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-    ninja -C "$build" -j2 aforo-sidecar
-  fi
-  SIDECAR_BIN="$build/daemon/aforo-sidecar"
-fi
-
-work="$(mktemp -d /tmp/aforo-bench-check.XXXXXX)"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "nothing listening on port $1" >&2
-  return 1
-}
+bench_binaries
+bench_work check
 
 # nginx return 200
 nginx_port="$(free_port)"
@@ -79,10 +54,6 @@ probe="$(curl -s -X POST -H 'Content-Type: application/json' \
   "http://127.0.0.1:$sc_port/v1/check")"
 case "$probe" in *'"allowed":true'*) ;; *) echo "unexpected /v1/check answer: $probe" >&2; exit 1 ;; esac
 
-# CPU time (user + system) a process has used, in clock ticks.
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-ticks_per_s="$(getconf CLK_TCK)"
-
 # run NAME URL CONNECTIONS THREADS DELAY_MS -> "rps p50 p99 max errors cpu_us_per_request"
 # The server's CPU per request is robust on a busy machine, where wall-clock numbers are not.
 run() {
@@ -90,13 +61,13 @@ run() {
   [ "$1" = health ] && method=GET
   [ "$1" = nginx ] && pid="$nginx_pid"
   local out before after
-  before="$(cpu_ticks "$pid")"
+  before="$(cpu_s "$pid")"
   out="$(METHOD="$method" DELAY_MS="$delay" wrk -t "$threads" -c "$conns" -d "$DURATION" -s "$here/check.lua" "$url" 2>&1)"
-  after="$(cpu_ticks "$pid")"
+  after="$(cpu_s "$pid")"
   local line
   line="$(grep '^RESULT' <<<"$out")" || { echo "$out" >&2; exit 1; }
   sed -E 's/RESULT rps=([0-9]+) p50_us=([0-9]+) p99_us=([0-9]+) max_us=([0-9]+) requests=([0-9]+) errors=([0-9]+)/\1 \2 \3 \4 \6 \5/' <<<"$line" |
-    awk -v t="$((after - before))" -v hz="$ticks_per_s" '{ printf "%s %s %s %s %s %.1f\n", $1, $2, $3, $4, $5, ($6 > 0 ? t * 1e6 / hz / $6 : 0) }'
+    awk -v t0="$before" -v t1="$after" '{ printf "%s %s %s %s %s %.1f\n", $1, $2, $3, $4, $5, ($6 > 0 ? (t1 - t0) * 1e6 / $6 : 0) }'
 }
 
 nginx_url="http://127.0.0.1:$nginx_port/"
@@ -116,7 +87,8 @@ for target in nginx health check; do
   R[$target.rate]="$(run "$target" "$url" "$RATE_CONNECTIONS" 1 "$RATE_DELAY_MS")"
 done
 
-field() { awk -v i="$2" '{print $i}' <<<"${R[$1]}"; }
+# cell RUN I -> field I of that run's "rps p50 p99 max errors cpu" line
+cell() { awk -v i="$2" '{print $i}' <<<"${R[$1]}"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "-"; else printf "%.2f", a / b }'; }
 
 echo
@@ -129,19 +101,19 @@ for m in one sat rate; do
     sat) label="${SAT_CONNECTIONS} conns x ${SAT_THREADS} threads";;
     rate) label="paced ${RATE_CONNECTIONS} conns x ${RATE_DELAY_MS} ms";;
   esac
-  errs="$(( $(field nginx.$m 5) + $(field health.$m 5) + $(field check.$m 5) ))"
-  printf '%-40s %12s %12s %12s %10s %8s\n' "$label req/s" "$(field nginx.$m 1)" "$(field health.$m 1)" "$(field check.$m 1)" \
-    "$(ratio "$(field check.$m 1)" "$(field nginx.$m 1)")" "$errs"
-  printf '%-40s %12s %12s %12s %10s\n' "$label p50 us" "$(field nginx.$m 2)" "$(field health.$m 2)" "$(field check.$m 2)" \
-    "$(ratio "$(field check.$m 2)" "$(field nginx.$m 2)")"
-  printf '%-40s %12s %12s %12s %10s\n' "$label p99 us" "$(field nginx.$m 3)" "$(field health.$m 3)" "$(field check.$m 3)" \
-    "$(ratio "$(field check.$m 3)" "$(field nginx.$m 3)")"
-  printf '%-40s %12s %12s %12s %10s\n' "$label server CPU us/req" "$(field nginx.$m 6)" "$(field health.$m 6)" \
-    "$(field check.$m 6)" "$(ratio "$(field check.$m 6)" "$(field nginx.$m 6)")"
+  errs="$(( $(cell nginx.$m 5) + $(cell health.$m 5) + $(cell check.$m 5) ))"
+  printf '%-40s %12s %12s %12s %10s %8s\n' "$label req/s" "$(cell nginx.$m 1)" "$(cell health.$m 1)" "$(cell check.$m 1)" \
+    "$(ratio "$(cell check.$m 1)" "$(cell nginx.$m 1)")" "$errs"
+  printf '%-40s %12s %12s %12s %10s\n' "$label p50 us" "$(cell nginx.$m 2)" "$(cell health.$m 2)" "$(cell check.$m 2)" \
+    "$(ratio "$(cell check.$m 2)" "$(cell nginx.$m 2)")"
+  printf '%-40s %12s %12s %12s %10s\n' "$label p99 us" "$(cell nginx.$m 3)" "$(cell health.$m 3)" "$(cell check.$m 3)" \
+    "$(ratio "$(cell check.$m 3)" "$(cell nginx.$m 3)")"
+  printf '%-40s %12s %12s %12s %10s\n' "$label server CPU us/req" "$(cell nginx.$m 6)" "$(cell health.$m 6)" \
+    "$(cell check.$m 6)" "$(ratio "$(cell check.$m 6)" "$(cell nginx.$m 6)")"
 done
 echo "load average before/after: $load_before / $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-one_ratio="$(ratio "$(field check.one 2)" "$(field nginx.one 2)")"
-sat_ratio="$(ratio "$(field check.sat 1)" "$(field nginx.sat 1)")"
+one_ratio="$(ratio "$(cell check.one 2)" "$(cell nginx.one 2)")"
+sat_ratio="$(ratio "$(cell check.sat 1)" "$(cell nginx.sat 1)")"
 echo "aim: 1-conn p50 ratio <= 1.5 (got $one_ratio); saturation req/s ratio >= 0.80 (got $sat_ratio);" \
-  "p99 < 250 us at ~5k req/s (got $(field check.rate 3) us at $(field check.rate 1) req/s)"
+  "p99 < 250 us at ~5k req/s (got $(cell check.rate 3) us at $(cell check.rate 1) req/s)"

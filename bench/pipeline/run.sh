@@ -13,7 +13,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
+source "$here/../lib.sh"
 DURATION="${DURATION:-10s}"
 CONNECTIONS="${CONNECTIONS:-8}"
 EVENTS="${EVENTS:-200}"
@@ -21,49 +21,12 @@ BATCH="${BATCH:-100}"
 COMPRESSION="${COMPRESSION:-lz4}"
 MODES="${MODES:-disk memory}"
 
-command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
-
-if [ -z "${SIDECAR_BIN:-}" ] || [ -z "${FAKE_INGEST_BIN:-}" ]; then
-  build="${BUILD_DIR:-$root/build-bench}"
-  if [ ! -x "$build/daemon/aforo-sidecar" ] || [ ! -x "$build/tests/aforo-fake-ingest" ]; then
-    cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-    ninja -C "$build" -j2 aforo-sidecar aforo-fake-ingest
-  fi
-  SIDECAR_BIN="${SIDECAR_BIN:-$build/daemon/aforo-sidecar}"
-  FAKE_INGEST_BIN="${FAKE_INGEST_BIN:-$build/tests/aforo-fake-ingest}"
-fi
-
-work="$(mktemp -d /tmp/aforo-bench-pipeline.XXXXXX)"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "nothing listening on port $1" >&2
-  return 1
-}
-# metric PORT SERIES -> value (0 when absent)
-metric() {
-  curl -s "http://127.0.0.1:$1/metrics" | awk -v s="$2" '$1 == s { v = $2 } END { printf "%.0f\n", v + 0 }'
-}
-field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
-# CPU seconds (user + system) a process has used so far.
-cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f\n", ($14 + $15) / hz }' "/proc/$1/stat"; }
+need_tools "apt-get install -y wrk" wrk
+bench_binaries fake-ingest
+bench_work pipeline
 
 # The fake ingest, for the whole run.
-fake_port="$(free_port)"
-"$FAKE_INGEST_BIN" --listen "127.0.0.1:$fake_port" --api-key bench-key-0001 --tenant bench 2>"$work/fake.log" &
-pids+=($!)
-wait_port "$fake_port"
+start_fake_ingest
 
 start_sidecar() {  # MODE -> sets sc_port, sc_pid
   sc_port="$(free_port)"

@@ -15,65 +15,27 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
+source "$here/../lib.sh"
 ROUNDS="${ROUNDS:-3}"
 DURATION="${DURATION:-10s}"
 CONNECTIONS="${CONNECTIONS:-50}"
 THREADS="${THREADS:-1}"
 export TARGET="${TARGET:-/v1/search/items/42?cost=0.002}"
 
-for tool in wrk nginx curl python3 bc; do
-  command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] ||
-    { echo "$tool is missing: scripts/install-deps.sh --bench" >&2; exit 1; }
-done
-
-if [ -z "${SIDECAR_BIN:-}" ] || [ -z "${FAKE_INGEST_BIN:-}" ]; then
-  build="${BUILD_DIR:-$root/build-bench}"
-  if [ ! -x "$build/daemon/aforo-sidecar" ] || [ ! -x "$build/tests/aforo-fake-ingest" ]; then
-    cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-    ninja -C "$build" -j2 aforo-sidecar aforo-fake-ingest
-  fi
-  SIDECAR_BIN="${SIDECAR_BIN:-$build/daemon/aforo-sidecar}"
-  FAKE_INGEST_BIN="${FAKE_INGEST_BIN:-$build/tests/aforo-fake-ingest}"
-fi
-
-work="$(mktemp -d /tmp/aforo-bench-plugin.XXXXXX)"
-pids=()
+need_tools "scripts/install-deps.sh --bench" wrk nginx curl python3 bc
+bench_binaries fake-ingest
+bench_work plugin
+# Besides lib.sh's cleanup: the three nginx harnesses, and KEEP_WORK=1 keeps the work dir.
 cleanup() {
-  "$root/tests/lua/nginx/stop.sh" "$work/on" >/dev/null 2>&1 || true
-  "$root/tests/lua/nginx/stop.sh" "$work/off" >/dev/null 2>&1 || true
-  "$root/tests/lua/nginx/stop.sh" "$work/shim" >/dev/null 2>&1 || true
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  for mode in on off shim; do "$root/tests/lua/nginx/stop.sh" "$work/$mode" >/dev/null 2>&1 || true; done
+  stop_pids
   if [ -n "${KEEP_WORK:-}" ]; then echo "work dir kept: $work" >&2; else rm -rf "$work"; fi
 }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "nothing listening on port $1" >&2
-  return 1
-}
-metric() {  # PORT SERIES -> value (0 when absent)
-  curl -s "http://127.0.0.1:$1/metrics" | awk -v s="$2" '$1 == s { v = $2 } END { printf "%.0f\n", v + 0 }'
-}
-field() { sed -n "s/.*[ ]$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
-cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f\n", ($14 + $15) / hz }' "/proc/$1/stat"; }
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 echo "machine: $(nproc) cores; before: $(uptime)"
 
 # The fake ingest and the sidecar (Release), for the whole run.
-fake_port="$(free_port)"
-"$FAKE_INGEST_BIN" --listen "127.0.0.1:$fake_port" --api-key bench-key-0001 --tenant bench --no-store \
-  2>"$work/fake.log" &
-fake_pid=$!
-pids+=($fake_pid)
-wait_port "$fake_port"
+start_fake_ingest --no-store
 sc_port="$(free_port)"
 cat >"$work/sidecar.yaml" <<YAML
 listen: ["127.0.0.1:$sc_port", "unix:$work/sidecar.sock"]

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -332,6 +333,18 @@ bool margin_is(const rapidjson::Document& d, double percent) {
          d["margin_percent"].GetDouble() == Approx(percent);
 }
 
+// Waits until both sidecars of a pair sharing one Redis have connected to it and each answers a
+// check with no margin level yet; returns a client of each (A's first).
+std::pair<http_client, http_client> connect_pair(sidecar_process& a, sidecar_process& b) {
+  REQUIRE(a.proc().wait_for_output("redis connected", 10s));
+  REQUIRE(b.proc().wait_for_output("redis connected", 10s));
+  std::pair<http_client, http_client> clients{a.client(), b.client()};
+  auto ok = [](const rapidjson::Document& x) { return str(x, "reason") == "ok"; };
+  REQUIRE(str(wait_decision(clients.first, ok), "margin_level") == "NONE");
+  REQUIRE(str(wait_decision(clients.second, ok), "margin_level") == "NONE");
+  return clients;
+}
+
 // The sum of every series of a metric family in a /metrics body whose labels contain `labels`.
 double metric_sum(const std::string& body, const std::string& name, const std::string& labels) {
   double sum = 0;
@@ -367,13 +380,7 @@ TEST_CASE("margin: two sidecars sharing one Redis guard on the combined COGS and
                            "cache: { redis: \"" + redis.url() + "\", sync_interval: 100ms, redis_timeout: 200ms }\n";
   sidecar_process a(yaml);
   sidecar_process b(yaml);
-  REQUIRE(a.proc().wait_for_output("redis connected", 10s));
-  REQUIRE(b.proc().wait_for_output("redis connected", 10s));
-  auto ca = a.client();
-  auto cb = b.client();
-  auto ok = [](const rapidjson::Document& x) { return str(x, "reason") == "ok"; };
-  REQUIRE(str(wait_decision(ca, ok), "margin_level") == "NONE");
-  REQUIRE(str(wait_decision(cb, ok), "margin_level") == "NONE");
+  auto [ca, cb] = connect_pair(a, b);
 
   // Half the cost on A: B sees it through Redis, neither crosses a level.
   REQUIRE(ca.post("/v1/ingest/batch", usage_batch(1, "45")).status == 202);
@@ -573,13 +580,7 @@ TEST_CASE("margin: two sidecars sharing one Redis send one webhook per level cha
                            "cache: { redis: \"" + redis.url() + "\", sync_interval: 100ms, redis_timeout: 200ms }\n";
   sidecar_process a(yaml, {"AFORO_WEBHOOK_SECRET=" + secret});
   sidecar_process b(yaml, {"AFORO_WEBHOOK_SECRET=" + secret});
-  REQUIRE(a.proc().wait_for_output("redis connected", 10s));
-  REQUIRE(b.proc().wait_for_output("redis connected", 10s));
-  auto ca = a.client();
-  auto cb = b.client();
-  auto ok = [](const rapidjson::Document& x) { return str(x, "reason") == "ok"; };
-  REQUIRE(str(wait_decision(ca, ok), "margin_level") == "NONE");
-  REQUIRE(str(wait_decision(cb, ok), "margin_level") == "NONE");
+  auto [ca, cb] = connect_pair(a, b);
 
   // Sums one metric series over both sidecars.
   auto both = [&](const std::string& series) {

@@ -18,6 +18,23 @@ constexpr int state_format = 1;
 
 void key(writer_t& w, std::string_view k) { w.Key(k.data(), static_cast<rj::SizeType>(k.size())); }
 void string(writer_t& w, std::string_view v) { w.String(v.data(), static_cast<rj::SizeType>(v.size())); }
+// A member and its value.
+void str_field(writer_t& w, std::string_view k, std::string_view v) {
+  key(w, k);
+  string(w, v);
+}
+void bool_field(writer_t& w, std::string_view k, bool v) {
+  key(w, k);
+  w.Bool(v);
+}
+void u64_field(writer_t& w, std::string_view k, std::uint64_t v) {
+  key(w, k);
+  w.Uint64(v);
+}
+void i64_field(writer_t& w, std::string_view k, std::int64_t v) {
+  key(w, k);
+  w.Int64(v);
+}
 void strings(writer_t& w, std::string_view k, const std::vector<std::string>& v) {
   key(w, k);
   w.StartArray();
@@ -35,12 +52,52 @@ void routes(writer_t& w, const std::vector<route_info>& rs) {
   w.StartArray();
   for (const auto& r : rs) {
     w.StartObject();
-    key(w, "id");
-    string(w, r.id);
-    key(w, "name");
-    string(w, r.name);
+    str_field(w, "id", r.id);
+    str_field(w, "name", r.name);
     strings(w, "paths", r.paths);
     strings(w, "methods", r.methods);
+    w.EndObject();
+  }
+  w.EndArray();
+}
+
+// The names the two forms give an API's counters of folded requests and dropped operations.
+struct counter_keys {
+  std::string_view folded;
+  std::string_view dropped;
+};
+
+// The "apis" member both forms share: per API its name, service_id and version, then what
+// `api_fields` writes, then tags, hosts, plugins, routes and the two counters; per operation its
+// method, path and route, then what `operation_fields` writes. The order is part of both formats.
+template <class ApiFields, class OperationFields>
+void apis(writer_t& w, const catalog& c, counter_keys counters, ApiFields api_fields,
+          OperationFields operation_fields) {
+  key(w, "apis");
+  w.StartArray();
+  for (const auto& [name, a] : c.apis()) {
+    w.StartObject();
+    str_field(w, "name", a.name);
+    str_field(w, "service_id", a.service_id);
+    u64_field(w, "version", a.version);
+    api_fields(a);
+    strings(w, "tags", a.tags);
+    strings(w, "hosts", a.hosts);
+    strings(w, "plugins", a.plugins);
+    routes(w, a.routes);
+    u64_field(w, counters.folded, a.folded);
+    u64_field(w, counters.dropped, a.dropped);
+    key(w, "operations");
+    w.StartArray();
+    for (const auto& [k, op] : a.operations) {
+      w.StartObject();
+      str_field(w, "method", op.method);
+      str_field(w, "path", op.path);
+      str_field(w, "route", op.route);
+      operation_fields(op);
+      w.EndObject();
+    }
+    w.EndArray();
     w.EndObject();
   }
   w.EndArray();
@@ -155,72 +212,29 @@ std::string catalog_view_json(const catalog& c, epoch_ms now, std::string_view t
   rj::StringBuffer sb;
   writer_t w(sb);
   w.StartObject();
-  key(w, "enabled");
-  w.Bool(true);
-  if (!tenant_id.empty()) {
-    key(w, "tenant_id");
-    string(w, tenant_id);
-  }
-  key(w, "revision");
-  w.Uint64(c.revision());
-  key(w, "generated_at");
-  string(w, iso8601_ms(now));
-  key(w, "stale_after_s");
-  w.Int64(c.limits().stale_after_ms / 1000);
-  key(w, "apis");
-  w.StartArray();
-  for (const auto& [name, a] : c.apis()) {
-    w.StartObject();
-    key(w, "name");
-    string(w, a.name);
-    key(w, "service_id");
-    string(w, a.service_id);
-    key(w, "version");
-    w.Uint64(a.version);
-    key(w, "state");
-    string(w, to_string(c.state_of(a, now)));
-    time_or_null(w, "first_seen", a.first_seen_ms);
-    time_or_null(w, "version_changed_at", a.version_changed_ms);
-    key(w, "declared");
-    w.Bool(a.declared);
-    key(w, "monetized");
-    w.Bool(a.monetized());
-    key(w, "metered");
-    w.Bool(a.metered());
-    strings(w, "tags", a.tags);
-    strings(w, "hosts", a.hosts);
-    strings(w, "plugins", a.plugins);
-    routes(w, a.routes);
-    key(w, "folded_requests");
-    w.Uint64(a.folded);
-    key(w, "dropped_operations");
-    w.Uint64(a.dropped);
-    key(w, "operations");
-    w.StartArray();
-    for (const auto& [k, op] : a.operations) {
-      w.StartObject();
-      key(w, "method");
-      string(w, op.method);
-      key(w, "path");
-      string(w, op.path);
-      key(w, "route");
-      string(w, op.route);
-      key(w, "source");
-      string(w, to_string(op.source()));
-      key(w, "state");
-      string(w, to_string(c.state_of(op, now)));
-      key(w, "declared");
-      w.Bool(op.declared);
-      time_or_null(w, "first_seen", op.first_seen_ms);
-      time_or_null(w, "last_seen", op.last_seen_ms);
-      key(w, "count");
-      w.Uint64(op.count);
-      w.EndObject();
-    }
-    w.EndArray();
-    w.EndObject();
-  }
-  w.EndArray();
+  bool_field(w, "enabled", true);
+  if (!tenant_id.empty()) str_field(w, "tenant_id", tenant_id);
+  u64_field(w, "revision", c.revision());
+  str_field(w, "generated_at", iso8601_ms(now));
+  i64_field(w, "stale_after_s", c.limits().stale_after_ms / 1000);
+  apis(
+      w, c, {"folded_requests", "dropped_operations"},
+      [&](const api& a) {
+        str_field(w, "state", to_string(c.state_of(a, now)));
+        time_or_null(w, "first_seen", a.first_seen_ms);
+        time_or_null(w, "version_changed_at", a.version_changed_ms);
+        bool_field(w, "declared", a.declared);
+        bool_field(w, "monetized", a.monetized());
+        bool_field(w, "metered", a.metered());
+      },
+      [&](const operation& op) {
+        str_field(w, "source", to_string(op.source()));
+        str_field(w, "state", to_string(c.state_of(op, now)));
+        bool_field(w, "declared", op.declared);
+        time_or_null(w, "first_seen", op.first_seen_ms);
+        time_or_null(w, "last_seen", op.last_seen_ms);
+        u64_field(w, "count", op.count);
+      });
   w.EndObject();
   return {sb.GetString(), sb.GetSize()};
 }
@@ -235,62 +249,23 @@ std::string catalog_state_json(const catalog& c, std::uint64_t pushed_revision) 
   w.StartObject();
   key(w, "format");
   w.Int(state_format);
-  key(w, "revision");
-  w.Uint64(c.revision());
-  key(w, "pushed_revision");
-  w.Uint64(pushed_revision);
-  key(w, "apis");
-  w.StartArray();
-  for (const auto& [name, a] : c.apis()) {
-    w.StartObject();
-    key(w, "name");
-    string(w, a.name);
-    key(w, "service_id");
-    string(w, a.service_id);
-    key(w, "version");
-    w.Uint64(a.version);
-    key(w, "first_seen_ms");
-    w.Int64(a.first_seen_ms);
-    key(w, "version_changed_ms");
-    w.Int64(a.version_changed_ms);
-    key(w, "declared");
-    w.Bool(a.declared);
-    strings(w, "tags", a.tags);
-    strings(w, "hosts", a.hosts);
-    strings(w, "plugins", a.plugins);
-    routes(w, a.routes);
-    key(w, "folded");
-    w.Uint64(a.folded);
-    key(w, "dropped");
-    w.Uint64(a.dropped);
-    key(w, "operations");
-    w.StartArray();
-    for (const auto& [k, op] : a.operations) {
-      w.StartObject();
-      key(w, "method");
-      string(w, op.method);
-      key(w, "path");
-      string(w, op.path);
-      key(w, "route");
-      string(w, op.route);
-      key(w, "first_seen_ms");
-      w.Int64(op.first_seen_ms);
-      key(w, "last_seen_ms");
-      w.Int64(op.last_seen_ms);
-      key(w, "count");
-      w.Uint64(op.count);
-      key(w, "declared");
-      w.Bool(op.declared);
-      key(w, "declared_changed_ms");
-      w.Int64(op.declared_changed_ms);
-      key(w, "changed_ms");
-      w.Int64(op.changed_ms);
-      w.EndObject();
-    }
-    w.EndArray();
-    w.EndObject();
-  }
-  w.EndArray();
+  u64_field(w, "revision", c.revision());
+  u64_field(w, "pushed_revision", pushed_revision);
+  apis(
+      w, c, {"folded", "dropped"},
+      [&](const api& a) {
+        i64_field(w, "first_seen_ms", a.first_seen_ms);
+        i64_field(w, "version_changed_ms", a.version_changed_ms);
+        bool_field(w, "declared", a.declared);
+      },
+      [&](const operation& op) {
+        i64_field(w, "first_seen_ms", op.first_seen_ms);
+        i64_field(w, "last_seen_ms", op.last_seen_ms);
+        u64_field(w, "count", op.count);
+        bool_field(w, "declared", op.declared);
+        i64_field(w, "declared_changed_ms", op.declared_changed_ms);
+        i64_field(w, "changed_ms", op.changed_ms);
+      });
   w.EndObject();
   return {sb.GetString(), sb.GetSize()};
 }
