@@ -246,6 +246,24 @@ describe("aforo-metering handler", function()
       assert.is_nil(check_body(1).leased)
     end)
 
+    it("gives each leased request its own X-RateLimit-Remaining, also while earlier ones wait", function()
+      env.respond(leased(6))
+      local conf = helper.conf()
+      request(conf)
+      local r1 = env.new_request()
+      r1.headers["X-Tenant-Id"] = "cust_acme"
+      handler:access(conf)
+      local r2 = env.new_request()
+      r2.headers["X-Tenant-Id"] = "cust_acme"
+      handler:access(conf)
+      env.req = r1
+      handler:header_filter(conf)
+      env.req = r2
+      handler:header_filter(conf)
+      assert.equal("999", r1.set_headers["X-RateLimit-Remaining"])
+      assert.equal("998", r2.set_headers["X-RateLimit-Remaining"])
+    end)
+
     it("asks again once the lease expires and reports what it admitted", function()
       env.respond(leased(50))
       local conf = helper.conf()

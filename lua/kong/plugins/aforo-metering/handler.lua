@@ -357,7 +357,13 @@ local function apply_lease(ctx, lease)
   if headers then
     local remaining = lease.remaining
     if remaining then
-      headers["X-RateLimit-Remaining"] = tostring(max(remaining - (lease.granted - lease.left), 0))
+      -- This request's own count: a copy, as requests of the lease may still wait for header_filter.
+      local own = {}
+      for k, v in pairs(headers) do
+        own[k] = v
+      end
+      own["X-RateLimit-Remaining"] = tostring(max(remaining - (lease.granted - lease.left), 0))
+      headers = own
     end
     ctx.headers = headers
   end
