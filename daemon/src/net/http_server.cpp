@@ -18,7 +18,6 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/read_size.hpp>
 #include <boost/beast/core/string.hpp>
-#include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/serializer.hpp>
@@ -29,6 +28,7 @@
 #include <type_traits>
 
 #include "net/http_wire.hpp"
+#include "net/request_parser.hpp"
 #include "util/log.hpp"
 #include "util/metrics.hpp"
 
@@ -75,70 +75,6 @@ template <class Protocol>
 using socket_of = asio::basic_stream_socket<Protocol, executor>;
 using deadline_clock = std::chrono::steady_clock;
 using timer_type = asio::basic_waitable_timer<deadline_clock, asio::wait_traits<deadline_clock>, executor>;
-
-std::string_view trim(std::string_view v) {
-  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-  return v;
-}
-
-// Parses one request into the connection's http_request, overwriting the strings of the previous one
-// so their capacity is reused. Beast's basic_parser does the parsing and enforces the body and header
-// limits; this only stores what it reports, as Beast's own request parser would (values trimmed).
-class request_parser final : public http::basic_parser<true> {
- public:
-  explicit request_parser(http_request& req) : req_(req) { req_.body.clear(); }
-
-  [[nodiscard]] unsigned http_version() const { return version_; }
-  /// The first Expect header asked for "100-continue".
-  [[nodiscard]] bool expects_continue() const { return expect_continue_; }
-
- private:
-  void on_request_impl(http::verb, beast::string_view method, beast::string_view target, int version,
-                       error_code&) override {
-    req_.method.assign(method.data(), method.size());
-    req_.target.assign(target.data(), target.size());
-    version_ = static_cast<unsigned>(version);
-  }
-  void on_response_impl(int, beast::string_view, int, error_code&) override {}
-  void on_field_impl(http::field name, beast::string_view name_sv, beast::string_view value_sv, error_code&) override {
-    const std::string_view name_string(name_sv.data(), name_sv.size());
-    const std::string_view value = trim(std::string_view(value_sv.data(), value_sv.size()));
-    if (fields_ < req_.headers.size()) {
-      req_.headers[fields_].first.assign(name_string);
-      req_.headers[fields_].second.assign(value);
-    } else {
-      req_.headers.emplace_back(name_string, value);
-    }
-    ++fields_;
-    if (name == http::field::expect && !expect_seen_) {
-      expect_seen_ = true;
-      expect_continue_ = beast::iequals(beast::string_view(value.data(), value.size()), "100-continue");
-    }
-  }
-  void on_header_impl(error_code&) override {
-    req_.headers.erase(req_.headers.begin() + static_cast<std::ptrdiff_t>(fields_), req_.headers.end());
-  }
-  void on_body_init_impl(const boost::optional<std::uint64_t>& length, error_code&) override {
-    if (length) req_.body.reserve(static_cast<std::size_t>(*length));  // at most body_limit
-  }
-  std::size_t on_body_impl(beast::string_view body, error_code&) override {
-    req_.body.append(body.data(), body.size());
-    return body.size();
-  }
-  void on_chunk_header_impl(std::uint64_t, beast::string_view, error_code&) override {}
-  std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view body, error_code&) override {
-    req_.body.append(body.data(), body.size());
-    return body.size();
-  }
-  void on_finish_impl(error_code&) override {}
-
-  http_request& req_;
-  std::size_t fields_ = 0;
-  unsigned version_ = 11;
-  bool expect_seen_ = false;
-  bool expect_continue_ = false;
-};
 
 }  // namespace
 
