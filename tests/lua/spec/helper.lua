@@ -17,6 +17,7 @@ local PLUGIN_MODULES = {
   "kong.plugins.aforo-metering.handler", "kong.plugins.aforo-metering.buffer",
   "kong.plugins.aforo-metering.event", "kong.plugins.aforo-metering.client",
   "kong.plugins.aforo-metering.schema", "kong.plugins.aforo-metering.lease",
+  "kong.plugins.aforo-metering.decision",
 }
 
 
@@ -155,6 +156,28 @@ function helper.conf(overrides)
   local conf, errs = require("aforo_shim.schema").process(schema, overrides or {})
   assert(conf, errs and cjson.encode(errs))
   return conf
+end
+
+
+--- A sidecar responder answering 200 with the JSON of t.
+function helper.answer(t)
+  return function() return 200, cjson.encode(t) end
+end
+
+
+--- The decoded body of the i-th request the plugin sent to the sidecar (default the first).
+function helper.check_body(env, i)
+  return helper.decode(env.calls[i or 1].body)
+end
+
+
+--- The messages the plugin logged at level err.
+function helper.errors(env)
+  local out = {}
+  for _, l in ipairs(env.logs) do
+    if l.level == "err" then out[#out + 1] = l.msg end
+  end
+  return out
 end
 
 

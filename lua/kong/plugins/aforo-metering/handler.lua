@@ -19,17 +19,15 @@ local client = require "kong.plugins.aforo-metering.client"
 local buffer = require "kong.plugins.aforo-metering.buffer"
 local event = require "kong.plugins.aforo-metering.event"
 local leases = require "kong.plugins.aforo-metering.lease"
+local decisions = require "kong.plugins.aforo-metering.decision"
 
 local kong = kong
 local ngx = ngx
 local null = ngx.null
 local type = type
-local next = next
-local pairs = pairs
 local tostring = tostring
 local tonumber = tonumber
 local max = math.max
-local ceil = math.ceil
 local sub = string.sub
 local find = string.find
 local byte = string.byte
@@ -45,21 +43,6 @@ local BACKGROUND_TIMEOUT_MS = 2000   -- flush and handshake run in timers, off t
 local HANDSHAKE_MAX_BACKOFF_S = 60
 local LOG_EVERY_S = 10               -- rate limit of per-request ERROR lines
 local MAX_CUSTOMER_ID = 64           -- Aforo's customerId limit
-
--- Status when the sidecar's answer lacks a usable one (contracts §2).
-local REASON_STATUS = {
-  quota_exceeded = 429, margin_throttle = 429, margin_block = 429,
-  feature_not_entitled = 403, subscription_inactive = 402, unknown_customer = 403,
-}
-local REASON_MESSAGE = {
-  quota_exceeded = "quota exceeded",
-  margin_throttle = "too many requests",
-  margin_block = "service temporarily unavailable for this account",
-  feature_not_entitled = "plan does not include this feature",
-  subscription_inactive = "subscription inactive",
-  unknown_customer = "unknown customer",
-}
-
 
 local AforoMeteringHandler = {
   -- After authentication (key-auth 1250, basic-auth 1100, hmac-auth 1030,
@@ -305,84 +288,12 @@ local function fallback(conf, ctx, err)
 end
 
 
-local function deny(decision)
-  local reason = type(decision.reason) == "string" and decision.reason or "blocked"
-  local status = tonumber(decision.status)
-  if not status or status < 400 or status > 599 then
-    status = REASON_STATUS[reason] or 403
-  end
-  local retry_after = tonumber(decision.retry_after) or 0
-  local headers = {}
-  if type(decision.headers) == "table" then
-    for k, v in pairs(decision.headers) do
-      headers[k] = v
-    end
-  end
-  if retry_after > 0 and not headers["Retry-After"] and not headers["retry-after"] then
-    headers["Retry-After"] = tostring(ceil(retry_after))
-  end
-  local message = type(decision.message) == "string" and decision.message
-                  or REASON_MESSAGE[reason] or "request denied"
-  return kong.response.exit(status,
-    { message = message, reason = reason, retry_after = retry_after }, headers)
-end
-
-
-local function apply(ctx, decision)
-  local allowed = decision.allowed
-  if allowed == nil or allowed == null then
-    allowed = decision.decision == "allow"
-  end
-  if allowed ~= true and decision.shadow ~= true then
-    return deny(decision)
-  end
-  local headers = decision.headers
-  if type(headers) == "table" and next(headers) then
-    ctx.headers = headers -- set in header_filter: the proxied response replaces earlier ones
-  end
-  local upstream = decision.upstream_headers
-  if type(upstream) == "table" then
-    for k, v in pairs(upstream) do
-      if type(v) == "string" or type(v) == "number" then
-        kong.service.request.set_header(k, v)
-      end
-    end
-  end
-end
-
-
--- A request admitted under a lease: the decision's headers, remaining quota counted down.
-local function apply_lease(ctx, lease)
-  local headers = lease.headers
-  if headers then
-    local remaining = lease.remaining
-    if remaining then
-      -- This request's own count: a copy, as requests of the lease may still wait for header_filter.
-      local own = {}
-      for k, v in pairs(headers) do
-        own[k] = v
-      end
-      own["X-RateLimit-Remaining"] = tostring(max(remaining - (lease.granted - lease.left), 0))
-      headers = own
-    end
-    ctx.headers = headers
-  end
-  local upstream = lease.upstream
-  if upstream then
-    for k, v in pairs(upstream) do
-      if type(v) == "string" or type(v) == "number" then
-        kong.service.request.set_header(k, v)
-      end
-    end
-  end
-end
-
-
 local function check(conf, ctx, customer_id, path)
   local s = state_for(conf)
   local service, route = route_names()
   ctx.service, ctx.route = service, route
   local method = kong.request.get_method()
+  ctx.method = method -- the log phase reuses it
 
   local now = ngx.now()
   local route_key = customer_id .. "\0" .. (service or "") .. "\0" .. (route or "") .. "\0" .. method
@@ -391,7 +302,7 @@ local function check(conf, ctx, customer_id, path)
   local used = 0
   if lease then
     if leases.admit(lease, now) then
-      return apply_lease(ctx, lease)
+      return decisions.apply_lease(ctx, lease)
     end
     used = leases.take(lease)
   end
@@ -420,13 +331,13 @@ local function check(conf, ctx, customer_id, path)
       -- A renewal failed while the lease still holds: it admits until it runs out.
       if leases.admit(lease, ngx.now(), true) then
         log_unreachable(conf, err)
-        return apply_lease(ctx, lease)
+        return decisions.apply_lease(ctx, lease)
       end
     end
     return fallback(conf, ctx, err)
   end
   leases.settle(lease, route_key, path, decision.lease, decision, now)
-  return apply(ctx, decision)
+  return decisions.apply(ctx, decision)
 end
 
 
@@ -541,7 +452,7 @@ function AforoMeteringHandler:log(conf)
   ev.started_at = start_ms / 1000
   ev.latency_ms = ngx.now() * 1000 - start_ms
   ev.request_id = request_id(ctx)
-  ev.method = kong.request.get_method()
+  ev.method = ctx.method or kong.request.get_method()
   ev.path = ctx.path
   ev.status = kong.response.get_status()
   ev.request_bytes = var.request_length

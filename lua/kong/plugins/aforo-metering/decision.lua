@@ -1,0 +1,108 @@
+-- Applying the sidecar's decision to the request (contracts §2): a deny exits with the
+-- contract's status, body and headers; an allow sets upstream headers now and keeps the client
+-- headers for header_filter; a request admitted under a decision lease gets the lease's headers
+-- with its own remaining quota.
+local kong = kong
+local ngx = ngx
+local null = ngx.null
+local type = type
+local next = next
+local pairs = pairs
+local tostring = tostring
+local tonumber = tonumber
+local max = math.max
+local ceil = math.ceil
+
+
+local _M = {}
+
+-- Status when the sidecar's answer lacks a usable one.
+local REASON_STATUS = {
+  quota_exceeded = 429, margin_throttle = 429, margin_block = 429,
+  feature_not_entitled = 403, subscription_inactive = 402, unknown_customer = 403,
+}
+local REASON_MESSAGE = {
+  quota_exceeded = "quota exceeded",
+  margin_throttle = "too many requests",
+  margin_block = "service temporarily unavailable for this account",
+  feature_not_entitled = "plan does not include this feature",
+  subscription_inactive = "subscription inactive",
+  unknown_customer = "unknown customer",
+}
+
+
+local function deny(decision)
+  local reason = type(decision.reason) == "string" and decision.reason or "blocked"
+  local status = tonumber(decision.status)
+  if not status or status < 400 or status > 599 then
+    status = REASON_STATUS[reason] or 403
+  end
+  local retry_after = tonumber(decision.retry_after) or 0
+  local headers = {}
+  if type(decision.headers) == "table" then
+    for k, v in pairs(decision.headers) do
+      headers[k] = v
+    end
+  end
+  if retry_after > 0 and not headers["Retry-After"] and not headers["retry-after"] then
+    headers["Retry-After"] = tostring(ceil(retry_after))
+  end
+  local message = type(decision.message) == "string" and decision.message
+                  or REASON_MESSAGE[reason] or "request denied"
+  return kong.response.exit(status,
+    { message = message, reason = reason, retry_after = retry_after }, headers)
+end
+
+
+local function set_upstream(headers)
+  for k, v in pairs(headers) do
+    if type(v) == "string" or type(v) == "number" then
+      kong.service.request.set_header(k, v)
+    end
+  end
+end
+
+
+--- Applies a decision from /v1/check (ctx: kong.ctx.plugin).
+function _M.apply(ctx, decision)
+  local allowed = decision.allowed
+  if allowed == nil or allowed == null then
+    allowed = decision.decision == "allow"
+  end
+  if allowed ~= true and decision.shadow ~= true then
+    return deny(decision)
+  end
+  local headers = decision.headers
+  if type(headers) == "table" and next(headers) then
+    ctx.headers = headers -- set in header_filter: the proxied response replaces earlier ones
+  end
+  local upstream = decision.upstream_headers
+  if type(upstream) == "table" then
+    set_upstream(upstream)
+  end
+end
+
+
+--- A request admitted under a lease (lease.lua): the decision's headers, remaining quota counted down.
+function _M.apply_lease(ctx, lease)
+  local headers = lease.headers
+  if headers then
+    local remaining = lease.remaining
+    if remaining then
+      -- This request's own count: a copy, as requests of the lease may still wait for header_filter.
+      local own = {}
+      for k, v in pairs(headers) do
+        own[k] = v
+      end
+      own["X-RateLimit-Remaining"] = tostring(max(remaining - (lease.granted - lease.left), 0))
+      headers = own
+    end
+    ctx.headers = headers
+  end
+  if lease.upstream then
+    set_upstream(lease.upstream)
+  end
+end
+
+
+return _M

@@ -1,0 +1,278 @@
+-- Specs of decision leases (lease.lua through handler.lua) with stubbed kong/ngx: admitting without a
+-- round trip, scopes, renewal, reporting what was admitted, and two checks of one key in flight.
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helper.lua")
+local helper = _G.aforo_spec_helper
+
+describe("aforo-metering handler", function()
+  local env, handler
+
+  before_each(function()
+    env = helper.setup()
+    handler = require "kong.plugins.aforo-metering.handler"
+  end)
+
+  local function decision(t) return helper.answer(t) end
+  local function check_body(i) return helper.check_body(env, i) end
+  local function errors() return helper.errors(env) end
+
+  describe("decision leases", function()
+    local function leased(requests, scope, extra, prefix)
+      local t = { decision = "allow", allowed = true, reason = "ok", remaining_quota = 1000,
+                  headers = { ["X-RateLimit-Limit"] = "2000", ["X-RateLimit-Remaining"] = "1000" },
+                  upstream_headers = { ["X-Margin-Guard-Warning"] = "margin-low" },
+                  lease = { requests = requests, ttl_ms = 1000, scope = scope or "route", prefix = prefix } }
+      for k, v in pairs(extra or {}) do t[k] = v end
+      return decision(t)
+    end
+
+    local function request(conf, path, tenant)
+      local r = env.new_request()
+      r.headers["X-Tenant-Id"] = tenant or "cust_acme"
+      if path then r.path = path end
+      handler:access(conf)
+      handler:header_filter(conf)
+      return r
+    end
+
+    it("admits the leased requests without asking, counting X-RateLimit-Remaining down", function()
+      env.respond(leased(6)) -- 3 admitted, then renewed at half
+      local conf = helper.conf()
+      request(conf)
+      assert.equal(1, #env.calls)
+      for i = 1, 3 do
+        local r = request(conf)
+        assert.is_nil(r.exited)
+        assert.equal(tostring(1000 - i), r.set_headers["X-RateLimit-Remaining"])
+        assert.equal("2000", r.set_headers["X-RateLimit-Limit"])
+        assert.same({ ["X-Margin-Guard-Warning"] = "margin-low" }, r.upstream_headers)
+      end
+      assert.equal(1, #env.calls)
+      request(conf) -- half used: asks, reporting the 3 it admitted
+      assert.equal(2, #env.calls)
+      assert.equal(3, check_body(2).leased)
+      assert.is_nil(check_body(1).leased)
+    end)
+
+    it("gives each leased request its own X-RateLimit-Remaining, also while earlier ones wait", function()
+      env.respond(leased(6))
+      local conf = helper.conf()
+      request(conf)
+      local r1 = env.new_request()
+      r1.headers["X-Tenant-Id"] = "cust_acme"
+      handler:access(conf)
+      local r2 = env.new_request()
+      r2.headers["X-Tenant-Id"] = "cust_acme"
+      handler:access(conf)
+      env.req = r1
+      handler:header_filter(conf)
+      env.req = r2
+      handler:header_filter(conf)
+      assert.equal("999", r1.set_headers["X-RateLimit-Remaining"])
+      assert.equal("998", r2.set_headers["X-RateLimit-Remaining"])
+    end)
+
+    it("asks again once the lease expires and reports what it admitted", function()
+      env.respond(leased(50))
+      local conf = helper.conf()
+      request(conf)
+      request(conf)
+      request(conf)
+      env.clock.t = env.clock.t + 1.001
+      request(conf)
+      assert.equal(2, #env.calls)
+      assert.equal(2, check_body(2).leased)
+    end)
+
+    it("keys a lease by customer, route, method and feature, and by path for scope path", function()
+      env.respond(leased(10, "path"))
+      local conf = helper.conf()
+      request(conf, "/v1/search/a")
+      request(conf, "/v1/search/a")
+      assert.equal(1, #env.calls)
+      request(conf, "/v1/search/b")     -- another path
+      assert.equal(2, #env.calls)
+      request(conf, "/v1/search/a", "cust_other")
+      assert.equal(3, #env.calls)
+      request(helper.conf({ feature = "reports" }), "/v1/search/a")
+      assert.equal(4, #env.calls)
+      env.respond(leased(10, "route"))
+      local other = helper.conf({ feature = "x" })
+      request(other, "/v1/search/a")
+      request(other, "/v1/search/zzz") -- scope route: any path
+      assert.equal(5, #env.calls)
+    end)
+
+    it("keeps the count of a check that failed for the next one", function()
+      env.respond(leased(1))
+      local conf = helper.conf()
+      request(conf)
+      request(conf) -- under the lease
+      env.respond(function() return nil, "connection refused" end)
+      local r = request(conf) -- fallback allow; the 1 admitted is not reported yet
+      assert.is_true(r.ctx.fallback)
+      assert.equal(1, check_body(2).leased)
+      env.respond(leased(1))
+      request(conf)
+      assert.equal(1, check_body(3).leased)
+      request(conf)
+      request(conf)
+      assert.equal(1, check_body(4).leased)
+    end)
+
+    it("takes no lease from a deny, and a deny is never answered from a lease", function()
+      env.respond(leased(5, "route", { decision = "block", allowed = false, status = 429,
+                                        reason = "quota_exceeded", retry_after = 10 }))
+      local conf = helper.conf()
+      local r = request(conf)
+      assert.equal(429, r.exited.status)
+      r = request(conf)
+      assert.equal(429, r.exited.status)
+      assert.equal(2, #env.calls)
+    end)
+
+    it("ignores a malformed lease", function()
+      local conf = helper.conf()
+      for _, bad in ipairs({ { requests = 0, ttl_ms = 1000 }, { requests = "x", ttl_ms = 1000 },
+                             { requests = 5, ttl_ms = -1 }, { requests = 5 } }) do
+        env.respond(decision({ decision = "allow", allowed = true, reason = "ok", lease = bad }))
+        request(conf)
+      end
+      request(conf)
+      assert.equal(5, #env.calls)
+    end)
+
+    it("covers the paths under the lease's prefix, segment by segment", function()
+      env.respond(leased(10, "prefix", nil, "/v1/search"))
+      local conf = helper.conf()
+      request(conf, "/v1/search/items/1")
+      request(conf, "/v1/search/items/2")
+      request(conf, "/v1/search")
+      assert.equal(1, #env.calls)
+      request(conf, "/v1/searchx") -- not under the prefix
+      assert.equal(2, #env.calls)
+    end)
+
+    it("renews from half left while the other requests keep using the lease", function()
+      env.respond(leased(8))
+      local conf = helper.conf()
+      request(conf)                      -- check 1: lease of 8, renewed at 4 left
+      for _ = 1, 4 do request(conf) end  -- 4 admitted
+      assert.equal(1, #env.calls)
+      request(conf)                      -- 4 left: renews, reporting 4
+      assert.equal(2, #env.calls)
+      assert.equal(4, check_body(2).leased)
+      for _ = 1, 4 do request(conf) end  -- under the new lease
+      assert.equal(2, #env.calls)
+    end)
+
+    it("renews after three quarters of the lease's lifetime", function()
+      env.respond(leased(50))
+      local conf = helper.conf()
+      request(conf)
+      request(conf)
+      env.clock.t = env.clock.t + 0.8
+      request(conf)
+      assert.equal(2, #env.calls)
+      assert.equal(1, check_body(2).leased)
+    end)
+
+    it("a deny ends the lease at once, and its count is still reported", function()
+      env.respond(leased(8))
+      local conf = helper.conf()
+      request(conf)
+      for _ = 1, 4 do request(conf) end
+      env.respond(decision({ decision = "block", allowed = false, status = 429, reason = "margin_block",
+                             retry_after = 1800 }))
+      local r = request(conf) -- the renewal is denied
+      assert.equal(429, r.exited.status)
+      r = request(conf)       -- 4 were left, but the sidecar's latest answer governs
+      assert.equal(429, r.exited.status)
+      assert.equal(3, #env.calls)
+      assert.equal(4, check_body(2).leased)
+      assert.is_nil(check_body(3).leased)
+    end)
+
+    it("admits under a live lease when its renewal fails, and falls back once it runs out", function()
+      env.respond(leased(4))
+      local conf = helper.conf({ fallback_on_error = "block" })
+      request(conf)
+      request(conf)
+      request(conf)                      -- 2 admitted, 2 left: the next one renews
+      env.respond(function() return nil, "connection refused" end)
+      assert.is_nil(request(conf).exited) -- renewal failed: admitted under the lease (1 left)
+      assert.is_nil(request(conf).exited) -- again (0 left)
+      assert.equal(503, request(conf).exited.status)
+      assert.equal(4, #env.calls)        -- each request past the half asked again
+      assert.equal(1, #errors())         -- rate-limited
+      env.respond(leased(4))
+      request(conf)
+      assert.equal(4, check_body(5).leased) -- every request admitted under the lease, reported once
+    end)
+
+    -- Two checks of one key in flight in one worker: the access phase yields inside client.request,
+    -- played here by running other requests from inside the sidecar's answer to the first.
+    local function during(fn, answer)
+      return function(...)
+        local saved = env.req
+        fn()
+        env.req = saved
+        return answer(...)
+      end
+    end
+
+    it("a deny ends the lease another check settled meanwhile", function()
+      local conf = helper.conf()
+      env.respond(leased(2))
+      request(conf)         -- lease of 2
+      request(conf)         -- admitted, 1 left: the next renews
+      local deny = decision({ decision = "block", allowed = false, status = 429, reason = "margin_block",
+                              retry_after = 1800 })
+      env.respond(during(function()
+        request(conf)       -- B: admitted under the lease being renewed (0 left)
+        env.respond(leased(2))
+        request(conf)       -- C: asks, and settles a new lease
+      end, deny))
+      local r = request(conf) -- A: the renewal, answered with a deny after C's allow
+      assert.equal(429, r.exited.status)
+      env.respond(leased(2))
+      request(conf)         -- the new lease admits nothing more: this one asks
+      assert.equal(4, #env.calls)
+    end)
+
+    it("a failed check whose lease was replaced meanwhile keeps its count for the next check", function()
+      local conf = helper.conf()
+      env.respond(leased(2))
+      request(conf)         -- lease of 2
+      request(conf)         -- admitted (1 under this lease)
+      env.respond(during(function()
+        request(conf)       -- B: admitted (2)
+        env.respond(leased(4))
+        request(conf)       -- C: asks (call 3), reporting B; settles a new lease
+      end, function() return nil, "timeout" end))
+      request(conf)         -- A (call 2): the renewal reporting request 2 times out
+      assert.equal(1, check_body(3).leased) -- B
+      env.clock.t = env.clock.t + 2
+      env.respond(leased(4))
+      request(conf)         -- after expiry: request 2 is reported now, not lost with the replaced lease
+      assert.equal(4, #env.calls)
+      assert.equal(1, check_body(4).leased)
+    end)
+
+    it("drops expired leases past 10000 keys and every 10 s, keeping live ones", function()
+      env.respond(leased(5))
+      local conf = helper.conf()
+      local leases = require "kong.plugins.aforo-metering.lease"
+      for i = 1, 10050 do
+        request(conf, nil, "cust_" .. i)
+      end
+      assert.equal(10050, #env.calls)
+      assert.equal(10050, leases._slots()) -- all live
+      env.clock.t = env.clock.t + 5         -- all expired, not yet time to sweep
+      request(conf, nil, "cust_a")
+      assert.equal(10051, leases._slots())
+      env.clock.t = env.clock.t + 6
+      request(conf, nil, "cust_b")
+      assert.equal(1, leases._slots())
+    end)
+  end)
+end)
