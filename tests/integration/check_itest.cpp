@@ -33,16 +33,6 @@ std::string check_body(const std::string& customer, const std::string& extra = R
   return R"({"customer_id":")" + customer + R"(",)" + extra + "}";
 }
 
-// Writes a file by rename, so the sidecar never reads it half written.
-void replace_file(const std::string& path, const std::string& content) {
-  const std::string tmp = path + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "w");
-  REQUIRE(f != nullptr);
-  std::fwrite(content.data(), 1, content.size(), f);
-  std::fclose(f);
-  std::filesystem::rename(tmp, path);
-}
-
 std::string example_snapshot() { return read_file(source_dir() + "/config/snapshot.example.yaml"); }
 
 // Polls until pred(reply) holds or the timeout passes; returns the last reply.

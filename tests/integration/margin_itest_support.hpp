@@ -149,15 +149,6 @@ inline std::string str(const rapidjson::Value& v, const char* key) {
   return v.IsObject() && v.HasMember(key) && v[key].IsString() ? v[key].GetString() : std::string("<absent>");
 }
 
-inline void replace_file(const std::string& path, const std::string& content) {
-  const std::string tmp = path + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "w");
-  REQUIRE(f != nullptr);
-  std::fwrite(content.data(), 1, content.size(), f);
-  std::fclose(f);
-  std::filesystem::rename(tmp, path);
-}
-
 inline const char* const snapshot_yaml = R"(
 version: "m1"
 customers:

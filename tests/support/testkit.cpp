@@ -62,6 +62,16 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
+void replace_file(const std::string& path, const std::string& content) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << content;
+    if (!out) throw std::runtime_error("cannot write " + tmp);
+  }
+  std::filesystem::rename(tmp, path);
+}
+
 // ---------------------------------------------------------------- process
 
 process::process(std::vector<std::string> argv, std::vector<std::string> extra_env) {

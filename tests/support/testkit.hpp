@@ -36,6 +36,9 @@ class temp_dir {
 };
 
 std::string read_file(const std::string& path);
+/// Writes a file through a temporary and a rename, so a sidecar watching it never reads it half written.
+/// Throws std::runtime_error when the temporary cannot be written.
+void replace_file(const std::string& path, const std::string& content);
 
 /// A child process; its stdout and stderr go to one log file. Killed (SIGKILL) on destruction if running.
 class process {

@@ -23,13 +23,7 @@ describe("aforo-metering buffer", function()
     return '{"n":' .. i .. "}"
   end
 
-  local function errors()
-    local out = {}
-    for _, l in ipairs(env.logs) do
-      if l.level == "err" then out[#out + 1] = l.msg end
-    end
-    return out
-  end
+  local function errors() return helper.errors(env) end
 
   before_each(function()
     env = helper.setup()
