@@ -240,19 +240,23 @@ std::int64_t shared_total(const redis_server& server) {
 
 struct tally {
   int allowed = 0, denied = 0, errors = 0;
+  std::string first_error;  ///< status and body of the first answer counted as an error
 };
 
 // One check; counts allowed / 429 with Retry-After / anything else (an error to the caller).
 void check_once(http_client& c, tally& t) {
   const auto r = c.post("/v1/check", R"({"customer_id":"cust_a","feature":"api","quantity":1})");
+  const auto error = [&] {
+    if (t.errors++ == 0) t.first_error = std::to_string(r.status) + " " + r.body + r.error;
+  };
   if (r.status != 200) {
-    ++t.errors;
+    error();
   } else if (r.body.find(R"("allowed":true)") != std::string::npos) {
     ++t.allowed;
   } else if (r.body.find(R"("status":429)") != std::string::npos && r.body.find(R"("retry_after":0)") == std::string::npos) {
     ++t.denied;
   } else {
-    ++t.errors;
+    error();
   }
 }
 
@@ -277,6 +281,9 @@ TEST_CASE("redis edge: two sidecars sharing one Redis hold a customer to the lim
     check_once(cb, t);
     std::this_thread::sleep_for(5ms);
   }
+  INFO("first error: " << t.first_error << "\nsidecar a:\n" << a.proc().output() << "\nsidecar b:\n" << b.proc().output());
+  CHECK(a.proc().running());
+  CHECK(b.proc().running());
   CHECK(t.errors == 0);
   CHECK(t.allowed >= 100);
   CHECK(t.allowed <= 100 + 12);
@@ -309,6 +316,7 @@ TEST_CASE("redis edge: Redis killed mid-load keeps checks answering, and restart
     check_once(cb, t);
     std::this_thread::sleep_for(5ms);
   }
+  INFO("first error: " << t.first_error);
   CHECK(t.errors == 0);
   CHECK(t.allowed == 80);  // under the limit everything is allowed, Redis or not
   REQUIRE(a.proc().wait_for_output("redis unavailable", 5s));

@@ -156,7 +156,7 @@ render "$HERE/backends.conf.in" "$PREFIX/backends/conf/nginx.conf"
 render "$HERE/nginx.conf.in" "$PREFIX/conf/nginx.conf"
 
 # Backends: restart them if a previous run left them up.
-if [ -s "$PREFIX/backends/logs/nginx.pid" ] && kill -0 "$(cat "$PREFIX/backends/logs/nginx.pid")" 2>/dev/null; then
+if [ -s "$PREFIX/backends/logs/nginx.pid" ] && [ "$(cat "/proc/$(cat "$PREFIX/backends/logs/nginx.pid")/comm" 2>/dev/null)" = nginx ]; then
   "$NGINX" -p "$PREFIX/backends" -c "$PREFIX/backends/conf/nginx.conf" -s stop
   sleep 0.2
 fi
