@@ -161,6 +161,17 @@ TEST_CASE("plugin: allowed requests reach the upstream with rate-limit headers a
   }
 }
 
+TEST_CASE("plugin: a path with quotes, backslashes and control characters is metered exactly", "[plugin][e2e]") {
+  e2e_env env;
+  // nginx decodes the path: the event must carry it escaped into valid JSON, byte for byte.
+  const auto r = get(env.proxy(), "/v1/search/q%22uote%5Cback%09tab%01", {{"X-Tenant-Id", "cust_acme"}});
+  REQUIRE(r.status == 200);
+  REQUIRE(env.wait_events(1) == 1);
+  const auto d = env.received();
+  const auto& ev = d["events"][0]["event"];
+  CHECK(std::string(ev["endpointPath"].GetString()) == "/v1/search/q\"uote\\back\ttab\x01");
+}
+
 TEST_CASE("plugin: denials are applied with the contract's status, body and headers", "[plugin][e2e]") {
   e2e_env env;
   SECTION("quota exhausted: 429 with Retry-After") {

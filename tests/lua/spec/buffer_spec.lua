@@ -98,6 +98,26 @@ describe("aforo-metering buffer", function()
     assert.equal(0, q.failures)
   end)
 
+  it("encodes queued records with the queue's encoder when their batch is sent, again on a retry", function()
+    local encoded = 0
+    q.encode = function(record)
+      encoded = encoded + 1
+      return '{"n":' .. record.n .. "}"
+    end
+    outcome = function() return nil, "connection refused" end
+    for i = 1, 4 do buffer.add(q, { n = i }) end
+    assert.equal(0, encoded) -- nothing is encoded in the log phase
+    helper.run_timers(env, false, 1)
+    assert.equal(3, encoded) -- the first batch, not sent
+    assert.equal(4, buffer.count(q))
+    outcome = function() return true end
+    helper.run_timers(env)
+    assert.same({ { n = 1 }, { n = 2 }, { n = 3 } }, sent[1])
+    assert.same({ { n = 4 } }, sent[2])
+    assert.equal(3 + 4, encoded)
+    assert.equal(0, buffer.count(q))
+  end)
+
   it("does not hammer a failing sidecar with immediate flushes while backing off", function()
     outcome = function() return nil, "timeout" end
     buffer.add(q, ev(1))

@@ -67,6 +67,20 @@ describe("aforo-metering event", function()
     assert.equal("cust\t1", e.customerId)
   end)
 
+  it("quotes each string the same way when it is remembered, and past the cache's size", function()
+    local samples = { "cust_acme", 'a"b', "x\\y", "t\x01u", "/caf\195\169", string.rep("p", 300) }
+    for round = 1, 2 do -- the second round answers from the cache
+      for _, s in ipairs(samples) do
+        assert.equal(s, helper.decode("[" .. event.quote(s) .. "]")[1], s .. " round " .. round)
+      end
+    end
+    for i = 1, 3000 do -- more distinct strings than the cache holds: it starts over, answers stay right
+      local s = "cust_" .. i .. (i % 7 == 0 and '"' or "")
+      assert.equal(s, helper.decode("[" .. event.quote(s) .. "]")[1])
+    end
+    assert.equal('"cust_acme"', event.quote("cust_acme"))
+  end)
+
   it("formats occurredAt in UTC with milliseconds and Z, rounding into the next second", function()
     assert.equal("1970-01-01T00:00:00.000Z", event.iso8601(0))
     assert.equal("2025-11-24T16:00:01.000Z", event.iso8601(1764000000.9996))

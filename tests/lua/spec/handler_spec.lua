@@ -19,7 +19,8 @@ describe("aforo-metering handler", function()
     local q = buffer._queues()[conf.sidecar_url]
     local out = {}
     if q then
-      for i = q.first, q.last do out[#out + 1] = helper.decode(q.items[i]) end
+      -- What the flush would send: each queued record through the queue's encoder.
+      for i = q.first, q.last do out[#out + 1] = helper.decode(q.encode(q.items[i])) end
     end
     return out
   end

@@ -83,24 +83,50 @@ function _M.apply(ctx, decision)
 end
 
 
---- A request admitted under a lease (lease.lua): the decision's headers, remaining quota counted down.
+--- A request admitted under a lease (lease.lua): the lease's headers, set by header_filter with this
+-- request's own remaining quota. Nothing is allocated but that count's string: this runs for most
+-- requests.
 function _M.apply_lease(ctx, lease)
   local headers = lease.headers
   if headers then
+    ctx.lease_headers = headers
     local remaining = lease.remaining
     if remaining then
-      -- This request's own count: a copy, as requests of the lease may still wait for header_filter.
-      local own = {}
-      for k, v in pairs(headers) do
-        own[k] = v
-      end
-      own["X-RateLimit-Remaining"] = tostring(max(remaining - (lease.granted - lease.left), 0))
-      headers = own
+      ctx.lease_remaining = tostring(max(remaining - (lease.granted - lease.left), 0))
     end
-    ctx.headers = headers
   end
-  if lease.upstream then
-    set_upstream(lease.upstream)
+  local upstream = lease.upstream
+  if upstream then
+    local set_header = kong.service.request.set_header
+    local names, values = upstream.names, upstream.values
+    for i = 1, upstream.n do
+      set_header(names[i], values[i])
+    end
+  end
+end
+
+
+--- Sets the client headers kept by apply or apply_lease (header_filter phase).
+function _M.set_response_headers(ctx)
+  local list = ctx.lease_headers
+  if list then
+    local set_header = kong.response.set_header
+    local names, values, counted = list.names, list.values, list.counted
+    local remaining, n = ctx.lease_remaining, list.n
+    -- Unrolled for the usual three X-RateLimit-* headers: a loop entered here, on nearly every
+    -- request, keeps LuaJIT from compiling header_filter as a whole.
+    set_header(names[1], counted == 1 and remaining or values[1])
+    if n >= 2 then set_header(names[2], counted == 2 and remaining or values[2]) end
+    if n >= 3 then set_header(names[3], counted == 3 and remaining or values[3]) end
+    if n >= 4 then set_header(names[4], counted == 4 and remaining or values[4]) end
+    for i = 5, n do
+      set_header(names[i], i == counted and remaining or values[i])
+    end
+    return
+  end
+  local headers = ctx.headers
+  if headers then
+    kong.response.set_headers(headers)
   end
 end
 

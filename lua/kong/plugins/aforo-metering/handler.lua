@@ -119,6 +119,7 @@ local function state_for(conf)
     return s
   end
   local q = buffer.get(conf.sidecar_url, send_batch, log)
+  q.encode = event.build
   -- Several configs may share a sidecar_url; the latest one sets the limits.
   q.batch_size = conf.batch_size
   q.max_size = conf.buffer_max_size
@@ -197,15 +198,24 @@ end
 
 -- Segment-aware prefix match: "/health" matches "/health" and "/health/x", not "/healthz"
 -- (find and byte: no substring is made on the request path).
+local function excluded_by(p, path)
+  if find(path, p, 1, true) ~= 1 then
+    return false
+  end
+  local n = #p
+  local nxt = byte(path, n + 1)
+  return nxt == nil or nxt == SLASH or byte(p, n) == SLASH
+end
+
+-- The first path is checked before the loop, so the usual short list enters no loop on this
+-- per-request path (an entered loop keeps LuaJIT from compiling the caller).
 local function excluded(paths, path)
-  for i = 1, #paths do
-    local p = paths[i]
-    if find(path, p, 1, true) == 1 then
-      local n = #p
-      local nxt = byte(path, n + 1)
-      if nxt == nil or nxt == SLASH or byte(p, n) == SLASH then
-        return true
-      end
+  if excluded_by(paths[1], path) then
+    return true
+  end
+  for i = 2, #paths do
+    if excluded_by(paths[i], path) then
+      return true
     end
   end
   return false
@@ -418,14 +428,9 @@ function AforoMeteringHandler:header_filter(conf)
     response.clear_header(conf.cost_header)
   end
   ctx.header_filtered = true
-  local headers = ctx.headers
-  if headers then
-    response.set_headers(headers)
-  end
+  decisions.set_response_headers(ctx)
 end
 
-
-local ev = {} -- reused: event.build reads it synchronously
 
 function AforoMeteringHandler:log(conf)
   if not conf.metering_enabled then
@@ -440,36 +445,38 @@ function AforoMeteringHandler:log(conf)
   local start_ms = kong.request.get_start_time()
   local var = ngx.var
 
-  ev.customer_id = customer_id
-  ev.metric_name = s.metric_name
   local quantity, cost = ctx.quantity, ctx.cost
   if not ctx.header_filtered then -- header_filter did not run: the headers are still there
     quantity = kong.response.get_header(conf.quantity_header)
     cost = kong.response.get_header(conf.cost_header)
   end
-  ev.quantity = event.parse_quantity(quantity) or 1
-  ev.cost = event.parse_cost(cost)
-  ev.started_at = start_ms / 1000
-  ev.latency_ms = ngx.now() * 1000 - start_ms
-  ev.request_id = request_id(ctx)
-  ev.method = ctx.method or kong.request.get_method()
-  ev.path = ctx.path
-  ev.status = kong.response.get_status()
-  ev.request_bytes = var.request_length
-  ev.response_bytes = var.bytes_sent
-  ev.consumer = ctx.consumer
+  local service, route
   if conf.discovery_enabled then
     if ctx.service == nil and ctx.route == nil then
       ctx.service, ctx.route = route_names()
     end
-    ev.service, ev.route = ctx.service, ctx.route
-  else
-    ev.service, ev.route = nil, nil
+    service, route = ctx.service, ctx.route
   end
-
+  -- A record of plain values: the queue encodes it (event.build) when its batch is sent.
   local q = s.queue
   q.log = log
-  buffer.add(q, event.build(ev))
+  buffer.add(q, {
+    customer_id = customer_id,
+    metric_name = s.metric_name,
+    quantity = event.parse_quantity(quantity) or 1,
+    cost = event.parse_cost(cost),
+    started_at = start_ms / 1000,
+    latency_ms = ngx.now() * 1000 - start_ms,
+    request_id = request_id(ctx),
+    method = ctx.method or kong.request.get_method(),
+    path = ctx.path,
+    status = kong.response.get_status(),
+    request_bytes = var.request_length,
+    response_bytes = var.bytes_sent,
+    consumer = ctx.consumer,
+    service = service,
+    route = route,
+  })
 end
 
 

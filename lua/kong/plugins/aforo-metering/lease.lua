@@ -13,6 +13,8 @@ local next = next
 local find = string.find
 local byte = string.byte
 local floor = math.floor
+local lower = string.lower
+local tostring = tostring
 local SLASH = 47
 
 local SWEEP_SLOTS = 10000 -- route keys and path leases past which expired leases are dropped
@@ -46,8 +48,14 @@ end
 function _M.find(route_key, path)
   local group = by_route[route_key]
   if group then
-    for i = 1, #group do
-      local l = group[i]
+    -- The usual group holds one lease: checked before the loop, which then never runs (a loop
+    -- entered on this per-request path would keep LuaJIT from compiling the caller).
+    local l = group[1]
+    if l and covers(l.prefix, path) then
+      return l
+    end
+    for i = 2, #group do
+      l = group[i]
       if covers(l.prefix, path) then
         return l
       end
@@ -213,6 +221,32 @@ local function link(l, route_key, path, now)
 end
 
 
+local REMAINING = "x-ratelimit-remaining"
+
+-- A decision's headers as parallel arrays, made once per lease so that the requests it admits set
+-- them with a numeric loop and no table of their own ({ names, values, n, counted = index of
+-- `counted_name`, compared case-insensitively }); nil when there are none.
+local function header_list(headers, counted_name)
+  if type(headers) ~= "table" then
+    return nil
+  end
+  local names, values, n, counted = {}, {}, 0, nil
+  for k, v in pairs(headers) do
+    if type(k) == "string" and (type(v) == "string" or type(v) == "number") then
+      n = n + 1
+      names[n], values[n] = k, tostring(v)
+      if counted_name and lower(k) == counted_name then
+        counted = n
+      end
+    end
+  end
+  if n == 0 then
+    return nil
+  end
+  return { names = names, values = values, n = n, counted = counted }
+end
+
+
 --- Applies the answer of a check: a new lease replaces the one the request
 -- found (old, may be nil), which hands on its count; without a new lease the
 -- old one admits nothing more (the sidecar's latest answer governs) but keeps
@@ -247,19 +281,17 @@ function _M.settle(old, route_key, path, grant, decision, now)
     end
     return nil
   end
-  local headers, upstream = decision.headers, decision.upstream_headers
-  if type(headers) ~= "table" or not next(headers) then
-    headers = nil
-  end
-  if type(upstream) ~= "table" or not next(upstream) then
-    upstream = nil
-  end
   n = floor(n)
   local l = {
     scope = scope, prefix = prefix, left = n, granted = n, low = floor(n / 2), used = 0,
     expires = now + ttl / 1000, renew_at = now + ttl * 0.75 / 1000,
-    remaining = tonumber(decision.remaining_quota), headers = headers, upstream = upstream,
+    remaining = tonumber(decision.remaining_quota),
   }
+  l.headers = header_list(decision.headers, REMAINING)
+  l.upstream = header_list(decision.upstream_headers)
+  if not (l.remaining and l.headers and l.headers.counted) then
+    l.remaining = nil -- nothing to count down
+  end
   if old then
     unlink(old)
     l.used = old.used
