@@ -1,8 +1,9 @@
 -- Builds the Aforo usage event (contracts §2) as one compact JSON string, and maps status codes.
 --
--- Pure functions (no ngx, no kong): the log phase passes plain values in.
--- The event is built once, in the log phase, as a string; the flush only
--- joins strings, so the worker never re-encodes buffered events.
+-- Pure functions (no kong; ngx.re only when present): the log phase queues a
+-- record of plain values, and the flush builds each batch's events in one loop
+-- (buffer.lua), where LuaJIT compiles the encoder once instead of tracing it
+-- into every request. A batch is encoded again only if its send failed.
 local cjson = require "cjson.safe"
 
 local floor = math.floor

@@ -2,8 +2,9 @@
 --
 -- The plugin is minimal on purpose (the sidecar owns caches, retries and the
 -- disk spool): it identifies the customer, asks POST /v1/check, applies the
--- decision, and hands one JSON event per request to a per-worker buffer that
--- timers flush to POST /v1/ingest/batch. Contracts §2, §7, §8.
+-- decision, and queues one usage record per request in a per-worker buffer
+-- whose timers encode it (event.lua) and flush batches to POST
+-- /v1/ingest/batch. Contracts §2, §7, §8.
 --
 -- Decision leases: the check round trip is most of what the plugin costs a
 -- worker, so an allowed decision may carry "lease":{"requests":N,"ttl_ms":T,
