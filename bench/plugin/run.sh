@@ -11,7 +11,9 @@
 #      run, default 10s), CONNECTIONS (saturation shape, default 50), THREADS (wrk threads of that shape,
 #      default 1), TRANSPORT (tcp | unix: the plugin's sidecar_url, default tcp), TARGET (request path,
 #      default /v1/search/items/42?cost=0.002), and the harness's
-#      AFORO_* plugin settings (tests/lua/nginx/start.sh), e.g. AFORO_BATCH_SIZE, AFORO_FLUSH_INTERVAL.
+#      AFORO_* plugin settings (tests/lua/nginx/start.sh), e.g. AFORO_BATCH_SIZE, AFORO_FLUSH_INTERVAL,
+#      and LAYOUT: shared (default: every process on every core) or isolated (the proxies' nginx on
+#      core 0; wrk, the upstreams, the sidecar and the fake ingest on the other cores; see bench/README.md).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -68,6 +70,27 @@ for mode in on shim off; do
 done
 
 url() { echo "http://127.0.0.1:${port[$1]}"; }
+
+# LAYOUT=isolated: the measured nginx (master and worker of each proxy) alone on core 0, everything else
+# (wrk, the upstreams, the sidecar, the fake ingest) on the other cores, so that what the plugin costs
+# the worker is not mixed with the sidecar's and the load generator's competition for the same core.
+wrk_cmd=(wrk)
+if [ "${LAYOUT:-shared}" = isolated ]; then
+  need_tools "apt-get install -y util-linux" taskset
+  ncpu="$(nproc)"
+  [ "$ncpu" -ge 2 ] || { echo "LAYOUT=isolated needs at least 2 cores" >&2; exit 1; }
+  others="1-$((ncpu - 1))"
+  for mode in on shim off; do
+    master="$(cat "$work/$mode/logs/nginx.pid")"
+    for p in "$master" $(pgrep -P "$master"); do taskset -p -c 0 "$p" >/dev/null; done
+    master="$(cat "$work/$mode/backends/logs/nginx.pid")"
+    for p in "$master" $(pgrep -P "$master"); do taskset -p -c "$others" "$p" >/dev/null; done
+  done
+  taskset -a -p -c "$others" "$sc_pid" >/dev/null
+  taskset -a -p -c "$others" "$fake_pid" >/dev/null
+  wrk_cmd=(taskset -c "$others" wrk)
+fi
+echo "layout: ${LAYOUT:-shared}"
 status="$(curl -s -o /dev/null -w '%{http_code}' -H 'X-Tenant-Id: cust_bench' "$(url on)$TARGET")"
 [ "$status" = 200 ] || { echo "the plugin proxy answered $status, expected 200" >&2; exit 1; }
 if curl -s -D - -o /dev/null -H 'X-Tenant-Id: cust_bench' "$(url on)$TARGET" | grep -qi '^x-aforo-cost'; then
@@ -75,14 +98,14 @@ if curl -s -D - -o /dev/null -H 'X-Tenant-Id: cust_bench' "$(url on)$TARGET" | g
 fi
 
 # Warm-up: JIT traces, keepalive pools, the sidecar's caches.
-for mode in on shim off; do wrk -t1 -c4 -d2s -s "$here/proxy.lua" "$(url "$mode")" >/dev/null 2>&1; done
+for mode in on shim off; do "${wrk_cmd[@]}" -t1 -c4 -d2s -s "$here/proxy.lua" "$(url "$mode")" >/dev/null 2>&1; done
 
 declare -A samples
 run() {  # MODE SHAPE -> one line, samples appended
   local mode=$1 shape=$2 args out result w0 w1 s0 s1 reqs cpu_ngx cpu_sc="-"
   if [ "$shape" = c1 ]; then args=(-t1 -c1); else args=(-t"$THREADS" -c"$CONNECTIONS"); fi
   w0="$(cpu_s "${worker[$mode]}")"; s0="$(cpu_s "$sc_pid")"
-  out="$(wrk "${args[@]}" -d"$DURATION" -s "$here/proxy.lua" "$(url "$mode")" 2>&1)"
+  out="$("${wrk_cmd[@]}" "${args[@]}" -d"$DURATION" -s "$here/proxy.lua" "$(url "$mode")" 2>&1)"
   w1="$(cpu_s "${worker[$mode]}")"; s1="$(cpu_s "$sc_pid")"
   result="$(grep RESULT <<<"$out" || { echo "$out" >&2; exit 1; })"
   reqs="$(field requests "$result")"
