@@ -2,7 +2,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <string_view>
+#include <string>
 
 #include "core/pipeline/event_validation.hpp"
 #include "fuzz_check.hpp"
@@ -10,7 +10,7 @@
 namespace core = aforo::core;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  const std::string_view body(reinterpret_cast<const char*>(data), size);
+  const std::string body(reinterpret_cast<const char*>(data), size);
   const auto r = core::parse_ingest_single(body);
   if (r.error != core::ingest_request_error::none) {
     FUZZ_CHECK(r.accepted.empty() && r.errors.empty());
@@ -22,7 +22,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   for (const auto& ev : r.accepted) {
     // The re-serialized event is what goes to the spool and to Aforo: it must validate on its own and
     // keep its identity and billing fields (numbers may move by an ulp: RapidJSON's default parse).
-    const auto again = core::parse_ingest_single(ev.json);
+    const auto again = core::parse_ingest_single(std::string(ev.json));
     FUZZ_CHECK(again.error == core::ingest_request_error::none);
     FUZZ_CHECK(again.accepted.size() == 1 && again.errors.empty());
     FUZZ_CHECK(again.accepted[0].idempotency_key == ev.idempotency_key);

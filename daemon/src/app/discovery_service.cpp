@@ -231,9 +231,11 @@ void discovery_service::after_change(bool revision_moved) {
 void discovery_service::observe(const std::vector<core::accepted_event>& events) {
   if (!enabled() || !started_ || stopped_ || events.empty()) return;
   const auto now = wall_now();
+  // The fields validation read (what the event's JSON holds), not a parse of the JSON again.
+  dsc::traffic_observation o;
   for (const auto& e : events) {
-    auto o = dsc::observation_from_event(e.json);
-    const auto r = o ? catalog_.observe(*o, now) : dsc::observe_result::ignored;
+    const bool some = dsc::observation_from_fields(e.http_method, e.endpoint_path, e.service, e.route, o);
+    const auto r = some ? catalog_.observe(o, now) : dsc::observe_result::ignored;
     switch (r) {
       case dsc::observe_result::ignored: metrics_->events_ignored.inc(); break;
       case dsc::observe_result::dropped: metrics_->ops_dropped.inc(); break;

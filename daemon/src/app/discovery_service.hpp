@@ -45,9 +45,8 @@ class discovery_service final : public service {
   void stop(std::function<void()> done) override;
 
   /// Records accepted usage events (io thread). No-op when discovery is disabled. The usage pipeline
-  /// calls it right before custody takes the events (custody moves their JSON out); a batch refused
-  /// afterwards (503) and sent again is counted twice: counts are indicative, operations and versions
-  /// are not affected.
+  /// calls it right before custody takes the events; a batch refused afterwards (503) and sent again
+  /// is counted twice: counts are indicative, operations and versions are not affected.
   void observe(const std::vector<core::accepted_event>& events);
 
  private:

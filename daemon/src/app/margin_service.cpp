@@ -1,8 +1,6 @@
 // The margin guard in the daemon; see margin_service.hpp.
 #include "app/margin_service.hpp"
 
-#include <rapidjson/document.h>
-
 #include <algorithm>
 #include <stdexcept>
 #include <utility>
@@ -32,13 +30,6 @@ std::int64_t unix_now() {
 std::int64_t steady_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
-}
-
-std::string_view member_string(const rapidjson::Value& obj, const char* name) {
-  if (!obj.IsObject()) return {};
-  auto it = obj.FindMember(name);
-  if (it == obj.MemberEnd() || !it->value.IsString()) return {};
-  return {it->value.GetString(), it->value.GetStringLength()};
 }
 
 }  // namespace
@@ -255,22 +246,24 @@ margin_costs margin_service::price(const std::vector<core::accepted_event>& even
     ev.metric_name = e.metric_name;
     ev.quantity_micros = cm::to_micros(e.quantity);
     ev.reported_cost = e.cost ? cm::to_micros(*e.cost) : 0;
-    rapidjson::Document doc;  // only parsed when a rule is metered under the default metric
-    if (route_needed && cm::rule_for_usage(rules, ev) == nullptr && !e.json.empty()) {
-      doc.Parse(e.json.data(), e.json.size());
-      if (!doc.HasParseError() && doc.IsObject()) {
-        ev.route.method = member_string(doc, "httpMethod");
-        ev.route.path = member_string(doc, "endpointPath");
-        if (auto md = doc.FindMember("metadata"); md != doc.MemberEnd()) {
-          ev.route.service = member_string(md->value, "service");
-          ev.route.route = member_string(md->value, "route");
-        }
-      }
+    // Only needed when a rule is metered under the default metric: what the event's JSON holds.
+    if (route_needed && cm::rule_for_usage(rules, ev) == nullptr) {
+      ev.route.method = e.http_method;
+      ev.route.path = e.endpoint_path;
+      ev.route.service = e.service;
+      ev.route.route = e.route;
     }
     const cm::picos cost = cm::usage_cost(rules, ev);
     if (cost <= 0) continue;
+    // Consecutive events of one customer (a plugin batch mostly is) make one entry: the ledger
+    // carries sub-micro remainders, so adding their sum counts exactly what adding each would (short
+    // of a period's COGS passing the int64 micro-unit range, where both saturate).
+    if (!out.empty() && out.back().customer_id == e.customer_id) {
+      out.back().cost += cost;
+      continue;
+    }
     const ce::customer* cust = snap ? snap->find_customer(e.customer_id) : nullptr;
-    out.push_back({e.customer_id, cost, cm::cogs_period_of(cust)});
+    out.push_back({std::string(e.customer_id), cost, cm::cogs_period_of(cust)});
   }
   return out;
 }

@@ -111,7 +111,8 @@ class margin_service final : public service, public core::entitlements::margin_h
   // customer is known. Level changes are handled after the current handler returns.
   core::entitlements::margin_verdict evaluate(const core::entitlements::margin_query& q) override;
 
-  /// The cost of events about to be taken into custody (quantity x unit cost + metadata.cost).
+  /// The cost of events about to be taken into custody (quantity x unit cost + metadata.cost), one
+  /// entry per run of consecutive events of the same customer.
   [[nodiscard]] margin_costs price(const std::vector<core::accepted_event>& events) const;
   /// Adds priced costs to COGS; call once the events are in custody (a refused batch is retried
   /// by its sender and must not count twice).

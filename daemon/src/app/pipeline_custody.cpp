@@ -106,7 +106,8 @@ void pipeline_custody::note_drops(const io::spool_append_result& r, clock::time_
   }
 }
 
-pipeline_custody::take_result pipeline_custody::take(std::vector<core::accepted_event>& events, clock::time_point now) {
+pipeline_custody::take_result pipeline_custody::take(const std::vector<core::accepted_event>& events,
+                                                     clock::time_point now) {
   const std::size_t n = events.size();
   if (n == 0) return take_result::taken;
   std::size_t keep_in_memory = memory_mode_ ? std::min(memory_->room(), n) : 0;
@@ -124,7 +125,7 @@ pipeline_custody::take_result pipeline_custody::take(std::vector<core::accepted_
       }
     }
   }
-  for (std::size_t i = 0; i < keep_in_memory; ++i) memory_->push(std::move(events[i].json), now);
+  for (std::size_t i = 0; i < keep_in_memory; ++i) memory_->push(std::string(events[i].json), now);
   return take_result::taken;
 }
 
@@ -134,6 +135,17 @@ std::optional<pipeline_batch> pipeline_custody::next_due(clock::time_point now, 
     if (force || spool_due(now)) {
       auto records = spool_.peek_upto(batch_events_);
       count_corrupt_reads();
+      if (records.size() == 1) {
+        // One record is a whole body already (what the builder would rebuild byte for byte, or a
+        // record of another shape, sent as it is): no copy.
+        pipeline_batch b;
+        b.from_spool = true;
+        b.body = std::move(records.front().payload);
+        b.events = records.front().event_count;
+        b.last_seq = records.front().seq;
+        if (spool_.events() == b.events) pending_since_.reset();
+        return b;
+      }
       if (!records.empty()) {
         pipeline_batch b;
         b.from_spool = true;

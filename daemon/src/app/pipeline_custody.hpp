@@ -43,9 +43,9 @@ class pipeline_custody {
   pipeline_custody(const config::sidecar_config& cfg, pipeline_metrics& metrics, clock::time_point now);
 
   enum class take_result { taken, full, error };
-  /// Takes custody of `events` (all or none). `full`: the spool is full and when_full is reject;
-  /// `error`: the spool could not be written (nothing taken either way).
-  take_result take(std::vector<core::accepted_event>& events, clock::time_point now);
+  /// Takes custody of `events` (all or none; their JSON is copied). `full`: the spool is full and
+  /// when_full is reject; `error`: the spool could not be written (nothing taken either way).
+  take_result take(const std::vector<core::accepted_event>& events, clock::time_point now);
 
   /// The next batch that is due at `now` (or any batch at all with `force`), spool first.
   std::optional<pipeline_batch> next_due(clock::time_point now, bool force = false);

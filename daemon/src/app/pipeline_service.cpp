@@ -55,8 +55,9 @@ void pipeline_service::handle(net::http_request& req, const net::respond_fn& res
     respond(net::http_response::error(503, "shutting_down", "the sidecar is stopping"));
     return;
   }
-  auto parsed = single ? core::parse_ingest_single(req.body)
-                       : core::parse_ingest_batch(req.body, ctx_.config.server.max_batch_events);
+  // The body is parsed in place (the accepted events view it), so it moves out of the request.
+  auto parsed = single ? core::parse_ingest_single(std::move(req.body))
+                       : core::parse_ingest_batch(std::move(req.body), ctx_.config.server.max_batch_events);
   if (parsed.error != core::ingest_request_error::none) {
     (parsed.error == core::ingest_request_error::too_many_events ? metrics_->refused_too_many
                                                                  : metrics_->refused_malformed)

@@ -35,7 +35,7 @@ class pipeline_service final : public service {
 
   /// Consumers of accepted events (null = none; not owned, they outlive this service): the margin
   /// guard prices them before custody and records the cost once custody took them; discovery
-  /// observes them before custody (which moves their JSON out).
+  /// observes them before custody. Both read the events' fields, valid during the call only.
   void set_margin(margin_service* m) { margin_ = m; }
   void set_discovery(discovery_service* d) { discovery_ = d; }
 

@@ -149,12 +149,19 @@ observe_result catalog::observe(const traffic_observation& o, epoch_ms now) {
 
   std::optional<std::string> from_route;
   if (route != nullptr) from_route = route_template(route->paths, o.path);
-  const std::string path = from_route ? std::move(*from_route) : template_path(o.path);
+  if (!from_route && o.path != last_request_path_) {
+    last_template_ = template_path(o.path);
+    last_request_path_ = o.path;
+  }
+  const std::string& path = from_route ? *from_route : last_template_;
 
   unsaved_ = true;
-  auto it = a->operations.find({path, method});
+  key_.first.assign(path);
+  key_.second.assign(method);
+  auto it = a->operations.find(key_);
   if (it == a->operations.end()) {
-    auto any = a->operations.find({path, std::string(any_method)});
+    key_.second.assign(any_method);
+    auto any = a->operations.find(key_);
     if (any != a->operations.end() && any->second.declared) it = any;
   }
   if (it != a->operations.end()) {

@@ -151,6 +151,11 @@ class catalog {
   bool meta_changed_ = false;
   bool unsaved_ = false;
   std::uint64_t revision_ = 0;
+  // observe()'s scratch, kept so that a run of requests to one path allocates nothing: the last
+  // request path templated without a route, its template (template_path is pure), the lookup key.
+  std::string last_request_path_;
+  std::string last_template_;
+  std::pair<std::string, std::string> key_;
 };
 
 }  // namespace aforo::core::discovery

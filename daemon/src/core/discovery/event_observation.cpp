@@ -8,7 +8,7 @@ namespace {
 
 namespace rj = rapidjson;
 
-std::string str(const rj::Value& obj, const char* key) {
+std::string_view str(const rj::Value& obj, const char* key) {
   auto it = obj.FindMember(key);
   if (it == obj.MemberEnd() || !it->value.IsString()) return {};
   return {it->value.GetString(), it->value.GetStringLength()};
@@ -20,15 +20,24 @@ std::optional<traffic_observation> observation_from_event(std::string_view event
   rj::Document doc;
   doc.Parse(event_json.data(), event_json.size());
   if (doc.HasParseError() || !doc.IsObject()) return std::nullopt;
-  traffic_observation o;
-  o.method = str(doc, "httpMethod");
-  o.path = str(doc, "endpointPath");
-  if (o.method.empty() || o.path.empty()) return std::nullopt;
+  std::string_view service, route;
   if (auto md = doc.FindMember("metadata"); md != doc.MemberEnd() && md->value.IsObject()) {
-    o.service = str(md->value, "service");
-    o.route = str(md->value, "route");
+    service = str(md->value, "service");
+    route = str(md->value, "route");
   }
+  traffic_observation o;
+  if (!observation_from_fields(str(doc, "httpMethod"), str(doc, "endpointPath"), service, route, o)) return std::nullopt;
   return o;
+}
+
+bool observation_from_fields(std::string_view method, std::string_view path, std::string_view service,
+                             std::string_view route, traffic_observation& out) {
+  if (method.empty() || path.empty()) return false;
+  out.method.assign(method);
+  out.path.assign(path);
+  out.service.assign(service);
+  out.route.assign(route);
+  return true;
 }
 
 }  // namespace aforo::core::discovery

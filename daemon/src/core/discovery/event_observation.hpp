@@ -14,4 +14,10 @@ namespace aforo::core::discovery {
 /// sends them only with discovery_enabled), which catalog::observe ignores. Pure; thread-safe.
 [[nodiscard]] std::optional<traffic_observation> observation_from_event(std::string_view event_json);
 
+/// The same from fields already read (accepted_event's http_method, endpoint_path, service and route),
+/// into `out`, whose strings keep their capacity from one call to the next. Returns false (nothing
+/// to observe) when the method or the path is empty, as observation_from_event answers nullopt.
+bool observation_from_fields(std::string_view method, std::string_view path, std::string_view service,
+                             std::string_view route, traffic_observation& out);
+
 }  // namespace aforo::core::discovery

@@ -1,28 +1,33 @@
-// Event validation: one RapidJSON DOM parse per body, one pass over each event's members, one
-// compact re-serialization per accepted event. Linear in the body size, however many events fail.
+// Event validation: one RapidJSON DOM parse per body, in place in the body, and one pass over each
+// event's members. An accepted event is forwarded as posted when its text already is the compact
+// re-serialization (checked token by token while parsing), otherwise re-serialized. Linear in the
+// body size, however many events fail.
 #include "core/pipeline/event_validation.hpp"
+
+#include "core/pipeline/event_fields.hpp"
+#include "core/pipeline/verbatim_parse.hpp"
 
 #include <rapidjson/document.h>
 #include <rapidjson/encodedstream.h>
 #include <rapidjson/error/en.h>
 #include <rapidjson/memorystream.h>
+#include <rapidjson/reader.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
 #include <cmath>
 #include <cstring>
+#include <deque>
 
 namespace aforo::core {
 namespace {
 
 namespace rj = rapidjson;
+using namespace pipeline_detail;
 using writer_t = rj::Writer<rj::StringBuffer>;
-// Not kParseFullPrecisionFlag: RapidJSON 1.1's full-precision path has undefined behaviour on inputs such
-// as 0e308 (clz of 0, found by fuzzing). The default path can be an ulp off for long or extreme numbers,
-// which the billing fields (quantity: at most 14 + 6 digits) tolerate; see fuzz/targets/ingest_*.cpp.
-constexpr unsigned parse_flags = rj::kParseDefaultFlags;
 
 std::string_view view(const rj::Value& v) { return {v.GetString(), v.GetStringLength()}; }
+
 
 /// Characters as code points (the body is validated UTF-8, so continuation bytes are skipped).
 std::size_t utf8_chars(std::string_view s) {
@@ -31,13 +36,20 @@ std::size_t utf8_chars(std::string_view s) {
   return n;
 }
 
-/// UTF-8 check of an accepted event's output: a branch-free ASCII pass first (the common case),
-/// RapidJSON's validator only when a byte >= 0x80 is present. Checking the output instead of the
-/// whole body at parse time rejects only the event with a bad string, and skips dropped fields.
+/// UTF-8 check of an accepted event's output: a branch-free ASCII pass first (the common case; eight
+/// bytes at a time, which the compiler does not do for the byte loop), RapidJSON's validator only when
+/// a byte >= 0x80 is present. Checking the output instead of the whole body at parse time rejects only
+/// the event with a bad string, and skips dropped fields.
 bool valid_utf8(std::string_view s) {
-  unsigned char any_high = 0;
-  for (unsigned char c : s) any_high |= c;
-  if ((any_high & 0x80u) == 0) return true;
+  std::uint64_t any_high = 0;
+  std::size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, s.data() + i, 8);
+    any_high |= w;
+  }
+  for (; i < s.size(); ++i) any_high |= static_cast<unsigned char>(s[i]);
+  if ((any_high & 0x8080808080808080ULL) == 0) return true;
   rj::MemoryStream ms(s.data(), s.size());
   rj::EncodedInputStream<rj::UTF8<>, rj::MemoryStream> is(ms);
   struct null_sink {
@@ -113,26 +125,10 @@ bool non_negative_number(const rj::Value& v) { return v.IsNumber() && (v.IsUint6
 bool valid_execution_status(const rj::Value& v) {
   if (!v.IsString()) return false;
   const std::string_view s = view(v);
-  return s == "SUCCESS" || s == "TIMEOUT" || s == "CANCELLED" || s == "VALIDATION_FAILED" || s == "BLOCKED" ||
-         s == "ERROR";
+  return is(s, "SUCCESS") || is(s, "TIMEOUT") || is(s, "CANCELLED") || is(s, "VALIDATION_FAILED") ||
+         is(s, "BLOCKED") || is(s, "ERROR");
 }
 
-// The top-level fields of contracts §2, in the order they are written out.
-enum field : std::uint8_t {
-  f_customer_id, f_metric_name, f_quantity, f_occurred_at, f_idempotency_key, f_product_type,
-  f_execution_status, f_endpoint_path, f_http_method, f_status_code, f_response_time_ms, f_data_bytes,
-  f_metadata, field_count
-};
-constexpr std::string_view field_names[field_count] = {
-    "customerId", "metricName", "quantity", "occurredAt", "idempotencyKey", "productType",
-    "executionStatus", "endpointPath", "httpMethod", "statusCode", "responseTimeMs", "dataBytes", "metadata"};
-
-int field_index(std::string_view name) {
-  for (int i = 0; i < field_count; ++i) {
-    if (field_names[i] == name) return i;
-  }
-  return -1;
-}
 
 /// Checks the typed metadata keys; unknown keys pass through. Returns an error message or null.
 const char* check_metadata(const rj::Value& m) {
@@ -141,21 +137,55 @@ const char* check_metadata(const rj::Value& m) {
     const std::string_view key = view(member.name);
     const rj::Value& v = member.value;
     if (v.IsNull()) continue;
-    if (key == "gateway" || key == "service" || key == "route" || key == "consumer") {
+    if (is(key, "gateway") || is(key, "service") || is(key, "route") || is(key, "consumer")) {
       if (!bounded_string(v, max_short_string_chars, false)) {
         return "metadata: gateway, service, route and consumer must be strings of at most 255 characters";
       }
-    } else if (key == "request_bytes" || key == "response_bytes") {
+    } else if (is(key, "request_bytes") || is(key, "response_bytes")) {
       if (!non_negative_integer(v)) return "metadata: request_bytes and response_bytes must be integers >= 0";
-    } else if (key == "cost") {
+    } else if (is(key, "cost")) {
       if (!non_negative_number(v)) return "metadata: cost must be a number >= 0";
     }
   }
   return nullptr;
 }
 
-/// Validates one event; on success fills `out` (json written through `buf`). Returns an error or null.
-const char* validate_event(const rj::Value& e, rj::StringBuffer& buf, accepted_event& out) {
+/// What a parse result keeps alive for its accepted events' views.
+struct parse_storage {
+  std::string body;                   // the posted body, parsed in place: the document's strings
+  std::deque<std::string> rewritten;  // re-serialized events (a deque never moves its strings)
+};
+
+/// The compact re-serialization of a validated event, into `buf`. Returns an error or null.
+const char* write_event(const rj::Value* const (&f)[field_count], rj::StringBuffer& buf) {
+  buf.Clear();
+  writer_t w(buf);
+  w.StartObject();
+  for (int i = 0; i < field_count; ++i) {
+    if (is_null(f[i])) continue;
+    w.Key(field_names[i].data(), static_cast<rj::SizeType>(field_names[i].size()));
+    // Accept fails on a number out of the double range (e.g. 1e999 read as infinity), which JSON
+    // cannot carry: reject the event rather than store text Aforo would refuse as a whole batch.
+    if (i != f_metadata) {
+      if (!f[i]->Accept(w)) return "event has a number out of range";
+      continue;
+    }
+    w.StartObject();
+    for (const auto& member : f[i]->GetObject()) {
+      if (member.value.IsNull()) continue;
+      w.Key(member.name.GetString(), member.name.GetStringLength());
+      if (!member.value.Accept(w)) return "metadata: a number is out of range";
+    }
+    w.EndObject();
+  }
+  w.EndObject();
+  return nullptr;
+}
+
+/// Validates one event; on success fills `out`. `span`: where the event lies in the body, when it
+/// was tracked. Returns an error message or null.
+const char* validate_event(const rj::Value& e, const event_span* span, rj::StringBuffer& buf, parse_storage& st,
+                           accepted_event& out) {
   if (!e.IsObject()) return "event must be a JSON object";
   const rj::Value* f[field_count] = {};
   for (const auto& member : e.GetObject()) {
@@ -203,44 +233,51 @@ const char* validate_event(const rj::Value& e, rj::StringBuffer& buf, accepted_e
     if (const char* err = check_metadata(*f[f_metadata])) return err;
   }
 
-  buf.Clear();
-  writer_t w(buf);
-  w.StartObject();
-  for (int i = 0; i < field_count; ++i) {
-    if (is_null(f[i])) continue;
-    w.Key(field_names[i].data(), static_cast<rj::SizeType>(field_names[i].size()));
-    // Accept fails on a number out of the double range (e.g. 1e999 read as infinity), which JSON
-    // cannot carry: reject the event rather than store text Aforo would refuse as a whole batch.
-    if (i != f_metadata) {
-      if (!f[i]->Accept(w)) return "event has a number out of range";
-      continue;
-    }
-    w.StartObject();
-    for (const auto& member : f[i]->GetObject()) {
-      if (member.value.IsNull()) continue;
-      w.Key(member.name.GetString(), member.name.GetStringLength());
-      if (!member.value.Accept(w)) return "metadata: a number is out of range";
-      if (view(member.name) == "cost" && !out.cost) out.cost = member.value.GetDouble();
-    }
-    w.EndObject();
+  const bool verbatim = span != nullptr && span->verbatim;
+  std::string_view json;
+  if (verbatim) {
+    json = {st.body.data() + span->begin, span->end - span->begin};
+  } else {
+    if (const char* err = write_event(f, buf)) return err;
+    json = {buf.GetString(), buf.GetSize()};
   }
-  w.EndObject();
-  if (!valid_utf8({buf.GetString(), buf.GetSize()})) return "event has a string that is not valid UTF-8";
+  if (!valid_utf8(json)) return "event has a string that is not valid UTF-8";
 
-  out.json.assign(buf.GetString(), buf.GetSize());
-  out.customer_id.assign(view(*f[f_customer_id]));
-  out.metric_name.assign(view(*f[f_metric_name]));
-  out.idempotency_key.assign(view(*f[f_idempotency_key]));
+  out.json = verbatim ? json : std::string_view(st.rewritten.emplace_back(json));
+  out.customer_id = view(*f[f_customer_id]);
+  out.metric_name = view(*f[f_metric_name]);
+  out.idempotency_key = view(*f[f_idempotency_key]);
   out.quantity = f[f_quantity]->GetDouble();
+  if (!is_null(f[f_http_method])) out.http_method = view(*f[f_http_method]);
+  if (!is_null(f[f_endpoint_path])) out.endpoint_path = view(*f[f_endpoint_path]);
+  if (!is_null(f[f_metadata])) {
+    // The first of each that is not null: what the re-serialized metadata holds first.
+    bool service = false, route = false;
+    for (const auto& member : f[f_metadata]->GetObject()) {
+      if (member.value.IsNull()) continue;
+      const std::string_view key = view(member.name);
+      if (is(key, "cost")) {
+        if (!out.cost) out.cost = member.value.GetDouble();
+      } else if (is(key, "service") && !service) {
+        out.service = view(member.value);
+        service = true;
+      } else if (is(key, "route") && !route) {
+        out.route = view(member.value);
+        route = true;
+      }
+    }
+  }
   return nullptr;
 }
 
-void validate_into(const rj::Value& e, std::uint32_t index, rj::StringBuffer& buf, ingest_parse_result& r) {
+void validate_into(const rj::Value& e, std::uint32_t index, const event_span* span, rj::StringBuffer& buf,
+                   parse_storage& st, ingest_parse_result& r) {
   accepted_event ev;
-  if (const char* err = validate_event(e, buf, ev)) {
+  if (const char* err = validate_event(e, span, buf, st, ev)) {
     r.errors.push_back({index, err});
   } else {
-    r.accepted.push_back(std::move(ev));
+    if (span == nullptr || !span->verbatim) ++r.rewritten;
+    r.accepted.push_back(ev);
   }
 }
 
@@ -251,11 +288,12 @@ ingest_parse_result fail(ingest_request_error error, std::string message) {
   return r;
 }
 
-ingest_parse_result parse_failure(const rj::Document& doc) {
-  return fail(ingest_request_error::malformed_json,
-              std::string("malformed JSON at offset ") + std::to_string(doc.GetErrorOffset()) + ": " +
-                  rj::GetParseError_En(doc.GetParseError()));
+ingest_parse_result parse_failure(const rj::ParseResult& res) {
+  return fail(ingest_request_error::malformed_json, std::string("malformed JSON at offset ") +
+                                                        std::to_string(res.Offset()) + ": " +
+                                                        rj::GetParseError_En(res.Code()));
 }
+
 
 }  // namespace
 
@@ -267,10 +305,12 @@ int status_for(ingest_request_error error) noexcept {
   }
 }
 
-ingest_parse_result parse_ingest_batch(std::string_view body, std::size_t max_batch_events) {
+ingest_parse_result parse_ingest_batch(std::string body, std::size_t max_batch_events) {
+  auto st = std::make_shared<parse_storage>();
+  st->body = std::move(body);
   rj::Document doc;
-  doc.Parse<parse_flags>(body.data(), body.size());
-  if (doc.HasParseError()) return parse_failure(doc);
+  std::vector<event_span> spans;
+  if (const auto res = parse_in_place(st->body, doc, false, spans); res.IsError()) return parse_failure(res);
   if (!doc.IsObject()) return fail(ingest_request_error::not_an_object, "body must be a JSON object");
   const auto events = doc.FindMember("events");
   if (events == doc.MemberEnd() || !events->value.IsArray()) {
@@ -284,19 +324,27 @@ ingest_parse_result parse_ingest_batch(std::string_view body, std::size_t max_ba
   ingest_parse_result r;
   r.accepted.reserve(arr.Size());
   rj::StringBuffer buf;
+  const bool tracked = spans.size() == arr.Size();  // always: the handler saw the same array
   std::uint32_t index = 0;
-  for (const auto& e : arr.GetArray()) validate_into(e, index++, buf, r);
+  for (const auto& e : arr.GetArray()) {
+    validate_into(e, index, tracked ? &spans[index] : nullptr, buf, *st, r);
+    ++index;
+  }
+  r.storage = std::move(st);
   return r;
 }
 
-ingest_parse_result parse_ingest_single(std::string_view body) {
+ingest_parse_result parse_ingest_single(std::string body) {
+  auto st = std::make_shared<parse_storage>();
+  st->body = std::move(body);
   rj::Document doc;
-  doc.Parse<parse_flags>(body.data(), body.size());
-  if (doc.HasParseError()) return parse_failure(doc);
+  std::vector<event_span> spans;
+  if (const auto res = parse_in_place(st->body, doc, true, spans); res.IsError()) return parse_failure(res);
   if (!doc.IsObject()) return fail(ingest_request_error::not_an_object, "body must be a JSON object");
   ingest_parse_result r;
   rj::StringBuffer buf;
-  validate_into(doc, 0, buf, r);
+  validate_into(doc, 0, spans.size() == 1 ? &spans[0] : nullptr, buf, *st, r);
+  r.storage = std::move(st);
   return r;
 }
 

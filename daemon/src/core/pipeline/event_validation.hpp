@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -20,17 +21,26 @@ inline constexpr std::size_t max_http_method_chars = 16;
 inline constexpr double max_quantity_exclusive = 1e14;       ///< 14 integer digits
 inline constexpr int max_quantity_decimals = 6;
 
-/// One event the sidecar takes custody of.
-/// `json` is the event re-serialized compactly: only the fields of contracts §2 at the top level
-/// (unknown top-level fields and nulls are dropped, so Aforo never rejects a whole batch for them);
-/// `metadata` keeps its unknown keys (a free-form map) but drops nulls.
+/// One event the sidecar takes custody of. Its strings are views into the ingest_parse_result that
+/// holds it (the posted body, parsed in place, and the events that had to be re-serialized): valid
+/// while that result, or a copy or move of it, lives.
+/// `json` is the event re-serialized compactly: only the fields of contracts §2 at the top level, in
+/// that order (unknown top-level fields and nulls are dropped, so Aforo never rejects a whole batch
+/// for them); `metadata` keeps its unknown keys (a free-form map) but drops nulls. An event posted in
+/// exactly that form (as the plugin builds it) is forwarded as posted: the same bytes, not rewritten.
 struct accepted_event {
-  std::string json;
-  std::string idempotency_key;
-  std::string customer_id;
-  std::string metric_name;
+  std::string_view json;
+  std::string_view idempotency_key;
+  std::string_view customer_id;
+  std::string_view metric_name;
   double quantity = 0;
-  std::optional<double> cost;   ///< metadata.cost, when present
+  std::optional<double> cost;       ///< metadata.cost, when present
+  /// What discovery and the margin guard read (what `json` holds; empty when absent): httpMethod,
+  /// endpointPath, metadata.service and metadata.route.
+  std::string_view http_method;
+  std::string_view endpoint_path;
+  std::string_view service;
+  std::string_view route;
 };
 
 /// A rejected event: its index in the posted `events` array and why.
@@ -54,18 +64,21 @@ struct ingest_parse_result {
   std::string error_message;            ///< for the 400/413 body, when error != none
   std::vector<accepted_event> accepted; ///< in posted order
   std::vector<event_error> errors;      ///< in posted order
+  std::shared_ptr<const void> storage;  ///< what the accepted events' views point into
+  std::size_t rewritten = 0;            ///< accepted events re-serialized, not forwarded as posted
 };
 
 /// HTTP status for a whole-request error: 400, or 413 for too_many_events; 202 for none.
 [[nodiscard]] int status_for(ingest_request_error error) noexcept;
 
-/// Parses a `{"events":[...]}` body and validates every event. Linear in the body size.
+/// Parses a `{"events":[...]}` body and validates every event. Linear in the body size; one parse, in
+/// place in `body` (which the result keeps), and no per-event allocation for an event forwarded as posted.
 /// A string that is not valid UTF-8 rejects only its event (checked on the re-serialized event;
 /// dropped unknown fields are not checked). Thread-safe (no shared state).
-[[nodiscard]] ingest_parse_result parse_ingest_batch(std::string_view body, std::size_t max_batch_events);
+[[nodiscard]] ingest_parse_result parse_ingest_batch(std::string body, std::size_t max_batch_events);
 
 /// Parses a single-event body (POST /v1/ingest); a bad event is reported as index 0.
-[[nodiscard]] ingest_parse_result parse_ingest_single(std::string_view body);
+[[nodiscard]] ingest_parse_result parse_ingest_single(std::string body);
 
 /// The 202 body: `{"accepted":N,"failed":M,"errors":[{"index":i,"message":"..."}]}`.
 [[nodiscard]] std::string build_ingest_response(std::size_t accepted, const std::vector<event_error>& errors);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -258,18 +259,29 @@ std::optional<spooled_record> spool_store::read(const record_loc& loc) {
     if (read_fd_ < 0) return std::nullopt;
     read_id_ = loc.segment;
   }
-  std::string buf(loc.size, '\0');
+  if (loc.size < core::spool_header_bytes) return std::nullopt;
+  // Header and payload in one preadv, the payload straight into its own string (no move afterwards).
+  std::array<char, core::spool_header_bytes> header;
+  std::string payload(loc.size - core::spool_header_bytes, '\0');
   std::size_t got = 0;
-  while (got < buf.size()) {
-    const ssize_t n = ::pread(read_fd_, buf.data() + got, buf.size() - got, static_cast<off_t>(loc.offset + got));
+  while (got < loc.size) {
+    iovec iov[2];
+    int n_iov = 0;
+    if (got < header.size()) iov[n_iov++] = {header.data() + got, header.size() - got};
+    const std::size_t in_payload = got < header.size() ? 0 : got - header.size();
+    iov[n_iov++] = {payload.data() + in_payload, payload.size() - in_payload};
+    const ssize_t n = ::preadv(read_fd_, iov, n_iov, static_cast<off_t>(loc.offset + got));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return std::nullopt;
     got += static_cast<std::size_t>(n);
   }
-  const auto rec = core::decode_one_spool_record(buf);
-  if (rec.size != loc.size) return std::nullopt;
-  buf.erase(0, core::spool_header_bytes);
-  return spooled_record{std::move(buf), rec.event_count, loc.seq};
+  // The header this payload would be written with, byte for byte: the magic, the length, the CRC
+  // (decode_one_spool_record's checks) and the event count it carries.
+  const auto event_count = static_cast<std::uint32_t>(get_le(header.data() + 8, 4));
+  if (payload.size() > core::spool_max_payload || core::encode_spool_header(payload, event_count) != header) {
+    return std::nullopt;
+  }
+  return spooled_record{std::move(payload), event_count, loc.seq};
 }
 
 std::optional<spooled_record> spool_store::peek() {
