@@ -98,24 +98,34 @@ describe("aforo-metering buffer", function()
     assert.equal(0, q.failures)
   end)
 
-  it("encodes queued records with the queue's encoder when their batch is sent, again on a retry", function()
+  it("keeps records flat and encodes them with the queue's put when their batch is sent, again on a retry", function()
+    local record = require("kong.plugins.aforo-metering.event").RECORD
     local encoded = 0
-    q.encode = function(record)
+    q.put = function(parts, k, items, base)
       encoded = encoded + 1
-      return '{"n":' .. record.n .. "}"
+      parts[k + 1] = '{"n":'
+      parts[k + 2] = items[base + 1]
+      parts[k + 3] = ',"last":'
+      parts[k + 4] = items[base + record]
+      parts[k + 5] = "}"
+      return k + 5
     end
     outcome = function() return nil, "connection refused" end
-    for i = 1, 4 do buffer.add(q, { n = i }) end
-    assert.equal(0, encoded) -- nothing is encoded in the log phase
+    for i = 1, 4 do
+      buffer.add_record(q, i, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, -i)
+    end
+    assert.equal(-4, q.items[4 * record]) -- flat: no table per record
+    assert.equal(0, encoded) -- nothing is encoded when an event is added
     helper.run_timers(env, false, 1)
     assert.equal(3, encoded) -- the first batch, not sent
     assert.equal(4, buffer.count(q))
     outcome = function() return true end
     helper.run_timers(env)
-    assert.same({ { n = 1 }, { n = 2 }, { n = 3 } }, sent[1])
-    assert.same({ { n = 4 } }, sent[2])
+    assert.same({ { n = 1, last = -1 }, { n = 2, last = -2 }, { n = 3, last = -3 } }, sent[1])
+    assert.same({ { n = 4, last = -4 } }, sent[2])
     assert.equal(3 + 4, encoded)
     assert.equal(0, buffer.count(q))
+    assert.is_nil(next(q.items)) -- sent records are released
   end)
 
   it("does not hammer a failing sidecar with immediate flushes while backing off", function()

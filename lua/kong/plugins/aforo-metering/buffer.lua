@@ -1,15 +1,16 @@
 -- Per-worker event buffer, one queue per sidecar_url, flushed by timers to POST /v1/ingest/batch.
 --
--- Events are appended at `last` as they come (JSON strings, or records that
--- the queue's `encode` turns into JSON strings when a batch is sent) and
--- removed from `first` only after the sidecar answered 2xx, so a failed flush
--- keeps them in place for the retry. Encoding at send time keeps the log
--- phase down to a few table stores, and runs the encoder in one tight loop
--- per batch, which LuaJIT compiles far better than the same work spread over
--- every request. One flush runs at a time per queue. When the worker exits
--- (reload, stop) pending timers fire with premature = true and the queue is
--- drained before the worker goes. Cosockets are not allowed in the log phase,
--- so `add` never does I/O: it only schedules timers.
+-- Events are appended at `last` and removed from `first` only after the
+-- sidecar answered 2xx, so a failed flush keeps them in place for the retry.
+-- An event is either a JSON string (add) or, in a queue with a `put`
+-- encoder, a record of RECORD plain values stored flat in `items` (event i at
+-- items[(i - 1) * RECORD + 1 ..], add_record): no table per request, so the
+-- log phase leaves the GC nothing to trace or sweep but the strings the
+-- request made anyway, and the batch's JSON is built only when it is sent, in
+-- one loop and one table.concat. One flush runs at a time per queue. When the
+-- worker exits (reload, stop) pending timers fire with premature = true and
+-- the queue is drained before the worker goes. Cosockets are not allowed in
+-- the log phase, so adding never does I/O: it only schedules timers.
 local ngx = ngx
 local concat = table.concat
 local min = math.min
@@ -18,6 +19,7 @@ local min = math.min
 local _M = {}
 
 local MAX_BACKOFF_MS = 5000
+local RECORD = require("kong.plugins.aforo-metering.event").RECORD -- values per record
 local EXIT_ATTEMPTS = 3 -- tries per batch while the worker is exiting
 
 local queues = {} -- sidecar_url -> queue
@@ -33,7 +35,7 @@ function _M.get(url, send, log)
       running = false, delayed = false, immediate = false,
       failures = 0, dropped = 0, dropped_logged = 0, last_drop_log = 0,
       batch_size = 200, max_size = 10000, interval_ms = 250,
-      send = send, log = log, encode = nil, parts = {},
+      send = send, log = log, put = nil, parts = {},
     }
     queues[url] = q
   end
@@ -63,29 +65,27 @@ local function schedule(q, delay_s, kind)
 end
 
 
---- Appends one event; counts and drops it when the queue is full.
--- Cheap: no I/O, at most one timer created per call.
-function _M.add(q, event)
-  local count = q.last - q.first + 1
-  if count >= q.max_size then
-    q.dropped = q.dropped + 1
-    local now = ngx.now()
-    if now - q.last_drop_log >= 10 then
-      q.log.err("ERROR buffer full (", q.max_size, " events), dropped ",
-                q.dropped - q.dropped_logged, " events (", q.dropped, " in total) for ", q.url)
-      q.last_drop_log = now
-      q.dropped_logged = q.dropped
-    end
-    return false
+-- Counts and logs an event dropped because the queue is full.
+local function drop(q)
+  q.dropped = q.dropped + 1
+  local now = ngx.now()
+  if now - q.last_drop_log >= 10 then
+    q.log.err("ERROR buffer full (", q.max_size, " events), dropped ",
+              q.dropped - q.dropped_logged, " events (", q.dropped, " in total) for ", q.url)
+    q.last_drop_log = now
+    q.dropped_logged = q.dropped
   end
-  local last = q.last + 1
-  q.items[last] = event
-  q.last = last
-  count = count + 1
+  return false
+end
 
+
+-- Schedules what the event just appended at index `last` calls for.
+local function appended(q, last)
+  q.last = last
   if q.running then
     return true -- the running flush drains the queue
   end
+  local count = last - q.first + 1
   if count >= q.batch_size and q.failures == 0 and not q.immediate then
     q.immediate = schedule(q, 0, "immediate") and true or false
   elseif not q.delayed and not q.immediate then
@@ -95,31 +95,71 @@ function _M.add(q, event)
 end
 
 
+--- Appends one event (a JSON string); counts and drops it when the queue is
+-- full. Cheap: no I/O, at most one timer created per call.
+function _M.add(q, event)
+  if q.last - q.first + 1 >= q.max_size then
+    return drop(q)
+  end
+  local last = q.last + 1
+  q.items[last] = event
+  return appended(q, last)
+end
+
+
+--- Appends one record (event.lua: RECORD values, in its field order) to a
+-- queue with a `put` encoder; counts and drops it when the queue is full.
+function _M.add_record(q, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15)
+  if q.last - q.first + 1 >= q.max_size then
+    return drop(q)
+  end
+  local last = q.last + 1
+  local items, b = q.items, (last - 1) * RECORD
+  items[b + 1], items[b + 2], items[b + 3], items[b + 4], items[b + 5] = v1, v2, v3, v4, v5
+  items[b + 6], items[b + 7], items[b + 8], items[b + 9], items[b + 10] = v6, v7, v8, v9, v10
+  items[b + 11], items[b + 12], items[b + 13], items[b + 14], items[b + 15] = v11, v12, v13, v14, v15
+  return appended(q, last)
+end
+
+
 -- Sends events [first, first + batch_size) and drops them on success.
 local function send_one(q)
   local first = q.first
   local stop = min(q.last, first + q.batch_size - 1)
+  local items = q.items
   local body
-  local encode = q.encode
-  if encode then
-    local items, parts, n = q.items, q.parts, stop - first + 1
-    for i = 1, n do
-      parts[i] = encode(items[first + i - 1])
+  local put = q.put
+  if put then
+    local parts = q.parts
+    parts[1] = '{"events":['
+    local k = 1
+    for i = first, stop do
+      if i > first then
+        k = k + 1
+        parts[k] = ","
+      end
+      k = put(parts, k, items, (i - 1) * RECORD)
     end
-    body = '{"events":[' .. concat(parts, ",", 1, n) .. "]}"
-    for i = 1, n do
+    parts[k + 1] = "]}"
+    body = concat(parts, "", 1, k + 1)
+    for i = 1, k + 1 do
       parts[i] = nil
     end
   else
-    body = '{"events":[' .. concat(q.items, ",", first, stop) .. "]}"
+    body = '{"events":[' .. concat(items, ",", first, stop) .. "]}"
   end
   local ok, err = q.send(q, body)
   if not ok then
     return nil, err
   end
-  local items = q.items
-  for i = first, stop do
-    items[i] = nil
+  if put then
+    for i = (first - 1) * RECORD + 1, stop * RECORD do
+      items[i] = nil
+    end
+  else
+    for i = first, stop do
+      items[i] = nil
+    end
   end
   -- `first` may have moved only through this function, and only one runs.
   q.first = stop + 1

@@ -12,6 +12,7 @@ local fmt = string.format
 local os_date = os.date
 local tonumber = tonumber
 local concat = table.concat
+local sub = string.sub
 local cjson_encode = cjson.encode
 
 
@@ -128,67 +129,125 @@ function _M.uuid_from_hex(hex)
 end
 
 
-local buf = {}
+-- A usage record is RECORD consecutive values in an array (buffer.lua keeps
+-- the queue that way: no table per request, so nothing for the GC to trace
+-- and sweep per request but the strings the request made anyway):
+_M.RECORD = 15
+local CUSTOMER_ID, METRIC_NAME, QUANTITY, STARTED_AT, REQUEST_ID, METHOD, PATH, STATUS,
+      LATENCY_MS, REQUEST_BYTES, RESPONSE_BYTES, CONSUMER, SERVICE, ROUTE, COST =
+      1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
+_M.FIELDS = { "customer_id", "metric_name", "quantity", "started_at", "request_id", "method", "path",
+              "status", "latency_ms", "request_bytes", "response_bytes", "consumer", "service",
+              "route", "cost" }
 
---- Builds one event as a JSON object string.
--- `e` fields: customer_id, metric_name, quantity, started_at (s since epoch),
+local MILLIS = {} -- 0..999 -> "000".."999"
+for i = 0, 999 do
+  MILLIS[i] = fmt("%03d", i)
+end
+
+-- Escaped content of s without the quotes: s itself when nothing needs escaping.
+local function inner(s)
+  if needs_escape(s) then
+    local q = cjson_encode(s) or '""'
+    return sub(q, 2, -2)
+  end
+  return s
+end
+
+
+--- Appends the pieces of one event's JSON object, from the record at
+-- items[base + 1 .. base + RECORD], to parts after index k; returns the new
+-- last index. Strings that need no escaping, the cached quotes and the numbers
+-- go in as they are, so table.concat of the whole batch makes the only new
+-- string (numbers are written by concat as tostring would).
+-- Fields: customer_id, metric_name, quantity, started_at (s since the epoch),
 -- request_id, method, path, status, latency_ms, request_bytes, response_bytes,
--- and the optional service, route, consumer, cost. Reads `e`, never keeps it.
-function _M.build(e)
-  local n = 0
-  local status = e.status
-  local response_bytes = tonumber(e.response_bytes) or 0
-  local request_bytes = tonumber(e.request_bytes) or 0
+-- and the optional consumer, service, route, cost.
+function _M.put(parts, k, items, base)
+  local status = items[base + STATUS]
+  local response_bytes = tonumber(items[base + RESPONSE_BYTES]) or 0
+  local t = items[base + STARTED_AT]
+  local sec = floor(t)
+  local ms = floor((t - sec) * 1000 + 0.5)
+  if ms >= 1000 then
+    sec, ms = sec + 1, ms - 1000
+  end
+  if sec ~= last_sec then
+    last_sec, last_prefix = sec, os_date("!%Y-%m-%dT%H:%M:%S", sec)
+  end
 
-  buf[1] = '{"customerId":'
-  buf[2] = quote(e.customer_id)
-  buf[3] = ',"metricName":'
-  buf[4] = quote(e.metric_name)
-  buf[5] = ',"quantity":'
-  buf[6] = e.quantity
-  buf[7] = ',"occurredAt":"'
-  buf[8] = _M.iso8601(e.started_at)
-  buf[9] = '","idempotencyKey":'
-  buf[10] = quote("kong:" .. e.request_id)
-  buf[11] = ',"productType":"API","executionStatus":"'
-  buf[12] = _M.execution_status(status)
-  buf[13] = '","endpointPath":'
-  buf[14] = quote(e.path)
-  buf[15] = ',"httpMethod":'
-  buf[16] = quote(e.method)
-  buf[17] = ',"statusCode":'
-  buf[18] = status
-  buf[19] = ',"responseTimeMs":'
-  buf[20] = floor(e.latency_ms + 0.5)
-  buf[21] = ',"dataBytes":'
-  buf[22] = response_bytes
-  buf[23] = ',"metadata":{"gateway":"kong","request_bytes":'
-  buf[24] = request_bytes
-  buf[25] = ',"response_bytes":'
-  buf[26] = response_bytes
-  n = 26
-  if e.service then
-    buf[n + 1] = ',"service":'
-    buf[n + 2] = quote(e.service)
-    n = n + 2
+  parts[k + 1] = '{"customerId":'
+  parts[k + 2] = quote(items[base + CUSTOMER_ID])
+  parts[k + 3] = ',"metricName":'
+  parts[k + 4] = quote(items[base + METRIC_NAME])
+  parts[k + 5] = ',"quantity":'
+  parts[k + 6] = items[base + QUANTITY]
+  parts[k + 7] = ',"occurredAt":"'
+  parts[k + 8] = last_prefix
+  parts[k + 9] = "."
+  parts[k + 10] = MILLIS[ms]
+  parts[k + 11] = 'Z","idempotencyKey":"kong:'
+  parts[k + 12] = inner(items[base + REQUEST_ID])
+  parts[k + 13] = '","productType":"API","executionStatus":"'
+  parts[k + 14] = _M.execution_status(status)
+  parts[k + 15] = '","endpointPath":"'
+  parts[k + 16] = inner(items[base + PATH])
+  parts[k + 17] = '","httpMethod":'
+  parts[k + 18] = quote(items[base + METHOD])
+  parts[k + 19] = ',"statusCode":'
+  parts[k + 20] = status
+  parts[k + 21] = ',"responseTimeMs":'
+  parts[k + 22] = floor(items[base + LATENCY_MS] + 0.5)
+  parts[k + 23] = ',"dataBytes":'
+  parts[k + 24] = response_bytes
+  parts[k + 25] = ',"metadata":{"gateway":"kong","request_bytes":'
+  parts[k + 26] = tonumber(items[base + REQUEST_BYTES]) or 0
+  parts[k + 27] = ',"response_bytes":'
+  parts[k + 28] = response_bytes
+  k = k + 28
+  local v = items[base + SERVICE]
+  if v then
+    parts[k + 1] = ',"service":'
+    parts[k + 2] = quote(v)
+    k = k + 2
   end
-  if e.route then
-    buf[n + 1] = ',"route":'
-    buf[n + 2] = quote(e.route)
-    n = n + 2
+  v = items[base + ROUTE]
+  if v then
+    parts[k + 1] = ',"route":'
+    parts[k + 2] = quote(v)
+    k = k + 2
   end
-  if e.consumer then
-    buf[n + 1] = ',"consumer":'
-    buf[n + 2] = quote(e.consumer)
-    n = n + 2
+  v = items[base + CONSUMER]
+  if v then
+    parts[k + 1] = ',"consumer":'
+    parts[k + 2] = quote(v)
+    k = k + 2
   end
-  if e.cost then
-    buf[n + 1] = ',"cost":'
-    buf[n + 2] = e.cost
-    n = n + 2
+  v = items[base + COST]
+  if v then
+    parts[k + 1] = ',"cost":'
+    parts[k + 2] = v
+    k = k + 2
   end
-  buf[n + 1] = "}}"
-  return concat(buf, "", 1, n + 1)
+  parts[k + 1] = "}}"
+  return k + 1
+end
+
+
+local one, pieces = {}, {}
+
+--- Builds one event as a JSON object string from a table with the record's
+-- field names (specs and tools; the plugin queues records, see put).
+function _M.build(e)
+  for i = 1, _M.RECORD do
+    one[i] = e[_M.FIELDS[i]]
+  end
+  local n = _M.put(pieces, 0, one, 0)
+  local out = concat(pieces, "", 1, n)
+  for i = 1, n do
+    pieces[i] = nil
+  end
+  return out
 end
 
 

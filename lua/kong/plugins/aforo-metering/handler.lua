@@ -120,7 +120,7 @@ local function state_for(conf)
     return s
   end
   local q = buffer.get(conf.sidecar_url, send_batch, log)
-  q.encode = event.build
+  q.put = event.put
   -- Several configs may share a sidecar_url; the latest one sets the limits.
   q.batch_size = conf.batch_size
   q.max_size = conf.buffer_max_size
@@ -458,26 +458,14 @@ function AforoMeteringHandler:log(conf)
     end
     service, route = ctx.service, ctx.route
   end
-  -- A record of plain values: the queue encodes it (event.build) when its batch is sent.
+  -- A record of plain values, in event.FIELDS order: the queue encodes it (event.put) when its
+  -- batch is sent.
   local q = s.queue
   q.log = log
-  buffer.add(q, {
-    customer_id = customer_id,
-    metric_name = s.metric_name,
-    quantity = event.parse_quantity(quantity) or 1,
-    cost = event.parse_cost(cost),
-    started_at = start_ms / 1000,
-    latency_ms = ngx.now() * 1000 - start_ms,
-    request_id = request_id(ctx),
-    method = ctx.method or kong.request.get_method(),
-    path = ctx.path,
-    status = kong.response.get_status(),
-    request_bytes = var.request_length,
-    response_bytes = var.bytes_sent,
-    consumer = ctx.consumer,
-    service = service,
-    route = route,
-  })
+  buffer.add_record(q, customer_id, s.metric_name, event.parse_quantity(quantity) or 1, start_ms / 1000,
+                    request_id(ctx), ctx.method or kong.request.get_method(), ctx.path,
+                    kong.response.get_status(), ngx.now() * 1000 - start_ms, var.request_length,
+                    var.bytes_sent, ctx.consumer, service, route, event.parse_cost(cost))
 end
 
 
