@@ -83,9 +83,13 @@ _M.quote = quote
 
 
 local last_sec, last_prefix
+local MILLIS = {} -- 0..999 -> "000".."999"
+for i = 0, 999 do
+  MILLIS[i] = fmt("%03d", i)
+end
 
---- ISO-8601 UTC timestamp with milliseconds and "Z" for seconds since the epoch.
-function _M.iso8601(t)
+-- "YYYY-MM-DDTHH:MM:SS" (UTC, made once per second) and "mmm" for seconds since the epoch.
+local function timestamp_parts(t)
   local sec = floor(t)
   local ms = floor((t - sec) * 1000 + 0.5)
   if ms >= 1000 then
@@ -94,7 +98,13 @@ function _M.iso8601(t)
   if sec ~= last_sec then
     last_sec, last_prefix = sec, os_date("!%Y-%m-%dT%H:%M:%S", sec)
   end
-  return fmt("%s.%03dZ", last_prefix, ms)
+  return last_prefix, MILLIS[ms]
+end
+
+--- ISO-8601 UTC timestamp with milliseconds and "Z" for seconds since the epoch.
+function _M.iso8601(t)
+  local prefix, millis = timestamp_parts(t)
+  return prefix .. "." .. millis .. "Z"
 end
 
 
@@ -140,11 +150,6 @@ _M.FIELDS = { "customer_id", "metric_name", "quantity", "started_at", "request_i
               "status", "latency_ms", "request_bytes", "response_bytes", "consumer", "service",
               "route", "cost" }
 
-local MILLIS = {} -- 0..999 -> "000".."999"
-for i = 0, 999 do
-  MILLIS[i] = fmt("%03d", i)
-end
-
 -- Escaped content of s without the quotes: s itself when nothing needs escaping.
 local function inner(s)
   if needs_escape(s) then
@@ -152,6 +157,17 @@ local function inner(s)
     return sub(q, 2, -2)
   end
   return s
+end
+
+
+-- Appends a metadata member when its value is there.
+local function optional(parts, k, key, value)
+  if value == nil then
+    return k
+  end
+  parts[k + 1] = key
+  parts[k + 2] = value
+  return k + 2
 end
 
 
@@ -166,15 +182,7 @@ end
 function _M.put(parts, k, items, base)
   local status = items[base + STATUS]
   local response_bytes = tonumber(items[base + RESPONSE_BYTES]) or 0
-  local t = items[base + STARTED_AT]
-  local sec = floor(t)
-  local ms = floor((t - sec) * 1000 + 0.5)
-  if ms >= 1000 then
-    sec, ms = sec + 1, ms - 1000
-  end
-  if sec ~= last_sec then
-    last_sec, last_prefix = sec, os_date("!%Y-%m-%dT%H:%M:%S", sec)
-  end
+  local prefix, millis = timestamp_parts(items[base + STARTED_AT])
 
   parts[k + 1] = '{"customerId":'
   parts[k + 2] = quote(items[base + CUSTOMER_ID])
@@ -183,9 +191,9 @@ function _M.put(parts, k, items, base)
   parts[k + 5] = ',"quantity":'
   parts[k + 6] = items[base + QUANTITY]
   parts[k + 7] = ',"occurredAt":"'
-  parts[k + 8] = last_prefix
+  parts[k + 8] = prefix
   parts[k + 9] = "."
-  parts[k + 10] = MILLIS[ms]
+  parts[k + 10] = millis
   parts[k + 11] = 'Z","idempotencyKey":"kong:'
   parts[k + 12] = inner(items[base + REQUEST_ID])
   parts[k + 13] = '","productType":"API","executionStatus":"'
@@ -205,30 +213,11 @@ function _M.put(parts, k, items, base)
   parts[k + 27] = ',"response_bytes":'
   parts[k + 28] = response_bytes
   k = k + 28
-  local v = items[base + SERVICE]
-  if v then
-    parts[k + 1] = ',"service":'
-    parts[k + 2] = quote(v)
-    k = k + 2
-  end
-  v = items[base + ROUTE]
-  if v then
-    parts[k + 1] = ',"route":'
-    parts[k + 2] = quote(v)
-    k = k + 2
-  end
-  v = items[base + CONSUMER]
-  if v then
-    parts[k + 1] = ',"consumer":'
-    parts[k + 2] = quote(v)
-    k = k + 2
-  end
-  v = items[base + COST]
-  if v then
-    parts[k + 1] = ',"cost":'
-    parts[k + 2] = v
-    k = k + 2
-  end
+  local service, route, consumer = items[base + SERVICE], items[base + ROUTE], items[base + CONSUMER]
+  k = optional(parts, k, ',"service":', service and quote(service))
+  k = optional(parts, k, ',"route":', route and quote(route))
+  k = optional(parts, k, ',"consumer":', consumer and quote(consumer))
+  k = optional(parts, k, ',"cost":', items[base + COST])
   parts[k + 1] = "}}"
   return k + 1
 end
