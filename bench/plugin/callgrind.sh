@@ -4,15 +4,17 @@
 # master), against a real Release sidecar delivering to the fake ingest; requests go one at a time on
 # one keep-alive connection. Two runs (N/3 and N requests): the difference of the worker's instruction
 # counts over the extra requests is one request, without startup or shutdown. Instructions, not time: the
-# number does not move with the machine's load, so it tells a change in the plugin's Lua apart from noise
-# (the wall-clock numbers are bench/plugin/run.sh's). User space only: the kernel's share is not counted.
+# number does not move with the machine's load (the wall-clock numbers are bench/plugin/run.sh's). It does
+# move with LuaJIT's trace decisions, which differ from one nginx start to the next (48k-84k instructions
+# per request over five runs of the same plugin): ROUNDS runs each mode that many times and prints every
+# run and the median. User space only: the kernel's share is not counted.
 #
 #   bench/plugin/callgrind.sh                        # nginx alone, the PDK shim, and the plugin of this tree
 #   BASELINE=/path/to/other/checkout bench/plugin/callgrind.sh   # adds that tree's plugin, same run
 #   MODES="on" N=6000 bench/plugin/callgrind.sh
 #
 # Env: SIDECAR_BIN, FAKE_INGEST_BIN, BUILD_DIR (default build-bench), N (requests of the long run, default
-#      3000), MODES (default "off shim on"), BASELINE (a source tree whose lua/ and tests/lua/ are measured as
+#      3000), ROUNDS (runs per mode, default 3), MODES (default "off shim on"), BASELINE (a source tree whose lua/ and tests/lua/ are measured as
 #      mode "baseline"), KEEP (a directory to keep the callgrind.out files in).
 # Time-based work is pushed out of the window so that every run does the same: flush_interval 60 s (a flush
 # every batch_size = 200 events) and lease_ttl 60 s (a check every lease of 200 requests).
@@ -21,6 +23,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/../lib.sh"
 N="${N:-3000}"
+ROUNDS="${ROUNDS:-3}"
 MODES="${MODES:-off shim on}"
 [ -z "${BASELINE:-}" ] || MODES="$MODES baseline"
 
@@ -66,14 +69,16 @@ for mode in $MODES; do
   kill -QUIT "$pid"
   while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
   sed -i -e 's/^daemon .*/daemon off; master_process off;/' "$work/$mode/conf/nginx.conf"
-  for run in short long; do
-    n=$N
-    [ $run = short ] && n=$((N / 3))
-    valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.$mode.$run" \
-      /usr/sbin/nginx -p "$work/$mode" -c "$work/$mode/conf/nginx.conf" 2>"$work/valgrind.$mode.$run.log" &
-    vg=$!
-    for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
-    python3 - "$port" "$n" <<'PY'
+  results=()
+  for round in $(seq 1 "$ROUNDS"); do
+    for run in short long; do
+      n=$N
+      [ $run = short ] && n=$((N / 3))
+      valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.$mode.$round.$run" \
+        /usr/sbin/nginx -p "$work/$mode" -c "$work/$mode/conf/nginx.conf" 2>"$work/valgrind.$mode.$run.log" &
+      vg=$!
+      for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+      python3 - "$port" "$n" <<'PY'
 import http.client, sys
 port, n = int(sys.argv[1]), int(sys.argv[2])
 c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -84,12 +89,15 @@ for _ in range(n):
     if r.status != 200:
         sys.exit(f"proxy answered {r.status}")
 PY
-    sleep 1.5 # the last flush
-    kill -QUIT "$vg"
-    wait "$vg" || true
-    printf -v "ir_$run" '%s' "$(total_ir "$work/callgrind.$mode.$run")"
+      sleep 1.5 # the last flush
+      kill -QUIT "$vg"
+      wait "$vg" || true
+      printf -v "ir_$run" '%s' "$(total_ir "$work/callgrind.$mode.$round.$run")"
+    done
+    results+=($(((ir_long - ir_short) / (N - N / 3))))
   done
-  printf "  %-8s %8d\n" "$mode" $(((ir_long - ir_short) / (N - N / 3)))
+  printf "  %-8s median %8d   runs: %s\n" "$mode" "$(printf '%s\n' "${results[@]}" | sort -n | \
+    awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')" "${results[*]}"
   [ -z "${KEEP:-}" ] || { mkdir -p "$KEEP" && cp "$work"/callgrind.$mode.* "$KEEP/"; }
 done
 accepted="$(metric "$sc_port" aforo_sidecar_events_accepted_total)"
