@@ -13,14 +13,23 @@ describe("aforo-metering buffer", function()
     return ok, err
   end
 
+  -- Records of one value n, encoded as {"n":n}.
+  local function put_n(parts, k, items, base)
+    parts[k + 1] = '{"n":'
+    parts[k + 2] = items[base + 1]
+    parts[k + 3] = "}"
+    return k + 3
+  end
+
   local function new_queue(batch_size, max_size, interval_ms)
     local queue = buffer.get("http://127.0.0.1:8750", send, kong.log)
     queue.batch_size, queue.max_size, queue.interval_ms = batch_size, max_size, interval_ms or 250
+    queue.put = put_n
     return queue
   end
 
-  local function ev(i)
-    return '{"n":' .. i .. "}"
+  local function add(queue, n)
+    return buffer.add_record(queue, n)
   end
 
   local function errors() return helper.errors(env) end
@@ -35,22 +44,22 @@ describe("aforo-metering buffer", function()
   end)
 
   it("schedules one delayed flush for the first event, not one per event", function()
-    buffer.add(q, ev(1))
-    buffer.add(q, ev(2))
+    add(q, 1)
+    add(q, 2)
     assert.equal(1, #env.timers)
     assert.equal(0.25, env.timers[1].delay)
   end)
 
   it("flushes at once when a batch is full", function()
     q = new_queue(2, 10, 60000)
-    buffer.add(q, ev(1))
-    buffer.add(q, ev(2))
+    add(q, 1)
+    add(q, 2)
     assert.equal(2, #env.timers)
     assert.equal(0, env.timers[2].delay)
   end)
 
   it("sends everything in batches of batch_size and empties the queue", function()
-    for i = 1, 7 do buffer.add(q, ev(i)) end
+    for i = 1, 7 do add(q, i) end
     helper.run_timers(env)
     assert.equal(3, #sent)
     assert.same({ 3, 3, 1 }, { #sent[1], #sent[2], #sent[3] })
@@ -61,11 +70,11 @@ describe("aforo-metering buffer", function()
   it("under load sends full batches only, leaving a partial one for the interval", function()
     local arriving = 5 -- events logged while each send is in flight
     outcome = function()
-      for _ = 1, arriving do buffer.add(q, ev(0)) end
+      for _ = 1, arriving do add(q, 0) end
       arriving = 0
       return true
     end
-    for i = 1, 3 do buffer.add(q, ev(i)) end -- full: an immediate flush
+    for i = 1, 3 do add(q, i) end -- full: an immediate flush
     assert.equal(0, env.timers[#env.timers].delay)
     local immediate = table.remove(env.timers) -- the delayed one of the first event stays
     immediate.fn(false, unpack(immediate.args))
@@ -82,7 +91,7 @@ describe("aforo-metering buffer", function()
 
   it("keeps the events when a flush fails and sends them on retry, in order", function()
     outcome = function() return nil, "connection refused" end
-    for i = 1, 4 do buffer.add(q, ev(i)) end
+    for i = 1, 4 do add(q, i) end
     helper.run_timers(env, false, 2)
     assert.equal(4, buffer.count(q))
     assert.is_true(q.failures >= 1)
@@ -130,9 +139,9 @@ describe("aforo-metering buffer", function()
 
   it("does not hammer a failing sidecar with immediate flushes while backing off", function()
     outcome = function() return nil, "timeout" end
-    buffer.add(q, ev(1))
+    add(q, 1)
     helper.run_timers(env, false, 1)
-    for i = 2, 9 do buffer.add(q, ev(i)) end
+    for i = 2, 9 do add(q, i) end
     assert.equal(1, #env.timers)
   end)
 
@@ -148,7 +157,7 @@ describe("aforo-metering buffer", function()
       outcome = function() return true end
       return true
     end
-    for i = 1, 3 do buffer.add(q, ev(i)) end
+    for i = 1, 3 do add(q, i) end
     helper.run_timers(env)
     assert.is_true(inner_ran)
     assert.equal(0, buffer.count(q))
@@ -156,7 +165,7 @@ describe("aforo-metering buffer", function()
 
   it("drops new events past buffer_max_size, counts them and logs rate-limited", function()
     outcome = function() return nil, "down" end
-    for i = 1, 25 do buffer.add(q, ev(i)) end
+    for i = 1, 25 do add(q, i) end
     assert.equal(10, buffer.count(q))
     assert.equal(15, q.dropped)
     local drops = 0
@@ -166,12 +175,12 @@ describe("aforo-metering buffer", function()
     assert.equal(1, drops)
     assert.matches("ERROR buffer full %(10 events%), dropped 1 events %(1 in total%)", errors()[1])
     env.clock.t = env.clock.t + 11
-    buffer.add(q, ev(26))
+    add(q, 26)
     assert.matches("dropped 15 events %(16 in total%)", errors()[#errors()])
   end)
 
   it("drains the queue when the worker exits (premature timer)", function()
-    for i = 1, 5 do buffer.add(q, ev(i)) end
+    for i = 1, 5 do add(q, i) end
     env.exiting = true
     helper.run_timers(env, true)
     assert.equal(0, buffer.count(q))
@@ -180,7 +189,7 @@ describe("aforo-metering buffer", function()
 
   it("schedules a zero-delay flush for events added while the worker exits", function()
     env.exiting = true
-    buffer.add(q, ev(1))
+    add(q, 1)
     assert.equal(1, #env.timers)
     assert.equal(0, env.timers[1].delay)
     helper.run_timers(env, true)
@@ -189,7 +198,7 @@ describe("aforo-metering buffer", function()
 
   it("reports the events it could not send when the worker exits", function()
     outcome = function() return nil, "connection refused" end
-    for i = 1, 2 do buffer.add(q, ev(i)) end
+    for i = 1, 2 do add(q, i) end
     env.exiting = true
     helper.run_timers(env, true)
     assert.matches("ERROR worker exiting: 2 events could not be sent", errors()[#errors()])

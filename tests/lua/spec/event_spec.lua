@@ -33,7 +33,7 @@ describe("aforo-metering event", function()
   end)
 
   it("builds a camelCase event with the required fields", function()
-    local e = helper.decode(event.build(base()))
+    local e = helper.decode(helper.build_event(base()))
     assert.equal("cust_acme", e.customerId)
     assert.equal("api_calls", e.metricName)
     assert.equal(1, e.quantity)
@@ -52,7 +52,7 @@ describe("aforo-metering event", function()
   it("adds service, route, consumer and cost to metadata when known", function()
     local ev = base()
     ev.service, ev.route, ev.consumer, ev.cost, ev.quantity = "search", "search-v1", "alice", 0.004, 2.5
-    local e = helper.decode(event.build(ev))
+    local e = helper.decode(helper.build_event(ev))
     assert.same({ gateway = "kong", request_bytes = 120, response_bytes = 345, service = "search",
                   route = "search-v1", consumer = "alice", cost = 0.004 }, e.metadata)
     assert.equal(2.5, e.quantity)
@@ -62,7 +62,7 @@ describe("aforo-metering event", function()
     local ev = base()
     ev.path = '/a"b\\c\n'
     ev.customer_id = "cust\t1"
-    local e = helper.decode(event.build(ev))
+    local e = helper.decode(helper.build_event(ev))
     assert.equal('/a"b\\c\n', e.endpointPath)
     assert.equal("cust\t1", e.customerId)
   end)
@@ -82,9 +82,15 @@ describe("aforo-metering event", function()
   end)
 
   it("formats occurredAt in UTC with milliseconds and Z, rounding into the next second", function()
-    assert.equal("1970-01-01T00:00:00.000Z", event.iso8601(0))
-    assert.equal("2025-11-24T16:00:01.000Z", event.iso8601(1764000000.9996))
-    assert.equal("2025-11-24T16:00:00.050Z", event.iso8601(1764000000.05))
+    local function occurred_at(t)
+      local ev = base()
+      ev.started_at = t
+      return helper.decode(helper.build_event(ev)).occurredAt
+    end
+    assert.equal("1970-01-01T00:00:00.000Z", occurred_at(0))
+    assert.equal("2025-11-24T16:00:01.000Z", occurred_at(1764000000.9996))
+    assert.equal("2025-11-24T16:00:00.050Z", occurred_at(1764000000.05))
+    assert.equal("2025-11-24T16:00:00.050Z", occurred_at(1764000000.05)) -- the second's prefix, cached
   end)
 
   it("takes only positive finite quantities and non-negative costs", function()

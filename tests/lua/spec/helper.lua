@@ -186,4 +186,15 @@ function helper.decode(s)
 end
 
 
+--- One event's JSON from a table keyed by event.FIELDS, through event.put as the flush builds it.
+function helper.build_event(e)
+  local event = require "kong.plugins.aforo-metering.event"
+  local record, parts = {}, {}
+  for i, name in ipairs(event.FIELDS) do
+    record[i] = e[name]
+  end
+  local n = event.put(parts, 0, record, 0)
+  return table.concat(parts, "", 1, n)
+end
+
 return helper

@@ -2,9 +2,9 @@
 --
 -- Events are appended at `last` and removed from `first` only after the
 -- sidecar answered 2xx, so a failed flush keeps them in place for the retry.
--- An event is either a JSON string (add) or, in a queue with a `put`
--- encoder, a record of RECORD plain values stored flat in `items` (event i at
--- items[(i - 1) * RECORD + 1 ..], add_record): no table per request, so the
+-- An event is a record of RECORD plain values stored flat in `items` (event
+-- i at items[(i - 1) * RECORD + 1 ..]), which the queue's `put` (event.put)
+-- turns into JSON when its batch is sent: no table per request, so the
 -- log phase leaves the GC nothing to trace or sweep but the strings the
 -- request made anyway, and the batch's JSON is built only when it is sent, in
 -- one loop and one table.concat. One flush runs at a time per queue. When the
@@ -19,7 +19,8 @@ local min = math.min
 local _M = {}
 
 local MAX_BACKOFF_MS = 5000
-local RECORD = require("kong.plugins.aforo-metering.event").RECORD -- values per record
+local event = require "kong.plugins.aforo-metering.event"
+local RECORD = event.RECORD -- values per record
 local EXIT_ATTEMPTS = 3 -- tries per batch while the worker is exiting
 
 local queues = {} -- sidecar_url -> queue
@@ -35,7 +36,7 @@ function _M.get(url, send, log)
       running = false, delayed = false, immediate = false,
       failures = 0, dropped = 0, dropped_logged = 0, last_drop_log = 0,
       batch_size = 200, max_size = 10000, interval_ms = 250,
-      send = send, log = log, put = nil, parts = {},
+      send = send, log = log, put = event.put, parts = {},
     }
     queues[url] = q
   end
@@ -95,20 +96,9 @@ local function appended(q, last)
 end
 
 
---- Appends one event (a JSON string); counts and drops it when the queue is
--- full. Cheap: no I/O, at most one timer created per call.
-function _M.add(q, event)
-  if q.last - q.first + 1 >= q.max_size then
-    return drop(q)
-  end
-  local last = q.last + 1
-  q.items[last] = event
-  return appended(q, last)
-end
-
-
---- Appends one record (event.lua: RECORD values, in its field order) to a
--- queue with a `put` encoder; counts and drops it when the queue is full.
+--- Appends one record (event.lua: RECORD values, in event.FIELDS order);
+-- counts and drops it when the queue is full. Cheap: no I/O, at most one
+-- timer created per call.
 function _M.add_record(q, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15)
   if q.last - q.first + 1 >= q.max_size then
     return drop(q)
@@ -127,39 +117,27 @@ local function send_one(q)
   local first = q.first
   local stop = min(q.last, first + q.batch_size - 1)
   local items = q.items
-  local body
-  local put = q.put
-  if put then
-    local parts = q.parts
-    parts[1] = '{"events":['
-    local k = 1
-    for i = first, stop do
-      if i > first then
-        k = k + 1
-        parts[k] = ","
-      end
-      k = put(parts, k, items, (i - 1) * RECORD)
+  local put, parts = q.put, q.parts
+  parts[1] = '{"events":['
+  local k = 1
+  for i = first, stop do
+    if i > first then
+      k = k + 1
+      parts[k] = ","
     end
-    parts[k + 1] = "]}"
-    body = concat(parts, "", 1, k + 1)
-    for i = 1, k + 1 do
-      parts[i] = nil
-    end
-  else
-    body = '{"events":[' .. concat(items, ",", first, stop) .. "]}"
+    k = put(parts, k, items, (i - 1) * RECORD)
+  end
+  parts[k + 1] = "]}"
+  local body = concat(parts, "", 1, k + 1)
+  for i = 1, k + 1 do
+    parts[i] = nil
   end
   local ok, err = q.send(q, body)
   if not ok then
     return nil, err
   end
-  if put then
-    for i = (first - 1) * RECORD + 1, stop * RECORD do
-      items[i] = nil
-    end
-  else
-    for i = first, stop do
-      items[i] = nil
-    end
+  for i = (first - 1) * RECORD + 1, stop * RECORD do
+    items[i] = nil
   end
   -- `first` may have moved only through this function, and only one runs.
   q.first = stop + 1

@@ -101,11 +101,6 @@ local function timestamp_parts(t)
   return last_prefix, MILLIS[ms]
 end
 
---- ISO-8601 UTC timestamp with milliseconds and "Z" for seconds since the epoch.
-function _M.iso8601(t)
-  local prefix, millis = timestamp_parts(t)
-  return prefix .. "." .. millis .. "Z"
-end
 
 
 --- Positive quantity from a header value, else nil (non-numbers, 0, negatives,
@@ -220,23 +215,6 @@ function _M.put(parts, k, items, base)
   k = optional(parts, k, ',"cost":', items[base + COST])
   parts[k + 1] = "}}"
   return k + 1
-end
-
-
-local one, pieces = {}, {}
-
---- Builds one event as a JSON object string from a table with the record's
--- field names (specs and tools; the plugin queues records, see put).
-function _M.build(e)
-  for i = 1, _M.RECORD do
-    one[i] = e[_M.FIELDS[i]]
-  end
-  local n = _M.put(pieces, 0, one, 0)
-  local out = concat(pieces, "", 1, n)
-  for i = 1, n do
-    pieces[i] = nil
-  end
-  return out
 end
 
 

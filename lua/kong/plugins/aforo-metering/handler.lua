@@ -120,7 +120,6 @@ local function state_for(conf)
     return s
   end
   local q = buffer.get(conf.sidecar_url, send_batch, log)
-  q.put = event.put
   -- Several configs may share a sidecar_url; the latest one sets the limits.
   q.batch_size = conf.batch_size
   q.max_size = conf.buffer_max_size
