@@ -28,6 +28,7 @@
 #include <type_traits>
 
 #include "net/http_wire.hpp"
+#include "net/listen_address.hpp"
 #include "net/request_parser.hpp"
 #include "util/log.hpp"
 #include "util/metrics.hpp"
@@ -99,6 +100,10 @@ struct http_server::state : std::enable_shared_from_this<http_server::state> {
 
   void session_closed() {
     smetrics().connections.add(-1);
+    notify_if_drained();
+  }
+  /// Once stopping with no connection left, posts on_drained (once).
+  void notify_if_drained() {
     if (stopping && on_drained && open() == 0) {
       auto cb = std::move(on_drained);
       on_drained = nullptr;
@@ -416,8 +421,6 @@ void do_accept(acceptor_of<Protocol>& acceptor, std::shared_ptr<http_server::sta
   });
 }
 
-bool is_loopback(const asio::ip::address& a) { return a.is_loopback(); }
-
 }  // namespace
 
 http_server::http_server(asio::io_context& ioc, const router& routes, server_limits limits)
@@ -432,9 +435,9 @@ http_server::~http_server() {
 
 std::string http_server::listen(const std::string& address, std::uint32_t socket_mode) {
   error_code ec;
-  if (address.rfind("unix:", 0) == 0) {
-    const std::string path = address.substr(5);
-    if (path.empty()) throw std::runtime_error("listen " + address + ": empty unix socket path");
+  const listen_address where = parse_listen_address(address);
+  if (!where.unix_path.empty()) {
+    const std::string& path = where.unix_path;
     ::unlink(path.c_str());
     auto acc = std::make_unique<acceptor_of<unix_proto>>(state_->ioc);
     acc->open(unix_proto(), ec);
@@ -448,27 +451,12 @@ std::string http_server::listen(const std::string& address, std::uint32_t socket
     return "unix:" + path;
   }
 
-  const auto colon = address.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == address.size())
-    throw std::runtime_error("listen " + address + ": expected HOST:PORT or unix:/path");
-  std::string host = address.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  const std::string port_text = address.substr(colon + 1);
-  unsigned long port = 0;
-  try {
-    std::size_t used = 0;
-    port = std::stoul(port_text, &used);
-    if (used != port_text.size() || port > 65535) throw std::invalid_argument("port");
-  } catch (const std::exception&) {
-    throw std::runtime_error("listen " + address + ": bad port '" + port_text + "'");
-  }
-  const auto ip = asio::ip::make_address(host == "localhost" ? "127.0.0.1" : host, ec);
-  if (ec) throw std::runtime_error("listen " + address + ": '" + host + "' is not an IP address");
-  if (!is_loopback(ip))
+  const auto& ip = where.ip;
+  if (!ip.is_loopback())
     util::log::warn("listening on " + address +
                     ", which is not a loopback address: anyone who can reach it can ask for decisions and "
                     "submit usage; keep the sidecar on 127.0.0.1 or a unix socket unless a firewall guards it");
-  const tcp::endpoint ep(ip, static_cast<unsigned short>(port));
+  const tcp::endpoint ep(ip, where.port);
   auto acc = std::make_unique<acceptor_of<tcp>>(state_->ioc);
   acc->open(ep.protocol(), ec);
   if (!ec) acc->set_option(asio::socket_base::reuse_address(true), ec);
@@ -497,11 +485,7 @@ void http_server::stop(std::function<void()> on_drained) {
   st->unix_paths.clear();
   for (auto& w : st->sessions)
     if (auto s = w.lock()) s->shutdown_if_idle();
-  if (st->open() == 0 && st->on_drained) {
-    auto cb = std::move(st->on_drained);
-    st->on_drained = nullptr;
-    asio::post(st->ioc, std::move(cb));
-  }
+  st->notify_if_drained();
 }
 
 void http_server::set_limits(server_limits limits) { state_->limits = limits; }
