@@ -25,6 +25,29 @@ describe("aforo-metering handler", function()
       return decision(t)
     end
 
+    -- Runs the lease renewals the requests started in timers (the handshake's timer is left pending).
+    local function renewals()
+      local pending = env.timers
+      env.timers = {}
+      for _, t in ipairs(pending) do
+        if type(t.args[1]) == "table" then
+          t.fn(false, unpack(t.args))
+        else
+          env.timers[#env.timers + 1] = t
+        end
+      end
+    end
+    local function pending_renewals()
+      local n = 0
+      for _, t in ipairs(env.timers) do
+        if type(t.args[1]) == "table" then n = n + 1 end
+      end
+      return n
+    end
+    local function refused() return nil, "connection refused" end
+    local deny = decision({ decision = "block", allowed = false, status = 429, reason = "margin_block",
+                            retry_after = 1800 })
+
     local function request(conf, path, tenant)
       local r = env.new_request()
       r.headers["X-Tenant-Id"] = tenant or "cust_acme"
@@ -47,10 +70,28 @@ describe("aforo-metering handler", function()
         assert.same({ ["X-Margin-Guard-Warning"] = "margin-low" }, r.upstream_headers)
       end
       assert.equal(1, #env.calls)
-      request(conf) -- half used: asks, reporting the 3 it admitted
+      local r = request(conf) -- half used: admitted too, and renews in the background
+      assert.is_nil(r.exited)
+      assert.equal("996", r.set_headers["X-RateLimit-Remaining"])
+      assert.equal(1, #env.calls) -- it did not wait for the check
+      renewals()
       assert.equal(2, #env.calls)
-      assert.equal(3, check_body(2).leased)
+      local body = check_body(2)
+      assert.equal(3, body.leased) -- the 3 before it; it is the check's own quantity
+      assert.equal(1, body.quantity)
+      assert.equal(r.ctx.request_id, body.request_id)
       assert.is_nil(check_body(1).leased)
+    end)
+
+    it("sends one renewal at a time, and the requests meanwhile use what is left", function()
+      env.respond(leased(8))
+      local conf = helper.conf()
+      request(conf)
+      for _ = 1, 7 do assert.is_nil(request(conf).exited) end -- 4 below the half, the renewing one, 2 more
+      renewals()
+      assert.equal(2, #env.calls)
+      for _ = 1, 3 do request(conf) end -- under the new lease
+      assert.equal(2, #env.calls)
     end)
 
     it("gives each leased request its own X-RateLimit-Remaining, also while earlier ones wait", function()
@@ -158,7 +199,8 @@ describe("aforo-metering handler", function()
       request(conf)                      -- check 1: lease of 8, renewed at 4 left
       for _ = 1, 4 do request(conf) end  -- 4 admitted
       assert.equal(1, #env.calls)
-      request(conf)                      -- 4 left: renews, reporting 4
+      request(conf)                      -- 4 left: admitted, renews in the background, reporting 4
+      renewals()
       assert.equal(2, #env.calls)
       assert.equal(4, check_body(2).leased)
       for _ = 1, 4 do request(conf) end  -- under the new lease
@@ -172,6 +214,7 @@ describe("aforo-metering handler", function()
       request(conf)
       env.clock.t = env.clock.t + 0.8
       request(conf)
+      renewals()
       assert.equal(2, #env.calls)
       assert.equal(1, check_body(2).leased)
     end)
@@ -181,81 +224,86 @@ describe("aforo-metering handler", function()
       local conf = helper.conf()
       request(conf)
       for _ = 1, 4 do request(conf) end
-      env.respond(decision({ decision = "block", allowed = false, status = 429, reason = "margin_block",
-                             retry_after = 1800 }))
-      local r = request(conf) -- the renewal is denied
-      assert.equal(429, r.exited.status)
-      r = request(conf)       -- 4 were left, but the sidecar's latest answer governs
+      env.respond(deny)
+      local r = request(conf) -- renewal due: admitted under the lease, the check goes out in a timer
+      assert.is_nil(r.exited)
+      renewals()              -- the renewal is denied
+      r = request(conf)       -- 3 were left, but the sidecar's latest answer governs: it asks
       assert.equal(429, r.exited.status)
       assert.equal(3, #env.calls)
       assert.equal(4, check_body(2).leased)
-      assert.is_nil(check_body(3).leased)
+      assert.equal(1, check_body(3).leased) -- the request admitted while its renewal was denied
     end)
 
     it("admits under a live lease when its renewal fails, and falls back once it runs out", function()
       env.respond(leased(4))
       local conf = helper.conf({ fallback_on_error = "block" })
+      request(conf)                       -- lease of 4, renewed from 2 left
       request(conf)
-      request(conf)
-      request(conf)                      -- 2 admitted, 2 left: the next one renews
-      env.respond(function() return nil, "connection refused" end)
-      assert.is_nil(request(conf).exited) -- renewal failed: admitted under the lease (1 left)
-      assert.is_nil(request(conf).exited) -- again (0 left)
-      assert.equal(503, request(conf).exited.status)
-      assert.equal(4, #env.calls)        -- each request past the half asked again
-      assert.equal(1, #errors())         -- rate-limited
+      request(conf)                       -- 2 admitted, 2 left
+      env.respond(refused)
+      assert.is_nil(request(conf).exited) -- renewal due: admitted (1 left)
+      renewals()                          -- the renewal fails: this lease tries no more renewals
+      assert.is_nil(request(conf).exited) -- admitted (0 left)
+      assert.equal(0, pending_renewals())
+      assert.equal(2, #env.calls)
+      assert.equal(503, request(conf).exited.status) -- nothing left: asks, fails, falls back
+      assert.equal(3, #env.calls)
+      assert.equal(1, #errors())          -- rate-limited
       env.respond(leased(4))
       request(conf)
-      assert.equal(4, check_body(5).leased) -- every request admitted under the lease, reported once
+      assert.equal(4, check_body(4).leased) -- every request admitted under the lease, reported once
     end)
 
-    -- Two checks of one key in flight in one worker: the access phase yields inside client.request,
-    -- played here by running other requests from inside the sidecar's answer to the first.
-    local function during(fn, answer)
-      return function(...)
-        local saved = env.req
-        fn()
-        env.req = saved
-        return answer(...)
-      end
-    end
-
+    -- Two checks of one key in flight in one worker: a renewal in its timer, and a request that
+    -- found nothing left and asked itself.
     it("a deny ends the lease another check settled meanwhile", function()
       local conf = helper.conf()
       env.respond(leased(2))
       request(conf)         -- lease of 2
       request(conf)         -- admitted, 1 left: the next renews
-      local deny = decision({ decision = "block", allowed = false, status = 429, reason = "margin_block",
-                              retry_after = 1800 })
-      env.respond(during(function()
-        request(conf)       -- B: admitted under the lease being renewed (0 left)
-        env.respond(leased(2))
-        request(conf)       -- C: asks, and settles a new lease
-      end, deny))
-      local r = request(conf) -- A: the renewal, answered with a deny after C's allow
-      assert.equal(429, r.exited.status)
+      request(conf)         -- A: admitted (0 left), its renewal waits in a timer
+      env.respond(leased(2))
+      request(conf)         -- B: nothing left: asks (call 2) and settles a new lease
+      env.respond(deny)
+      renewals()            -- A's renewal (call 3), answered with a deny after B's allow
       env.respond(leased(2))
       request(conf)         -- the new lease admits nothing more: this one asks
       assert.equal(4, #env.calls)
+      assert.equal(1, check_body(4).leased) -- A, admitted but not counted by its denied renewal
     end)
 
-    it("a failed check whose lease was replaced meanwhile keeps its count for the next check", function()
+    it("a failed renewal whose lease was replaced meanwhile keeps its count for the next check", function()
       local conf = helper.conf()
       env.respond(leased(2))
       request(conf)         -- lease of 2
-      request(conf)         -- admitted (1 under this lease)
-      env.respond(during(function()
-        request(conf)       -- B: admitted (2)
-        env.respond(leased(4))
-        request(conf)       -- C: asks (call 3), reporting B; settles a new lease
-      end, function() return nil, "timeout" end))
-      request(conf)         -- A (call 2): the renewal reporting request 2 times out
-      assert.equal(1, check_body(3).leased) -- B
+      request(conf)         -- admitted: 1 left, the next renews
+      request(conf)         -- A: admitted (0 left), its renewal reports request 2
+      env.respond(leased(4))
+      request(conf)         -- B: nothing left: asks (call 2) and settles a new lease
+      assert.is_nil(check_body(2).leased)
+      env.respond(function() return nil, "timeout" end)
+      renewals()            -- A's renewal (call 3) times out
       env.clock.t = env.clock.t + 2
       env.respond(leased(4))
-      request(conf)         -- after expiry: request 2 is reported now, not lost with the replaced lease
+      request(conf)         -- after expiry: request 2 and A are reported now, not lost with the old lease
       assert.equal(4, #env.calls)
-      assert.equal(1, check_body(4).leased)
+      assert.equal(2, check_body(4).leased)
+    end)
+
+    it("gives a renewal's count back when the worker exits before it runs", function()
+      local conf = helper.conf()
+      env.respond(leased(4))
+      request(conf)         -- lease of 4, renewed from 2 left
+      request(conf)
+      request(conf)
+      request(conf)         -- renewal due: in a timer that never gets to run
+      assert.equal(1, pending_renewals())
+      helper.run_timers(env, true) -- premature: the worker exits
+      env.clock.t = env.clock.t + 2
+      request(conf)
+      assert.equal(2, #env.calls)
+      assert.equal(3, check_body(2).leased) -- requests 2, 3 and 4
     end)
 
     it("drops expired leases past 10000 keys and every 10 s, keeping live ones", function()

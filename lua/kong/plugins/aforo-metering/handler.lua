@@ -12,7 +12,8 @@
 -- N further requests of the same customer, service, route, method and
 -- configured feature whose path is in scope within T ms without asking, with
 -- the same headers (X-RateLimit-Remaining counted down), and reports how many
--- it admitted in "leased" on its next check (lease.lua). The sidecar decides
+-- it admitted in "leased" on its next check (lease.lua), which renews the
+-- lease from a timer before it runs out. The sidecar decides
 -- when to lease (entitlements.lease_requests, lease_ttl; 0 turns leasing off)
 -- and bounds a lease by the remaining quota.
 local cjson = require "cjson.safe"
@@ -298,6 +299,51 @@ local function fallback(conf, ctx, err)
 end
 
 
+local function check_body(s, customer_id, service, route, method, path, rid, used)
+  return '{"customer_id":' .. quote(customer_id)
+    .. ',"feature":' .. s.feature_json
+    .. ',"service":' .. (service and quote(service) or "null")
+    .. ',"route":' .. (route and quote(route) or "null")
+    .. ',"method":' .. quote(method)
+    .. ',"path":' .. quote(path)
+    .. ',"quantity":1,"request_id":' .. quote(rid)
+    .. (used > 0 and ',"leased":' .. used .. "}" or "}")
+end
+
+
+-- POST /v1/check; returns the decision table, or nil and why.
+local function ask(conf, opts, body)
+  local status, resp = client.request(conf.sidecar_url, "POST", CHECK_PATH, body, opts)
+  local decision = status == 200 and decode(resp)
+  if type(decision) ~= "table" then
+    return nil, not status and resp or (status ~= 200 and "HTTP " .. status) or "invalid JSON in /v1/check response"
+  end
+  return decision
+end
+
+
+-- A lease renewed in a timer (see check): `reported` requests admitted under it are reported, and the
+-- request that started the renewal, admitted under it too, is the check's own quantity 1. No request
+-- waits for this round trip, which may queue behind a batch of events in the sidecar.
+local function renew_in_background(premature, conf, opts, body, lease, route_key, path, reported)
+  if premature then
+    return leases.untake(lease, reported + 1, route_key, path)
+  end
+  local now = ngx.now()
+  local decision, err = ask(conf, opts, body)
+  if not decision then
+    -- Both counts go back to the lease and are reported by its next check.
+    leases.renewal_failed(lease, reported + 1, route_key, path)
+    return log_unreachable(conf, err)
+  end
+  leases.settle(lease, route_key, path, decision.lease, decision, now)
+  if decision.allowed ~= true then
+    -- The sidecar counts no denied request, but this one was admitted: reported next time.
+    leases.untake(lease, 1, route_key, path)
+  end
+end
+
+
 local function check(conf, ctx, customer_id, path)
   local s = state_for(conf)
   local service, route = route_names()
@@ -314,35 +360,33 @@ local function check(conf, ctx, customer_id, path)
     if leases.admit(lease, now) then
       return decisions.apply_lease(ctx, lease)
     end
+    local reported = leases.renew(lease, now)
+    if reported then
+      -- Renewal due while the lease still admits: this request goes on under it, and the check runs
+      -- in a timer.
+      reported = reported + leases.take_unreported(route_key, path)
+      local ok = ngx.timer.at(0, renew_in_background, conf, s.check_opts,
+                              check_body(s, customer_id, service, route, method, path, request_id(ctx), reported),
+                              lease, route_key, path, reported)
+      if not ok then
+        -- No timer (the worker is exiting, or lua_max_pending_timers): admitted under the lease,
+        -- reported by the next check.
+        leases.untake(lease, reported + 1, route_key, path)
+      end
+      return decisions.apply_lease(ctx, lease)
+    end
     used = leases.take(lease)
   end
   local kept = leases.take_unreported(route_key, path)
   used = used + kept
 
-  local body = '{"customer_id":' .. quote(customer_id)
-    .. ',"feature":' .. s.feature_json
-    .. ',"service":' .. (service and quote(service) or "null")
-    .. ',"route":' .. (route and quote(route) or "null")
-    .. ',"method":' .. quote(method)
-    .. ',"path":' .. quote(path)
-    .. ',"quantity":1,"request_id":' .. quote(request_id(ctx))
-    .. (used > 0 and ',"leased":' .. used .. "}" or "}")
-
-  local status, resp = client.request(conf.sidecar_url, "POST", CHECK_PATH, body, s.check_opts)
-  local decision = status == 200 and decode(resp)
-  if type(decision) ~= "table" then
-    local err = not status and resp or (status ~= 200 and "HTTP " .. status)
-                or "invalid JSON in /v1/check response"
-    if not lease and kept > 0 then
-      leases.keep_unreported(route_key, path, kept)
-    end
+  local decision, err = ask(conf, s.check_opts,
+                            check_body(s, customer_id, service, route, method, path, request_id(ctx), used))
+  if not decision then
     if lease then
       leases.untake(lease, used, route_key, path)
-      -- A renewal failed while the lease still holds: it admits until it runs out.
-      if leases.admit(lease, ngx.now(), true) then
-        log_unreachable(conf, err)
-        return decisions.apply_lease(ctx, lease)
-      end
+    elseif kept > 0 then
+      leases.keep_unreported(route_key, path, kept)
     end
     return fallback(conf, ctx, err)
   end

@@ -66,14 +66,14 @@ end
 
 
 --- Admits one request under the lease when it can: returns true (counted),
--- or false when the request must ask the sidecar. From a quarter left or a
--- quarter of the lifetime left, one request asks (renews) while the others
--- keep using what is left; `anyway` skips that (a renewal that failed).
-function _M.admit(l, now, anyway)
+-- or false when the request must ask the sidecar or renew the lease (renew).
+-- From half left or a quarter of the lifetime left, one request renews while
+-- the others keep using what is left.
+function _M.admit(l, now)
   if l.left <= 0 or l.expires <= now then
     return false
   end
-  if not anyway and not l.renewing and (l.left <= l.low or now >= l.renew_at) then
+  if not l.renewing and (l.left <= l.low or now >= l.renew_at) then
     return false
   end
   l.left = l.left - 1
@@ -92,6 +92,20 @@ function _M.take(l)
 end
 
 
+--- A renewal is due (admit said no) and the lease still admits: admits this
+-- request under it, marks the lease as being renewed and takes its unreported
+-- count, for a check sent in the background whose own quantity is this
+-- request (so it is not in the count). nil when the request must ask itself
+-- (nothing left, expired, or a renewal already in flight).
+function _M.renew(l, now)
+  if l.left <= 0 or l.expires <= now or l.renewing then
+    return nil
+  end
+  l.left = l.left - 1
+  return _M.take(l)
+end
+
+
 --- A check failed: the count goes back to the lease, reported next time; if
 -- that lease was replaced or dropped meanwhile (another check of the key
 -- settled, or a sweep), it is kept for the key's next check instead.
@@ -103,6 +117,15 @@ function _M.untake(l, used, route_key, path)
     local k = route_key .. "\0" .. path
     unreported[k] = (unreported[k] or 0) + used
   end
+end
+
+
+--- A renewal sent in the background failed: the count goes back (untake), and
+-- the lease admits what it has left without trying again; once it runs out,
+-- requests ask themselves (and fallback_on_error applies if that fails too).
+function _M.renewal_failed(l, used, route_key, path)
+  _M.untake(l, used, route_key, path)
+  l.low, l.renew_at = -1, math.huge
 end
 
 
