@@ -72,6 +72,25 @@ TEST_CASE("fake ingest: duplicates by idempotencyKey are counted and stored once
   CHECK(st["by_status"]["202"].GetUint() == 2);
 }
 
+TEST_CASE("fake ingest: --count-only accepts a batch's events by count, still checking the key", "[fake_ingest]") {
+  fake_ingest_options o;
+  o.count_only = true;
+  fake_ingest_process fake(o);
+  blocking_client c;
+  auto r = c.send("POST", fake.ingest_url(), batch({event("a"), event("b"), event("a")}), ingest_headers());
+  REQUIRE(r.status == 202);
+  auto d = parse(r.body);
+  CHECK(d["data"]["accepted"].GetUint() == 3);  // not deduplicated: nothing is parsed or remembered
+  CHECK(d["data"]["failed"].GetUint() == 0);
+  CHECK(fake.stats()["accepted"].GetUint() == 3);
+  CHECK(fake.received()["events"].Size() == 0);
+
+  CHECK(c.send("POST", fake.ingest_url(), R"({"events":[]})", ingest_headers()).status == 400);
+  auto wrong_key = ingest_headers();
+  wrong_key[1].second = "wrong";
+  CHECK(c.send("POST", fake.ingest_url(), batch({event("c")}), wrong_key).status == 401);
+}
+
 TEST_CASE("fake ingest: events without customerId or idempotencyKey, and injected ones, fail one by one",
           "[fake_ingest]") {
   fake_ingest_process fake;

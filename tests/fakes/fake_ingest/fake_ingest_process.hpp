@@ -61,6 +61,7 @@ struct fake_ingest_options {
   std::string tls_cert;  ///< with tls_key: serve HTTPS
   std::string tls_key;
   std::string record;    ///< --record FILE
+  bool count_only = false;  ///< --count-only
 };
 
 /// A running aforo-fake-ingest on 127.0.0.1 and a free port; killed on destruction.
@@ -82,6 +83,7 @@ class fake_ingest_process {
     add("--tls-key", o.tls_key);
     add("--record", o.record);
     if (o.bearer) add("--auth", "bearer");
+    if (o.count_only) argv.emplace_back("--count-only");
     proc_ = std::make_unique<testkit::process>(argv);
     static const std::regex re(R"(listening on (https?://127\.0\.0\.1:[0-9]+))");
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);

@@ -27,6 +27,10 @@ struct ingest_options {
   /// Keep every accepted event for /_control/received (tests); benchmarks turn it off (--no-store):
   /// events are still validated, deduplicated and counted.
   bool store_events = true;
+  /// Benchmarks where this fake shares the measured machine's cores (--count-only): a batch's events are
+  /// counted by their "idempotencyKey" members and accepted, without parsing, validating or deduplicating
+  /// them. Aforo's ingest is remote in production; this keeps its stand-in's CPU out of the measurement.
+  bool count_only = false;
 };
 
 /// Threading: the io_context's single thread only.
@@ -57,6 +61,9 @@ class ingest_service {
 
   void handle_ingest(net::http_request& req, net::respond_fn respond, bool single);
   net::http_response process(net::http_request& req, const fault_step& step, bool single, request_record& rec);
+  net::http_response count_only(std::string_view body, request_record& rec);
+  /// The 202 answer for rec's counts (errors: the JSON items of rejected events), added to the totals.
+  net::http_response ack(const request_record& rec, const std::string& errors);
   void answer(net::respond_fn respond, net::http_response r, std::uint32_t delay_ms);
 
   net::http_response control_faults(net::http_request& req);

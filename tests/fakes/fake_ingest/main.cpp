@@ -16,7 +16,7 @@ namespace {
 constexpr const char* usage =
     "usage: aforo-fake-ingest [--listen HOST:PORT] [--api-key KEY] [--tenant ID] [--auth x-api-key|bearer]\n"
     "                         [--tls-cert PEM --tls-key PEM] [--record FILE] [--max-events N]\n"
-    "                         [--no-store]\n"
+    "                         [--no-store] [--count-only]\n"
     "  --listen    address to bind (default 127.0.0.1:0, a free port)\n"
     "  --api-key   expected key (or env FAKE_INGEST_API_KEY); none = any key is accepted\n"
     "  --tenant    expected X-Tenant-Id; none = any\n"
@@ -25,6 +25,8 @@ constexpr const char* usage =
     "  --record    append every stored event to FILE as one JSON line\n"
     "  --no-store  do not keep events for /_control/received (benchmarks); they are still validated,\n"
     "              deduplicated and counted\n"
+    "  --count-only  accept every batch's events, counted by their idempotencyKey members, without\n"
+    "              parsing, validating or deduplicating them (benchmarks on the measured machine)\n"
     "Control API on the same port: POST /_control/faults, POST /_control/refuse, GET /_control/received,\n"
     "GET /_control/stats, POST /_control/reset.\n";
 
@@ -52,6 +54,10 @@ int main(int argc, char** argv) {
     else if (arg == "--record") ingest_opts.record_file = value();
     else if (arg == "--max-events") ingest_opts.max_events = std::stoul(value());
     else if (arg == "--no-store") ingest_opts.store_events = false;
+    else if (arg == "--count-only") {
+      ingest_opts.count_only = true;
+      ingest_opts.store_events = false;
+    }
     else if (arg == "--help" || arg == "-h") {
       std::cout << usage;
       return 0;
