@@ -89,6 +89,39 @@ describe("aforo-metering buffer", function()
     assert.equal(0, buffer.count(q))
   end)
 
+  it("under steady load moves the queued records to the front, sending each once and in order", function()
+    q = new_queue(3, 100000)
+    local next_n, last_n = 1, 12000
+    local highest = 0
+    outcome = function()
+      highest = math.max(highest, q.last)
+      for _ = 1, 3 do -- as many arrive during each send as it takes: the queue is never empty
+        if next_n <= last_n then
+          add(q, next_n)
+          next_n = next_n + 1
+        end
+      end
+      return true
+    end
+    for _ = 1, 3 do
+      add(q, next_n)
+      next_n = next_n + 1
+    end
+    helper.run_timers(env)
+    local got = {}
+    for _, batch in ipairs(sent) do
+      for _, e in ipairs(batch) do got[#got + 1] = e.n end
+    end
+    assert.equal(last_n, #got)
+    for i = 1, last_n do
+      if got[i] ~= i then
+        assert.equal(i, got[i])
+      end
+    end
+    assert.is_true(highest <= 1024 + 6, "queue indexes reached " .. highest)
+    assert.equal(0, buffer.count(q))
+  end)
+
   it("keeps the events when a flush fails and sends them on retry, in order", function()
     outcome = function() return nil, "connection refused" end
     for i = 1, 4 do add(q, i) end

@@ -22,6 +22,7 @@ local MAX_BACKOFF_MS = 5000
 local event = require "kong.plugins.aforo-metering.event"
 local RECORD = event.RECORD -- values per record
 local EXIT_ATTEMPTS = 3 -- tries per batch while the worker is exiting
+local COMPACT_AFTER = 1024 -- records sent before the queued ones move back to the front of `items`
 
 local queues = {} -- sidecar_url -> queue
 
@@ -145,6 +146,22 @@ local function send_one(q)
 end
 
 
+-- Moves the queued records to the front of `items`. Under steady load the queue is never empty, so
+-- without this its indexes would grow without end, and past the table's array part every record would
+-- go to its hash part (a new key per value, and a rehash whenever the dead keys fill it).
+local function compact(q)
+  local items, from = q.items, (q.first - 1) * RECORD
+  local n = (q.last - q.first + 1) * RECORD
+  for i = 1, n do
+    items[i] = items[from + i]
+  end
+  for i = n + 1, from + n do
+    items[i] = nil
+  end
+  q.first, q.last = 1, q.last - q.first + 1
+end
+
+
 -- Sends the queue's events: one batch of whatever is there, then further batches only while a full
 -- one is waiting, so that under load every POST carries batch_size events instead of the few that
 -- arrived during the previous round trip. `all` (worker exiting, flush_all) sends everything.
@@ -159,12 +176,15 @@ local function drain(q, all)
       return nil, err
     end
     sent_any = true
+    if q.first > COMPACT_AFTER then
+      compact(q) -- before the next send yields: appends see the new indexes
+    end
     if q.failures > 0 then
       q.log.notice("sidecar ingest recovered at ", q.url)
       q.failures = 0
     end
   end
-  if all then
+  if q.last < q.first then
     q.first, q.last = 1, 0 -- fresh indexes when empty
   end
   return true
