@@ -26,5 +26,6 @@ build = {
     ["kong.plugins.aforo-metering.lease"] = "lua/kong/plugins/aforo-metering/lease.lua",
     ["kong.plugins.aforo-metering.decision"] = "lua/kong/plugins/aforo-metering/decision.lua",
     ["kong.plugins.aforo-metering.event"] = "lua/kong/plugins/aforo-metering/event.lua",
+    ["kong.plugins.aforo-metering.handshake"] = "lua/kong/plugins/aforo-metering/handshake.lua",
   },
 }

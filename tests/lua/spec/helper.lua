@@ -17,7 +17,7 @@ local PLUGIN_MODULES = {
   "kong.plugins.aforo-metering.handler", "kong.plugins.aforo-metering.buffer",
   "kong.plugins.aforo-metering.event", "kong.plugins.aforo-metering.client",
   "kong.plugins.aforo-metering.schema", "kong.plugins.aforo-metering.lease",
-  "kong.plugins.aforo-metering.decision",
+  "kong.plugins.aforo-metering.decision", "kong.plugins.aforo-metering.handshake",
 }
 
 

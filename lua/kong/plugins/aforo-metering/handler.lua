@@ -22,6 +22,7 @@ local buffer = require "kong.plugins.aforo-metering.buffer"
 local event = require "kong.plugins.aforo-metering.event"
 local leases = require "kong.plugins.aforo-metering.lease"
 local decisions = require "kong.plugins.aforo-metering.decision"
+local handshakes = require "kong.plugins.aforo-metering.handshake"
 
 local kong = kong
 local ngx = ngx
@@ -40,9 +41,7 @@ local quote = event.quote
 
 local CHECK_PATH = "/v1/check"
 local INGEST_PATH = "/v1/ingest/batch"
-local HANDSHAKE_PATH = "/v1/handshake"
 local BACKGROUND_TIMEOUT_MS = 2000   -- flush and handshake run in timers, off the request path
-local HANDSHAKE_MAX_BACKOFF_S = 60
 local LOG_EVERY_S = 10               -- rate limit of per-request ERROR lines
 local MAX_CUSTOMER_ID = 64           -- Aforo's customerId limit
 
@@ -58,7 +57,6 @@ local AforoMeteringHandler = {
 
 
 local log = kong and kong.log  -- replaced by the plugin-namespaced logger in every phase
-local handshakes = {}           -- sidecar_url -> "pending" | "ok" | "failed"
 local log_marks = {}            -- rate-limited line key -> { at = s, suppressed = n }
 local states = setmetatable({}, { __mode = "k" }) -- conf -> derived per-config state
 
@@ -144,56 +142,6 @@ local function state_for(conf)
   }
   states[conf] = s
   return s
-end
-
-
-local handshake -- forward
-
-local function schedule_handshake(url, fallback, attempt, delay, opts)
-  local ok, err = ngx.timer.at(delay, handshake, url, fallback, attempt, log, opts)
-  if not ok and not ngx.worker.exiting() then
-    log.err("ERROR could not schedule handshake with ", url, ": ", err)
-  end
-end
-
-
-handshake = function(premature, url, fallback, attempt, logger, opts)
-  if premature then
-    return
-  end
-  -- The first connection creates the worker's pool of this sidecar_url, and the
-  -- pool keeps the size it was created with: the configured one, or /v1/check
-  -- would open a new connection whenever more requests are in flight than that.
-  local status, body = client.request(url, "GET", HANDSHAKE_PATH, nil, opts)
-  local h = status == 200 and decode(body)
-  if type(h) == "table" then
-    handshakes[url] = "ok"
-    logger.notice("connected to sidecar at ", url, " (sidecar ", tostring(h.sidecar_version),
-                  ", tenant ", tostring(h.tenant_id), ", ingest ", tostring(h.ingest), ")")
-    return
-  end
-  local err = not status and body or (status ~= 200 and "HTTP " .. status) or "invalid JSON in handshake"
-  if attempt == 1 then
-    logger.err("ERROR sidecar unreachable at ", url, ": ", err, " (fallback_on_error=", fallback, ")")
-  end
-  handshakes[url] = "failed"
-  -- Keep trying quietly (the sidecar may start after Kong); log when it answers.
-  local delay = math.min(2 ^ attempt, HANDSHAKE_MAX_BACKOFF_S)
-  local ok = ngx.timer.at(delay, handshake, url, fallback, attempt + 1, logger, opts)
-  if not ok and not ngx.worker.exiting() then
-    logger.err("ERROR could not schedule handshake with ", url)
-  end
-end
-
-
-local function ensure_handshake(conf)
-  local url = conf.sidecar_url
-  if not handshakes[url] then
-    handshakes[url] = "pending"
-    schedule_handshake(url, conf.fallback_on_error, 1, 0, {
-      timeout = BACKGROUND_TIMEOUT_MS, keepalive_timeout = conf.keepalive_timeout,
-      pool_size = conf.keepalive_pool_size })
-  end
 end
 
 
@@ -407,7 +355,7 @@ function AforoMeteringHandler:configure(configs)
   log = kong.log
   if configs then
     for i = 1, #configs do
-      ensure_handshake(configs[i])
+      handshakes.ensure(configs[i], log, BACKGROUND_TIMEOUT_MS)
     end
   end
 end
@@ -443,9 +391,7 @@ function AforoMeteringHandler:access(conf)
     return
   end
 
-  if not handshakes[conf.sidecar_url] then
-    ensure_handshake(conf)
-  end
+  handshakes.ensure(conf, log, BACKGROUND_TIMEOUT_MS)
   local ctx = kong.ctx.plugin
   ctx.customer_id = customer_id
   ctx.consumer = consumer
