@@ -83,6 +83,29 @@ describe("aforo-metering handler", function()
       assert.is_nil(check_body(1).leased)
     end)
 
+    it("counts X-RateLimit-Remaining down across a renewal answered after later requests", function()
+      local remaining = 1000
+      env.respond(function(_, _, _, body)
+        local b = helper.decode(body)
+        remaining = remaining - 1 - (b.leased or 0) -- the sidecar counts the check and what it reports
+        return helper.answer({ decision = "allow", allowed = true, reason = "ok", remaining_quota = remaining,
+                               headers = { ["X-RateLimit-Remaining"] = tostring(remaining) },
+                               lease = { requests = 8, ttl_ms = 1000, scope = "route" } })()
+      end)
+      local conf = helper.conf()
+      local shown = { tonumber(request(conf).set_headers["X-RateLimit-Remaining"]) }
+      for _ = 1, 6 do -- the 5th renews in the background; the 6th and 7th go on before its answer
+        shown[#shown + 1] = tonumber(request(conf).set_headers["X-RateLimit-Remaining"])
+      end
+      renewals()
+      for _ = 1, 3 do
+        shown[#shown + 1] = tonumber(request(conf).set_headers["X-RateLimit-Remaining"])
+      end
+      for i = 2, #shown do
+        assert.equal(shown[i - 1] - 1, shown[i])
+      end
+    end)
+
     it("sends one renewal at a time, and the requests meanwhile use what is left", function()
       env.respond(leased(8))
       local conf = helper.conf()

@@ -322,6 +322,11 @@ function _M.settle(old, route_key, path, grant, decision, now)
     old.left = 0
   end
   link(l, route_key, path, now)
+  if l.remaining then
+    -- Requests admitted under the old lease after its renewal went out are not in the sidecar's
+    -- count yet: X-RateLimit-Remaining goes on counting down from them.
+    l.remaining = l.remaining - l.used
+  end
   return l
 end
 
