@@ -122,6 +122,36 @@ describe("aforo-metering buffer", function()
     assert.equal(0, buffer.count(q))
   end)
 
+  it("drains a backlog in order while more events arrive, moving records to the front", function()
+    q = new_queue(50, 100000)
+    local next_n, last_n = 1, 9000
+    local function arrive(k)
+      for _ = 1, k do
+        if next_n <= last_n then
+          add(q, next_n)
+          next_n = next_n + 1
+        end
+      end
+    end
+    arrive(5000) -- a backlog, as after a sidecar outage
+    outcome = function()
+      arrive(20)
+      return true
+    end
+    helper.run_timers(env)
+    local got = {}
+    for _, batch in ipairs(sent) do
+      for _, e in ipairs(batch) do got[#got + 1] = e.n end
+    end
+    assert.equal(last_n, #got)
+    for i = 1, last_n do
+      if got[i] ~= i then
+        assert.equal(i, got[i])
+      end
+    end
+    assert.equal(0, buffer.count(q))
+  end)
+
   it("keeps the events when a flush fails and sends them on retry, in order", function()
     outcome = function() return nil, "connection refused" end
     for i = 1, 4 do add(q, i) end

@@ -176,8 +176,10 @@ local function drain(q, all)
       return nil, err
     end
     sent_any = true
-    if q.first > COMPACT_AFTER then
-      compact(q) -- before the next send yields: appends see the new indexes
+    -- Before the next send yields, so appends see the new indexes; only once the queued records are
+    -- no more than those sent since the last move (a backlog draining is not copied over and over).
+    if q.first > COMPACT_AFTER and q.last - q.first < q.first then
+      compact(q)
     end
     if q.failures > 0 then
       q.log.notice("sidecar ingest recovered at ", q.url)
