@@ -89,42 +89,11 @@ describe("aforo-metering buffer", function()
     assert.equal(0, buffer.count(q))
   end)
 
-  it("under steady load moves the queued records to the front, sending each once and in order", function()
-    q = new_queue(3, 100000)
-    local next_n, last_n = 1, 12000
-    local highest = 0
-    outcome = function()
-      highest = math.max(highest, q.last)
-      for _ = 1, 3 do -- as many arrive during each send as it takes: the queue is never empty
-        if next_n <= last_n then
-          add(q, next_n)
-          next_n = next_n + 1
-        end
-      end
-      return true
-    end
-    for _ = 1, 3 do
-      add(q, next_n)
-      next_n = next_n + 1
-    end
-    helper.run_timers(env)
-    local got = {}
-    for _, batch in ipairs(sent) do
-      for _, e in ipairs(batch) do got[#got + 1] = e.n end
-    end
-    assert.equal(last_n, #got)
-    for i = 1, last_n do
-      if got[i] ~= i then
-        assert.equal(i, got[i])
-      end
-    end
-    assert.is_true(highest <= 1024 + 6, "queue indexes reached " .. highest)
-    assert.equal(0, buffer.count(q))
-  end)
-
-  it("drains a backlog in order while more events arrive, moving records to the front", function()
-    q = new_queue(50, 100000)
-    local next_n, last_n = 1, 9000
+  -- Events 1..last_n arrive: `first` at once, then `per_send` during each send. Returns the highest queue
+  -- index a send saw, after checking that every event was sent once and in order.
+  local function stream(batch_size, last_n, first, per_send)
+    q = new_queue(batch_size, 100000)
+    local next_n, highest = 1, 0
     local function arrive(k)
       for _ = 1, k do
         if next_n <= last_n then
@@ -133,11 +102,12 @@ describe("aforo-metering buffer", function()
         end
       end
     end
-    arrive(5000) -- a backlog, as after a sidecar outage
     outcome = function()
-      arrive(20)
+      highest = math.max(highest, q.last)
+      arrive(per_send)
       return true
     end
+    arrive(first)
     helper.run_timers(env)
     local got = {}
     for _, batch in ipairs(sent) do
@@ -150,6 +120,17 @@ describe("aforo-metering buffer", function()
       end
     end
     assert.equal(0, buffer.count(q))
+    return highest
+  end
+
+  it("under steady load moves the queued records to the front, sending each once and in order", function()
+    -- as many arrive during each send as it takes: the queue is never empty
+    local highest = stream(3, 12000, 3, 3)
+    assert.is_true(highest <= 1024 + 6, "queue indexes reached " .. highest)
+  end)
+
+  it("drains a backlog in order while more events arrive, moving records to the front", function()
+    stream(50, 9000, 5000, 20) -- a backlog, as after a sidecar outage
   end)
 
   it("keeps the events when a flush fails and sends them on retry, in order", function()
