@@ -4,8 +4,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <filesystem>
 #include <sstream>
 
 #include "pipeline_itest_support.hpp"
@@ -109,11 +111,35 @@ class capture_server {
 
 }  // namespace
 
+/// The nice values of a process's threads (/proc/PID/task/TID/stat, field 19).
+std::vector<int> thread_nices(pid_t pid) {
+  std::vector<int> out;
+  for (const auto& t : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task")) {
+    const auto stat = aforo::testkit::read_file(t.path().string() + "/stat");
+    std::istringstream rest(stat.substr(stat.rfind(')') + 2));  // after "pid (comm) "
+    std::string field;
+    for (int i = 3; i <= 19 && rest >> field; ++i) {
+      if (i == 19) out.push_back(std::stoi(field));
+    }
+  }
+  return out;
+}
+
 TEST_CASE("pipeline: every accepted event reaches ingest exactly once, in LZ4 batches cut by count and by time",
           "[pipeline]") {
+  // Parsing and compression on the ingest thread (the default), or on the io thread.
+  const bool threaded = GENERATE(true, false);
+  INFO("server.ingest_thread " << threaded);
   fake_ingest_process fake;
-  sidecar_process sc(sidecar_yaml(fake.ingest_url(), "batch: { max_events: 50, flush_interval: 400ms }\n"),
+  sidecar_process sc(sidecar_yaml(fake.ingest_url(), std::string("batch: { max_events: 50, flush_interval: 400ms }\n") +
+                                                         (threaded ? "" : "server: { ingest_thread: false }\n")),
                      sidecar_env());
+  // The ingest thread runs at server.ingest_thread_nice (5); without it every thread is at the daemon's 0.
+  const auto niced = [&] {
+    const auto nices = thread_nices(sc.proc().pid());
+    return std::count(nices.begin(), nices.end(), 5);
+  };
+  CHECK(wait_until([&] { return niced() == (threaded ? 1 : 0); }, 2s));
   auto c = sc.client();
   for (int r = 0; r < 10; ++r) {
     const auto res = c.post("/v1/ingest/batch", batch("n", r * 25, r * 25 + 25));

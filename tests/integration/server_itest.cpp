@@ -24,6 +24,7 @@ TEST_CASE("server: /healthz answers 200 and /metrics speaks Prometheus text", "[
   r = c.get("/v1/handshake");
   CHECK(r.status == 200);
   CHECK(r.body.find(R"("sidecar_version":"0.1.0")") != std::string::npos);
+  CHECK(r.body.find(R"("max_batch_events":1000)") != std::string::npos);
   r = c.get("/no/such/thing");
   CHECK(r.status == 404);
   CHECK(r.body.find(R"("code":"not_found")") != std::string::npos);

@@ -196,8 +196,10 @@ entitlements: { source: "s3:bucket" }
 cache: { redis: "localhost:6379" }
 buffer: { spool_max_bytes: 1MiB, segment_bytes: 16MiB }
 retry: { backoff: [] }
+server: { ingest_thread_nice: 20 }
 )");
   INFO(errors_of(r));
+  CHECK(has_error(r, "server.ingest_thread_nice: must be from 0 to 19"));
   CHECK(has_error(r, "listen[0]: '127.0.0.1' must be HOST:PORT"));
   CHECK(has_error(r, "listen[1]"));
   CHECK(has_error(r, "listen[2]"));

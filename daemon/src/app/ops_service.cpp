@@ -51,6 +51,8 @@ void ops_service::register_routes(net::router& routes) {
         {"ingest", R"("unknown")"},
         {"entitlements", "null"},
         {"redis", ctx_.config.cache.redis.empty() ? R"("disabled")" : R"("unavailable")"},
+        // The plugin sends at most this many events per POST /v1/ingest/batch.
+        {"max_batch_events", std::to_string(ctx_.config.server.max_batch_events)},
     };
     for (const auto& s : all_) s->handshake_fields(fields);
     std::string body = R"({"sidecar_version":")" AFORO_VERSION R"(","tenant_id":)";

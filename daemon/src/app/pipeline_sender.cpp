@@ -4,7 +4,12 @@
 #include "app/aforo_client.hpp"
 #include <charconv>
 
+#include "app/ingest_thread.hpp"
 #include "io/lz4_frame.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <memory>
 #include "util/log.hpp"
 
 namespace aforo::app {
@@ -25,7 +30,8 @@ std::optional<std::chrono::seconds> parse_retry_after(std::string_view v) {
 
 pipeline_sender::pipeline_sender(boost::asio::io_context& ioc, const config::sidecar_config& cfg,
                                  const config::secrets& sec, pipeline_metrics& metrics)
-    : client_(ioc, aforo_client_options(cfg)),
+    : ioc_(ioc),
+      client_(ioc, aforo_client_options(cfg)),
       metrics_(metrics),
       url_(cfg.aforo.ingest_url),
       auth_headers_(aforo_auth_headers(cfg, sec)),
@@ -42,27 +48,54 @@ void pipeline_sender::probe(std::string body, net::http_client::completion done)
 }
 
 void pipeline_sender::send(const std::string& body, std::function<void(send_report)> done) {
+  metrics_.raw_bytes.inc(body.size());
+  if (codec_ != config::compression::lz4) {
+    post(body, false, std::move(done));
+    return;
+  }
+  if (thread_ == nullptr) {
+    if (auto r = io::lz4_compress_frame(body, wire_); r.ok) {
+      std::string wire = std::move(wire_);
+      wire_ = std::string();
+      post(std::move(wire), true, std::move(done));
+    } else {
+      util::log::warn("lz4 compression failed (" + r.error + "); sending the batch uncompressed");
+      post(body, false, std::move(done));
+    }
+    return;
+  }
+  // The thread works on its own copy: the caller's body may go (SIGTERM) before the thread is done.
+  thread_->post([this, raw = std::make_shared<std::string>(body), done = std::move(done)]() mutable {
+    auto wire = std::make_shared<std::string>();
+    const auto r = io::lz4_compress_frame(*raw, *wire);
+    boost::asio::post(ioc_, [this, raw, wire, ok = r.ok, error = r.error, done = std::move(done)]() mutable {
+      if (ok) {
+        post(std::move(*wire), true, std::move(done));
+        return;
+      }
+      util::log::warn("lz4 compression failed (" + error + "); sending the batch uncompressed");
+      post(std::move(*raw), false, std::move(done));
+    });
+  });
+}
+
+void pipeline_sender::post(std::string body, bool compressed, std::function<void(send_report)> done) {
+  if (shut_) {
+    // Stopped while the batch was being compressed: nothing is sent; the caller keeps the batch.
+    send_report rep;
+    rep.outcome = core::delivery_outcome::network();
+    rep.error = net::client_result::error_kind::aborted;
+    rep.error_message = "the sidecar is stopping";
+    done(std::move(rep));
+    return;
+  }
   net::client_request req;
   req.method = "POST";
   req.url = url_;
   req.headers = auth_headers_;
   req.headers.emplace_back("Content-Type", "application/json");
-  metrics_.raw_bytes.inc(body.size());
-  bool compressed = false;
-  if (codec_ == config::compression::lz4) {
-    if (auto r = io::lz4_compress_frame(body, wire_); r.ok) {
-      compressed = true;
-    } else {
-      util::log::warn("lz4 compression failed (" + r.error + "); sending the batch uncompressed");
-    }
-  }
-  if (compressed) {
-    req.headers.emplace_back("Content-Encoding", "lz4");
-    req.body = std::move(wire_);
-    wire_ = std::string();
-  } else {
-    req.body = body;
-  }
+  if (compressed) req.headers.emplace_back("Content-Encoding", "lz4");
+  req.body = std::move(body);
   metrics_.wire_bytes.inc(req.body.size());
   client_.async_request(std::move(req), [this, done = std::move(done)](net::client_result r) {
     send_report rep;

@@ -22,6 +22,8 @@ class io_context;
 
 namespace aforo::app {
 
+class ingest_thread;
+
 /// What one ingest request ended with.
 struct send_report {
   core::delivery_outcome outcome;
@@ -34,7 +36,8 @@ struct send_report {
 
 /// One kept-alive connection to the ingest origin (net::http_client); one request at a time is the
 /// caller's choice (the deliverer never overlaps sends). Counts ingest_requests{status}, raw and
-/// wire bytes. Threading: io thread only.
+/// wire bytes. Threading: io thread only; with an ingest thread (use_thread), a batch is compressed
+/// there while the io thread goes on answering checks.
 class pipeline_sender {
  public:
   /// Throws std::runtime_error when aforo.ca_file cannot be loaded (startup).
@@ -49,19 +52,31 @@ class pipeline_sender {
   /// counting nothing: the startup handshake's key check (ingest_handshake.hpp).
   void probe(std::string body, net::http_client::completion done);
 
+  /// Compresses batches on `t` (not owned; it must outlive the sends) instead of the io thread.
+  void use_thread(ingest_thread* t) { thread_ = t; }
+
   /// batch.compression applies live.
   void set_compression(config::compression c) { codec_ = c; }
 
   /// Aborts the request in flight and closes the connection.
-  void shutdown() { client_.shutdown(); }
+  void shutdown() {
+    shut_ = true;
+    client_.shutdown();
+  }
 
  private:
+  /// Posts `body` (already compressed when `compressed`) with the auth headers.
+  void post(std::string body, bool compressed, std::function<void(send_report)> done);
+
+  boost::asio::io_context& ioc_;
   net::http_client client_;
   pipeline_metrics& metrics_;
   std::string url_;
   std::vector<std::pair<std::string, std::string>> auth_headers_;
   config::compression codec_;
-  std::string wire_;  // reused compression buffer
+  std::string wire_;  // reused compression buffer (io thread only)
+  ingest_thread* thread_ = nullptr;
+  bool shut_ = false;
 };
 
 /// Parses a Retry-After value in seconds ("120"); nothing for dates or garbage.

@@ -3,12 +3,15 @@
 
 #include "app/discovery_service.hpp"
 #include "app/margin_service.hpp"
+#include "app/ingest_thread.hpp"
 #include "app/pipeline_custody.hpp"
 #include "app/pipeline_deliverer.hpp"
 #include "app/pipeline_metrics.hpp"
 #include "app/pipeline_sender.hpp"
 #include "core/pipeline/event_validation.hpp"
 #include "util/log.hpp"
+
+#include <boost/asio/post.hpp>
 
 namespace aforo::app {
 
@@ -19,6 +22,10 @@ pipeline_service::pipeline_service(context& ctx, ingest_status& status)
       sender_(std::make_unique<pipeline_sender>(ctx.ioc, ctx.config, ctx.secrets, *metrics_)),
       deliverer_(std::make_unique<pipeline_deliverer>(ctx.ioc, *custody_, *sender_, *metrics_, ctx.config,
                                                         status)) {
+  if (ctx.config.server.ingest_thread) {
+    thread_ = std::make_unique<ingest_thread>(static_cast<int>(ctx.config.server.ingest_thread_nice));
+    sender_->use_thread(thread_.get());
+  }
   auto& reg = util::metrics();
   pipeline_custody* c = custody_.get();
   reg.gauge_fn("aforo_sidecar_spool_events", "Events in the disk spool, not yet delivered.", {},
@@ -56,8 +63,26 @@ void pipeline_service::handle(net::http_request& req, const net::respond_fn& res
     return;
   }
   // The body is parsed in place (the accepted events view it), so it moves out of the request.
-  auto parsed = single ? core::parse_ingest_single(std::move(req.body))
-                       : core::parse_ingest_batch(std::move(req.body), ctx_.config.server.max_batch_events);
+  const std::size_t max_events = ctx_.config.server.max_batch_events;
+  if (!thread_) {
+    take(single ? core::parse_ingest_single(std::move(req.body)) : core::parse_ingest_batch(std::move(req.body), max_events),
+         respond);
+    return;
+  }
+  thread_->post([this, body = std::make_shared<std::string>(std::move(req.body)), respond, single, max_events] {
+    auto parsed = std::make_shared<core::ingest_parse_result>(
+        single ? core::parse_ingest_single(std::move(*body)) : core::parse_ingest_batch(std::move(*body), max_events));
+    boost::asio::post(ctx_.ioc, [this, parsed, respond] { take(std::move(*parsed), respond); });
+  });
+}
+
+void pipeline_service::take(core::ingest_parse_result parsed, const net::respond_fn& respond) {
+  if (stopped_) {
+    // Parsed after stop began (the server's drain normally prevents it): nothing is taken, the
+    // sender keeps the events and retries.
+    respond(net::http_response::error(503, "shutting_down", "the sidecar is stopping"));
+    return;
+  }
   if (parsed.error != core::ingest_request_error::none) {
     (parsed.error == core::ingest_request_error::too_many_events ? metrics_->refused_too_many
                                                                  : metrics_->refused_malformed)

@@ -5,11 +5,13 @@
 #include <memory>
 
 #include "app/service.hpp"
+#include "core/pipeline/event_validation.hpp"
 #include "net/http_client.hpp"
 
 namespace aforo::app {
 
 class discovery_service;
+class ingest_thread;
 class ingest_status;
 class margin_service;
 class pipeline_custody;
@@ -23,7 +25,8 @@ struct pipeline_metrics;
 /// bytes over server.max_body), 503 + Retry-After when the spool is full with when_full reject or
 /// cannot be written. With durability disk the 202 is sent after the batch is in the spool file.
 /// SIGTERM (stop): the memory buffer and the batch in flight go to the spool, which is synced.
-/// Threading: io thread only.
+/// Threading: io thread, except the parse of a posted body and the compression of a batch for
+/// Aforo, which run on the ingest thread (server.ingest_thread) and come back to the io thread.
 class pipeline_service final : public service {
  public:
   /// Opens and recovers the spool (corrupt or torn records are skipped and counted, never fatal).
@@ -49,6 +52,8 @@ class pipeline_service final : public service {
 
  private:
   void handle(net::http_request& req, const net::respond_fn& respond, bool single);
+  /// Custody and the answer for a parsed body (io thread).
+  void take(core::ingest_parse_result parsed, const net::respond_fn& respond);
 
   context& ctx_;
   std::unique_ptr<pipeline_metrics> metrics_;
@@ -58,6 +63,7 @@ class pipeline_service final : public service {
   bool stopped_ = false;
   margin_service* margin_ = nullptr;
   discovery_service* discovery_ = nullptr;
+  std::unique_ptr<ingest_thread> thread_;  // last: joined first, while what its jobs reach still lives
 };
 
 }  // namespace aforo::app

@@ -286,6 +286,7 @@ void validate(const sidecar_config& c, std::vector<std::string>& errors) {
   if (c.server.read_timeout.count() <= 0) fail("server.read_timeout", "must be more than 0ms");
   if (c.server.max_batch_events < 1 || c.server.max_batch_events > 100000)
     fail("server.max_batch_events", "must be from 1 to 100000");
+  if (c.server.ingest_thread_nice > 19) fail("server.ingest_thread_nice", "must be from 0 to 19");
   if (!http_url(c.aforo.ingest_url)) fail("aforo.ingest_url", "'" + c.aforo.ingest_url + "' must be an http:// or https:// URL");
   if (!http_url(c.aforo.control_url)) fail("aforo.control_url", "'" + c.aforo.control_url + "' must be an http:// or https:// URL");
   if (c.entitlements.source != "control_plane" && (c.entitlements.source.rfind("file:", 0) != 0 || c.entitlements.source.size() == 5))
