@@ -6,11 +6,11 @@ describe("aforo-metering buffer", function()
   local env, buffer, sent, outcome, q
 
   local function send(_, body)
-    local ok, err = outcome(body)
+    local ok, err, too_large = outcome(body)
     if ok then
       sent[#sent + 1] = helper.decode(body).events
     end
-    return ok, err
+    return ok, err, too_large
   end
 
   -- Records of one value n, encoded as {"n":n}.
@@ -131,6 +131,58 @@ describe("aforo-metering buffer", function()
 
   it("drains a backlog in order while more events arrive, moving records to the front", function()
     stream(50, 9000, 5000, 20) -- a backlog, as after a sidecar outage
+  end)
+
+  it("with the sidecar's limit known, a POST carries the whole backlog up to it", function()
+    q = new_queue(3, 100)
+    buffer.set_max_post("http://127.0.0.1:8750", 5)
+    for i = 1, 12 do add(q, i) end
+    helper.run_timers(env)
+    local sizes = {}
+    for i, b in ipairs(sent) do sizes[i] = #b end
+    assert.same({ 5, 5, 2 }, sizes)
+    assert.same({ n = 12 }, sent[3][2])
+    assert.equal(0, buffer.count(q))
+  end)
+
+  it("under load, POSTs grow with what arrived during the round trip instead of the queue overflowing", function()
+    buffer.set_max_post("http://127.0.0.1:8750", 1000)
+    stream(3, 3000, 3, 40) -- in order, each once (checked by stream)
+    local biggest = 0
+    for _, batch in ipairs(sent) do biggest = math.max(biggest, #batch) end
+    assert.equal(40, biggest)
+    assert.is_true(#sent < 3000 / 3 / 5, #sent .. " POSTs")
+    assert.equal(0, q.dropped)
+  end)
+
+  it("on a 413 halves the POSTs and sends again, losing nothing", function()
+    buffer.set_max_post("http://127.0.0.1:8750", 8)
+    outcome = function(body)
+      if #helper.decode(body).events > 4 then return nil, "HTTP 413: too many events", true end
+      return true
+    end
+    for i = 1, 8 do add(q, i) end
+    helper.run_timers(env)
+    assert.same({ 4, 4 }, { #sent[1], #sent[2] })
+    assert.same({ n = 8 }, sent[2][4])
+    assert.equal(0, buffer.count(q))
+    assert.same({}, errors())
+    local warned
+    for _, l in ipairs(env.logs) do
+      if l.level == "warn" then warned = l.msg end
+    end
+    assert.equal("sidecar refused 8 events in one POST (HTTP 413: too many events); sending at most 4", warned)
+  end)
+
+  it("drops a lone event the sidecar refuses with 413, and logs it", function()
+    outcome = function() return nil, "HTTP 413: payload too large", true end
+    add(q, 1)
+    add(q, 2)
+    helper.run_timers(env)
+    assert.equal(0, buffer.count(q))
+    assert.equal(0, #sent)
+    assert.same({ "ERROR sidecar refused an event with HTTP 413: payload too large, event dropped",
+                  "ERROR sidecar refused an event with HTTP 413: payload too large, event dropped" }, errors())
   end)
 
   it("keeps the events when a flush fails and sends them on retry, in order", function()

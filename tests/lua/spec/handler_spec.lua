@@ -410,6 +410,29 @@ describe("aforo-metering handler", function()
       assert.equal("connected to sidecar at http://127.0.0.1:8750 (sidecar 1.2.3, tenant t_1, ingest ok)", found)
     end)
 
+    it("takes the most events per POST from the handshake", function()
+      env.respond(function(_, _, path)
+        if path == "/v1/handshake" then
+          return 200, '{"sidecar_version":"1.2.3","tenant_id":"t_1","ingest":"ok","max_batch_events":7}'
+        end
+        return 200, '{"accepted":7,"failed":0,"errors":[]}'
+      end)
+      local conf = helper.conf({ batch_size = 2 })
+      handler:configure({ conf })
+      helper.run_timers(env) -- the handshake
+      for _ = 1, 9 do
+        env.new_request().headers["X-Tenant-Id"] = "cust_acme"
+        handler:access(conf)
+        handler:log(conf)
+      end
+      helper.run_timers(env)
+      local sizes = {}
+      for _, c in ipairs(env.calls) do
+        if c.path == "/v1/ingest/batch" then sizes[#sizes + 1] = #helper.decode(c.body).events end
+      end
+      assert.same({ 7, 2 }, sizes)
+    end)
+
     it("creates the connection pool with the configured size, retries included", function()
       -- The handshake's connection creates the worker's pool of the sidecar_url, and a pool keeps its
       -- first size: a smaller one would make /v1/check reconnect under concurrency.

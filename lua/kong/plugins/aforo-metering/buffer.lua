@@ -2,6 +2,11 @@
 --
 -- Events are appended at `last` and removed from `first` only after the
 -- sidecar answered 2xx, so a failed flush keeps them in place for the retry.
+-- `batch_size` events start a flush, and a POST carries everything queued, up
+-- to the most the sidecar takes in one POST (its handshake's
+-- max_batch_events; batch_size until that is known): under light load the
+-- POSTs stay small, and when events arrive faster than one POST a round trip
+-- can carry, the POSTs grow instead of the queue overflowing.
 -- An event is a record of RECORD plain values stored flat in `items` (event
 -- i at items[(i - 1) * RECORD + 1 ..]), which the queue's `put` (event.put)
 -- turns into JSON when its batch is sent: no table per request, so the
@@ -14,6 +19,7 @@
 local ngx = ngx
 local concat = table.concat
 local min = math.min
+local floor = math.floor
 
 
 local _M = {}
@@ -25,6 +31,7 @@ local EXIT_ATTEMPTS = 3 -- tries per batch while the worker is exiting
 local COMPACT_AFTER = 1024 -- records sent before the queued ones move back to the front of `items`
 
 local queues = {} -- sidecar_url -> queue
+local max_posts = {} -- sidecar_url -> events the sidecar takes in one POST (handshake, or learnt from a 413)
 
 
 --- Returns the queue of a sidecar_url, creating it on first use.
@@ -113,10 +120,17 @@ function _M.add_record(q, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13
 end
 
 
--- Sends events [first, first + batch_size) and drops them on success.
+--- The most events one POST to `url` may carry, as the sidecar's handshake
+-- reported it (server.max_batch_events); nil forgets it.
+function _M.set_max_post(url, n)
+  max_posts[url] = n
+end
+
+
+-- Sends the queued events, up to the most one POST may carry, and drops them on success.
 local function send_one(q)
   local first = q.first
-  local stop = min(q.last, first + q.batch_size - 1)
+  local stop = min(q.last, first + (max_posts[q.url] or q.batch_size) - 1)
   local items = q.items
   local put, parts = q.put, q.parts
   parts[1] = '{"events":['
@@ -133,16 +147,27 @@ local function send_one(q)
   for i = 1, k + 1 do
     parts[i] = nil
   end
-  local ok, err = q.send(q, body)
-  if not ok then
+  local n = stop - first + 1
+  local ok, err, too_large = q.send(q, body)
+  if too_large and n > 1 then
+    -- The sidecar takes fewer events per POST than we sent (its limit was lowered, or the events
+    -- are large): halve the POSTs and send again; nothing is dropped.
+    max_posts[q.url] = floor(n / 2)
+    q.log.warn("sidecar refused ", n, " events in one POST (", err, "); sending at most ", max_posts[q.url])
+    return 0
+  end
+  if not ok and not too_large then
     return nil, err
+  end
+  if too_large then
+    q.log.err("ERROR sidecar refused an event with ", err, ", event dropped")
   end
   for i = (first - 1) * RECORD + 1, stop * RECORD do
     items[i] = nil
   end
   -- `first` may have moved only through this function, and only one runs.
   q.first = stop + 1
-  return stop - first + 1
+  return n
 end
 
 
@@ -162,9 +187,9 @@ local function compact(q)
 end
 
 
--- Sends the queue's events: one batch of whatever is there, then further batches only while a full
--- one is waiting, so that under load every POST carries batch_size events instead of the few that
--- arrived during the previous round trip. `all` (worker exiting, flush_all) sends everything.
+-- Sends the queue's events: one POST of whatever is there, then further POSTs only while batch_size
+-- or more are waiting, so that under load every POST carries at least batch_size events instead of
+-- the few that arrived during the previous round trip. `all` (worker exiting, flush_all) sends everything.
 local function drain(q, all)
   local sent_any = false
   while q.last >= q.first do
@@ -272,6 +297,7 @@ end
 --- Forgets all queues, for tests.
 function _M._reset()
   queues = {}
+  max_posts = {}
 end
 
 

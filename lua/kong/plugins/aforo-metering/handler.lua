@@ -102,7 +102,11 @@ local function send_batch(q, body)
     end
     return true
   end
-  if status == 400 or status == 413 or status == 422 then
+  if status == 413 then
+    -- Too many events or bytes for one POST: the queue sends fewer (or drops a lone event).
+    return nil, "HTTP 413: " .. sub(resp, 1, 200), true
+  end
+  if status == 400 or status == 422 then
     -- The sidecar will never take this batch; retrying would block the queue.
     q.log.err("ERROR sidecar refused a batch of events with HTTP ", status, ", batch dropped: ",
               sub(resp, 1, 200))

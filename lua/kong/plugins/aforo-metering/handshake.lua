@@ -4,9 +4,12 @@
 -- sidecar may start after Kong) until it answers.
 local cjson = require "cjson.safe"
 local client = require "kong.plugins.aforo-metering.client"
+local buffer = require "kong.plugins.aforo-metering.buffer"
 
 local ngx = ngx
 local type = type
+local tonumber = tonumber
+local floor = math.floor
 local tostring = tostring
 local decode = cjson.decode
 
@@ -29,6 +32,10 @@ local function handshake(premature, url, fallback, attempt, logger, opts)
   local h = status == 200 and decode(body)
   if type(h) == "table" then
     states[url] = "ok"
+    local max_post = tonumber(h.max_batch_events)
+    if max_post and max_post >= 1 then
+      buffer.set_max_post(url, floor(max_post))
+    end
     logger.notice("connected to sidecar at ", url, " (sidecar ", tostring(h.sidecar_version),
                   ", tenant ", tostring(h.tenant_id), ", ingest ", tostring(h.ingest), ")")
     return
