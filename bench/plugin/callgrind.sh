@@ -17,7 +17,7 @@
 #      3000), ROUNDS (runs per mode, default 3), MODES (default "off shim on"), BASELINE (a source tree whose lua/ and tests/lua/ are measured as
 #      mode "baseline"), KEEP (a directory to keep the callgrind.out files in).
 # Time-based work is pushed out of the window so that every run does the same: flush_interval 60 s (a flush
-# every batch_size = 50 events) and lease_ttl 60 s (a check every lease of 200 requests).
+# every batch_size = 20 events) and lease_ttl 60 s (a check every lease of 200 requests).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

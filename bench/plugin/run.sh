@@ -58,7 +58,7 @@ wait_port "$sc_port"
 # The plugin's sidecar_url: loopback TCP (default) or the sidecar's unix socket (TRANSPORT=unix).
 if [ "${TRANSPORT:-tcp}" = unix ]; then sidecar_url="unix:$work/sidecar.sock"; else sidecar_url="http://127.0.0.1:$sc_port"; fi
 echo "plugin: sidecar_url $sidecar_url, entitlement ${AFORO_ENTITLEMENT:-true}, metering ${AFORO_METERING:-true}, \
-batch_size ${AFORO_BATCH_SIZE:-50}, flush_interval ${AFORO_FLUSH_INTERVAL:-250} ms"
+batch_size ${AFORO_BATCH_SIZE:-20}, flush_interval ${AFORO_FLUSH_INTERVAL:-250} ms"
 
 # The three proxies, each with its own upstream (tests/lua/nginx/start.sh), all up for the whole run:
 # off = nginx alone; shim = every phase through the PDK shim with no plugin (a stand-in for what Kong does

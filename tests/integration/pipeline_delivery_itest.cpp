@@ -134,10 +134,10 @@ TEST_CASE("pipeline: every accepted event reaches ingest exactly once, in LZ4 ba
   sidecar_process sc(sidecar_yaml(fake.ingest_url(), std::string("batch: { max_events: 50, flush_interval: 400ms }\n") +
                                                          (threaded ? "" : "server: { ingest_thread: false }\n")),
                      sidecar_env());
-  // The ingest thread runs at server.ingest_thread_nice (5); without it every thread is at the daemon's 0.
+  // The ingest thread runs at server.ingest_thread_nice (15); without it every thread is at the daemon's 0.
   const auto niced = [&] {
     const auto nices = thread_nices(sc.proc().pid());
-    return std::count(nices.begin(), nices.end(), 5);
+    return std::count(nices.begin(), nices.end(), 15);
   };
   CHECK(wait_until([&] { return niced() == (threaded ? 1 : 0); }, 2s));
   auto c = sc.client();

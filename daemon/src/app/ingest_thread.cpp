@@ -31,6 +31,12 @@ ingest_thread::~ingest_thread() {
   pool_->join();  // runs what was posted, then the thread ends
 }
 
-void ingest_thread::post(std::function<void()> job) { boost::asio::post(*pool_, std::move(job)); }
+void ingest_thread::post(std::function<void()> job) {
+  pending_.fetch_add(1, std::memory_order_relaxed);
+  boost::asio::post(*pool_, [this, job = std::move(job)] {
+    job();
+    pending_.fetch_sub(1, std::memory_order_relaxed);
+  });
+}
 
 }  // namespace aforo::app

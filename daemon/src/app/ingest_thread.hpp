@@ -4,6 +4,7 @@
 // CPU with it) wait behind a whole batch.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 
@@ -16,7 +17,9 @@ namespace aforo::app {
 /// One thread, started by the constructor, joined by the destructor after the jobs already posted.
 /// `nice` (0..19) lowers the thread's CPU priority (Linux per-thread nice value), so the gateway's
 /// own work and the io thread win the CPU when both want it; a failure to set it is logged once.
-/// Threading: post() from any thread; jobs run one at a time, in the order posted.
+/// A low priority can starve the thread on a saturated host: callers check behind() and do the work
+/// themselves then, so the pipeline never runs slower than on the io thread alone.
+/// Threading: post() and behind() from any thread; jobs run one at a time, in the order posted.
 class ingest_thread {
  public:
   explicit ingest_thread(int nice);
@@ -26,8 +29,12 @@ class ingest_thread {
 
   void post(std::function<void()> job);
 
+  /// True while a job waits behind the one running: the thread is not keeping up.
+  [[nodiscard]] bool behind() const noexcept { return pending_.load(std::memory_order_relaxed) >= 2; }
+
  private:
   std::unique_ptr<boost::asio::thread_pool> pool_;
+  std::atomic<int> pending_{0};  // posted and not finished
 };
 
 }  // namespace aforo::app

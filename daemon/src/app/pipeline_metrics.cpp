@@ -35,7 +35,10 @@ pipeline_metrics::pipeline_metrics()
       spilled(c("aforo_sidecar_events_spilled_total", "Events moved from the memory buffer to the disk spool.")),
       corrupt_records(c("aforo_sidecar_spool_skipped_records_total", spool_skipped_help, R"(kind="corrupt")")),
       torn_records(c("aforo_sidecar_spool_skipped_records_total", spool_skipped_help, R"(kind="torn")")),
-      corrupt_events(c("aforo_sidecar_spool_skipped_records_total", spool_skipped_help, R"(kind="corrupt_on_read")")) {
+      corrupt_events(c("aforo_sidecar_spool_skipped_records_total", spool_skipped_help, R"(kind="corrupt_on_read")")),
+      io_thread_work(c("aforo_sidecar_ingest_thread_bypassed_total",
+                       "Ingest requests parsed and batches compressed on the io thread because the ingest thread "
+                       "was behind (CPU contention; server.ingest_thread_nice).")) {
   for (const char* r : {"spool_full", "dead_letter_error", "shutdown_spool_full"}) dropped(r);
 }
 

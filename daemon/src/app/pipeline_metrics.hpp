@@ -32,6 +32,7 @@ struct pipeline_metrics {
   util::counter_metric& corrupt_records;   ///< spool records skipped: corrupt
   util::counter_metric& torn_records;      ///< spool records skipped: cut short
   util::counter_metric& corrupt_events;    ///< events of spool records that failed their check on read
+  util::counter_metric& io_thread_work;    ///< requests parsed / batches compressed on the io thread: the ingest thread was behind
 
   /// aforo_sidecar_ingest_requests_total{status="202"|"503"|"network_error"|"timeout"}.
   util::counter_metric& ingest_request(const std::string& status);

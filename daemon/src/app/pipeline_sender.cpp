@@ -53,7 +53,8 @@ void pipeline_sender::send(const std::string& body, std::function<void(send_repo
     post(body, false, std::move(done));
     return;
   }
-  if (thread_ == nullptr) {
+  if (thread_ == nullptr || thread_->behind()) {
+    if (thread_ != nullptr) metrics_.io_thread_work.inc();
     if (auto r = io::lz4_compress_frame(body, wire_); r.ok) {
       std::string wire = std::move(wire_);
       wire_ = std::string();

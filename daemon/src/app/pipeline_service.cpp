@@ -64,7 +64,8 @@ void pipeline_service::handle(net::http_request& req, const net::respond_fn& res
   }
   // The body is parsed in place (the accepted events view it), so it moves out of the request.
   const std::size_t max_events = ctx_.config.server.max_batch_events;
-  if (!thread_) {
+  if (!thread_ || thread_->behind()) {
+    if (thread_) metrics_->io_thread_work.inc();
     take(single ? core::parse_ingest_single(std::move(req.body)) : core::parse_ingest_batch(std::move(req.body), max_events),
          respond);
     return;

@@ -33,7 +33,7 @@ struct server_config {
   std::uint32_t socket_mode = 0660;         ///< permissions of unix listen sockets
   std::uint32_t max_batch_events = 1000;    ///< events per POST /v1/ingest/batch
   bool ingest_thread = true;                 ///< parse posted events off the io thread
-  std::uint32_t ingest_thread_nice = 5;      ///< that thread's nice value, 0..19
+  std::uint32_t ingest_thread_nice = 15;     ///< that thread's nice value, 0..19
 };
 
 struct aforo_section {

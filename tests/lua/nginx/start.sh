@@ -28,7 +28,7 @@
 #                              baseline); shim: every phase runs through the PDK shim as Kong would, but
 #                              the plugin is never called (Kong's own per-request work, roughly)
 #   AFORO_LOG_LEVEL=notice     error_log level (notice shows the "connected to sidecar" line)
-#   AFORO_TIMEOUT=50 AFORO_FLUSH_INTERVAL=250 AFORO_BATCH_SIZE=50 AFORO_BUFFER_MAX_SIZE=10000
+#   AFORO_TIMEOUT=50 AFORO_FLUSH_INTERVAL=250 AFORO_BATCH_SIZE=20 AFORO_BUFFER_MAX_SIZE=10000
 #   AFORO_ENTITLEMENT=true AFORO_METERING=true
 #                              plugin config of every instance (schema.lua field names)
 #
@@ -70,7 +70,7 @@ PLUGIN=${AFORO_PLUGIN:-on}
 LOG_LEVEL=${AFORO_LOG_LEVEL:-notice}
 TIMEOUT=${AFORO_TIMEOUT:-50}
 FLUSH_INTERVAL=${AFORO_FLUSH_INTERVAL:-250}
-BATCH_SIZE=${AFORO_BATCH_SIZE:-50}
+BATCH_SIZE=${AFORO_BATCH_SIZE:-20}
 BUFFER_MAX_SIZE=${AFORO_BUFFER_MAX_SIZE:-10000}
 ENTITLEMENT=${AFORO_ENTITLEMENT:-true}
 METERING=${AFORO_METERING:-true}

@@ -33,7 +33,7 @@ describe("aforo-metering schema", function()
       fallback_on_error = "allow", customer_id_source = "consumer_then_header", missing_tenant = "allow",
       entitlement_enabled = true, metering_enabled = true, metric_name = "api_calls",
       quantity_header = "X-Aforo-Quantity", cost_header = "X-Aforo-Cost", timeout = 50,
-      keepalive_timeout = 60000, keepalive_pool_size = 64, flush_interval = 250, batch_size = 50,
+      keepalive_timeout = 60000, keepalive_pool_size = 64, flush_interval = 250, batch_size = 20,
       buffer_max_size = 10000, exclude_paths = {},
     }, conf)
   end)

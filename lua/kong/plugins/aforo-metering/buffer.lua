@@ -43,7 +43,7 @@ function _M.get(url, send, log)
       url = url, items = {}, first = 1, last = 0,
       running = false, delayed = false, immediate = false,
       failures = 0, dropped = 0, dropped_logged = 0, last_drop_log = 0,
-      batch_size = 50, max_size = 10000, interval_ms = 250,
+      batch_size = 20, max_size = 10000, interval_ms = 250,
       send = send, log = log, put = event.put, parts = {},
     }
     queues[url] = q

@@ -127,8 +127,8 @@ return {
               description = "Longest time an event waits in the worker buffer before a flush, in milliseconds.",
           } },
           { batch_size = {
-              type = "integer", required = true, default = 50, between = { 1, 1000 },
-              description = "Events per POST /v1/ingest/batch; a full batch is flushed at once. Small batches keep each flush, and the sidecar's work on it, short.",
+              type = "integer", required = true, default = 20, between = { 1, 1000 },
+              description = "Queued events that start a flush at once (fewer wait for flush_interval). A POST carries everything queued, up to the sidecar's max_batch_events, so under load POSTs grow past it; small values keep each flush, and the sidecar's work on it, short.",
           } },
           { buffer_max_size = {
               type = "integer", required = true, default = 10000, between = { 1, 1000000 },
