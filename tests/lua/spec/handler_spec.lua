@@ -403,11 +403,8 @@ describe("aforo-metering handler", function()
       end)
       handler:configure({ helper.conf() })
       helper.run_timers(env)
-      local found
-      for _, l in ipairs(env.logs) do
-        if l.level == "notice" then found = l.msg end
-      end
-      assert.equal("connected to sidecar at http://127.0.0.1:8750 (sidecar 1.2.3, tenant t_1, ingest ok)", found)
+      assert.equal("connected to sidecar at http://127.0.0.1:8750 (sidecar 1.2.3, tenant t_1, ingest ok)",
+                   helper.last_log(env, "notice"))
     end)
 
     it("takes the most events per POST from the handshake", function()

@@ -171,6 +171,16 @@ function helper.check_body(env, i)
 end
 
 
+--- The last message the plugin logged at `level` (nil when none).
+function helper.last_log(env, level)
+  local found
+  for _, l in ipairs(env.logs) do
+    if l.level == level then found = l.msg end
+  end
+  return found
+end
+
+
 --- The messages the plugin logged at level err.
 function helper.errors(env)
   local out = {}
