@@ -155,25 +155,6 @@ describe("aforo-metering buffer", function()
     assert.equal(0, q.dropped)
   end)
 
-  it("yields to the event loop every 4 events while building a POST; events logged meanwhile wait for the next", function()
-    q = new_queue(20, 100)
-    buffer.set_max_post("http://127.0.0.1:8750", 20)
-    local yields = 0
-    ngx.sleep = function(s)
-      assert.equal(0, s)
-      yields = yields + 1
-      add(q, 100 + yields) -- a request logged while the flush was paused
-    end
-    for i = 1, 20 do add(q, i) end
-    helper.run_timers(env)
-    ngx.sleep = nil
-    assert.equal(4, yields) -- after 4, 8, 12 and 16 events of the first POST
-    assert.equal(20, #sent[1])
-    for i = 1, 20 do assert.equal(i, sent[1][i].n) end
-    assert.same({ { n = 101 }, { n = 102 }, { n = 103 }, { n = 104 } }, sent[2])
-    assert.equal(0, buffer.count(q))
-  end)
-
   it("on a 413 halves the POSTs and sends again, losing nothing", function()
     buffer.set_max_post("http://127.0.0.1:8750", 8)
     outcome = function(body)

@@ -29,9 +29,6 @@ local event = require "kong.plugins.aforo-metering.event"
 local RECORD = event.RECORD -- values per record
 local EXIT_ATTEMPTS = 3 -- tries per batch while the worker is exiting
 local COMPACT_AFTER = 1024 -- records sent before the queued ones move back to the front of `items`
--- Events encoded between yields to the worker's event loop while a POST's JSON is built: a request that
--- arrives meanwhile waits for at most this many events' encoding (~2 us each), not the whole batch's.
-local YIELD_EVERY = 4
 
 local queues = {} -- sidecar_url -> queue
 local max_posts = {} -- sidecar_url -> events the sidecar takes in one POST (handshake, or learnt from a 413)
@@ -136,15 +133,10 @@ local function send_one(q)
   local stop = min(q.last, first + (max_posts[q.url] or q.batch_size) - 1)
   local items = q.items
   local put, parts = q.put, q.parts
-  -- ngx.sleep(0) yields to the event loop (timers may; an exiting worker's may not).
-  local sleep = ngx.sleep and not ngx.worker.exiting() and ngx.sleep
   parts[1] = '{"events":['
   local k = 1
   for i = first, stop do
     if i > first then
-      if sleep and (i - first) % YIELD_EVERY == 0 then
-        sleep(0) -- records first..stop stay put meanwhile: appends go after `last`, compaction waits for this POST
-      end
       k = k + 1
       parts[k] = ","
     end
