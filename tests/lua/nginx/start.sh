@@ -31,6 +31,10 @@
 #   AFORO_TIMEOUT=50 AFORO_FLUSH_INTERVAL=250 AFORO_BATCH_SIZE=20 AFORO_BUFFER_MAX_SIZE=10000
 #   AFORO_ENTITLEMENT=true AFORO_METERING=true
 #                              plugin config of every instance (schema.lua field names)
+#   AFORO_JIT_LOG=PATH         diagnostics: LuaJIT's jit.v trace log of each worker to PATH.PID
+#   AFORO_JIT_PROFILE=MODE     diagnostics: LuaJIT's jit.p profiler in MODE (e.g. Fl, or vl for VM
+#                              states) in each worker; written to PREFIX/logs/jit-profile.PID when
+#                              the worker exits (stop or reload)
 #
 # What the proxy serves (each location is one plugin instance; configs in PREFIX/conf/aforo_confs.lua):
 #   /                 sidecar_url=SIDECAR_URL, tenant_header X-Tenant-Id, discovery on, fallback allow,
@@ -114,9 +118,19 @@ EOF
 if [ "$PLUGIN" = on ] || [ "$PLUGIN" = shim ]; then
   noop=false
   [ "$PLUGIN" = shim ] && noop=true
+  jit_diag=""
+  if [ -n "${AFORO_JIT_LOG:-}${AFORO_JIT_PROFILE:-}" ]; then
+    jit_dir=$(ls -d /usr/share/luajit-2.1*/ 2>/dev/null | head -1)
+    [ -n "$jit_dir" ] || { echo "AFORO_JIT_*: no LuaJIT jit.* modules under /usr/share/luajit-2.1*" >&2; exit 2; }
+    jit_diag="package.path = package.path .. \";${jit_dir}?.lua\""
+    [ -n "${AFORO_JIT_LOG:-}" ] && jit_diag+=" require(\"jit.v\").on(\"$AFORO_JIT_LOG.\" .. ngx.worker.pid())"
+    [ -n "${AFORO_JIT_PROFILE:-}" ] && jit_diag+=" require(\"jit.p\").start(\"$AFORO_JIT_PROFILE\",
+      \"$PREFIX/logs/jit-profile.\" .. ngx.worker.pid())
+    ngx.timer.at(86400, function() require(\"jit.p\").stop() end)"
+  fi
   cat > "$PREFIX/conf/plugin_init.conf" <<EOF
 init_by_lua_block { require("aforo_shim.runner").setup(require("aforo_confs"), { noop = $noop }) }
-init_worker_by_lua_block { require("aforo_shim.runner").init_worker() }
+init_worker_by_lua_block { require("aforo_shim.runner").init_worker() $jit_diag }
 EOF
   for inst in default fail_closed down_allow down_block; do
     cat > "$PREFIX/conf/phases_$inst.conf" <<EOF

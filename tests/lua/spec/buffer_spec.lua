@@ -120,6 +120,7 @@ describe("aforo-metering buffer", function()
       end
     end
     assert.equal(0, buffer.count(q))
+    assert.is_nil(next(q.items), "a sent or moved record's slot was left set")
     return highest
   end
 

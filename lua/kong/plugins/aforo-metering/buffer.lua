@@ -20,6 +20,7 @@ local ngx = ngx
 local concat = table.concat
 local min = math.min
 local floor = math.floor
+local max = math.max
 
 
 local _M = {}
@@ -180,7 +181,8 @@ local function compact(q)
   for i = 1, n do
     items[i] = items[from + i]
   end
-  for i = n + 1, from + n do
+  -- Slots up to `from` were cleared as their records were sent: only the moved ones' old slots remain.
+  for i = max(n, from) + 1, from + n do
     items[i] = nil
   end
   q.first, q.last = 1, q.last - q.first + 1
