@@ -283,6 +283,18 @@ describe("aforo-metering handler", function()
       assert.equal(7, e.quantity)
     end)
 
+    it("meters the first value of a cost header the upstream sent twice, and removes both", function()
+      local conf = helper.conf()
+      handler:access(conf)
+      env.req.resp_headers = { ["X-Aforo-Cost"] = { "0.25", "0.75" }, ["X-Aforo-Quantity"] = "2" }
+      handler:header_filter(conf)
+      assert.same({}, env.req.resp_headers)
+      handler:log(conf)
+      local e = buffered(conf)[1]
+      assert.equal(0.25, e.metadata.cost)
+      assert.equal(2, e.quantity)
+    end)
+
     it("removes configured header names, and leaves the response alone when the upstream sent none", function()
       local conf = helper.conf({ cost_header = "X-Internal-Cost", quantity_header = "X-Internal-Units" })
       handler:access(conf)

@@ -70,8 +70,21 @@ function helper.setup()
     socket = { tcp = function() error("no sockets in specs") end },
     req = { start_time = function() return env.req.start_ms / 1000 end },
   }
+  -- ngx.header: the current response's headers, names case-insensitive and "_" for "-" as in nginx.
+  local function header_key(name)
+    local want = name:lower():gsub("_", "-")
+    for k in pairs(env.req.resp_headers) do
+      if k:lower() == want then return k end
+    end
+    return want
+  end
+  local resp_header = setmetatable({}, {
+    __index = function(_, name) return env.req.resp_headers[header_key(name)] end,
+    __newindex = function(_, name, v) env.req.resp_headers[header_key(name)] = v end,
+  })
   setmetatable(ngx, { __index = function(_, k)
     if k == "var" then return env.req.var end
+    if k == "header" then return resp_header end
   end })
 
   local function logger(level)
@@ -105,7 +118,7 @@ function helper.setup()
       end,
       set_header = function(k, v) env.req.set_headers[k] = v end,
       set_headers = function(h) for k, v in pairs(h) do env.req.set_headers[k] = v end end,
-      get_header = function(name) return lower_keys(env.req.resp_headers)[name:lower()] end,
+      get_header = function() error("the plugin reads response headers through ngx.header") end,
       -- As Kong 3.x: every occurrence goes (names are case-insensitive), non-string names raise.
       clear_header = function(name)
         if type(name) ~= "string" then error("header name must be a string", 2) end

@@ -406,17 +406,29 @@ function AforoMeteringHandler:access(conf)
 end
 
 
+-- A response header's (first) value. Read through ngx.header, one header at a time: Kong's
+-- kong.response.get_header builds the table of every response header (ngx.resp.get_headers) on
+-- each call, and this runs for every request.
+local function response_header(name)
+  local v = ngx.header[name]
+  if type(v) == "table" then
+    return v[1]
+  end
+  return v
+end
+
+
 -- The upstream's cost and quantity headers are internal figures: read them
 -- for the log phase and remove them from what the client receives.
 function AforoMeteringHandler:header_filter(conf)
   local ctx = kong.ctx.plugin
   local response = kong.response
-  local quantity = response.get_header(conf.quantity_header)
+  local quantity = response_header(conf.quantity_header)
   if quantity then
     ctx.quantity = quantity
     response.clear_header(conf.quantity_header)
   end
-  local cost = response.get_header(conf.cost_header)
+  local cost = response_header(conf.cost_header)
   if cost then
     ctx.cost = cost
     response.clear_header(conf.cost_header)
@@ -441,8 +453,8 @@ function AforoMeteringHandler:log(conf)
 
   local quantity, cost = ctx.quantity, ctx.cost
   if not ctx.header_filtered then -- header_filter did not run: the headers are still there
-    quantity = kong.response.get_header(conf.quantity_header)
-    cost = kong.response.get_header(conf.cost_header)
+    quantity = response_header(conf.quantity_header)
+    cost = response_header(conf.cost_header)
   end
   local service, route
   if conf.discovery_enabled then
