@@ -1,6 +1,7 @@
 -- Specs of buffer.lua: bounds, batching, one flush at a time, keep-and-retry, flush on worker exit.
 dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helper.lua")
 local helper = _G.aforo_spec_helper
+local record = 15 -- event.lua's RECORD (checked below)
 
 describe("aforo-metering buffer", function()
   local env, buffer, sent, outcome, q
@@ -28,8 +29,17 @@ describe("aforo-metering buffer", function()
     return queue
   end
 
-  local function add(queue, n)
-    return buffer.add_record(queue, n)
+  -- A record whose first value is n and last value is `last` (the others nil).
+  local function add(queue, n, last)
+    local items, b = buffer.slot(queue)
+    if not items then
+      return false
+    end
+    for i = 1, record do
+      items[b + i] = nil
+    end
+    items[b + 1], items[b + record] = n, last
+    return buffer.commit(queue)
   end
 
   local function errors() return helper.errors(env) end
@@ -56,6 +66,17 @@ describe("aforo-metering buffer", function()
     add(q, 2)
     assert.equal(2, #env.timers)
     assert.equal(0, env.timers[2].delay)
+  end)
+
+  it("queues a record only once committed; one never committed is overwritten by the next", function()
+    local items, b = buffer.slot(q)
+    items[b + 1] = 99 -- say the log phase failed here
+    assert.equal(0, buffer.count(q))
+    assert.equal(0, #env.timers)
+    add(q, 1)
+    add(q, 2)
+    helper.run_timers(env)
+    assert.same({ { { n = 1 }, { n = 2 } } }, sent)
   end)
 
   it("sends everything in batches of batch_size and empties the queue", function()
@@ -202,7 +223,7 @@ describe("aforo-metering buffer", function()
   end)
 
   it("keeps records flat and encodes them with the queue's put when their batch is sent, again on a retry", function()
-    local record = require("kong.plugins.aforo-metering.event").RECORD
+    assert.equal(record, require("kong.plugins.aforo-metering.event").RECORD)
     local encoded = 0
     q.put = function(parts, k, items, base)
       encoded = encoded + 1
@@ -215,7 +236,7 @@ describe("aforo-metering buffer", function()
     end
     outcome = function() return nil, "connection refused" end
     for i = 1, 4 do
-      buffer.add_record(q, i, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, -i)
+      add(q, i, -i)
     end
     assert.equal(-4, q.items[4 * record]) -- flat: no table per record
     assert.equal(0, encoded) -- nothing is encoded when an event is added

@@ -105,19 +105,23 @@ local function appended(q, last)
 end
 
 
---- Appends one record (event.lua: RECORD values, in event.FIELDS order);
--- counts and drops it when the queue is full. Cheap: no I/O, at most one
--- timer created per call.
-function _M.add_record(q, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15)
+--- The slots of the next record: returns the queue's array and the index before the record's RECORD
+-- values (event.lua's FIELDS order), or nil when the queue is full (the event is counted and dropped).
+-- The caller stores each value as it computes it, then calls commit(q) before it yields; a record
+-- never committed is overwritten by the next one. (One call carrying the whole record kept LuaJIT
+-- from compiling the log phase: "register coalescing too complex" with that many live values.)
+-- Cheap: no I/O; commit creates at most one timer.
+function _M.slot(q)
   if q.last - q.first + 1 >= q.max_size then
     return drop(q)
   end
-  local last = q.last + 1
-  local items, b = q.items, (last - 1) * RECORD
-  items[b + 1], items[b + 2], items[b + 3], items[b + 4], items[b + 5] = v1, v2, v3, v4, v5
-  items[b + 6], items[b + 7], items[b + 8], items[b + 9], items[b + 10] = v6, v7, v8, v9, v10
-  items[b + 11], items[b + 12], items[b + 13], items[b + 14], items[b + 15] = v11, v12, v13, v14, v15
-  return appended(q, last)
+  return q.items, q.last * RECORD
+end
+
+
+--- Queues the record filled through slot(q).
+function _M.commit(q)
+  return appended(q, q.last + 1)
 end
 
 

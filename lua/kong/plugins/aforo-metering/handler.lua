@@ -463,14 +463,30 @@ function AforoMeteringHandler:log(conf)
     end
     service, route = ctx.service, ctx.route
   end
-  -- A record of plain values, in event.FIELDS order: the queue encodes it (event.put) when its
-  -- batch is sent.
+  -- A record of plain values, in event.FIELDS order, stored one by one in the queue's array: the
+  -- queue encodes it (event.put) when its batch is sent.
   local q = s.queue
   q.log = log
-  buffer.add_record(q, customer_id, s.metric_name, event.parse_quantity(quantity) or 1, start_ms / 1000,
-                    request_id(ctx), ctx.method or kong.request.get_method(), ctx.path,
-                    kong.response.get_status(), ngx.now() * 1000 - start_ms, var.request_length,
-                    var.bytes_sent, ctx.consumer, service, route, event.parse_cost(cost))
+  local items, b = buffer.slot(q)
+  if not items then
+    return
+  end
+  items[b + 1] = customer_id
+  items[b + 2] = s.metric_name
+  items[b + 3] = event.parse_quantity(quantity) or 1
+  items[b + 4] = start_ms / 1000
+  items[b + 5] = request_id(ctx)
+  items[b + 6] = ctx.method or kong.request.get_method()
+  items[b + 7] = ctx.path
+  items[b + 8] = kong.response.get_status()
+  items[b + 9] = ngx.now() * 1000 - start_ms
+  items[b + 10] = var.request_length
+  items[b + 11] = var.bytes_sent
+  items[b + 12] = ctx.consumer
+  items[b + 13] = service
+  items[b + 14] = route
+  items[b + 15] = event.parse_cost(cost)
+  buffer.commit(q)
 end
 
 
