@@ -265,3 +265,16 @@ TEST_CASE("decision: a negative margin is encoded exactly as a percentage", "[en
   encode_decision(d, json);
   CHECK(json.find(R"("margin_percent":-1.25,)") != std::string::npos);
 }
+
+TEST_CASE("decision: JSON strings escape quotes, backslashes and control characters only",
+          "[entitlements][decision]") {
+  std::string out;
+  append_json_string(out, "plain /v1/é\"q\\\n\r\t\x01\x1f end");
+  CHECK(out == R"("plain /v1/é\"q\\\n\r\t\u0001\u001f end")");
+  out.clear();
+  append_json_string(out, std::string_view("\0", 1));
+  CHECK(out == R"("\u0000")");
+  out.clear();
+  append_json_string(out, "");
+  CHECK(out == R"("")");
+}

@@ -1,7 +1,7 @@
 // Helpers of the plain request/response types; see http_types.hpp.
 #include "net/http_types.hpp"
 
-#include <cstdio>
+#include "core/entitlements/decision.hpp"
 
 namespace aforo::net {
 namespace {
@@ -24,25 +24,7 @@ std::string_view http_request::header(std::string_view name) const {
 }
 
 void append_json_string(std::string& out, std::string_view s) {
-  out += '"';
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  out += '"';
+  core::entitlements::append_json_string(out, s);
 }
 
 http_response http_response::error(int status, std::string_view code, std::string_view message) {
