@@ -36,32 +36,39 @@ report() {
   fi
 }
 
+# table_rows FILE HEADING PATTERN: the first cells (backquotes and bars removed) of the table rows under
+# the markdown heading HEADING (up to the next heading) that match PATTERN, sorted.
+table_rows() {
+  awk -v h="$2" '/^#+ /{ in_section = ($0 == h) } in_section' "$1" |
+    { grep -oE "$3" || true; } | tr -d '|` ' | sort -u
+}
+
+# compare NAME WHAT WHERE: NAME.declared against NAME.documented in $tmp; reports both differences.
+compare() {
+  comm -23 "$tmp/$1.declared" "$tmp/$1.documented" >"$tmp/$1.missing"
+  comm -13 "$tmp/$1.declared" "$tmp/$1.documented" >"$tmp/$1.stale"
+  report "$2 without a row in $3" "$tmp/$1.missing"
+  report "rows in $3 naming $2 no longer declared" "$tmp/$1.stale"
+}
+
 # (a) Metrics. A metric is registered by passing its full name as a string literal (to counter, gauge,
 # gauge_fn, histogram, or a helper that forwards to them), so the registered names are exactly the
 # string literals that consist of nothing but a name. Names in comments, the `aforo_sidecar_*` prefix
 # and names mentioned inside help texts are never a whole literal.
 { grep -rhoE --include='*.cpp' --include='*.hpp' '"aforo_sidecar_[a-z0-9_]+"' daemon/src || true; } |
-  tr -d '"' | sort -u >"$tmp/metrics.registered"
-[ -s "$tmp/metrics.registered" ] || { echo "check-docs: no metric registration found in daemon/src" >&2; exit 2; }
+  tr -d '"' | sort -u >"$tmp/metrics.declared"
+[ -s "$tmp/metrics.declared" ] || { echo "check-docs: no metric registration found in daemon/src" >&2; exit 2; }
 # The rows of the tables in README.md's "### Metrics" section: | `aforo_sidecar_...` | type | ...
-awk '/^#+ /{ in_section = ($0 == "### Metrics") } in_section' "$readme" |
-  { grep -oE '^\| `aforo_sidecar_[a-z0-9_]+` \|' || true; } | tr -d '|` ' | sort -u >"$tmp/metrics.documented"
-comm -23 "$tmp/metrics.registered" "$tmp/metrics.documented" >"$tmp/metrics.missing"
-comm -13 "$tmp/metrics.registered" "$tmp/metrics.documented" >"$tmp/metrics.stale"
-report "metrics registered in daemon/src without a row in $readme (### Metrics)" "$tmp/metrics.missing"
-report "rows in $readme (### Metrics) naming metrics daemon/src does not register" "$tmp/metrics.stale"
+table_rows "$readme" "### Metrics" '^\| `aforo_sidecar_[a-z0-9_]+` \|' >"$tmp/metrics.documented"
+compare metrics "metrics registered in daemon/src" "$readme (### Metrics)"
 
 # (b) Plugin fields: the entries `{ name = ...` of the config record in schema.lua.
 awk '/\{ config = \{/{ in_config = 1; next } in_config' "$plugin_schema" |
   { grep -oE '^[[:space:]]*\{ [a-z_]+ = ' || true; } | sed -E 's/^[[:space:]]*\{ //; s/ = $//' | sort -u >"$tmp/fields.declared"
 [ -s "$tmp/fields.declared" ] || { echo "check-docs: no config field found in $plugin_schema" >&2; exit 2; }
 # The rows of the table in lua/README.md's "## Configuration" section: | `field` | type | ...
-awk '/^#+ /{ in_section = ($0 == "## Configuration") } in_section' "$plugin_readme" |
-  { grep -oE '^\| `[a-z_]+` \|' || true; } | tr -d '|` ' | sort -u >"$tmp/fields.documented"
-comm -23 "$tmp/fields.declared" "$tmp/fields.documented" >"$tmp/fields.missing"
-comm -13 "$tmp/fields.declared" "$tmp/fields.documented" >"$tmp/fields.stale"
-report "fields of $plugin_schema without a row in $plugin_readme (## Configuration)" "$tmp/fields.missing"
-report "rows in $plugin_readme (## Configuration) naming fields $plugin_schema does not declare" "$tmp/fields.stale"
+table_rows "$plugin_readme" "## Configuration" '^\| `[a-z_]+` \|' >"$tmp/fields.documented"
+compare fields "fields of $plugin_schema" "$plugin_readme (## Configuration)"
 
 # (c) Daemon config keys: the first argument of every v.<kind>("key", ...) call in visit_config.
 sed -n '/void visit_config(/,/^}/p' "$config_schema" |
@@ -87,6 +94,6 @@ if [ "$problems" -ne 0 ]; then
   echo "check-docs: FAILED, $problems problem(s): document them (or drop stale rows)" >&2
   exit 1
 fi
-echo "check-docs: ok ($(wc -l <"$tmp/metrics.registered") metrics in $readme," \
+echo "check-docs: ok ($(wc -l <"$tmp/metrics.declared") metrics in $readme," \
   "$(wc -l <"$tmp/fields.declared") plugin fields in $plugin_readme," \
   "$(wc -l <"$tmp/keys.declared") config keys in $config_yaml)"
