@@ -3,7 +3,7 @@
 // larger than the socket takes at once, chunked bodies and Expect: 100-continue.
 #include <catch2/catch.hpp>
 
-#include <cstdio>
+#include <charconv>
 #include <thread>
 
 #include "support/testkit.hpp"
@@ -122,9 +122,9 @@ TEST_CASE("server: a chunked body and an Expect: 100-continue body are read whol
     raw_connection c(sc.address(), 5s);
     const auto half = check_json.size() / 2;
     auto hex = [](std::size_t v) {
-      char buf[16];
-      std::snprintf(buf, sizeof buf, "%zx", v);
-      return std::string(buf);
+      char buf[2 * sizeof v];
+      const auto res = std::to_chars(buf, buf + sizeof buf, v, 16);
+      return std::string(buf, res.ptr);
     };
     c.send("POST /v1/check HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n" +
            hex(half) + "\r\n" + check_json.substr(0, half) + "\r\n");

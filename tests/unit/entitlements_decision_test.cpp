@@ -3,6 +3,7 @@
 
 #include <rapidjson/document.h>
 
+#include <optional>
 #include <string>
 
 #include "entitlements_fixtures.hpp"
@@ -205,7 +206,7 @@ TEST_CASE("decision: margin_alert allows and warns upstream", "[entitlements][de
 TEST_CASE("decision: margin_throttle is a 429 throttle with the guard headers", "[entitlements][decision]") {
   fixture f;
   fake_margin m;
-  m.answer = {margin_level::l2, true, 0};
+  m.answer = {margin_level::l2, true, 0, std::nullopt};
   const decision d = f.run(req("cust_acme", "/v1/search"), &m);
   check_denied(d, verdict::throttle, 429, reason::margin_throttle);
   CHECK(d.retry_after == 1);
@@ -215,14 +216,14 @@ TEST_CASE("decision: margin_throttle is a 429 throttle with the guard headers", 
   CHECK(header(d, "Retry-After") == "1");
   CHECK(f.quota.used("cust_acme:advanced_search:2026-11") == 0);  // denied before quota
 
-  m.answer = {margin_level::l2, false, 0};  // under the L2 rate: allowed, with the alert
+  m.answer = {margin_level::l2, false, 0, std::nullopt};  // under the L2 rate: allowed, with the alert
   CHECK(f.run(req("cust_acme", "/v1/search"), &m).why == reason::margin_alert);
 }
 
 TEST_CASE("decision: margin_block is a 429 block with Retry-After 1800 by default", "[entitlements][decision]") {
   fixture f;
   fake_margin m;
-  m.answer = {margin_level::l3, true, 0};
+  m.answer = {margin_level::l3, true, 0, std::nullopt};
   decision d = f.run(req("cust_acme", "/v1/search"), &m);
   check_denied(d, verdict::block, 429, reason::margin_block);
   CHECK(d.retry_after == 1800);

@@ -36,8 +36,7 @@ std::string describe(const send_report& rep) {
 pipeline_deliverer::pipeline_deliverer(boost::asio::io_context& ioc, pipeline_custody& custody, pipeline_sender& sender,
                                        pipeline_metrics& metrics, const config::sidecar_config& cfg,
                                        ingest_status& status)
-    : ioc_(ioc),
-      custody_(custody),
+    : custody_(custody),
       sender_(sender),
       metrics_(metrics),
       status_(status),

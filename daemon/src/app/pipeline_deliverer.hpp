@@ -51,7 +51,6 @@ class pipeline_deliverer {
   void arm(clock::time_point at);
   void log_event_failures(const core::ingest_ack& ack, std::uint32_t events);
 
-  boost::asio::io_context& ioc_;
   pipeline_custody& custody_;
   pipeline_sender& sender_;
   pipeline_metrics& metrics_;
