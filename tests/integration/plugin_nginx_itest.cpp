@@ -123,14 +123,15 @@ TEST_CASE("plugin: allowed requests reach the upstream with rate-limit headers a
           "[plugin][e2e]") {
   e2e_env env;
   for (int i = 0; i < 5; ++i) {
-    const auto r = get(env.proxy(), "/v1/search/items/" + std::to_string(i) + "?cost=0.5",
+    const auto r = get(env.proxy(), "/v1/search/items/" + std::to_string(i) + "?cost=0.5&qty=" + std::to_string(i + 1),
                        {{"X-Tenant-Id", "cust_acme"}, {"X-Request-Id", "e2e-req-" + std::to_string(i)}});
     REQUIRE(r.status == 200);
     CHECK(r.body.find("upstream ok") != std::string::npos);
     CHECK(r.header("x-ratelimit-limit") == "100000");
     CHECK(!r.header("x-ratelimit-remaining").empty());
-    // The upstream's X-Aforo-Cost is an internal figure: metered, never forwarded to the client.
+    // The upstream's X-Aforo-Cost and X-Aforo-Quantity are internal figures: metered, never forwarded.
     CHECK(r.header("x-aforo-cost").empty());
+    CHECK(r.header("x-aforo-quantity").empty());
   }
   REQUIRE(env.wait_events(5) == 5);
   const auto d = env.received();
@@ -148,6 +149,9 @@ TEST_CASE("plugin: allowed requests reach the upstream with rate-limit headers a
     REQUIRE(ev["metadata"].HasMember("cost"));
     CHECK(ev["metadata"]["cost"].GetDouble() == 0.5);
     keys.insert(ev["idempotencyKey"].GetString());
+    // ?qty=i+1 on /v1/search/items/i: the quantity header's value, per request.
+    const std::string path = ev["endpointPath"].GetString();
+    CHECK(ev["quantity"].GetInt() == std::stoi(path.substr(path.rfind('/') + 1)) + 1);
   }
   CHECK(keys.size() == 5);
   // Kong's own request id ($kong_request_id) is preferred over a client-sent X-Request-Id, so a client
