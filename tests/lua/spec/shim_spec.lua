@@ -1,4 +1,4 @@
--- Specs of the Kong PDK shim's kong.response.clear_header and get_header (Kong 3.x behaviour) with stubbed ngx APIs.
+-- Specs of the Kong PDK shim's kong.response.clear_header (Kong 3.x behaviour) with a stubbed ngx.header.
 dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helper.lua")
 local helper = _G.aforo_spec_helper
 
@@ -33,31 +33,5 @@ describe("PDK shim kong.response.clear_header", function()
     ngx.headers_sent = true
     assert.has_error(function() kong.response.clear_header("X-Aforo-Cost") end, "headers have already been sent")
     assert.equal("0.5", ngx.header["X-Aforo-Cost"])
-  end)
-end)
-
-describe("PDK shim kong.response.get_header", function()
-  local kong, built
-
-  before_each(function()
-    helper.setup()
-    built = 0
-    ngx.resp = { get_headers = function()
-      built = built + 1
-      return { ["x-aforo-cost"] = { "0.5", "0.7" }, ["x-other"] = "kept" }
-    end }
-    package.loaded["aforo_shim.pdk"] = nil
-    kong = require("aforo_shim.pdk").install()
-  end)
-
-  it("as Kong 3.x, reads the first value from the table of every header, built on each call", function()
-    assert.equal("0.5", kong.response.get_header("x-aforo-cost"))
-    assert.equal("kept", kong.response.get_header("x-other"))
-    assert.is_nil(kong.response.get_header("x-missing"))
-    assert.equal(3, built)
-  end)
-
-  it("raises for a name that is not a string", function()
-    assert.has_error(function() kong.response.get_header(nil) end, "header name must be a string")
   end)
 end)

@@ -46,14 +46,6 @@ local function header_var(name)
 end
 
 
-local function first(v)
-  if type(v) == "table" then
-    return v[1]
-  end
-  return v
-end
-
-
 local request = {}
 
 --- kong.request.get_header(name): first value of a request header or nil.
@@ -91,20 +83,6 @@ local response = {}
 
 function response.get_status()
   return ngx.status
-end
-
---- kong.response.get_headers(max_headers): every response header, as Kong 3.x (ngx.resp.get_headers).
-function response.get_headers(max_headers)
-  return ngx.resp.get_headers(max_headers)
-end
-
---- kong.response.get_header(name): as in Kong 3.x, the first value from the table of every response
--- header, built on each call.
-function response.get_header(name)
-  if type(name) ~= "string" then
-    error("header name must be a string", 2)
-  end
-  return first(response.get_headers()[name])
 end
 
 function response.set_header(name, value)
