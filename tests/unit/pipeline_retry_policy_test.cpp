@@ -72,11 +72,17 @@ TEST_CASE("retry policy: 401 and 403 keep the events and re-probe slowly", "[pip
   }
 }
 
-TEST_CASE("retry policy: 400, 413, 422 and other 4xx are poison", "[pipeline][retry]") {
-  for (int status : {400, 404, 409, 413, 415, 422}) {
+TEST_CASE("retry policy: 400, 422 and other 4xx are poison; 413 splits the request", "[pipeline][retry]") {
+  for (int status : {400, 404, 409, 415, 422}) {
     CHECK(decide_delivery(delivery_outcome::http(status), 1, no_jitter(), 0.0, now).action ==
           delivery_action::dead_letter);
   }
+  // At any attempt: a request too large is halved, never dead-lettered whole (contracts §3).
+  for (std::uint32_t attempt : {1u, 4u, 9u}) {
+    CHECK(decide_delivery(delivery_outcome::http(413), attempt, no_jitter(), 0.0, now).action ==
+          delivery_action::split);
+  }
+  CHECK_FALSE(is_poison_status(413));
   CHECK(is_poison_status(400));
   CHECK_FALSE(is_poison_status(429));
   CHECK_FALSE(is_poison_status(401));

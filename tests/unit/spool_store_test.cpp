@@ -1,6 +1,8 @@
 // Unit tests for the disk spool with real files in a temp dir: FIFO, acks, restarts, corruption, caps.
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -101,11 +103,11 @@ TEST_CASE("spool store: peek_upto gathers records up to an event budget", "[spoo
   REQUIRE(s.append(payload(0), 60).stored());
   REQUIRE(s.append(payload(1), 30).stored());
   REQUIRE(s.append(payload(2), 20).stored());
-  const auto batch = s.peek_upto(100);
+  const auto batch = s.peek_upto(100).records;
   REQUIRE(batch.size() == 2);
   CHECK(batch[1].payload == payload(1));
   REQUIRE_FALSE(s.ack(batch.size()));
-  const auto big = s.peek_upto(5);  // at least one record even when it alone is over budget
+  const auto big = s.peek_upto(5).records;  // at least one record even when it alone is over budget
   REQUIRE(big.size() == 1);
   CHECK(big[0].event_count == 20);
 }
@@ -171,9 +173,11 @@ TEST_CASE("spool store: a directory is used by one store at a time", "[spool][st
 
 TEST_CASE("spool store: ack_through never consumes records that drop_oldest replaced", "[spool][store]") {
   temp_dir d;
-  spool_store s(opts(d, 1 << 20, 3 * rec_size));
+  auto o = opts(d, 1 << 20, 3 * rec_size);
+  o.when_full = config::when_full_policy::drop_oldest;
+  spool_store s(o);
   for (int i = 0; i < 3; ++i) REQUIRE(s.append(payload(i), 1).stored());
-  const auto in_flight = s.peek_upto(2);  // records 0 and 1 are being delivered
+  const auto in_flight = s.peek_upto(2).records;  // records 0 and 1 are being delivered
   REQUIRE(in_flight.size() == 2);
   CHECK(in_flight[0].seq < in_flight[1].seq);
   const auto r = s.append(payload(3), 1);  // the spool is full: record 0 is dropped
@@ -202,6 +206,9 @@ TEST_CASE("spool store: flipped bytes and a truncated segment are skipped and co
   CHECK(s.recovery().torn_records == 1);
   CHECK(s.recovery().records == 4);
   CHECK(drain(s) == std::vector<std::string>{payload(0), payload(2), payload(3), payload(4)});
+  // The segment as it was found is copied aside, bad bytes and all.
+  REQUIRE(s.recovery().quarantined_copies.size() == 1);
+  CHECK(fs::file_size(s.recovery().quarantined_copies[0]) == 6 * rec_size - 7);
 }
 
 TEST_CASE("spool store: a garbage segment and a garbage cursor never stop startup", "[spool][store]") {
@@ -223,6 +230,7 @@ TEST_CASE("spool store: a garbage segment and a garbage cursor never stop startu
 TEST_CASE("spool store: drop_oldest drops whole oldest records and reports their events", "[spool][store]") {
   temp_dir d;
   auto o = opts(d, 1 << 20, 3 * rec_size);
+  o.when_full = config::when_full_policy::drop_oldest;
   spool_store s(o);
   for (int i = 0; i < 3; ++i) REQUIRE(s.append(payload(i), 10).stored());
   const auto r = s.append(payload(3), 10);
@@ -268,7 +276,13 @@ TEST_CASE("spool store: a record corrupted on disk after startup is skipped on r
   }
   CHECK(drain(s) == payloads(1, 3));
   CHECK(s.corrupt_on_read() == 1);
+  CHECK(s.quarantined_records() == 1);
   CHECK_FALSE(s.sync());
+  // The bad record's bytes are kept for an operator, not unlinked with its segment.
+  std::vector<fs::path> kept;
+  for (const auto& e : fs::directory_iterator(s.quarantine_dir())) kept.push_back(e.path());
+  REQUIRE(kept.size() == 1);
+  CHECK(fs::file_size(kept[0]) == rec_size);
 }
 
 TEST_CASE("spool store: an unusable directory is a startup error naming it", "[spool][store]") {
@@ -284,4 +298,110 @@ TEST_CASE("spool store: an unusable directory is a startup error naming it", "[s
     CHECK_THROWS_WITH(spool_store(o), Catch::Contains("not writable"));
     ::chmod((d.path / "ro").c_str(), 0700);
   }
+}
+
+namespace {
+
+/// Lowers RLIMIT_NOFILE so that the next open() fails with EMFILE, and restores it on destruction.
+struct no_free_fds {
+  rlimit saved{};
+  no_free_fds() {
+    REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
+    const int probe = ::open("/dev/null", O_RDONLY);  // the lowest free descriptor
+    REQUIRE(probe >= 0);
+    ::close(probe);
+    rlimit low = saved;
+    low.rlim_cur = static_cast<rlim_t>(probe);
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
+  }
+  ~no_free_fds() { ::setrlimit(RLIMIT_NOFILE, &saved); }
+  no_free_fds(const no_free_fds&) = delete;
+  no_free_fds& operator=(const no_free_fds&) = delete;
+};
+
+}  // namespace
+
+TEST_CASE("spool store: a segment that cannot be opened (EMFILE) is an I/O error: nothing is consumed",
+          "[spool][store]") {
+  temp_dir d;
+  spool_store s(opts(d, 3 * rec_size));  // three records per segment
+  for (int i = 0; i < 9; ++i) REQUIRE(s.append(payload(i), 1).stored());
+  REQUIRE(segments(d).size() == 3);
+  // Read and ack the first segment, so that the next read must open the second one.
+  auto first = s.peek_upto(3);
+  REQUIRE(first.records.size() == 3);
+  REQUIRE_FALSE(s.ack_through(first.records.back().seq));
+  {
+    no_free_fds fault;
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      const auto p = s.peek_upto(3);
+      CHECK(p.records.empty());
+      CHECK(p.io_error == std::errc::too_many_files_open);
+    }
+  }
+  CHECK(s.read_errors() == 5);
+  CHECK(s.corrupt_on_read() == 0);
+  CHECK(s.quarantined_records() == 0);
+  CHECK(s.records() == 6);
+  CHECK(drain(s) == payloads(3, 9));  // every record behind the failed open is still there, in order
+}
+
+TEST_CASE("spool store: a segment that cannot be read at startup is moved to quarantine and the store opens",
+          "[spool][store]") {
+  temp_dir d;
+  {
+    spool_store s(opts(d, 3 * rec_size));
+    for (int i = 0; i < 6; ++i) REQUIRE(s.append(payload(i), 1).stored());
+  }
+  // A directory where a segment should be: open() works, read() fails with EISDIR, as an I/O error would.
+  const auto segs = segments(d);
+  REQUIRE(segs.size() == 2);
+  fs::remove(segs[0]);
+  fs::create_directory(segs[0]);
+  spool_store s(opts(d, 3 * rec_size));
+  REQUIRE(s.recovery().quarantined_unreadable.size() == 1);
+  CHECK(s.recovery().quarantined_unreadable[0].find("quarantine") != std::string::npos);
+  CHECK(drain(s) == payloads(3, 6));
+  CHECK(fs::is_directory(fs::path(s.quarantine_dir()) / segs[0].filename()));
+}
+
+TEST_CASE("spool store: records keep their format; release 0.1's segment (format 1) is read as it was written",
+          "[spool][store]") {
+  temp_dir d;
+  for (const auto& f : fs::directory_iterator(fs::path(AFORO_SOURCE_DIR) / "tests/fixtures/spool-v1")) {
+    if (f.path().extension() != ".md") fs::copy_file(f.path(), d.path / f.path().filename());
+  }
+  spool_store s(opts(d));
+  CHECK(s.recovery().records == 2);
+  CHECK(s.recovery().format1_records == 2);
+  CHECK(s.events() == 5);
+  REQUIRE(s.append("\x04\x22\x4d\x18-not-really-lz4", 7, core::spool_format::lz4).stored());
+  const auto all = s.peek_upto(100).records;
+  REQUIRE(all.size() == 3);
+  CHECK(all[0].format == core::spool_format::json);
+  CHECK(all[0].payload.find("fixture-v1-0") != std::string::npos);
+  CHECK(all[0].event_count == 3);
+  CHECK(all[1].event_count == 2);
+  CHECK(all[2].format == core::spool_format::lz4);
+  CHECK(all[2].event_count == 7);
+}
+
+TEST_CASE("spool store: take_unsynced hands over every file written since the last call, rotated ones too",
+          "[spool][store]") {
+  temp_dir d;
+  spool_store s(opts(d, 2 * rec_size));
+  CHECK_FALSE(s.has_unsynced());
+  for (int i = 0; i < 5; ++i) REQUIRE(s.append(payload(i), 1).stored());  // segments of 2, 2 and 1 records
+  REQUIRE(s.has_unsynced());
+  auto u = s.take_unsynced();
+  CHECK(u.files.size() == 3);
+  CHECK(u.dir >= 0);
+  CHECK_FALSE(spool_store::sync_files(u));
+  CHECK(u.files.empty());
+  CHECK_FALSE(s.has_unsynced());
+  REQUIRE(s.append(payload(5), 1).stored());
+  auto v = s.take_unsynced();
+  CHECK(v.files.size() == 1);  // the active segment only; no new segment, so no directory
+  CHECK(v.dir < 0);
+  CHECK_FALSE(spool_store::sync_files(v));
 }

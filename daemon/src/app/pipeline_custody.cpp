@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <ctime>
 
+#include "core/pipeline/batch_split.hpp"
+#include "io/lz4_frame.hpp"
 #include "util/log.hpp"
 
 namespace aforo::app {
@@ -38,6 +40,10 @@ std::string body_of(const std::vector<core::accepted_event>& events, std::size_t
 }
 
 constexpr auto drop_log_every = 10s;
+constexpr auto read_backoff_first = 10ms;
+constexpr auto read_backoff_max = 5s;
+/// A decompressed spool record is at most this (a record holds at most one request's events).
+constexpr std::size_t max_record_body = 256u << 20;
 
 }  // namespace
 
@@ -47,7 +53,8 @@ pipeline_custody::pipeline_custody(const config::sidecar_config& cfg, pipeline_m
       batch_events_(std::clamp<std::size_t>(cfg.batch.max_events, 1, 1000)),
       flush_interval_(cfg.batch.flush_interval),
       spool_(spool_options_of(cfg.buffer)),
-      dead_letter_(io::dead_letter_file::default_dir(cfg.buffer.spool_dir, cfg.buffer.dead_letter_dir)) {
+      dead_letter_(io::dead_letter_file::default_dir(cfg.buffer.spool_dir, cfg.buffer.dead_letter_dir),
+                   cfg.buffer.dead_letter_max_bytes) {
   if (memory_mode_) {
     core::batcher::options o;
     o.max_batch_events = batch_events_;
@@ -59,21 +66,42 @@ pipeline_custody::pipeline_custody(const config::sidecar_config& cfg, pipeline_m
   metrics_.corrupt_records.inc(r.corrupt_records);
   metrics_.torn_records.inc(r.torn_records);
   if (r.corrupt_records != 0 || r.torn_records != 0) {
-    util::log::warn("spool " + cfg.buffer.spool_dir + ": skipped " + std::to_string(r.corrupt_records) +
-                    " corrupt and " + std::to_string(r.torn_records) + " torn record(s) (" +
-                    std::to_string(r.skipped_bytes) + " bytes)");
+    (r.corrupt_records != 0 ? util::log::error : util::log::warn)(
+        "spool " + cfg.buffer.spool_dir + ": skipped " + std::to_string(r.corrupt_records) + " corrupt and " +
+        std::to_string(r.torn_records) + " torn record(s) (" + std::to_string(r.skipped_bytes) + " bytes)");
+  }
+  for (const auto& q : r.quarantined_copies) {
+    metrics_.quarantined_segments.inc();
+    util::log::error("spool: a segment with bad records was copied to " + q + " (its good records are delivered)");
+  }
+  for (const auto& q : r.quarantined_unreadable) {
+    metrics_.quarantined_segments.inc();
+    util::log::error("spool: a segment that cannot be read was moved to " + q +
+                     "; once the cause is fixed, move it back into " + cfg.buffer.spool_dir +
+                     " and restart to deliver its events");
   }
   if (r.cursor_reset) util::log::warn("spool " + cfg.buffer.spool_dir + ": cursor unreadable; reading from the oldest segment");
   if (!spool_.empty()) {
     util::log::info("spool " + cfg.buffer.spool_dir + ": recovered " + std::to_string(spool_.events()) + " events in " +
                     std::to_string(spool_.records()) + " records from " + std::to_string(r.segments) +
-                    " segment(s); delivering them first");
+                    " segment(s)" +
+                    (r.format1_records != 0 ? " (" + std::to_string(r.format1_records) + " in format 1)" : "") +
+                    "; delivering them first");
     pending_since_ = now - flush_interval_;  // due at once
+  }
+  if (cfg.buffer.when_full == config::when_full_policy::drop_oldest) {
+    util::log::warn("buffer.when_full is drop_oldest: a full spool deletes the oldest acknowledged events");
   }
 }
 
 io::spool_append_result pipeline_custody::store(std::string_view body, std::uint32_t events, clock::time_point now) {
-  auto r = spool_.append(body, events);
+  // Format 2: the body as one LZ4 frame (~5x smaller for event JSON); format 1 if that fails.
+  io::spool_append_result r;
+  if (io::lz4_compress_frame(body, wire_).ok) {
+    r = spool_.append(wire_, events, core::spool_format::lz4);
+  } else {
+    r = spool_.append(body, events, core::spool_format::json);
+  }
   note_drops(r, now);
   if (r.stored()) {
     if (!pending_since_) pending_since_ = now;
@@ -99,24 +127,27 @@ void pipeline_custody::note_drops(const io::spool_append_result& r, clock::time_
   metrics_.dropped("spool_full").inc(r.dropped_events);
   drops_unlogged_ += r.dropped_events;
   if (last_drop_log_ == clock::time_point{} || now - last_drop_log_ >= drop_log_every) {
-    util::log::warn("spool full (" + std::to_string(spool_.options().max_bytes) + " bytes): dropped the " +
-                    std::to_string(drops_unlogged_) + " oldest event(s) (when_full drop_oldest)");
+    util::log::error("spool full (" + std::to_string(spool_.options().max_bytes) + " bytes): dropped the " +
+                     std::to_string(drops_unlogged_) + " oldest acknowledged event(s) (when_full drop_oldest)");
     drops_unlogged_ = 0;
     last_drop_log_ = now;
   }
 }
 
-pipeline_custody::take_result pipeline_custody::take(const std::vector<core::accepted_event>& events,
-                                                     clock::time_point now) {
+pipeline_custody::take_outcome pipeline_custody::take(const std::vector<core::accepted_event>& events,
+                                                      clock::time_point now) {
+  take_outcome out;
   const std::size_t n = events.size();
-  if (n == 0) return take_result::taken;
+  if (n == 0) return out;
   std::size_t keep_in_memory = memory_mode_ ? std::min(memory_->room(), n) : 0;
   if (keep_in_memory < n) {
     // durability disk: the whole request; memory: what does not fit spills to disk.
     const auto r = store(body_of(events, keep_in_memory, n), static_cast<std::uint32_t>(n - keep_in_memory), now);
     if (!r.stored()) {
-      return r.result == io::spool_append_result::status::io_error ? take_result::error : take_result::full;
+      out.result = r.result == io::spool_append_result::status::io_error ? take_result::error : take_result::full;
+      return out;
     }
+    out.spooled = true;
     if (memory_mode_) {
       metrics_.spilled.inc(n - keep_in_memory);
       if (!spilling_) {
@@ -126,53 +157,109 @@ pipeline_custody::take_result pipeline_custody::take(const std::vector<core::acc
     }
   }
   for (std::size_t i = 0; i < keep_in_memory; ++i) memory_->push(std::string(events[i].json), now);
-  return take_result::taken;
+  return out;
+}
+
+void pipeline_custody::note_read_error(const std::error_code& ec, clock::time_point now) {
+  read_backoff_ = read_backoff_.count() == 0 ? std::chrono::milliseconds(read_backoff_first)
+                                             : std::min<std::chrono::milliseconds>(read_backoff_ * 2, read_backoff_max);
+  if (!read_retry_at_) {
+    util::log::error("spool read failed (" + ec.message() + "); nothing is lost: retrying with backoff up to " +
+                     std::to_string(std::chrono::duration_cast<std::chrono::seconds>(read_backoff_max).count()) + "s");
+  }
+  read_retry_at_ = now + read_backoff_;
+}
+
+std::optional<pipeline_batch> pipeline_custody::cut_from_spool(clock::time_point now) {
+  const std::size_t cap = request_events();
+  auto peek = spool_.peek_upto(cap);
+  count_spool_checks();
+  if (peek.records.empty()) {
+    if (peek.io_error) note_read_error(peek.io_error, now);
+    else pending_since_.reset();
+    return std::nullopt;
+  }
+  if (read_retry_at_) {
+    util::log::info("spool readable again");
+    read_retry_at_.reset();
+    read_backoff_ = {};
+  }
+  // Bodies as JSON: format 2 records are decompressed.
+  std::vector<std::string> bodies;
+  bodies.reserve(peek.records.size());
+  for (auto& rec : peek.records) {
+    if (rec.format == core::spool_format::lz4) {
+      std::string body;
+      if (!io::lz4_decompress_frame(rec.payload, body, max_record_body).ok) {
+        if (bodies.empty()) {
+          // Passed its CRC yet does not decompress: kept for an operator, never resent.
+          pipeline_batch bad;
+          bad.from_spool = true;
+          bad.body = std::move(rec.payload);
+          bad.events = rec.event_count;
+          bad.last_seq = rec.seq;
+          util::log::error("spool: a record of " + std::to_string(rec.event_count) +
+                           " events does not decompress; written to " + dead_letter_.path());
+          if (dead_letter(bad, 0, "spool record does not decompress", "undecodable")) return cut_from_spool(now);
+          return std::nullopt;
+        }
+        break;
+      }
+      bodies.push_back(std::move(body));
+    } else {
+      bodies.push_back(std::move(rec.payload));
+    }
+  }
+  const auto& first = peek.records.front();
+  const std::uint32_t skip = head_slice_seq_ == first.seq ? head_slice_done_ : 0;
+  pipeline_batch b;
+  b.from_spool = true;
+  if (skip != 0 || first.event_count > cap) {
+    // A record larger than a batch goes in slices; the record is acked with its last slice.
+    if (auto events = core::split_batch_body(bodies.front()); events && events->size() == first.event_count) {
+      const std::size_t end = std::min<std::size_t>(skip + cap, events->size());
+      b.body = core::join_events(*events, skip, end);
+      b.events = static_cast<std::uint32_t>(end - skip);
+      b.last_seq = first.seq;
+      b.slice_end = static_cast<std::uint32_t>(end);
+      b.slice_is_last = end == events->size();
+      if (b.slice_is_last && spool_.events() == first.event_count) pending_since_.reset();
+      return b;
+    }
+    // Not a body this pipeline wrote: sent as it is.
+  }
+  if (bodies.size() == 1) {
+    b.body = std::move(bodies.front());
+    b.events = first.event_count;
+    b.last_seq = first.seq;
+  } else {
+    core::batch_body_builder builder;
+    for (std::size_t i = 0; i < bodies.size(); ++i) {
+      if (!builder.add_body(bodies[i], peek.records[i].event_count)) break;  // another shape: sent on its own next
+      b.last_seq = peek.records[i].seq;
+    }
+    if (builder.events() == 0) {
+      b.body = std::move(bodies.front());
+      b.events = first.event_count;
+      b.last_seq = first.seq;
+    } else {
+      b.events = builder.events();
+      b.body = builder.finish();
+    }
+  }
+  if (spool_.events() == b.events) pending_since_.reset();
+  return b;
 }
 
 std::optional<pipeline_batch> pipeline_custody::next_due(clock::time_point now, bool force) {
-  if (!spool_.empty()) {
+  if (!spool_.empty() && !(read_retry_at_ && now < *read_retry_at_ && !force)) {
     // In memory mode the spool only holds a backlog (spilled or undeliverable): always due.
     if (force || spool_due(now)) {
-      auto records = spool_.peek_upto(batch_events_);
-      count_corrupt_reads();
-      if (records.size() == 1) {
-        // One record is a whole body already (what the builder would rebuild byte for byte, or a
-        // record of another shape, sent as it is): no copy.
-        pipeline_batch b;
-        b.from_spool = true;
-        b.body = std::move(records.front().payload);
-        b.events = records.front().event_count;
-        b.last_seq = records.front().seq;
-        if (spool_.events() == b.events) pending_since_.reset();
-        return b;
-      }
-      if (!records.empty()) {
-        pipeline_batch b;
-        b.from_spool = true;
-        core::batch_body_builder builder;
-        for (const auto& rec : records) {
-          if (builder.add_body(rec.payload, rec.event_count)) {
-            b.last_seq = rec.seq;
-          } else {
-            break;  // not a body this pipeline wrote; sent on its own next time
-          }
-        }
-        if (builder.events() == 0) {
-          // A lone record of another shape: send it as it is.
-          b.body = std::move(records.front().payload);
-          b.events = records.front().event_count;
-          b.last_seq = records.front().seq;
-        } else {
-          b.events = builder.events();
-          b.body = builder.finish();
-        }
-        if (spool_.events() == b.events) pending_since_.reset();
-        return b;
-      }
-      pending_since_.reset();
+      if (auto b = cut_from_spool(now)) return b;
+      if (!spool_.empty()) return std::nullopt;  // unreadable for now: memory waits behind it (FIFO)
     }
   }
-  if (memory_) {
+  if (memory_ && spool_.empty()) {
     auto cut = force ? memory_->take_any() : memory_->take_ready(now);
     if (cut) {
       pipeline_batch b;
@@ -187,6 +274,7 @@ std::optional<pipeline_batch> pipeline_custody::next_due(clock::time_point now, 
 std::optional<pipeline_custody::clock::time_point> pipeline_custody::next_deadline() const {
   std::optional<clock::time_point> at;
   if (!spool_.empty()) {
+    if (read_retry_at_) return *read_retry_at_;
     if (spool_due(clock::time_point::min())) return clock::time_point::min();
     at = *pending_since_ + flush_interval_;
   }
@@ -198,7 +286,16 @@ std::optional<pipeline_custody::clock::time_point> pipeline_custody::next_deadli
 
 void pipeline_custody::delivered(const pipeline_batch& b) {
   if (!b.from_spool) return;
-  if (auto ec = spool_.ack_through(b.last_seq)) util::log::error("spool ack failed: " + ec.message());
+  std::error_code ec;
+  if (b.slice_end != 0 && !b.slice_is_last) {
+    head_slice_seq_ = b.last_seq;
+    head_slice_done_ = b.slice_end;
+    if (b.last_seq > 1) ec = spool_.ack_through(b.last_seq - 1);
+  } else {
+    if (head_slice_seq_ == b.last_seq) head_slice_seq_ = head_slice_done_ = 0;
+    ec = spool_.ack_through(b.last_seq);
+  }
+  if (ec) util::log::error("spool ack failed: " + ec.message());
   if (spool_.empty()) {
     spilling_ = false;
     pending_since_.reset();
@@ -208,7 +305,7 @@ void pipeline_custody::delivered(const pipeline_batch& b) {
 bool pipeline_custody::spool_due(clock::time_point now) const {
   // In memory mode the spool only holds a backlog (spilled or undeliverable): always due. Records
   // not counted by pending_since_ (a batch that failed and went back) are due as well.
-  return memory_mode_ || spool_.events() >= batch_events_ || !pending_since_ ||
+  return memory_mode_ || spool_.events() >= request_events() || !pending_since_ ||
          now >= *pending_since_ + flush_interval_;
 }
 
@@ -222,33 +319,72 @@ bool pipeline_custody::keep(const pipeline_batch& b) {
   return r.stored();
 }
 
-void pipeline_custody::dead_letter(const pipeline_batch& b, int status, std::string_view response) {
-  if (auto ec = dead_letter_.append(b.body, b.events, status, utc_now(), response)) {
-    metrics_.dropped("dead_letter_error").inc(b.events);
+bool pipeline_custody::dead_letter(const pipeline_batch& b, int status, std::string_view response,
+                                   std::string_view reason) {
+  const std::string now = utc_now();
+  if (auto ec = dead_letter_.append(b.body, b.events, status, now, response, reason)) {
+    metrics_.dead_letter_errors.inc();
     util::log::error("dead-letter file " + dead_letter_.path() + " cannot be written (" + ec.message() + "): " +
-                     std::to_string(b.events) + " refused events are lost");
-  } else {
-    metrics_.dead_lettered.inc(b.events);
+                     std::to_string(b.events) + " refused events stay in the spool and are retried later");
+    return false;
   }
+  note_dead_letter_rotation();
+  metrics_.dead_lettered(std::string(reason)).inc(b.events);
   delivered(b);  // never resent
+  return true;
 }
 
-std::size_t pipeline_custody::persist_memory() {
-  std::size_t moved = 0;
+bool pipeline_custody::dead_letter_events(const std::vector<io::dead_letter_entry>& entries, std::string_view reason) {
+  if (entries.empty()) return true;
+  if (auto ec = dead_letter_.append(entries)) {
+    metrics_.dead_letter_errors.inc();
+    util::log::error("dead-letter file " + dead_letter_.path() + " cannot be written (" + ec.message() + "): " +
+                     std::to_string(entries.size()) + " event(s) ingest refused stay in the spool and are retried later");
+    return false;
+  }
+  note_dead_letter_rotation();
+  std::uint64_t n = 0;
+  for (const auto& e : entries) n += e.events;
+  metrics_.dead_lettered(std::string(reason)).inc(n);
+  return true;
+}
+
+void pipeline_custody::note_dead_letter_rotation() {
+  const auto deleted = dead_letter_.deleted_events();
+  if (deleted > dl_deleted_seen_) {
+    metrics_.dropped("dead_letter_rotated").inc(deleted - dl_deleted_seen_);
+    util::log::error("dead-letter files passed buffer.dead_letter_max_bytes: the oldest rotation was deleted (" +
+                     std::to_string(deleted - dl_deleted_seen_) + " events); replay or archive them sooner");
+    dl_deleted_seen_ = deleted;
+  }
+}
+
+void pipeline_custody::limit_request_events(std::uint32_t events) {
+  const std::size_t half = std::max<std::size_t>(1, events / 2);
+  if (half < learned_cap_) {
+    learned_cap_ = half;
+    util::log::warn("ingest refused a request of " + std::to_string(events) + " events as too large (413): requests now carry at most " +
+                    std::to_string(half) + " (until a restart or SIGHUP)");
+  }
+}
+
+pipeline_custody::persist_result pipeline_custody::persist_memory() {
+  persist_result res;
   if (memory_) {
     while (auto cut = memory_->take_any()) {
       const auto n = static_cast<std::uint32_t>(cut->events.size());
       const auto r = store(cut->body(), n, clock::now());
       if (r.stored()) {
-        moved += n;
+        res.moved += n;
       } else {
+        res.lost += n;
         metrics_.dropped("shutdown_spool_full").inc(n);
         util::log::error("shutdown: " + std::to_string(n) + " buffered events could not be written to the spool");
       }
     }
   }
   sync();
-  return moved;
+  return res;
 }
 
 void pipeline_custody::sync() {
@@ -257,16 +393,24 @@ void pipeline_custody::sync() {
 
 void pipeline_custody::reload(const config::sidecar_config& cfg) {
   batch_events_ = std::clamp<std::size_t>(cfg.batch.max_events, 1, 1000);
+  learned_cap_ = 1000;
   flush_interval_ = cfg.batch.flush_interval;
 }
 
-void pipeline_custody::count_corrupt_reads() {
-  const auto now_seen = spool_.corrupt_on_read();
-  if (now_seen > corrupt_reads_seen_) {
-    metrics_.corrupt_events.inc(now_seen - corrupt_reads_seen_);
-    util::log::warn("spool: " + std::to_string(now_seen - corrupt_reads_seen_) +
-                    " record(s) failed their check when read back and were skipped");
-    corrupt_reads_seen_ = now_seen;
+void pipeline_custody::count_spool_checks() {
+  if (const auto n = spool_.corrupt_on_read(); n > corrupt_reads_seen_) {
+    metrics_.corrupt_events.inc(n - corrupt_reads_seen_);
+    corrupt_reads_seen_ = n;
+  }
+  if (const auto n = spool_.quarantined_records(); n > quarantined_seen_) {
+    metrics_.quarantined_records.inc(n - quarantined_seen_);
+    util::log::error("spool: " + std::to_string(n - quarantined_seen_) +
+                     " record(s) failed their check when read back; their bytes are in " + spool_.quarantine_dir());
+    quarantined_seen_ = n;
+  }
+  if (const auto n = spool_.read_errors(); n > read_errors_seen_) {
+    metrics_.spool_read_errors.inc(n - read_errors_seen_);
+    read_errors_seen_ = n;
   }
 }
 

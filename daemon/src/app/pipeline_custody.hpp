@@ -1,5 +1,6 @@
 // Where accepted usage events live until Aforo has them: the memory buffer (durability memory) and
-// the FIFO disk spool, with the when_full policy, spilling, and the dead-letter file (contracts §4).
+// the FIFO disk spool (LZ4-compressed records), with the when_full policy, spilling, read-error
+// backoff and the dead-letter file (contracts §4).
 #pragma once
 
 #include <chrono>
@@ -19,13 +20,18 @@
 
 namespace aforo::app {
 
-/// A batch on its way to ingest: a `{"events":[...]}` body, from the spool (acked by sequence
-/// number once delivered) or cut from the memory buffer (owned only by the deliverer until then).
+/// A batch on its way to ingest: a `{"events":[...]}` body of at most batch.max_events events, from
+/// the spool (acked by sequence number once delivered) or cut from the memory buffer (owned only by
+/// the deliverer until then).
 struct pipeline_batch {
   std::string body;
   std::uint32_t events = 0;
   bool from_spool = false;
-  std::uint64_t last_seq = 0;   ///< from_spool: the last spool record in the body
+  std::uint64_t last_seq = 0;   ///< from_spool: the last spool record the body reaches into
+  /// from_spool, a record larger than a batch is sent in slices: the slice ends after this many of
+  /// last_seq's events. 0 when the body holds whole records.
+  std::uint32_t slice_end = 0;
+  bool slice_is_last = true;    ///< the slice reaches the record's end (acking it consumes the record)
 };
 
 /// durability disk: every accepted request becomes one spool record before the 202; batches are
@@ -33,6 +39,7 @@ struct pipeline_batch {
 /// durability memory (the seed's chain): events go to the memory buffer (buffer.max_events); what
 /// does not fit spills to the spool as one record per request. Batches come from the spool first
 /// (FIFO), then from memory. A memory batch that cannot be delivered now is moved to the spool.
+/// No batch carries more than batch.max_events (or the smaller limit ingest showed with a 413).
 /// Threading: io thread only.
 class pipeline_custody {
  public:
@@ -43,11 +50,16 @@ class pipeline_custody {
   pipeline_custody(const config::sidecar_config& cfg, pipeline_metrics& metrics, clock::time_point now);
 
   enum class take_result { taken, full, error };
+  struct take_outcome {
+    take_result result = take_result::taken;
+    bool spooled = false;  ///< some of the events went to the spool file (they await its sync)
+  };
   /// Takes custody of `events` (all or none; their JSON is copied). `full`: the spool is full and
   /// when_full is reject; `error`: the spool could not be written (nothing taken either way).
-  take_result take(const std::vector<core::accepted_event>& events, clock::time_point now);
+  take_outcome take(const std::vector<core::accepted_event>& events, clock::time_point now);
 
-  /// The next batch that is due at `now` (or any batch at all with `force`), spool first.
+  /// The next batch that is due at `now` (or any batch at all with `force`), spool first. Nothing
+  /// while a spool read error is being backed off (next_deadline says when to ask again).
   std::optional<pipeline_batch> next_due(clock::time_point now, bool force = false);
   /// When a batch will be due if nothing else arrives; nothing when custody is empty.
   [[nodiscard]] std::optional<clock::time_point> next_deadline() const;
@@ -58,13 +70,28 @@ class pipeline_custody {
   /// refuses it (full with when_full reject, or a write error): the caller keeps holding it.
   /// Spool batches are already kept: true.
   bool keep(const pipeline_batch& b);
-  /// Poison batch: appended to the dead-letter file, then acked if it came from the spool.
-  void dead_letter(const pipeline_batch& b, int status, std::string_view response);
+  /// Poison batch: appended to the dead-letter file (fdatasynced), then acked if it came from the
+  /// spool. false when the dead-letter file cannot be written: nothing is acked, the caller keeps
+  /// the batch and tries again later.
+  [[nodiscard]] bool dead_letter(const pipeline_batch& b, int status, std::string_view response,
+                                 std::string_view reason);
+  /// Entries for events ingest refused one by one (the batch itself is acked by delivered()).
+  /// false when they could not be written: the caller must not ack the batch.
+  [[nodiscard]] bool dead_letter_events(const std::vector<io::dead_letter_entry>& entries, std::string_view reason);
+  /// Ingest answered 413 for a request of `events` events: later batches carry at most half.
+  void limit_request_events(std::uint32_t events);
+  [[nodiscard]] std::size_t request_events() const noexcept { return std::min(batch_events_, learned_cap_); }
 
-  /// SIGTERM: moves every event of the memory buffer to the spool and syncs it. Returns the number
-  /// of events moved.
-  std::size_t persist_memory();
+  /// SIGTERM: moves every event of the memory buffer to the spool and syncs it.
+  struct persist_result {
+    std::size_t moved = 0;  ///< events written to the spool
+    std::size_t lost = 0;   ///< events that could not be (spool full or unwritable)
+  };
+  persist_result persist_memory();
   void sync();
+  /// The spool's appends not yet on stable storage (group commit, see spool_commit.hpp).
+  io::spool_unsynced take_unsynced() { return spool_.take_unsynced(); }
+  [[nodiscard]] bool has_unsynced() const noexcept { return spool_.has_unsynced(); }
 
   /// Batch size and flush interval apply live.
   void reload(const config::sidecar_config& cfg);
@@ -73,23 +100,36 @@ class pipeline_custody {
   [[nodiscard]] std::size_t memory_events() const noexcept { return memory_ ? memory_->size() : 0; }
   [[nodiscard]] std::uint64_t spool_events() const noexcept { return spool_.events(); }
   [[nodiscard]] std::uint64_t spool_bytes() const noexcept { return spool_.bytes(); }
+  [[nodiscard]] std::uint64_t dead_letter_bytes() const noexcept { return dead_letter_.bytes(); }
   [[nodiscard]] const std::string& dead_letter_path() const noexcept { return dead_letter_.path(); }
 
  private:
   io::spool_append_result store(std::string_view body, std::uint32_t events, clock::time_point now);
   [[nodiscard]] bool spool_due(clock::time_point now) const;
+  std::optional<pipeline_batch> cut_from_spool(clock::time_point now);
   void note_drops(const io::spool_append_result& r, clock::time_point now);
-  void count_corrupt_reads();
+  void note_read_error(const std::error_code& ec, clock::time_point now);
+  void count_spool_checks();
+  void note_dead_letter_rotation();
 
   pipeline_metrics& metrics_;
   bool memory_mode_;
   std::size_t batch_events_;
+  std::size_t learned_cap_ = 1000;             // halved by each 413
   std::chrono::milliseconds flush_interval_;
   io::spool_store spool_;
   io::dead_letter_file dead_letter_;
   std::unique_ptr<core::batcher> memory_;      // durability memory only
   std::optional<clock::time_point> pending_since_;  // first spool record not yet cut into a batch
+  std::uint64_t head_slice_seq_ = 0;           // the head record sent in slices, and how far
+  std::uint32_t head_slice_done_ = 0;
+  std::optional<clock::time_point> read_retry_at_;  // a spool read failed: not before this
+  std::chrono::milliseconds read_backoff_{0};
   std::uint64_t corrupt_reads_seen_ = 0;
+  std::uint64_t quarantined_seen_ = 0;
+  std::uint64_t read_errors_seen_ = 0;
+  std::uint64_t dl_deleted_seen_ = 0;
+  std::string wire_;                           // reused compression buffer
   bool spilling_ = false;                      // logged "spilling to disk" since the spool was last empty
   bool rejecting_ = false;                     // logged the reject state
   std::uint64_t drops_unlogged_ = 0;

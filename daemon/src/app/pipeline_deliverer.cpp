@@ -4,6 +4,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
+#include "core/pipeline/batch_split.hpp"
 #include "util/log.hpp"
 
 namespace aforo::app {
@@ -79,6 +80,7 @@ void pipeline_deliverer::pump() {
   }
   if (!current_) {
     current_ = custody_.next_due(now);
+    parts_.clear();
     attempt_ = 0;
   }
   if (current_) {
@@ -94,10 +96,18 @@ void pipeline_deliverer::send_current() {
   in_flight_ = true;
   if (attempt_ > 0) metrics_.retries.inc();
   ++attempt_;
-  sender_.send(current_->body, [this, alive = std::weak_ptr<bool>(alive_)](send_report rep) {
+  sender_.send(sending_body(), [this, alive = std::weak_ptr<bool>(alive_)](send_report rep) {
     if (alive.expired()) return;
     on_report(std::move(rep));
   });
+}
+
+const std::string& pipeline_deliverer::sending_body() const {
+  return parts_.empty() ? current_->body : parts_.front().body;
+}
+
+std::uint32_t pipeline_deliverer::sending_events() const {
+  return parts_.empty() ? current_->events : parts_.front().events;
 }
 
 void pipeline_deliverer::on_report(send_report rep) {
@@ -108,24 +118,69 @@ void pipeline_deliverer::on_report(send_report rep) {
   const auto d = core::decide_delivery(rep.outcome, attempt_, retry_, unit(rng_), now);
   if (d.action == core::delivery_action::done) {
     on_delivered(rep);
+  } else if (d.action == core::delivery_action::split) {
+    on_too_large(rep);
   } else {
     on_failure(rep, d);
   }
   pump();
 }
 
+void pipeline_deliverer::part_done() {
+  attempt_ = 0;
+  if (!parts_.empty()) parts_.pop_front();
+  if (!parts_.empty()) return;  // the next part goes out at once
+  custody_.delivered(*current_);
+  current_.reset();
+}
+
+void pipeline_deliverer::hold(clock::time_point at) {
+  // The parts already delivered are sent again with the rest: Aforo deduplicates them by key.
+  parts_.clear();
+  if (custody_.keep(*current_)) current_.reset();
+  attempt_ = 0;
+  not_before_ = at;
+}
+
+bool pipeline_deliverer::keep_refused(const send_report& rep) {
+  const auto events = sending_events();
+  const auto refused = core::refused_in(*rep.ack, events);
+  if (refused.events.empty() && refused.unidentified == 0) return true;
+  const int status = rep.outcome.status;
+  const std::string_view now;  // the dead-letter file stamps the time
+  const auto split = core::split_batch_body(sending_body());
+  std::vector<std::string> bodies;
+  std::vector<io::dead_letter_entry> entries;
+  if (refused.unidentified != 0 || !split || split->size() != events) {
+    // Failures without an index (or a body of another shape): the whole request, with ingest's answer.
+    entries.push_back({sending_body(), events, status, "event_failed", now, rep.response_body});
+  } else {
+    bodies.reserve(refused.events.size());
+    for (const auto& r : refused.events) bodies.push_back(core::join_events(*split, r.index, r.index + 1));
+    for (std::size_t i = 0; i < refused.events.size(); ++i) {
+      const auto& r = refused.events[i];
+      entries.push_back({bodies[i], 1, status, r.listed ? "event_failed" : "success_false", now, r.message});
+    }
+  }
+  return custody_.dead_letter_events(entries, refused.unidentified == 0 && !rep.ack->success ? "success_false"
+                                                                                               : "event_failed");
+}
+
 void pipeline_deliverer::on_delivered(const send_report& rep) {
-  const auto events = current_->events;
+  const auto events = sending_events();
   std::uint64_t failed = 0;
   if (rep.ack) {
-    failed = std::min<std::uint64_t>(rep.ack->failed, events);
+    if (!keep_refused(rep)) {
+      hold(clock::now() + (retry_.backoff.empty() ? std::chrono::milliseconds(1000) : retry_.backoff.front()));
+      return;
+    }
+    failed = std::min<std::uint64_t>(rep.ack->success ? rep.ack->failed : events - rep.ack->accepted, events);
     metrics_.duplicates.inc(rep.ack->duplicates);
     if (failed != 0) log_event_failures(*rep.ack, events);
   }
   metrics_.delivered.inc(events - failed);
   metrics_.ingest_failed.inc(failed);
-  custody_.delivered(*current_);
-  current_.reset();
+  part_done();
   status_.accepted(rep.host);
   if (failing_) {
     failing_ = false;
@@ -134,13 +189,59 @@ void pipeline_deliverer::on_delivered(const send_report& rep) {
   }
 }
 
+void pipeline_deliverer::on_too_large(const send_report& rep) {
+  const auto events = sending_events();
+  auto split = core::split_batch_body(sending_body());
+  if (events <= 1 || !split || split->size() <= 1) {
+    // One event ingest will not take: poison.
+    util::log::error("ingest refused a single event as too large (413); written to " + custody_.dead_letter_path());
+    if (parts_.empty()) {
+      if (custody_.dead_letter(*current_, 413, rep.response_body, "too_large")) {
+        current_.reset();
+        attempt_ = 0;
+      } else {
+        hold(clock::now() + std::chrono::seconds(1));
+      }
+      return;
+    }
+    if (!custody_.dead_letter_events({{sending_body(), events, 413, "too_large", "", rep.response_body}}, "too_large")) {
+      hold(clock::now() + std::chrono::seconds(1));
+      return;
+    }
+    part_done();
+    return;
+  }
+  metrics_.ingest_splits.inc();
+  custody_.limit_request_events(events);
+  const std::size_t half = split->size() / 2;
+  part first{core::join_events(*split, 0, half), static_cast<std::uint32_t>(half)};
+  part second{core::join_events(*split, half, split->size()), static_cast<std::uint32_t>(split->size() - half)};
+  if (!parts_.empty()) parts_.pop_front();
+  parts_.push_front(std::move(second));
+  parts_.push_front(std::move(first));
+  attempt_ = 0;
+}
+
 void pipeline_deliverer::on_failure(const send_report& rep, const core::retry_decision& d) {
   const int status = rep.outcome.what == core::delivery_outcome::kind::http_status ? rep.outcome.status : 0;
   if (d.action == core::delivery_action::dead_letter) {
-    util::log::error("ingest refused a batch of " + std::to_string(current_->events) + " events with " +
+    util::log::error("ingest refused a batch of " + std::to_string(sending_events()) + " events with " +
                      std::to_string(status) + "; written to " + custody_.dead_letter_path() + ", not retried");
-    custody_.dead_letter(*current_, status, rep.response_body);
-    current_.reset();
+    if (parts_.empty()) {
+      if (custody_.dead_letter(*current_, status, rep.response_body, "rejected_batch")) {
+        current_.reset();
+        attempt_ = 0;
+      } else {
+        hold(d.at + (retry_.backoff.empty() ? std::chrono::milliseconds(1000) : retry_.backoff.front()));
+      }
+      return;
+    }
+    if (!custody_.dead_letter_events({{sending_body(), sending_events(), status, "rejected_batch", "", rep.response_body}},
+                                     "rejected_batch")) {
+      hold(d.at + (retry_.backoff.empty() ? std::chrono::milliseconds(1000) : retry_.backoff.front()));
+      return;
+    }
+    part_done();
     return;
   }
 
@@ -168,8 +269,7 @@ void pipeline_deliverer::on_failure(const send_report& rep, const core::retry_de
   if (d.action == core::delivery_action::retry) return;  // the same batch again at d.at
   // Retries exhausted, or unauthorized: the events wait in the spool; the next attempt at d.at
   // starts from the spool's head with a fresh retry count.
-  if (custody_.keep(*current_)) current_.reset();
-  attempt_ = 0;
+  hold(d.at);
 }
 
 void pipeline_deliverer::log_event_failures(const core::ingest_ack& ack, std::uint32_t events) {
@@ -191,6 +291,7 @@ void pipeline_deliverer::stop() {
   stopping_ = true;
   timer_.cancel();
   if (in_flight_) sender_.shutdown();
+  parts_.clear();
   if (current_ && !custody_.keep(*current_)) {
     metrics_.dropped("shutdown_spool_full").inc(current_->events);
     util::log::error("shutdown: " + std::to_string(current_->events) +

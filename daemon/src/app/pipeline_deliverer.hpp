@@ -1,10 +1,12 @@
 // The delivery loop of the usage pipeline: cuts due batches (spool first, then memory), sends one at
 // a time, and applies core::decide_delivery: retry with backoff, keep in the spool, dead-letter,
-// re-probe after 401/403. Logs the state-change lines of contracts §8 once per change.
+// split in halves after 413, re-probe after 401/403. Events ingest refuses one by one go to the
+// dead-letter file before the batch is acked. Logs the state-change lines of contracts §8 once per change.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <random>
@@ -46,7 +48,17 @@ class pipeline_deliverer {
   void pump();
   void send_current();
   void on_report(send_report rep);
+  /// What the request in flight carries: the whole batch, or the front part after 413 splits.
+  [[nodiscard]] const std::string& sending_body() const;
+  [[nodiscard]] std::uint32_t sending_events() const;
   void on_delivered(const send_report& rep);
+  /// Writes the events the envelope refused to the dead-letter file; false when that failed.
+  bool keep_refused(const send_report& rep);
+  void on_too_large(const send_report& rep);
+  /// The part (or the batch) in flight is done: on to the next part, or the batch is delivered.
+  void part_done();
+  /// The batch cannot go on now (a dead-letter write failed): back to the spool, retried at `at`.
+  void hold(clock::time_point at);
   void on_failure(const send_report& rep, const core::retry_decision& d);
   void arm(clock::time_point at);
   void log_event_failures(const core::ingest_ack& ack, std::uint32_t events);
@@ -60,6 +72,11 @@ class pipeline_deliverer {
   boost::asio::steady_timer timer_;
   std::optional<clock::time_point> armed_for_;
   std::optional<pipeline_batch> current_;   // the batch being sent or waiting for its retry
+  struct part {
+    std::string body;
+    std::uint32_t events = 0;
+  };
+  std::deque<part> parts_;                  // after a 413: what of current_ is left to send, in order
   std::uint32_t attempt_ = 0;               // sends of current_ so far
   bool in_flight_ = false;
   bool stopping_ = false;

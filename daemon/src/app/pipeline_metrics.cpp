@@ -12,6 +12,9 @@ constexpr const char* rejected_help =
     "Usage events refused by POST /v1/ingest/batch and /v1/ingest, by reason (invalid, spool_full, spool_error).";
 constexpr const char* refused_help = "Usage requests refused whole (nothing taken), by reason.";
 constexpr const char* spool_skipped_help = "Spool records skipped because they failed their check, by kind.";
+constexpr const char* quarantine_help =
+    "Spool data set aside in {spool_dir}/quarantine: records that failed their check on read, segments with "
+    "corrupt or unreadable bytes at startup.";
 
 }  // namespace
 
@@ -28,8 +31,18 @@ pipeline_metrics::pipeline_metrics()
       ingest_failed(c("aforo_sidecar_events_ingest_failed_total",
                       "Events Aforo refused one by one inside a 2xx answer (logged, not retried).")),
       retries(c("aforo_sidecar_delivery_retries_total", "Batch resends after a transient ingest failure.")),
-      dead_lettered(c("aforo_sidecar_events_dead_lettered_total",
-                      "Events of poison batches (400/413/422) written to the dead-letter file.")),
+      dead_letter_errors(c("aforo_sidecar_dead_letter_write_errors_total",
+                           "Dead-letter writes that failed; the events stay in the spool and are retried.")),
+      spool_read_errors(c("aforo_sidecar_spool_read_errors_total",
+                          "Spool reads that failed for an I/O reason (EMFILE, EIO...); retried with backoff, nothing "
+                          "consumed.")),
+      quarantined_records(c("aforo_sidecar_spool_quarantined_total", quarantine_help, R"(kind="record")")),
+      quarantined_segments(c("aforo_sidecar_spool_quarantined_total", quarantine_help, R"(kind="segment")")),
+      ingest_splits(c("aforo_sidecar_ingest_splits_total",
+                      "Ingest requests answered 413 and split in halves (down to one event).")),
+      spool_syncs(c("aforo_sidecar_spool_syncs_total", "Group commits: fdatasync of the spool's new appends.")),
+      spool_sync_errors(c("aforo_sidecar_spool_sync_errors_total",
+                          "Group commits that failed (write-back errors); the batches concerned were answered 503.")),
       raw_bytes(c("aforo_sidecar_batch_bytes_raw_total", "Ingest batch body bytes before compression.")),
       wire_bytes(c("aforo_sidecar_batch_bytes_compressed_total", "Ingest batch body bytes as sent on the wire.")),
       spilled(c("aforo_sidecar_events_spilled_total", "Events moved from the memory buffer to the disk spool.")),
@@ -39,7 +52,18 @@ pipeline_metrics::pipeline_metrics()
       io_thread_work(c("aforo_sidecar_ingest_thread_bypassed_total",
                        "Ingest requests parsed and batches compressed on the io thread because the ingest thread "
                        "was behind (CPU contention; server.ingest_thread_nice).")) {
-  for (const char* r : {"spool_full", "dead_letter_error", "shutdown_spool_full"}) dropped(r);
+  for (const char* r : {"spool_full", "dead_letter_rotated", "shutdown_spool_full"}) dropped(r);
+  for (const char* r : {"rejected_batch", "too_large", "event_failed", "success_false", "undecodable"}) dead_lettered(r);
+}
+
+util::counter_metric& pipeline_metrics::dead_lettered(const std::string& reason) {
+  auto it = dead_lettered_.find(reason);
+  if (it != dead_lettered_.end()) return *it->second;
+  auto& m = c("aforo_sidecar_events_dead_lettered_total",
+              "Events ingest refused for good, written to the dead-letter file, by reason.",
+              "reason=\"" + util::escape_label(reason) + "\"");
+  dead_lettered_.emplace(reason, &m);
+  return m;
 }
 
 util::counter_metric& pipeline_metrics::ingest_request(const std::string& status) {
@@ -55,7 +79,8 @@ util::counter_metric& pipeline_metrics::dropped(const std::string& reason) {
   auto it = dropped_.find(reason);
   if (it != dropped_.end()) return *it->second;
   auto& m = c("aforo_sidecar_events_dropped_total",
-              "Accepted events dropped under a configured policy (spool_full: when_full drop_oldest), by reason.",
+              "Accepted events dropped: spool_full (when_full drop_oldest), dead_letter_rotated (past "
+              "buffer.dead_letter_max_bytes), shutdown_spool_full, by reason.",
               "reason=\"" + util::escape_label(reason) + "\"");
   dropped_.emplace(reason, &m);
   return m;

@@ -25,7 +25,13 @@ struct pipeline_metrics {
   util::counter_metric& duplicates;        ///< of those, reported as duplicates by Aforo
   util::counter_metric& ingest_failed;     ///< per-event failures in Aforo's 2xx answers (not retried)
   util::counter_metric& retries;           ///< resends of a batch after a transient failure
-  util::counter_metric& dead_lettered;     ///< events of poison batches written to the dead-letter file
+  util::counter_metric& dead_letter_errors;///< dead-letter writes that failed (the events stay in the spool)
+  util::counter_metric& spool_read_errors; ///< spool reads that failed for an I/O reason (retried, nothing lost)
+  util::counter_metric& quarantined_records; ///< spool records that failed their check on read, copied to quarantine/
+  util::counter_metric& quarantined_segments; ///< spool segments copied or moved to quarantine/ at startup
+  util::counter_metric& ingest_splits;     ///< ingest requests answered 413 and split in halves
+  util::counter_metric& spool_syncs;       ///< group commits (fdatasync of the spool)
+  util::counter_metric& spool_sync_errors; ///< group commits that failed (the batches concerned got 503)
   util::counter_metric& raw_bytes;         ///< batch bodies before compression
   util::counter_metric& wire_bytes;        ///< batch bodies as sent (after compression)
   util::counter_metric& spilled;           ///< events moved from memory to the disk spool
@@ -36,13 +42,17 @@ struct pipeline_metrics {
 
   /// aforo_sidecar_ingest_requests_total{status="202"|"503"|"network_error"|"timeout"}.
   util::counter_metric& ingest_request(const std::string& status);
-  /// aforo_sidecar_events_dropped_total{reason=...}: spool_full (drop_oldest), dead_letter_error,
+  /// aforo_sidecar_events_dropped_total{reason=...}: spool_full (drop_oldest), dead_letter_rotated,
   /// shutdown_spool_full.
   util::counter_metric& dropped(const std::string& reason);
+  /// aforo_sidecar_events_dead_lettered_total{reason=...}: rejected_batch, too_large, event_failed,
+  /// success_false, undecodable.
+  util::counter_metric& dead_lettered(const std::string& reason);
 
  private:
   std::map<std::string, util::counter_metric*> by_status_;
   std::map<std::string, util::counter_metric*> dropped_;
+  std::map<std::string, util::counter_metric*> dead_lettered_;
 };
 
 }  // namespace aforo::app

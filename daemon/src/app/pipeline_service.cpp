@@ -8,6 +8,7 @@
 #include "app/pipeline_deliverer.hpp"
 #include "app/pipeline_metrics.hpp"
 #include "app/pipeline_sender.hpp"
+#include "app/spool_commit.hpp"
 #include "core/pipeline/event_validation.hpp"
 #include "util/log.hpp"
 
@@ -21,7 +22,8 @@ pipeline_service::pipeline_service(context& ctx, ingest_status& status)
       custody_(std::make_unique<pipeline_custody>(ctx.config, *metrics_, core::pipeline_clock::now())),
       sender_(std::make_unique<pipeline_sender>(ctx.ioc, ctx.config, ctx.secrets, *metrics_)),
       deliverer_(std::make_unique<pipeline_deliverer>(ctx.ioc, *custody_, *sender_, *metrics_, ctx.config,
-                                                        status)) {
+                                                        status)),
+      commit_(std::make_unique<spool_commit>(ctx.ioc, *custody_, *metrics_, ctx.config.buffer)) {
   if (ctx.config.server.ingest_thread) {
     thread_ = std::make_unique<ingest_thread>(static_cast<int>(ctx.config.server.ingest_thread_nice));
     sender_->use_thread(thread_.get());
@@ -34,12 +36,15 @@ pipeline_service::pipeline_service(context& ctx, ingest_status& status)
                [c] { return static_cast<double>(c->spool_bytes()); });
   reg.gauge_fn("aforo_sidecar_memory_buffer_events", "Events in the memory buffer (durability memory).", {},
                [c] { return static_cast<double>(c->memory_events()); });
+  reg.gauge_fn("aforo_sidecar_dead_letter_bytes", "Bytes in the dead-letter file and its rotations.", {},
+               [c] { return static_cast<double>(c->dead_letter_bytes()); });
 }
 
 pipeline_service::~pipeline_service() {
   // The scrape-time gauges must not reach into a destroyed custody.
   auto& reg = util::metrics();
-  for (const char* name : {"aforo_sidecar_spool_events", "aforo_sidecar_spool_bytes", "aforo_sidecar_memory_buffer_events"})
+  for (const char* name : {"aforo_sidecar_spool_events", "aforo_sidecar_spool_bytes", "aforo_sidecar_memory_buffer_events",
+                           "aforo_sidecar_dead_letter_bytes"})
     reg.gauge_fn(name, "", {}, [] { return 0.0; });
 }
 
@@ -51,9 +56,12 @@ void pipeline_service::register_routes(net::router& routes) {
 }
 
 void pipeline_service::start() {
+  static constexpr const char* fsync_names[] = {"always", "interval", "off"};
   util::log::info(std::string("usage pipeline: durability ") +
-                  (custody_->memory_mode() ? "memory" : "disk") + ", ingest " + ctx_.config.aforo.ingest_url +
+                  (custody_->memory_mode() ? "memory" : "disk") + ", fsync " +
+                  fsync_names[static_cast<int>(ctx_.config.buffer.fsync)] + ", ingest " + ctx_.config.aforo.ingest_url +
                   ", batches of " + std::to_string(ctx_.config.batch.max_events) + " events");
+  commit_->start();
   deliverer_->kick();
 }
 
@@ -98,8 +106,8 @@ void pipeline_service::take(core::ingest_parse_result parsed, const net::respond
   const auto costs = margin_ != nullptr ? margin_->price(parsed.accepted) : margin_costs{};
   if (discovery_ != nullptr) discovery_->observe(parsed.accepted);
   const auto r = custody_->take(parsed.accepted, core::pipeline_clock::now());
-  if (r != pipeline_custody::take_result::taken) {
-    const bool full = r == pipeline_custody::take_result::full;
+  if (r.result != pipeline_custody::take_result::taken) {
+    const bool full = r.result == pipeline_custody::take_result::full;
     (full ? metrics_->rejected_full : metrics_->rejected_error).inc(n);
     auto res = net::http_response::error(503, full ? "spool_full" : "spool_unavailable",
                                          full ? "the disk spool is full; retry later"
@@ -110,8 +118,22 @@ void pipeline_service::take(core::ingest_parse_result parsed, const net::respond
   }
   metrics_->accepted.inc(n);
   if (margin_ != nullptr) margin_->record(costs);
-  respond(net::http_response::json(202, core::build_ingest_response(n, parsed.errors)));
   if (n != 0) deliverer_->kick();
+  auto answer = net::http_response::json(202, core::build_ingest_response(n, parsed.errors));
+  if (!r.spooled) {
+    respond(std::move(answer));
+    return;
+  }
+  commit_->after_append([respond, answer = std::move(answer)](std::error_code ec) mutable {
+    if (!ec) {
+      respond(std::move(answer));
+      return;
+    }
+    // On disk but maybe not durable: the sender retries, and Aforo deduplicates what was kept.
+    auto res = net::http_response::error(503, "spool_unavailable", "the disk spool could not be synced; retry later");
+    res.headers.emplace_back("Retry-After", "1");
+    respond(std::move(res));
+  });
 }
 
 void pipeline_service::reload(const config::sidecar_config& next) {
@@ -120,12 +142,22 @@ void pipeline_service::reload(const config::sidecar_config& next) {
 }
 
 void pipeline_service::stop(std::function<void()> done) {
-  stopped_ = true;
-  deliverer_->stop();
-  const auto moved = custody_->persist_memory();
-  util::log::info("usage pipeline stopped: " + std::to_string(moved) + " buffered events moved to the disk spool, " +
-                  std::to_string(custody_->spool_events()) + " events in the spool");
+  persist_now();
   done();
+}
+
+bool pipeline_service::persist_now() {
+  if (stopped_ && persisted_) return lost_ == 0;
+  stopped_ = true;
+  persisted_ = true;
+  deliverer_->stop();
+  commit_->stop();
+  const auto r = custody_->persist_memory();
+  lost_ = r.lost;
+  util::log::info("usage pipeline stopped: " + std::to_string(r.moved) + " buffered events moved to the disk spool, " +
+                  std::to_string(custody_->spool_events()) + " events in the spool" +
+                  (r.lost != 0 ? ", " + std::to_string(r.lost) + " could not be written" : ""));
+  return r.lost == 0;
 }
 
 void pipeline_service::probe_ingest(std::string body, net::http_client::completion done) {

@@ -17,13 +17,15 @@ class margin_service;
 class pipeline_custody;
 class pipeline_deliverer;
 class pipeline_sender;
+class spool_commit;
 struct pipeline_metrics;
 
 /// POST /v1/ingest/batch (`{"events":[...]}`, at most server.max_batch_events) and POST /v1/ingest
 /// (one event object). Answers 202 `{"accepted":N,"failed":M,"errors":[...]}` (invalid events are
 /// refused one by one), 400 for malformed JSON, 413 for too many events (the server answers 413 for
 /// bytes over server.max_body), 503 + Retry-After when the spool is full with when_full reject or
-/// cannot be written. With durability disk the 202 is sent after the batch is in the spool file.
+/// cannot be written. With durability disk the 202 is sent after the batch is in the spool file
+/// and, with buffer.fsync always, after a group-committed fdatasync (503 if that fails).
 /// SIGTERM (stop): the memory buffer and the batch in flight go to the spool, which is synced.
 /// Threading: io thread, except the parse of a posted body and the compression of a batch for
 /// Aforo, which run on the ingest thread (server.ingest_thread) and come back to the io thread.
@@ -46,6 +48,7 @@ class pipeline_service final : public service {
   void start() override;
   void reload(const config::sidecar_config& next) override;
   void stop(std::function<void()> done) override;
+  bool persist_now() override;
 
   /// The handshake's key check, sent on the pipeline's kept-alive ingest connection.
   void probe_ingest(std::string body, net::http_client::completion done);
@@ -60,7 +63,10 @@ class pipeline_service final : public service {
   std::unique_ptr<pipeline_custody> custody_;
   std::unique_ptr<pipeline_sender> sender_;
   std::unique_ptr<pipeline_deliverer> deliverer_;
+  std::unique_ptr<spool_commit> commit_;
   bool stopped_ = false;
+  bool persisted_ = false;
+  std::size_t lost_ = 0;
   margin_service* margin_ = nullptr;
   discovery_service* discovery_ = nullptr;
   std::unique_ptr<ingest_thread> thread_;  // last: joined first, while what its jobs reach still lives

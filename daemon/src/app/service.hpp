@@ -42,6 +42,9 @@ class service {
   virtual void reload(const config::sidecar_config& /*next*/) {}
   /// Graceful stop after the server drained: flush, persist; call done exactly once.
   virtual void stop(std::function<void()> done) { done(); }
+  /// server.shutdown_timeout passed before stop() was reached: persist what was acknowledged, now
+  /// and synchronously. false when something acknowledged could not be persisted (exit non-zero).
+  virtual bool persist_now() { return true; }
   /// Adds this service's readiness to the report.
   virtual void readiness(status_report& /*r*/) const {}
   /// Sets /v1/handshake members: key -> raw JSON value (e.g. fields["ingest"] = "\"ok\"").

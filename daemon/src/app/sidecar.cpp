@@ -36,6 +36,7 @@ struct sidecar::impl {
   systemd::watchdog watchdog{ioc};  // WATCHDOG=1 pings when the unit sets WatchdogSec=
   std::string serving;              // STATUS= text sent with READY=1
   bool stopping = false;
+  int exit_code = 0;
 
   impl(config::sidecar_config cfg, config::secrets sec, std::string path)
       : ctx{ioc, std::move(cfg), std::move(sec), std::move(path)}, server(ioc, routes, limits_of(ctx.config)) {
@@ -72,7 +73,13 @@ struct sidecar::impl {
     shutdown_deadline.expires_after(ctx.config.server.shutdown_timeout);
     shutdown_deadline.async_wait([this](const boost::system::error_code& ec) {
       if (ec) return;
-      util::log::warn("shutdown_timeout reached with work in flight; exiting now");
+      util::log::warn("shutdown_timeout reached with work in flight; persisting what was acknowledged and exiting");
+      bool all = true;
+      for (auto it = services.rbegin(); it != services.rend(); ++it) all = (*it)->persist_now() && all;
+      if (!all) {
+        util::log::error("shutdown: acknowledged events could not all be persisted (see above); exiting with status 1");
+        exit_code = 1;
+      }
       ioc.stop();
     });
     server.stop([this] { stop_services(0); });
@@ -81,6 +88,9 @@ struct sidecar::impl {
   // Stops services one after another (each may flush or persist), then the loop.
   void stop_services(std::size_t i) {
     if (i == services.size()) {
+      for (auto& s : services) {
+        if (!s->persist_now()) exit_code = 1;  // already stopped: reports what stop() could not persist
+      }
       util::log::info("stopped");
       shutdown_deadline.cancel();
       ioc.stop();
@@ -146,7 +156,7 @@ int sidecar::run() {
   systemd::notify_ready(m.serving);
   m.watchdog.start();
   m.ioc.run();
-  return 0;
+  return m.exit_code;
 }
 
 }  // namespace aforo::app

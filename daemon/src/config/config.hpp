@@ -22,6 +22,7 @@ enum class unknown_customer_policy { block, allow };
 enum class compression { lz4, none };
 enum class when_full_policy { drop_oldest, reject };
 enum class durability_mode { disk, memory };
+enum class fsync_mode { always, interval, off };
 enum class log_level { debug, info, warn, error };
 
 /// HTTP server limits and timeouts (this project's own section; not in the seed).
@@ -87,9 +88,12 @@ struct buffer_config {
   std::string spool_dir = "/tmp/aforo-buffer";
   std::uint64_t spool_max_bytes = 1 * GiB;
   std::uint64_t segment_bytes = 16 * MiB;   ///< a spool segment file is rotated past this
-  when_full_policy when_full = when_full_policy::drop_oldest;
+  when_full_policy when_full = when_full_policy::reject;
   durability_mode durability = durability_mode::disk;
+  fsync_mode fsync = fsync_mode::always;    ///< when an acknowledged batch reaches stable storage
+  millis fsync_interval{std::chrono::seconds(1)};  ///< fsync interval: the power-loss window
   std::string dead_letter_dir;              ///< empty = {spool_dir}/dead-letter
+  std::uint64_t dead_letter_max_bytes = 256 * MiB;  ///< the dead-letter file and its 3 rotations together
 };
 
 struct margin_guard_config {

@@ -306,6 +306,8 @@ void validate(const sidecar_config& c, std::vector<std::string>& errors) {
   if (c.buffer.max_events < 1) fail("buffer.max_events", "must be at least 1");
   if (c.buffer.spool_dir.empty()) fail("buffer.spool_dir", "needs a directory");
   if (c.buffer.segment_bytes < 4 * KiB) fail("buffer.segment_bytes", "must be at least 4KiB");
+  if (c.buffer.fsync_interval.count() <= 0) fail("buffer.fsync_interval", "must be more than 0");
+  if (c.buffer.dead_letter_max_bytes < 64 * KiB) fail("buffer.dead_letter_max_bytes", "must be at least 64KiB");
   if (c.buffer.spool_max_bytes < c.buffer.segment_bytes)
     fail("buffer.spool_max_bytes", "must be at least buffer.segment_bytes (" + format_size(c.buffer.segment_bytes) + ")");
   if (c.discovery.enabled && !http_url(c.discovery.kong_admin_url))

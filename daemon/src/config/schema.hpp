@@ -70,7 +70,10 @@ void visit_config(C& c, V& v) {
   v.size("buffer.segment_bytes", c.buffer.segment_bytes, reload::restart);
   v.choice("buffer.when_full", c.buffer.when_full, choices<when_full_policy>{{"drop_oldest", when_full_policy::drop_oldest}, {"reject", when_full_policy::reject}}, reload::restart);
   v.choice("buffer.durability", c.buffer.durability, choices<durability_mode>{{"disk", durability_mode::disk}, {"memory", durability_mode::memory}}, reload::restart);
+  v.choice("buffer.fsync", c.buffer.fsync, choices<fsync_mode>{{"always", fsync_mode::always}, {"interval", fsync_mode::interval}, {"off", fsync_mode::off}}, reload::restart);
+  v.duration("buffer.fsync_interval", c.buffer.fsync_interval, reload::restart);
   v.text("buffer.dead_letter_dir", c.buffer.dead_letter_dir, reload::restart);
+  v.size("buffer.dead_letter_max_bytes", c.buffer.dead_letter_max_bytes, reload::restart);
 
   v.text("margin_guard.config", c.margin_guard.config, reload::live);
   v.text("margin_guard.webhook_secret_file", c.margin_guard.webhook_secret_file, reload::restart);

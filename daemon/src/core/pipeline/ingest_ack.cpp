@@ -3,6 +3,7 @@
 
 #include <rapidjson/document.h>
 
+#include <algorithm>
 #include <limits>
 
 namespace aforo::core {
@@ -51,6 +52,26 @@ std::optional<ingest_ack> parse_ingest_ack(std::string_view body, std::size_t ma
     if (ack.failed == 0) ack.failed = errors->value.Size();
   }
   return ack;
+}
+
+refused_events refused_in(const ingest_ack& ack, std::size_t events) {
+  refused_events out;
+  std::vector<bool> seen(events, false);
+  for (const auto& e : ack.errors) {
+    if (e.index >= events || seen[e.index]) continue;
+    seen[e.index] = true;
+    out.events.push_back({e.index, e.message, true});
+  }
+  if (!ack.success) {
+    for (std::size_t i = 0; i < events; ++i) {
+      if (!seen[i]) out.events.push_back({i, "ingest answered success:false", false});
+    }
+  } else if (ack.failed > out.events.size()) {
+    out.unidentified = std::min<std::uint64_t>(ack.failed, events) - std::min<std::uint64_t>(out.events.size(), events);
+  }
+  std::sort(out.events.begin(), out.events.end(),
+            [](const refused_event& a, const refused_event& b) { return a.index < b.index; });
+  return out;
 }
 
 }  // namespace aforo::core

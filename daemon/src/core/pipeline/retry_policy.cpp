@@ -24,7 +24,8 @@ retry_decision after(delivery_action a, milliseconds wait, std::chrono::steady_c
 }  // namespace
 
 bool is_poison_status(int status) noexcept {
-  return status >= 400 && status < 500 && status != 401 && status != 403 && status != 408 && status != 429;
+  return status >= 400 && status < 500 && status != 401 && status != 403 && status != 408 && status != 413 &&
+         status != 429;
 }
 
 retry_decision decide_delivery(const delivery_outcome& outcome, std::uint32_t attempt, const retry_settings& settings,
@@ -33,6 +34,7 @@ retry_decision decide_delivery(const delivery_outcome& outcome, std::uint32_t at
     const int s = outcome.status;
     if (s >= 200 && s < 300) return after(delivery_action::done, milliseconds(0), now);
     if (s == 401 || s == 403) return after(delivery_action::unauthorized, settings.unauthorized_probe, now);
+    if (s == 413) return after(delivery_action::split, milliseconds(0), now);
     if (is_poison_status(s)) return after(delivery_action::dead_letter, milliseconds(0), now);
   }
   // Everything else is transient: network error, timeout, 5xx, 408, 429, unexpected 1xx/3xx.

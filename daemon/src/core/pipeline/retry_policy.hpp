@@ -36,7 +36,8 @@ enum class delivery_action {
   done,          ///< 2xx: delivered; ack it
   retry,         ///< send the same batch again at `at`
   spool,         ///< retries exhausted: keep the batch in the disk spool; try the spool again at `at`
-  dead_letter,   ///< poison (400/413/422 and other 4xx): write to the dead-letter file, never resend
+  dead_letter,   ///< poison (400/422 and other 4xx): write to the dead-letter file, never resend
+  split,         ///< 413: send the request's events again in two halves (a lone event is poison)
   unauthorized,  ///< 401/403: keep the events (spool), log the key error, re-probe at `at`
 };
 
@@ -55,7 +56,7 @@ struct retry_decision {
                                              const retry_settings& settings, double random01,
                                              std::chrono::steady_clock::time_point now);
 
-/// Whether `status` makes a batch poison (dead-lettered, never resent).
+/// Whether `status` makes a batch poison (dead-lettered, never resent); 413 is not: it splits.
 [[nodiscard]] bool is_poison_status(int status) noexcept;
 
 }  // namespace aforo::core

@@ -57,13 +57,22 @@ std::uint32_t record_crc(const char* header, std::string_view payload) noexcept 
   return c.checksum();
 }
 
-constexpr char magic_bytes[4] = {'\xFF', 'A', 'S', 'P'};
+/// The first three bytes of both magics; the fourth names the format.
+constexpr char magic_prefix[3] = {'\xFF', 'A', 'S'};
+
+bool is_magic(std::uint32_t m) noexcept { return m == spool_magic || m == spool_magic_lz4; }
+
+/// `p` (with `avail` bytes) starts with a magic, or with the part of one that fits.
+bool starts_magic(const char* p, std::size_t avail) noexcept {
+  if (std::memcmp(p, magic_prefix, std::min<std::size_t>(3, avail)) != 0) return false;
+  return avail < 4 || p[3] == 'P' || p[3] == 'Z';
+}
 
 /// A bad run's last candidate that is a record cut short: a (partial) header with the magic whose
 /// length reaches past the end.
 bool looks_torn(std::string_view tail) noexcept {
-  if (tail.size() < spool_header_bytes) return std::memcmp(tail.data(), magic_bytes, std::min<std::size_t>(4, tail.size())) == 0;
-  if (get_u32(tail.data()) != spool_magic) return false;
+  if (tail.size() < spool_header_bytes) return starts_magic(tail.data(), tail.size());
+  if (!is_magic(get_u32(tail.data()))) return false;
   const std::uint32_t len = get_u32(tail.data() + 4);
   return len <= spool_max_payload && len > tail.size() - spool_header_bytes;
 }
@@ -83,29 +92,34 @@ std::uint32_t crc32c_portable(std::string_view data) noexcept {
   return c.checksum();
 }
 
-std::array<char, spool_header_bytes> encode_spool_header(std::string_view payload, std::uint32_t event_count) noexcept {
+std::array<char, spool_header_bytes> encode_spool_header(std::string_view payload, std::uint32_t event_count,
+                                                         spool_format format) noexcept {
   std::array<char, spool_header_bytes> h{};
-  put_u32(h.data(), spool_magic);
+  put_u32(h.data(), format == spool_format::lz4 ? spool_magic_lz4 : spool_magic);
   put_u32(h.data() + 4, static_cast<std::uint32_t>(payload.size()));
   put_u32(h.data() + 8, event_count);
   put_u32(h.data() + 12, record_crc(h.data(), payload));
   return h;
 }
 
-void append_spool_record(std::string& out, std::string_view payload, std::uint32_t event_count) {
-  const auto h = encode_spool_header(payload, event_count);
+void append_spool_record(std::string& out, std::string_view payload, std::uint32_t event_count,
+                         spool_format format) {
+  const auto h = encode_spool_header(payload, event_count, format);
   out.reserve(out.size() + h.size() + payload.size());
   out.append(h.data(), h.size());
   out.append(payload);
 }
 
 spool_record_view decode_one_spool_record(std::string_view buffer) noexcept {
-  if (buffer.size() < spool_header_bytes || get_u32(buffer.data()) != spool_magic) return {};
+  if (buffer.size() < spool_header_bytes) return {};
+  const std::uint32_t magic = get_u32(buffer.data());
+  if (!is_magic(magic)) return {};
   const std::uint32_t len = get_u32(buffer.data() + 4);
   if (len > spool_max_payload || len > buffer.size() - spool_header_bytes) return {};
   const std::string_view payload = buffer.substr(spool_header_bytes, len);
   if (record_crc(buffer.data(), payload) != get_u32(buffer.data() + 12)) return {};
-  return {0, spool_header_bytes + len, get_u32(buffer.data() + 8), payload};
+  return {0, spool_header_bytes + len, get_u32(buffer.data() + 8), payload,
+          magic == spool_magic_lz4 ? spool_format::lz4 : spool_format::json};
 }
 
 spool_decode_result decode_spool_records(std::string_view buffer) {
@@ -131,11 +145,10 @@ spool_decode_result decode_spool_records(std::string_view buffer) {
     // Resynchronize: the next magic after pos.
     const void* next = nullptr;
     for (std::size_t from = pos + 1; from < buffer.size();) {
-      next = std::memchr(buffer.data() + from, magic_bytes[0], buffer.size() - from);
+      next = std::memchr(buffer.data() + from, magic_prefix[0], buffer.size() - from);
       if (next == nullptr) break;
       const std::size_t at = static_cast<std::size_t>(static_cast<const char*>(next) - buffer.data());
-      const std::size_t avail = std::min<std::size_t>(4, buffer.size() - at);
-      if (std::memcmp(buffer.data() + at, magic_bytes, avail) == 0) break;  // a full or cut-off magic
+      if (starts_magic(buffer.data() + at, buffer.size() - at)) break;  // a full or cut-off magic
       from = at + 1;
       next = nullptr;
     }

@@ -59,9 +59,29 @@ void close_fd(int& fd) {
   fd = -1;
 }
 
-/// Reads a whole file; nullopt on error.
+/// Writes all of `data` to a new file at `path` (O_EXCL) and fdatasyncs it.
+std::error_code write_new_file(const std::string& path, std::string_view data) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640);
+  if (fd < 0) return last_error();
+  while (!data.empty()) {
+    const ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const auto err = n < 0 ? last_error() : std::make_error_code(std::errc::io_error);
+      ::close(fd);
+      return err;
+    }
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+  std::error_code err;
+  if (::fdatasync(fd) != 0) err = last_error();
+  ::close(fd);
+  return err;
+}
+
+/// Reads a whole file; nullopt on error (errno set).
 std::optional<std::string> read_file(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return std::nullopt;
   std::string data;
   struct stat st {};
@@ -71,7 +91,9 @@ std::optional<std::string> read_file(const std::string& path) {
     const ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
+      const int saved = errno;
       ::close(fd);
+      errno = saved;
       return std::nullopt;
     }
     if (n == 0) break;
@@ -91,7 +113,7 @@ spool_store::spool_store(spool_options opts) : opts_(std::move(opts)) {
   dir_fd_ = ::open(opts_.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir_fd_ < 0) throw std::runtime_error("spool directory " + opts_.dir + " cannot be opened: " + std::strerror(errno));
   const std::string cursor_path = (fs::path(opts_.dir) / "cursor").string();
-  cursor_fd_ = ::open(cursor_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+  cursor_fd_ = ::open(cursor_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
   if (cursor_fd_ < 0) {
     const std::string why = std::strerror(errno);
     close_fd(dir_fd_);
@@ -114,10 +136,24 @@ spool_store::spool_store(spool_options opts) : opts_(std::move(opts)) {
 }
 
 spool_store::~spool_store() {
+  for (int& fd : closed_dirty_) close_fd(fd);
   close_fd(active_fd_);
   close_fd(read_fd_);
   close_fd(cursor_fd_);
   close_fd(dir_fd_);
+}
+
+std::string spool_store::quarantine_dir() const { return (fs::path(opts_.dir) / "quarantine").string(); }
+
+std::string spool_store::quarantine_path(const std::string& name) {
+  std::error_code ec;
+  fs::create_directories(quarantine_dir(), ec);
+  std::string path = (fs::path(quarantine_dir()) / name).string();
+  // Never overwrite an earlier copy (a segment id repeats across a reset spool).
+  for (int n = 1; fs::exists(fs::symlink_status(path, ec)); ++n) {
+    path = (fs::path(quarantine_dir()) / (name + "." + std::to_string(n))).string();
+  }
+  return path;
 }
 
 std::string spool_store::segment_path(std::uint64_t id) const {
@@ -154,19 +190,39 @@ void spool_store::recover() {
       ::unlink(segment_path(id).c_str());  // consumed before the last exit
       continue;
     }
+    const std::string path = segment_path(id);
+    const auto data = read_file(path);
+    if (!data) {
+      // An I/O error is not corruption: the segment is kept whole, aside, and the daemon starts.
+      const std::string why = std::strerror(errno);
+      const std::string dest = quarantine_path(fs::path(path).filename().string());
+      if (::rename(path.c_str(), dest.c_str()) == 0) {
+        recovery_.quarantined_unreadable.push_back(dest + " (" + why + ")");
+        continue;
+      }
+      throw std::runtime_error("spool segment " + path + " cannot be read (" + why + ") nor moved to " + dest +
+                               ": " + std::strerror(errno));
+    }
     segments_.push_back(id);
     ++recovery_.segments;
-    const auto data = read_file(segment_path(id));
-    if (!data) throw std::runtime_error("spool segment " + segment_path(id) + " cannot be read: " + std::strerror(errno));
     const auto decoded = core::decode_spool_records(*data);
     recovery_.corrupt_records += decoded.corrupt_records;
     recovery_.torn_records += decoded.torn_records;
     recovery_.skipped_bytes += decoded.skipped_bytes;
+    if (decoded.corrupt_records != 0 || decoded.torn_records != 0) {
+      const std::string dest = quarantine_path(fs::path(path).filename().string());
+      if (const auto err = write_new_file(dest, *data)) {
+        recovery_.quarantined_copies.push_back(dest + " (copy failed: " + err.message() + ")");
+      } else {
+        recovery_.quarantined_copies.push_back(dest);
+      }
+    }
     for (const auto& r : decoded.records) {
       if (have_cursor && id == cursor_segment_ && r.offset < cursor_offset_) continue;
       index_.push_back({id, r.offset, static_cast<std::uint32_t>(r.size), r.event_count, next_seq_++});
       bytes_ += r.size;
       events_ += r.event_count;
+      if (r.format == core::spool_format::json) ++recovery_.format1_records;
     }
   }
   if (have_cursor) next_id_ = std::max(next_id_, cursor_segment_ + 1);
@@ -179,18 +235,29 @@ void spool_store::recover() {
 }
 
 std::error_code spool_store::open_active() {
-  close_fd(active_fd_);
-  const std::uint64_t id = next_id_++;
+  if (active_fd_ >= 0 && active_dirty_) {
+    // Its unsynced tail must still reach stable storage with the next group commit.
+    const int dup = ::fcntl(active_fd_, F_DUPFD_CLOEXEC, 0);
+    if (dup < 0) return last_error();
+    closed_dirty_.push_back(dup);
+  }
+  const std::uint64_t id = next_id_;
   const std::string path = segment_path(id);
-  active_fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0640);
-  if (active_fd_ < 0) return last_error();
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640);
+  if (fd < 0) return last_error();
+  ++next_id_;
+  close_fd(active_fd_);
+  active_fd_ = fd;
   active_id_ = id;
   active_size_ = 0;
+  active_dirty_ = false;
+  dir_dirty_ = true;
   segments_.push_back(id);
   return {};
 }
 
-spool_append_result spool_store::append(std::string_view payload, std::uint32_t event_count) {
+spool_append_result spool_store::append(std::string_view payload, std::uint32_t event_count,
+                                        core::spool_format format) {
   spool_append_result res;
   const std::uint64_t size = core::spool_header_bytes + payload.size();
   if (payload.size() > core::spool_max_payload || size > opts_.max_bytes) {
@@ -216,7 +283,7 @@ spool_append_result spool_store::append(std::string_view payload, std::uint32_t 
       return res;
     }
   }
-  const auto header = core::encode_spool_header(payload, event_count);
+  const auto header = core::encode_spool_header(payload, event_count, format);
   iovec iov[2] = {{const_cast<char*>(header.data()), header.size()},
                   {const_cast<char*>(payload.data()), payload.size()}};
   std::uint64_t written = 0;
@@ -246,67 +313,90 @@ spool_append_result spool_store::append(std::string_view payload, std::uint32_t 
     written += static_cast<std::uint64_t>(n);
   }
   index_.push_back({active_id_, active_size_, static_cast<std::uint32_t>(size), event_count, next_seq_++});
+  active_dirty_ = true;
   active_size_ += size;
   bytes_ += size;
   events_ += event_count;
   return res;
 }
 
-std::optional<spooled_record> spool_store::read(const record_loc& loc) {
+spool_store::read_status spool_store::read(const record_loc& loc, spooled_record& out, std::string& raw,
+                                           std::error_code& ec) {
   if (read_fd_ < 0 || read_id_ != loc.segment) {
     close_fd(read_fd_);
-    read_fd_ = ::open(segment_path(loc.segment).c_str(), O_RDONLY | O_CLOEXEC);
-    if (read_fd_ < 0) return std::nullopt;
+    read_fd_ = ::open(segment_path(loc.segment).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (read_fd_ < 0) {
+      ec = last_error();
+      // A segment that is gone (ENOENT) or replaced by a link will not come back: its records are
+      // lost, which is what corruption means here. Anything else may pass (EMFILE, EIO): retry.
+      return errno == ENOENT || errno == ELOOP ? read_status::corrupt : read_status::io_error;
+    }
     read_id_ = loc.segment;
   }
-  if (loc.size < core::spool_header_bytes) return std::nullopt;
-  // Header and payload in one preadv, the payload straight into its own string (no move afterwards).
-  std::array<char, core::spool_header_bytes> header;
-  std::string payload(loc.size - core::spool_header_bytes, '\0');
+  // Header and payload in one pread, straight into one buffer.
+  raw.resize(loc.size);
   std::size_t got = 0;
   while (got < loc.size) {
-    iovec iov[2];
-    int n_iov = 0;
-    if (got < header.size()) iov[n_iov++] = {header.data() + got, header.size() - got};
-    const std::size_t in_payload = got < header.size() ? 0 : got - header.size();
-    iov[n_iov++] = {payload.data() + in_payload, payload.size() - in_payload};
-    const ssize_t n = ::preadv(read_fd_, iov, n_iov, static_cast<off_t>(loc.offset + got));
+    const ssize_t n = ::pread(read_fd_, raw.data() + got, loc.size - got, static_cast<off_t>(loc.offset + got));
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return std::nullopt;
+    if (n < 0) {
+      ec = last_error();
+      close_fd(read_fd_);  // reopened on the retry
+      return read_status::io_error;
+    }
+    if (n == 0) break;  // the file is shorter than the record: cut after it was written
     got += static_cast<std::size_t>(n);
   }
-  // The header this payload would be written with, byte for byte: the magic, the length, the CRC
-  // (decode_one_spool_record's checks) and the event count it carries.
-  const auto event_count = static_cast<std::uint32_t>(get_le(header.data() + 8, 4));
-  if (payload.size() > core::spool_max_payload || core::encode_spool_header(payload, event_count) != header) {
-    return std::nullopt;
-  }
-  return spooled_record{std::move(payload), event_count, loc.seq};
+  raw.resize(got);
+  const auto rec = core::decode_one_spool_record(raw);
+  if (rec.size != loc.size || rec.event_count != loc.events) return read_status::corrupt;
+  out.payload.assign(rec.payload.data(), rec.payload.size());
+  out.event_count = rec.event_count;
+  out.seq = loc.seq;
+  out.format = rec.format;
+  return read_status::ok;
+}
+
+void spool_store::quarantine_record(const record_loc& loc, std::string_view raw) {
+  ++quarantined_records_;
+  char name[96];
+  std::snprintf(name, sizeof name, "record-%020llu-%llu.bin", static_cast<unsigned long long>(loc.segment),
+                static_cast<unsigned long long>(loc.offset));
+  (void)write_new_file(quarantine_path(name), raw);  // best effort: the count and the log line remain
 }
 
 std::optional<spooled_record> spool_store::peek() {
   auto v = peek_upto(1, 1);
-  if (v.empty()) return std::nullopt;
-  return std::move(v.front());
+  if (v.records.empty()) return std::nullopt;
+  return std::move(v.records.front());
 }
 
-std::vector<spooled_record> spool_store::peek_upto(std::size_t max_events, std::size_t max_records) {
-  std::vector<spooled_record> out;
+spool_peek spool_store::peek_upto(std::size_t max_events, std::size_t max_records) {
+  spool_peek out;
   std::size_t events = 0;
   bool dropped = false;
-  for (std::size_t i = 0; i < index_.size() && out.size() < max_records;) {
+  std::string raw;
+  for (std::size_t i = 0; i < index_.size() && out.records.size() < max_records;) {
     const record_loc loc = index_[i];
-    if (!out.empty() && events + loc.events > max_events) break;
-    auto rec = read(loc);
-    if (!rec) {
+    if (!out.records.empty() && events + loc.events > max_events) break;
+    spooled_record rec;
+    std::error_code ec;
+    const auto st = read(loc, rec, raw, ec);
+    if (st == read_status::io_error) {
+      ++read_errors_;
+      out.io_error = ec;
+      break;  // nothing consumed: the same records are read again on the next call
+    }
+    if (st == read_status::corrupt) {
       if (i != 0) break;  // handled when it reaches the front
       ++corrupt_on_read_;
+      quarantine_record(loc, raw);
       pop_front();
       dropped = true;
       continue;
     }
-    events += rec->event_count;
-    out.push_back(std::move(*rec));
+    events += rec.event_count;
+    out.records.push_back(std::move(rec));
     ++i;
   }
   if (dropped) (void)persist_and_collect();
@@ -369,10 +459,45 @@ std::error_code spool_store::persist_and_collect() {
 }
 
 std::error_code spool_store::sync() {
-  if (active_fd_ >= 0 && ::fdatasync(active_fd_) != 0) return last_error();
-  if (::fdatasync(cursor_fd_) != 0) return last_error();
-  if (::fsync(dir_fd_) != 0) return last_error();
-  return {};
+  auto u = take_unsynced();
+  std::error_code err = sync_files(u);
+  if (active_fd_ >= 0 && ::fdatasync(active_fd_) != 0 && !err) err = last_error();
+  if (::fdatasync(cursor_fd_) != 0 && !err) err = last_error();
+  if (::fsync(dir_fd_) != 0 && !err) err = last_error();
+  return err;
+}
+
+spool_unsynced spool_store::take_unsynced() {
+  spool_unsynced u;
+  u.files = std::move(closed_dirty_);
+  closed_dirty_.clear();
+  if (active_dirty_ && active_fd_ >= 0) {
+    const int dup = ::fcntl(active_fd_, F_DUPFD_CLOEXEC, 0);
+    // Without a descriptor to spare, sync here and now rather than not at all.
+    if (dup >= 0) u.files.push_back(dup);
+    else (void)::fdatasync(active_fd_);
+  }
+  active_dirty_ = false;
+  if (dir_dirty_) {
+    u.dir = ::fcntl(dir_fd_, F_DUPFD_CLOEXEC, 0);
+    if (u.dir < 0) (void)::fsync(dir_fd_);
+    dir_dirty_ = false;
+  }
+  return u;
+}
+
+std::error_code spool_store::sync_files(spool_unsynced& u) {
+  std::error_code err;
+  for (int& fd : u.files) {
+    if (::fdatasync(fd) != 0 && !err) err = last_error();
+    close_fd(fd);
+  }
+  u.files.clear();
+  if (u.dir >= 0) {
+    if (::fsync(u.dir) != 0 && !err) err = last_error();
+    close_fd(u.dir);
+  }
+  return err;
 }
 
 }  // namespace aforo::io

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "core/pipeline/spool_record.hpp"
 
 namespace aforo::io {
 
@@ -18,7 +19,7 @@ struct spool_options {
   std::string dir = "/tmp/aforo-buffer";
   std::uint64_t segment_bytes = 16 * config::MiB;  ///< a segment is rotated before passing this
   std::uint64_t max_bytes = 1 * config::GiB;       ///< live records (header + payload) at most this
-  config::when_full_policy when_full = config::when_full_policy::drop_oldest;
+  config::when_full_policy when_full = config::when_full_policy::reject;
 };
 
 /// What startup recovery found.
@@ -29,7 +30,14 @@ struct spool_recovery_stats {
   std::uint64_t corrupt_records = 0;  ///< skipped: flipped bytes, garbage
   std::uint64_t torn_records = 0;     ///< skipped: cut short at a segment's end
   std::uint64_t skipped_bytes = 0;
+  std::uint64_t format1_records = 0;  ///< of the live records, those written by release 0.1 (JSON payloads)
   bool cursor_reset = false;          ///< the cursor file was unreadable: reading from the oldest segment
+  /// Segments that held corrupt or torn records: copied to quarantine/ before their good records
+  /// were indexed (the copy keeps the bad bytes for an operator).
+  std::vector<std::string> quarantined_copies;
+  /// Segments that could not be read at all (an I/O error): moved to quarantine/ whole, so the
+  /// daemon starts; an operator moves them back once the cause is fixed.
+  std::vector<std::string> quarantined_unreadable;
 };
 
 struct spool_append_result {
@@ -47,14 +55,32 @@ struct spooled_record {
   std::string payload;
   std::uint32_t event_count = 0;
   std::uint64_t seq = 0;
+  core::spool_format format = core::spool_format::json;
+};
+
+/// What peek_upto found: the oldest records in order, and whether reading stopped on an I/O error
+/// (a segment that cannot be opened, a failed read). An I/O error never consumes anything: the
+/// same records are read again on the next call.
+struct spool_peek {
+  std::vector<spooled_record> records;
+  std::error_code io_error;
+};
+
+/// Descriptors of spool files with appends not yet on stable storage, duplicated so that another
+/// thread can fdatasync them while the owner goes on appending (group commit). sync_files()
+/// syncs and closes them.
+struct spool_unsynced {
+  std::vector<int> files;
+  int dir = -1;  ///< the directory, when a segment was created since the last take
+  [[nodiscard]] bool empty() const noexcept { return files.empty() && dir < 0; }
 };
 
 /// Files in `dir`: `seg-<20-digit id>.spool` segments and `cursor` (the first unconsumed record's
-/// segment id and offset, 24 bytes with a CRC, rewritten in place with one pwrite per ack).
-/// The payload is opaque to the store; the pipeline stores a batch body `{"events":[...]}` (see
-/// core::batch_body_builder), so a record can be sent as is or spliced into a larger batch.
-/// A record is appended with one writev(2) and no fsync (call sync() for that): it survives a
-/// process kill, not a power cut. The cursor pwrite is the ack: an acked record is not read again
+/// segment id and offset, 24 bytes with a CRC, rewritten in place with one pwrite per ack), and
+/// `quarantine/` for what failed its checks. The payload is opaque to the store (the pipeline
+/// stores a batch body, LZ4-compressed in format 2); its format is kept in the record's magic.
+/// A record is appended with one writev(2) and no fsync (take_unsynced() + sync_files(), or
+/// sync()): it survives a process kill, not a power cut. The cursor pwrite is the ack: an acked record is not read again
 /// after a restart; a record delivered but not yet acked is (Aforo dedupes by idempotencyKey).
 /// A segment is deleted once every record in it is consumed; records live in an in-memory index
 /// (24 bytes each). `max_bytes` counts live records; files may hold up to one segment more of
@@ -75,14 +101,17 @@ class spool_store {
   /// first (reported in the result), reject refuses (rejected_full). A record larger than
   /// max_bytes, or than the framing allows, is too_large. On a write error the segment is cut
   /// back so no partial record remains.
-  spool_append_result append(std::string_view payload, std::uint32_t event_count);
+  spool_append_result append(std::string_view payload, std::uint32_t event_count,
+                             core::spool_format format = core::spool_format::json);
 
-  /// The oldest record, or nothing when empty. A record that no longer checks out on disk is
-  /// dropped and counted (corrupt_on_read) and the next one is returned.
+  /// The oldest record, or nothing when empty or on an I/O error (see peek_upto).
   std::optional<spooled_record> peek();
   /// The oldest records, in order, up to `max_events` events in total (at least one record when
-  /// any) and at most `max_records` records.
-  std::vector<spooled_record> peek_upto(std::size_t max_events, std::size_t max_records = SIZE_MAX);
+  /// any) and at most `max_records` records. A record whose bytes no longer pass their check
+  /// (magic, length, CRC) is corrupt: its bytes are copied to quarantine/, it is counted
+  /// (corrupt_on_read, quarantined_records) and skipped. A record that cannot be read (open or
+  /// pread failed: EMFILE, EIO...) stops the peek with io_error set and is kept (read_errors).
+  spool_peek peek_upto(std::size_t max_events, std::size_t max_records = SIZE_MAX);
   /// Consumes every record up to and including `seq` (persisting the cursor with one pwrite) and
   /// deletes finished segments. Records already dropped by drop_oldest are simply gone, so acking
   /// a delivered batch after a drop never consumes records that were not delivered.
@@ -91,8 +120,16 @@ class spool_store {
   /// they were peeked; prefer ack_through.
   std::error_code ack(std::size_t n = 1);
 
-  /// fdatasync of the open segment and the cursor, fsync of the directory.
+  /// fdatasync of every segment with unsynced appends and of the cursor, fsync of the directory.
   std::error_code sync();
+
+  /// Hands over (duplicated) descriptors of what was appended since the last call, for
+  /// sync_files() on any thread. Appends after this call are not covered.
+  spool_unsynced take_unsynced();
+  /// fdatasync of each file, fsync of the directory, then closes them all. The first error, if any.
+  /// Thread-safe (touches only the given descriptors).
+  static std::error_code sync_files(spool_unsynced& u);
+  [[nodiscard]] bool has_unsynced() const noexcept { return active_dirty_ || !closed_dirty_.empty() || dir_dirty_; }
 
   [[nodiscard]] std::uint64_t bytes() const noexcept { return bytes_; }
   [[nodiscard]] std::uint64_t records() const noexcept { return index_.size(); }
@@ -100,6 +137,10 @@ class spool_store {
   [[nodiscard]] bool empty() const noexcept { return index_.empty(); }
   [[nodiscard]] const spool_recovery_stats& recovery() const noexcept { return recovery_; }
   [[nodiscard]] std::uint64_t corrupt_on_read() const noexcept { return corrupt_on_read_; }
+  [[nodiscard]] std::uint64_t read_errors() const noexcept { return read_errors_; }
+  [[nodiscard]] std::uint64_t quarantined_records() const noexcept { return quarantined_records_; }
+  /// `{dir}/quarantine`.
+  [[nodiscard]] std::string quarantine_dir() const;
   [[nodiscard]] const spool_options& options() const noexcept { return opts_; }
 
  private:
@@ -114,7 +155,10 @@ class spool_store {
   void recover();
   std::string segment_path(std::uint64_t id) const;
   std::error_code open_active();
-  std::optional<spooled_record> read(const record_loc& loc);
+  enum class read_status { ok, corrupt, io_error };
+  read_status read(const record_loc& loc, spooled_record& out, std::string& raw, std::error_code& ec);
+  void quarantine_record(const record_loc& loc, std::string_view raw);
+  std::string quarantine_path(const std::string& name);
   void pop_front();
   std::error_code write_cursor(std::uint64_t segment, std::uint64_t offset);
   std::error_code persist_and_collect();
@@ -135,8 +179,13 @@ class spool_store {
   std::uint64_t read_id_ = 0;
   int cursor_fd_ = -1;
   int dir_fd_ = -1;
+  bool active_dirty_ = false;             ///< appends to the active segment since take_unsynced
+  std::vector<int> closed_dirty_;        ///< dup'd fds of rotated segments with unsynced appends
+  bool dir_dirty_ = false;               ///< a segment was created since take_unsynced
   spool_recovery_stats recovery_;
   std::uint64_t corrupt_on_read_ = 0;
+  std::uint64_t read_errors_ = 0;
+  std::uint64_t quarantined_records_ = 0;
 };
 
 }  // namespace aforo::io
