@@ -268,7 +268,7 @@ TEST_CASE("pipeline: a batch refused with 400 is dead-lettered once and the next
   REQUIRE(c.post("/v1/ingest/batch", batch("q", 0, 10)).status == 202);
   REQUIRE(wait_until([&] { return fake_stat(fake, "accepted") == 10; }, 5s));
   check_exactly(received_keys(fake), "q", 0, 10);
-  CHECK(metric(sc, "aforo_sidecar_events_dead_lettered_total") == 10);
+  CHECK(metric(sc, "aforo_sidecar_events_dead_lettered_total{reason=\"rejected_batch\"}") == 10);
   const auto dl = aforo::testkit::read_file(sc.dir().file("spool/dead-letter/dead-letter.jsonl"));
   CHECK(dl.find(R"("status":400)") != std::string::npos);
   for (int i = 0; i < 10; ++i) CHECK(dl.find("\"" + key("p", i) + "\"") != std::string::npos);

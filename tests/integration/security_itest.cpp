@@ -84,7 +84,7 @@ TEST_CASE("security: the API key is in no log line, metric, error body, spool or
   // A poison batch (ingest 400) goes to the dead-letter directory.
   fake.set_faults(R"([{"status":400,"times":1}])");
   REQUIRE(post("batch under 400", "/v1/ingest/batch", batch("sec-b", 0, 3)).status == 202);
-  REQUIRE(wait_until([&] { return metric(sc, "aforo_sidecar_events_dead_lettered_total") >= 3; }, 10s));
+  REQUIRE(wait_until([&] { return metric(sc, "aforo_sidecar_events_dead_lettered_total{reason=\"rejected_batch\"}") >= 3; }, 10s));
   // A dead ingest: events wait in the spool on disk, where the scan below finds them.
   fake.refuse(true);
   REQUIRE(post("batch while ingest is down", "/v1/ingest/batch", batch("sec-c", 0, 4)).status == 202);
