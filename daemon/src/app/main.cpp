@@ -2,6 +2,7 @@
 // `test-event`: 0 when ingest accepted the event, 1 otherwise).
 #include <sys/stat.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -109,6 +110,9 @@ int main(int argc, char** argv) {
   if (config_path.empty())
     aforo::util::log::info(std::string("no config file at ") + default_config + "; running on built-in defaults");
 
+  // A file past RLIMIT_FSIZE must be a write error (EFBIG) that the spool and dead-letter code
+  // report and survive, not a signal that kills the daemon with acknowledged events in memory.
+  std::signal(SIGXFSZ, SIG_IGN);
   try {
     aforo::app::sidecar daemon(std::move(loaded.config), std::move(secrets), config_path);
     return daemon.run();

@@ -91,6 +91,9 @@ struct sidecar::impl {
       for (auto& s : services) {
         if (!s->persist_now()) exit_code = 1;  // already stopped: reports what stop() could not persist
       }
+      if (exit_code != 0) {
+        util::log::error("shutdown: acknowledged events could not all be persisted (see above); exiting with status 1");
+      }
       util::log::info("stopped");
       shutdown_deadline.cancel();
       ioc.stop();

@@ -62,6 +62,7 @@ struct fake_ingest_options {
   std::string tls_key;
   std::string record;    ///< --record FILE
   bool count_only = false;  ///< --count-only
+  std::size_t max_events = 0;  ///< --max-events (0 = the fake's default, Aforo's 1000); more is answered 413
 };
 
 /// A running aforo-fake-ingest on 127.0.0.1 and a free port; killed on destruction.
@@ -84,6 +85,7 @@ class fake_ingest_process {
     add("--record", o.record);
     if (o.bearer) add("--auth", "bearer");
     if (o.count_only) argv.emplace_back("--count-only");
+    if (o.max_events != 0) add("--max-events", std::to_string(o.max_events));
     proc_ = std::make_unique<testkit::process>(argv);
     static const std::regex re(R"(listening on (https?://127\.0\.0\.1:[0-9]+))");
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);

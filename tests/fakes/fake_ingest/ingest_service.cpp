@@ -177,7 +177,10 @@ net::http_response ingest_service::process(net::http_request& req, const fault_s
   }
   if (events == nullptr || !events->IsArray()) return aforo_error(400, "BAD_REQUEST", "expected {\"events\":[...]}");
   const std::size_t n = events->Size();
+  rec.events = n;  // logged even when refused below
   const std::size_t limit = single ? 1 : opts_.max_events;
+  if (n > limit && !single)
+    return aforo_error(413, "PAYLOAD_TOO_LARGE", "at most " + std::to_string(limit) + " events per request");
   if (n == 0 || n > limit)
     return aforo_error(400, "BAD_REQUEST", "events must hold 1 to " + std::to_string(limit) + " items");
 
@@ -224,8 +227,9 @@ net::http_response ingest_service::count_only(std::string_view body, request_rec
   for (auto at = std::search(body.begin(), body.end(), find_key); at != body.end();
        at = std::search(at + key.size(), body.end(), find_key))
     ++n;
-  if (n == 0 || n > opts_.max_events)
-    return aforo_error(400, "BAD_REQUEST", "events must hold 1 to " + std::to_string(opts_.max_events) + " items");
+  if (n > opts_.max_events)
+    return aforo_error(413, "PAYLOAD_TOO_LARGE", "at most " + std::to_string(opts_.max_events) + " events per request");
+  if (n == 0) return aforo_error(400, "BAD_REQUEST", "events must hold 1 to " + std::to_string(opts_.max_events) + " items");
   rec.events = rec.accepted = n;
   events_received_ += n;
   return ack(rec, "");
