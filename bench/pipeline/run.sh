@@ -9,7 +9,8 @@
 #
 # Env: SIDECAR_BIN, FAKE_INGEST_BIN, BUILD_DIR (default build-bench), DURATION (per run, default 10s),
 #      CONNECTIONS (default 8), EVENTS (per request, default 200), BATCH (batch.max_events, default 100),
-#      COMPRESSION (lz4 | none, default lz4), MODES (default "disk memory").
+#      COMPRESSION (lz4 | none, default lz4), MODES (default "disk/off disk/interval disk/always memory":
+#      buffer.durability, and for disk the buffer.fsync mode).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -19,7 +20,7 @@ CONNECTIONS="${CONNECTIONS:-8}"
 EVENTS="${EVENTS:-200}"
 BATCH="${BATCH:-100}"
 COMPRESSION="${COMPRESSION:-lz4}"
-MODES="${MODES:-disk memory}"
+MODES="${MODES:-disk/off disk/interval disk/always memory}"
 
 need_tools "apt-get install -y wrk" wrk
 bench_binaries fake-ingest
@@ -28,7 +29,9 @@ bench_work pipeline
 # The fake ingest, for the whole run.
 start_fake_ingest
 
-start_sidecar() {  # MODE -> sets sc_port, sc_pid
+start_sidecar() {  # DURABILITY[/FSYNC] -> sets sc_port, sc_pid
+  local durability="${1%%/*}" fsync="off"
+  [[ "$1" == */* ]] && fsync="${1#*/}"
   sc_port="$(free_port)"
   rm -rf "$work/spool"
   cat >"$work/sidecar.yaml" <<YAML
@@ -36,11 +39,11 @@ listen: ["127.0.0.1:$sc_port"]
 aforo: { ingest_url: "http://127.0.0.1:$fake_port/v1/ingest/batch" }
 entitlements: { source: "file:$root/config/snapshot.example.yaml" }
 batch: { max_events: $BATCH, compression: $COMPRESSION }
-buffer: { spool_dir: "$work/spool", durability: $1 }
+buffer: { spool_dir: "$work/spool", durability: $durability, fsync: $fsync }
 discovery: { enabled: false, state_dir: "$work/state" }
 log: { level: warn }
 YAML
-  AFORO_API_KEY=bench-key-0001 AFORO_TENANT_ID=bench "$SIDECAR_BIN" --config "$work/sidecar.yaml" 2>"$work/sidecar-$1.log" &
+  AFORO_API_KEY=bench-key-0001 AFORO_TENANT_ID=bench "$SIDECAR_BIN" --config "$work/sidecar.yaml" 2>"$work/sidecar-${1//\//-}.log" &
   sc_pid=$!
   pids+=($sc_pid)
   wait_port "$sc_port"
@@ -51,7 +54,7 @@ stop_sidecar() {
   wait "$sc_pid" 2>/dev/null || true
 }
 
-printf "%-22s %14s %14s %10s %10s %10s %10s %10s %12s\n" "run" "accepted ev/s" "delivered ev/s" "req/s" "p50 ms" "p99 ms" "wire B/ev" "raw B/ev" "sidecar us/ev"
+printf "%-26s %14s %14s %10s %10s %10s %10s %10s %10s %12s %8s\n" "run" "accepted ev/s" "delivered ev/s" "req/s" "p50 ms" "p99 ms" "wire B/ev" "raw B/ev" "disk B/ev" "sidecar us/ev" "syncs"
 declare -A accepted_rate
 for mode in $MODES; do
   start_sidecar "$mode"
@@ -71,14 +74,16 @@ for mode in $MODES; do
   wire="$(metric "$sc_port" aforo_sidecar_batch_bytes_compressed_total)"
   raw="$(metric "$sc_port" aforo_sidecar_batch_bytes_raw_total)"
   cpu="$(cpu_s "$sc_pid")"
+  spooled="$(metric "$sc_port" aforo_sidecar_spool_written_bytes_total)"
+  syncs="$(metric "$sc_port" aforo_sidecar_spool_syncs_total)"
   acc_rate="$(echo "$accepted / $secs" | bc -l)"
   del_rate="$(echo "$delivered / ($secs + $drain)" | bc -l)"
   accepted_rate[$mode]="$acc_rate"
-  printf "%-22s %14.0f %14.0f %10.0f %10.2f %10.2f %10.1f %10.1f %12.2f\n" "ingest/batch $mode" "$acc_rate" "$del_rate" \
+  printf "%-26s %14.0f %14.0f %10.0f %10.2f %10.2f %10.1f %10.1f %10.1f %12.2f %8s\n" "ingest/batch $mode" "$acc_rate" "$del_rate" \
     "$(field rps "$result")" "$(echo "$(field p50_us "$result") / 1000" | bc -l)" \
     "$(echo "$(field p99_us "$result") / 1000" | bc -l)" \
     "$(echo "$wire / ($delivered + 0.0001)" | bc -l)" "$(echo "$raw / ($delivered + 0.0001)" | bc -l)" \
-    "$(echo "$cpu * 1000000 / ($accepted + 0.0001)" | bc -l)"
+    "$(echo "$spooled / ($accepted + 0.0001)" | bc -l)" "$(echo "$cpu * 1000000 / ($accepted + 0.0001)" | bc -l)" "$syncs"
   [ "$(field errors "$result")" = "0" ] || echo "  (wrk reported $(field errors "$result") errors / non-2xx)"
   [ "$delivered" -ge "$accepted" ] || echo "  (not drained: $delivered of $accepted delivered)"
   stop_sidecar
@@ -88,11 +93,12 @@ done
 start_sidecar memory
 out="$(METHOD=GET TARGET=/healthz wrk -t1 -c"$CONNECTIONS" -d"$DURATION" -s "$here/ingest.lua" "http://127.0.0.1:$sc_port" 2>&1)"
 result="$(grep RESULT <<<"$out")"
-printf "%-22s %14s %14s %10.0f %10.2f %10.2f\n" "GET /healthz (floor)" "-" "-" "$(field rps "$result")" \
+printf "%-26s %14s %14s %10.0f %10.2f %10.2f\n" "GET /healthz (floor)" "-" "-" "$(field rps "$result")" \
   "$(echo "$(field p50_us "$result") / 1000" | bc -l)" "$(echo "$(field p99_us "$result") / 1000" | bc -l)"
 stop_sidecar
 
-if [ -n "${accepted_rate[disk]:-}" ] && [ -n "${accepted_rate[memory]:-}" ]; then
-  printf "disk / memory accepted ratio: %.2f\n" "$(echo "${accepted_rate[disk]} / ${accepted_rate[memory]}" | bc -l)"
-fi
+for mode in $MODES; do
+  [ "$mode" = "disk/off" ] || [ -z "${accepted_rate[disk/off]:-}" ] || [ -z "${accepted_rate[$mode]:-}" ] ||
+    printf "%s / disk/off accepted ratio: %.2f\n" "$mode" "$(echo "${accepted_rate[$mode]} / ${accepted_rate[disk/off]}" | bc -l)"
+done
 echo "events per request: $EVENTS, batch.max_events: $BATCH, compression: $COMPRESSION, connections: $CONNECTIONS, duration: $DURATION"

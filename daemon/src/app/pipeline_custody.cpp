@@ -99,11 +99,13 @@ io::spool_append_result pipeline_custody::store(std::string_view body, std::uint
   io::spool_append_result r;
   if (io::lz4_compress_frame(body, wire_).ok) {
     r = spool_.append(wire_, events, core::spool_format::lz4);
+    r.compressed = true;
   } else {
     r = spool_.append(body, events, core::spool_format::json);
   }
   note_drops(r, now);
   if (r.stored()) {
+    metrics_.spool_written.inc(core::spool_header_bytes + (r.compressed ? wire_.size() : body.size()));
     if (!pending_since_) pending_since_ = now;
     if (rejecting_) {
       rejecting_ = false;

@@ -41,6 +41,8 @@ pipeline_metrics::pipeline_metrics()
       ingest_splits(c("aforo_sidecar_ingest_splits_total",
                       "Ingest requests answered 413 and split in halves (down to one event).")),
       spool_syncs(c("aforo_sidecar_spool_syncs_total", "Group commits: fdatasync of the spool's new appends.")),
+      spool_written(c("aforo_sidecar_spool_written_bytes_total",
+                      "Bytes appended to the disk spool (record headers and LZ4-compressed batch bodies).")),
       spool_sync_errors(c("aforo_sidecar_spool_sync_errors_total",
                           "Group commits that failed (write-back errors); the batches concerned were answered 503.")),
       raw_bytes(c("aforo_sidecar_batch_bytes_raw_total", "Ingest batch body bytes before compression.")),

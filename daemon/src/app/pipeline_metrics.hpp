@@ -31,6 +31,7 @@ struct pipeline_metrics {
   util::counter_metric& quarantined_segments; ///< spool segments copied or moved to quarantine/ at startup
   util::counter_metric& ingest_splits;     ///< ingest requests answered 413 and split in halves
   util::counter_metric& spool_syncs;       ///< group commits (fdatasync of the spool)
+  util::counter_metric& spool_written;     ///< bytes appended to the spool (headers + LZ4 payloads)
   util::counter_metric& spool_sync_errors; ///< group commits that failed (the batches concerned got 503)
   util::counter_metric& raw_bytes;         ///< batch bodies before compression
   util::counter_metric& wire_bytes;        ///< batch bodies as sent (after compression)

@@ -46,6 +46,7 @@ struct spool_append_result {
   std::uint64_t dropped_records = 0;  ///< drop_oldest: whole oldest records removed to make room
   std::uint64_t dropped_events = 0;
   std::error_code error;              ///< io_error only
+  bool compressed = false;            ///< set by the caller that stored an LZ4 payload (for its counters)
   [[nodiscard]] bool stored() const noexcept { return result == status::stored; }
 };
 
