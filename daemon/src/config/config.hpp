@@ -49,7 +49,7 @@ struct aforo_section {
 struct entitlements_config {
   std::string source = "control_plane";     ///< "control_plane" or "file:PATH"
   millis refresh_interval{std::chrono::seconds(30)};
-  millis max_stale{std::chrono::minutes(10)};
+  millis max_stale{0};                      ///< 0 = a stale snapshot serves until a refresh succeeds
   unknown_customer_policy unknown_customer = unknown_customer_policy::block;
   std::uint32_t quota_warning_percent = 80; ///< used share of a limit that adds X-RateLimit-Warning
   std::uint32_t lease_requests = 200;       ///< most requests a decision lease admits in the plugin; 0 = off
