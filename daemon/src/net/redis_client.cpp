@@ -14,6 +14,7 @@
 #include <boost/url/parse.hpp>
 #include <charconv>
 
+#include "config/secrets.hpp"
 #include "util/log.hpp"
 #include "util/metrics.hpp"
 
@@ -61,7 +62,7 @@ redis_value convert(const redisReply* r) {
 std::optional<redis_endpoint> parse_redis_url(std::string_view url, std::string& error) {
   auto u = boost::urls::parse_uri(url);
   if (!u) {
-    error = "'" + std::string(url) + "' is not a URL";
+    error = "'" + config::redact_url(std::string(url)) + "' is not a URL";
     return std::nullopt;
   }
   redis_endpoint ep;
