@@ -299,7 +299,9 @@ struct redis_client::impl : std::enable_shared_from_this<impl> {
     for (auto& c : cmds) {
       std::string what = c[0];
       send(std::move(c), [this, what](redis_result r) {
-        if (ph != phase::handshaking) return;
+        // Once one step failed and the connection is closing, the rest fail too: keep the first cause
+        // (e.g. "AUTH failed: WRONGPASS ..."), not "PING failed: connection_lost".
+        if (ph != phase::handshaking || !closing_reason.empty()) return;
         if (!r.ok_reply()) {
           const std::string why = !r.ok() ? to_string(r.error) : r.reply.str;
           close(redis_error::connection_lost, what + " failed: " + why);
