@@ -147,6 +147,12 @@ def check(bundle):
     spool_ok = any(spool_dir.startswith(mount_of(sidecar, n).rstrip("/") + "/")
                    and volumes[n]["persistentVolumeClaim"].get("claimName") in pvcs for n in pvc_vols)
     e.expect(spool_ok, "buffer.spool_dir must be on a PersistentVolumeClaim defined here")
+    # The last known good entitlement snapshot (and the catalog) survive a pod restart: a restarted
+    # pod decides (and is ready) even while the control plane is away.
+    state_dir = cfg.get("discovery", {}).get("state_dir", "/tmp/aforo-state")
+    state_ok = any(state_dir.startswith(mount_of(sidecar, n).rstrip("/") + "/")
+                   and volumes[n]["persistentVolumeClaim"].get("claimName") in pvcs for n in pvc_vols)
+    e.expect(state_ok, "discovery.state_dir (last known good snapshot) must be on a PersistentVolumeClaim defined here")
 
     # Kong loads the plugin.
     kenv = {v.get("name"): v.get("value", "") for v in kong.get("env", []) or []}
@@ -212,6 +218,8 @@ def mutations():
         ("plugin sidecar_url elsewhere", lambda b: b["files"]["config/kong.yml"][0]["plugins"][0]["config"]
          .update(sidecar_url="http://127.0.0.1:9")),
         ("no unix listener", lambda b: b["files"]["config/sidecar.yaml"][0].update(listen=["127.0.0.1:8750"])),
+        ("state_dir off the volume", lambda b: b["files"]["config/sidecar.yaml"][0]["discovery"]
+         .update(state_dir="/tmp/aforo-state")),
     ]
 
 

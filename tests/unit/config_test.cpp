@@ -271,3 +271,45 @@ TEST_CASE("secrets: the environment wins over the file and values are redacted",
   CHECK(errors[0] == "aforo.api_key_file: cannot read the secret file /nonexistent/key");
   std::remove(path.c_str());
 }
+
+TEST_CASE("secrets: the Redis password comes from the env or cache.redis_password_file", "[config][secrets]") {
+  const std::string path = "/tmp/aforo-unit-redis-password";
+  { std::ofstream(path) << "redis-pw-from-file\n"; }
+  sidecar_config c;
+  c.cache.redis_password_file = path;
+  ::unsetenv("AFORO_REDIS_PASSWORD");
+  std::vector<std::string> errors;
+  CHECK(load_secrets(c, errors).redis_password == "redis-pw-from-file");
+  ::setenv("AFORO_REDIS_PASSWORD", "redis-pw-from-env", 1);
+  CHECK(load_secrets(c, errors).redis_password == "redis-pw-from-env");
+  ::unsetenv("AFORO_REDIS_PASSWORD");
+  CHECK(errors.empty());
+  c.cache.redis_password_file = "/nonexistent/redis";
+  load_secrets(c, errors);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0] == "cache.redis_password_file: cannot read the secret file /nonexistent/redis");
+  std::remove(path.c_str());
+}
+
+TEST_CASE("secrets: a URL's inline password is redacted and warned about", "[config][secrets]") {
+  CHECK(redact_url("redis://:hunter2@redis.internal:6379/0") == "redis://:****@redis.internal:6379/0");
+  CHECK(redact_url("redis://user:hunter2@10.0.0.1/2") == "redis://user:****@10.0.0.1/2");
+  CHECK(redact_url("redis://user@10.0.0.1/2") == "redis://user@10.0.0.1/2");
+  CHECK(redact_url("redis://10.0.0.1:6379/0") == "redis://10.0.0.1:6379/0");
+  CHECK(redact_url("unix:/run/redis.sock?db=1") == "unix:/run/redis.sock?db=1");
+  CHECK(redact_url("redis://u:p@ss@host/0") == "redis://u:****@host/0");
+  CHECK(url_has_password("redis://:x@h/0"));
+  CHECK_FALSE(url_has_password("redis://u@h/0"));
+
+  sidecar_config c;
+  CHECK(warnings(c).empty());
+  c.cache.redis = "redis://:hunter2@redis.internal:6379/0";
+  const auto w = warnings(c);
+  REQUIRE(w.size() == 1);
+  CHECK(w[0].find("redis://:****@redis.internal") != std::string::npos);
+  CHECK(w[0].find("hunter2") == std::string::npos);
+  // A malformed URL is refused without echoing its password either.
+  auto r = load_config_text("cache: { redis: \"http://:hunter2@h/0\" }\n");
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.errors[0].find("hunter2") == std::string::npos);
+}

@@ -31,6 +31,15 @@ std::int64_t unix_now() {
 
 double seconds_of(std::chrono::steady_clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string seconds_text(std::chrono::steady_clock::duration d) {
+  return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(d).count()) + "s";
+}
+
 // A check request whose fields own their text: for the (rare) asynchronous shared-store lookup,
 // which outlives the request buffer.
 struct owned_check {
@@ -82,6 +91,16 @@ struct decision_service::metrics_set {
   util::counter_metric& load_failures = util::metrics().counter(
       "aforo_sidecar_entitlements_snapshot_load_failures_total",
       "Failed snapshot refreshes (unreadable or invalid file, control plane error); the snapshot in force stays.");
+  util::counter_metric& lkg_loaded = lkg("loaded");
+  util::counter_metric& lkg_ignored = lkg("ignored");
+
+  static util::counter_metric& lkg(const char* result) {
+    return util::metrics().counter(
+        "aforo_sidecar_entitlements_last_known_good_loads_total",
+        "Startups whose source could not give a snapshot: the persisted last known good one loaded, or "
+        "ignored (none, corrupt, truncated or invalid).",
+        std::string("result=\"") + result + "\"");
+  }
 
   static util::counter_metric& lookups(const char* result) {
     return util::metrics().counter("aforo_sidecar_entitlements_cache_lookups_total",
@@ -95,11 +114,17 @@ decision_service::decision_service(context& ctx, std::unique_ptr<entitlements_sh
       sharing_(sharing ? std::move(sharing) : std::make_unique<local_entitlements_sharing>()),
       engine_(options_of(ctx.config)),
       quota_(ctx.config.entitlements.quota_warning_percent),
+      store_(ctx.config.discovery.state_dir),
       sync_timer_(ctx.ioc),
       metrics_(std::make_unique<metrics_set>()) {
   util::metrics().gauge_fn("aforo_sidecar_entitlements_snapshot_age_seconds",
-                           "Seconds since the source last loaded or confirmed the snapshot in force (-1: none).", "",
-                           [this] { return snap_ ? seconds_of(age(clock::now())) : -1.0; });
+                           "Seconds since the source last gave or confirmed the snapshot in force, across restarts "
+                           "(-1: none).",
+                           "", [this] { return snap_ ? seconds_of(age(clock::now())) : -1.0; });
+  util::metrics().gauge_fn("aforo_sidecar_entitlements_snapshot_stale",
+                           "1 while the snapshot in force is stale (its source has not confirmed it for 2 refresh "
+                           "periods), else 0.",
+                           "", [this] { return snap_ && age(clock::now()) > stale_after() ? 1.0 : 0.0; });
 }
 
 decision_service::~decision_service() = default;
@@ -118,18 +143,52 @@ void decision_service::start() {
 void decision_service::start_source() {
   source_name_ = ctx_.config.entitlements.source;
   snapshot_events ev;
-  ev.loaded = [this](snapshot_ptr s) { on_loaded(std::move(s)); };
+  ev.loaded = [this](snapshot_ptr s, std::string text) { on_loaded(std::move(s), std::move(text)); };
   ev.confirmed = [this] {
     confirmed_at_ = clock::now();
     stale_logged_ = false;
+    store_.confirmed(wall_ms());
+    watch_staleness(confirmed_at_);
   };
-  ev.failed = [this] { metrics_->load_failures.inc(); };
+  ev.failed = [this] {
+    metrics_->load_failures.inc();
+    if (!snap_ && !lkg_tried_) load_last_known_good();
+  };
   source_ = make_snapshot_source(ctx_, std::move(ev));
   util::log::info("entitlements: source " + source_name_);
   source_->start();
 }
 
-void decision_service::on_loaded(snapshot_ptr snap) {
+void decision_service::on_loaded(snapshot_ptr snap, std::string text) {
+  install(std::move(snap), clock::now());
+  from_lkg_ = false;
+  store_.save(text, source_ ? source_->kind() : std::string_view("unknown"), wall_ms());
+  watch_staleness(confirmed_at_);
+}
+
+void decision_service::load_last_known_good() {
+  lkg_tried_ = true;
+  auto lkg = store_.load();
+  if (!lkg) {
+    metrics_->lkg_ignored.inc();
+    util::log::warn("entitlements: the source gave no snapshot and no last known good one is usable (" + store_.path() +
+                    "); /v1/check answers 503 until the source does");
+    return;
+  }
+  metrics_->lkg_loaded.inc();
+  const auto age_ms = std::max<std::int64_t>(wall_ms() - lkg->fetched_at_ms, 0);
+  const auto age = std::chrono::milliseconds(age_ms);
+  install(std::move(lkg->snap), clock::now() - age);
+  from_lkg_ = true;
+  stale_warned_ = age > stale_after();
+  const auto bound = ctx_.config.entitlements.max_stale;
+  util::log::warn("entitlements: source " + source_name_ + " unavailable at startup; serving the last known good snapshot " +
+                  snap_->version + " from " + store_.path() + " (from " + lkg->source + ", age " + seconds_text(age) +
+                  "; " + (bound.count() > 0 ? "entitlements.max_stale " + seconds_text(bound) : std::string("no max_stale")) +
+                  ") until a refresh succeeds");
+}
+
+void decision_service::install(snapshot_ptr snap, clock::time_point confirmed_at) {
   if (version_info_ != nullptr) version_info_->set(0);
   version_info_ = &util::metrics().gauge("aforo_sidecar_entitlements_snapshot_info",
                                          "The entitlement snapshot in force (1) by version; earlier versions 0.",
@@ -137,9 +196,31 @@ void decision_service::on_loaded(snapshot_ptr snap) {
   version_info_->set(1);
   metrics_->loads.inc();
   snap_ = std::move(snap);
-  confirmed_at_ = clock::now();
+  confirmed_at_ = confirmed_at;
   stale_logged_ = false;
   sharing_->snapshot_loaded(snap_);
+}
+
+void decision_service::watch_staleness(clock::time_point now) {
+  if (!snap_) return;
+  const bool stale = age(now) > stale_after();
+  if (stale == stale_warned_) return;
+  stale_warned_ = stale;
+  if (stale) {
+    const auto bound = ctx_.config.entitlements.max_stale;
+    util::log::warn("entitlements: snapshot " + snap_->version + " is stale: source " + source_name_ +
+                    " has not confirmed it for " + seconds_text(age(now)) + "; it keeps serving " +
+                    (bound.count() > 0 ? "up to entitlements.max_stale " + seconds_text(bound)
+                                       : std::string("until a refresh succeeds")));
+  } else {
+    util::log::info("entitlements: snapshot " + snap_->version + " is fresh again");
+  }
+}
+
+const char* decision_service::state_name(clock::time_point now) const {
+  if (!snap_) return "none";
+  if (too_stale(now)) return "expired";
+  return age(now) > stale_after() ? "stale" : "fresh";
 }
 
 void decision_service::schedule_sync() {
@@ -147,6 +228,7 @@ void decision_service::schedule_sync() {
   sync_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
     sharing_->sync_quota(quota_);
+    watch_staleness(clock::now());
     const auto now = unix_now();
     if (now - last_expire_ >= 60) {
       quota_.expire(now);
@@ -184,17 +266,28 @@ decision_service::clock::duration decision_service::stale_after() const {
 }
 
 bool decision_service::too_stale(clock::time_point now) const {
-  return age(now) > ctx_.config.entitlements.max_stale;
+  const auto bound = ctx_.config.entitlements.max_stale;
+  return bound.count() > 0 && age(now) > bound;
 }
 
 void decision_service::readiness(status_report& r) const {
+  const auto now = clock::now();
+  std::string f = R"({"state":")";
+  f += state_name(now);
+  f += '"';
+  if (snap_) {
+    f += R"(,"version":)";
+    ce::append_json_string(f, snap_->version);
+    f += R"(,"age_s":)" + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(age(now)).count());
+    f += R"(,"last_known_good":)";
+    f += from_lkg_ ? "true" : "false";
+  }
+  f += '}';
+  r.fields["entitlements"] = std::move(f);
   if (!r.ready) return;
   if (!snap_) {
     r.ready = false;
     r.not_ready_reason = "no entitlement snapshot loaded yet (entitlements.source " + source_name_ + ")";
-  } else if (too_stale(clock::now())) {
-    r.ready = false;
-    r.not_ready_reason = "entitlement snapshot " + snap_->version + " is older than entitlements.max_stale";
   }
 }
 
@@ -207,7 +300,12 @@ void decision_service::handshake_fields(std::map<std::string, std::string>& fiel
   std::string v = R"({"version":)";
   ce::append_json_string(v, snap_->version);
   v += R"(,"age_s":)";
-  v += std::to_string(std::chrono::duration_cast<std::chrono::seconds>(age(clock::now())).count());
+  const auto now = clock::now();
+  v += std::to_string(std::chrono::duration_cast<std::chrono::seconds>(age(now)).count());
+  v += R"(,"state":")";
+  v += state_name(now);
+  v += R"(","last_known_good":)";
+  v += from_lkg_ ? "true" : "false";
   v += '}';
   fields["entitlements"] = std::move(v);
 }
@@ -236,8 +334,9 @@ void decision_service::handle_check(net::http_request& req, const net::respond_f
   if (!snap_ || too_stale(started)) {
     metrics_->no_snapshot.inc();
     if (snap_ && !stale_logged_) {
-      util::log::error("entitlements: snapshot " + snap_->version +
-                       " is older than entitlements.max_stale; answering 503 until a refresh succeeds");
+      util::log::error("entitlements: snapshot " + snap_->version + " is older than entitlements.max_stale (" +
+                       seconds_text(ctx_.config.entitlements.max_stale) +
+                       "); answering 503 until a refresh succeeds");
       stale_logged_ = true;
     }
     return respond(net::http_response::error(

@@ -2,6 +2,7 @@
 // and the quota counters, on the io thread, with no network call on the request path.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -13,6 +14,7 @@
 #include "app/entitlements_sharing.hpp"
 #include "app/service.hpp"
 #include "app/snapshot_source.hpp"
+#include "app/snapshot_store.hpp"
 #include "core/entitlements/decision_engine.hpp"
 #include "core/entitlements/quota.hpp"
 
@@ -25,13 +27,22 @@ class histogram_metric;
 namespace aforo::app {
 
 /// Answers 200 with the decision JSON whenever a decision is made (a deny is a decision), 400
-/// `bad_request` for a malformed body, 503 `no_snapshot` when no snapshot is loaded or the one in
-/// force was last confirmed by its source more than entitlements.max_stale ago (the plugin's
-/// fallback_on_error then applies). `mode` and `entitlements.unknown_customer` apply live on reload;
+/// `bad_request` for a malformed body, 503 `no_snapshot` when no snapshot is loaded, or when
+/// entitlements.max_stale is set (> 0) and the one in force was last confirmed by its source more
+/// than that ago (the plugin's fallback_on_error then applies). By default (max_stale 0) a stale
+/// snapshot serves until a refresh succeeds.
+/// Last known good: every snapshot the source loads is persisted in discovery.state_dir
+/// (snapshot_store); when the source fails before any snapshot is loaded (control plane away at
+/// startup, snapshot file missing or broken), that file is loaded instead, with a WARN giving its
+/// age. The age (handshake `age_s`, aforo_sidecar_entitlements_snapshot_age_seconds) counts from
+/// when the source last gave or confirmed the snapshot, across restarts. Turning stale (older than
+/// 2 x the refresh period + 1 s) is logged at WARN once, and fresh again at INFO once. `mode` and `entitlements.unknown_customer` apply live on reload;
 /// a changed `entitlements.source` swaps the source (the old snapshot serves until the new one loads).
 /// The `cache` field: hit = found in a snapshot confirmed within 2 x the source's refresh period
 /// + 1 s; stale = found in an older one (its refresh is failing); miss = not held locally.
-/// Not ready (/readyz) until a snapshot is loaded, and while it is past max_stale.
+/// Not ready (/readyz) until a snapshot (fresh or last known good) is loaded; ready from then on,
+/// even past max_stale: the pod also carries Kong and the ingest path, and the plugin's
+/// fallback_on_error already covers a 503 from /v1/check. /readyz reports the snapshot's state.
 /// Threading: io thread only.
 class decision_service final : public service {
  public:
@@ -58,9 +69,15 @@ class decision_service final : public service {
   void handle_check(net::http_request& req, const net::respond_fn& respond);
   void finish(const core::entitlements::decision& d, clock::time_point started, const net::respond_fn& respond);
   void start_source();
-  void on_loaded(snapshot_ptr snap);
+  void on_loaded(snapshot_ptr snap, std::string text);
+  void install(snapshot_ptr snap, clock::time_point confirmed_at);
+  void load_last_known_good();
+  void watch_staleness(clock::time_point now);
+  [[nodiscard]] const char* state_name(clock::time_point now) const;
   void schedule_sync();
-  [[nodiscard]] clock::duration age(clock::time_point now) const { return now - confirmed_at_; }
+  [[nodiscard]] clock::duration age(clock::time_point now) const {
+    return std::max(now - confirmed_at_, clock::duration::zero());
+  }
   [[nodiscard]] bool too_stale(clock::time_point now) const;
   [[nodiscard]] clock::duration stale_after() const;
   util::counter_metric& checks_counter(const core::entitlements::decision& d);
@@ -74,7 +91,11 @@ class decision_service final : public service {
   snapshot_ptr snap_;
   core::entitlements::margin_hook* margin_ = nullptr;
   clock::time_point confirmed_at_{};
-  bool stale_logged_ = false;
+  bool stale_logged_ = false;               // the 503 past max_stale was logged
+  bool stale_warned_ = false;               // the snapshot turned stale and that was logged
+  bool lkg_tried_ = false;                  // the last known good file was looked for
+  bool from_lkg_ = false;                   // the snapshot in force came from that file
+  snapshot_store store_;
   boost::asio::steady_timer sync_timer_;
   std::int64_t last_expire_ = 0;
   std::unique_ptr<metrics_set> metrics_;

@@ -2,11 +2,8 @@
 #include "app/discovery_service.hpp"
 
 #include "app/aforo_client.hpp"
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -17,6 +14,7 @@
 #include "core/discovery/catalog_json.hpp"
 #include "core/discovery/event_observation.hpp"
 #include "core/pipeline/retry_policy.hpp"
+#include "io/atomic_file.hpp"
 #include "net/http_client.hpp"
 #include "util/log.hpp"
 #include "util/metrics.hpp"
@@ -56,30 +54,6 @@ std::string read_token(const std::string& path) {
   std::string t = ss.str();
   while (!t.empty() && (t.back() == '\n' || t.back() == '\r' || t.back() == ' ')) t.pop_back();
   return t;
-}
-
-// Writes `text` to `path` atomically: a temp file in the same directory, fsync, rename.
-std::string write_atomically(const std::string& path, const std::string& text) {
-  std::error_code ec;
-  fs::create_directories(fs::path(path).parent_path(), ec);
-  if (ec) return "cannot create " + fs::path(path).parent_path().string() + ": " + ec.message();
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-  if (fd < 0) return "cannot open " + tmp + ": " + std::strerror(errno);
-  std::size_t off = 0;
-  while (off < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + off, text.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const std::string why = std::strerror(errno);
-      ::close(fd);
-      return "cannot write " + tmp + ": " + why;
-    }
-    off += static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) return "cannot sync " + tmp + ": " + std::strerror(errno);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return "cannot rename " + tmp + ": " + std::strerror(errno);
-  return {};
 }
 
 }  // namespace
@@ -197,7 +171,8 @@ void discovery_service::load() {
 }
 
 void discovery_service::save() {
-  const std::string err = write_atomically(state_file(), dsc::catalog_state_json(catalog_, pushed_revision_));
+  const std::string err =
+      io::write_file_atomically(state_file(), dsc::catalog_state_json(catalog_, pushed_revision_), 0640);
   if (err.empty()) {
     catalog_.mark_saved();
     if (!save_error_.empty()) util::log::info("discovery: catalog file writable again");

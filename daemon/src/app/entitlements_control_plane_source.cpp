@@ -120,7 +120,7 @@ void control_plane_snapshot_source::on_response(net::client_result r) {
   auto snap = std::make_shared<const core::entitlements::snapshot>(std::move(*parsed.value));
   util::log::info("entitlements: loaded snapshot version " + snap->version + " from the control plane (" +
                   std::to_string(snap->customers.size()) + " customers)");
-  events_.loaded(std::move(snap));
+  events_.loaded(std::move(snap), std::move(r.body));
 }
 
 }  // namespace aforo::app

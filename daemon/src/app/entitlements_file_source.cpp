@@ -5,11 +5,24 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 
 #include "config/snapshot_yaml.hpp"
 #include "util/log.hpp"
 
 namespace aforo::app {
+
+namespace {
+bool read_text(const std::string& path, std::string& out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  out = std::move(ss).str();
+  return !in.bad();
+}
+}  // namespace
 
 file_snapshot_source::file_snapshot_source(boost::asio::io_context& ioc, std::string path, snapshot_events events,
                                            std::chrono::milliseconds poll_interval)
@@ -59,7 +72,11 @@ void file_snapshot_source::check(bool force) {
 void file_snapshot_source::load(const file_stamp& stamp) {
   seen_ = stamp;
   seen_valid_ = true;
-  auto r = config::load_snapshot_file(path_);
+  // Symlinks are followed here on purpose: a Kubernetes ConfigMap mounts files as symlinks.
+  std::string text;
+  const bool read = read_text(path_, text);
+  auto r = read ? config::parse_snapshot_text(text) : core::entitlements::snapshot_result{};
+  if (!read) r.errors.push_back(path_ + ": cannot read the snapshot file");
   if (!r.ok()) {
     seen_ok_ = false;
     util::log::error("entitlements: snapshot file " + path_ + " has " + std::to_string(r.errors.size()) +
@@ -73,7 +90,7 @@ void file_snapshot_source::load(const file_stamp& stamp) {
   util::log::info("entitlements: loaded snapshot version " + snap->version + " from " + path_ + " (" +
                   std::to_string(snap->customers.size()) + " customers, " + std::to_string(snap->rules.size()) +
                   " feature rules)");
-  events_.loaded(std::move(snap));
+  events_.loaded(std::move(snap), std::move(text));
 }
 
 }  // namespace aforo::app

@@ -36,8 +36,8 @@ void usage(std::FILE* out) {
       "  --check-config  validate the config and the secrets it names, print every problem, exit 0 or 78\n"
       "  --version       print the version and exit\n"
       "\n"
-      "Secrets come from the environment (AFORO_API_KEY, AFORO_TENANT_ID, AFORO_WEBHOOK_SECRET) or\n"
-      "from the files named in the config, never from the config text.\n",
+      "Secrets come from the environment (AFORO_API_KEY, AFORO_TENANT_ID, AFORO_WEBHOOK_SECRET,\n"
+      "AFORO_REDIS_PASSWORD) or from the files named in the config, never from the config text.\n",
       out);
 }
 
@@ -86,7 +86,10 @@ int main(int argc, char** argv) {
   if (loaded.ok()) secrets = aforo::config::load_secrets(loaded.config, errors);
 
   const std::string shown = config_path.empty() ? std::string("built-in defaults") : config_path;
+  const std::vector<std::string> warnings =
+      loaded.ok() ? aforo::config::warnings(loaded.config) : std::vector<std::string>{};
   if (check_only) {
+    for (const auto& w : warnings) std::fprintf(stderr, "%s: warning: %s\n", shown.c_str(), w.c_str());
     for (const auto& e : errors) std::fprintf(stderr, "%s: %s\n", shown.c_str(), e.c_str());
     if (!errors.empty()) {
       std::fprintf(stderr, "%s: %zu problem(s)\n", shown.c_str(), errors.size());
@@ -107,6 +110,7 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
+  for (const auto& w : warnings) aforo::util::log::warn("config: " + shown + ": " + w);
   if (config_path.empty())
     aforo::util::log::info(std::string("no config file at ") + default_config + "; running on built-in defaults");
 

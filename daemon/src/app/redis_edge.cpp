@@ -53,10 +53,15 @@ std::string random_instance() {
   return s;
 }
 
-net::redis_client_options client_options(const config::sidecar_config& c) {
+// The endpoint of cache.redis with the credentials from outside the file: cache.redis_username (else
+// the URL's user) and the password from AFORO_REDIS_PASSWORD / cache.redis_password_file (else the
+// URL's, which --check-config warns about).
+net::redis_client_options client_options(const config::sidecar_config& c, const config::secrets& s) {
   std::string error;
   auto ep = net::parse_redis_url(c.cache.redis, error);
   if (!ep) throw std::runtime_error("cache.redis: " + error);
+  if (!c.cache.redis_username.empty()) ep->user = c.cache.redis_username;
+  if (!s.redis_password.empty()) ep->password = s.redis_password;
   net::redis_client_options o;
   o.endpoint = std::move(*ep);
   o.command_timeout = c.cache.redis_timeout;
@@ -105,7 +110,7 @@ redis_entitlements_sharing::redis_entitlements_sharing(context& ctx)
     : ctx_(ctx),
       keys_(ctx.secrets.tenant_id),
       instance_(random_instance()),
-      client_(ctx.ioc, client_options(ctx.config)),
+      client_(ctx.ioc, client_options(ctx.config, ctx.secrets)),
       lru_(static_cast<std::size_t>(ctx.config.cache.lru_capacity)) {
   sets_.push_back(std::make_unique<counter_set>(
       shared_counters{std::string(ce::redis_keys::quota_set), "quota", nullptr, {}, 0}, 0));

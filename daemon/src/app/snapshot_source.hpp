@@ -5,6 +5,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <string>
 #include <string_view>
 
 #include "app/service.hpp"
@@ -16,7 +17,8 @@ using snapshot_ptr = std::shared_ptr<const core::entitlements::snapshot>;
 
 /// What a source tells its owner; every callback runs on the io thread.
 struct snapshot_events {
-  std::function<void(snapshot_ptr)> loaded;  ///< new content, current as of now
+  /// New content, current as of now, with the text it was parsed from (kept as the last known good).
+  std::function<void(snapshot_ptr, std::string text)> loaded;
   std::function<void()> confirmed;           ///< the snapshot in force is still current (304, file unchanged)
   std::function<void()> failed;              ///< a refresh failed (the source has logged why)
 };

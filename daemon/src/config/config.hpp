@@ -50,7 +50,7 @@ struct aforo_section {
 struct entitlements_config {
   std::string source = "control_plane";     ///< "control_plane" or "file:PATH"
   millis refresh_interval{std::chrono::seconds(30)};
-  millis max_stale{std::chrono::minutes(10)};
+  millis max_stale{0};                      ///< 0 = a stale snapshot serves until a refresh succeeds
   unknown_customer_policy unknown_customer = unknown_customer_policy::block;
   std::uint32_t quota_warning_percent = 80; ///< used share of a limit that adds X-RateLimit-Warning
   std::uint32_t lease_requests = 200;       ///< most requests a decision lease admits in the plugin; 0 = off
@@ -64,6 +64,8 @@ struct entitlements_config {
 
 struct cache_config {
   std::string redis;                        ///< redis://host:port/db; empty = in-memory only
+  std::string redis_username;               ///< Redis 6 ACL user for AUTH; empty = the URL's user, else default
+  std::string redis_password_file;          ///< or env AFORO_REDIS_PASSWORD; never inline
   std::uint64_t lru_capacity = 100000;
   millis redis_timeout{std::chrono::milliseconds(250)};
   millis sync_interval{std::chrono::seconds(1)};  ///< local quota/cost deltas pushed to Redis

@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 
+#include "config/secrets.hpp"
 #include "config/units.hpp"
 
 namespace aforo::config {
@@ -297,7 +298,7 @@ void validate(const sidecar_config& c, std::vector<std::string>& errors) {
     fail("entitlements.lease_ttl", "must be from 1ms to 1m");
   if (c.cache.lru_capacity < 1) fail("cache.lru_capacity", "must be at least 1");
   if (!c.cache.redis.empty() && c.cache.redis.rfind("redis://", 0) != 0 && c.cache.redis.rfind("unix:", 0) != 0)
-    fail("cache.redis", "'" + c.cache.redis + "' must look like redis://host:port/db or unix:/path");
+    fail("cache.redis", "'" + redact_url(c.cache.redis) + "' must look like redis://host:port/db or unix:/path");
   if (c.batch.max_events < 1 || c.batch.max_events > 1000) fail("batch.max_events", "must be from 1 to 1000 (Aforo's limit per request)");
   if (c.batch.flush_interval.count() < 1) fail("batch.flush_interval", "must be at least 1ms");
   if (c.retry.max_retries > 20) fail("retry.max_retries", "must be at most 20");
@@ -313,6 +314,14 @@ void validate(const sidecar_config& c, std::vector<std::string>& errors) {
   if (c.discovery.enabled && !http_url(c.discovery.kong_admin_url))
     fail("discovery.kong_admin_url", "'" + c.discovery.kong_admin_url + "' must be an http:// or https:// URL");
   if (c.discovery.max_operations_per_service < 1) fail("discovery.max_operations_per_service", "must be at least 1");
+}
+
+std::vector<std::string> warnings(const sidecar_config& c) {
+  std::vector<std::string> out;
+  if (url_has_password(c.cache.redis))
+    out.push_back("cache.redis: '" + redact_url(c.cache.redis) +
+                  "' carries a password inline; secrets belong in cache.redis_password_file or env AFORO_REDIS_PASSWORD");
+  return out;
 }
 
 std::map<std::string, std::string> flatten(const sidecar_config& c) {

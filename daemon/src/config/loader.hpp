@@ -26,6 +26,10 @@ load_result load_config_file(const std::string& path);
 /// Cross-key checks (ranges, URLs, listen addresses); appends to errors.
 void validate(const sidecar_config& c, std::vector<std::string>& errors);
 
+/// Valid but discouraged settings (e.g. a password inline in cache.redis): "key: why", for
+/// --check-config and a WARN at startup.
+std::vector<std::string> warnings(const sidecar_config& c);
+
 /// Every key with its value formatted as it would be written in YAML (units included).
 std::map<std::string, std::string> flatten(const sidecar_config& c);
 

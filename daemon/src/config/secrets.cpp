@@ -2,6 +2,7 @@
 #include "config/secrets.hpp"
 
 #include <cstdlib>
+#include <utility>
 #include <fstream>
 #include <sstream>
 
@@ -39,6 +40,8 @@ secrets load_secrets(const sidecar_config& c, std::vector<std::string>& errors) 
   else s.tenant_id = c.aforo.tenant_id;
   s.webhook_secret = from_env_or_file("AFORO_WEBHOOK_SECRET", c.margin_guard.webhook_secret_file,
                                       "margin_guard.webhook_secret_file", errors);
+  s.redis_password = from_env_or_file("AFORO_REDIS_PASSWORD", c.cache.redis_password_file,
+                                      "cache.redis_password_file", errors);
   for (char ch : s.api_key) {
     if (static_cast<unsigned char>(ch) < 0x21 || ch == 0x7f) {
       errors.push_back("aforo.api_key_file: the API key holds a space or control character");
@@ -47,6 +50,32 @@ secrets load_secrets(const sidecar_config& c, std::vector<std::string>& errors) 
     }
   }
   return s;
+}
+
+namespace {
+// [begin, end) of the password in "scheme://user:password@host...", or npos when there is none.
+std::pair<std::size_t, std::size_t> url_password(const std::string& url) {
+  const auto scheme = url.find("://");
+  if (scheme == std::string::npos) return {std::string::npos, 0};
+  const auto start = scheme + 3;
+  const auto end_auth = url.find_first_of("/?#", start);
+  const auto at = url.rfind('@', end_auth == std::string::npos ? std::string::npos : end_auth);
+  if (at == std::string::npos || at < start) return {std::string::npos, 0};
+  const auto colon = url.find(':', start);
+  if (colon == std::string::npos || colon > at) return {std::string::npos, 0};
+  return {colon + 1, at};
+}
+}  // namespace
+
+std::string redact_url(const std::string& url) {
+  const auto [b, e] = url_password(url);
+  if (b == std::string::npos || b == e) return url;
+  return url.substr(0, b) + "****" + url.substr(e);
+}
+
+bool url_has_password(const std::string& url) {
+  const auto [b, e] = url_password(url);
+  return b != std::string::npos && b != e;
 }
 
 std::string redact(const std::string& secret) {

@@ -1,4 +1,4 @@
-// Secrets (API key, tenant id, webhook secret) come from the environment or from files, never from the
+// Secrets (API key, tenant id, webhook secret, Redis password) come from the environment or from files, never from the
 // config text, and are never logged: `redact` shows at most the last 4 characters.
 #pragma once
 
@@ -13,6 +13,7 @@ struct secrets {
   std::string api_key;          ///< env AFORO_API_KEY, else the file aforo.api_key_file; may be empty
   std::string tenant_id;        ///< env AFORO_TENANT_ID, else aforo.tenant_id
   std::string webhook_secret;   ///< env AFORO_WEBHOOK_SECRET, else margin_guard.webhook_secret_file
+  std::string redis_password;   ///< env AFORO_REDIS_PASSWORD, else cache.redis_password_file; else the URL's
 };
 
 /// Resolves the secrets; problems (unreadable file, empty file) are appended to errors with their key.
@@ -20,5 +21,12 @@ secrets load_secrets(const sidecar_config& c, std::vector<std::string>& errors);
 
 /// "sk_live_…a1b2" style: the last 4 characters at most, or "(none)".
 std::string redact(const std::string& secret);
+
+/// A URL with the password of its user part replaced by "****" ("redis://:****@host:6379/0"), for
+/// logs and error messages. Anything else is returned as it is.
+std::string redact_url(const std::string& url);
+
+/// Whether the URL carries a password in its user part (scheme://user:password@...).
+bool url_has_password(const std::string& url);
 
 }  // namespace aforo::config

@@ -14,6 +14,7 @@
 #include <boost/url/parse.hpp>
 #include <charconv>
 
+#include "config/secrets.hpp"
 #include "util/log.hpp"
 #include "util/metrics.hpp"
 
@@ -61,7 +62,7 @@ redis_value convert(const redisReply* r) {
 std::optional<redis_endpoint> parse_redis_url(std::string_view url, std::string& error) {
   auto u = boost::urls::parse_uri(url);
   if (!u) {
-    error = "'" + std::string(url) + "' is not a URL";
+    error = "'" + config::redact_url(std::string(url)) + "' is not a URL";
     return std::nullopt;
   }
   redis_endpoint ep;
@@ -298,7 +299,9 @@ struct redis_client::impl : std::enable_shared_from_this<impl> {
     for (auto& c : cmds) {
       std::string what = c[0];
       send(std::move(c), [this, what](redis_result r) {
-        if (ph != phase::handshaking) return;
+        // Once one step failed and the connection is closing, the rest fail too: keep the first cause
+        // (e.g. "AUTH failed: WRONGPASS ..."), not "PING failed: connection_lost".
+        if (ph != phase::handshaking || !closing_reason.empty()) return;
         if (!r.ok_reply()) {
           const std::string why = !r.ok() ? to_string(r.error) : r.reply.str;
           close(redis_error::connection_lost, what + " failed: " + why);
