@@ -317,6 +317,7 @@ void discovery_service::on_push_result(int status, bool network_error, bool time
       maybe_push();
       return;
     case core::delivery_action::dead_letter:
+    case core::delivery_action::split:  // a catalog cannot be halved: 413 rejects this revision
       metrics_->pushes_rejected.inc();
       util::log::error("discovery: the control plane rejected catalog revision " + std::to_string(sent_revision) +
                        " (" + what + "); not retried");
