@@ -2,6 +2,8 @@
 // loaded whole), the requests are posted one at a time with the project's HTTP client.
 #include "app/replay_dead_letter.hpp"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
@@ -30,10 +32,13 @@ constexpr int exit_config = 78;
 constexpr std::size_t max_line_bytes = 64u << 20;  // a longer line is reported and skipped
 constexpr std::size_t max_shown_body = 4096;
 
-/// Reads a file line by line through a fixed buffer: memory is bounded by the longest line.
+/// Reads a file line by line through a fixed buffer (memory is bounded by the longest line), up to
+/// `limit` bytes: the size when the replay started. The running sidecar appends to its dead-letter file
+/// (events refused again while the cause is not fixed): those lines are left for a later run, so a
+/// replay never chases its own refusals.
 class line_reader {
  public:
-  explicit line_reader(std::FILE* f) : f_(f), buf_(1u << 20) {}
+  line_reader(std::FILE* f, std::uint64_t limit) : f_(f), buf_(1u << 20), remaining_(limit) {}
 
   /// The next line without its '\n' (a last line without one too); false at the end of the file.
   /// `too_long`: the line was over max_line_bytes; `line` is then empty.
@@ -44,7 +49,8 @@ class line_reader {
     for (;;) {
       if (pos_ == len_) {
         if (eof_) return any;
-        len_ = std::fread(buf_.data(), 1, buf_.size(), f_);
+        len_ = remaining_ == 0 ? 0 : std::fread(buf_.data(), 1, std::min<std::uint64_t>(buf_.size(), remaining_), f_);
+        remaining_ -= len_;
         pos_ = 0;
         if (len_ == 0) {
           eof_ = true;
@@ -74,6 +80,7 @@ class line_reader {
   std::vector<char> buf_;
   std::size_t pos_ = 0;
   std::size_t len_ = 0;
+  std::uint64_t remaining_;
   bool eof_ = false;
 };
 
@@ -240,7 +247,8 @@ const char* replay_usage() {
          "\n"
          "Lines that are not dead-letter lines, or hold an undecodable spool record, are reported with their\n"
          "number and skipped. A busy sidecar (503) is retried after its Retry-After; a request it refuses\n"
-         "(400, 413) or no sidecar at the URL stops the replay with the line to resume from.\n"
+         "(400, 413) or no sidecar at the URL stops the replay with the line to resume from. Only the lines\n"
+         "present at the start are read: lines the sidecar appends meanwhile are left for a later run.\n"
          "Exit status: 0 when every event was accepted (or, with --dry-run, every line can be replayed);\n"
          "1 when events failed, lines were skipped or the replay stopped; 64 bad command line; 78 invalid config.\n";
 }
@@ -274,6 +282,11 @@ int run_replay(const replay_options& opts) {
     std::FILE* f;
     ~closer() { std::fclose(f); }
   } close_f{f};
+  struct stat st {};
+  if (::fstat(::fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+    err("ERROR " + opts.file + " is not a regular file");
+    return 1;
+  }
 
   totals t;
   std::optional<poster> post;
@@ -292,7 +305,7 @@ int run_replay(const replay_options& opts) {
     return post->post(r);
   };
 
-  line_reader lines(f);
+  line_reader lines(f, static_cast<std::uint64_t>(st.st_size));
   std::string line;
   bool too_long = false;
   std::uint64_t line_no = 0;
