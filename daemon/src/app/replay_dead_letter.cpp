@@ -207,8 +207,11 @@ class poster {
   }
   bool stop(const core::replay_request& r, const std::string& why) {
     err("ERROR " + why);
-    err("ERROR stopped; the events of the lines before line " + std::to_string(r.first_line) +
-        " were handed to the sidecar: after fixing the cause, resume with --from-line " + std::to_string(r.first_line));
+    const std::string line = std::to_string(r.first_line);
+    err("ERROR stopped; " +
+        (r.first_line <= opts_.from_line ? std::string("no event was handed to the sidecar")
+                                         : "the events of the lines before line " + line + " were handed to the sidecar") +
+        ": after fixing the cause, resume with --from-line " + line);
     return false;
   }
 
