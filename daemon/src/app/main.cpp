@@ -1,5 +1,6 @@
 // aforo-sidecar: command line, config loading and the exit codes (0 ok, 64 usage, 78 config, 1 startup;
-// `test-event`: 0 when ingest accepted the event, 1 otherwise).
+// `test-event`: 0 when ingest accepted the event, 1 otherwise; `replay-dead-letter`: 0 when every event
+// was accepted, 1 otherwise).
 #include <sys/stat.h>
 
 #include <csignal>
@@ -9,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "app/replay_dead_letter.hpp"
 #include "app/sidecar.hpp"
 #include "app/test_event.hpp"
 #include "config/loader.hpp"
@@ -25,12 +27,19 @@ void usage(std::FILE* out) {
   std::fputs(
       "usage: aforo-sidecar [--config PATH] [--check-config] [--version] [--help]\n"
       "       aforo-sidecar test-event [--config PATH]\n"
+      "       aforo-sidecar replay-dead-letter FILE [--sidecar-url URL] [--config PATH] [--from-line N] [--dry-run]\n"
       "\n"
       "  test-event      send one synthetic event straight to ingest (aforo.ingest_url with its last\n"
       "                  segment /batch replaced by /test, e.g. .../v1/ingest/test) with the configured\n"
       "                  key, print ingest's status and answer; exit 0 when ingest accepted it (2xx),\n"
       "                  1 with the cause otherwise (invalid API key (401), network timeout, TLS failure,\n"
       "                  connection refused)\n"
+      "  replay-dead-letter\n"
+      "                  re-send the events of a dead-letter file (FILE, e.g.\n"
+      "                  {spool_dir}/dead-letter/dead-letter.jsonl) to the running sidecar's\n"
+      "                  POST /v1/ingest/batch (default http://127.0.0.1:8750) once the cause is fixed;\n"
+      "                  prints failed events and a summary, exit 0 when every event was accepted;\n"
+      "                  --dry-run only counts; `aforo-sidecar replay-dead-letter --help` for details\n"
       "\n"
       "  --config PATH   YAML config (default /etc/aforo/sidecar.yaml; built-in defaults when absent)\n"
       "  --check-config  validate the config and the secrets it names, print every problem, exit 0 or 78\n"
@@ -49,6 +58,10 @@ bool file_exists(const std::string& p) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::strcmp(argv[1], "replay-dead-letter") == 0) {
+    // Needs no secrets and only an explicit --config: its own command line.
+    return aforo::app::replay_dead_letter_command(std::vector<std::string>(argv + 2, argv + argc));
+  }
   std::string config_path;
   bool explicit_config = false;
   bool check_only = false;
