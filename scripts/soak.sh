@@ -2,7 +2,9 @@
 # Soak under faults (issue 9): nginx with the aforo-metering plugin, the sidecar (Redis-backed, disk
 # durability, when_full reject on a small tmpfs spool), a real redis-server and the fake ingest under a
 # steady paced load for DURATION_SECONDS, while a fault schedule cycles through: ingest outage, 5xx storm,
-# Redis killed and restarted, sidecar SIGKILL and restart, nginx -s reload, full disk (tmpfs filled).
+# Redis killed and restarted, sidecar SIGKILL and restart, nginx -s reload, full disk (tmpfs filled), an
+# ingest that takes at most 25 events per request (413: the sidecar splits), per-event failures inside
+# 202s (dead-lettered, then re-sent with `aforo-sidecar replay-dead-letter` after the load).
 # Then it checks: every response through the metered route was metered and delivered (distinct
 # idempotencyKeys at the ingest == responses, by status), nothing dropped, the sidecar's peak RSS under a
 # ceiling, no crash (the sidecar only died when killed, no core files, nginx error.log free of
@@ -13,7 +15,7 @@
 #   AFORO_BUILD_DIR=build         where aforo-sidecar, aforo-fake-ingest and aforo-soak-loadgen are built
 #   AFORO_SOAK_RATE=200           requests per second;  AFORO_SOAK_CONNECTIONS=4
 #   AFORO_SOAK_RSS_MAX_MIB=200    the sidecar's VmRSS ceiling
-#   AFORO_SOAK_SLOT=10            seconds per fault slot (fault + recovery); 8 below 70 s
+#   AFORO_SOAK_SLOT=10            seconds per fault slot (fault + recovery); 7 below 90 s
 #   AFORO_SOAK_KEEP=0             1: keep the work dir (logs, ingest record) for inspection
 set -uo pipefail
 
@@ -27,7 +29,7 @@ LOADGEN=$BUILD/tests/aforo-soak-loadgen
 RATE=${AFORO_SOAK_RATE:-200}
 CONNS=${AFORO_SOAK_CONNECTIONS:-4}
 RSS_MAX_MIB=${AFORO_SOAK_RSS_MAX_MIB:-200}
-SLOT=${AFORO_SOAK_SLOT:-$(( DURATION >= 70 ? 10 : 8 ))}  # 8 s: every fault kind fits in 60 s
+SLOT=${AFORO_SOAK_SLOT:-$(( DURATION >= 90 ? 10 : 7 ))}  # 7 s: every fault kind fits in 60 s
 API_KEY=sk_soak_0123456789abcdef
 TENANT=tenant_soak
 
@@ -188,7 +190,13 @@ fault_disk_full() {
   sleep 5
   rm -f "$TMPFS/filler"
 }
-SCHEDULE=(ingest_outage 5xx_storm redis_restart sidecar_kill nginx_reload disk_full)
+fault_ingest_413() {
+  ctl max_events '{"max_events":25}'; sleep 4; ctl max_events '{"max_events":1000}'
+}
+fault_partial_failures() {
+  ctl faults '{"steps":[{"fail_events":[0,3],"times":5}]}'; sleep 3
+}
+SCHEDULE=(ingest_outage ingest_413 5xx_storm redis_restart partial_failures sidecar_kill nginx_reload disk_full)
 
 # Faults in rotation, one per slot, with the rest of the slot to recover; the load runs throughout.
 i=0
@@ -216,15 +224,31 @@ expected=$(jq '[.by_status[]] | add // 0' <<<"$LOAD")
 errors=$(jq .errors <<<"$LOAD")
 say "load stopped: $LOAD"
 
-# Drain: the plugin's buffer, the sidecar's memory and spool, until the ingest holds every event.
-delivered=0 stable=0 last=-1
-for _ in $(seq 1 180); do
-  delivered=$(curl -sf "$INGEST_URL/_control/stats" | jq .stored); delivered=${delivered:-0}
-  [ "$delivered" -ge "$expected" ] && [ "$delivered" -eq "$last" ] && { stable=$((stable + 1)); [ $stable -ge 4 ] && break; }
-  [ "$delivered" -ne "$last" ] && stable=0
-  last=$delivered
-  sleep 0.5
-done
+# Drain: the plugin's buffer, the sidecar's memory and spool, until the ingest holds every event (or,
+# with events dead-lettered by the partial-failure fault, until nothing moves any more).
+drain() {
+  local delivered=0 stable=0 last=-1
+  for _ in $(seq 1 180); do
+    delivered=$(curl -sf "$INGEST_URL/_control/stats" | jq .stored); delivered=${delivered:-0}
+    [ "$delivered" -eq "$last" ] && { stable=$((stable + 1)); [ $stable -ge 6 ] && [ "$delivered" -ge "$1" ] && break; [ $stable -ge 10 ] && break; }
+    [ "$delivered" -ne "$last" ] && stable=0
+    last=$delivered
+    sleep 0.5
+  done
+}
+drain "$expected"
+# Events ingest refused one by one were dead-lettered: once "fixed", the operator re-sends them.
+dead_lettered=$(curl -sf "$SIDECAR_URL/metrics" | grep -E '^aforo_sidecar_events_dead_lettered_total\{reason="event_failed"\}' | awk '{print $2 + 0}')
+dead_lettered=${dead_lettered:-0}
+replayed="none"
+if [ -s "$WORK/dead-letter/dead-letter.jsonl" ]; then
+  if "$SIDECAR" replay-dead-letter "$WORK/dead-letter/dead-letter.jsonl" --sidecar-url "$SIDECAR_URL" >"$WORK/replay.log" 2>&1; then
+    replayed=$(tail -1 "$WORK/replay.log")
+  else
+    cat "$WORK/replay.log" >&2; fail "replay-dead-letter failed"
+  fi
+  drain "$expected"
+fi
 STATS=$(curl -sf "$INGEST_URL/_control/stats")
 METRICS=$(curl -sf "$SIDECAR_URL/metrics")
 check_alive
@@ -240,7 +264,8 @@ by_status_load=$(jq -c .by_status <<<"$LOAD")
 duplicates=$(jq .duplicates <<<"$STATS")
 lost=$((expected - keys)); [ $lost -lt 0 ] && lost=0
 extra=$((keys - expected)); [ $extra -lt 0 ] && extra=0
-dropped=$(grep -E '^aforo_sidecar_events_(dropped|dead_lettered)_total' <<<"$METRICS" | awk '{s += $2} END {print s + 0}')
+# Dead-lettered events other than the injected per-event failures (re-sent above) are losses too.
+dropped=$(grep -E '^aforo_sidecar_events_(dropped|dead_lettered)_total' <<<"$METRICS" | grep -v 'reason="event_failed"' | awk '{s += $2} END {print s + 0}')
 rejected_full=$(grep -E '^aforo_sidecar_events_rejected_total\{reason="spool_(full|error)"\}' <<<"$METRICS" | awk '{s += $2} END {print s + 0}')
 peak_kib=$(sort -n "$WORK/rss.log" 2>/dev/null | tail -1); peak_kib=${peak_kib:-0}
 peak_mib=$(awk -v k="$peak_kib" 'BEGIN {printf "%.1f", k / 1024}')
@@ -275,6 +300,7 @@ events lost:       $lost
 duplicates:        $duplicates (redeliveries the ingest deduplicated by idempotencyKey)
 refused (503):     $rejected_full events refused while the spool was full or unwritable, retried by the plugin (last sidecar process)
 dropped:           $dropped
+dead-lettered:     $dead_lettered events refused one by one by the partial-failure fault; replay: $replayed
 peak sidecar RSS:  ${peak_mib} MiB (ceiling ${RSS_MAX_MIB} MiB, $(wc -l < "$WORK/rss.log") samples)
 result:            $([ ${#FAILURES[@]} -eq 0 ] && echo PASS || echo "FAIL (${#FAILURES[@]})")
 EOF

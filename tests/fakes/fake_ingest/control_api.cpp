@@ -140,4 +140,14 @@ net::http_response ingest_service::control_reset() {
   return net::http_response::json(200, R"({"reset":true})");
 }
 
+net::http_response ingest_service::control_max_events(net::http_request& req) {
+  rapidjson::Document doc;
+  doc.Parse(req.body.data(), req.body.size());
+  if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("max_events") || !doc["max_events"].IsUint() ||
+      doc["max_events"].GetUint() == 0)
+    return net::http_response::error(400, "bad_request", R"(expected {"max_events":N} with N >= 1)");
+  opts_.max_events = doc["max_events"].GetUint();
+  return net::http_response::json(200, R"({"max_events":)" + std::to_string(opts_.max_events) + "}");
+}
+
 }  // namespace aforo::fake

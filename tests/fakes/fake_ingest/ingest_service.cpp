@@ -82,6 +82,7 @@ void ingest_service::add_routes(net::router& routes) {
   routes.add_sync("GET", "/_control/received", [this](net::http_request&) { return control_received(); });
   routes.add_sync("GET", "/_control/stats", [this](net::http_request&) { return control_stats(); });
   routes.add_sync("POST", "/_control/reset", [this](net::http_request&) { return control_reset(); });
+  routes.add_sync("POST", "/_control/max_events", [this](net::http_request& req) { return control_max_events(req); });
 }
 
 void ingest_service::handle_ingest(net::http_request& req, net::respond_fn respond, bool single) {

@@ -71,6 +71,8 @@ class ingest_service {
   net::http_response control_received() const;
   net::http_response control_stats() const;
   net::http_response control_reset();
+  /// {"max_events":N}: from now on, requests with more events are answered 413 (as --max-events).
+  net::http_response control_max_events(net::http_request& req);
 
   boost::asio::io_context& ioc_;
   ingest_options opts_;

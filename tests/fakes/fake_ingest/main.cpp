@@ -28,7 +28,7 @@ constexpr const char* usage =
     "  --count-only  accept every batch's events, counted by their idempotencyKey members, without\n"
     "              parsing, validating or deduplicating them (benchmarks on the measured machine)\n"
     "Control API on the same port: POST /_control/faults, POST /_control/refuse, GET /_control/received,\n"
-    "GET /_control/stats, POST /_control/reset.\n";
+    "GET /_control/stats, POST /_control/reset, POST /_control/max_events.\n";
 
 }  // namespace
 
