@@ -238,8 +238,7 @@ drain() {
 }
 drain "$expected"
 # Events ingest refused one by one were dead-lettered: once "fixed", the operator re-sends them.
-dead_lettered=$(curl -sf "$SIDECAR_URL/metrics" | grep -E '^aforo_sidecar_events_dead_lettered_total\{reason="event_failed"\}' | awk '{print $2 + 0}')
-dead_lettered=${dead_lettered:-0}
+dead_lettered=$(jq -s 'map(.events) | add // 0' "$WORK/dead-letter/dead-letter.jsonl" 2>/dev/null || echo 0)
 replayed="none"
 if [ -s "$WORK/dead-letter/dead-letter.jsonl" ]; then
   if "$SIDECAR" replay-dead-letter "$WORK/dead-letter/dead-letter.jsonl" --sidecar-url "$SIDECAR_URL" >"$WORK/replay.log" 2>&1; then
