@@ -14,7 +14,7 @@ seconds=${1:-15}
 build_dir=${AFORO_FUZZ_BUILD_DIR:-build-fuzz}
 case "$build_dir" in /*) ;; *) build_dir="$root/$build_dir" ;; esac
 jobs=${AFORO_JOBS:-$(nproc)}
-all_targets=(ingest_batch ingest_single ingest_ack check_request spool_records snapshot_json snapshot_text
+all_targets=(ingest_batch ingest_single ingest_ack check_request spool_records batch_split snapshot_json snapshot_text
   config_yaml lz4_frame http_router)
 read -r -a targets <<<"${AFORO_FUZZ_TARGETS:-${all_targets[*]}}"
 
@@ -25,7 +25,7 @@ cmake --build "$build_dir" -j "$jobs" --target $(printf 'fuzz_%s ' "${targets[@]
 dict_of() {
   case "$1" in
     http_router) echo "$root/fuzz/dict/http_router.dict" ;;
-    ingest_*|check_request|snapshot_json) echo "$root/fuzz/dict/json.dict" ;;
+    ingest_*|check_request|snapshot_json|batch_split) echo "$root/fuzz/dict/json.dict" ;;
   esac
 }
 

@@ -22,16 +22,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK(rec.size == core::spool_header_bytes + rec.payload.size());
     FUZZ_CHECK(rec.payload.data() == buf.data() + rec.offset + core::spool_header_bytes);
     const auto one = core::decode_one_spool_record(buf.substr(rec.offset));
-    FUZZ_CHECK(one.size == rec.size && one.event_count == rec.event_count);
+    FUZZ_CHECK(one.size == rec.size && one.event_count == rec.event_count && one.format == rec.format);
     end = rec.offset + rec.size;
     good_bytes += rec.size;
   }
   FUZZ_CHECK(good_bytes + r.skipped_bytes <= size);
   // Re-framing the good payloads gives a clean segment that decodes to the same records.
   std::string clean;
-  for (const auto& rec : r.records) core::append_spool_record(clean, rec.payload, rec.event_count);
+  for (const auto& rec : r.records) core::append_spool_record(clean, rec.payload, rec.event_count, rec.format);
   const auto again = core::decode_spool_records(clean);
   FUZZ_CHECK(again.records.size() == r.records.size());
+  for (std::size_t i = 0; i < again.records.size(); ++i) FUZZ_CHECK(again.records[i].format == r.records[i].format);
   FUZZ_CHECK(again.corrupt_records == 0 && again.torn_records == 0 && again.skipped_bytes == 0);
   // A single-record re-read of arbitrary bytes never reaches past them.
   const auto first = core::decode_one_spool_record(buf);

@@ -214,6 +214,27 @@ TEST_CASE("integrity: every event ingest fails inside a 202 is in the dead-lette
   CHECK(fake_stat(fake, "requests") == 5);  // nothing resent
 }
 
+TEST_CASE("integrity: an envelope with success:false dead-letters every event of the request", "[pipeline][integrity]") {
+  fake_ingest_process fake;
+  sidecar_process sc(sidecar_yaml(fake.ingest_url(), "batch: { max_events: 100, flush_interval: 50ms }\n"),
+                     sidecar_env());
+  fake.set_faults(R"([{"success_false":true,"fail_events":[2]}])");
+  REQUIRE(sc.client().post("/v1/ingest/batch", batch("sf", 0, 5)).status == 202);
+  REQUIRE(wait_until([&] {
+    return metric(sc, "aforo_sidecar_events_dead_lettered_total{reason=\"success_false\"}") == 4 &&
+           metric(sc, "aforo_sidecar_events_dead_lettered_total{reason=\"event_failed\"}") == 1;
+  }, 5s));
+  const auto lines = dead_letter_lines(sc.dir().file("spool/dead-letter/dead-letter.jsonl"));
+  REQUIRE(lines.size() == 5);
+  CHECK(lines[2].find("rejected by the ingest (injected failure)") != std::string::npos);
+  CHECK(lines[0].find("ingest answered success:false") != std::string::npos);
+  CHECK(metric(sc, "aforo_sidecar_events_delivered_total") == 0);
+  // Nothing resent: the next batch is the next request.
+  REQUIRE(sc.client().post("/v1/ingest/batch", batch("ok", 0, 2)).status == 202);
+  REQUIRE(wait_until([&] { return fake_stat(fake, "accepted") == 2; }, 5s));
+  CHECK(fake_stat(fake, "requests") == 2);
+}
+
 TEST_CASE("integrity: a dead-letter write that fails leaves the batch in the spool; it is written once it can be",
           "[pipeline][integrity]") {
   fake_ingest_process fake;

@@ -336,7 +336,7 @@ bool pipeline_custody::dead_letter(const pipeline_batch& b, int status, std::str
   return true;
 }
 
-bool pipeline_custody::dead_letter_events(const std::vector<io::dead_letter_entry>& entries, std::string_view reason) {
+bool pipeline_custody::dead_letter_events(const std::vector<io::dead_letter_entry>& entries) {
   if (entries.empty()) return true;
   if (auto ec = dead_letter_.append(entries)) {
     metrics_.dead_letter_errors.inc();
@@ -345,9 +345,7 @@ bool pipeline_custody::dead_letter_events(const std::vector<io::dead_letter_entr
     return false;
   }
   note_dead_letter_rotation();
-  std::uint64_t n = 0;
-  for (const auto& e : entries) n += e.events;
-  metrics_.dead_lettered(std::string(reason)).inc(n);
+  for (const auto& e : entries) metrics_.dead_lettered(std::string(e.reason)).inc(e.events);
   return true;
 }
 

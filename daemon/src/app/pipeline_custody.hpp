@@ -75,9 +75,9 @@ class pipeline_custody {
   /// the batch and tries again later.
   [[nodiscard]] bool dead_letter(const pipeline_batch& b, int status, std::string_view response,
                                  std::string_view reason);
-  /// Entries for events ingest refused one by one (the batch itself is acked by delivered()).
-  /// false when they could not be written: the caller must not ack the batch.
-  [[nodiscard]] bool dead_letter_events(const std::vector<io::dead_letter_entry>& entries, std::string_view reason);
+  /// Entries for events ingest refused (the batch itself is acked by delivered()), counted by
+  /// each entry's reason. false when they could not be written: the caller must not ack the batch.
+  [[nodiscard]] bool dead_letter_events(const std::vector<io::dead_letter_entry>& entries);
   /// Ingest answered 413 for a request of `events` events: later batches carry at most half.
   void limit_request_events(std::uint32_t events);
   [[nodiscard]] std::size_t request_events() const noexcept { return std::min(batch_events_, learned_cap_); }

@@ -162,8 +162,7 @@ bool pipeline_deliverer::keep_refused(const send_report& rep) {
       entries.push_back({bodies[i], 1, status, r.listed ? "event_failed" : "success_false", now, r.message});
     }
   }
-  return custody_.dead_letter_events(entries, refused.unidentified == 0 && !rep.ack->success ? "success_false"
-                                                                                               : "event_failed");
+  return custody_.dead_letter_events(entries);
 }
 
 void pipeline_deliverer::on_delivered(const send_report& rep) {
@@ -204,7 +203,7 @@ void pipeline_deliverer::on_too_large(const send_report& rep) {
       }
       return;
     }
-    if (!custody_.dead_letter_events({{sending_body(), events, 413, "too_large", "", rep.response_body}}, "too_large")) {
+    if (!custody_.dead_letter_events({{sending_body(), events, 413, "too_large", "", rep.response_body}})) {
       hold(clock::now() + std::chrono::seconds(1));
       return;
     }
@@ -236,8 +235,7 @@ void pipeline_deliverer::on_failure(const send_report& rep, const core::retry_de
       }
       return;
     }
-    if (!custody_.dead_letter_events({{sending_body(), sending_events(), status, "rejected_batch", "", rep.response_body}},
-                                     "rejected_batch")) {
+    if (!custody_.dead_letter_events({{sending_body(), sending_events(), status, "rejected_batch", "", rep.response_body}})) {
       hold(d.at + (retry_.backoff.empty() ? std::chrono::milliseconds(1000) : retry_.backoff.front()));
       return;
     }

@@ -12,6 +12,7 @@ std::string fault_step::describe() const {
   if (retry_after_s >= 0) add("retry_after=" + std::to_string(retry_after_s));
   if (delay_ms != 0) add("delay_ms=" + std::to_string(delay_ms));
   if (close) add("close");
+  if (success_false) add("success_false");
   if (!fail_events.empty()) add("fail_events=" + std::to_string(fail_events.size()));
   return d.empty() ? "none" : d;
 }
@@ -33,6 +34,8 @@ std::optional<std::string> parse_step(const rapidjson::Value& v, fault_step& s) 
       s.times = val.GetUint();
     } else if (key == "close" && val.IsBool()) {
       s.close = val.GetBool();
+    } else if (key == "success_false" && val.IsBool()) {
+      s.success_false = val.GetBool();
     } else if (key == "fail_events" && val.IsArray()) {
       for (const auto& i : val.GetArray()) {
         if (!i.IsUint()) return "fail_events must hold indices";

@@ -18,6 +18,7 @@ struct fault_step {
   std::uint32_t delay_ms = 0;     ///< wait before answering (the batch is processed on arrival)
   std::set<std::size_t> fail_events;  ///< indices reported as per-event failures in a 2xx answer
   bool close = false;             ///< drop the connection without answering
+  bool success_false = false;     ///< take nothing: a 2xx envelope with success:false listing fail_events
   std::uint32_t times = 1;        ///< how many consecutive requests this step applies to
 
   /// One line for logs and GET /_control/received.

@@ -196,6 +196,10 @@ net::http_response ingest_service::process(net::http_request& req, const fault_s
     else if (!has_string(ev, "customerId")) why = "customerId is required";
     else if (!has_string(ev, "idempotencyKey")) why = "idempotencyKey is required";
     else if (step.fail_events.count(i) != 0) why = "rejected by the ingest (injected failure)";
+    if (why.empty() && step.success_false) {
+      ++rec.failed;  // taken for nothing, listed for nothing
+      continue;
+    }
     if (!why.empty()) {
       ++rec.failed;
       errors += errors.empty() ? "" : ",";
@@ -217,6 +221,11 @@ net::http_response ingest_service::process(net::http_request& req, const fault_s
   if (record_ != nullptr && !lines.empty()) {
     std::fwrite(lines.data(), 1, lines.size(), record_);
     std::fflush(record_);
+  }
+  if (step.success_false) {
+    failed_ += rec.failed;
+    return net::http_response::json(200, R"({"success":false,"data":{"accepted":0,"duplicates":0,"failed":)" +
+                                             std::to_string(rec.failed) + R"(,"errors":[)" + errors + R"(]},"meta":{}})");
   }
   return ack(rec, errors);
 }
