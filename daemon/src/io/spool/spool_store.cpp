@@ -475,19 +475,19 @@ spool_unsynced spool_store::take_unsynced() {
     const int dup = ::fcntl(active_fd_, F_DUPFD_CLOEXEC, 0);
     // Without a descriptor to spare, sync here and now rather than not at all.
     if (dup >= 0) u.files.push_back(dup);
-    else (void)::fdatasync(active_fd_);
+    else if (::fdatasync(active_fd_) != 0) u.error = last_error();
   }
   active_dirty_ = false;
   if (dir_dirty_) {
     u.dir = ::fcntl(dir_fd_, F_DUPFD_CLOEXEC, 0);
-    if (u.dir < 0) (void)::fsync(dir_fd_);
+    if (u.dir < 0 && ::fsync(dir_fd_) != 0 && !u.error) u.error = last_error();
     dir_dirty_ = false;
   }
   return u;
 }
 
 std::error_code spool_store::sync_files(spool_unsynced& u) {
-  std::error_code err;
+  std::error_code err = u.error;
   for (int& fd : u.files) {
     if (::fdatasync(fd) != 0 && !err) err = last_error();
     close_fd(fd);

@@ -73,6 +73,8 @@ struct spool_peek {
 struct spool_unsynced {
   std::vector<int> files;
   int dir = -1;  ///< the directory, when a segment was created since the last take
+  /// A file that could not be duplicated (no descriptor to spare) was synced at once; its error.
+  std::error_code error;
   [[nodiscard]] bool empty() const noexcept { return files.empty() && dir < 0; }
 };
 
