@@ -118,6 +118,9 @@ net::http_response ingest_service::control_stats() const {
   kv(w, "failed", failed_);
   kv(w, "stored", events_.size());
   kv(w, "faults_pending", faults_.pending());
+  kv(w, "in_flight", static_cast<std::uint64_t>(in_flight_));
+  kv(w, "peak_in_flight", static_cast<std::uint64_t>(peak_in_flight_));
+  kv(w, "over_limit", over_limit_);
   if (server_ != nullptr) {
     kv(w, "connections", server_->connections_accepted());
     kv(w, "open_connections", server_->open_connections());
@@ -148,6 +151,22 @@ net::http_response ingest_service::control_max_events(net::http_request& req) {
     return net::http_response::error(400, "bad_request", R"(expected {"max_events":N} with N >= 1)");
   opts_.max_events = doc["max_events"].GetUint();
   return net::http_response::json(200, R"({"max_events":)" + std::to_string(opts_.max_events) + "}");
+}
+
+net::http_response ingest_service::control_network(net::http_request& req) {
+  rapidjson::Document doc;
+  doc.Parse(req.body.data(), req.body.size());
+  if (doc.HasParseError() || !doc.IsObject())
+    return net::http_response::error(400, "bad_request", R"(expected {"rtt_ms":N,"jitter_ms":N,"max_in_flight":N})");
+  for (auto [name, field] : {std::pair{"rtt_ms", &opts_.rtt_ms}, std::pair{"jitter_ms", &opts_.jitter_ms},
+                             std::pair{"max_in_flight", &opts_.max_in_flight}}) {
+    if (!doc.HasMember(name)) continue;
+    if (!doc[name].IsUint()) return net::http_response::error(400, "bad_request", std::string(name) + " must be a count");
+    *field = doc[name].GetUint();
+  }
+  return net::http_response::json(200, R"({"rtt_ms":)" + std::to_string(opts_.rtt_ms) + R"(,"jitter_ms":)" +
+                                           std::to_string(opts_.jitter_ms) + R"(,"max_in_flight":)" +
+                                           std::to_string(opts_.max_in_flight) + "}");
 }
 
 }  // namespace aforo::fake

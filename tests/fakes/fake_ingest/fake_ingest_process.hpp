@@ -63,6 +63,9 @@ struct fake_ingest_options {
   std::string record;    ///< --record FILE
   bool count_only = false;  ///< --count-only
   std::size_t max_events = 0;  ///< --max-events (0 = the fake's default, Aforo's 1000); more is answered 413
+  std::uint32_t rtt_ms = 0;        ///< --rtt-ms: every answer after this round trip
+  std::uint32_t jitter_ms = 0;     ///< --jitter-ms
+  std::uint32_t max_in_flight = 0; ///< --max-in-flight: 429 past this many requests in progress
 };
 
 /// A running aforo-fake-ingest on 127.0.0.1 and a free port; killed on destruction.
@@ -86,6 +89,9 @@ class fake_ingest_process {
     if (o.bearer) add("--auth", "bearer");
     if (o.count_only) argv.emplace_back("--count-only");
     if (o.max_events != 0) add("--max-events", std::to_string(o.max_events));
+    if (o.rtt_ms != 0) add("--rtt-ms", std::to_string(o.rtt_ms));
+    if (o.jitter_ms != 0) add("--jitter-ms", std::to_string(o.jitter_ms));
+    if (o.max_in_flight != 0) add("--max-in-flight", std::to_string(o.max_in_flight));
     proc_ = std::make_unique<testkit::process>(argv);
     static const std::regex re(R"(listening on (https?://127\.0\.0\.1:[0-9]+))");
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);

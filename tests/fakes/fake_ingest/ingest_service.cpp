@@ -83,6 +83,7 @@ void ingest_service::add_routes(net::router& routes) {
   routes.add_sync("GET", "/_control/stats", [this](net::http_request&) { return control_stats(); });
   routes.add_sync("POST", "/_control/reset", [this](net::http_request&) { return control_reset(); });
   routes.add_sync("POST", "/_control/max_events", [this](net::http_request& req) { return control_max_events(req); });
+  routes.add_sync("POST", "/_control/network", [this](net::http_request& req) { return control_network(req); });
 }
 
 void ingest_service::handle_ingest(net::http_request& req, net::respond_fn respond, bool single) {
@@ -107,7 +108,7 @@ void ingest_service::handle_ingest(net::http_request& req, net::respond_fn respo
     net::http_response r;
     if (server_ != nullptr && server_->refusing()) r.status = drop_connection_status;
     else r = process(req, step, single, rec);
-    answer(std::move(respond), std::move(r), 0);
+    answer(std::move(respond), std::move(r), network_delay(0));
     return;
   }
   rec.number = ++requests_;
@@ -118,6 +119,10 @@ void ingest_service::handle_ingest(net::http_request& req, net::respond_fn respo
   net::http_response r;
   if (step.close) {
     r.status = drop_connection_status;
+  } else if (opts_.max_in_flight != 0 && in_flight_ >= opts_.max_in_flight) {
+    ++over_limit_;
+    r = aforo_error(429, "TOO_MANY_REQUESTS", "too many concurrent requests");
+    r.headers.emplace_back("Retry-After", "1");
   } else if (step.status != 0) {
     r = aforo_error(step.status, "INJECTED_FAULT", "fault injected by the test");
     if (step.retry_after_s >= 0) r.headers.emplace_back("Retry-After", std::to_string(step.retry_after_s));
@@ -127,7 +132,25 @@ void ingest_service::handle_ingest(net::http_request& req, net::respond_fn respo
   rec.status = r.status;
   ++by_status_[r.status];
   log_.push_back(std::move(rec));
-  answer(std::move(respond), std::move(r), step.delay_ms);
+  ++in_flight_;
+  peak_in_flight_ = std::max(peak_in_flight_, in_flight_);
+  answer(
+      [this, respond = std::move(respond)](net::http_response res) mutable {
+        --in_flight_;
+        respond(std::move(res));
+      },
+      std::move(r), network_delay(step.delay_ms));
+}
+
+std::uint32_t ingest_service::network_delay(std::uint32_t extra_ms) {
+  std::uint32_t d = opts_.rtt_ms + extra_ms;
+  if (opts_.jitter_ms != 0) {
+    rng_state_ = rng_state_ * 6364136223846793005ull + 1442695040888963407ull;  // LCG: reproducible
+    const auto span = 2 * opts_.jitter_ms + 1;
+    const auto j = static_cast<std::uint32_t>((rng_state_ >> 33) % span);
+    d = d + j >= opts_.jitter_ms ? d + j - opts_.jitter_ms : 0;
+  }
+  return d;
 }
 
 void ingest_service::answer(net::respond_fn respond, net::http_response r, std::uint32_t delay_ms) {

@@ -31,6 +31,13 @@ struct ingest_options {
   /// counted by their "idempotencyKey" members and accepted, without parsing, validating or deduplicating
   /// them. Aforo's ingest is remote in production; this keeps its stand-in's CPU out of the measurement.
   bool count_only = false;
+  /// A network between the sidecar and this ingest: every answer waits rtt_ms ± jitter_ms (uniform),
+  /// as a remote ingest's would. 0 = loopback.
+  std::uint32_t rtt_ms = 0;
+  std::uint32_t jitter_ms = 0;
+  /// More ingest requests than this in progress at once are answered 429 + Retry-After: 1 (as an
+  /// ingest that limits each client's concurrency). 0 = no limit.
+  std::uint32_t max_in_flight = 0;
 };
 
 /// Threading: the io_context's single thread only.
@@ -73,6 +80,10 @@ class ingest_service {
   net::http_response control_reset();
   /// {"max_events":N}: from now on, requests with more events are answered 413 (as --max-events).
   net::http_response control_max_events(net::http_request& req);
+  /// {"rtt_ms":N,"jitter_ms":N,"max_in_flight":N} (each optional): the network model, live.
+  net::http_response control_network(net::http_request& req);
+  /// The delay of one answer under the network model, plus `extra_ms`.
+  std::uint32_t network_delay(std::uint32_t extra_ms);
 
   boost::asio::io_context& ioc_;
   ingest_options opts_;
@@ -80,6 +91,10 @@ class ingest_service {
   fault_script faults_;
   std::FILE* record_ = nullptr;
   std::uint64_t requests_ = 0;
+  std::uint32_t in_flight_ = 0;        // ingest requests arrived and not yet answered
+  std::uint32_t peak_in_flight_ = 0;
+  std::uint64_t over_limit_ = 0;       // answered 429 for max_in_flight
+  std::uint64_t rng_state_ = 0x9E3779B97F4A7C15ull;
   std::uint64_t probes_ = 0;  // key checks: `{"events":[]}`, see handle_ingest
   std::vector<request_record> log_;
   std::vector<stored_event> events_;

@@ -16,7 +16,7 @@ namespace {
 constexpr const char* usage =
     "usage: aforo-fake-ingest [--listen HOST:PORT] [--api-key KEY] [--tenant ID] [--auth x-api-key|bearer]\n"
     "                         [--tls-cert PEM --tls-key PEM] [--record FILE] [--max-events N]\n"
-    "                         [--no-store] [--count-only]\n"
+    "                         [--no-store] [--count-only] [--rtt-ms N] [--jitter-ms N] [--max-in-flight N]\n"
     "  --listen    address to bind (default 127.0.0.1:0, a free port)\n"
     "  --api-key   expected key (or env FAKE_INGEST_API_KEY); none = any key is accepted\n"
     "  --tenant    expected X-Tenant-Id; none = any\n"
@@ -27,8 +27,10 @@ constexpr const char* usage =
     "              deduplicated and counted\n"
     "  --count-only  accept every batch's events, counted by their idempotencyKey members, without\n"
     "              parsing, validating or deduplicating them (benchmarks on the measured machine)\n"
+    "  --rtt-ms, --jitter-ms  answer every request after N ms (+- jitter): a network round trip\n"
+    "  --max-in-flight  answer 429 + Retry-After: 1 past N requests in progress at once\n"
     "Control API on the same port: POST /_control/faults, POST /_control/refuse, GET /_control/received,\n"
-    "GET /_control/stats, POST /_control/reset, POST /_control/max_events.\n";
+    "GET /_control/stats, POST /_control/reset, POST /_control/max_events, POST /_control/network.\n";
 
 }  // namespace
 
@@ -54,6 +56,9 @@ int main(int argc, char** argv) {
     else if (arg == "--record") ingest_opts.record_file = value();
     else if (arg == "--max-events") ingest_opts.max_events = std::stoul(value());
     else if (arg == "--no-store") ingest_opts.store_events = false;
+    else if (arg == "--rtt-ms") ingest_opts.rtt_ms = static_cast<std::uint32_t>(std::stoul(value()));
+    else if (arg == "--jitter-ms") ingest_opts.jitter_ms = static_cast<std::uint32_t>(std::stoul(value()));
+    else if (arg == "--max-in-flight") ingest_opts.max_in_flight = static_cast<std::uint32_t>(std::stoul(value()));
     else if (arg == "--count-only") {
       ingest_opts.count_only = true;
       ingest_opts.store_events = false;
