@@ -41,6 +41,7 @@ dsc::catalog_limits limits_of(const config::discovery_config& d) {
 }
 
 constexpr std::size_t max_admin_page = 256 * 1024 * 1024;  // Admin API pages of large Kong configs
+constexpr std::size_t max_state_file = 512 * 1024 * 1024;  // catalog.json of a very large catalog
 
 std::string read_token(const std::string& path) {
   if (path.empty()) return {};
@@ -153,11 +154,12 @@ void discovery_service::stop(std::function<void()> done) {
 }
 
 void discovery_service::load() {
-  std::ifstream in(state_file(), std::ios::binary);
-  if (!in) return;  // first start
-  std::stringstream ss;
-  ss << in.rdbuf();
-  auto st = dsc::parse_catalog_state(ss.str());
+  auto file = io::read_file_nofollow(state_file(), max_state_file);
+  if (!file.data) {
+    if (!file.missing) util::log::error("discovery: " + file.error + "; starting with an empty catalog");
+    return;  // missing: first start
+  }
+  auto st = dsc::parse_catalog_state(*file.data);
   if (!st.ok()) {
     const std::string aside = state_file() + ".corrupt";
     std::error_code ec;
@@ -172,7 +174,8 @@ void discovery_service::load() {
 
 void discovery_service::save() {
   const std::string err =
-      io::write_file_atomically(state_file(), dsc::catalog_state_json(catalog_, pushed_revision_), 0640);
+      io::write_file_atomically(state_file(), dsc::catalog_state_json(catalog_, pushed_revision_), 0640,
+                                "discovery.state_dir");
   if (err.empty()) {
     catalog_.mark_saved();
     if (!save_error_.empty()) util::log::info("discovery: catalog file writable again");

@@ -15,6 +15,7 @@
 #include "app/test_event.hpp"
 #include "config/loader.hpp"
 #include "config/secrets.hpp"
+#include "io/safe_dir.hpp"
 #include "util/log.hpp"
 
 namespace {
@@ -98,6 +99,11 @@ int main(int argc, char** argv) {
   aforo::config::secrets secrets;
   if (loaded.ok()) secrets = aforo::config::load_secrets(loaded.config, errors);
 
+  // State directories another user could plant files in: refused (config problems for --check-config).
+  std::vector<std::string> unsafe_dirs;
+  if (loaded.ok() && !test_event) unsafe_dirs = aforo::io::state_dir_problems(loaded.config);
+  if (check_only) errors.insert(errors.end(), unsafe_dirs.begin(), unsafe_dirs.end());
+
   const std::string shown = config_path.empty() ? std::string("built-in defaults") : config_path;
   const std::vector<std::string> warnings =
       loaded.ok() ? aforo::config::warnings(loaded.config) : std::vector<std::string>{};
@@ -126,6 +132,11 @@ int main(int argc, char** argv) {
   for (const auto& w : warnings) aforo::util::log::warn("config: " + shown + ": " + w);
   if (config_path.empty())
     aforo::util::log::info(std::string("no config file at ") + default_config + "; running on built-in defaults");
+
+  if (!unsafe_dirs.empty()) {
+    for (const auto& e : unsafe_dirs) aforo::util::log::error("cannot start: " + e);
+    return 1;
+  }
 
   // A file past RLIMIT_FSIZE must be a write error (EFBIG) that the spool and dead-letter code
   // report and survive, not a signal that kills the daemon with acknowledged events in memory.

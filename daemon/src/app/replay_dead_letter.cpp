@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
@@ -20,6 +21,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "config/loader.hpp"
+#include "config/secrets.hpp"
 #include "core/pipeline/dead_letter_replay.hpp"
 #include "net/http_client.hpp"
 #include "net/listen_address.hpp"
@@ -145,6 +147,7 @@ class poster {
       req.method = "POST";
       req.url = url_;
       req.headers.emplace_back("Content-Type", "application/json");
+      if (!opts_.token.empty()) req.headers.emplace_back("Authorization", "Bearer " + opts_.token);
       req.body = r.body;
       const auto res = exchange(ioc_, client_, std::move(req));
       const bool last = attempt >= opts_.max_tries;
@@ -240,11 +243,13 @@ const char* replay_usage() {
          "Re-sends the events of a dead-letter file ({spool_dir}/dead-letter/dead-letter.jsonl, or a rotated\n"
          ".1 .. .3) to the running local sidecar's POST /v1/ingest/batch, in requests of at most 1000 events,\n"
          "once the cause of the refusal is fixed. The sidecar delivers them as usual; every event keeps its\n"
-         "idempotencyKey, so events Aforo already has are not counted twice. No API key is needed.\n"
+         "idempotencyKey, so events Aforo already has are not counted twice. No API key is needed; a sidecar\n"
+         "with a local API token gets it from env AFORO_SIDECAR_TOKEN or the --config's server.auth_token_file.\n"
          "\n"
          "  --sidecar-url URL  the sidecar to post to (default http://127.0.0.1:8750)\n"
-         "  --config PATH      take the URL from the first TCP `listen` address of this config, and the\n"
-         "                     request bounds from server.max_batch_events and server.max_body\n"
+         "  --config PATH      take the URL from the first TCP `listen` address of this config, the\n"
+         "                     request bounds from server.max_batch_events and server.max_body, and the\n"
+         "                     local API token from server.auth_token_file\n"
          "  --from-line N      start at line N (1-based), as printed when a replay stopped\n"
          "  --dry-run          only read the file: print each unusable line and the counts, post nothing\n"
          "\n"
@@ -396,11 +401,24 @@ int replay_dead_letter_command(const std::vector<std::string>& args) {
   }
   if (opts.sidecar_url.rfind("http://", 0) != 0 && opts.sidecar_url.rfind("https://", 0) != 0)
     return usage_error("--sidecar-url must be an http:// URL, e.g. http://127.0.0.1:8750");
+  if (const char* t = std::getenv("AFORO_SIDECAR_TOKEN"); t != nullptr && *t != '\0') {
+    config::sidecar_config defaults;
+    std::vector<std::string> errors;
+    opts.token = config::load_api_token(defaults, errors);
+    for (const auto& e : errors) std::fprintf(stderr, "AFORO_SIDECAR_TOKEN: %s\n", e.c_str());
+    if (!errors.empty()) return exit_config;
+  }
   if (!config_path.empty()) {
     const auto loaded = config::load_config_file(config_path);
     if (!loaded.ok()) {
       for (const auto& e : loaded.errors) std::fprintf(stderr, "%s: %s\n", config_path.c_str(), e.c_str());
       return exit_config;
+    }
+    if (opts.token.empty()) {
+      std::vector<std::string> errors;
+      opts.token = config::load_api_token(loaded.config, errors);
+      for (const auto& e : errors) std::fprintf(stderr, "%s: %s\n", config_path.c_str(), e.c_str());
+      if (!errors.empty()) return exit_config;
     }
     opts.max_events = std::min<std::size_t>(opts.max_events, loaded.config.server.max_batch_events);
     opts.max_bytes = static_cast<std::size_t>(loaded.config.server.max_body);

@@ -17,6 +17,7 @@ struct replay_options {
   std::uint64_t from_line = 1;     ///< lines before this one are not read into requests
   std::size_t max_events = 1000;   ///< events per request (the sidecar's server.max_batch_events)
   std::size_t max_bytes = 4u << 20;  ///< request body bound (the sidecar's server.max_body)
+  std::string token;                ///< local API token sent as Authorization: Bearer (never printed)
   unsigned max_tries = 60;         ///< tries of one request answered 503 (or timed out) before giving up
 };
 

@@ -45,6 +45,8 @@ struct sidecar::impl {
     services.push_back(std::move(o));
     add_services(ctx, services);
     for (auto& s : services) s->register_routes(routes);
+    // The probes and the scrape stay open: they reveal no customer data and change nothing.
+    routes.require_bearer(ctx.secrets.api_token, {"/healthz", "/readyz", "/metrics"});
   }
 
   void wait_stop() {
@@ -155,7 +157,8 @@ int sidecar::run() {
   m.wait_hup();
   util::log::info("aforo-sidecar " AFORO_VERSION " ready (tenant " +
                   (m.ctx.secrets.tenant_id.empty() ? std::string("unset") : m.ctx.secrets.tenant_id) + ", api key " +
-                  config::redact(m.ctx.secrets.api_key) + ")");
+                  config::redact(m.ctx.secrets.api_key) + ", local API token " +
+                  (m.ctx.secrets.api_token.empty() ? "off" : "required") + ")");
   systemd::notify_ready(m.serving);
   m.watchdog.start();
   m.ioc.run();

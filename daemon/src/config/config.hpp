@@ -35,6 +35,7 @@ struct server_config {
   std::uint32_t max_batch_events = 1000;    ///< events per POST /v1/ingest/batch
   bool ingest_thread = true;                 ///< parse posted events off the io thread
   std::uint32_t ingest_thread_nice = 15;     ///< that thread's nice value, 0..19
+  std::string auth_token_file;               ///< local API token (or env AFORO_SIDECAR_TOKEN); empty = no token
 };
 
 struct aforo_section {

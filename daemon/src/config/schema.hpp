@@ -32,6 +32,7 @@ void visit_config(C& c, V& v) {
   v.count("server.max_batch_events", c.server.max_batch_events, reload::live);
   v.boolean("server.ingest_thread", c.server.ingest_thread, reload::restart);
   v.count("server.ingest_thread_nice", c.server.ingest_thread_nice, reload::restart);
+  v.text("server.auth_token_file", c.server.auth_token_file, reload::restart);
 
   v.text("aforo.tenant_id", c.aforo.tenant_id, reload::restart);
   v.text("aforo.api_key_file", c.aforo.api_key_file, reload::restart);

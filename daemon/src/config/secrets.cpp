@@ -33,6 +33,32 @@ std::string from_env_or_file(const char* env, const std::string& file, const std
 
 }  // namespace
 
+std::string bearer_token_problem(const std::string& token) {
+  if (token.size() < min_api_token_chars) {
+    return "is shorter than " + std::to_string(min_api_token_chars) + " characters (make one with `openssl rand -hex 32`)";
+  }
+  // RFC 6750 b64token: what an Authorization: Bearer header carries without quoting.
+  std::size_t i = 0;
+  auto tokchar = [](char ch) {
+    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+           ch == '.' || ch == '_' || ch == '~' || ch == '+' || ch == '/';
+  };
+  while (i < token.size() && tokchar(token[i])) ++i;
+  while (i < token.size() && token[i] == '=') ++i;
+  if (i != token.size()) return "holds a character other than letters, digits and -._~+/ (and = at the end)";
+  return {};
+}
+
+std::string load_api_token(const sidecar_config& c, std::vector<std::string>& errors) {
+  std::string t = from_env_or_file("AFORO_SIDECAR_TOKEN", c.server.auth_token_file, "server.auth_token_file", errors);
+  if (t.empty()) return t;
+  if (const auto why = bearer_token_problem(t); !why.empty()) {
+    errors.push_back("server.auth_token_file: the local API token " + why);
+    t.clear();
+  }
+  return t;
+}
+
 secrets load_secrets(const sidecar_config& c, std::vector<std::string>& errors) {
   secrets s;
   s.api_key = from_env_or_file("AFORO_API_KEY", c.aforo.api_key_file, "aforo.api_key_file", errors);
@@ -42,6 +68,7 @@ secrets load_secrets(const sidecar_config& c, std::vector<std::string>& errors) 
                                       "margin_guard.webhook_secret_file", errors);
   s.redis_password = from_env_or_file("AFORO_REDIS_PASSWORD", c.cache.redis_password_file,
                                       "cache.redis_password_file", errors);
+  s.api_token = load_api_token(c, errors);
   for (char ch : s.api_key) {
     if (static_cast<unsigned char>(ch) < 0x21 || ch == 0x7f) {
       errors.push_back("aforo.api_key_file: the API key holds a space or control character");

@@ -1,4 +1,4 @@
-// Secrets (API key, tenant id, webhook secret, Redis password) come from the environment or from files, never from the
+// Secrets (API key, tenant id, webhook secret, Redis password, local API token) come from the environment or from files, never from the
 // config text, and are never logged: `redact` shows at most the last 4 characters.
 #pragma once
 
@@ -14,10 +14,21 @@ struct secrets {
   std::string tenant_id;        ///< env AFORO_TENANT_ID, else aforo.tenant_id
   std::string webhook_secret;   ///< env AFORO_WEBHOOK_SECRET, else margin_guard.webhook_secret_file
   std::string redis_password;   ///< env AFORO_REDIS_PASSWORD, else cache.redis_password_file; else the URL's
+  std::string api_token;        ///< env AFORO_SIDECAR_TOKEN, else server.auth_token_file; empty = no local token
 };
 
 /// Resolves the secrets; problems (unreadable file, empty file) are appended to errors with their key.
 secrets load_secrets(const sidecar_config& c, std::vector<std::string>& errors);
+
+/// The shortest local API token accepted.
+inline constexpr std::size_t min_api_token_chars = 16;
+
+/// Why `token` cannot be the local API token (too short, or not an RFC 6750 b64token), or empty.
+std::string bearer_token_problem(const std::string& token);
+
+/// The local API token alone (env AFORO_SIDECAR_TOKEN, else server.auth_token_file), as load_secrets
+/// resolves it; for local clients of the sidecar such as replay-dead-letter.
+std::string load_api_token(const sidecar_config& c, std::vector<std::string>& errors);
 
 /// "sk_live_…a1b2" style: the last 4 characters at most, or "(none)".
 std::string redact(const std::string& secret);

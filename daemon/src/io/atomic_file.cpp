@@ -9,6 +9,8 @@
 #include <cstring>
 #include <filesystem>
 
+#include "io/safe_dir.hpp"
+
 namespace aforo::io {
 
 namespace fs = std::filesystem;
@@ -30,12 +32,11 @@ bool write_all(int fd, std::string_view data) {
 
 }  // namespace
 
-std::string write_file_atomically(const std::string& path, std::string_view data, mode_t mode) {
+std::string write_file_atomically(const std::string& path, std::string_view data, mode_t mode,
+                                  std::string_view dir_key) {
   const fs::path dir = fs::path(path).parent_path();
-  std::error_code ec;
   if (!dir.empty()) {
-    fs::create_directories(dir, ec);
-    if (ec) return "cannot create " + dir.string() + ": " + ec.message();
+    if (auto why = prepare_private_dir(dir.string(), dir_key); !why.empty()) return why;
   }
   const std::string tmp = path + ".tmp";
   (void)::unlink(tmp.c_str());  // a leftover of a crash; O_EXCL below refuses anything planted since
@@ -65,7 +66,7 @@ std::string write_file_atomically(const std::string& path, std::string_view data
   }
   // The rename itself is durable only once the directory is synced.
   const std::string d = dir.empty() ? std::string(".") : dir.string();
-  const int dfd = ::open(d.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  const int dfd = ::open(d.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (dfd < 0) return "cannot open directory " + d + ": " + errno_text();
   const bool synced = ::fsync(dfd) == 0;
   const std::string why = synced ? std::string{} : errno_text();

@@ -13,10 +13,12 @@
 
 namespace aforo::io {
 
-/// Replaces `path` with `data` atomically, creating its directory when missing. The file gets
-/// `mode` (0600 by default; the umask may only narrow it). Returns an empty string on success, else
-/// why it failed (the target is then unchanged). Blocking I/O.
-std::string write_file_atomically(const std::string& path, std::string_view data, mode_t mode = 0600);
+/// Replaces `path` with `data` atomically, creating its directory (mode 0700) when missing. The
+/// directory must be a safe one (io/safe_dir.hpp; `dir_key` names its config key in the message). The
+/// file gets `mode` (0600 by default; the umask may only narrow it). Returns an empty string on success,
+/// else why it failed (the target is then unchanged). Blocking I/O.
+std::string write_file_atomically(const std::string& path, std::string_view data, mode_t mode = 0600,
+                                  std::string_view dir_key = "its config key");
 
 /// A regular file read whole, without following a symlink at `path`.
 struct read_file_result {

@@ -16,8 +16,10 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <stdexcept>
+
+#include "io/atomic_file.hpp"
+#include "io/safe_dir.hpp"
 
 namespace aforo::io {
 namespace {
@@ -56,15 +58,19 @@ std::uint64_t file_size(const std::string& path) {
 
 /// Events recorded in a dead-letter file: the sum of its lines' "events" fields (written by format()
 /// right after "status", so the first `,"events":` of a line is the line's own).
-std::uint64_t events_in(const std::string& path) {
-  std::ifstream f(path);
+std::uint64_t events_in(const std::string& path, std::uint64_t max_bytes) {
+  const auto file = read_file_nofollow(path, max_bytes);
+  if (!file.data) return 0;
   std::uint64_t n = 0;
-  for (std::string line; std::getline(f, line);) {
+  std::string_view rest = *file.data;
+  while (!rest.empty()) {
+    const auto eol = rest.find('\n');
+    const std::string_view line = rest.substr(0, eol);
+    rest = eol == std::string_view::npos ? std::string_view{} : rest.substr(eol + 1);
     const auto at = line.find(",\"events\":");
-    if (at == std::string::npos) continue;
+    if (at == std::string_view::npos) continue;
     std::uint64_t v = 0;
-    const char* p = line.data() + at + 10;
-    std::from_chars(p, line.data() + line.size(), v);
+    std::from_chars(line.data() + at + 10, line.data() + line.size(), v);
     n += v;
   }
   return n;
@@ -79,9 +85,9 @@ std::string dead_letter_file::default_dir(std::string_view spool_dir, std::strin
 
 dead_letter_file::dead_letter_file(std::string dir, std::uint64_t max_bytes)
     : dir_(std::move(dir)), max_bytes_(std::max<std::uint64_t>(max_bytes, 4096)) {
-  std::error_code ec;
-  fs::create_directories(dir_, ec);
-  if (ec) throw std::runtime_error("dead-letter directory " + dir_ + " cannot be created: " + ec.message());
+  if (const auto why = prepare_private_dir(dir_, "buffer.dead_letter_dir"); !why.empty()) {
+    throw std::runtime_error("dead-letter directory refused: " + why);
+  }
   path_ = (fs::path(dir_) / "dead-letter.jsonl").string();
   if (const auto err = open_current()) {
     throw std::runtime_error("dead-letter file " + path_ + " cannot be opened: " + err.message());
@@ -113,7 +119,7 @@ std::uint64_t dead_letter_file::bytes() const noexcept { return size_ + rotated_
 std::error_code dead_letter_file::rotate() {
   const std::string oldest = path_ + "." + std::to_string(rotations);
   if (const auto n = file_size(oldest); n != 0 || fs::exists(fs::symlink_status(oldest))) {
-    deleted_events_ += events_in(oldest);
+    deleted_events_ += events_in(oldest, max_bytes_);
     ++deleted_files_;
     if (::unlink(oldest.c_str()) != 0) return last_error();
   }
@@ -128,7 +134,7 @@ std::error_code dead_letter_file::rotate() {
   rotated_bytes_ = 0;
   for (int i = 1; i <= rotations; ++i) rotated_bytes_ += file_size(path_ + "." + std::to_string(i));
   // The renames are on stable storage before anything is written to the new file.
-  const int dfd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  const int dfd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (dfd >= 0) {
     ::fsync(dfd);
     ::close(dfd);

@@ -471,4 +471,47 @@ describe("aforo-metering handler", function()
       assert.is_true(env.timers[1].delay > 0)
     end)
   end)
+
+  describe("sidecar_token", function()
+    local TOKEN = "tok_0123456789abcdef0123456789abcdef"
+
+    -- Every request the plugin sends: the handshake, a check and a batch of events.
+    local function all_calls(conf)
+      env.respond(function(_, _, path)
+        if path == "/v1/handshake" then return 200, '{"sidecar_version":"1.2.3"}' end
+        if path == "/v1/ingest/batch" then return 202, '{"accepted":1,"failed":0,"errors":[]}' end
+        return 200, '{"decision":"allow","allowed":true,"reason":"ok","headers":{},"upstream_headers":{}}'
+      end)
+      handler:configure({ conf })
+      env.req.headers["X-Tenant-Id"] = "cust_acme"
+      handler:access(conf)
+      handler:log(conf)
+      helper.run_timers(env)
+      local paths = {}
+      for _, c in ipairs(env.calls) do paths[c.path] = true end
+      assert.same({ ["/v1/handshake"] = true, ["/v1/check"] = true, ["/v1/ingest/batch"] = true }, paths)
+      return env.calls
+    end
+
+    it("sends Authorization: Bearer on the handshake, every check and every batch when configured", function()
+      for _, c in ipairs(all_calls(helper.conf({ sidecar_token = TOKEN }))) do
+        assert.equal("Authorization: Bearer " .. TOKEN .. "\r\n", c.opts.authorization, c.path)
+      end
+    end)
+
+    it("sends no Authorization header without a token", function()
+      for _, c in ipairs(all_calls(helper.conf())) do
+        assert.is_nil(c.opts.authorization, c.path)
+      end
+    end)
+
+    it("names the token when the sidecar answers 401, and applies fallback_on_error", function()
+      env.req.headers["X-Tenant-Id"] = "cust_acme"
+      env.respond(function() return 401, '{"error":{"code":"unauthorized"}}' end)
+      handler:access(helper.conf({ fallback_on_error = "block" }))
+      assert.equal(503, env.req.exited.status)
+      assert.matches("sidecar_token missing or wrong", errors()[1], 1, true)
+      assert.is_nil(errors()[1]:find(TOKEN, 1, true))
+    end)
+  end)
 end)

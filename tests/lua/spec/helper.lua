@@ -141,7 +141,11 @@ function helper.setup()
     end }),
   }
 
+  -- The real module's pure helpers, with request() scripted.
+  local real_client = require "kong.plugins.aforo-metering.client"
   package.loaded["kong.plugins.aforo-metering.client"] = {
+    authorization = real_client.authorization,
+    status_text = real_client.status_text,
     request = function(url, method, path, body, opts)
       env.calls[#env.calls + 1] = { url = url, method = method, path = path, body = body, opts = opts }
       return responder(url, method, path, body, opts)

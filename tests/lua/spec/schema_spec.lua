@@ -49,7 +49,7 @@ describe("aforo-metering schema", function()
       seen[name] = true
       assert.is_string(field.description, name .. " has no description")
       assert.is_true(#field.description > 10, name .. " has a too short description")
-      if name ~= "feature" then
+      if name ~= "feature" and name ~= "sidecar_token" then
         assert.is_not_nil(field.default, name .. " has no default")
       end
     end
@@ -127,6 +127,23 @@ describe("aforo-metering schema", function()
     assert.is_nil(process({ metric_name = "" }))
     assert.is_nil(process({ feature = string.rep("f", 256) }))
     assert.equal("advanced_search", process({ feature = "advanced_search" }).feature)
+  end)
+
+  it("takes an optional sidecar_token that Kong Vault can hold and keeps it encrypted", function()
+    local field
+    for _, entry in ipairs(config_field.fields) do
+      if entry.sidecar_token then field = entry.sidecar_token end
+    end
+    assert.is_true(field.referenceable)
+    assert.is_true(field.encrypted)
+    assert.is_nil(field.default)
+    assert.is_nil(process({}).sidecar_token)
+    assert.equal("0123456789abcdef0123456789abcdef", process({ sidecar_token = "0123456789abcdef0123456789abcdef" }).sidecar_token)
+    assert.truthy(process({ sidecar_token = "{vault://env/aforo-sidecar-token}" }))
+    assert.truthy(process({ sidecar_token = "AbC-._~+/0123456789==" }))
+    assert.is_nil(process({ sidecar_token = "short" }))
+    assert.is_nil(process({ sidecar_token = "0123456789abcdef\r\nX-Evil: 1" }))
+    assert.is_nil(process({ sidecar_token = "0123456789abcdef 0123" }))
   end)
 
   it("refuses unknown fields", function()

@@ -17,6 +17,7 @@
 #include <stdexcept>
 
 #include "core/pipeline/spool_record.hpp"
+#include "io/safe_dir.hpp"
 
 namespace aforo::io {
 namespace {
@@ -106,11 +107,13 @@ std::optional<std::string> read_file(const std::string& path) {
 }  // namespace
 
 spool_store::spool_store(spool_options opts) : opts_(std::move(opts)) {
-  std::error_code ec;
-  fs::create_directories(opts_.dir, ec);
-  if (ec) throw std::runtime_error("spool directory " + opts_.dir + " cannot be created: " + ec.message());
-  if (!fs::is_directory(opts_.dir, ec)) throw std::runtime_error("spool directory " + opts_.dir + " is not a directory");
-  dir_fd_ = ::open(opts_.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (const auto why = prepare_private_dir(opts_.dir, "buffer.spool_dir"); !why.empty()) {
+    throw std::runtime_error("spool directory refused: " + why);
+  }
+  if (const auto why = unsafe_dir_reason(quarantine_dir(), "buffer.spool_dir"); !why.empty()) {
+    throw std::runtime_error("spool quarantine directory refused: " + why);
+  }
+  dir_fd_ = ::open(opts_.dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (dir_fd_ < 0) throw std::runtime_error("spool directory " + opts_.dir + " cannot be opened: " + std::strerror(errno));
   const std::string cursor_path = (fs::path(opts_.dir) / "cursor").string();
   cursor_fd_ = ::open(cursor_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
@@ -147,7 +150,10 @@ std::string spool_store::quarantine_dir() const { return (fs::path(opts_.dir) / 
 
 std::string spool_store::quarantine_path(const std::string& name) {
   std::error_code ec;
-  fs::create_directories(quarantine_dir(), ec);
+  // A quarantine/ that is not safe is left alone: the rename or copy into it then fails and says so.
+  if (const auto why = prepare_private_dir(quarantine_dir(), "buffer.spool_dir"); !why.empty()) {
+    return (fs::path(quarantine_dir()) / name).string();
+  }
   std::string path = (fs::path(quarantine_dir()) / name).string();
   // Never overwrite an earlier copy (a segment id repeats across a reset spool).
   for (int n = 1; fs::exists(fs::symlink_status(path, ec)); ++n) {

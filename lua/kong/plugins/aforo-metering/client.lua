@@ -6,6 +6,7 @@
 local ngx = ngx
 local tcp = ngx.socket.tcp
 local tonumber = tonumber
+local type = type
 local lower = string.lower
 local find = string.find
 local sub = string.sub
@@ -41,6 +42,26 @@ function _M.target(url)
   t.pool = "aforo:" .. url
   targets[url] = t
   return t
+end
+
+
+--- The request header line carrying conf.sidecar_token ("Authorization: Bearer <token>\r\n"), or nil
+-- when no token is configured. Kong has resolved a vault reference before the plugin sees the config.
+function _M.authorization(conf)
+  local token = conf.sidecar_token
+  if type(token) ~= "string" or token == "" then
+    return nil
+  end
+  return "Authorization: Bearer " .. token .. "\r\n"
+end
+
+
+--- "HTTP <status>" for an error answer; a 401 names the plugin's sidecar_token.
+function _M.status_text(status)
+  if status == 401 then
+    return "HTTP 401 (the sidecar wants its local API token: sidecar_token missing or wrong)"
+  end
+  return "HTTP " .. status
 end
 
 
@@ -153,19 +174,21 @@ local function attempt(t, method, path, body, opts)
   req[4] = " HTTP/1.1\r\nHost: "
   req[5] = t.host_header
   req[6] = "\r\nUser-Agent: aforo-metering\r\nAccept: application/json\r\n"
+  req[7] = opts.authorization or "" -- "Authorization: Bearer <sidecar_token>\r\n" when configured
   if body then
-    req[7] = "Content-Type: application/json\r\nContent-Length: "
-    req[8] = #body
-    req[9] = "\r\n\r\n"
-    req[10] = body
+    req[8] = "Content-Type: application/json\r\nContent-Length: "
+    req[9] = #body
+    req[10] = "\r\n\r\n"
+    req[11] = body
   else
-    req[7] = "\r\n"
-    req[8] = ""
+    req[8] = "\r\n"
     req[9] = ""
     req[10] = ""
+    req[11] = ""
   end
   ok, err = sock:send(req)
-  req[10] = "" -- do not keep a large batch referenced from the array
+  req[7] = "" -- nor the token
+  req[11] = "" -- do not keep a large batch referenced from the array
   if not ok then
     sock:close()
     return nil, err, reused
@@ -191,7 +214,8 @@ end
 -- @param method "GET" | "POST"
 -- @param path request target, e.g. "/v1/check"
 -- @param body JSON string or nil
--- @param opts { timeout = ms, keepalive_timeout = ms, pool_size = n }
+-- @param opts { timeout = ms, keepalive_timeout = ms, pool_size = n,
+--   authorization = _M.authorization(conf) or nil }
 -- @return status (number), body (string); or nil and an error string
 function _M.request(url, method, path, body, opts)
   local t, err = _M.target(url)

@@ -112,7 +112,7 @@ local function send_batch(q, body)
               sub(resp, 1, 200))
     return true
   end
-  return nil, "HTTP " .. status
+  return nil, client.status_text(status)
 end
 
 
@@ -128,10 +128,12 @@ local function state_for(conf)
   q.max_size = conf.buffer_max_size
   q.interval_ms = conf.flush_interval
   q.log = log
+  local authorization = client.authorization(conf)
   q.opts = {
     timeout = max(conf.timeout, BACKGROUND_TIMEOUT_MS),
     keepalive_timeout = conf.keepalive_timeout,
     pool_size = conf.keepalive_pool_size,
+    authorization = authorization,
   }
   local feature = conf.feature
   s = {
@@ -140,6 +142,7 @@ local function state_for(conf)
       timeout = conf.timeout,
       keepalive_timeout = conf.keepalive_timeout,
       pool_size = conf.keepalive_pool_size,
+      authorization = authorization,
     },
     feature_json = (feature and feature ~= null) and quote(feature) or "null",
     metric_name = conf.metric_name,
@@ -268,7 +271,8 @@ local function ask(conf, opts, body)
   local status, resp = client.request(conf.sidecar_url, "POST", CHECK_PATH, body, opts)
   local decision = status == 200 and decode(resp)
   if type(decision) ~= "table" then
-    return nil, not status and resp or (status ~= 200 and "HTTP " .. status) or "invalid JSON in /v1/check response"
+    return nil, not status and resp or (status ~= 200 and client.status_text(status))
+                or "invalid JSON in /v1/check response"
   end
   return decision
 end

@@ -40,7 +40,7 @@ local function handshake(premature, url, fallback, attempt, logger, opts)
                   ", tenant ", tostring(h.tenant_id), ", ingest ", tostring(h.ingest), ")")
     return
   end
-  local err = not status and body or (status ~= 200 and "HTTP " .. status) or "invalid JSON in handshake"
+  local err = not status and body or (status ~= 200 and client.status_text(status)) or "invalid JSON in handshake"
   if attempt == 1 then
     logger.err("ERROR sidecar unreachable at ", url, ": ", err, " (fallback_on_error=", fallback, ")")
   end
@@ -62,7 +62,8 @@ function _M.ensure(conf, logger, timeout_ms)
   end
   states[url] = "pending"
   local ok, err = ngx.timer.at(0, handshake, url, conf.fallback_on_error, 1, logger, {
-    timeout = timeout_ms, keepalive_timeout = conf.keepalive_timeout, pool_size = conf.keepalive_pool_size })
+    timeout = timeout_ms, keepalive_timeout = conf.keepalive_timeout, pool_size = conf.keepalive_pool_size,
+    authorization = client.authorization(conf) })
   if not ok and not ngx.worker.exiting() then
     logger.err("ERROR could not schedule handshake with ", url, ": ", err)
   end

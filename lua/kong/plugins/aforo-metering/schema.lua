@@ -27,6 +27,26 @@ local function validate_sidecar_url(value)
 end
 
 
+-- sidecar_token: the sidecar's server.auth_token_file content, sent as
+-- "Authorization: Bearer <token>": an RFC 6750 b64token of at least 16
+-- characters (no space or control character can reach the request head), or a
+-- Kong Vault reference ({vault://...}) that Kong resolves before the plugin runs.
+local MIN_TOKEN = 16
+
+local function validate_token(value)
+  if value:match("^{vault://.+}$") then
+    return true
+  end
+  if #value < MIN_TOKEN then
+    return nil, "must be at least " .. MIN_TOKEN .. " characters"
+  end
+  if not value:match("^[%w%-%._~%+/]+=*$") then
+    return nil, "may hold only letters, digits and -._~+/ (and = at the end)"
+  end
+  return true
+end
+
+
 local function validate_path(value)
   if value:sub(1, 1) ~= "/" then
     return nil, "must start with '/'"
@@ -68,6 +88,11 @@ return {
               type = "string", required = true, default = "http://127.0.0.1:8750",
               custom_validator = validate_sidecar_url,
               description = "Where the aforo-sidecar listens: http://host:port (loopback) or unix:/path/to/socket.",
+          } },
+          { sidecar_token = {
+              type = "string", required = false, referenceable = true, encrypted = true,
+              custom_validator = validate_token,
+              description = "The sidecar's local API token (its server.auth_token_file), sent as Authorization: Bearer on every request to the sidecar; unset (default) sends none. Use a Vault reference ({vault://...}) to keep it out of Kong's database.",
           } },
           { tenant_header = header("X-Tenant-Id",
               "Request header carrying the customer id when no authenticated consumer is known.") },
