@@ -1,6 +1,7 @@
 // YAML config loader and validation; see loader.hpp. Key declarations live in schema.hpp.
 #include "config/loader.hpp"
 
+#include <yaml-cpp/depthguard.h>  // YAML::DeepRecursion: yaml-cpp >= 0.7 bounds its recursion
 #include <yaml-cpp/yaml.h>
 
 #include <fstream>
@@ -247,6 +248,9 @@ load_result load_config_text(std::string_view yaml) {
   YAML::Node root;
   try {
     root = YAML::Load(std::string(yaml));
+  } catch (const YAML::DeepRecursion& e) {  // yaml-cpp's own bound (500 levels; see snapshot_yaml.cpp)
+    r.errors.push_back("line " + std::to_string(e.mark.line + 1) + ": YAML nested too deeply");
+    return r;
   } catch (const YAML::Exception& e) {
     r.errors.push_back("line " + std::to_string(e.mark.line + 1) + ", column " + std::to_string(e.mark.column + 1) +
                        ": " + e.msg);
