@@ -289,6 +289,8 @@ void validate(const sidecar_config& c, std::vector<std::string>& errors) {
   if (c.server.max_body < 1024) fail("server.max_body", "must be at least 1KiB");
   if (c.server.max_header < 1024) fail("server.max_header", "must be at least 1KiB");
   if (c.server.read_timeout.count() <= 0) fail("server.read_timeout", "must be more than 0ms");
+  if (c.server.max_connections < 1 || c.server.max_connections > 1000000)
+    fail("server.max_connections", "must be from 1 to 1000000");
   if (c.server.max_batch_events < 1 || c.server.max_batch_events > 100000)
     fail("server.max_batch_events", "must be from 1 to 100000");
   if (c.server.ingest_thread_nice > 19) fail("server.ingest_thread_nice", "must be from 0 to 19");
