@@ -26,6 +26,17 @@ dict_of() {
   case "$1" in
     http_router) echo "$root/fuzz/dict/http_router.dict" ;;
     ingest_*|check_request|snapshot_json|batch_split) echo "$root/fuzz/dict/json.dict" ;;
+    snapshot_text|config_yaml) echo "$root/fuzz/dict/yaml.dict" ;;
+  esac
+}
+
+# -max_len per target: long enough to reach its limits (JSON nesting 64 levels, 32 in snapshots, and
+# yaml-cpp's own 500; server.max_header 16 KiB and 1000 events a batch need more).
+max_len_of() {
+  case "$1" in
+    ingest_batch|http_router) echo 65536 ;;
+    ingest_single|ingest_ack|check_request|snapshot_json|snapshot_text|config_yaml) echo 16384 ;;
+    *) echo 8192 ;;
   esac
 }
 
@@ -40,7 +51,7 @@ run_one() {
   mkdir -p "$work/corpus" "$work/crashes"
   rm -f "$work/crashes"/* "$work/log"
   local dict args=(-max_total_time="$seconds" -print_final_stats=1 -timeout=25 -rss_limit_mb=2048
-    -max_len=8192 -artifact_prefix="$work/crashes/")
+    -max_len="$(max_len_of "$t")" -artifact_prefix="$work/crashes/")
   dict=$(dict_of "$t")
   [ -n "$dict" ] && args+=(-dict="$dict")
   # The first directory collects new inputs (kept between runs, outside the repository); the seeds are read-only.

@@ -15,6 +15,7 @@
 #   AFORO_BUILD_DIR=build         where aforo-sidecar, aforo-fake-ingest and aforo-soak-loadgen are built
 #   AFORO_SOAK_RATE=200           requests per second;  AFORO_SOAK_CONNECTIONS=4
 #   AFORO_SOAK_RSS_MAX_MIB=200    the sidecar's VmRSS ceiling
+#   AFORO_SOAK_CHURN_RATE=50      short connections per second straight to the sidecar's /healthz (0: none)
 #   AFORO_SOAK_SLOT=10            seconds per fault slot (fault + recovery); 7 below 90 s
 #   AFORO_SOAK_KEEP=0             1: keep the work dir (logs, ingest record) for inspection
 set -uo pipefail
@@ -29,6 +30,7 @@ LOADGEN=$BUILD/tests/aforo-soak-loadgen
 RATE=${AFORO_SOAK_RATE:-200}
 CONNS=${AFORO_SOAK_CONNECTIONS:-4}
 RSS_MAX_MIB=${AFORO_SOAK_RSS_MAX_MIB:-200}
+#   AFORO_SOAK_CHURN_RATE=50      short connections per second straight to the sidecar's /healthz (0: none)
 SLOT=${AFORO_SOAK_SLOT:-$(( DURATION >= 90 ? 10 : 7 ))}  # 7 s: every fault kind fits in 60 s
 API_KEY=sk_soak_0123456789abcdef
 TENANT=tenant_soak
@@ -39,7 +41,7 @@ done
 command -v redis-server >/dev/null || { echo "soak: redis-server is not installed" >&2; exit 2; }
 
 WORK=$(mktemp -d /tmp/aforo-soak.XXXXXX)
-SIDECAR_PID="" REDIS_PID="" INGEST_PID="" LOADGEN_PID="" SAMPLER_PID="" TMPFS=""
+SIDECAR_PID="" REDIS_PID="" INGEST_PID="" LOADGEN_PID="" CHURN_PID="" SAMPLER_PID="" TMPFS=""
 declare -A FAULTS=()
 FAILURES=()
 fail() { FAILURES+=("$1"); echo "soak: FAIL: $1" >&2; }
@@ -47,6 +49,7 @@ say() { printf '[soak %5ss] %s\n' "$SECONDS" "$*"; }
 
 cleanup() {
   [ -n "$LOADGEN_PID" ] && kill "$LOADGEN_PID" 2>/dev/null
+  [ -n "$CHURN_PID" ] && kill "$CHURN_PID" 2>/dev/null
   [ -n "$SAMPLER_PID" ] && kill "$SAMPLER_PID" 2>/dev/null
   [ -f "$WORK/nginx/logs/nginx.pid" ] && "$REPO/tests/lua/nginx/stop.sh" "$WORK/nginx" >/dev/null 2>&1
   [ -n "$SIDECAR_PID" ] && kill -KILL "$SIDECAR_PID" 2>/dev/null
@@ -166,6 +169,14 @@ SAMPLER_PID=$!
   --connections "$CONNS" --rate "$RATE" --stop-file "$WORK/stop" >"$WORK/loadgen.json" 2>"$WORK/loadgen.err" &
 LOADGEN_PID=$!
 say "load: $RATE req/s on $CONNS connections for ${DURATION}s; work dir $WORK"
+# Connection churn: short connections (one GET /healthz each) straight to the sidecar, beside the plugin's
+# keep-alive traffic; every answer must be 200 (none refused past server.max_connections).
+if [ "$CHURN_RATE" != 0 ]; then
+  "$LOADGEN" --target "127.0.0.1:$SIDECAR_PORT" --path /healthz --churn --connections 2 --rate "$CHURN_RATE" \
+    --stop-file "$WORK/stop" >"$WORK/churn.json" 2>"$WORK/churn.err" &
+  CHURN_PID=$!
+  say "churn: $CHURN_RATE short connections/s to the sidecar's /healthz"
+fi
 
 ctl() { curl -sf -o /dev/null -X POST "$INGEST_URL/_control/$1" -d "$2" || fail "POST /_control/$1 failed"; }
 
@@ -220,6 +231,8 @@ check_alive
 touch "$WORK/stop"
 wait "$LOADGEN_PID"; LOADGEN_PID=""
 LOAD=$(cat "$WORK/loadgen.json")
+CHURN='{"requests":0,"by_status":{},"errors":0}'
+if [ -n "$CHURN_PID" ]; then wait "$CHURN_PID"; CHURN_PID=""; CHURN=$(cat "$WORK/churn.json"); fi
 expected=$(jq '[.by_status[]] | add // 0' <<<"$LOAD")
 errors=$(jq .errors <<<"$LOAD")
 say "load stopped: $LOAD"
@@ -278,6 +291,10 @@ peak_mib=$(awk -v k="$peak_kib" 'BEGIN {printf "%.1f", k / 1024}')
 [ "$expected" -gt 0 ] || fail "no requests were answered"
 [ "$peak_kib" -le $((RSS_MAX_MIB * 1024)) ] || fail "sidecar peak RSS ${peak_mib} MiB is over ${RSS_MAX_MIB} MiB"
 [ "$peak_kib" -gt 0 ] || fail "no RSS samples"
+churn_ok=$(jq '.by_status["200"] // 0' <<<"$CHURN")
+churn_other=$(jq '[.by_status | to_entries[] | select(.key != "200") | .value] | add // 0' <<<"$CHURN")
+[ "$churn_other" -eq 0 ] || fail "connection churn got $churn_other answers other than 200: $(jq -c .by_status <<<"$CHURN")"
+[ "$CHURN_RATE" = 0 ] || [ "$churn_ok" -gt 0 ] || fail "connection churn got no 200 at all"
 if grep -E '\[(alert|crit|emerg)\]' "$WORK/nginx/logs/error.log" >&2; then fail "nginx error.log has [alert]/[crit]/[emerg] lines"; fi
 if grep -E 'events could not be sent' "$WORK/nginx/logs/error.log" >&2; then fail "an exiting nginx worker lost events"; fi
 if compgen -G "$WORK/core*" >/dev/null || compgen -G "$WORK/nginx/core*" >/dev/null; then fail "core dump found"; fi
@@ -300,6 +317,7 @@ duplicates:        $duplicates (redeliveries the ingest deduplicated by idempote
 refused (503):     $rejected_full events refused while the spool was full or unwritable, retried by the plugin (last sidecar process)
 dropped:           $dropped
 dead-lettered:     $dead_lettered events refused one by one by the partial-failure fault; replay: $replayed
+connection churn:  $(jq .requests <<<"$CHURN") short connections to the sidecar's /healthz ($CHURN_RATE/s target; by status $(jq -c .by_status <<<"$CHURN"); $(jq .errors <<<"$CHURN") without response, while the sidecar restarted)
 peak sidecar RSS:  ${peak_mib} MiB (ceiling ${RSS_MAX_MIB} MiB, $(wc -l < "$WORK/rss.log") samples)
 result:            $([ ${#FAILURES[@]} -eq 0 ] && echo PASS || echo "FAIL (${#FAILURES[@]})")
 EOF

@@ -2,7 +2,10 @@
 // counts every response by status exactly, so the soak can compare them with what the ingest received.
 //
 // Usage: aforo-soak-loadgen --target HOST:PORT [--path /v1/search/items] [--tenant cust_acme]
-//                           [--connections 4] [--rate 200] [--stop-file PATH] [--duration SECONDS]
+//                           [--connections 4] [--rate 200] [--stop-file PATH] [--duration SECONDS] [--churn]
+// --churn: every request on a new connection, closed after its answer, to --path exactly (connection
+// churn, e.g. the sidecar's /healthz); without it the connections are kept alive and the path gets a
+// /N suffix.
 // Runs until --duration passes or --stop-file exists (whichever first; at least one must be given),
 // lets every in-flight request finish, then prints one JSON line:
 //   {"requests":N,"by_status":{"200":N,...},"errors":N,"max_latency_ms":N}
@@ -37,6 +40,7 @@ struct options {
   double rate = 200;  ///< requests per second over all connections
   std::string stop_file;
   double duration_s = 0;
+  bool churn = false;  ///< a new connection per request
 };
 
 struct totals {
@@ -66,7 +70,8 @@ void worker(const options& o, int id, std::atomic<bool>& stop, totals& t) {
   while (!stop.load(std::memory_order_relaxed)) {
     const std::string rid = "soak-" + std::to_string(id) + "-" + std::to_string(n++);
     const auto t0 = steady::now();
-    const auto r = client->request("GET", o.path + "/" + std::to_string(n % 1000),
+    if (o.churn) client.emplace(o.target, 10s);  // the previous connection closes here
+    const auto r = client->request("GET", o.churn ? o.path : o.path + "/" + std::to_string(n % 1000),
                                   {}, {{"X-Tenant-Id", o.tenant}, {"X-Request-Id", rid}});
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t0).count();
     if (ms > max_ms) max_ms = ms;
@@ -113,9 +118,10 @@ int main(int argc, char** argv) {
     else if (a == "--rate") o.rate = std::atof(value().c_str());
     else if (a == "--stop-file") o.stop_file = value();
     else if (a == "--duration") o.duration_s = std::atof(value().c_str());
+    else if (a == "--churn") o.churn = true;
     else {
       std::cerr << "usage: aforo-soak-loadgen --target HOST:PORT [--path P] [--tenant T] [--connections N]\n"
-                   "                          [--rate R] [--stop-file PATH] [--duration SECONDS]\n";
+                   "                          [--rate R] [--stop-file PATH] [--duration SECONDS] [--churn]\n";
       return 2;
     }
   }

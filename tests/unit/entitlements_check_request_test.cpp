@@ -70,7 +70,10 @@ TEST_CASE("check request: malformed bodies get clear errors", "[entitlements][ch
   CHECK(error_of("{\"customer_id\":\"" + std::string(64, 'a') + "\"}") == "(ok)");
   CHECK(error_of("{\"customer_id\":\"c\",\"method\":\"" + std::string(17, 'G') + "\"}") ==
         "method is longer than 16 characters");
-  CHECK(error_of("{\"customer_id\":\"c\",\"x\":" + std::string(10000, '[') + std::string(10000, ']') + "}") == "(ok)");
+  // Nesting: at most 64 levels, the root object included (core/json/bounded_parse.hpp).
+  CHECK(error_of("{\"customer_id\":\"c\",\"x\":" + std::string(63, '[') + std::string(63, ']') + "}") == "(ok)");
+  CHECK(error_of("{\"customer_id\":\"c\",\"x\":" + std::string(10000, '[') + std::string(10000, ']') + "}") ==
+        "JSON nested deeper than 64 levels");
   CHECK(error_of("{\"customer_id\":\"\xff\"}").rfind("malformed JSON", 0) == 0);  // invalid UTF-8
 }
 

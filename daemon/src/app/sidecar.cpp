@@ -19,7 +19,7 @@ namespace asio = boost::asio;
 
 namespace {
 net::server_limits limits_of(const config::sidecar_config& c) {
-  return net::server_limits{c.server.max_body, c.server.max_header, c.server.read_timeout};
+  return net::server_limits{c.server.max_body, c.server.max_header, c.server.read_timeout, c.server.max_connections};
 }
 }  // namespace
 

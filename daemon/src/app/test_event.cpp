@@ -12,6 +12,7 @@
 #include <rapidjson/document.h>
 
 #include "app/ingest_handshake.hpp"
+#include "core/json/bounded_parse.hpp"
 
 namespace aforo::app {
 
@@ -117,8 +118,8 @@ net::http_response test_event_response(const test_event_result& r) {
     out += "null";
   } else {
     rapidjson::Document d;
-    d.Parse(r.body.data(), r.body.size());
-    if (!r.body.empty() && !d.HasParseError()) out += r.body;  // ingest's JSON, verbatim
+    // Ingest's JSON, verbatim, if it is JSON within the nesting limit; else as a string.
+    if (!r.body.empty() && core::json::parse(d, r.body)) out += r.body;
     else net::append_json_string(out, r.body);
   }
   out += R"(,"url":)";

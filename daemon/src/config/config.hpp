@@ -32,6 +32,7 @@ struct server_config {
   millis read_timeout{std::chrono::seconds(30)};      ///< before every read, incl. keep-alive idle
   millis shutdown_timeout{std::chrono::seconds(10)};  ///< SIGTERM drain bound
   std::uint32_t socket_mode = 0660;         ///< permissions of unix listen sockets
+  std::uint32_t max_connections = 1024;     ///< open at once, 1..1000000; more are answered 503 and closed
   std::uint32_t max_batch_events = 1000;    ///< events per POST /v1/ingest/batch
   bool ingest_thread = true;                 ///< parse posted events off the io thread
   std::uint32_t ingest_thread_nice = 15;     ///< that thread's nice value, 0..19

@@ -1,6 +1,7 @@
 // YAML config loader and validation; see loader.hpp. Key declarations live in schema.hpp.
 #include "config/loader.hpp"
 
+#include <yaml-cpp/depthguard.h>  // YAML::DeepRecursion: yaml-cpp >= 0.7 bounds its recursion
 #include <yaml-cpp/yaml.h>
 
 #include <fstream>
@@ -247,6 +248,9 @@ load_result load_config_text(std::string_view yaml) {
   YAML::Node root;
   try {
     root = YAML::Load(std::string(yaml));
+  } catch (const YAML::DeepRecursion& e) {  // yaml-cpp's own bound (500 levels; see snapshot_yaml.cpp)
+    r.errors.push_back("line " + std::to_string(e.mark.line + 1) + ": YAML nested too deeply");
+    return r;
   } catch (const YAML::Exception& e) {
     r.errors.push_back("line " + std::to_string(e.mark.line + 1) + ", column " + std::to_string(e.mark.column + 1) +
                        ": " + e.msg);
@@ -285,6 +289,8 @@ void validate(const sidecar_config& c, std::vector<std::string>& errors) {
   if (c.server.max_body < 1024) fail("server.max_body", "must be at least 1KiB");
   if (c.server.max_header < 1024) fail("server.max_header", "must be at least 1KiB");
   if (c.server.read_timeout.count() <= 0) fail("server.read_timeout", "must be more than 0ms");
+  if (c.server.max_connections < 1 || c.server.max_connections > 1000000)
+    fail("server.max_connections", "must be from 1 to 1000000");
   if (c.server.max_batch_events < 1 || c.server.max_batch_events > 100000)
     fail("server.max_batch_events", "must be from 1 to 100000");
   if (c.server.ingest_thread_nice > 19) fail("server.ingest_thread_nice", "must be from 0 to 19");

@@ -29,6 +29,7 @@ void visit_config(C& c, V& v) {
   v.duration("server.read_timeout", c.server.read_timeout, reload::live);
   v.duration("server.shutdown_timeout", c.server.shutdown_timeout, reload::live);
   v.octal("server.socket_mode", c.server.socket_mode, reload::restart);
+  v.count("server.max_connections", c.server.max_connections, reload::live);
   v.count("server.max_batch_events", c.server.max_batch_events, reload::live);
   v.boolean("server.ingest_thread", c.server.ingest_thread, reload::restart);
   v.count("server.ingest_thread_nice", c.server.ingest_thread_nice, reload::restart);

@@ -1,6 +1,9 @@
 // YAML -> neutral tree with yaml-cpp -> the core snapshot builder.
 #include "config/snapshot_yaml.hpp"
 
+// depthguard.h is not included by yaml.h: naming it makes a yaml-cpp without the parser's recursion bound
+// (before 0.7) fail the build, since deep nesting in a snapshot or guard file would otherwise overflow the stack.
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include <fstream>
@@ -57,6 +60,10 @@ bool yaml_to_doc(std::string_view yaml, doc_node& out, std::string& error) {
       return false;
     }
     return true;
+  } catch (const YAML::DeepRecursion&) {
+    // yaml-cpp's parser recurses per level and stops itself at 500 (DepthGuard, yaml-cpp >= 0.7).
+    error = "YAML nested deeper than 32 levels";
+    return false;
   } catch (const YAML::Exception& e) {
     error = "YAML line " + std::to_string(e.mark.line + 1) + " column " + std::to_string(e.mark.column + 1) +
             ": " + e.msg;

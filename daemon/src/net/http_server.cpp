@@ -22,6 +22,7 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/write.hpp>
+#include <algorithm>
 #include <list>
 #include <optional>
 #include <stdexcept>
@@ -60,6 +61,12 @@ struct server_metrics {
       "aforo_sidecar_http_connections", "Open connections to the sidecar's server");
   util::counter_metric& accepted = util::metrics().counter(
       "aforo_sidecar_http_connections_total", "Connections accepted by the sidecar's server");
+  util::counter_metric& refused = util::metrics().counter(
+      "aforo_sidecar_http_connections_refused_total",
+      "Connections accepted past server.max_connections and closed at once with a 503");
+  util::counter_metric& accept_errors = util::metrics().counter(
+      "aforo_sidecar_http_accept_errors_total",
+      "Failed accepts (EMFILE, ENFILE, ENOBUFS, ENOMEM, ...); the listener backs off 10ms doubling to 1s");
 };
 
 server_metrics& smetrics() {
@@ -77,6 +84,28 @@ using socket_of = asio::basic_stream_socket<Protocol, executor>;
 using deadline_clock = std::chrono::steady_clock;
 using timer_type = asio::basic_waitable_timer<deadline_clock, asio::wait_traits<deadline_clock>, executor>;
 
+// After a failed accept the listener waits before trying again, doubling from the first to the last
+// (a full fd table would otherwise make accept fail at once, in a hot loop); a success resets it.
+constexpr std::chrono::milliseconds first_accept_backoff{10};
+constexpr std::chrono::milliseconds last_accept_backoff{1000};
+// Accept errors are logged at most once per this interval, with the count since the last line.
+constexpr std::chrono::seconds accept_log_interval{10};
+
+/// One bound socket and the timer of its accept backoff.
+template <class Protocol>
+struct listener {
+  acceptor_of<Protocol> acceptor;
+  timer_type retry;
+  std::chrono::milliseconds backoff{0};  // the next wait after a failed accept; 0 after a success
+
+  explicit listener(asio::io_context& ioc) : acceptor(ioc.get_executor()), retry(ioc.get_executor()) {}
+  void close() {
+    error_code ec;
+    acceptor.close(ec);
+    retry.cancel();
+  }
+};
+
 }  // namespace
 
 class session_base {
@@ -91,28 +120,55 @@ struct http_server::state : std::enable_shared_from_this<http_server::state> {
   server_limits limits;
   bool stopping = false;
   std::function<void()> on_drained;
-  std::list<std::weak_ptr<session_base>> sessions;
-  std::vector<std::unique_ptr<acceptor_of<tcp>>> tcp_acceptors;
-  std::vector<std::unique_ptr<acceptor_of<unix_proto>>> unix_acceptors;
+  // The open sessions: each adds itself when it starts and removes itself when it is destroyed, so a
+  // finished connection leaves nothing behind.
+  std::list<session_base*> sessions;
+  std::vector<std::unique_ptr<listener<tcp>>> tcp_listeners;
+  std::vector<std::unique_ptr<listener<unix_proto>>> unix_listeners;
   std::vector<std::string> unix_paths;
+  // Accept errors not logged yet, and when the last line was logged.
+  std::uint64_t unlogged_accept_errors = 0;
+  std::optional<deadline_clock::time_point> accept_logged_at;
 
   state(asio::io_context& io, const router& r, server_limits l) : ioc(io), routes(r), limits(l) {}
 
-  void session_closed() {
+  std::list<session_base*>::iterator session_opened(session_base* s) {
+    smetrics().connections.add(1);
+    smetrics().accepted.inc();
+    return sessions.insert(sessions.end(), s);
+  }
+  void session_closed(std::list<session_base*>::iterator at) {
+    sessions.erase(at);
     smetrics().connections.add(-1);
     notify_if_drained();
   }
   /// Once stopping with no connection left, posts on_drained (once).
   void notify_if_drained() {
-    if (stopping && on_drained && open() == 0) {
+    if (stopping && on_drained && sessions.empty()) {
       auto cb = std::move(on_drained);
       on_drained = nullptr;
       asio::post(ioc, std::move(cb));
     }
   }
-  std::size_t open() {
-    sessions.remove_if([](const std::weak_ptr<session_base>& w) { return w.expired(); });
-    return sessions.size();
+  void close_listeners() {
+    for (auto& l : tcp_listeners) l->close();
+    for (auto& l : unix_listeners) l->close();
+  }
+
+  /// Counts a failed accept and logs it, at most once per accept_log_interval.
+  void accept_failed(const error_code& ec, std::chrono::milliseconds retry_in) {
+    smetrics().accept_errors.inc();
+    ++unlogged_accept_errors;
+    const auto now = deadline_clock::now();
+    if (accept_logged_at && now - *accept_logged_at < accept_log_interval) return;
+    std::string line = "accept failed: " + ec.message();
+    if (unlogged_accept_errors > 1) {
+      line += " (" + std::to_string(unlogged_accept_errors) + " failed accepts since the last such line)";
+    }
+    if (retry_in.count() > 0) line += "; next accept in " + std::to_string(retry_in.count()) + "ms";
+    util::log::warn(line);
+    unlogged_accept_errors = 0;
+    accept_logged_at = now;
   }
 };
 
@@ -128,13 +184,12 @@ class session : public session_base, public std::enable_shared_from_this<session
   using socket_type = socket_of<Protocol>;
 
   session(socket_type&& socket, std::shared_ptr<http_server::state> st)
-      : socket_(std::move(socket)), timer_(socket_.get_executor()), state_(std::move(st)) {}
+      : socket_(std::move(socket)), timer_(socket_.get_executor()), state_(std::move(st)),
+        registered_(state_->session_opened(this)) {}
 
-  ~session() override { state_->session_closed(); }
+  ~session() override { state_->session_closed(registered_); }
 
   void run() {
-    smetrics().connections.add(1);
-    smetrics().accepted.inc();
     // Writes are tried at once (write_some) and fall back to async_write only when the socket is full.
     error_code ec;
     socket_.non_blocking(true, ec);
@@ -384,6 +439,7 @@ class session : public session_base, public std::enable_shared_from_this<session
   socket_type socket_;
   timer_type timer_;
   std::shared_ptr<http_server::state> state_;
+  std::list<session_base*>::iterator registered_;  // this session in state_->sessions
   beast::flat_buffer buffer_;
   http_request req_;                      // the request being read or served, reused
   std::optional<request_parser> parser_;  // a fresh parser per request (Beast's cannot be reset)
@@ -404,20 +460,62 @@ class session : public session_base, public std::enable_shared_from_this<session
   bool closed_ = false;
 };
 
+// What a connection past server.max_connections gets before the close: sent with one non-blocking
+// write, before the request is read (a client that already sent its request may see a reset instead).
+constexpr std::string_view refusal =
+    "HTTP/1.1 503 Service Unavailable\r\n"
+    "Content-Type: application/json\r\n"
+    "Retry-After: 1\r\n"
+    "Connection: close\r\n"
+    "Content-Length: 84\r\n"
+    "\r\n"
+    R"({"error":{"code":"too_many_connections","message":"server.max_connections reached"}})";
+static_assert(refusal.size() - refusal.find("\r\n\r\n") - 4 == 84, "Content-Length");
+
 template <class Protocol>
-void do_accept(acceptor_of<Protocol>& acceptor, std::shared_ptr<http_server::state> st) {
+void refuse(socket_of<Protocol>& socket) {
+  smetrics().refused.inc();
+  error_code ec;
+  socket.non_blocking(true, ec);
+  if (!ec) socket.write_some(asio::buffer(refusal.data(), refusal.size()), ec);
+  socket.shutdown(socket_of<Protocol>::shutdown_send, ec);
+  socket.close(ec);
+}
+
+// Errors that concern the one connection being accepted, not the listener: accept again at once.
+bool connection_error(const error_code& ec) {
+  return ec == asio::error::connection_aborted || ec == asio::error::connection_reset ||
+         ec == asio::error::would_block || ec == asio::error::try_again || ec == asio::error::interrupted;
+}
+
+template <class Protocol>
+void do_accept(listener<Protocol>& l, std::shared_ptr<http_server::state> st) {
   // One io thread runs everything, so sessions need no strand (a strand per connection cost ~20% of
   // the CPU at saturation in bench/check and bench/pipeline).
-  acceptor.async_accept([&acceptor, st](error_code ec, socket_of<Protocol> socket) {
-    if (st->stopping || !acceptor.is_open()) return;
+  l.acceptor.async_accept([&l, st](error_code ec, socket_of<Protocol> socket) {
+    if (st->stopping || !l.acceptor.is_open() || ec == asio::error::operation_aborted) return;
     if (!ec) {
-      auto s = std::make_shared<session<Protocol>>(std::move(socket), st);
-      st->sessions.push_back(s);
-      s->run();
-    } else if (ec != asio::error::operation_aborted) {
-      util::log::warn("accept failed: " + ec.message());
+      l.backoff = std::chrono::milliseconds{0};
+      if (st->sessions.size() >= st->limits.max_connections) {
+        refuse(socket);
+      } else {
+        std::make_shared<session<Protocol>>(std::move(socket), st)->run();
+      }
+      return do_accept<Protocol>(l, st);
     }
-    do_accept<Protocol>(acceptor, st);
+    if (connection_error(ec)) {
+      st->accept_failed(ec, std::chrono::milliseconds{0});
+      return do_accept<Protocol>(l, st);
+    }
+    // EMFILE, ENFILE, ENOBUFS, ENOMEM, ...: the pending connection stays in the backlog, so accepting
+    // again at once would fail again at once. Wait, longer each time, until a descriptor frees up.
+    l.backoff = l.backoff.count() == 0 ? first_accept_backoff : std::min(l.backoff * 2, last_accept_backoff);
+    st->accept_failed(ec, l.backoff);
+    l.retry.expires_after(l.backoff);
+    l.retry.async_wait([&l, st](error_code wec) {
+      if (wec || st->stopping || !l.acceptor.is_open()) return;
+      do_accept<Protocol>(l, st);
+    });
   });
 }
 
@@ -427,9 +525,7 @@ http_server::http_server(asio::io_context& ioc, const router& routes, server_lim
     : state_(std::make_shared<state>(ioc, routes, limits)) {}
 
 http_server::~http_server() {
-  error_code ec;
-  for (auto& a : state_->tcp_acceptors) a->close(ec);
-  for (auto& a : state_->unix_acceptors) a->close(ec);
+  state_->close_listeners();
   for (const auto& p : state_->unix_paths) ::unlink(p.c_str());
 }
 
@@ -439,14 +535,15 @@ std::string http_server::listen(const std::string& address, std::uint32_t socket
   if (!where.unix_path.empty()) {
     const std::string& path = where.unix_path;
     ::unlink(path.c_str());
-    auto acc = std::make_unique<acceptor_of<unix_proto>>(state_->ioc);
-    acc->open(unix_proto(), ec);
-    if (!ec) acc->bind(unix_proto::endpoint(path), ec);
-    if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
+    auto l = std::make_unique<listener<unix_proto>>(state_->ioc);
+    auto& acc = l->acceptor;
+    acc.open(unix_proto(), ec);
+    if (!ec) acc.bind(unix_proto::endpoint(path), ec);
+    if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
     if (ec) throw std::runtime_error("listen " + address + ": " + ec.message());
     if (::chmod(path.c_str(), static_cast<mode_t>(socket_mode)) != 0)
       throw std::runtime_error("listen " + address + ": cannot set socket permissions");
-    state_->unix_acceptors.push_back(std::move(acc));
+    state_->unix_listeners.push_back(std::move(l));
     state_->unix_paths.push_back(path);
     return "unix:" + path;
   }
@@ -457,39 +554,38 @@ std::string http_server::listen(const std::string& address, std::uint32_t socket
                     ", which is not a loopback address: anyone who can reach it can ask for decisions and "
                     "submit usage; keep the sidecar on 127.0.0.1 or a unix socket unless a firewall guards it");
   const tcp::endpoint ep(ip, where.port);
-  auto acc = std::make_unique<acceptor_of<tcp>>(state_->ioc);
-  acc->open(ep.protocol(), ec);
-  if (!ec) acc->set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) acc->bind(ep, ec);
-  if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
+  auto l = std::make_unique<listener<tcp>>(state_->ioc);
+  auto& acc = l->acceptor;
+  acc.open(ep.protocol(), ec);
+  if (!ec) acc.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acc.bind(ep, ec);
+  if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) throw std::runtime_error("listen " + address + ": " + ec.message());
-  const auto bound = acc->local_endpoint(ec);
-  state_->tcp_acceptors.push_back(std::move(acc));
+  const auto bound = acc.local_endpoint(ec);
+  state_->tcp_listeners.push_back(std::move(l));
   std::string out = ip.is_v6() ? "[" + bound.address().to_string() + "]" : bound.address().to_string();
   return out + ":" + std::to_string(bound.port());
 }
 
 void http_server::start() {
-  for (auto& a : state_->tcp_acceptors) do_accept<tcp>(*a, state_);
-  for (auto& a : state_->unix_acceptors) do_accept<unix_proto>(*a, state_);
+  for (auto& l : state_->tcp_listeners) do_accept<tcp>(*l, state_);
+  for (auto& l : state_->unix_listeners) do_accept<unix_proto>(*l, state_);
 }
 
 void http_server::stop(std::function<void()> on_drained) {
   auto st = state_;
   st->stopping = true;
   st->on_drained = std::move(on_drained);
-  error_code ec;
-  for (auto& a : st->tcp_acceptors) a->close(ec);
-  for (auto& a : st->unix_acceptors) a->close(ec);
+  st->close_listeners();
   for (const auto& p : st->unix_paths) ::unlink(p.c_str());
   st->unix_paths.clear();
-  for (auto& w : st->sessions)
-    if (auto s = w.lock()) s->shutdown_if_idle();
+  // shutdown_if_idle only cancels: no session is destroyed (and leaves the list) during this loop.
+  for (auto* s : st->sessions) s->shutdown_if_idle();
   st->notify_if_drained();
 }
 
 void http_server::set_limits(server_limits limits) { state_->limits = limits; }
 
-std::size_t http_server::open_connections() const { return state_->open(); }
+std::size_t http_server::open_connections() const { return state_->sessions.size(); }
 
 }  // namespace aforo::net

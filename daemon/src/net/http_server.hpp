@@ -1,5 +1,6 @@
 // The sidecar's HTTP/1.1 server (Boost.Beast): listeners on TCP and unix sockets, keep-alive
-// sessions with a timeout before every read, body and header limits, and a graceful drain.
+// sessions with a timeout before every read, body and header limits, a connection cap, a backoff on
+// accept errors (EMFILE and the like), and a graceful drain.
 // Beast stays inside the .cpp files; this header only names the io_context.
 #pragma once
 
@@ -21,6 +22,7 @@ struct server_limits {
   std::uint64_t max_body = 4 * 1024 * 1024;   ///< bytes; larger bodies get 413 and a close
   std::uint64_t max_header = 16 * 1024;       ///< bytes of request line + headers; larger get 431
   std::chrono::milliseconds read_timeout{30000};  ///< before every read and write, incl. keep-alive idle
+  std::size_t max_connections = 1024;  ///< open at once; an accepted connection past it gets 503 and a close
 };
 
 /// Threading: every member and every handler runs on the io_context's thread; `respond` may be called
@@ -44,7 +46,8 @@ class http_server {
   /// after the response), then calls on_drained once, on the io thread.
   void stop(std::function<void()> on_drained);
 
-  /// New limits apply to requests read from now on (SIGHUP reload).
+  /// New limits apply to requests read from now on, and max_connections to connections accepted from
+  /// now on (SIGHUP reload; connections open past a lowered cap are not closed).
   void set_limits(server_limits limits);
 
   [[nodiscard]] std::size_t open_connections() const;

@@ -9,6 +9,8 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "core/json/bounded_parse.hpp"
+
 namespace aforo::core::discovery {
 namespace {
 
@@ -273,10 +275,10 @@ std::string catalog_state_json(const catalog& c, std::uint64_t pushed_revision) 
 catalog_state parse_catalog_state(std::string_view text) {
   catalog_state out;
   rj::Document doc;
-  doc.Parse(text.data(), text.size());
-  if (doc.HasParseError()) {
-    out.error = std::string("invalid JSON at offset ") + std::to_string(doc.GetErrorOffset()) + ": " +
-                rj::GetParseError_En(doc.GetParseError());
+  if (const auto parsed = core::json::parse(doc, text); !parsed) {
+    out.error = parsed.too_deep ? parsed.message()
+                                : std::string("invalid JSON at offset ") + std::to_string(parsed.result.Offset()) + ": " +
+                                      rj::GetParseError_En(parsed.result.Code());
     return out;
   }
   if (!doc.IsObject()) {

@@ -3,6 +3,8 @@
 
 #include <rapidjson/document.h>
 
+#include "core/json/bounded_parse.hpp"
+
 namespace aforo::core::discovery {
 namespace {
 
@@ -18,8 +20,7 @@ std::string_view str(const rj::Value& obj, const char* key) {
 
 std::optional<traffic_observation> observation_from_event(std::string_view event_json) {
   rj::Document doc;
-  doc.Parse(event_json.data(), event_json.size());
-  if (doc.HasParseError() || !doc.IsObject()) return std::nullopt;
+  if (!core::json::parse(doc, event_json) || !doc.IsObject()) return std::nullopt;
   std::string_view service, route;
   if (auto md = doc.FindMember("metadata"); md != doc.MemberEnd() && md->value.IsObject()) {
     service = str(md->value, "service");

@@ -4,6 +4,8 @@
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 
+#include "core/json/bounded_parse.hpp"
+
 namespace aforo::core::discovery {
 namespace {
 
@@ -80,9 +82,8 @@ template <class T, class Convert>
 kong_page<T> parse_page(std::string_view body, Convert convert) {
   kong_page<T> page;
   rj::Document doc;
-  doc.Parse(body.data(), body.size());
-  if (doc.HasParseError()) {
-    page.error = std::string("invalid JSON: ") + rj::GetParseError_En(doc.GetParseError());
+  if (const auto parsed = core::json::parse(doc, body); !parsed) {
+    page.error = parsed.too_deep ? parsed.message() : std::string("invalid JSON: ") + rj::GetParseError_En(parsed.result.Code());
     return page;
   }
   if (!doc.IsObject()) {

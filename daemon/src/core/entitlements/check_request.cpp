@@ -7,6 +7,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/json/bounded_parse.hpp"
+
 namespace aforo::core::entitlements {
 
 namespace {
@@ -151,6 +153,7 @@ std::optional<std::string> parse_check_request(std::string& body, check_request&
   if (first == std::string::npos || body[first] != '{') return std::string("the body must be a JSON object");
 
   handler h(out, error);
+  json::depth_limited<handler> bounded(h, json::max_depth);
   // The iterative reader keeps its nesting state in this stack buffer, so parsing never allocates
   // unless the body nests very deeply (then the pool falls back to the heap).
   alignas(16) char pool[1024];
@@ -164,9 +167,10 @@ std::optional<std::string> parse_check_request(std::string& body, check_request&
   rapidjson::InsituStringStream stream(body.data());
   const rapidjson::ParseResult r =
       reader.Parse<rapidjson::kParseInsituFlag | rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag>(
-          stream, h);
+          stream, bounded);
   body.resize(size);
   if (error) return error;
+  if (bounded.too_deep()) return json::too_deep_message();
   if (r.IsError()) {
     return "malformed JSON at offset " + std::to_string(r.Offset()) + ": " + rapidjson::GetParseError_En(r.Code());
   }

@@ -5,6 +5,7 @@
 #include <rapidjson/error/en.h>
 
 #include "core/entitlements/snapshot_builder.hpp"
+#include "core/json/bounded_parse.hpp"
 
 namespace aforo::core::entitlements {
 
@@ -48,17 +49,18 @@ bool convert(const rapidjson::Value& v, doc_node& out, unsigned depth) {
 
 }  // namespace
 
-bool json_to_doc(std::string_view json, doc_node& out, std::string& error) {
+bool json_to_doc(std::string_view text, doc_node& out, std::string& error) {
   rapidjson::Document d;
-  d.Parse<rapidjson::kParseNumbersAsStringsFlag | rapidjson::kParseValidateEncodingFlag |
-          rapidjson::kParseIterativeFlag>(json.data(), json.size());
-  if (d.HasParseError()) {
-    error = "malformed JSON at offset " + std::to_string(d.GetErrorOffset()) + ": " +
-            rapidjson::GetParseError_En(d.GetParseError());
+  // A snapshot nests about 5 levels: the parse stops at the first container past max_depth, and
+  // convert() (which recurses) never sees more.
+  const auto parsed = json::parse<rapidjson::kParseNumbersAsStringsFlag | rapidjson::kParseValidateEncodingFlag |
+                                  rapidjson::kParseIterativeFlag>(d, text, max_depth);
+  if (!parsed) {
+    error = parsed.message();
     return false;
   }
   if (!convert(d, out, 0)) {
-    error = "JSON nested deeper than 32 levels";
+    error = json::too_deep_message(max_depth);
     return false;
   }
   return true;

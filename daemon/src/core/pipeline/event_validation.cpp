@@ -288,10 +288,9 @@ ingest_parse_result fail(ingest_request_error error, std::string message) {
   return r;
 }
 
-ingest_parse_result parse_failure(const rj::ParseResult& res) {
-  return fail(ingest_request_error::malformed_json, std::string("malformed JSON at offset ") +
-                                                        std::to_string(res.Offset()) + ": " +
-                                                        rj::GetParseError_En(res.Code()));
+// Malformed or nested deeper than json::max_depth: 400, nothing taken.
+ingest_parse_result parse_failure(const json::parse_outcome& res) {
+  return fail(ingest_request_error::malformed_json, res.message());
 }
 
 
@@ -310,7 +309,7 @@ ingest_parse_result parse_ingest_batch(std::string body, std::size_t max_batch_e
   st->body = std::move(body);
   rj::Document doc;
   std::vector<event_span> spans;
-  if (const auto res = parse_in_place(st->body, doc, false, spans); res.IsError()) return parse_failure(res);
+  if (const auto res = parse_in_place(st->body, doc, false, spans); !res) return parse_failure(res);
   if (!doc.IsObject()) return fail(ingest_request_error::not_an_object, "body must be a JSON object");
   const auto events = doc.FindMember("events");
   if (events == doc.MemberEnd() || !events->value.IsArray()) {
@@ -339,7 +338,7 @@ ingest_parse_result parse_ingest_single(std::string body) {
   st->body = std::move(body);
   rj::Document doc;
   std::vector<event_span> spans;
-  if (const auto res = parse_in_place(st->body, doc, true, spans); res.IsError()) return parse_failure(res);
+  if (const auto res = parse_in_place(st->body, doc, true, spans); !res) return parse_failure(res);
   if (!doc.IsObject()) return fail(ingest_request_error::not_an_object, "body must be a JSON object");
   ingest_parse_result r;
   rj::StringBuffer buf;

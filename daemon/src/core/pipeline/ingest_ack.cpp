@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <limits>
 
+#include "core/json/bounded_parse.hpp"
+
 namespace aforo::core {
 namespace {
 
@@ -25,8 +27,7 @@ std::uint64_t count_of(const rj::Value& obj, const char* name) {
 
 std::optional<ingest_ack> parse_ingest_ack(std::string_view body, std::size_t max_errors) {
   rj::Document doc;
-  doc.Parse(body.data(), body.size());
-  if (doc.HasParseError() || !doc.IsObject()) return std::nullopt;
+  if (!json::parse(doc, body) || !doc.IsObject()) return std::nullopt;
   ingest_ack ack;
   if (const auto s = doc.FindMember("success"); s != doc.MemberEnd() && s->value.IsBool()) {
     ack.success = s->value.GetBool();

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/json/bounded_parse.hpp"
 #include "core/pipeline/event_fields.hpp"
 
 namespace aforo::core::pipeline_detail {
@@ -244,20 +245,23 @@ class tracking_handler {
 
 }  // namespace
 
-rj::ParseResult parse_in_place(std::string& body, rj::Document& doc, bool single, std::vector<event_span>& spans) {
+json::parse_outcome parse_in_place(std::string& body, rj::Document& doc, bool single, std::vector<event_span>& spans) {
   rj::InsituStringStream is(body.data());
   for (const unsigned char bom : {0xEFu, 0xBBu, 0xBFu}) {
     if (static_cast<unsigned char>(*is.src_) == bom) ++is.src_;
   }
-  rj::ParseResult res;
+  json::parse_outcome out;
   auto generate = [&](rj::Document& d) {
     tracking_handler h(d, is, body.data(), body.size(), single, spans);
+    // The reader recurses per level: the limit bounds its stack, and the walks of the document after it.
+    json::depth_limited<tracking_handler> bounded(h, json::max_depth);
     rj::Reader reader;
-    res = reader.Parse<parse_flags | rj::kParseInsituFlag>(is, h);
-    return !res.IsError();
+    out.result = reader.Parse<parse_flags | rj::kParseInsituFlag>(is, bounded);
+    out.too_deep = bounded.too_deep();
+    return !out.result.IsError();
   };
   doc.Populate(generate);
-  return res;
+  return out;
 }
 
 }  // namespace aforo::core::pipeline_detail

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "core/json/bounded_parse.hpp"
+
 namespace aforo::core::pipeline_detail {
 
 /// Where an event object lies in the body being parsed, and whether that text is exactly what
@@ -22,7 +24,8 @@ struct event_span {
 /// Document::Parse(data, size) gives for the same bytes: that reads through EncodedInputStream<UTF8,
 /// MemoryStream>, which skips a UTF-8 byte order mark (EF, BB, BF, each only if present) and counts
 /// offsets from the first byte, and ends at a '\0' byte or at the end (the body's terminator here).
-rapidjson::ParseResult parse_in_place(std::string& body, rapidjson::Document& doc, bool single,
+/// Nesting past json::max_depth stops the parse (outcome.too_deep).
+json::parse_outcome parse_in_place(std::string& body, rapidjson::Document& doc, bool single,
                                       std::vector<event_span>& spans);
 
 }  // namespace aforo::core::pipeline_detail
