@@ -4,7 +4,8 @@
 # steady paced load for DURATION_SECONDS, while a fault schedule cycles through: ingest outage, 5xx storm,
 # Redis killed and restarted, sidecar SIGKILL and restart, nginx -s reload, full disk (tmpfs filled), an
 # ingest that takes at most 25 events per request (413: the sidecar splits), per-event failures inside
-# 202s (dead-lettered, then re-sent with `aforo-sidecar replay-dead-letter` after the load).
+# 202s (dead-lettered, then re-sent with `aforo-sidecar replay-dead-letter` after the load), and the
+# sidecar out of file descriptors (its soft RLIMIT_NOFILE lowered with prlimit).
 # Then it checks: every response through the metered route was metered and delivered (distinct
 # idempotencyKeys at the ingest == responses, by status), nothing dropped, the sidecar's peak RSS under a
 # ceiling, no crash (the sidecar only died when killed, no core files, nginx error.log free of
@@ -16,7 +17,7 @@
 #   AFORO_SOAK_RATE=200           requests per second;  AFORO_SOAK_CONNECTIONS=4
 #   AFORO_SOAK_RSS_MAX_MIB=200    the sidecar's VmRSS ceiling
 #   AFORO_SOAK_CHURN_RATE=50      short connections per second straight to the sidecar's /healthz (0: none)
-#   AFORO_SOAK_SLOT=10            seconds per fault slot (fault + recovery); 7 below 90 s
+#   AFORO_SOAK_SLOT=10            seconds per fault slot (fault + recovery); 6 below 90 s
 #   AFORO_SOAK_KEEP=0             1: keep the work dir (logs, ingest record) for inspection
 set -uo pipefail
 
@@ -30,8 +31,8 @@ LOADGEN=$BUILD/tests/aforo-soak-loadgen
 RATE=${AFORO_SOAK_RATE:-200}
 CONNS=${AFORO_SOAK_CONNECTIONS:-4}
 RSS_MAX_MIB=${AFORO_SOAK_RSS_MAX_MIB:-200}
-#   AFORO_SOAK_CHURN_RATE=50      short connections per second straight to the sidecar's /healthz (0: none)
-SLOT=${AFORO_SOAK_SLOT:-$(( DURATION >= 90 ? 10 : 7 ))}  # 7 s: every fault kind fits in 60 s
+CHURN_RATE=${AFORO_SOAK_CHURN_RATE:-50}
+SLOT=${AFORO_SOAK_SLOT:-$(( DURATION >= 90 ? 10 : 6 ))}  # 6 s: every fault kind fits in 60 s
 API_KEY=sk_soak_0123456789abcdef
 TENANT=tenant_soak
 
@@ -207,7 +208,17 @@ fault_ingest_413() {
 fault_partial_failures() {
   ctl faults '{"steps":[{"fail_events":[0,3],"times":5}]}'; sleep 3
 }
-SCHEDULE=(ingest_outage ingest_413 5xx_storm redis_restart partial_failures sidecar_kill nginx_reload disk_full)
+fault_fd_exhaustion() {
+  # The sidecar's soft RLIMIT_NOFILE below every descriptor it holds: no accept, open or socket works
+  # for 3 s (EMFILE), then the old limit is back.
+  local soft hard
+  read -r soft hard < <(prlimit --pid "$SIDECAR_PID" --nofile --noheadings --output SOFT,HARD)
+  prlimit --pid "$SIDECAR_PID" --nofile=3:"$hard" || return 1
+  sleep 3
+  prlimit --pid "$SIDECAR_PID" --nofile="$soft":"$hard" || fail "could not restore the sidecar's fd limit"
+}
+SCHEDULE=(ingest_outage ingest_413 5xx_storm redis_restart partial_failures fd_exhaustion sidecar_kill nginx_reload
+  disk_full)
 
 # Faults in rotation, one per slot, with the rest of the slot to recover; the load runs throughout.
 i=0
