@@ -4,6 +4,8 @@
 // and the refusals: an unknown CA, a wrong server name, an unreadable CA file.
 #include <catch2/catch.hpp>
 
+#include <signal.h>
+
 #include <boost/asio/io_context.hpp>
 #include <functional>
 #include <thread>
@@ -221,6 +223,21 @@ TEST_CASE("redis client over TLS: verifies the server by IP and by name, answers
     }
     REQUIRE(run_until(ioc, [&] { return seen.size() == 300; }));
     for (int i = 0; i < 300; ++i) CHECK(seen[static_cast<std::size_t>(i)] == i + 1);
+  }
+
+  // Redis killed and restarted: the client reconnects, with a new TLS session.
+  {
+    asio::io_context ioc;
+    net::redis_client client(ioc, tls_options(tls_url(port), pki.ca()));
+    client.start();
+    REQUIRE(run_until(ioc, [&] { return client.connected(); }));
+    server->signal(SIGKILL);
+    (void)server->wait_exit(5s);
+    REQUIRE(run_until(ioc, [&] { return !client.connected(); }));
+    CHECK(call(ioc, client, {"PING"}).error == net::redis_error::not_connected);
+    server = start_tls_redis(pki, port);
+    REQUIRE(run_until(ioc, [&] { return client.connected(); }, 10s));
+    CHECK(call(ioc, client, {"PING"}).reply.str == "PONG");
   }
 
   // The system store does not know the test CA: refused, never connected.
