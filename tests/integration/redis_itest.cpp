@@ -101,6 +101,35 @@ TEST_CASE("redis client: connects, answers commands in order and pipelines them"
   for (int i = 0; i < 500; ++i) CHECK(seen[static_cast<std::size_t>(i)] == i + 1);
 }
 
+TEST_CASE("redis client: a unix socket with a database number; Redis restarted, it reconnects", "[redis]") {
+  temp_dir dir;
+  const std::string sock = dir.file("redis.sock");
+  const std::vector<std::string> argv{"/usr/bin/redis-server", "--port", "0", "--unixsocket", sock,
+                                      "--save", "", "--appendonly", "no"};
+  auto server = std::make_unique<process>(argv);
+  REQUIRE(server->wait_for_output("ready to accept connections", 10s));  // "at <socket>"
+  std::string err;
+  auto ep = net::parse_redis_url("unix:" + sock + "?db=3", err);
+  REQUIRE(ep);
+  net::redis_client_options o;
+  o.endpoint = *ep;
+  asio::io_context ioc;
+  net::redis_client client(ioc, o);
+  client.start();
+  REQUIRE(run_until(ioc, [&] { return client.connected(); }));
+  CHECK(call(ioc, client, {"CLIENT", "INFO"}).reply.str.find(" db=3 ") != std::string::npos);  // SELECT 3 ran
+  CHECK(call(ioc, client, {"SET", "k", "v"}).ok_reply());
+  CHECK(call(ioc, client, {"GET", "k"}).reply.str == "v");
+
+  server->signal(SIGKILL);
+  (void)server->wait_exit(5s);
+  REQUIRE(run_until(ioc, [&] { return !client.connected(); }));
+  server = std::make_unique<process>(argv);
+  REQUIRE(server->wait_for_output("ready to accept connections", 10s));  // "at <socket>"
+  REQUIRE(run_until(ioc, [&] { return client.connected(); }, 10s));
+  CHECK(call(ioc, client, {"CLIENT", "INFO"}).reply.str.find(" db=3 ") != std::string::npos);
+}
+
 TEST_CASE("redis client: the quota script adds contributions per sidecar and sums them", "[redis]") {
   redis_server server(free_port());
   asio::io_context ioc;

@@ -313,3 +313,45 @@ TEST_CASE("secrets: a URL's inline password is redacted and warned about", "[con
   REQUIRE_FALSE(r.ok());
   CHECK(r.errors[0].find("hunter2") == std::string::npos);
 }
+
+TEST_CASE("config: cache.redis accepts rediss:// with a CA file and a server name", "[config][redis]") {
+  auto r = load_config_text(R"(
+cache:
+  redis: "rediss://redis.example.net:6380/0"
+  redis_ca_file: /etc/aforo/redis-ca.pem
+  redis_tls_server_name: redis.internal.example.net
+)");
+  INFO(errors_of(r));
+  REQUIRE(r.ok());
+  CHECK(r.config.cache.redis == "rediss://redis.example.net:6380/0");
+  CHECK(r.config.cache.redis_ca_file == "/etc/aforo/redis-ca.pem");
+  CHECK(r.config.cache.redis_tls_server_name == "redis.internal.example.net");
+  CHECK(load_config_text("cache: { redis: \"rediss://10.0.0.5:6379/1\" }\n").ok());  // the system store
+  CHECK(load_config_text("cache: { redis: \"rediss://h/0\", redis_tls_server_name: \"10.0.0.5\" }\n").ok());
+  CHECK(load_config_text("cache: { redis: \"rediss://h/0\", redis_tls_server_name: \"::1\" }\n").ok());
+  // A password inline in a rediss:// URL is warned about and redacted like in redis://.
+  r = load_config_text("cache: { redis: \"rediss://:hunter2@h:6380/0\" }\n");
+  REQUIRE(r.ok());
+  const auto w = warnings(r.config);
+  REQUIRE(w.size() == 1);
+  CHECK(w[0].find("rediss://:****@h:6380/0") != std::string::npos);
+  CHECK(w[0].find("hunter2") == std::string::npos);
+}
+
+TEST_CASE("config: the Redis TLS keys without rediss:// and a malformed server name are refused", "[config][redis]") {
+  auto r = load_config_text(R"(
+cache:
+  redis: "redis://127.0.0.1:6379/0"
+  redis_ca_file: /etc/aforo/redis-ca.pem
+  redis_tls_server_name: redis.internal
+)");
+  INFO(errors_of(r));
+  CHECK(has_error(r, "cache.redis_ca_file: applies to TLS only: cache.redis must be a rediss:// URL"));
+  CHECK(has_error(r, "cache.redis_tls_server_name: applies to TLS only"));
+  r = load_config_text("cache: { redis_ca_file: /ca.pem }\n");  // no Redis at all
+  CHECK(has_error(r, "cache.redis_ca_file: applies to TLS only"));
+  r = load_config_text("cache: { redis: \"rediss://h/0\", redis_tls_server_name: \"https://h/\" }\n");
+  CHECK(has_error(r, "cache.redis_tls_server_name: 'https://h/' must be a host name or an IP address"));
+  r = load_config_text("cache: { redis: \"redis+tls://h/0\" }\n");
+  CHECK(has_error(r, "cache.redis: 'redis+tls://h/0' must look like redis://host:port/db, rediss://host:port/db (TLS)"));
+}

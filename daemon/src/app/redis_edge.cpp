@@ -64,6 +64,8 @@ net::redis_client_options client_options(const config::sidecar_config& c, const 
   if (!s.redis_password.empty()) ep->password = s.redis_password;
   net::redis_client_options o;
   o.endpoint = std::move(*ep);
+  o.tls_ca_file = c.cache.redis_ca_file;
+  o.tls_server_name = c.cache.redis_tls_server_name;
   o.command_timeout = c.cache.redis_timeout;
   o.connect_timeout = std::max<std::chrono::milliseconds>(c.cache.redis_timeout, std::chrono::seconds(1));
   return o;

@@ -65,9 +65,11 @@ struct entitlements_config {
 };
 
 struct cache_config {
-  std::string redis;                        ///< redis://host:port/db; empty = in-memory only
+  std::string redis;                        ///< redis://host:port/db, rediss:// (TLS) or unix:/path; empty = in-memory only
   std::string redis_username;               ///< Redis 6 ACL user for AUTH; empty = the URL's user, else default
   std::string redis_password_file;          ///< or env AFORO_REDIS_PASSWORD; never inline
+  std::string redis_ca_file;                ///< rediss:// only: PEM CAs the server certificate must chain to; empty = system store
+  std::string redis_tls_server_name;        ///< rediss:// only: SNI and the certificate name; empty = the URL's host
   std::uint64_t lru_capacity = 100000;
   millis redis_timeout{std::chrono::milliseconds(250)};
   millis sync_interval{std::chrono::seconds(1)};  ///< local quota/cost deltas pushed to Redis

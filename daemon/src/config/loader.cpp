@@ -303,8 +303,18 @@ void validate(const sidecar_config& c, std::vector<std::string>& errors) {
   if (c.entitlements.lease_ttl.count() < 1 || c.entitlements.lease_ttl > std::chrono::minutes(1))
     fail("entitlements.lease_ttl", "must be from 1ms to 1m");
   if (c.cache.lru_capacity < 1) fail("cache.lru_capacity", "must be at least 1");
-  if (!c.cache.redis.empty() && c.cache.redis.rfind("redis://", 0) != 0 && c.cache.redis.rfind("unix:", 0) != 0)
-    fail("cache.redis", "'" + redact_url(c.cache.redis) + "' must look like redis://host:port/db or unix:/path");
+  const bool redis_tls = c.cache.redis.rfind("rediss://", 0) == 0;
+  if (!c.cache.redis.empty() && !redis_tls && c.cache.redis.rfind("redis://", 0) != 0 &&
+      c.cache.redis.rfind("unix:", 0) != 0)
+    fail("cache.redis", "'" + redact_url(c.cache.redis) +
+                            "' must look like redis://host:port/db, rediss://host:port/db (TLS) or unix:/path");
+  // TLS settings without rediss:// would leave the operator believing the connection is encrypted.
+  if (!redis_tls && !c.cache.redis_ca_file.empty())
+    fail("cache.redis_ca_file", "applies to TLS only: cache.redis must be a rediss:// URL");
+  if (!redis_tls && !c.cache.redis_tls_server_name.empty())
+    fail("cache.redis_tls_server_name", "applies to TLS only: cache.redis must be a rediss:// URL");
+  if (c.cache.redis_tls_server_name.find_first_of(" \t/@") != std::string::npos)
+    fail("cache.redis_tls_server_name", "'" + c.cache.redis_tls_server_name + "' must be a host name or an IP address");
   if (c.batch.max_events < 1 || c.batch.max_events > 1000) fail("batch.max_events", "must be from 1 to 1000 (Aforo's limit per request)");
   if (c.batch.flush_interval.count() < 1) fail("batch.flush_interval", "must be at least 1ms");
   if (c.retry.max_retries > 20) fail("retry.max_retries", "must be at most 20");

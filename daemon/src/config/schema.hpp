@@ -54,6 +54,8 @@ void visit_config(C& c, V& v) {
   v.text("cache.redis", c.cache.redis, reload::restart);
   v.text("cache.redis_username", c.cache.redis_username, reload::restart);
   v.text("cache.redis_password_file", c.cache.redis_password_file, reload::restart);
+  v.text("cache.redis_ca_file", c.cache.redis_ca_file, reload::restart);
+  v.text("cache.redis_tls_server_name", c.cache.redis_tls_server_name, reload::restart);
   v.count("cache.lru_capacity", c.cache.lru_capacity, reload::restart);
   v.duration("cache.redis_timeout", c.cache.redis_timeout, reload::restart);
   v.duration("cache.sync_interval", c.cache.sync_interval, reload::restart);

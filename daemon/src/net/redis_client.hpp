@@ -1,6 +1,7 @@
-// Asynchronous Redis client on the daemon's io_context: hiredis's async API with its socket watched
-// by Asio (never blocking the loop), pipelined commands with a per-command timeout, and a
-// connection that reconnects with exponential backoff. Errors are values in redis_result.
+// Asynchronous Redis client on the daemon's io_context: the connection (TCP, TLS or a unix socket) is
+// driven by Asio (never blocking the loop), hiredis only encodes commands and parses replies;
+// pipelined commands with a per-command timeout, and a connection that reconnects with exponential
+// backoff. Errors are values in redis_result.
 #pragma once
 
 #include <chrono>
@@ -54,10 +55,12 @@ struct redis_result {
 /// Called exactly once per command, on the io thread, never from inside command().
 using redis_callback = std::function<void(redis_result)>;
 
-/// Where Redis is: "redis://[[user]:password@]host[:port][/db]" or "unix:/path[?db=N]".
+/// Where Redis is: "redis://[[user]:password@]host[:port][/db]", the same with "rediss://" (TLS), or
+/// "unix:/path[?db=N]".
 struct redis_endpoint {
   std::string host;                  ///< empty for a unix socket
   std::uint16_t port = 6379;
+  bool tls = false;                  ///< rediss://: TLS 1.2+, the server certificate always verified
   std::string unix_path;
   int db = 0;
   std::string user;                  ///< AUTH user (Redis 6 ACL); empty = default user
@@ -69,8 +72,14 @@ struct redis_endpoint {
 
 struct redis_client_options {
   redis_endpoint endpoint;
+  /// With endpoint.tls: the PEM CA bundle the server certificate must chain to (cache.redis_ca_file);
+  /// empty = the system trust store. An unreadable file makes the constructor throw.
+  std::string tls_ca_file;
+  /// With endpoint.tls: the name sent as SNI and checked against the certificate
+  /// (cache.redis_tls_server_name); empty = endpoint.host (an IP literal is checked as an IP SAN).
+  std::string tls_server_name;
   std::chrono::milliseconds command_timeout{250};   ///< cache.redis_timeout; also bounds AUTH/SELECT
-  std::chrono::milliseconds connect_timeout{1000};  ///< DNS + TCP connect
+  std::chrono::milliseconds connect_timeout{1000};  ///< DNS + TCP connect + TLS + AUTH/SELECT/PING
   std::chrono::milliseconds backoff_initial{100};
   std::chrono::milliseconds backoff_max{5000};
 };
@@ -82,11 +91,14 @@ struct redis_client_options {
 /// flight fails (timeout / connection_lost), new ones fail at once with not_connected, and a
 /// reconnect is tried after 100 ms, 200 ms, ... up to 5 s. One log line per state change
 /// ("redis connected", "redis unavailable: <reason>; answering from the in-memory cache").
+/// With TLS a certificate that does not verify (unknown CA, wrong name, expired) is a failed connect
+/// like any other, its reason naming the certificate problem.
 /// Metrics: aforo_sidecar_redis_up, aforo_sidecar_redis_errors_total{kind}, aforo_sidecar_redis_connects_total.
 /// A command timeout drops the connection because Redis answers in order: later replies cannot
 /// arrive before the late one, so waiting on the same connection would only stall them.
 class redis_client {
  public:
+  /// Throws std::runtime_error when options.tls_ca_file cannot be loaded (startup only).
   redis_client(boost::asio::io_context& ioc, redis_client_options options);
   /// Frees the connection; callbacks still pending are dropped without being called.
   ~redis_client();

@@ -5,7 +5,7 @@
 
 namespace aforo::net {
 
-std::shared_ptr<boost::asio::ssl::context> make_client_tls_context(const std::string& ca_file) {
+std::shared_ptr<boost::asio::ssl::context> make_client_tls_context(const std::string& ca_file, ca_trust trust) {
   namespace ssl = boost::asio::ssl;
   auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
   boost::system::error_code ec;
@@ -13,7 +13,7 @@ std::shared_ptr<boost::asio::ssl::context> make_client_tls_context(const std::st
                        ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1,
                    ec);
   // A missing system store is not fatal: with ca_file set the extra bundle may be all that is needed.
-  ctx->set_default_verify_paths(ec);
+  if (trust == ca_trust::system_plus_file || ca_file.empty()) ctx->set_default_verify_paths(ec);
   if (!ca_file.empty()) {
     ctx->load_verify_file(ca_file, ec);
     if (ec) throw std::runtime_error("cannot load CA file " + ca_file + ": " + ec.message());

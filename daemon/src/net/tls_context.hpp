@@ -1,5 +1,5 @@
-// The client TLS context for outbound HTTPS: TLS 1.2 or newer, the system trust store plus an
-// optional extra CA bundle (config aforo.ca_file).
+// The client TLS context for outbound HTTPS (config aforo.ca_file) and Redis over TLS
+// (cache.redis_ca_file): TLS 1.2 or newer and the CA certificates to trust.
 #pragma once
 
 #include <memory>
@@ -9,10 +9,17 @@
 
 namespace aforo::net {
 
-/// Builds a client context trusting the system default CA paths and, when ca_file is not empty, the
-/// PEM certificates in ca_file too. Verification itself is switched on per connection.
-/// Throws std::runtime_error naming the file when ca_file cannot be read (startup only).
+/// Which certificates a client context trusts.
+enum class ca_trust : unsigned char {
+  system_plus_file,  ///< the system store, plus the PEM bundle in ca_file when set (HTTPS to Aforo)
+  file_or_system,    ///< only the PEM bundle in ca_file when set, else the system store (Redis)
+};
+
+/// Builds a client context (TLS 1.2+) trusting the CA certificates `trust` names. Verification itself
+/// is switched on per connection. Throws std::runtime_error naming the file when ca_file cannot be
+/// read (startup only).
 /// Thread-safety: the returned context may be shared by connections on one io thread.
-[[nodiscard]] std::shared_ptr<boost::asio::ssl::context> make_client_tls_context(const std::string& ca_file);
+[[nodiscard]] std::shared_ptr<boost::asio::ssl::context> make_client_tls_context(
+    const std::string& ca_file, ca_trust trust = ca_trust::system_plus_file);
 
 }  // namespace aforo::net
