@@ -287,6 +287,39 @@ TEST_CASE("integrity: fsync always answers 202 after a group commit; off never s
   CHECK(always.proc().output().find("fsync always") != std::string::npos);
 }
 
+TEST_CASE("integrity: a write-back error (fdatasync EIO) answers 503 for the requests it covered, then recovers",
+          "[pipeline][integrity]") {
+  fake_ingest_process fake;
+  fake.refuse(true);
+  temp_dir flags;
+  const std::string flag = flags.path() + "/fail-fdatasync";
+  auto env = sidecar_env();
+  env.push_back(std::string("LD_PRELOAD=") + AFORO_FAULT_PRELOAD);
+  env.push_back("AFORO_FAULT_FDATASYNC_FILE=" + flag);
+  // Under ASan the preloaded library comes before the sanitizer runtime: allowed, it only forwards calls.
+  const char* asan = std::getenv("ASAN_OPTIONS");
+  env.push_back(std::string("ASAN_OPTIONS=") + (asan != nullptr ? std::string(asan) + ":" : "") + "verify_asan_link_order=0");
+  sidecar_process sc(sidecar_yaml(fake.ingest_url(), "batch: { flush_interval: 50ms }\n"
+                                                     "buffer: { fsync: always, spool_dir: \"{dir}/spool\" }\n"),
+                     env);
+  auto c = sc.client();
+  REQUIRE(c.post("/v1/ingest/batch", batch("wb", 0, 5)).status == 202);
+  aforo::testkit::replace_file(flag, "x");
+  const auto failed = c.post("/v1/ingest/batch", batch("wb", 5, 10));
+  CHECK(failed.status == 503);
+  CHECK(failed.header("retry-after") == "1");
+  CHECK(failed.body.find("spool_unavailable") != std::string::npos);
+  CHECK(metric(sc, "aforo_sidecar_spool_sync_errors_total") >= 1);
+  CHECK(sc.proc().output().find("spool fdatasync failed") != std::string::npos);
+  fs::remove(flag);
+  // The sender re-posts the refused request; the next sync succeeds.
+  REQUIRE(c.post("/v1/ingest/batch", batch("wb", 5, 10)).status == 202);
+  REQUIRE(sc.proc().wait_for_output("spool fdatasync succeeds again", 2s));
+  fake.refuse(false);
+  REQUIRE(wait_until([&] { return fake_stat(fake, "accepted") == 10; }, 10s));
+  check_exactly(received_keys(fake), "wb", 0, 10);  // each once: Aforo deduplicated the re-post
+}
+
 TEST_CASE("integrity: SIGTERM with a stalled client past shutdown_timeout still persists the memory buffer",
           "[pipeline][integrity]") {
   fake_ingest_process fake;
