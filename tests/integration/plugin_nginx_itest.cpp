@@ -48,8 +48,9 @@ features:
 /// The fake ingest, the sidecar and the nginx harness, started in that order and stopped in reverse.
 class e2e_env {
  public:
-  /// entitlements_extra: YAML lines added under the sidecar's `entitlements:` (two-space indented).
-  explicit e2e_env(const std::string& entitlements_extra = "") {
+  /// entitlements_extra: YAML lines added under the sidecar's `entitlements:` (two-space indented);
+  /// harness_env: extra AFORO_* settings of start.sh (e.g. AFORO_KONG_VERSION=3.4).
+  explicit e2e_env(const std::string& entitlements_extra = "", std::vector<std::string> harness_env = {}) {
     ingest_ = std::make_unique<process>(std::vector<std::string>{fake_ingest_bin(), "--listen", "127.0.0.1:0",
                                                                  "--api-key", api_key, "--tenant", "tenant_e2e"});
     ingest_addr_ = ingest_->wait_for_listen();
@@ -63,9 +64,10 @@ class e2e_env {
     nginx_port_ = free_port();
     upstream_port_ = free_port();
     prefix_ = dir_.path() + "/nginx";
+    harness_env.insert(harness_env.begin(), {"AFORO_DAEMON=on", "AFORO_FLUSH_INTERVAL=100"});
     process start({"/bin/bash", source_dir() + "/tests/lua/nginx/start.sh", prefix_, "http://" + sidecar_->address(),
                    std::to_string(nginx_port_), std::to_string(upstream_port_)},
-                  {"AFORO_DAEMON=on", "AFORO_FLUSH_INTERVAL=100"});
+                  harness_env);
     const auto rc = start.wait_exit(30s);
     if (rc != 0) FAIL("nginx harness did not start: " << start.output());
   }
@@ -163,6 +165,35 @@ TEST_CASE("plugin: allowed requests reach the upstream with rate-limit headers a
     CHECK(std::string(r["api_key"].GetString()) == "match");
     CHECK(std::string(r["content_encoding"].GetString()) == "lz4");
   }
+}
+
+TEST_CASE("plugin: a client repeating X-Request-Id gets one event per request (the key is the gateway's)",
+          "[plugin][e2e]") {
+  // Kong 3.9 names its own request id $kong_request_id; Kong 3.4 has none, and the plugin then uses
+  // nginx's $request_id. Neither takes the client's header.
+  const std::string version = GENERATE(as<std::string>{}, "3.9", "3.4");
+  e2e_env env("", {"AFORO_KONG_VERSION=" + version});
+  INFO("Kong profile " << version);
+  const std::string long_id(300, 'r');
+  for (int i = 0; i < 50; ++i) {
+    const auto r = get(env.proxy(), "/v1/search/same", {{"X-Tenant-Id", "cust_acme"}, {"X-Request-Id", "same-id"},
+                                                        {"X-Kong-Request-Id", i % 2 ? long_id : "same-id"}});
+    REQUIRE(r.status == 200);
+  }
+  REQUIRE(env.wait_events(50) == 50);
+  std::this_thread::sleep_for(300ms);
+  const auto d = env.received();
+  REQUIRE(d["events"].Size() == 50);  // the fake ingest deduplicates by idempotencyKey
+  std::set<std::string> keys;
+  for (const auto& e : d["events"].GetArray()) {
+    const std::string key = e["event"]["idempotencyKey"].GetString();
+    CHECK(key.rfind("kong:", 0) == 0);
+    CHECK(key.find("same-id") == std::string::npos);
+    CHECK(key.size() <= 255);
+    keys.insert(key);
+  }
+  CHECK(keys.size() == 50);
+  CHECK(env.sidecar().metric(R"(aforo_sidecar_events_rejected_total{reason="invalid"})") == 0);
 }
 
 TEST_CASE("plugin: a path with quotes, backslashes and control characters is metered exactly", "[plugin][e2e]") {

@@ -31,6 +31,12 @@
 #   AFORO_TIMEOUT=50 AFORO_FLUSH_INTERVAL=250 AFORO_BATCH_SIZE=20 AFORO_BUFFER_MAX_SIZE=10000
 #   AFORO_ENTITLEMENT=true AFORO_METERING=true
 #                              plugin config of every instance (schema.lua field names)
+#   AFORO_KONG_VERSION=3.9     the Kong the shim plays (tests/lua/shim/README.md): 3.9 sets $kong_request_id
+#                              (Kong >= 3.5) and calls the handler's configure (Kong >= 3.4 with it);
+#                              3.4 has no $kong_request_id
+#   AFORO_TIMER_NG=on          on: ngx.timer.at is replaced by the shim's emulation of Kong's
+#                              lua-resty-timer-ng (its worker-exit semantics; _G.native_timer_at kept) as
+#                              every Kong 3.x does; off: nginx's own ngx.timer.at
 #   AFORO_JIT_LOG=PATH         diagnostics: LuaJIT's jit.v trace log of each worker to PATH.PID
 #   AFORO_JIT_PROFILE=MODE     diagnostics: LuaJIT's jit.p profiler in MODE (e.g. Fl, or vl for VM
 #                              states) in each worker; written to PREFIX/logs/jit-profile.PID when
@@ -78,6 +84,15 @@ BATCH_SIZE=${AFORO_BATCH_SIZE:-20}
 BUFFER_MAX_SIZE=${AFORO_BUFFER_MAX_SIZE:-10000}
 ENTITLEMENT=${AFORO_ENTITLEMENT:-true}
 METERING=${AFORO_METERING:-true}
+KONG_VERSION=${AFORO_KONG_VERSION:-3.9}
+TIMER_NG=${AFORO_TIMER_NG:-on}
+case "$KONG_VERSION" in
+  3.4) KONG_REQUEST_ID="" ;;
+  3.9) KONG_REQUEST_ID='        set $kong_request_id $request_id;' ;; # as Kong >= 3.5 does
+  *) echo "AFORO_KONG_VERSION: 3.4 or 3.9" >&2; exit 2 ;;
+esac
+timer_ng=false
+[ "$TIMER_NG" = on ] && timer_ng=true
 
 mkdir -p "$PREFIX"
 PREFIX=$(cd "$PREFIX" && pwd)
@@ -129,7 +144,8 @@ if [ "$PLUGIN" = on ] || [ "$PLUGIN" = shim ]; then
     ngx.timer.at(86400, function() require(\"jit.p\").stop() end)"
   fi
   cat > "$PREFIX/conf/plugin_init.conf" <<EOF
-init_by_lua_block { require("aforo_shim.runner").setup(require("aforo_confs"), { noop = $noop }) }
+init_by_lua_block { require("aforo_shim.runner").setup(require("aforo_confs"), { noop = $noop,
+  kong_version = "$KONG_VERSION", timer_ng = $timer_ng }) }
 init_worker_by_lua_block { require("aforo_shim.runner").init_worker() $jit_diag }
 EOF
   for inst in default fail_closed down_allow down_block; do
@@ -162,7 +178,7 @@ else
 fi
 
 render() {
-  sed -e "s#@PREFIX@#$PREFIX#g" -e "s#@REPO@#$REPO#g" -e "s#@WORKERS@#$WORKERS#g" \
+  sed -e "s#@PREFIX@#$PREFIX#g" -e "s#@KONG_REQUEST_ID@#$KONG_REQUEST_ID#g" -e "s#@REPO@#$REPO#g" -e "s#@WORKERS@#$WORKERS#g" \
       -e "s#@DAEMON@#$DAEMON#g" -e "s#@LOG_LEVEL@#$LOG_LEVEL#g" \
       -e "s#@NGINX_PORT@#$NGINX_PORT#g" -e "s#@UPSTREAM_PORT@#$UPSTREAM_PORT#g" "$1" > "$2"
 }

@@ -136,7 +136,7 @@ describe("aforo-metering handler", function()
     end)
 
     it("sends the check request of contracts §2", function()
-      env.req.headers["X-Kong-Request-Id"] = "rid-1"
+      env.req.var.kong_request_id = "rid-1"
       env.req.method = "POST"
       handler:access(helper.conf({ feature = "advanced_search", timeout = 80 }))
       assert.equal("POST", env.calls[1].method)
@@ -250,7 +250,7 @@ describe("aforo-metering handler", function()
     it("buffers one event with the request's fields", function()
       local conf = helper.conf()
       env.req.consumer = { id = "c-1", username = "alice", custom_id = "cust_alice" }
-      env.req.headers["X-Request-Id"] = "req-9"
+      env.req.var.kong_request_id = "req-9"
       handler:access(conf)
       env.req.status = 201
       env.req.resp_headers = { ["X-Aforo-Quantity"] = "3", ["X-Aforo-Cost"] = "0.25" }
@@ -354,6 +354,42 @@ describe("aforo-metering handler", function()
       local key = buffered(conf)[1].idempotencyKey
       assert.equal("kong:01234567-89ab-cdef-0123-456789abcdef", key)
       assert.equal("01234567-89ab-cdef-0123-456789abcdef", check_body().request_id)
+    end)
+
+    it("never takes the key from a request header: repeated X-Request-Id values give distinct keys", function()
+      local conf = helper.conf()
+      local keys = {}
+      for i = 1, 50 do
+        env.new_request()
+        env.req.headers["X-Tenant-Id"] = "cust_acme"
+        env.req.headers["X-Request-Id"] = "same-id"
+        env.req.headers["X-Kong-Request-Id"] = "same-id"
+        env.req.var.request_id = string.format("%032x", i)
+        handler:access(conf)
+        handler:log(conf)
+      end
+      for _, e in ipairs(buffered(conf)) do
+        assert.matches("^kong:%x+%-%x+%-%x+%-%x+%-%x+$", e.idempotencyKey)
+        keys[e.idempotencyKey] = true
+      end
+      local n = 0
+      for _ in pairs(keys) do n = n + 1 end
+      assert.equal(50, n)
+    end)
+
+    it("uses Kong's $kong_request_id when there is one, unless it is too long for a key", function()
+      local conf = helper.conf()
+      env.req.var.kong_request_id = "d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f"
+      env.req.headers["X-Request-Id"] = "client-chosen"
+      handler:access(conf)
+      handler:log(conf)
+      assert.equal("kong:d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f", buffered(conf)[1].idempotencyKey)
+      env.new_request()
+      env.req.headers["X-Tenant-Id"] = "cust_acme"
+      env.req.var.kong_request_id = string.rep("k", 300)
+      handler:access(conf)
+      handler:log(conf)
+      assert.equal("kong:01234567-89ab-cdef-0123-456789abcdef", buffered(conf)[2].idempotencyKey)
     end)
 
     it("meters a denied request as BLOCKED", function()

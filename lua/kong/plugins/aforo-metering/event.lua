@@ -134,6 +134,14 @@ function _M.uuid_from_hex(hex)
 end
 
 
+--- A random UUID-like id, for a request without nginx's $request_id (never the case in nginx >= 1.11).
+function _M.random_id()
+  local random = math.random
+  return fmt("%08x-%04x-4%03x-%04x-%04x%08x", random(0, 0x7fffffff), random(0, 0xffff), random(0, 0xfff),
+             0x8000 + random(0, 0x3fff), random(0, 0xffff), random(0, 0x7fffffff))
+end
+
+
 -- A usage record is RECORD consecutive values in an array (buffer.lua keeps
 -- the queue that way: no table per request, so nothing for the GC to trace
 -- and sweep per request but the strings the request made anyway):

@@ -217,16 +217,23 @@ local function route_names()
 end
 
 
--- kong: + X-Kong-Request-Id, else X-Request-Id, else a UUID made once per request.
+-- The request's idempotency key without its "kong:" prefix, made once per request and never from a
+-- request header (a client repeating X-Request-Id would otherwise have Aforo deduplicate its usage
+-- into one billed event, and a header over 250 characters would make every event of it invalid):
+-- Kong's own $kong_request_id (Kong >= 3.5), else nginx's $request_id (32 random hex digits made by
+-- the gateway for each request, nginx >= 1.11) as a UUID.
+local MAX_REQUEST_ID = 128 -- idempotencyKey is at most 255; Kong's own ids are 32 characters
+
 local function request_id(ctx)
   local rid = ctx.request_id
   if rid then
     return rid
   end
-  rid = ngx.var.kong_request_id -- Kong >= 3.5 names its X-Kong-Request-Id so
-        or kong.request.get_header("X-Kong-Request-Id")
-        or kong.request.get_header("X-Request-Id")
-        or event.uuid_from_hex(ngx.var.request_id)
+  local var = ngx.var
+  rid = var.kong_request_id
+  if not rid or rid == "" or #rid > MAX_REQUEST_ID then
+    rid = event.uuid_from_hex(var.request_id) or event.random_id()
+  end
   ctx.request_id = rid
   return rid
 end

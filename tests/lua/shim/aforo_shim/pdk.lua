@@ -210,11 +210,14 @@ local ctx = setmetatable({}, {
 
 local _M = {}
 
---- Installs the `kong` global and returns it.
-function _M.install()
+local VERSIONS = { ["3.4"] = { "3.4.2", 3004002 }, ["3.9"] = { "3.9.0", 3009000 } }
+
+--- Installs the `kong` global and returns it. profile.kong_version: "3.4" or "3.9" (default).
+function _M.install(profile)
+  local v = VERSIONS[profile and profile.kong_version or "3.9"] or error("unknown Kong version profile")
   local kong = {
-    version = "3.x (aforo test shim)",
-    version_num = 3009000,
+    version = v[1],
+    version_num = v[2],
     request = request,
     response = response,
     client = client,
