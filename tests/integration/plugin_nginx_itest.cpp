@@ -207,6 +207,28 @@ TEST_CASE("plugin: a path with quotes, backslashes and control characters is met
   CHECK(std::string(ev["endpointPath"].GetString()) == "/v1/search/q\"uote\\back\ttab\x01");
 }
 
+TEST_CASE("plugin: a 3,000-byte path and a path that is not UTF-8 are metered within Aforo's limits",
+          "[plugin][e2e]") {
+  e2e_env env;
+  const std::string long_path = "/v1/search/" + std::string(2989, 'p');
+  REQUIRE(long_path.size() == 3000);
+  REQUIRE(get(env.proxy(), long_path, {{"X-Tenant-Id", "cust_acme"}}).status == 200);
+  // nginx decodes %FF%FE to two bytes that are not UTF-8; %C3%A9 is a valid e-acute.
+  REQUIRE(get(env.proxy(), "/v1/search/%FF%FEcaf%C3%A9", {{"X-Tenant-Id", "cust_acme"}}).status == 200);
+  REQUIRE(env.wait_events(2) == 2);
+  std::set<std::string> paths;
+  const auto d = env.received();
+  for (const auto& e : d["events"].GetArray()) {
+    const std::string p = e["event"]["endpointPath"].GetString();
+    CHECK(p.size() <= 512);
+    paths.insert(p);
+  }
+  CHECK(paths.count(long_path.substr(0, 512)) == 1);
+  CHECK(paths.count("/v1/search/%FF%FEcaf\xC3\xA9") == 1);
+  CHECK(env.sidecar().metric(R"(aforo_sidecar_events_rejected_total{reason="invalid"})") == 0);
+  CHECK(env.error_log().find("sidecar rejected") == std::string::npos);
+}
+
 TEST_CASE("plugin: denials are applied with the contract's status, body and headers", "[plugin][e2e]") {
   e2e_env env;
   SECTION("quota exhausted: 429 with Retry-After") {

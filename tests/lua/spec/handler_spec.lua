@@ -392,6 +392,36 @@ describe("aforo-metering handler", function()
       assert.equal("kong:01234567-89ab-cdef-0123-456789abcdef", buffered(conf)[2].idempotencyKey)
     end)
 
+    it("meters a 3,000-byte path and a path that is not UTF-8 within Aforo's limits", function()
+      local conf = helper.conf()
+      env.req.path = "/v1/search/" .. string.rep("x", 2989)
+      handler:access(conf)
+      handler:log(conf)
+      env.new_request()
+      env.req.headers["X-Tenant-Id"] = "cust_acme"
+      env.req.path = "/v1/search/\255\254caf\195\169"
+      env.req.method = "PROPFINDWITHAVERYLONGNAME"
+      handler:access(conf)
+      handler:log(conf)
+      local events = buffered(conf)
+      assert.equal(2, #events)
+      assert.equal("/v1/search/" .. string.rep("x", 501), events[1].endpointPath)
+      assert.equal("/v1/search/%FF%FEcaf\195\169", events[2].endpointPath)
+      assert.equal("PROPFINDWITHAVER", events[2].httpMethod)
+      -- The check got the same, valid, path and method.
+      assert.equal("/v1/search/%FF%FEcaf\195\169", helper.check_body(env, 2).path)
+      assert.equal("PROPFINDWITHAVER", helper.check_body(env, 2).method)
+    end)
+
+    it("treats a tenant header that is not UTF-8 as missing", function()
+      local conf = helper.conf()
+      env.req.headers["X-Tenant-Id"] = "cust_\255"
+      handler:access(conf)
+      handler:log(conf)
+      assert.equal(0, #buffered(conf))
+      assert.matches("not valid UTF%-8", helper.last_log(env, "err"))
+    end)
+
     it("meters a denied request as BLOCKED", function()
       env.respond(decision({ allowed = false, status = 429, reason = "quota_exceeded", retry_after = 5 }))
       local conf = helper.conf()

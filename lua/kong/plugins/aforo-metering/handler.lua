@@ -37,6 +37,9 @@ local byte = string.byte
 local SLASH = 47
 local decode = cjson.decode
 local quote = event.quote
+local valid_utf8 = event.valid_utf8
+local clean_utf8 = event.clean_utf8
+local MAX_HTTP_METHOD = event.MAX_HTTP_METHOD
 
 
 local CHECK_PATH = "/v1/check"
@@ -206,6 +209,16 @@ local function identify(conf)
 end
 
 
+-- The request method within Aforo's httpMethod limit (nginx takes any method of A-Z, "_" and "-").
+local function http_method()
+  local method = kong.request.get_method()
+  if #method > MAX_HTTP_METHOD then
+    return sub(method, 1, MAX_HTTP_METHOD)
+  end
+  return method
+end
+
+
 local function route_names()
   local service = kong.router.get_service()
   local route = kong.router.get_route()
@@ -307,7 +320,7 @@ local function check(conf, ctx, customer_id, path)
   local s = state_for(conf)
   local service, route = route_names()
   ctx.service, ctx.route = service, route
-  local method = kong.request.get_method()
+  local method = http_method()
   ctx.method = method -- the log phase reuses it
 
   local now = ngx.now()
@@ -380,11 +393,11 @@ function AforoMeteringHandler:access(conf)
   end
 
   local customer_id, consumer = identify(conf)
-  if customer_id and #customer_id > MAX_CUSTOMER_ID then
+  if customer_id and (#customer_id > MAX_CUSTOMER_ID or not valid_utf8(customer_id)) then
     local n = may_log("bad_tenant")
     if n then
-      log.err("ERROR customer id longer than ", MAX_CUSTOMER_ID, " characters (request not metered)",
-              suppressed_note(n))
+      log.err("ERROR customer id longer than ", MAX_CUSTOMER_ID, " characters or not valid UTF-8",
+              " (request not metered)", suppressed_note(n))
     end
     customer_id = nil
   elseif not customer_id then
@@ -406,9 +419,11 @@ function AforoMeteringHandler:access(conf)
   local ctx = kong.ctx.plugin
   ctx.customer_id = customer_id
   ctx.consumer = consumer
-  ctx.path = path
+  -- Bytes that are not UTF-8 (nginx decodes %FF to a byte) are percent-encoded again, so that the
+  -- check and the event are valid JSON for the sidecar; the event truncates the path to Aforo's 512.
+  ctx.path = clean_utf8(path)
   if conf.entitlement_enabled then
-    return check(conf, ctx, customer_id, path)
+    return check(conf, ctx, customer_id, ctx.path)
   end
 end
 
@@ -483,7 +498,7 @@ function AforoMeteringHandler:log(conf)
   items[b + 3] = event.parse_quantity(quantity) or 1
   items[b + 4] = start_ms / 1000
   items[b + 5] = request_id(ctx)
-  items[b + 6] = ctx.method or kong.request.get_method()
+  items[b + 6] = ctx.method or http_method()
   items[b + 7] = ctx.path
   items[b + 8] = kong.response.get_status()
   items[b + 9] = ngx.now() * 1000 - start_ms
