@@ -254,6 +254,20 @@ TEST_CASE("plugin: denials are applied with the contract's status, body and head
       REQUIRE(get(env.proxy(), "/v1/search/q", {{"X-Tenant-Id", "cust_acme"}, {"X-Test-Consumer", "cust_small"}}).status == 200);
     CHECK(get(env.proxy(), "/v1/search/q", {{"X-Tenant-Id", "cust_acme"}, {"X-Test-Consumer", "cust_small"}}).status == 429);
   }
+  SECTION("an auth plugin's anonymous consumer (no credential) does not win over X-Tenant-Id") {
+    // Were it billed, cust_small (3 an hour) would refuse the fourth request.
+    for (int i = 0; i < 5; ++i) {
+      CHECK(get(env.proxy(), "/v1/search/q",
+                {{"X-Tenant-Id", "cust_acme"}, {"X-Test-Consumer", "cust_small"}, {"X-Test-Anonymous", "1"}})
+                .status == 200);
+    }
+    REQUIRE(env.wait_events(5) == 5);
+    const auto d = env.received();
+    for (const auto& e : d["events"].GetArray()) {
+      CHECK(std::string(e["event"]["customerId"].GetString()) == "cust_acme");
+      CHECK_FALSE(e["event"]["metadata"].HasMember("consumer"));
+    }
+  }
 }
 
 TEST_CASE("plugin: with the sidecar unreachable, fallback_on_error allow serves and block refuses", "[plugin][e2e]") {

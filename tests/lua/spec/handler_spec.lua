@@ -63,6 +63,47 @@ describe("aforo-metering handler", function()
       assert.equal("c-2", check_body(2).customer_id)
     end)
 
+    describe("an auth plugin's anonymous consumer (no credential)", function()
+      before_each(function()
+        env.req.consumer = { id = "anon-1", username = "anonymous", custom_id = "cust_anonymous" }
+        env.req.anonymous = true
+      end)
+
+      it("counts as no consumer: the tenant header applies", function()
+        env.req.headers["X-Tenant-Id"] = "cust_acme"
+        local conf = helper.conf()
+        handler:access(conf)
+        assert.equal("cust_acme", check_body().customer_id)
+        assert.is_nil(env.req.ctx.consumer)
+        handler:log(conf)
+        local q = require("kong.plugins.aforo-metering.buffer")._queues()[conf.sidecar_url]
+        local parts = {}
+        local n = q.put(parts, 0, q.items, 0)
+        local e = helper.decode(table.concat(parts, "", 1, n))
+        assert.equal("cust_acme", e.customerId)
+        assert.is_nil(e.metadata.consumer)
+      end)
+
+      it("is a missing tenant without the header, and with customer_id_source=consumer", function()
+        handler:access(helper.conf({ missing_tenant = "block" }))
+        assert.equal(401, env.req.exited.status)
+        env.new_request()
+        env.req.consumer = { id = "anon-1", username = "anonymous" }
+        env.req.anonymous = true
+        env.req.headers["X-Tenant-Id"] = "cust_acme"
+        handler:access(helper.conf({ customer_id_source = "consumer", missing_tenant = "block" }))
+        assert.equal(401, env.req.exited.status)
+        assert.equal(0, #env.calls)
+      end)
+
+      it("still lets a consumer with a credential win over the header", function()
+        env.req.anonymous = false
+        env.req.headers["X-Tenant-Id"] = "cust_acme"
+        handler:access(helper.conf())
+        assert.equal("cust_anonymous", check_body().customer_id)
+      end)
+    end)
+
     it("ignores the consumer with customer_id_source=header", function()
       env.req.headers["X-Tenant-Id"] = "cust_hdr"
       env.req.consumer = { id = "c-1", username = "alice", custom_id = "cust_alice" }

@@ -110,7 +110,17 @@ function helper.setup()
       get_method = function() return env.req.method end,
       get_start_time = function() return env.req.start_ms end,
     },
-    client = { get_consumer = function() return env.req.consumer end },
+    -- A consumer comes with a credential, as Kong's auth plugins set them, unless env.req.anonymous
+    -- (the `anonymous` consumer of an auth plugin: no credential) or env.req.credential says otherwise.
+    client = {
+      get_consumer = function() return env.req.consumer end,
+      get_credential = function()
+        if env.req.anonymous or not env.req.consumer then
+          return nil
+        end
+        return env.req.credential or { id = "cred-1", consumer = { id = env.req.consumer.id } }
+      end,
+    },
     response = {
       exit = function(status, body, headers)
         env.req.exited = { status = status, body = body, headers = headers or {} }

@@ -185,6 +185,12 @@ local function identify(conf)
   local consumer_name, id
   if source ~= "header" then
     local consumer = kong.client.get_consumer()
+    -- An auth plugin's `anonymous` consumer comes without a credential (Kong's auth plugins set one
+    -- only for a client that authenticated): it is nobody, and the next identity source applies.
+    -- Else all unauthenticated traffic would be billed to it, whatever tenant it names.
+    if consumer and kong.client.get_credential() == nil then
+      consumer = nil
+    end
     if consumer then
       id = consumer.custom_id
       if id == nil or id == null or id == "" then

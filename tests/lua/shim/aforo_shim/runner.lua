@@ -10,7 +10,8 @@
 -- "svc", route = "rt" } }; each config is validated against schema.lua with
 -- its defaults filled, like Kong's DAO does. TEST-ONLY: the X-Test-Consumer
 -- request header "username" or "username;custom_id" plays an authenticated
--- consumer (Kong's auth plugins set it in real deployments).
+-- consumer (Kong's auth plugins set it in real deployments), with a credential unless the request
+-- also has X-Test-Anonymous: 1 (an auth plugin's `anonymous` consumer: no credential).
 --
 -- setup(named, { noop = true }) runs every phase as Kong would (PDK, ctx,
 -- route and consumer) but never calls the plugin: the benchmark's stand-in
@@ -109,7 +110,13 @@ function _M.access(name)
   local ctx = ngx.ctx
   ctx.service = inst.service
   ctx.route = inst.route
-  ctx.authenticated_consumer = consumer_from_header()
+  local consumer = consumer_from_header()
+  ctx.authenticated_consumer = consumer
+  -- Kong's auth plugins set a credential for a client that authenticated, none for their `anonymous`
+  -- consumer (TEST-ONLY: X-Test-Anonymous: 1 plays that).
+  if consumer and ngx.var.http_x_test_anonymous ~= "1" then
+    ctx.authenticated_credential = { id = "cred-" .. consumer.id, consumer = { id = consumer.id } }
+  end
   if noop then
     return
   end
