@@ -337,6 +337,29 @@ TEST_CASE("plugin: nginx reloads under load lose no events, and error.log holds 
   CHECK(unexpected.empty());
 }
 
+TEST_CASE("plugin: requests in flight across a reload under Kong's timer-ng are all metered", "[plugin][e2e]") {
+  // The harness replaces ngx.timer.at with its timer-ng emulation (AFORO_TIMER_NG=on, the default): the
+  // exiting worker's timer library stops after about a second, and the slow requests (1.5 s upstream)
+  // finish after that, so their flushes must not go through it.
+  e2e_env env;
+  REQUIRE(get(env.proxy(), "/v1/search/warm", {{"X-Tenant-Id", "cust_acme"}}).status == 200);
+  constexpr int slow = 20;
+  std::atomic<int> ok{0};
+  std::vector<std::thread> clients;
+  for (int i = 0; i < slow; ++i) {
+    clients.emplace_back([&, i] {
+      if (get(env.proxy(), "/v1/search/slow/" + std::to_string(i), {{"X-Tenant-Id", "cust_acme"}}).status == 200) ++ok;
+    });
+  }
+  std::this_thread::sleep_for(300ms);
+  process reload({"/usr/sbin/nginx", "-p", env.prefix(), "-c", env.prefix() + "/conf/nginx.conf", "-s", "reload"});
+  REQUIRE(reload.wait_exit(10s) == 0);
+  for (auto& t : clients) t.join();
+  REQUIRE(ok == slow);
+  CHECK(env.wait_events(slow + 1, 15s) == slow + 1);
+  CHECK(env.error_log().find("could not be sent") == std::string::npos);
+}
+
 TEST_CASE("plugin: decision leases spare most check round trips and the quota count stays exact",
           "[plugin][e2e][lease]") {
   e2e_env env("  lease_requests: 20\n  lease_ttl: 300ms\n");

@@ -49,7 +49,7 @@
 #   /down-allow/...   sidecar_url=http://127.0.0.1:1 (nothing listens), fallback allow
 #   /down-block/...   sidecar_url=http://127.0.0.1:1, fallback block
 # Upstream: 200 "upstream ok"; ?cost=N / ?qty=N set X-Aforo-Cost / X-Aforo-Quantity on the response;
-#   .../status/NNN answers NNN; X-Upstream-Saw-Plan / X-Upstream-Saw-Margin echo upstream headers.
+#   .../status/NNN answers NNN; .../slow/... answers after ?s=N seconds (default 1.5); X-Upstream-Saw-Plan / X-Upstream-Saw-Margin echo upstream headers.
 # TEST-ONLY: request header X-Test-Consumer: "username" or "username;custom_id" plays an
 #   authenticated Kong consumer.
 #

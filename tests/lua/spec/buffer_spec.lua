@@ -311,6 +311,48 @@ describe("aforo-metering buffer", function()
     assert.equal(0, buffer.count(q))
   end)
 
+  describe("under Kong's lua-resty-timer-ng (ngx.timer.at replaced, nginx's kept as native_timer_at)", function()
+    local native
+
+    before_each(function()
+      native = {}
+      -- The library after its stop: accepts jobs and never runs them.
+      ngx.timer.at = function() return true end
+      _G.native_timer_at = function(delay, fn, ...)
+        native[#native + 1] = { delay = delay, fn = fn, args = { ... } }
+        return true
+      end
+    end)
+
+    after_each(function()
+      _G.native_timer_at = nil
+    end)
+
+    it("schedules flushes with nginx's own timer while the worker exits", function()
+      env.exiting = true
+      for i = 1, 3 do add(q, i) end
+      assert.is_true(#native >= 1)
+      for _, t in ipairs(native) do
+        assert.equal(0, t.delay)
+        t.fn(false, unpack(t.args))
+      end
+      assert.equal(0, buffer.count(q))
+      local got = {}
+      for _, batch in ipairs(sent) do
+        for _, e in ipairs(batch) do got[#got + 1] = e.n end
+      end
+      assert.same({ 1, 2, 3 }, got)
+    end)
+
+    it("keeps using ngx.timer.at (the library) while the worker runs", function()
+      local lib = 0
+      ngx.timer.at = function() lib = lib + 1 return true end
+      add(q, 1)
+      assert.equal(1, lib)
+      assert.equal(0, #native)
+    end)
+  end)
+
   it("reports the events it could not send when the worker exits", function()
     outcome = function() return nil, "connection refused" end
     for i = 1, 2 do add(q, i) end

@@ -59,15 +59,27 @@ function _M.count(q)
 end
 
 
+--- ngx.timer.at, except while the worker exits: then nginx's own timer, which Kong keeps as
+-- _G.native_timer_at. Kong replaces ngx.timer.at with lua-resty-timer-ng, which stops about a second
+-- after the worker starts exiting (running each pending job once, premature) and never runs a job
+-- created after that: a request finishing later would schedule its flush there, and its events
+-- would vanish. Only zero-delay timers can be created while the worker exits, so the delay is 0 then.
+function _M.timer_at(delay_s, fn, ...)
+  if ngx.worker.exiting() then
+    local native = _G.native_timer_at or ngx.timer.at
+    return native(0, fn, ...)
+  end
+  return ngx.timer.at(delay_s, fn, ...)
+end
+local timer_at = _M.timer_at
+
+
 local flush -- forward
 
 
 -- `kind` is "delayed" or "immediate": the flag the timer clears when it fires.
 local function schedule(q, delay_s, kind)
-  if delay_s > 0 and ngx.worker.exiting() then
-    delay_s = 0 -- only zero-delay timers can be created while the worker exits
-  end
-  local ok, err = ngx.timer.at(delay_s, flush, q, kind)
+  local ok, err = timer_at(delay_s, flush, q, kind)
   if not ok then
     q.log.err("ERROR could not schedule flush to ", q.url, ": ", err)
   end

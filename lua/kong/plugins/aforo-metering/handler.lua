@@ -343,7 +343,7 @@ local function check(conf, ctx, customer_id, path)
       -- Renewal due while the lease still admits: this request goes on under it, and the check runs
       -- in a timer.
       reported = reported + leases.take_unreported(route_key, path)
-      local ok = ngx.timer.at(0, renew_in_background, conf, s.check_opts,
+      local ok = buffer.timer_at(0, renew_in_background, conf, s.check_opts,
                               check_body(s, customer_id, service, route, method, path, request_id(ctx), reported),
                               lease, route_key, path, reported)
       if not ok then
