@@ -55,7 +55,9 @@ class e2e_env {
                                                                  "--api-key", api_key, "--tenant", "tenant_e2e"});
     ingest_addr_ = ingest_->wait_for_listen();
     const auto snap = dir_.write("snapshot.yaml", snapshot);
+    // A fixed port, so that a restarted sidecar is where the plugin's sidecar_url points.
     sidecar_ = std::make_unique<sidecar_process>(
+        "listen: [\"127.0.0.1:" + std::to_string(free_port()) + "\"]\n"
         "aforo:\n  tenant_id: tenant_e2e\n  ingest_url: \"http://" + ingest_addr_ +
             "/v1/ingest/batch\"\n"
             "entitlements:\n  source: \"file:" + snap + "\"\n" + entitlements_extra +
@@ -358,6 +360,39 @@ TEST_CASE("plugin: requests in flight across a reload under Kong's timer-ng are 
   REQUIRE(ok == slow);
   CHECK(env.wait_events(slow + 1, 15s) == slow + 1);
   CHECK(env.error_log().find("could not be sent") == std::string::npos);
+}
+
+TEST_CASE("plugin: 1,000 requests while the sidecar is down reach ingest once each after it restarts",
+          "[plugin][e2e][overflow]") {
+  // buffer_max_size 200: past 100 queued events the worker appends them to its overflow file under the
+  // prefix, and replays the file, in order, once the sidecar answers again.
+  e2e_env env("", {"AFORO_BUFFER_MAX_SIZE=200"});
+  env.sidecar().proc().signal(SIGKILL);
+  env.sidecar().proc().wait_exit(5s);
+  int ok = 0;
+  for (int i = 0; i < 1000; ++i) {
+    if (get(env.proxy(), "/v1/search/down/" + std::to_string(i), {{"X-Tenant-Id", "cust_acme"}}).status == 200) ++ok;
+  }
+  REQUIRE(ok == 1000);  // fallback_on_error=allow
+  std::this_thread::sleep_for(300ms);
+  const auto log = env.error_log();
+  CHECK(log.find("not taking events: appending them to " + env.prefix() + "/aforo-overflow-0-") != std::string::npos);
+  CHECK(log.find("buffer full") == std::string::npos);
+  env.sidecar().restart();
+  CHECK(env.wait_events(1000, 40s) == 1000);
+  std::this_thread::sleep_for(500ms);
+  const auto d = env.received();
+  std::set<int> seen;
+  for (const auto& e : d["events"].GetArray()) {
+    const std::string p = e["event"]["endpointPath"].GetString();
+    seen.insert(std::stoi(p.substr(p.rfind('/') + 1)));
+  }
+  CHECK(seen.size() == 1000);
+  CHECK(*seen.begin() == 0);
+  CHECK(*seen.rbegin() == 999);
+  // Each once: the plugin sent every event to the restarted sidecar exactly one time.
+  CHECK(env.sidecar().metric("aforo_sidecar_events_accepted_total") == 1000);
+  CHECK(env.error_log().find(" events from overflow file ") != std::string::npos);
 }
 
 TEST_CASE("plugin: decision leases spare most check round trips and the quota count stays exact",

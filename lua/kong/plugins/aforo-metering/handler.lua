@@ -131,6 +131,10 @@ local function state_for(conf)
   q.max_size = conf.buffer_max_size
   q.interval_ms = conf.flush_interval
   q.log = log
+  local configuration = kong.configuration
+  local prefix = configuration and configuration.prefix
+                 or (ngx.config and ngx.config.prefix and ngx.config.prefix())
+  buffer.set_overflow(q, prefix, conf.overflow_max_bytes)
   q.opts = {
     timeout = max(conf.timeout, BACKGROUND_TIMEOUT_MS),
     keepalive_timeout = conf.keepalive_timeout,

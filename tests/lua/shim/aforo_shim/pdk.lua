@@ -224,6 +224,16 @@ function _M.install(profile)
     service = { request = service_request, response = {} },
     router = router,
     node = node,
+    -- kong.configuration: Kong's read-only kong.conf; only `prefix` here (nginx's -p, without the
+    -- trailing slash, as Kong's prefix setting has it).
+    configuration = setmetatable({}, {
+      __index = function(_, k)
+        if k == "prefix" then
+          return (ngx.config.prefix():gsub("/$", ""))
+        end
+      end,
+      __newindex = function() error("kong.configuration is read-only", 2) end,
+    }),
     ctx = ctx,
     log = new_log(PLUGIN_NAME),
   }
