@@ -13,6 +13,13 @@ local cjson = require "cjson.safe"
 local helper = {}
 _G.aforo_spec_helper = helper
 
+-- The Kong the specs play (tests/lua/shim/README.md): AFORO_KONG_VERSION=3.4 or 3.9 (default).
+-- 3.9 gives every request a $kong_request_id (Kong >= 3.5) and calls the handler's configure
+-- (helper.start_worker); 3.4 has neither.
+helper.profile = os.getenv("AFORO_KONG_VERSION") or "3.9"
+assert(helper.profile == "3.4" or helper.profile == "3.9", "AFORO_KONG_VERSION: 3.4 or 3.9")
+local request_seq = 0
+
 local PLUGIN_MODULES = {
   "kong.plugins.aforo-metering.handler", "kong.plugins.aforo-metering.buffer",
   "kong.plugins.aforo-metering.event", "kong.plugins.aforo-metering.client",
@@ -31,12 +38,14 @@ function helper.setup()
 
   local env = { timers = {}, logs = {}, calls = {}, clock = { t = 1764000000.123 }, exiting = false }
   local function new_request()
+    request_seq = request_seq + 1
     return {
       headers = {}, path = "/v1/search/items/42", method = "GET", consumer = nil,
       status = 200, resp_headers = {}, upstream_headers = {}, set_headers = {}, cleared_headers = {},
       start_ms = 1764000000123, ctx = {},
       service = { id = "svc-1", name = "search" }, route = { id = "rt-1", name = "search-v1" },
-      var = { request_length = "120", bytes_sent = "345", request_id = "0123456789abcdef0123456789abcdef" },
+      var = { request_length = "120", bytes_sent = "345", request_id = "0123456789abcdef0123456789abcdef",
+              kong_request_id = helper.profile ~= "3.4" and string.format("%032x", request_seq) or nil },
     }
   end
   env.req = new_request()
@@ -158,6 +167,20 @@ function helper.setup()
     end,
   }
   return env
+end
+
+
+--- Starts a worker as the profile's Kong does: init_worker, then (Kong >= 3.5) configure with every
+-- active config. Returns true when configure was called.
+function helper.start_worker(handler, confs)
+  if handler.init_worker then
+    handler:init_worker()
+  end
+  if helper.profile ~= "3.4" and handler.configure then
+    handler:configure(confs)
+    return true
+  end
+  return false
 end
 
 
