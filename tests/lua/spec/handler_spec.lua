@@ -235,6 +235,23 @@ describe("aforo-metering handler", function()
       assert.equal("1799", env.req.exited.headers["Retry-After"])
     end)
 
+    it("sets only the sidecar's headers Kong takes (a null, object or array value would make Kong raise)", function()
+      env.respond(decision({ allowed = true, headers = { ["X-RateLimit-Limit"] = "100", ["X-Null"] = ngx.null,
+                                                          ["X-Obj"] = { a = 1 }, ["X-Num"] = 5 },
+                             upstream_headers = { ["X-Up"] = "1", ["X-Up-Null"] = ngx.null } }))
+      local conf = helper.conf()
+      handler:access(conf)
+      handler:header_filter(conf)
+      assert.same({ ["X-RateLimit-Limit"] = "100", ["X-Num"] = 5 }, env.req.set_headers)
+      assert.same({ ["X-Up"] = "1" }, env.req.upstream_headers)
+      env.new_request().headers["X-Tenant-Id"] = "cust_acme"
+      env.respond(decision({ allowed = false, status = 429, reason = "quota_exceeded", retry_after = 5,
+                             headers = { ["X-Bad"] = { 1, 2 }, ["X-RateLimit-Remaining"] = 0 } }))
+      handler:access(conf)
+      assert.equal(429, env.req.exited.status)
+      assert.same({ ["X-RateLimit-Remaining"] = 0, ["Retry-After"] = "5" }, env.req.exited.headers)
+    end)
+
     it("allows a shadow decision", function()
       env.respond(decision({ decision = "block", allowed = false, shadow = true, reason = "quota_exceeded" }))
       handler:access(helper.conf())

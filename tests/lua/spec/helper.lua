@@ -112,6 +112,17 @@ function helper.setup()
     return out
   end
 
+  -- Header values as Kong's PDK takes them: string, number or boolean (else Kong raises).
+  local VALUE_TYPES = { string = true, number = true, boolean = true }
+  local function check_value(name, v)
+    if type(name) ~= "string" or not VALUE_TYPES[type(v)] then
+      error("invalid value for " .. tostring(name) .. ": got " .. type(v) .. ", expected string, number or boolean", 3)
+    end
+  end
+  local function check_values(headers)
+    for k, v in pairs(headers or {}) do check_value(k, v) end
+  end
+
   _G.kong = {
     request = {
       get_header = function(name) return lower_keys(env.req.headers)[name:lower()] end,
@@ -132,11 +143,12 @@ function helper.setup()
     },
     response = {
       exit = function(status, body, headers)
+        check_values(headers)
         env.req.exited = { status = status, body = body, headers = headers or {} }
         return "exited"
       end,
-      set_header = function(k, v) env.req.set_headers[k] = v end,
-      set_headers = function(h) for k, v in pairs(h) do env.req.set_headers[k] = v end end,
+      set_header = function(k, v) check_value(k, v) env.req.set_headers[k] = v end,
+      set_headers = function(h) check_values(h) for k, v in pairs(h) do env.req.set_headers[k] = v end end,
       get_header = function() error("the plugin reads response headers through ngx.header") end,
       -- As Kong 3.x: every occurrence goes (names are case-insensitive), non-string names raise.
       clear_header = function(name)
@@ -148,7 +160,7 @@ function helper.setup()
       end,
       get_status = function() return env.req.status end,
     },
-    service = { request = { set_header = function(k, v) env.req.upstream_headers[k] = v end } },
+    service = { request = { set_header = function(k, v) check_value(k, v) env.req.upstream_headers[k] = v end } },
     router = {
       get_service = function() return env.req.service end,
       get_route = function() return env.req.route end,
