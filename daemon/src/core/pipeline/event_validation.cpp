@@ -214,7 +214,7 @@ const char* write_event(const rj::Value* const (&f)[field_count], rj::StringBuff
 /// Validates one event; on success fills `out`. `span`: where the event lies in the body, when it
 /// was tracked. Returns an error message or null.
 const char* validate_event(const rj::Value& e, const event_span* span, rj::StringBuffer& buf, parse_storage& st,
-                           accepted_event& out) {
+                           accepted_event& out, bool& rewritten) {
   if (!e.IsObject()) return "event must be a JSON object";
   const rj::Value* f[field_count] = {};
   for (const auto& member : e.GetObject()) {
@@ -273,6 +273,7 @@ const char* validate_event(const rj::Value& e, const event_span* span, rj::Strin
   }
 
   const bool verbatim = span != nullptr && span->verbatim && !path_normalized;
+  rewritten = !verbatim;
   std::string_view json;
   if (verbatim) {
     json = {st.body.data() + span->begin, span->end - span->begin};
@@ -312,10 +313,11 @@ const char* validate_event(const rj::Value& e, const event_span* span, rj::Strin
 void validate_into(const rj::Value& e, std::uint32_t index, const event_span* span, rj::StringBuffer& buf,
                    parse_storage& st, ingest_parse_result& r) {
   accepted_event ev;
-  if (const char* err = validate_event(e, span, buf, st, ev)) {
+  bool rewritten = false;
+  if (const char* err = validate_event(e, span, buf, st, ev, rewritten)) {
     r.errors.push_back({index, err});
   } else {
-    if (span == nullptr || !span->verbatim) ++r.rewritten;
+    if (rewritten) ++r.rewritten;
     r.accepted.push_back(ev);
   }
 }
