@@ -475,6 +475,24 @@ describe("aforo-metering buffer", function()
       assert.is_nil(io.open(path, "rb"))
     end)
 
+    it("on exit with older events in the file, appends the queue after them instead of sending it first", function()
+      local f = io.open(path, "wb")
+      f:write('{"n":1}\n{"n":2}\n')
+      f:close()
+      for i = 3, 4 do add(q, i) end
+      env.exiting = true
+      helper.run_timers(env, true)
+      assert.equal(0, #sent)
+      assert.equal(4, lines_of(path))
+      buffer._reset()
+      env.exiting = false
+      env.timers = {}
+      local q2 = new_queue(3, 10)
+      buffer.set_overflow(q2, dir, 1000000)
+      helper.run_timers(env)
+      assert.same({ 1, 2, 3, 4 }, numbers())
+    end)
+
     it("skips a line cut short by a failed write", function()
       local f = io.open(path, "wb")
       f:write('{"n":1}\n{"n":2}\n{"n":')

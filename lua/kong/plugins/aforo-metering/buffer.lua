@@ -454,6 +454,19 @@ end
 
 local function drain_on_exit(q)
   local err
+  if q.overflow_path and q.overflow_max > 0 and (file_size(q.overflow_path) or 0) > 0 then
+    -- Older events wait in the overflow file: the queue goes after them, and the next worker (same
+    -- id) sends the file in order. Sending it now could outlast worker_shutdown_timeout.
+    local n = q.last - q.first + 1
+    local ok, werr = spill(q)
+    if ok then
+      if n > 0 then
+        q.log.notice("worker exiting: ", n, " events appended to ", q.overflow_path, " for the next worker")
+      end
+      return
+    end
+    q.log.err("ERROR could not write overflow file ", q.overflow_path, ": ", werr)
+  end
   for _ = 1, EXIT_ATTEMPTS do
     local ok
     ok, err = drain(q, true)
