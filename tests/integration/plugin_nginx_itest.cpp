@@ -395,6 +395,41 @@ TEST_CASE("plugin: 1,000 requests while the sidecar is down reach ingest once ea
   CHECK(env.error_log().find(" events from overflow file ") != std::string::npos);
 }
 
+TEST_CASE("plugin: past overflow_max_bytes events are dropped, logged and counted where the sidecar shows them",
+          "[plugin][e2e][overflow]") {
+  // An event is about 420 bytes: 4,000 bytes keep a few of the 100.
+  e2e_env env("", {"AFORO_BUFFER_MAX_SIZE=20", "AFORO_OVERFLOW_MAX_BYTES=4000"});
+  env.sidecar().proc().signal(SIGKILL);
+  env.sidecar().proc().wait_exit(5s);
+  for (int i = 0; i < 100; ++i) {
+    REQUIRE(get(env.proxy(), "/v1/search/full/" + std::to_string(i), {{"X-Tenant-Id", "cust_acme"}}).status == 200);
+    if (i % 10 == 9) std::this_thread::sleep_for(50ms);  // let the spill timer run
+  }
+  std::this_thread::sleep_for(300ms);
+  CHECK(env.error_log().find("[aforo-metering] ERROR overflow file " + env.prefix() + "/aforo-overflow-0-") !=
+        std::string::npos);
+  env.sidecar().restart();
+  // Every one of the 100 is either at ingest or counted as dropped by the plugin, none twice.
+  const auto accounted = [&] {
+    const double dropped = env.sidecar().metric(R"(aforo_sidecar_plugin_events_dropped_total{reason="overflow_full"})") +
+                           env.sidecar().metric(R"(aforo_sidecar_plugin_events_dropped_total{reason="buffer_full"})");
+    return static_cast<std::size_t>(dropped) + env.wait_events(1, 100ms);
+  };
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (accounted() < 100 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(100ms);
+  std::this_thread::sleep_for(500ms);
+  const auto kept = env.wait_events(1, 100ms);
+  const double overflow_dropped =
+      env.sidecar().metric(R"(aforo_sidecar_plugin_events_dropped_total{reason="overflow_full"})");
+  INFO("kept " << kept << ", dropped past the file " << overflow_dropped);
+  CHECK(kept >= 5);
+  CHECK(overflow_dropped > 0);
+  CHECK(accounted() == 100);
+  const auto hs = env.sidecar().client().get("/v1/handshake").body;
+  CHECK(hs.find(R"("plugin_events_dropped":{"buffer_full":)") != std::string::npos);
+  CHECK(hs.find(R"("overflow_full":)" + std::to_string(static_cast<int>(overflow_dropped)) + "}") != std::string::npos);
+}
+
 TEST_CASE("plugin: decision leases spare most check round trips and the quota count stays exact",
           "[plugin][e2e][lease]") {
   e2e_env env("  lease_requests: 20\n  lease_ttl: 300ms\n");

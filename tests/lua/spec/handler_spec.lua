@@ -557,6 +557,38 @@ describe("aforo-metering handler", function()
       return out
     end
 
+    it("reports the events its worker dropped on the next batch, until the sidecar answers 2xx", function()
+      local conf = helper.conf({ buffer_max_size = 2, batch_size = 2 })
+      local answer = function() return nil, "connection refused" end
+      env.respond(function(_, _, path)
+        if path == "/v1/ingest/batch" then return answer() end
+        return 200, '{"allowed":true}'
+      end)
+      for _ = 1, 5 do -- two queued, three dropped
+        env.new_request().headers["X-Tenant-Id"] = "cust_acme"
+        handler:access(conf)
+        handler:log(conf)
+      end
+      local function posts()
+        local out = {}
+        for _, c in ipairs(env.calls) do
+          if c.path == "/v1/ingest/batch" then out[#out + 1] = c.opts.headers or "" end
+        end
+        return out
+      end
+      while #posts() == 0 and helper.run_timers(env, false, 1) == 1 do end -- the handshake, then a flush
+      assert.same({ "X-Aforo-Plugin-Dropped: buffer_full=3,overflow_full=0\r\n" }, posts())
+      answer = function() return 202, '{"accepted":2,"failed":0,"errors":[]}' end
+      helper.run_timers(env)
+      assert.same({ "X-Aforo-Plugin-Dropped: buffer_full=3,overflow_full=0\r\n",
+                    "X-Aforo-Plugin-Dropped: buffer_full=3,overflow_full=0\r\n" }, posts())
+      env.new_request().headers["X-Tenant-Id"] = "cust_acme"
+      handler:access(conf)
+      handler:log(conf)
+      helper.run_timers(env)
+      assert.equal("", posts()[3]) -- reported: no header
+    end)
+
     it("logs the connected line after the handshake", function()
       env.respond(function(_, _, path)
         if path == "/v1/handshake" then

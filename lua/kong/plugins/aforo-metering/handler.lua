@@ -88,10 +88,33 @@ local function suppressed_note(n)
 end
 
 
+-- Events this worker dropped and has not reported yet: sent to the sidecar on the next batch's
+-- X-Aforo-Plugin-Dropped header (aforo_sidecar_plugin_events_dropped_total, /v1/handshake), and
+-- counted as reported once the sidecar answers 2xx.
+local function drops_to_report(q)
+  local buffer_full = q.dropped - (q.dropped_reported or 0)
+  local overflow_full = q.overflow_dropped - (q.overflow_dropped_reported or 0)
+  if buffer_full > 0 or overflow_full > 0 then
+    return buffer_full, overflow_full
+  end
+end
+
+
 local function send_batch(q, body)
-  local status, resp = client.request(q.url, "POST", INGEST_PATH, body, q.opts)
+  local opts = q.opts
+  local buffer_full, overflow_full = drops_to_report(q)
+  if buffer_full then
+    opts = q.report_opts
+    opts.headers = "X-Aforo-Plugin-Dropped: buffer_full=" .. buffer_full .. ",overflow_full=" .. overflow_full
+                   .. "\r\n"
+  end
+  local status, resp = client.request(q.url, "POST", INGEST_PATH, body, opts)
   if not status then
     return nil, resp
+  end
+  if buffer_full and status >= 200 and status < 300 then
+    q.dropped_reported = (q.dropped_reported or 0) + buffer_full
+    q.overflow_dropped_reported = (q.overflow_dropped_reported or 0) + overflow_full
   end
   if status >= 200 and status < 300 then
     if not resp:find('"failed":0', 1, true) then
@@ -140,6 +163,8 @@ local function state_for(conf)
     keepalive_timeout = conf.keepalive_timeout,
     pool_size = conf.keepalive_pool_size,
   }
+  q.report_opts = { timeout = q.opts.timeout, keepalive_timeout = q.opts.keepalive_timeout,
+                    pool_size = q.opts.pool_size }
   local feature = conf.feature
   s = {
     queue = q,
