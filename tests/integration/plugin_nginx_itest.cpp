@@ -125,7 +125,9 @@ http_reply get(const std::string& address, const std::string& target,
 
 TEST_CASE("plugin: allowed requests reach the upstream with rate-limit headers and are metered end to end",
           "[plugin][e2e]") {
-  e2e_env env;
+  const std::string version = GENERATE(as<std::string>{}, "3.9", "3.4");
+  e2e_env env("", {"AFORO_KONG_VERSION=" + version});
+  INFO("Kong profile " << version);
   for (int i = 0; i < 5; ++i) {
     const auto r = get(env.proxy(), "/v1/search/items/" + std::to_string(i) + "?cost=0.5&qty=" + std::to_string(i + 1),
                        {{"X-Tenant-Id", "cust_acme"}, {"X-Request-Id", "e2e-req-" + std::to_string(i)}});

@@ -119,6 +119,10 @@ describe("aforo-metering event", function()
       assert.equal("/" .. string.rep("a", 509) .. "\195\169", helper.decode(helper.build_event(e)).endpointPath)
       e.path = "/" .. string.rep("a", 510) .. "\226\130\172" -- € at bytes 512-514: cut before it
       assert.equal("/" .. string.rep("a", 510), helper.decode(helper.build_event(e)).endpointPath)
+      e.path = "/" .. string.rep("a", 509) .. "%FFtail" -- an escape at bytes 511-513: cut before it
+      assert.equal("/" .. string.rep("a", 509), helper.decode(helper.build_event(e)).endpointPath)
+      e.path = "/" .. string.rep("a", 510) .. "%FFtail" -- at bytes 512-514
+      assert.equal("/" .. string.rep("a", 510), helper.decode(helper.build_event(e)).endpointPath)
       e.path = "/short"
       assert.equal("/short", helper.decode(helper.build_event(e)).endpointPath)
     end)

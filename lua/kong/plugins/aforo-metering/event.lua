@@ -232,6 +232,8 @@ function _M.clean_utf8(s)
 end
 
 
+local PERCENT = 37
+
 --- The first max bytes of the valid UTF-8 string s, cut before a character, not inside one.
 local function truncate(s, max)
   if #s <= max then
@@ -245,6 +247,12 @@ local function truncate(s, max)
       break
     end
     cut = cut - 1
+  end
+  -- Nor inside a percent-escape ("%FF" cut to "%F"): clean_utf8 makes them.
+  if byte(s, cut) == PERCENT then
+    cut = cut - 1
+  elseif cut > 1 and byte(s, cut - 1) == PERCENT then
+    cut = cut - 2
   end
   return sub(s, 1, cut)
 end
