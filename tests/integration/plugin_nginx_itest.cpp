@@ -397,6 +397,28 @@ TEST_CASE("plugin: 1,000 requests while the sidecar is down reach ingest once ea
   CHECK(env.error_log().find(" events from overflow file ") != std::string::npos);
 }
 
+TEST_CASE("plugin: a reload while the sidecar is down loses nothing: the next worker replays the overflow file",
+          "[plugin][e2e][overflow]") {
+  e2e_env env("", {"AFORO_BUFFER_MAX_SIZE=200"});
+  env.sidecar().proc().signal(SIGKILL);
+  env.sidecar().proc().wait_exit(5s);
+  for (int i = 0; i < 150; ++i)
+    REQUIRE(get(env.proxy(), "/v1/search/before/" + std::to_string(i), {{"X-Tenant-Id", "cust_acme"}}).status == 200);
+  // Some of them are in the worker's memory: the exiting worker appends them to its file.
+  process reload({"/usr/sbin/nginx", "-p", env.prefix(), "-c", env.prefix() + "/conf/nginx.conf", "-s", "reload"});
+  REQUIRE(reload.wait_exit(10s) == 0);
+  std::this_thread::sleep_for(2s);
+  CHECK(env.error_log().find("for the next worker") != std::string::npos);
+  env.sidecar().restart();
+  // No request after the reload: the new worker (Kong >= 3.5 calls configure) finds the file itself.
+  CHECK(env.wait_events(150, 40s) == 150);
+  for (int i = 0; i < 50; ++i)
+    REQUIRE(get(env.proxy(), "/v1/search/after/" + std::to_string(i), {{"X-Tenant-Id", "cust_acme"}}).status == 200);
+  CHECK(env.wait_events(200, 20s) == 200);
+  std::this_thread::sleep_for(300ms);
+  CHECK(env.received()["events"].Size() == 200);
+}
+
 TEST_CASE("plugin: past overflow_max_bytes events are dropped, logged and counted where the sidecar shows them",
           "[plugin][e2e][overflow]") {
   // An event is about 420 bytes: 4,000 bytes keep a few of the 100.

@@ -415,6 +415,11 @@ function AforoMeteringHandler:configure(configs)
   if configs then
     for i = 1, #configs do
       handshakes.ensure(configs[i], log, BACKGROUND_TIMEOUT_MS)
+      if configs[i].metering_enabled then
+        -- The queue now, not at the first request: it sends an overflow file the worker this one
+        -- replaces left (kong reload during an outage) as soon as the sidecar answers.
+        state_for(configs[i])
+      end
     end
   end
 end
