@@ -1,4 +1,5 @@
 -- LuaRocks spec of the aforo-metering Kong plugin: `luarocks make lua/aforo-metering-0.1.0-1.rockspec` from the repository root.
+rockspec_format = "3.0"
 package = "aforo-metering"
 version = "0.1.0-1"
 source = {
@@ -12,9 +13,20 @@ description = {
     usage event per request to the sidecar in the log phase (buffered per worker, flushed by timers).
   ]],
   license = "Apache-2.0",
+  homepage = "https://github.com/aforo/aforo-sidecar",
+  issues_url = "https://github.com/aforo/aforo-sidecar/issues",
+  labels = { "kong", "kong-plugin", "metering", "billing" },
 }
+-- Kong 3.4 LTS and later bundle what the plugin needs (lua-cjson, lua-resty-core); nothing is installed.
 dependencies = {
   "lua >= 5.1",
+}
+test_dependencies = {
+  "busted",
+}
+test = {
+  type = "busted",
+  flags = { "tests/lua/spec" },
 }
 build = {
   type = "builtin",

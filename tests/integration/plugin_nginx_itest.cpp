@@ -48,13 +48,16 @@ features:
 /// The fake ingest, the sidecar and the nginx harness, started in that order and stopped in reverse.
 class e2e_env {
  public:
-  /// entitlements_extra: YAML lines added under the sidecar's `entitlements:` (two-space indented).
-  explicit e2e_env(const std::string& entitlements_extra = "") {
+  /// entitlements_extra: YAML lines added under the sidecar's `entitlements:` (two-space indented);
+  /// harness_env: extra AFORO_* settings of start.sh (e.g. AFORO_KONG_VERSION=3.4).
+  explicit e2e_env(const std::string& entitlements_extra = "", std::vector<std::string> harness_env = {}) {
     ingest_ = std::make_unique<process>(std::vector<std::string>{fake_ingest_bin(), "--listen", "127.0.0.1:0",
                                                                  "--api-key", api_key, "--tenant", "tenant_e2e"});
     ingest_addr_ = ingest_->wait_for_listen();
     const auto snap = dir_.write("snapshot.yaml", snapshot);
+    // A fixed port, so that a restarted sidecar is where the plugin's sidecar_url points.
     sidecar_ = std::make_unique<sidecar_process>(
+        "listen: [\"127.0.0.1:" + std::to_string(free_port()) + "\"]\n"
         "aforo:\n  tenant_id: tenant_e2e\n  ingest_url: \"http://" + ingest_addr_ +
             "/v1/ingest/batch\"\n"
             "entitlements:\n  source: \"file:" + snap + "\"\n" + entitlements_extra +
@@ -63,9 +66,10 @@ class e2e_env {
     nginx_port_ = free_port();
     upstream_port_ = free_port();
     prefix_ = dir_.path() + "/nginx";
+    harness_env.insert(harness_env.begin(), {"AFORO_DAEMON=on", "AFORO_FLUSH_INTERVAL=100"});
     process start({"/bin/bash", source_dir() + "/tests/lua/nginx/start.sh", prefix_, "http://" + sidecar_->address(),
                    std::to_string(nginx_port_), std::to_string(upstream_port_)},
-                  {"AFORO_DAEMON=on", "AFORO_FLUSH_INTERVAL=100"});
+                  harness_env);
     const auto rc = start.wait_exit(30s);
     if (rc != 0) FAIL("nginx harness did not start: " << start.output());
   }
@@ -121,7 +125,9 @@ http_reply get(const std::string& address, const std::string& target,
 
 TEST_CASE("plugin: allowed requests reach the upstream with rate-limit headers and are metered end to end",
           "[plugin][e2e]") {
-  e2e_env env;
+  const std::string version = GENERATE(as<std::string>{}, "3.9", "3.4");
+  e2e_env env("", {"AFORO_KONG_VERSION=" + version});
+  INFO("Kong profile " << version);
   for (int i = 0; i < 5; ++i) {
     const auto r = get(env.proxy(), "/v1/search/items/" + std::to_string(i) + "?cost=0.5&qty=" + std::to_string(i + 1),
                        {{"X-Tenant-Id", "cust_acme"}, {"X-Request-Id", "e2e-req-" + std::to_string(i)}});
@@ -165,6 +171,35 @@ TEST_CASE("plugin: allowed requests reach the upstream with rate-limit headers a
   }
 }
 
+TEST_CASE("plugin: a client repeating X-Request-Id gets one event per request (the key is the gateway's)",
+          "[plugin][e2e]") {
+  // Kong 3.9 names its own request id $kong_request_id; Kong 3.4 has none, and the plugin then uses
+  // nginx's $request_id. Neither takes the client's header.
+  const std::string version = GENERATE(as<std::string>{}, "3.9", "3.4");
+  e2e_env env("", {"AFORO_KONG_VERSION=" + version});
+  INFO("Kong profile " << version);
+  const std::string long_id(300, 'r');
+  for (int i = 0; i < 50; ++i) {
+    const auto r = get(env.proxy(), "/v1/search/same", {{"X-Tenant-Id", "cust_acme"}, {"X-Request-Id", "same-id"},
+                                                        {"X-Kong-Request-Id", i % 2 ? long_id : "same-id"}});
+    REQUIRE(r.status == 200);
+  }
+  REQUIRE(env.wait_events(50) == 50);
+  std::this_thread::sleep_for(300ms);
+  const auto d = env.received();
+  REQUIRE(d["events"].Size() == 50);  // the fake ingest deduplicates by idempotencyKey
+  std::set<std::string> keys;
+  for (const auto& e : d["events"].GetArray()) {
+    const std::string key = e["event"]["idempotencyKey"].GetString();
+    CHECK(key.rfind("kong:", 0) == 0);
+    CHECK(key.find("same-id") == std::string::npos);
+    CHECK(key.size() <= 255);
+    keys.insert(key);
+  }
+  CHECK(keys.size() == 50);
+  CHECK(env.sidecar().metric(R"(aforo_sidecar_events_rejected_total{reason="invalid"})") == 0);
+}
+
 TEST_CASE("plugin: a path with quotes, backslashes and control characters is metered exactly", "[plugin][e2e]") {
   e2e_env env;
   // nginx decodes the path: the event must carry it escaped into valid JSON, byte for byte.
@@ -174,6 +209,28 @@ TEST_CASE("plugin: a path with quotes, backslashes and control characters is met
   const auto d = env.received();
   const auto& ev = d["events"][0]["event"];
   CHECK(std::string(ev["endpointPath"].GetString()) == "/v1/search/q\"uote\\back\ttab\x01");
+}
+
+TEST_CASE("plugin: a 3,000-byte path and a path that is not UTF-8 are metered within Aforo's limits",
+          "[plugin][e2e]") {
+  e2e_env env;
+  const std::string long_path = "/v1/search/" + std::string(2989, 'p');
+  REQUIRE(long_path.size() == 3000);
+  REQUIRE(get(env.proxy(), long_path, {{"X-Tenant-Id", "cust_acme"}}).status == 200);
+  // nginx decodes %FF%FE to two bytes that are not UTF-8; %C3%A9 is a valid e-acute.
+  REQUIRE(get(env.proxy(), "/v1/search/%FF%FEcaf%C3%A9", {{"X-Tenant-Id", "cust_acme"}}).status == 200);
+  REQUIRE(env.wait_events(2) == 2);
+  std::set<std::string> paths;
+  const auto d = env.received();
+  for (const auto& e : d["events"].GetArray()) {
+    const std::string p = e["event"]["endpointPath"].GetString();
+    CHECK(p.size() <= 512);
+    paths.insert(p);
+  }
+  CHECK(paths.count(long_path.substr(0, 512)) == 1);
+  CHECK(paths.count("/v1/search/%FF%FEcaf\xC3\xA9") == 1);
+  CHECK(env.sidecar().metric(R"(aforo_sidecar_events_rejected_total{reason="invalid"})") == 0);
+  CHECK(env.error_log().find("sidecar rejected") == std::string::npos);
 }
 
 TEST_CASE("plugin: denials are applied with the contract's status, body and headers", "[plugin][e2e]") {
@@ -200,6 +257,20 @@ TEST_CASE("plugin: denials are applied with the contract's status, body and head
     for (int i = 0; i < 3; ++i)
       REQUIRE(get(env.proxy(), "/v1/search/q", {{"X-Tenant-Id", "cust_acme"}, {"X-Test-Consumer", "cust_small"}}).status == 200);
     CHECK(get(env.proxy(), "/v1/search/q", {{"X-Tenant-Id", "cust_acme"}, {"X-Test-Consumer", "cust_small"}}).status == 429);
+  }
+  SECTION("an auth plugin's anonymous consumer (no credential) does not win over X-Tenant-Id") {
+    // Were it billed, cust_small (3 an hour) would refuse the fourth request.
+    for (int i = 0; i < 5; ++i) {
+      CHECK(get(env.proxy(), "/v1/search/q",
+                {{"X-Tenant-Id", "cust_acme"}, {"X-Test-Consumer", "cust_small"}, {"X-Test-Anonymous", "1"}})
+                .status == 200);
+    }
+    REQUIRE(env.wait_events(5) == 5);
+    const auto d = env.received();
+    for (const auto& e : d["events"].GetArray()) {
+      CHECK(std::string(e["event"]["customerId"].GetString()) == "cust_acme");
+      CHECK_FALSE(e["event"]["metadata"].HasMember("consumer"));
+    }
   }
 }
 
@@ -268,6 +339,119 @@ TEST_CASE("plugin: nginx reloads under load lose no events, and error.log holds 
   for (const auto& l : unexpected) all += l + "\n";
   INFO(all);
   CHECK(unexpected.empty());
+}
+
+TEST_CASE("plugin: requests in flight across a reload under Kong's timer-ng are all metered", "[plugin][e2e]") {
+  // The harness replaces ngx.timer.at with its timer-ng emulation (AFORO_TIMER_NG=on, the default): the
+  // exiting worker's timer library stops after about a second, and the slow requests (1.5 s upstream)
+  // finish after that, so their flushes must not go through it.
+  e2e_env env;
+  REQUIRE(get(env.proxy(), "/v1/search/warm", {{"X-Tenant-Id", "cust_acme"}}).status == 200);
+  constexpr int slow = 20;
+  std::atomic<int> ok{0};
+  std::vector<std::thread> clients;
+  for (int i = 0; i < slow; ++i) {
+    clients.emplace_back([&, i] {
+      if (get(env.proxy(), "/v1/search/slow/" + std::to_string(i), {{"X-Tenant-Id", "cust_acme"}}).status == 200) ++ok;
+    });
+  }
+  std::this_thread::sleep_for(300ms);
+  process reload({"/usr/sbin/nginx", "-p", env.prefix(), "-c", env.prefix() + "/conf/nginx.conf", "-s", "reload"});
+  REQUIRE(reload.wait_exit(10s) == 0);
+  for (auto& t : clients) t.join();
+  REQUIRE(ok == slow);
+  CHECK(env.wait_events(slow + 1, 15s) == slow + 1);
+  CHECK(env.error_log().find("could not be sent") == std::string::npos);
+}
+
+TEST_CASE("plugin: 1,000 requests while the sidecar is down reach ingest once each after it restarts",
+          "[plugin][e2e][overflow]") {
+  // buffer_max_size 200: past 100 queued events the worker appends them to its overflow file under the
+  // prefix, and replays the file, in order, once the sidecar answers again.
+  e2e_env env("", {"AFORO_BUFFER_MAX_SIZE=200"});
+  env.sidecar().proc().signal(SIGKILL);
+  env.sidecar().proc().wait_exit(5s);
+  int ok = 0;
+  for (int i = 0; i < 1000; ++i) {
+    if (get(env.proxy(), "/v1/search/down/" + std::to_string(i), {{"X-Tenant-Id", "cust_acme"}}).status == 200) ++ok;
+  }
+  REQUIRE(ok == 1000);  // fallback_on_error=allow
+  std::this_thread::sleep_for(300ms);
+  const auto log = env.error_log();
+  CHECK(log.find("not taking events: appending them to " + env.prefix() + "/aforo-overflow-0-") != std::string::npos);
+  CHECK(log.find("buffer full") == std::string::npos);
+  env.sidecar().restart();
+  CHECK(env.wait_events(1000, 40s) == 1000);
+  std::this_thread::sleep_for(500ms);
+  const auto d = env.received();
+  std::set<int> seen;
+  for (const auto& e : d["events"].GetArray()) {
+    const std::string p = e["event"]["endpointPath"].GetString();
+    seen.insert(std::stoi(p.substr(p.rfind('/') + 1)));
+  }
+  CHECK(seen.size() == 1000);
+  CHECK(*seen.begin() == 0);
+  CHECK(*seen.rbegin() == 999);
+  // Each once: the plugin sent every event to the restarted sidecar exactly one time.
+  CHECK(env.sidecar().metric("aforo_sidecar_events_accepted_total") == 1000);
+  CHECK(env.error_log().find(" events from overflow file ") != std::string::npos);
+}
+
+TEST_CASE("plugin: a reload while the sidecar is down loses nothing: the next worker replays the overflow file",
+          "[plugin][e2e][overflow]") {
+  e2e_env env("", {"AFORO_BUFFER_MAX_SIZE=200"});
+  env.sidecar().proc().signal(SIGKILL);
+  env.sidecar().proc().wait_exit(5s);
+  for (int i = 0; i < 150; ++i)
+    REQUIRE(get(env.proxy(), "/v1/search/before/" + std::to_string(i), {{"X-Tenant-Id", "cust_acme"}}).status == 200);
+  // Some of them are in the worker's memory: the exiting worker appends them to its file.
+  process reload({"/usr/sbin/nginx", "-p", env.prefix(), "-c", env.prefix() + "/conf/nginx.conf", "-s", "reload"});
+  REQUIRE(reload.wait_exit(10s) == 0);
+  std::this_thread::sleep_for(2s);
+  CHECK(env.error_log().find("for the next worker") != std::string::npos);
+  env.sidecar().restart();
+  // No request after the reload: the new worker (Kong >= 3.5 calls configure) finds the file itself.
+  CHECK(env.wait_events(150, 40s) == 150);
+  for (int i = 0; i < 50; ++i)
+    REQUIRE(get(env.proxy(), "/v1/search/after/" + std::to_string(i), {{"X-Tenant-Id", "cust_acme"}}).status == 200);
+  CHECK(env.wait_events(200, 20s) == 200);
+  std::this_thread::sleep_for(300ms);
+  CHECK(env.received()["events"].Size() == 200);
+}
+
+TEST_CASE("plugin: past overflow_max_bytes events are dropped, logged and counted where the sidecar shows them",
+          "[plugin][e2e][overflow]") {
+  // An event is about 420 bytes: 4,000 bytes keep a few of the 100.
+  e2e_env env("", {"AFORO_BUFFER_MAX_SIZE=20", "AFORO_OVERFLOW_MAX_BYTES=4000"});
+  env.sidecar().proc().signal(SIGKILL);
+  env.sidecar().proc().wait_exit(5s);
+  for (int i = 0; i < 100; ++i) {
+    REQUIRE(get(env.proxy(), "/v1/search/full/" + std::to_string(i), {{"X-Tenant-Id", "cust_acme"}}).status == 200);
+    if (i % 10 == 9) std::this_thread::sleep_for(50ms);  // let the spill timer run
+  }
+  std::this_thread::sleep_for(300ms);
+  CHECK(env.error_log().find("[aforo-metering] ERROR overflow file " + env.prefix() + "/aforo-overflow-0-") !=
+        std::string::npos);
+  env.sidecar().restart();
+  // Every one of the 100 is either at ingest or counted as dropped by the plugin, none twice.
+  const auto accounted = [&] {
+    const double dropped = env.sidecar().metric(R"(aforo_sidecar_plugin_events_dropped_total{reason="overflow_full"})") +
+                           env.sidecar().metric(R"(aforo_sidecar_plugin_events_dropped_total{reason="buffer_full"})");
+    return static_cast<std::size_t>(dropped) + env.wait_events(1, 100ms);
+  };
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (accounted() < 100 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(100ms);
+  std::this_thread::sleep_for(500ms);
+  const auto kept = env.wait_events(1, 100ms);
+  const double overflow_dropped =
+      env.sidecar().metric(R"(aforo_sidecar_plugin_events_dropped_total{reason="overflow_full"})");
+  INFO("kept " << kept << ", dropped past the file " << overflow_dropped);
+  CHECK(kept >= 5);
+  CHECK(overflow_dropped > 0);
+  CHECK(accounted() == 100);
+  const auto hs = env.sidecar().client().get("/v1/handshake").body;
+  CHECK(hs.find(R"("plugin_events_dropped":{"buffer_full":)") != std::string::npos);
+  CHECK(hs.find(R"("overflow_full":)" + std::to_string(static_cast<int>(overflow_dropped)) + "}") != std::string::npos);
 }
 
 TEST_CASE("plugin: decision leases spare most check round trips and the quota count stays exact",

@@ -189,6 +189,49 @@ TEST_CASE("event validation: invalid UTF-8 rejects only its event", "[pipeline][
   CHECK(r.accepted[0].idempotency_key == "good");
 }
 
+TEST_CASE("event validation: endpointPath is normalised, never a reason to reject", "[pipeline][validation]") {
+  const auto path_of = [](const ingest_parse_result& r) {
+    REQUIRE(r.accepted.size() == 1);
+    rapidjson::Document d;
+    d.Parse(r.accepted[0].json.data(), r.accepted[0].json.size());
+    REQUIRE(d.IsObject());
+    CHECK(std::string(d["endpointPath"].GetString()) == std::string(r.accepted[0].endpoint_path));
+    return std::string(d["endpointPath"].GetString());
+  };
+  SECTION("a 3,000-byte path is truncated to 512 bytes") {
+    const std::string path = "/" + std::string(2999, 'a');
+    const auto r = single_event_batch(event(R"(,"endpointPath":")" + path + "\""));
+    CHECK(r.errors.empty());
+    CHECK(path_of(r) == path.substr(0, max_endpoint_path_bytes));
+    CHECK(r.rewritten == 1);
+  }
+  SECTION("the cut is before a UTF-8 character, never inside one") {
+    const std::string path = "/" + std::string(510, 'a') + "\xE2\x82\xAC" + "tail";  // euro sign at bytes 512-514
+    CHECK(path_of(single_event_batch(event(R"(,"endpointPath":")" + path + "\""))) == "/" + std::string(510, 'a'));
+    const std::string two = "/" + std::string(509, 'a') + "\xC3\xA9" + "tail";  // e-acute at bytes 511-512
+    CHECK(path_of(single_event_batch(event(R"(,"endpointPath":")" + two + "\""))) ==
+          "/" + std::string(509, 'a') + "\xC3\xA9");
+  }
+  SECTION("bytes that are not UTF-8 are percent-encoded; valid characters stay") {
+    const auto r = single_event_batch(event(",\"endpointPath\":\"/v1/\xFF\xFE" "caf\xC3\xA9/\xC3(\xED\xA0\x80\""));
+    CHECK(r.errors.empty());
+    CHECK(path_of(r) == "/v1/%FF%FEcaf\xC3\xA9/%C3(%ED%A0%80");
+  }
+  SECTION("a valid path within the limit is forwarded as posted") {
+    const auto r = single_event_batch(event(",\"endpointPath\":\"/caf\xC3\xA9/" + std::string(400, 'x') + "\""));
+    CHECK(r.errors.empty());
+    CHECK(r.rewritten == 0);
+  }
+  SECTION("other fields keep their rules") {
+    CHECK_FALSE(accepted_one(event(R"(,"endpointPath":42)")));
+    CHECK_FALSE(accepted_one(event(",\"endpointPath\":\"/ok\",\"httpMethod\":\"" + std::string(17, 'G') + "\"")));
+    CHECK_FALSE(accepted_one(event(",\"endpointPath\":\"/ok\",\"metadata\":{\"route\":\"\xFF\"}")));
+  }
+  CHECK(normalize_endpoint_path("/plain") == std::nullopt);
+  CHECK(normalize_endpoint_path(std::string(512, 'a')) == std::nullopt);
+  CHECK(normalize_endpoint_path(std::string(513, 'a')) == std::string(512, 'a'));
+}
+
 TEST_CASE("event validation: a single-event body is validated as index 0", "[pipeline][validation]") {
   const auto ok = parse_ingest_single(event());
   REQUIRE(ok.accepted.size() == 1);

@@ -1,5 +1,6 @@
 // Operational endpoints; see ops_service.hpp.
 #include "app/ops_service.hpp"
+#include "app/plugin_drops.hpp"
 
 #include "util/metrics.hpp"
 
@@ -55,6 +56,10 @@ void ops_service::register_routes(net::router& routes) {
         {"max_batch_events", std::to_string(ctx_.config.server.max_batch_events)},
     };
     for (const auto& s : all_) s->handshake_fields(fields);
+    // What the plugin's workers reported dropping before their events reached this sidecar.
+    fields["plugin_events_dropped"] = R"({"buffer_full":)" + std::to_string(plugin_dropped("buffer_full").value()) +
+                                      R"(,"overflow_full":)" + std::to_string(plugin_dropped("overflow_full").value()) +
+                                      "}";
     std::string body = R"({"sidecar_version":")" AFORO_VERSION R"(","tenant_id":)";
     net::append_json_string(body, ctx_.secrets.tenant_id);
     for (const auto& [k, v] : fields) {

@@ -8,6 +8,7 @@
 #include "app/pipeline_deliverer.hpp"
 #include "app/pipeline_metrics.hpp"
 #include "app/pipeline_sender.hpp"
+#include "app/plugin_drops.hpp"
 #include "app/spool_commit.hpp"
 #include "core/pipeline/event_validation.hpp"
 #include "util/log.hpp"
@@ -29,6 +30,8 @@ pipeline_service::pipeline_service(context& ctx, ingest_status& status)
     sender_->use_thread(thread_.get());
   }
   auto& reg = util::metrics();
+  plugin_dropped("buffer_full");  // registered at 0, so the series exist before any report
+  plugin_dropped("overflow_full");
   pipeline_custody* c = custody_.get();
   reg.gauge_fn("aforo_sidecar_spool_events", "Events in the disk spool, not yet delivered.", {},
                [c] { return static_cast<double>(c->spool_events()); });
@@ -65,7 +68,18 @@ void pipeline_service::start() {
   deliverer_->kick();
 }
 
-void pipeline_service::handle(net::http_request& req, const net::respond_fn& respond, bool single) {
+void pipeline_service::handle(net::http_request& req, const net::respond_fn& respond_plain, bool single) {
+  // The plugin's report of events its workers dropped counts once the batch is answered 202 (the
+  // plugin sends it again with its next batch otherwise).
+  net::respond_fn respond = respond_plain;
+  if (const auto h = req.header(plugin_dropped_header); !h.empty()) {
+    if (const auto drops = parse_plugin_drops(h); drops.any()) {
+      respond = [respond_plain, drops](net::http_response res) {
+        if (res.status == 202) count_plugin_drops(drops);
+        respond_plain(std::move(res));
+      };
+    }
+  }
   if (stopped_) {
     respond(net::http_response::error(503, "shutting_down", "the sidecar is stopping"));
     return;

@@ -311,12 +311,196 @@ describe("aforo-metering buffer", function()
     assert.equal(0, buffer.count(q))
   end)
 
+  describe("under Kong's lua-resty-timer-ng (ngx.timer.at replaced, nginx's kept as native_timer_at)", function()
+    local native
+
+    before_each(function()
+      native = {}
+      -- The library after its stop: accepts jobs and never runs them.
+      ngx.timer.at = function() return true end
+      _G.native_timer_at = function(delay, fn, ...)
+        native[#native + 1] = { delay = delay, fn = fn, args = { ... } }
+        return true
+      end
+    end)
+
+    after_each(function()
+      _G.native_timer_at = nil
+    end)
+
+    it("schedules flushes with nginx's own timer while the worker exits", function()
+      env.exiting = true
+      for i = 1, 3 do add(q, i) end
+      assert.is_true(#native >= 1)
+      for _, t in ipairs(native) do
+        assert.equal(0, t.delay)
+        t.fn(false, unpack(t.args))
+      end
+      assert.equal(0, buffer.count(q))
+      local got = {}
+      for _, batch in ipairs(sent) do
+        for _, e in ipairs(batch) do got[#got + 1] = e.n end
+      end
+      assert.same({ 1, 2, 3 }, got)
+    end)
+
+    it("keeps using ngx.timer.at (the library) while the worker runs", function()
+      local lib = 0
+      ngx.timer.at = function() lib = lib + 1 return true end
+      add(q, 1)
+      assert.equal(1, lib)
+      assert.equal(0, #native)
+    end)
+  end)
+
   it("reports the events it could not send when the worker exits", function()
     outcome = function() return nil, "connection refused" end
     for i = 1, 2 do add(q, i) end
     env.exiting = true
     helper.run_timers(env, true)
     assert.matches("ERROR worker exiting: 2 events could not be sent", errors()[#errors()])
+  end)
+
+  describe("overflow file", function()
+    local dir, path
+
+    local function numbers()
+      local out = {}
+      for _, batch in ipairs(sent) do
+        for _, e in ipairs(batch) do out[#out + 1] = e.n end
+      end
+      return out
+    end
+
+    local function lines_of(file)
+      local f = io.open(file, "rb")
+      if not f then return nil end
+      local n = 0
+      for _ in f:lines() do n = n + 1 end
+      f:close()
+      return n
+    end
+
+    before_each(function()
+      dir = os.tmpname()
+      os.remove(dir)
+      assert(os.execute("mkdir -p " .. dir))
+      buffer.set_overflow(q, dir, 1000000)
+      path = q.overflow_path
+      assert.matches("^" .. dir:gsub("%p", "%%%0") .. "/aforo%-overflow%-0%-%d+%.jsonl$", path)
+    end)
+
+    after_each(function()
+      os.remove(path)
+      os.remove(dir)
+    end)
+
+    it("takes the events past the high-water mark while the sidecar is down, and replays them first, in order", function()
+      outcome = function() return nil, "connection refused" end
+      add(q, 1)
+      helper.run_timers(env, false, 1) -- the first flush fails
+      assert.is_true(q.failures >= 1)
+      for i = 2, 6 do add(q, i) end     -- 6 queued: past half of buffer_max_size (10)
+      helper.run_timers(env, false, 1) -- the spill timer
+      assert.equal(0, buffer.count(q))
+      assert.equal(6, lines_of(path))
+      for i = 7, 8 do add(q, i) end     -- newer, in memory
+      assert.equal(2, buffer.count(q))
+      outcome = function() return true end
+      helper.run_timers(env)
+      assert.same({ 1, 2, 3, 4, 5, 6, 7, 8 }, numbers())
+      assert.is_nil(io.open(path, "rb"))
+      assert.equal(6, buffer.stats(q).spilled)
+      assert.equal(0, #errors() - 1) -- only the "could not send" line
+    end)
+
+    it("never writes the file in the request path: adding only schedules a timer", function()
+      outcome = function() return nil, "connection refused" end
+      add(q, 1)
+      helper.run_timers(env, false, 1)
+      for i = 2, 9 do add(q, i) end
+      assert.is_nil(io.open(path, "rb"))
+    end)
+
+    it("keeps appending while the sidecar stays down, then replays everything once", function()
+      outcome = function() return nil, "connection refused" end
+      local n = 0
+      for _ = 1, 10 do
+        for _ = 1, 6 do
+          n = n + 1
+          add(q, n)
+        end
+        helper.run_timers(env, false, 2)
+      end
+      assert.equal(0, buffer.stats(q).dropped)
+      outcome = function() return true end
+      for _ = 1, 10 do helper.run_timers(env) end
+      local expected = {}
+      for i = 1, n do expected[i] = i end
+      assert.same(expected, numbers())
+    end)
+
+    it("drops past overflow_max_bytes, counting them and logging an ERROR", function()
+      buffer.set_overflow(q, dir, 30) -- three events of 9 bytes ('{"n":1}' and a newline... )
+      outcome = function() return nil, "connection refused" end
+      add(q, 1)
+      helper.run_timers(env, false, 1)
+      for i = 2, 6 do add(q, i) end
+      helper.run_timers(env, false, 1)
+      assert.equal(0, buffer.count(q))
+      local kept = lines_of(path)
+      assert.is_true(kept >= 3 and kept < 6)
+      assert.equal(6 - kept, buffer.stats(q).overflow_dropped)
+      assert.matches("ERROR overflow file .* full %(overflow_max_bytes 30%), dropped " .. (6 - kept) .. " events",
+                     errors()[#errors()])
+    end)
+
+    it("keeps what an exiting worker could not send, and the next worker replays it", function()
+      outcome = function() return nil, "connection refused" end
+      for i = 1, 2 do add(q, i) end
+      env.exiting = true
+      helper.run_timers(env, true)
+      assert.equal(0, #errors())
+      assert.equal(2, lines_of(path))
+      -- The next worker (same id) finds the file and sends it without waiting for traffic.
+      buffer._reset()
+      env.exiting = false
+      env.timers = {}
+      outcome = function() return true end
+      local q2 = new_queue(3, 10)
+      buffer.set_overflow(q2, dir, 1000000)
+      assert.equal(1, #env.timers)
+      helper.run_timers(env)
+      assert.same({ 1, 2 }, numbers())
+      assert.is_nil(io.open(path, "rb"))
+    end)
+
+    it("on exit with older events in the file, appends the queue after them instead of sending it first", function()
+      local f = io.open(path, "wb")
+      f:write('{"n":1}\n{"n":2}\n')
+      f:close()
+      for i = 3, 4 do add(q, i) end
+      env.exiting = true
+      helper.run_timers(env, true)
+      assert.equal(0, #sent)
+      assert.equal(4, lines_of(path))
+      buffer._reset()
+      env.exiting = false
+      env.timers = {}
+      local q2 = new_queue(3, 10)
+      buffer.set_overflow(q2, dir, 1000000)
+      helper.run_timers(env)
+      assert.same({ 1, 2, 3, 4 }, numbers())
+    end)
+
+    it("skips a line cut short by a failed write", function()
+      local f = io.open(path, "wb")
+      f:write('{"n":1}\n{"n":2}\n{"n":')
+      f:close()
+      add(q, 3)
+      helper.run_timers(env)
+      assert.same({ 1, 2, 3 }, numbers())
+    end)
   end)
 
   it("keeps one queue per sidecar_url", function()

@@ -68,7 +68,7 @@ describe("aforo-metering event", function()
   end)
 
   it("quotes each string the same way when it is remembered, and past the cache's size", function()
-    local samples = { "cust_acme", 'a"b', "x\\y", "t\x01u", "/caf\195\169", string.rep("p", 300) }
+    local samples = { "cust_acme", 'a"b', "x\\y", "t\1u", "/caf\195\169", string.rep("p", 300) }
     for round = 1, 2 do -- the second round answers from the cache
       for _, s in ipairs(samples) do
         assert.equal(s, helper.decode("[" .. event.quote(s) .. "]")[1], s .. " round " .. round)
@@ -109,5 +109,40 @@ describe("aforo-metering event", function()
     assert.equal("01234567-89ab-cdef-0123-456789abcdef",
                  event.uuid_from_hex("0123456789abcdef0123456789abcdef"))
     assert.is_nil(event.uuid_from_hex("short"))
+  end)
+  describe("Aforo's field limits", function()
+    it("truncates endpointPath to 512 bytes, never inside a UTF-8 character", function()
+      local e = base()
+      e.path = "/" .. string.rep("a", 2999)
+      assert.equal(512, #helper.decode(helper.build_event(e)).endpointPath)
+      e.path = "/" .. string.rep("a", 509) .. "\195\169" .. string.rep("b", 10) -- é at bytes 511-512
+      assert.equal("/" .. string.rep("a", 509) .. "\195\169", helper.decode(helper.build_event(e)).endpointPath)
+      e.path = "/" .. string.rep("a", 510) .. "\226\130\172" -- € at bytes 512-514: cut before it
+      assert.equal("/" .. string.rep("a", 510), helper.decode(helper.build_event(e)).endpointPath)
+      e.path = "/" .. string.rep("a", 509) .. "%FFtail" -- an escape at bytes 511-513: cut before it
+      assert.equal("/" .. string.rep("a", 509), helper.decode(helper.build_event(e)).endpointPath)
+      e.path = "/" .. string.rep("a", 510) .. "%FFtail" -- at bytes 512-514
+      assert.equal("/" .. string.rep("a", 510), helper.decode(helper.build_event(e)).endpointPath)
+      e.path = "/short"
+      assert.equal("/short", helper.decode(helper.build_event(e)).endpointPath)
+    end)
+
+    it("validates UTF-8 as RFC 3629 does", function()
+      assert.is_true(event.valid_utf8("/plain"))
+      assert.is_true(event.valid_utf8("/caf\195\169/\226\130\172/\240\159\152\128"))
+      for _, bad in ipairs({ "\255", "\195", "\192\175", "\224\128\175", "\237\160\128", "\244\144\128\128",
+                             "\128", "\195\40", "\240\159\152" }) do
+        assert.is_false(event.valid_utf8("/a" .. bad .. "b"), bad)
+      end
+    end)
+
+    it("percent-encodes the bytes of a path that are not UTF-8, and keeps valid characters", function()
+      assert.equal("/plain", event.clean_utf8("/plain"))
+      assert.equal("/caf\195\169", event.clean_utf8("/caf\195\169"))
+      assert.equal("/a%FFb/%C3(%80", event.clean_utf8("/a\255b/\195(\128"))
+      assert.equal("/%E2%82", event.clean_utf8("/\226\130"))
+      assert.equal("/\195\169%FF\195\169", event.clean_utf8("/\195\169\255\195\169"))
+      assert.is_true(event.valid_utf8(event.clean_utf8("/\240\159\152\192\175\237\160\128")))
+    end)
   end)
 end)

@@ -63,6 +63,47 @@ describe("aforo-metering handler", function()
       assert.equal("c-2", check_body(2).customer_id)
     end)
 
+    describe("an auth plugin's anonymous consumer (no credential)", function()
+      before_each(function()
+        env.req.consumer = { id = "anon-1", username = "anonymous", custom_id = "cust_anonymous" }
+        env.req.anonymous = true
+      end)
+
+      it("counts as no consumer: the tenant header applies", function()
+        env.req.headers["X-Tenant-Id"] = "cust_acme"
+        local conf = helper.conf()
+        handler:access(conf)
+        assert.equal("cust_acme", check_body().customer_id)
+        assert.is_nil(env.req.ctx.consumer)
+        handler:log(conf)
+        local q = require("kong.plugins.aforo-metering.buffer")._queues()[conf.sidecar_url]
+        local parts = {}
+        local n = q.put(parts, 0, q.items, 0)
+        local e = helper.decode(table.concat(parts, "", 1, n))
+        assert.equal("cust_acme", e.customerId)
+        assert.is_nil(e.metadata.consumer)
+      end)
+
+      it("is a missing tenant without the header, and with customer_id_source=consumer", function()
+        handler:access(helper.conf({ missing_tenant = "block" }))
+        assert.equal(401, env.req.exited.status)
+        env.new_request()
+        env.req.consumer = { id = "anon-1", username = "anonymous" }
+        env.req.anonymous = true
+        env.req.headers["X-Tenant-Id"] = "cust_acme"
+        handler:access(helper.conf({ customer_id_source = "consumer", missing_tenant = "block" }))
+        assert.equal(401, env.req.exited.status)
+        assert.equal(0, #env.calls)
+      end)
+
+      it("still lets a consumer with a credential win over the header", function()
+        env.req.anonymous = false
+        env.req.headers["X-Tenant-Id"] = "cust_acme"
+        handler:access(helper.conf())
+        assert.equal("cust_anonymous", check_body().customer_id)
+      end)
+    end)
+
     it("ignores the consumer with customer_id_source=header", function()
       env.req.headers["X-Tenant-Id"] = "cust_hdr"
       env.req.consumer = { id = "c-1", username = "alice", custom_id = "cust_alice" }
@@ -136,7 +177,7 @@ describe("aforo-metering handler", function()
     end)
 
     it("sends the check request of contracts §2", function()
-      env.req.headers["X-Kong-Request-Id"] = "rid-1"
+      env.req.var.kong_request_id = "rid-1"
       env.req.method = "POST"
       handler:access(helper.conf({ feature = "advanced_search", timeout = 80 }))
       assert.equal("POST", env.calls[1].method)
@@ -192,6 +233,23 @@ describe("aforo-metering handler", function()
                              headers = { ["Retry-After"] = "1799", ["X-Margin-Guard"] = "blocked" } }))
       handler:access(helper.conf())
       assert.equal("1799", env.req.exited.headers["Retry-After"])
+    end)
+
+    it("sets only the sidecar's headers Kong takes (a null, object or array value would make Kong raise)", function()
+      env.respond(decision({ allowed = true, headers = { ["X-RateLimit-Limit"] = "100", ["X-Null"] = ngx.null,
+                                                          ["X-Obj"] = { a = 1 }, ["X-Num"] = 5 },
+                             upstream_headers = { ["X-Up"] = "1", ["X-Up-Null"] = ngx.null } }))
+      local conf = helper.conf()
+      handler:access(conf)
+      handler:header_filter(conf)
+      assert.same({ ["X-RateLimit-Limit"] = "100", ["X-Num"] = 5 }, env.req.set_headers)
+      assert.same({ ["X-Up"] = "1" }, env.req.upstream_headers)
+      env.new_request().headers["X-Tenant-Id"] = "cust_acme"
+      env.respond(decision({ allowed = false, status = 429, reason = "quota_exceeded", retry_after = 5,
+                             headers = { ["X-Bad"] = { 1, 2 }, ["X-RateLimit-Remaining"] = 0 } }))
+      handler:access(conf)
+      assert.equal(429, env.req.exited.status)
+      assert.same({ ["X-RateLimit-Remaining"] = 0, ["Retry-After"] = "5" }, env.req.exited.headers)
     end)
 
     it("allows a shadow decision", function()
@@ -250,7 +308,7 @@ describe("aforo-metering handler", function()
     it("buffers one event with the request's fields", function()
       local conf = helper.conf()
       env.req.consumer = { id = "c-1", username = "alice", custom_id = "cust_alice" }
-      env.req.headers["X-Request-Id"] = "req-9"
+      env.req.var.kong_request_id = "req-9"
       handler:access(conf)
       env.req.status = 201
       env.req.resp_headers = { ["X-Aforo-Quantity"] = "3", ["X-Aforo-Cost"] = "0.25" }
@@ -352,8 +410,85 @@ describe("aforo-metering handler", function()
       handler:access(conf)
       handler:log(conf)
       local key = buffered(conf)[1].idempotencyKey
-      assert.equal("kong:01234567-89ab-cdef-0123-456789abcdef", key)
-      assert.equal("01234567-89ab-cdef-0123-456789abcdef", check_body().request_id)
+      -- Kong >= 3.5: its $kong_request_id; Kong 3.4: nginx's $request_id as a UUID.
+      local rid = helper.profile == "3.4" and "01234567-89ab-cdef-0123-456789abcdef" or env.req.var.kong_request_id
+      assert.equal("kong:" .. rid, key)
+      assert.equal(rid, check_body().request_id)
+    end)
+
+    it("never takes the key from a request header: repeated X-Request-Id values give distinct keys", function()
+      local conf = helper.conf()
+      local keys = {}
+      for i = 1, 50 do
+        env.new_request()
+        env.req.headers["X-Tenant-Id"] = "cust_acme"
+        env.req.headers["X-Request-Id"] = "same-id"
+        env.req.headers["X-Kong-Request-Id"] = "same-id"
+        env.req.var.request_id = string.format("%032x", i)
+        handler:access(conf)
+        handler:log(conf)
+      end
+      for _, e in ipairs(buffered(conf)) do
+        assert.matches("^kong:[%x%-]+$", e.idempotencyKey)
+        keys[e.idempotencyKey] = true
+      end
+      local n = 0
+      for _ in pairs(keys) do n = n + 1 end
+      assert.equal(50, n)
+    end)
+
+    it("uses Kong's $kong_request_id when there is one, unless it is too long for a key", function()
+      local conf = helper.conf()
+      env.req.var.kong_request_id = "d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f"
+      env.req.headers["X-Request-Id"] = "client-chosen"
+      handler:access(conf)
+      handler:log(conf)
+      assert.equal("kong:d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f", buffered(conf)[1].idempotencyKey)
+      env.new_request()
+      env.req.headers["X-Tenant-Id"] = "cust_acme"
+      env.req.var.kong_request_id = string.rep("k", 300)
+      handler:access(conf)
+      handler:log(conf)
+      assert.equal("kong:01234567-89ab-cdef-0123-456789abcdef", buffered(conf)[2].idempotencyKey)
+    end)
+
+    it("without $kong_request_id (Kong 3.4) uses nginx's $request_id", function()
+      local conf = helper.conf()
+      env.req.var.kong_request_id = nil
+      env.req.headers["X-Request-Id"] = "client-chosen"
+      handler:access(conf)
+      handler:log(conf)
+      assert.equal("kong:01234567-89ab-cdef-0123-456789abcdef", buffered(conf)[1].idempotencyKey)
+    end)
+
+    it("meters a 3,000-byte path and a path that is not UTF-8 within Aforo's limits", function()
+      local conf = helper.conf()
+      env.req.path = "/v1/search/" .. string.rep("x", 2989)
+      handler:access(conf)
+      handler:log(conf)
+      env.new_request()
+      env.req.headers["X-Tenant-Id"] = "cust_acme"
+      env.req.path = "/v1/search/\255\254caf\195\169"
+      env.req.method = "PROPFINDWITHAVERYLONGNAME"
+      handler:access(conf)
+      handler:log(conf)
+      local events = buffered(conf)
+      assert.equal(2, #events)
+      assert.equal("/v1/search/" .. string.rep("x", 501), events[1].endpointPath)
+      assert.equal("/v1/search/%FF%FEcaf\195\169", events[2].endpointPath)
+      assert.equal("PROPFINDWITHAVER", events[2].httpMethod)
+      -- The check got the same, valid, path and method.
+      assert.equal("/v1/search/%FF%FEcaf\195\169", helper.check_body(env, 2).path)
+      assert.equal("PROPFINDWITHAVER", helper.check_body(env, 2).method)
+    end)
+
+    it("treats a tenant header that is not UTF-8 as missing", function()
+      local conf = helper.conf()
+      env.req.headers["X-Tenant-Id"] = "cust_\255"
+      handler:access(conf)
+      handler:log(conf)
+      assert.equal(0, #buffered(conf))
+      assert.matches("not valid UTF%-8", helper.last_log(env, "err"))
     end)
 
     it("meters a denied request as BLOCKED", function()
@@ -406,6 +541,54 @@ describe("aforo-metering handler", function()
       assert.same({}, buffered(conf))
     end)
 
+    -- What starts the worker's handshake: configure (Kong >= 3.5), else the first request (Kong 3.4).
+    local function first_contact(conf)
+      if not helper.start_worker(handler, { conf }) then
+        env.req.headers["X-Tenant-Id"] = "cust_acme"
+        handler:access(conf)
+      end
+    end
+
+    local function handshake_calls()
+      local out = {}
+      for _, c in ipairs(env.calls) do
+        if c.path == "/v1/handshake" then out[#out + 1] = c end
+      end
+      return out
+    end
+
+    it("reports the events its worker dropped on the next batch, until the sidecar answers 2xx", function()
+      local conf = helper.conf({ buffer_max_size = 2, batch_size = 2 })
+      local answer = function() return nil, "connection refused" end
+      env.respond(function(_, _, path)
+        if path == "/v1/ingest/batch" then return answer() end
+        return 200, '{"allowed":true}'
+      end)
+      for _ = 1, 5 do -- two queued, three dropped
+        env.new_request().headers["X-Tenant-Id"] = "cust_acme"
+        handler:access(conf)
+        handler:log(conf)
+      end
+      local function posts()
+        local out = {}
+        for _, c in ipairs(env.calls) do
+          if c.path == "/v1/ingest/batch" then out[#out + 1] = c.opts.headers or "" end
+        end
+        return out
+      end
+      while #posts() == 0 and helper.run_timers(env, false, 1) == 1 do end -- the handshake, then a flush
+      assert.same({ "X-Aforo-Plugin-Dropped: buffer_full=3,overflow_full=0\r\n" }, posts())
+      answer = function() return 202, '{"accepted":2,"failed":0,"errors":[]}' end
+      helper.run_timers(env)
+      assert.same({ "X-Aforo-Plugin-Dropped: buffer_full=3,overflow_full=0\r\n",
+                    "X-Aforo-Plugin-Dropped: buffer_full=3,overflow_full=0\r\n" }, posts())
+      env.new_request().headers["X-Tenant-Id"] = "cust_acme"
+      handler:access(conf)
+      handler:log(conf)
+      helper.run_timers(env)
+      assert.equal("", posts()[3]) -- reported: no header
+    end)
+
     it("logs the connected line after the handshake", function()
       env.respond(function(_, _, path)
         if path == "/v1/handshake" then
@@ -413,7 +596,7 @@ describe("aforo-metering handler", function()
         end
         return 200, '{"allowed":true}'
       end)
-      handler:configure({ helper.conf() })
+      first_contact(helper.conf())
       helper.run_timers(env)
       assert.equal("connected to sidecar at http://127.0.0.1:8750 (sidecar 1.2.3, tenant t_1, ingest ok)",
                    helper.last_log(env, "notice"))
@@ -427,7 +610,7 @@ describe("aforo-metering handler", function()
         return 200, '{"accepted":7,"failed":0,"errors":[]}'
       end)
       local conf = helper.conf({ batch_size = 2 })
-      handler:configure({ conf })
+      first_contact(conf)
       helper.run_timers(env) -- the handshake
       for _ = 1, 9 do
         env.new_request().headers["X-Tenant-Id"] = "cust_acme"
@@ -446,15 +629,16 @@ describe("aforo-metering handler", function()
       -- The handshake's connection creates the worker's pool of the sidecar_url, and a pool keeps its
       -- first size: a smaller one would make /v1/check reconnect under concurrency.
       local calls = 0
-      env.respond(function()
+      env.respond(function(_, _, path)
+        if path ~= "/v1/handshake" then return 200, '{"allowed":true}' end
         calls = calls + 1
         if calls == 1 then return nil, "connection refused" end
         return 200, '{"sidecar_version":"1.2.3"}'
       end)
-      handler:configure({ helper.conf({ keepalive_pool_size = 300, keepalive_timeout = 30000 }) })
+      first_contact(helper.conf({ keepalive_pool_size = 300, keepalive_timeout = 30000 }))
       helper.run_timers(env)
-      assert.equal(2, #env.calls)
-      for _, c in ipairs(env.calls) do
+      assert.equal(2, #handshake_calls())
+      for _, c in ipairs(handshake_calls()) do
         assert.equal("/v1/handshake", c.path)
         assert.equal(300, c.opts.pool_size)
         assert.equal(30000, c.opts.keepalive_timeout)
@@ -463,10 +647,11 @@ describe("aforo-metering handler", function()
 
     it("logs the ERROR line when the handshake fails and retries later", function()
       env.respond(function() return nil, "connection refused" end)
-      handler:configure({ helper.conf({ fallback_on_error = "block" }) })
+      first_contact(helper.conf({ fallback_on_error = "block" }))
       helper.run_timers(env, false, 1)
-      assert.same({ "ERROR sidecar unreachable at http://127.0.0.1:8750: connection refused (fallback_on_error=block)" },
-                  errors())
+      -- (Kong 3.4: the request's own check failed too, and logged the same line first.)
+      assert.equal("ERROR sidecar unreachable at http://127.0.0.1:8750: connection refused (fallback_on_error=block)",
+                   errors()[#errors()])
       assert.equal(1, #env.timers)
       assert.is_true(env.timers[1].delay > 0)
     end)

@@ -13,6 +13,13 @@ local cjson = require "cjson.safe"
 local helper = {}
 _G.aforo_spec_helper = helper
 
+-- The Kong the specs play (tests/lua/shim/README.md): AFORO_KONG_VERSION=3.4 or 3.9 (default).
+-- 3.9 gives every request a $kong_request_id (Kong >= 3.5) and calls the handler's configure
+-- (helper.start_worker); 3.4 has neither.
+helper.profile = os.getenv("AFORO_KONG_VERSION") or "3.9"
+assert(helper.profile == "3.4" or helper.profile == "3.9", "AFORO_KONG_VERSION: 3.4 or 3.9")
+local request_seq = 0
+
 local PLUGIN_MODULES = {
   "kong.plugins.aforo-metering.handler", "kong.plugins.aforo-metering.buffer",
   "kong.plugins.aforo-metering.event", "kong.plugins.aforo-metering.client",
@@ -31,12 +38,14 @@ function helper.setup()
 
   local env = { timers = {}, logs = {}, calls = {}, clock = { t = 1764000000.123 }, exiting = false }
   local function new_request()
+    request_seq = request_seq + 1
     return {
       headers = {}, path = "/v1/search/items/42", method = "GET", consumer = nil,
       status = 200, resp_headers = {}, upstream_headers = {}, set_headers = {}, cleared_headers = {},
       start_ms = 1764000000123, ctx = {},
       service = { id = "svc-1", name = "search" }, route = { id = "rt-1", name = "search-v1" },
-      var = { request_length = "120", bytes_sent = "345", request_id = "0123456789abcdef0123456789abcdef" },
+      var = { request_length = "120", bytes_sent = "345", request_id = "0123456789abcdef0123456789abcdef",
+              kong_request_id = helper.profile ~= "3.4" and string.format("%032x", request_seq) or nil },
     }
   end
   env.req = new_request()
@@ -103,6 +112,17 @@ function helper.setup()
     return out
   end
 
+  -- Header values as Kong's PDK takes them: string, number or boolean (else Kong raises).
+  local VALUE_TYPES = { string = true, number = true, boolean = true }
+  local function check_value(name, v)
+    if type(name) ~= "string" or not VALUE_TYPES[type(v)] then
+      error("invalid value for " .. tostring(name) .. ": got " .. type(v) .. ", expected string, number or boolean", 3)
+    end
+  end
+  local function check_values(headers)
+    for k, v in pairs(headers or {}) do check_value(k, v) end
+  end
+
   _G.kong = {
     request = {
       get_header = function(name) return lower_keys(env.req.headers)[name:lower()] end,
@@ -110,14 +130,25 @@ function helper.setup()
       get_method = function() return env.req.method end,
       get_start_time = function() return env.req.start_ms end,
     },
-    client = { get_consumer = function() return env.req.consumer end },
+    -- A consumer comes with a credential, as Kong's auth plugins set them, unless env.req.anonymous
+    -- (the `anonymous` consumer of an auth plugin: no credential) or env.req.credential says otherwise.
+    client = {
+      get_consumer = function() return env.req.consumer end,
+      get_credential = function()
+        if env.req.anonymous or not env.req.consumer then
+          return nil
+        end
+        return env.req.credential or { id = "cred-1", consumer = { id = env.req.consumer.id } }
+      end,
+    },
     response = {
       exit = function(status, body, headers)
+        check_values(headers)
         env.req.exited = { status = status, body = body, headers = headers or {} }
         return "exited"
       end,
-      set_header = function(k, v) env.req.set_headers[k] = v end,
-      set_headers = function(h) for k, v in pairs(h) do env.req.set_headers[k] = v end end,
+      set_header = function(k, v) check_value(k, v) env.req.set_headers[k] = v end,
+      set_headers = function(h) check_values(h) for k, v in pairs(h) do env.req.set_headers[k] = v end end,
       get_header = function() error("the plugin reads response headers through ngx.header") end,
       -- As Kong 3.x: every occurrence goes (names are case-insensitive), non-string names raise.
       clear_header = function(name)
@@ -129,7 +160,7 @@ function helper.setup()
       end,
       get_status = function() return env.req.status end,
     },
-    service = { request = { set_header = function(k, v) env.req.upstream_headers[k] = v end } },
+    service = { request = { set_header = function(k, v) check_value(k, v) env.req.upstream_headers[k] = v end } },
     router = {
       get_service = function() return env.req.service end,
       get_route = function() return env.req.route end,
@@ -152,6 +183,20 @@ function helper.setup()
     end,
   }
   return env
+end
+
+
+--- Starts a worker as the profile's Kong does: init_worker, then (Kong >= 3.5) configure with every
+-- active config. Returns true when configure was called.
+function helper.start_worker(handler, confs)
+  if handler.init_worker then
+    handler:init_worker()
+  end
+  if helper.profile ~= "3.4" and handler.configure then
+    handler:configure(confs)
+    return true
+  end
+  return false
 end
 
 

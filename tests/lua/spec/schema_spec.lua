@@ -34,7 +34,7 @@ describe("aforo-metering schema", function()
       entitlement_enabled = true, metering_enabled = true, metric_name = "api_calls",
       quantity_header = "X-Aforo-Quantity", cost_header = "X-Aforo-Cost", timeout = 50,
       keepalive_timeout = 60000, keepalive_pool_size = 64, flush_interval = 250, batch_size = 20,
-      buffer_max_size = 10000, exclude_paths = {},
+      buffer_max_size = 10000, overflow_max_bytes = 104857600, exclude_paths = {},
     }, conf)
   end)
 
@@ -42,7 +42,7 @@ describe("aforo-metering schema", function()
     local expected = { "sidecar_url", "tenant_header", "discovery_enabled", "fallback_on_error",
       "customer_id_source", "missing_tenant", "entitlement_enabled", "metering_enabled", "feature",
       "metric_name", "quantity_header", "cost_header", "timeout", "keepalive_timeout",
-      "keepalive_pool_size", "flush_interval", "batch_size", "buffer_max_size", "exclude_paths" }
+      "keepalive_pool_size", "flush_interval", "batch_size", "buffer_max_size", "overflow_max_bytes", "exclude_paths" }
     local seen = {}
     for _, entry in ipairs(config_field.fields) do
       local name, field = next(entry)

@@ -35,3 +35,94 @@ describe("PDK shim kong.response.clear_header", function()
     assert.equal("0.5", ngx.header["X-Aforo-Cost"])
   end)
 end)
+
+describe("PDK shim, as Kong 3.x", function()
+  local kong, phase
+
+  before_each(function()
+    helper.setup()
+    phase = "access"
+    ngx.get_phase = function() return phase end
+    ngx.header = {}
+    ngx.headers_sent = false
+    ngx.ctx = {}
+    ngx.req.get_method = function() return "GET" end
+    ngx.req.set_header = function() end
+    package.loaded["aforo_shim.pdk"] = nil
+    kong = require("aforo_shim.pdk").install()
+  end)
+
+  describe("phase checks", function()
+    it("refuses request functions in a timer, as Kong (no Kong phase there)", function()
+      phase = "timer"
+      assert.has_error(function() kong.request.get_method() end)
+      assert.has_error(function() kong.client.get_consumer() end)
+    end)
+
+    it("takes kong.response.get_status only from header_filter on", function()
+      assert.has_error(function() kong.response.get_status() end,
+                       "function cannot be called in access phase (only in: header_filter, body_filter, log, admin_api)")
+      phase = "log"
+      ngx.status = 201
+      assert.equal(201, kong.response.get_status())
+    end)
+
+    it("refuses response header changes and kong.response.exit in the log phase", function()
+      phase = "log"
+      assert.has_error(function() kong.response.set_header("X-A", "1") end)
+      assert.has_error(function() kong.response.clear_header("X-A") end)
+      assert.has_error(function() kong.response.exit(403) end)
+    end)
+
+    it("refuses the consumer before access, and upstream headers after it", function()
+      phase = "rewrite"
+      assert.has_error(function() kong.client.get_credential() end,
+                       "function cannot be called in rewrite phase (only in: access, header_filter, body_filter, log)")
+      phase = "header_filter"
+      assert.has_error(function() kong.service.request.set_header("X-A", "1") end)
+    end)
+  end)
+
+  describe("header values", function()
+    it("takes strings, numbers and booleans", function()
+      phase = "header_filter"
+      kong.response.set_header("X-A", "1")
+      kong.response.set_header("X-B", 2)
+      kong.response.set_header("X-C", true)
+      assert.same({ ["X-A"] = "1", ["X-B"] = "2", ["X-C"] = "true" }, ngx.header)
+    end)
+
+    it("raises for anything else, as Kong does", function()
+      phase = "header_filter"
+      assert.has_error(function() kong.response.set_header("X-A", nil) end)
+      assert.has_error(function() kong.response.set_header("X-A", {}) end)
+      assert.has_error(function() kong.response.set_headers({ ["X-A"] = ngx.null }) end)
+      phase = "access"
+      assert.has_error(function() kong.service.request.set_header("X-A", { a = 1 }) end)
+      assert.has_error(function() kong.response.exit(429, { message = "x" }, { ["Retry-After"] = {} }) end)
+    end)
+  end)
+
+  describe("kong.request.get_path", function()
+    local function path(raw)
+      return require("aforo_shim.pdk").normalize_path(raw)
+    end
+
+    it("keeps an encoded slash encoded (upper-cased), unlike nginx's $uri", function()
+      assert.equal("/a%2Fb", path("/a%2fb"))
+      assert.equal("/v1/files/dir%2Ffile", path("/v1/files/dir%2Ffile"))
+    end)
+
+    it("decodes other escapes, resolves dot segments and merges slashes", function()
+      assert.equal("/t/Abc 123\195\184%2F/test/", path("/t/Abc%20123%C3%B8%2f/parent/..//test/./"))
+      assert.equal("/a/c", path("/a/./b/../c"))
+      assert.equal("/", path("/.."))
+      assert.equal("/v1/\255", path("/v1/%FF"))
+    end)
+
+    it("reads the raw request line", function()
+      ngx.var.request_uri = "/a%2Fb/./c?x=1"
+      assert.equal("/a%2Fb/c", kong.request.get_path())
+    end)
+  end)
+end)

@@ -15,6 +15,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <deque>
@@ -59,6 +60,34 @@ bool valid_utf8(std::string_view s) {
     if (!rj::UTF8<>::Validate(is, sink)) return false;
   }
   return true;
+}
+
+/// Length of the valid UTF-8 sequence (RFC 3629: no overlong forms, surrogates or code points past
+/// U+10FFFF) at s[i], else 0.
+std::size_t utf8_sequence(std::string_view s, std::size_t i) {
+  const auto c = static_cast<unsigned char>(s[i]);
+  if (c < 0x80) return 1;
+  std::size_t len = 0;
+  unsigned char lo = 0x80, hi = 0xBF;
+  if (c >= 0xC2 && c <= 0xDF) {
+    len = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    len = 3;
+    if (c == 0xE0) lo = 0xA0;
+    if (c == 0xED) hi = 0x9F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    len = 4;
+    if (c == 0xF0) lo = 0x90;
+    if (c == 0xF4) hi = 0x8F;
+  } else {
+    return 0;
+  }
+  if (i + len > s.size()) return 0;
+  for (std::size_t j = 1; j < len; ++j) {
+    const auto b = static_cast<unsigned char>(s[i + j]);
+    if (b < (j == 1 ? lo : 0x80) || b > (j == 1 ? hi : 0xBF)) return 0;
+  }
+  return len;
 }
 
 bool is_null(const rj::Value* v) { return v == nullptr || v->IsNull(); }
@@ -185,7 +214,7 @@ const char* write_event(const rj::Value* const (&f)[field_count], rj::StringBuff
 /// Validates one event; on success fills `out`. `span`: where the event lies in the body, when it
 /// was tracked. Returns an error message or null.
 const char* validate_event(const rj::Value& e, const event_span* span, rj::StringBuffer& buf, parse_storage& st,
-                           accepted_event& out) {
+                           accepted_event& out, bool& rewritten) {
   if (!e.IsObject()) return "event must be a JSON object";
   const rj::Value* f[field_count] = {};
   for (const auto& member : e.GetObject()) {
@@ -213,8 +242,18 @@ const char* validate_event(const rj::Value& e, const event_span* span, rj::Strin
   if (!is_null(f[f_execution_status]) && !valid_execution_status(*f[f_execution_status])) {
     return "executionStatus: must be SUCCESS, TIMEOUT, CANCELLED, VALIDATION_FAILED, BLOCKED or ERROR";
   }
-  if (!is_null(f[f_endpoint_path]) && !bounded_string(*f[f_endpoint_path], max_endpoint_path_chars, false)) {
-    return "endpointPath: must be a string of at most 2048 characters";
+  // endpointPath is never a reason to reject an event a gateway metered: a long path is truncated and
+  // bytes that are not UTF-8 are percent-encoded (normalize_endpoint_path); only a non-string is refused.
+  rj::Value normalized_path;
+  bool path_normalized = false;
+  if (!is_null(f[f_endpoint_path])) {
+    if (!f[f_endpoint_path]->IsString()) return "endpointPath: must be a string";
+    if (auto p = normalize_endpoint_path(view(*f[f_endpoint_path]))) {
+      const auto& kept = st.rewritten.emplace_back(std::move(*p));
+      normalized_path.SetString(rj::StringRef(kept.data(), static_cast<rj::SizeType>(kept.size())));
+      f[f_endpoint_path] = &normalized_path;
+      path_normalized = true;
+    }
   }
   if (!is_null(f[f_http_method]) && !bounded_string(*f[f_http_method], max_http_method_chars, true)) {
     return "httpMethod: must be a string of 1 to 16 characters";
@@ -233,7 +272,8 @@ const char* validate_event(const rj::Value& e, const event_span* span, rj::Strin
     if (const char* err = check_metadata(*f[f_metadata])) return err;
   }
 
-  const bool verbatim = span != nullptr && span->verbatim;
+  const bool verbatim = span != nullptr && span->verbatim && !path_normalized;
+  rewritten = !verbatim;
   std::string_view json;
   if (verbatim) {
     json = {st.body.data() + span->begin, span->end - span->begin};
@@ -273,10 +313,11 @@ const char* validate_event(const rj::Value& e, const event_span* span, rj::Strin
 void validate_into(const rj::Value& e, std::uint32_t index, const event_span* span, rj::StringBuffer& buf,
                    parse_storage& st, ingest_parse_result& r) {
   accepted_event ev;
-  if (const char* err = validate_event(e, span, buf, st, ev)) {
+  bool rewritten = false;
+  if (const char* err = validate_event(e, span, buf, st, ev, rewritten)) {
     r.errors.push_back({index, err});
   } else {
-    if (span == nullptr || !span->verbatim) ++r.rewritten;
+    if (rewritten) ++r.rewritten;
     r.accepted.push_back(ev);
   }
 }
@@ -295,6 +336,36 @@ ingest_parse_result parse_failure(const json::parse_outcome& res) {
 
 
 }  // namespace
+
+std::optional<std::string> normalize_endpoint_path(std::string_view path) {
+  std::size_t i = 0;
+  bool ascii = true;
+  for (const char c : path) ascii = ascii && static_cast<unsigned char>(c) < 0x80;
+  if (ascii && path.size() <= max_endpoint_path_bytes) return std::nullopt;
+  std::string out;
+  out.reserve(std::min(path.size(), max_endpoint_path_bytes));
+  bool changed = false;
+  static constexpr char hex[] = "0123456789ABCDEF";
+  while (i < path.size()) {
+    const std::size_t len = utf8_sequence(path, i);
+    if (len == 0) {  // a byte that is not UTF-8: "%XX"
+      if (out.size() + 3 > max_endpoint_path_bytes) break;
+      const auto b = static_cast<unsigned char>(path[i]);
+      out += '%';
+      out += hex[b >> 4];
+      out += hex[b & 0xF];
+      changed = true;
+      ++i;
+      continue;
+    }
+    if (out.size() + len > max_endpoint_path_bytes) break;  // truncated before this character
+    out.append(path.substr(i, len));
+    i += len;
+  }
+  if (i < path.size()) changed = true;
+  if (!changed) return std::nullopt;
+  return out;
+}
 
 int status_for(ingest_request_error error) noexcept {
   switch (error) {

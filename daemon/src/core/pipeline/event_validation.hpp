@@ -16,7 +16,9 @@ inline constexpr std::size_t max_customer_id_chars = 64;
 inline constexpr std::size_t max_metric_name_chars = 255;
 inline constexpr std::size_t max_idempotency_key_chars = 255;
 inline constexpr std::size_t max_short_string_chars = 255;   ///< productType, metadata strings
-inline constexpr std::size_t max_endpoint_path_chars = 2048;
+/// Aforo's endpointPath limit. A longer path is truncated to this many bytes (before a UTF-8
+/// character, never inside one), never a reason to reject the event; see normalize_endpoint_path.
+inline constexpr std::size_t max_endpoint_path_bytes = 512;
 inline constexpr std::size_t max_http_method_chars = 16;
 inline constexpr double max_quantity_exclusive = 1e14;       ///< 14 integer digits
 inline constexpr int max_quantity_decimals = 6;
@@ -67,6 +69,11 @@ struct ingest_parse_result {
   std::shared_ptr<const void> storage;  ///< what the accepted events' views point into
   std::size_t rewritten = 0;            ///< accepted events re-serialized, not forwarded as posted
 };
+
+/// endpointPath as forwarded: every byte that is not part of a valid UTF-8 sequence percent-encoded
+/// ("%FF", as the plugin does: the form a client sent it in before the gateway decoded it), then
+/// truncated to max_endpoint_path_bytes before a character. nullopt when `path` is already that.
+[[nodiscard]] std::optional<std::string> normalize_endpoint_path(std::string_view path);
 
 /// HTTP status for a whole-request error: 400, or 413 for too_many_events; 202 for none.
 [[nodiscard]] int status_for(ingest_request_error error) noexcept;

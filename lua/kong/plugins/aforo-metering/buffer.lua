@@ -21,10 +21,13 @@ local concat = table.concat
 local min = math.min
 local floor = math.floor
 local max = math.max
+local sub = string.sub
+local tostring = tostring
 
 
 local _M = {}
 
+local high_water -- below
 local MAX_BACKOFF_MS = 5000
 local event = require "kong.plugins.aforo-metering.event"
 local RECORD = event.RECORD -- values per record
@@ -46,6 +49,9 @@ function _M.get(url, send, log)
       failures = 0, dropped = 0, dropped_logged = 0, last_drop_log = 0,
       batch_size = 20, max_size = 10000, interval_ms = 250,
       send = send, log = log, put = event.put, parts = {},
+      -- Overflow file (see "Overflow" below): its path (nil: none), bound, replay offset, counters.
+      overflow_path = nil, overflow_max = 0, overflow_offset = 0, overflow_checked = 0,
+      overflow_pending = true, spill_scheduled = false, spilled = 0, overflow_dropped = 0,
     }
     queues[url] = q
   end
@@ -59,15 +65,46 @@ function _M.count(q)
 end
 
 
+--- ngx.timer.at, except while the worker exits: then nginx's own timer, which Kong keeps as
+-- _G.native_timer_at. Kong replaces ngx.timer.at with lua-resty-timer-ng, which stops about a second
+-- after the worker starts exiting (running each pending job once, premature) and never runs a job
+-- created after that: a request finishing later would schedule its flush there, and its events
+-- would vanish. Only zero-delay timers can be created while the worker exits, so the delay is 0 then.
+function _M.timer_at(delay_s, fn, ...)
+  if ngx.worker.exiting() then
+    local native = _G.native_timer_at or ngx.timer.at
+    return native(0, fn, ...)
+  end
+  return ngx.timer.at(delay_s, fn, ...)
+end
+local timer_at = _M.timer_at
+
+
+local function file_size(path)
+  local f = io.open(path, "rb")
+  if not f then
+    return nil
+  end
+  local size = f:seek("end")
+  f:close()
+  return size
+end
+
+
 local flush -- forward
+local spill_timer -- forward
+
+
+-- Queued events past which, while the sidecar is not taking them, the queue spills to its file.
+high_water = function(q)
+  local h = floor(q.max_size / 2)
+  return h >= 1 and h or 1
+end
 
 
 -- `kind` is "delayed" or "immediate": the flag the timer clears when it fires.
 local function schedule(q, delay_s, kind)
-  if delay_s > 0 and ngx.worker.exiting() then
-    delay_s = 0 -- only zero-delay timers can be created while the worker exits
-  end
-  local ok, err = ngx.timer.at(delay_s, flush, q, kind)
+  local ok, err = timer_at(delay_s, flush, q, kind)
   if not ok then
     q.log.err("ERROR could not schedule flush to ", q.url, ": ", err)
   end
@@ -96,6 +133,11 @@ local function appended(q, last)
     return true -- the running flush drains the queue
   end
   local count = last - q.first + 1
+  if q.failures > 0 and q.overflow_max > 0 and count >= high_water(q) and not q.spill_scheduled then
+    -- The sidecar is not taking events and the buffer passes its high-water mark: move them to the
+    -- overflow file from a timer (never file I/O in the request path).
+    q.spill_scheduled = timer_at(0, spill_timer, q) and true or false
+  end
   if count >= q.batch_size and q.failures == 0 and not q.immediate then
     q.immediate = schedule(q, 0, "immediate") and true or false
   elseif not q.delayed and not q.immediate then
@@ -122,6 +164,36 @@ end
 --- Queues the record filled through slot(q).
 function _M.commit(q)
   return appended(q, q.last + 1)
+end
+
+
+--- Gives the queue its overflow file: `dir` (Kong's prefix) and the bound in bytes (0: none). The
+-- file is the worker's own: its id (stable across reloads, so the next worker replays what an exiting
+-- one left) and a hash of the sidecar_url.
+function _M.set_overflow(q, dir, max_bytes)
+  q.overflow_max = max_bytes or 0
+  if q.overflow_max <= 0 or not dir or dir == "" then
+    q.overflow_path = nil
+    return
+  end
+  if sub(dir, -1) ~= "/" then
+    dir = dir .. "/"
+  end
+  local hash = ngx.crc32_short and ngx.crc32_short(q.url) or #q.url
+  local worker = ngx.worker.id and ngx.worker.id() or 0
+  q.overflow_path = dir .. "aforo-overflow-" .. worker .. "-" .. hash .. ".jsonl"
+  if (file_size(q.overflow_path) or 0) > 0 and not q.immediate and not q.running then
+    -- Left by the worker this one replaces: send it without waiting for traffic.
+    q.immediate = schedule(q, 0, "immediate") and true or false
+  end
+end
+
+
+--- The queue's counters (events dropped because the buffer was full, spilled to and dropped past the
+-- overflow file, events waiting in memory).
+function _M.stats(q)
+  return { queued = q.last - q.first + 1, dropped = q.dropped, spilled = q.spilled,
+           overflow_dropped = q.overflow_dropped, overflow_file = q.overflow_path }
 end
 
 
@@ -193,10 +265,166 @@ local function compact(q)
 end
 
 
+-- Overflow. While the sidecar cannot take a batch and the queue passes its high-water mark (half of
+-- buffer_max_size), a timer appends the queued events to the queue's overflow file, one event's JSON
+-- per line (the worker's own file: Kong's prefix, worker id, a hash of sidecar_url), up to
+-- overflow_max bytes; past that, events are dropped, counted (overflow_dropped) and logged. Every
+-- flush replays the file first, in order, before the queue (the events in memory are newer), and
+-- removes it once it has all been taken. Only a flush (one at a time) or the spill timer, both under
+-- q.running, touch the file. A replay cut short (the worker stopped) is started again from the top by
+-- the next worker with the same id: the events sent twice keep their idempotency keys, and Aforo
+-- takes each once.
+local OVERFLOW_CHECK_S = 1 -- how often a flush looks for a file it does not know of (another worker's)
+
+
+
+-- Moves every queued event to the overflow file (or drops it past the bound). Returns true when the
+-- queue was emptied, nil and why when the file could not be written (the events stay queued).
+local function spill(q)
+  local first, last = q.first, q.last
+  if last < first then
+    return true
+  end
+  local path = q.overflow_path
+  local before = file_size(path) or 0
+  local room = q.overflow_max - (before - q.overflow_offset)
+  local items, put = q.items, q.put
+  local lines, n, bytes, dropped = {}, 0, 0, 0
+  local parts = {}
+  for i = first, last do
+    local k = put(parts, 0, items, (i - 1) * RECORD)
+    local line = concat(parts, "", 1, k)
+    for j = 1, k do
+      parts[j] = nil
+    end
+    if bytes + #line + 1 <= room then
+      n = n + 1
+      lines[n] = line
+      bytes = bytes + #line + 1
+    else
+      dropped = dropped + 1
+    end
+  end
+  if n > 0 then
+    lines[n + 1] = ""
+    local f, err = io.open(path, "ab")
+    if not f then
+      return nil, err
+    end
+    local ok, werr = f:write(concat(lines, "\n"))
+    f:close()
+    if not ok then
+      return nil, werr
+    end
+    if before == 0 then
+      q.log.notice("sidecar at ", q.url, " not taking events: appending them to ", path)
+    end
+  end
+  for i = (first - 1) * RECORD + 1, last * RECORD do
+    items[i] = nil
+  end
+  q.first, q.last = 1, 0
+  q.spilled = q.spilled + n
+  q.overflow_pending = true
+  if dropped > 0 then
+    q.overflow_dropped = q.overflow_dropped + dropped
+    q.log.err("ERROR overflow file ", path, " full (overflow_max_bytes ", q.overflow_max, "), dropped ",
+              dropped, " events (", q.overflow_dropped, " in total) for ", q.url)
+  end
+  return true
+end
+
+
+-- Sends the overflow file's events, oldest first, up to the most one POST may carry at a time.
+-- Returns true once none is left (the file is removed), else nil and the send's error.
+local function replay(q)
+  local path = q.overflow_path
+  if not path then
+    return true
+  end
+  if not q.overflow_pending then
+    local now = ngx.now()
+    if now - q.overflow_checked < OVERFLOW_CHECK_S then
+      return true
+    end
+    q.overflow_checked = now
+  end
+  local f = io.open(path, "rb")
+  if not f then
+    q.overflow_pending, q.overflow_offset = false, 0
+    return true
+  end
+  if q.overflow_offset > 0 and not f:seek("set", q.overflow_offset) then
+    q.overflow_offset = 0
+  end
+  local replayed = 0
+  while true do
+    local limit = max_posts[q.url] or q.batch_size
+    local lines, n, bytes = {}, 0, 0
+    while n < limit do
+      local line = f:read("*l")
+      if not line then
+        break
+      end
+      bytes = bytes + #line + 1
+      if sub(line, -1) == "}" then -- a line cut short by a failed write is skipped
+        n = n + 1
+        lines[n] = line
+      end
+    end
+    if n == 0 and bytes == 0 then
+      break
+    end
+    if n > 0 then
+      local ok, err, too_large = q.send(q, '{"events":[' .. concat(lines, ",") .. "]}")
+      if too_large and n > 1 then
+        max_posts[q.url] = floor(n / 2)
+        f:seek("set", q.overflow_offset) -- the same events again, fewer per POST
+        bytes = 0
+      elseif not ok and not too_large then
+        f:close()
+        return nil, err
+      else
+        if too_large then
+          q.log.err("ERROR sidecar refused an event with ", err, ", event dropped")
+        end
+        replayed = replayed + n
+      end
+    end
+    q.overflow_offset = q.overflow_offset + bytes
+  end
+  f:close()
+  os.remove(path)
+  q.overflow_offset, q.overflow_pending = 0, false
+  if replayed > 0 then
+    q.log.notice("sent ", replayed, " events from overflow file ", path, " to ", q.url)
+  end
+  return true
+end
+
+
+spill_timer = function(premature, q)
+  q.spill_scheduled = false
+  if q.running or q.failures == 0 or q.last - q.first + 1 < high_water(q) then
+    return -- the running flush spills after a failure; or the sidecar is back, or a flush spilled
+  end
+  q.running = true
+  local ok, err = spill(q)
+  q.running = false
+  if not ok then
+    q.log.err("ERROR could not write overflow file ", q.overflow_path, ": ", err)
+  end
+end
+
+
 -- Sends the queue's events: one POST of whatever is there, then further POSTs only while batch_size
 -- or more are waiting, so that under load every POST carries at least batch_size events instead of
 -- the few that arrived during the previous round trip. `all` (worker exiting, flush_all) sends everything.
 local function drain(q, all)
+  local ok, err = replay(q)
+  if not ok then
+    return nil, err
+  end
   local sent_any = false
   while q.last >= q.first do
     if sent_any and not all and q.last - q.first + 1 < q.batch_size then
@@ -226,6 +454,19 @@ end
 
 local function drain_on_exit(q)
   local err
+  if q.overflow_path and q.overflow_max > 0 and (file_size(q.overflow_path) or 0) > 0 then
+    -- Older events wait in the overflow file: the queue goes after them, and the next worker (same
+    -- id) sends the file in order. Sending it now could outlast worker_shutdown_timeout.
+    local n = q.last - q.first + 1
+    local ok, werr = spill(q)
+    if ok then
+      if n > 0 then
+        q.log.notice("worker exiting: ", n, " events appended to ", q.overflow_path, " for the next worker")
+      end
+      return
+    end
+    q.log.err("ERROR could not write overflow file ", q.overflow_path, ": ", werr)
+  end
   for _ = 1, EXIT_ATTEMPTS do
     local ok
     ok, err = drain(q, true)
@@ -234,6 +475,15 @@ local function drain_on_exit(q)
     end
   end
   local lost = q.last - q.first + 1
+  if q.overflow_max > 0 and q.overflow_path then
+    local ok, werr = spill(q)
+    if ok then
+      q.log.warn("worker exiting: ", lost, " events could not be sent to ", q.url, ": ", err,
+                 "; kept in ", q.overflow_path, " for the next worker")
+      return
+    end
+    err = err .. "; overflow file: " .. tostring(werr)
+  end
   q.log.err("ERROR worker exiting: ", lost, " events could not be sent to ", q.url, ": ", err)
 end
 
@@ -275,6 +525,14 @@ flush = function(premature, q, kind, all)
   end
 
   q.failures = q.failures + 1
+  if q.overflow_max > 0 and q.overflow_path and q.last - q.first + 1 >= high_water(q) then
+    q.running = true
+    local spilled, serr = spill(q)
+    q.running = false
+    if not spilled then
+      q.log.err("ERROR could not write overflow file ", q.overflow_path, ": ", serr)
+    end
+  end
   if q.failures == 1 or q.failures % 20 == 0 then
     q.log.err("ERROR could not send events to sidecar at ", q.url, ": ", err,
               " (", q.last - q.first + 1, " events kept, retrying)")

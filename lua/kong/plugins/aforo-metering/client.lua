@@ -173,7 +173,8 @@ local function attempt(t, method, path, body, opts)
   req[3] = path
   req[4] = " HTTP/1.1\r\nHost: "
   req[5] = t.host_header
-  req[6] = "\r\nUser-Agent: aforo-metering\r\nAccept: application/json\r\n"
+  req[6] = opts.headers and "\r\nUser-Agent: aforo-metering\r\nAccept: application/json\r\n" .. opts.headers
+           or "\r\nUser-Agent: aforo-metering\r\nAccept: application/json\r\n"
   req[7] = opts.authorization or "" -- "Authorization: Bearer <sidecar_token>\r\n" when configured
   if body then
     req[8] = "Content-Type: application/json\r\nContent-Length: "
@@ -214,7 +215,7 @@ end
 -- @param method "GET" | "POST"
 -- @param path request target, e.g. "/v1/check"
 -- @param body JSON string or nil
--- @param opts { timeout = ms, keepalive_timeout = ms, pool_size = n,
+-- @param opts { timeout = ms, keepalive_timeout = ms, pool_size = n, headers = "Name: value\r\n..." or nil,
 --   authorization = _M.authorization(conf) or nil }
 -- @return status (number), body (string); or nil and an error string
 function _M.request(url, method, path, body, opts)

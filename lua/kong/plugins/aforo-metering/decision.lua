@@ -16,6 +16,8 @@ local ceil = math.ceil
 
 local _M = {}
 
+local header_values -- below
+
 -- Status when the sidecar's answer lacks a usable one.
 local REASON_STATUS = {
   quota_exceeded = 429, margin_throttle = 429, margin_block = 429,
@@ -38,12 +40,7 @@ local function deny(decision)
     status = REASON_STATUS[reason] or 403
   end
   local retry_after = tonumber(decision.retry_after) or 0
-  local headers = {}
-  if type(decision.headers) == "table" then
-    for k, v in pairs(decision.headers) do
-      headers[k] = v
-    end
-  end
+  local headers = header_values(decision.headers) or {}
   if retry_after > 0 and not headers["Retry-After"] and not headers["retry-after"] then
     headers["Retry-After"] = tostring(ceil(retry_after))
   end
@@ -51,6 +48,24 @@ local function deny(decision)
                   or REASON_MESSAGE[reason] or "request denied"
   return kong.response.exit(status,
     { message = message, reason = reason, retry_after = retry_after }, headers)
+end
+
+
+-- The sidecar's headers that Kong's PDK takes: a string name and a string or number value (Kong raises
+-- for any other value, e.g. a JSON null, object or array, which would fail the request), or nil when
+-- none is left.
+header_values = function(headers)
+  if type(headers) ~= "table" then
+    return nil
+  end
+  local out, any = {}, false
+  for k, v in pairs(headers) do
+    if type(k) == "string" and (type(v) == "string" or type(v) == "number") then
+      out[k] = v
+      any = true
+    end
+  end
+  return any and out or nil
 end
 
 
@@ -72,8 +87,8 @@ function _M.apply(ctx, decision)
   if allowed ~= true and decision.shadow ~= true then
     return deny(decision)
   end
-  local headers = decision.headers
-  if type(headers) == "table" and next(headers) then
+  local headers = header_values(decision.headers)
+  if headers then
     ctx.headers = headers -- set in header_filter: the proxied response replaces earlier ones
   end
   local upstream = decision.upstream_headers

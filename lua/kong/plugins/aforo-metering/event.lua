@@ -134,6 +134,142 @@ function _M.uuid_from_hex(hex)
 end
 
 
+-- Does s hold a byte of 128 or over? (PCRE JIT under nginx, a Lua pattern elsewhere.)
+local has_high
+if re_find then
+  has_high = function(s)
+    return re_find(s, [=[[\x80-\xff]]=], "jo") ~= nil
+  end
+else
+  has_high = function(s)
+    return find(s, "[\128-\255]") ~= nil
+  end
+end
+_M.has_high = has_high
+
+local byte = string.byte
+
+-- Length of the valid UTF-8 sequence starting at s[i], else nil (overlong forms, surrogates and
+-- code points over U+10FFFF are invalid, as RFC 3629 and the sidecar's validator have it).
+local function utf8_seq(s, i, n)
+  local c = byte(s, i)
+  if c < 0x80 then
+    return 1
+  end
+  local len, lo, hi
+  if c >= 0xC2 and c <= 0xDF then
+    len = 2
+  elseif c >= 0xE0 and c <= 0xEF then
+    len = 3
+    lo = c == 0xE0 and 0xA0 or 0x80
+    hi = c == 0xED and 0x9F or 0xBF
+  elseif c >= 0xF0 and c <= 0xF4 then
+    len = 4
+    lo = c == 0xF0 and 0x90 or 0x80
+    hi = c == 0xF4 and 0x8F or 0xBF
+  else
+    return nil
+  end
+  if i + len - 1 > n then
+    return nil
+  end
+  for j = 1, len - 1 do
+    local b = byte(s, i + j)
+    local l, h = 0x80, 0xBF
+    if j == 1 and lo then
+      l, h = lo, hi
+    end
+    if b < l or b > h then
+      return nil
+    end
+  end
+  return len
+end
+
+
+--- Is s valid UTF-8?
+function _M.valid_utf8(s)
+  if not has_high(s) then
+    return true
+  end
+  local i, n = 1, #s
+  while i <= n do
+    local len = utf8_seq(s, i, n)
+    if not len then
+      return false
+    end
+    i = i + len
+  end
+  return true
+end
+
+
+--- s with every byte that is not part of a valid UTF-8 sequence percent-encoded (0xFF -> "%FF"), the
+-- form the client sent it in when it is a path nginx decoded; s itself when it is valid UTF-8.
+function _M.clean_utf8(s)
+  if not has_high(s) then
+    return s
+  end
+  local out, k = {}, 0
+  local i, n = 1, #s
+  local run = 1 -- start of the valid run not yet copied
+  while i <= n do
+    local len = utf8_seq(s, i, n)
+    if len then
+      i = i + len
+    else
+      k = k + 1
+      out[k] = sub(s, run, i - 1) .. fmt("%%%02X", byte(s, i))
+      i = i + 1
+      run = i
+    end
+  end
+  if k == 0 then
+    return s
+  end
+  out[k + 1] = sub(s, run)
+  return concat(out)
+end
+
+
+local PERCENT = 37
+
+--- The first max bytes of the valid UTF-8 string s, cut before a character, not inside one.
+local function truncate(s, max)
+  if #s <= max then
+    return s
+  end
+  local cut = max
+  -- A continuation byte (10xxxxxx) after the cut means the cut is inside a character.
+  while cut > 0 do
+    local b = byte(s, cut + 1)
+    if b < 0x80 or b >= 0xC0 then
+      break
+    end
+    cut = cut - 1
+  end
+  -- Nor inside a percent-escape ("%FF" cut to "%F"): clean_utf8 makes them.
+  if byte(s, cut) == PERCENT then
+    cut = cut - 1
+  elseif cut > 1 and byte(s, cut - 1) == PERCENT then
+    cut = cut - 2
+  end
+  return sub(s, 1, cut)
+end
+_M.truncate = truncate
+
+_M.MAX_ENDPOINT_PATH = 512 -- Aforo's endpointPath limit, in bytes here (never more characters)
+_M.MAX_HTTP_METHOD = 16    -- Aforo's httpMethod limit
+
+
+--- A random UUID-like id, for a request without nginx's $request_id (never the case in nginx >= 1.11).
+function _M.random_id()
+  local random = math.random
+  return fmt("%08x-%04x-4%03x-%04x-%04x%08x", random(0, 0x7fffffff), random(0, 0xffff), random(0, 0xfff),
+             0x8000 + random(0, 0x3fff), random(0, 0xffff), random(0, 0x7fffffff))
+end
+
+
 -- A usage record is RECORD consecutive values in an array (buffer.lua keeps
 -- the queue that way: no table per request, so nothing for the GC to trace
 -- and sweep per request but the strings the request made anyway):
@@ -194,7 +330,7 @@ function _M.put(parts, k, items, base)
   parts[k + 13] = '","productType":"API","executionStatus":"'
   parts[k + 14] = _M.execution_status(status)
   parts[k + 15] = '","endpointPath":"'
-  parts[k + 16] = inner(items[base + PATH])
+  parts[k + 16] = inner(truncate(items[base + PATH], _M.MAX_ENDPOINT_PATH))
   parts[k + 17] = '","httpMethod":'
   parts[k + 18] = quote(items[base + METHOD])
   parts[k + 19] = ',"statusCode":'

@@ -37,6 +37,9 @@ local byte = string.byte
 local SLASH = 47
 local decode = cjson.decode
 local quote = event.quote
+local valid_utf8 = event.valid_utf8
+local clean_utf8 = event.clean_utf8
+local MAX_HTTP_METHOD = event.MAX_HTTP_METHOD
 
 
 local CHECK_PATH = "/v1/check"
@@ -85,10 +88,33 @@ local function suppressed_note(n)
 end
 
 
+-- Events this worker dropped and has not reported yet: sent to the sidecar on the next batch's
+-- X-Aforo-Plugin-Dropped header (aforo_sidecar_plugin_events_dropped_total, /v1/handshake), and
+-- counted as reported once the sidecar answers 2xx.
+local function drops_to_report(q)
+  local buffer_full = q.dropped - (q.dropped_reported or 0)
+  local overflow_full = q.overflow_dropped - (q.overflow_dropped_reported or 0)
+  if buffer_full > 0 or overflow_full > 0 then
+    return buffer_full, overflow_full
+  end
+end
+
+
 local function send_batch(q, body)
-  local status, resp = client.request(q.url, "POST", INGEST_PATH, body, q.opts)
+  local opts = q.opts
+  local buffer_full, overflow_full = drops_to_report(q)
+  if buffer_full then
+    opts = q.report_opts
+    opts.headers = "X-Aforo-Plugin-Dropped: buffer_full=" .. buffer_full .. ",overflow_full=" .. overflow_full
+                   .. "\r\n"
+  end
+  local status, resp = client.request(q.url, "POST", INGEST_PATH, body, opts)
   if not status then
     return nil, resp
+  end
+  if buffer_full and status >= 200 and status < 300 then
+    q.dropped_reported = (q.dropped_reported or 0) + buffer_full
+    q.overflow_dropped_reported = (q.overflow_dropped_reported or 0) + overflow_full
   end
   if status >= 200 and status < 300 then
     if not resp:find('"failed":0', 1, true) then
@@ -129,12 +155,18 @@ local function state_for(conf)
   q.interval_ms = conf.flush_interval
   q.log = log
   local authorization = client.authorization(conf)
+  local configuration = kong.configuration
+  local prefix = configuration and configuration.prefix
+                 or (ngx.config and ngx.config.prefix and ngx.config.prefix())
+  buffer.set_overflow(q, prefix, conf.overflow_max_bytes)
   q.opts = {
     timeout = max(conf.timeout, BACKGROUND_TIMEOUT_MS),
     keepalive_timeout = conf.keepalive_timeout,
     pool_size = conf.keepalive_pool_size,
     authorization = authorization,
   }
+  q.report_opts = { timeout = q.opts.timeout, keepalive_timeout = q.opts.keepalive_timeout,
+                    pool_size = q.opts.pool_size, authorization = q.opts.authorization }
   local feature = conf.feature
   s = {
     queue = q,
@@ -185,6 +217,12 @@ local function identify(conf)
   local consumer_name, id
   if source ~= "header" then
     local consumer = kong.client.get_consumer()
+    -- An auth plugin's `anonymous` consumer comes without a credential (Kong's auth plugins set one
+    -- only for a client that authenticated): it is nobody, and the next identity source applies.
+    -- Else all unauthenticated traffic would be billed to it, whatever tenant it names.
+    if consumer and kong.client.get_credential() == nil then
+      consumer = nil
+    end
     if consumer then
       id = consumer.custom_id
       if id == nil or id == null or id == "" then
@@ -209,6 +247,16 @@ local function identify(conf)
 end
 
 
+-- The request method within Aforo's httpMethod limit (nginx takes any method of A-Z, "_" and "-").
+local function http_method()
+  local method = kong.request.get_method()
+  if #method > MAX_HTTP_METHOD then
+    return sub(method, 1, MAX_HTTP_METHOD)
+  end
+  return method
+end
+
+
 local function route_names()
   local service = kong.router.get_service()
   local route = kong.router.get_route()
@@ -220,16 +268,23 @@ local function route_names()
 end
 
 
--- kong: + X-Kong-Request-Id, else X-Request-Id, else a UUID made once per request.
+-- The request's idempotency key without its "kong:" prefix, made once per request and never from a
+-- request header (a client repeating X-Request-Id would otherwise have Aforo deduplicate its usage
+-- into one billed event, and a header over 250 characters would make every event of it invalid):
+-- Kong's own $kong_request_id (Kong >= 3.5), else nginx's $request_id (32 random hex digits made by
+-- the gateway for each request, nginx >= 1.11) as a UUID.
+local MAX_REQUEST_ID = 128 -- idempotencyKey is at most 255; Kong's own ids are 32 characters
+
 local function request_id(ctx)
   local rid = ctx.request_id
   if rid then
     return rid
   end
-  rid = ngx.var.kong_request_id -- Kong >= 3.5 names its X-Kong-Request-Id so
-        or kong.request.get_header("X-Kong-Request-Id")
-        or kong.request.get_header("X-Request-Id")
-        or event.uuid_from_hex(ngx.var.request_id)
+  local var = ngx.var
+  rid = var.kong_request_id
+  if not rid or rid == "" or #rid > MAX_REQUEST_ID then
+    rid = event.uuid_from_hex(var.request_id) or event.random_id()
+  end
   ctx.request_id = rid
   return rid
 end
@@ -304,7 +359,7 @@ local function check(conf, ctx, customer_id, path)
   local s = state_for(conf)
   local service, route = route_names()
   ctx.service, ctx.route = service, route
-  local method = kong.request.get_method()
+  local method = http_method()
   ctx.method = method -- the log phase reuses it
 
   local now = ngx.now()
@@ -321,7 +376,7 @@ local function check(conf, ctx, customer_id, path)
       -- Renewal due while the lease still admits: this request goes on under it, and the check runs
       -- in a timer.
       reported = reported + leases.take_unreported(route_key, path)
-      local ok = ngx.timer.at(0, renew_in_background, conf, s.check_opts,
+      local ok = buffer.timer_at(0, renew_in_background, conf, s.check_opts,
                               check_body(s, customer_id, service, route, method, path, request_id(ctx), reported),
                               lease, route_key, path, reported)
       if not ok then
@@ -364,6 +419,11 @@ function AforoMeteringHandler:configure(configs)
   if configs then
     for i = 1, #configs do
       handshakes.ensure(configs[i], log, BACKGROUND_TIMEOUT_MS)
+      if configs[i].metering_enabled then
+        -- The queue now, not at the first request: it sends an overflow file the worker this one
+        -- replaces left (kong reload during an outage) as soon as the sidecar answers.
+        state_for(configs[i])
+      end
     end
   end
 end
@@ -377,11 +437,11 @@ function AforoMeteringHandler:access(conf)
   end
 
   local customer_id, consumer = identify(conf)
-  if customer_id and #customer_id > MAX_CUSTOMER_ID then
+  if customer_id and (#customer_id > MAX_CUSTOMER_ID or not valid_utf8(customer_id)) then
     local n = may_log("bad_tenant")
     if n then
-      log.err("ERROR customer id longer than ", MAX_CUSTOMER_ID, " characters (request not metered)",
-              suppressed_note(n))
+      log.err("ERROR customer id longer than ", MAX_CUSTOMER_ID, " characters or not valid UTF-8",
+              " (request not metered)", suppressed_note(n))
     end
     customer_id = nil
   elseif not customer_id then
@@ -403,9 +463,11 @@ function AforoMeteringHandler:access(conf)
   local ctx = kong.ctx.plugin
   ctx.customer_id = customer_id
   ctx.consumer = consumer
-  ctx.path = path
+  -- Bytes that are not UTF-8 (nginx decodes %FF to a byte) are percent-encoded again, so that the
+  -- check and the event are valid JSON for the sidecar; the event truncates the path to Aforo's 512.
+  ctx.path = clean_utf8(path)
   if conf.entitlement_enabled then
-    return check(conf, ctx, customer_id, path)
+    return check(conf, ctx, customer_id, ctx.path)
   end
 end
 
@@ -480,7 +542,7 @@ function AforoMeteringHandler:log(conf)
   items[b + 3] = event.parse_quantity(quantity) or 1
   items[b + 4] = start_ms / 1000
   items[b + 5] = request_id(ctx)
-  items[b + 6] = ctx.method or kong.request.get_method()
+  items[b + 6] = ctx.method or http_method()
   items[b + 7] = ctx.path
   items[b + 8] = kong.response.get_status()
   items[b + 9] = ngx.now() * 1000 - start_ms

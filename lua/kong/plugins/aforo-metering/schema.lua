@@ -159,6 +159,10 @@ return {
               type = "integer", required = true, default = 10000, between = { 1, 1000000 },
               description = "Events held per worker while the sidecar is unreachable; past it new events are dropped and counted.",
           } },
+          { overflow_max_bytes = {
+              type = "integer", required = true, default = 104857600, between = { 0, 1099511627776 },
+              description = "Bytes of events a worker may append to its overflow file under Kong's prefix while the sidecar cannot take them and the buffer is past half of buffer_max_size; replayed first, in order, once it answers. Past it events are dropped, counted and logged. 0: no overflow file.",
+          } },
           { exclude_paths = {
               type = "array", required = true, default = {},
               elements = { type = "string", custom_validator = validate_path },

@@ -18,6 +18,119 @@ local gsub = string.gsub
 local PLUGIN_NAME = "aforo-metering"
 
 
+-- Phase checks as Kong's PDK makes them (kong/pdk/private/phases.lua): a PDK function called outside
+-- its phases raises "function cannot be called in <phase> phase (only in: ...)". Kong knows the phase
+-- from its runloop; the shim from nginx's, with a content handler counted as Kong's admin_api, as
+-- Kong does, and nginx's timer phase (no Kong phase there) refused by every request function.
+local KONG_PHASE_OF = { init_worker = "init_worker", rewrite = "rewrite", access = "access",
+                        balancer = "balancer", header_filter = "header_filter", body_filter = "body_filter",
+                        log = "log", content = "admin_api" }
+
+local function phases(...)
+  local set, names = {}, { ... }
+  for _, n in ipairs(names) do set[n] = true end
+  set.__names = table.concat(names, ", ")
+  return set
+end
+
+local REQUEST = phases("rewrite", "access", "header_filter", "body_filter", "log", "admin_api")
+local AUTH_AND_LATER = phases("access", "header_filter", "body_filter", "log")
+local HEADER_BODY_LOG = phases("header_filter", "body_filter", "log", "admin_api")
+local REWRITE_ACCESS_HEADER = phases("rewrite", "access", "header_filter", "admin_api")
+local REWRITE_ACCESS_BALANCER = phases("rewrite", "access", "balancer")
+
+local function check_phase(accepted)
+  local nginx_phase = ngx.get_phase and ngx.get_phase()
+  if not nginx_phase then
+    return -- a stubbed ngx (specs): no phase to check
+  end
+  local phase = KONG_PHASE_OF[nginx_phase]
+  if not phase then
+    error("no phase in ngx.ctx.KONG_PHASE (nginx phase " .. nginx_phase .. "; need one of "
+          .. accepted.__names .. ")", 3)
+  end
+  if not accepted[phase] then
+    error("function cannot be called in " .. phase .. " phase (only in: " .. accepted.__names .. ")", 3)
+  end
+end
+
+
+-- Header values as Kong's PDK takes them (kong/pdk/private/checks.lua): a string, a number or a
+-- boolean (sent as its text), or for set_headers an array of them; anything else raises.
+local VALUE_TYPES = { string = true, number = true, boolean = true }
+
+local function validate_header(name, value)
+  if type(name) ~= "string" then
+    error("header name must be a string", 3)
+  end
+  local t = type(value)
+  if not VALUE_TYPES[t] then
+    error(string.format("invalid value for %q: got %s, expected string, number or boolean", name, t), 3)
+  end
+end
+
+local function validate_headers(headers)
+  if type(headers) ~= "table" then
+    error("headers must be a table", 3)
+  end
+  for name, value in pairs(headers) do
+    if type(name) ~= "string" then
+      error("invalid header name " .. tostring(name) .. ": got " .. type(name) .. ", expected string", 3)
+    end
+    if type(value) == "table" then
+      for _, v in ipairs(value) do
+        if not VALUE_TYPES[type(v)] then
+          error(string.format("invalid value in array %q: got %s, expected string, number or boolean",
+                              name, type(v)), 3)
+        end
+      end
+    elseif not VALUE_TYPES[type(value)] then
+      error(string.format("invalid value in %q: got %s, expected string, number or boolean", name,
+                          type(value)), 3)
+    end
+  end
+end
+
+
+-- kong.request.get_path's normalisation (Kong 3.x, RFC 3986 section 6): percent-encoded characters
+-- are decoded except the reserved ones (gen-delims and sub-delims), whose encoding is upper-cased
+-- (%2f -> %2F: an encoded slash stays encoded); "." and ".." segments are resolved; runs of slashes
+-- become one.
+local RESERVED = {}
+for c in (":/?#[]@!$&'()*+,;="):gmatch(".") do
+  RESERVED[c:byte()] = true
+end
+
+local function decode_unreserved(h)
+  local b = tonumber(h, 16)
+  if RESERVED[b] then
+    return "%" .. h:upper()
+  end
+  return string.char(b)
+end
+
+local function normalize_path(raw)
+  local path = raw:gsub("%%(%x%x)", decode_unreserved):gsub("//+", "/")
+  if not path:find("/%.") then
+    return path
+  end
+  local out = {}
+  local trailing = path:sub(-1) == "/" or path:match("/%.%.?$") ~= nil
+  for seg in path:gmatch("[^/]+") do
+    if seg == ".." then
+      out[#out] = nil
+    elseif seg ~= "." then
+      out[#out + 1] = seg
+    end
+  end
+  local s = "/" .. table.concat(out, "/")
+  if trailing and s ~= "/" then
+    s = s .. "/"
+  end
+  return s
+end
+
+
 local function new_log(namespace)
   local prefix = "[" .. namespace .. "] "
   local log = {}
@@ -50,31 +163,41 @@ local request = {}
 
 --- kong.request.get_header(name): first value of a request header or nil.
 function request.get_header(name)
+  check_phase(REQUEST)
+  if type(name) ~= "string" then
+    error("header name must be a string", 2)
+  end
   return ngx.var[header_var(name)]
-end
-
---- kong.request.get_path(): the normalized path, without the query string.
-function request.get_path()
-  return ngx.var.uri
 end
 
 --- kong.request.get_raw_path(): the path as sent, without the query string.
 function request.get_raw_path()
+  check_phase(REQUEST)
   local uri = ngx.var.request_uri or ""
   local q = uri:find("?", 1, true)
   return q and uri:sub(1, q - 1) or uri
 end
 
+--- kong.request.get_path(): the raw path normalized as Kong 3.x does (normalize_path above): not
+-- nginx's $uri, which decodes %2F to a slash and every other escape too.
+function request.get_path()
+  check_phase(REQUEST)
+  return normalize_path(request.get_raw_path())
+end
+
 function request.get_method()
+  check_phase(REQUEST)
   return ngx.req.get_method()
 end
 
 --- kong.request.get_start_time(): request start, milliseconds since the epoch.
 function request.get_start_time()
+  check_phase(REQUEST)
   return ngx.req.start_time() * 1000
 end
 
 function request.get_scheme()
+  check_phase(REQUEST)
   return ngx.var.scheme
 end
 
@@ -82,14 +205,25 @@ end
 local response = {}
 
 function response.get_status()
+  check_phase(HEADER_BODY_LOG)
   return ngx.status
 end
 
 function response.set_header(name, value)
+  check_phase(REWRITE_ACCESS_HEADER)
+  if ngx.headers_sent then
+    error("headers have already been sent", 2)
+  end
+  validate_header(name, value)
   ngx.header[name] = tostring(value)
 end
 
 function response.set_headers(headers)
+  check_phase(REWRITE_ACCESS_HEADER)
+  if ngx.headers_sent then
+    error("headers have already been sent", 2)
+  end
+  validate_headers(headers)
   for name, value in pairs(headers) do
     if type(value) == "table" then
       ngx.header[name] = value
@@ -103,6 +237,7 @@ end
 -- header (rewrite, access, header_filter phases); as in Kong 3.x it raises an
 -- error for a non-string name or once the headers have been sent.
 function response.clear_header(name)
+  check_phase(REWRITE_ACCESS_HEADER)
   if type(name) ~= "string" then
     error("header name must be a string", 2)
   end
@@ -115,9 +250,24 @@ end
 --- kong.response.exit(status, body, headers): a table body is sent as JSON,
 -- as Kong does; ends the request (rewrite, access, or content phases).
 function response.exit(status, body, headers)
+  check_phase(REWRITE_ACCESS_HEADER)
+  if ngx.headers_sent then
+    error("headers have already been sent", 2)
+  end
+  if type(status) ~= "number" or status < 100 or status > 599 then
+    error("code must be a number between 100 and 599", 2)
+  end
+  if body ~= nil and type(body) ~= "string" and type(body) ~= "table" then
+    error("body must be a nil, string or table", 2)
+  end
+  if headers ~= nil then
+    validate_headers(headers)
+  end
   ngx.status = status
   if headers then
-    response.set_headers(headers)
+    for name, value in pairs(headers) do
+      ngx.header[name] = type(value) == "table" and value or tostring(value)
+    end
   end
   if type(body) == "table" then
     body = cjson.encode(body)
@@ -134,10 +284,12 @@ end
 local client = {}
 
 function client.get_consumer()
+  check_phase(AUTH_AND_LATER)
   return ngx.ctx.authenticated_consumer
 end
 
 function client.get_credential()
+  check_phase(AUTH_AND_LATER)
   return ngx.ctx.authenticated_credential
 end
 
@@ -149,10 +301,16 @@ end
 local service_request = {}
 
 function service_request.set_header(name, value)
+  check_phase(REWRITE_ACCESS_BALANCER)
+  validate_header(name, value)
   ngx.req.set_header(name, tostring(value))
 end
 
 function service_request.clear_header(name)
+  check_phase(REWRITE_ACCESS_BALANCER)
+  if type(name) ~= "string" then
+    error("header name must be a string", 2)
+  end
   ngx.req.clear_header(name)
 end
 
@@ -160,10 +318,12 @@ end
 local router = {}
 
 function router.get_service()
+  check_phase(AUTH_AND_LATER)
   return ngx.ctx.service
 end
 
 function router.get_route()
+  check_phase(AUTH_AND_LATER)
   return ngx.ctx.route
 end
 
@@ -210,17 +370,30 @@ local ctx = setmetatable({}, {
 
 local _M = {}
 
---- Installs the `kong` global and returns it.
-function _M.install()
+local VERSIONS = { ["3.4"] = { "3.4.2", 3004002 }, ["3.9"] = { "3.9.0", 3009000 } }
+
+--- Installs the `kong` global and returns it. profile.kong_version: "3.4" or "3.9" (default).
+function _M.install(profile)
+  local v = VERSIONS[profile and profile.kong_version or "3.9"] or error("unknown Kong version profile")
   local kong = {
-    version = "3.x (aforo test shim)",
-    version_num = 3009000,
+    version = v[1],
+    version_num = v[2],
     request = request,
     response = response,
     client = client,
     service = { request = service_request, response = {} },
     router = router,
     node = node,
+    -- kong.configuration: Kong's read-only kong.conf; only `prefix` here (nginx's -p, without the
+    -- trailing slash, as Kong's prefix setting has it).
+    configuration = setmetatable({}, {
+      __index = function(_, k)
+        if k == "prefix" then
+          return (ngx.config.prefix():gsub("/$", ""))
+        end
+      end,
+      __newindex = function() error("kong.configuration is read-only", 2) end,
+    }),
     ctx = ctx,
     log = new_log(PLUGIN_NAME),
   }
@@ -229,5 +402,6 @@ function _M.install()
 end
 
 _M.new_log = new_log
+_M.normalize_path = normalize_path
 
 return _M

@@ -10,7 +10,8 @@
 -- "svc", route = "rt" } }; each config is validated against schema.lua with
 -- its defaults filled, like Kong's DAO does. TEST-ONLY: the X-Test-Consumer
 -- request header "username" or "username;custom_id" plays an authenticated
--- consumer (Kong's auth plugins set it in real deployments).
+-- consumer (Kong's auth plugins set it in real deployments), with a credential unless the request
+-- also has X-Test-Anonymous: 1 (an auth plugin's `anonymous` consumer: no credential).
 --
 -- setup(named, { noop = true }) runs every phase as Kong would (PDK, ctx,
 -- route and consumer) but never calls the plugin: the benchmark's stand-in
@@ -25,6 +26,7 @@ local _M = {}
 
 local handler
 local noop = false
+local profile = { kong_version = "3.9", timer_ng = true }
 local instances = {} -- name -> { conf, service, route }
 
 
@@ -45,9 +47,14 @@ end
 
 --- Validates every instance's config against schema.lua and loads the handler.
 -- Errors at startup, like Kong refusing an invalid declarative config.
+-- opts: noop (above); kong_version "3.4" | "3.9" (default; what differs: tests/lua/shim/README.md);
+-- timer_ng (default true): replace ngx.timer.at by the emulation of Kong's lua-resty-timer-ng.
 function _M.setup(named, opts)
-  noop = opts and opts.noop or false
-  pdk.install()
+  opts = opts or {}
+  noop = opts.noop or false
+  profile.kong_version = opts.kong_version or "3.9"
+  profile.timer_ng = opts.timer_ng ~= false
+  pdk.install(profile)
   local schema = require "kong.plugins.aforo-metering.schema"
   for name, inst in pairs(named) do
     local conf, errs = schema_check.process(schema, inst.config)
@@ -69,13 +76,17 @@ end
 
 
 function _M.init_worker()
+  if profile.timer_ng then
+    require("aforo_shim.timer_ng").install()
+  end
   if noop then
     return
   end
   if handler.init_worker then
     handler:init_worker()
   end
-  if handler.configure then
+  -- Kong calls configure from 3.5 on (Kong/kong#11703); 3.4 never does.
+  if handler.configure and profile.kong_version ~= "3.4" then
     local confs = {}
     for _, inst in pairs(instances) do
       confs[#confs + 1] = inst.conf
@@ -99,7 +110,13 @@ function _M.access(name)
   local ctx = ngx.ctx
   ctx.service = inst.service
   ctx.route = inst.route
-  ctx.authenticated_consumer = consumer_from_header()
+  local consumer = consumer_from_header()
+  ctx.authenticated_consumer = consumer
+  -- Kong's auth plugins set a credential for a client that authenticated, none for their `anonymous`
+  -- consumer (TEST-ONLY: X-Test-Anonymous: 1 plays that).
+  if consumer and ngx.var.http_x_test_anonymous ~= "1" then
+    ctx.authenticated_credential = { id = "cred-" .. consumer.id, consumer = { id = consumer.id } }
+  end
   if noop then
     return
   end
