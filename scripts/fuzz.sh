@@ -27,6 +27,8 @@ dict_of() {
     http_router) echo "$root/fuzz/dict/http_router.dict" ;;
     ingest_*|check_request|snapshot_json|batch_split) echo "$root/fuzz/dict/json.dict" ;;
     snapshot_text|config_yaml) echo "$root/fuzz/dict/yaml.dict" ;;
+    spool_records) echo "$root/fuzz/dict/spool.dict" ;;
+    lz4_frame) echo "$root/fuzz/dict/lz4.dict" ;;
   esac
 }
 
