@@ -328,6 +328,7 @@ spool_append_result spool_store::append(std::string_view payload, std::uint32_t 
 
 spool_store::read_status spool_store::read(const record_loc& loc, spooled_record& out, std::string& raw,
                                            std::error_code& ec) {
+  raw.clear();  // a segment that is gone quarantines nothing, not the previous record's bytes
   if (read_fd_ < 0 || read_id_ != loc.segment) {
     close_fd(read_fd_);
     read_fd_ = ::open(segment_path(loc.segment).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
