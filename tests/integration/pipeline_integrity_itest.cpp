@@ -71,7 +71,7 @@ TEST_CASE("integrity: a spool written by release 0.1 (format 1) is delivered by 
   REQUIRE(wait_until([&] { return fake_stat(fake, "accepted") == 8; }, 5s));
 }
 
-TEST_CASE("integrity: fd exhaustion while the spool is read loses nothing; the read is retried", "[pipeline][integrity]") {
+TEST_CASE("integrity: fd exhaustion while the spool is read loses nothing, the read is retried", "[pipeline][integrity]") {
   fake_ingest_process fake;
   fake.refuse(true);
   sidecar_process sc(sidecar_yaml(fake.ingest_url(),
@@ -107,7 +107,7 @@ TEST_CASE("integrity: fd exhaustion while the spool is read loses nothing; the r
   CHECK(sc.proc().output().find("spool readable again") != std::string::npos);
 }
 
-TEST_CASE("integrity: a 256 KiB spool filled during an outage delivers every 202'd event; the excess got 503",
+TEST_CASE("integrity: a 256 KiB spool filled during an outage delivers every 202'd event, the excess got 503",
           "[pipeline][integrity]") {
   fake_ingest_process fake;
   fake.refuse(true);
@@ -235,7 +235,7 @@ TEST_CASE("integrity: an envelope with success:false dead-letters every event of
   CHECK(fake_stat(fake, "requests") == 2);
 }
 
-TEST_CASE("integrity: a dead-letter write that fails leaves the batch in the spool; it is written once it can be",
+TEST_CASE("integrity: a dead-letter write that fails leaves the batch in the spool, it is written once it can be",
           "[pipeline][integrity]") {
   fake_ingest_process fake;
   sidecar_process sc(sidecar_yaml(fake.ingest_url(), "batch: { max_events: 100, flush_interval: 300ms }\n"
@@ -257,7 +257,7 @@ TEST_CASE("integrity: a dead-letter write that fails leaves the batch in the spo
   for (int i = 0; i < 10; ++i) CHECK(lines[0].find("\"" + key("dl", i) + "\"") != std::string::npos);
 }
 
-TEST_CASE("integrity: fsync always answers 202 after a group commit; off never syncs while running",
+TEST_CASE("integrity: fsync always answers 202 after a group commit, off never syncs while running",
           "[pipeline][integrity]") {
   fake_ingest_process fake;
   fake.refuse(true);

@@ -101,7 +101,7 @@ TEST_CASE("redis client: connects, answers commands in order and pipelines them"
   for (int i = 0; i < 500; ++i) CHECK(seen[static_cast<std::size_t>(i)] == i + 1);
 }
 
-TEST_CASE("redis client: a unix socket with a database number; Redis restarted, it reconnects", "[redis]") {
+TEST_CASE("redis client: a unix socket with a database number, Redis restarted, it reconnects", "[redis]") {
   temp_dir dir;
   const std::string sock = dir.file("redis.sock");
   const std::vector<std::string> argv{"/usr/bin/redis-server", "--port", "0", "--unixsocket", sock,
@@ -423,7 +423,7 @@ void check_never_shown(sidecar_process& sc, const std::string& secret) {
 
 }  // namespace
 
-TEST_CASE("redis edge: requirepass: the password from the file or the env shares quota; a wrong one is unavailable",
+TEST_CASE("redis edge: requirepass: the password from the file or the env shares quota, a wrong one is unavailable",
           "[redis][sidecars][auth]") {
   const int port = free_port();
   const std::string password = "s3cret-redis-pw-0815";

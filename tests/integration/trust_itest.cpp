@@ -100,7 +100,7 @@ TEST_CASE("trust: a world-writable or symlinked state directory is refused by --
   CHECK(out.find("mode 0777") != std::string::npos);
 }
 
-TEST_CASE("trust: with a local API token, endpoints need the bearer token; probes and metrics stay open",
+TEST_CASE("trust: with a local API token, endpoints need the bearer token, probes and metrics stay open",
           "[trust]") {
   aforo::fake::fake_ingest_options fo;
   fo.api_key = api_key;

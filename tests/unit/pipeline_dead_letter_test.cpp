@@ -72,7 +72,7 @@ TEST_CASE("dead letter: a configured directory wins and an unusable one fails at
   CHECK_THROWS(dead_letter_file((d.path / "file" / "dl").string()));
 }
 
-TEST_CASE("dead letter: rotation keeps the files within max_bytes; deleting the oldest counts its events",
+TEST_CASE("dead letter: rotation keeps the files within max_bytes, deleting the oldest counts its events",
           "[pipeline][dead_letter]") {
   temp_dir d;
   const std::string batch = R"({"events":[{"idempotencyKey":")" + std::string(900, 'k') + R"("}]})";
@@ -121,7 +121,7 @@ TEST_CASE("dead letter: a write that fails part way leaves no partial line behin
   }
 }
 
-TEST_CASE("dead letter: entries for single events carry their reason and message; the time defaults to now",
+TEST_CASE("dead letter: entries for single events carry their reason and message, the time defaults to now",
           "[pipeline][dead_letter]") {
   temp_dir d;
   dead_letter_file dl(d.path.string());

@@ -72,7 +72,7 @@ TEST_CASE("retry policy: 401 and 403 keep the events and re-probe slowly", "[pip
   }
 }
 
-TEST_CASE("retry policy: 400, 422 and other 4xx are poison; 413 splits the request", "[pipeline][retry]") {
+TEST_CASE("retry policy: 400, 422 and other 4xx are poison, 413 splits the request", "[pipeline][retry]") {
   for (int status : {400, 404, 409, 415, 422}) {
     CHECK(decide_delivery(delivery_outcome::http(status), 1, no_jitter(), 0.0, now).action ==
           delivery_action::dead_letter);

@@ -365,7 +365,7 @@ TEST_CASE("spool store: a segment that cannot be read at startup is moved to qua
   CHECK(fs::is_directory(fs::path(s.quarantine_dir()) / segs[0].filename()));
 }
 
-TEST_CASE("spool store: records keep their format; release 0.1's segment (format 1) is read as it was written",
+TEST_CASE("spool store: records keep their format, release 0.1's segment (format 1) is read as it was written",
           "[spool][store]") {
   temp_dir d;
   for (const auto& f : fs::directory_iterator(fs::path(AFORO_SOURCE_DIR) / "tests/fixtures/spool-v1")) {
