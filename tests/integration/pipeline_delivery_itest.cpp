@@ -131,7 +131,7 @@ TEST_CASE("pipeline: every accepted event reaches ingest exactly once, in LZ4 ba
   const bool threaded = GENERATE(true, false);
   INFO("server.ingest_thread " << threaded);
   fake_ingest_process fake;
-  sidecar_process sc(sidecar_yaml(fake.ingest_url(), std::string("batch: { max_events: 50, flush_interval: 400ms }\n") +
+  sidecar_process sc(sidecar_yaml(fake.ingest_url(), std::string("batch: { max_events: 50, backlog_events: 50, flush_interval: 400ms }\n") +
                                                          (threaded ? "" : "server: { ingest_thread: false }\n")),
                      sidecar_env());
   // The ingest thread runs at server.ingest_thread_nice (15); without it every thread is at the daemon's 0.
@@ -179,6 +179,30 @@ TEST_CASE("pipeline: every accepted event reaches ingest exactly once, in LZ4 ba
   CHECK(metric(sc, "aforo_sidecar_batch_bytes_compressed_total") < metric(sc, "aforo_sidecar_batch_bytes_raw_total"));
   CHECK(metric(sc, "aforo_sidecar_ingest_requests_total{status=\"202\"}") >= 6);
   CHECK(sc.client().get("/v1/handshake").body.find(R"("ingest":"ok")") != std::string::npos);
+}
+
+TEST_CASE("pipeline: while behind, batches grow to backlog_events; keeping up, they stay at max_events", "[pipeline]") {
+  fake_ingest_process fake;
+  fake.refuse(true);
+  sidecar_process sc(sidecar_yaml(fake.ingest_url(), "batch: { max_events: 100, backlog_events: 400, flush_interval: 50ms }\n"
+                                                     "retry: { backoff: [100ms], jitter: 0% }\n"),
+                     sidecar_env());
+  auto c = sc.client();
+  for (int r = 0; r < 50; ++r) REQUIRE(c.post("/v1/ingest/batch", batch("bl", r * 20, r * 20 + 20)).status == 202);
+  REQUIRE(sc.proc().wait_for_output("ingest unreachable", 5s));
+  fake.refuse(false);
+  REQUIRE(wait_until([&] { return fake_stat(fake, "accepted") == 1000; }, 10s));
+  check_exactly(received_keys(fake), "bl", 0, 1000);
+  auto recv = fake.received();
+  std::uint64_t largest = 0;
+  for (const auto& r : recv["requests"].GetArray()) largest = std::max<std::uint64_t>(largest, r["events"].GetUint64());
+  CHECK(largest == 400);                      // the backlog went out 400 at a time
+  CHECK(fake_stat(fake, "requests") <= 4);    // 1000 events: 400 + 400 + 200
+  // Caught up: a new request waits for max_events (or the flush interval) and goes alone.
+  const auto before = fake_stat(fake, "requests");
+  for (int r = 0; r < 3; ++r) REQUIRE(c.post("/v1/ingest/batch", batch("st", r * 20, r * 20 + 20)).status == 202);
+  REQUIRE(wait_until([&] { return fake_stat(fake, "accepted") == 1060; }, 5s));
+  CHECK(fake_stat(fake, "requests") == before + 1);
 }
 
 TEST_CASE("pipeline: a batch body is a valid LZ4 frame for the lz4 command-line tool", "[pipeline]") {

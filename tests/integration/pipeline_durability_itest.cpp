@@ -39,7 +39,7 @@ TEST_CASE("pipeline: an outage spills past the memory buffer to disk, and recove
   fake_ingest_process fake;
   fake.refuse(true);
   sidecar_process sc(sidecar_yaml(fake.ingest_url(),
-                                  "batch: { max_events: 50, flush_interval: 100ms }\n"
+                                  "batch: { max_events: 50, backlog_events: 50, flush_interval: 100ms }\n"
                                   "retry: { backoff: [100ms, 200ms, 400ms], jitter: 0% }\n"
                                   "buffer: { durability: memory, max_events: 200, spool_dir: \"{dir}/spool\" }\n"),
                      sidecar_env());

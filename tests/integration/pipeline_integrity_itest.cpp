@@ -75,7 +75,7 @@ TEST_CASE("integrity: fd exhaustion while the spool is read loses nothing, the r
   fake_ingest_process fake;
   fake.refuse(true);
   sidecar_process sc(sidecar_yaml(fake.ingest_url(),
-                                  "batch: { max_events: 10, flush_interval: 20ms }\n"
+                                  "batch: { max_events: 10, backlog_events: 10, flush_interval: 20ms }\n"
                                   "retry: { backoff: [50ms], jitter: 0% }\n"
                                   "buffer: { spool_dir: \"{dir}/spool\", segment_bytes: 4KiB }\n"),
                      sidecar_env());
@@ -147,7 +147,7 @@ TEST_CASE("integrity: an ingest that takes at most 50 events per request gets ev
   fake_ingest_options o;
   o.max_events = 50;
   fake_ingest_process fake(o);
-  sidecar_process sc(sidecar_yaml(fake.ingest_url(), "batch: { max_events: 100, flush_interval: 50ms }\n"),
+  sidecar_process sc(sidecar_yaml(fake.ingest_url(), "batch: { max_events: 100, backlog_events: 100, flush_interval: 50ms }\n"),
                      sidecar_env());
   auto c = sc.client();
   // 500 events in one request: one spool record sent in slices of 100, then halves of 50.

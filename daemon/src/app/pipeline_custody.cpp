@@ -51,6 +51,7 @@ pipeline_custody::pipeline_custody(const config::sidecar_config& cfg, pipeline_m
     : metrics_(metrics),
       memory_mode_(cfg.buffer.durability == config::durability_mode::memory),
       batch_events_(std::clamp<std::size_t>(cfg.batch.max_events, 1, 1000)),
+      backlog_events_(std::clamp<std::size_t>(cfg.batch.backlog_events, 1, 1000)),
       flush_interval_(cfg.batch.flush_interval),
       spool_(spool_options_of(cfg.buffer)),
       dead_letter_(io::dead_letter_file::default_dir(cfg.buffer.spool_dir, cfg.buffer.dead_letter_dir),
@@ -173,7 +174,10 @@ void pipeline_custody::note_read_error(const std::error_code& ec, clock::time_po
 }
 
 std::optional<pipeline_batch> pipeline_custody::cut_from_spool(clock::time_point now) {
-  const std::size_t cap = request_events();
+  // Behind (more than a batch waiting): bigger batches, so that delivery catches up at a round trip
+  // per backlog_events instead of per max_events (a remote ingest's round trip bounds the rate).
+  std::size_t cap = request_events();
+  if (spool_.events() > cap) cap = std::min(std::max(cap, backlog_events_), learned_cap_);
   auto peek = spool_.peek_upto(cap);
   count_spool_checks();
   if (peek.records.empty()) {
@@ -393,6 +397,7 @@ void pipeline_custody::sync() {
 
 void pipeline_custody::reload(const config::sidecar_config& cfg) {
   batch_events_ = std::clamp<std::size_t>(cfg.batch.max_events, 1, 1000);
+  backlog_events_ = std::clamp<std::size_t>(cfg.batch.backlog_events, 1, 1000);
   learned_cap_ = 1000;
   flush_interval_ = cfg.batch.flush_interval;
 }

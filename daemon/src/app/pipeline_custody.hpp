@@ -115,6 +115,7 @@ class pipeline_custody {
   pipeline_metrics& metrics_;
   bool memory_mode_;
   std::size_t batch_events_;
+  std::size_t backlog_events_;                 // batch.backlog_events: the batch size while behind
   std::size_t learned_cap_ = 1000;             // halved by each 413
   std::chrono::milliseconds flush_interval_;
   io::spool_store spool_;

@@ -77,6 +77,7 @@ struct cache_config {
 
 struct batch_config {
   std::uint32_t max_events = 100;
+  std::uint32_t backlog_events = 1000;      ///< batches grow to this while more than a batch waits
   millis flush_interval{std::chrono::seconds(5)};
   compression codec = compression::lz4;
 };

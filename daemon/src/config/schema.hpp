@@ -61,6 +61,7 @@ void visit_config(C& c, V& v) {
   v.duration("cache.sync_interval", c.cache.sync_interval, reload::restart);
 
   v.count("batch.max_events", c.batch.max_events, reload::live);
+  v.count("batch.backlog_events", c.batch.backlog_events, reload::live);
   v.duration("batch.flush_interval", c.batch.flush_interval, reload::live);
   v.choice("batch.compression", c.batch.codec, choices<compression>{{"lz4", compression::lz4}, {"none", compression::none}}, reload::live);
 
