@@ -181,7 +181,7 @@ TEST_CASE("pipeline: every accepted event reaches ingest exactly once, in LZ4 ba
   CHECK(sc.client().get("/v1/handshake").body.find(R"("ingest":"ok")") != std::string::npos);
 }
 
-TEST_CASE("pipeline: while behind, batches grow to backlog_events; keeping up, they stay at max_events", "[pipeline]") {
+TEST_CASE("pipeline: while behind, batches grow to backlog_events, keeping up, they stay at max_events", "[pipeline]") {
   fake_ingest_process fake;
   fake.refuse(true);
   sidecar_process sc(sidecar_yaml(fake.ingest_url(), "batch: { max_events: 100, backlog_events: 400, flush_interval: 50ms }\n"
