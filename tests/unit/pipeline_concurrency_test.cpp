@@ -91,7 +91,7 @@ TEST_CASE("concurrency limit: once the ingest takes more again, probing finds th
   CHECK(c.limit() <= 14);
 }
 
-TEST_CASE("concurrency limit: Retry-After holds every new request back; fixed mode stays at max", "[pipeline][concurrency]") {
+TEST_CASE("concurrency limit: Retry-After holds every new request back, fixed mode stays at max", "[pipeline][concurrency]") {
   concurrency_limit c({4, 16, true});
   auto now = clock_t_::time_point{} + 1h;
   CHECK(c.may_send(0, now));
