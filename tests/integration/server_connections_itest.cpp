@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -147,6 +148,13 @@ std::size_t count_of(const std::string& text, const std::string& needle) {
 }  // namespace
 
 TEST_CASE("server: 100,000 short connections leave the resident size where it stood after 5,000", "[server][connections]") {
+  if (std::getenv("ASAN_OPTIONS") != nullptr) {
+    // Under scripts/sanitize.sh ASan's quarantine holds freed memory (256 MiB by default): the resident
+    // size says nothing there. The plain build runs this test; ASan still checks the churn for errors.
+    sidecar_process sc("");
+    REQUIRE(churn(sc.address(), 5000, 4) == 5000);
+    return;
+  }
   sidecar_process sc("");
   const pid_t pid = sc.proc().pid();
   REQUIRE(churn(sc.address(), 5000, 4) == 5000);
