@@ -178,6 +178,10 @@ std::optional<pipeline_batch> pipeline_custody::cut_from_spool(clock::time_point
   // per backlog_events instead of per max_events (a remote ingest's round trip bounds the rate).
   std::size_t cap = request_events();
   if (spool_.events() > cap) cap = std::min(std::max(cap, backlog_events_), learned_cap_);
+  // The next slice of a record already split: no read, decompression or parse again.
+  if (head_split_.seq != 0 && head_split_.seq == head_slice_seq_ && spool_.front_seq() == head_split_.seq) {
+    return cut_slice(head_slice_done_, cap);
+  }
   auto peek = spool_.peek_upto(cap);
   count_spool_checks();
   if (peek.records.empty()) {
@@ -222,16 +226,14 @@ std::optional<pipeline_batch> pipeline_custody::cut_from_spool(clock::time_point
   b.from_spool = true;
   if (skip != 0 || first.event_count > cap) {
     // A record larger than a batch goes in slices; the record is acked with its last slice.
-    if (auto events = core::split_batch_body(bodies.front()); events && events->size() == first.event_count) {
-      const std::size_t end = std::min<std::size_t>(skip + cap, events->size());
-      b.body = core::join_events(*events, skip, end);
-      b.events = static_cast<std::uint32_t>(end - skip);
-      b.last_seq = first.seq;
-      b.slice_end = static_cast<std::uint32_t>(end);
-      b.slice_is_last = end == events->size();
-      if (b.slice_is_last && spool_.events() == first.event_count) pending_since_.reset();
-      return b;
+    head_split_.seq = 0;
+    head_split_.body = std::move(bodies.front());
+    if (auto events = core::split_batch_body(head_split_.body); events && events->size() == first.event_count) {
+      head_split_.seq = first.seq;
+      head_split_.events = std::move(*events);
+      return cut_slice(skip, cap);
     }
+    bodies.front() = std::move(head_split_.body);
     // Not a body this pipeline wrote: sent as it is.
   }
   if (bodies.size() == 1) {
@@ -254,6 +256,20 @@ std::optional<pipeline_batch> pipeline_custody::cut_from_spool(clock::time_point
     }
   }
   if (spool_.events() == b.events) pending_since_.reset();
+  return b;
+}
+
+pipeline_batch pipeline_custody::cut_slice(std::uint32_t skip, std::size_t cap) {
+  const auto& events = head_split_.events;
+  const std::size_t end = std::min<std::size_t>(skip + cap, events.size());
+  pipeline_batch b;
+  b.from_spool = true;
+  b.body = core::join_events(events, skip, end);
+  b.events = static_cast<std::uint32_t>(end - skip);
+  b.last_seq = head_split_.seq;
+  b.slice_end = static_cast<std::uint32_t>(end);
+  b.slice_is_last = end == events.size();
+  if (b.slice_is_last && spool_.events() == events.size()) pending_since_.reset();
   return b;
 }
 
@@ -299,6 +315,7 @@ void pipeline_custody::delivered(const pipeline_batch& b) {
     if (b.last_seq > 1) ec = spool_.ack_through(b.last_seq - 1);
   } else {
     if (head_slice_seq_ == b.last_seq) head_slice_seq_ = head_slice_done_ = 0;
+    if (head_split_.seq != 0 && head_split_.seq <= b.last_seq) head_split_ = {};  // sent whole: drop the copy
     ec = spool_.ack_through(b.last_seq);
   }
   if (ec) util::log::error("spool ack failed: " + ec.message());

@@ -107,6 +107,8 @@ class pipeline_custody {
   io::spool_append_result store(std::string_view body, std::uint32_t events, clock::time_point now);
   [[nodiscard]] bool spool_due(clock::time_point now) const;
   std::optional<pipeline_batch> cut_from_spool(clock::time_point now);
+  /// The next slice of head_split_, from event `skip`, at most `cap` events.
+  pipeline_batch cut_slice(std::uint32_t skip, std::size_t cap);
   void note_drops(const io::spool_append_result& r, clock::time_point now);
   void note_read_error(const std::error_code& ec, clock::time_point now);
   void count_spool_checks();
@@ -124,6 +126,13 @@ class pipeline_custody {
   std::optional<clock::time_point> pending_since_;  // first spool record not yet cut into a batch
   std::uint64_t head_slice_seq_ = 0;           // the head record sent in slices, and how far
   std::uint32_t head_slice_done_ = 0;
+  /// The head record being sent in slices, split once: its body and its events' texts (views into it).
+  struct split_record {
+    std::uint64_t seq = 0;
+    std::string body;
+    std::vector<std::string_view> events;
+  };
+  split_record head_split_;
   std::optional<clock::time_point> read_retry_at_;  // a spool read failed: not before this
   std::chrono::milliseconds read_backoff_{0};
   std::uint64_t corrupt_reads_seen_ = 0;

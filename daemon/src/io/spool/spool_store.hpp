@@ -138,6 +138,8 @@ class spool_store {
   [[nodiscard]] std::uint64_t records() const noexcept { return index_.size(); }
   [[nodiscard]] std::uint64_t events() const noexcept { return events_; }
   [[nodiscard]] bool empty() const noexcept { return index_.empty(); }
+  /// The sequence number of the oldest record (0 when empty).
+  [[nodiscard]] std::uint64_t front_seq() const noexcept { return index_.empty() ? 0 : index_.front().seq; }
   [[nodiscard]] const spool_recovery_stats& recovery() const noexcept { return recovery_; }
   [[nodiscard]] std::uint64_t corrupt_on_read() const noexcept { return corrupt_on_read_; }
   [[nodiscard]] std::uint64_t read_errors() const noexcept { return read_errors_; }
