@@ -162,8 +162,8 @@ TEST_CASE("pipeline: every accepted event reaches ingest exactly once, in LZ4 ba
     CHECK(r["events"].GetUint() <= 50);
   }
   CHECK(full_batches >= 4);  // flushed by count: batches of max_events
-  // One kept-alive connection carried every batch.
-  CHECK(fake_stat(fake, "connections") <= 2);
+  // Kept-alive connections carried the batches (concurrent delivery opens one per request in flight).
+  CHECK(fake_stat(fake, "connections") < fake_stat(fake, "requests"));
 
   // Flush by time: 3 events wait for flush_interval, then go alone.
   const auto before = fake_stat(fake, "requests");

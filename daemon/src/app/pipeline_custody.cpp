@@ -52,6 +52,8 @@ pipeline_custody::pipeline_custody(const config::sidecar_config& cfg, pipeline_m
       memory_mode_(cfg.buffer.durability == config::durability_mode::memory),
       batch_events_(std::clamp<std::size_t>(cfg.batch.max_events, 1, 1000)),
       backlog_events_(std::clamp<std::size_t>(cfg.batch.backlog_events, 1, 1000)),
+      window_limit_(std::uint64_t{std::max<std::uint32_t>(cfg.batch.max_concurrency, 1)} *
+                    std::max(batch_events_, backlog_events_)),
       flush_interval_(cfg.batch.flush_interval),
       spool_(spool_options_of(cfg.buffer)),
       dead_letter_(io::dead_letter_file::default_dir(cfg.buffer.spool_dir, cfg.buffer.dead_letter_dir),
@@ -173,20 +175,48 @@ void pipeline_custody::note_read_error(const std::error_code& ec, clock::time_po
   read_retry_at_ = now + read_backoff_;
 }
 
+bool pipeline_custody::has_unsent() const noexcept {
+  return !spool_.empty() && spool_.back_seq() >= std::max(send_seq_, spool_.front_seq());
+}
+
+std::uint64_t pipeline_custody::unsent_events() const noexcept {
+  // Records dropped by drop_oldest may still count in the window: then this is low, never high.
+  const auto out = window_.open_events();
+  return spool_.events() > out ? spool_.events() - out : 0;
+}
+
+void pipeline_custody::note_cut(const pipeline_batch& b, std::uint32_t record_events) {
+  window_.sent(b.last_seq, record_events);
+  if (b.slice_end != 0 && !b.slice_is_last) {
+    send_seq_ = b.last_seq;
+    send_skip_ = b.slice_end;
+  } else {
+    send_seq_ = b.last_seq + 1;
+    send_skip_ = 0;
+  }
+  if (!has_unsent()) pending_since_.reset();
+}
+
 std::optional<pipeline_batch> pipeline_custody::cut_from_spool(clock::time_point now) {
   // Behind (more than a batch waiting): bigger batches, so that delivery catches up at a round trip
   // per backlog_events instead of per max_events (a remote ingest's round trip bounds the rate).
   std::size_t cap = request_events();
-  if (spool_.events() > cap) cap = std::min(std::max(cap, backlog_events_), learned_cap_);
+  if (unsent_events() > cap) cap = std::min(std::max(cap, backlog_events_), learned_cap_);
   // The next slice of a record already split: no read, decompression or parse again.
-  if (head_split_.seq != 0 && head_split_.seq == head_slice_seq_ && spool_.front_seq() == head_split_.seq) {
-    return cut_slice(head_slice_done_, cap);
-  }
-  auto peek = spool_.peek_upto(cap);
+  if (send_skip_ != 0 && head_split_.seq == send_seq_) return cut_slice(send_skip_, cap);
+  send_skip_ = 0;
+  auto peek = spool_.peek_from(send_seq_, cap);
   count_spool_checks();
+  // Corrupt records past the oldest (quarantined, counted by the store): consumed in their turn.
+  for (const auto& [seq, events] : peek.corrupt) {
+    window_.sent(seq, events);
+    window_.delivered(seq, events);
+    send_seq_ = std::max(send_seq_, seq + 1);
+  }
+  if (!peek.corrupt.empty()) ack_delivered();
   if (peek.records.empty()) {
     if (peek.io_error) note_read_error(peek.io_error, now);
-    else pending_since_.reset();
+    else if (!has_unsent()) pending_since_.reset();
     return std::nullopt;
   }
   if (read_retry_at_) {
@@ -194,10 +224,13 @@ std::optional<pipeline_batch> pipeline_custody::cut_from_spool(clock::time_point
     read_retry_at_.reset();
     read_backoff_ = {};
   }
-  // Bodies as JSON: format 2 records are decompressed.
+  // Bodies as JSON: format 2 records are decompressed. A corrupt record between two good ones was
+  // reported in `corrupt`; the batch stops before it, so that its records are consecutive.
   std::vector<std::string> bodies;
   bodies.reserve(peek.records.size());
-  for (auto& rec : peek.records) {
+  for (std::size_t i = 0; i < peek.records.size(); ++i) {
+    auto& rec = peek.records[i];
+    if (i != 0 && rec.seq != peek.records[i - 1].seq + 1) break;
     if (rec.format == core::spool_format::lz4) {
       std::string body;
       if (!io::lz4_decompress_frame(rec.payload, body, max_record_body).ok) {
@@ -207,10 +240,12 @@ std::optional<pipeline_batch> pipeline_custody::cut_from_spool(clock::time_point
           bad.from_spool = true;
           bad.body = std::move(rec.payload);
           bad.events = rec.event_count;
-          bad.last_seq = rec.seq;
+          bad.first_seq = bad.last_seq = rec.seq;
+          note_cut(bad, rec.event_count);
           util::log::error("spool: a record of " + std::to_string(rec.event_count) +
                            " events does not decompress; written to " + dead_letter_.path());
           if (dead_letter(bad, 0, "spool record does not decompress", "undecodable")) return cut_from_spool(now);
+          send_seq_ = rec.seq;  // the dead-letter file failed: read again next time
           return std::nullopt;
         }
         break;
@@ -221,17 +256,17 @@ std::optional<pipeline_batch> pipeline_custody::cut_from_spool(clock::time_point
     }
   }
   const auto& first = peek.records.front();
-  const std::uint32_t skip = head_slice_seq_ == first.seq ? head_slice_done_ : 0;
   pipeline_batch b;
   b.from_spool = true;
-  if (skip != 0 || first.event_count > cap) {
-    // A record larger than a batch goes in slices; the record is acked with its last slice.
+  b.first_seq = first.seq;
+  if (first.event_count > cap) {
+    // A record larger than a batch goes in slices; the window acks it once every slice is delivered.
     head_split_.seq = 0;
     head_split_.body = std::move(bodies.front());
     if (auto events = core::split_batch_body(head_split_.body); events && events->size() == first.event_count) {
       head_split_.seq = first.seq;
       head_split_.events = std::move(*events);
-      return cut_slice(skip, cap);
+      return cut_slice(0, cap);
     }
     bodies.front() = std::move(head_split_.body);
     // Not a body this pipeline wrote: sent as it is.
@@ -255,7 +290,13 @@ std::optional<pipeline_batch> pipeline_custody::cut_from_spool(clock::time_point
       b.body = builder.finish();
     }
   }
-  if (spool_.events() == b.events) pending_since_.reset();
+  window_.sent(b.first_seq, first.event_count);
+  for (std::size_t i = 1; i < peek.records.size() && peek.records[i].seq <= b.last_seq; ++i) {
+    window_.sent(peek.records[i].seq, peek.records[i].event_count);
+  }
+  send_seq_ = b.last_seq + 1;
+  send_skip_ = 0;
+  if (!has_unsent()) pending_since_.reset();
   return b;
 }
 
@@ -266,22 +307,23 @@ pipeline_batch pipeline_custody::cut_slice(std::uint32_t skip, std::size_t cap) 
   b.from_spool = true;
   b.body = core::join_events(events, skip, end);
   b.events = static_cast<std::uint32_t>(end - skip);
-  b.last_seq = head_split_.seq;
+  b.first_seq = b.last_seq = head_split_.seq;
   b.slice_end = static_cast<std::uint32_t>(end);
   b.slice_is_last = end == events.size();
-  if (b.slice_is_last && spool_.events() == events.size()) pending_since_.reset();
+  note_cut(b, static_cast<std::uint32_t>(events.size()));
+  if (b.slice_is_last) head_split_ = {};  // every slice is out: the copy is no longer needed
   return b;
 }
 
 std::optional<pipeline_batch> pipeline_custody::next_due(clock::time_point now, bool force) {
-  if (!spool_.empty() && !(read_retry_at_ && now < *read_retry_at_ && !force)) {
-    // In memory mode the spool only holds a backlog (spilled or undeliverable): always due.
-    if (force || spool_due(now)) {
+  if (has_unsent()) {
+    if (window_full()) return std::nullopt;  // a delivery opens it; memory waits behind (FIFO)
+    if (!(read_retry_at_ && now < *read_retry_at_ && !force) && (force || spool_due(now))) {
       if (auto b = cut_from_spool(now)) return b;
-      if (!spool_.empty()) return std::nullopt;  // unreadable for now: memory waits behind it (FIFO)
     }
+    if (has_unsent()) return std::nullopt;  // unreadable for now: memory waits behind it (FIFO)
   }
-  if (memory_ && spool_.empty()) {
+  if (memory_) {
     auto cut = force ? memory_->take_any() : memory_->take_ready(now);
     if (cut) {
       pipeline_batch b;
@@ -295,7 +337,8 @@ std::optional<pipeline_batch> pipeline_custody::next_due(clock::time_point now, 
 
 std::optional<pipeline_custody::clock::time_point> pipeline_custody::next_deadline() const {
   std::optional<clock::time_point> at;
-  if (!spool_.empty()) {
+  if (has_unsent()) {
+    if (window_full()) return std::nullopt;
     if (read_retry_at_) return *read_retry_at_;
     if (spool_due(clock::time_point::min())) return clock::time_point::min();
     at = *pending_since_ + flush_interval_;
@@ -308,17 +351,18 @@ std::optional<pipeline_custody::clock::time_point> pipeline_custody::next_deadli
 
 void pipeline_custody::delivered(const pipeline_batch& b) {
   if (!b.from_spool) return;
-  std::error_code ec;
-  if (b.slice_end != 0 && !b.slice_is_last) {
-    head_slice_seq_ = b.last_seq;
-    head_slice_done_ = b.slice_end;
-    if (b.last_seq > 1) ec = spool_.ack_through(b.last_seq - 1);
+  if (b.slice_end != 0) {
+    window_.delivered(b.last_seq, b.events);
   } else {
-    if (head_slice_seq_ == b.last_seq) head_slice_seq_ = head_slice_done_ = 0;
-    if (head_split_.seq != 0 && head_split_.seq <= b.last_seq) head_split_ = {};  // sent whole: drop the copy
-    ec = spool_.ack_through(b.last_seq);
+    for (auto seq = b.first_seq; seq <= b.last_seq; ++seq) window_.delivered(seq, UINT32_MAX);
   }
-  if (ec) util::log::error("spool ack failed: " + ec.message());
+  ack_delivered();
+}
+
+void pipeline_custody::ack_delivered() {
+  if (auto through = window_.take_ackable()) {
+    if (auto ec = spool_.ack_through(*through)) util::log::error("spool ack failed: " + ec.message());
+  }
   if (spool_.empty()) {
     spilling_ = false;
     pending_since_.reset();
@@ -326,17 +370,13 @@ void pipeline_custody::delivered(const pipeline_batch& b) {
 }
 
 bool pipeline_custody::spool_due(clock::time_point now) const {
-  // In memory mode the spool only holds a backlog (spilled or undeliverable): always due. Records
-  // not counted by pending_since_ (a batch that failed and went back) are due as well.
-  return memory_mode_ || spool_.events() >= request_events() || !pending_since_ ||
+  // In memory mode the spool only holds a backlog (spilled or undeliverable): always due.
+  return memory_mode_ || unsent_events() >= request_events() || !pending_since_ ||
          now >= *pending_since_ + flush_interval_;
 }
 
 bool pipeline_custody::keep(const pipeline_batch& b) {
-  if (b.from_spool) {
-    pending_since_.reset();  // back in line: due at once
-    return true;
-  }
+  if (b.from_spool) return true;  // in the spool until delivered: the caller sends it again
   const auto r = store(b.body, b.events, clock::now());
   if (r.stored()) metrics_.spilled.inc(b.events);
   return r.stored();

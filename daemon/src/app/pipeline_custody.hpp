@@ -13,6 +13,7 @@
 
 #include "app/pipeline_metrics.hpp"
 #include "config/config.hpp"
+#include "core/pipeline/ack_window.hpp"
 #include "core/pipeline/batcher.hpp"
 #include "core/pipeline/event_validation.hpp"
 #include "io/dead_letter.hpp"
@@ -27,11 +28,12 @@ struct pipeline_batch {
   std::string body;
   std::uint32_t events = 0;
   bool from_spool = false;
-  std::uint64_t last_seq = 0;   ///< from_spool: the last spool record the body reaches into
+  std::uint64_t first_seq = 0;  ///< from_spool: the spool records the body holds, first to last
+  std::uint64_t last_seq = 0;
   /// from_spool, a record larger than a batch is sent in slices: the slice ends after this many of
   /// last_seq's events. 0 when the body holds whole records.
   std::uint32_t slice_end = 0;
-  bool slice_is_last = true;    ///< the slice reaches the record's end (acking it consumes the record)
+  bool slice_is_last = true;    ///< the slice reaches the record's end
 };
 
 /// durability disk: every accepted request becomes one spool record before the 202; batches are
@@ -40,6 +42,10 @@ struct pipeline_batch {
 /// does not fit spills to the spool as one record per request. Batches come from the spool first
 /// (FIFO), then from memory. A memory batch that cannot be delivered now is moved to the spool.
 /// No batch carries more than batch.max_events (or the smaller limit ingest showed with a 413).
+/// Several spool batches may be out at once (concurrent delivery): batches are cut from a read
+/// position past those already out, and records are acked in order once every event of them and of
+/// every record before them was delivered (core::ack_window); at most `window_events` are cut and
+/// not yet acked, which bounds what a crash sends twice.
 /// Threading: io thread only.
 class pipeline_custody {
  public:
@@ -59,16 +65,18 @@ class pipeline_custody {
   take_outcome take(const std::vector<core::accepted_event>& events, clock::time_point now);
 
   /// The next batch that is due at `now` (or any batch at all with `force`), spool first. Nothing
-  /// while a spool read error is being backed off (next_deadline says when to ask again).
+  /// while a spool read error is being backed off (next_deadline says when to ask again), nor
+  /// while the acknowledgement window is full.
   std::optional<pipeline_batch> next_due(clock::time_point now, bool force = false);
-  /// When a batch will be due if nothing else arrives; nothing when custody is empty.
+  /// When a batch will be due if nothing else arrives; nothing when custody holds nothing unsent
+  /// (or only spool records behind a full window: a delivery opens it).
   [[nodiscard]] std::optional<clock::time_point> next_deadline() const;
 
-  /// The batch reached Aforo: acks spool records through its last sequence number.
+  /// The batch reached Aforo: acks spool records once they and every record before them are delivered.
   void delivered(const pipeline_batch& b);
   /// Keeps a memory batch that cannot be delivered now in the spool. Returns false when the spool
   /// refuses it (full with when_full reject, or a write error): the caller keeps holding it.
-  /// Spool batches are already kept: true.
+  /// Spool batches stay in the spool until delivered: true (the caller sends it again later).
   bool keep(const pipeline_batch& b);
   /// Poison batch: appended to the dead-letter file (fdatasynced), then acked if it came from the
   /// spool. false when the dead-letter file cannot be written: nothing is acked, the caller keeps
@@ -81,6 +89,8 @@ class pipeline_custody {
   /// Ingest answered 413 for a request of `events` events: later batches carry at most half.
   void limit_request_events(std::uint32_t events);
   [[nodiscard]] std::size_t request_events() const noexcept { return std::min(batch_events_, learned_cap_); }
+  /// Events cut from the spool and not yet acked (sent, or delivered behind one that is not).
+  [[nodiscard]] std::uint64_t window_events() const noexcept { return window_.open_events(); }
 
   /// SIGTERM: moves every event of the memory buffer to the spool and syncs it.
   struct persist_result {
@@ -107,6 +117,14 @@ class pipeline_custody {
   io::spool_append_result store(std::string_view body, std::uint32_t events, clock::time_point now);
   [[nodiscard]] bool spool_due(clock::time_point now) const;
   std::optional<pipeline_batch> cut_from_spool(clock::time_point now);
+  /// Spool records not yet cut into a batch.
+  [[nodiscard]] bool has_unsent() const noexcept;
+  [[nodiscard]] std::uint64_t unsent_events() const noexcept;
+  [[nodiscard]] bool window_full() const noexcept { return window_.open_events() >= window_limit_; }
+  /// `b`, one record (of `record_events`) or a slice of it, was cut: tracked by the window, the read
+  /// position moves past it.
+  void note_cut(const pipeline_batch& b, std::uint32_t record_events);
+  void ack_delivered();
   /// The next slice of head_split_, from event `skip`, at most `cap` events.
   pipeline_batch cut_slice(std::uint32_t skip, std::size_t cap);
   void note_drops(const io::spool_append_result& r, clock::time_point now);
@@ -124,9 +142,11 @@ class pipeline_custody {
   io::dead_letter_file dead_letter_;
   std::unique_ptr<core::batcher> memory_;      // durability memory only
   std::optional<clock::time_point> pending_since_;  // first spool record not yet cut into a batch
-  std::uint64_t head_slice_seq_ = 0;           // the head record sent in slices, and how far
-  std::uint32_t head_slice_done_ = 0;
-  /// The head record being sent in slices, split once: its body and its events' texts (views into it).
+  core::ack_window window_;                    // spool records cut and not yet acked
+  std::uint64_t window_limit_;                 // at most this many events in it
+  std::uint64_t send_seq_ = 0;                 // the next spool record to cut (older ones: the oldest)
+  std::uint32_t send_skip_ = 0;                // of its events, those already cut (a record sent in slices)
+  /// The record being sent in slices, split once: its body and its events' texts (views into it).
   struct split_record {
     std::uint64_t seq = 0;
     std::string body;

@@ -53,7 +53,14 @@ pipeline_metrics::pipeline_metrics()
       corrupt_events(c("aforo_sidecar_spool_skipped_records_total", spool_skipped_help, R"(kind="corrupt_on_read")")),
       io_thread_work(c("aforo_sidecar_ingest_thread_bypassed_total",
                        "Ingest requests parsed and batches compressed on the io thread because the ingest thread "
-                       "was behind (CPU contention; server.ingest_thread_nice).")) {
+                       "was behind (CPU contention; server.ingest_thread_nice).")),
+      concurrency_limit(util::metrics().gauge(
+          "aforo_sidecar_ingest_concurrency_limit",
+          "Ingest requests allowed in flight at once now (adaptive: learned up to batch.max_concurrency).")),
+      in_flight(util::metrics().gauge("aforo_sidecar_ingest_in_flight", "Ingest requests in flight now.")),
+      ingest_rtt(util::metrics().histogram("aforo_sidecar_ingest_request_duration_seconds",
+                                           "Time from sending a batch to ingest's answer (any status), seconds.",
+                                           {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10})) {
   for (const char* r : {"spool_full", "dead_letter_rotated", "shutdown_spool_full"}) dropped(r);
   for (const char* r : {"rejected_batch", "too_large", "event_failed", "success_false", "undecodable"}) dead_lettered(r);
 }

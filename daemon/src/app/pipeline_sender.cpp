@@ -31,7 +31,8 @@ std::optional<std::chrono::seconds> parse_retry_after(std::string_view v) {
 pipeline_sender::pipeline_sender(boost::asio::io_context& ioc, const config::sidecar_config& cfg,
                                  const config::secrets& sec, pipeline_metrics& metrics)
     : ioc_(ioc),
-      client_(ioc, aforo_client_options(cfg)),
+      client_options_(aforo_client_options(cfg)),
+      probe_client_(ioc, client_options_),
       metrics_(metrics),
       url_(cfg.aforo.ingest_url),
       auth_headers_(aforo_auth_headers(cfg, sec)),
@@ -44,13 +45,38 @@ void pipeline_sender::probe(std::string body, net::http_client::completion done)
   req.headers = auth_headers_;
   req.headers.emplace_back("Content-Type", "application/json");
   req.body = std::move(body);
-  client_.async_request(std::move(req), std::move(done));
+  probe_client_.async_request(std::move(req), std::move(done));
+}
+
+std::size_t pipeline_sender::reserve() {
+  for (std::size_t i = 0; i < busy_.size(); ++i) {
+    if (!busy_[i]) {
+      busy_[i] = true;
+      return i;
+    }
+  }
+  clients_.push_back(std::make_unique<net::http_client>(ioc_, client_options_));
+  busy_.push_back(true);
+  return clients_.size() - 1;
+}
+
+void pipeline_sender::shutdown() {
+  shut_ = true;
+  for (auto& c : clients_) c->shutdown();
+  probe_client_.shutdown();
+}
+
+std::uint64_t pipeline_sender::connections_opened() const {
+  std::uint64_t n = 0;
+  for (const auto& c : clients_) n += c->connections_opened();
+  return n;
 }
 
 void pipeline_sender::send(const std::string& body, std::function<void(send_report)> done) {
   metrics_.raw_bytes.inc(body.size());
+  const std::size_t slot = reserve();
   if (codec_ != config::compression::lz4) {
-    post(body, false, std::move(done));
+    post(slot, body, false, std::move(done));
     return;
   }
   if (thread_ == nullptr || thread_->behind()) {
@@ -58,30 +84,31 @@ void pipeline_sender::send(const std::string& body, std::function<void(send_repo
     if (auto r = io::lz4_compress_frame(body, wire_); r.ok) {
       std::string wire = std::move(wire_);
       wire_ = std::string();
-      post(std::move(wire), true, std::move(done));
+      post(slot, std::move(wire), true, std::move(done));
     } else {
       util::log::warn("lz4 compression failed (" + r.error + "); sending the batch uncompressed");
-      post(body, false, std::move(done));
+      post(slot, body, false, std::move(done));
     }
     return;
   }
   // The thread works on its own copy: the caller's body may go (SIGTERM) before the thread is done.
-  thread_->post([this, raw = std::make_shared<std::string>(body), done = std::move(done)]() mutable {
+  thread_->post([this, slot, raw = std::make_shared<std::string>(body), done = std::move(done)]() mutable {
     auto wire = std::make_shared<std::string>();
     const auto r = io::lz4_compress_frame(*raw, *wire);
-    boost::asio::post(ioc_, [this, raw, wire, ok = r.ok, error = r.error, done = std::move(done)]() mutable {
+    boost::asio::post(ioc_, [this, slot, raw, wire, ok = r.ok, error = r.error, done = std::move(done)]() mutable {
       if (ok) {
-        post(std::move(*wire), true, std::move(done));
+        post(slot, std::move(*wire), true, std::move(done));
         return;
       }
       util::log::warn("lz4 compression failed (" + error + "); sending the batch uncompressed");
-      post(std::move(*raw), false, std::move(done));
+      post(slot, std::move(*raw), false, std::move(done));
     });
   });
 }
 
-void pipeline_sender::post(std::string body, bool compressed, std::function<void(send_report)> done) {
+void pipeline_sender::post(std::size_t slot, std::string body, bool compressed, std::function<void(send_report)> done) {
   if (shut_) {
+    busy_[slot] = false;
     // Stopped while the batch was being compressed: nothing is sent; the caller keeps the batch.
     send_report rep;
     rep.outcome = core::delivery_outcome::network();
@@ -98,7 +125,8 @@ void pipeline_sender::post(std::string body, bool compressed, std::function<void
   if (compressed) req.headers.emplace_back("Content-Encoding", "lz4");
   req.body = std::move(body);
   metrics_.wire_bytes.inc(req.body.size());
-  client_.async_request(std::move(req), [this, done = std::move(done)](net::client_result r) {
+  clients_[slot]->async_request(std::move(req), [this, slot, done = std::move(done)](net::client_result r) {
+    busy_[slot] = false;
     send_report rep;
     rep.host = r.host;
     rep.error = r.error;

@@ -34,10 +34,11 @@ struct send_report {
   net::client_result::error_kind error = net::client_result::error_kind::none;  ///< network errors: which
 };
 
-/// One kept-alive connection to the ingest origin (net::http_client); one request at a time is the
-/// caller's choice (the deliverer never overlaps sends). Counts ingest_requests{status}, raw and
-/// wire bytes. Threading: io thread only; with an ingest thread (use_thread), a batch is compressed
-/// there while the io thread goes on answering checks.
+/// A pool of kept-alive connections to the ingest origin (one net::http_client each, created as
+/// needed, up to batch.max_concurrency): each send goes out on a connection that is idle, so that
+/// several batches are in flight at once; the handshake's probe has a connection of its own.
+/// Counts ingest_requests{status}, raw and wire bytes. Threading: io thread only; with an ingest
+/// thread (use_thread), a batch is compressed there while the io thread goes on answering checks.
 class pipeline_sender {
  public:
   /// Throws std::runtime_error when aforo.ca_file cannot be loaded (startup).
@@ -58,18 +59,23 @@ class pipeline_sender {
   /// batch.compression applies live.
   void set_compression(config::compression c) { codec_ = c; }
 
-  /// Aborts the request in flight and closes the connection.
-  void shutdown() {
-    shut_ = true;
-    client_.shutdown();
-  }
+  /// Aborts the requests in flight and closes the connections.
+  void shutdown();
+
+  /// Connections opened so far (each kept alive for reuse), for tests and the handshake.
+  [[nodiscard]] std::uint64_t connections_opened() const;
 
  private:
-  /// Posts `body` (already compressed when `compressed`) with the auth headers.
-  void post(std::string body, bool compressed, std::function<void(send_report)> done);
+  /// Posts `body` (already compressed when `compressed`) with the auth headers on connection `slot`.
+  void post(std::size_t slot, std::string body, bool compressed, std::function<void(send_report)> done);
+  /// An idle connection of the pool, reserved (a new one when every connection is busy).
+  std::size_t reserve();
 
   boost::asio::io_context& ioc_;
-  net::http_client client_;
+  net::client_options client_options_;
+  std::vector<std::unique_ptr<net::http_client>> clients_;
+  std::vector<bool> busy_;
+  net::http_client probe_client_;
   pipeline_metrics& metrics_;
   std::string url_;
   std::vector<std::pair<std::string, std::string>> auth_headers_;

@@ -78,6 +78,8 @@ struct cache_config {
 struct batch_config {
   std::uint32_t max_events = 100;
   std::uint32_t backlog_events = 1000;      ///< batches grow to this while more than a batch waits
+  std::uint32_t max_concurrency = 16;       ///< ingest requests in flight at most (1: one at a time)
+  bool adaptive_concurrency = true;         ///< learn the limit (AIMD) up to max_concurrency; false: always max
   millis flush_interval{std::chrono::seconds(5)};
   compression codec = compression::lz4;
 };

@@ -318,6 +318,8 @@ void validate(const sidecar_config& c, std::vector<std::string>& errors) {
   if (c.batch.max_events < 1 || c.batch.max_events > 1000) fail("batch.max_events", "must be from 1 to 1000 (Aforo's limit per request)");
   if (c.batch.backlog_events < 1 || c.batch.backlog_events > 1000)
     fail("batch.backlog_events", "must be from 1 to 1000 (Aforo's limit per request)");
+  if (c.batch.max_concurrency < 1 || c.batch.max_concurrency > 64)
+    fail("batch.max_concurrency", "must be from 1 to 64 (requests in flight to ingest)");
   if (c.batch.flush_interval.count() < 1) fail("batch.flush_interval", "must be at least 1ms");
   if (c.retry.max_retries > 20) fail("retry.max_retries", "must be at most 20");
   if (c.retry.backoff.empty()) fail("retry.backoff", "needs at least one duration, e.g. [1s, 2s, 4s]");

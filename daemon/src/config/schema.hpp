@@ -62,6 +62,8 @@ void visit_config(C& c, V& v) {
 
   v.count("batch.max_events", c.batch.max_events, reload::live);
   v.count("batch.backlog_events", c.batch.backlog_events, reload::live);
+  v.count("batch.max_concurrency", c.batch.max_concurrency, reload::restart);
+  v.boolean("batch.adaptive_concurrency", c.batch.adaptive_concurrency, reload::restart);
   v.duration("batch.flush_interval", c.batch.flush_interval, reload::live);
   v.choice("batch.compression", c.batch.codec, choices<compression>{{"lz4", compression::lz4}, {"none", compression::none}}, reload::live);
 

@@ -7,7 +7,10 @@ namespace aforo::core {
 
 void ack_window::sent(std::uint64_t seq, std::uint32_t record_events) {
   auto& p = records_[seq];
-  p.total = std::max(p.total, record_events);
+  if (record_events > p.total) {
+    open_events_ += record_events - p.total;
+    p.total = record_events;
+  }
 }
 
 void ack_window::delivered(std::uint64_t seq, std::uint32_t events) {
@@ -22,6 +25,7 @@ std::optional<std::uint64_t> ack_window::take_ackable() {
     const auto it = records_.begin();
     if (it->second.delivered < it->second.total) break;
     through = it->first;
+    open_events_ -= it->second.total;
     records_.erase(it);
   }
   return through;

@@ -22,8 +22,13 @@ class ack_window {
   [[nodiscard]] std::optional<std::uint64_t> take_ackable();
   /// Records sent and not yet acked (the window's size in records).
   [[nodiscard]] std::size_t open_records() const noexcept { return records_.size(); }
+  /// The events of those records (each record counted whole once any of it was sent).
+  [[nodiscard]] std::uint64_t open_events() const noexcept { return open_events_; }
   /// Forgets everything (the spool was reset, or delivery stopped).
-  void clear() { records_.clear(); }
+  void clear() {
+    records_.clear();
+    open_events_ = 0;
+  }
 
  private:
   struct progress {
@@ -31,6 +36,7 @@ class ack_window {
     std::uint32_t delivered = 0;
   };
   std::map<std::uint64_t, progress> records_;
+  std::uint64_t open_events_ = 0;
 };
 
 }  // namespace aforo::core

@@ -379,11 +379,21 @@ std::optional<spooled_record> spool_store::peek() {
 }
 
 spool_peek spool_store::peek_upto(std::size_t max_events, std::size_t max_records) {
+  return peek_from(0, max_events, max_records);
+}
+
+spool_peek spool_store::peek_from(std::uint64_t seq, std::size_t max_events, std::size_t max_records) {
   spool_peek out;
   std::size_t events = 0;
   bool dropped = false;
   std::string raw;
-  for (std::size_t i = 0; i < index_.size() && out.records.size() < max_records;) {
+  // Sequence numbers are consecutive in the index (appends at the back, consumption at the front).
+  std::size_t i = 0;
+  if (!index_.empty() && seq > index_.front().seq) {
+    i = static_cast<std::size_t>(std::min<std::uint64_t>(seq - index_.front().seq, index_.size()));
+  }
+  const bool from_front = i == 0;
+  while (i < index_.size() && out.records.size() < max_records) {
     const record_loc loc = index_[i];
     if (!out.records.empty() && events + loc.events > max_events) break;
     spooled_record rec;
@@ -395,11 +405,16 @@ spool_peek spool_store::peek_upto(std::size_t max_events, std::size_t max_record
       break;  // nothing consumed: the same records are read again on the next call
     }
     if (st == read_status::corrupt) {
-      if (i != 0) break;  // handled when it reaches the front
+      if (from_front && i != 0) break;  // handled when it reaches the front
       ++corrupt_on_read_;
       quarantine_record(loc, raw);
-      pop_front();
-      dropped = true;
+      if (i == 0) {
+        pop_front();
+        dropped = true;
+        continue;
+      }
+      out.corrupt.emplace_back(loc.seq, loc.events);
+      ++i;
       continue;
     }
     events += rec.event_count;

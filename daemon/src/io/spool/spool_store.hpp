@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "config/config.hpp"
@@ -65,6 +66,9 @@ struct spooled_record {
 struct spool_peek {
   std::vector<spooled_record> records;
   std::error_code io_error;
+  /// peek_from past the oldest record: records found corrupt on the way (quarantined, counted) that
+  /// stay in the index until acked through; their sequence numbers and event counts.
+  std::vector<std::pair<std::uint64_t, std::uint32_t>> corrupt;
 };
 
 /// Descriptors of spool files with appends not yet on stable storage, duplicated so that another
@@ -115,6 +119,10 @@ class spool_store {
   /// (corrupt_on_read, quarantined_records) and skipped. A record that cannot be read (open or
   /// pread failed: EMFILE, EIO...) stops the peek with io_error set and is kept (read_errors).
   spool_peek peek_upto(std::size_t max_events, std::size_t max_records = SIZE_MAX);
+  /// As peek_upto, from record `seq` on (the oldest when `seq` is older): the reader of concurrent
+  /// delivery, past the records already in flight. A corrupt record past the oldest is quarantined,
+  /// counted and reported in `corrupt` (it is consumed when acked through, in order).
+  spool_peek peek_from(std::uint64_t seq, std::size_t max_events, std::size_t max_records = SIZE_MAX);
   /// Consumes every record up to and including `seq` (persisting the cursor with one pwrite) and
   /// deletes finished segments. Records already dropped by drop_oldest are simply gone, so acking
   /// a delivered batch after a drop never consumes records that were not delivered.
@@ -140,6 +148,8 @@ class spool_store {
   [[nodiscard]] bool empty() const noexcept { return index_.empty(); }
   /// The sequence number of the oldest record (0 when empty).
   [[nodiscard]] std::uint64_t front_seq() const noexcept { return index_.empty() ? 0 : index_.front().seq; }
+  /// The sequence number of the newest record (0 when empty).
+  [[nodiscard]] std::uint64_t back_seq() const noexcept { return index_.empty() ? 0 : index_.back().seq; }
   [[nodiscard]] const spool_recovery_stats& recovery() const noexcept { return recovery_; }
   [[nodiscard]] std::uint64_t corrupt_on_read() const noexcept { return corrupt_on_read_; }
   [[nodiscard]] std::uint64_t read_errors() const noexcept { return read_errors_; }
