@@ -139,3 +139,21 @@ TEST_CASE("ack window: a record sent in slices is acked once every slice is deli
   CHECK(w.take_ackable() == 8u);
   CHECK(w.open_records() == 0);
 }
+
+TEST_CASE("concurrency limit: an outage (network errors) halves it but keeps the ceiling, so it grows back after",
+          "[pipeline][concurrency]") {
+  concurrency_limit c({1, 16, true});
+  simulate(c, 50ms, 1000, 2s);
+  REQUIRE(c.limit() == 16);
+  auto now = clock_t_::time_point{} + 2h;
+  for (int i = 0; i < 20; ++i) {  // ingest down for a second: every request fails
+    c.record(concurrency_limit::outcome::failed, now - 50ms, 1, now);
+    now += 60ms;
+  }
+  CHECK(c.limit() == 1);
+  CHECK(c.ceiling() == 16);  // a refusal by capacity (429 at level N) would have set it to N - 1
+  c.record(concurrency_limit::outcome::overloaded, now - 50ms, 5, now);
+  now += 60ms;
+  c.record(concurrency_limit::outcome::ok, now - 50ms, 1, now);
+  CHECK(c.ceiling() == 4);
+}

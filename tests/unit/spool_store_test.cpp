@@ -406,3 +406,30 @@ TEST_CASE("spool store: take_unsynced hands over every file written since the la
   CHECK(v.dir < 0);
   CHECK_FALSE(spool_store::sync_files(v));
 }
+
+TEST_CASE("spool store: peek_from reads past the records in flight and reports a corrupt one there without consuming it",
+          "[spool][store]") {
+  temp_dir d;
+  spool_store s(opts(d));
+  for (int i = 0; i < 5; ++i) REQUIRE(s.append(payload(i), 1).stored());
+  const auto first = s.front_seq();
+  CHECK(s.back_seq() == first + 4);
+  {  // record 3 (seq first + 2) goes bad on disk
+    std::fstream f(segments(d)[0], std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(2 * rec_size + aforo::core::spool_header_bytes + 2));
+    f.put('#');
+  }
+  const auto p = s.peek_from(first + 1, 10);  // the oldest record is in flight: read from the next on
+  REQUIRE(p.records.size() == 3);
+  CHECK(p.records[0].seq == first + 1);
+  CHECK(p.records[1].seq == first + 3);
+  REQUIRE(p.corrupt.size() == 1);
+  CHECK(p.corrupt[0].first == first + 2);
+  CHECK(s.corrupt_on_read() == 1);
+  CHECK(s.quarantined_records() == 1);
+  CHECK(s.records() == 5);  // nothing consumed: acks go in order
+  CHECK_FALSE(s.ack_through(first + 2));
+  CHECK(s.records() == 2);
+  CHECK(s.peek_from(first + 100, 10).records.empty());
+  CHECK(s.peek_from(0, 10).records.size() == 2);
+}

@@ -323,7 +323,7 @@ std::optional<pipeline_batch> pipeline_custody::next_due(clock::time_point now, 
     }
     if (has_unsent()) return std::nullopt;  // unreadable for now: memory waits behind it (FIFO)
   }
-  if (memory_) {
+  if (memory_ && spool_.empty()) {  // disk first: memory waits until the spool's batches are delivered
     auto cut = force ? memory_->take_any() : memory_->take_ready(now);
     if (cut) {
       pipeline_batch b;
@@ -343,7 +343,7 @@ std::optional<pipeline_custody::clock::time_point> pipeline_custody::next_deadli
     if (spool_due(clock::time_point::min())) return clock::time_point::min();
     at = *pending_since_ + flush_interval_;
   }
-  if (memory_) {
+  if (memory_ && spool_.empty()) {  // else a delivery from the spool comes first and wakes the deliverer
     if (auto m = memory_->next_deadline(); m && (!at || *m < *at)) at = m;
   }
   return at;

@@ -40,11 +40,15 @@ core::concurrency_limit::options limit_options(const config::sidecar_config& cfg
   return o;
 }
 
-/// Overload for the concurrency limit: anything but an answer the ingest gave on purpose.
+/// What an answer says to the concurrency limit: timeouts, 429 and 503 are capacity signals; network
+/// errors and other 5xx say ingest is down or broken (back off, keep the ceiling).
 core::concurrency_limit::outcome limit_outcome(const core::delivery_outcome& o) {
-  if (o.what != core::delivery_outcome::kind::http_status) return core::concurrency_limit::outcome::overloaded;
-  if (o.status == 429 || o.status >= 500) return core::concurrency_limit::outcome::overloaded;
-  return core::concurrency_limit::outcome::ok;
+  using out = core::concurrency_limit::outcome;
+  if (o.what == core::delivery_outcome::kind::timeout) return out::overloaded;
+  if (o.what != core::delivery_outcome::kind::http_status) return out::failed;
+  if (o.status == 429 || o.status == 503) return out::overloaded;
+  if (o.status >= 500) return out::failed;
+  return out::ok;
 }
 
 }  // namespace

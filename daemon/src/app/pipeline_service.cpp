@@ -179,4 +179,11 @@ void pipeline_service::probe_ingest(std::string body, net::http_client::completi
   sender_->probe(std::move(body), std::move(done));
 }
 
+void pipeline_service::handshake_fields(std::map<std::string, std::string>& fields) const {
+  const auto d = deliverer_->current();
+  fields["delivery"] = R"({"concurrency_limit":)" + std::to_string(d.limit) + R"(,"max_concurrency":)" +
+                       std::to_string(d.max) + R"(,"in_flight":)" + std::to_string(d.in_flight) + R"(,"min_rtt_ms":)" +
+                       (d.min_rtt ? std::to_string(d.min_rtt->count()) : std::string("null")) + "}";
+}
+
 }  // namespace aforo::app

@@ -10,8 +10,9 @@
 namespace aforo::core {
 
 /// AIMD with a remembered ceiling. Each round trip (a window as long as the lowest round trip seen)
-/// ends in one decision from the results that arrived in it: any refusal (timeout, 429, 503) or a
-/// round trip over `rtt_tolerance` × the lowest → the limit is multiplied by `decrease_factor`;
+/// ends in one decision from the results that arrived in it: any refusal (timeout, 429, 503), failure
+/// (network error, other 5xx) or a round trip over `rtt_tolerance` × the lowest → the limit is
+/// multiplied by `decrease_factor`;
 /// otherwise it grows by one, up to the ceiling. A refusal of a request sent while N were in flight
 /// sets the ceiling to N − 1; after `probe_after` clean windows at the ceiling it is raised by one (so a
 /// recovered ingest is found again). Results of requests sent before the last decrease are ignored for
@@ -30,7 +31,9 @@ class concurrency_limit {
     std::uint32_t probe_after = 20;     ///< clean windows at the ceiling before trying one more
   };
 
-  enum class outcome { ok, overloaded, failed };  ///< 2xx/4xx | timeout, 429, 503 | other errors
+  /// 2xx/4xx | timeout, 429, 503: a capacity signal (sets the ceiling) | network errors, other 5xx:
+  /// ingest down or broken (decreases, but leaves the ceiling: once it is back, the limit grows again).
+  enum class outcome { ok, overloaded, failed };
 
   explicit concurrency_limit(options o);
 
