@@ -4,14 +4,16 @@
 # a fresh sidecar (defaults: durability disk, batches of 100, LZ4) takes BATCHES posts of EVENTS
 # events (the plugin's usual 20-event flushes, bench/pipeline/post_batches.py) as fast as one client
 # sends them, and the run ends when the sidecar counts every event delivered. Prints accepted and
-# delivered events/s per RTT. See bench/README.md.
+# delivered events/s per RTT and variant (VARIANTS; MODE=backlog times the drain of a backlog built
+# while ingest refused). See bench/README.md.
 #
 #   bench/delivery/run.sh                       # builds a Release sidecar + fake ingest in build-bench if needed
 #   SIDECAR_BIN=... FAKE_INGEST_BIN=... RTTS="1 10 50 100" bench/delivery/run.sh
 #
 # Env: SIDECAR_BIN, FAKE_INGEST_BIN, BUILD_DIR (default build-bench), RTTS (ms, default "1 10 50 100"),
 #      JITTER (ms, default 0), BATCHES (default 1000), EVENTS (per post, default 20), EXTRA_YAML (appended
-#      to the sidecar's config, e.g. "batch: { max_events: 1000 }").
+#      to the sidecar's config, e.g. "aforo: { ... }"; it must not repeat a top-level key a variant sets),
+#      VARIANTS, MODE (live | backlog: the retry backoff is then 100 ms, so the drain starts at once).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -24,8 +26,20 @@ EVENTS="${EVENTS:-20}"
 bench_binaries fake-ingest
 bench_work delivery
 
-printf "%-8s %10s %14s %14s %12s %14s\n" "rtt ms" "events" "accepted ev/s" "delivered ev/s" "requests" "sidecar us/ev"
+# Each RTT runs every variant in VARIANTS ("label=yaml" separated by ';'), A then B, in the same run: by
+# default A is one request at a time (the deliverer before concurrent delivery) and B the defaults, both
+# with a 200 ms flush interval (else the last partial batch waits the default 5 s and that dominates).
+default_variants='A one at a time=batch: { max_concurrency: 1, flush_interval: 200ms };B default (adaptive, up to 16)=batch: { flush_interval: 200ms }'
+VARIANTS="${VARIANTS:-$default_variants}"
+MODE="${MODE:-live}"   # live: delivered while posting; backlog: posted while ingest refuses, then drained
+
+printf "%-8s %-30s %10s %14s %14s %10s %12s %10s\n" "rtt ms" "variant" "events" "accepted ev/s" \
+  "delivered ev/s" "requests" "sidecar us/ev" "limit"
+IFS=';' read -r -a variant_list <<<"$VARIANTS"
 for rtt in $RTTS; do
+ for variant in "${variant_list[@]}"; do
+  label="${variant%%=*}"
+  vyaml="${variant#*=}"
   start_fake_ingest --no-store --rtt-ms "$rtt" --jitter-ms "$JITTER"
   sc_port="$(free_port)"
   rm -rf "$work/spool"
@@ -36,26 +50,42 @@ entitlements: { source: "file:$root/config/snapshot.example.yaml" }
 buffer: { spool_dir: "$work/spool" }
 discovery: { enabled: false, state_dir: "$work/state" }
 log: { level: warn }
+${vyaml}
 ${EXTRA_YAML:-}
+$([ "$MODE" = backlog ] && echo 'retry: { backoff: [100ms], jitter: 0% }')
 YAML
   AFORO_API_KEY=bench-key-0001 AFORO_TENANT_ID=bench "$SIDECAR_BIN" --config "$work/sidecar.yaml" 2>"$work/sidecar-$rtt.log" &
   sc_pid=$!
   pids+=($sc_pid)
-  wait_port "$sc_port"
+  wait_port "$sc_port" || { cat "$work/sidecar-$rtt.log" >&2; exit 1; }
+  total=$((BATCHES * EVENTS))
+  if [ "$MODE" = backlog ]; then
+    curl -s -X POST -d '{"on":true}' "http://127.0.0.1:$fake_port/_control/refuse" >/dev/null
+  fi
   t0=$(date +%s.%N)
   python3 "$root/bench/pipeline/post_batches.py" "$sc_port" "$fake_port" "$BATCHES" "$EVENTS" >"$work/post.log" \
     & post_pid=$!
   # Accepted: when the sidecar has answered every post.
-  total=$((BATCHES * EVENTS))
   until [ "$(metric "$sc_port" aforo_sidecar_events_accepted_total)" -ge "$total" ]; do sleep 0.05; done
   t_acc=$(date +%s.%N)
-  wait "$post_pid"
+  if [ "$MODE" = backlog ]; then
+    cpu0="$(cpu_s "$sc_pid")"
+    t0=$(date +%s.%N)   # the drain starts when ingest answers again
+    curl -s -X POST -d '{"on":false}' "http://127.0.0.1:$fake_port/_control/refuse" >/dev/null
+  else
+    cpu0=0
+  fi
+  until [ "$(metric "$sc_port" aforo_sidecar_events_delivered_total)" -ge "$total" ]; do sleep 0.02; done
   t1=$(date +%s.%N)
+  wait "$post_pid" || true
   requests="$(metric "$sc_port" 'aforo_sidecar_ingest_requests_total{status="202"}')"
-  cpu="$(cpu_s "$sc_pid")"
-  printf "%-8s %10d %14.0f %14.0f %12s %14.2f\n" "$rtt" "$total" "$(echo "$total / ($t_acc - $t0)" | bc -l)" \
-    "$(echo "$total / ($t1 - $t0)" | bc -l)" "$requests" "$(echo "$cpu * 1000000 / $total" | bc -l)"
+  limit="$(metric "$sc_port" aforo_sidecar_ingest_concurrency_limit)"
+  cpu="$(echo "$(cpu_s "$sc_pid") - $cpu0" | bc -l)"
+  printf "%-8s %-30s %10d %14.0f %14.0f %10s %12.2f %10s\n" "$rtt" "$label" "$total" \
+    "$(echo "$total / ($t_acc - $t0)" | bc -l | sed 's/^-.*/0/')" "$(echo "$total / ($t1 - $t0)" | bc -l)" "$requests" \
+    "$(echo "$cpu * 1000000 / $total" | bc -l)" "$limit"
   kill -TERM "$sc_pid" "$fake_pid" 2>/dev/null || true
   wait "$sc_pid" "$fake_pid" 2>/dev/null || true
+ done
 done
-echo "posts: $BATCHES of $EVENTS events; jitter ±${JITTER} ms${EXTRA_YAML:+; extra config: $EXTRA_YAML}"
+echo "mode $MODE; posts: $BATCHES of $EVENTS events; jitter ±${JITTER} ms${EXTRA_YAML:+; extra config: $EXTRA_YAML}"
