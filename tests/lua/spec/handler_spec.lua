@@ -491,18 +491,27 @@ describe("aforo-metering handler", function()
       assert.matches("not valid UTF%-8", helper.last_log(env, "err"))
     end)
 
-    it("meters a denied request as BLOCKED", function()
+    it("meters a denied request as BLOCKED when its status is not excluded", function()
       env.respond(decision({ allowed = false, status = 429, reason = "quota_exceeded", retry_after = 5 }))
-      local conf = helper.conf()
-      handler:access(conf)
+      local conf = helper.conf({ exclude_status_codes = {} })
+      helper.access(handler, conf)
       env.req.status = env.req.exited.status
       handler:log(conf)
       assert.equal("BLOCKED", buffered(conf)[1].executionStatus)
     end)
 
+    it("does not meter a denied request by default (exclude_status_codes 401, 403, 429)", function()
+      env.respond(decision({ allowed = false, status = 429, reason = "quota_exceeded", retry_after = 5 }))
+      local conf = helper.conf()
+      helper.access(handler, conf)
+      env.req.status = env.req.exited.status
+      handler:log(conf)
+      assert.equal(0, #buffered(conf))
+    end)
+
     it("leaves service and route out without discovery", function()
       local conf = helper.conf({ discovery_enabled = false, entitlement_enabled = false })
-      handler:access(conf)
+      helper.access(handler, conf)
       handler:log(conf)
       local e = buffered(conf)[1]
       assert.is_nil(e.metadata.service)

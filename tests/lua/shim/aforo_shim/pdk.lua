@@ -388,12 +388,20 @@ function node.get_hostname()
 end
 
 
--- kong.ctx.shared is ngx.ctx in Kong too; kong.ctx.plugin is one table per
--- plugin per request.
+-- kong.ctx.shared is a table of its own inside ngx.ctx, as in Kong (kong/pdk/ctx.lua keeps it under a
+-- private key of ngx.ctx); kong.ctx.plugin is one table per plugin per request.
+local SHARED_KEY = {}
+
 local ctx = setmetatable({}, {
   __index = function(_, key)
     if key == "shared" then
-      return ngx.ctx
+      local c = ngx.ctx
+      local shared = c[SHARED_KEY]
+      if not shared then
+        shared = {}
+        c[SHARED_KEY] = shared
+      end
+      return shared
     elseif key == "plugin" then
       local c = ngx.ctx
       local p = c.__aforo_plugin_ctx

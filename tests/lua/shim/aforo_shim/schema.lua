@@ -78,6 +78,9 @@ check_value = function(field, v)
     if type(v) ~= "string" then return nil, "expected a string" end
     if field.len_min and #v < field.len_min then return nil, "length must be at least " .. field.len_min end
     if field.len_max and #v > field.len_max then return nil, "length must be at most " .. field.len_max end
+    if field.match and not v:match(field.match) then
+      return nil, "invalid value: " .. v
+    end
   elseif t == "integer" then
     if not is_integer(v) then return nil, "expected an integer" end
   elseif t == "number" then
@@ -93,8 +96,19 @@ check_value = function(field, v)
       out[i] = ok
     end
     v = out
+  elseif t == "map" then
+    if type(v) ~= "table" then return nil, "expected a map" end
+    local out = {}
+    for k, x in pairs(v) do
+      local okk, kerr = check_value(field.keys, k)
+      if okk == nil then return nil, "key " .. tostring(k) .. ": " .. tostring(kerr) end
+      local ok, err = check_value(field.values, x)
+      if ok == nil then return nil, "value of " .. tostring(k) .. ": " .. tostring(err) end
+      out[okk] = ok
+    end
+    v = out
   elseif t == "record" then
-    return check_record(field.fields, v, field.custom_validator)
+    return check_record(field.fields, v, field.custom_validator, field.shorthand_fields)
   elseif t == "foreign" then
     return nil, "not allowed"
   end
@@ -131,7 +145,7 @@ end
 --- Validates `config` and returns a copy with defaults filled, or nil and a table of errors.
 function _M.process(schema, config)
   local field = _M.config_field(schema)
-  return check_record(field.fields, config or {}, field.custom_validator)
+  return check_record(field.fields, config or {}, field.custom_validator, field.shorthand_fields)
 end
 
 
