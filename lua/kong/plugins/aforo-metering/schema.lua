@@ -81,7 +81,7 @@ local function header(default, description)
 end
 
 
-return {
+local schema = {
   name = PLUGIN_NAME,
   fields = {
     { consumer = typedefs.no_consumer },
@@ -203,3 +203,7 @@ return {
     },
   },
 }
+
+
+-- Aforo v2.2's field names, accepted as Kong shorthand fields (compat.lua).
+return require("kong.plugins.aforo-metering.compat").with_shorthands(schema)

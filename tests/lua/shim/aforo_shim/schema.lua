@@ -1,9 +1,13 @@
 -- Test helper: fills defaults and validates a plugin config with the subset of Kong's schema DSL that schema.lua uses.
 --
 -- Kong does this in kong.db.schema; here it is small and strict enough for the
--- specs and the nginx harness: type, required, default, one_of, between,
--- len_min, len_max, elements, field and record custom_validator. Unknown
--- fields are errors, as in Kong.
+-- specs and the nginx harness: type (string, integer, number, boolean, array, set, map, record),
+-- required, default, one_of, between, len_min, len_max, match, elements, keys, values, field and
+-- record custom_validator, and a record's shorthand_fields applied as Kong 3.x applies them
+-- (kong.db.schema process_auto_fields: before defaults; each given shorthand value is validated
+-- against its own definition, removed, and its func's result written into the record, a table
+-- merged into the field's table, a scalar replacing the field's value: a shorthand without a
+-- deprecation wins). Unknown fields are errors, as in Kong.
 local _M = {}
 
 
@@ -26,9 +30,51 @@ end
 
 local check_value -- forward
 
-local function check_record(fields, value, record_validator)
+local function apply_shorthands(shorthands, value)
+  local errs
+  value = deep_copy(value)
+  for _, entry in ipairs(shorthands) do
+    local name, def = next(entry)
+    local v = value[name]
+    local null = ngx and ngx.null
+    if v ~= nil and null ~= nil and v == null then
+      -- A JSON null: valid for a field that is not required (Kong's validate_field), given to func as is.
+      value[name] = nil
+      def.func(v)
+    elseif v ~= nil then
+      local ok, err = check_value(def, v)
+      if ok == nil then
+        errs = errs or {}
+        errs[name] = err
+      else
+        value[name] = nil
+        local new_values = def.func(ok)
+        if new_values then
+          for k, nv in pairs(new_values) do
+            if type(nv) == "table" and type(value[k]) == "table" then
+              for kk, vv in pairs(nv) do value[k][kk] = vv end
+            else
+              value[k] = nv
+            end
+          end
+        end
+      end
+    end
+  end
+  return value, errs
+end
+
+
+local function check_record(fields, value, record_validator, shorthands)
   if type(value) ~= "table" then
     return nil, "expected a record"
+  end
+  if shorthands then
+    local errs
+    value, errs = apply_shorthands(shorthands, value)
+    if errs then
+      return nil, errs
+    end
   end
   local known, out, errs = {}, {}, nil
   for _, entry in ipairs(fields) do
