@@ -3,7 +3,9 @@
 -- Kong's jwt plugin, once it has verified a token's signature and claims, keeps the token as it came
 -- (the compact "header.payload.signature" string) in kong.ctx.shared.authenticated_jwt_token, and
 -- older Kong versions also in ngx.ctx.authenticated_jwt_token; it sets nothing for its `anonymous`
--- consumer. openid-connect keeps the same field. This module reads the claims of that token only:
+-- consumer. Another auth plugin that keeps the token it verified in the same place (openid-connect is
+-- said to; its source is not public, so that is not checked here) is read the same way. This module
+-- reads the claims of that token only:
 -- the Authorization header is never parsed, so a client cannot choose its customer by sending a token
 -- nobody verified. A decoded form (a table of claims, or { claims = {...} } / { payload = {...} }) is
 -- taken too.
