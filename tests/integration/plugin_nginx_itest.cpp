@@ -290,7 +290,9 @@ TEST_CASE("plugin: denials are applied with the contract's status, body and head
 }
 
 TEST_CASE("plugin: with the sidecar unreachable, fallback_on_error allow serves and block refuses", "[plugin][e2e]") {
-  e2e_env env;
+  const std::string version = GENERATE(as<std::string>{}, "3.9", "3.4");
+  e2e_env env("", {"AFORO_KONG_VERSION=" + version});
+  INFO("Kong profile " << version);
   CHECK(get(env.proxy(), "/down-allow/v1/search", {{"X-Tenant-Id", "cust_acme"}}).status == 200);
   const auto blocked = get(env.proxy(), "/down-block/v1/search", {{"X-Tenant-Id", "cust_acme"}});
   CHECK(blocked.status == 503);
