@@ -39,5 +39,7 @@ build = {
     ["kong.plugins.aforo-metering.decision"] = "lua/kong/plugins/aforo-metering/decision.lua",
     ["kong.plugins.aforo-metering.event"] = "lua/kong/plugins/aforo-metering/event.lua",
     ["kong.plugins.aforo-metering.handshake"] = "lua/kong/plugins/aforo-metering/handshake.lua",
+    ["kong.plugins.aforo-metering.identity"] = "lua/kong/plugins/aforo-metering/identity.lua",
+    ["kong.plugins.aforo-metering.compat"] = "lua/kong/plugins/aforo-metering/compat.lua",
   },
 }

@@ -5,7 +5,11 @@
 # Redis killed and restarted, sidecar SIGKILL and restart, nginx -s reload, full disk (tmpfs filled), an
 # ingest that takes at most 25 events per request (413: the sidecar splits), per-event failures inside
 # 202s (dead-lettered, then re-sent with `aforo-sidecar replay-dead-letter` after the load), and the
-# sidecar out of file descriptors (its soft RLIMIT_NOFILE lowered with prlimit).
+# sidecar out of file descriptors (its soft RLIMIT_NOFILE lowered with prlimit), and a long sidecar outage
+# (stopped for AFORO_SOAK_OUTAGE_SECONDS: 60 s in runs of 300 s and more) at a rate that overflows the
+# plugin's worker buffer (buffer_max_size AFORO_SOAK_BUFFER_MAX_SIZE=200): the overflow file carries it.
+# Beside the paced load, a slow load (the upstream answers after 1.5 s) keeps requests in flight, so that
+# each nginx -s reload happens with slow requests still running in the exiting worker.
 # Then it checks: every response through the metered route was metered and delivered (distinct
 # idempotencyKeys at the ingest == responses, by status), nothing dropped, the sidecar's peak RSS under a
 # ceiling, no crash (the sidecar only died when killed, no core files, nginx error.log free of
@@ -19,6 +23,10 @@
 #   AFORO_SOAK_CHURN_RATE=50      short connections per second straight to the sidecar's /healthz (0: none)
 #   AFORO_SOAK_SLOT=10            seconds per fault slot (fault + recovery); 6 below 90 s
 #   AFORO_SOAK_KEEP=0             1: keep the work dir (logs, ingest record) for inspection
+#   AFORO_SOAK_OUTAGE_SECONDS     length of the sidecar_outage fault: 60 when DURATION_SECONDS >= 300,
+#                                 else DURATION_SECONDS / 20 (3 s for the CI's 60 s)
+#   AFORO_SOAK_BUFFER_MAX_SIZE=200  the plugin's buffer_max_size (small: outages overflow it to the file)
+#   AFORO_SOAK_SLOW_RATE=4        slow requests per second (1.5 s each, 8 connections; 0: none)
 set -uo pipefail
 
 DURATION=${1:?usage: scripts/soak.sh DURATION_SECONDS}
@@ -33,6 +41,9 @@ CONNS=${AFORO_SOAK_CONNECTIONS:-4}
 RSS_MAX_MIB=${AFORO_SOAK_RSS_MAX_MIB:-200}
 CHURN_RATE=${AFORO_SOAK_CHURN_RATE:-50}
 SLOT=${AFORO_SOAK_SLOT:-$(( DURATION >= 90 ? 10 : 6 ))}  # 6 s: every fault kind fits in 60 s
+OUTAGE=${AFORO_SOAK_OUTAGE_SECONDS:-$(( DURATION >= 300 ? 60 : (DURATION / 20 > 3 ? DURATION / 20 : 3) ))}
+BUFFER_MAX_SIZE=${AFORO_SOAK_BUFFER_MAX_SIZE:-200}
+SLOW_RATE=${AFORO_SOAK_SLOW_RATE:-4}
 API_KEY=sk_soak_0123456789abcdef
 TENANT=tenant_soak
 
@@ -42,7 +53,7 @@ done
 command -v redis-server >/dev/null || { echo "soak: redis-server is not installed" >&2; exit 2; }
 
 WORK=$(mktemp -d /tmp/aforo-soak.XXXXXX)
-SIDECAR_PID="" REDIS_PID="" INGEST_PID="" LOADGEN_PID="" CHURN_PID="" SAMPLER_PID="" TMPFS=""
+SIDECAR_PID="" REDIS_PID="" INGEST_PID="" LOADGEN_PID="" SLOW_PID="" CHURN_PID="" SAMPLER_PID="" TMPFS=""
 declare -A FAULTS=()
 FAILURES=()
 fail() { FAILURES+=("$1"); echo "soak: FAIL: $1" >&2; }
@@ -51,6 +62,7 @@ say() { printf '[soak %5ss] %s\n' "$SECONDS" "$*"; }
 cleanup() {
   [ -n "$LOADGEN_PID" ] && kill "$LOADGEN_PID" 2>/dev/null
   [ -n "$CHURN_PID" ] && kill "$CHURN_PID" 2>/dev/null
+  [ -n "$SLOW_PID" ] && kill "$SLOW_PID" 2>/dev/null
   [ -n "$SAMPLER_PID" ] && kill "$SAMPLER_PID" 2>/dev/null
   [ -f "$WORK/nginx/logs/nginx.pid" ] && "$REPO/tests/lua/nginx/stop.sh" "$WORK/nginx" >/dev/null 2>&1
   [ -n "$SIDECAR_PID" ] && kill -KILL "$SIDECAR_PID" 2>/dev/null
@@ -154,7 +166,7 @@ start_redis
 INGEST_PID=$!
 wait_http "$INGEST_URL/_control/stats" 10 || { fail "the fake ingest did not start"; exit 1; }
 start_sidecar
-AFORO_DAEMON=on AFORO_FLUSH_INTERVAL=100 "$REPO/tests/lua/nginx/start.sh" "$WORK/nginx" "$SIDECAR_URL" \
+AFORO_DAEMON=on AFORO_FLUSH_INTERVAL=100 AFORO_BUFFER_MAX_SIZE=$BUFFER_MAX_SIZE "$REPO/tests/lua/nginx/start.sh" "$WORK/nginx" "$SIDECAR_URL" \
   "$NGINX_PORT" "$UPSTREAM_PORT" >"$WORK/nginx-start.log" 2>&1 || { cat "$WORK/nginx-start.log" >&2; fail "nginx did not start"; exit 1; }
 
 # VmRSS of whichever sidecar is current, once a second, in KiB.
@@ -170,6 +182,15 @@ SAMPLER_PID=$!
   --connections "$CONNS" --rate "$RATE" --stop-file "$WORK/stop" >"$WORK/loadgen.json" 2>"$WORK/loadgen.err" &
 LOADGEN_PID=$!
 say "load: $RATE req/s on $CONNS connections for ${DURATION}s; work dir $WORK"
+# Slow requests: the upstream answers .../slow/... after 1.5 s, so some are always in flight when nginx
+# reloads (the exiting worker finishes them after Kong's timer-ng has stopped, start.sh's default).
+SLOW='{"requests":0,"by_status":{},"errors":0}'
+if [ "$SLOW_RATE" != 0 ]; then
+  "$LOADGEN" --target "127.0.0.1:$NGINX_PORT" --path /v1/search/slow --tenant cust_acme \
+    --connections 8 --rate "$SLOW_RATE" --stop-file "$WORK/stop" >"$WORK/slow.json" 2>"$WORK/slow.err" &
+  SLOW_PID=$!
+  say "slow load: $SLOW_RATE req/s answered after 1.5 s; plugin buffer_max_size $BUFFER_MAX_SIZE"
+fi
 # Connection churn: short connections (one GET /healthz each) straight to the sidecar, beside the plugin's
 # keep-alive traffic; every answer must be 200 (none refused past server.max_connections).
 if [ "$CHURN_RATE" != 0 ]; then
@@ -193,8 +214,17 @@ fault_sidecar_kill() {
   kill -KILL "$SIDECAR_PID"; wait "$SIDECAR_PID" 2>/dev/null; sleep 2; start_sidecar
 }
 fault_nginx_reload() {
+  # Slow requests are in flight (SLOW_RATE x 1.5 s of them): the old worker meters them as it exits.
   /usr/sbin/nginx -p "$WORK/nginx" -c "$WORK/nginx/conf/nginx.conf" -s reload 2>>"$WORK/nginx-start.log" || fail "nginx -s reload failed"
   sleep 1
+}
+fault_sidecar_outage() {
+  # The sidecar stopped (SIGTERM: it drains and exits) for OUTAGE seconds under the full load: the plugin's
+  # worker buffer (BUFFER_MAX_SIZE) fills, the overflow file takes the rest, and is replayed once it is back.
+  check_alive
+  kill -TERM "$SIDECAR_PID"; wait "$SIDECAR_PID"; local rc=$?
+  [ $rc -eq 0 ] || fail "the sidecar exited $rc on SIGTERM before the outage"
+  sleep "$OUTAGE"; start_sidecar
 }
 fault_disk_full() {
   [ -n "$TMPFS" ] || return 1
@@ -218,14 +248,18 @@ fault_fd_exhaustion() {
   prlimit --pid "$SIDECAR_PID" --nofile="$soft":"$hard" || fail "could not restore the sidecar's fd limit"
 }
 SCHEDULE=(ingest_outage ingest_413 5xx_storm redis_restart partial_failures fd_exhaustion sidecar_kill nginx_reload
-  disk_full)
+  sidecar_outage disk_full)
+# A slot is SLOT seconds; sidecar_outage's is longer when its outage is (OUTAGE + SLOT - 3).
+slot_of() { if [ "$1" = sidecar_outage ] && [ $((OUTAGE + 3)) -gt "$SLOT" ]; then echo $((OUTAGE + SLOT - 3)); else echo "$SLOT"; fi; }
 
 # Faults in rotation, one per slot, with the rest of the slot to recover; the load runs throughout.
 i=0
 end=$((SECONDS + DURATION))
-while [ $((SECONDS + SLOT)) -le "$end" ]; do
-  slot_end=$((SECONDS + SLOT))
+while :; do
   kind=${SCHEDULE[$((i % ${#SCHEDULE[@]}))]}
+  slot=$(slot_of "$kind")
+  [ $((SECONDS + slot)) -le "$end" ] || break
+  slot_end=$((SECONDS + slot))
   i=$((i + 1))
   check_alive
   say "fault: $kind"
@@ -244,6 +278,13 @@ wait "$LOADGEN_PID"; LOADGEN_PID=""
 LOAD=$(cat "$WORK/loadgen.json")
 CHURN='{"requests":0,"by_status":{},"errors":0}'
 if [ -n "$CHURN_PID" ]; then wait "$CHURN_PID"; CHURN_PID=""; CHURN=$(cat "$WORK/churn.json"); fi
+if [ -n "$SLOW_PID" ]; then wait "$SLOW_PID"; SLOW_PID=""; SLOW=$(cat "$WORK/slow.json"); fi
+say "slow load stopped: $SLOW"
+# Both loads go through the metered route: every response of either is one event.
+LOAD=$(jq -c -s '{requests: (.[0].requests + .[1].requests),
+  by_status: (reduce ((.[0].by_status, .[1].by_status) | to_entries[]) as $e ({}; .[$e.key] += $e.value)),
+  errors: (.[0].errors + .[1].errors),
+  max_latency_ms: ([.[0].max_latency_ms, (.[1].max_latency_ms // 0)] | max)}' <<<"$LOAD $SLOW")
 expected=$(jq '[.by_status[]] | add // 0' <<<"$LOAD")
 errors=$(jq .errors <<<"$LOAD")
 say "load stopped: $LOAD"
@@ -288,7 +329,10 @@ duplicates=$(jq .duplicates <<<"$STATS")
 lost=$((expected - keys)); [ $lost -lt 0 ] && lost=0
 extra=$((keys - expected)); [ $extra -lt 0 ] && extra=0
 # Dead-lettered events other than the injected per-event failures (re-sent above) are losses too.
-dropped=$(grep -E '^aforo_sidecar_events_(dropped|dead_lettered)_total' <<<"$METRICS" | grep -v 'reason="event_failed"' | awk '{s += $2} END {print s + 0}')
+dropped=$(grep -E '^aforo_sidecar_(events_(dropped|dead_lettered)|plugin_events_dropped)_total' <<<"$METRICS" | grep -v 'reason="event_failed"' | awk '{s += $2} END {print s + 0}')
+# The plugin's overflow file at work (nginx error.log): outages it carried, events it replayed.
+overflow_spills=$(grep -c 'not taking events: appending them to' "$WORK/nginx/logs/error.log")
+overflow_replayed=$(grep -o 'sent [0-9]* events from overflow file' "$WORK/nginx/logs/error.log" | awk '{s += $2} END {print s + 0}')
 rejected_full=$(grep -E '^aforo_sidecar_events_rejected_total\{reason="spool_(full|error)"\}' <<<"$METRICS" | awk '{s += $2} END {print s + 0}')
 peak_kib=$(sort -n "$WORK/rss.log" 2>/dev/null | tail -1); peak_kib=${peak_kib:-0}
 peak_mib=$(awk -v k="$peak_kib" 'BEGIN {printf "%.1f", k / 1024}')
@@ -307,7 +351,11 @@ churn_other=$(jq '[.by_status | to_entries[] | select(.key != "200") | .value] |
 [ "$churn_other" -eq 0 ] || fail "connection churn got $churn_other answers other than 200: $(jq -c .by_status <<<"$CHURN")"
 [ "$CHURN_RATE" = 0 ] || [ "$churn_ok" -gt 0 ] || fail "connection churn got no 200 at all"
 if grep -E '\[(alert|crit|emerg)\]' "$WORK/nginx/logs/error.log" >&2; then fail "nginx error.log has [alert]/[crit]/[emerg] lines"; fi
-if grep -E 'events could not be sent' "$WORK/nginx/logs/error.log" >&2; then fail "an exiting nginx worker lost events"; fi
+if grep -E 'events could not be sent' "$WORK/nginx/logs/error.log" | grep -v 'kept in' >&2; then fail "an exiting nginx worker lost events"; fi
+if grep -E '\[aforo-metering\] ERROR (buffer full|overflow file .* full)' "$WORK/nginx/logs/error.log" >&2; then
+  fail "the plugin dropped events (buffer or overflow file full)"
+fi
+[ "${FAULTS[sidecar_outage]:-0}" -eq 0 ] || [ "$overflow_spills" -gt 0 ] || fail "the sidecar outages never reached the plugin's overflow file"
 if compgen -G "$WORK/core*" >/dev/null || compgen -G "$WORK/nginx/core*" >/dev/null; then fail "core dump found"; fi
 
 # Graceful stop: the sidecar must exit 0 on SIGTERM.
@@ -324,7 +372,10 @@ faults injected:   $total_faults:$faults_line
 events expected:   $expected
 events delivered:  $keys distinct idempotencyKeys (by status $by_status_ingest)
 events lost:       $lost
-duplicates:        $duplicates (redeliveries the ingest deduplicated by idempotencyKey)
+events duplicated: $extra (events at the ingest beyond one per response)
+redeliveries:      $duplicates (sent again with the same idempotencyKey, deduplicated by the ingest)
+sidecar outage:    ${OUTAGE}s each; plugin buffer_max_size $BUFFER_MAX_SIZE; overflow file used $overflow_spills times, $overflow_replayed events replayed from it
+slow requests:     $(jq .requests <<<"$SLOW") (answered after 1.5 s, in flight across each nginx reload)
 refused (503):     $rejected_full events refused while the spool was full or unwritable, retried by the plugin (last sidecar process)
 dropped:           $dropped
 dead-lettered:     $dead_lettered events refused one by one by the partial-failure fault; replay: $replayed

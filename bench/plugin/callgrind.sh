@@ -12,6 +12,8 @@
 #   bench/plugin/callgrind.sh                        # nginx alone, the PDK shim, and the plugin of this tree
 #   BASELINE=/path/to/other/checkout bench/plugin/callgrind.sh   # adds that tree's plugin, same run
 #   MODES="on" N=6000 bench/plugin/callgrind.sh
+#   MODES="on nofile" ROUNDS=5 bench/plugin/callgrind.sh   # nofile: the plugin with overflow_max_bytes 0 (no
+#                                                          # overflow file), to see what the overflow path costs
 #
 # Env: SIDECAR_BIN, FAKE_INGEST_BIN, BUILD_DIR (default build-bench), N (requests of the long run, default
 #      3000), ROUNDS (runs per mode, default 3), MODES (default "off shim on"), BASELINE (a source tree whose lua/ and tests/lua/ are measured as
@@ -55,13 +57,14 @@ total_ir() { callgrind_annotate "$1" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(
 
 echo "worker instructions per request (user space), $N requests, one connection:"
 for mode in $MODES; do
-  tree="$root" plugin=on
+  tree="$root" plugin=on overflow=104857600
   case $mode in
     off | shim) plugin=$mode ;;
     baseline) tree="$BASELINE" ;;
+    nofile) overflow=0 ;;
   esac
   port="$(free_port)"
-  AFORO_FLUSH_INTERVAL=60000 AFORO_PLUGIN=$plugin AFORO_WORKERS=1 \
+  AFORO_FLUSH_INTERVAL=60000 AFORO_PLUGIN=$plugin AFORO_WORKERS=1 AFORO_OVERFLOW_MAX_BYTES=$overflow \
     "$tree/tests/lua/nginx/start.sh" "$work/$mode" "http://127.0.0.1:$sc_port" "$port" "$(free_port)" \
     >"$work/start-$mode.log" 2>&1 || { cat "$work/start-$mode.log" >&2; exit 1; }
   # The proxy again, in the foreground under callgrind (its upstream stays up).

@@ -13,7 +13,9 @@
 #      default /v1/search/items/42?cost=0.002), and the harness's
 #      AFORO_* plugin settings (tests/lua/nginx/start.sh), e.g. AFORO_BATCH_SIZE, AFORO_FLUSH_INTERVAL,
 #      and LAYOUT: shared (default: every process on every core) or isolated (the proxies' nginx on
-#      core 0; wrk, the upstreams, the sidecar and the fake ingest on the other cores; see bench/README.md).
+#      core 0; wrk, the upstreams, the sidecar and the fake ingest on the other cores; see bench/README.md),
+#      and OVERFLOW_AB=1: a fourth proxy, "nofile", the plugin with overflow_max_bytes 0 (no overflow file),
+#      in the same rounds, to show what the overflow path costs while the sidecar is up.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -23,13 +25,15 @@ DURATION="${DURATION:-10s}"
 CONNECTIONS="${CONNECTIONS:-50}"
 THREADS="${THREADS:-1}"
 export TARGET="${TARGET:-/v1/search/items/42?cost=0.002}"
+MODES="on shim off"
+[ "${OVERFLOW_AB:-0}" = 1 ] && MODES="on nofile shim off"
 
 need_tools "scripts/install-deps.sh --bench" wrk nginx curl python3 bc
 bench_binaries fake-ingest
 bench_work plugin
 # Besides lib.sh's cleanup: the three nginx harnesses, and KEEP_WORK=1 keeps the work dir.
 cleanup() {
-  for mode in on off shim; do "$root/tests/lua/nginx/stop.sh" "$work/$mode" >/dev/null 2>&1 || true; done
+  for mode in on off shim nofile; do "$root/tests/lua/nginx/stop.sh" "$work/$mode" >/dev/null 2>&1 || true; done
   stop_pids
   if [ -n "${KEEP_WORK:-}" ]; then echo "work dir kept: $work" >&2; else rm -rf "$work"; fi
 }
@@ -64,9 +68,11 @@ batch_size ${AFORO_BATCH_SIZE:-20}, flush_interval ${AFORO_FLUSH_INTERVAL:-250} 
 # off = nginx alone; shim = every phase through the PDK shim with no plugin (a stand-in for what Kong does
 # per request without this plugin); on = the plugin.
 declare -A port worker
-for mode in on shim off; do
+for mode in $MODES; do
   port[$mode]="$(free_port)"
-  AFORO_PLUGIN=$mode AFORO_WORKERS=1 AFORO_LOG_LEVEL=notice \
+  overflow="${AFORO_OVERFLOW_MAX_BYTES:-104857600}"; plugin=$mode
+  [ "$mode" = nofile ] && { overflow=0; plugin=on; }
+  AFORO_PLUGIN=$plugin AFORO_OVERFLOW_MAX_BYTES=$overflow AFORO_WORKERS=1 AFORO_LOG_LEVEL=notice \
     "$root/tests/lua/nginx/start.sh" "$work/$mode" "$sidecar_url" "${port[$mode]}" "$(free_port)" \
     >"$work/start-$mode.log" 2>&1 || { cat "$work/start-$mode.log" >&2; exit 1; }
   worker[$mode]="$(pgrep -P "$(cat "$work/$mode/logs/nginx.pid")" | head -1)"
@@ -83,7 +89,7 @@ if [ "${LAYOUT:-shared}" = isolated ]; then
   ncpu="$(nproc)"
   [ "$ncpu" -ge 2 ] || { echo "LAYOUT=isolated needs at least 2 cores" >&2; exit 1; }
   others="1-$((ncpu - 1))"
-  for mode in on shim off; do
+  for mode in $MODES; do
     master="$(cat "$work/$mode/logs/nginx.pid")"
     for p in "$master" $(pgrep -P "$master"); do taskset -p -c 0 "$p" >/dev/null; done
     master="$(cat "$work/$mode/backends/logs/nginx.pid")"
@@ -101,7 +107,7 @@ if curl -s -D - -o /dev/null -H 'X-Tenant-Id: cust_bench' "$(url on)$TARGET" | g
 fi
 
 # Warm-up: JIT traces, keepalive pools, the sidecar's caches.
-for mode in on shim off; do "${wrk_cmd[@]}" -t1 -c4 -d2s -s "$here/proxy.lua" "$(url "$mode")" >/dev/null 2>&1; done
+for mode in $MODES; do "${wrk_cmd[@]}" -t1 -c4 -d2s -s "$here/proxy.lua" "$(url "$mode")" >/dev/null 2>&1; done
 
 declare -A samples
 run() {  # MODE SHAPE -> one line, samples appended
@@ -113,7 +119,7 @@ run() {  # MODE SHAPE -> one line, samples appended
   result="$(grep RESULT <<<"$out" || { echo "$out" >&2; exit 1; })"
   reqs="$(field requests "$result")"
   cpu_ngx="$(echo "($w1 - $w0) * 1000000 / $reqs" | bc -l)"
-  [ "$mode" = on ] && cpu_sc="$(printf '%.1f' "$(echo "($s1 - $s0) * 1000000 / $reqs" | bc -l)")"
+  [ "$mode" = on ] || [ "$mode" = nofile ] && cpu_sc="$(printf '%.1f' "$(echo "($s1 - $s0) * 1000000 / $reqs" | bc -l)")"
   printf "%-4s %-10s %9.0f %8d %8d %8d %8d %12.1f %12s %6d\n" "$mode" "$shape" "$(field rps "$result")" \
     "$(field p50_us "$result")" "$(field p90_us "$result")" "$(field p99_us "$result")" "$(field max_us "$result")" \
     "$cpu_ngx" "$cpu_sc" "$(field errors "$result")"
@@ -126,7 +132,7 @@ run() {  # MODE SHAPE -> one line, samples appended
 printf "%-4s %-10s %9s %8s %8s %8s %8s %12s %12s %6s\n" plug shape "req/s" "p50 us" "p90 us" "p99 us" "max us" \
   "ngx us/req" "sidecar us/r" errors
 for r in $(seq 1 "$ROUNDS"); do
-  if [ $((r % 2)) = 1 ]; then order="off shim on"; else order="on shim off"; fi
+  if [ $((r % 2)) = 1 ]; then order="$(tr ' ' '\n' <<<"$MODES" | tac | tr '\n' ' ')"; else order="$MODES"; fi
   for shape in c1 "c$CONNECTIONS"; do
     for mode in $order; do run "$mode" "$shape"; done
   done
@@ -181,3 +187,16 @@ printf "  1 conn p50: %s us shim, %+.0f us; p99: %s us shim, %+.0f us\n" "$(m sh
 printf "  %s conns req/s: %s shim: %.2f; worker CPU per request %.1f us shim (%+.1f us)\n" "$CONNECTIONS" \
   "$(m shim.$c.rps)" "$(echo "$(m on.$c.rps) / $(m shim.$c.rps)" | bc -l)" "$(m shim.$c.cpu)" \
   "$(echo "$(m on.$c.cpu) - $(m shim.$c.cpu)" | bc -l)"
+if [ "${OVERFLOW_AB:-0}" = 1 ]; then
+  echo "the overflow path while the sidecar is up: the plugin (overflow_max_bytes 100 MiB, on) against the same"
+  echo "plugin without an overflow file (overflow_max_bytes 0, nofile), same rounds:"
+  printf "  1 conn p50: %s us nofile, %s us on (%+.0f us); p99: %s us nofile, %s us on (%+.0f us)\n" \
+    "$(m nofile.c1.p50)" "$(m on.c1.p50)" "$(echo "$(m on.c1.p50) - $(m nofile.c1.p50)" | bc -l)" \
+    "$(m nofile.c1.p99)" "$(m on.c1.p99)" "$(echo "$(m on.c1.p99) - $(m nofile.c1.p99)" | bc -l)"
+  printf "  %s conns req/s: %s nofile, %s on: %.3f (vs nginx alone: nofile %.2f, on %.2f)\n" "$CONNECTIONS" \
+    "$(m nofile.$c.rps)" "$(m on.$c.rps)" "$(echo "$(m on.$c.rps) / $(m nofile.$c.rps)" | bc -l)" \
+    "$(echo "$(m nofile.$c.rps) / $(m off.$c.rps)" | bc -l)" "$ratio"
+  printf "  nginx worker CPU per request at %s conns: %.1f us nofile, %.1f us on (%+.1f us)\n" "$CONNECTIONS" \
+    "$(m nofile.$c.cpu)" "$(m on.$c.cpu)" "$(echo "$(m on.$c.cpu) - $(m nofile.$c.cpu)" | bc -l)"
+  { ls "$work"/on/aforo-overflow-* "$work"/nofile/aforo-overflow-* 2>/dev/null || true; } | sed 's/^/  overflow file written (unexpected while the sidecar is up): /'
+fi

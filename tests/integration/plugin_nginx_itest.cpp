@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <map>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -71,7 +72,8 @@ class e2e_env {
                    std::to_string(nginx_port_), std::to_string(upstream_port_)},
                   harness_env);
     const auto rc = start.wait_exit(30s);
-    if (rc != 0) FAIL("nginx harness did not start: " << start.output());
+    start_output_ = start.output();
+    if (rc != 0) FAIL("nginx harness did not start: " << start_output_);
   }
 
   ~e2e_env() {
@@ -83,6 +85,8 @@ class e2e_env {
   [[nodiscard]] http_client ingest() const { return http_client(ingest_addr_); }
   [[nodiscard]] std::string error_log() const { return read_file(prefix_ + "/logs/error.log"); }
   [[nodiscard]] const std::string& prefix() const { return prefix_; }
+  /// What start.sh printed (nginx's messages while it loaded the plugin configs, before error.log opens).
+  [[nodiscard]] const std::string& start_output() const { return start_output_; }
   sidecar_process& sidecar() { return *sidecar_; }
 
   /// Events the fake ingest stored (deduplicated by idempotencyKey), parsed.
@@ -113,6 +117,7 @@ class e2e_env {
   int nginx_port_ = 0;
   int upstream_port_ = 0;
   std::string prefix_;
+  std::string start_output_;
 };
 
 http_reply get(const std::string& address, const std::string& target,
@@ -234,13 +239,23 @@ TEST_CASE("plugin: a 3,000-byte path and a path that is not UTF-8 are metered wi
 }
 
 TEST_CASE("plugin: denials are applied with the contract's status, body and headers", "[plugin][e2e]") {
-  e2e_env env;
+  // The access phase runs in a coroutine and kong.response.exit is deferred to the end of the phase, as
+  // Kong's runloop does (tests/lua/shim/aforo_shim/runloop.lua): the answer is sent by the runloop.
+  const std::string version = GENERATE(as<std::string>{}, "3.9", "3.4");
+  e2e_env env("", {"AFORO_KONG_VERSION=" + version});
+  INFO("Kong profile " << version);
   SECTION("quota exhausted: 429 with Retry-After") {
     for (int i = 0; i < 3; ++i) REQUIRE(get(env.proxy(), "/v1/search/q", {{"X-Tenant-Id", "cust_small"}}).status == 200);
     const auto r = get(env.proxy(), "/v1/search/q", {{"X-Tenant-Id", "cust_small"}});
     CHECK(r.status == 429);
     CHECK(std::stoi(r.header("retry-after")) > 0);
     CHECK(r.body.find(R"("reason":"quota_exceeded")") != std::string::npos);
+    CHECK(r.header("content-type") == "application/json; charset=utf-8");
+    CHECK(r.header("content-length") == std::to_string(r.body.size()));
+    // The runloop, not the plugin, sent it; the plugin's later phases ran without a Lua error.
+    std::this_thread::sleep_for(200ms);
+    CHECK(env.error_log().find("runtime error") == std::string::npos);
+    CHECK(env.error_log().find("stack traceback") == std::string::npos);
   }
   SECTION("a feature outside the plan: 403") {
     const auto r = get(env.proxy(), "/v1/search/q", {{"X-Tenant-Id", "cust_basic"}});
@@ -275,9 +290,13 @@ TEST_CASE("plugin: denials are applied with the contract's status, body and head
 }
 
 TEST_CASE("plugin: with the sidecar unreachable, fallback_on_error allow serves and block refuses", "[plugin][e2e]") {
-  e2e_env env;
+  const std::string version = GENERATE(as<std::string>{}, "3.9", "3.4");
+  e2e_env env("", {"AFORO_KONG_VERSION=" + version});
+  INFO("Kong profile " << version);
   CHECK(get(env.proxy(), "/down-allow/v1/search", {{"X-Tenant-Id", "cust_acme"}}).status == 200);
-  CHECK(get(env.proxy(), "/down-block/v1/search", {{"X-Tenant-Id", "cust_acme"}}).status == 503);
+  const auto blocked = get(env.proxy(), "/down-block/v1/search", {{"X-Tenant-Id", "cust_acme"}});
+  CHECK(blocked.status == 503);
+  CHECK(blocked.body.find(R"("reason":"sidecar_unavailable")") != std::string::npos);
   // The real sidecar killed: the same happens on the main route.
   env.sidecar().proc().signal(SIGKILL);
   env.sidecar().proc().wait_exit(5s);
@@ -290,9 +309,14 @@ TEST_CASE("plugin: with the sidecar unreachable, fallback_on_error allow serves 
 }
 
 TEST_CASE("plugin: a request without X-Tenant-Id is proxied unmetered (allow) or refused (block)", "[plugin][e2e]") {
-  e2e_env env;
+  const std::string version = GENERATE(as<std::string>{}, "3.9", "3.4");
+  e2e_env env("", {"AFORO_KONG_VERSION=" + version});
+  INFO("Kong profile " << version);
   CHECK(get(env.proxy(), "/v1/search/q").status == 200);
-  CHECK(get(env.proxy(), "/fail-closed/v1/search/q").status == 401);
+  const auto refused = get(env.proxy(), "/fail-closed/v1/search/q");
+  CHECK(refused.status == 401);
+  CHECK(refused.body.find(R"("reason":"missing_tenant")") != std::string::npos);
+  CHECK(refused.header("content-type") == "application/json; charset=utf-8");
   // One metered request afterwards, to know the pipeline has flushed what it had.
   REQUIRE(get(env.proxy(), "/v1/search/q", {{"X-Tenant-Id", "cust_acme"}}).status == 200);
   REQUIRE(env.wait_events(1) == 1);
@@ -492,4 +516,77 @@ TEST_CASE("plugin: a customer near its limit gets no lease and is held to the li
   }
   CHECK(allowed == 3);  // limit 3 an hour: remaining / 64 is 0, every request asks
   CHECK(env.sidecar().metric("aforo_sidecar_check_leases_total") == 0);
+}
+
+
+namespace {
+
+/// A compact JWT of these claims (base64url, no padding), as Kong's jwt plugin keeps a token it verified; the
+/// harness's X-Test-JWT header plays that plugin (tests/lua/shim/aforo_shim/runner.lua).
+std::string jwt(const std::string& claims_json) {
+  const auto b64url = [](const std::string& in) {
+    static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    std::string out;
+    std::size_t i = 0;
+    for (; i + 2 < in.size(); i += 3) {
+      const unsigned n = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
+                         static_cast<unsigned char>(in[i + 2]);
+      for (int s = 18; s >= 0; s -= 6) out += t[(n >> s) & 63];
+    }
+    if (i < in.size()) {
+      unsigned n = static_cast<unsigned char>(in[i]) << 16;
+      if (i + 1 < in.size()) n |= static_cast<unsigned char>(in[i + 1]) << 8;
+      out += t[(n >> 18) & 63];
+      out += t[(n >> 12) & 63];
+      if (i + 1 < in.size()) out += t[(n >> 6) & 63];
+    }
+    return out;
+  };
+  return b64url(R"({"alg":"HS256","typ":"JWT"})") + "." + b64url(claims_json) + ".c2lnbmF0dXJl";
+}
+
+}  // namespace
+
+TEST_CASE("plugin: an Aforo v2.2 config loads and meters as v2.2 did: JWT claim, status options, product type",
+          "[plugin][e2e][compat]") {
+  const std::string version = GENERATE(as<std::string>{}, "3.9", "3.4");
+  e2e_env env("", {"AFORO_KONG_VERSION=" + version});
+  INFO("Kong profile " << version);
+  // The v2.2 fields that belong to the sidecar: one WARN each naming where they go, never their values.
+  const auto& loaded = env.start_output();
+  CHECK(loaded.find("[aforo-metering] Aforo v2.2 field 'api_key' belongs to the sidecar now: environment variable "
+                    "AFORO_API_KEY") != std::string::npos);
+  CHECK(loaded.find("field 'tenant_id' belongs to the sidecar now: sidecar.yaml aforo.tenant_id") != std::string::npos);
+  CHECK(loaded.find("field 'aforo_endpoint' belongs to the sidecar now: sidecar.yaml aforo.ingest_url") !=
+        std::string::npos);
+  CHECK(loaded.find("HARNESS_SECRET") == std::string::npos);
+
+  const std::string acme = jwt(R"({"sub":"u1","tenant_id":"cust_acme"})");
+  const auto call = [&](const std::string& path, std::vector<std::pair<std::string, std::string>> headers) {
+    return get(env.proxy(), path, std::move(headers)).status;
+  };
+  CHECK(call("/compat/status/404", {{"X-Test-JWT", acme}}) == 404);            // metered: VALIDATION_FAILED
+  CHECK(call("/compat/v1/items", {{"X-Test-JWT", acme}}) == 200);              // metered: SUCCESS
+  CHECK(call("/compat/status/418", {{"X-Test-JWT", acme}}) == 418);            // exclude_status_codes
+  CHECK(call("/compat/status/429", {{"X-Test-JWT", acme}}) == 429);            // Aforo's default exclusion
+  CHECK(call("/compat/v1/items", {{"X-Test-JWT", jwt(R"({"tenant_id":"cust_acme","impersonated_by":"staff"})")}}) ==
+        200);                                                                  // exclude claim
+  CHECK(call("/compat/v1/items", {{"X-Tenant-Id", "cust_acme"}}) == 200);      // v2.2 never read a header
+  CHECK(call("/compat/v1/items", {{"Authorization", "Bearer " + jwt(R"({"tenant_id":"cust_forged"})")}}) ==
+        200);                                                                  // an unverified token is nobody
+  CHECK(call("/compat/v1/consumer", {{"X-Test-Consumer", "issuer;cust_small"}}) == 200);  // consumer custom_id
+  REQUIRE(env.wait_events(3) >= 3);
+  std::this_thread::sleep_for(500ms);
+  const auto d = env.received();
+  REQUIRE(d["events"].Size() == 3);
+  std::map<std::string, std::pair<std::string, std::string>> by_path;  // path -> customer, executionStatus
+  for (const auto& e : d["events"].GetArray()) {
+    const auto& ev = e["event"];
+    CHECK(std::string(ev["productType"].GetString()) == "AGENTIC_API");
+    by_path[ev["endpointPath"].GetString()] = {ev["customerId"].GetString(), ev["executionStatus"].GetString()};
+  }
+  CHECK(by_path["/compat/status/404"] == std::make_pair(std::string("cust_acme"), std::string("VALIDATION_FAILED")));
+  CHECK(by_path["/compat/v1/items"] == std::make_pair(std::string("cust_acme"), std::string("SUCCESS")));
+  CHECK(by_path["/compat/v1/consumer"] == std::make_pair(std::string("cust_small"), std::string("SUCCESS")));
+  CHECK(env.error_log().find("HARNESS_SECRET") == std::string::npos);
 }

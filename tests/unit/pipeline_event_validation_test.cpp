@@ -132,6 +132,13 @@ TEST_CASE("event validation: optional fields are type-checked", "[pipeline][vali
   CHECK_FALSE(accepted_one(event(R"(,"statusCode":"200")")));
   CHECK_FALSE(accepted_one(event(R"(,"statusCode":42)")));
   CHECK_FALSE(accepted_one(event(R"(,"executionStatus":"FINE")")));
+  // Every executionStatus of contracts §11 (the plugin's status_outcomes may set any), nothing else.
+  for (const char* status : {"SUCCESS", "PARTIAL", "TIMEOUT", "ERROR", "VALIDATION_FAILED", "FAILED", "FAILURE",
+                             "CANCELLED", "PENDING", "BLOCKED", "HITL_REQUIRED"}) {
+    INFO(status);
+    CHECK(accepted_one(event(std::string(R"(,"executionStatus":")") + status + "\"")));
+  }
+  CHECK_FALSE(accepted_one(event(R"(,"executionStatus":"pending")")));
   CHECK_FALSE(accepted_one(event(R"(,"responseTimeMs":-1)")));
   CHECK_FALSE(accepted_one(event(R"(,"dataBytes":1.5)")));
   CHECK_FALSE(accepted_one(event(R"(,"productType":7)")));

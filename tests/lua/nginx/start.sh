@@ -49,10 +49,13 @@
 #   /fail-closed/...  same sidecar, fallback_on_error=block, missing_tenant=block
 #   /down-allow/...   sidecar_url=http://127.0.0.1:1 (nothing listens), fallback allow
 #   /down-block/...   sidecar_url=http://127.0.0.1:1, fallback block
+#   /compat/...       an Aforo v2.2 plugin config (api_key, tenant_id, flush_count, customer_id_jwt_claim
+#                     tenant_id, status_outcomes 404 VALIDATION_FAILED, product_type AGENTIC_API,
+#                     exclude_status_codes 401 403 418 429, ...) plus sidecar_url=SIDECAR_URL
 # Upstream: 200 "upstream ok"; ?cost=N / ?qty=N set X-Aforo-Cost / X-Aforo-Quantity on the response;
 #   .../status/NNN answers NNN; .../slow/... answers after ?s=N seconds (default 1.5); X-Upstream-Saw-Plan / X-Upstream-Saw-Margin echo upstream headers.
 # TEST-ONLY: request header X-Test-Consumer: "username" or "username;custom_id" plays an
-#   authenticated Kong consumer.
+#   authenticated Kong consumer; X-Test-JWT: <compact JWT> plays a token Kong's jwt plugin verified.
 #
 # Example (fake sidecar):
 #   tests/lua/nginx/start.sh /tmp/aforo-h http://127.0.0.1:18750 18000 18001 18750
@@ -129,6 +132,17 @@ return {
       sidecar_url = "http://127.0.0.1:1", fallback_on_error = "allow", $common } },
   down_block = { service = "search", route = "down-block", config = {
       sidecar_url = "http://127.0.0.1:1", fallback_on_error = "block", $common } },
+  -- An Aforo v2.2 plugin config as its users have it (compat.lua's shorthand fields), plus sidecar_url.
+  compat = { service = "search", route = "compat", config = {
+      sidecar_url = $(lua_str "$SIDECAR_URL"),
+      aforo_endpoint = "https://ingest.aforo.ai/api/v1/usage/batch", api_key = "sk_live_HARNESS_SECRET_v22",
+      tenant_id = "tenant_harness", flush_count = 5, flush_interval_ms = 100, include_metadata = true,
+      default_metric = "api_calls", customer_id_jwt_claim = "tenant_id",
+      customer_id_jwt_exclude_claims = { "impersonated_by" }, exclude_paths = { "/compat/health" },
+      exclude_status_codes = { 401, 403, 418, 429 }, status_outcomes = { ["404"] = "VALIDATION_FAILED" },
+      product_type = "AGENTIC_API", preflight_quota_enabled = true, preflight_quota_fail_open = true,
+      margin_guard_enabled = true, margin_guard_url = "http://pricing:8083", rate_limit_enabled = false,
+      rate_limit_redis_password = "HARNESS_SECRET_pw", jwt_validation_enabled = false } },
 }
 EOF
 
@@ -150,7 +164,7 @@ init_by_lua_block { require("aforo_shim.runner").setup(require("aforo_confs"), {
   kong_version = "$KONG_VERSION", timer_ng = $timer_ng }) }
 init_worker_by_lua_block { require("aforo_shim.runner").init_worker() $jit_diag }
 EOF
-  for inst in default fail_closed down_allow down_block; do
+  for inst in default fail_closed down_allow down_block compat; do
     cat > "$PREFIX/conf/phases_$inst.conf" <<EOF
 access_by_lua_block { require("aforo_shim.runner").access("$inst") }
 header_filter_by_lua_block { require("aforo_shim.runner").header_filter("$inst") }
@@ -159,7 +173,7 @@ EOF
   done
 else
   : > "$PREFIX/conf/plugin_init.conf"
-  for inst in default fail_closed down_allow down_block; do
+  for inst in default fail_closed down_allow down_block compat; do
     : > "$PREFIX/conf/phases_$inst.conf"
   done
 fi

@@ -42,24 +42,24 @@ describe("aforo-metering handler", function()
   describe("identity", function()
     it("uses the tenant header when there is no consumer", function()
       env.req.headers["X-Tenant-Id"] = "cust_acme"
-      handler:access(helper.conf())
+      helper.access(handler, helper.conf())
       assert.equal("cust_acme", check_body().customer_id)
     end)
 
     it("lets an authenticated consumer win over the header", function()
       env.req.headers["X-Tenant-Id"] = "cust_victim"
       env.req.consumer = { id = "c-1", username = "alice", custom_id = "cust_alice" }
-      handler:access(helper.conf())
+      helper.access(handler, helper.conf())
       assert.equal("cust_alice", check_body().customer_id)
       assert.equal("alice", env.req.ctx.consumer)
     end)
 
     it("falls back from custom_id to username to id for the consumer", function()
       env.req.consumer = { id = "c-1", username = "alice" }
-      handler:access(helper.conf())
+      helper.access(handler, helper.conf())
       assert.equal("alice", check_body(1).customer_id)
       env.new_request().consumer = { id = "c-2" }
-      handler:access(helper.conf())
+      helper.access(handler, helper.conf())
       assert.equal("c-2", check_body(2).customer_id)
     end)
 
@@ -72,7 +72,7 @@ describe("aforo-metering handler", function()
       it("counts as no consumer: the tenant header applies", function()
         env.req.headers["X-Tenant-Id"] = "cust_acme"
         local conf = helper.conf()
-        handler:access(conf)
+        helper.access(handler, conf)
         assert.equal("cust_acme", check_body().customer_id)
         assert.is_nil(env.req.ctx.consumer)
         handler:log(conf)
@@ -85,13 +85,13 @@ describe("aforo-metering handler", function()
       end)
 
       it("is a missing tenant without the header, and with customer_id_source=consumer", function()
-        handler:access(helper.conf({ missing_tenant = "block" }))
+        helper.access(handler, helper.conf({ missing_tenant = "block" }))
         assert.equal(401, env.req.exited.status)
         env.new_request()
         env.req.consumer = { id = "anon-1", username = "anonymous" }
         env.req.anonymous = true
         env.req.headers["X-Tenant-Id"] = "cust_acme"
-        handler:access(helper.conf({ customer_id_source = "consumer", missing_tenant = "block" }))
+        helper.access(handler, helper.conf({ customer_id_source = "consumer", missing_tenant = "block" }))
         assert.equal(401, env.req.exited.status)
         assert.equal(0, #env.calls)
       end)
@@ -99,7 +99,7 @@ describe("aforo-metering handler", function()
       it("still lets a consumer with a credential win over the header", function()
         env.req.anonymous = false
         env.req.headers["X-Tenant-Id"] = "cust_acme"
-        handler:access(helper.conf())
+        helper.access(handler, helper.conf())
         assert.equal("cust_anonymous", check_body().customer_id)
       end)
     end)
@@ -107,20 +107,20 @@ describe("aforo-metering handler", function()
     it("ignores the consumer with customer_id_source=header", function()
       env.req.headers["X-Tenant-Id"] = "cust_hdr"
       env.req.consumer = { id = "c-1", username = "alice", custom_id = "cust_alice" }
-      handler:access(helper.conf({ customer_id_source = "header" }))
+      helper.access(handler, helper.conf({ customer_id_source = "header" }))
       assert.equal("cust_hdr", check_body().customer_id)
     end)
 
     it("ignores the header with customer_id_source=consumer", function()
       env.req.headers["X-Tenant-Id"] = "cust_hdr"
-      handler:access(helper.conf({ customer_id_source = "consumer", missing_tenant = "block" }))
+      helper.access(handler, helper.conf({ customer_id_source = "consumer", missing_tenant = "block" }))
       assert.equal(0, #env.calls)
       assert.equal(401, env.req.exited.status)
     end)
 
     it("reads the configured tenant header", function()
       env.req.headers["X-Customer"] = "cust_x"
-      handler:access(helper.conf({ tenant_header = "X-Customer" }))
+      helper.access(handler, helper.conf({ tenant_header = "X-Customer" }))
       assert.equal("cust_x", check_body().customer_id)
     end)
   end)
@@ -130,7 +130,7 @@ describe("aforo-metering handler", function()
       local conf = helper.conf()
       for _ = 1, 50 do
         env.new_request()
-        handler:access(conf)
+        helper.access(handler, conf)
         assert.is_nil(env.req.exited)
         handler:log(conf)
       end
@@ -138,13 +138,13 @@ describe("aforo-metering handler", function()
       assert.same({ "ERROR missing X-Tenant-Id header (request not metered)" }, errors())
       assert.same({}, buffered(conf))
       env.clock.t = env.clock.t + 11
-      handler:access(conf)
+      helper.access(handler, conf)
       assert.equal("ERROR missing X-Tenant-Id header (request not metered) (49 similar lines suppressed)",
                    errors()[2])
     end)
 
     it("answers 401 with a JSON body with missing_tenant=block", function()
-      handler:access(helper.conf({ missing_tenant = "block" }))
+      helper.access(handler, helper.conf({ missing_tenant = "block" }))
       assert.equal(401, env.req.exited.status)
       assert.same({ message = "missing X-Tenant-Id header", reason = "missing_tenant", retry_after = 0 },
                   env.req.exited.body)
@@ -152,7 +152,7 @@ describe("aforo-metering handler", function()
 
     it("treats an over-long customer id as missing", function()
       env.req.headers["X-Tenant-Id"] = string.rep("x", 65)
-      handler:access(helper.conf({ missing_tenant = "block" }))
+      helper.access(handler, helper.conf({ missing_tenant = "block" }))
       assert.equal(401, env.req.exited.status)
     end)
   end)
@@ -165,7 +165,7 @@ describe("aforo-metering handler", function()
         env.calls = {}
         env.new_request().path = path
         env.req.headers["X-Tenant-Id"] = "cust_acme"
-        handler:access(conf)
+        helper.access(handler, conf)
         assert.equal(skipped and 0 or 1, #env.calls, path)
       end
     end)
@@ -179,7 +179,7 @@ describe("aforo-metering handler", function()
     it("sends the check request of contracts §2", function()
       env.req.var.kong_request_id = "rid-1"
       env.req.method = "POST"
-      handler:access(helper.conf({ feature = "advanced_search", timeout = 80 }))
+      helper.access(handler, helper.conf({ feature = "advanced_search", timeout = 80 }))
       assert.equal("POST", env.calls[1].method)
       assert.equal("/v1/check", env.calls[1].path)
       assert.equal("http://127.0.0.1:8750", env.calls[1].url)
@@ -190,7 +190,7 @@ describe("aforo-metering handler", function()
     end)
 
     it("sends a null feature when none is configured", function()
-      handler:access(helper.conf())
+      helper.access(handler, helper.conf())
       assert.matches('"feature":null', env.calls[1].body, 1, true)
     end)
 
@@ -199,7 +199,7 @@ describe("aforo-metering handler", function()
         headers = { ["X-RateLimit-Remaining"] = "5", ["X-RateLimit-Warning"] = "90%" },
         upstream_headers = { ["X-Margin-Guard-Warning"] = "margin-low" } }))
       local conf = helper.conf()
-      handler:access(conf)
+      helper.access(handler, conf)
       assert.is_nil(env.req.exited)
       assert.same({ ["X-Margin-Guard-Warning"] = "margin-low" }, env.req.upstream_headers)
       assert.same({}, env.req.set_headers)
@@ -210,7 +210,7 @@ describe("aforo-metering handler", function()
     it("exits 429 with Retry-After and the JSON body on quota_exceeded", function()
       env.respond(decision({ decision = "block", allowed = false, status = 429, reason = "quota_exceeded",
                              retry_after = 3600, headers = { ["X-RateLimit-Remaining"] = "0" } }))
-      handler:access(helper.conf())
+      helper.access(handler, helper.conf())
       assert.equal(429, env.req.exited.status)
       assert.same({ message = "quota exceeded", reason = "quota_exceeded", retry_after = 3600 },
                   env.req.exited.body)
@@ -222,7 +222,7 @@ describe("aforo-metering handler", function()
                                     subscription_inactive = 402, unknown_customer = 403, other = 403 }) do
         env.new_request().headers["X-Tenant-Id"] = "cust_acme"
         env.respond(decision({ decision = "block", allowed = false, reason = reason }))
-        handler:access(helper.conf())
+        helper.access(handler, helper.conf())
         assert.equal(status, env.req.exited.status, reason)
         assert.equal(reason, env.req.exited.body.reason)
       end
@@ -231,7 +231,7 @@ describe("aforo-metering handler", function()
     it("keeps the sidecar's own Retry-After header", function()
       env.respond(decision({ allowed = false, status = 429, reason = "margin_block", retry_after = 1800,
                              headers = { ["Retry-After"] = "1799", ["X-Margin-Guard"] = "blocked" } }))
-      handler:access(helper.conf())
+      helper.access(handler, helper.conf())
       assert.equal("1799", env.req.exited.headers["Retry-After"])
     end)
 
@@ -240,21 +240,21 @@ describe("aforo-metering handler", function()
                                                           ["X-Obj"] = { a = 1 }, ["X-Num"] = 5 },
                              upstream_headers = { ["X-Up"] = "1", ["X-Up-Null"] = ngx.null } }))
       local conf = helper.conf()
-      handler:access(conf)
+      helper.access(handler, conf)
       handler:header_filter(conf)
       assert.same({ ["X-RateLimit-Limit"] = "100", ["X-Num"] = 5 }, env.req.set_headers)
       assert.same({ ["X-Up"] = "1" }, env.req.upstream_headers)
       env.new_request().headers["X-Tenant-Id"] = "cust_acme"
       env.respond(decision({ allowed = false, status = 429, reason = "quota_exceeded", retry_after = 5,
                              headers = { ["X-Bad"] = { 1, 2 }, ["X-RateLimit-Remaining"] = 0 } }))
-      handler:access(conf)
+      helper.access(handler, conf)
       assert.equal(429, env.req.exited.status)
       assert.same({ ["X-RateLimit-Remaining"] = 0, ["Retry-After"] = "5" }, env.req.exited.headers)
     end)
 
     it("allows a shadow decision", function()
       env.respond(decision({ decision = "block", allowed = false, shadow = true, reason = "quota_exceeded" }))
-      handler:access(helper.conf())
+      helper.access(handler, helper.conf())
       assert.is_nil(env.req.exited)
     end)
   end)
@@ -273,7 +273,7 @@ describe("aforo-metering handler", function()
       it("allows on " .. name .. " with fallback_on_error=allow", function()
         env.req.headers["X-Tenant-Id"] = "cust_acme"
         env.respond(fn)
-        handler:access(helper.conf())
+        helper.access(handler, helper.conf())
         assert.is_nil(env.req.exited)
         assert.is_true(env.req.ctx.fallback)
         assert.matches("^ERROR sidecar unreachable at http://127.0.0.1:8750: .+ %(fallback_on_error=allow%)$",
@@ -283,7 +283,7 @@ describe("aforo-metering handler", function()
       it("answers 503 on " .. name .. " with fallback_on_error=block", function()
         env.req.headers["X-Tenant-Id"] = "cust_acme"
         env.respond(fn)
-        handler:access(helper.conf({ fallback_on_error = "block" }))
+        helper.access(handler, helper.conf({ fallback_on_error = "block" }))
         assert.equal(503, env.req.exited.status)
         assert.equal("sidecar_unavailable", env.req.exited.body.reason)
       end)
@@ -294,7 +294,7 @@ describe("aforo-metering handler", function()
       local conf = helper.conf()
       for _ = 1, 100 do
         env.new_request().headers["X-Tenant-Id"] = "cust_acme"
-        handler:access(conf)
+        helper.access(handler, conf)
       end
       assert.equal(1, #errors())
     end)
@@ -309,7 +309,7 @@ describe("aforo-metering handler", function()
       local conf = helper.conf()
       env.req.consumer = { id = "c-1", username = "alice", custom_id = "cust_alice" }
       env.req.var.kong_request_id = "req-9"
-      handler:access(conf)
+      helper.access(handler, conf)
       env.req.status = 201
       env.req.resp_headers = { ["X-Aforo-Quantity"] = "3", ["X-Aforo-Cost"] = "0.25" }
       handler:header_filter(conf)
@@ -331,7 +331,7 @@ describe("aforo-metering handler", function()
 
     it("removes the cost and quantity headers from the client response and meters their values", function()
       local conf = helper.conf()
-      handler:access(conf)
+      helper.access(handler, conf)
       env.req.resp_headers = { ["x-aforo-cost"] = "0.5", ["X-Aforo-Quantity"] = "7", ["X-Other"] = "kept" }
       handler:header_filter(conf)
       assert.same({ ["X-Other"] = "kept" }, env.req.resp_headers)
@@ -343,7 +343,7 @@ describe("aforo-metering handler", function()
 
     it("meters the first value of a cost header the upstream sent twice, and removes both", function()
       local conf = helper.conf()
-      handler:access(conf)
+      helper.access(handler, conf)
       env.req.resp_headers = { ["X-Aforo-Cost"] = { "0.25", "0.75" }, ["X-Aforo-Quantity"] = "2" }
       handler:header_filter(conf)
       assert.same({}, env.req.resp_headers)
@@ -355,7 +355,7 @@ describe("aforo-metering handler", function()
 
     it("removes configured header names, and leaves the response alone when the upstream sent none", function()
       local conf = helper.conf({ cost_header = "X-Internal-Cost", quantity_header = "X-Internal-Units" })
-      handler:access(conf)
+      helper.access(handler, conf)
       env.req.resp_headers = { ["X-Internal-Cost"] = "1.25", ["X-Aforo-Cost"] = "9" }
       handler:header_filter(conf)
       assert.same({ ["X-Aforo-Cost"] = "9" }, env.req.resp_headers)
@@ -366,7 +366,7 @@ describe("aforo-metering handler", function()
       assert.equal(1, e.quantity)
 
       env.new_request().headers["X-Tenant-Id"] = "cust_acme"
-      handler:access(conf)
+      helper.access(handler, conf)
       handler:header_filter(conf)
       assert.same({}, env.req.cleared_headers)
       handler:log(conf)
@@ -376,7 +376,7 @@ describe("aforo-metering handler", function()
     it("removes the cost header even from requests it does not meter", function()
       local conf = helper.conf()
       env.req.headers["X-Tenant-Id"] = nil
-      handler:access(conf)
+      helper.access(handler, conf)
       env.req.resp_headers = { ["X-Aforo-Cost"] = "0.5" }
       handler:header_filter(conf)
       assert.same({}, env.req.resp_headers)
@@ -387,7 +387,7 @@ describe("aforo-metering handler", function()
     it("saves the values before the decision's headers are set, so a decision header cannot replace them", function()
       env.respond(decision({ allowed = true, headers = { ["X-RateLimit-Remaining"] = "5" } }))
       local conf = helper.conf()
-      handler:access(conf)
+      helper.access(handler, conf)
       env.req.resp_headers = { ["X-Aforo-Cost"] = "0.75" }
       handler:header_filter(conf)
       assert.same({ ["X-RateLimit-Remaining"] = "5" }, env.req.set_headers)
@@ -397,7 +397,7 @@ describe("aforo-metering handler", function()
 
     it("reads the headers in the log phase when header_filter did not run", function()
       local conf = helper.conf()
-      handler:access(conf)
+      helper.access(handler, conf)
       env.req.resp_headers = { ["X-Aforo-Cost"] = "0.125", ["X-Aforo-Quantity"] = "2" }
       handler:log(conf)
       local e = buffered(conf)[1]
@@ -407,7 +407,7 @@ describe("aforo-metering handler", function()
 
     it("uses the same request id in the check and the event, made once when no header has one", function()
       local conf = helper.conf()
-      handler:access(conf)
+      helper.access(handler, conf)
       handler:log(conf)
       local key = buffered(conf)[1].idempotencyKey
       -- Kong >= 3.5: its $kong_request_id; Kong 3.4: nginx's $request_id as a UUID.
@@ -425,7 +425,7 @@ describe("aforo-metering handler", function()
         env.req.headers["X-Request-Id"] = "same-id"
         env.req.headers["X-Kong-Request-Id"] = "same-id"
         env.req.var.request_id = string.format("%032x", i)
-        handler:access(conf)
+        helper.access(handler, conf)
         handler:log(conf)
       end
       for _, e in ipairs(buffered(conf)) do
@@ -441,13 +441,13 @@ describe("aforo-metering handler", function()
       local conf = helper.conf()
       env.req.var.kong_request_id = "d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f"
       env.req.headers["X-Request-Id"] = "client-chosen"
-      handler:access(conf)
+      helper.access(handler, conf)
       handler:log(conf)
       assert.equal("kong:d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f", buffered(conf)[1].idempotencyKey)
       env.new_request()
       env.req.headers["X-Tenant-Id"] = "cust_acme"
       env.req.var.kong_request_id = string.rep("k", 300)
-      handler:access(conf)
+      helper.access(handler, conf)
       handler:log(conf)
       assert.equal("kong:01234567-89ab-cdef-0123-456789abcdef", buffered(conf)[2].idempotencyKey)
     end)
@@ -456,7 +456,7 @@ describe("aforo-metering handler", function()
       local conf = helper.conf()
       env.req.var.kong_request_id = nil
       env.req.headers["X-Request-Id"] = "client-chosen"
-      handler:access(conf)
+      helper.access(handler, conf)
       handler:log(conf)
       assert.equal("kong:01234567-89ab-cdef-0123-456789abcdef", buffered(conf)[1].idempotencyKey)
     end)
@@ -464,13 +464,13 @@ describe("aforo-metering handler", function()
     it("meters a 3,000-byte path and a path that is not UTF-8 within Aforo's limits", function()
       local conf = helper.conf()
       env.req.path = "/v1/search/" .. string.rep("x", 2989)
-      handler:access(conf)
+      helper.access(handler, conf)
       handler:log(conf)
       env.new_request()
       env.req.headers["X-Tenant-Id"] = "cust_acme"
       env.req.path = "/v1/search/\255\254caf\195\169"
       env.req.method = "PROPFINDWITHAVERYLONGNAME"
-      handler:access(conf)
+      helper.access(handler, conf)
       handler:log(conf)
       local events = buffered(conf)
       assert.equal(2, #events)
@@ -485,24 +485,33 @@ describe("aforo-metering handler", function()
     it("treats a tenant header that is not UTF-8 as missing", function()
       local conf = helper.conf()
       env.req.headers["X-Tenant-Id"] = "cust_\255"
-      handler:access(conf)
+      helper.access(handler, conf)
       handler:log(conf)
       assert.equal(0, #buffered(conf))
       assert.matches("not valid UTF%-8", helper.last_log(env, "err"))
     end)
 
-    it("meters a denied request as BLOCKED", function()
+    it("meters a denied request as BLOCKED when its status is not excluded", function()
       env.respond(decision({ allowed = false, status = 429, reason = "quota_exceeded", retry_after = 5 }))
-      local conf = helper.conf()
-      handler:access(conf)
+      local conf = helper.conf({ exclude_status_codes = {} })
+      helper.access(handler, conf)
       env.req.status = env.req.exited.status
       handler:log(conf)
       assert.equal("BLOCKED", buffered(conf)[1].executionStatus)
     end)
 
+    it("does not meter a denied request by default (exclude_status_codes 401, 403, 429)", function()
+      env.respond(decision({ allowed = false, status = 429, reason = "quota_exceeded", retry_after = 5 }))
+      local conf = helper.conf()
+      helper.access(handler, conf)
+      env.req.status = env.req.exited.status
+      handler:log(conf)
+      assert.equal(0, #buffered(conf))
+    end)
+
     it("leaves service and route out without discovery", function()
       local conf = helper.conf({ discovery_enabled = false, entitlement_enabled = false })
-      handler:access(conf)
+      helper.access(handler, conf)
       handler:log(conf)
       local e = buffered(conf)[1]
       assert.is_nil(e.metadata.service)
@@ -512,7 +521,7 @@ describe("aforo-metering handler", function()
 
     it("meters nothing with metering_enabled=false or when access did not run", function()
       local conf = helper.conf({ metering_enabled = false })
-      handler:access(conf)
+      helper.access(handler, conf)
       handler:log(conf)
       assert.same({}, buffered(conf))
       local conf2 = helper.conf({ sidecar_url = "http://127.0.0.1:9" })
@@ -523,7 +532,7 @@ describe("aforo-metering handler", function()
 
     it("flushes buffered events to /v1/ingest/batch from a timer", function()
       local conf = helper.conf({ flush_interval = 100 })
-      handler:access(conf)
+      helper.access(handler, conf)
       handler:log(conf)
       env.calls = {}
       env.respond(function() return 202, '{"accepted":1,"failed":0,"errors":[]}' end)
@@ -545,7 +554,7 @@ describe("aforo-metering handler", function()
     local function first_contact(conf)
       if not helper.start_worker(handler, { conf }) then
         env.req.headers["X-Tenant-Id"] = "cust_acme"
-        handler:access(conf)
+        helper.access(handler, conf)
       end
     end
 
@@ -566,7 +575,7 @@ describe("aforo-metering handler", function()
       end)
       for _ = 1, 5 do -- two queued, three dropped
         env.new_request().headers["X-Tenant-Id"] = "cust_acme"
-        handler:access(conf)
+        helper.access(handler, conf)
         handler:log(conf)
       end
       local function posts()
@@ -583,7 +592,7 @@ describe("aforo-metering handler", function()
       assert.same({ "X-Aforo-Plugin-Dropped: buffer_full=3,overflow_full=0\r\n",
                     "X-Aforo-Plugin-Dropped: buffer_full=3,overflow_full=0\r\n" }, posts())
       env.new_request().headers["X-Tenant-Id"] = "cust_acme"
-      handler:access(conf)
+      helper.access(handler, conf)
       handler:log(conf)
       helper.run_timers(env)
       assert.equal("", posts()[3]) -- reported: no header
@@ -614,7 +623,7 @@ describe("aforo-metering handler", function()
       helper.run_timers(env) -- the handshake
       for _ = 1, 9 do
         env.new_request().headers["X-Tenant-Id"] = "cust_acme"
-        handler:access(conf)
+        helper.access(handler, conf)
         handler:log(conf)
       end
       helper.run_timers(env)
@@ -669,7 +678,7 @@ describe("aforo-metering handler", function()
       end)
       handler:configure({ conf })
       env.req.headers["X-Tenant-Id"] = "cust_acme"
-      handler:access(conf)
+      helper.access(handler, conf)
       handler:log(conf)
       helper.run_timers(env)
       local paths = {}
@@ -693,7 +702,7 @@ describe("aforo-metering handler", function()
     it("names the token when the sidecar answers 401, and applies fallback_on_error", function()
       env.req.headers["X-Tenant-Id"] = "cust_acme"
       env.respond(function() return 401, '{"error":{"code":"unauthorized"}}' end)
-      handler:access(helper.conf({ fallback_on_error = "block" }))
+      helper.access(handler, helper.conf({ fallback_on_error = "block" }))
       assert.equal(503, env.req.exited.status)
       assert.matches("sidecar_token missing or wrong", errors()[1], 1, true)
       assert.is_nil(errors()[1]:find(TOKEN, 1, true))

@@ -42,13 +42,14 @@ function helper.setup()
     return {
       headers = {}, path = "/v1/search/items/42", method = "GET", consumer = nil,
       status = 200, resp_headers = {}, upstream_headers = {}, set_headers = {}, cleared_headers = {},
-      start_ms = 1764000000123, ctx = {},
+      start_ms = 1764000000123, ctx = {}, shared = {}, kong_shared = {},
       service = { id = "svc-1", name = "search" }, route = { id = "rt-1", name = "search-v1" },
       var = { request_length = "120", bytes_sent = "345", request_id = "0123456789abcdef0123456789abcdef",
               kong_request_id = helper.profile ~= "3.4" and string.format("%032x", request_seq) or nil },
     }
   end
   env.req = new_request()
+  helper.current_env = env
   function env.new_request()
     env.req = new_request()
     return env.req
@@ -94,6 +95,7 @@ function helper.setup()
   setmetatable(ngx, { __index = function(_, k)
     if k == "var" then return env.req.var end
     if k == "header" then return resp_header end
+    if k == "ctx" then return env.req.shared end -- kong.ctx.shared and the runloop's bookkeeping
   end })
 
   local function logger(level)
@@ -142,8 +144,21 @@ function helper.setup()
       end,
     },
     response = {
+      -- As Kong's PDK: deferred while the access phase runs as Kong's runloop runs it (helper.access:
+      -- stored, and the handler's coroutine yields for good), else answered at once.
       exit = function(status, body, headers)
         check_values(headers)
+        local shared = env.req.shared
+        shared.KONG_EXITED = true
+        if shared.delay_response and not shared.delayed_response then
+          shared.delayed_response = { status_code = status, content = body, headers = headers }
+          shared.delayed_response_callback = function(c)
+            local dr = c.delayed_response
+            env.req.exited = { status = dr.status_code, body = dr.content, headers = dr.headers or {} }
+          end
+          coroutine.yield()
+          env.req.resumed_after_exit = true -- never: Kong abandons the coroutine
+        end
         env.req.exited = { status = status, body = body, headers = headers or {} }
         return "exited"
       end,
@@ -169,6 +184,7 @@ function helper.setup()
             info = logger("info"), debug = logger("debug") },
     ctx = setmetatable({}, { __index = function(_, k)
       if k == "plugin" then return env.req.ctx end
+      if k == "shared" then return env.req.kong_shared end -- a table of its own, as in Kong
     end }),
   }
 
@@ -197,6 +213,21 @@ function helper.start_worker(handler, confs)
     return true
   end
   return false
+end
+
+
+--- Runs handler:access(conf) as Kong's runloop does (tests/lua/shim/aforo_shim/runloop.lua): in a
+-- coroutine, kong.response.exit deferred to the end of the phase (env.req.exited set then). A handler
+-- that raises is answered 500 as Kong does, and the error is raised again here (no spec expects one)
+-- unless expect_error; then it is returned.
+function helper.access(handler, conf, expect_error)
+  local env = helper.current_env
+  local _, raised = require("aforo_shim.runloop").access(handler, conf)
+  if raised and not expect_error then
+    error(raised, 2)
+  end
+  assert(not env.req.resumed_after_exit, "the access coroutine ran on after kong.response.exit")
+  return raised
 end
 
 

@@ -52,7 +52,7 @@ describe("aforo-metering handler", function()
       local r = env.new_request()
       r.headers["X-Tenant-Id"] = tenant or "cust_acme"
       if path then r.path = path end
-      handler:access(conf)
+      helper.access(handler, conf)
       handler:header_filter(conf)
       return r
     end
@@ -123,10 +123,10 @@ describe("aforo-metering handler", function()
       request(conf)
       local r1 = env.new_request()
       r1.headers["X-Tenant-Id"] = "cust_acme"
-      handler:access(conf)
+      helper.access(handler, conf)
       local r2 = env.new_request()
       r2.headers["X-Tenant-Id"] = "cust_acme"
-      handler:access(conf)
+      helper.access(handler, conf)
       env.req = r1
       handler:header_filter(conf)
       env.req = r2

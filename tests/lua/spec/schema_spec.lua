@@ -35,6 +35,7 @@ describe("aforo-metering schema", function()
       quantity_header = "X-Aforo-Quantity", cost_header = "X-Aforo-Cost", timeout = 50,
       keepalive_timeout = 60000, keepalive_pool_size = 64, flush_interval = 250, batch_size = 20,
       buffer_max_size = 10000, overflow_max_bytes = 104857600, exclude_paths = {},
+      customer_id_jwt_exclude_claims = {}, exclude_status_codes = { 401, 403, 429 }, product_type = "API",
     }, conf)
   end)
 
@@ -42,14 +43,17 @@ describe("aforo-metering schema", function()
     local expected = { "sidecar_url", "tenant_header", "discovery_enabled", "fallback_on_error",
       "customer_id_source", "missing_tenant", "entitlement_enabled", "metering_enabled", "feature",
       "metric_name", "quantity_header", "cost_header", "timeout", "keepalive_timeout",
-      "keepalive_pool_size", "flush_interval", "batch_size", "buffer_max_size", "overflow_max_bytes", "exclude_paths" }
+      "keepalive_pool_size", "flush_interval", "batch_size", "buffer_max_size", "overflow_max_bytes", "exclude_paths",
+      "customer_id_jwt_claim", "customer_id_jwt_exclude_claims", "exclude_status_codes", "status_outcomes",
+      "product_type" }
+    local NO_DEFAULT = { feature = true, sidecar_token = true, customer_id_jwt_claim = true, status_outcomes = true }
     local seen = {}
     for _, entry in ipairs(config_field.fields) do
       local name, field = next(entry)
       seen[name] = true
       assert.is_string(field.description, name .. " has no description")
       assert.is_true(#field.description > 10, name .. " has a too short description")
-      if name ~= "feature" and name ~= "sidecar_token" then
+      if not NO_DEFAULT[name] then
         assert.is_not_nil(field.default, name .. " has no default")
       end
     end

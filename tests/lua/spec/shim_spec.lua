@@ -126,3 +126,97 @@ describe("PDK shim, as Kong 3.x", function()
     end)
   end)
 end)
+
+
+describe("PDK shim, the access phase as Kong's runloop runs it", function()
+  local kong, runloop, sent, exited, log_errs
+
+  before_each(function()
+    helper.setup()
+    ngx.get_phase = function() return "access" end
+    ngx.header = {}
+    ngx.headers_sent = false
+    ngx.ctx = {}
+    sent, exited, log_errs = {}, nil, {}
+    ngx.print = function(s) sent[#sent + 1] = s end
+    ngx.exit = function(code) exited = code end
+    package.loaded["aforo_shim.pdk"] = nil
+    package.loaded["aforo_shim.runloop"] = nil
+    kong = require("aforo_shim.pdk").install()
+    kong.log.err = function(...) log_errs[#log_errs + 1] = table.concat({ ... }) end
+    runloop = require "aforo_shim.runloop"
+  end)
+
+  it("defers kong.response.exit to the end of the phase; nothing after it runs", function()
+    local after, seen_inside = false, nil
+    local handler = {
+      access = function(_, conf)
+        assert.is_truthy(coroutine.running()) -- in a coroutine, as Kong runs it
+        kong.response.exit(429, { message = conf.msg }, { ["Retry-After"] = 3 })
+        after = true
+      end,
+    }
+    local orig_exit = ngx.exit
+    ngx.exit = function(code)
+      seen_inside = #sent -- the body is printed before ngx.exit, both after the handler returned
+      orig_exit(code)
+    end
+    assert.is_true((runloop.access(handler, { msg = "quota" })))
+    assert.is_false(after)
+    assert.equal(429, ngx.status)
+    assert.equal(429, exited)
+    assert.equal(1, seen_inside)
+    assert.equal('{"message":"quota"}', sent[1])
+    assert.equal("3", ngx.header["Retry-After"])
+    assert.equal("application/json; charset=utf-8", ngx.header["Content-Type"])
+    assert.equal(#sent[1], ngx.header["Content-Length"])
+    assert.is_true(ngx.ctx.KONG_EXITED)
+    assert.is_nil(ngx.ctx.delay_response)
+  end)
+
+  it("stores the response, then sends it with the headers given to exit", function()
+    local printed_during
+    runloop.access({ access = function()
+      local co = coroutine.wrap(function() end) -- a coroutine of the handler's own does not disturb it
+      co()
+      printed_during = function() return #sent end
+      kong.response.exit(403, "no", { ["Content-Type"] = "text/plain" })
+    end })
+    local dr = ngx.ctx.delayed_response
+    assert.same({ 403, "no", { ["Content-Type"] = "text/plain" } }, { dr.status_code, dr.content, dr.headers })
+    assert.equal("text/plain", ngx.header["Content-Type"])
+    assert.equal("no", sent[1])
+    assert.equal(1, printed_during())
+  end)
+
+  it("answers 500 with Kong's JSON message when the handler raises, and logs the error", function()
+    local ended, raised = runloop.access({ access = function() error("boom") end })
+    assert.is_true(ended)
+    assert.matches("boom", raised)
+    assert.equal(500, ngx.status)
+    assert.equal('{"message":"An unexpected error occurred"}', sent[1])
+    assert.matches("boom", log_errs[1])
+  end)
+
+  it("lets a handler that does not exit go on to the upstream", function()
+    assert.is_false(runloop.access({ access = function() kong.response.set_header("X-A", "1") end }))
+    assert.is_nil(exited)
+    assert.equal("1", ngx.header["X-A"])
+  end)
+
+  it("sends at once outside the access runloop (rewrite)", function()
+    ngx.get_phase = function() return "rewrite" end
+    local after = false
+    kong.response.exit(401, { message = "x" })
+    after = true
+    assert.is_true(after)
+    assert.equal(401, exited)
+  end)
+
+  it("checks the arguments at the call, not at the flush", function()
+    local ended, raised = runloop.access({ access = function() kong.response.exit(429, 42) end })
+    assert.is_true(ended)
+    assert.matches("body must be a nil, string or table", raised)
+    assert.equal(500, ngx.status)
+  end)
+end)

@@ -151,11 +151,13 @@ bool non_negative_integer(const rj::Value& v) {
 
 bool non_negative_number(const rj::Value& v) { return v.IsNumber() && (v.IsUint64() || v.GetDouble() >= 0); }
 
+/// Aforo's executionStatus values (contracts §11); the plugin's status_outcomes may name any of them.
 bool valid_execution_status(const rj::Value& v) {
   if (!v.IsString()) return false;
   const std::string_view s = view(v);
-  return is(s, "SUCCESS") || is(s, "TIMEOUT") || is(s, "CANCELLED") || is(s, "VALIDATION_FAILED") ||
-         is(s, "BLOCKED") || is(s, "ERROR");
+  return is(s, "SUCCESS") || is(s, "PARTIAL") || is(s, "TIMEOUT") || is(s, "ERROR") || is(s, "VALIDATION_FAILED") ||
+         is(s, "FAILED") || is(s, "FAILURE") || is(s, "CANCELLED") || is(s, "PENDING") || is(s, "BLOCKED") ||
+         is(s, "HITL_REQUIRED");
 }
 
 
@@ -240,7 +242,8 @@ const char* validate_event(const rj::Value& e, const event_span* span, rj::Strin
     return "productType: must be a string of at most 255 characters";
   }
   if (!is_null(f[f_execution_status]) && !valid_execution_status(*f[f_execution_status])) {
-    return "executionStatus: must be SUCCESS, TIMEOUT, CANCELLED, VALIDATION_FAILED, BLOCKED or ERROR";
+    return "executionStatus: must be SUCCESS, PARTIAL, TIMEOUT, ERROR, VALIDATION_FAILED, FAILED, FAILURE, CANCELLED, "
+           "PENDING, BLOCKED or HITL_REQUIRED";
   }
   // endpointPath is never a reason to reject an event a gateway metered: a long path is truncated and
   // bytes that are not UTF-8 are percent-encoded (normalize_endpoint_path); only a non-string is refused.

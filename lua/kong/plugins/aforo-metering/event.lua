@@ -291,6 +291,40 @@ local function inner(s)
 end
 
 
+-- The record's last slot: its config's productType and executionStatus overrides (product_type,
+-- status_outcomes; outcome() below), nil for the defaults (API, execution_status()). Appended to the
+-- record here, whatever slots precede it.
+local OUTCOME = _M.RECORD + 1
+_M.RECORD = OUTCOME
+_M.OUTCOME = OUTCOME
+_M.FIELDS[OUTCOME] = "outcome"
+
+
+--- The outcome slot's value for a plugin config: nil when it has product_type API and no
+-- status_outcomes, else { product_json = the JSON between idempotencyKey and executionStatus' value,
+-- statuses = { [status number] = executionStatus } }. One table per config, shared by its events.
+function _M.outcome(conf)
+  local product = conf.product_type
+  local map = conf.status_outcomes
+  local statuses = {}
+  local any = false
+  if type(map) == "table" then
+    for code, value in pairs(map) do
+      local n = tonumber(code)
+      if n and type(value) == "string" then
+        statuses[n] = value
+        any = true
+      end
+    end
+  end
+  if (product == nil or product == "API") and not any then
+    return nil
+  end
+  return { product_json = '","productType":"' .. (type(product) == "string" and product or "API")
+                          .. '","executionStatus":"', statuses = statuses }
+end
+
+
 -- Appends a metadata member when its value is there.
 local function optional(parts, k, key, value)
   if value == nil then
@@ -327,8 +361,9 @@ function _M.put(parts, k, items, base)
   parts[k + 10] = millis
   parts[k + 11] = 'Z","idempotencyKey":"kong:'
   parts[k + 12] = inner(items[base + REQUEST_ID])
-  parts[k + 13] = '","productType":"API","executionStatus":"'
-  parts[k + 14] = _M.execution_status(status)
+  local outcome = items[base + OUTCOME]
+  parts[k + 13] = outcome and outcome.product_json or '","productType":"API","executionStatus":"'
+  parts[k + 14] = outcome and outcome.statuses[status] or _M.execution_status(status)
   parts[k + 15] = '","endpointPath":"'
   parts[k + 16] = inner(truncate(items[base + PATH], _M.MAX_ENDPOINT_PATH))
   parts[k + 17] = '","httpMethod":'

@@ -23,6 +23,7 @@ local event = require "kong.plugins.aforo-metering.event"
 local leases = require "kong.plugins.aforo-metering.lease"
 local decisions = require "kong.plugins.aforo-metering.decision"
 local handshakes = require "kong.plugins.aforo-metering.handshake"
+local identity = require "kong.plugins.aforo-metering.identity"
 
 local kong = kong
 local ngx = ngx
@@ -40,6 +41,7 @@ local quote = event.quote
 local valid_utf8 = event.valid_utf8
 local clean_utf8 = event.clean_utf8
 local MAX_HTTP_METHOD = event.MAX_HTTP_METHOD
+local OUTCOME = event.OUTCOME
 
 
 local CHECK_PATH = "/v1/check"
@@ -179,6 +181,12 @@ local function state_for(conf)
     feature_json = (feature and feature ~= null) and quote(feature) or "null",
     metric_name = conf.metric_name,
   }
+  -- Statuses not metered (exclude_status_codes), and the events' productType / executionStatus overrides.
+  s.skip_status = {}
+  for _, code in ipairs(conf.exclude_status_codes or {}) do
+    s.skip_status[code] = true
+  end
+  s.outcome = event.outcome(conf)
   states[conf] = s
   return s
 end
@@ -210,12 +218,22 @@ local function excluded(paths, path)
 end
 
 
--- Customer id per customer_id_source; an authenticated consumer wins over
--- the header so a client cannot bill someone else. Returns id, consumer name.
+-- Customer id per customer_id_source: the claim customer_id_jwt_claim of the token an auth plugin
+-- verified, else an authenticated consumer (custom_id, username, id), else the header; a verified
+-- identity wins over the header so a client cannot bill someone else. Returns id, consumer name, and
+-- true as a third value for a token with one of customer_id_jwt_exclude_claims (not metered).
 local function identify(conf)
   local source = conf.customer_id_source
   local consumer_name, id
   if source ~= "header" then
+    local claim = conf.customer_id_jwt_claim
+    if claim and claim ~= null then
+      local excluded
+      id, excluded = identity.jwt_customer(conf)
+      if excluded then
+        return nil, nil, true
+      end
+    end
     local consumer = kong.client.get_consumer()
     -- An auth plugin's `anonymous` consumer comes without a credential (Kong's auth plugins set one
     -- only for a client that authenticated): it is nobody, and the next identity source applies.
@@ -223,7 +241,7 @@ local function identify(conf)
     if consumer and kong.client.get_credential() == nil then
       consumer = nil
     end
-    if consumer then
+    if consumer and not id then
       id = consumer.custom_id
       if id == nil or id == null or id == "" then
         id = consumer.username
@@ -231,6 +249,8 @@ local function identify(conf)
       if id == nil or id == null or id == "" then
         id = consumer.id
       end
+    end
+    if consumer then
       consumer_name = consumer.username
       if consumer_name == nil or consumer_name == null then
         consumer_name = consumer.id
@@ -436,7 +456,10 @@ function AforoMeteringHandler:access(conf)
     return
   end
 
-  local customer_id, consumer = identify(conf)
+  local customer_id, consumer, excluded_token = identify(conf)
+  if excluded_token then
+    return -- a token with one of customer_id_jwt_exclude_claims: neither checked nor metered
+  end
   if customer_id and (#customer_id > MAX_CUSTOMER_ID or not valid_utf8(customer_id)) then
     local n = may_log("bad_tenant")
     if n then
@@ -514,6 +537,9 @@ function AforoMeteringHandler:log(conf)
     return -- excluded, no customer, or ended before this plugin's access phase
   end
   local s = state_for(conf)
+  if s.skip_status[kong.response.get_status()] then
+    return -- exclude_status_codes
+  end
   local start_ms = kong.request.get_start_time()
   local var = ngx.var
 
@@ -537,6 +563,7 @@ function AforoMeteringHandler:log(conf)
   if not items then
     return
   end
+  items[b + OUTCOME] = s.outcome
   items[b + 1] = customer_id
   items[b + 2] = s.metric_name
   items[b + 3] = event.parse_quantity(quantity) or 1

@@ -47,6 +47,11 @@ local function validate_token(value)
 end
 
 
+-- Aforo's executionStatus values (contracts §11).
+local EXECUTION_STATUSES = { "SUCCESS", "PARTIAL", "TIMEOUT", "ERROR", "VALIDATION_FAILED", "FAILED", "FAILURE",
+                             "CANCELLED", "PENDING", "BLOCKED", "HITL_REQUIRED" }
+
+
 local function validate_path(value)
   if value:sub(1, 1) ~= "/" then
     return nil, "must start with '/'"
@@ -76,7 +81,7 @@ local function header(default, description)
 end
 
 
-return {
+local schema = {
   name = PLUGIN_NAME,
   fields = {
     { consumer = typedefs.no_consumer },
@@ -109,6 +114,15 @@ return {
               one_of = { "consumer_then_header", "header", "consumer" },
               description = "Where the customer id comes from; with consumer_then_header an authenticated consumer wins over the header.",
           } },
+          { customer_id_jwt_claim = {
+              type = "string", required = false, len_min = 1, len_max = 255,
+              description = "Claim of the JWT that Kong's jwt (or openid-connect) plugin verified (kong.ctx.shared.authenticated_jwt_token) to use as the customer id, before the consumer and the header; unset (default): no JWT source. The Authorization header is never read by this plugin.",
+          } },
+          { customer_id_jwt_exclude_claims = {
+              type = "array", required = true, default = {},
+              elements = { type = "string", len_min = 1, len_max = 255 },
+              description = "With customer_id_jwt_claim: a verified token carrying any of these claims (present, not false, not empty) is neither checked nor metered, e.g. staff impersonation tokens.",
+          } },
           { missing_tenant = {
               type = "string", required = true, default = "allow", one_of = { "allow", "block" },
               description = "Requests without a customer id: allow (proxied, not metered, ERROR logged) or block with 401.",
@@ -120,6 +134,21 @@ return {
           { metering_enabled = {
               type = "boolean", required = true, default = true,
               description = "Send a usage event for every metered request in the log phase.",
+          } },
+          { exclude_status_codes = {
+              type = "array", required = true, default = { 401, 403, 429 },
+              elements = { type = "integer", between = { 100, 599 } },
+              description = "Response statuses that are not metered (Aforo's default: 401, 403, 429, so refused requests, this plugin's own denials included, are not billed); [] meters every status.",
+          } },
+          { status_outcomes = {
+              type = "map", required = false,
+              keys = { type = "string", match = "^[1-5]%d%d$" },
+              values = { type = "string", one_of = EXECUTION_STATUSES },
+              description = "executionStatus of the events of a response status, over the built-in mapping (2xx/3xx SUCCESS, 408/504 TIMEOUT, 499 CANCELLED, 400/422 VALIDATION_FAILED, 401/403/429 BLOCKED, else ERROR), e.g. {\"404\": \"VALIDATION_FAILED\"}.",
+          } },
+          { product_type = {
+              type = "string", required = true, default = "API", one_of = { "API", "AGENTIC_API" },
+              description = "productType of the usage events: API (default) or AGENTIC_API. Aforo's other product types need fields a plain HTTP event does not carry.",
           } },
           { feature = {
               type = "string", required = false, len_min = 1, len_max = 255,
@@ -174,3 +203,7 @@ return {
     },
   },
 }
+
+
+-- Aforo v2.2's field names, accepted as Kong shorthand fields (compat.lua).
+return require("kong.plugins.aforo-metering.compat").with_shorthands(schema)

@@ -247,8 +247,50 @@ function response.clear_header(name)
   ngx.header[name] = nil
 end
 
---- kong.response.exit(status, body, headers): a table body is sent as JSON,
--- as Kong does; ends the request (rewrite, access, or content phases).
+-- Sends a response (Kong's `send`): headers, a table body as JSON with Content-Type
+-- application/json; charset=utf-8 (unless the headers name one), Content-Length, then ngx.exit.
+local function send(status, body, headers)
+  if ngx.headers_sent then
+    error("headers have already been sent", 2)
+  end
+  ngx.status = status
+  local has_content_type
+  if headers then
+    for name, value in pairs(headers) do
+      ngx.header[name] = type(value) == "table" and value or tostring(value)
+      if lower(name) == "content-type" or lower(name) == "content_type" then
+        has_content_type = true
+      end
+    end
+  end
+  if type(body) == "table" then
+    local err
+    body, err = cjson.encode(body)
+    if not body then
+      error("body encoding failed while flushing response: " .. tostring(err), 2)
+    end
+    if not has_content_type then
+      ngx.header["Content-Type"] = "application/json; charset=utf-8"
+    end
+  end
+  ngx.header["Content-Length"] = body and #body or 0
+  if body then
+    ngx.print(body)
+  end
+  return ngx.exit(status)
+end
+
+local function flush(ctx)
+  ctx = ctx or ngx.ctx
+  local dr = ctx.delayed_response
+  return send(dr.status_code, dr.content, dr.headers)
+end
+
+--- kong.response.exit(status, body, headers) as Kong 3.x: arguments checked at once; then, in the
+-- access phase as Kong's runloop runs it (ngx.ctx.delay_response set, aforo_shim/runloop.lua), the
+-- response is stored in ngx.ctx.delayed_response and the handler's coroutine yields, never to be
+-- resumed: nothing after the call runs, and the runloop sends the response once the phase's loop
+-- ends. Elsewhere (rewrite, header_filter, a content handler) it is sent at once.
 function response.exit(status, body, headers)
   check_phase(REWRITE_ACCESS_HEADER)
   if ngx.headers_sent then
@@ -260,24 +302,21 @@ function response.exit(status, body, headers)
   if body ~= nil and type(body) ~= "string" and type(body) ~= "table" then
     error("body must be a nil, string or table", 2)
   end
+  if headers ~= nil and type(headers) ~= "table" then
+    error("headers must be a nil or table", 2)
+  end
   if headers ~= nil then
     validate_headers(headers)
   end
-  ngx.status = status
-  if headers then
-    for name, value in pairs(headers) do
-      ngx.header[name] = type(value) == "table" and value or tostring(value)
-    end
+  local ctx = ngx.ctx
+  ctx.KONG_EXITED = true
+  if ctx.delay_response and not ctx.delayed_response then
+    ctx.delayed_response = { status_code = status, content = body, headers = headers }
+    ctx.delayed_response_callback = flush
+    coroutine.yield()
+    error("kong.response.exit: the access coroutine was resumed after exit", 2) -- Kong never resumes it
   end
-  if type(body) == "table" then
-    body = cjson.encode(body)
-    ngx.header["Content-Type"] = "application/json; charset=utf-8"
-  end
-  if body then
-    ngx.header["Content-Length"] = #body
-    ngx.print(body)
-  end
-  return ngx.exit(status)
+  return send(status, body, headers)
 end
 
 
@@ -349,12 +388,20 @@ function node.get_hostname()
 end
 
 
--- kong.ctx.shared is ngx.ctx in Kong too; kong.ctx.plugin is one table per
--- plugin per request.
+-- kong.ctx.shared is a table of its own inside ngx.ctx, as in Kong (kong/pdk/ctx.lua keeps it under a
+-- private key of ngx.ctx); kong.ctx.plugin is one table per plugin per request.
+local SHARED_KEY = {}
+
 local ctx = setmetatable({}, {
   __index = function(_, key)
     if key == "shared" then
-      return ngx.ctx
+      local c = ngx.ctx
+      local shared = c[SHARED_KEY]
+      if not shared then
+        shared = {}
+        c[SHARED_KEY] = shared
+      end
+      return shared
     elseif key == "plugin" then
       local c = ngx.ctx
       local p = c.__aforo_plugin_ctx

@@ -11,13 +11,16 @@
 -- its defaults filled, like Kong's DAO does. TEST-ONLY: the X-Test-Consumer
 -- request header "username" or "username;custom_id" plays an authenticated
 -- consumer (Kong's auth plugins set it in real deployments), with a credential unless the request
--- also has X-Test-Anonymous: 1 (an auth plugin's `anonymous` consumer: no credential).
+-- also has X-Test-Anonymous: 1 (an auth plugin's `anonymous` consumer: no credential). TEST-ONLY: the
+-- X-Test-JWT request header plays a token Kong's jwt plugin verified: its value (a compact JWT) is set
+-- as kong.ctx.shared.authenticated_jwt_token, where that plugin keeps the token it verified.
 --
 -- setup(named, { noop = true }) runs every phase as Kong would (PDK, ctx,
 -- route and consumer) but never calls the plugin: the benchmark's stand-in
 -- for Kong's own per-request work without this plugin.
 local pdk = require "aforo_shim.pdk"
 local schema_check = require "aforo_shim.schema"
+local runloop = require "aforo_shim.runloop"
 
 local ngx = ngx
 
@@ -117,10 +120,15 @@ function _M.access(name)
   if consumer and ngx.var.http_x_test_anonymous ~= "1" then
     ctx.authenticated_credential = { id = "cred-" .. consumer.id, consumer = { id = consumer.id } }
   end
+  local token = ngx.var.http_x_test_jwt
+  if token and token ~= "" then
+    kong.ctx.shared.authenticated_jwt_token = token
+  end
   if noop then
     return
   end
-  return handler:access(inst.conf)
+  -- In a coroutine with kong.response.exit deferred, as Kong's runloop (aforo_shim/runloop.lua).
+  runloop.access(handler, inst.conf)
 end
 
 
