@@ -49,6 +49,13 @@
 #   /fail-closed/...  same sidecar, fallback_on_error=block, missing_tenant=block
 #   /down-allow/...   sidecar_url=http://127.0.0.1:1 (nothing listens), fallback allow
 #   /down-block/...   sidecar_url=http://127.0.0.1:1, fallback block
+#   /p/...            every protocol option on (gRPC, GraphQL, WebSocket, MCP with mcp_product_id
+#                     mcp-prod-1, agentic); service "shop", route "protocols"; WebSocket upgrades
+#                     are proxied (/p/ws/... upgrades at the upstream)
+#   unix:PREFIX/grpc.sock  h2c (HTTP/2 with prior knowledge), the same "protocols" instance, grpc_pass
+#                     to the upstream's gRPC service (unix:PREFIX/backends/grpc.sock): every call
+#                     answers one empty message and the trailer grpc-status 0, or 5 for a method
+#                     named NotFound
 # Upstream: 200 "upstream ok"; ?cost=N / ?qty=N set X-Aforo-Cost / X-Aforo-Quantity on the response;
 #   .../status/NNN answers NNN; .../slow/... answers after ?s=N seconds (default 1.5); X-Upstream-Saw-Plan / X-Upstream-Saw-Margin echo upstream headers.
 # TEST-ONLY: request header X-Test-Consumer: "username" or "username;custom_id" plays an
@@ -129,6 +136,10 @@ return {
       sidecar_url = "http://127.0.0.1:1", fallback_on_error = "allow", $common } },
   down_block = { service = "search", route = "down-block", config = {
       sidecar_url = "http://127.0.0.1:1", fallback_on_error = "block", $common } },
+  protocols = { service = "shop", route = "protocols", config = {
+      sidecar_url = $(lua_str "$SIDECAR_URL"), tenant_header = "X-Tenant-Id", grpc_enabled = true,
+      graphql_enabled = true, websocket_enabled = true, mcp_enabled = true, mcp_product_id = "mcp-prod-1",
+      agentic_enabled = true, $common } },
 }
 EOF
 
@@ -150,7 +161,7 @@ init_by_lua_block { require("aforo_shim.runner").setup(require("aforo_confs"), {
   kong_version = "$KONG_VERSION", timer_ng = $timer_ng }) }
 init_worker_by_lua_block { require("aforo_shim.runner").init_worker() $jit_diag }
 EOF
-  for inst in default fail_closed down_allow down_block; do
+  for inst in default fail_closed down_allow down_block protocols; do
     cat > "$PREFIX/conf/phases_$inst.conf" <<EOF
 access_by_lua_block { require("aforo_shim.runner").access("$inst") }
 header_filter_by_lua_block { require("aforo_shim.runner").header_filter("$inst") }
@@ -159,7 +170,7 @@ EOF
   done
 else
   : > "$PREFIX/conf/plugin_init.conf"
-  for inst in default fail_closed down_allow down_block; do
+  for inst in default fail_closed down_allow down_block protocols; do
     : > "$PREFIX/conf/phases_$inst.conf"
   done
 fi

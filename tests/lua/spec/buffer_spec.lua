@@ -1,7 +1,7 @@
 -- Specs of buffer.lua: bounds, batching, one flush at a time, keep-and-retry, flush on worker exit.
 dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helper.lua")
 local helper = _G.aforo_spec_helper
-local record = 15 -- event.lua's RECORD (checked below)
+local record = 16 -- event.lua's RECORD (checked below)
 
 describe("aforo-metering buffer", function()
   local env, buffer, sent, outcome, q

@@ -35,6 +35,9 @@ describe("aforo-metering schema", function()
       quantity_header = "X-Aforo-Quantity", cost_header = "X-Aforo-Cost", timeout = 50,
       keepalive_timeout = 60000, keepalive_pool_size = 64, flush_interval = 250, batch_size = 20,
       buffer_max_size = 10000, overflow_max_bytes = 104857600, exclude_paths = {},
+      grpc_enabled = false, grpc_path_prefix = "/", graphql_enabled = false,
+      graphql_path_pattern = "/(?:graphql|gql)/?$", websocket_enabled = false, mcp_enabled = false,
+      agentic_enabled = false,
     }, conf)
   end)
 
@@ -49,7 +52,7 @@ describe("aforo-metering schema", function()
       seen[name] = true
       assert.is_string(field.description, name .. " has no description")
       assert.is_true(#field.description > 10, name .. " has a too short description")
-      if name ~= "feature" and name ~= "sidecar_token" then
+      if name ~= "feature" and name ~= "sidecar_token" and name ~= "mcp_product_id" then
         assert.is_not_nil(field.default, name .. " has no default")
       end
     end
