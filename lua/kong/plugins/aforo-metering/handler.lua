@@ -557,7 +557,7 @@ function AforoMeteringHandler:log(conf)
   items[b + 13] = service
   items[b + 14] = route
   items[b + 15] = event.parse_cost(cost)
-  local protos = ctx.protocol and protocol.records(conf, ctx, status, latency, customer_id)
+  local protos = ctx.protocol and protocol.records(conf, ctx, status, latency)
   items[b + 16] = protos and protos[1]
   if protos and protos[2] then
     return protocol.commit_more(q, items, b, protos) -- a batched MCP request: one event per call

@@ -199,7 +199,65 @@ local function graphql_operation(conf, method)
 end
 
 
---- Access phase: what the options need from the request, into ctx.protocol.
+-- ,"traceId":..,"spanId":.. for a request that carried trace headers, and its trace object.
+local function trace_json(p)
+  local trace_id, span_id = _M.traceparent(p.traceparent)
+  if trace_id then
+    return ',"traceId":"' .. trace_id .. '","spanId":"' .. span_id .. '"'
+  elseif p.x_trace_id then
+    return ',"traceId":' .. text(p.x_trace_id, MAX_TRACE_ID)
+  end
+  return ""
+end
+
+local function trace_object(p)
+  local members = {}
+  if p.traceparent then members[#members + 1] = '"traceparent":' .. text(p.traceparent, MAX_TRACE_MEMBER) end
+  if p.tracestate then members[#members + 1] = '"tracestate":' .. text(p.tracestate, MAX_TRACE_MEMBER) end
+  if p.x_trace_id then members[#members + 1] = '"xTraceId":' .. text(p.x_trace_id, MAX_TRACE_MEMBER) end
+  if p.x_request_id then members[#members + 1] = '"xRequestId":' .. text(p.x_request_id, MAX_TRACE_MEMBER) end
+  return ',"trace":{' .. table.concat(members, ",") .. "}"
+end
+
+
+-- The JSON of what the request alone tells, made in the access phase (client values cleaned, cut and
+-- quoted there), so that the log phase only joins it with what the response tells: p.head before the
+-- value known at the end (grpcStatusCode, executionDurationMs), p.tail after it; for MCP one head per
+-- call (p.heads).
+local function prepare(conf, p, customer_id)
+  local trace, trace_obj = "", ""
+  if p.traceparent or p.x_trace_id then
+    trace, trace_obj = trace_json(p), trace_object(p)
+  end
+  local kind = p.kind
+  if kind == "grpc" then
+    p.head = trace .. ',"grpcService":' .. text(p.service, MAX_GRPC_SERVICE) .. ',"grpcMethod":'
+             .. text(p.method, MAX_GRPC_METHOD)
+    p.tail = trace_obj
+  elseif kind == "graphql" then
+    p.head = trace .. ',"gqlOperationType":"' .. p.op_type .. '"'
+             .. (p.op_name and ',"gqlOperationName":' .. text(p.op_name, MAX_GQL_NAME) or "") .. trace_obj
+  elseif kind == "ws" then
+    p.head = trace .. ',"executionDurationMs":'
+    p.tail = ',"wsConnectionId":' .. text(p.ws_key, MAX_WS_ID) .. trace_obj
+  elseif kind == "mcp" then
+    local common = trace .. (p.session and ',"sessionId":' .. text(p.session, MAX_SESSION_ID) or "")
+                   .. ',"agentId":' .. text(p.agent or customer_id, MAX_AGENT_ID)
+    p.metadata = conf.mcp_product_id and ',"mcp_product_id":' .. quote(conf.mcp_product_id) or nil
+    local heads = {}
+    for i = 1, #p.tools do
+      heads[i] = common .. ',"toolName":' .. text(p.tools[i].name, MAX_TOOL_NAME) .. ',"executionDurationMs":'
+    end
+    p.heads = heads
+    p.tail = trace_obj
+  else
+    p.head = trace .. trace_obj
+  end
+end
+
+
+--- Access phase: what the options need from the request, into ctx.protocol (nil when no option
+-- recognises it).
 function _M.access(conf, ctx, path)
   local p
   local method = kong.request.get_method()
@@ -242,35 +300,10 @@ function _M.access(conf, ctx, path)
       p.tracestate, p.x_request_id = header("tracestate"), header("X-Request-Id")
     end
   end
+  if p then
+    prepare(conf, p, ctx.customer_id)
+  end
   ctx.protocol = p
-end
-
-
--- ,"traceId":..,"spanId":.. and the trace object, for a request that carried trace headers.
-local function trace_json(p)
-  if not p.traceparent and not p.x_trace_id then
-    return ""
-  end
-  local trace_id, span_id = _M.traceparent(p.traceparent)
-  local out = ""
-  if trace_id then
-    out = ',"traceId":"' .. trace_id .. '","spanId":"' .. span_id .. '"'
-  elseif p.x_trace_id then
-    out = ',"traceId":' .. text(p.x_trace_id, MAX_TRACE_ID)
-  end
-  return out
-end
-
-local function trace_object(p)
-  if not p.traceparent and not p.x_trace_id then
-    return ""
-  end
-  local members = {}
-  if p.traceparent then members[#members + 1] = '"traceparent":' .. text(p.traceparent, MAX_TRACE_MEMBER) end
-  if p.tracestate then members[#members + 1] = '"tracestate":' .. text(p.tracestate, MAX_TRACE_MEMBER) end
-  if p.x_trace_id then members[#members + 1] = '"xTraceId":' .. text(p.x_trace_id, MAX_TRACE_MEMBER) end
-  if p.x_request_id then members[#members + 1] = '"xRequestId":' .. text(p.x_request_id, MAX_TRACE_MEMBER) end
-  return ',"trace":{' .. table.concat(members, ",") .. "}"
 end
 
 
@@ -289,55 +322,34 @@ end
 
 
 --- Log phase: the event descriptions of this request (an array), or nil for a plain API event.
--- customer_id: the agentId of MCP calls without an authenticated consumer.
-function _M.records(conf, ctx, status, latency_ms, customer_id)
+function _M.records(conf, ctx, status, latency_ms)
   local p = ctx.protocol
-  if not p then
-    return nil
-  end
   local kind = p.kind
-  local trace, trace_obj = trace_json(p), trace_object(p)
-  local duration = floor(latency_ms + 0.5)
   if kind == "grpc" then
     local code = grpc_status()
     return { {
       product = "GRPC_API", key_prefix = "grpc:", key_suffix = "",
       execution_status = code and _M.grpc_outcome(code),
-      json = trace .. ',"grpcService":' .. text(p.service, MAX_GRPC_SERVICE) .. ',"grpcMethod":'
-             .. text(p.method, MAX_GRPC_METHOD) .. (code and ',"grpcStatusCode":' .. code or "") .. trace_obj,
+      json = code and p.head .. ',"grpcStatusCode":' .. code .. p.tail or p.head .. p.tail,
     } }
   elseif kind == "graphql" then
-    return { {
-      product = "GRAPHQL_API", key_prefix = "gql:", key_suffix = "",
-      json = trace .. ',"gqlOperationType":"' .. p.op_type .. '"'
-             .. (p.op_name and ',"gqlOperationName":' .. text(p.op_name, MAX_GQL_NAME) or "") .. trace_obj,
-    } }
+    return { { product = "GRAPHQL_API", key_prefix = "gql:", key_suffix = "", json = p.head } }
   elseif kind == "ws" then
     if status ~= 101 then
       return nil -- not upgraded: a plain API event
     end
-    return { {
-      product = "WEBSOCKET_API", key_prefix = "ws:", key_suffix = "",
-      json = trace .. ',"executionDurationMs":' .. duration .. ',"wsConnectionId":' .. text(p.ws_key, MAX_WS_ID)
-             .. trace_obj,
-    } }
+    return { { product = "WEBSOCKET_API", key_prefix = "ws:", key_suffix = "",
+               json = p.head .. floor(latency_ms + 0.5) .. p.tail } }
   elseif kind == "mcp" then
-    local common = trace .. (p.session and ',"sessionId":' .. text(p.session, MAX_SESSION_ID) or "")
-                   .. ',"agentId":' .. text(p.agent or customer_id, MAX_AGENT_ID)
-    local metadata = conf.mcp_product_id and ',"mcp_product_id":' .. quote(conf.mcp_product_id) or nil
+    local duration = floor(latency_ms + 0.5)
     local out = {}
     for i = 1, #p.tools do
-      local t = p.tools[i]
-      out[i] = {
-        product = "MCP_SERVER", key_prefix = "mcp:", key_suffix = ":" .. t.index, metadata = metadata,
-        json = common .. ',"toolName":' .. text(t.name, MAX_TOOL_NAME) .. ',"executionDurationMs":' .. duration
-               .. trace_obj,
-      }
+      out[i] = { product = "MCP_SERVER", key_prefix = "mcp:", key_suffix = ":" .. p.tools[i].index,
+                 metadata = p.metadata, json = p.heads[i] .. duration .. p.tail }
     end
     return out
   end
-  -- agentic
-  return { { product = "AGENTIC_API", key_prefix = "kong:", key_suffix = "", json = trace .. trace_obj } }
+  return { { product = "AGENTIC_API", key_prefix = "kong:", key_suffix = "", json = p.head } }
 end
 
 
