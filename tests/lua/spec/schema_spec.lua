@@ -155,6 +155,28 @@ describe("aforo-metering schema", function()
     assert.equal("unknown field", errs.sidecar)
   end)
 
+  it("validates the protocol options: grpc_path_prefix and graphql_path_pattern", function()
+    assert.is_truthy(process({ grpc_enabled = true, grpc_path_prefix = "/rpc", graphql_enabled = true,
+                               mcp_enabled = true, mcp_product_id = "prod-1" }))
+    local _, errs = process({ grpc_path_prefix = "rpc" })
+    assert.matches("must start with '/'", errs.grpc_path_prefix)
+    _, errs = process({ mcp_product_id = "" })
+    assert.is_not_nil(errs.mcp_product_id)
+    -- The regular expression is compiled where ngx.re is (nginx, Kong); stubbed here as PCRE answers.
+    local saved = _G.ngx
+    _G.ngx = { re = { find = function(_, re)
+      if re == "(graphql" then return nil, "pcre_compile() failed: missing ) in \"(graphql\"" end
+      return nil
+    end } }
+    local ok, conf, bad = pcall(process, { graphql_path_pattern = "(graphql" })
+    local ok2, good = pcall(process, { graphql_path_pattern = "^/api/graphql$" })
+    _G.ngx = saved
+    assert.is_true(ok and ok2)
+    assert.equal("^/api/graphql$", good.graphql_path_pattern)
+    assert.is_nil(conf)
+    assert.matches("invalid regular expression: pcre_compile", bad.graphql_path_pattern)
+  end)
+
   it("is used with defaults by the spec helper", function()
     assert.equal(50, helper.conf().timeout)
   end)
