@@ -136,6 +136,11 @@ TEST_CASE("plugin protocols: gRPC, GraphQL, WebSocket, MCP and traced requests r
               .status == 200);
   REQUIRE(c.post("/p/graphql", R"({"query":"{ items(filter: \"query X\") { id } }"})", json_headers).status == 200);
 
+  // A GraphQL body over the 64 KiB cap: metered without its operation, as an API event.
+  REQUIRE(c.post("/p/graphql", R"({"query":"query Big { a }","variables":{"pad":")" + std::string(70000, 'x') + "\"}}",
+                 json_headers)
+              .status == 200);
+
   // MCP: a tools/call, then a batch of two calls and a tools/list (Streamable HTTP transport).
   auto mcp_headers = json_headers;
   mcp_headers.emplace_back("Mcp-Session-Id", "1868a90c-5f9c-4c8b-9e0e-2a2ed0f6a4b1");
@@ -171,8 +176,8 @@ TEST_CASE("plugin protocols: gRPC, GraphQL, WebSocket, MCP and traced requests r
   // The same traced request where every option is off: a plain API event.
   REQUIRE(c.request("GET", "/v1/plain", {}, traced).status == 200);
 
-  const auto d = env.wait_events(10);
-  REQUIRE(d["events"].Size() == 10);
+  const auto d = env.wait_events(11);
+  REQUIRE(d["events"].Size() == 11);
   std::map<std::string, std::vector<const rapidjson::Value*>> by_type;
   std::set<std::string> keys;
   for (const auto& r : d["events"].GetArray()) {
@@ -180,7 +185,7 @@ TEST_CASE("plugin protocols: gRPC, GraphQL, WebSocket, MCP and traced requests r
     by_type[e["productType"].GetString()].push_back(&e);
     keys.insert(e["idempotencyKey"].GetString());
   }
-  CHECK(keys.size() == 10);
+  CHECK(keys.size() == 11);
 
   REQUIRE(by_type["GRPC_API"].size() == 2);
   for (const auto* e : by_type["GRPC_API"]) {
@@ -233,7 +238,11 @@ TEST_CASE("plugin protocols: gRPC, GraphQL, WebSocket, MCP and traced requests r
   CHECK(ws["executionDurationMs"].GetDouble() >= 400);
   CHECK(str(ws, "idempotencyKey").rfind("ws:", 0) == 0);
 
-  REQUIRE(by_type["API"].size() == 1);
-  CHECK(fields_of(*by_type["API"][0]) == base_fields);
-  CHECK(str(*by_type["API"][0], "endpointPath") == "/v1/plain");
+  REQUIRE(by_type["API"].size() == 2);
+  std::set<std::string> api_paths;
+  for (const auto* e : by_type["API"]) {
+    CHECK(fields_of(*e) == base_fields);
+    api_paths.insert(str(*e, "endpointPath"));
+  }
+  CHECK(api_paths == std::set<std::string>{"/v1/plain", "/p/graphql"});
 }

@@ -122,8 +122,8 @@ local function note_body(conf, why)
   local now = ngx.now()
   if (log_marks[why] or 0) + 10 <= now then
     log_marks[why] = now
-    kong.log.warn("request body over ", _M.MAX_BODY, " bytes: metered without its GraphQL operation or ",
-                  "MCP tool (", stats[why], " so far in this worker)")
+    kong.log.warn("request body over ", _M.MAX_BODY, " bytes or past client_body_buffer_size: metered ",
+                  "without its GraphQL operation or MCP tool (", stats[why], " so far in this worker)")
   end
 end
 
