@@ -3,8 +3,10 @@
 -- the productType and fields Aforo's ingest requires for it. Every option is off by default; with all
 -- of them off the handler never calls into this module past `on(conf)`.
 --
--- access(conf, ctx) reads what only the request has (headers, the bounded body) into ctx.protocol;
--- records(conf, ctx, status, latency_ms) turns it into what event.put writes for each event: a table
+-- access(conf, ctx, path) reads what only the request has (headers, the bounded body) into
+-- ctx.protocol, with the JSON of those fields made there (client values cleaned, cut and quoted), so
+-- that records(conf, ctx, status, latency_ms), in the log phase, only joins it with the response's
+-- values into what event.put writes for each event: a table
 -- { product, key_prefix, key_suffix, execution_status, json, metadata } (json: the §11 fields, in the
 -- order the sidecar writes them; metadata: extra metadata members).
 --
@@ -36,11 +38,12 @@ local _M = {}
 
 --- The most request body bytes read to find a GraphQL operation or an MCP tool. A larger body
 -- (by Content-Length, or once read, or left in a temp file by nginx) is metered without them, as a
--- plain API event, and counted (stats().body_over_cap and a rate-limited log line).
+-- plain API event, and counted (stats.body_over_cap and a rate-limited log line).
 _M.MAX_BODY = 65536
 
 -- Aforo's limits (contracts §11), in characters; values are cut to as many bytes, before a character.
-local MAX_TRACE_ID, MAX_SPAN_ID, MAX_SESSION_ID, MAX_AGENT_ID, MAX_TOOL_NAME = 128, 32, 64, 36, 64
+-- (spanId, 32, needs none: it is taken only from a valid traceparent, 16 hex digits.)
+local MAX_TRACE_ID, MAX_SESSION_ID, MAX_AGENT_ID, MAX_TOOL_NAME = 128, 64, 36, 64
 local MAX_GRPC_SERVICE, MAX_GRPC_METHOD, MAX_GQL_NAME, MAX_WS_ID, MAX_TRACE_MEMBER = 255, 128, 255, 64, 512
 
 local stats = { body_over_cap = 0 }
