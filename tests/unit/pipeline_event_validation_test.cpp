@@ -307,9 +307,13 @@ std::string plugin_event(int i) {
 // DOM parse and RapidJSON's Writer, the contract fields in order, first occurrence, nulls dropped
 // (at the top level and directly in metadata). The reference the fast path must match byte for byte.
 std::string reference_json(const std::string& event_text) {
-  static const char* const fields[] = {"customerId",  "metricName",      "quantity",     "occurredAt", "idempotencyKey",
-                                       "productType", "executionStatus", "endpointPath", "httpMethod", "statusCode",
-                                       "responseTimeMs", "dataBytes",   "metadata"};
+  static const char* const fields[] = {
+      "customerId", "metricName", "quantity", "occurredAt", "idempotencyKey", "productType", "executionStatus",
+      "endpointPath", "httpMethod", "statusCode", "responseTimeMs", "dataBytes", "traceId", "spanId", "sessionId",
+      "agentId", "toolName", "capabilityName", "subscriptionId", "executionDurationMs", "messageCount", "grpcService",
+      "grpcMethod", "grpcStatusCode", "grpcCallType", "gqlOperationType", "gqlOperationName", "gqlComplexity",
+      "gqlHasErrors", "wsConnectionId", "wsDirection", "wsFrameType", "mqttTopic", "mqttClientId", "trace",
+      "metadata"};
   rapidjson::Document d;
   d.Parse(event_text.data(), event_text.size());
   REQUIRE_FALSE(d.HasParseError());

@@ -212,7 +212,7 @@ void discovery_service::observe(const std::vector<core::accepted_event>& events)
   // The fields validation read (what the event's JSON holds), not a parse of the JSON again.
   dsc::traffic_observation o;
   for (const auto& e : events) {
-    const bool some = dsc::observation_from_fields(e.http_method, e.endpoint_path, e.service, e.route, o);
+    const bool some = dsc::observation_from_accepted(e, o);
     const auto r = some ? catalog_.observe(o, now) : dsc::observe_result::ignored;
     switch (r) {
       case dsc::observe_result::ignored: metrics_->events_ignored.inc(); break;

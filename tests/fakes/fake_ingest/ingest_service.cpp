@@ -51,6 +51,26 @@ bool has_string(const rapidjson::Value& ev, const char* name) {
   return it != ev.MemberEnd() && it->value.IsString() && it->value.GetStringLength() > 0;
 }
 
+// What Aforo's ingest requires of an event of each productType (contracts §11), or "".
+std::string product_requirement(const rapidjson::Value& ev) {
+  const auto it = ev.FindMember("productType");
+  if (it == ev.MemberEnd() || !it->value.IsString()) return "";
+  const std::string_view type(it->value.GetString(), it->value.GetStringLength());
+  static const struct {
+    const char* type;
+    const char* fields[2];
+  } required[] = {{"MCP_SERVER", {"toolName", "agentId"}},     {"GRPC_API", {"grpcService", "grpcMethod"}},
+                  {"GRAPHQL_API", {"gqlOperationType", nullptr}}, {"WEBSOCKET_API", {"wsConnectionId", nullptr}},
+                  {"AI_AGENT", {"agentId", "sessionId"}}};
+  for (const auto& r : required) {
+    if (type != r.type) continue;
+    for (const char* f : r.fields) {
+      if (f != nullptr && !has_string(ev, f)) return std::string(f) + " is required for productType " + r.type;
+    }
+  }
+  return "";
+}
+
 // `{"events":[]}`, whitespace aside.
 bool is_key_check(std::string_view body) {
   std::string s;
@@ -219,6 +239,7 @@ net::http_response ingest_service::process(net::http_request& req, const fault_s
     else if (!has_string(ev, "customerId")) why = "customerId is required";
     else if (!has_string(ev, "idempotencyKey")) why = "idempotencyKey is required";
     else if (step.fail_events.count(i) != 0) why = "rejected by the ingest (injected failure)";
+    else why = product_requirement(ev);
     if (why.empty() && step.success_false) {
       ++rec.failed;  // taken for nothing, listed for nothing
       continue;

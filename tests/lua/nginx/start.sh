@@ -52,6 +52,13 @@
 #   /compat/...       an Aforo v2.2 plugin config (api_key, tenant_id, flush_count, customer_id_jwt_claim
 #                     tenant_id, status_outcomes 404 VALIDATION_FAILED, product_type AGENTIC_API,
 #                     exclude_status_codes 401 403 418 429, ...) plus sidecar_url=SIDECAR_URL
+#   /p/...            every protocol option on (gRPC, GraphQL, WebSocket, MCP with mcp_product_id
+#                     mcp-prod-1, agentic); service "shop", route "protocols"; WebSocket upgrades
+#                     are proxied (/p/ws/... upgrades at the upstream)
+#   unix:PREFIX/grpc.sock  h2c (HTTP/2 with prior knowledge), the same "protocols" instance, grpc_pass
+#                     to the upstream's gRPC service (unix:PREFIX/backends/grpc.sock): every call
+#                     answers one empty message and the trailer grpc-status 0, or 5 for a method
+#                     named NotFound
 # Upstream: 200 "upstream ok"; ?cost=N / ?qty=N set X-Aforo-Cost / X-Aforo-Quantity on the response;
 #   .../status/NNN answers NNN; .../slow/... answers after ?s=N seconds (default 1.5); X-Upstream-Saw-Plan / X-Upstream-Saw-Margin echo upstream headers.
 # TEST-ONLY: request header X-Test-Consumer: "username" or "username;custom_id" plays an
@@ -143,6 +150,10 @@ return {
       product_type = "AGENTIC_API", preflight_quota_enabled = true, preflight_quota_fail_open = true,
       margin_guard_enabled = true, margin_guard_url = "http://pricing:8083", rate_limit_enabled = false,
       rate_limit_redis_password = "HARNESS_SECRET_pw", jwt_validation_enabled = false } },
+  protocols = { service = "shop", route = "protocols", config = {
+      sidecar_url = $(lua_str "$SIDECAR_URL"), tenant_header = "X-Tenant-Id", grpc_enabled = true,
+      graphql_enabled = true, websocket_enabled = true, mcp_enabled = true, mcp_product_id = "mcp-prod-1",
+      agentic_enabled = true, $common } },
 }
 EOF
 
@@ -165,6 +176,7 @@ init_by_lua_block { require("aforo_shim.runner").setup(require("aforo_confs"), {
 init_worker_by_lua_block { require("aforo_shim.runner").init_worker() $jit_diag }
 EOF
   for inst in default fail_closed down_allow down_block compat; do
+  for inst in default fail_closed down_allow down_block protocols; do
     cat > "$PREFIX/conf/phases_$inst.conf" <<EOF
 access_by_lua_block { require("aforo_shim.runner").access("$inst") }
 header_filter_by_lua_block { require("aforo_shim.runner").header_filter("$inst") }
@@ -174,6 +186,7 @@ EOF
 else
   : > "$PREFIX/conf/plugin_init.conf"
   for inst in default fail_closed down_allow down_block compat; do
+  for inst in default fail_closed down_allow down_block protocols; do
     : > "$PREFIX/conf/phases_$inst.conf"
   done
 fi

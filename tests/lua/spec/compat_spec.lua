@@ -106,10 +106,18 @@ describe("an Aforo v2.2 plugin config", function()
     assert.same({ "impersonated_by" }, conf.customer_id_jwt_exclude_claims)
     assert.same({ ["404"] = "VALIDATION_FAILED", ["202"] = "PENDING" }, conf.status_outcomes)
     assert.equal("API", conf.product_type)
-    -- Nothing of v2.2's own is kept: no secret in the stored config.
-    for name in pairs(compat.V22) do
-      assert.is_nil(conf[name], name .. " kept in the processed config")
+    -- Nothing of v2.2's own is kept (no secret in the stored config), but for the names that are
+    -- fields of this plugin too (the protocol options).
+    local real = {}
+    for _, entry in ipairs(schema_check.config_field(schema).fields) do
+      real[next(entry)] = true
     end
+    for name in pairs(compat.V22) do
+      if not real[name] then
+        assert.is_nil(conf[name], name .. " kept in the processed config")
+      end
+    end
+    assert.is_true(real.grpc_enabled and real.mcp_product_id)
   end)
 
   it("logs one WARN per sidecar field naming where it goes, never a value", function()

@@ -20,11 +20,19 @@ helper.profile = os.getenv("AFORO_KONG_VERSION") or "3.9"
 assert(helper.profile == "3.4" or helper.profile == "3.9", "AFORO_KONG_VERSION: 3.4 or 3.9")
 local request_seq = 0
 
+local SPEC_REGEX = {
+  ['[\\x00-\\x1f"\\\\]'] = { '[%c"\\]' },
+  ["[\\x80-\\xff]"] = { "[\128-\255]" },
+  ["/(?:graphql|gql)/?$"] = { "/graphql/?$", "/gql/?$" },
+  ["graphql"] = { "graphql" },  -- Aforo v2.2's graphql_path_pattern default (compat_spec)
+}
+
 local PLUGIN_MODULES = {
   "kong.plugins.aforo-metering.handler", "kong.plugins.aforo-metering.buffer",
   "kong.plugins.aforo-metering.event", "kong.plugins.aforo-metering.client",
   "kong.plugins.aforo-metering.schema", "kong.plugins.aforo-metering.lease",
   "kong.plugins.aforo-metering.decision", "kong.plugins.aforo-metering.handshake",
+  "kong.plugins.aforo-metering.protocol", "kong.plugins.aforo-metering.graphql",
 }
 
 
@@ -79,6 +87,19 @@ function helper.setup()
     worker = { exiting = function() return env.exiting end },
     socket = { tcp = function() error("no sockets in specs") end },
     req = { start_time = function() return env.req.start_ms / 1000 end },
+    -- ngx.re for the regular expressions the plugin uses, as Lua patterns (the nginx harness runs
+    -- the real PCRE): event.lua's two classes and graphql_path_pattern's default.
+    re = { find = function(s, re)
+      local patterns = SPEC_REGEX[re]
+      assert(patterns, "spec ngx.re.find: no Lua pattern for " .. tostring(re))
+      for _, p in ipairs(patterns) do
+        local from, to = s:find(p)
+        if from then
+          return from, to
+        end
+      end
+      return nil
+    end },
   }
   -- ngx.header: the current response's headers, names case-insensitive and "_" for "-" as in nginx.
   local function header_key(name)
@@ -131,6 +152,16 @@ function helper.setup()
       get_path = function() return env.req.path end,
       get_method = function() return env.req.method end,
       get_start_time = function() return env.req.start_ms end,
+      -- Kong 3.x: the body read in full, or nil and an error when nginx left it in a file
+      -- (env.req.body_in_file).
+      get_raw_body = function()
+        if env.req.body_in_file then
+          return nil, "request body did not fit into client body buffer, consider raising 'client_body_buffer_size'"
+        end
+        env.req.body_reads = (env.req.body_reads or 0) + 1
+        return env.req.body or ""
+      end,
+      get_query_arg = function(name) return (env.req.query or {})[name] end,
     },
     -- A consumer comes with a credential, as Kong's auth plugins set them, unless env.req.anonymous
     -- (the `anonymous` consumer of an auth plugin: no credential) or env.req.credential says otherwise.

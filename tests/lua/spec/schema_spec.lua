@@ -36,6 +36,9 @@ describe("aforo-metering schema", function()
       keepalive_timeout = 60000, keepalive_pool_size = 64, flush_interval = 250, batch_size = 20,
       buffer_max_size = 10000, overflow_max_bytes = 104857600, exclude_paths = {},
       customer_id_jwt_exclude_claims = {}, exclude_status_codes = { 401, 403, 429 }, product_type = "API",
+      grpc_enabled = false, grpc_path_prefix = "/", graphql_enabled = false,
+      graphql_path_pattern = "/(?:graphql|gql)/?$", websocket_enabled = false, mcp_enabled = false,
+      agentic_enabled = false,
     }, conf)
   end)
 
@@ -46,7 +49,8 @@ describe("aforo-metering schema", function()
       "keepalive_pool_size", "flush_interval", "batch_size", "buffer_max_size", "overflow_max_bytes", "exclude_paths",
       "customer_id_jwt_claim", "customer_id_jwt_exclude_claims", "exclude_status_codes", "status_outcomes",
       "product_type" }
-    local NO_DEFAULT = { feature = true, sidecar_token = true, customer_id_jwt_claim = true, status_outcomes = true }
+    local NO_DEFAULT = { feature = true, sidecar_token = true, customer_id_jwt_claim = true, status_outcomes = true,
+      mcp_product_id = true }
     local seen = {}
     for _, entry in ipairs(config_field.fields) do
       local name, field = next(entry)
@@ -154,6 +158,28 @@ describe("aforo-metering schema", function()
     local conf, errs = process({ sidecar = "http://x:1" })
     assert.is_nil(conf)
     assert.equal("unknown field", errs.sidecar)
+  end)
+
+  it("validates the protocol options: grpc_path_prefix and graphql_path_pattern", function()
+    assert.is_truthy(process({ grpc_enabled = true, grpc_path_prefix = "/rpc", graphql_enabled = true,
+                               mcp_enabled = true, mcp_product_id = "prod-1" }))
+    local _, errs = process({ grpc_path_prefix = "rpc" })
+    assert.matches("must start with '/'", errs.grpc_path_prefix)
+    _, errs = process({ mcp_product_id = "" })
+    assert.is_not_nil(errs.mcp_product_id)
+    -- The regular expression is compiled where ngx.re is (nginx, Kong); stubbed here as PCRE answers.
+    local saved = _G.ngx
+    _G.ngx = { re = { find = function(_, re)
+      if re == "(graphql" then return nil, "pcre_compile() failed: missing ) in \"(graphql\"" end
+      return nil
+    end } }
+    local ok, conf, bad = pcall(process, { graphql_path_pattern = "(graphql" })
+    local ok2, good = pcall(process, { graphql_path_pattern = "^/api/graphql$" })
+    _G.ngx = saved
+    assert.is_true(ok and ok2)
+    assert.equal("^/api/graphql$", good.graphql_path_pattern)
+    assert.is_nil(conf)
+    assert.matches("invalid regular expression: pcre_compile", bad.graphql_path_pattern)
   end)
 
   it("is used with defaults by the spec helper", function()

@@ -148,7 +148,11 @@ observe_result catalog::observe(const traffic_observation& o, epoch_ms now) {
   }
 
   std::optional<std::string> from_route;
-  if (route != nullptr) from_route = route_template(route->paths, o.path);
+  if (o.exact) {
+    from_route = o.path;
+  } else if (route != nullptr) {
+    from_route = route_template(route->paths, o.path);
+  }
   if (!from_route && o.path != last_request_path_) {
     last_template_ = template_path(o.path);
     last_request_path_ = o.path;
@@ -159,7 +163,7 @@ observe_result catalog::observe(const traffic_observation& o, epoch_ms now) {
   key_.first.assign(path);
   key_.second.assign(method);
   auto it = a->operations.find(key_);
-  if (it == a->operations.end()) {
+  if (it == a->operations.end() && !o.exact) {  // a protocol operation is never the route's own
     key_.second.assign(any_method);
     auto any = a->operations.find(key_);
     if (any != a->operations.end() && any->second.declared) it = any;

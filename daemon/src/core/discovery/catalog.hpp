@@ -91,6 +91,9 @@ struct traffic_observation {
   std::string route;                ///< Kong route name or id (metadata.route); may be empty
   std::string method;               ///< httpMethod
   std::string path;                 ///< endpointPath, raw
+  /// The path names a protocol operation (a gRPC method, a GraphQL operation; event_observation.hpp):
+  /// kept as it is, neither templated nor replaced by the route's path.
+  bool exact = false;
 };
 
 enum class observe_result {

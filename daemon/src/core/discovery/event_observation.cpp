@@ -3,6 +3,7 @@
 
 #include <rapidjson/document.h>
 
+#include "core/discovery/path_template.hpp"
 #include "core/json/bounded_parse.hpp"
 
 namespace aforo::core::discovery {
@@ -38,6 +39,30 @@ bool observation_from_fields(std::string_view method, std::string_view path, std
   out.path.assign(path);
   out.service.assign(service);
   out.route.assign(route);
+  out.exact = false;
+  return true;
+}
+
+bool observation_from_accepted(const core::accepted_event& e, traffic_observation& out) {
+  if (e.product_type == "GRPC_API" && !e.grpc_service.empty() && !e.grpc_method.empty()) {
+    out.method.assign("POST");
+    out.path.assign("/");
+    out.path.append(e.grpc_service);
+    out.path.push_back('/');
+    out.path.append(e.grpc_method);
+  } else if (e.product_type == "GRAPHQL_API" && !e.gql_operation_type.empty() && !e.endpoint_path.empty()) {
+    out.method.assign(e.gql_operation_type);
+    out.path = template_path(e.endpoint_path);
+    if (!e.gql_operation_name.empty()) {
+      out.path.push_back('#');
+      out.path.append(e.gql_operation_name);
+    }
+  } else {
+    return observation_from_fields(e.http_method, e.endpoint_path, e.service, e.route, out);
+  }
+  out.service.assign(e.service);
+  out.route.assign(e.route);
+  out.exact = true;
   return true;
 }
 

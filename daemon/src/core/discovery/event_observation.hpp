@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "core/discovery/catalog.hpp"
+#include "core/pipeline/event_validation.hpp"
 
 namespace aforo::core::discovery {
 
@@ -19,5 +20,13 @@ namespace aforo::core::discovery {
 /// to observe) when the method or the path is empty, as observation_from_event answers nullopt.
 bool observation_from_fields(std::string_view method, std::string_view path, std::string_view service,
                              std::string_view route, traffic_observation& out);
+
+/// The operation an accepted event is, into `out` (its strings keep their capacity between calls):
+/// a GRPC_API event is the gRPC method `POST /<grpcService>/<grpcMethod>`; a GRAPHQL_API event the
+/// operation `<gqlOperationType> <endpointPath templated>#<gqlOperationName>` (no `#name` for an
+/// anonymous one), both kept exactly (traffic_observation::exact), whatever the route's paths; any
+/// other event is its HTTP method and endpoint path, as observation_from_fields. Returns false when
+/// there is nothing to observe. Pure; thread-safe.
+bool observation_from_accepted(const core::accepted_event& e, traffic_observation& out);
 
 }  // namespace aforo::core::discovery

@@ -5,6 +5,7 @@
 #include "core/pipeline/event_validation.hpp"
 
 #include "core/pipeline/event_fields.hpp"
+#include "core/pipeline/protocol_fields.hpp"
 #include "core/pipeline/verbatim_parse.hpp"
 
 #include <rapidjson/document.h>
@@ -151,16 +152,6 @@ bool non_negative_integer(const rj::Value& v) {
 
 bool non_negative_number(const rj::Value& v) { return v.IsNumber() && (v.IsUint64() || v.GetDouble() >= 0); }
 
-/// Aforo's executionStatus values (contracts §11); the plugin's status_outcomes may name any of them.
-bool valid_execution_status(const rj::Value& v) {
-  if (!v.IsString()) return false;
-  const std::string_view s = view(v);
-  return is(s, "SUCCESS") || is(s, "PARTIAL") || is(s, "TIMEOUT") || is(s, "ERROR") || is(s, "VALIDATION_FAILED") ||
-         is(s, "FAILED") || is(s, "FAILURE") || is(s, "CANCELLED") || is(s, "PENDING") || is(s, "BLOCKED") ||
-         is(s, "HITL_REQUIRED");
-}
-
-
 /// Checks the typed metadata keys; unknown keys pass through. Returns an error message or null.
 const char* check_metadata(const rj::Value& m) {
   if (!m.IsObject()) return "metadata: must be an object";
@@ -238,13 +229,11 @@ const char* validate_event(const rj::Value& e, const event_span* span, rj::Strin
   if (is_null(f[f_idempotency_key]) || !bounded_string(*f[f_idempotency_key], max_idempotency_key_chars, true)) {
     return "idempotencyKey: required string of 1 to 255 characters";
   }
-  if (!is_null(f[f_product_type]) && !bounded_string(*f[f_product_type], max_short_string_chars, false)) {
-    return "productType: must be a string of at most 255 characters";
-  }
-  if (!is_null(f[f_execution_status]) && !valid_execution_status(*f[f_execution_status])) {
-    return "executionStatus: must be SUCCESS, PARTIAL, TIMEOUT, ERROR, VALIDATION_FAILED, FAILED, FAILURE, CANCELLED, "
-           "PENDING, BLOCKED or HITL_REQUIRED";
-  }
+  // productType, executionStatus and the protocol fields of contracts §11; a string over Aforo's limit
+  // is truncated (the event is then re-serialized).
+  rj::Value cut[field_count];
+  bool fields_cut = false;
+  if (const char* err = check_protocol_fields(f, cut, st.rewritten, fields_cut)) return err;
   // endpointPath is never a reason to reject an event a gateway metered: a long path is truncated and
   // bytes that are not UTF-8 are percent-encoded (normalize_endpoint_path); only a non-string is refused.
   rj::Value normalized_path;
@@ -275,7 +264,7 @@ const char* validate_event(const rj::Value& e, const event_span* span, rj::Strin
     if (const char* err = check_metadata(*f[f_metadata])) return err;
   }
 
-  const bool verbatim = span != nullptr && span->verbatim && !path_normalized;
+  const bool verbatim = span != nullptr && span->verbatim && !path_normalized && !fields_cut;
   rewritten = !verbatim;
   std::string_view json;
   if (verbatim) {
@@ -293,6 +282,13 @@ const char* validate_event(const rj::Value& e, const event_span* span, rj::Strin
   out.quantity = f[f_quantity]->GetDouble();
   if (!is_null(f[f_http_method])) out.http_method = view(*f[f_http_method]);
   if (!is_null(f[f_endpoint_path])) out.endpoint_path = view(*f[f_endpoint_path]);
+  const auto string_of = [&](int i) { return is_null(f[i]) ? std::string_view() : view(*f[i]); };
+  out.product_type = string_of(f_product_type);
+  out.grpc_service = string_of(f_grpc_service);
+  out.grpc_method = string_of(f_grpc_method);
+  out.gql_operation_type = string_of(f_gql_operation_type);
+  out.gql_operation_name = string_of(f_gql_operation_name);
+  out.tool_name = string_of(f_tool_name);
   if (!is_null(f[f_metadata])) {
     // The first of each that is not null: what the re-serialized metadata holds first.
     bool service = false, route = false;

@@ -15,7 +15,7 @@ namespace aforo::core {
 inline constexpr std::size_t max_customer_id_chars = 64;
 inline constexpr std::size_t max_metric_name_chars = 255;
 inline constexpr std::size_t max_idempotency_key_chars = 255;
-inline constexpr std::size_t max_short_string_chars = 255;   ///< productType, metadata strings
+inline constexpr std::size_t max_short_string_chars = 255;   ///< metadata strings
 /// Aforo's endpointPath limit. A longer path is truncated to this many bytes (before a UTF-8
 /// character, never inside one), never a reason to reject the event; see normalize_endpoint_path.
 inline constexpr std::size_t max_endpoint_path_bytes = 512;
@@ -26,7 +26,7 @@ inline constexpr int max_quantity_decimals = 6;
 /// One event the sidecar takes custody of. Its strings are views into the ingest_parse_result that
 /// holds it (the posted body, parsed in place, and the events that had to be re-serialized): valid
 /// while that result, or a copy or move of it, lives.
-/// `json` is the event re-serialized compactly: only the fields of contracts §2 at the top level, in
+/// `json` is the event re-serialized compactly: only the fields of contracts §2 and §11 at the top level, in
 /// that order (unknown top-level fields and nulls are dropped, so Aforo never rejects a whole batch
 /// for them); `metadata` keeps its unknown keys (a free-form map) but drops nulls. An event posted in
 /// exactly that form (as the plugin builds it) is forwarded as posted: the same bytes, not rewritten.
@@ -43,6 +43,15 @@ struct accepted_event {
   std::string_view endpoint_path;
   std::string_view service;
   std::string_view route;
+  /// The protocol dimensions of contracts §11 that discovery names operations by (as `json` holds
+  /// them, after truncation; empty when absent): productType, grpcService/grpcMethod,
+  /// gqlOperationType/gqlOperationName and toolName.
+  std::string_view product_type;
+  std::string_view grpc_service;
+  std::string_view grpc_method;
+  std::string_view gql_operation_type;
+  std::string_view gql_operation_name;
+  std::string_view tool_name;
 };
 
 /// A rejected event: its index in the posted `events` array and why.

@@ -273,13 +273,14 @@ end
 -- A usage record is RECORD consecutive values in an array (buffer.lua keeps
 -- the queue that way: no table per request, so nothing for the GC to trace
 -- and sweep per request but the strings the request made anyway):
-_M.RECORD = 15
+_M.RECORD = 16
 local CUSTOMER_ID, METRIC_NAME, QUANTITY, STARTED_AT, REQUEST_ID, METHOD, PATH, STATUS,
-      LATENCY_MS, REQUEST_BYTES, RESPONSE_BYTES, CONSUMER, SERVICE, ROUTE, COST =
-      1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
+      LATENCY_MS, REQUEST_BYTES, RESPONSE_BYTES, CONSUMER, SERVICE, ROUTE, COST, PROTOCOL =
+      1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16
 _M.FIELDS = { "customer_id", "metric_name", "quantity", "started_at", "request_id", "method", "path",
               "status", "latency_ms", "request_bytes", "response_bytes", "consumer", "service",
-              "route", "cost" }
+              "route", "cost", "protocol" }
+_M.PROTOCOL = PROTOCOL
 
 -- Escaped content of s without the quotes: s itself when nothing needs escaping.
 local function inner(s)
@@ -343,8 +344,13 @@ end
 -- string (numbers are written by concat as tostring would).
 -- Fields: customer_id, metric_name, quantity, started_at (s since the epoch),
 -- request_id, method, path, status, latency_ms, request_bytes, response_bytes,
--- and the optional consumer, service, route, cost.
+-- and the optional consumer, service, route, cost and protocol (protocol.lua: the productType, key
+-- form and §11 fields of a gRPC, GraphQL, WebSocket, MCP or agentic event; nil: a plain API event).
 function _M.put(parts, k, items, base)
+  local proto = items[base + PROTOCOL]
+  if proto then
+    return _M.put_protocol(parts, k, items, base, proto)
+  end
   local status = items[base + STATUS]
   local response_bytes = tonumber(items[base + RESPONSE_BYTES]) or 0
   local prefix, millis = timestamp_parts(items[base + STARTED_AT])
@@ -384,6 +390,54 @@ function _M.put(parts, k, items, base)
   k = optional(parts, k, ',"route":', route and quote(route))
   k = optional(parts, k, ',"consumer":', consumer and quote(consumer))
   k = optional(parts, k, ',"cost":', items[base + COST])
+  parts[k + 1] = "}}"
+  return k + 1
+end
+
+
+--- put() for an event with a protocol description: its productType, executionStatus (when the
+-- protocol has its own outcome, as gRPC's grpc-status), idempotency key form, §11 fields (after
+-- dataBytes, as the sidecar writes them) and extra metadata members.
+function _M.put_protocol(parts, k, items, base, proto)
+  local status = items[base + STATUS]
+  local response_bytes = tonumber(items[base + RESPONSE_BYTES]) or 0
+  local prefix, millis = timestamp_parts(items[base + STARTED_AT])
+  parts[k + 1] = '{"customerId":'
+  parts[k + 2] = quote(items[base + CUSTOMER_ID])
+  parts[k + 3] = ',"metricName":'
+  parts[k + 4] = quote(items[base + METRIC_NAME])
+  parts[k + 5] = ',"quantity":'
+  parts[k + 6] = items[base + QUANTITY]
+  parts[k + 7] = ',"occurredAt":"'
+  parts[k + 8] = prefix
+  parts[k + 9] = "."
+  parts[k + 10] = millis
+  parts[k + 11] = 'Z","idempotencyKey":"' .. proto.key_prefix
+  parts[k + 12] = inner(items[base + REQUEST_ID]) .. proto.key_suffix
+  parts[k + 13] = '","productType":"' .. proto.product .. '","executionStatus":"'
+  parts[k + 14] = proto.execution_status or _M.execution_status(status)
+  parts[k + 15] = '","endpointPath":"'
+  parts[k + 16] = inner(truncate(items[base + PATH], _M.MAX_ENDPOINT_PATH))
+  parts[k + 17] = '","httpMethod":'
+  parts[k + 18] = quote(items[base + METHOD])
+  parts[k + 19] = ',"statusCode":'
+  parts[k + 20] = status
+  parts[k + 21] = ',"responseTimeMs":'
+  parts[k + 22] = floor(items[base + LATENCY_MS] + 0.5)
+  parts[k + 23] = ',"dataBytes":'
+  parts[k + 24] = response_bytes
+  parts[k + 25] = proto.json
+  parts[k + 26] = ',"metadata":{"gateway":"kong","request_bytes":'
+  parts[k + 27] = tonumber(items[base + REQUEST_BYTES]) or 0
+  parts[k + 28] = ',"response_bytes":'
+  parts[k + 29] = response_bytes
+  k = k + 29
+  local service, route, consumer = items[base + SERVICE], items[base + ROUTE], items[base + CONSUMER]
+  k = optional(parts, k, ',"service":', service and quote(service))
+  k = optional(parts, k, ',"route":', route and quote(route))
+  k = optional(parts, k, ',"consumer":', consumer and quote(consumer))
+  k = optional(parts, k, ',"cost":', items[base + COST])
+  k = optional(parts, k, "", proto.metadata)
   parts[k + 1] = "}}"
   return k + 1
 end

@@ -24,6 +24,7 @@ local leases = require "kong.plugins.aforo-metering.lease"
 local decisions = require "kong.plugins.aforo-metering.decision"
 local handshakes = require "kong.plugins.aforo-metering.handshake"
 local identity = require "kong.plugins.aforo-metering.identity"
+local protocol = require "kong.plugins.aforo-metering.protocol"
 
 local kong = kong
 local ngx = ngx
@@ -42,6 +43,7 @@ local valid_utf8 = event.valid_utf8
 local clean_utf8 = event.clean_utf8
 local MAX_HTTP_METHOD = event.MAX_HTTP_METHOD
 local OUTCOME = event.OUTCOME
+local PROTOCOL = event.PROTOCOL
 
 
 local CHECK_PATH = "/v1/check"
@@ -489,6 +491,9 @@ function AforoMeteringHandler:access(conf)
   -- Bytes that are not UTF-8 (nginx decodes %FF to a byte) are percent-encoded again, so that the
   -- check and the event are valid JSON for the sidecar; the event truncates the path to Aforo's 512.
   ctx.path = clean_utf8(path)
+  if protocol.on(conf) then -- gRPC, GraphQL, WebSocket, MCP, agentic: off by default
+    protocol.access(conf, ctx, path)
+  end
   if conf.entitlement_enabled then
     return check(conf, ctx, customer_id, ctx.path)
   end
@@ -571,14 +576,20 @@ function AforoMeteringHandler:log(conf)
   items[b + 5] = request_id(ctx)
   items[b + 6] = ctx.method or http_method()
   items[b + 7] = ctx.path
-  items[b + 8] = kong.response.get_status()
-  items[b + 9] = ngx.now() * 1000 - start_ms
+  local status, latency = kong.response.get_status(), ngx.now() * 1000 - start_ms
+  items[b + 8] = status
+  items[b + 9] = latency
   items[b + 10] = var.request_length
   items[b + 11] = var.bytes_sent
   items[b + 12] = ctx.consumer
   items[b + 13] = service
   items[b + 14] = route
   items[b + 15] = event.parse_cost(cost)
+  local protos = ctx.protocol and protocol.records(conf, ctx, status, latency)
+  items[b + PROTOCOL] = protos and protos[1]
+  if protos and protos[2] then
+    return protocol.commit_more(q, items, b, protos) -- a batched MCP request: one event per call
+  end
   buffer.commit(q)
 end
 

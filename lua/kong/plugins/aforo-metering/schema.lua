@@ -60,6 +60,20 @@ local function validate_path(value)
 end
 
 
+-- graphql_path_pattern is a PCRE regular expression (as Kong's regex routes), compiled once here
+-- where ngx.re is available, so a typo is a config error and not a per-request failure.
+local function validate_regex(value)
+  local re = ngx and ngx.re
+  if re and re.find then
+    local _, err = re.find("", value, "jo")
+    if err then
+      return nil, "invalid regular expression: " .. err
+    end
+  end
+  return true
+end
+
+
 local function validate_config(config)
   if config.batch_size and config.buffer_max_size
      and config.batch_size > config.buffer_max_size then
@@ -196,6 +210,40 @@ local schema = {
               type = "array", required = true, default = {},
               elements = { type = "string", custom_validator = validate_path },
               description = "Paths neither checked nor metered; an entry matches itself and everything below it (/health matches /health and /health/live, not /healthz).",
+          } },
+          -- Protocol-aware metering (contracts §11, protocol.lua); every option is off by default.
+          { grpc_enabled = {
+              type = "boolean", required = true, default = false,
+              description = "Meter gRPC calls (Content-Type application/grpc*, path <grpc_path_prefix>package.Service/Method) as productType GRPC_API with grpcService, grpcMethod and grpcStatusCode (the grpc-status trailer or header).",
+          } },
+          { grpc_path_prefix = {
+              type = "string", required = true, default = "/", custom_validator = validate_path,
+              description = "Path prefix before /package.Service/Method in gRPC request paths.",
+          } },
+          { graphql_enabled = {
+              type = "boolean", required = true, default = false,
+              description = "Meter GraphQL requests (paths matching graphql_path_pattern) as productType GRAPHQL_API with gqlOperationType and gqlOperationName, read from operationName or the query's first operation (body read up to 64 KiB).",
+          } },
+          { graphql_path_pattern = {
+              type = "string", required = true, default = "/(?:graphql|gql)/?$", len_min = 1, len_max = 255,
+              custom_validator = validate_regex,
+              description = "PCRE regular expression a request path must match to be read as GraphQL; by default paths ending in /graphql or /gql.",
+          } },
+          { websocket_enabled = {
+              type = "boolean", required = true, default = false,
+              description = "Meter each upgraded WebSocket connection once, when it ends, as productType WEBSOCKET_API with wsConnectionId (its Sec-WebSocket-Key) and executionDurationMs.",
+          } },
+          { mcp_enabled = {
+              type = "boolean", required = true, default = false,
+              description = "Meter MCP JSON-RPC tools/call requests (single or batched; body read up to 64 KiB) as productType MCP_SERVER, one event per call with toolName, agentId and sessionId (Mcp-Session-Id).",
+          } },
+          { mcp_product_id = {
+              type = "string", required = false, len_min = 1, len_max = 255,
+              description = "Aforo product of the MCP server, sent as metadata.mcp_product_id with each tools/call event; unset (default) sends none.",
+          } },
+          { agentic_enabled = {
+              type = "boolean", required = true, default = false,
+              description = "Report requests carrying a W3C traceparent (or x-trace-id) header as productType AGENTIC_API with traceId, spanId and the trace object; other protocol events get the trace fields too.",
           } },
         },
         custom_validator = validate_config,

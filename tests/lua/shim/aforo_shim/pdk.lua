@@ -196,6 +196,33 @@ function request.get_start_time()
   return ngx.req.start_time() * 1000
 end
 
+--- kong.request.get_raw_body(): the body, read in full (Kong 3.x calls ngx.req.read_body); nil and
+-- an error when nginx kept it in a temp file (larger than client_body_buffer_size); "" when none.
+local BEFORE_CONTENT = phases("rewrite", "access", "admin_api")
+function request.get_raw_body()
+  check_phase(BEFORE_CONTENT)
+  ngx.req.read_body()
+  local body = ngx.req.get_body_data()
+  if not body then
+    if ngx.req.get_body_file() then
+      return nil, "request body did not fit into client body buffer, consider raising 'client_body_buffer_size'"
+    end
+    return ""
+  end
+  return body
+end
+
+--- kong.request.get_query_arg(name): the first value of a query argument, decoded; true for a
+-- bare flag; nil when absent (Kong reads at most 100 arguments by default).
+function request.get_query_arg(name)
+  check_phase(REQUEST)
+  local v = ngx.req.get_uri_args(100)[name]
+  if type(v) == "table" then
+    return v[1]
+  end
+  return v
+end
+
 function request.get_scheme()
   check_phase(REQUEST)
   return ngx.var.scheme

@@ -1,0 +1,248 @@
+// End to end, protocol-aware metering (issue 21, contracts §11): the unchanged plugin in real nginx
+// (tests/lua/nginx, location /p/ and the h2c gRPC server: every protocol option on) and the real
+// sidecar, with requests shaped as real clients send them; the events at the fake ingest carry exactly
+// the fields their productType requires. The default location, with every option off, meters the same
+// requests as plain API events.
+#include <catch2/catch.hpp>
+#include <rapidjson/document.h>
+
+#include <map>
+#include <set>
+#include <thread>
+
+#include "support/testkit.hpp"
+
+using namespace aforo::testkit;
+
+namespace {
+
+constexpr const char* api_key = "sk_test_e2e_key_0123456789";
+
+constexpr const char* snapshot = R"(version: "proto-1"
+customers:
+  cust_acme:
+    plan: enterprise
+    status: active
+    features:
+      tools: {}
+    revenue: { amount: 2000.00, period: month }
+features:
+  - feature: tools
+    match: { path_prefix: / }
+    metric: api_calls
+)";
+
+/// The fake ingest, the sidecar and the nginx harness (fake ingest <- sidecar <- plugin).
+class protocol_env {
+ public:
+  protocol_env() {
+    ingest_ = std::make_unique<process>(std::vector<std::string>{fake_ingest_bin(), "--listen", "127.0.0.1:0",
+                                                                 "--api-key", api_key, "--tenant", "tenant_e2e"});
+    ingest_addr_ = ingest_->wait_for_listen();
+    const auto snap = dir_.write("snapshot.yaml", snapshot);
+    sidecar_ = std::make_unique<sidecar_process>(
+        "aforo:\n  tenant_id: tenant_e2e\n  ingest_url: \"http://" + ingest_addr_ + "/v1/ingest/batch\"\n"
+        "entitlements:\n  source: \"file:" + snap + "\"\nbatch:\n  flush_interval: 100ms\n",
+        std::vector<std::string>{std::string("AFORO_API_KEY=") + api_key});
+    nginx_port_ = free_port();
+    prefix_ = dir_.path() + "/nginx";
+    process start({"/bin/bash", source_dir() + "/tests/lua/nginx/start.sh", prefix_, "http://" + sidecar_->address(),
+                   std::to_string(nginx_port_), std::to_string(free_port())},
+                  {"AFORO_DAEMON=on", "AFORO_FLUSH_INTERVAL=50"});
+    if (start.wait_exit(30s) != 0) FAIL("nginx harness did not start: " << start.output());
+  }
+  ~protocol_env() {
+    process stop({"/bin/bash", source_dir() + "/tests/lua/nginx/stop.sh", prefix_});
+    stop.wait_exit(20s);
+  }
+  [[nodiscard]] std::string proxy() const { return "127.0.0.1:" + std::to_string(nginx_port_); }
+  [[nodiscard]] const std::string& prefix() const { return prefix_; }
+  [[nodiscard]] const temp_dir& dir() const { return dir_; }
+
+  /// Waits until the fake ingest holds n events; returns them by idempotencyKey prefix order of arrival.
+  rapidjson::Document wait_events(std::size_t n) const {
+    const auto deadline = std::chrono::steady_clock::now() + 15s;
+    rapidjson::Document d;
+    while (true) {
+      d.Parse(http_client(ingest_addr_).get("/_control/received").body.c_str());
+      const std::size_t have = d.HasMember("events") ? d["events"].Size() : 0;
+      if (have >= n || std::chrono::steady_clock::now() > deadline) return d;
+      std::this_thread::sleep_for(50ms);
+    }
+  }
+
+ private:
+  temp_dir dir_;
+  std::unique_ptr<process> ingest_;
+  std::string ingest_addr_;
+  std::unique_ptr<sidecar_process> sidecar_;
+  int nginx_port_ = 0;
+  std::string prefix_;
+};
+
+const std::set<std::string> base_fields = {"customerId",     "metricName",   "quantity",        "occurredAt",
+                                           "idempotencyKey", "productType",  "executionStatus", "endpointPath",
+                                           "httpMethod",     "statusCode",   "responseTimeMs",  "dataBytes",
+                                           "metadata"};
+
+std::set<std::string> with(std::initializer_list<const char*> extra) {
+  auto s = base_fields;
+  for (const char* f : extra) s.insert(f);
+  return s;
+}
+
+std::set<std::string> fields_of(const rapidjson::Value& e) {
+  std::set<std::string> s;
+  for (const auto& m : e.GetObject()) s.insert(m.name.GetString());
+  return s;
+}
+
+std::string str(const rapidjson::Value& e, const char* name) {
+  return e.HasMember(name) && e[name].IsString() ? e[name].GetString() : std::string("<absent>");
+}
+
+/// A gRPC call over h2c with prior knowledge, as a gRPC client puts it on the wire: POST, content-type
+/// application/grpc, te: trailers, a length-prefixed (empty) message. Returns curl's output:
+/// "<status> <grpc-status header or trailer>".
+std::string grpc_call(const protocol_env& env, const std::string& method) {
+  const auto body = env.dir().write("grpc-message.bin", std::string(5, '\0'));
+  process curl({"/usr/bin/curl", "-sS", "--http2-prior-knowledge", "--unix-socket", env.prefix() + "/grpc.sock",
+                "-H", "Content-Type: application/grpc", "-H", "te: trailers", "-H", "grpc-accept-encoding: identity",
+                "-H", "User-Agent: grpc-c++/1.51.1", "-H", "X-Tenant-Id: cust_acme", "--data-binary", "@" + body,
+                "-o", "/dev/null", "-w", "%{http_code}", "http://localhost/shop.v1.Catalog/" + method});
+  curl.wait_exit(10s);
+  return curl.output();
+}
+
+}  // namespace
+
+TEST_CASE("plugin protocols: gRPC, GraphQL, WebSocket, MCP and traced requests reach ingest with their fields",
+          "[plugin][e2e][protocol]") {
+  protocol_env env;
+  http_client c(env.proxy());
+  const std::vector<std::pair<std::string, std::string>> tenant = {{"X-Tenant-Id", "cust_acme"}};
+  auto json_headers = tenant;
+  json_headers.emplace_back("Content-Type", "application/json");
+
+  // gRPC: through nginx's grpc_pass to an h2c upstream; NotFound answers the trailer grpc-status 5.
+  CHECK(grpc_call(env, "GetItem") == "200");
+  CHECK(grpc_call(env, "NotFound") == "200");
+
+  // GraphQL: a POST with operationName (Apollo Client's shape) and one without (a shorthand query).
+  REQUIRE(c.post("/p/graphql",
+                 R"({"operationName":"AddItem","variables":{"name":"x"},)"
+                 R"("query":"query Items { items { id } }\nmutation AddItem($name: String!) { add(name: $name) { id } }"})",
+                 json_headers)
+              .status == 200);
+  REQUIRE(c.post("/p/graphql", R"({"query":"{ items(filter: \"query X\") { id } }"})", json_headers).status == 200);
+
+  // A GraphQL body over the 64 KiB cap: metered without its operation, as an API event.
+  REQUIRE(c.post("/p/graphql", R"({"query":"query Big { a }","variables":{"pad":")" + std::string(70000, 'x') + "\"}}",
+                 json_headers)
+              .status == 200);
+
+  // MCP: a tools/call, then a batch of two calls and a tools/list (Streamable HTTP transport).
+  auto mcp_headers = json_headers;
+  mcp_headers.emplace_back("Mcp-Session-Id", "1868a90c-5f9c-4c8b-9e0e-2a2ed0f6a4b1");
+  mcp_headers.emplace_back("Accept", "application/json, text/event-stream");
+  REQUIRE(c.post("/p/mcp",
+                 R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_docs","arguments":{"q":"x"}}})",
+                 mcp_headers)
+              .status == 200);
+  REQUIRE(c.post("/p/mcp",
+                 R"([{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"fetch","arguments":{}}},)"
+                 R"({"jsonrpc":"2.0","id":3,"method":"tools/list"},)"
+                 R"({"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"fetch","arguments":{}}}])",
+                 mcp_headers)
+              .status == 200);
+
+  // Agentic: a W3C traceparent and tracestate.
+  auto traced = tenant;
+  traced.emplace_back("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  traced.emplace_back("tracestate", "congo=t61rcWkgMzE");
+  REQUIRE(c.request("GET", "/p/agent/run", {}, traced).status == 200);
+
+  // WebSocket: an upgrade through the proxy, held open ~0.5 s, then closed by the client.
+  {
+    raw_connection ws(env.proxy(), 500ms);
+    ws.send("GET /p/ws/chat HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+            "X-Tenant-Id: cust_acme\r\n\r\n");
+    const auto reply = ws.read_all();
+    REQUIRE(reply.rfind("HTTP/1.1 101", 0) == 0);
+    CHECK(reply.find("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=") != std::string::npos);
+  }
+
+  // The same traced request where every option is off: a plain API event.
+  REQUIRE(c.request("GET", "/v1/plain", {}, traced).status == 200);
+
+  const auto d = env.wait_events(11);
+  REQUIRE(d["events"].Size() == 11);
+  std::map<std::string, std::vector<const rapidjson::Value*>> by_type;
+  std::set<std::string> keys;
+  for (const auto& r : d["events"].GetArray()) {
+    const auto& e = r["event"];
+    by_type[e["productType"].GetString()].push_back(&e);
+    keys.insert(e["idempotencyKey"].GetString());
+  }
+  CHECK(keys.size() == 11);
+
+  REQUIRE(by_type["GRPC_API"].size() == 2);
+  for (const auto* e : by_type["GRPC_API"]) {
+    CHECK(fields_of(*e) == with({"grpcService", "grpcMethod", "grpcStatusCode"}));
+    CHECK(str(*e, "grpcService") == "shop.v1.Catalog");
+    CHECK(str(*e, "idempotencyKey").rfind("grpc:", 0) == 0);
+    const bool not_found = str(*e, "grpcMethod") == "NotFound";
+    CHECK((*e)["grpcStatusCode"].GetInt() == (not_found ? 5 : 0));
+    CHECK(str(*e, "executionStatus") == (not_found ? "ERROR" : "SUCCESS"));
+    CHECK(str(*e, "httpMethod") == "POST");
+  }
+
+  REQUIRE(by_type["GRAPHQL_API"].size() == 2);
+  for (const auto* e : by_type["GRAPHQL_API"]) {
+    CHECK(str(*e, "idempotencyKey").rfind("gql:", 0) == 0);
+    if (e->HasMember("gqlOperationName")) {
+      CHECK(fields_of(*e) == with({"gqlOperationType", "gqlOperationName"}));
+      CHECK(str(*e, "gqlOperationType") == "MUTATION");
+      CHECK(str(*e, "gqlOperationName") == "AddItem");
+    } else {
+      CHECK(fields_of(*e) == with({"gqlOperationType"}));
+      CHECK(str(*e, "gqlOperationType") == "QUERY");
+    }
+  }
+
+  REQUIRE(by_type["MCP_SERVER"].size() == 3);
+  std::multiset<std::string> tools;
+  for (const auto* e : by_type["MCP_SERVER"]) {
+    CHECK(fields_of(*e) == with({"sessionId", "agentId", "toolName", "executionDurationMs"}));
+    CHECK(str(*e, "agentId") == "cust_acme");
+    CHECK(str(*e, "sessionId") == "1868a90c-5f9c-4c8b-9e0e-2a2ed0f6a4b1");
+    CHECK(str((*e)["metadata"], "mcp_product_id") == "mcp-prod-1");
+    tools.insert(str(*e, "toolName"));
+  }
+  CHECK(tools == std::multiset<std::string>{"fetch", "fetch", "search_docs"});
+
+  REQUIRE(by_type["AGENTIC_API"].size() == 1);
+  const auto& agentic = *by_type["AGENTIC_API"][0];
+  CHECK(fields_of(agentic) == with({"traceId", "spanId", "trace"}));
+  CHECK(str(agentic, "traceId") == "4bf92f3577b34da6a3ce929d0e0e4736");
+  CHECK(str(agentic, "spanId") == "00f067aa0ba902b7");
+  CHECK(str(agentic["trace"], "traceparent") == "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  CHECK(str(agentic["trace"], "tracestate") == "congo=t61rcWkgMzE");
+
+  REQUIRE(by_type["WEBSOCKET_API"].size() == 1);
+  const auto& ws = *by_type["WEBSOCKET_API"][0];
+  CHECK(fields_of(ws) == with({"executionDurationMs", "wsConnectionId"}));
+  CHECK(str(ws, "wsConnectionId") == "dGhlIHNhbXBsZSBub25jZQ==");
+  CHECK(ws["statusCode"].GetInt() == 101);
+  CHECK(ws["executionDurationMs"].GetDouble() >= 400);
+  CHECK(str(ws, "idempotencyKey").rfind("ws:", 0) == 0);
+
+  REQUIRE(by_type["API"].size() == 2);
+  std::set<std::string> api_paths;
+  for (const auto* e : by_type["API"]) {
+    CHECK(fields_of(*e) == base_fields);
+    api_paths.insert(str(*e, "endpointPath"));
+  }
+  CHECK(api_paths == std::set<std::string>{"/v1/plain", "/p/graphql"});
+}
