@@ -155,7 +155,16 @@ YAML::Node plugin_block(const found_plugin& f, const migration_options& opts, bo
   for (const auto& kv : c) {
     const std::string k = kv.first.Scalar();
     if (sidecar_fields.count(k)) continue;
-    if (const auto r = renamed.find(k); r != renamed.end()) {
+    if (k == "status_outcomes" && kv.second.IsMap()) {
+      // Status codes stay string keys (Kong's map type): emitted as !!str 404, not the integer 404.
+      YAML::Node m(YAML::NodeType::Map);
+      for (const auto& e : kv.second) {
+        YAML::Node status(e.first.Scalar());
+        status.SetTag("tag:yaml.org,2002:str");
+        m[status] = e.second;
+      }
+      out["status_outcomes"] = m;
+    } else if (const auto r = renamed.find(k); r != renamed.end()) {
       if (!kv.second.IsNull()) out[r->second] = kv.second;
     } else if (k == "flush_count") {
       if (const auto n = number(c, "flush_count")) out["batch_size"] = std::clamp<long long>(std::llround(*n), 1, 1000);
