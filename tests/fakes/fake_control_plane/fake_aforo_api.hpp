@@ -43,7 +43,9 @@ class fake_aforo_api {
     std::string last_target, last_body;
   };
 
-  explicit fake_aforo_api(bool wrap = true) : wrap_(wrap), work_(ioc_.get_executor()) {
+  /// listen: "127.0.0.1:0" picks a free port (url() names it).
+  explicit fake_aforo_api(bool wrap = true, std::string listen = "127.0.0.1:0")
+      : wrap_(wrap), work_(ioc_.get_executor()) {
     quota_.default_answer = R"({"decision":"ALLOW","reason":"ok","currentUsage":1,"limit":1000,"retryAfterMs":0,"tierName":"pro","headers":{}})";
     margin_.default_answer = R"({"allowed":true,"level":"NONE","throttleRate":100,"retryAfterSeconds":0,"message":""})";
     routes_.add("POST", "/api/v1/quota/check", [this](net::http_request& req, net::respond_fn respond) {
@@ -52,12 +54,18 @@ class fake_aforo_api {
     routes_.add("GET", "/internal/v1/margin-guard/quick-check", [this](net::http_request& req, net::respond_fn respond) {
       handle(req, std::move(respond), false);
     });
+    // {"quota":N,"margin":M}: calls answered so far (for the bench, which runs this as a program).
+    routes_.add_sync("GET", "/stats", [this](net::http_request&) {
+      std::lock_guard lock(mu_);
+      return net::http_response::json(
+          200, R"({"quota":)" + std::to_string(quota_.total) + R"(,"margin":)" + std::to_string(margin_.total) + "}");
+    });
     thread_ = std::thread([this] { ioc_.run(); });
     std::promise<std::string> bound;
     auto fut = bound.get_future();
-    boost::asio::post(ioc_, [this, &bound] {
+    boost::asio::post(ioc_, [this, &bound, &listen] {
       server_ = std::make_unique<net::http_server>(ioc_, routes_, net::server_limits{});
-      auto addr = server_->listen("127.0.0.1:0", 0600);
+      auto addr = server_->listen(listen, 0600);
       server_->start();
       bound.set_value(addr);
     });
