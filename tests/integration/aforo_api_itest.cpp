@@ -240,3 +240,20 @@ TEST_CASE("aforo api: config errors name the key", "[check][aforo_api][config]")
   const auto out = p.output();
   CHECK(has(out, "entitlements.aforo_api.bogus: unknown key"));
 }
+
+TEST_CASE("aforo api: an answer with success false or an unknown decision is a failed call, logged without the key",
+          "[check][aforo_api]") {
+  aforo::fake::fake_aforo_api api(/*wrap=*/false);
+  api.set_quota("cust_refused", R"({"success":false,"error":{"code":"TENANT_UNKNOWN","message":"tenant unknown"}})");
+  api.set_quota("cust_odd", R"({"decision":"MAYBE"})");
+  sidecar_process sc(api_yaml(api.url()), key_env);
+  auto c = sc.client();
+  auto r = c.post("/v1/check", check_body("cust_refused"));
+  CHECK(r.status == 503);
+  CHECK(has(r.body, R"("code":"no_decision")"));
+  CHECK(c.post("/v1/check", check_body("cust_odd")).status == 503);
+  CHECK(sc.metric(R"(aforo_sidecar_aforo_api_calls_total{endpoint="quota",result="error"})") == 2);
+  CHECK(sc.metric(R"(aforo_sidecar_aforo_api_checks_total{result="unavailable"})") == 2);
+  REQUIRE(sc.proc().wait_for_output("success is false: tenant unknown", 5s));
+  CHECK_FALSE(has(sc.proc().output(), "test-key-0001"));
+}
