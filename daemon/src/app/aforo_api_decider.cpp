@@ -327,7 +327,8 @@ void aforo_api_decider::fetch_margin(const std::string& key, const std::string& 
 }
 
 void aforo_api_decider::schedule_sweep() {
-  sweep_timer_.expires_after(60s);
+  // Often enough that a burst of new customer ids cannot hold much more than cache.lru_capacity keys.
+  sweep_timer_.expires_after(5s);
   sweep_timer_.async_wait([this, alive = std::weak_ptr<int>(alive_)](const boost::system::error_code& ec) {
     if (ec || alive.expired()) return;
     const auto now = now_ms();

@@ -3,10 +3,13 @@
 // key is in use, and the last answer served while the upstream fails (stale-while-error).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 namespace aforo::core::aforo_api {
 
@@ -111,15 +114,18 @@ class answer_cache {
         ++it;
       }
     }
-    while (entries_.size() > policy_.capacity) {
-      auto oldest = entries_.end();
-      for (auto it = entries_.begin(); it != entries_.end(); ++it)
-        if (!it->second.fetching && (oldest == entries_.end() || it->second.used_ms < oldest->second.used_ms)) oldest = it;
-      if (oldest == entries_.end()) break;
-      entries_.erase(oldest);
-      ++dropped;
-    }
-    return dropped;
+    if (entries_.size() <= policy_.capacity) return dropped;
+    // Over capacity: drop the least recently used keys not fetching, down to capacity (O(n log n)).
+    std::vector<std::pair<std::int64_t, const std::string*>> idle;
+    for (const auto& [key, e] : entries_)
+      if (!e.fetching) idle.emplace_back(e.used_ms, &key);
+    const std::size_t excess = std::min(entries_.size() - policy_.capacity, idle.size());
+    std::partial_sort(idle.begin(), idle.begin() + static_cast<std::ptrdiff_t>(excess), idle.end());
+    std::vector<std::string> doomed;
+    doomed.reserve(excess);
+    for (std::size_t i = 0; i < excess; ++i) doomed.push_back(*idle[i].second);
+    for (const auto& k : doomed) entries_.erase(k);
+    return dropped + excess;
   }
 
   [[nodiscard]] std::size_t size() const { return entries_.size(); }
