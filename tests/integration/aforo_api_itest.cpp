@@ -5,6 +5,8 @@
 // first, API for the customers it lacks).
 #include <catch2/catch.hpp>
 
+#include <signal.h>
+
 #include <atomic>
 #include <thread>
 #include <vector>
@@ -256,4 +258,28 @@ TEST_CASE("aforo api: an answer with success false or an unknown decision is a f
   CHECK(sc.metric(R"(aforo_sidecar_aforo_api_checks_total{result="unavailable"})") == 2);
   REQUIRE(sc.proc().wait_for_output("success is false: tenant unknown", 5s));
   CHECK_FALSE(has(sc.proc().output(), "test-key-0001"));
+}
+
+TEST_CASE("aforo api: SIGHUP turns fill_missing on and off live", "[check][aforo_api]") {
+  aforo::fake::fake_aforo_api api;
+  // aforo_api.url needs a restart: it is there from the start; fill_missing applies live.
+  const std::string base = "aforo:\n  tenant_id: tenant-1\n  ingest_url: \"http://127.0.0.1:9/v1/ingest/batch\"\n"
+                           "entitlements:\n  source: \"file:{source}/config/snapshot.example.yaml\"\n"
+                           "  aforo_api:\n    url: \"" + api.url() + "\"\n";
+  sidecar_process sc(base, key_env);
+  auto c = sc.client();
+  CHECK(has(c.post("/v1/check", check_body("cust_elsewhere")).body, R"("reason":"unknown_customer")"));
+  std::string text = read_file(sc.config_path());
+  const std::string url_line = "    url: \"" + api.url() + "\"\n";
+  std::string on = text;
+  on.insert(on.find(url_line) + url_line.size(), "    fill_missing: true\n");
+  replace_file(sc.config_path(), on);
+  sc.proc().signal(SIGHUP);
+  REQUIRE(eventually([&] { return has(c.post("/v1/check", check_body("cust_elsewhere")).body, R"("plan":"pro")"); }));
+  CHECK(api.quota_calls() >= 1);
+  replace_file(sc.config_path(), text);
+  sc.proc().signal(SIGHUP);
+  REQUIRE(eventually([&] {
+    return has(c.post("/v1/check", check_body("cust_elsewhere")).body, R"("reason":"unknown_customer")");
+  }));
 }
