@@ -11,6 +11,17 @@ else
     '{"customer_id":"cust_bench","service":"search","route":"search-v1","method":"GET","path":"/v1/search/items/42","quantity":1,"request_id":"bench"}'
 end
 
+-- CUSTOMERS=N (> 1): each request is for the next of cust_1 .. cust_N in turn (bench/check/aforo_api.sh).
+local customers = tonumber(os.getenv("CUSTOMERS") or "1")
+if customers > 1 and wrk.method == "POST" then
+  local n = 0
+  function request()
+    n = n % customers + 1
+    return wrk.format(nil, nil, nil, '{"customer_id":"cust_' .. n ..
+      '","service":"search","route":"search-v1","method":"GET","path":"/v1/search/items/42","quantity":1}')
+  end
+end
+
 local delay_ms = tonumber(os.getenv("DELAY_MS") or "0")
 if delay_ms > 0 then
   function delay()

@@ -22,14 +22,20 @@ struct marker_visitor {
   const std::string& doc;
   std::vector<std::string> problems;
   void check(std::string_view key, reload r) {
-    const auto dot = key.find('.');
+    // Each level of "a.b.c" is looked for after its parent, two more spaces in.
     std::size_t from = 0;
-    std::string leaf(key);
-    if (dot != std::string_view::npos) {
-      from = doc.find("\n" + std::string(key.substr(0, dot)) + ":");
-      leaf = "  " + std::string(key.substr(dot + 1));
+    std::string indent;
+    std::string_view rest = key;
+    std::size_t pos = std::string::npos;
+    while (true) {
+      const auto dot = rest.find('.');
+      const std::string part(rest.substr(0, dot));
+      pos = doc.find("\n" + indent + part + ":", from);
+      if (pos == std::string::npos || dot == std::string_view::npos) break;
+      from = pos + 1;
+      indent += "  ";
+      rest = rest.substr(dot + 1);
     }
-    const auto pos = from == std::string::npos ? from : doc.find("\n" + leaf + ":", from);
     if (pos == std::string::npos) { problems.push_back(std::string(key) + " is not documented"); return; }
     const auto eol = doc.find('\n', pos + 1);
     const auto line = doc.substr(pos, eol - pos);

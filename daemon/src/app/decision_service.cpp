@@ -5,6 +5,7 @@
 
 #include "core/entitlements/check_request.hpp"
 #include "core/entitlements/decision.hpp"
+#include "core/entitlements/feature_mapper.hpp"
 #include "util/log.hpp"
 #include "util/metrics.hpp"
 
@@ -127,7 +128,7 @@ decision_service::decision_service(context& ctx, std::unique_ptr<entitlements_sh
                            "", [this] { return snap_ && age(clock::now()) > stale_after() ? 1.0 : 0.0; });
 }
 
-decision_service::~decision_service() = default;
+decision_service::~decision_service() { api_.reset(); }
 
 void decision_service::register_routes(net::router& routes) {
   routes.add("POST", "/v1/check", [this](net::http_request& req, net::respond_fn respond) {
@@ -136,12 +137,48 @@ void decision_service::register_routes(net::router& routes) {
 }
 
 void decision_service::start() {
+  configure_api();
   start_source();
   schedule_sync();
 }
 
+void decision_service::configure_api() {
+  if (!ctx_.config.entitlements.uses_aforo_api()) {
+    api_.reset();
+  } else if (api_) {
+    api_->reload(ctx_.config);
+  } else {
+    api_ = std::make_unique<aforo_api_decider>(ctx_);
+    util::log::info(ctx_.config.entitlements.source == "aforo_api"
+                        ? "entitlements: every check asks Aforo's quota and margin endpoints"
+                        : "entitlements: customers the snapshot lacks are asked from Aforo's quota and margin endpoints");
+  }
+}
+
+void decision_service::ask_api(const ce::check_request& check, std::span<const ce::feature_rule> rules,
+                               clock::time_point started, const net::respond_fn& respond) {
+  // A snapshot rule's metric when the request maps to one; else entitlements.aforo_api.metric.
+  std::string_view metric;
+  if (!rules.empty()) {
+    const auto rf = ce::resolve_feature(rules, check.feature, {check.service, check.route, check.method, check.path});
+    if (rf.rule != nullptr) metric = rf.rule->metric;
+  }
+  api_->check(check, metric, [this, started, respond](const ce::decision* d) {
+    if (d == nullptr) {
+      metrics_->no_snapshot.inc();
+      return respond(net::http_response::error(
+          503, "no_decision", "no answer from Aforo's decision endpoints for this customer yet (or they fail)"));
+    }
+    finish(*d, started, respond);
+  });
+}
+
 void decision_service::start_source() {
   source_name_ = ctx_.config.entitlements.source;
+  if (source_name_ == "aforo_api") {
+    util::log::info("entitlements: source aforo_api (no snapshot)");
+    return;
+  }
   snapshot_events ev;
   ev.loaded = [this](snapshot_ptr s, std::string text) { on_loaded(std::move(s), std::move(text)); };
   ev.confirmed = [this] {
@@ -240,6 +277,11 @@ void decision_service::schedule_sync() {
 
 void decision_service::reload(const config::sidecar_config& next) {
   engine_ = ce::decision_engine(options_of(next));
+  try {
+    configure_api();
+  } catch (const std::exception& e) {
+    util::log::error(std::string("entitlements: cannot start the aforo_api decider: ") + e.what());
+  }
   quota_.set_warning_percent(next.entitlements.quota_warning_percent);
   if (next.entitlements.source == source_name_) {
     if (source_) source_->refresh_now();
@@ -254,6 +296,7 @@ void decision_service::reload(const config::sidecar_config& next) {
 }
 
 void decision_service::stop(std::function<void()> done) {
+  api_.reset();
   source_.reset();
   sync_timer_.cancel();
   sharing_->sync_quota(quota_);  // a last push of local deltas (best effort)
@@ -285,7 +328,7 @@ void decision_service::readiness(status_report& r) const {
   f += '}';
   r.fields["entitlements"] = std::move(f);
   if (!r.ready) return;
-  if (!snap_) {
+  if (!snap_ && !api_) {
     r.ready = false;
     r.not_ready_reason = "no entitlement snapshot loaded yet (entitlements.source " + source_name_ + ")";
   }
@@ -294,7 +337,7 @@ void decision_service::readiness(status_report& r) const {
 void decision_service::handshake_fields(std::map<std::string, std::string>& fields) const {
   if (const auto redis = sharing_->state(); !redis.empty()) fields["redis"] = "\"" + std::string(redis) + "\"";
   if (!snap_) {
-    fields["entitlements"] = "null";
+    fields["entitlements"] = api_ ? R"({"source":"aforo_api"})" : "null";
     return;
   }
   std::string v = R"({"version":)";
@@ -331,6 +374,10 @@ void decision_service::handle_check(net::http_request& req, const net::respond_f
     return respond(net::http_response::error(400, "bad_request", *err));
   }
 
+  if (api_ && (source_name_ == "aforo_api" || !snap_ || too_stale(started))) {
+    if (snap_ && !too_stale(started)) return ask_api(check, snap_->rules, started, respond);
+    return ask_api(check, {}, started, respond);
+  }
   if (!snap_ || too_stale(started)) {
     metrics_->no_snapshot.inc();
     if (snap_ && !stale_logged_) {
@@ -351,11 +398,13 @@ void decision_service::handle_check(net::http_request& req, const net::respond_f
     auto owned = std::make_shared<owned_check>(check);
     sharing_->lookup_customer(owned->customer_id, [this, owned, snap = snap_, started, respond](
                                                       entitlements_sharing::customer_ptr c, ce::cache_state state) {
+      if (c == nullptr && api_) return ask_api(owned->view(), snap->rules, started, respond);
       const auto d = engine_.decide_for(owned->view(), snap->rules, c.get(), quota_, unix_now(), ce::to_string(state), margin_);
       finish(d, started, respond);
     });
     return;
   }
+  if (cust == nullptr && api_) return ask_api(check, snap_->rules, started, respond);
   ce::cache_state state = ce::cache_state::hit;
   if (cust == nullptr) {
     state = ce::cache_state::miss;

@@ -7,10 +7,12 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 
 #include <boost/asio/steady_timer.hpp>
 
+#include "app/aforo_api_decider.hpp"
 #include "app/entitlements_sharing.hpp"
 #include "app/service.hpp"
 #include "app/snapshot_source.hpp"
@@ -43,6 +45,10 @@ namespace aforo::app {
 /// Not ready (/readyz) until a snapshot (fresh or last known good) is loaded; ready from then on,
 /// even past max_stale: the pod also carries Kong and the ingest path, and the plugin's
 /// fallback_on_error already covers a 503 from /v1/check. /readyz reports the snapshot's state.
+/// Aforo's decision endpoints (aforo_api_decider): with entitlements.source aforo_api every check is
+/// decided from them and no snapshot is needed (ready at once); with aforo_api.fill_missing a check
+/// whose customer the snapshot (and the shared store) lacks, or any check while no usable snapshot is
+/// in force, goes to them instead of the unknown_customer policy or a 503.
 /// Threading: io thread only.
 class decision_service final : public service {
  public:
@@ -75,6 +81,9 @@ class decision_service final : public service {
   void watch_staleness(clock::time_point now);
   [[nodiscard]] const char* state_name(clock::time_point now) const;
   void schedule_sync();
+  void configure_api();
+  void ask_api(const core::entitlements::check_request& check, std::span<const core::entitlements::feature_rule> rules,
+               clock::time_point started, const net::respond_fn& respond);
   [[nodiscard]] clock::duration age(clock::time_point now) const {
     return std::max(now - confirmed_at_, clock::duration::zero());
   }
@@ -101,6 +110,7 @@ class decision_service final : public service {
   std::unique_ptr<metrics_set> metrics_;
   util::gauge_metric* version_info_ = nullptr;  // the series of the version in force
   std::array<util::counter_metric*, 3 * 9> checks_{};  // by verdict x reason, registered on first use
+  std::unique_ptr<aforo_api_decider> api_;  // when entitlements.uses_aforo_api(); destroyed first
 };
 
 }  // namespace aforo::app

@@ -49,14 +49,37 @@ struct aforo_section {
   millis connect_timeout{std::chrono::seconds(5)};
 };
 
+/// Aforo's own decision endpoints (contracts §11): the pre-flight quota check and the margin quick check.
+struct aforo_api_config {
+  std::string url;                          ///< origin of POST /api/v1/quota/check; empty = aforo.control_url
+  std::string margin_url;                   ///< origin of GET /internal/v1/margin-guard/quick-check; empty = url
+  bool fill_missing = false;                ///< with a snapshot source: customers it lacks are asked here
+  bool quota_check = true;                  ///< ask the quota check per customer and metric
+  bool margin_check = true;                 ///< ask the margin quick check per customer
+  std::string metric = "api_calls";         ///< metricName asked when no snapshot rule names one
+  millis quota_ttl{std::chrono::seconds(1)};    ///< a quota answer is fresh this long
+  millis margin_ttl{std::chrono::seconds(30)};  ///< a margin answer is fresh this long
+  std::uint32_t refresh_at = 75;            ///< percent of a TTL after which a check refreshes in the background
+  millis wait{std::chrono::milliseconds(30)};   ///< how long /v1/check waits for a call in flight
+  millis timeout{std::chrono::seconds(2)};  ///< one call to Aforo, connect to last byte
+  millis error_retry{std::chrono::seconds(1)};  ///< a key whose call failed is not asked again before this
+  std::uint32_t connections = 4;            ///< kept-alive connections per origin (calls run in parallel)
+  std::string support_url;                  ///< supportUrl in the L3 body; empty = left out
+};
+
 struct entitlements_config {
-  std::string source = "control_plane";     ///< "control_plane" or "file:PATH"
+  std::string source = "control_plane";     ///< "control_plane", "file:PATH" or "aforo_api"
   millis refresh_interval{std::chrono::seconds(30)};
   millis max_stale{0};                      ///< 0 = a stale snapshot serves until a refresh succeeds
   unknown_customer_policy unknown_customer = unknown_customer_policy::block;
   std::uint32_t quota_warning_percent = 80; ///< used share of a limit that adds X-RateLimit-Warning
   std::uint32_t lease_requests = 200;       ///< most requests a decision lease admits in the plugin; 0 = off
   millis lease_ttl{std::chrono::seconds(1)};///< how long a decision lease lasts
+  aforo_api_config aforo_api;
+
+  /// Whether checks go to Aforo's decision endpoints: always (source aforo_api) or for customers
+  /// the snapshot lacks (aforo_api.fill_missing).
+  [[nodiscard]] bool uses_aforo_api() const { return source == "aforo_api" || aforo_api.fill_missing; }
 
   /// The path when source is "file:PATH", else empty.
   [[nodiscard]] std::string file_path() const {

@@ -296,8 +296,25 @@ void validate(const sidecar_config& c, std::vector<std::string>& errors) {
   if (c.server.ingest_thread_nice > 19) fail("server.ingest_thread_nice", "must be from 0 to 19");
   if (!http_url(c.aforo.ingest_url)) fail("aforo.ingest_url", "'" + c.aforo.ingest_url + "' must be an http:// or https:// URL");
   if (!http_url(c.aforo.control_url)) fail("aforo.control_url", "'" + c.aforo.control_url + "' must be an http:// or https:// URL");
-  if (c.entitlements.source != "control_plane" && (c.entitlements.source.rfind("file:", 0) != 0 || c.entitlements.source.size() == 5))
-    fail("entitlements.source", "'" + c.entitlements.source + "' must be control_plane or file:PATH");
+  if (c.entitlements.source != "control_plane" && c.entitlements.source != "aforo_api" &&
+      (c.entitlements.source.rfind("file:", 0) != 0 || c.entitlements.source.size() == 5))
+    fail("entitlements.source", "'" + c.entitlements.source + "' must be control_plane, file:PATH or aforo_api");
+  const auto& api = c.entitlements.aforo_api;
+  if (!api.url.empty() && !http_url(api.url)) fail("entitlements.aforo_api.url", "'" + api.url + "' must be an http:// or https:// URL");
+  if (!api.margin_url.empty() && !http_url(api.margin_url))
+    fail("entitlements.aforo_api.margin_url", "'" + api.margin_url + "' must be an http:// or https:// URL");
+  if (api.fill_missing && c.entitlements.source == "aforo_api")
+    fail("entitlements.aforo_api.fill_missing", "applies to a snapshot source (control_plane or file:PATH); source aforo_api asks the API for every customer");
+  if (c.entitlements.uses_aforo_api() && !api.quota_check && !api.margin_check)
+    fail("entitlements.aforo_api", "quota_check and margin_check are both off: nothing to ask");
+  if (api.metric.empty() || api.metric.size() > 255) fail("entitlements.aforo_api.metric", "must be 1 to 255 characters");
+  if (api.quota_ttl.count() < 1) fail("entitlements.aforo_api.quota_ttl", "must be at least 1ms");
+  if (api.margin_ttl.count() < 1) fail("entitlements.aforo_api.margin_ttl", "must be at least 1ms");
+  if (api.refresh_at < 1 || api.refresh_at > 100) fail("entitlements.aforo_api.refresh_at", "must be from 1% to 100%");
+  if (api.timeout.count() < 1) fail("entitlements.aforo_api.timeout", "must be at least 1ms");
+  if (api.wait > api.timeout) fail("entitlements.aforo_api.wait", "must not exceed entitlements.aforo_api.timeout");
+  if (api.error_retry.count() < 1) fail("entitlements.aforo_api.error_retry", "must be at least 1ms");
+  if (api.connections < 1 || api.connections > 64) fail("entitlements.aforo_api.connections", "must be from 1 to 64");
   if (c.entitlements.refresh_interval.count() < 100) fail("entitlements.refresh_interval", "must be at least 100ms");
   if (c.entitlements.lease_requests > 100000) fail("entitlements.lease_requests", "must be from 0 (no leases) to 100000");
   if (c.entitlements.lease_ttl.count() < 1 || c.entitlements.lease_ttl > std::chrono::minutes(1))

@@ -50,6 +50,20 @@ void visit_config(C& c, V& v) {
   v.percent("entitlements.quota_warning", c.entitlements.quota_warning_percent, reload::live);
   v.count("entitlements.lease_requests", c.entitlements.lease_requests, reload::live);
   v.duration("entitlements.lease_ttl", c.entitlements.lease_ttl, reload::live);
+  v.text("entitlements.aforo_api.url", c.entitlements.aforo_api.url, reload::restart);
+  v.text("entitlements.aforo_api.margin_url", c.entitlements.aforo_api.margin_url, reload::restart);
+  v.boolean("entitlements.aforo_api.fill_missing", c.entitlements.aforo_api.fill_missing, reload::live);
+  v.boolean("entitlements.aforo_api.quota_check", c.entitlements.aforo_api.quota_check, reload::live);
+  v.boolean("entitlements.aforo_api.margin_check", c.entitlements.aforo_api.margin_check, reload::live);
+  v.text("entitlements.aforo_api.metric", c.entitlements.aforo_api.metric, reload::live);
+  v.duration("entitlements.aforo_api.quota_ttl", c.entitlements.aforo_api.quota_ttl, reload::live);
+  v.duration("entitlements.aforo_api.margin_ttl", c.entitlements.aforo_api.margin_ttl, reload::live);
+  v.percent("entitlements.aforo_api.refresh_at", c.entitlements.aforo_api.refresh_at, reload::live);
+  v.duration("entitlements.aforo_api.wait", c.entitlements.aforo_api.wait, reload::live);
+  v.duration("entitlements.aforo_api.timeout", c.entitlements.aforo_api.timeout, reload::restart);
+  v.duration("entitlements.aforo_api.error_retry", c.entitlements.aforo_api.error_retry, reload::live);
+  v.count("entitlements.aforo_api.connections", c.entitlements.aforo_api.connections, reload::restart);
+  v.text("entitlements.aforo_api.support_url", c.entitlements.aforo_api.support_url, reload::live);
 
   v.text("cache.redis", c.cache.redis, reload::restart);
   v.text("cache.redis_username", c.cache.redis_username, reload::restart);

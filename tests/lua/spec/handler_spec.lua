@@ -235,6 +235,18 @@ describe("aforo-metering handler", function()
       assert.equal("1799", env.req.exited.headers["Retry-After"])
     end)
 
+    it("returns the sidecar's body as is when it gives one (Aforo's margin block)", function()
+      local body = { error = { code = "SERVICE_RESTRICTED_MARGIN", message = "restricted", retryAfterSeconds = 1800 } }
+      env.respond(decision({ allowed = false, status = 429, reason = "margin_block", retry_after = 1800,
+                             message = "restricted", body = body,
+                             headers = { ["X-Margin-Guard"] = "blocked", ["X-Margin-Guard-Level"] = "L3" } }))
+      handler:access(helper.conf())
+      assert.equal(429, env.req.exited.status)
+      assert.same(body, env.req.exited.body)
+      assert.same({ ["Retry-After"] = "1800", ["X-Margin-Guard"] = "blocked", ["X-Margin-Guard-Level"] = "L3" },
+                  env.req.exited.headers)
+    end)
+
     it("sets only the sidecar's headers Kong takes (a null, object or array value would make Kong raise)", function()
       env.respond(decision({ allowed = true, headers = { ["X-RateLimit-Limit"] = "100", ["X-Null"] = ngx.null,
                                                           ["X-Obj"] = { a = 1 }, ["X-Num"] = 5 },

@@ -151,6 +151,11 @@ void encode_decision(const decision& d, std::string& out) {
   append_headers(out, d.headers);
   out.append(R"(,"upstream_headers":)");
   append_headers(out, d.upstream_headers);
+  if (!d.message.empty()) {
+    out.append(R"(,"message":)");
+    append_json_string(out, d.message);
+  }
+  if (!d.body.empty()) out.append(R"(,"body":)").append(d.body);
   if (d.shadow) out.append(R"(,"shadow":true)");
   if (d.lease > 0) {
     out.append(R"(,"lease":{"requests":)");

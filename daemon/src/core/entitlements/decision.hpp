@@ -83,6 +83,10 @@ struct decision {
   /// "prefix" (paths under lease_prefix) or "path" (this path only).
   std::string_view lease_scope = "route";
   std::string_view lease_prefix;             ///< points into the snapshot's rules
+  /// A deny's message and body from an upstream decider (Aforo's API): "message" replaces the
+  /// plugin's default message; "body" (a JSON object) is returned to the client as is. Empty = none.
+  std::string_view message;
+  std::string_view body;
   header_list headers;                       ///< for the client response
   header_list upstream_headers;              ///< for the request sent upstream
   // For metering, not part of the JSON:

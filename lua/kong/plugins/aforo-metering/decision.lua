@@ -44,6 +44,10 @@ local function deny(decision)
   if retry_after > 0 and not headers["Retry-After"] and not headers["retry-after"] then
     headers["Retry-After"] = tostring(ceil(retry_after))
   end
+  -- A body the sidecar passes on as is (Aforo's margin deny: {"error":{"code":"SERVICE_RESTRICTED_MARGIN",...}}).
+  if type(decision.body) == "table" then
+    return kong.response.exit(status, decision.body, headers)
+  end
   local message = type(decision.message) == "string" and decision.message
                   or REASON_MESSAGE[reason] or "request denied"
   return kong.response.exit(status,
