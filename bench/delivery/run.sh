@@ -31,7 +31,7 @@ bench_work delivery
 # with a 200 ms flush interval (else the last partial batch waits the default 5 s and that dominates).
 default_variants='A one at a time=batch: { max_concurrency: 1, flush_interval: 200ms };B default (adaptive, up to 16)=batch: { flush_interval: 200ms }'
 VARIANTS="${VARIANTS:-$default_variants}"
-MODE="${MODE:-live}"   # live: delivered while posting; backlog: posted while ingest refuses, then drained
+MODE="${MODE:-live}"   # live: delivered while posting; backlog: posted while ingest answers 503, then drained
 
 printf "%-8s %-30s %10s %14s %14s %10s %12s %10s\n" "rtt ms" "variant" "events" "accepted ev/s" \
   "delivered ev/s" "requests" "sidecar us/ev" "limit"
@@ -59,8 +59,8 @@ YAML
   pids+=($sc_pid)
   wait_port "$sc_port" || { cat "$work/sidecar-$rtt.log" >&2; exit 1; }
   total=$((BATCHES * EVENTS))
-  if [ "$MODE" = backlog ]; then
-    curl -s -X POST -d '{"on":true}' "http://127.0.0.1:$fake_port/_control/refuse" >/dev/null
+  if [ "$MODE" = backlog ]; then  # ingest answers 503 to every batch until the drain starts
+    curl -s -X POST -d '[{"status":503,"times":1000000}]' "http://127.0.0.1:$fake_port/_control/faults" >/dev/null
   fi
   t0=$(date +%s.%N)
   python3 "$root/bench/pipeline/post_batches.py" "$sc_port" "$fake_port" "$BATCHES" "$EVENTS" >"$work/post.log" \
@@ -71,7 +71,7 @@ YAML
   if [ "$MODE" = backlog ]; then
     cpu0="$(cpu_s "$sc_pid")"
     t0=$(date +%s.%N)   # the drain starts when ingest answers again
-    curl -s -X POST -d '{"on":false}' "http://127.0.0.1:$fake_port/_control/refuse" >/dev/null
+    curl -s -X POST -d '[]' "http://127.0.0.1:$fake_port/_control/faults" >/dev/null
   else
     cpu0=0
   fi
