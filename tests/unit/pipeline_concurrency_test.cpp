@@ -157,3 +157,30 @@ TEST_CASE("concurrency limit: an outage (network errors) halves it but keeps the
   c.record(concurrency_limit::outcome::ok, now - 50ms, 1, now);
   CHECK(c.ceiling() == 4);
 }
+
+TEST_CASE("concurrency limit: 503s to a lone request (an outage) leave the ceiling, so recovery grows by one per round trip",
+          "[pipeline][concurrency]") {
+  concurrency_limit c({1, 16, true});
+  auto now = clock_t_::time_point{} + 1h - 2s;  // simulate() goes on from 1h
+  for (int i = 0; i < 25; ++i) {  // ingest answers 503 to everything, one request at a time
+    c.record(concurrency_limit::outcome::overloaded, now - 50ms, 1, now);
+    now += 60ms;
+  }
+  CHECK(c.limit() == 1);
+  CHECK(c.ceiling() == 16);
+  const auto seen = simulate(c, 50ms, 1000, 1s);  // back: 20 round trips
+  CHECK(c.limit() >= 15);
+  CHECK(seen.back() >= 15);
+}
+
+TEST_CASE("concurrency limit: on loopback, round trips of a few ms over a 1 ms minimum are not congestion",
+          "[pipeline][concurrency]") {
+  concurrency_limit c({1, 16, true});
+  auto now = clock_t_::time_point{} + 1h;
+  c.record(concurrency_limit::outcome::ok, now - 1ms, 1, now);
+  for (int i = 0; i < 40; ++i) {
+    now += 2ms;
+    c.record(concurrency_limit::outcome::ok, now - 8ms, 1, now);  // 8x the lowest, under 2 x 10 ms
+  }
+  CHECK(c.limit() == 16);
+}

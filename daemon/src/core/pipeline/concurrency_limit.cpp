@@ -51,12 +51,13 @@ void concurrency_limit::record(outcome o, clock::time_point sent_at, std::uint32
   const bool stale = sent_at < last_decrease_;  // sent under a limit already cut
   if (o == outcome::overloaded && !stale) {
     congested_in_window_ = true;
-    ceiling_ = std::max<std::uint32_t>(1, std::min(ceiling_, level > 1 ? level - 1 : 1));
+    // Refused with others in flight: that many is too many. Refused alone says nothing of concurrency.
+    if (level > 1) ceiling_ = std::min(ceiling_, level - 1);
   } else if (o == outcome::failed && !stale) {
     congested_in_window_ = true;  // down or erroring: back off, but it says nothing of its capacity
   } else if (o == outcome::ok && !stale && min_rtt_ &&
              static_cast<double>(rtt.count()) >
-                 opts_.rtt_tolerance * static_cast<double>(std::max<long>(min_rtt_->count(), 1))) {
+                 opts_.rtt_tolerance * static_cast<double>(std::max(*min_rtt_, opts_.rtt_floor).count())) {
     congested_in_window_ = true;
   } else if (o == outcome::ok) {
     ok_in_window_ = true;
