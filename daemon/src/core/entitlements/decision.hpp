@@ -83,6 +83,9 @@ struct decision {
   /// "prefix" (paths under lease_prefix) or "path" (this path only).
   std::string_view lease_scope = "route";
   std::string_view lease_prefix;             ///< points into the snapshot's rules
+  /// The quota ledger could not answer yet (units being reserved): not a decision to send; the
+  /// caller decides again once the reservation is answered.
+  bool quota_pending = false;
   header_list headers;                       ///< for the client response
   header_list upstream_headers;              ///< for the request sent upstream
   // For metering, not part of the JSON:
