@@ -195,7 +195,7 @@ quota_result quota_reservations::check_and_consume(std::string_view customer, st
     s.down_used += quantity;
     s.consumed += quantity;
     down_admitted_ += static_cast<std::uint64_t>(quantity);
-    if (!down_warned_) down_warned_ = down_warning_ = true;
+    if (!down_warned_) down_warned_ = down_warning_ = due_ = true;
     return result(s, true, limit);
   }
   if (s.refused_ms >= 0 && now_ms_ - s.refused_ms < o_.recheck_ms) return result(s, false, limit);
