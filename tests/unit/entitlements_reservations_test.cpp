@@ -315,3 +315,17 @@ TEST_CASE("reservations: leases are drawn from the chunk and unreported units co
   (void)n.q.check_and_consume("c", "f", 1000000, period_kind::month, 0, nov26);
   CHECK(n.q.held(key) == held - lease / 2);                   // the unreported half is back
 }
+
+TEST_CASE("reservations: leases nobody reports do not make the requests that ask wait", "[entitlements][reservations]") {
+  cluster c(1, 1000000);
+  std::int64_t waited = 0, leased = 0;
+  for (int t = 0; t < 2000; ++t) {
+    c.step({10}, t % 100 == 0);
+    // A client that ignores the leases it is given: one per request.
+    for (int k = 0; k < 10; ++k) leased += c.nodes[0]->q.lease("c", "f", period_kind::month, 200, 1000, nov26);
+    if (t >= 200) waited += static_cast<std::int64_t>(c.nodes[0]->waiting.size());
+  }
+  CHECK(leased > 0);
+  CHECK(waited == 0);
+  CHECK(c.allowed() == 20000);
+}

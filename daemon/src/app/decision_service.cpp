@@ -114,6 +114,9 @@ struct decision_service::metrics_set {
   util::counter_metric& quota_waits = util::metrics().counter(
       "aforo_sidecar_quota_reservation_waits_total",
       "Checks that waited for a quota reservation from Redis (too few units held: near the limit, or a key's first use).");
+  util::counter_metric& quota_down = util::metrics().counter(
+      "aforo_sidecar_quota_redis_down_admitted_total",
+      "Quota units admitted beyond the chunks held while Redis was unavailable (cache.quota_redis_down_allowance).");
   util::counter_metric& loads = util::metrics().counter(
       "aforo_sidecar_entitlements_snapshot_loads_total", "Entitlement snapshots loaded from the source.");
   util::counter_metric& load_failures = util::metrics().counter(
@@ -156,10 +159,6 @@ decision_service::decision_service(context& ctx, std::unique_ptr<entitlements_sh
   if (sharing_->can_reserve()) {
     reservations_ = std::make_unique<ce::quota_reservations>(reservation_options_of(ctx.config),
                                                              ctx.config.entitlements.quota_warning_percent);
-    util::metrics().gauge_fn("aforo_sidecar_quota_redis_down_admitted_total",
-                             "Quota units admitted beyond the chunks held while Redis was unavailable "
-                             "(cache.quota_redis_down_allowance), since the sidecar started.",
-                             "", [this] { return static_cast<double>(reservations_->down_admitted()); });
   }
 }
 
@@ -421,7 +420,9 @@ void decision_service::handle_check(net::http_request& req, const net::respond_f
     return park(waiter{std::make_shared<owned_check>(check), snap_, nullptr, cust, ce::to_string(state), started, respond});
   }
   finish(d, started, respond);
-  if (reservations_ && reservations_->calls_due()) flush_reservations(false);
+  if (reservations_ && (reservations_->calls_due() || reservations_->down_admitted() != down_counted_)) {
+    flush_reservations(false);
+  }
 }
 
 // ---- quota reservations -----------------------------------------------------------------------
@@ -462,6 +463,10 @@ void decision_service::wake(const std::string& key) {
 void decision_service::flush_reservations(bool report) {
   if (!reservations_) return;
   prepare_reservations(clock::now());
+  if (const auto down = reservations_->down_admitted(); down != down_counted_) {
+    metrics_->quota_down.inc(down - down_counted_);
+    down_counted_ = down;
+  }
   if (reservations_->take_down_warning()) {
     util::log::warn("quota: redis unavailable; admitting up to " + std::to_string(ctx_.config.cache.quota_redis_down_allowance) +
                     " units per key beyond the chunks held (cache.quota_redis_down_allowance) until it returns");

@@ -108,6 +108,7 @@ class decision_service final : public service {
   core::entitlements::quota_counters quota_;
   std::unique_ptr<core::entitlements::quota_reservations> reservations_;  // cache.quota_mode reserve
   std::unordered_map<std::string, std::vector<waiter>> waiting_;         // by reservation key
+  std::uint64_t down_counted_ = 0;                                       // down_admitted() in the metric
   bool waking_ = false;                                                  // deciding waiters again
   std::string source_name_;                 // the entitlements.source in use
   std::unique_ptr<snapshot_source> source_;

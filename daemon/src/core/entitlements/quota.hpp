@@ -62,6 +62,8 @@ struct pending_delta {
 /// and hands each reply to apply_remote_total(), or gives them back with restore_pending_deltas()
 /// when Redis is unreachable (they are pushed again once it returns: reconciliation).
 ///
+/// Used with Redis only under cache.quota_mode counters; the default (reserve) admits from units
+/// reserved in Redis instead and is exact (quota_reservations.hpp).
 /// Over-admission bound: with N sidecars syncing every `sync_interval` T, each sidecar only sees
 /// the others' usage at its next sync, so between two syncs every sidecar may admit up to the
 /// remaining quota it last saw. The cluster-wide overshoot for one key is therefore at most

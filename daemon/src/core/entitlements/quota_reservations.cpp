@@ -229,7 +229,9 @@ std::int64_t quota_reservations::lease(std::string_view customer, std::string_vi
   state& s = it->second;
   expire_held(s);
   if (target_of(s) <= 1) return 0;  // exact mode: every request reserves its own units
-  const std::int64_t n = std::min(wanted, s.held / 2);
+  // Set-aside units stay at most about what the chunk holds for requests asking themselves, so
+  // leases a client never uses cannot starve them (they come back after the lease's grace).
+  const std::int64_t n = std::min(wanted, (s.held - s.lease_pool) / 2);
   if (n <= 0) return 0;
   s.held -= n;
   s.lease_pool += n;

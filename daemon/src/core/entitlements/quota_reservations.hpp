@@ -71,8 +71,9 @@ struct reserve_reply {
 ///   before it admits anything.
 /// - remaining = limit - (what others reserved or used at the last reply) - this sidecar's
 ///   consumption, never above what this sidecar answered last for the key (monotone).
-/// - Leases (decision leases in the plugin): lease() sets units aside from held, so the plugin
-///   cannot admit past the chunk; consume() (the plugin's `leased` report) takes from the set-aside
+/// - Leases (decision leases in the plugin): lease() sets units aside from held (at most half of
+///   what held exceeds the units already set aside, none in exact mode), so the plugin cannot admit
+///   past the chunk; consume() (the plugin's `leased` report) takes from the set-aside
 ///   first. Set-aside units not reported lease_ttl + lease_grace_ms after the last lease of the key
 ///   go back to held; a report arriving later is counted all the same (consumed beyond held).
 /// Not thread-safe: one owner (the io thread).
