@@ -78,7 +78,8 @@ class margin_hook {
 /// With quota_reservations as the ledger, a lease of a limited feature is drawn from the units the
 /// sidecar holds (quota_ledger::lease), so the plugin cannot admit past them; and a quota check
 /// the ledger cannot answer yet (pending) ends the decision early with decision::quota_pending:
-/// the caller decides again once the reservation is answered (with leased = 0: already counted).
+/// the caller decides again once the reservation is answered (with leased = 0: already counted;
+/// the margin guard is asked again on that pass).
 /// Stateless apart from the options; not thread-safe only through the quota and hook it is given.
 class decision_engine {
  public:
