@@ -329,3 +329,21 @@ TEST_CASE("reservations: leases nobody reports do not make the requests that ask
   CHECK(waited == 0);
   CHECK(c.allowed() == 20000);
 }
+
+TEST_CASE("reservations: a store back empty gets every sidecar's part at once, before the periodic report",
+          "[entitlements][reservations]") {
+  cluster c(2, 1000);
+  for (int t = 0; t < 50; ++t) c.step({2, 2}, t % 100 == 0);
+  c.idle(5);
+  const std::int64_t allowed = c.allowed();
+  c.store.up = false;
+  c.step({}, false);
+  c.store.hashes.clear();  // restarted without persistence
+  c.store.up = true;
+  c.step({1, 1}, false);   // reconnected: the first decisions send the reports
+  c.step({}, false);
+  c.step({}, false);
+  CHECK(c.store.used(key) >= allowed);
+  for (int t = 0; t < 3000; ++t) c.step({1, 1}, t % 100 == 0);
+  CHECK(c.allowed() == 1000);
+}

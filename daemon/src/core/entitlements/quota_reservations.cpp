@@ -301,8 +301,10 @@ std::vector<reserve_call> quota_reservations::take_calls(std::int64_t now_s, boo
       out.push_back(make_call(key, s, s.held, std::max<std::int64_t>(t - s.held, 0)));
     } else if (report && s.held > 2 * t) {
       out.push_back(make_call(key, s, t, 0));  // the limit nears: the surplus goes back
-    } else if (report && (s.consumed != s.reported || (holds && s.held_until_ms - now_ms_ < o_.chunk_ttl_ms / 2))) {
-      out.push_back(make_call(key, s, s.held, 0));  // report consumption, keep the hold alive
+    } else if ((report || (s.reported < 0 && store_usable(s))) &&
+               (s.consumed != s.reported || (holds && s.held_until_ms - now_ms_ < o_.chunk_ttl_ms / 2))) {
+      // Periodically, or at once after a reconnection (a Redis back empty gets this sidecar's part).
+      out.push_back(make_call(key, s, s.held, 0));
     }
     ++it;
   }
