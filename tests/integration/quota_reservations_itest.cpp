@@ -238,8 +238,16 @@ TEST_CASE("quota reservations: a restarted sidecar starts from Redis's totals",
   tally t;
   alternate(scs, 60, t);
   REQUIRE(t.allowed == 60);
+  std::int64_t held_before = 0;
+  for (const auto& [k, v] : reservation_fields(server)) held_before += k.rfind("h:", 0) == 0 ? v : 0;
   scs[0]->proc().signal(SIGTERM);
   REQUIRE(scs[0]->proc().wait_exit(10s));
+  // The stop gave its unused units back: no holder left in Redis.
+  std::int64_t held_after = 0;
+  for (const auto& [k, v] : reservation_fields(server)) held_after += k.rfind("h:", 0) == 0 ? v : 0;
+  INFO("held before the stop " << held_before);
+  CHECK(held_after == 0);
+  CHECK(redis_used(server) == 60);
   scs[0]->restart();
   REQUIRE(scs[0]->proc().wait_for_output("redis connected", 10s));
   alternate(scs, 100, t);

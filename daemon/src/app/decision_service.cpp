@@ -298,10 +298,17 @@ void decision_service::stop(std::function<void()> done) {
   sync_timer_.cancel();
   sharing_->sync_quota(quota_);  // a last push of local deltas (best effort)
   if (reservations_ && sharing_->store_connected()) {
-    // Unused units go back (best effort: what is not returned is settled after cache.quota_chunk_ttl).
+    // Unused units go back before the service reports stopped (each call ends within
+    // cache.redis_timeout); what is not returned is settled as used after cache.quota_chunk_ttl.
     reservations_->set_now_ms(steady_ms(clock::now()));
     auto calls = reservations_->shutdown_calls(unix_now());
-    if (!calls.empty()) sharing_->reserve(std::move(calls), [](const ce::reserve_call&, std::optional<ce::reserve_reply>) {});
+    if (!calls.empty()) {
+      auto left = std::make_shared<std::size_t>(calls.size());
+      sharing_->reserve(std::move(calls), [left, done](const ce::reserve_call&, std::optional<ce::reserve_reply>) {
+        if (--*left == 0) done();
+      });
+      return;
+    }
   }
   done();
 }
