@@ -74,17 +74,29 @@ run() {
     awk -v t0="$before" -v t1="$after" '{ printf "%s %s %s %s %s %.1f\n", $1, $2, $3, $4, $5, ($6 > 0 ? (t1 - t0) * 1e6 / $6 : 0) }'
 }
 
+# hist TARGET -> "within_0.5ms within_1ms count" of its aforo_sidecar_check_duration_seconds so far
+hist() {
+  curl -s "http://127.0.0.1:${port[$1]}/metrics" | awk '
+    $1 == "aforo_sidecar_check_duration_seconds_bucket{le=\"0.0005\"}" { a = $2 }
+    $1 == "aforo_sidecar_check_duration_seconds_bucket{le=\"0.001\"}" { b = $2 }
+    $1 == "aforo_sidecar_check_duration_seconds_count" { n = $2 }
+    END { printf "%d %d %d\n", a, b, n }'
+}
+declare -A H  # TARGET.SHAPE -> summed "within_0.5ms within_1ms count" over the rounds
 for t in "${targets[@]}"; do DURATION=2s run "$t" 1 1 0 >/dev/null; done  # warm-up
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 declare -A P
 for round in $(seq 1 "$ROUNDS"); do
   for shape in one sat rate; do
     for t in "${targets[@]}"; do
+      h0="$(hist "$t")"
       case $shape in
         one) P[$t.$shape]+="$(run "$t" 1 1 0)"$'\n' ;;
         sat) P[$t.$shape]+="$(run "$t" "$SAT_CONNECTIONS" 2 0)"$'\n' ;;
         rate) P[$t.$shape]+="$(run "$t" "$RATE_CONNECTIONS" 1 "$RATE_DELAY_MS")"$'\n' ;;
       esac
+      H[$t.$shape]="$(awk -v s="${H[$t.$shape]:-0 0 0}" -v a="$h0" -v b="$(hist "$t")" 'BEGIN {
+        split(s, x); split(a, y); split(b, z); printf "%d %d %d", x[1] + z[1] - y[1], x[2] + z[2] - y[2], x[3] + z[3] - y[3] }')"
     done
   done
 done
@@ -119,4 +131,12 @@ errors=0
 for k in "${!P[@]}"; do errors=$((errors + $(awk 'NF { s += $5 } END { print s + 0 }' <<<"${P[$k]}"))); done
 echo "wrk errors: $errors; exact waits: $(metric "${port[exact]}" aforo_sidecar_quota_reservation_waits_total);" \
   "reserve waits: $(metric "${port[reserve]}" aforo_sidecar_quota_reservation_waits_total)"
+# Inside the sidecar (aforo_sidecar_check_duration_seconds, from the request's parse to its answer,
+# the reservation wait included), per shape over the rounds: the share of checks within 0.5 and 1 ms.
+for shape in one sat rate; do
+  for t in "${targets[@]}"; do
+    awk -v t="$t" -v sh="$shape" -v h="${H[$t.$shape]}" 'BEGIN { split(h, x)
+      if (x[3] > 0) printf "in-sidecar %-5s %-9s %8.3f%% within 0.5 ms %8.3f%% within 1 ms (%d checks)\n", sh, t, 100 * x[1] / x[3], 100 * x[2] / x[3], x[3] }'
+  done
+done
 echo "load average before/after: $load_before / $(cut -d' ' -f1-3 /proc/loadavg)"
