@@ -347,3 +347,18 @@ TEST_CASE("reservations: a store back empty gets every sidecar's part at once, b
   for (int t = 0; t < 3000; ++t) c.step({1, 1}, t % 100 == 0);
   CHECK(c.allowed() == 1000);
 }
+
+TEST_CASE("reservations: remaining counts what other sidecars used or hold", "[entitlements][reservations]") {
+  cluster c(2, 1000);
+  for (int t = 0; t < 40; ++t) c.step({3, 0}, t % 100 == 0);
+  c.idle(150);  // node 0 reports its consumption
+  const std::int64_t used_by_0 = c.nodes[0]->allowed;
+  REQUIRE(used_by_0 == 120);
+  const std::int64_t held_by_0 = c.nodes[0]->q.held(key);
+  c.step({0, 1});
+  c.idle(5);
+  REQUIRE(c.nodes[1]->remaining_seen.size() == 1);
+  // Node 0's consumption and whatever it still holds count as used for node 1.
+  CHECK(c.nodes[1]->remaining_seen[0] <= 1000 - used_by_0 - 1);
+  CHECK(c.nodes[1]->remaining_seen[0] == 1000 - used_by_0 - 1 - held_by_0);
+}
