@@ -92,6 +92,7 @@ struct decision_service::waiter {
   std::string_view cache;
   clock::time_point started;
   net::respond_fn respond;
+  bool waited = false;  // counted in aforo_sidecar_quota_reservation_waits_total
 };
 
 struct decision_service::metrics_set {
@@ -451,7 +452,8 @@ void decision_service::decide_waiter(waiter w) {
 }
 
 void decision_service::park(waiter w) {
-  metrics_->quota_waits.inc();
+  if (!w.waited) metrics_->quota_waits.inc();
+  w.waited = true;
   waiting_[reservations_->pending_key()].push_back(std::move(w));
   if (!waking_) flush_reservations(false);
 }
