@@ -15,8 +15,10 @@ namespace {
 //    their h: moves to s: (counted as used: part of it may have been admitted). 3. h:{me} = held
 //    (the caller's own view: a grant whose reply was lost is given back here). 4. grant =
 //    min(want, limit - used - holds), never negative. 5. h:{me} += grant with e:{me} = now + ttl
-//    (the store's clock), or both deleted when nothing is held (a return).
+//    (the store's clock), or both deleted when nothing is held (a return). Effects replication
+//    (the default from Redis 7; asked for on 5 and 6) because the script reads TIME.
 constexpr std::string_view script = R"lua(
+if redis.replicate_commands then redis.replicate_commands() end -- TIME then writes (Redis 5 and 6)
 local t = redis.call('TYPE', KEYS[1]).ok
 if t ~= 'none' and t ~= 'hash' then
   return redis.error_reply('WRONGTYPE quota reservation ' .. KEYS[1])
