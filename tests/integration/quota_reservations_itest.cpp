@@ -14,6 +14,7 @@
 
 #include "core/entitlements/period.hpp"
 #include "core/entitlements/quota.hpp"
+#include "core/entitlements/quota_reservations.hpp"
 #include "core/entitlements/redis_keys.hpp"
 #include "net/redis_client.hpp"
 #include "support/testkit.hpp"
@@ -253,4 +254,47 @@ TEST_CASE("quota reservations: a restarted sidecar starts from Redis's totals",
   alternate(scs, 100, t);
   CHECK(t.errors == 0);
   CHECK(t.allowed == 100);
+}
+
+TEST_CASE("quota reservations: the reserve script grants within the limit, takes a retry as the same call, "
+          "settles an expired holder as used",
+          "[redis][reservations]") {
+  redis_server server(free_port());
+  asio::io_context ioc;
+  std::string err;
+  net::redis_client_options o;
+  o.endpoint = *net::parse_redis_url(server.url(), err);
+  net::redis_client client(ioc, o);
+  client.start();
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (!client.connected() && std::chrono::steady_clock::now() < deadline) ioc.run_for(2ms);
+  REQUIRE(client.connected());
+  const auto eval = [&](const std::string& key, const std::string& me, int consumed, int held, int want,
+                        int ttl_ms) -> net::redis_result {
+    std::optional<net::redis_result> out;
+    client.command({"EVAL", std::string(ce::quota_reserve_script()), "1", key, me, std::to_string(consumed),
+                    std::to_string(held), std::to_string(want), "10", std::to_string(ttl_ms), "4102444800"},
+                   [&](net::redis_result r) { out = std::move(r); });
+    while (!out) ioc.run_for(2ms);
+    return *out;
+  };
+  const auto ints = [](const net::redis_result& r) {
+    std::vector<std::int64_t> v;
+    for (const auto& e : r.reply.elements) v.push_back(e.integer);
+    return v;
+  };
+  using v = std::vector<std::int64_t>;
+  CHECK(ints(eval("r:k", "A", 0, 0, 7, 60000)) == v{7, 0, 7});   // {granted, used, reserved}
+  CHECK(ints(eval("r:k", "B", 0, 0, 7, 100)) == v{3, 0, 10});    // only what is left
+  CHECK(ints(eval("r:k", "A", 0, 0, 7, 60000)) == v{7, 0, 10});  // A's reply was lost: the retry replaces, never adds
+  CHECK(ints(eval("r:k", "A", 5, 2, 0, 60000)) == v{0, 5, 10});  // A used 5, holds 2
+  std::this_thread::sleep_for(150ms);                            // B's hold expires (B killed)
+  CHECK(ints(eval("r:k", "A", 5, 2, 10, 60000)) == v{0, 8, 10}); // settled as used: 5 + B's 3
+  CHECK(ints(eval("r:k", "A", 7, 0, 0, 60000)) == v{0, 10, 10}); // a return: A used 7 in all, holds none
+  std::optional<net::redis_result> set;
+  client.command({"SET", "r:str", "x"}, [&](net::redis_result r) { set = std::move(r); });
+  while (!set) ioc.run_for(2ms);
+  const auto wrong = eval("r:str", "A", 0, 0, 1, 1000);
+  CHECK(wrong.reply.is_error());
+  CHECK(wrong.reply.str.find("WRONGTYPE") != std::string::npos);
 }
