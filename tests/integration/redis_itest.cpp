@@ -246,7 +246,7 @@ customers:
 
 std::string sidecar_yaml(const temp_dir& dir, const redis_server& r) {
   return "entitlements: { source: \"file:" + dir.write("snapshot.yaml", shared_snapshot) +
-         "\" }\ncache: { redis: \"" + r.url() + "\", sync_interval: 50ms, redis_timeout: 200ms }\n";
+         "\" }\ncache: { redis: \"" + r.url() + "\", sync_interval: 50ms, redis_timeout: 200ms, quota_mode: counters }\n";
 }
 
 // The shared total of cust_a's `api` counter this month, read with the client.
@@ -291,6 +291,7 @@ void check_once(http_client& c, tally& t) {
 
 }  // namespace
 
+// cache.quota_mode counters (quota_reservations_itest.cpp has the default, reserve).
 // Over-admission bound (core/entitlements/quota.hpp): with 2 sidecars syncing every T = 50 ms,
 // at most (N - 1) x (what one sidecar admits in T + 1). Requests here are paced at one per 5 ms
 // per pair, so one sidecar admits at most ~10 in T: the bound used is 100 + 12.
@@ -385,7 +386,7 @@ std::string url_of(int port) { return "redis://127.0.0.1:" + std::to_string(port
 
 std::string auth_yaml(const temp_dir& dir, const std::string& url, const std::string& extra_cache = "") {
   return "entitlements: { source: \"file:" + dir.write("snapshot.yaml", shared_snapshot) + "\" }\n" +
-         "cache:\n  redis: \"" + url + "\"\n  sync_interval: 50ms\n  redis_timeout: 200ms\n" + extra_cache;
+         "cache:\n  redis: \"" + url + "\"\n  sync_interval: 50ms\n  redis_timeout: 200ms\n  quota_mode: counters\n" + extra_cache;
 }
 
 // cust_a's shared total, over a connection with the given credentials.

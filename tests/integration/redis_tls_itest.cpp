@@ -112,7 +112,7 @@ customers:
 
 std::string tls_yaml(const temp_dir& dir, const std::string& url, const std::string& extra_cache = "") {
   return "entitlements: { source: \"file:" + dir.write("snapshot.yaml", shared_snapshot) + "\" }\n" +
-         "cache:\n  redis: \"" + url + "\"\n  sync_interval: 50ms\n  redis_timeout: 200ms\n" + extra_cache;
+         "cache:\n  redis: \"" + url + "\"\n  sync_interval: 50ms\n  redis_timeout: 200ms\n  quota_mode: counters\n" + extra_cache;
 }
 
 // cust_a's shared `api` total this month, read over TLS.

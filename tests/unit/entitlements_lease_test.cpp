@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/entitlements/feature_mapper.hpp"
+#include "core/entitlements/quota_reservations.hpp"
 #include "entitlements_fixtures.hpp"
 
 using namespace decision_fixtures;
@@ -194,4 +195,68 @@ TEST_CASE("decision: a limited feature is never leased by path, an unlimited one
   CHECK(unlimited.lease == 50);
   CHECK(unlimited.lease_scope == "prefix");
   CHECK(f.run(req("cust_acme", "/v1/other")).lease_scope == "path");  // unmapped: no quota to bound
+}
+
+// ---- with quota reservations as the ledger (cache.quota_mode reserve) ----------------------------
+
+namespace {
+const std::string acme_key = "cust_acme:advanced_search:2026-11";
+
+// Answers every due call as a store with `free` units left would (one sidecar: its own consumption counts).
+void answer(quota_reservations& q, std::int64_t& free) {
+  for (const auto& c : q.take_calls(now)) {
+    const std::int64_t grant = std::max<std::int64_t>(0, std::min(c.want, free));
+    free -= grant;
+    q.on_reply(c, reserve_reply{grant, c.consumed, 10000 - free});
+  }
+}
+}  // namespace
+
+TEST_CASE("decision: with reservations a check pends until its units are reserved, then decides",
+          "[entitlements][decision][lease][reservations]") {
+  quota_reservations q;
+  decision_engine engine{engine_options{enforcement_mode::enforce, unknown_customer_policy::block, 50, 1000}};
+  auto r = req("cust_acme", "/v1/search/items/1");
+  r.leased = 3;
+  auto d = engine.decide(r, &example(), q, now, "hit");
+  REQUIRE(d);
+  CHECK(d->quota_pending);
+  CHECK(d->headers.size() == 0);
+  std::int64_t free = 10000;
+  answer(q, free);
+  r.leased = 0;  // counted by the first pass
+  d = engine.decide(r, &example(), q, now, "hit");
+  REQUIRE(d);
+  CHECK_FALSE(d->quota_pending);
+  CHECK(d->allowed);
+  CHECK(d->remaining_quota == 10000 - 3 - 1);
+  CHECK(d->headers.get("X-RateLimit-Remaining") == std::optional<std::string_view>("9996"));
+}
+
+TEST_CASE("decision: with reservations a lease of a limited feature is drawn from the units held",
+          "[entitlements][decision][lease][reservations]") {
+  quota_reservations q;
+  decision_engine plain{engine_options{enforcement_mode::enforce, unknown_customer_policy::block, 0, 1000}};
+  decision_engine engine{engine_options{enforcement_mode::enforce, unknown_customer_policy::block, 5000, 1000}};
+  std::int64_t free = 10000;
+  std::int64_t t_ms = 0;
+  // Steady traffic without leases so that the chunk grows past one unit.
+  for (int i = 0; i < 400; ++i) {
+    q.set_now_ms(t_ms += 5);
+    auto d = plain.decide(req("cust_acme", "/v1/search/items/1"), &example(), q, now, "hit");
+    if (d->quota_pending) {
+      answer(q, free);
+      d = plain.decide(req("cust_acme", "/v1/search/items/1"), &example(), q, now, "hit");
+    }
+    REQUIRE(d->allowed);
+    answer(q, free);
+  }
+  const std::int64_t held = q.held(acme_key);
+  q.set_now_ms(t_ms += 5);
+  const auto d = engine.decide(req("cust_acme", "/v1/search/items/1"), &example(), q, now, "hit");
+  REQUIRE(d->allowed);
+  CHECK(d->lease > 0);
+  CHECK(d->lease <= held / 2);          // never more than the chunk can spare
+  CHECK(d->lease <= 10000 / lease_quota_divisor);
+  CHECK(q.held(acme_key) <= held - 1 - d->lease);
 }

@@ -30,6 +30,20 @@ std::int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+ce::reservation_options reservation_options_of(const config::sidecar_config& c) {
+  ce::reservation_options o;
+  o.max_chunk = c.cache.quota_max_chunk;
+  o.chunk_window_ms = c.cache.quota_chunk_window.count();
+  o.chunk_ttl_ms = c.cache.quota_chunk_ttl.count();
+  o.down_allowance = c.cache.quota_redis_down_allowance;
+  o.lease_grace_ms = 2 * c.entitlements.lease_ttl.count();
+  return o;
+}
+
+std::int64_t steady_ms(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
 double seconds_of(std::chrono::steady_clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
 std::int64_t wall_ms() {
@@ -70,6 +84,18 @@ struct owned_check {
 };
 }  // namespace
 
+/// A request waiting for its quota reservation; decided again (with leased 0: already counted).
+struct decision_service::waiter {
+  std::shared_ptr<owned_check> req;
+  snapshot_ptr snap;
+  entitlements_sharing::customer_ptr looked_up;  // keeps a customer from the shared store alive
+  const ce::customer* cust = nullptr;
+  std::string_view cache;
+  clock::time_point started;
+  net::respond_fn respond;
+  bool waited = false;  // counted in aforo_sidecar_quota_reservation_waits_total
+};
+
 struct decision_service::metrics_set {
   util::histogram_metric& latency = util::metrics().histogram(
       "aforo_sidecar_check_duration_seconds", "Time to answer POST /v1/check inside the sidecar, seconds.",
@@ -87,6 +113,12 @@ struct decision_service::metrics_set {
   util::counter_metric& leased = util::metrics().counter(
       "aforo_sidecar_check_leased_requests_total",
       "Requests the plugin reported as admitted under decision leases (added to the quota counters).");
+  util::counter_metric& quota_waits = util::metrics().counter(
+      "aforo_sidecar_quota_reservation_waits_total",
+      "Checks that waited for a quota reservation from Redis (too few units held: near the limit, or a key's first use).");
+  util::counter_metric& quota_down = util::metrics().counter(
+      "aforo_sidecar_quota_redis_down_admitted_total",
+      "Quota units admitted beyond the chunks held while Redis was unavailable (cache.quota_redis_down_allowance).");
   util::counter_metric& loads = util::metrics().counter(
       "aforo_sidecar_entitlements_snapshot_loads_total", "Entitlement snapshots loaded from the source.");
   util::counter_metric& load_failures = util::metrics().counter(
@@ -126,6 +158,10 @@ decision_service::decision_service(context& ctx, std::unique_ptr<entitlements_sh
                            "1 while the snapshot in force is stale (its source has not confirmed it for 2 refresh "
                            "periods), else 0.",
                            "", [this] { return snap_ && age(clock::now()) > stale_after() ? 1.0 : 0.0; });
+  if (sharing_->can_reserve()) {
+    reservations_ = std::make_unique<ce::quota_reservations>(reservation_options_of(ctx.config),
+                                                             ctx.config.entitlements.quota_warning_percent);
+  }
 }
 
 decision_service::~decision_service() { api_.reset(); }
@@ -265,6 +301,7 @@ void decision_service::schedule_sync() {
   sync_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
     sharing_->sync_quota(quota_);
+    flush_reservations(true);
     watch_staleness(clock::now());
     const auto now = unix_now();
     if (now - last_expire_ >= 60) {
@@ -283,6 +320,10 @@ void decision_service::reload(const config::sidecar_config& next) {
     util::log::error(std::string("entitlements: cannot start the aforo_api decider: ") + e.what());
   }
   quota_.set_warning_percent(next.entitlements.quota_warning_percent);
+  if (reservations_) {
+    reservations_->set_options(reservation_options_of(next));
+    reservations_->set_warning_percent(next.entitlements.quota_warning_percent);
+  }
   if (next.entitlements.source == source_name_) {
     if (source_) source_->refresh_now();
     return;
@@ -300,6 +341,19 @@ void decision_service::stop(std::function<void()> done) {
   source_.reset();
   sync_timer_.cancel();
   sharing_->sync_quota(quota_);  // a last push of local deltas (best effort)
+  if (reservations_ && sharing_->store_connected()) {
+    // Unused units go back before the service reports stopped (each call ends within
+    // cache.redis_timeout); what is not returned is settled as used after cache.quota_chunk_ttl.
+    reservations_->set_now_ms(steady_ms(clock::now()));
+    auto calls = reservations_->shutdown_calls(unix_now());
+    if (!calls.empty()) {
+      auto left = std::make_shared<std::size_t>(calls.size());
+      sharing_->reserve(std::move(calls), [left, done](const ce::reserve_call&, std::optional<ce::reserve_reply>) {
+        if (--*left == 0) done();
+      });
+      return;
+    }
+  }
   done();
 }
 
@@ -399,8 +453,9 @@ void decision_service::handle_check(net::http_request& req, const net::respond_f
     sharing_->lookup_customer(owned->customer_id, [this, owned, snap = snap_, started, respond](
                                                       entitlements_sharing::customer_ptr c, ce::cache_state state) {
       if (c == nullptr && api_) return ask_api(owned->view(), snap->rules, started, respond);
-      const auto d = engine_.decide_for(owned->view(), snap->rules, c.get(), quota_, unix_now(), ce::to_string(state), margin_);
-      finish(d, started, respond);
+      prepare_reservations(clock::now());
+      const ce::customer* cp = c.get();
+      decide_waiter(waiter{owned, snap, std::move(c), cp, ce::to_string(state), started, respond});
     });
     return;
   }
@@ -415,8 +470,75 @@ void decision_service::handle_check(net::http_request& req, const net::respond_f
   } else {
     metrics_->hit.inc();
   }
-  const auto d = engine_.decide_for(check, snap_->rules, cust, quota_, unix_now(), ce::to_string(state), margin_);
+  prepare_reservations(started);
+  const auto d = engine_.decide_for(check, snap_->rules, cust, ledger(), unix_now(), ce::to_string(state), margin_);
+  if (d.quota_pending) {
+    check.leased = 0;  // counted by this first pass
+    return park(waiter{std::make_shared<owned_check>(check), snap_, nullptr, cust, ce::to_string(state), started, respond});
+  }
   finish(d, started, respond);
+  if (reservations_ && (reservations_->calls_due() || reservations_->down_admitted() != down_counted_)) {
+    flush_reservations(false);
+  }
+}
+
+// ---- quota reservations -----------------------------------------------------------------------
+
+void decision_service::prepare_reservations(clock::time_point now) {
+  if (!reservations_) return;
+  reservations_->set_now_ms(steady_ms(now));
+  reservations_->set_connected(sharing_->store_connected());
+}
+
+void decision_service::decide_waiter(waiter w) {
+  const auto d = engine_.decide_for(w.req->view(), w.snap->rules, w.cust, ledger(), unix_now(), w.cache, margin_);
+  if (d.quota_pending) {
+    w.req->leased = 0;  // counted by the pass that first found it pending
+    return park(std::move(w));
+  }
+  finish(d, w.started, w.respond);
+  if (reservations_ && !waking_ && reservations_->calls_due()) flush_reservations(false);
+}
+
+void decision_service::park(waiter w) {
+  if (!w.waited) metrics_->quota_waits.inc();
+  w.waited = true;
+  waiting_[reservations_->pending_key()].push_back(std::move(w));
+  if (!waking_) flush_reservations(false);
+}
+
+void decision_service::wake(const std::string& key) {
+  auto it = waiting_.find(key);
+  if (it == waiting_.end()) return;
+  auto list = std::move(it->second);
+  waiting_.erase(it);
+  prepare_reservations(clock::now());
+  waking_ = true;  // one call for all of them, after they all asked
+  for (auto& w : list) decide_waiter(std::move(w));
+  waking_ = false;
+}
+
+void decision_service::flush_reservations(bool report) {
+  if (!reservations_) return;
+  prepare_reservations(clock::now());
+  if (const auto down = reservations_->down_admitted(); down != down_counted_) {
+    metrics_->quota_down.inc(down - down_counted_);
+    down_counted_ = down;
+  }
+  if (reservations_->take_down_warning()) {
+    util::log::warn("quota: redis unavailable; admitting up to " + std::to_string(ctx_.config.cache.quota_redis_down_allowance) +
+                    " units per key beyond the chunks held (cache.quota_redis_down_allowance) until it returns");
+  }
+  if (!report && !reservations_->calls_due()) return;
+  auto calls = reservations_->take_calls(unix_now(), report);
+  if (calls.empty()) return;
+  sharing_->reserve(std::move(calls), [this](const ce::reserve_call& c, std::optional<ce::reserve_reply> r) {
+    reservations_->set_now_ms(steady_ms(clock::now()));
+    if (r) reservations_->on_reply(c, *r);
+    else reservations_->on_failure(c);
+    wake(c.key);
+    flush_reservations(false);
+  });
 }
 
 void decision_service::finish(const ce::decision& d, clock::time_point started, const net::respond_fn& respond) {

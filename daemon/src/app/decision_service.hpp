@@ -9,6 +9,8 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 #include <boost/asio/steady_timer.hpp>
 
@@ -19,6 +21,7 @@
 #include "app/snapshot_store.hpp"
 #include "core/entitlements/decision_engine.hpp"
 #include "core/entitlements/quota.hpp"
+#include "core/entitlements/quota_reservations.hpp"
 
 namespace aforo::util {
 class counter_metric;
@@ -49,6 +52,13 @@ namespace aforo::app {
 /// decided from them and no snapshot is needed (ready at once); with aforo_api.fill_missing a check
 /// whose customer the snapshot (and the shared store) lacks, or any check while no usable snapshot is
 /// in force, goes to them instead of the unknown_customer policy or a 503.
+/// Quota: with cache.redis and cache.quota_mode reserve (sharing_->can_reserve()), limited features
+/// are admitted from units reserved in Redis (core::entitlements::quota_reservations): far from
+/// the limit from the chunk held, with no Redis round trip (refills go out in the background);
+/// a request that finds too few units waits for its reservation (a script call, about one loopback
+/// round trip) and is then decided. Otherwise quota is counted locally and shared every
+/// cache.sync_interval (quota_counters). WARN once per Redis outage when units are admitted beyond
+/// the chunks held (cache.quota_redis_down_allowance).
 /// Threading: io thread only.
 class decision_service final : public service {
  public:
@@ -71,6 +81,16 @@ class decision_service final : public service {
  private:
   using clock = std::chrono::steady_clock;
   struct metrics_set;
+  struct waiter;
+
+  [[nodiscard]] core::entitlements::quota_ledger& ledger() {
+    return reservations_ ? static_cast<core::entitlements::quota_ledger&>(*reservations_) : quota_;
+  }
+  void prepare_reservations(clock::time_point now);
+  void park(waiter w);
+  void decide_waiter(waiter w);
+  void wake(const std::string& key);
+  void flush_reservations(bool report);
 
   void handle_check(net::http_request& req, const net::respond_fn& respond);
   void finish(const core::entitlements::decision& d, clock::time_point started, const net::respond_fn& respond);
@@ -95,6 +115,10 @@ class decision_service final : public service {
   std::unique_ptr<entitlements_sharing> sharing_;
   core::entitlements::decision_engine engine_;
   core::entitlements::quota_counters quota_;
+  std::unique_ptr<core::entitlements::quota_reservations> reservations_;  // cache.quota_mode reserve
+  std::unordered_map<std::string, std::vector<waiter>> waiting_;         // by reservation key
+  std::uint64_t down_counted_ = 0;                                       // down_admitted() in the metric
+  bool waking_ = false;                                                  // deciding waiters again
   std::string source_name_;                 // the entitlements.source in use
   std::unique_ptr<snapshot_source> source_;
   snapshot_ptr snap_;

@@ -7,12 +7,14 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "core/entitlements/lru_cache.hpp"
 #include "core/entitlements/quota.hpp"
+#include "core/entitlements/quota_reservations.hpp"
 #include "core/entitlements/redis_quota_sync.hpp"
 #include "core/entitlements/snapshot.hpp"
 
@@ -82,6 +84,22 @@ class entitlements_sharing {
                                   std::function<void(notice_claim)> done) {
     (void)change;
     done(notice_claim::claimed);
+  }
+
+  /// Whether quota is admitted from reservations in the shared store (cache.quota_mode reserve
+  /// with cache.redis set); false: counted locally and shared after the fact (sync_quota).
+  [[nodiscard]] virtual bool can_reserve() const { return false; }
+  /// Whether the shared store is reachable now (reservations: false = store-down mode).
+  [[nodiscard]] virtual bool store_connected() const { return false; }
+  /// The answer to one reservation call: the reply, or nullopt when it failed (not connected,
+  /// cache.redis_timeout, connection lost, an error reply).
+  using reserve_done =
+      std::function<void(const core::entitlements::reserve_call&, std::optional<core::entitlements::reserve_reply>)>;
+  /// Runs each call with core::entitlements::quota_reserve_script(); `done` once per call, on the
+  /// io thread, never from inside reserve(). Called only when can_reserve() is true.
+  virtual void reserve(std::vector<core::entitlements::reserve_call> calls, reserve_done done) {
+    (void)calls;
+    (void)done;
   }
 
   /// The handshake's "redis" value: "connected" | "unavailable" | "disabled"; empty = leave it to

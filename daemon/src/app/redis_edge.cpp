@@ -1,6 +1,8 @@
 // The Redis edge cache: snapshot publish, read-through customer lookups and quota sharing.
 #include "app/redis_edge.hpp"
 
+#include <openssl/sha.h>
+
 #include <boost/asio/io_context.hpp>
 #include <random>
 #include <stdexcept>
@@ -88,6 +90,25 @@ util::counter_metric& sync_pushes(const std::string& set_label, const char* resu
                                  "counters=\"" + util::escape_label(set_label) + "\",result=\"" + result + "\"");
 }
 
+util::counter_metric& reservation_calls(const char* result) {
+  return util::metrics().counter("aforo_sidecar_quota_reservation_calls_total",
+                                 "Quota reservation script calls to Redis, by result (granted: all asked for or a "
+                                 "report, short: less than asked, the limit is near; failed: no answer)",
+                                 std::string("result=\"") + result + "\"");
+}
+
+std::string sha1_hex(std::string_view text) {
+  unsigned char md[SHA_DIGEST_LENGTH];
+  SHA1(reinterpret_cast<const unsigned char*>(text.data()), text.size(), md);
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char b : md) {
+    out.push_back(hex[b >> 4]);
+    out.push_back(hex[b & 0xF]);
+  }
+  return out;
+}
+
 }  // namespace
 
 /// One shared counter set and its push bookkeeping.
@@ -113,7 +134,9 @@ redis_entitlements_sharing::redis_entitlements_sharing(context& ctx)
       keys_(ctx.secrets.tenant_id),
       instance_(random_instance()),
       client_(ctx.ioc, client_options(ctx.config, ctx.secrets)),
-      lru_(static_cast<std::size_t>(ctx.config.cache.lru_capacity)) {
+      lru_(static_cast<std::size_t>(ctx.config.cache.lru_capacity)),
+      reserve_(ctx.config.cache.quota == config::quota_mode::reserve),
+      reserve_sha_(sha1_hex(ce::quota_reserve_script())) {
   sets_.push_back(std::make_unique<counter_set>(
       shared_counters{std::string(ce::redis_keys::quota_set), "quota", nullptr, {}, 0}, 0));
   client_.on_state_change([this](bool up) {
@@ -291,6 +314,52 @@ void redis_entitlements_sharing::sync_set(counter_set& s, std::int64_t now) {
       }
       s.ok.inc();
     });
+  }
+}
+
+// ---- quota reservations ----------------------------------------------------------------------
+
+void redis_entitlements_sharing::reserve(std::vector<ce::reserve_call> calls, reserve_done done) {
+  static util::counter_metric& granted = reservation_calls("granted");
+  static util::counter_metric& short_ = reservation_calls("short");
+  static util::counter_metric& failed = reservation_calls("failed");
+  const auto ttl = std::to_string(ctx_.config.cache.quota_chunk_ttl.count());
+  auto shared_done = std::make_shared<reserve_done>(std::move(done));
+  for (auto& c : calls) {
+    auto call = std::make_shared<ce::reserve_call>(std::move(c));
+    std::vector<std::string> args{"EVALSHA",
+                                  reserve_sha_,
+                                  "1",
+                                  keys_.counter(ce::redis_keys::reservation_set, call->key),
+                                  instance_,
+                                  std::to_string(call->consumed),
+                                  std::to_string(call->held),
+                                  std::to_string(call->want),
+                                  std::to_string(call->limit),
+                                  ttl,
+                                  std::to_string(call->expire_at)};
+    auto on_reply = std::make_shared<std::function<void(net::redis_result)>>();
+    *on_reply = [this, call, shared_done, args, on_reply_weak = std::weak_ptr(on_reply)](net::redis_result r) mutable {
+      if (r.ok() && r.reply.is_error() && r.reply.str.rfind("NOSCRIPT", 0) == 0 && args[0] == "EVALSHA") {
+        args[0] = "EVAL";  // not cached (Redis restarted): send the text once
+        args[1] = std::string(ce::quota_reserve_script());
+        if (auto self = on_reply_weak.lock()) client_.command(args, [self](net::redis_result rr) { (*self)(std::move(rr)); });
+        return;
+      }
+      const bool ok = r.ok_reply() && r.reply.type == net::redis_value::kind::array && r.reply.elements.size() == 3 &&
+                      r.reply.elements[0].type == net::redis_value::kind::integer &&
+                      r.reply.elements[1].type == net::redis_value::kind::integer &&
+                      r.reply.elements[2].type == net::redis_value::kind::integer;
+      if (!ok) {
+        if (r.ok() && r.reply.is_error()) util::log::warn("redis: quota reservation refused: " + r.reply.str);
+        failed.inc();
+        return (*shared_done)(*call, std::nullopt);
+      }
+      ce::reserve_reply reply{r.reply.elements[0].integer, r.reply.elements[1].integer, r.reply.elements[2].integer};
+      (reply.granted < call->want ? short_ : granted).inc();
+      (*shared_done)(*call, reply);
+    };
+    client_.command(std::move(args), [on_reply](net::redis_result r) { (*on_reply)(std::move(r)); });
   }
 }
 

@@ -46,6 +46,10 @@ namespace aforo::app {
 ///   notice key (redis_keys::margin_notice) with this sidecar's instance id; a reply of 1 is
 ///   claimed, 0 claimed_elsewhere, anything else (not connected, cache.redis_timeout, an error
 ///   reply) unavailable. Never on the request path: the margin service claims after answering.
+/// - Quota reservations (cache.quota_mode reserve): reserve() runs
+///   core::entitlements::quota_reserve_script() on the key's hash r:{customer}:{feature}:{period}
+///   by EVALSHA (EVAL when Redis answers NOSCRIPT, e.g. after a restart), one command per call,
+///   pipelined. Metric aforo_sidecar_quota_reservation_calls_total{result="granted|short|failed"}.
 /// - state(): "connected" | "unavailable".
 class redis_entitlements_sharing final : public entitlements_sharing {
  public:
@@ -60,6 +64,9 @@ class redis_entitlements_sharing final : public entitlements_sharing {
   void share_counters(shared_counters set) override;
   void claim_level_notice(const core::margin::level_change& change, std::function<void(notice_claim)> done) override;
   [[nodiscard]] std::string_view state() const override;
+  [[nodiscard]] bool can_reserve() const override { return reserve_; }
+  [[nodiscard]] bool store_connected() const override { return client_.connected(); }
+  void reserve(std::vector<core::entitlements::reserve_call> calls, reserve_done done) override;
 
   /// This process's field name in the quota hashes (random per start).
   [[nodiscard]] const std::string& instance() const { return instance_; }
@@ -86,6 +93,8 @@ class redis_entitlements_sharing final : public entitlements_sharing {
   std::unordered_set<std::string> fetching_;
   snapshot_ptr to_publish_;
   bool publishing_ = false;
+  bool reserve_ = false;        // cache.quota_mode reserve
+  std::string reserve_sha_;     // SHA1 of the reserve script, for EVALSHA
 };
 
 }  // namespace aforo::app

@@ -24,6 +24,7 @@ enum class when_full_policy { drop_oldest, reject };
 enum class durability_mode { disk, memory };
 enum class fsync_mode { always, interval, off };
 enum class log_level { debug, info, warn, error };
+enum class quota_mode { reserve, counters };
 
 /// HTTP server limits and timeouts (this project's own section; not in the seed).
 struct server_config {
@@ -96,6 +97,11 @@ struct cache_config {
   std::uint64_t lru_capacity = 100000;
   millis redis_timeout{std::chrono::milliseconds(250)};
   millis sync_interval{std::chrono::seconds(1)};  ///< local quota/cost deltas pushed to Redis
+  quota_mode quota = quota_mode::reserve;   ///< with redis: reserve quota in chunks (exact) | counters (shared after the fact)
+  std::uint32_t quota_max_chunk = 1000;     ///< most units one reservation asks for
+  millis quota_chunk_window{std::chrono::seconds(1)};  ///< a chunk covers this long of a key's local rate
+  millis quota_chunk_ttl{std::chrono::seconds(30)};    ///< a sidecar's hold expires this long after its last call
+  std::uint32_t quota_redis_down_allowance = 0;        ///< units per key admitted beyond held chunks while Redis is down
 };
 
 struct batch_config {

@@ -320,6 +320,11 @@ void validate(const sidecar_config& c, std::vector<std::string>& errors) {
   if (c.entitlements.lease_ttl.count() < 1 || c.entitlements.lease_ttl > std::chrono::minutes(1))
     fail("entitlements.lease_ttl", "must be from 1ms to 1m");
   if (c.cache.lru_capacity < 1) fail("cache.lru_capacity", "must be at least 1");
+  if (c.cache.quota_max_chunk < 1 || c.cache.quota_max_chunk > 1000000)
+    fail("cache.quota_max_chunk", "must be from 1 to 1000000");
+  if (c.cache.quota_chunk_window.count() <= 0) fail("cache.quota_chunk_window", "must be more than 0ms");
+  if (c.cache.quota_chunk_ttl < std::chrono::seconds(1) || c.cache.quota_chunk_ttl <= 4 * c.cache.redis_timeout)
+    fail("cache.quota_chunk_ttl", "must be at least 1s and more than 4 x cache.redis_timeout");
   const bool redis_tls = c.cache.redis.rfind("rediss://", 0) == 0;
   if (!c.cache.redis.empty() && !redis_tls && c.cache.redis.rfind("redis://", 0) != 0 &&
       c.cache.redis.rfind("unix:", 0) != 0)

@@ -87,6 +87,9 @@ struct decision {
   /// plugin's default message; "body" (a JSON object) is returned to the client as is. Empty = none.
   std::string_view message;
   std::string_view body;
+  /// The quota ledger could not answer yet (units being reserved): not a decision to send; the
+  /// caller decides again once the reservation is answered.
+  bool quota_pending = false;
   header_list headers;                       ///< for the client response
   header_list upstream_headers;              ///< for the request sent upstream
   // For metering, not part of the JSON:

@@ -36,7 +36,9 @@ void decision_engine::deny(decision& d, verdict kind, int status, reason why, st
   if (retry_after > 0) d.headers.add("Retry-After", retry_after);
 }
 
-void decision_engine::grant_lease(decision& d, const check_request& req, std::span<const feature_rule> rules) const {
+void decision_engine::grant_lease(decision& d, const check_request& req, std::span<const feature_rule> rules,
+                                  quota_ledger& quota, const feature_entitlement* fe, std::string_view feature,
+                                  std::int64_t now) const {
   if (options_.lease_requests <= 0 || !d.allowed || d.shadow || req.quantity != 1 || d.cache != "hit") return;
   if (d.margin == margin_level::l2 || d.margin == margin_level::l3) return;
   const mapping_scope scope = scope_of_mapping(rules, req.feature, {req.service, req.route, req.method, req.path});
@@ -45,6 +47,7 @@ void decision_engine::grant_lease(decision& d, const check_request& req, std::sp
   if (d.remaining_quota && scope.scope == mapping_scope::kind::path) return;
   std::int64_t n = options_.lease_requests;
   if (d.remaining_quota) n = std::min(n, *d.remaining_quota / lease_quota_divisor);
+  if (n > 0 && fe != nullptr && fe->limit) n = quota.lease(req.customer_id, feature, fe->period, n, options_.lease_ttl_ms, now);
   if (n <= 0) return;
   d.lease = n;
   d.lease_ttl_ms = options_.lease_ttl_ms;
@@ -58,7 +61,7 @@ void decision_engine::grant_lease(decision& d, const check_request& req, std::sp
   }
 }
 
-std::optional<decision> decision_engine::decide(const check_request& req, const snapshot* snap, quota_counters& quota,
+std::optional<decision> decision_engine::decide(const check_request& req, const snapshot* snap, quota_ledger& quota,
                                                 std::int64_t now, std::string_view cache_state,
                                                 margin_hook* margin) const {
   if (snap == nullptr) return std::nullopt;
@@ -66,7 +69,7 @@ std::optional<decision> decision_engine::decide(const check_request& req, const 
 }
 
 decision decision_engine::decide_for(const check_request& req, std::span<const feature_rule> rules,
-                                     const customer* cust, quota_counters& quota, std::int64_t now,
+                                     const customer* cust, quota_ledger& quota, std::int64_t now,
                                      std::string_view cache_state, margin_hook* margin) const {
   decision d;
   d.cache = cache_state;
@@ -132,6 +135,10 @@ decision decision_engine::decide_for(const check_request& req, std::span<const f
 
   if (fe != nullptr && fe->limit) {
     const quota_result q = quota.check_and_consume(req.customer_id, rf.feature, *fe->limit, fe->period, req.quantity, now);
+    if (q.pending) {
+      d.quota_pending = true;
+      return d;
+    }
     const std::int64_t reset_in = std::max<std::int64_t>(q.reset_at - now, 0);
     d.limit = q.limit;
     d.remaining_quota = q.remaining;
@@ -153,7 +160,7 @@ decision decision_engine::decide_for(const check_request& req, std::span<const f
     d.why = reason::margin_alert;
     d.upstream_headers.add("X-Margin-Guard-Warning", "margin-low");
   }
-  grant_lease(d, req, rules);
+  grant_lease(d, req, rules, quota, fe, rf.feature, now);
   return d;
 }
 

@@ -75,6 +75,11 @@ class margin_hook {
 /// lease_ttl_ms. The quota counter lags by what workers admitted under leases not yet reported: per
 /// worker and limited feature, at most 1.5 leases (one being renewed, the next) for each route or
 /// prefix scope that maps to the feature, each at most 1/64 of the remaining quota when granted.
+/// With quota_reservations as the ledger, a lease of a limited feature is drawn from the units the
+/// sidecar holds (quota_ledger::lease), so the plugin cannot admit past them; and a quota check
+/// the ledger cannot answer yet (pending) ends the decision early with decision::quota_pending:
+/// the caller decides again once the reservation is answered (with leased = 0: already counted;
+/// the margin guard is asked again on that pass).
 /// Stateless apart from the options; not thread-safe only through the quota and hook it is given.
 class decision_engine {
  public:
@@ -82,21 +87,22 @@ class decision_engine {
 
   /// nullopt when there is no snapshot: the caller answers 503 and the plugin's
   /// fallback_on_error applies. `now` is unix seconds; cache_state is "hit" | "stale" | "miss".
-  [[nodiscard]] std::optional<decision> decide(const check_request& req, const snapshot* snap, quota_counters& quota,
+  [[nodiscard]] std::optional<decision> decide(const check_request& req, const snapshot* snap, quota_ledger& quota,
                                                std::int64_t now, std::string_view cache_state,
                                                margin_hook* margin = nullptr) const;
 
   /// The same with the customer already resolved (e.g. read through the LRU / Redis);
   /// cust null = unknown customer. The decision points into rules, cust and req.
   [[nodiscard]] decision decide_for(const check_request& req, std::span<const feature_rule> rules, const customer* cust,
-                                    quota_counters& quota, std::int64_t now, std::string_view cache_state,
+                                    quota_ledger& quota, std::int64_t now, std::string_view cache_state,
                                     margin_hook* margin = nullptr) const;
 
   [[nodiscard]] const engine_options& options() const { return options_; }
 
  private:
   void deny(decision& d, verdict kind, int status, reason why, std::int64_t retry_after) const;
-  void grant_lease(decision& d, const check_request& req, std::span<const feature_rule> rules) const;
+  void grant_lease(decision& d, const check_request& req, std::span<const feature_rule> rules, quota_ledger& quota,
+                   const feature_entitlement* fe, std::string_view feature, std::int64_t now) const;
 
   engine_options options_;
 };

@@ -20,6 +20,30 @@ struct quota_result {
   std::int64_t limit = 0;
   std::int64_t remaining = 0;  ///< max(0, limit - used)
   std::int64_t reset_at = 0;   ///< unix seconds: end of the period
+  /// No answer yet: the units must first be reserved from the shared store (quota_reservations);
+  /// nothing was consumed, the caller asks again once the reservation is answered.
+  bool pending = false;
+};
+
+/// Where the decision engine checks and consumes quota: quota_counters (count locally, share the
+/// counts after the fact) or quota_reservations (admit from units reserved in the shared store).
+class quota_ledger {
+ public:
+  virtual ~quota_ledger() = default;
+  /// Consumes `quantity` (>= 0) if it fits the limit in the period containing `now` (unix s); a
+  /// denied (or pending) request consumes nothing.
+  virtual quota_result check_and_consume(std::string_view customer, std::string_view feature, std::int64_t limit,
+                                         period_kind period, std::int64_t quantity, std::int64_t now) = 0;
+  /// Usage that already happened (requests admitted under a decision lease), whether or not it fits.
+  virtual void consume(std::string_view customer, std::string_view feature, period_kind period, std::int64_t quantity,
+                       std::int64_t now) = 0;
+  /// How many of `wanted` requests a decision lease of this key may admit in the plugin (0..wanted).
+  /// The default grants them all: they are counted when the plugin reports them.
+  virtual std::int64_t lease(std::string_view customer, std::string_view feature, period_kind period,
+                             std::int64_t wanted, std::int64_t ttl_ms, std::int64_t now) {
+    (void)customer, (void)feature, (void)period, (void)ttl_ms, (void)now;
+    return wanted;
+  }
 };
 
 /// Usage consumed locally and not yet added to the shared total.
@@ -38,6 +62,8 @@ struct pending_delta {
 /// and hands each reply to apply_remote_total(), or gives them back with restore_pending_deltas()
 /// when Redis is unreachable (they are pushed again once it returns: reconciliation).
 ///
+/// Used with Redis only under cache.quota_mode counters; the default (reserve) admits from units
+/// reserved in Redis instead and is exact (quota_reservations.hpp).
 /// Over-admission bound: with N sidecars syncing every `sync_interval` T, each sidecar only sees
 /// the others' usage at its next sync, so between two syncs every sidecar may admit up to the
 /// remaining quota it last saw. The cluster-wide overshoot for one key is therefore at most
@@ -48,7 +74,7 @@ struct pending_delta {
 ///
 /// Not thread-safe: one owner (the io thread). Check-and-consume does not allocate once a key
 /// exists.
-class quota_counters {
+class quota_counters final : public quota_ledger {
  public:
   /// warning_percent: entitlements.quota_warning_percent (0 disables warnings).
   explicit quota_counters(std::uint32_t warning_percent = 80) : warning_percent_(warning_percent) {}
@@ -58,12 +84,12 @@ class quota_counters {
   /// Consumes `quantity` (>= 0) if used + quantity <= limit in the period containing `now`
   /// (unix seconds); a denied request consumes nothing.
   quota_result check_and_consume(std::string_view customer, std::string_view feature, std::int64_t limit,
-                                 period_kind period, std::int64_t quantity, std::int64_t now);
+                                 period_kind period, std::int64_t quantity, std::int64_t now) override;
 
   /// Adds `quantity` (>= 0) to the counter of the period containing `now` whether or not it fits
   /// the limit: usage that already happened (requests admitted under a decision lease).
   void consume(std::string_view customer, std::string_view feature, period_kind period, std::int64_t quantity,
-               std::int64_t now);
+               std::int64_t now) override;
 
   /// The local view of a key's usage (remote total + pending), 0 when unknown.
   [[nodiscard]] std::int64_t used(std::string_view key) const;

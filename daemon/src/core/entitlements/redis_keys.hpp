@@ -13,6 +13,10 @@ namespace aforo::core::entitlements {
 /// the tenant is unset):
 ///   q:{customer}:{feature}:{period}  quota counter: a hash sidecar instance -> its contribution
 ///                                    (the shared total is the sum), expires after its period
+///   r:{customer}:{feature}:{period}  quota reservations (cache.quota_mode reserve): a hash with,
+///                                    per sidecar instance i, u:i consumed, h:i held, e:i when the
+///                                    hold expires (ms), s:i holds settled as used after expiry
+///                                    (core/entitlements/quota_reservations.hpp); expires after its period
 ///   m:{customer}:$cogs:{period}      margin guard COGS of one customer and period, in micro-units:
 ///                                    the same hash layout and expiry as q: (see core::margin::cogs_ledger)
 ///   mn:{customer}:{guard}:{period}   margin guard notice: the level whose webhook the cluster last
@@ -32,6 +36,8 @@ class redis_keys {
   /// Counter sets: the letter after the prefix that keeps each set's keys apart.
   static constexpr std::string_view quota_set = "q";
   static constexpr std::string_view cogs_set = "m";
+  /// Quota reservations (cache.quota_mode reserve): a hash per key, see quota_reserve_script().
+  static constexpr std::string_view reservation_set = "r";
 
   [[nodiscard]] const std::string& prefix() const { return prefix_; }
   /// A counter of the set `set` (quota_set, cogs_set): prefix + set + ":" + counter_key, where

@@ -1,0 +1,300 @@
+// Quota reservations (cache.quota_mode reserve, the default with cache.redis) with a real
+// redis-server and real sidecar processes: exactly the limit across 2 and 8 sidecars, a sidecar
+// killed mid-burst, Redis down and back, a restarted sidecar.
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <map>
+#include <memory>
+#include <regex>
+#include <thread>
+
+#include "core/entitlements/period.hpp"
+#include "core/entitlements/quota.hpp"
+#include "core/entitlements/quota_reservations.hpp"
+#include "core/entitlements/redis_keys.hpp"
+#include "net/redis_client.hpp"
+#include "support/testkit.hpp"
+
+using namespace aforo::testkit;
+namespace asio = boost::asio;
+namespace net = aforo::net;
+namespace ce = aforo::core::entitlements;
+
+namespace {
+
+std::string snapshot_with_limit(int limit) {
+  return "version: \"1\"\ncustomers:\n  cust_a:\n    plan: pro\n    status: active\n    features:\n      api: { limit: " +
+         std::to_string(limit) + ", period: month }\n";
+}
+
+std::string yaml(const temp_dir& dir, const redis_server& r, int limit, const std::string& extra_cache = "") {
+  return "entitlements: { source: \"file:" + dir.write("snapshot.yaml", snapshot_with_limit(limit)) +
+         "\", lease_requests: 0 }\ncache:\n  redis: \"" + r.url() +
+         "\"\n  sync_interval: 50ms\n  redis_timeout: 200ms\n" + extra_cache;
+}
+
+// The fields of cust_a's reservation hash this month (u:, h:, e:, s: per sidecar instance).
+std::map<std::string, std::int64_t> reservation_fields(const redis_server& server) {
+  asio::io_context ioc;
+  std::string err;
+  net::redis_client_options o;
+  o.endpoint = *net::parse_redis_url(server.url(), err);
+  net::redis_client client(ioc, o);
+  client.start();
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (!client.connected() && std::chrono::steady_clock::now() < deadline) ioc.run_for(2ms);
+  REQUIRE(client.connected());
+  const auto now =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  std::string key;
+  ce::quota_counters::make_key(key, "cust_a", "api", ce::period_of(ce::period_kind::month, now).key());
+  std::optional<net::redis_result> out;
+  client.command({"HGETALL", ce::redis_keys("").counter(ce::redis_keys::reservation_set, key)},
+                 [&](net::redis_result r) { out = std::move(r); });
+  while (!out && std::chrono::steady_clock::now() < deadline) ioc.run_for(2ms);
+  REQUIRE(out);
+  std::map<std::string, std::int64_t> f;
+  for (std::size_t i = 0; i + 1 < out->reply.elements.size(); i += 2) {
+    f[out->reply.elements[i].str] = std::stoll(out->reply.elements[i + 1].str);
+  }
+  return f;
+}
+
+// Consumed by the cluster as Redis knows it: every u: and s: field.
+std::int64_t redis_used(const redis_server& server) {
+  std::int64_t used = 0;
+  for (const auto& [k, v] : reservation_fields(server)) used += (k.rfind("u:", 0) == 0 || k.rfind("s:", 0) == 0) ? v : 0;
+  return used;
+}
+
+struct tally {
+  std::atomic<int> allowed{0}, denied{0}, errors{0};
+};
+
+// One check: counts it, and returns remaining_quota (-1 when absent or an error).
+std::int64_t check_once(http_client& c, tally& t) {
+  const auto r = c.post("/v1/check", R"({"customer_id":"cust_a","feature":"api","quantity":1})");
+  if (r.status != 200) {
+    ++t.errors;
+    return -1;
+  }
+  if (r.body.find(R"("allowed":true)") != std::string::npos) ++t.allowed;
+  else if (r.body.find(R"("status":429)") != std::string::npos) ++t.denied;
+  else ++t.errors;
+  static const std::regex rem(R"("remaining_quota":(\d+))");
+  std::smatch m;
+  return std::regex_search(r.body, m, rem) ? std::stoll(m[1].str()) : -1;
+}
+
+// `rounds` rounds of one check on each sidecar in turn, as fast as the client sends them; checks
+// that X-RateLimit-Remaining never goes up on one sidecar.
+void alternate(std::vector<std::unique_ptr<sidecar_process>>& scs, int rounds, tally& t) {
+  std::vector<http_client> clients;
+  for (auto& s : scs) clients.push_back(s->client());
+  std::vector<std::int64_t> last(scs.size(), -1);
+  for (int i = 0; i < rounds; ++i) {
+    for (std::size_t k = 0; k < clients.size(); ++k) {
+      const auto rem = check_once(clients[k], t);
+      if (rem >= 0 && last[k] >= 0) REQUIRE(rem <= last[k]);
+      if (rem >= 0) last[k] = rem;
+    }
+  }
+}
+
+std::vector<std::unique_ptr<sidecar_process>> start_sidecars(int n, const std::string& config) {
+  std::vector<std::unique_ptr<sidecar_process>> v;
+  for (int i = 0; i < n; ++i) v.push_back(std::make_unique<sidecar_process>(config));
+  for (auto& s : v) REQUIRE(s->proc().wait_for_output("redis connected", 10s));
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("quota reservations: 2 sidecars, limit 100, 300 checks alternating admit exactly 100",
+          "[redis][sidecars][reservations]") {
+  redis_server server(free_port());
+  temp_dir dir;
+  auto scs = start_sidecars(2, yaml(dir, server, 100));
+  tally t;
+  alternate(scs, 150, t);
+  CHECK(t.errors == 0);
+  CHECK(t.allowed == 100);
+  CHECK(t.denied == 200);
+  std::this_thread::sleep_for(300ms);  // reports
+  CHECK(redis_used(server) == 100);
+  CHECK(scs[0]->metric("aforo_sidecar_quota_reservation_waits_total") > 0);
+}
+
+TEST_CASE("quota reservations: concurrent clients on 2 sidecars, limit 1000, admit exactly 1000",
+          "[redis][sidecars][reservations]") {
+  redis_server server(free_port());
+  temp_dir dir;
+  auto scs = start_sidecars(2, yaml(dir, server, 1000));
+  tally t;
+  std::vector<std::thread> threads;
+  for (int th = 0; th < 4; ++th) {
+    threads.emplace_back([&, th] {
+      auto c = scs[static_cast<std::size_t>(th % 2)]->client();
+      for (int i = 0; i < 400; ++i) check_once(c, t);
+    });
+  }
+  for (auto& th : threads) th.join();
+  CHECK(t.errors == 0);
+  CHECK(t.allowed == 1000);
+  CHECK(t.denied == 600);
+}
+
+TEST_CASE("quota reservations: 8 sidecars, limit 100, 800 checks round-robin admit exactly 100",
+          "[redis][sidecars][reservations]") {
+  redis_server server(free_port());
+  temp_dir dir;
+  auto scs = start_sidecars(8, yaml(dir, server, 100));
+  tally t;
+  alternate(scs, 100, t);
+  CHECK(t.errors == 0);
+  CHECK(t.allowed == 100);
+  CHECK(t.denied == 700);
+}
+
+TEST_CASE("quota reservations: a sidecar killed mid-burst never over-admits and costs at most its chunk",
+          "[redis][sidecars][reservations]") {
+  redis_server server(free_port());
+  temp_dir dir;
+  auto scs = start_sidecars(2, yaml(dir, server, 2000, "  quota_max_chunk: 50\n  quota_chunk_ttl: 2s\n"));
+  tally t, on_b;
+  alternate(scs, 100, t);  // chunks are held on both
+  REQUIRE(t.allowed == 200);
+  // A burst on both; b is killed in the middle of it.
+  std::atomic<bool> stop{false};
+  std::thread burst_b([&] {
+    auto b = scs[1]->client();
+    while (!stop) check_once(b, on_b);
+  });
+  auto a = scs[0]->client();
+  for (int i = 0; i < 300; ++i) check_once(a, t);
+  scs[1]->proc().signal(SIGKILL);
+  REQUIRE(scs[1]->proc().wait_exit(5s));
+  stop = true;
+  burst_b.join();
+  t.allowed += on_b.allowed;  // b's answers that reached the client (b may have admitted a few more)
+  t.denied += on_b.denied;
+  REQUIRE(on_b.allowed > 0);
+  for (int i = 0; i < 2000; ++i) check_once(a, t);
+  INFO("allowed " << t.allowed);
+  CHECK(t.errors == 0);
+  CHECK(t.allowed <= 2000);
+  CHECK(t.allowed >= 2000 - 50);  // what the dead sidecar held, at most one chunk
+  // After the TTL its hold is settled as used: Redis's total is the limit, nothing more admitted.
+  std::this_thread::sleep_for(2500ms);
+  for (int i = 0; i < 100; ++i) check_once(a, t);
+  CHECK(t.allowed <= 2000);
+  const auto f = reservation_fields(server);
+  std::int64_t settled = 0;
+  for (const auto& [k, v] : f) settled += k.rfind("s:", 0) == 0 ? v : 0;
+  CHECK(settled > 0);  // the dead sidecar's hold, counted as used
+  CHECK(redis_used(server) >= t.allowed);
+  CHECK(redis_used(server) <= 2000);
+}
+
+TEST_CASE("quota reservations: Redis down admits held chunks plus the allowance, WARN and metric, reconciled on return",
+          "[redis][sidecars][reservations]") {
+  redis_server server(free_port());
+  temp_dir dir;
+  auto scs = start_sidecars(2, yaml(dir, server, 100, "  quota_redis_down_allowance: 5\n"));
+  tally t;
+  alternate(scs, 10, t);
+  REQUIRE(t.allowed == 20);
+  server.kill();
+  REQUIRE(scs[0]->proc().wait_for_output("redis unavailable", 5s));
+  REQUIRE(scs[1]->proc().wait_for_output("redis unavailable", 5s));
+  alternate(scs, 100, t);
+  INFO("allowed " << t.allowed);
+  CHECK(t.errors == 0);
+  // Bound: what was reserved (never past the limit) plus 2 sidecars x 5.
+  CHECK(t.allowed <= 100 + 2 * 5);
+  CHECK(t.allowed > 20);
+  CHECK(scs[0]->proc().wait_for_output("quota: redis unavailable; admitting up to 5 units per key", 2s));
+  CHECK(scs[0]->metric("aforo_sidecar_quota_redis_down_admitted_total") == 5);
+  server.start();  // empty: every sidecar reports its consumption again
+  REQUIRE(scs[0]->proc().wait_for_output("redis connected", 10s, scs[0]->proc().output().find("redis unavailable")));
+  REQUIRE(scs[1]->proc().wait_for_output("redis connected", 10s, scs[1]->proc().output().find("redis unavailable")));
+  std::this_thread::sleep_for(300ms);
+  alternate(scs, 1, t);  // a check each: reports go out
+  std::this_thread::sleep_for(300ms);
+  CHECK(redis_used(server) == t.allowed);
+  const int before = t.allowed;
+  alternate(scs, 100, t);
+  CHECK(t.allowed == std::max(before, 100));  // nothing past the limit once reconciled
+}
+
+TEST_CASE("quota reservations: a restarted sidecar starts from Redis's totals",
+          "[redis][sidecars][reservations]") {
+  redis_server server(free_port());
+  temp_dir dir;
+  auto scs = start_sidecars(1, yaml(dir, server, 100));
+  tally t;
+  alternate(scs, 60, t);
+  REQUIRE(t.allowed == 60);
+  std::int64_t held_before = 0;
+  for (const auto& [k, v] : reservation_fields(server)) held_before += k.rfind("h:", 0) == 0 ? v : 0;
+  scs[0]->proc().signal(SIGTERM);
+  REQUIRE(scs[0]->proc().wait_exit(10s));
+  // The stop gave its unused units back: no holder left in Redis.
+  std::int64_t held_after = 0;
+  for (const auto& [k, v] : reservation_fields(server)) held_after += k.rfind("h:", 0) == 0 ? v : 0;
+  INFO("held before the stop " << held_before);
+  CHECK(held_after == 0);
+  CHECK(redis_used(server) == 60);
+  scs[0]->restart();
+  REQUIRE(scs[0]->proc().wait_for_output("redis connected", 10s));
+  alternate(scs, 100, t);
+  CHECK(t.errors == 0);
+  CHECK(t.allowed == 100);
+}
+
+TEST_CASE("quota reservations: the reserve script grants within the limit, takes a retry as the same call, "
+          "settles an expired holder as used",
+          "[redis][reservations]") {
+  redis_server server(free_port());
+  asio::io_context ioc;
+  std::string err;
+  net::redis_client_options o;
+  o.endpoint = *net::parse_redis_url(server.url(), err);
+  net::redis_client client(ioc, o);
+  client.start();
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (!client.connected() && std::chrono::steady_clock::now() < deadline) ioc.run_for(2ms);
+  REQUIRE(client.connected());
+  const auto eval = [&](const std::string& key, const std::string& me, int consumed, int held, int want,
+                        int ttl_ms) -> net::redis_result {
+    std::optional<net::redis_result> out;
+    client.command({"EVAL", std::string(ce::quota_reserve_script()), "1", key, me, std::to_string(consumed),
+                    std::to_string(held), std::to_string(want), "10", std::to_string(ttl_ms), "4102444800"},
+                   [&](net::redis_result r) { out = std::move(r); });
+    while (!out) ioc.run_for(2ms);
+    return *out;
+  };
+  const auto ints = [](const net::redis_result& r) {
+    std::vector<std::int64_t> v;
+    for (const auto& e : r.reply.elements) v.push_back(e.integer);
+    return v;
+  };
+  using v = std::vector<std::int64_t>;
+  CHECK(ints(eval("r:k", "A", 0, 0, 7, 60000)) == v{7, 0, 7});   // {granted, used, reserved}
+  CHECK(ints(eval("r:k", "B", 0, 0, 7, 100)) == v{3, 0, 10});    // only what is left
+  CHECK(ints(eval("r:k", "A", 0, 0, 7, 60000)) == v{7, 0, 10});  // A's reply was lost: the retry replaces, never adds
+  CHECK(ints(eval("r:k", "A", 5, 2, 0, 60000)) == v{0, 5, 10});  // A used 5, holds 2
+  std::this_thread::sleep_for(150ms);                            // B's hold expires (B killed)
+  CHECK(ints(eval("r:k", "A", 5, 2, 10, 60000)) == v{0, 8, 10}); // settled as used: 5 + B's 3
+  CHECK(ints(eval("r:k", "A", 7, 0, 0, 60000)) == v{0, 10, 10}); // a return: A used 7 in all, holds none
+  std::optional<net::redis_result> set;
+  client.command({"SET", "r:str", "x"}, [&](net::redis_result r) { set = std::move(r); });
+  while (!set) ioc.run_for(2ms);
+  const auto wrong = eval("r:str", "A", 0, 0, 1, 1000);
+  CHECK(wrong.reply.is_error());
+  CHECK(wrong.reply.str.find("WRONGTYPE") != std::string::npos);
+}
