@@ -27,6 +27,7 @@
 #                                 else DURATION_SECONDS / 20 (3 s for the CI's 60 s)
 #   AFORO_SOAK_BUFFER_MAX_SIZE=200  the plugin's buffer_max_size (small: outages overflow it to the file)
 #   AFORO_SOAK_SLOW_RATE=4        slow requests per second (1.5 s each, 8 connections; 0: none)
+#   AFORO_SOAK_INGEST_RTT_MS=50   the fake ingest answers every batch after this round trip (a WAN; 0: loopback)
 set -uo pipefail
 
 DURATION=${1:?usage: scripts/soak.sh DURATION_SECONDS}
@@ -162,7 +163,7 @@ check_alive() {
 
 start_redis
 "$INGEST" --listen "127.0.0.1:$INGEST_PORT" --api-key "$API_KEY" --tenant "$TENANT" \
-  --record "$WORK/ingest.jsonl" >>"$WORK/ingest.log" 2>&1 &
+  --rtt-ms "${AFORO_SOAK_INGEST_RTT_MS:-50}" --record "$WORK/ingest.jsonl" >>"$WORK/ingest.log" 2>&1 &
 INGEST_PID=$!
 wait_http "$INGEST_URL/_control/stats" 10 || { fail "the fake ingest did not start"; exit 1; }
 start_sidecar

@@ -175,8 +175,7 @@ init_by_lua_block { require("aforo_shim.runner").setup(require("aforo_confs"), {
   kong_version = "$KONG_VERSION", timer_ng = $timer_ng }) }
 init_worker_by_lua_block { require("aforo_shim.runner").init_worker() $jit_diag }
 EOF
-  for inst in default fail_closed down_allow down_block compat; do
-  for inst in default fail_closed down_allow down_block protocols; do
+  for inst in default fail_closed down_allow down_block compat protocols; do
     cat > "$PREFIX/conf/phases_$inst.conf" <<EOF
 access_by_lua_block { require("aforo_shim.runner").access("$inst") }
 header_filter_by_lua_block { require("aforo_shim.runner").header_filter("$inst") }
@@ -185,8 +184,7 @@ EOF
   done
 else
   : > "$PREFIX/conf/plugin_init.conf"
-  for inst in default fail_closed down_allow down_block compat; do
-  for inst in default fail_closed down_allow down_block protocols; do
+  for inst in default fail_closed down_allow down_block compat protocols; do
     : > "$PREFIX/conf/phases_$inst.conf"
   done
 fi
