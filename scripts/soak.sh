@@ -286,7 +286,9 @@ LOAD=$(jq -c -s '{requests: (.[0].requests + .[1].requests),
   by_status: (reduce ((.[0].by_status, .[1].by_status) | to_entries[]) as $e ({}; .[$e.key] += $e.value)),
   errors: (.[0].errors + .[1].errors),
   max_latency_ms: ([.[0].max_latency_ms, (.[1].max_latency_ms // 0)] | max)}' <<<"$LOAD $SLOW")
-expected=$(jq '[.by_status[]] | add // 0' <<<"$LOAD")
+# The plugin's exclude_status_codes (Aforo's default: 401, 403, 429) are answered but not metered.
+EXCLUDED='["401","403","429"]'
+expected=$(jq --argjson x "$EXCLUDED" '[.by_status | to_entries[] | select(.key as $k | $x | index($k) | not) | .value] | add // 0' <<<"$LOAD")
 errors=$(jq .errors <<<"$LOAD")
 say "load stopped: $LOAD"
 
@@ -325,7 +327,7 @@ read -r keys bad_keys by_status_ingest < <(jq -rs '
   | ($e | map(select(.idempotencyKey | startswith("kong:") | not)) | length) as $bad
   | ($e | group_by(.statusCode) | map({key: (.[0].statusCode | tostring), value: length}) | from_entries | tojson) as $s
   | "\($k) \($bad) \($s)"' "$WORK/ingest.jsonl" 2>/dev/null || echo "0 0 {}")
-by_status_load=$(jq -c .by_status <<<"$LOAD")
+by_status_load=$(jq -c --argjson x "$EXCLUDED" '.by_status | with_entries(select(.key as $k | $x | index($k) | not))' <<<"$LOAD")
 duplicates=$(jq .duplicates <<<"$STATS")
 lost=$((expected - keys)); [ $lost -lt 0 ] && lost=0
 extra=$((keys - expected)); [ $extra -lt 0 ] && extra=0

@@ -283,6 +283,24 @@ TEST_CASE("reservations: store down admits held units plus the allowance, reconc
   CHECK(c.allowed() >= 100);
 }
 
+TEST_CASE("reservations: store down admits a share of a large limit (quota_redis_down_percent), not a refusal",
+          "[entitlements][reservations]") {
+  reservation_options o;  // down_allowance 0, down_percent 1
+  cluster c(2, 100000, o);
+  c.store.up = false;  // down before anything is held
+  for (int t = 0; t < 3000; ++t) c.step({1, 1}, t % 100 == 0);
+  // Each sidecar admits 1% of the limit, 1,000 units, then refuses: the bound is limit + 2 x 1,000.
+  CHECK(c.nodes[0]->q.down_admitted() == 1000);
+  CHECK(c.nodes[1]->q.down_admitted() == 1000);
+  CHECK(c.allowed() == 2000);
+  reservation_options none;
+  none.down_percent = 0;
+  cluster strict(2, 100000, none);
+  strict.store.up = false;
+  for (int t = 0; t < 100; ++t) strict.step({1, 1}, t % 100 == 0);
+  CHECK(strict.allowed() == 0);  // 0% and no allowance: nothing held, nothing admitted
+}
+
 TEST_CASE("reservations: a restarted sidecar starts from the store's totals", "[entitlements][reservations]") {
   cluster c(1, 100);
   for (int t = 0; t < 60; ++t) c.step({1}, t % 100 == 0);

@@ -36,6 +36,7 @@ ce::reservation_options reservation_options_of(const config::sidecar_config& c) 
   o.chunk_window_ms = c.cache.quota_chunk_window.count();
   o.chunk_ttl_ms = c.cache.quota_chunk_ttl.count();
   o.down_allowance = c.cache.quota_redis_down_allowance;
+  o.down_percent = c.cache.quota_redis_down_percent;
   o.lease_grace_ms = 2 * c.entitlements.lease_ttl.count();
   return o;
 }
@@ -527,7 +528,9 @@ void decision_service::flush_reservations(bool report) {
   }
   if (reservations_->take_down_warning()) {
     util::log::warn("quota: redis unavailable; admitting up to " + std::to_string(ctx_.config.cache.quota_redis_down_allowance) +
-                    " units per key beyond the chunks held (cache.quota_redis_down_allowance) until it returns");
+                    " units or " + std::to_string(ctx_.config.cache.quota_redis_down_percent) +
+                    "% of the limit (the larger) per key beyond the chunks held (cache.quota_redis_down_allowance, "
+                    "quota_redis_down_percent) until it returns");
   }
   if (!report && !reservations_->calls_due()) return;
   auto calls = reservations_->take_calls(unix_now(), report);

@@ -102,6 +102,7 @@ struct cache_config {
   millis quota_chunk_window{std::chrono::seconds(1)};  ///< a chunk covers this long of a key's local rate
   millis quota_chunk_ttl{std::chrono::seconds(30)};    ///< a sidecar's hold expires this long after its last call
   std::uint32_t quota_redis_down_allowance = 0;        ///< units per key admitted beyond held chunks while Redis is down
+  std::uint32_t quota_redis_down_percent = 1;          ///< or this share of the key's limit, whichever is larger
 };
 
 struct batch_config {

@@ -78,6 +78,7 @@ void visit_config(C& c, V& v) {
   v.duration("cache.quota_chunk_window", c.cache.quota_chunk_window, reload::live);
   v.duration("cache.quota_chunk_ttl", c.cache.quota_chunk_ttl, reload::live);
   v.count("cache.quota_redis_down_allowance", c.cache.quota_redis_down_allowance, reload::live);
+  v.percent("cache.quota_redis_down_percent", c.cache.quota_redis_down_percent, reload::live);
 
   v.count("batch.max_events", c.batch.max_events, reload::live);
   v.count("batch.backlog_events", c.batch.backlog_events, reload::live);

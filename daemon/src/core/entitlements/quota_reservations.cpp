@@ -193,7 +193,9 @@ quota_result quota_reservations::check_and_consume(std::string_view customer, st
   // Used by the cluster only grows within a period: no room there is final.
   if (s.cluster_used >= 0 && limit - s.cluster_used < quantity) return result(s, false, limit);
   if (!store_usable(s)) {
-    if (s.down_used + quantity > o_.down_allowance) return result(s, false, limit);
+    const std::int64_t allowance = std::max<std::int64_t>(o_.down_allowance, limit / 100 * o_.down_percent +
+                                                                             limit % 100 * o_.down_percent / 100);
+    if (s.down_used + quantity > allowance) return result(s, false, limit);
     s.down_used += quantity;
     s.consumed += quantity;
     down_admitted_ += static_cast<std::uint64_t>(quantity);

@@ -19,6 +19,7 @@ struct reservation_options {
   std::int64_t chunk_window_ms = 1000;  ///< a chunk covers this long of the key's local rate
   std::int64_t chunk_ttl_ms = 30000;    ///< a holder that stops calling is settled after this
   std::int64_t down_allowance = 0;      ///< units per key admitted beyond held chunks while the store is down
+  std::uint32_t down_percent = 1;       ///< or this share of the key's limit, whichever is larger
   std::int64_t recheck_ms = 50;         ///< after a refusal, ask the store again only this much later
   std::int64_t lease_grace_ms = 2000;   ///< lease units set aside this long past the lease's end
 };
@@ -64,9 +65,10 @@ struct reserve_reply {
 ///   confirmed them, so a sidecar cut off from the store stops using them before the store could
 ///   settle them.
 /// - Store down (set_connected(false), or a call failed): held units admit until they expire, then
-///   at most down_allowance units per key per outage, counted as consumed and reported when the
-///   store returns (reconciliation: the cluster total then includes them). Bound: while the store
-///   is down the cluster admits at most limit + N x down_allowance per key (N sidecars).
+///   at most max(down_allowance, limit x down_percent / 100) units per key per outage, counted as
+///   consumed and reported when the store returns (reconciliation: the cluster total then includes
+///   them). Bound: while the store is down the cluster admits at most limit + N x that per key (N
+///   sidecars).
 /// - Restart: a new process is a new holder; its first call of a key reads the store's totals
 ///   before it admits anything.
 /// - remaining = limit - (what others reserved or used at the last reply) - this sidecar's
