@@ -14,21 +14,7 @@ describe("aforo-metering handler", function()
   local function check_body(i) return helper.check_body(env, i) end
   local function errors() return helper.errors(env) end
 
-  local function buffered(conf)
-    local buffer = require "kong.plugins.aforo-metering.buffer"
-    local q = buffer._queues()[conf.sidecar_url]
-    local out = {}
-    if q then
-      -- What the flush would send: each queued record through the queue's encoder.
-      local record = require("kong.plugins.aforo-metering.event").RECORD
-      for i = q.first, q.last do
-        local parts = {}
-        local n = q.put(parts, 0, q.items, (i - 1) * record)
-        out[#out + 1] = helper.decode(table.concat(parts, "", 1, n))
-      end
-    end
-    return out
-  end
+  local buffered = helper.buffered
 
   describe("priority", function()
     it("runs after the authentication plugins and Kong's rate-limiting", function()

@@ -331,4 +331,21 @@ function helper.build_event(e)
   return table.concat(parts, "", 1, n)
 end
 
+--- The events queued for conf's sidecar, decoded: what the flush would send (each queued record through
+-- the queue's encoder).
+function helper.buffered(conf)
+  local buffer = require "kong.plugins.aforo-metering.buffer"
+  local q = buffer._queues()[conf.sidecar_url]
+  local out = {}
+  if q then
+    local record = require("kong.plugins.aforo-metering.event").RECORD
+    for i = q.first, q.last do
+      local parts = {}
+      local n = q.put(parts, 0, q.items, (i - 1) * record)
+      out[#out + 1] = helper.decode(table.concat(parts, "", 1, n))
+    end
+  end
+  return out
+end
+
 return helper

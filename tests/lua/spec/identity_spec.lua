@@ -61,20 +61,7 @@ describe("aforo-metering identity and status options", function()
     handler = require "kong.plugins.aforo-metering.handler"
   end)
 
-  local function buffered(conf)
-    local buffer = require "kong.plugins.aforo-metering.buffer"
-    local q = buffer._queues()[conf.sidecar_url]
-    local out = {}
-    if q then
-      local record = require("kong.plugins.aforo-metering.event").RECORD
-      for i = q.first, q.last do
-        local parts = {}
-        local n = q.put(parts, 0, q.items, (i - 1) * record)
-        out[#out + 1] = helper.decode(table.concat(parts, "", 1, n))
-      end
-    end
-    return out
-  end
+  local buffered = helper.buffered
 
   local function customer(conf)
     env.new_request()

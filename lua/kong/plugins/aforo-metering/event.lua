@@ -348,28 +348,34 @@ end
 -- form and §11 fields of a gRPC, GraphQL, WebSocket, MCP or agentic event; nil: a plain API event).
 function _M.put(parts, k, items, base)
   local proto = items[base + PROTOCOL]
+  local status = items[base + STATUS]
+  local response_bytes = tonumber(items[base + RESPONSE_BYTES]) or 0
+  local prefix, millis = timestamp_parts(items[base + STARTED_AT])
+
+  parts[k + 1] = '{"customerId":'
+  parts[k + 2] = quote(items[base + CUSTOMER_ID])
+  parts[k + 3] = ',"metricName":'
+  parts[k + 4] = quote(items[base + METRIC_NAME])
+  parts[k + 5] = ',"quantity":'
+  parts[k + 6] = items[base + QUANTITY]
+  parts[k + 7] = ',"occurredAt":"'
+  parts[k + 8] = prefix
+  parts[k + 9] = "."
+  parts[k + 10] = millis
   if proto then
-    return _M.put_protocol(parts, k, items, base, proto)
+    -- Its productType, executionStatus (when the protocol has its own outcome, as gRPC's
+    -- grpc-status) and idempotency key form.
+    parts[k + 11] = 'Z","idempotencyKey":"' .. proto.key_prefix
+    parts[k + 12] = inner(items[base + REQUEST_ID]) .. proto.key_suffix
+    parts[k + 13] = '","productType":"' .. proto.product .. '","executionStatus":"'
+    parts[k + 14] = proto.execution_status or _M.execution_status(status)
+  else
+    local outcome = items[base + OUTCOME]
+    parts[k + 11] = 'Z","idempotencyKey":"kong:'
+    parts[k + 12] = inner(items[base + REQUEST_ID])
+    parts[k + 13] = outcome and outcome.product_json or '","productType":"API","executionStatus":"'
+    parts[k + 14] = outcome and outcome.statuses[status] or _M.execution_status(status)
   end
-  local status = items[base + STATUS]
-  local response_bytes = tonumber(items[base + RESPONSE_BYTES]) or 0
-  local prefix, millis = timestamp_parts(items[base + STARTED_AT])
-
-  parts[k + 1] = '{"customerId":'
-  parts[k + 2] = quote(items[base + CUSTOMER_ID])
-  parts[k + 3] = ',"metricName":'
-  parts[k + 4] = quote(items[base + METRIC_NAME])
-  parts[k + 5] = ',"quantity":'
-  parts[k + 6] = items[base + QUANTITY]
-  parts[k + 7] = ',"occurredAt":"'
-  parts[k + 8] = prefix
-  parts[k + 9] = "."
-  parts[k + 10] = millis
-  parts[k + 11] = 'Z","idempotencyKey":"kong:'
-  parts[k + 12] = inner(items[base + REQUEST_ID])
-  local outcome = items[base + OUTCOME]
-  parts[k + 13] = outcome and outcome.product_json or '","productType":"API","executionStatus":"'
-  parts[k + 14] = outcome and outcome.statuses[status] or _M.execution_status(status)
   parts[k + 15] = '","endpointPath":"'
   parts[k + 16] = inner(truncate(items[base + PATH], _M.MAX_ENDPOINT_PATH))
   parts[k + 17] = '","httpMethod":'
@@ -380,67 +386,26 @@ function _M.put(parts, k, items, base)
   parts[k + 22] = floor(items[base + LATENCY_MS] + 0.5)
   parts[k + 23] = ',"dataBytes":'
   parts[k + 24] = response_bytes
-  parts[k + 25] = ',"metadata":{"gateway":"kong","request_bytes":'
-  parts[k + 26] = tonumber(items[base + REQUEST_BYTES]) or 0
-  parts[k + 27] = ',"response_bytes":'
-  parts[k + 28] = response_bytes
-  k = k + 28
+  k = k + 24
+  if proto then
+    k = k + 1
+    parts[k] = proto.json  -- the §11 fields, after dataBytes as the sidecar writes them
+  end
+  parts[k + 1] = ',"metadata":{"gateway":"kong","request_bytes":'
+  parts[k + 2] = tonumber(items[base + REQUEST_BYTES]) or 0
+  parts[k + 3] = ',"response_bytes":'
+  parts[k + 4] = response_bytes
+  k = k + 4
   local service, route, consumer = items[base + SERVICE], items[base + ROUTE], items[base + CONSUMER]
   k = optional(parts, k, ',"service":', service and quote(service))
   k = optional(parts, k, ',"route":', route and quote(route))
   k = optional(parts, k, ',"consumer":', consumer and quote(consumer))
   k = optional(parts, k, ',"cost":', items[base + COST])
+  if proto then
+    k = optional(parts, k, "", proto.metadata)  -- extra metadata members of the protocol
+  end
   parts[k + 1] = "}}"
   return k + 1
 end
-
-
---- put() for an event with a protocol description: its productType, executionStatus (when the
--- protocol has its own outcome, as gRPC's grpc-status), idempotency key form, §11 fields (after
--- dataBytes, as the sidecar writes them) and extra metadata members.
-function _M.put_protocol(parts, k, items, base, proto)
-  local status = items[base + STATUS]
-  local response_bytes = tonumber(items[base + RESPONSE_BYTES]) or 0
-  local prefix, millis = timestamp_parts(items[base + STARTED_AT])
-  parts[k + 1] = '{"customerId":'
-  parts[k + 2] = quote(items[base + CUSTOMER_ID])
-  parts[k + 3] = ',"metricName":'
-  parts[k + 4] = quote(items[base + METRIC_NAME])
-  parts[k + 5] = ',"quantity":'
-  parts[k + 6] = items[base + QUANTITY]
-  parts[k + 7] = ',"occurredAt":"'
-  parts[k + 8] = prefix
-  parts[k + 9] = "."
-  parts[k + 10] = millis
-  parts[k + 11] = 'Z","idempotencyKey":"' .. proto.key_prefix
-  parts[k + 12] = inner(items[base + REQUEST_ID]) .. proto.key_suffix
-  parts[k + 13] = '","productType":"' .. proto.product .. '","executionStatus":"'
-  parts[k + 14] = proto.execution_status or _M.execution_status(status)
-  parts[k + 15] = '","endpointPath":"'
-  parts[k + 16] = inner(truncate(items[base + PATH], _M.MAX_ENDPOINT_PATH))
-  parts[k + 17] = '","httpMethod":'
-  parts[k + 18] = quote(items[base + METHOD])
-  parts[k + 19] = ',"statusCode":'
-  parts[k + 20] = status
-  parts[k + 21] = ',"responseTimeMs":'
-  parts[k + 22] = floor(items[base + LATENCY_MS] + 0.5)
-  parts[k + 23] = ',"dataBytes":'
-  parts[k + 24] = response_bytes
-  parts[k + 25] = proto.json
-  parts[k + 26] = ',"metadata":{"gateway":"kong","request_bytes":'
-  parts[k + 27] = tonumber(items[base + REQUEST_BYTES]) or 0
-  parts[k + 28] = ',"response_bytes":'
-  parts[k + 29] = response_bytes
-  k = k + 29
-  local service, route, consumer = items[base + SERVICE], items[base + ROUTE], items[base + CONSUMER]
-  k = optional(parts, k, ',"service":', service and quote(service))
-  k = optional(parts, k, ',"route":', route and quote(route))
-  k = optional(parts, k, ',"consumer":', consumer and quote(consumer))
-  k = optional(parts, k, ',"cost":', items[base + COST])
-  k = optional(parts, k, "", proto.metadata)
-  parts[k + 1] = "}}"
-  return k + 1
-end
-
 
 return _M
