@@ -31,10 +31,9 @@ ce::enforcement_mode mode_of(const config::sidecar_config& c) {
 }  // namespace
 
 /// A check waiting for the call(s) in flight for its keys. Owns copies of the request's fields.
-struct aforo_api_decider::pending {
-  std::string customer, feature, service, route, method, path, request_id, metric;
-  bool has_feature = false;
-  std::int64_t quantity = 1;
+struct aforo_api_decider::pending : ce::owned_check_request {
+  const std::string& customer = customer_id;
+  std::string metric;
   bool use_quota = false, use_margin = false;
   bool need_quota = false, need_margin = false;  // still waiting on that call
   bool answered = false;
@@ -43,21 +42,8 @@ struct aforo_api_decider::pending {
   boost::asio::steady_timer timer;
 
   pending(boost::asio::io_context& ioc, const ce::check_request& r, std::string m)
-      : customer(r.customer_id), feature(r.feature.value_or("")), service(r.service), route(r.route), method(r.method),
-        path(r.path), request_id(r.request_id), metric(std::move(m)), has_feature(r.feature.has_value()),
-        quantity(r.quantity), timer(ioc) {}
-
-  [[nodiscard]] ce::check_request view() const {
-    ce::check_request r;
-    r.customer_id = customer;
-    if (has_feature) r.feature = std::string_view(feature);
-    r.service = service;
-    r.route = route;
-    r.method = method;
-    r.path = path;
-    r.request_id = request_id;
-    r.quantity = quantity;
-    return r;
+      : ce::owned_check_request(r), metric(std::move(m)), timer(ioc) {
+    leased = 0;  // Aforo's API counts usage itself: the plugin's leased requests are not added here
   }
 };
 

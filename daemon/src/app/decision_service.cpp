@@ -56,33 +56,7 @@ std::string seconds_text(std::chrono::steady_clock::duration d) {
   return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(d).count()) + "s";
 }
 
-// A check request whose fields own their text: for the (rare) asynchronous shared-store lookup,
-// which outlives the request buffer.
-struct owned_check {
-  std::string customer_id, feature, service, route, method, path, request_id;
-  bool has_feature = false;
-  std::int64_t quantity = 1;
-  std::int64_t leased = 0;
-
-  explicit owned_check(const ce::check_request& r)
-      : customer_id(r.customer_id), feature(r.feature.value_or("")), service(r.service), route(r.route),
-        method(r.method), path(r.path), request_id(r.request_id), has_feature(r.feature.has_value()),
-        quantity(r.quantity), leased(r.leased) {}
-
-  [[nodiscard]] ce::check_request view() const {
-    ce::check_request r;
-    r.customer_id = customer_id;
-    if (has_feature) r.feature = std::string_view(feature);
-    r.service = service;
-    r.route = route;
-    r.method = method;
-    r.path = path;
-    r.request_id = request_id;
-    r.quantity = quantity;
-    r.leased = leased;
-    return r;
-  }
-};
+using owned_check = ce::owned_check_request;
 }  // namespace
 
 /// A request waiting for its quota reservation; decided again (with leased 0: already counted).

@@ -24,6 +24,35 @@ struct check_request {
   std::int64_t leased = 0;
 };
 
+/// A check_request whose fields own their text: for a decision made after the request buffer is gone
+/// (an asynchronous shared-store lookup, a reservation, an upstream call).
+struct owned_check_request {
+  std::string customer_id, feature, service, route, method, path, request_id;
+  bool has_feature = false;
+  std::int64_t quantity = 1;
+  std::int64_t leased = 0;
+
+  explicit owned_check_request(const check_request& r)
+      : customer_id(r.customer_id), feature(r.feature.value_or("")), service(r.service), route(r.route),
+        method(r.method), path(r.path), request_id(r.request_id), has_feature(r.feature.has_value()),
+        quantity(r.quantity), leased(r.leased) {}
+
+  /// Views into this object: valid while it lives.
+  [[nodiscard]] check_request view() const {
+    check_request r;
+    r.customer_id = customer_id;
+    if (has_feature) r.feature = std::string_view(feature);
+    r.service = service;
+    r.route = route;
+    r.method = method;
+    r.path = path;
+    r.request_id = request_id;
+    r.quantity = quantity;
+    r.leased = leased;
+    return r;
+  }
+};
+
 /// Field limits (characters).
 inline constexpr std::size_t max_customer_id_len = 64;
 inline constexpr std::size_t max_name_len = 255;     ///< feature, service, route, request_id
