@@ -217,7 +217,7 @@ TEST_CASE("quota reservations: Redis down admits held chunks plus the allowance,
   // Bound: what was reserved (never past the limit) plus 2 sidecars x 5.
   CHECK(t.allowed <= 100 + 2 * 5);
   CHECK(t.allowed > 20);
-  CHECK(scs[0]->proc().wait_for_output("quota: redis unavailable; admitting up to 5 units per key", 2s));
+  CHECK(scs[0]->proc().wait_for_output("quota: redis unavailable; admitting up to 5 units or 1% of the limit", 2s));
   CHECK(scs[0]->metric("aforo_sidecar_quota_redis_down_admitted_total") == 5);
   server.start();  // empty: every sidecar reports its consumption again
   REQUIRE(scs[0]->proc().wait_for_output("redis connected", 10s, scs[0]->proc().output().find("redis unavailable")));
