@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <sstream>
 
+#include "io/lz4_frame.hpp"
 #include "pipeline_itest_support.hpp"
 
 using namespace pipeline_itest;
@@ -87,7 +88,10 @@ class capture_server {
       }
     }
     if (need != std::string::npos && in.size() >= need) body = in.substr(head.size() + 4);
-    if (body == R"({"events":[]})") {  // the startup handshake's key check: not the batch we want
+    std::string plain;  // the handshake's encoding check: the same empty batch as an LZ4 frame
+    const bool lz4_check = head.find("Content-Encoding: lz4") != std::string::npos && body.size() < 256 &&
+                           aforo::io::lz4_decompress_frame(body, plain, 256).ok && plain == R"({"events":[]})";
+    if (body == R"({"events":[]})" || lz4_check) {  // the startup handshake's checks: not the batch we want
       const std::string no = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
       (void)!::write(c, no.data(), no.size());
       ::close(c);

@@ -382,3 +382,10 @@ cache:
   r = load_config_text("cache: { redis: \"redis+tls://h/0\" }\n");
   CHECK(has_error(r, "cache.redis: 'redis+tls://h/0' must look like redis://host:port/db, rediss://host:port/db (TLS)"));
 }
+
+TEST_CASE("config: batch.compression_retry defaults to 10 minutes and must be at least 1s", "[config]") {
+  using namespace std::chrono_literals;
+  CHECK(load_config_text("").config.batch.compression_retry == 10min);
+  CHECK(load_config_text("batch: { compression_retry: 30s }\n").config.batch.compression_retry == 30s);
+  CHECK(has_error(load_config_text("batch: { compression_retry: 500ms }\n"), "batch.compression_retry: must be at least 1s"));
+}

@@ -126,6 +126,7 @@ void handshake_service::on_probe(const net::client_result& r) {
     case probe_verdict::accepted:
       status_.accepted(r.host);
       failures_ = 0;
+      if (encoding_probe_) encoding_probe_();  // once: the key is confirmed, no probe follows
       return;
     case probe_verdict::unauthorized:
       status_.unauthorized(r.status);

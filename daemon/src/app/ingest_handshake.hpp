@@ -71,7 +71,9 @@ using ingest_probe_fn = std::function<void(std::string body, net::http_client::c
 
 /// The startup handshake and POST /v1/test-event. At start it POSTs `{"events":[]}` to
 /// aforo.ingest_url: no side effect (no event), and Aforo authenticates before it validates, so the
-/// answer tells whether the key is accepted (see judge_probe). Until the key is confirmed (by a probe
+/// answer tells whether the key is accepted (see judge_probe). Once the key is accepted it posts the
+/// same empty batch as an LZ4 frame (batch.compression lz4): a refusal of the encoding makes the
+/// pipeline fall back to uncompressed before its first batch (pipeline_sender::probe_compression). Until the key is confirmed (by a probe
 /// or by a delivered batch) it probes again with backoff (handshake_retry_delay). /v1/handshake
 /// "ingest" and /readyz "ingest" come from status(). /readyz stays ready whatever the ingest state:
 /// decisions do not need ingest and events wait in the spool, so taking Kong's sidecar out of
@@ -85,6 +87,9 @@ class handshake_service final : public service {
   [[nodiscard]] ingest_status& status() noexcept { return status_; }
   /// How probes are sent (set before start; none = no startup handshake).
   void set_probe(ingest_probe_fn probe) { probe_ = std::move(probe); }
+  /// Checks that ingest takes the configured encoding (an empty lz4 batch); called once, when the
+  /// probe has confirmed the key, so that a refusal of lz4 is known before the first batch.
+  void set_encoding_probe(std::function<void()> probe) { encoding_probe_ = std::move(probe); }
 
   void register_routes(net::router& routes) override;
   void start() override;
@@ -100,6 +105,7 @@ class handshake_service final : public service {
   context& ctx_;
   ingest_status status_;
   ingest_probe_fn probe_;
+  std::function<void()> encoding_probe_;
   boost::asio::steady_timer timer_;
   std::unique_ptr<net::http_client> test_client_;  // POST /v1/test-event
   unsigned failures_ = 0;

@@ -74,7 +74,7 @@ pipeline_deliverer::~pipeline_deliverer() { *alive_ = false; }
 
 void pipeline_deliverer::reload(const config::sidecar_config& cfg) {
   retry_ = retry_of(cfg);
-  sender_.set_compression(cfg.batch.codec);
+  sender_.set_compression(cfg.batch.codec, cfg.batch.compression_retry);
   kick();
 }
 
@@ -166,6 +166,14 @@ void pipeline_deliverer::on_report(flight& f, send_report rep) {
   const auto now = clock::now();
   metrics_.ingest_rtt.observe(std::chrono::duration<double>(now - f.sent_at).count());
   limit_.record(limit_outcome(rep.outcome), f.sent_at, f.level, now, rep.outcome.retry_after);
+  if (rep.encoding_refused) {
+    // Ingest does not take lz4: the sender has fallen back; the same body goes again, uncompressed,
+    // at once and without counting an attempt (it is not poison, and nothing failed for it).
+    --f.attempt;
+    f.not_before = now;
+    pump();
+    return;
+  }
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   const auto d = core::decide_delivery(rep.outcome, f.attempt, retry_, unit(rng_), now);
   if (d.action == core::delivery_action::done) {

@@ -12,6 +12,8 @@ constexpr const char* rejected_help =
     "Usage events refused by POST /v1/ingest/batch and /v1/ingest, by reason (invalid, spool_full, spool_error).";
 constexpr const char* refused_help = "Usage requests refused whole (nothing taken), by reason.";
 constexpr const char* spool_skipped_help = "Spool records skipped because they failed their check, by kind.";
+constexpr const char* compression_help =
+    "The encoding of ingest requests now (1): lz4, or none (configured, or after ingest refused lz4).";
 constexpr const char* quarantine_help =
     "Spool data set aside in {spool_dir}/quarantine: records that failed their check on read, segments with "
     "corrupt or unreadable bytes at startup.";
@@ -54,6 +56,11 @@ pipeline_metrics::pipeline_metrics()
       io_thread_work(c("aforo_sidecar_ingest_thread_bypassed_total",
                        "Ingest requests parsed and batches compressed on the io thread because the ingest thread "
                        "was behind (CPU contention; server.ingest_thread_nice).")),
+      encoding_refused(c("aforo_sidecar_ingest_compression_refused_total",
+                         "Ingest requests refused for their lz4 encoding (415, or 400 naming it); their events are "
+                         "sent again uncompressed.")),
+      compression_lz4(util::metrics().gauge("aforo_sidecar_ingest_compression", compression_help, R"(encoding="lz4")")),
+      compression_none(util::metrics().gauge("aforo_sidecar_ingest_compression", compression_help, R"(encoding="none")")),
       concurrency_limit(util::metrics().gauge(
           "aforo_sidecar_ingest_concurrency_limit",
           "Ingest requests allowed in flight at once now (adaptive: learned up to batch.max_concurrency).")),

@@ -40,6 +40,9 @@ struct pipeline_metrics {
   util::counter_metric& torn_records;      ///< spool records skipped: cut short
   util::counter_metric& corrupt_events;    ///< events of spool records that failed their check on read
   util::counter_metric& io_thread_work;    ///< requests parsed / batches compressed on the io thread: the ingest thread was behind
+  util::counter_metric& encoding_refused;  ///< ingest requests refused for their lz4 encoding (sent again uncompressed)
+  util::gauge_metric& compression_lz4;     ///< 1 while batches go out as lz4, else 0
+  util::gauge_metric& compression_none;    ///< 1 while batches go out uncompressed, else 0
   util::gauge_metric& concurrency_limit;   ///< ingest requests allowed in flight now (adaptive)
   util::gauge_metric& in_flight;           ///< ingest requests in flight now
   util::histogram_metric& ingest_rtt;      ///< seconds from sending a batch to ingest's answer

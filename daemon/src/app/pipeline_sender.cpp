@@ -5,6 +5,7 @@
 #include <charconv>
 
 #include "app/ingest_thread.hpp"
+#include "config/units.hpp"
 #include "io/lz4_frame.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -36,7 +37,76 @@ pipeline_sender::pipeline_sender(boost::asio::io_context& ioc, const config::sid
       metrics_(metrics),
       url_(cfg.aforo.ingest_url),
       auth_headers_(aforo_auth_headers(cfg, sec)),
-      codec_(cfg.batch.codec) {}
+      codec_(cfg.batch.codec),
+      fallback_(cfg.batch.compression_retry) {
+  publish_compression();
+}
+
+void pipeline_sender::set_compression(config::compression c, std::chrono::milliseconds retry_interval) {
+  codec_ = c;
+  fallback_.set_retry_interval(retry_interval);
+  publish_compression();
+}
+
+const char* pipeline_sender::configured_compression() const noexcept {
+  return codec_ == config::compression::lz4 ? "lz4" : "none";
+}
+
+const char* pipeline_sender::effective_compression() const noexcept {
+  return codec_ == config::compression::lz4 && fallback_.in_use() ? "lz4" : "none";
+}
+
+void pipeline_sender::publish_compression() {
+  const bool lz4 = codec_ == config::compression::lz4 && fallback_.in_use();
+  metrics_.compression_lz4.set(lz4 ? 1 : 0);
+  metrics_.compression_none.set(lz4 ? 0 : 1);
+}
+
+bool pipeline_sender::judge_encoding(const net::client_result& r) {
+  using change = core::encoding_fallback::change;
+  const auto now = std::chrono::steady_clock::now();
+  if (!r.ok()) {
+    fallback_.inconclusive(now);
+    return false;
+  }
+  const bool refused = core::is_encoding_refusal(r.status, r.body);
+  // Read past the encoding: delivered, or refused for its events or size. 401/403, 408, 429 and 5xx
+  // say nothing about it.
+  const bool decoded = (r.status >= 200 && r.status < 300) || r.status == 400 || r.status == 413 || r.status == 422;
+  if (!refused && !decoded) {
+    fallback_.inconclusive(now);
+    return false;
+  }
+  const auto c = refused ? fallback_.refused(now) : fallback_.accepted();
+  const std::string again = config::format_duration(fallback_.retry_interval()) + " (batch.compression_retry)";
+  if (c == change::fell_back) {
+    util::log::warn("ingest " + r.host + " refused Content-Encoding: lz4 (" + std::to_string(r.status) +
+                    "); sending batches uncompressed, trying lz4 again every " + again);
+  } else if (c == change::still_refused) {
+    util::log::info("ingest still refuses lz4 (" + std::to_string(r.status) + "); uncompressed for another " + again);
+  } else if (c == change::restored) {
+    util::log::info("ingest " + r.host + " accepts lz4 again; compressing batches");
+  }
+  if (c != change::none) publish_compression();
+  return refused;
+}
+
+void pipeline_sender::probe_compression() {
+  if (codec_ != config::compression::lz4 || shut_) return;
+  std::string wire;
+  if (!io::lz4_compress_frame(R"({"events":[]})", wire).ok) return;
+  net::client_request req;
+  req.method = "POST";
+  req.url = url_;
+  req.headers = auth_headers_;
+  req.headers.emplace_back("Content-Type", "application/json");
+  req.headers.emplace_back("Content-Encoding", "lz4");
+  req.body = std::move(wire);
+  probe_client_.async_request(std::move(req), [this](net::client_result r) {
+    if (r.error == net::client_result::error_kind::aborted) return;  // stopping: the sender may be gone
+    judge_encoding(r);  // only what it says about the encoding: the key check reports the rest
+  });
+}
 
 void pipeline_sender::probe(std::string body, net::http_client::completion done) {
   net::client_request req;
@@ -75,7 +145,7 @@ std::uint64_t pipeline_sender::connections_opened() const {
 void pipeline_sender::send(const std::string& body, std::function<void(send_report)> done) {
   metrics_.raw_bytes.inc(body.size());
   const std::size_t slot = reserve();
-  if (codec_ != config::compression::lz4) {
+  if (codec_ != config::compression::lz4 || !fallback_.use_lz4(std::chrono::steady_clock::now())) {
     post(slot, body, false, std::move(done));
     return;
   }
@@ -125,11 +195,16 @@ void pipeline_sender::post(std::size_t slot, std::string body, bool compressed, 
   if (compressed) req.headers.emplace_back("Content-Encoding", "lz4");
   req.body = std::move(body);
   metrics_.wire_bytes.inc(req.body.size());
-  clients_[slot]->async_request(std::move(req), [this, slot, done = std::move(done)](net::client_result r) {
+  clients_[slot]->async_request(std::move(req), [this, slot, compressed, done = std::move(done)](net::client_result r) {
     busy_[slot] = false;
     send_report rep;
     rep.host = r.host;
     rep.error = r.error;
+    rep.compressed = compressed;
+    if (compressed && r.error != net::client_result::error_kind::aborted && judge_encoding(r)) {
+      rep.encoding_refused = true;
+      metrics_.encoding_refused.inc();
+    }
     if (r.ok()) {
       std::optional<std::chrono::seconds> retry_after;
       if (auto h = r.header("Retry-After"); !h.empty()) retry_after = parse_retry_after(h);

@@ -12,6 +12,7 @@
 #include "app/pipeline_metrics.hpp"
 #include "config/config.hpp"
 #include "config/secrets.hpp"
+#include "core/pipeline/encoding_fallback.hpp"
 #include "core/pipeline/ingest_ack.hpp"
 #include "core/pipeline/retry_policy.hpp"
 #include "net/http_client.hpp"
@@ -32,6 +33,10 @@ struct send_report {
   std::string host;                     ///< the ingest host, for log lines
   std::string error_message;            ///< network errors: what failed (safe to log)
   net::client_result::error_kind error = net::client_result::error_kind::none;  ///< network errors: which
+  bool compressed = false;               ///< the request went out as an lz4 frame
+  /// Ingest refused the request's lz4 encoding (core::is_encoding_refusal): the sender has fallen back
+  /// to uncompressed; send the same body again (it is not poison).
+  bool encoding_refused = false;
 };
 
 /// A pool of kept-alive connections to the ingest origin (one net::http_client each, created as
@@ -45,8 +50,9 @@ class pipeline_sender {
   pipeline_sender(boost::asio::io_context& ioc, const config::sidecar_config& cfg, const config::secrets& sec,
                   pipeline_metrics& metrics);
 
-  /// Compresses (batch.compression) and posts `body` to aforo.ingest_url; `done` runs exactly once,
-  /// later, on the io thread (with outcome network_error when the client was shut down).
+  /// Compresses (the effective encoding, see effective_compression) and posts `body` to
+  /// aforo.ingest_url; `done` runs exactly once, later, on the io thread (with outcome network_error
+  /// when the client was shut down). An answer that refuses lz4 sets send_report::encoding_refused.
   void send(const std::string& body, std::function<void(send_report)> done);
 
   /// POSTs `body` uncompressed with the auth headers to aforo.ingest_url on the same connection,
@@ -56,8 +62,18 @@ class pipeline_sender {
   /// Compresses batches on `t` (not owned; it must outlive the sends) instead of the io thread.
   void use_thread(ingest_thread* t) { thread_ = t; }
 
-  /// batch.compression applies live.
-  void set_compression(config::compression c) { codec_ = c; }
+  /// The startup handshake's encoding check (batch.compression lz4 only): POSTs `{"events":[]}` as
+  /// an LZ4 frame with Content-Encoding: lz4 on the probe's connection; a refusal of the encoding
+  /// falls back to uncompressed at once (one WARN), before any batch goes out. Counts nothing else.
+  void probe_compression();
+
+  /// batch.compression and batch.compression_retry apply live.
+  void set_compression(config::compression c, std::chrono::milliseconds retry_interval);
+
+  /// What batches go out as now: "lz4", or "none" (configured, or fallen back after ingest refused lz4).
+  [[nodiscard]] const char* effective_compression() const noexcept;
+  /// batch.compression as configured: "lz4" | "none".
+  [[nodiscard]] const char* configured_compression() const noexcept;
 
   /// Aborts the requests in flight and closes the connections.
   void shutdown();
@@ -68,6 +84,10 @@ class pipeline_sender {
  private:
   /// Posts `body` (already compressed when `compressed`) with the auth headers on connection `slot`.
   void post(std::size_t slot, std::string body, bool compressed, std::function<void(send_report)> done);
+  /// What an answer to an lz4 request says about the encoding: true when ingest refused it (the
+  /// fallback is applied and logged here, once per change).
+  bool judge_encoding(const net::client_result& r);
+  void publish_compression();
   /// An idle connection of the pool, reserved (a new one when every connection is busy).
   std::size_t reserve();
 
@@ -79,7 +99,8 @@ class pipeline_sender {
   pipeline_metrics& metrics_;
   std::string url_;
   std::vector<std::pair<std::string, std::string>> auth_headers_;
-  config::compression codec_;
+  config::compression codec_;          // batch.compression
+  core::encoding_fallback fallback_;   // with lz4: whether ingest takes it
   std::string wire_;  // reused compression buffer (io thread only)
   ingest_thread* thread_ = nullptr;
   bool shut_ = false;

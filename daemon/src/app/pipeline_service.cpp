@@ -179,7 +179,14 @@ void pipeline_service::probe_ingest(std::string body, net::http_client::completi
   sender_->probe(std::move(body), std::move(done));
 }
 
+void pipeline_service::probe_compression() {
+  if (stopped_) return;
+  sender_->probe_compression();
+}
+
 void pipeline_service::handshake_fields(std::map<std::string, std::string>& fields) const {
+  fields["compression"] = std::string(R"({"configured":")") + sender_->configured_compression() +
+                          R"(","effective":")" + sender_->effective_compression() + R"("})";
   const auto d = deliverer_->current();
   fields["delivery"] = R"({"concurrency_limit":)" + std::to_string(d.limit) + R"(,"max_concurrency":)" +
                        std::to_string(d.max) + R"(,"in_flight":)" + std::to_string(d.in_flight) + R"(,"min_rtt_ms":)" +

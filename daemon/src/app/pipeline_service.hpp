@@ -49,11 +49,14 @@ class pipeline_service final : public service {
   void reload(const config::sidecar_config& next) override;
   void stop(std::function<void()> done) override;
   bool persist_now() override;
-  /// "delivery": the concurrency limit, its maximum, requests in flight and the lowest round trip seen.
+  /// "delivery": the concurrency limit, its maximum, requests in flight and the lowest round trip seen;
+  /// "compression": {"configured","effective"} (effective "none" after ingest refused lz4).
   void handshake_fields(std::map<std::string, std::string>& fields) const override;
 
   /// The handshake's key check, sent on the pipeline's kept-alive ingest connection.
   void probe_ingest(std::string body, net::http_client::completion done);
+  /// The handshake's encoding check (pipeline_sender::probe_compression).
+  void probe_compression();
 
  private:
   void handle(net::http_request& req, const net::respond_fn& respond, bool single);

@@ -28,6 +28,7 @@ void add_services(context& ctx, std::vector<std::unique_ptr<service>>& out) {
   handshake->set_probe([p = pipeline.get()](std::string body, net::http_client::completion done) {
     p->probe_ingest(std::move(body), std::move(done));
   });
+  handshake->set_encoding_probe([p = pipeline.get()] { p->probe_compression(); });
   auto discovery = std::make_unique<discovery_service>(ctx);
   decisions->set_margin_hook(margin.get());
   margin->set_snapshot_provider([d = decisions.get()] { return d->current_snapshot(); });

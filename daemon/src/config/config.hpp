@@ -112,6 +112,7 @@ struct batch_config {
   bool adaptive_concurrency = true;         ///< learn the limit (AIMD) up to max_concurrency; false: always max
   millis flush_interval{std::chrono::seconds(5)};
   compression codec = compression::lz4;
+  millis compression_retry{std::chrono::minutes(10)};  ///< after ingest refused lz4: try it again this long after
 };
 
 struct retry_config {

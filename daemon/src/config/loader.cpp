@@ -343,6 +343,7 @@ void validate(const sidecar_config& c, std::vector<std::string>& errors) {
   if (c.batch.max_concurrency < 1 || c.batch.max_concurrency > 64)
     fail("batch.max_concurrency", "must be from 1 to 64 (requests in flight to ingest)");
   if (c.batch.flush_interval.count() < 1) fail("batch.flush_interval", "must be at least 1ms");
+  if (c.batch.compression_retry.count() < 1000) fail("batch.compression_retry", "must be at least 1s");
   if (c.retry.max_retries > 20) fail("retry.max_retries", "must be at most 20");
   if (c.retry.backoff.empty()) fail("retry.backoff", "needs at least one duration, e.g. [1s, 2s, 4s]");
   if (c.retry.timeout.count() < 1) fail("retry.timeout", "must be at least 1ms");

@@ -86,6 +86,7 @@ void visit_config(C& c, V& v) {
   v.boolean("batch.adaptive_concurrency", c.batch.adaptive_concurrency, reload::restart);
   v.duration("batch.flush_interval", c.batch.flush_interval, reload::live);
   v.choice("batch.compression", c.batch.codec, choices<compression>{{"lz4", compression::lz4}, {"none", compression::none}}, reload::live);
+  v.duration("batch.compression_retry", c.batch.compression_retry, reload::live);
 
   v.count("retry.max_retries", c.retry.max_retries, reload::live);
   v.durations("retry.backoff", c.retry.backoff, reload::live);

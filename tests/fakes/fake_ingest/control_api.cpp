@@ -121,6 +121,9 @@ net::http_response ingest_service::control_stats() const {
   kv(w, "in_flight", static_cast<std::uint64_t>(in_flight_));
   kv(w, "peak_in_flight", static_cast<std::uint64_t>(peak_in_flight_));
   kv(w, "over_limit", over_limit_);
+  kv(w, "lz4_probes", lz4_probes_);
+  kv(w, "lz4_refused", lz4_refused_);
+  kv(w, "refuse_lz4", static_cast<std::uint64_t>(opts_.refuse_lz4));
   if (server_ != nullptr) {
     kv(w, "connections", server_->connections_accepted());
     kv(w, "open_connections", server_->open_connections());
@@ -134,7 +137,7 @@ net::http_response ingest_service::control_stats() const {
 net::http_response ingest_service::control_reset() {
   faults_.clear();
   requests_ = 0;
-  probes_ = 0;
+  probes_ = lz4_probes_ = lz4_refused_ = 0;
   log_.clear();
   events_.clear();
   seen_keys_.clear();
@@ -167,6 +170,16 @@ net::http_response ingest_service::control_network(net::http_request& req) {
   return net::http_response::json(200, R"({"rtt_ms":)" + std::to_string(opts_.rtt_ms) + R"(,"jitter_ms":)" +
                                            std::to_string(opts_.jitter_ms) + R"(,"max_in_flight":)" +
                                            std::to_string(opts_.max_in_flight) + "}");
+}
+
+net::http_response ingest_service::control_refuse_lz4(net::http_request& req) {
+  rapidjson::Document doc;
+  doc.Parse(req.body.data(), req.body.size());
+  if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("status") || !doc["status"].IsInt() ||
+      (doc["status"].GetInt() != 0 && doc["status"].GetInt() != 400 && doc["status"].GetInt() != 415))
+    return net::http_response::error(400, "bad_request", R"(expected {"status":0|400|415})");
+  opts_.refuse_lz4 = doc["status"].GetInt();
+  return net::http_response::json(200, R"({"refuse_lz4":)" + std::to_string(opts_.refuse_lz4) + "}");
 }
 
 }  // namespace aforo::fake

@@ -66,6 +66,7 @@ struct fake_ingest_options {
   std::uint32_t rtt_ms = 0;        ///< --rtt-ms: every answer after this round trip
   std::uint32_t jitter_ms = 0;     ///< --jitter-ms
   std::uint32_t max_in_flight = 0; ///< --max-in-flight: 429 past this many requests in progress
+  int refuse_lz4 = 0;              ///< --refuse-lz4 415|400: refuse Content-Encoding: lz4 (0: decode it)
 };
 
 /// A running aforo-fake-ingest on 127.0.0.1 and a free port; killed on destruction.
@@ -92,6 +93,7 @@ class fake_ingest_process {
     if (o.rtt_ms != 0) add("--rtt-ms", std::to_string(o.rtt_ms));
     if (o.jitter_ms != 0) add("--jitter-ms", std::to_string(o.jitter_ms));
     if (o.max_in_flight != 0) add("--max-in-flight", std::to_string(o.max_in_flight));
+    if (o.refuse_lz4 != 0) add("--refuse-lz4", std::to_string(o.refuse_lz4));
     proc_ = std::make_unique<testkit::process>(argv);
     static const std::regex re(R"(listening on (https?://127\.0\.0\.1:[0-9]+))");
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -124,6 +126,8 @@ class fake_ingest_process {
   void set_faults(std::string steps_json) { control("POST", "/_control/faults", std::move(steps_json)); }
   void refuse(bool on) { control("POST", "/_control/refuse", on ? R"({"on":true})" : R"({"on":false})"); }
   void reset() { control("POST", "/_control/reset"); }
+  /// Refuse lz4 from now on with 415 or 400, or take it again (0).
+  void refuse_lz4(int status) { control("POST", "/_control/refuse_lz4", R"({"status":)" + std::to_string(status) + "}"); }
   rapidjson::Document stats() { return parse(control("GET", "/_control/stats").body); }
   rapidjson::Document received() { return parse(control("GET", "/_control/received").body); }
 

@@ -71,8 +71,13 @@ std::string product_requirement(const rapidjson::Value& ev) {
   return "";
 }
 
-// `{"events":[]}`, whitespace aside.
-bool is_key_check(std::string_view body) {
+// `{"events":[]}`, whitespace aside (inside an LZ4 frame when `lz4`).
+bool is_key_check(std::string_view body, bool lz4) {
+  std::string decoded;
+  if (lz4) {
+    if (body.size() > 256 || !io::lz4_decompress_frame(body, decoded, 256).ok) return false;
+    body = decoded;
+  }
   std::string s;
   for (char c : body)
     if (c != ' ' && c != '\n' && c != '\r' && c != '\t') s += c;
@@ -104,6 +109,7 @@ void ingest_service::add_routes(net::router& routes) {
   routes.add_sync("POST", "/_control/reset", [this](net::http_request&) { return control_reset(); });
   routes.add_sync("POST", "/_control/max_events", [this](net::http_request& req) { return control_max_events(req); });
   routes.add_sync("POST", "/_control/network", [this](net::http_request& req) { return control_network(req); });
+  routes.add_sync("POST", "/_control/refuse_lz4", [this](net::http_request& req) { return control_refuse_lz4(req); });
 }
 
 void ingest_service::handle_ingest(net::http_request& req, net::respond_fn respond, bool single) {
@@ -120,11 +126,13 @@ void ingest_service::handle_ingest(net::http_request& req, net::respond_fn respo
   if (key.empty()) rec.api_key_state = "missing";
   else rec.api_key_state = (opts_.api_key.empty() || key == expected) ? "match" : "mismatch";
   fault_step step;
-  if (!single && rec.content_encoding.empty() && is_key_check(req.body)) {
+  const bool lz4 = starts_with_ci(rec.content_encoding, "lz4");
+  if (!single && (rec.content_encoding.empty() || lz4) && is_key_check(req.body, lz4)) {
     // The sidecar's startup handshake: `{"events":[]}` answered as Aforo does (401/403, else 400 for
     // the empty batch), but no delivery: it takes no fault step and is counted apart ("probes"), so
-    // tests of delivery see deliveries only.
+    // tests of delivery see deliveries only. Sent as an lz4 frame, it is the encoding check.
     ++probes_;
+    if (lz4) ++lz4_probes_;
     net::http_response r;
     if (server_ != nullptr && server_->refusing()) r.status = drop_connection_status;
     else r = process(req, step, single, rec);
@@ -195,6 +203,13 @@ net::http_response ingest_service::process(net::http_request& req, const fault_s
     return aforo_error(415, "UNSUPPORTED_MEDIA_TYPE", "Content-Type must be application/json");
   std::string decoded;
   std::string* body = &req.body;
+  if (starts_with_ci(rec.content_encoding, "lz4") && opts_.refuse_lz4 != 0) {
+    // A server without lz4: Spring's answer to an unknown Content-Encoding, or a 400 that names it.
+    ++lz4_refused_;
+    if (opts_.refuse_lz4 == 415)
+      return aforo_error(415, "UNSUPPORTED_MEDIA_TYPE", "Content-Encoding 'lz4' is not supported");
+    return aforo_error(400, "BAD_REQUEST", "cannot read the request body: unsupported Content-Encoding lz4");
+  }
   if (starts_with_ci(rec.content_encoding, "lz4")) {
     const auto res = io::lz4_decompress_frame(req.body, decoded, max_decoded);
     if (!res.ok) return aforo_error(400, "BAD_REQUEST", "invalid lz4 body: " + res.error);

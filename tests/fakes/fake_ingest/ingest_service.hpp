@@ -38,6 +38,9 @@ struct ingest_options {
   /// More ingest requests than this in progress at once are answered 429 + Retry-After: 1 (as an
   /// ingest that limits each client's concurrency). 0 = no limit.
   std::uint32_t max_in_flight = 0;
+  /// Refuse Content-Encoding: lz4 as a server without it would: 415 (Unsupported Media Type), or 400
+  /// with a body naming the encoding; 0 = lz4 is decoded. Also settable with /_control/refuse_lz4.
+  int refuse_lz4 = 0;
 };
 
 /// Threading: the io_context's single thread only.
@@ -82,6 +85,7 @@ class ingest_service {
   net::http_response control_max_events(net::http_request& req);
   /// {"rtt_ms":N,"jitter_ms":N,"max_in_flight":N} (each optional): the network model, live.
   net::http_response control_network(net::http_request& req);
+  net::http_response control_refuse_lz4(net::http_request& req);
   /// The delay of one answer under the network model, plus `extra_ms`.
   std::uint32_t network_delay(std::uint32_t extra_ms);
 
@@ -96,6 +100,8 @@ class ingest_service {
   std::uint64_t over_limit_ = 0;       // answered 429 for max_in_flight
   std::uint64_t rng_state_ = 0x9E3779B97F4A7C15ull;
   std::uint64_t probes_ = 0;  // key checks: `{"events":[]}`, see handle_ingest
+  std::uint64_t lz4_probes_ = 0;   // of those, sent as an lz4 frame (the encoding check)
+  std::uint64_t lz4_refused_ = 0;  // requests and probes refused for their lz4 encoding
   std::vector<request_record> log_;
   std::vector<stored_event> events_;
   std::unordered_set<std::string> seen_keys_;

@@ -17,6 +17,7 @@ constexpr const char* usage =
     "usage: aforo-fake-ingest [--listen HOST:PORT] [--api-key KEY] [--tenant ID] [--auth x-api-key|bearer]\n"
     "                         [--tls-cert PEM --tls-key PEM] [--record FILE] [--max-events N]\n"
     "                         [--no-store] [--count-only] [--rtt-ms N] [--jitter-ms N] [--max-in-flight N]\n"
+    "                         [--refuse-lz4 415|400]\n"
     "  --listen    address to bind (default 127.0.0.1:0, a free port)\n"
     "  --api-key   expected key (or env FAKE_INGEST_API_KEY); none = any key is accepted\n"
     "  --tenant    expected X-Tenant-Id; none = any\n"
@@ -29,8 +30,10 @@ constexpr const char* usage =
     "              parsing, validating or deduplicating them (benchmarks on the measured machine)\n"
     "  --rtt-ms, --jitter-ms  answer every request after N ms (+- jitter): a network round trip\n"
     "  --max-in-flight  answer 429 + Retry-After: 1 past N requests in progress at once\n"
+    "  --refuse-lz4  refuse Content-Encoding: lz4 as a server without it: 415, or 400 naming the encoding\n"
     "Control API on the same port: POST /_control/faults, POST /_control/refuse, GET /_control/received,\n"
-    "GET /_control/stats, POST /_control/reset, POST /_control/max_events, POST /_control/network.\n";
+    "GET /_control/stats, POST /_control/reset, POST /_control/max_events, POST /_control/network,\n"
+    "POST /_control/refuse_lz4 {\"status\":0|400|415}.\n";
 
 }  // namespace
 
@@ -59,6 +62,13 @@ int main(int argc, char** argv) {
     else if (arg == "--rtt-ms") ingest_opts.rtt_ms = static_cast<std::uint32_t>(std::stoul(value()));
     else if (arg == "--jitter-ms") ingest_opts.jitter_ms = static_cast<std::uint32_t>(std::stoul(value()));
     else if (arg == "--max-in-flight") ingest_opts.max_in_flight = static_cast<std::uint32_t>(std::stoul(value()));
+    else if (arg == "--refuse-lz4") {
+      ingest_opts.refuse_lz4 = std::stoi(value());
+      if (ingest_opts.refuse_lz4 != 400 && ingest_opts.refuse_lz4 != 415) {
+        std::cerr << "--refuse-lz4 takes 415 or 400\n" << usage;
+        return 2;
+      }
+    }
     else if (arg == "--count-only") {
       ingest_opts.count_only = true;
       ingest_opts.store_events = false;
