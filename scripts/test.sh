@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
 
+# Lint first, it takes a second: luacheck on the plugin, its shim and specs (.luacheckrc).
+luacheck -q lua tests/lua
+
 build_dir=${AFORO_BUILD_DIR:-build}
 jobs=${AFORO_JOBS:-$(nproc)}
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=${AFORO_BUILD_TYPE:-RelWithDebInfo} ${AFORO_CMAKE_ARGS:-} >/dev/null

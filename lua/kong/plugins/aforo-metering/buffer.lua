@@ -430,9 +430,9 @@ local function drain(q, all)
     if sent_any and not all and q.last - q.first + 1 < q.batch_size then
       break -- a partial batch waits for the interval or for batch_size events
     end
-    local sent, err = send_one(q)
+    local sent, send_err = send_one(q)
     if not sent then
-      return nil, err
+      return nil, send_err
     end
     sent_any = true
     -- Before the next send yields, so appends see the new indexes; only once the queued records are

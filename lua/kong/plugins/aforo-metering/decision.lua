@@ -6,7 +6,6 @@ local kong = kong
 local ngx = ngx
 local null = ngx.null
 local type = type
-local next = next
 local pairs = pairs
 local tostring = tostring
 local tonumber = tonumber

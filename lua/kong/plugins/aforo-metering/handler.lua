@@ -230,9 +230,9 @@ local function identify(conf)
   if source ~= "header" then
     local claim = conf.customer_id_jwt_claim
     if claim and claim ~= null then
-      local excluded
-      id, excluded = identity.jwt_customer(conf)
-      if excluded then
+      local exclude_token
+      id, exclude_token = identity.jwt_customer(conf)
+      if exclude_token then
         return nil, nil, true
       end
     end
