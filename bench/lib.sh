@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers shared by the bench scripts (bench/*/run.sh), sourced after `set -euo pipefail`.
 # Sets `root` (the source tree). Everything runs on loopback; see bench/README.md.
 
@@ -67,7 +68,7 @@ start_fake_ingest() {
   fake_port="$(free_port)"
   "$FAKE_INGEST_BIN" --listen "127.0.0.1:$fake_port" --api-key bench-key-0001 --tenant bench "$@" 2>"$work/fake.log" &
   fake_pid=$!
-  pids+=($fake_pid)
+  pids+=("${fake_pid}")
   wait_port "$fake_port"
 }
 

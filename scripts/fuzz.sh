@@ -20,7 +20,9 @@ read -r -a targets <<<"${AFORO_FUZZ_TARGETS:-${all_targets[*]}}"
 
 CC=clang CXX=clang++ cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAFORO_FUZZ=ON \
   -DAFORO_BUILD_TESTS=OFF >/dev/null
-cmake --build "$build_dir" -j "$jobs" --target $(printf 'fuzz_%s ' "${targets[@]}")
+fuzz_targets=()
+for t in "${targets[@]}"; do fuzz_targets+=("fuzz_$t"); done
+cmake --build "$build_dir" -j "$jobs" --target "${fuzz_targets[@]}"
 
 dict_of() {
   case "$1" in
@@ -49,7 +51,8 @@ out_dir="$build_dir/fuzz-runs"
 mkdir -p "$out_dir"
 
 run_one() {
-  local t=$1 work="$out_dir/$t"
+  local t=$1
+  local work="$out_dir/$t"
   mkdir -p "$work/corpus" "$work/crashes"
   rm -f "$work/crashes"/* "$work/log"
   local dict args=(-max_total_time="$seconds" -print_final_stats=1 -timeout=25 -rss_limit_mb=2048

@@ -6,8 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
 
-# Lint first, it takes a second: luacheck on the plugin, its shim and specs (.luacheckrc).
+# Lint first, it takes seconds: luacheck on the plugin, its shim and specs (.luacheckrc), shellcheck
+# (warnings and errors) on every shell script.
 luacheck -q lua tests/lua
+shellcheck -x -S warning $(git ls-files '*.sh' 2>/dev/null || ls scripts/*.sh) .ci/run
 
 build_dir=${AFORO_BUILD_DIR:-build}
 jobs=${AFORO_JOBS:-$(nproc)}

@@ -14,6 +14,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=bench/lib.sh
 source "$here/../lib.sh"
 DURATION="${DURATION:-20s}"
 CONNECTIONS="${CONNECTIONS:-4}"

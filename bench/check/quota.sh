@@ -12,6 +12,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=bench/lib.sh
 source "$here/../lib.sh"
 DURATION="${DURATION:-5s}"
 ROUNDS="${ROUNDS:-3}"
@@ -44,7 +45,7 @@ log: { level: warn }
 YAML
   "$SIDECAR_BIN" --config "$work/$name.yaml" 2>"$work/$name.log" &
   pid[$name]=$!
-  pids+=(${pid[$name]})
+  pids+=("${pid[$name]}")
   port[$name]="$p"
 }
 start_sidecar counters "quota_mode: counters"
@@ -86,7 +87,7 @@ declare -A H  # TARGET.SHAPE -> summed "within_0.5ms within_1ms count" over the 
 for t in "${targets[@]}"; do DURATION=2s run "$t" 1 1 0 >/dev/null; done  # warm-up
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 declare -A P
-for round in $(seq 1 "$ROUNDS"); do
+for _round in $(seq 1 "$ROUNDS"); do
   for shape in one sat rate; do
     for t in "${targets[@]}"; do
       h0="$(hist "$t")"

@@ -12,6 +12,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=bench/lib.sh
 source "$here/../lib.sh"
 DURATION="${DURATION:-10s}"
 SAT_CONNECTIONS="${SAT_CONNECTIONS:-50}"
@@ -33,7 +34,7 @@ mkdir -p "$work/nginx"
 sed -e "s#@DIR@#$work/nginx#g" -e "s#@PORT@#$nginx_port#g" "$here/nginx.conf.in" >"$work/nginx/nginx.conf"
 "$NGINX" -p "$work/nginx" -c "$work/nginx/nginx.conf" 2>"$work/nginx/stderr.log" &
 nginx_pid=$!
-pids+=($nginx_pid)
+pids+=("${nginx_pid}")
 
 # the sidecar: the bench snapshot, quiet logs, no discovery, nothing to send
 sc_port="$(free_port)"
@@ -47,7 +48,7 @@ log: { level: warn }
 YAML
 "$SIDECAR_BIN" --config "$work/sidecar.yaml" 2>"$work/sidecar.log" &
 sidecar_pid=$!
-pids+=($sidecar_pid)
+pids+=("${sidecar_pid}")
 wait_port "$nginx_port"
 wait_port "$sc_port"
 # The check must be a real decision before anything is measured.
@@ -73,6 +74,7 @@ run() {
 }
 
 nginx_url="http://127.0.0.1:$nginx_port/"
+# shellcheck disable=SC2034 # read through eval below
 health_url="http://127.0.0.1:$sc_port/healthz"
 check_url="http://127.0.0.1:$sc_port/v1/check"
 
@@ -90,7 +92,7 @@ done
 # The paced shape decides a p99 aim, and a single 10 s p99 on a shared VM moves by +-30% from run to
 # run: it runs RATE_ROUNDS times, the three targets alternating, and each column is the median round.
 declare -A P rate_p99s
-for round in $(seq 1 "$RATE_ROUNDS"); do
+for _round in $(seq 1 "$RATE_ROUNDS"); do
   for target in nginx health check; do
     eval "url=\$${target}_url"
     P[$target]+="$(run "$target" "$url" "$RATE_CONNECTIONS" 1 "$RATE_DELAY_MS")"$'\n'

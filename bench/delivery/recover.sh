@@ -12,6 +12,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=bench/lib.sh
 source "$here/../lib.sh"
 RATE="${RATE:-5000}"
 OUTAGE="${OUTAGE:-120}"
@@ -43,7 +44,7 @@ ${vyaml}
 YAML
   AFORO_API_KEY=bench-key-0001 AFORO_TENANT_ID=bench "$SIDECAR_BIN" --config "$work/sidecar.yaml" 2>"$work/sidecar.log" &
   sc_pid=$!
-  pids+=($sc_pid)
+  pids+=("${sc_pid}")
   wait_port "$sc_port" || { cat "$work/sidecar.log" >&2; exit 1; }
   curl -s -X POST -d '[{"status":503,"times":100000000}]' "http://127.0.0.1:$fake_port/_control/faults" >/dev/null
   python3 "$here/post_paced.py" "$sc_port" "$RATE" "$((OUTAGE + AFTER))" >"$work/post.log" &

@@ -17,6 +17,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=bench/lib.sh
 source "$here/../lib.sh"
 RTTS="${RTTS:-1 10 50 100}"
 JITTER="${JITTER:-0}"
@@ -56,7 +57,7 @@ $([ "$MODE" = backlog ] && echo 'retry: { backoff: [100ms], jitter: 0% }')
 YAML
   AFORO_API_KEY=bench-key-0001 AFORO_TENANT_ID=bench "$SIDECAR_BIN" --config "$work/sidecar.yaml" 2>"$work/sidecar-$rtt.log" &
   sc_pid=$!
-  pids+=($sc_pid)
+  pids+=("${sc_pid}")
   wait_port "$sc_port" || { cat "$work/sidecar-$rtt.log" >&2; exit 1; }
   total=$((BATCHES * EVENTS))
   if [ "$MODE" = backlog ]; then  # ingest answers 503 to every batch until the drain starts

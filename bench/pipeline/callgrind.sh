@@ -15,6 +15,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=bench/lib.sh
 source "$here/../lib.sh"
 BATCHES="${BATCHES:-40}"
 LOW="${LOW:-5}"
@@ -44,7 +45,7 @@ YAML
   AFORO_API_KEY=bench-key-0001 AFORO_TENANT_ID=bench valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out.$name" \
     "$SIDECAR_BIN" --config "$work/sidecar.yaml" 2>"$work/sidecar-$name.log" &
   local pid=$!
-  pids+=($pid)
+  pids+=("${pid}")
   for _ in $(seq 1 600); do
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
     sleep 0.1

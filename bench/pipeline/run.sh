@@ -14,6 +14,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=bench/lib.sh
 source "$here/../lib.sh"
 DURATION="${DURATION:-10s}"
 CONNECTIONS="${CONNECTIONS:-8}"
@@ -45,7 +46,7 @@ log: { level: warn }
 YAML
   AFORO_API_KEY=bench-key-0001 AFORO_TENANT_ID=bench "$SIDECAR_BIN" --config "$work/sidecar.yaml" 2>"$work/sidecar-${1//\//-}.log" &
   sc_pid=$!
-  pids+=($sc_pid)
+  pids+=("${sc_pid}")
   wait_port "$sc_port"
 }
 

@@ -23,6 +23,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=bench/lib.sh
 source "$here/../lib.sh"
 N="${N:-3000}"
 ROUNDS="${ROUNDS:-3}"

@@ -17,6 +17,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=bench/lib.sh
 source "$here/../lib.sh"
 ROUNDS="${ROUNDS:-3}"
 DURATION="${DURATION:-5s}"
@@ -46,7 +47,7 @@ log: { level: warn }
 YAML
 AFORO_API_KEY=bench-key-0001 AFORO_TENANT_ID=bench "$SIDECAR_BIN" --config "$work/sidecar.yaml" 2>"$work/sidecar.log" &
 sc_pid=$!
-pids+=($sc_pid)
+pids+=("${sc_pid}")
 wait_port "$sc_port"
 
 # The two plugin trees: BASE_REV's (git archive, the repository untouched) and this one.
