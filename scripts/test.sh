@@ -9,7 +9,8 @@ scripts/install-deps.sh --test
 # Lint first, it takes seconds: luacheck on the plugin, its shim and specs (.luacheckrc), shellcheck
 # (warnings and errors) on every shell script.
 luacheck -q lua tests/lua
-shellcheck -x -S warning $(git ls-files '*.sh' 2>/dev/null || ls scripts/*.sh) .ci/run
+mapfile -t shell_scripts < <(git ls-files '*.sh')
+shellcheck -x -S warning "${shell_scripts[@]}" .ci/run
 
 build_dir=${AFORO_BUILD_DIR:-build}
 jobs=${AFORO_JOBS:-$(nproc)}
