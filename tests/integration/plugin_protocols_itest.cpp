@@ -27,6 +27,10 @@ customers:
       tools: {}
     revenue: { amount: 2000.00, period: month }
 features:
+  - feature: admin_tools            # not in cust_acme's plan: the operations below are refused
+    match: { path_prefix: /, operation: delete_everything }
+  - feature: admin_graphql
+    match: { path_prefix: /, operation: DropAll }
   - feature: tools
     match: { path_prefix: / }
     metric: api_calls
@@ -245,4 +249,29 @@ TEST_CASE("plugin protocols: gRPC, GraphQL, WebSocket, MCP and traced requests r
     api_paths.insert(str(*e, "endpointPath"));
   }
   CHECK(api_paths == std::set<std::string>{"/v1/plain", "/p/graphql"});
+}
+
+TEST_CASE("plugin protocols: the check names the MCP tool or GraphQL operation, so a feature rule can refuse one",
+          "[plugin][e2e][protocol][operation]") {
+  protocol_env env;
+  http_client c(env.proxy());
+  const std::vector<std::pair<std::string, std::string>> json_headers = {{"X-Tenant-Id", "cust_acme"},
+                                                                         {"Content-Type", "application/json"}};
+  auto call = [&](const std::string& tool) {
+    return c.post("/p/mcp", R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":")" + tool + R"("}})",
+                  json_headers);
+  };
+  auto r = call("delete_everything");
+  CHECK(r.status == 403);
+  CHECK(r.body.find("feature_not_entitled") != std::string::npos);
+  CHECK(call("search_docs").status == 200);  // the same endpoint, another tool: feature tools
+  // A batch of calls is checked by its path alone (feature tools), whatever its tools.
+  CHECK(c.post("/p/mcp", R"([{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_everything"}},)"
+                         R"({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"search_docs"}}])",
+               json_headers)
+            .status == 200);
+
+  r = c.post("/p/graphql", R"({"query":"mutation DropAll { drop }"})", json_headers);
+  CHECK(r.status == 403);
+  CHECK(c.post("/p/graphql", R"({"query":"query Items { items { id } }"})", json_headers).status == 200);
 }

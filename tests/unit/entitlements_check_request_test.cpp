@@ -92,3 +92,25 @@ TEST_CASE("check request: leased is an optional count of requests admitted under
   CHECK(error_of(R"({"customer_id":"c","leased":1.5})") == "leased must be an integer >= 0");
   CHECK(error_of(R"({"customer_id":"c","leased":10000000000000})") == "leased must be at most 1000000000000");
 }
+
+TEST_CASE("check request: operation is an optional name the feature rules may match", "[entitlements][check]") {
+  std::string body = R"({"customer_id":"c","path":"/graphql","operation":"ExportReport"})";
+  check_request req;
+  REQUIRE_FALSE(parse(body, req).has_value());
+  CHECK(req.operation == "ExportReport");
+  const owned_check_request owned(req);
+  body.assign(body.size(), 'x');  // the owned copy does not point into the body
+  CHECK(owned.view().operation == "ExportReport");
+  CHECK(owned.view().path == "/graphql");
+
+  std::string none = R"({"customer_id":"c","operation":null})";
+  REQUIRE_FALSE(parse(none, req).has_value());
+  CHECK(req.operation.empty());
+  std::string grpc = R"({"customer_id":"c","operation":"shop.v1.Catalog/GetItem"})";
+  REQUIRE_FALSE(parse(grpc, req).has_value());
+  CHECK(req.operation == "shop.v1.Catalog/GetItem");
+  CHECK(error_of(R"({"customer_id":"c","operation":7})") == "operation must be a string");
+  CHECK(error_of(R"({"customer_id":"c","operation":")" + std::string(512, 'a') + "\"}") == "(ok)");
+  CHECK(error_of(R"({"customer_id":"c","operation":")" + std::string(513, 'a') + "\"}") ==
+        "operation is longer than 512 characters");
+}

@@ -77,3 +77,46 @@ TEST_CASE("mapper: the plugin's explicit feature overrides the rules", "[entitle
   CHECK(r.feature.empty());
   CHECK(r.rule == nullptr);
 }
+
+TEST_CASE("mapper: a rule's operation matches only the same operation, exactly", "[entitlements][mapper]") {
+  std::vector<feature_rule> rules = {
+      rule("gql_search", "api", "", {"POST"}, "/graphql"),
+      rule("gql_export", "api", "", {"POST"}, "/graphql"),
+      rule("mcp_fetch", "", "", {}, "/mcp"),
+      rule("grpc_get", "", "", {}, ""),
+      rule("graphql", "api", "", {}, "/graphql"),
+  };
+  rules[0].match.operation = "SearchItems";
+  rules[1].match.operation = "ExportReport";
+  rules[2].match.operation = "fetch_page";
+  rules[3].match.operation = "shop.v1.Catalog/GetItem";
+  CHECK(mapped(rules, {"api", "r", "POST", "/graphql", "SearchItems"}) == "gql_search");
+  CHECK(mapped(rules, {"api", "r", "POST", "/graphql", "ExportReport"}) == "gql_export");
+  CHECK(mapped(rules, {"api", "r", "POST", "/graphql", "exportreport"}) == "graphql");  // case matters
+  CHECK(mapped(rules, {"api", "r", "POST", "/graphql", ""}) == "graphql");  // no operation: no operation rule
+  CHECK(mapped(rules, {"api", "r", "POST", "/graphql"}) == "graphql");
+  CHECK(mapped(rules, {"m", "r", "POST", "/mcp", "fetch_page"}) == "mcp_fetch");
+  CHECK(mapped(rules, {"m", "r", "POST", "/mcp", "fetch"}) == "(none)");
+  CHECK(mapped(rules, {"g", "r", "POST", "/shop.v1.Catalog/GetItem", "shop.v1.Catalog/GetItem"}) == "grpc_get");
+
+  auto r = resolve_feature(rules, std::nullopt, {"api", "r", "POST", "/graphql", "ExportReport"});
+  CHECK(r.feature == "gql_export");
+  r = resolve_feature(rules, std::string_view("graphql"), {"api", "r", "POST", "/graphql", "ExportReport"});
+  CHECK(r.feature == "graphql");  // an explicit feature still wins
+}
+
+TEST_CASE("mapper: an operation rule is a candidate for the lease scope only for its own operation", "[entitlements][mapper][lease]") {
+  std::vector<feature_rule> rules = {
+      rule("gql_export", "api", "", {}, "/graphql"),
+      rule("api", "api", "", {}, ""),
+  };
+  rules[0].match.operation = "ExportReport";
+  // Requests of another operation (or none) never map to the operation rule: any path maps alike.
+  CHECK(scope_of_mapping(rules, std::nullopt, {"api", "r", "POST", "/graphql", "Search"}).scope ==
+        mapping_scope::kind::route);
+  CHECK(scope_of_mapping(rules, std::nullopt, {"api", "r", "POST", "/graphql"}).scope == mapping_scope::kind::route);
+  // ExportReport maps by path: under /graphql to gql_export, elsewhere to api.
+  const auto s = scope_of_mapping(rules, std::nullopt, {"api", "r", "POST", "/graphql", "ExportReport"});
+  CHECK(s.scope == mapping_scope::kind::prefix);
+  CHECK(s.prefix == "/graphql");
+}

@@ -79,7 +79,9 @@ TEST_CASE("snapshot: the example YAML file loads into the contracts model", "[en
   CHECK(late->status == customer_status::past_due);
   CHECK(late->grace_until == 1'797'292'800);  // 2026-12-15T00:00:00Z
 
-  REQUIRE(s.rules.size() == 3);
+  REQUIRE(s.rules.size() == 4);
+  CHECK(s.rules[3].match.operation == "ExportReport");
+  CHECK(s.rules[0].match.operation.empty());
   CHECK(s.rules[0].feature == "advanced_search");
   CHECK(s.rules[0].match.service == "search");
   CHECK(s.rules[0].match.methods == std::vector<std::string>{"GET", "POST"});
@@ -213,4 +215,51 @@ TEST_CASE("snapshot: file text is read as JSON when it starts with a brace, else
   const auto bad = aforo::config::parse_snapshot_text("{\"version\": 42,");
   REQUIRE(bad.errors.size() == 1);
   CHECK(bad.errors[0].rfind("malformed JSON", 0) == 0);  // not retried as YAML
+}
+
+TEST_CASE("snapshot: a feature rule may match an operation, in JSON and YAML", "[entitlements][snapshot]") {
+  const auto json = parse_snapshot_json(R"({"version":"1","customers":{},"features":[
+    {"feature":"gql_export","match":{"path_prefix":"/graphql","operation":"ExportReport"}},
+    {"feature":"grpc_get","match":{"operation":"shop.v1.Catalog/GetItem"}}]})");
+  const auto yaml = parse_snapshot_yaml(R"(
+version: "1"
+customers: {}
+features:
+  - feature: gql_export
+    match: { path_prefix: /graphql, operation: ExportReport }
+  - feature: grpc_get
+    match: { operation: shop.v1.Catalog/GetItem }
+)");
+  INFO(all_errors(json) << all_errors(yaml));
+  REQUIRE(json.ok());
+  REQUIRE(yaml.ok());
+  for (const snapshot* s : {&*json.value, &*yaml.value}) {
+    REQUIRE(s->rules.size() == 2);
+    CHECK(s->rules[0].match.operation == "ExportReport");
+    CHECK(s->rules[0].match.path_prefix == "/graphql");
+    CHECK(s->rules[1].match.operation == "shop.v1.Catalog/GetItem");
+  }
+
+  const auto bad = parse_snapshot_yaml(R"(
+version: "1"
+customers: {}
+features:
+  - feature: a
+    match: { operation: "" }
+  - feature: b
+    match: { operation: [x] }
+  - feature: c
+    match: { operation: )" + std::string(513, 'o') + R"( }
+  - feature: d
+    match: { operations: [x] }
+)");
+  INFO(all_errors(bad));
+  CHECK(has_error(bad, "features[0].match.operation: must be 1..512 characters"));
+  CHECK(has_error(bad, "features[1].match.operation: must be a string"));
+  CHECK(has_error(bad, "features[2].match.operation: must be 1..512 characters"));
+  CHECK(has_error(bad, "features[3].match.operations: unknown key"));
+  CHECK(bad.errors.size() == 4);
+  const auto bad_json = parse_snapshot_json(R"({"version":"1","customers":{},"features":[
+    {"feature":"a","match":{"operation":{"name":"x"}}}]})");
+  CHECK(has_error(bad_json, "features[0].match.operation: must be a string"));
 }

@@ -127,6 +127,45 @@ TEST_CASE("margin math: usage cost is quantity x the metric's unit cost plus the
   CHECK(usage_cost(tiny, half) == 500'000);
 }
 
+TEST_CASE("margin math: an event's operation picks the rule of its GraphQL operation, MCP tool or gRPC method", "[margin][math]") {
+  std::vector<ce::feature_rule> rules(3);
+  rules[0].feature = "mcp_search";
+  rules[0].match.path_prefix = "/mcp";
+  rules[0].match.operation = "search_docs";
+  rules[0].unit_cost = 10'000;  // 0.01
+  rules[1].feature = "mcp_render";
+  rules[1].match.path_prefix = "/mcp";
+  rules[1].match.operation = "render_pdf";
+  rules[1].unit_cost = 500'000;  // 0.5
+  rules[2].feature = "grpc_get";
+  rules[2].match.operation = "shop.v1.Catalog/GetItem";
+  rules[2].unit_cost = 2'000;
+
+  usage_event ev;
+  ev.metric_name = "api_calls";
+  ev.quantity_micros = ce::micros_per_unit;
+  ev.route.path = "/mcp";
+  ev.route.operation = "search_docs";
+  CHECK(rule_for_usage(rules, ev) == &rules[0]);
+  ev.route.operation = "render_pdf";
+  CHECK(usage_cost(rules, ev) == static_cast<picos>(500'000) * ce::micros_per_unit);
+  ev.route.operation = "";
+  CHECK(rule_for_usage(rules, ev) == nullptr);
+
+  usage_event grpc;  // an operation alone is a route to map
+  grpc.metric_name = "api_calls";
+  grpc.quantity_micros = ce::micros_per_unit;
+  std::string buf;
+  grpc.route.operation = operation_of_event("", "", "shop.v1.Catalog", "GetItem", buf);
+  CHECK(grpc.route.operation == "shop.v1.Catalog/GetItem");
+  CHECK(rule_for_usage(rules, grpc) == &rules[2]);
+
+  CHECK(operation_of_event("AddItem", "", "", "", buf) == "AddItem");
+  CHECK(operation_of_event("", "search_docs", "", "", buf) == "search_docs");
+  CHECK(operation_of_event("", "", "shop.v1.Catalog", "", buf).empty());
+  CHECK(operation_of_event("", "", "", "", buf).empty());
+}
+
 TEST_CASE("margin math: percentages format without trailing zeros", "[margin][math]") {
   CHECK(format_bp(3000) == "30");
   CHECK(format_bp(2850) == "28.5");

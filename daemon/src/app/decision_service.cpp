@@ -171,7 +171,7 @@ void decision_service::ask_api(const ce::check_request& check, std::span<const c
   // A snapshot rule's metric when the request maps to one; else entitlements.aforo_api.metric.
   std::string_view metric;
   if (!rules.empty()) {
-    const auto rf = ce::resolve_feature(rules, check.feature, {check.service, check.route, check.method, check.path});
+    const auto rf = ce::resolve_feature(rules, check.feature, {check.service, check.route, check.method, check.path, check.operation});
     if (rf.rule != nullptr) metric = rf.rule->metric;
   }
   api_->check(check, metric, [this, started, respond](const ce::decision* d) {

@@ -240,6 +240,7 @@ margin_costs margin_service::price(const std::vector<core::accepted_event>& even
   static const std::vector<ce::feature_rule> no_rules;
   const auto& rules = snap ? snap->rules : no_rules;
   const bool route_needed = cm::any_rule_without_metric(rules);
+  std::string grpc_operation;  // grpcService/grpcMethod of the event being priced
   for (const auto& e : events) {
     cm::usage_event ev;
     ev.customer_id = e.customer_id;
@@ -252,6 +253,8 @@ margin_costs margin_service::price(const std::vector<core::accepted_event>& even
       ev.route.path = e.endpoint_path;
       ev.route.service = e.service;
       ev.route.route = e.route;
+      ev.route.operation =
+          cm::operation_of_event(e.gql_operation_name, e.tool_name, e.grpc_service, e.grpc_method, grpc_operation);
     }
     const cm::picos cost = cm::usage_cost(rules, ev);
     if (cost <= 0) continue;

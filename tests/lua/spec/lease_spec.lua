@@ -166,6 +166,30 @@ describe("aforo-metering handler", function()
       assert.equal(5, #env.calls)
     end)
 
+    it("keys a lease by the protocol operation too (a feature rule may match on it)", function()
+      env.respond(leased(10, "route"))
+      local conf = helper.conf({ graphql_enabled = true })
+      local function gql(op)
+        local r = env.new_request()
+        r.headers["X-Tenant-Id"] = "cust_acme"
+        r.method = "POST"
+        r.path = "/graphql"
+        r.headers["Content-Type"] = "application/json"
+        r.body = '{"query":"query ' .. op .. ' { a }"}'
+        helper.access(handler, conf)
+        handler:header_filter(conf)
+      end
+      gql("Search")
+      gql("Search")
+      assert.equal(1, #env.calls)
+      assert.equal("Search", check_body(1).operation)
+      gql("Report") -- another operation: its own check and lease
+      assert.equal(2, #env.calls)
+      assert.equal("Report", check_body(2).operation)
+      gql("Report")
+      assert.equal(2, #env.calls)
+    end)
+
     it("keeps the count of a check that failed for the next one", function()
       env.respond(leased(1))
       local conf = helper.conf()

@@ -261,6 +261,63 @@ describe("aforo-metering protocols", function()
       assert.equal("4bf92f3577b34da6a3ce929d0e0e4736", e.traceId)
     end)
   end)
+
+  describe("the check's operation", function()
+    local function checked(overrides)
+      local o = { entitlement_enabled = true }
+      for k, v in pairs(overrides) do o[k] = v end
+      helper.access(handler, helper.conf(o))
+      return helper.check_body(env, #env.calls)
+    end
+    local function mcp_call(id, name)
+      return '{"jsonrpc":"2.0","id":' .. id .. ',"method":"tools/call","params":{"name":"' .. name .. '"}}'
+    end
+
+    it("sends the GraphQL operation name, and none for an anonymous operation", function()
+      env.req.method = "POST"
+      env.req.path = "/graphql"
+      env.req.headers["Content-Type"] = "application/json"
+      env.req.body = '{"query":"mutation AddItem { add { id } }"}'
+      assert.equal("AddItem", checked({ graphql_enabled = true }).operation)
+      env.new_request()
+      env.req.headers["X-Tenant-Id"] = "cust_acme"
+      env.req.method = "POST"
+      env.req.path = "/graphql"
+      env.req.body = '{"query":"{ items { id } }"}'
+      local body = checked({ graphql_enabled = true })
+      assert.is_nil(body.operation)
+      assert.is_nil(env.calls[#env.calls].body:find('"operation"', 1, true))
+    end)
+
+    it("sends the tool of a single MCP call, none for a batch of calls", function()
+      env.req.method = "POST"
+      env.req.path = "/mcp"
+      env.req.body = mcp_call(1, "search_docs")
+      assert.equal("search_docs", checked({ mcp_enabled = true }).operation)
+      env.new_request()
+      env.req.headers["X-Tenant-Id"] = "cust_acme"
+      env.req.method = "POST"
+      env.req.path = "/mcp"
+      env.req.body = "[" .. mcp_call(1, "a") .. "," .. mcp_call(2, "b") .. "]"
+      assert.is_nil(checked({ mcp_enabled = true }).operation)
+    end)
+
+    it("sends a gRPC call as Service/Method", function()
+      env.req.method = "POST"
+      env.req.path = "/shop.v1.Catalog/GetItem"
+      env.req.headers["Content-Type"] = "application/grpc"
+      assert.equal("shop.v1.Catalog/GetItem", checked({ grpc_enabled = true }).operation)
+    end)
+
+    it("sends none with the options off, body unread", function()
+      env.req.method = "POST"
+      env.req.path = "/graphql"
+      env.req.headers["Content-Type"] = "application/json"
+      env.req.body = '{"query":"mutation AddItem { add { id } }"}'
+      assert.is_nil(checked({}).operation)
+      assert.is_nil(env.req.body_reads)
+    end)
+  end)
 end)
 
 

@@ -13,7 +13,7 @@ namespace aforo::core::entitlements {
 
 namespace {
 
-enum class field : std::uint8_t { none, customer_id, feature, service, route, method, path, request_id, quantity, leased };
+enum class field : std::uint8_t { none, customer_id, feature, service, route, method, path, request_id, operation, quantity, leased };
 
 constexpr bool integer_field(field f) { return f == field::quantity || f == field::leased; }
 
@@ -27,7 +27,8 @@ constexpr field_spec fields[] = {
     {"customer_id", field::customer_id, max_customer_id_len}, {"feature", field::feature, max_name_len},
     {"service", field::service, max_name_len},                {"route", field::route, max_name_len},
     {"method", field::method, max_method_len},                {"path", field::path, max_path_len},
-    {"request_id", field::request_id, max_name_len},          {"quantity", field::quantity, 0},
+    {"request_id", field::request_id, max_name_len},          {"operation", field::operation, max_operation_len},
+    {"quantity", field::quantity, 0},
     {"leased", field::leased, 0},
 };
 
@@ -103,6 +104,7 @@ struct handler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, handler> {
       case field::method: out.method = v; break;
       case field::path: out.path = v; break;
       case field::request_id: out.request_id = v; break;
+      case field::operation: out.operation = v; break;
       default: break;
     }
     current = nullptr;

@@ -18,6 +18,9 @@ struct check_request {
   std::string_view method;
   std::string_view path;
   std::string_view request_id;
+  /// The protocol operation the plugin identified (GraphQL operation name, MCP tool, gRPC
+  /// Service/Method); feature rules with `match.operation` compare it. Empty when absent.
+  std::string_view operation;
   std::int64_t quantity = 1;                ///< integer 0..10^12
   /// Requests the plugin admitted under the previous decision lease of this customer and key and
   /// has not reported yet (decision_engine adds them to the quota counter); integer 0..10^12.
@@ -27,14 +30,14 @@ struct check_request {
 /// A check_request whose fields own their text: for a decision made after the request buffer is gone
 /// (an asynchronous shared-store lookup, a reservation, an upstream call).
 struct owned_check_request {
-  std::string customer_id, feature, service, route, method, path, request_id;
+  std::string customer_id, feature, service, route, method, path, request_id, operation;
   bool has_feature = false;
   std::int64_t quantity = 1;
   std::int64_t leased = 0;
 
   explicit owned_check_request(const check_request& r)
       : customer_id(r.customer_id), feature(r.feature.value_or("")), service(r.service), route(r.route),
-        method(r.method), path(r.path), request_id(r.request_id), has_feature(r.feature.has_value()),
+        method(r.method), path(r.path), request_id(r.request_id), operation(r.operation), has_feature(r.feature.has_value()),
         quantity(r.quantity), leased(r.leased) {}
 
   /// Views into this object: valid while it lives.
@@ -47,6 +50,7 @@ struct owned_check_request {
     r.method = method;
     r.path = path;
     r.request_id = request_id;
+    r.operation = operation;
     r.quantity = quantity;
     r.leased = leased;
     return r;
@@ -58,6 +62,8 @@ inline constexpr std::size_t max_customer_id_len = 64;
 inline constexpr std::size_t max_name_len = 255;     ///< feature, service, route, request_id
 inline constexpr std::size_t max_method_len = 16;
 inline constexpr std::size_t max_path_len = 8192;
+/// A gRPC Service/Method is up to 255 + 1 + 128 characters (Aforo's grpcService and grpcMethod).
+inline constexpr std::size_t max_operation_len = 512;
 inline constexpr std::int64_t max_quantity = 1'000'000'000'000;
 
 /// Parses body in place (RapidJSON insitu SAX: escapes are decoded inside the buffer, so body is

@@ -41,7 +41,7 @@ void decision_engine::grant_lease(decision& d, const check_request& req, std::sp
                                   std::int64_t now) const {
   if (options_.lease_requests <= 0 || !d.allowed || d.shadow || req.quantity != 1 || d.cache != "hit") return;
   if (d.margin == margin_level::l2 || d.margin == margin_level::l3) return;
-  const mapping_scope scope = scope_of_mapping(rules, req.feature, {req.service, req.route, req.method, req.path});
+  const mapping_scope scope = scope_of_mapping(rules, req.feature, {req.service, req.route, req.method, req.path, req.operation});
   // A path-scoped lease covers one path, so a worker could hold one per distinct path of a limited
   // feature: no bound on the sum. Limited features are leased only by route or prefix.
   if (d.remaining_quota && scope.scope == mapping_scope::kind::path) return;
@@ -73,7 +73,7 @@ decision decision_engine::decide_for(const check_request& req, std::span<const f
                                      std::string_view cache_state, margin_hook* margin) const {
   decision d;
   d.cache = cache_state;
-  const resolved_feature rf = resolve_feature(rules, req.feature, {req.service, req.route, req.method, req.path});
+  const resolved_feature rf = resolve_feature(rules, req.feature, {req.service, req.route, req.method, req.path, req.operation});
   if (!rf.feature.empty()) d.feature = rf.feature;
   if (rf.rule != nullptr) {
     d.metric = rf.rule->metric;

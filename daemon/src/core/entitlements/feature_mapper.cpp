@@ -28,6 +28,7 @@ namespace {
 bool matches_except_path(const rule_match& m, const route_info& r) {
   if (!m.service.empty() && m.service != r.service) return false;
   if (!m.route.empty() && m.route != r.route) return false;
+  if (!m.operation.empty() && m.operation != r.operation) return false;
   if (!m.methods.empty()) {
     bool any = false;
     for (const auto& method : m.methods) {

@@ -17,6 +17,7 @@ struct route_info {
   std::string_view route;
   std::string_view method;
   std::string_view path;  ///< a query string after '?' is ignored
+  std::string_view operation{};  ///< GraphQL operation name, MCP tool or gRPC Service/Method; may be empty
 };
 
 /// The feature a request counts against; `feature` empty = not mapped (no entitlement applies).
@@ -29,13 +30,14 @@ struct resolved_feature {
 /// "/v1/search" and "/v1/search/x" but not "/v1/searchx". An empty prefix matches anything.
 [[nodiscard]] bool path_has_prefix(std::string_view path, std::string_view prefix);
 
-/// Whether one rule matches; empty fields match anything, methods compare case-insensitively.
+/// Whether one rule matches; empty fields match anything, methods compare case-insensitively, a
+/// rule's operation only the same operation exactly (a request without one matches no such rule).
 [[nodiscard]] bool rule_matches(const rule_match& m, const route_info& r);
 
 /// The first matching rule in file order, or null.
 [[nodiscard]] const feature_rule* map_feature(std::span<const feature_rule> rules, const route_info& r);
 
-/// Which other requests of the same service, route and method map to the same feature as this
+/// Which other requests of the same service, route, method and operation map to the same feature as this
 /// one (what a decision lease may cover): every path (route), the paths under a prefix, or only
 /// this path.
 struct mapping_scope {
@@ -45,7 +47,7 @@ struct mapping_scope {
 };
 
 /// The scope of resolve_feature's answer among requests differing only in path. Among the rules
-/// whose service, route and methods match ("candidates"): an explicit feature, or a first
+/// whose service, route, methods and operation match ("candidates"): an explicit feature, or a first
 /// candidate without a path prefix (it matches every path), or no candidate at all -> route. A
 /// request matched by a candidate with prefix P -> prefix P, unless an earlier candidate's prefix
 /// lies under P (some paths under P map to that one instead) -> path. Unmatched while candidates

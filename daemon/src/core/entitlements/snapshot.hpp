@@ -61,6 +61,10 @@ struct rule_match {
   std::string route;
   std::vector<std::string> methods;           ///< upper case
   std::string path_prefix;                    ///< matched on '/' segment boundaries
+  /// The protocol operation, exactly: a GraphQL operation name, an MCP tool name or a gRPC
+  /// `Service/Method` (the check's `operation`, the event's gqlOperationName / toolName /
+  /// grpcService + "/" + grpcMethod).
+  std::string operation{};
 };
 
 /// Maps traffic to a feature, the metric it is metered as and its cost of goods per unit.

@@ -4,6 +4,8 @@
 #include <charconv>
 #include <initializer_list>
 
+#include "core/entitlements/check_request.hpp"
+
 namespace aforo::core::entitlements {
 
 namespace {
@@ -204,7 +206,7 @@ class builder {
     const doc_node* match = n.find("match");
     if (match == nullptr || match->is_null()) return;
     const std::string mpath = join(path, "match");
-    if (!check_map(*match, mpath, {"service", "route", "methods", "path_prefix"})) return;
+    if (!check_map(*match, mpath, {"service", "route", "methods", "path_prefix", "operation"})) return;
     if (auto s = text(match->find("service"), join(mpath, "service"), false)) out.match.service = *s;
     if (auto r = text(match->find("route"), join(mpath, "route"), false)) out.match.route = *r;
     if (const doc_node* ms = match->find("methods"); ms != nullptr && !ms->is_null()) {
@@ -215,6 +217,13 @@ class builder {
         fail(join(mpath, "path_prefix"), "must start with /");
       } else {
         out.match.path_prefix = *p;
+      }
+    }
+    if (auto o = text(match->find("operation"), join(mpath, "operation"), false)) {
+      if (o->empty() || o->size() > max_operation_len) {
+        fail(join(mpath, "operation"), "must be 1.." + std::to_string(max_operation_len) + " characters");
+      } else {
+        out.match.operation = *o;
       }
     }
   }

@@ -11,7 +11,8 @@ const ce::feature_rule* rule_for_usage(std::span<const ce::feature_rule> rules, 
   for (const auto& r : rules) {
     if (!r.metric.empty() && r.metric == ev.metric_name) return &r;
   }
-  const bool has_route = !ev.route.service.empty() || !ev.route.route.empty() || !ev.route.path.empty();
+  const bool has_route = !ev.route.service.empty() || !ev.route.route.empty() || !ev.route.path.empty() ||
+                         !ev.route.operation.empty();
   if (!has_route) return nullptr;
   const ce::feature_rule* mapped = ce::map_feature(rules, ev.route);
   if (mapped != nullptr && mapped->metric.empty()) return mapped;
@@ -24,6 +25,17 @@ picos usage_cost(std::span<const ce::feature_rule> rules, const usage_event& ev)
     total += usage_cost_picos(ev.quantity_micros, r->unit_cost);
   }
   return total;
+}
+
+std::string_view operation_of_event(std::string_view gql_operation_name, std::string_view tool_name,
+                                   std::string_view grpc_service, std::string_view grpc_method, std::string& buf) {
+  if (!gql_operation_name.empty()) return gql_operation_name;
+  if (!tool_name.empty()) return tool_name;
+  if (grpc_service.empty() || grpc_method.empty()) return {};
+  buf.assign(grpc_service);
+  buf.push_back('/');
+  buf.append(grpc_method);
+  return buf;
 }
 
 bool any_rule_without_metric(std::span<const ce::feature_rule> rules) {

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "core/entitlements/feature_mapper.hpp"
@@ -18,7 +19,9 @@ struct usage_event {
   std::string_view metric_name;
   std::int64_t quantity_micros = 0;   ///< the event's quantity in micro-units (1 call = 1'000'000)
   micros reported_cost = 0;           ///< metadata.cost in micro-units; 0 when absent
-  entitlements::route_info route;     ///< metadata.service/route, httpMethod, endpointPath (may be empty)
+  /// metadata.service/route, httpMethod, endpointPath and the operation (gqlOperationName, toolName
+  /// or grpcService/grpcMethod, see operation_of_event); any may be empty
+  entitlements::route_info route;
 };
 
 /// The rule whose unit cost applies: the first rule whose metric equals the event's metricName;
@@ -30,6 +33,13 @@ struct usage_event {
 
 /// The event's cost in pico-units: quantity x unit_cost + reported_cost, exactly.
 [[nodiscard]] picos usage_cost(std::span<const entitlements::feature_rule> rules, const usage_event& ev);
+
+/// The operation a feature rule's `match.operation` compares for an event: its gqlOperationName,
+/// else its toolName, else grpcService + "/" + grpcMethod (written into `buf`, which the result may
+/// point into), else empty.
+[[nodiscard]] std::string_view operation_of_event(std::string_view gql_operation_name, std::string_view tool_name,
+                                                  std::string_view grpc_service, std::string_view grpc_method,
+                                                  std::string& buf);
 
 /// Whether any rule has an empty metric (only then is the route worth extracting from an event).
 [[nodiscard]] bool any_rule_without_metric(std::span<const entitlements::feature_rule> rules);

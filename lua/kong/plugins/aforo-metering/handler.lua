@@ -331,13 +331,14 @@ local function fallback(conf, ctx, err)
 end
 
 
-local function check_body(s, customer_id, service, route, method, path, rid, used)
+local function check_body(s, customer_id, service, route, method, path, rid, used, operation)
   return '{"customer_id":' .. quote(customer_id)
     .. ',"feature":' .. s.feature_json
     .. ',"service":' .. (service and quote(service) or "null")
     .. ',"route":' .. (route and quote(route) or "null")
     .. ',"method":' .. quote(method)
     .. ',"path":' .. quote(path)
+    .. (operation and ',"operation":' .. quote(operation) or "")
     .. ',"quantity":1,"request_id":' .. quote(rid)
     .. (used > 0 and ',"leased":' .. used .. "}" or "}")
 end
@@ -387,6 +388,12 @@ local function check(conf, ctx, customer_id, path)
   local now = ngx.now()
   local route_key = customer_id .. "\0" .. (service or "") .. "\0" .. (route or "") .. "\0" .. method
                     .. "\0" .. s.feature_json
+  -- A protocol option's operation (protocol.lua; nil with the options off) is sent with the check
+  -- and keys its leases: a feature rule may match on it.
+  local operation = ctx.protocol and ctx.protocol.operation
+  if operation then
+    route_key = route_key .. "\0" .. operation
+  end
   local lease = leases.find(route_key, path)
   local used = 0
   if lease then
@@ -399,7 +406,8 @@ local function check(conf, ctx, customer_id, path)
       -- in a timer.
       reported = reported + leases.take_unreported(route_key, path)
       local ok = buffer.timer_at(0, renew_in_background, conf, s.check_opts,
-                              check_body(s, customer_id, service, route, method, path, request_id(ctx), reported),
+                              check_body(s, customer_id, service, route, method, path, request_id(ctx), reported,
+                                         operation),
                               lease, route_key, path, reported)
       if not ok then
         -- No timer (the worker is exiting, or lua_max_pending_timers): admitted under the lease,
@@ -414,7 +422,7 @@ local function check(conf, ctx, customer_id, path)
   used = used + kept
 
   local decision, err = ask(conf, s.check_opts,
-                            check_body(s, customer_id, service, route, method, path, request_id(ctx), used))
+                            check_body(s, customer_id, service, route, method, path, request_id(ctx), used, operation))
   if not decision then
     if lease then
       leases.untake(lease, used, route_key, path)

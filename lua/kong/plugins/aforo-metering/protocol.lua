@@ -233,11 +233,16 @@ local function prepare(conf, p, customer_id)
     trace, trace_obj = trace_json(p), trace_object(p)
   end
   local kind = p.kind
+  -- p.operation: what the check sends as `operation` (feature rules' match.operation), the value the
+  -- event carries: a gRPC Service/Method, a GraphQL operation name, the tool of a single MCP call.
   if kind == "grpc" then
+    p.operation = truncate(clean_utf8(p.service), MAX_GRPC_SERVICE) .. "/"
+                  .. truncate(clean_utf8(p.method), MAX_GRPC_METHOD)
     p.head = trace .. ',"grpcService":' .. text(p.service, MAX_GRPC_SERVICE) .. ',"grpcMethod":'
              .. text(p.method, MAX_GRPC_METHOD)
     p.tail = trace_obj
   elseif kind == "graphql" then
+    p.operation = p.op_name and truncate(clean_utf8(p.op_name), MAX_GQL_NAME)
     p.head = trace .. ',"gqlOperationType":"' .. p.op_type .. '"'
              .. (p.op_name and ',"gqlOperationName":' .. text(p.op_name, MAX_GQL_NAME) or "") .. trace_obj
   elseif kind == "ws" then
@@ -252,6 +257,9 @@ local function prepare(conf, p, customer_id)
       heads[i] = common .. ',"toolName":' .. text(p.tools[i].name, MAX_TOOL_NAME) .. ',"executionDurationMs":'
     end
     p.heads = heads
+    if #p.tools == 1 then -- a batch of calls is checked once, by its path: no one operation
+      p.operation = truncate(clean_utf8(p.tools[1].name), MAX_TOOL_NAME)
+    end
     p.tail = trace_obj
   else
     p.head = trace .. trace_obj
