@@ -459,6 +459,7 @@ TEST_CASE("plugin: past overflow_max_bytes events are dropped, logged and counte
            std::string::npos;
   };
   for (int i = 0; i < 100 && !logged(); ++i) std::this_thread::sleep_for(50ms);
+  INFO(env.error_log());
   CHECK(logged());
   env.sidecar().restart();
   // Every one of the 100 is either at ingest or counted as dropped by the plugin, none twice.
