@@ -66,6 +66,7 @@ TEST_CASE("concurrency: SIGKILL with batches in flight re-sends at most the wind
           "[pipeline][concurrency]") {
   fake_ingest_options o;
   o.rtt_ms = 50;
+  o.jitter_ms = 40;  // answers come back out of order
   fake_ingest_process fake(o);
   fake.refuse(true);
   // Window: max_concurrency x backlog_events = 4 x 200 = 800 events cut and not yet acked at most.
@@ -131,4 +132,36 @@ TEST_CASE("concurrency: an ingest that answers 429 past 3 requests at once bring
   REQUIRE(wait_until([&] { return fake_stat(fake, "accepted") == static_cast<std::uint64_t>(sent.load()); }, 60s));
   check_exactly(received_keys(fake), "s", 0, sent.load());
   CHECK(fake_stat(fake, "duplicates") == 0);  // refused requests were not taken, so never doubled
+}
+
+TEST_CASE("concurrency: batches refused while later ones are delivered keep their records in the spool through a "
+          "SIGKILL",
+          "[pipeline][concurrency]") {
+  fake_ingest_options o;
+  o.rtt_ms = 20;
+  fake_ingest_process fake(o);
+  // Every 4th request is answered 503 (taken by nobody) at first; the rest are taken.
+  fake.set_faults(R"([{"times":3},{"status":503},{"times":3},{"status":503},{"times":3},{"status":503},)"
+                  R"({"times":3},{"status":503}])");
+  // Fixed concurrency 4; a refused batch waits 5 s for its retry while the others go on.
+  const std::string extra = "batch: { max_events: 100, backlog_events: 100, flush_interval: 50ms, max_concurrency: 4, "
+                            "adaptive_concurrency: false }\n"
+                            "retry: { backoff: [5s], jitter: 0% }\n";
+  sidecar_process sc(sidecar_yaml(fake.ingest_url(), extra), sidecar_env());
+  post_events(sc, "h", 2000);
+  const auto refused = [&] {
+    const auto st = fake.stats();
+    return st["by_status"].HasMember("503") ? st["by_status"]["503"].GetUint64() : std::uint64_t{0};
+  };
+  REQUIRE(wait_until([&] { return refused() >= 2 && fake_stat(fake, "accepted") >= 300; }, 10s));
+  // Later batches are delivered while the refused ones wait for their retry (up to the window:
+  // 4 x 100 events cut and not acked).
+  std::this_thread::sleep_for(1s);
+  INFO("answered 503: " << refused() << ", accepted before the kill: " << fake_stat(fake, "accepted"));
+  REQUIRE(fake_stat(fake, "accepted") < 2000);
+  sc.proc().signal(SIGKILL);
+  sc.restart();
+  // Their records were never acked past (the window acks in order): the restart sends them.
+  REQUIRE(wait_until([&] { return fake_stat(fake, "accepted") >= 2000; }, 15s));
+  check_exactly(received_keys(fake), "h", 0, 2000);
 }

@@ -123,15 +123,17 @@ void pipeline_deliverer::pump() {
   // New batches while there is room and ingest is not failing (then one, once nothing else is out).
   const bool may_cut = (!failing_ || flights_.empty()) && now >= resume_at_;
   if (!may_cut && now < resume_at_) wake_at(resume_at_);
-  while (may_cut && flights_.size() < limit_.limit() && limit_.may_send(in_flight_, now) &&
-         (!failing_ || flights_.empty())) {
+  // A flight waiting for its retry holds no request slot: the others go on (spool batches up to the
+  // acknowledgement window, which custody keeps; at most twice max_concurrency flights in all).
+  const auto room = [&] { return flights_.size() < 2 * std::size_t{max_concurrency_}; };
+  while (may_cut && room() && limit_.may_send(in_flight_, now) && (!failing_ || flights_.empty())) {
     auto b = custody_.next_due(now);
     if (!b) break;
     flights_.push_back(flight{std::move(*b)});
     send(flights_.back(), now);
   }
   if (auto held = limit_.held_until(now)) wake_at(*held);
-  if (may_cut && flights_.size() < limit_.limit()) {
+  if (may_cut && room() && in_flight_ < limit_.limit()) {
     if (auto at = custody_.next_deadline()) wake_at(std::max(*at, now));
   }
   publish();
