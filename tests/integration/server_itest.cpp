@@ -93,6 +93,11 @@ TEST_CASE("server: serves on a unix socket and TCP at once, with the configured 
   temp_dir d;
   const std::string sock = d.file("sidecar.sock");
   sidecar_process sc("listen: [\"127.0.0.1:0\", \"unix:" + sock + "\"]\nserver: { socket_mode: \"0600\" }\n");
+  {  // The harness waited for the TCP listener; under ASan the unix one may answer a moment later.
+    http_client probe("unix:" + sock);
+    for (int i = 0; i < 100 && probe.get("/healthz").status != 200; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   http_client u("unix:" + sock);
   CHECK(u.get("/healthz").status == 200);
   CHECK(u.get("/healthz").status == 200);
