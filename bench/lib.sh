@@ -82,3 +82,23 @@ field() { sed -n "s/.*[ ]$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
 cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f\n", ($14 + $15) / hz }' "/proc/$1/stat"; }
 # The median of the numbers on stdin (separated by spaces or newlines).
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
+# start_delivery_sidecar YAML...: a sidecar on the defaults (durability disk, its spool in $work) that sends
+# to the fake ingest (start_fake_ingest first), with the YAML lines given appended to its config; sets
+# sc_port and sc_pid, log in $work/sidecar.log.
+start_delivery_sidecar() {
+  sc_port="$(free_port)"
+  rm -rf "$work/spool"
+  {
+    printf 'listen: ["127.0.0.1:%s"]\n' "$sc_port"
+    printf 'aforo: { ingest_url: "http://127.0.0.1:%s/v1/ingest/batch" }\n' "$fake_port"
+    printf 'entitlements: { source: "file:%s/config/snapshot.example.yaml" }\n' "$root"
+    printf 'buffer: { spool_dir: "%s/spool" }\n' "$work"
+    printf 'discovery: { enabled: false, state_dir: "%s/state" }\nlog: { level: warn }\n' "$work"
+    printf '%s\n' "$@"
+  } >"$work/sidecar.yaml"
+  AFORO_API_KEY=bench-key-0001 AFORO_TENANT_ID=bench "$SIDECAR_BIN" --config "$work/sidecar.yaml" 2>"$work/sidecar.log" &
+  sc_pid=$!
+  pids+=("$sc_pid")
+  wait_port "$sc_port" || { cat "$work/sidecar.log" >&2; exit 1; }
+}

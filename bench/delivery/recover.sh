@@ -30,22 +30,7 @@ for variant in "${variant_list[@]}"; do
   label="${variant%%=*}"
   vyaml="${variant#*=}"
   start_fake_ingest --no-store --rtt-ms "$RTT"
-  sc_port="$(free_port)"
-  rm -rf "$work/spool"
-  cat >"$work/sidecar.yaml" <<YAML
-listen: ["127.0.0.1:$sc_port"]
-aforo: { ingest_url: "http://127.0.0.1:$fake_port/v1/ingest/batch" }
-entitlements: { source: "file:$root/config/snapshot.example.yaml" }
-buffer: { spool_dir: "$work/spool" }
-discovery: { enabled: false, state_dir: "$work/state" }
-retry: { backoff: [1s, 2s, 4s] }
-log: { level: warn }
-${vyaml}
-YAML
-  AFORO_API_KEY=bench-key-0001 AFORO_TENANT_ID=bench "$SIDECAR_BIN" --config "$work/sidecar.yaml" 2>"$work/sidecar.log" &
-  sc_pid=$!
-  pids+=("${sc_pid}")
-  wait_port "$sc_port" || { cat "$work/sidecar.log" >&2; exit 1; }
+  start_delivery_sidecar 'retry: { backoff: [1s, 2s, 4s] }' "$vyaml"
   curl -s -X POST -d '[{"status":503,"times":100000000}]' "http://127.0.0.1:$fake_port/_control/faults" >/dev/null
   python3 "$here/post_paced.py" "$sc_port" "$RATE" "$((OUTAGE + AFTER))" >"$work/post.log" &
   post_pid=$!

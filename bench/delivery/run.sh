@@ -42,23 +42,9 @@ for rtt in $RTTS; do
   label="${variant%%=*}"
   vyaml="${variant#*=}"
   start_fake_ingest --no-store --rtt-ms "$rtt" --jitter-ms "$JITTER"
-  sc_port="$(free_port)"
-  rm -rf "$work/spool"
-  cat >"$work/sidecar.yaml" <<YAML
-listen: ["127.0.0.1:$sc_port"]
-aforo: { ingest_url: "http://127.0.0.1:$fake_port/v1/ingest/batch" }
-entitlements: { source: "file:$root/config/snapshot.example.yaml" }
-buffer: { spool_dir: "$work/spool" }
-discovery: { enabled: false, state_dir: "$work/state" }
-log: { level: warn }
-${vyaml}
-${EXTRA_YAML:-}
-$([ "$MODE" = backlog ] && echo 'retry: { backoff: [100ms], jitter: 0% }')
-YAML
-  AFORO_API_KEY=bench-key-0001 AFORO_TENANT_ID=bench "$SIDECAR_BIN" --config "$work/sidecar.yaml" 2>"$work/sidecar-$rtt.log" &
-  sc_pid=$!
-  pids+=("${sc_pid}")
-  wait_port "$sc_port" || { cat "$work/sidecar-$rtt.log" >&2; exit 1; }
+  backlog_retry=""
+  [ "$MODE" = backlog ] && backlog_retry='retry: { backoff: [100ms], jitter: 0% }'
+  start_delivery_sidecar "$vyaml" "${EXTRA_YAML:-}" "$backlog_retry"
   total=$((BATCHES * EVENTS))
   if [ "$MODE" = backlog ]; then  # ingest answers 503 to every batch until the drain starts
     curl -s -X POST -d '[{"status":503,"times":1000000}]' "http://127.0.0.1:$fake_port/_control/faults" >/dev/null
