@@ -14,6 +14,7 @@ std::string fault_step::describe() const {
   if (close) add("close");
   if (success_false) add("success_false");
   if (!fail_events.empty()) add("fail_events=" + std::to_string(fail_events.size()));
+  if (!fail_keys.empty()) add("fail_keys=" + std::to_string(fail_keys.size()));
   return d.empty() ? "none" : d;
 }
 
@@ -40,6 +41,11 @@ std::optional<std::string> parse_step(const rapidjson::Value& v, fault_step& s) 
       for (const auto& i : val.GetArray()) {
         if (!i.IsUint()) return "fail_events must hold indices";
         s.fail_events.insert(i.GetUint());
+      }
+    } else if (key == "fail_keys" && val.IsArray()) {
+      for (const auto& k : val.GetArray()) {
+        if (!k.IsString()) return "fail_keys must hold idempotency keys";
+        s.fail_keys.emplace(k.GetString(), k.GetStringLength());
       }
     } else {
       return "bad step field: " + std::string(key);

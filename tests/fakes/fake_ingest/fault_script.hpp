@@ -17,6 +17,7 @@ struct fault_step {
   int retry_after_s = -1;         ///< with status: Retry-After header in seconds (-1 = none)
   std::uint32_t delay_ms = 0;     ///< wait before answering (the batch is processed on arrival)
   std::set<std::size_t> fail_events;  ///< indices reported as per-event failures in a 2xx answer
+  std::set<std::string> fail_keys;    ///< idempotency keys reported as per-event failures (any position)
   bool close = false;             ///< drop the connection without answering
   bool success_false = false;     ///< take nothing: a 2xx envelope with success:false listing fail_events
   std::uint32_t times = 1;        ///< how many consecutive requests this step applies to

@@ -253,7 +253,8 @@ net::http_response ingest_service::process(net::http_request& req, const fault_s
     if (!ev.IsObject()) why = "event must be an object";
     else if (!has_string(ev, "customerId")) why = "customerId is required";
     else if (!has_string(ev, "idempotencyKey")) why = "idempotencyKey is required";
-    else if (step.fail_events.count(i) != 0) why = "rejected by the ingest (injected failure)";
+    else if (step.fail_events.count(i) != 0 || step.fail_keys.count(ev["idempotencyKey"].GetString()) != 0)
+      why = "rejected by the ingest (injected failure)";
     else why = product_requirement(ev);
     if (why.empty() && step.success_false) {
       ++rec.failed;  // taken for nothing, listed for nothing
