@@ -389,7 +389,7 @@ TEST_CASE("plugin: requests in flight across a reload under Kong's timer-ng are 
 }
 
 TEST_CASE("plugin: 1,000 requests while the sidecar is down reach ingest once each after it restarts",
-          "[plugin][e2e][overflow][!mayfail]") {
+          "[plugin][e2e][overflow]") {
   // buffer_max_size 200: past 100 queued events the worker appends them to its overflow file under the
   // prefix, and replays the file, in order, once the sidecar answers again.
   e2e_env env("", {"AFORO_BUFFER_MAX_SIZE=200"});
@@ -402,10 +402,7 @@ TEST_CASE("plugin: 1,000 requests while the sidecar is down reach ingest once ea
   REQUIRE(ok == 1000);  // fallback_on_error=allow
   std::this_thread::sleep_for(300ms);
   const auto log = env.error_log();
-  // The [overflow] tests are tagged [!mayfail] (reported, not failing the run): 1 run in 3-4 a check fails
-  // (the overflow file not used although the buffer passed its mark, or the replay after a reload not seen
-  // within 40 s). Open in issue 18; see the closing note of session 8.
-  CHECK_NOFAIL(log.find("not taking events: appending them to " + env.prefix() + "/aforo-overflow-0-") != std::string::npos);
+  CHECK(log.find("not taking events: appending them to " + env.prefix() + "/aforo-overflow-0-") != std::string::npos);
   CHECK(log.find("buffer full") == std::string::npos);
   env.sidecar().restart();
   CHECK(env.wait_events(1000, 40s) == 1000);
@@ -421,11 +418,11 @@ TEST_CASE("plugin: 1,000 requests while the sidecar is down reach ingest once ea
   CHECK(*seen.rbegin() == 999);
   // Each once: the plugin sent every event to the restarted sidecar exactly one time.
   CHECK(env.sidecar().metric("aforo_sidecar_events_accepted_total") == 1000);
-  CHECK_NOFAIL(env.error_log().find(" events from overflow file ") != std::string::npos);
+  CHECK(env.error_log().find(" events from overflow file ") != std::string::npos);
 }
 
 TEST_CASE("plugin: a reload while the sidecar is down loses nothing: the next worker replays the overflow file",
-          "[plugin][e2e][overflow][!mayfail]") {
+          "[plugin][e2e][overflow]") {
   e2e_env env("", {"AFORO_BUFFER_MAX_SIZE=200"});
   env.sidecar().proc().signal(SIGKILL);
   env.sidecar().proc().wait_exit(5s);
@@ -447,7 +444,7 @@ TEST_CASE("plugin: a reload while the sidecar is down loses nothing: the next wo
 }
 
 TEST_CASE("plugin: past overflow_max_bytes events are dropped, logged and counted where the sidecar shows them",
-          "[plugin][e2e][overflow][!mayfail]") {
+          "[plugin][e2e][overflow]") {
   // An event is about 420 bytes: 4,000 bytes keep a few of the 100.
   e2e_env env("", {"AFORO_BUFFER_MAX_SIZE=20", "AFORO_OVERFLOW_MAX_BYTES=4000"});
   env.sidecar().proc().signal(SIGKILL);
@@ -463,7 +460,7 @@ TEST_CASE("plugin: past overflow_max_bytes events are dropped, logged and counte
   };
   for (int i = 0; i < 100 && !logged(); ++i) std::this_thread::sleep_for(50ms);
   INFO(env.error_log());
-  CHECK_NOFAIL(logged());  // soft under load, as above
+  CHECK(logged());
   env.sidecar().restart();
   // Every one of the 100 is either at ingest or counted as dropped by the plugin, none twice.
   const auto accounted = [&] {
@@ -479,7 +476,7 @@ TEST_CASE("plugin: past overflow_max_bytes events are dropped, logged and counte
       env.sidecar().metric(R"(aforo_sidecar_plugin_events_dropped_total{reason="overflow_full"})");
   INFO("kept " << kept << ", dropped past the file " << overflow_dropped);
   CHECK(kept >= 5);
-  CHECK_NOFAIL(overflow_dropped > 0);
+  CHECK(overflow_dropped > 0);
   CHECK(accounted() == 100);
   const auto hs = env.sidecar().client().get("/v1/handshake").body;
   CHECK(hs.find(R"("plugin_events_dropped":{"buffer_full":)") != std::string::npos);

@@ -143,7 +143,8 @@ return {
   compat = { service = "search", route = "compat", config = {
       sidecar_url = $(lua_str "$SIDECAR_URL"),
       aforo_endpoint = "https://ingest.aforo.ai/api/v1/usage/batch", api_key = "sk_live_HARNESS_SECRET_v22",
-      tenant_id = "tenant_harness", flush_count = 5, flush_interval_ms = 100, include_metadata = true,
+      tenant_id = "tenant_harness", flush_count = $BATCH_SIZE, flush_interval_ms = $FLUSH_INTERVAL,
+      include_metadata = true, buffer_max_size = $BUFFER_MAX_SIZE, overflow_max_bytes = $OVERFLOW_MAX_BYTES,
       default_metric = "api_calls", customer_id_jwt_claim = "tenant_id",
       customer_id_jwt_exclude_claims = { "impersonated_by" }, exclude_paths = { "/compat/health" },
       exclude_status_codes = { 401, 403, 418, 429 }, status_outcomes = { ["404"] = "VALIDATION_FAILED" },

@@ -381,21 +381,35 @@ describe("aforo-metering buffer", function()
       return n
     end
 
+    -- Removes the overflow watch timers from the pending ones; returns how many there were.
+    local function unwatch()
+      local n = 0
+      for i = #env.timers, 1, -1 do
+        if env.timers[i].fn == buffer._watch() then
+          table.remove(env.timers, i)
+          n = n + 1
+        end
+      end
+      return n
+    end
+
     before_each(function()
       dir = os.tmpname()
       os.remove(dir)
       assert(os.execute("mkdir -p " .. dir))
       buffer.set_overflow(q, dir, 1000000)
+      assert.equal(1, unwatch())
       path = q.overflow_path
       assert.matches("^" .. dir:gsub("%p", "%%%0") .. "/aforo%-overflow%-0%-%d+%.jsonl$", path)
     end)
 
     after_each(function()
       os.remove(path)
+      os.remove(path .. ".replaying")
       os.remove(dir)
     end)
 
-    it("takes the events past the high-water mark while the sidecar is down, and replays them first, in order", function()
+    it("takes the events past the high-water mark while the sidecar is down, and replays them in order", function()
       outcome = function() return nil, "connection refused" end
       add(q, 1)
       helper.run_timers(env, false, 1) -- the first flush fails
@@ -408,8 +422,11 @@ describe("aforo-metering buffer", function()
       assert.equal(2, buffer.count(q))
       outcome = function() return true end
       helper.run_timers(env)
-      assert.same({ 1, 2, 3, 4, 5, 6, 7, 8 }, numbers())
+      -- The file is claimed, the memory sent, and the claimed file read a second later (a writer in
+      -- another process that opened it before the claim has finished by then).
+      assert.same({ 7, 8, 1, 2, 3, 4, 5, 6 }, numbers())
       assert.is_nil(io.open(path, "rb"))
+      assert.is_nil(io.open(path .. ".replaying", "rb"))
       assert.equal(6, buffer.stats(q).spilled)
       assert.equal(0, #errors() - 1) -- only the "could not send" line
     end)
@@ -469,6 +486,7 @@ describe("aforo-metering buffer", function()
       outcome = function() return true end
       local q2 = new_queue(3, 10)
       buffer.set_overflow(q2, dir, 1000000)
+      assert.equal(1, unwatch()) -- and one flush, now
       assert.equal(1, #env.timers)
       helper.run_timers(env)
       assert.same({ 1, 2 }, numbers())
@@ -499,7 +517,87 @@ describe("aforo-metering buffer", function()
       f:close()
       add(q, 3)
       helper.run_timers(env)
-      assert.same({ 1, 2, 3 }, numbers())
+      assert.same({ 3, 1, 2 }, numbers())
+      assert.matches("ERROR overflow file .* skipped a line that is not a whole event", errors()[1])
+    end)
+
+    it("after a write cut short, the next append starts on a line of its own and is sent", function()
+      local f = io.open(path, "wb")
+      f:write('{"n":1}\n{"n":')
+      f:close()
+      outcome = function() return nil, "connection refused" end
+      add(q, 2)
+      helper.run_timers(env, false, 1)
+      for i = 3, 6 do add(q, i) end
+      helper.run_timers(env, false, 1) -- the spill timer
+      assert.equal(0, buffer.count(q))
+      outcome = function() return true end
+      helper.run_timers(env)
+      assert.same({ 1, 2, 3, 4, 5, 6 }, numbers())
+    end)
+
+    it("finds a file the worker it replaces wrote after this one started, and sends it without traffic", function()
+      buffer._reset()
+      env.timers = {}
+      local q2 = new_queue(3, 10)
+      buffer.set_overflow(q2, dir, 1000000)
+      assert.equal(1, #env.timers) -- the watch, nothing to flush yet
+      helper.run_timers(env, false, 1)
+      assert.equal(1, #env.timers) -- looks again a second later
+      assert.equal(0, #sent)
+      -- The exiting worker (another process) appends its events now.
+      local f = io.open(path, "ab")
+      f:write('{"n":1}\n{"n":2}\n')
+      f:close()
+      helper.run_timers(env, false, 5)
+      assert.same({ 1, 2 }, numbers())
+      assert.is_nil(io.open(path, "rb"))
+      assert.is_nil(io.open(path .. ".replaying", "rb"))
+    end)
+
+    it("events appended after the file was claimed go to a new file and are sent too, none twice", function()
+      local f = io.open(path, "wb")
+      f:write('{"n":1}\n{"n":2}\n')
+      f:close()
+      add(q, 3)
+      helper.run_timers(env, false, 1) -- claims the file, sends the memory, reads the claimed file later
+      assert.is_nil(io.open(path, "rb"))
+      assert.same({ 3 }, numbers())
+      -- The exiting worker appends between the claim and the read: the append starts a new file.
+      f = io.open(path, "ab")
+      f:write('{"n":4}\n')
+      f:close()
+      helper.run_timers(env)
+      assert.same({ 3, 1, 2, 4 }, numbers())
+      assert.is_nil(io.open(path, "rb"))
+      assert.is_nil(io.open(path .. ".replaying", "rb"))
+    end)
+
+    it("waits for a claimed file on a timer nginx runs after its clock moved (never a zero delay)", function()
+      local f = io.open(path, "wb")
+      f:write('{"n":1}\n')
+      f:close()
+      add(q, 2)
+      helper.run_timers(env, false, 1) -- claims the file, sends the memory
+      assert.same({ 2 }, numbers())
+      -- Its timer fires a little early (nginx's clock is cached): not settled yet, it looks again.
+      local t = table.remove(env.timers, 1)
+      env.clock.t = env.clock.t + 0.9999
+      t.fn(false, unpack(t.args))
+      assert.equal(1, #env.timers)
+      assert.is_true(env.timers[1].delay >= 0.01)
+      helper.run_timers(env)
+      assert.same({ 2, 1 }, numbers())
+    end)
+
+    it("stops watching when the worker exits", function()
+      env.timers = {}
+      buffer._reset()
+      local q2 = new_queue(3, 10)
+      buffer.set_overflow(q2, dir, 1000000)
+      env.exiting = true
+      helper.run_timers(env, true)
+      assert.equal(0, #env.timers)
     end)
   end)
 

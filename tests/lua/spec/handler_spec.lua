@@ -25,6 +25,32 @@ describe("aforo-metering handler", function()
     end)
   end)
 
+  describe("configs sharing a sidecar_url", function()
+    -- Two configs, metered in the given order; returns their shared queue.
+    local function shared_queue(a, b)
+      env.req.headers["X-Tenant-Id"] = "cust_acme"
+      for _, conf in ipairs({ a, b }) do
+        helper.access(handler, conf)
+        handler:log(conf)
+      end
+      return require("kong.plugins.aforo-metering.buffer")._queues()[a.sidecar_url]
+    end
+
+    for _, order in ipairs({ "small first", "large first" }) do
+      it("share one queue with the largest bounds and the smallest batch and interval (" .. order .. ")", function()
+        local small = helper.conf({ buffer_max_size = 50, batch_size = 10, flush_interval = 500,
+                                    overflow_max_bytes = 0 })
+        local large = helper.conf({ buffer_max_size = 5000, batch_size = 40, flush_interval = 100,
+                                    overflow_max_bytes = 1000000 })
+        local q = order == "small first" and shared_queue(small, large) or shared_queue(large, small)
+        assert.equal(5000, q.max_size)
+        assert.equal(10, q.batch_size)
+        assert.equal(100, q.interval_ms)
+        assert.equal(1000000, q.overflow_max)
+      end)
+    end
+  end)
+
   describe("identity", function()
     it("uses the tenant header when there is no consumer", function()
       env.req.headers["X-Tenant-Id"] = "cust_acme"

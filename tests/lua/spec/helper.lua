@@ -80,7 +80,7 @@ function helper.setup()
         if env.exiting and delay > 0 then
           return nil, "process exiting"
         end
-        env.timers[#env.timers + 1] = { delay = delay, fn = fn, args = { ... } }
+        env.timers[#env.timers + 1] = { delay = delay, fn = fn, args = { ... }, at = env.clock.t + delay }
         return true
       end,
     },
@@ -262,11 +262,15 @@ function helper.access(handler, conf, expect_error)
 end
 
 
---- Runs the pending timers (and the ones they schedule) until none is left or `max` ran.
+--- Runs the pending timers (and the ones they schedule) until none is left or `max` ran, in the
+-- order they were created; the clock moves on to each timer's due time when it is later.
 function helper.run_timers(env, premature, max)
   local ran = 0
   while #env.timers > 0 and ran < (max or 100) do
     local t = table.remove(env.timers, 1)
+    if not premature and t.at and t.at > env.clock.t then
+      env.clock.t = t.at
+    end
     t.fn(premature or false, unpack(t.args))
     ran = ran + 1
   end

@@ -30,6 +30,7 @@ local _M = {}
 local high_water -- below
 local MAX_BACKOFF_MS = 5000
 local event = require "kong.plugins.aforo-metering.event"
+local decode = require("cjson.safe").decode
 local RECORD = event.RECORD -- values per record
 local EXIT_ATTEMPTS = 3 -- tries per batch while the worker is exiting
 local COMPACT_AFTER = 1024 -- records sent before the queued ones move back to the front of `items`
@@ -52,6 +53,7 @@ function _M.get(url, send, log)
       -- Overflow file (see "Overflow" below): its path (nil: none), bound, replay offset, counters.
       overflow_path = nil, overflow_max = 0, overflow_offset = 0, overflow_checked = 0,
       overflow_pending = true, spill_scheduled = false, spilled = 0, overflow_dropped = 0,
+      watching = false, claimed_at = nil,
     }
     queues[url] = q
   end
@@ -93,6 +95,15 @@ end
 
 local flush -- forward
 local spill_timer -- forward
+local watch -- forward
+local OVERFLOW_CHECK_S = 1 -- how often the file of another worker (same id) is looked for
+local CLAIM_SETTLE_S = 1 -- wait between claiming a file and reading it (a writer's last append lands)
+
+
+-- Whether the queue's overflow files hold events (its own, or one claimed for replay).
+local function has_overflow(q)
+  return q.overflow_path ~= nil and ((file_size(q.overflow_claimed) or 0) > 0 or (file_size(q.overflow_path) or 0) > 0)
+end
 
 
 -- Queued events past which, while the sidecar is not taking them, the queue spills to its file.
@@ -182,9 +193,14 @@ function _M.set_overflow(q, dir, max_bytes)
   local hash = ngx.crc32_short and ngx.crc32_short(q.url) or #q.url
   local worker = ngx.worker.id and ngx.worker.id() or 0
   q.overflow_path = dir .. "aforo-overflow-" .. worker .. "-" .. hash .. ".jsonl"
-  if (file_size(q.overflow_path) or 0) > 0 and not q.immediate and not q.running then
+  q.overflow_claimed = q.overflow_path .. ".replaying"
+  if has_overflow(q) and not q.immediate and not q.running then
     -- Left by the worker this one replaces: send it without waiting for traffic.
     q.immediate = schedule(q, 0, "immediate") and true or false
+  end
+  if not q.watching then
+    -- The worker this one replaces may still be exiting, and write its file after this one started.
+    q.watching = timer_at(OVERFLOW_CHECK_S, watch, q) and true or false
   end
 end
 
@@ -268,14 +284,30 @@ end
 -- Overflow. While the sidecar cannot take a batch and the queue passes its high-water mark (half of
 -- buffer_max_size), a timer appends the queued events to the queue's overflow file, one event's JSON
 -- per line (the worker's own file: Kong's prefix, worker id, a hash of sidecar_url), up to
--- overflow_max bytes; past that, events are dropped, counted (overflow_dropped) and logged. Every
--- flush replays the file first, in order, before the queue (the events in memory are newer), and
--- removes it once it has all been taken. Only a flush (one at a time) or the spill timer, both under
--- q.running, touch the file. A replay cut short (the worker stopped) is started again from the top by
--- the next worker with the same id: the events sent twice keep their idempotency keys, and Aforo
--- takes each once.
-local OVERFLOW_CHECK_S = 1 -- how often a flush looks for a file it does not know of (another worker's)
+-- overflow_max bytes; past that, events are dropped, counted (overflow_dropped) and logged. A flush
+-- replays the file before the queue (the events in memory are newer): it first *claims* it (renames it
+-- to `<file>.replaying`, so that later appends start a new file) and reads the claimed file
+-- CLAIM_SETTLE_S later, once a writer that opened it before the rename has finished (the worker this
+-- one replaces may still be exiting and appending, in another process); meanwhile the queue is sent.
+-- Only complete lines that decode as JSON objects are sent (a line cut short by a failed write is
+-- skipped and counted); the claimed file is removed once all of it was taken. Within a worker only a
+-- flush (one at a time) or the spill timer, both under q.running, touch the files. A replay cut short
+-- (the worker stopped) is started again from the top by the next worker with the same id: the events
+-- sent twice keep their idempotency keys, and Aforo takes each once. A watch timer looks for a file
+-- every OVERFLOW_CHECK_S while nothing is scheduled, so that a file the previous worker wrote after
+-- this one started is sent without waiting for traffic.
 
+
+-- The last byte of a file, or nil.
+local function last_byte(path)
+  local f = io.open(path, "rb")
+  if not f then
+    return nil
+  end
+  local b = f:seek("end", -1) and f:read(1)
+  f:close()
+  return b
+end
 
 
 -- Moves every queued event to the overflow file (or drops it past the bound). Returns true when the
@@ -287,9 +319,15 @@ local function spill(q)
   end
   local path = q.overflow_path
   local before = file_size(path) or 0
-  local room = q.overflow_max - (before - q.overflow_offset)
+  local unsent = before + max(0, (file_size(q.overflow_claimed) or 0) - q.overflow_offset)
+  local room = q.overflow_max - unsent
   local items, put = q.items, q.put
   local lines, n, bytes, dropped = {}, 0, 0, 0
+  -- After a write cut short, the next line starts on a line of its own.
+  if before > 0 and last_byte(path) ~= "\n" then
+    n, bytes = 1, 1
+    lines[1] = ""
+  end
   local parts = {}
   for i = first, last do
     local k = put(parts, 0, items, (i - 1) * RECORD)
@@ -305,18 +343,22 @@ local function spill(q)
       dropped = dropped + 1
     end
   end
-  if n > 0 then
+  local kept = lines[1] == "" and n - 1 or n
+  if kept > 0 then
     lines[n + 1] = ""
     local f, err = io.open(path, "ab")
     if not f then
       return nil, err
     end
+    -- One write(2) for the whole append (O_APPEND): another worker appending at the same time
+    -- cannot land inside a line.
+    f:setvbuf("no")
     local ok, werr = f:write(concat(lines, "\n"))
     f:close()
     if not ok then
       return nil, werr
     end
-    if before == 0 then
+    if unsent == 0 then
       q.log.notice("sidecar at ", q.url, " not taking events: appending them to ", path)
     end
   end
@@ -324,7 +366,7 @@ local function spill(q)
     items[i] = nil
   end
   q.first, q.last = 1, 0
-  q.spilled = q.spilled + n
+  q.spilled = q.spilled + kept
   q.overflow_pending = true
   if dropped > 0 then
     q.overflow_dropped = q.overflow_dropped + dropped
@@ -335,8 +377,71 @@ local function spill(q)
 end
 
 
--- Sends the overflow file's events, oldest first, up to the most one POST may carry at a time.
--- Returns true once none is left (the file is removed), else nil and the send's error.
+-- Reads up to `limit` complete lines from `f` (at q.overflow_offset) that decode as JSON objects.
+-- Returns the lines, their count and the bytes read (skipped lines included).
+local function read_lines(q, f, limit)
+  local lines, n, bytes = {}, 0, 0
+  while n < limit do
+    local line = f:read("*l")
+    if not line then
+      break
+    end
+    local complete = f:seek() - (q.overflow_offset + bytes) == #line + 1
+    bytes = bytes + #line + (complete and 1 or 0)
+    local ev = complete and sub(line, 1, 1) == "{" and decode(line)
+    if type(ev) == "table" then
+      n = n + 1
+      lines[n] = line
+    elseif line ~= "" then
+      q.overflow_skipped = (q.overflow_skipped or 0) + 1
+      q.log.err("ERROR overflow file ", q.overflow_claimed, ": skipped a line that is not a whole event (",
+                #line, " bytes, cut short by a failed write?)")
+    end
+  end
+  return lines, n, bytes
+end
+
+
+-- Sends the claimed overflow file's events, oldest first, up to the most one POST may carry at a time.
+-- Returns true when it was all taken (the file is removed), true and the seconds to wait when a file
+-- was claimed and is not settled yet, else nil and the send's error.
+local function replay_claimed(q, f)
+  local path = q.overflow_claimed
+  if q.overflow_offset > 0 and not f:seek("set", q.overflow_offset) then
+    q.overflow_offset = 0
+  end
+  local replayed = 0
+  while true do
+    local lines, n, bytes = read_lines(q, f, max_posts[q.url] or q.batch_size)
+    if n == 0 and bytes == 0 then
+      break
+    end
+    if n > 0 then
+      local ok, err, too_large = q.send(q, '{"events":[' .. concat(lines, ",") .. "]}")
+      if too_large and n > 1 then
+        max_posts[q.url] = floor(n / 2)
+        f:seek("set", q.overflow_offset) -- the same events again, fewer per POST
+        bytes = 0
+      elseif not ok and not too_large then
+        return nil, err
+      else
+        if too_large then
+          q.log.err("ERROR sidecar refused an event with ", err, ", event dropped")
+        end
+        replayed = replayed + n
+      end
+    end
+    q.overflow_offset = q.overflow_offset + bytes
+  end
+  os.remove(path)
+  q.overflow_offset, q.claimed_at = 0, nil
+  if replayed > 0 then
+    q.log.notice("sent ", replayed, " events from overflow file ", q.overflow_path, " to ", q.url)
+  end
+  return true
+end
+
+
 local function replay(q)
   local path = q.overflow_path
   if not path then
@@ -349,57 +454,48 @@ local function replay(q)
     end
     q.overflow_checked = now
   end
-  local f = io.open(path, "rb")
-  if not f then
-    q.overflow_pending, q.overflow_offset = false, 0
-    return true
-  end
-  if q.overflow_offset > 0 and not f:seek("set", q.overflow_offset) then
-    q.overflow_offset = 0
-  end
-  local replayed = 0
   while true do
-    local limit = max_posts[q.url] or q.batch_size
-    local lines, n, bytes = {}, 0, 0
-    while n < limit do
-      local line = f:read("*l")
-      if not line then
-        break
+    local f = io.open(q.overflow_claimed, "rb")
+    if not f then
+      if (file_size(path) or 0) == 0 then
+        q.overflow_pending, q.overflow_offset, q.claimed_at = false, 0, nil
+        return true
       end
-      bytes = bytes + #line + 1
-      if sub(line, -1) == "}" then -- a line cut short by a failed write is skipped
-        n = n + 1
-        lines[n] = line
+      local ok, err = os.rename(path, q.overflow_claimed)
+      if not ok then
+        return nil, "could not claim overflow file: " .. tostring(err)
       end
-    end
-    if n == 0 and bytes == 0 then
-      break
-    end
-    if n > 0 then
-      local ok, err, too_large = q.send(q, '{"events":[' .. concat(lines, ",") .. "]}")
-      if too_large and n > 1 then
-        max_posts[q.url] = floor(n / 2)
-        f:seek("set", q.overflow_offset) -- the same events again, fewer per POST
-        bytes = 0
-      elseif not ok and not too_large then
+      q.overflow_offset = 0
+    else
+      -- Settled: claimed at least CLAIM_SETTLE_S ago (by this worker, or seen that long ago).
+      local now = ngx.now()
+      q.claimed_at = q.claimed_at or now
+      if now - q.claimed_at < CLAIM_SETTLE_S then
         f:close()
+        -- At least 10 ms: a shorter delay is a zero-delay timer to nginx, which runs in the same
+        -- event loop iteration, before the cached clock moves.
+        return true, max(CLAIM_SETTLE_S - (now - q.claimed_at), 0.01)
+      end
+      local ok, err = replay_claimed(q, f)
+      f:close()
+      if not ok then
         return nil, err
-      else
-        if too_large then
-          q.log.err("ERROR sidecar refused an event with ", err, ", event dropped")
-        end
-        replayed = replayed + n
       end
     end
-    q.overflow_offset = q.overflow_offset + bytes
   end
-  f:close()
-  os.remove(path)
-  q.overflow_offset, q.overflow_pending = 0, false
-  if replayed > 0 then
-    q.log.notice("sent ", replayed, " events from overflow file ", path, " to ", q.url)
+end
+
+
+watch = function(premature, q)
+  q.watching = false
+  if premature or ngx.worker.exiting() or not q.overflow_path then
+    return
   end
-  return true
+  if not q.running and not q.immediate and not q.delayed and has_overflow(q) then
+    q.overflow_pending = true
+    q.immediate = schedule(q, 0, "immediate") and true or false
+  end
+  q.watching = timer_at(OVERFLOW_CHECK_S, watch, q) and true or false
 end
 
 
@@ -421,9 +517,9 @@ end
 -- or more are waiting, so that under load every POST carries at least batch_size events instead of
 -- the few that arrived during the previous round trip. `all` (worker exiting, flush_all) sends everything.
 local function drain(q, all)
-  local ok, err = replay(q)
+  local ok, wait = replay(q)
   if not ok then
-    return nil, err
+    return nil, wait
   end
   local sent_any = false
   while q.last >= q.first do
@@ -448,13 +544,13 @@ local function drain(q, all)
   if q.last < q.first then
     q.first, q.last = 1, 0 -- fresh indexes when empty
   end
-  return true
+  return true, wait
 end
 
 
 local function drain_on_exit(q)
   local err
-  if q.overflow_path and q.overflow_max > 0 and (file_size(q.overflow_path) or 0) > 0 then
+  if q.overflow_max > 0 and has_overflow(q) then
     -- Older events wait in the overflow file: the queue goes after them, and the next worker (same
     -- id) sends the file in order. Sending it now could outlast worker_shutdown_timeout.
     local n = q.last - q.first + 1
@@ -515,7 +611,10 @@ flush = function(premature, q, kind, all)
   end
   q.running = false
   if ok then
-    if q.last < q.first then
+    if err and not q.delayed and not q.immediate then
+      -- An overflow file was claimed and is read once settled: `err` is the wait in seconds.
+      q.delayed = schedule(q, err, "delayed") and true or false
+    elseif q.last < q.first then
       q.first, q.last = 1, 0
     elseif not q.delayed and not q.immediate then
       -- A partial batch is left (add schedules nothing while a flush runs): send it after the interval.
@@ -555,6 +654,12 @@ end
 --- All queues, for tests.
 function _M._queues()
   return queues
+end
+
+
+--- The overflow watch timer's function, for tests.
+function _M._watch()
+  return watch
 end
 
 

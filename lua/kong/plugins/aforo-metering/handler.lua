@@ -33,6 +33,7 @@ local type = type
 local tostring = tostring
 local tonumber = tonumber
 local max = math.max
+local min = math.min
 local sub = string.sub
 local find = string.find
 local byte = string.byte
@@ -153,16 +154,21 @@ local function state_for(conf)
     return s
   end
   local q = buffer.get(conf.sidecar_url, send_batch, log)
-  -- Several configs may share a sidecar_url; the latest one sets the limits.
-  q.batch_size = conf.batch_size
-  q.max_size = conf.buffer_max_size
-  q.interval_ms = conf.flush_interval
+  -- Several configs may share a sidecar_url, and so one queue: it takes the largest buffer_max_size and
+  -- overflow_max_bytes and the smallest batch_size and flush_interval of the configs this worker has
+  -- seen, whatever order they come in (Kong builds them in no fixed order).
+  local first = not q.configured
+  q.configured = true
+  q.batch_size = first and conf.batch_size or min(q.batch_size, conf.batch_size)
+  q.max_size = first and conf.buffer_max_size or max(q.max_size, conf.buffer_max_size)
+  q.interval_ms = first and conf.flush_interval or min(q.interval_ms, conf.flush_interval)
+  local overflow_max = first and conf.overflow_max_bytes or max(q.overflow_max, conf.overflow_max_bytes)
   q.log = log
   local authorization = client.authorization(conf)
   local configuration = kong.configuration
   local prefix = configuration and configuration.prefix
                  or (ngx.config and ngx.config.prefix and ngx.config.prefix())
-  buffer.set_overflow(q, prefix, conf.overflow_max_bytes)
+  buffer.set_overflow(q, prefix, overflow_max)
   q.opts = {
     timeout = max(conf.timeout, BACKGROUND_TIMEOUT_MS),
     keepalive_timeout = conf.keepalive_timeout,
