@@ -1,12 +1,12 @@
-// The services the daemon runs; see services.hpp.
-#include "app/services.hpp"
+// The services the daemon runs; see service_list.hpp.
+#include "app/service_list.hpp"
 
-#include "app/decision_service.hpp"
-#include "app/discovery_service.hpp"
-#include "app/ingest_handshake.hpp"
-#include "app/margin_service.hpp"
-#include "app/pipeline_service.hpp"
-#include "app/redis_edge.hpp"
+#include "app/decisions/decision_service.hpp"
+#include "app/discovery/discovery_service.hpp"
+#include "app/pipeline/handshake_service.hpp"
+#include "app/margin/margin_service.hpp"
+#include "app/pipeline/pipeline_service.hpp"
+#include "app/entitlements/redis_entitlements_sharing.hpp"
 
 namespace aforo::app {
 

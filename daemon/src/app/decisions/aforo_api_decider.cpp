@@ -1,11 +1,11 @@
 // Decisions from Aforo's quota and margin endpoints; see aforo_api_decider.hpp.
-#include "app/aforo_api_decider.hpp"
+#include "app/decisions/aforo_api_decider.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/url/parse.hpp>
 #include <boost/url/url.hpp>
 
-#include "app/aforo_client.hpp"
+#include "io/clients/aforo_client.hpp"
 #include "core/aforo_api/decide.hpp"
 #include "util/log.hpp"
 #include "util/metrics.hpp"

@@ -19,7 +19,7 @@
 #include "core/aforo_api/answers.hpp"
 #include "core/entitlements/check_request.hpp"
 #include "core/entitlements/decision.hpp"
-#include "net/http_client.hpp"
+#include "io/http/http_client.hpp"
 
 namespace aforo::app {
 

@@ -1,5 +1,5 @@
 // POST /v1/check; see decision_service.hpp.
-#include "app/decision_service.hpp"
+#include "app/decisions/decision_service.hpp"
 
 #include <boost/asio/io_context.hpp>
 

@@ -14,11 +14,11 @@
 
 #include <boost/asio/steady_timer.hpp>
 
-#include "app/aforo_api_decider.hpp"
-#include "app/entitlements_sharing.hpp"
+#include "app/decisions/aforo_api_decider.hpp"
+#include "app/entitlements/entitlements_sharing.hpp"
 #include "app/service.hpp"
-#include "app/snapshot_source.hpp"
-#include "app/snapshot_store.hpp"
+#include "app/entitlements/snapshot_source.hpp"
+#include "app/entitlements/snapshot_store.hpp"
 #include "core/entitlements/decision_engine.hpp"
 #include "core/entitlements/quota.hpp"
 #include "core/entitlements/quota_reservations.hpp"

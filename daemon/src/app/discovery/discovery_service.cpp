@@ -1,7 +1,7 @@
 // Discovery glue; see discovery_service.hpp.
-#include "app/discovery_service.hpp"
+#include "app/discovery/discovery_service.hpp"
 
-#include "app/aforo_client.hpp"
+#include "io/clients/aforo_client.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -10,12 +10,12 @@
 #include <random>
 #include <sstream>
 
-#include "app/discovery_admin_poller.hpp"
+#include "io/clients/kong_admin_poller.hpp"
 #include "core/discovery/catalog_json.hpp"
 #include "core/discovery/event_observation.hpp"
 #include "core/pipeline/retry_policy.hpp"
 #include "io/atomic_file.hpp"
-#include "net/http_client.hpp"
+#include "io/http/http_client.hpp"
 #include "util/log.hpp"
 #include "util/metrics.hpp"
 

@@ -1,7 +1,7 @@
-// The control-plane snapshot source; see entitlements_control_plane_source.hpp.
-#include "app/entitlements_control_plane_source.hpp"
+// The control-plane snapshot source; see control_plane_snapshot_source.hpp.
+#include "app/entitlements/control_plane_snapshot_source.hpp"
 
-#include "app/aforo_client.hpp"
+#include "io/clients/aforo_client.hpp"
 #include <algorithm>
 
 #include "config/snapshot_yaml.hpp"

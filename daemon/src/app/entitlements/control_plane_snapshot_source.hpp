@@ -8,8 +8,8 @@
 
 #include <boost/asio/steady_timer.hpp>
 
-#include "app/snapshot_source.hpp"
-#include "net/http_client.hpp"
+#include "app/entitlements/snapshot_source.hpp"
+#include "io/http/http_client.hpp"
 
 namespace aforo::app {
 

@@ -1,5 +1,5 @@
-// The file snapshot source; see entitlements_file_source.hpp.
-#include "app/entitlements_file_source.hpp"
+// The file snapshot source; see file_snapshot_source.hpp.
+#include "app/entitlements/file_snapshot_source.hpp"
 
 #include <sys/stat.h>
 

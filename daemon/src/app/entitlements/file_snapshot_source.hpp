@@ -9,7 +9,7 @@
 
 #include <boost/asio/steady_timer.hpp>
 
-#include "app/snapshot_source.hpp"
+#include "app/entitlements/snapshot_source.hpp"
 
 namespace aforo::app {
 

@@ -1,5 +1,5 @@
 // The Redis edge cache: snapshot publish, read-through customer lookups and quota sharing.
-#include "app/redis_edge.hpp"
+#include "app/entitlements/redis_entitlements_sharing.hpp"
 
 #include <openssl/sha.h>
 

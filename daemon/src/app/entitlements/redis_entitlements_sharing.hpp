@@ -10,12 +10,12 @@
 #include <unordered_set>
 #include <vector>
 
-#include "app/entitlements_sharing.hpp"
+#include "app/entitlements/entitlements_sharing.hpp"
 #include "app/service.hpp"
 #include "core/entitlements/lru_cache.hpp"
 #include "core/entitlements/redis_keys.hpp"
 #include "core/entitlements/redis_quota_sync.hpp"
-#include "net/redis_client.hpp"
+#include "io/redis/redis_client.hpp"
 
 namespace aforo::app {
 

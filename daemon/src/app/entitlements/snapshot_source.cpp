@@ -1,10 +1,10 @@
 // Chooses the snapshot source named by the config; see snapshot_source.hpp.
-#include "app/snapshot_source.hpp"
+#include "app/entitlements/snapshot_source.hpp"
 
 #include <stdexcept>
 
-#include "app/entitlements_control_plane_source.hpp"
-#include "app/entitlements_file_source.hpp"
+#include "app/entitlements/control_plane_snapshot_source.hpp"
+#include "app/entitlements/file_snapshot_source.hpp"
 
 namespace aforo::app {
 

@@ -1,5 +1,5 @@
 // The last-known-good snapshot file; see snapshot_store.hpp.
-#include "app/snapshot_store.hpp"
+#include "app/entitlements/snapshot_store.hpp"
 
 #include <algorithm>
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-#include "app/snapshot_source.hpp"
+#include "app/entitlements/snapshot_source.hpp"
 
 namespace aforo::util {
 class counter_metric;

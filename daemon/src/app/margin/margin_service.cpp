@@ -1,5 +1,5 @@
 // The margin guard in the daemon; see margin_service.hpp.
-#include "app/margin_service.hpp"
+#include "app/margin/margin_service.hpp"
 
 #include <algorithm>
 #include <stdexcept>
@@ -8,8 +8,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
-#include "app/entitlements_sharing.hpp"
-#include "app/margin_webhook.hpp"
+#include "app/entitlements/entitlements_sharing.hpp"
+#include "io/clients/margin_webhook_sender.hpp"
 #include "config/guards_yaml.hpp"
 #include "core/margin/level_report.hpp"
 #include "util/log.hpp"

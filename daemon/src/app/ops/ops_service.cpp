@@ -1,6 +1,6 @@
 // Operational endpoints; see ops_service.hpp.
-#include "app/ops_service.hpp"
-#include "app/plugin_drops.hpp"
+#include "app/ops/ops_service.hpp"
+#include "app/pipeline/plugin_drops.hpp"
 
 #include "util/metrics.hpp"
 

@@ -1,12 +1,12 @@
-// The startup handshake and the ingest state; see ingest_handshake.hpp.
-#include "app/ingest_handshake.hpp"
+// The startup handshake and the ingest state; see handshake_service.hpp.
+#include "app/pipeline/handshake_service.hpp"
 
-#include "app/aforo_client.hpp"
+#include "io/clients/aforo_client.hpp"
 #include <algorithm>
 
 #include <boost/asio/io_context.hpp>
 
-#include "app/test_event.hpp"
+#include "app/pipeline/test_event.hpp"
 #include "util/log.hpp"
 
 namespace aforo::app {

@@ -11,7 +11,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "app/service.hpp"
-#include "net/http_client.hpp"
+#include "io/http/http_client.hpp"
 
 namespace aforo::app {
 

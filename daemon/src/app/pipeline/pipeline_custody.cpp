@@ -1,5 +1,5 @@
 // The memory buffer and disk spool of the usage pipeline; see pipeline_custody.hpp.
-#include "app/pipeline_custody.hpp"
+#include "app/pipeline/pipeline_custody.hpp"
 
 #include <algorithm>
 #include <ctime>

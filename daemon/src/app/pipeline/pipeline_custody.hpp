@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include "app/pipeline_metrics.hpp"
+#include "app/pipeline/pipeline_metrics.hpp"
 #include "config/config.hpp"
 #include "core/pipeline/ack_window.hpp"
 #include "core/pipeline/batcher.hpp"

@@ -1,5 +1,5 @@
 // The usage pipeline's delivery loop; see pipeline_deliverer.hpp.
-#include "app/pipeline_deliverer.hpp"
+#include "app/pipeline/pipeline_deliverer.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>

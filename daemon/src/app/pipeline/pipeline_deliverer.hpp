@@ -16,10 +16,10 @@
 
 #include <boost/asio/steady_timer.hpp>
 
-#include "app/ingest_handshake.hpp"
-#include "app/pipeline_custody.hpp"
-#include "app/pipeline_metrics.hpp"
-#include "app/pipeline_sender.hpp"
+#include "app/pipeline/handshake_service.hpp"
+#include "app/pipeline/pipeline_custody.hpp"
+#include "app/pipeline/pipeline_metrics.hpp"
+#include "app/pipeline/pipeline_sender.hpp"
 #include "core/pipeline/concurrency_limit.hpp"
 #include "core/pipeline/retry_policy.hpp"
 

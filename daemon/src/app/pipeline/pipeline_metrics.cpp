@@ -1,5 +1,5 @@
 // The usage pipeline's metric series; see pipeline_metrics.hpp.
-#include "app/pipeline_metrics.hpp"
+#include "app/pipeline/pipeline_metrics.hpp"
 
 namespace aforo::app {
 namespace {

@@ -1,10 +1,10 @@
 // Ingest requests for the usage pipeline; see pipeline_sender.hpp.
-#include "app/pipeline_sender.hpp"
+#include "app/pipeline/pipeline_sender.hpp"
 
-#include "app/aforo_client.hpp"
+#include "io/clients/aforo_client.hpp"
 #include <charconv>
 
-#include "app/ingest_thread.hpp"
+#include "io/process/ingest_thread.hpp"
 #include "config/units.hpp"
 #include "io/lz4_frame.hpp"
 

@@ -9,13 +9,13 @@
 #include <optional>
 #include <string>
 
-#include "app/pipeline_metrics.hpp"
+#include "app/pipeline/pipeline_metrics.hpp"
 #include "config/config.hpp"
 #include "config/secrets.hpp"
 #include "core/pipeline/encoding_fallback.hpp"
 #include "core/pipeline/ingest_ack.hpp"
 #include "core/pipeline/retry_policy.hpp"
-#include "net/http_client.hpp"
+#include "io/http/http_client.hpp"
 
 namespace boost::asio {
 class io_context;
@@ -56,7 +56,7 @@ class pipeline_sender {
   void send(const std::string& body, std::function<void(send_report)> done);
 
   /// POSTs `body` uncompressed with the auth headers to aforo.ingest_url on the same connection,
-  /// counting nothing: the startup handshake's key check (ingest_handshake.hpp).
+  /// counting nothing: the startup handshake's key check (handshake_service.hpp).
   void probe(std::string body, net::http_client::completion done);
 
   /// Compresses batches on `t` (not owned; it must outlive the sends) instead of the io thread.

@@ -6,7 +6,7 @@
 
 #include "app/service.hpp"
 #include "core/pipeline/event_validation.hpp"
-#include "net/http_client.hpp"
+#include "io/http/http_client.hpp"
 
 namespace aforo::app {
 

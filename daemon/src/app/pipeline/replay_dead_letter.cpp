@@ -1,6 +1,6 @@
 // The dead-letter replay tool; see replay_dead_letter.hpp. The file is streamed line by line (never
 // loaded whole), the requests are posted one at a time with the project's HTTP client.
-#include "app/replay_dead_letter.hpp"
+#include "app/pipeline/replay_dead_letter.hpp"
 
 #include <sys/stat.h>
 
@@ -23,8 +23,8 @@
 #include "config/loader.hpp"
 #include "config/secrets.hpp"
 #include "core/pipeline/dead_letter_replay.hpp"
-#include "net/http_client.hpp"
-#include "net/listen_address.hpp"
+#include "io/http/http_client.hpp"
+#include "io/http/listen_address.hpp"
 
 namespace aforo::app {
 namespace {

@@ -1,12 +1,12 @@
 // Group commit for the disk spool; see spool_commit.hpp.
-#include "app/spool_commit.hpp"
+#include "app/pipeline/spool_commit.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
-#include "app/ingest_thread.hpp"
-#include "app/pipeline_custody.hpp"
-#include "app/pipeline_metrics.hpp"
+#include "io/process/ingest_thread.hpp"
+#include "app/pipeline/pipeline_custody.hpp"
+#include "app/pipeline/pipeline_metrics.hpp"
 #include "util/log.hpp"
 
 namespace aforo::app {

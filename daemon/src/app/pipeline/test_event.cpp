@@ -1,7 +1,7 @@
 // The test event; see test_event.hpp.
-#include "app/test_event.hpp"
+#include "app/pipeline/test_event.hpp"
 
-#include "app/aforo_client.hpp"
+#include "io/clients/aforo_client.hpp"
 #include <cstdint>
 #include <cstdio>
 #include <ctime>
@@ -11,7 +11,7 @@
 #include <boost/asio/io_context.hpp>
 #include <rapidjson/document.h>
 
-#include "app/ingest_handshake.hpp"
+#include "app/pipeline/handshake_service.hpp"
 #include "core/json/bounded_parse.hpp"
 
 namespace aforo::app {

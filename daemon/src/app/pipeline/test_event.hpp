@@ -11,8 +11,8 @@
 
 #include "config/config.hpp"
 #include "config/secrets.hpp"
-#include "net/http_client.hpp"
-#include "net/http_types.hpp"
+#include "io/http/http_client.hpp"
+#include "io/http/http_types.hpp"
 
 namespace aforo::app {
 

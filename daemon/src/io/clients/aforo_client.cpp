@@ -1,5 +1,5 @@
 // Client options and credential headers for requests to Aforo; see aforo_client.hpp.
-#include "app/aforo_client.hpp"
+#include "io/clients/aforo_client.hpp"
 
 namespace aforo::app {
 

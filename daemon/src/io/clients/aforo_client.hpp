@@ -9,7 +9,7 @@
 
 #include "config/config.hpp"
 #include "config/secrets.hpp"
-#include "net/http_client.hpp"
+#include "io/http/http_client.hpp"
 
 namespace aforo::app {
 

@@ -1,5 +1,5 @@
-// The Kong Admin API poller; see discovery_admin_poller.hpp.
-#include "app/discovery_admin_poller.hpp"
+// The Kong Admin API poller; see kong_admin_poller.hpp.
+#include "io/clients/kong_admin_poller.hpp"
 
 #include <array>
 #include <utility>

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "core/discovery/kong_admin.hpp"
-#include "net/http_client.hpp"
+#include "io/http/http_client.hpp"
 
 namespace aforo::app {
 

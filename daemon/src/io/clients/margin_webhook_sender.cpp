@@ -1,5 +1,5 @@
-// Signed, retried level-change webhooks; see margin_webhook.hpp.
-#include "app/margin_webhook.hpp"
+// Signed, retried level-change webhooks; see margin_webhook_sender.hpp.
+#include "io/clients/margin_webhook_sender.hpp"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -11,7 +11,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "core/margin/level_report.hpp"
-#include "net/http_client.hpp"
+#include "io/http/http_client.hpp"
 #include "util/log.hpp"
 #include "util/metrics.hpp"
 

@@ -1,7 +1,7 @@
 // Outbound HTTP/1.1 client; see http_client.hpp. One C++20 coroutine per origin drains that origin's
 // queue over its kept-alive connection; every I/O step carries the request deadline through
 // beast::tcp_stream's expiry, so no operation can hang.
-#include "net/http_client.hpp"
+#include "io/http/http_client.hpp"
 
 #include <algorithm>
 #include <deque>
@@ -20,7 +20,7 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/url/parse.hpp>
 
-#include "net/tls_context.hpp"
+#include "io/http/tls_context.hpp"
 #include "util/log.hpp"
 
 namespace aforo::net {

@@ -3,7 +3,7 @@
 // reuses (http_wire), serialized by Beast and written at once when the socket takes it. A request whose body is
 // already buffered, a response the socket takes whole and a keep-alive turn cost no extra completion,
 // timer operation or allocation. Errors are error_code values; nothing here throws after startup.
-#include "net/http_server.hpp"
+#include "io/http/http_server.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -28,9 +28,9 @@
 #include <stdexcept>
 #include <type_traits>
 
-#include "net/http_wire.hpp"
-#include "net/listen_address.hpp"
-#include "net/request_parser.hpp"
+#include "io/http/http_wire.hpp"
+#include "io/http/listen_address.hpp"
+#include "io/http/request_parser.hpp"
 #include "util/log.hpp"
 #include "util/metrics.hpp"
 

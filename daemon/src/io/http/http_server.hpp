@@ -10,7 +10,7 @@
 #include <memory>
 #include <string>
 
-#include "net/router.hpp"
+#include "io/http/router.hpp"
 
 namespace boost::asio {
 class io_context;

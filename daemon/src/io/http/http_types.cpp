@@ -1,5 +1,5 @@
 // Helpers of the plain request/response types; see http_types.hpp.
-#include "net/http_types.hpp"
+#include "io/http/http_types.hpp"
 
 #include "core/entitlements/decision.hpp"
 

@@ -1,5 +1,5 @@
 // The response message; see http_wire.hpp. Beast serializes it.
-#include "net/http_wire.hpp"
+#include "io/http/http_wire.hpp"
 
 #include <string_view>
 

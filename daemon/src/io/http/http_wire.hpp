@@ -6,7 +6,7 @@
 #include <boost/beast/http/string_body.hpp>
 #include <cstddef>
 
-#include "net/http_types.hpp"
+#include "io/http/http_types.hpp"
 
 namespace aforo::net {
 

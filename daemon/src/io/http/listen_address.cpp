@@ -1,4 +1,4 @@
-#include "net/listen_address.hpp"
+#include "io/http/listen_address.hpp"
 
 #include <stdexcept>
 

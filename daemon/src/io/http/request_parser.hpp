@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "net/http_types.hpp"
+#include "io/http/http_types.hpp"
 
 namespace aforo::net {
 

@@ -1,5 +1,5 @@
 // Routing table; see router.hpp.
-#include "net/router.hpp"
+#include "io/http/router.hpp"
 
 #include <openssl/crypto.h>
 

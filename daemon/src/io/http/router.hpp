@@ -9,7 +9,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "net/http_types.hpp"
+#include "io/http/http_types.hpp"
 #include "util/metrics.hpp"
 
 namespace aforo::net {

@@ -1,5 +1,5 @@
 // Client TLS context construction; see tls_context.hpp.
-#include "net/tls_context.hpp"
+#include "io/http/tls_context.hpp"
 
 #include <stdexcept>
 

@@ -1,5 +1,5 @@
 // See ingest_thread.hpp.
-#include "app/ingest_thread.hpp"
+#include "io/process/ingest_thread.hpp"
 
 #include <sys/resource.h>
 #include <sys/syscall.h>

@@ -1,5 +1,5 @@
 // sd_notify protocol implementation; see systemd_notify.hpp.
-#include "app/systemd_notify.hpp"
+#include "io/process/systemd_notify.hpp"
 
 #include <sys/socket.h>
 #include <sys/un.h>

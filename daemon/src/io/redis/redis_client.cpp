@@ -2,7 +2,7 @@
 // hiredis is only the codec (redisFormatCommandArgv encodes a command, a redisReader parses the
 // replies), so TLS needs no hiredis_ssl (Debian 12 ships hiredis 0.14 without it). Commands queued
 // FIFO with one deadline timer, reconnect with backoff. The only file that includes hiredis.
-#include "net/redis_client.hpp"
+#include "io/redis/redis_client.hpp"
 
 #include <hiredis/hiredis.h>
 #include <openssl/ssl.h>
@@ -25,7 +25,7 @@
 #include <variant>
 
 #include "config/secrets.hpp"
-#include "net/tls_context.hpp"
+#include "io/http/tls_context.hpp"
 #include "util/log.hpp"
 #include "util/metrics.hpp"
 
