@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "util/log_level.hpp"
+
 namespace aforo::config {
 
 using millis = std::chrono::milliseconds;
@@ -23,7 +25,7 @@ enum class compression { lz4, none };
 enum class when_full_policy { drop_oldest, reject };
 enum class durability_mode { disk, memory };
 enum class fsync_mode { always, interval, off };
-enum class log_level { debug, info, warn, error };
+using log_level = util::log::level;
 enum class quota_mode { reserve, counters };
 
 /// HTTP server limits and timeouts (this project's own section; not in the seed).
