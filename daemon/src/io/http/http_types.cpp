@@ -1,7 +1,7 @@
 // Helpers of the plain request/response types; see http_types.hpp.
 #include "io/http/http_types.hpp"
 
-#include "core/entitlements/decision.hpp"
+#include "core/json/escape.hpp"
 
 namespace aforo::net {
 namespace {
@@ -24,7 +24,7 @@ std::string_view http_request::header(std::string_view name) const {
 }
 
 void append_json_string(std::string& out, std::string_view s) {
-  core::entitlements::append_json_string(out, s);
+  core::json::append_json_string(out, s);
 }
 
 http_response http_response::error(int status, std::string_view code, std::string_view message) {

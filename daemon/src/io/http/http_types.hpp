@@ -47,7 +47,7 @@ using respond_fn = std::function<void(http_response)>;
 /// A handler gets the request (it may move the body out) and must call respond exactly once.
 using handler_fn = std::function<void(http_request&, respond_fn)>;
 
-/// JSON string escaping for bodies built by hand (core::entitlements::append_json_string).
+/// JSON string escaping for bodies built by hand (core::json::append_json_string).
 void append_json_string(std::string& out, std::string_view s);
 
 }  // namespace aforo::net
