@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/pipeline/when_full.hpp"
 #include "util/log_level.hpp"
 
 namespace aforo::config {
@@ -22,7 +23,7 @@ enum class enforcement_mode { enforce, shadow };
 enum class auth_scheme { x_api_key, bearer };
 enum class unknown_customer_policy { block, allow };
 enum class compression { lz4, none };
-enum class when_full_policy { drop_oldest, reject };
+using when_full_policy = core::when_full_policy;
 enum class durability_mode { disk, memory };
 enum class fsync_mode { always, interval, off };
 using log_level = util::log::level;

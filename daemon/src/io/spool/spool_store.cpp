@@ -271,7 +271,7 @@ spool_append_result spool_store::append(std::string_view payload, std::uint32_t 
     return res;
   }
   if (bytes_ + size > opts_.max_bytes) {
-    if (opts_.when_full == config::when_full_policy::reject) {
+    if (opts_.when_full == core::when_full_policy::reject) {
       res.result = spool_append_result::status::rejected_full;
       return res;
     }
