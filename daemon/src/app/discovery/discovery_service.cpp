@@ -6,15 +6,14 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <random>
-#include <sstream>
 
 #include "io/clients/kong_admin_poller.hpp"
 #include "core/discovery/catalog_json.hpp"
 #include "core/discovery/event_observation.hpp"
 #include "core/pipeline/retry_policy.hpp"
 #include "io/atomic_file.hpp"
+#include "io/file_watch.hpp"
 #include "io/http/http_client.hpp"
 #include "util/log.hpp"
 #include "util/metrics.hpp"
@@ -45,14 +44,12 @@ constexpr std::size_t max_state_file = 512 * 1024 * 1024;  // catalog.json of a 
 
 std::string read_token(const std::string& path) {
   if (path.empty()) return {};
-  std::ifstream in(path);
-  if (!in) {
+  auto content = io::read_whole_file(path);
+  if (!content) {
     util::log::error("discovery: cannot read discovery.admin_token_file " + path + "; polling without a token");
     return {};
   }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string t = ss.str();
+  std::string t = std::move(*content);
   while (!t.empty() && (t.back() == '\n' || t.back() == '\r' || t.back() == ' ')) t.pop_back();
   return t;
 }

@@ -1,32 +1,17 @@
 // The file snapshot source; see file_snapshot_source.hpp.
 #include "app/entitlements/file_snapshot_source.hpp"
 
-#include <sys/stat.h>
-
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "config/snapshot_yaml.hpp"
 #include "util/log.hpp"
 
 namespace aforo::app {
 
-namespace {
-bool read_text(const std::string& path, std::string& out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  out = std::move(ss).str();
-  return !in.bad();
-}
-}  // namespace
-
 file_snapshot_source::file_snapshot_source(boost::asio::io_context& ioc, std::string path, snapshot_events events,
                                            std::chrono::milliseconds poll_interval)
-    : path_(std::move(path)), events_(std::move(events)), poll_interval_(poll_interval), timer_(ioc) {}
+    : path_(std::move(path)), events_(std::move(events)), poll_interval_(poll_interval), timer_(ioc), watch_(path_) {}
 
 file_snapshot_source::~file_snapshot_source() { timer_.cancel(); }
 
@@ -47,21 +32,20 @@ void file_snapshot_source::schedule() {
 }
 
 void file_snapshot_source::check(bool force) {
-  struct stat st {};
-  if (::stat(path_.c_str(), &st) != 0) {
+  int err = 0;
+  const auto stamp = watch_.current(&err);
+  if (!stamp) {
     if (!unreadable_logged_) {
-      util::log::error("entitlements: cannot read snapshot file " + path_ + ": " + std::strerror(errno) +
+      util::log::error("entitlements: cannot read snapshot file " + path_ + ": " + std::strerror(err) +
                        "; checking again every " + std::to_string(poll_interval_.count()) + " ms");
       unreadable_logged_ = true;
     }
-    seen_valid_ = false;
+    watch_.forget();
     events_.failed();
     return;
   }
   unreadable_logged_ = false;
-  const file_stamp stamp{static_cast<std::uint64_t>(st.st_ino), static_cast<std::uint64_t>(st.st_size),
-                         static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
-  if (force || !seen_valid_ || !(stamp == seen_)) return load(stamp);
+  if (force || watch_.differs(stamp)) return load(*stamp);
   if (seen_ok_) {
     events_.confirmed();
   } else {
@@ -69,12 +53,12 @@ void file_snapshot_source::check(bool force) {
   }
 }
 
-void file_snapshot_source::load(const file_stamp& stamp) {
-  seen_ = stamp;
-  seen_valid_ = true;
+void file_snapshot_source::load(const io::file_stamp& stamp) {
+  watch_.mark_read(stamp);
   // Symlinks are followed here on purpose: a Kubernetes ConfigMap mounts files as symlinks.
-  std::string text;
-  const bool read = read_text(path_, text);
+  auto content = io::read_whole_file(path_);
+  const bool read = content.has_value();
+  std::string text = read ? std::move(*content) : std::string();
   auto r = read ? config::parse_snapshot_text(text) : core::entitlements::snapshot_result{};
   if (!read) r.errors.push_back(path_ + ": cannot read the snapshot file");
   if (!r.ok()) {

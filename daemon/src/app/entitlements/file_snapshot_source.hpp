@@ -10,16 +10,9 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "app/entitlements/snapshot_source.hpp"
+#include "io/file_watch.hpp"
 
 namespace aforo::app {
-
-/// Identifies one version of a file cheaply (stat only).
-struct file_stamp {
-  std::uint64_t inode = 0;
-  std::uint64_t size = 0;
-  std::int64_t mtime_ns = 0;
-  bool operator==(const file_stamp&) const = default;
-};
 
 /// A bad file (unreadable, malformed, invalid) keeps the snapshot in force: each of its errors is
 /// logged once, `failed` is reported on every check until the file changes, so the snapshot ages
@@ -40,15 +33,14 @@ class file_snapshot_source final : public snapshot_source {
 
  private:
   void check(bool force);
-  void load(const file_stamp& stamp);
+  void load(const io::file_stamp& stamp);
   void schedule();
 
   std::string path_;
   snapshot_events events_;
   std::chrono::milliseconds poll_interval_;
   boost::asio::steady_timer timer_;
-  file_stamp seen_{};          // the version last parsed
-  bool seen_valid_ = false;    // whether seen_ was parsed at all
+  io::file_watch watch_;       // the version last parsed (none: not parsed, or unreadable since)
   bool seen_ok_ = false;       // whether that parse gave a snapshot
   bool unreadable_logged_ = false;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);

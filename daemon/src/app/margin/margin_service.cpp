@@ -64,6 +64,7 @@ margin_service::margin_service(context& ctx)
     : ctx_(ctx),
       path_(ctx.config.margin_guard.config),
       interval_(ctx.config.margin_guard.reload_interval),
+      watch_(path_),
       metrics_(std::make_unique<metrics_set>()),
       timer_(ctx.ioc) {
   if (!load(true)) {
@@ -88,22 +89,13 @@ margin_service::margin_service(context& ctx)
 
 margin_service::~margin_service() = default;
 
-std::optional<margin_service::file_stamp> margin_service::stamp_of(const std::string& path) const {
-  std::error_code ec;
-  const auto mtime = std::filesystem::last_write_time(path, ec);
-  if (ec) return std::nullopt;
-  const auto size = std::filesystem::file_size(path, ec);
-  if (ec) return std::nullopt;
-  return file_stamp{mtime, size};
-}
-
 bool margin_service::load(bool at_start) {
   if (path_.empty()) {
     guard_.set_guards({});
-    stamp_.reset();
+    watch_.forget();
     return true;
   }
-  stamp_ = stamp_of(path_);
+  watch_.mark_read(watch_.current());
   auto r = config::load_guards_file(path_);
   if (!r.ok()) {
     metrics_->reload_error.inc();
@@ -151,13 +143,13 @@ void margin_service::schedule_reload() {
 
 void margin_service::on_tick() {
   if (!path_.empty()) {
-    const auto now_stamp = stamp_of(path_);
-    if (now_stamp != stamp_) {
+    const auto now_stamp = watch_.current();
+    if (watch_.differs(now_stamp)) {
       if (now_stamp) {
         load(false);
-      } else if (stamp_) {
+      } else if (watch_.seen()) {
         util::log::error("margin guard: " + path_ + ": cannot read the guard file; keeping the guards in force");
-        stamp_.reset();
+        watch_.forget();
       }
     }
   }
@@ -171,6 +163,7 @@ void margin_service::on_tick() {
 void margin_service::reload(const config::sidecar_config& next) {
   interval_ = next.margin_guard.reload_interval;
   path_ = next.margin_guard.config;
+  watch_.watch(path_);
   load(false);  // SIGHUP: re-read now, whatever the mtime says
 }
 

@@ -5,7 +5,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <filesystem>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -18,6 +17,7 @@
 #include "core/entitlements/decision_engine.hpp"
 #include "core/margin/margin_guard.hpp"
 #include "core/pipeline/event_validation.hpp"
+#include "io/file_watch.hpp"
 
 namespace aforo::util {
 class counter_metric;
@@ -40,7 +40,7 @@ using margin_costs = std::vector<margin_cost>;
 ///   added by a later reload sees the period's COGS so far).
 /// - Start: the file must load; an unreadable or invalid file throws std::runtime_error naming
 ///   every error (a startup error, exit code like any config error).
-/// - Hot reload: every margin_guard.reload_interval the file's mtime and size are compared; a
+/// - Hot reload: every margin_guard.reload_interval the file's inode, size and mtime are compared; a
 ///   changed file is parsed and applied without restart. A bad file keeps the guards in force and
 ///   logs its errors once (until the file changes again). SIGHUP (reload()) re-reads at once.
 /// - Level changes: one log line each ("margin guard: cust_x L1 (margin 28.5% < 30%) [guard
@@ -123,23 +123,17 @@ class margin_service final : public service, public core::entitlements::margin_h
 
  private:
   struct metrics_set;
-  struct file_stamp {
-    std::filesystem::file_time_type mtime{};
-    std::uintmax_t size = 0;
-    bool operator==(const file_stamp&) const = default;
-  };
 
   bool load(bool at_start);
   void schedule_reload();
   void on_tick();
   void handle_changes(std::vector<core::margin::level_change> changes);
   void notify_once(core::margin::level_change change);
-  [[nodiscard]] std::optional<file_stamp> stamp_of(const std::string& path) const;
 
   context& ctx_;
   std::string path_;
   std::chrono::milliseconds interval_;
-  std::optional<file_stamp> stamp_;   // of the last file parsed (good or bad)
+  io::file_watch watch_;              // the version of the file last parsed (good or bad)
   core::margin::margin_guard guard_;
   snapshot_provider snapshot_;
   std::unique_ptr<margin_webhook_sender> webhooks_;
