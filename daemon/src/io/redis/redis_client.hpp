@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/entitlements/redis_link.hpp"
+#include "io/redis/redis_url.hpp"
 
 namespace boost::asio {
 class io_context;
@@ -54,21 +55,6 @@ struct redis_result {
 
 /// Called exactly once per command, on the io thread, never from inside command().
 using redis_callback = std::function<void(redis_result)>;
-
-/// Where Redis is: "redis://[[user]:password@]host[:port][/db]", the same with "rediss://" (TLS), or
-/// "unix:/path[?db=N]".
-struct redis_endpoint {
-  std::string host;                  ///< empty for a unix socket
-  std::uint16_t port = 6379;
-  bool tls = false;                  ///< rediss://: TLS 1.2+, the server certificate always verified
-  std::string unix_path;
-  int db = 0;
-  std::string user;                  ///< AUTH user (Redis 6 ACL); empty = default user
-  std::string password;              ///< empty = no AUTH
-};
-
-/// Parses cache.redis (Boost.URL). nullopt with `error` set when malformed.
-[[nodiscard]] std::optional<redis_endpoint> parse_redis_url(std::string_view url, std::string& error);
 
 struct redis_client_options {
   redis_endpoint endpoint;
