@@ -15,7 +15,7 @@ add_library(aforo_deps_core INTERFACE)
 target_include_directories(aforo_deps_core SYSTEM INTERFACE ${RAPIDJSON_INCLUDE_DIRS} ${Boost_INCLUDE_DIRS})
 target_compile_definitions(aforo_deps_core INTERFACE RAPIDJSON_HAS_STDSTRING=1)
 
-# Boost.Asio/Beast in separate-compilation mode: one translation unit (daemon/src/io/asio_beast_impl.cpp)
+# Boost.Asio/Beast in separate-compilation mode: one translation unit (daemon/src/io/http/asio_beast_impl.cpp)
 # holds their implementation, every other user includes headers only.
 add_library(aforo_deps_net INTERFACE)
 target_compile_definitions(aforo_deps_net INTERFACE BOOST_ASIO_SEPARATE_COMPILATION BOOST_BEAST_SEPARATE_COMPILATION

@@ -19,11 +19,11 @@
 #include <system_error>
 #include <vector>
 
-#include "app/decision_service.hpp"
-#include "app/ops_service.hpp"
-#include "app/services.hpp"
+#include "app/decisions/decision_service.hpp"
+#include "app/ops/ops_service.hpp"
+#include "app/service_list.hpp"
 #include "fuzz_check.hpp"
-#include "net/http_server.hpp"
+#include "io/http/http_server.hpp"
 #include "util/log.hpp"
 
 namespace asio = boost::asio;

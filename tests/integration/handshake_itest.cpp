@@ -82,7 +82,7 @@ TEST_CASE("handshake: a wrong key logs invalid API key (401), reports unauthoriz
   auto c = sc.client();
   CHECK(has(c.get("/v1/handshake").body, R"("ingest":"unauthorized")"));
   const auto ready = c.get("/readyz");
-  CHECK(ready.status == 200);  // decisions still work and events are kept: see ingest_handshake.hpp
+  CHECK(ready.status == 200);  // decisions still work and events are kept: see handshake_service.hpp
   CHECK(has(ready.body, R"("ingest":"unauthorized")"));
   CHECK(!has(sc.proc().output(), "handshake ok"));
 }

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "net/http_wire.hpp"
+#include "io/http/http_wire.hpp"
 
 namespace http = boost::beast::http;
 using aforo::net::beast_response;

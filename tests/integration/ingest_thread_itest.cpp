@@ -1,4 +1,4 @@
-// The ingest thread (app/ingest_thread.hpp): jobs in order, its nice value, and behind().
+// The ingest thread (io/process/ingest_thread.hpp): jobs in order, its nice value, and behind().
 #include <catch2/catch.hpp>
 
 #include <sys/resource.h>
@@ -11,7 +11,7 @@
 #include <thread>
 #include <vector>
 
-#include "app/ingest_thread.hpp"
+#include "io/process/ingest_thread.hpp"
 
 using namespace std::chrono_literals;
 

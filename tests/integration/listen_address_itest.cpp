@@ -4,7 +4,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "net/listen_address.hpp"
+#include "io/http/listen_address.hpp"
 
 using aforo::net::parse_listen_address;
 

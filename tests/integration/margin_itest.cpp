@@ -1,7 +1,14 @@
 // The margin guard through the real aforo-sidecar: metered cost crossing 30%, 20% and 10% margin
 // gives the L1 upstream header and one signed webhook, then throttling at the configured rate, then
-// 429 margin_block; a guard file edited while running switches to alert_only without a restart.
+// 429 margin_block; a guard file edited while running switches to alert_only without a restart, and a
+// file renamed over it with the same size and modification time is a change too.
 #include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <thread>
 
 #include "margin_itest_support.hpp"
 
@@ -111,4 +118,38 @@ TEST_CASE("margin: cost crossing 30%, 20% and 10% alerts, throttles and blocks, 
   d = json_of(c.post("/v1/check", check_body()).body);
   CHECK(str(d, "reason") == "margin_alert");
   CHECK(sc.proc().output().find("margin guard: cust_m L1 (margin 25% < 30%) [guard default]") != std::string::npos);
+}
+
+// The guard file is watched by inode, size and modification time (io/file_watch): a new file renamed
+// over it with the same bytes and the same modification time (a config tool's atomic replace within
+// the filesystem's time granularity) is a new version and is loaded, not missed.
+TEST_CASE("margin: a guard file renamed over the old one with the same size and mtime is reloaded", "[margin]") {
+  hook_receiver receiver;
+  temp_dir dir;
+  const std::string snap = dir.write("snapshot.yaml", snapshot_yaml);
+  const std::string text = guards_yaml(receiver.url(), "enforce");
+  const std::string guards = dir.write("guards.yaml", text);
+  const timespec fixed[2] = {{1'700'000'000, 0}, {1'700'000'000, 0}};
+  REQUIRE(::utimensat(AT_FDCWD, guards.c_str(), fixed, 0) == 0);
+  sidecar_process sc("entitlements:\n  source: \"file:" + snap + "\"\n"
+                     "margin_guard:\n  config: \"" + guards + "\"\n  reload_interval: 100ms\n",
+                     {"AFORO_WEBHOOK_SECRET=" + secret});
+  const std::string loads = R"(aforo_sidecar_margin_guard_reloads_total{result="ok"})";
+  REQUIRE(sc.metric(loads) == 1);  // the load at start
+
+  const std::string next = dir.write("guards.yaml.new", text);
+  REQUIRE(::utimensat(AT_FDCWD, next.c_str(), fixed, 0) == 0);
+  struct stat before {}, after {};
+  REQUIRE(::stat(guards.c_str(), &before) == 0);
+  REQUIRE(::rename(next.c_str(), guards.c_str()) == 0);
+  REQUIRE(::stat(guards.c_str(), &after) == 0);
+  REQUIRE(after.st_size == before.st_size);
+  REQUIRE(after.st_mtim.tv_sec == before.st_mtim.tv_sec);
+  REQUIRE(after.st_mtim.tv_nsec == before.st_mtim.tv_nsec);
+  REQUIRE(after.st_ino != before.st_ino);
+
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (sc.metric(loads) < 2 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(20ms);
+  CHECK(sc.metric(loads) == 2);
+  CHECK(sc.metric(R"(aforo_sidecar_margin_guard_reloads_total{result="error"})") == 0);
 }

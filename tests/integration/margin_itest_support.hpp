@@ -25,7 +25,7 @@
 #include "core/entitlements/quota.hpp"
 #include "core/entitlements/redis_keys.hpp"
 #include "core/margin/level_notice.hpp"
-#include "net/redis_client.hpp"
+#include "io/redis/redis_client.hpp"
 #include "support/testkit.hpp"
 
 namespace margin_itest {

@@ -8,7 +8,7 @@
 #include "core/entitlements/redis_keys.hpp"
 #include "core/margin/level_notice.hpp"
 #include "margin_itest_support.hpp"
-#include "net/redis_client.hpp"
+#include "io/redis/redis_client.hpp"
 
 using namespace margin_itest;
 

@@ -16,7 +16,7 @@
 #include "core/entitlements/quota.hpp"
 #include "core/entitlements/quota_reservations.hpp"
 #include "core/entitlements/redis_keys.hpp"
-#include "net/redis_client.hpp"
+#include "io/redis/redis_client.hpp"
 #include "support/testkit.hpp"
 
 using namespace aforo::testkit;

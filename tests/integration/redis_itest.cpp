@@ -11,7 +11,7 @@
 #include <thread>
 
 #include "core/entitlements/redis_quota_sync.hpp"
-#include "net/redis_client.hpp"
+#include "io/redis/redis_client.hpp"
 #include "support/testkit.hpp"
 
 using namespace aforo::testkit;

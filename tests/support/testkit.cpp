@@ -25,7 +25,7 @@
 #include <thread>
 #include <variant>
 
-#include "net/redis_client.hpp"
+#include "io/redis/redis_client.hpp"
 
 extern char** environ;
 

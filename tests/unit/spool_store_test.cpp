@@ -175,7 +175,7 @@ TEST_CASE("spool store: a directory is used by one store at a time", "[spool][st
 TEST_CASE("spool store: ack_through never consumes records that drop_oldest replaced", "[spool][store]") {
   temp_dir d;
   auto o = opts(d, 1 << 20, 3 * rec_size);
-  o.when_full = config::when_full_policy::drop_oldest;
+  o.when_full = core::when_full_policy::drop_oldest;
   spool_store s(o);
   for (int i = 0; i < 3; ++i) REQUIRE(s.append(payload(i), 1).stored());
   const auto in_flight = s.peek_upto(2).records;  // records 0 and 1 are being delivered
@@ -231,7 +231,7 @@ TEST_CASE("spool store: a garbage segment and a garbage cursor never stop startu
 TEST_CASE("spool store: drop_oldest drops whole oldest records and reports their events", "[spool][store]") {
   temp_dir d;
   auto o = opts(d, 1 << 20, 3 * rec_size);
-  o.when_full = config::when_full_policy::drop_oldest;
+  o.when_full = core::when_full_policy::drop_oldest;
   spool_store s(o);
   for (int i = 0; i < 3; ++i) REQUIRE(s.append(payload(i), 10).stored());
   const auto r = s.append(payload(3), 10);
@@ -245,7 +245,7 @@ TEST_CASE("spool store: drop_oldest drops whole oldest records and reports their
 TEST_CASE("spool store: reject refuses appends past max_bytes", "[spool][store]") {
   temp_dir d;
   auto o = opts(d, 1 << 20, 2 * rec_size);
-  o.when_full = config::when_full_policy::reject;
+  o.when_full = core::when_full_policy::reject;
   spool_store s(o);
   REQUIRE(s.append(payload(0), 1).stored());
   REQUIRE(s.append(payload(1), 1).stored());

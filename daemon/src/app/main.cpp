@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
-#include "app/replay_dead_letter.hpp"
+#include "app/pipeline/replay_dead_letter.hpp"
 #include "app/sidecar.hpp"
-#include "app/test_event.hpp"
+#include "app/pipeline/test_event.hpp"
 #include "config/kong_migration.hpp"
 #include "config/loader.hpp"
 #include "config/secrets.hpp"

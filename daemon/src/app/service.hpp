@@ -8,7 +8,7 @@
 
 #include "config/config.hpp"
 #include "config/secrets.hpp"
-#include "net/router.hpp"
+#include "io/http/router.hpp"
 
 namespace boost::asio {
 class io_context;

@@ -6,11 +6,11 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include "app/ops_service.hpp"
-#include "app/services.hpp"
-#include "app/systemd_notify.hpp"
+#include "app/ops/ops_service.hpp"
+#include "app/service_list.hpp"
+#include "io/process/systemd_notify.hpp"
 #include "config/loader.hpp"
-#include "net/http_server.hpp"
+#include "io/http/http_server.hpp"
 #include "util/log.hpp"
 
 namespace aforo::app {

@@ -8,6 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "core/pipeline/when_full.hpp"
+#include "util/log_level.hpp"
+
 namespace aforo::config {
 
 using millis = std::chrono::milliseconds;
@@ -20,10 +23,10 @@ enum class enforcement_mode { enforce, shadow };
 enum class auth_scheme { x_api_key, bearer };
 enum class unknown_customer_policy { block, allow };
 enum class compression { lz4, none };
-enum class when_full_policy { drop_oldest, reject };
+using when_full_policy = core::when_full_policy;
 enum class durability_mode { disk, memory };
 enum class fsync_mode { always, interval, off };
-enum class log_level { debug, info, warn, error };
+using log_level = util::log::level;
 enum class quota_mode { reserve, counters };
 
 /// HTTP server limits and timeouts (this project's own section; not in the seed).

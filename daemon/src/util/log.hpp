@@ -4,11 +4,9 @@
 
 #include <string_view>
 
-#include "config/config.hpp"
+#include "util/log_level.hpp"
 
 namespace aforo::util::log {
-
-using level = config::log_level;
 
 /// Sets the lowest level that is written (default info). Safe to call at any time (SIGHUP reload).
 void set_level(level l);

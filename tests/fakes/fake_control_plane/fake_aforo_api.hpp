@@ -23,8 +23,8 @@
 #include <boost/url/parse.hpp>
 #include <rapidjson/document.h>
 
-#include "net/http_server.hpp"
-#include "net/router.hpp"
+#include "io/http/http_server.hpp"
+#include "io/http/router.hpp"
 
 namespace aforo::fake {
 

@@ -16,7 +16,7 @@
 #include <boost/asio/io_context.hpp>
 #include <rapidjson/document.h>
 
-#include "net/http_client.hpp"
+#include "io/http/http_client.hpp"
 #include "support/testkit.hpp"
 
 namespace aforo::fake {

@@ -14,7 +14,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 
-#include "net/router.hpp"
+#include "io/http/router.hpp"
 
 namespace aforo::fake {
 

@@ -14,7 +14,7 @@
 
 #include "fault_script.hpp"
 #include "fake_server.hpp"
-#include "net/router.hpp"
+#include "io/http/router.hpp"
 
 namespace aforo::fake {
 

@@ -23,8 +23,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
-#include "net/http_server.hpp"
-#include "net/router.hpp"
+#include "io/http/http_server.hpp"
+#include "io/http/router.hpp"
 
 namespace aforo::fake {
 

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "core/entitlements/money.hpp"
+#include "core/json/escape.hpp"
 
 namespace aforo::core::entitlements {
 
@@ -104,7 +105,7 @@ struct decision {
 /// (with "prefix":P for scope prefix) only when a lease is granted. Thread-safe.
 void encode_decision(const decision& d, std::string& out);
 
-/// Appends s as a JSON string literal (quotes included, control characters escaped).
-void append_json_string(std::string& out, std::string_view s);
+/// The JSON string escaper, kept visible here for the decision's callers (core/json/escape.hpp).
+using json::append_json_string;
 
 }  // namespace aforo::core::entitlements

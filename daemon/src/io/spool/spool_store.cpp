@@ -18,93 +18,16 @@
 
 #include "core/pipeline/spool_record.hpp"
 #include "io/safe_dir.hpp"
+#include "io/spool/spool_files.hpp"
 
 namespace aforo::io {
 namespace {
 
 namespace fs = std::filesystem;
 
-constexpr std::string_view segment_prefix = "seg-";
-constexpr std::string_view segment_suffix = ".spool";
-constexpr std::size_t segment_digits = 20;
-constexpr std::uint32_t cursor_magic = 0x43505341u;  // "ASPC"
-constexpr std::size_t cursor_bytes = 24;
-
-std::error_code last_error() { return {errno, std::generic_category()}; }
-
-// Little-endian fields of `bytes` width.
-void put_le(char* p, std::uint64_t v, int bytes) {
-  for (int i = 0; i < bytes; ++i) p[i] = static_cast<char>((v >> (8 * i)) & 0xFFu);
-}
-std::uint64_t get_le(const char* p, int bytes) {
-  std::uint64_t v = 0;
-  for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
-  return v;
-}
-
-std::optional<std::uint64_t> segment_id(std::string_view name) {
-  if (name.size() != segment_prefix.size() + segment_digits + segment_suffix.size() ||
-      name.substr(0, segment_prefix.size()) != segment_prefix ||
-      name.substr(name.size() - segment_suffix.size()) != segment_suffix) {
-    return std::nullopt;
-  }
-  std::uint64_t id = 0;
-  const char* first = name.data() + segment_prefix.size();
-  const auto [ptr, ec] = std::from_chars(first, first + segment_digits, id);
-  if (ec != std::errc{} || ptr != first + segment_digits) return std::nullopt;
-  return id;
-}
-
-void close_fd(int& fd) {
-  if (fd >= 0) ::close(fd);
-  fd = -1;
-}
-
-/// Writes all of `data` to a new file at `path` (O_EXCL) and fdatasyncs it.
-std::error_code write_new_file(const std::string& path, std::string_view data) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640);
-  if (fd < 0) return last_error();
-  while (!data.empty()) {
-    const ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const auto err = n < 0 ? last_error() : std::make_error_code(std::errc::io_error);
-      ::close(fd);
-      return err;
-    }
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-  std::error_code err;
-  if (::fdatasync(fd) != 0) err = last_error();
-  ::close(fd);
-  return err;
-}
-
-/// Reads a whole file; nullopt on error (errno set).
-std::optional<std::string> read_file(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return std::nullopt;
-  std::string data;
-  struct stat st {};
-  if (::fstat(fd, &st) == 0) data.reserve(static_cast<std::size_t>(st.st_size));
-  char buf[1 << 16];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int saved = errno;
-      ::close(fd);
-      errno = saved;
-      return std::nullopt;
-    }
-    if (n == 0) break;
-    data.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  return data;
-}
-
 }  // namespace
+
+using namespace spool_files;
 
 spool_store::spool_store(spool_options opts) : opts_(std::move(opts)) {
   if (const auto why = prepare_private_dir(opts_.dir, "buffer.spool_dir"); !why.empty()) {
@@ -271,7 +194,7 @@ spool_append_result spool_store::append(std::string_view payload, std::uint32_t 
     return res;
   }
   if (bytes_ + size > opts_.max_bytes) {
-    if (opts_.when_full == config::when_full_policy::reject) {
+    if (opts_.when_full == core::when_full_policy::reject) {
       res.result = spool_append_result::status::rejected_full;
       return res;
     }

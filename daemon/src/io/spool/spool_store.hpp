@@ -10,17 +10,17 @@
 #include <utility>
 #include <vector>
 
-#include "config/config.hpp"
 #include "core/pipeline/spool_record.hpp"
+#include "core/pipeline/when_full.hpp"
 
 namespace aforo::io {
 
 /// buffer.* settings the spool uses.
 struct spool_options {
   std::string dir = "/tmp/aforo-buffer";
-  std::uint64_t segment_bytes = 16 * config::MiB;  ///< a segment is rotated before passing this
-  std::uint64_t max_bytes = 1 * config::GiB;       ///< live records (header + payload) at most this
-  config::when_full_policy when_full = config::when_full_policy::reject;
+  std::uint64_t segment_bytes = std::uint64_t{16} << 20;  ///< 16 MiB; a segment is rotated before passing this
+  std::uint64_t max_bytes = std::uint64_t{1} << 30;       ///< 1 GiB; live records (header + payload) at most this
+  core::when_full_policy when_full = core::when_full_policy::reject;
 };
 
 /// What startup recovery found.

@@ -1,0 +1,116 @@
+// The startup handshake with Aforo ingest (is the API key accepted?) and the one owner of the ingest
+// state that /v1/handshake and /readyz report: the handshake's probes and the pipeline's deliveries
+// both feed it, and it writes the user-facing lines (`handshake ok`, `ERROR invalid API key (401)`...).
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <boost/asio/steady_timer.hpp>
+
+#include "app/service.hpp"
+#include "io/http/http_client.hpp"
+
+namespace aforo::app {
+
+enum class ingest_state { unknown, ok, unauthorized, unreachable };
+
+/// "unknown" | "ok" | "unauthorized" | "unreachable" (the /v1/handshake values).
+[[nodiscard]] const char* to_string(ingest_state s) noexcept;
+
+/// The text after "ERROR " for a request that got no HTTP answer: "network timeout to <host>",
+/// "TLS failure to <host>: <reason>" or "ingest unreachable at <host>: <reason>".
+[[nodiscard]] std::string describe_unreachable(net::client_result::error_kind kind, const std::string& host,
+                                               const std::string& message);
+
+/// "invalid API key (401)" (or 403).
+[[nodiscard]] std::string describe_unauthorized(int status);
+
+/// The probe's verdict on one answer to `{"events":[]}`: 401/403 = the key is refused; 2xx, 400 and
+/// 422 (Aforo checks the key before the body, so a validation error means the key passed) = accepted;
+/// anything else (404, 429, 5xx) says nothing about the key.
+enum class probe_verdict { accepted, unauthorized, inconclusive };
+[[nodiscard]] probe_verdict judge_probe(int status) noexcept;
+
+/// Delay before the next handshake probe after `failures` failed ones (1 = the first failed):
+/// unauthorized waits `unauthorized_probe` (the key will not fix itself quickly); otherwise
+/// 1 s, 2 s, 4 s ... capped at 60 s.
+[[nodiscard]] std::chrono::milliseconds handshake_retry_delay(unsigned failures, bool unauthorized,
+                                                              std::chrono::milliseconds unauthorized_probe);
+
+/// The ingest state, owned here only. Deliveries and probes report what they saw; ERROR lines are
+/// written on a change of problem (401 on every report: the callers report it at most once per
+/// retry.unauthorized_probe). Threading: io thread only.
+class ingest_status {
+ public:
+  explicit ingest_status(std::string tenant_id) : tenant_(std::move(tenant_id)) {}
+
+  [[nodiscard]] ingest_state state() const noexcept { return state_; }
+  /// The key was accepted at least once (by a probe or a delivered batch) since start.
+  [[nodiscard]] bool confirmed() const noexcept { return confirmed_; }
+
+  /// Ingest at `host` accepted the key. The first time logs `handshake ok (ingest <host>, tenant <id>)`.
+  void accepted(const std::string& host);
+  /// Ingest refused the key with 401/403: logs `ERROR invalid API key (<status>)`.
+  void unauthorized(int status);
+  /// No HTTP answer: logs the describe_unreachable line when it differs from the last one.
+  void unreachable(net::client_result::error_kind kind, const std::string& host, const std::string& message);
+
+ private:
+  std::string tenant_;
+  ingest_state state_ = ingest_state::unknown;
+  bool confirmed_ = false;
+  std::string last_problem_;
+};
+
+/// Sends one request to the ingest origin with the auth headers (the pipeline's kept-alive
+/// connection); the handshake posts its probe through it.
+using ingest_probe_fn = std::function<void(std::string body, net::http_client::completion done)>;
+
+/// The startup handshake and POST /v1/test-event. At start it POSTs `{"events":[]}` to
+/// aforo.ingest_url: no side effect (no event), and Aforo authenticates before it validates, so the
+/// answer tells whether the key is accepted (see judge_probe). Once the key is accepted it posts the
+/// same empty batch as an LZ4 frame (batch.compression lz4): a refusal of the encoding makes the
+/// pipeline fall back to uncompressed before its first batch (pipeline_sender::probe_compression). Until the key is confirmed (by a probe
+/// or by a delivered batch) it probes again with backoff (handshake_retry_delay). /v1/handshake
+/// "ingest" and /readyz "ingest" come from status(). /readyz stays ready whatever the ingest state:
+/// decisions do not need ingest and events wait in the spool, so taking Kong's sidecar out of
+/// service for a bad key would only lose traffic; the state is in the body for the operator.
+class handshake_service final : public service {
+ public:
+  explicit handshake_service(context& ctx);
+  ~handshake_service() override;
+
+  /// The state the pipeline reports its deliveries into; lives as long as this service.
+  [[nodiscard]] ingest_status& status() noexcept { return status_; }
+  /// How probes are sent (set before start; none = no startup handshake).
+  void set_probe(ingest_probe_fn probe) { probe_ = std::move(probe); }
+  /// Checks that ingest takes the configured encoding (an empty lz4 batch); called once, when the
+  /// probe has confirmed the key, so that a refusal of lz4 is known before the first batch.
+  void set_encoding_probe(std::function<void()> probe) { encoding_probe_ = std::move(probe); }
+
+  void register_routes(net::router& routes) override;
+  void start() override;
+  void stop(std::function<void()> done) override;
+  void readiness(status_report& r) const override;
+  void handshake_fields(std::map<std::string, std::string>& fields) const override;
+
+ private:
+  void probe();
+  void on_probe(const net::client_result& r);
+  void retry_later(bool unauthorized);
+
+  context& ctx_;
+  ingest_status status_;
+  ingest_probe_fn probe_;
+  std::function<void()> encoding_probe_;
+  boost::asio::steady_timer timer_;
+  std::unique_ptr<net::http_client> test_client_;  // POST /v1/test-event
+  unsigned failures_ = 0;
+  bool stopping_ = false;
+  std::shared_ptr<bool> alive_;
+};
+
+}  // namespace aforo::app
