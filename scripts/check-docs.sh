@@ -13,7 +13,7 @@ set -euo pipefail
 root=${1:-"$(cd "$(dirname "$0")/.." && pwd)"}
 cd "$root"
 
-readme=README.md
+readme=docs/metrics.md
 plugin_readme=lua/README.md
 plugin_schema=lua/kong/plugins/aforo-metering/schema.lua
 config_schema=daemon/src/config/schema.hpp
@@ -59,8 +59,8 @@ compare() {
   tr -d '"' | sort -u >"$tmp/metrics.declared"
 [ -s "$tmp/metrics.declared" ] || { echo "check-docs: no metric registration found in daemon/src" >&2; exit 2; }
 # The rows of the tables in README.md's "### Metrics" section: | `aforo_sidecar_...` | type | ...
-table_rows "$readme" "### Metrics" '^\| `aforo_sidecar_[a-z0-9_]+` \|' >"$tmp/metrics.documented"
-compare metrics "metrics registered in daemon/src" "$readme (### Metrics)"
+table_rows "$readme" "# Metrics" '^\| `aforo_sidecar_[a-z0-9_]+` \|' >"$tmp/metrics.documented"
+compare metrics "metrics registered in daemon/src" "$readme"
 
 # (b) Plugin fields: the entries `{ name = ...` of the config record in schema.lua.
 awk '/\{ config = \{/{ in_config = 1; next } in_config' "$plugin_schema" |
