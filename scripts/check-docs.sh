@@ -1,24 +1,29 @@
 #!/usr/bin/env bash
 # Keeps the reference docs complete (run by ctest as "docs: ..."; tests/CMakeLists.txt). Fails, listing
 # what is missing, when
-#   (a) a metric the daemon registers has no row in README.md's "### Metrics" tables (or a row names a
+#   (a) a metric the daemon registers has no row in the tables of docs/metrics.md (or a row names a
 #       metric the daemon no longer registers);
 #   (b) a config field of the Kong plugin (lua/kong/plugins/aforo-metering/schema.lua) has no row in
 #       lua/README.md's "## Configuration" table (or a row names a field the schema no longer has);
 #   (c) a config key of the daemon (visit_config in daemon/src/config/schema.hpp) is not in the reference
-#       configuration config/sidecar.yaml.
+#       configuration config/sidecar.yaml;
+#   (d) such a key is not in the key table of docs/configuration.md (or the table names a key that
+#       visit_config no longer has);
+#   (e) a relative link in README.md or docs/**/*.md names a file that does not exist, or an anchor
+#       that is neither a heading nor an <a id="..."> of the markdown file it points at.
 # Usage: scripts/check-docs.sh [repository root]   (default: the parent of this script's directory)
 set -euo pipefail
 
 root=${1:-"$(cd "$(dirname "$0")/.." && pwd)"}
 cd "$root"
 
-readme=README.md
+metrics_doc=docs/metrics.md
+config_doc=docs/configuration.md
 plugin_readme=lua/README.md
 plugin_schema=lua/kong/plugins/aforo-metering/schema.lua
 config_schema=daemon/src/config/schema.hpp
 config_yaml=config/sidecar.yaml
-for f in "$readme" "$plugin_readme" "$plugin_schema" "$config_schema" "$config_yaml"; do
+for f in README.md "$metrics_doc" "$config_doc" "$plugin_readme" "$plugin_schema" "$config_schema" "$config_yaml"; do
   [ -f "$f" ] || { echo "check-docs: $root/$f not found" >&2; exit 2; }
 done
 [ -d daemon/src ] || { echo "check-docs: $root/daemon/src not found" >&2; exit 2; }
@@ -58,9 +63,9 @@ compare() {
 { grep -rhoE --include='*.cpp' --include='*.hpp' '"aforo_sidecar_[a-z0-9_]+"' daemon/src || true; } |
   tr -d '"' | sort -u >"$tmp/metrics.declared"
 [ -s "$tmp/metrics.declared" ] || { echo "check-docs: no metric registration found in daemon/src" >&2; exit 2; }
-# The rows of the tables in README.md's "### Metrics" section: | `aforo_sidecar_...` | type | ...
-table_rows "$readme" "### Metrics" '^\| `aforo_sidecar_[a-z0-9_]+` \|' >"$tmp/metrics.documented"
-compare metrics "metrics registered in daemon/src" "$readme (### Metrics)"
+# The rows of the tables in docs/metrics.md (all under its "# Metrics" title): | `aforo_sidecar_...` | type | ...
+table_rows "$metrics_doc" "# Metrics" '^\| `aforo_sidecar_[a-z0-9_]+` \|' >"$tmp/metrics.documented"
+compare metrics "metrics registered in daemon/src" "$metrics_doc"
 
 # (b) Plugin fields: the entries `{ name = ...` of the config record in schema.lua.
 awk '/\{ config = \{/{ in_config = 1; next } in_config' "$plugin_schema" |
@@ -90,10 +95,81 @@ awk '
 comm -23 "$tmp/keys.declared" "$tmp/keys.documented" >"$tmp/keys.missing"
 report "config keys of visit_config ($config_schema) missing from $config_yaml" "$tmp/keys.missing"
 
+# (d) The key table of docs/configuration.md: | `section` | `key`, `key`; `sub.`: `key`, ... | ((top) for
+# top-level keys). A group after ';' that starts with `sub.`: names keys of that subsection.
+awk -F'|' '/^\| (\(top\)|`[a-z_]+`) \|/ {
+  section = $2; gsub(/[ `]/, "", section)
+  section = (section == "(top)") ? "" : section "."
+  n = split($3, groups, ";")
+  for (g = 1; g <= n; g++) {
+    group = groups[g]; sub_section = ""
+    if (match(group, /`[a-z_]+\.`:/)) {
+      sub_section = substr(group, RSTART + 1, RLENGTH - 3); group = substr(group, RSTART + RLENGTH)
+    }
+    while (match(group, /`[a-z0-9_]+`/)) {
+      print section sub_section substr(group, RSTART + 1, RLENGTH - 2); group = substr(group, RSTART + RLENGTH)
+    }
+  }
+}' "$config_doc" | sort -u >"$tmp/config_table.documented"
+cp "$tmp/keys.declared" "$tmp/config_table.declared"
+compare config_table "config keys of visit_config ($config_schema)" "$config_doc (the key table)"
+
+# (e) Links. Every relative link [text](target) in README.md and docs/**/*.md names an existing file
+# (or directory), and a #anchor in it names a heading of that markdown file (GitHub's slug: lower
+# case, punctuation but '-' and '_' dropped, spaces to '-') or an <a id="..."> in it. Links inside
+# code spans and fenced blocks are not links.
+# anchors FILE: the anchors a link may name in FILE, one per line.
+anchors() {
+  awk '
+    /^```/ { fence = !fence; next }
+    fence { next }
+    /^#+ / {
+      h = $0; sub(/^#+ +/, "", h); h = tolower(h)
+      gsub(/[^a-z0-9 _-]/, "", h); gsub(/ /, "-", h)
+      print h
+    }
+    { line = $0
+      while (match(line, /<a id="[^"]+"/)) {
+        print substr(line, RSTART + 7, RLENGTH - 8)
+        line = substr(line, RSTART + RLENGTH)
+      } }' "$1"
+}
+# links FILE: "target" of every relative markdown link in FILE, one per line.
+links() {
+  awk '
+    /^```/ { fence = !fence; next }
+    fence { next }
+    { line = $0; gsub(/`[^`]*`/, "", line)
+      while (match(line, /\]\([^)[:space:]]+\)/)) {
+        print substr(line, RSTART + 2, RLENGTH - 3)
+        line = substr(line, RSTART + RLENGTH)
+      } }' "$1" | { grep -vE '^(https?|mailto):' || true; }
+}
+: >"$tmp/links.broken"
+: >"$tmp/links.checked"
+while IFS= read -r doc; do
+  dir=$(dirname "$doc")
+  while IFS= read -r target; do
+    path=${target%%#*}
+    anchor=
+    [ "$path" != "$target" ] && anchor=${target#*#}
+    file=$doc
+    [ -n "$path" ] && file=$dir/$path
+    if [ ! -e "$file" ]; then
+      echo "$doc: $target (no such file)" >>"$tmp/links.broken"
+    elif [ -n "$anchor" ] && [ -f "$file" ] && [[ $file == *.md ]] && ! anchors "$file" | grep -xF -- "$anchor" >/dev/null; then
+      echo "$doc: $target (no such anchor)" >>"$tmp/links.broken"
+    fi
+    echo "$doc: $target" >>"$tmp/links.checked"
+  done < <(links "$doc")
+done < <(find README.md docs -name '*.md' | sort)
+report "relative links in README.md and docs/ that do not resolve" "$tmp/links.broken"
+
 if [ "$problems" -ne 0 ]; then
-  echo "check-docs: FAILED, $problems problem(s): document them (or drop stale rows)" >&2
+  echo "check-docs: FAILED, $problems problem(s): document them (or drop stale rows, fix the links)" >&2
   exit 1
 fi
-echo "check-docs: ok ($(wc -l <"$tmp/metrics.declared") metrics in $readme," \
+echo "check-docs: ok ($(wc -l <"$tmp/metrics.declared") metrics in $metrics_doc," \
   "$(wc -l <"$tmp/fields.declared") plugin fields in $plugin_readme," \
-  "$(wc -l <"$tmp/keys.declared") config keys in $config_yaml)"
+  "$(wc -l <"$tmp/keys.declared") config keys in $config_yaml and $config_doc," \
+  "$(wc -l <"$tmp/links.checked") relative links resolved)"

@@ -1,6 +1,6 @@
-// POST /v1/check through the real aforo-sidecar over real sockets: every reason of contracts §2's
-// table with the example snapshot, malformed requests, no snapshot yet, and a snapshot file edited
-// (well and badly) while the sidecar runs.
+// POST /v1/check through the real aforo-sidecar over real sockets: every reason of the
+// decision table (docs/design/decision-contract.md#reasons) with the example snapshot, malformed requests, no snapshot yet,
+// and a snapshot file edited (well and badly) while the sidecar runs.
 #include <catch2/catch.hpp>
 
 #include <signal.h>

@@ -59,7 +59,7 @@ TEST_CASE("handshake: a valid key logs handshake ok and /v1/handshake and /ready
           "[handshake]") {
   fake_ingest_process fake;
   sidecar_process sc(yaml_for(fake.ingest_url()), sidecar_env());
-  REQUIRE(sc.proc().wait_for_output("[aforo-metering] INFO handshake ok (ingest 127.0.0.1, tenant tenant-1)\n", 5s));
+  REQUIRE(sc.proc().wait_for_output("[aforo-sidecar] INFO handshake ok (ingest 127.0.0.1, tenant tenant-1)\n", 5s));
   auto c = sc.client();
   CHECK(has(c.get("/v1/handshake").body, R"("ingest":"ok")"));
   const auto ready = c.get("/readyz");
@@ -78,7 +78,7 @@ TEST_CASE("handshake: a wrong key logs invalid API key (401), reports unauthoriz
           "[handshake]") {
   fake_ingest_process fake;
   sidecar_process sc(yaml_for(fake.ingest_url()), env_with_key("wrong-key-9999"));
-  REQUIRE(sc.proc().wait_for_output("[aforo-metering] ERROR invalid API key (401)\n", 5s));
+  REQUIRE(sc.proc().wait_for_output("[aforo-sidecar] ERROR invalid API key (401)\n", 5s));
   auto c = sc.client();
   CHECK(has(c.get("/v1/handshake").body, R"("ingest":"unauthorized")"));
   const auto ready = c.get("/readyz");
@@ -91,7 +91,7 @@ TEST_CASE("handshake: a dead ingest logs ingest unreachable with the cause and r
           "[handshake]") {
   const auto url = dead_ingest_url();
   sidecar_process sc(yaml_for(url), sidecar_env());
-  REQUIRE(sc.proc().wait_for_output("[aforo-metering] ERROR ingest unreachable at 127.0.0.1: connection refused", 5s));
+  REQUIRE(sc.proc().wait_for_output("[aforo-sidecar] ERROR ingest unreachable at 127.0.0.1: connection refused", 5s));
   CHECK(has(sc.client().get("/v1/handshake").body, R"("ingest":"unreachable")"));
   CHECK(sc.client().get("/readyz").status == 200);
   // Retried with backoff (1 s, 2 s, ...), logged once while the problem stays the same.
@@ -106,7 +106,7 @@ TEST_CASE("handshake: once a dead ingest comes up the retried handshake succeeds
   sidecar_process sc(yaml_for(fake.ingest_url()), sidecar_env());
   REQUIRE(sc.proc().wait_for_output("ERROR ingest unreachable at 127.0.0.1", 5s));
   fake.refuse(false);
-  REQUIRE(sc.proc().wait_for_output("[aforo-metering] INFO handshake ok (ingest 127.0.0.1, tenant tenant-1)", 5s));
+  REQUIRE(sc.proc().wait_for_output("[aforo-sidecar] INFO handshake ok (ingest 127.0.0.1, tenant tenant-1)", 5s));
   CHECK(has(sc.client().get("/v1/handshake").body, R"("ingest":"ok")"));
 }
 
@@ -120,12 +120,12 @@ TEST_CASE("handshake: TLS without the CA logs a TLS failure and with aforo.ca_fi
   REQUIRE(fake.ingest_url().rfind("https://", 0) == 0);
   {
     sidecar_process sc(yaml_for(fake.ingest_url()), sidecar_env());
-    REQUIRE(sc.proc().wait_for_output("[aforo-metering] ERROR TLS failure to 127.0.0.1: ", 5s));
+    REQUIRE(sc.proc().wait_for_output("[aforo-sidecar] ERROR TLS failure to 127.0.0.1: ", 5s));
     CHECK(std::regex_search(sc.proc().output(), std::regex("TLS failure to 127.0.0.1: self.signed certificate")));
     CHECK(has(sc.client().get("/v1/handshake").body, R"("ingest":"unreachable")"));
   }
   sidecar_process sc(yaml_for(fake.ingest_url(), "  ca_file: \"" + cert.cert + "\"\n"), sidecar_env());
-  REQUIRE(sc.proc().wait_for_output("[aforo-metering] INFO handshake ok (ingest 127.0.0.1, tenant tenant-1)", 5s));
+  REQUIRE(sc.proc().wait_for_output("[aforo-sidecar] INFO handshake ok (ingest 127.0.0.1, tenant tenant-1)", 5s));
   CHECK(has(sc.client().get("/v1/handshake").body, R"("ingest":"ok")"));
 }
 

@@ -1,5 +1,6 @@
-// `aforo-sidecar migrate-kong-config` on a v2.2-style kong.yml with every field of contracts §11 and on
-// an Admin API answer: the printed sidecar.yaml loads with the daemon's own config loader (and
+// `aforo-sidecar migrate-kong-config` on a v2.2-style kong.yml with every field of
+// docs/design/event-fields.md#aforo-plugin-v22 and on an Admin API answer: the printed sidecar.yaml loads with the
+// daemon's own config loader (and
 // --check-config), the plugin block carries the mapped fields, and the API key appears nowhere
 // unless --reveal-secrets asks for it in the environment line.
 #include <catch2/catch.hpp>

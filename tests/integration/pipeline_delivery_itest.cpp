@@ -274,7 +274,7 @@ TEST_CASE("pipeline: 401 keeps the events, logs the key error and re-probes", "[
                      sidecar_env());
   fake.set_faults(R"([{"status":401,"times":2}])");
   REQUIRE(sc.client().post("/v1/ingest/batch", batch("k", 0, 10)).status == 202);
-  REQUIRE(sc.proc().wait_for_output("[aforo-metering] ERROR invalid API key (401)", 5s));
+  REQUIRE(sc.proc().wait_for_output("[aforo-sidecar] ERROR invalid API key (401)", 5s));
   CHECK(sc.client().get("/v1/handshake").body.find(R"("ingest":"unauthorized")") != std::string::npos);
   // The events wait in the spool, not on the floor.
   CHECK(metric(sc, "aforo_sidecar_spool_events") == 10);
@@ -362,7 +362,7 @@ TEST_CASE("pipeline: a slow ingest times out, logs the timeout once, and the res
                      sidecar_env());
   fake.set_faults(R"([{"delay_ms":1500,"times":2}])");
   REQUIRE(sc.client().post("/v1/ingest/batch", batch("to", 0, 10)).status == 202);
-  REQUIRE(sc.proc().wait_for_output("[aforo-metering] ERROR network timeout to 127.0.0.1", 5s));
+  REQUIRE(sc.proc().wait_for_output("[aforo-sidecar] ERROR network timeout to 127.0.0.1", 5s));
   CHECK(sc.client().get("/v1/handshake").body.find(R"("ingest":"unreachable")") != std::string::npos);
   REQUIRE(wait_until([&] { return metric(sc, "aforo_sidecar_events_delivered_total") == 10; }, 5s));
   // The fake took the first (timed-out) request on arrival: the resends were duplicates by key.

@@ -1,6 +1,6 @@
-// Protocol-specific events (contracts §11) through the real sidecar to the fake ingest: gRPC, GraphQL,
-// WebSocket, MCP and agentic events arrive with their fields; an event missing its type's required field
-// is refused alone with a per-event reason; a field over Aforo's limit arrives truncated to it.
+// Protocol-specific events (docs/design/event-fields.md#product-types) through the real sidecar to the fake ingest:
+// gRPC, GraphQL, WebSocket, MCP and agentic events arrive with their fields; an event missing its type's required
+// field is refused alone with a per-event reason; a field over Aforo's limit arrives truncated to it.
 #include "pipeline_itest_support.hpp"
 
 using namespace pipeline_itest;

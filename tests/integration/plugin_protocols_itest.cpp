@@ -1,5 +1,5 @@
-// End to end, protocol-aware metering (issue 21, contracts §11): the unchanged plugin in real nginx
-// (tests/lua/nginx, location /p/ and the h2c gRPC server: every protocol option on) and the real
+// End to end, protocol-aware metering (issue 21, docs/design/plugin-contract.md#protocols): the unchanged plugin in
+// real nginx (tests/lua/nginx, location /p/ and the h2c gRPC server: every protocol option on) and the real
 // sidecar, with requests shaped as real clients send them; the events at the fake ingest carry exactly
 // the fields their productType requires. The default location, with every option off, meters the same
 // requests as plain API events.

@@ -1,5 +1,5 @@
 // Unit tests: discovery lists gRPC methods and GraphQL operations as operations of their service
-// (contracts §11), even when a Kong route's path would otherwise stand for all of them.
+// (docs/design/discovery.md#sources), even when a Kong route's path would otherwise stand for all of them.
 #include <catch2/catch.hpp>
 
 #include <string>

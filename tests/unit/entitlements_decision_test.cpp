@@ -1,4 +1,4 @@
-// The /v1/check decision table (contracts §2), row by row, and the decision JSON.
+// The /v1/check decision table (docs/design/decision-contract.md#reasons), row by row, and the decision JSON.
 #include <catch2/catch.hpp>
 
 #include <rapidjson/document.h>

@@ -1,4 +1,4 @@
-// Unit tests for ingest event validation and the 202 body (contracts §2).
+// Unit tests for ingest event validation and the 202 body (docs/design/ingest-contract.md#local-ingest).
 #include <catch2/catch.hpp>
 
 #include <rapidjson/document.h>
@@ -132,7 +132,8 @@ TEST_CASE("event validation: optional fields are type-checked", "[pipeline][vali
   CHECK_FALSE(accepted_one(event(R"(,"statusCode":"200")")));
   CHECK_FALSE(accepted_one(event(R"(,"statusCode":42)")));
   CHECK_FALSE(accepted_one(event(R"(,"executionStatus":"FINE")")));
-  // Every executionStatus of contracts §11 (the plugin's status_outcomes may set any), nothing else.
+  // Every executionStatus of docs/design/event-fields.md#execution-status (the plugin's status_outcomes may set any),
+  // nothing else.
   for (const char* status : {"SUCCESS", "PARTIAL", "TIMEOUT", "ERROR", "VALIDATION_FAILED", "FAILED", "FAILURE",
                              "CANCELLED", "PENDING", "BLOCKED", "HITL_REQUIRED"}) {
     INFO(status);

@@ -1,5 +1,5 @@
-// Unit tests for the protocol-specific event fields of contracts §11: product types, the fields each
-// type requires, Aforo's limits (truncation of long strings), and forwarding in the written form.
+// Unit tests for the protocol-specific event fields of docs/design/event-fields.md#product-types: product types, the
+// fields each type requires, Aforo's limits (truncation of long strings), and forwarding in the written form.
 #include <catch2/catch.hpp>
 
 #include <string>
@@ -151,7 +151,7 @@ TEST_CASE("protocol fields: the trace object carries its four members as strings
 
 TEST_CASE("protocol fields: an event in the written form is forwarded as posted, with its dimensions read",
           "[pipeline][validation][protocol]") {
-  // As the plugin writes a gRPC and a GraphQL event: §2 fields, then §11 ones in order, metadata last.
+  // As the plugin writes a gRPC and a GraphQL event: core fields, then protocol ones in order, metadata last.
   const std::string grpc = R"(,"productType":"GRPC_API","executionStatus":"SUCCESS","endpointPath":)"
                            R"("/shop.v1.Catalog/GetItem","httpMethod":"POST","statusCode":200,"responseTimeMs":3,)"
                            R"("dataBytes":12,"grpcService":"shop.v1.Catalog","grpcMethod":"GetItem","grpcStatusCode":0,)"

@@ -1,4 +1,5 @@
-// Unit tests for the delivery retry policy (contracts §3) and the Aforo 202 envelope parser.
+// Unit tests for the delivery retry policy (docs/design/ingest-contract.md#answers) and the Aforo 202 envelope
+// parser.
 #include <catch2/catch.hpp>
 
 #include "core/pipeline/ingest_ack.hpp"
@@ -77,7 +78,7 @@ TEST_CASE("retry policy: 400, 422 and other 4xx are poison, 413 splits the reque
     CHECK(decide_delivery(delivery_outcome::http(status), 1, no_jitter(), 0.0, now).action ==
           delivery_action::dead_letter);
   }
-  // At any attempt: a request too large is halved, never dead-lettered whole (contracts §3).
+  // At any attempt: a request too large is halved, never dead-lettered whole (docs/design/ingest-contract.md#split).
   for (std::uint32_t attempt : {1u, 4u, 9u}) {
     CHECK(decide_delivery(delivery_outcome::http(413), attempt, no_jitter(), 0.0, now).action ==
           delivery_action::split);

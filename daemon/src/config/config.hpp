@@ -53,7 +53,8 @@ struct aforo_section {
   millis connect_timeout{std::chrono::seconds(5)};
 };
 
-/// Aforo's own decision endpoints (contracts §11): the pre-flight quota check and the margin quick check.
+/// Aforo's own decision endpoints (docs/design/event-fields.md#aforo-decision-endpoints): the pre-flight quota check
+/// and the margin quick check.
 struct aforo_api_config {
   std::string url;                          ///< origin of POST /api/v1/quota/check; empty = aforo.control_url
   std::string margin_url;                   ///< origin of GET /internal/v1/margin-guard/quick-check; empty = url

@@ -1,4 +1,5 @@
-// The margin guard file (contracts §6) from YAML: here because only the config layer links yaml-cpp.
+// The margin guard file (docs/design/margin-guard.md#guard-file) from YAML: here because only the config layer links
+// yaml-cpp.
 #pragma once
 
 #include <string>

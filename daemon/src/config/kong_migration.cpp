@@ -118,7 +118,8 @@ std::string duration_of(double amount, double ms_per_unit) {
   return format_duration(std::chrono::milliseconds(std::max<long long>(std::llround(amount * ms_per_unit), 1)));
 }
 
-// The fields of Aforo's v2.2 plugin (contracts §11) this converter reads; others under its prefixes are noted.
+// The fields of Aforo's v2.2 plugin (docs/design/event-fields.md#aforo-plugin-v22) this converter reads; others under
+// its prefixes are noted.
 const std::set<std::string, std::less<>> sidecar_fields = {
     "aforo_endpoint", "api_key", "tenant_id", "margin_guard_enabled", "margin_guard_url", "margin_guard_cache_ttl",
     "margin_guard_timeout_ms", "margin_guard_fail_open", "preflight_quota_enabled", "preflight_quota_url",

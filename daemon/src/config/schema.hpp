@@ -18,7 +18,7 @@ template <class E>
 using choices = std::initializer_list<std::pair<std::string_view, E>>;
 
 /// Calls the visitor once per key. V provides: text, texts, boolean, count, percent, octal, size,
-/// duration, durations and choice (see loader.cpp and flatten.cpp for the two visitors).
+/// duration, durations and choice (the visitors are in loader.cpp).
 template <class C, class V>
 void visit_config(C& c, V& v) {
   v.texts("listen", c.listen, reload::restart);

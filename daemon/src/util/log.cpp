@@ -67,8 +67,9 @@ void write(level l, std::string_view message) {
                   tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
     line += stamp;
   }
-  line += "[aforo-metering] ";
-  // The seed's user-facing lines read "[aforo-metering] ERROR ..."; other levels are shown the same way.
+  // The daemon's own name, so its lines are told apart from the Kong plugin's "[aforo-metering]" lines
+  // (docs/design/log-lines.md#daemon).
+  line += "[aforo-sidecar] ";
   line += name(l);
   line += ' ';
   for (char c : message) line += (c == '\n' || c == '\r') ? ' ' : c;

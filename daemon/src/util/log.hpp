@@ -1,4 +1,4 @@
-// Logging: one line per event on stderr, "[aforo-metering] LEVEL message", journald-friendly.
+// Logging: one line per event on stderr, "[aforo-sidecar] LEVEL message", journald-friendly.
 // Thread-safe: each line is written with a single write(2).
 #pragma once
 

@@ -1,7 +1,7 @@
 // For integration tests and the bench: a fake of Aforo's two decision endpoints, speaking their real
-// shapes (contracts §11): POST /api/v1/quota/check {customerId, metricName} (X-API-Key + X-Tenant-Id)
-// answering 200 {decision, reason, currentUsage, limit, retryAfterMs, tierName, headers{}} (optionally
-// wrapped in {success, data}), and GET /internal/v1/margin-guard/quick-check?tenantId=..&scopeType=
+// shapes (docs/design/event-fields.md#aforo-decision-endpoints): POST /api/v1/quota/check {customerId, metricName}
+// (X-API-Key + X-Tenant-Id) answering 200 {decision, reason, currentUsage, limit, retryAfterMs, tierName, headers{}}
+// (optionally wrapped in {success, data}), and GET /internal/v1/margin-guard/quick-check?tenantId=..&scopeType=
 // CUSTOMER&scopeId=.. (X-Tenant-Id) answering {allowed, level, throttleRate, retryAfterSeconds,
 // message}. A request missing a field or header the real endpoint needs gets 400. Answers can be
 // slowed down or forced to a status; calls are counted per customer. Runs the daemon's own HTTP

@@ -51,7 +51,7 @@ bool has_string(const rapidjson::Value& ev, const char* name) {
   return it != ev.MemberEnd() && it->value.IsString() && it->value.GetStringLength() > 0;
 }
 
-// What Aforo's ingest requires of an event of each productType (contracts §11), or "".
+// What Aforo's ingest requires of an event of each productType (docs/design/event-fields.md#product-types), or "".
 std::string product_requirement(const rapidjson::Value& ev) {
   const auto it = ev.FindMember("productType");
   if (it == ev.MemberEnd() || !it->value.IsString()) return "";

@@ -4,7 +4,8 @@ dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helper.lua")
 local helper = _G.aforo_spec_helper
 local schema_check = require "aforo_shim.schema"
 
--- Every field of Aforo's v2.2 plugin (contracts §11), with values a v2.2 user has in kong.yml.
+-- Every field of Aforo's v2.2 plugin (docs/design/event-fields.md#aforo-plugin-v22), with values a v2.2 user has in
+-- kong.yml.
 local function v22_config()
   return {
     aforo_endpoint = "https://ingest.aforo.ai/api/v1/usage/batch",

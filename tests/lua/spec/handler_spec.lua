@@ -188,7 +188,7 @@ describe("aforo-metering handler", function()
       env.req.headers["X-Tenant-Id"] = "cust_acme"
     end)
 
-    it("sends the check request of contracts §2", function()
+    it("sends the check request of the decision contract", function()
       env.req.var.kong_request_id = "rid-1"
       env.req.method = "POST"
       helper.access(handler, helper.conf({ feature = "advanced_search", timeout = 80 }))

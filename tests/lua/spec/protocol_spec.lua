@@ -1,6 +1,6 @@
 -- Specs of protocol-aware metering (protocol.lua, graphql.lua) through the handler with stubbed kong/ngx:
--- each option's event carries the productType and the fields contracts §11 requires, keys hold no
--- client value, and with every option off the event is the plain API event it always was.
+-- each option's event carries the productType and the fields docs/design/event-fields.md#product-types requires, keys
+-- hold no client value, and with every option off the event is the plain API event it always was.
 dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helper.lua")
 local helper = _G.aforo_spec_helper
 

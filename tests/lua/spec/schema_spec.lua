@@ -1,4 +1,4 @@
--- Specs of schema.lua: defaults, descriptions and validators of every contracts §7 field.
+-- Specs of schema.lua: defaults, descriptions and validators of every field of docs/design/plugin-contract.md#schema.
 dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helper.lua")
 local helper = _G.aforo_spec_helper
 local schema_check = require "aforo_shim.schema"
@@ -26,7 +26,7 @@ describe("aforo-metering schema", function()
     assert.equal("consumers", consumer.reference)
   end)
 
-  it("fills the defaults of contracts §7 for an empty config", function()
+  it("fills the defaults of the plugin contract for an empty config", function()
     local conf = assert(process({}))
     assert.same({
       sidecar_url = "http://127.0.0.1:8750", tenant_header = "X-Tenant-Id", discovery_enabled = true,
@@ -42,7 +42,7 @@ describe("aforo-metering schema", function()
     }, conf)
   end)
 
-  it("has every field of contracts §7, each with a description", function()
+  it("has every field of the plugin contract, each with a description", function()
     local expected = { "sidecar_url", "tenant_header", "discovery_enabled", "fallback_on_error",
       "customer_id_source", "missing_tenant", "entitlement_enabled", "metering_enabled", "feature",
       "metric_name", "quantity_header", "cost_header", "timeout", "keepalive_timeout",

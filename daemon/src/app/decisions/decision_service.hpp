@@ -1,5 +1,5 @@
-// POST /v1/check: the edge decision of contracts §2, answered from the entitlement snapshot in force
-// and the quota counters, on the io thread, with no network call on the request path.
+// POST /v1/check: the edge decision of docs/design/decision-contract.md, answered from the entitlement snapshot in
+// force and the quota counters, on the io thread, with no network call on the request path.
 #pragma once
 
 #include <algorithm>

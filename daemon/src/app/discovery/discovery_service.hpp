@@ -1,4 +1,4 @@
-// Discovery (contracts §9): the API catalog built from accepted usage events and the Kong Admin
+// Discovery (docs/design/discovery.md): the API catalog built from accepted usage events and the Kong Admin
 // API, persisted in discovery.state_dir, served at GET /v1/catalog and pushed to
 // POST {aforo.control_url}/v1/catalog when its revision moves.
 #pragma once

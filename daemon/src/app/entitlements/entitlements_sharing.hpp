@@ -68,7 +68,7 @@ class entitlements_sharing {
   virtual void lookup_customer(std::string_view customer_id, lookup_done done) = 0;
 
   /// Called every cache.sync_interval: push the counters' pending deltas to the shared totals
-  /// (take_pending_deltas / apply_remote_total, or restore_pending_deltas when unreachable), and
+  /// (through core::entitlements::quota_sync: absolute contributions, re-sent until confirmed), and
   /// those of every set given to share_counters. The counters outlive this object.
   virtual void sync_quota(core::entitlements::quota_counters& counters) = 0;
 

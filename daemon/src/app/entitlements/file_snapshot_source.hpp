@@ -17,11 +17,11 @@ namespace aforo::app {
 /// A bad file (unreadable, malformed, invalid) keeps the snapshot in force: each of its errors is
 /// logged once, `failed` is reported on every check until the file changes, so the snapshot ages
 /// and turns stale past entitlements.max_stale. An unchanged good file is `confirmed` on every check.
-/// Reading and parsing block the io thread; snapshot files are expected to be small (see README).
+/// Reading and parsing block the io thread; snapshot files are expected to be small.
 /// Threading: io thread only.
 class file_snapshot_source final : public snapshot_source {
  public:
-  /// The file is checked every `poll_interval` (1 s in the daemon; documented in the README).
+  /// The file is checked every `poll_interval` (1 s in the daemon; docs/design/snapshot.md#sources).
   file_snapshot_source(boost::asio::io_context& ioc, std::string path, snapshot_events events,
                        std::chrono::milliseconds poll_interval = std::chrono::seconds(1));
   ~file_snapshot_source() override;

@@ -1,6 +1,6 @@
 // Where accepted usage events live until Aforo has them: the memory buffer (durability memory) and
 // the FIFO disk spool (LZ4-compressed records), with the when_full policy, spilling, read-error
-// backoff and the dead-letter file (contracts §4).
+// backoff and the dead-letter file (docs/design/resilience.md).
 #pragma once
 
 #include <chrono>

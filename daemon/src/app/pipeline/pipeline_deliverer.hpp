@@ -2,7 +2,8 @@
 // at once within an adaptive concurrency limit, and applies core::decide_delivery to each: retry with backoff, keep in the spool, dead-letter,
 // split in halves after 413, re-probe after 401/403; a batch whose lz4 encoding ingest refused is sent
 // again at once, uncompressed (the sender has fallen back; nothing is dead-lettered for it). Events ingest refuses one by one go to the
-// dead-letter file before the batch is acked. Logs the state-change lines of contracts §8 once per change.
+// dead-letter file before the batch is acked. Logs the state-change lines of docs/design/log-lines.md#daemon once per
+// change.
 #pragma once
 
 #include <chrono>

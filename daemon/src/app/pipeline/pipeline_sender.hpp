@@ -1,5 +1,5 @@
-// Sends one batch body to Aforo ingest (contracts §3): LZ4 frame, auth headers, keep-alive, and turns
-// the answer into a core::delivery_outcome plus Aforo's 202 envelope.
+// Sends one batch body to Aforo ingest (docs/design/ingest-contract.md#delivery): LZ4 frame, auth headers,
+// keep-alive, and turns the answer into a core::delivery_outcome plus Aforo's 202 envelope.
 #pragma once
 
 #include <chrono>

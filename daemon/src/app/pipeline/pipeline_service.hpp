@@ -1,5 +1,5 @@
-// The usage pipeline (issue 3, contracts §2-§4): POST /v1/ingest/batch and /v1/ingest take custody of
-// validated events (memory buffer or disk spool), and a deliverer sends them to Aforo ingest.
+// The usage pipeline (issue 3, docs/design/ingest-contract.md, resilience.md): POST /v1/ingest/batch and /v1/ingest
+// take custody of validated events (memory buffer or disk spool), and a deliverer sends them to Aforo ingest.
 #pragma once
 
 #include <memory>

@@ -1,5 +1,5 @@
-// Aforo's decision endpoints as values (contracts §11): the pre-flight quota check
-// (POST /api/v1/quota/check) and the margin-guard quick check (GET /internal/v1/margin-guard/quick-check),
+// Aforo's decision endpoints as values (docs/design/event-fields.md#aforo-decision-endpoints): the pre-flight quota
+// check (POST /api/v1/quota/check) and the margin-guard quick check (GET /internal/v1/margin-guard/quick-check),
 // parsed from their JSON with or without the {success, data} wrapping.
 #pragma once
 

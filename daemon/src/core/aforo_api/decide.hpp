@@ -1,4 +1,5 @@
-// Aforo's quota and margin answers mapped onto this project's decision contract (contracts §2).
+// Aforo's quota and margin answers mapped onto this project's decision contract
+// (docs/design/decision-contract.md#aforo-api).
 #pragma once
 
 #include <cstdint>

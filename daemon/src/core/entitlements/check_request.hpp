@@ -1,4 +1,4 @@
-// The body of POST /v1/check (contracts §2), parsed in place without allocating.
+// The body of POST /v1/check (docs/design/decision-contract.md#request), parsed in place without allocating.
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,4 @@
-// The answer to POST /v1/check (contracts §2): the decision value and its JSON encoding.
+// The answer to POST /v1/check (docs/design/decision-contract.md#response): the decision value and its JSON encoding.
 #pragma once
 
 #include <cstdint>
@@ -98,8 +98,8 @@ struct decision {
   micros unit_cost = 0;                      ///< the rule's cost per unit
 };
 
-/// Appends the decision as the JSON of contracts §2 to out (reuse one buffer: no allocation once
-/// it has grown). Keys without a value (plan, feature, remaining_quota, quota_reset) are omitted
+/// Appends the decision as the JSON of docs/design/decision-contract.md#response to out (reuse one buffer: no
+/// allocation once it has grown). Keys without a value (plan, feature, remaining_quota, quota_reset) are omitted
 /// rather than null, because Lua's cjson decodes null to a truthy sentinel. "shadow":true is
 /// added only in shadow mode; "lease":{"requests":N,"ttl_ms":T,"scope":"route"|"prefix"|"path"}
 /// (with "prefix":P for scope prefix) only when a lease is granted. Thread-safe.

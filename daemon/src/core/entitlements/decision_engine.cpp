@@ -1,4 +1,4 @@
-// The decision table of contracts §2.
+// The decision table of docs/design/decision-contract.md#reasons.
 #include "core/entitlements/decision_engine.hpp"
 
 #include <algorithm>

@@ -1,5 +1,5 @@
-// The edge decision of POST /v1/check: contracts §2's decision table over the snapshot, the quota
-// counters and (optionally) the margin guard's verdict.
+// The edge decision of POST /v1/check: the decision table (docs/design/decision-contract.md#reasons) over the
+// snapshot, the quota counters and (optionally) the margin guard's verdict.
 #pragma once
 
 #include <cstdint>

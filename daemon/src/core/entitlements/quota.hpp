@@ -58,9 +58,10 @@ struct pending_delta {
 /// A new period is a new key, so counters roll over by themselves; expire() drops ended ones.
 ///
 /// Sharing (Redis): for each key, used = remote_total + pending. take_pending_deltas() moves the
-/// pending deltas into the remote part (optimistically) and returns them; the caller INCRBYs them
-/// and hands each reply to apply_remote_total(), or gives them back with restore_pending_deltas()
-/// when Redis is unreachable (they are pushed again once it returns: reconciliation).
+/// pending deltas into the remote part (optimistically) and returns them; quota_sync
+/// (redis_quota_sync.hpp) adds them to this sidecar's absolute contribution per key, pushes that,
+/// and hands each reply's shared total to apply_remote_total(). A push that fails is sent again at
+/// the next sync (reconciliation); the deltas stay counted locally meanwhile.
 ///
 /// Used with Redis only under cache.quota_mode counters; the default (reserve) admits from units
 /// reserved in Redis instead and is exact (quota_reservations.hpp).
@@ -97,10 +98,11 @@ class quota_counters final : public quota_ledger {
   /// Every non-zero local delta since the last call, moved into the remote part of its counter.
   [[nodiscard]] std::vector<pending_delta> take_pending_deltas();
 
-  /// Gives back deltas that could not be pushed; they are returned again by the next take.
+  /// Gives back deltas that could not be pushed; they are returned again by the next take. The
+  /// daemon does not need it (quota_sync keeps unconfirmed contributions and sends them again).
   void restore_pending_deltas(const std::vector<pending_delta>& deltas);
 
-  /// Sets a key's shared total (e.g. the reply of INCRBY key delta); local usage becomes
+  /// Sets a key's shared total (the sum quota_sync's push replies with); local usage becomes
   /// total + the deltas consumed since. Creates the counter when absent; false if the key's
   /// period part is malformed.
   bool apply_remote_total(std::string_view key, std::int64_t total);

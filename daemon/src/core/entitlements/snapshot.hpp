@@ -1,4 +1,4 @@
-// The entitlement snapshot of contracts §5: customers with plan, status, features and revenue, and
+// The entitlement snapshot of docs/design/snapshot.md: customers with plan, status, features and revenue, and
 // the feature rules that map traffic to features, metrics and unit costs.
 #pragma once
 

@@ -3,7 +3,7 @@
 // nesting level, and anything that later walks a Document (Accept, Writer, a converter) recurses too,
 // so `{"events":` + 500,000 `[` would overflow the stack. The limit is counted in the SAX events
 // (StartObject/StartArray), so the reader stops at the first level past it, whatever its flags.
-// The limit is documented in README.md (HTTP API) and fuzz/README.md.
+// The limit is documented in docs/http-api.md ("Nesting limit") and fuzz/README.md.
 #pragma once
 
 #include <rapidjson/document.h>

@@ -1,5 +1,5 @@
-// The margin guard file of contracts §6 as a model: guards with scope, L1-L3 thresholds, actions and
-// mode, plus the semantic validation that names the path of every problem.
+// The margin guard file of docs/design/margin-guard.md#guard-file as a model: guards with scope, L1-L3 thresholds,
+// actions and mode, plus the semantic validation that names the path of every problem.
 #pragma once
 
 #include <cstdint>

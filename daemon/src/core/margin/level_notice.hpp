@@ -1,4 +1,4 @@
-// One level-change webhook per cluster (contracts §6: "one webhook per customer per level change")
+// One level-change webhook per cluster (docs/design/margin-guard.md#shared)
 // when the sidecars share Redis: the rule that decides which sidecar sends it, the claim script that
 // applies the rule atomically in Redis, and the script's arguments. Pure.
 #pragma once

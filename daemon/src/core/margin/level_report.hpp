@@ -1,4 +1,4 @@
-// How a level change is told: the log line and the webhook JSON body (contracts §6).
+// How a level change is told: the log line and the webhook JSON body (docs/design/margin-guard.md#webhook).
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,4 @@
-// The margin guard (contracts §6): per customer and guard, the margin level from revenue and COGS,
+// The margin guard (docs/design/margin-guard.md): per customer and guard, the margin level from revenue and COGS,
 // the L2 token bucket and the L3 block, as the decision engine's margin_hook. Pure: time is passed in.
 #pragma once
 
@@ -41,7 +41,7 @@ struct level_change {
 /// (or is not in the local snapshot).
 [[nodiscard]] entitlements::period_kind cogs_period_of(const entitlements::customer* cust);
 
-/// Decision rules (documented in the README's margin section):
+/// Decision rules (documented in docs/design/margin-guard.md and docs/guarantees.md#margin-guard):
 /// - The first guard (file order) whose applies_to matches the customer, plan and feature applies.
 /// - Missing revenue in the snapshot: the guard does not apply (level NONE); the customer's cost is
 ///   still recorded. Revenue 0 with any cost: below every level (the deepest configured level);

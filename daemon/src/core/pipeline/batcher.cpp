@@ -7,7 +7,7 @@ namespace aforo::core {
 namespace {
 constexpr std::string_view body_prefix = R"({"events":[)";
 constexpr std::string_view body_suffix = "]}";
-constexpr std::size_t max_ingest_batch = 1000;  // Aforo's limit per request (contracts §3)
+constexpr std::size_t max_ingest_batch = 1000;  // Aforo's limit per request (docs/design/ingest-contract.md#delivery)
 }  // namespace
 
 batch_body_builder::batch_body_builder(std::size_t reserve_bytes) {

@@ -1,4 +1,4 @@
-// The top-level fields of an Aforo usage event (contracts §2 and §11): their order as written, and the
+// The top-level fields of an Aforo usage event (docs/design/event-fields.md): their order as written, and the
 // index of a field name. Shared by event validation and the verbatim-tracking parser (core/pipeline).
 #pragma once
 
@@ -15,12 +15,12 @@ constexpr bool is(std::string_view s, const char (&lit)[N]) {
   return s.size() == N - 1 && std::char_traits<char>::compare(s.data(), lit, N - 1) == 0;
 }
 
-// The top-level fields, in the order they are written out: those of contracts §2, then the
-// protocol-specific ones of §11 (gRPC, GraphQL, WebSocket, MCP, agentic, MQTT), then metadata last.
+// The top-level fields, in the order they are written out: the core ones (docs/design/event-fields.md#required,
+// #optional), then the protocol-specific ones (gRPC, GraphQL, WebSocket, MCP, agentic, MQTT), then metadata last.
 enum field : std::uint8_t {
   f_customer_id, f_metric_name, f_quantity, f_occurred_at, f_idempotency_key, f_product_type,
   f_execution_status, f_endpoint_path, f_http_method, f_status_code, f_response_time_ms, f_data_bytes,
-  // §11
+  // protocol-specific (docs/design/event-fields.md#optional)
   f_trace_id, f_span_id, f_session_id, f_agent_id, f_tool_name, f_capability_name, f_subscription_id,
   f_execution_duration_ms, f_message_count, f_grpc_service, f_grpc_method, f_grpc_status_code,
   f_grpc_call_type, f_gql_operation_type, f_gql_operation_name, f_gql_complexity, f_gql_has_errors,

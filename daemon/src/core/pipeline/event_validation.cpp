@@ -229,8 +229,8 @@ const char* validate_event(const rj::Value& e, const event_span* span, rj::Strin
   if (is_null(f[f_idempotency_key]) || !bounded_string(*f[f_idempotency_key], max_idempotency_key_chars, true)) {
     return "idempotencyKey: required string of 1 to 255 characters";
   }
-  // productType, executionStatus and the protocol fields of contracts §11; a string over Aforo's limit
-  // is truncated (the event is then re-serialized).
+  // productType, executionStatus and the protocol fields (docs/design/event-fields.md#sidecar-rules); a string over
+  // Aforo's limit is truncated (the event is then re-serialized).
   rj::Value cut[field_count];
   bool fields_cut = false;
   if (const char* err = check_protocol_fields(f, cut, st.rewritten, fields_cut)) return err;

@@ -1,4 +1,5 @@
-// Parses and validates usage events posted to POST /v1/ingest/batch and /v1/ingest (contracts §2).
+// Parses and validates usage events posted to POST /v1/ingest/batch and /v1/ingest
+// (docs/design/ingest-contract.md#local-ingest).
 #pragma once
 
 #include <cstddef>
@@ -11,7 +12,7 @@
 
 namespace aforo::core {
 
-/// Field limits of contracts §2; shared by the validator and its tests.
+/// Field limits of docs/design/event-fields.md#required; shared by the validator and its tests.
 inline constexpr std::size_t max_customer_id_chars = 64;
 inline constexpr std::size_t max_metric_name_chars = 255;
 inline constexpr std::size_t max_idempotency_key_chars = 255;
@@ -26,7 +27,7 @@ inline constexpr int max_quantity_decimals = 6;
 /// One event the sidecar takes custody of. Its strings are views into the ingest_parse_result that
 /// holds it (the posted body, parsed in place, and the events that had to be re-serialized): valid
 /// while that result, or a copy or move of it, lives.
-/// `json` is the event re-serialized compactly: only the fields of contracts §2 and §11 at the top level, in
+/// `json` is the event re-serialized compactly: only the fields of docs/design/event-fields.md at the top level, in
 /// that order (unknown top-level fields and nulls are dropped, so Aforo never rejects a whole batch
 /// for them); `metadata` keeps its unknown keys (a free-form map) but drops nulls. An event posted in
 /// exactly that form (as the plugin builds it) is forwarded as posted: the same bytes, not rewritten.
@@ -43,8 +44,8 @@ struct accepted_event {
   std::string_view endpoint_path;
   std::string_view service;
   std::string_view route;
-  /// The protocol dimensions of contracts §11 that discovery names operations by (as `json` holds
-  /// them, after truncation; empty when absent): productType, grpcService/grpcMethod,
+  /// The protocol dimensions (docs/design/event-fields.md#optional) that discovery names operations by (as `json`
+  /// holds them, after truncation; empty when absent): productType, grpcService/grpcMethod,
   /// gqlOperationType/gqlOperationName and toolName.
   std::string_view product_type;
   std::string_view grpc_service;

@@ -1,5 +1,5 @@
-// The protocol-specific event fields of contracts §11 (gRPC, GraphQL, WebSocket, MCP, agentic, MQTT):
-// their types and Aforo's limits, the product types and what each one requires.
+// The protocol-specific event fields of docs/design/event-fields.md#optional (gRPC, GraphQL, WebSocket, MCP, agentic,
+// MQTT): their types and Aforo's limits, the product types and what each one requires.
 #pragma once
 
 #include <rapidjson/document.h>
@@ -12,8 +12,8 @@
 
 namespace aforo::core {
 
-/// Aforo's length limits of §11, in characters. A longer value is truncated to the limit (before a
-/// character, never inside one), never a reason to reject a metered event.
+/// Aforo's length limits (docs/design/event-fields.md#optional), in characters. A longer value is truncated to the
+/// limit (before a character, never inside one), never a reason to reject a metered event.
 inline constexpr std::size_t max_trace_id_chars = 128;
 inline constexpr std::size_t max_span_id_chars = 32;
 inline constexpr std::size_t max_session_id_chars = 64;
@@ -39,7 +39,7 @@ inline constexpr std::size_t max_trace_member_chars = 512;
 
 namespace aforo::core::pipeline_detail {
 
-/// Checks productType, executionStatus and the §11 fields of one event (`f`: its top-level fields by
+/// Checks productType, executionStatus and the protocol fields of one event (`f`: its top-level fields by
 /// index, null when absent), then the fields its productType requires (MCP_SERVER: toolName and
 /// agentId; GRPC_API: grpcService and grpcMethod; GRAPHQL_API: gqlOperationType; WEBSOCKET_API:
 /// wsConnectionId; AI_AGENT: agentId and sessionId). A string over its length limit is truncated: the

@@ -1,4 +1,5 @@
-// What to do after one delivery attempt of one batch to Aforo ingest (contracts §3): a pure decision.
+// What to do after one delivery attempt of one batch to Aforo ingest (docs/design/ingest-contract.md#answers): a pure
+// decision.
 #pragma once
 
 #include <chrono>

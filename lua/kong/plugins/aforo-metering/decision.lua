@@ -1,4 +1,4 @@
--- Applying the sidecar's decision to the request (contracts §2): a deny exits with the
+-- Applying the sidecar's decision to the request (docs/design/decision-contract.md#deny-body): a deny exits with the
 -- contract's status, body and headers; an allow sets upstream headers now and keeps the client
 -- headers for header_filter; a request admitted under a decision lease gets the lease's headers
 -- with its own remaining quota.

@@ -1,4 +1,4 @@
--- Builds the Aforo usage event (contracts §2) as one compact JSON string, and maps status codes.
+-- Builds the Aforo usage event (docs/design/event-fields.md) as one compact JSON string, and maps status codes.
 --
 -- Pure functions (no kong; ngx.re only when present): the log phase queues a
 -- record of plain values, and the flush builds each batch's events in one loop
@@ -345,7 +345,7 @@ end
 -- Fields: customer_id, metric_name, quantity, started_at (s since the epoch),
 -- request_id, method, path, status, latency_ms, request_bytes, response_bytes,
 -- and the optional consumer, service, route, cost and protocol (protocol.lua: the productType, key
--- form and §11 fields of a gRPC, GraphQL, WebSocket, MCP or agentic event; nil: a plain API event).
+-- form and protocol fields of a gRPC, GraphQL, WebSocket, MCP or agentic event; nil: a plain API event).
 function _M.put(parts, k, items, base)
   local proto = items[base + PROTOCOL]
   local status = items[base + STATUS]
@@ -389,7 +389,7 @@ function _M.put(parts, k, items, base)
   k = k + 24
   if proto then
     k = k + 1
-    parts[k] = proto.json  -- the §11 fields, after dataBytes as the sidecar writes them
+    parts[k] = proto.json  -- the protocol fields, after dataBytes as the sidecar writes them
   end
   parts[k + 1] = ',"metadata":{"gateway":"kong","request_bytes":'
   parts[k + 2] = tonumber(items[base + REQUEST_BYTES]) or 0

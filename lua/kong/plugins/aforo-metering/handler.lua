@@ -4,7 +4,7 @@
 -- disk spool): it identifies the customer, asks POST /v1/check, applies the
 -- decision, and queues one usage record per request in a per-worker buffer
 -- whose timers encode it (event.lua) and flush batches to POST
--- /v1/ingest/batch. Contracts §2, §7, §8.
+-- /v1/ingest/batch. docs/design/plugin-contract.md.
 --
 -- Decision leases: the check round trip is most of what the plugin costs a
 -- worker, so an allowed decision may carry "lease":{"requests":N,"ttl_ms":T,

@@ -1,5 +1,5 @@
--- Protocol-aware metering (contracts §11): gRPC calls by service and method, GraphQL by operation,
--- WebSocket connections, MCP tools/call by tool, and traced (agentic) requests, each reported with
+-- Protocol-aware metering (docs/design/plugin-contract.md#protocols): gRPC calls by service and method, GraphQL by
+-- operation, WebSocket connections, MCP tools/call by tool, and traced (agentic) requests, each reported with
 -- the productType and fields Aforo's ingest requires for it. Every option is off by default; with all
 -- of them off the handler never calls into this module past `on(conf)`.
 --
@@ -7,7 +7,7 @@
 -- ctx.protocol, with the JSON of those fields made there (client values cleaned, cut and quoted), so
 -- that records(conf, ctx, status, latency_ms), in the log phase, only joins it with the response's
 -- values into what event.put writes for each event: a table
--- { product, key_prefix, key_suffix, execution_status, json, metadata } (json: the §11 fields, in the
+-- { product, key_prefix, key_suffix, execution_status, json, metadata } (json: the protocol fields, in the
 -- order the sidecar writes them; metadata: extra metadata members).
 --
 -- Idempotency keys: a type prefix and the gateway's request id, never a clock reading nor a value
@@ -41,8 +41,8 @@ local _M = {}
 -- plain API event, and counted (stats.body_over_cap and a rate-limited log line).
 _M.MAX_BODY = 65536
 
--- Aforo's limits (contracts §11), in characters; values are cut to as many bytes, before a character.
--- (spanId, 32, needs none: it is taken only from a valid traceparent, 16 hex digits.)
+-- Aforo's limits (docs/design/event-fields.md#optional), in characters; values are cut to as many bytes, before a
+-- character. (spanId, 32, needs none: it is taken only from a valid traceparent, 16 hex digits.)
 local MAX_TRACE_ID, MAX_SESSION_ID, MAX_AGENT_ID, MAX_TOOL_NAME = 128, 64, 36, 64
 local MAX_GRPC_SERVICE, MAX_GRPC_METHOD, MAX_GQL_NAME, MAX_WS_ID, MAX_TRACE_MEMBER = 255, 128, 255, 64, 512
 

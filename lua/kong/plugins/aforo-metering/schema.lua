@@ -1,4 +1,4 @@
--- Configuration schema of the aforo-metering Kong plugin (contracts §7).
+-- Configuration schema of the aforo-metering Kong plugin (docs/design/plugin-contract.md#schema).
 local typedefs = require "kong.db.schema.typedefs"
 
 
@@ -47,7 +47,7 @@ local function validate_token(value)
 end
 
 
--- Aforo's executionStatus values (contracts §11).
+-- Aforo's executionStatus values (docs/design/event-fields.md#execution-status).
 local EXECUTION_STATUSES = { "SUCCESS", "PARTIAL", "TIMEOUT", "ERROR", "VALIDATION_FAILED", "FAILED", "FAILURE",
                              "CANCELLED", "PENDING", "BLOCKED", "HITL_REQUIRED" }
 
@@ -211,7 +211,8 @@ local schema = {
               elements = { type = "string", custom_validator = validate_path },
               description = "Paths neither checked nor metered; an entry matches itself and everything below it (/health matches /health and /health/live, not /healthz).",
           } },
-          -- Protocol-aware metering (contracts §11, protocol.lua); every option is off by default.
+          -- Protocol-aware metering (docs/design/plugin-contract.md#protocols, protocol.lua); every option is off by
+          -- default.
           { grpc_enabled = {
               type = "boolean", required = true, default = false,
               description = "Meter gRPC calls (Content-Type application/grpc*, path <grpc_path_prefix>package.Service/Method) as productType GRPC_API with grpcService, grpcMethod and grpcStatusCode (the grpc-status trailer or header).",
