@@ -41,5 +41,8 @@ build = {
     ["kong.plugins.aforo-metering.handshake"] = "lua/kong/plugins/aforo-metering/handshake.lua",
     ["kong.plugins.aforo-metering.identity"] = "lua/kong/plugins/aforo-metering/identity.lua",
     ["kong.plugins.aforo-metering.compat"] = "lua/kong/plugins/aforo-metering/compat.lua",
+    ["kong.plugins.aforo-metering.overflow"] = "lua/kong/plugins/aforo-metering/overflow.lua",
+    ["kong.plugins.aforo-metering.protocol"] = "lua/kong/plugins/aforo-metering/protocol.lua",
+    ["kong.plugins.aforo-metering.graphql"] = "lua/kong/plugins/aforo-metering/graphql.lua",
   },
 }

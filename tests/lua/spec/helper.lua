@@ -27,21 +27,16 @@ local SPEC_REGEX = {
   ["graphql"] = { "graphql" },  -- Aforo v2.2's graphql_path_pattern default (compat_spec)
 }
 
-local PLUGIN_MODULES = {
-  "kong.plugins.aforo-metering.handler", "kong.plugins.aforo-metering.buffer",
-  "kong.plugins.aforo-metering.event", "kong.plugins.aforo-metering.client",
-  "kong.plugins.aforo-metering.schema", "kong.plugins.aforo-metering.lease",
-  "kong.plugins.aforo-metering.decision", "kong.plugins.aforo-metering.handshake",
-  "kong.plugins.aforo-metering.protocol", "kong.plugins.aforo-metering.graphql",
-}
 
 
 --- Installs fresh `ngx` and `kong` stubs and forgets loaded plugin modules.
 -- Returns `env`: env.req (the current request, editable), env.timers, env.logs,
 -- env.calls (sidecar requests), env.respond(fn) to script the sidecar, env.clock.
 function helper.setup()
-  for _, m in ipairs(PLUGIN_MODULES) do
-    package.loaded[m] = nil
+  for m in pairs(package.loaded) do
+    if m:find("^kong%.plugins%.aforo%-metering%.") then
+      package.loaded[m] = nil
+    end
   end
 
   local env = { timers = {}, logs = {}, calls = {}, clock = { t = 1764000000.123 }, exiting = false }
