@@ -15,6 +15,8 @@ shellcheck -x -S warning "${shell_scripts[@]}" .ci/run
 build_dir=${AFORO_BUILD_DIR:-build}
 jobs=${AFORO_JOBS:-$(nproc)}
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=${AFORO_BUILD_TYPE:-RelWithDebInfo} ${AFORO_CMAKE_ARGS:-} >/dev/null
+# clang-tidy on core/ and util/ (.clang-tidy), from the configured build's compile_commands.json.
+scripts/lint-cpp.sh "$build_dir"
 cmake --build "$build_dir" -j "$jobs"
 
 # catch_discover_tests splits test names at ';', and the halves then match no test and "pass".
