@@ -14,27 +14,14 @@
 #include <string>
 
 #include "io/file_watch.hpp"
+#include "unit_temp_dir.hpp"
 
 using namespace aforo;
 namespace fs = std::filesystem;
 
-namespace {
+using aforo::unit::temp_dir;
 
-struct temp_dir {
-  std::string path;
-  temp_dir() {
-    std::string tmpl = (fs::temp_directory_path() / "aforo-file-watch-test-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  [[nodiscard]] std::string sub(const std::string& name) const { return path + "/" + name; }
-};
+namespace {
 
 void write(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);

@@ -13,24 +13,14 @@
 #include <vector>
 
 #include "io/dead_letter.hpp"
+#include "unit_temp_dir.hpp"
 
 using aforo::io::dead_letter_file;
 namespace fs = std::filesystem;
 
-namespace {
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    std::string tmpl = (fs::temp_directory_path() / "aforo-dl-test-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+using aforo::unit::temp_dir;
 
+namespace {
 std::vector<std::string> lines_of(const std::string& path) {
   std::ifstream f(path);
   std::vector<std::string> out;
@@ -41,8 +31,8 @@ std::vector<std::string> lines_of(const std::string& path) {
 
 TEST_CASE("dead letter: each poison batch is one JSON line with status and time", "[pipeline][dead_letter]") {
   temp_dir d;
-  const std::string dir = dead_letter_file::default_dir(d.path.string(), "");
-  CHECK(dir == (d.path / "dead-letter").string());
+  const std::string dir = dead_letter_file::default_dir(d.path, "");
+  CHECK(dir == (d.dir() / "dead-letter").string());
   dead_letter_file dl(dir);
   const std::string batch = R"({"events":[{"idempotencyKey":"k1"},{"idempotencyKey":"k2"}]})";
   REQUIRE_FALSE(dl.append(batch, 2, 400, "2026-11-26T10:00:00Z", R"({"error":"bad"})"));
@@ -68,15 +58,15 @@ TEST_CASE("dead letter: a configured directory wins and an unusable one fails at
           "[pipeline][dead_letter]") {
   CHECK(dead_letter_file::default_dir("/tmp/spool", "/var/dl") == "/var/dl");
   temp_dir d;
-  std::ofstream(d.path / "file") << "x";
-  CHECK_THROWS(dead_letter_file((d.path / "file" / "dl").string()));
+  std::ofstream(d.dir() / "file") << "x";
+  CHECK_THROWS(dead_letter_file((d.dir() / "file" / "dl").string()));
 }
 
 TEST_CASE("dead letter: rotation keeps the files within max_bytes, deleting the oldest counts its events",
           "[pipeline][dead_letter]") {
   temp_dir d;
   const std::string batch = R"({"events":[{"idempotencyKey":")" + std::string(900, 'k') + R"("}]})";
-  dead_letter_file dl(d.path.string(), 16 * 1024);  // rotated past 4 KiB: 4 files of ~4 KiB at most
+  dead_letter_file dl(d.path, 16 * 1024);  // rotated past 4 KiB: 4 files of ~4 KiB at most
   for (int i = 0; i < 40; ++i) REQUIRE_FALSE(dl.append(batch, 1, 400, "2026-12-06T00:00:00Z", "bad", "rejected_batch"));
   CHECK(dl.bytes() <= 16 * 1024);
   for (const char* suffix : {"", ".1", ".2", ".3"}) CHECK(fs::exists(dl.path() + suffix));
@@ -87,13 +77,13 @@ TEST_CASE("dead letter: rotation keeps the files within max_bytes, deleting the 
   for (const char* suffix : {"", ".1", ".2", ".3"}) kept += lines_of(dl.path() + suffix).size();
   CHECK(kept + dl.deleted_events() == 40);
   // A restart sees the same bound.
-  dead_letter_file again(d.path.string(), 16 * 1024);
+  dead_letter_file again(d.path, 16 * 1024);
   CHECK(again.bytes() == dl.bytes());
 }
 
 TEST_CASE("dead letter: a write that fails part way leaves no partial line behind", "[pipeline][dead_letter]") {
   temp_dir d;
-  dead_letter_file dl(d.path.string());
+  dead_letter_file dl(d.path);
   const std::string batch = R"({"events":[{"idempotencyKey":"k1"}]})";
   REQUIRE_FALSE(dl.append(batch, 1, 400, "2026-12-06T00:00:00Z"));
   const auto good = fs::file_size(dl.path());
@@ -124,7 +114,7 @@ TEST_CASE("dead letter: a write that fails part way leaves no partial line behin
 TEST_CASE("dead letter: entries for single events carry their reason and message, the time defaults to now",
           "[pipeline][dead_letter]") {
   temp_dir d;
-  dead_letter_file dl(d.path.string());
+  dead_letter_file dl(d.path);
   REQUIRE_FALSE(dl.append({{R"({"events":[{"idempotencyKey":"a"}]})", 1, 202, "event_failed", "", "unknown metric"},
                            {R"({"events":[{"idempotencyKey":"b"}]})", 1, 202, "success_false", "", "no"}}));
   const auto lines = lines_of(dl.path());

@@ -14,27 +14,14 @@
 #include "io/dead_letter.hpp"
 #include "io/safe_dir.hpp"
 #include "io/spool/spool_store.hpp"
+#include "unit_temp_dir.hpp"
 
 using namespace aforo;
 namespace fs = std::filesystem;
 
-namespace {
+using aforo::unit::temp_dir;
 
-struct temp_dir {
-  std::string path;
-  temp_dir() {
-    std::string tmpl = (fs::temp_directory_path() / "aforo-safe-dir-test-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  [[nodiscard]] std::string sub(const std::string& name) const { return path + "/" + name; }
-};
+namespace {
 
 std::string make_dir(const std::string& path, mode_t mode) {
   REQUIRE(::mkdir(path.c_str(), 0700) == 0);

@@ -15,6 +15,7 @@
 
 #include "core/pipeline/spool_record.hpp"
 #include "io/spool/spool_store.hpp"
+#include "unit_temp_dir.hpp"
 
 using namespace aforo;
 using io::spool_append_result;
@@ -22,28 +23,15 @@ using io::spool_options;
 using io::spool_store;
 namespace fs = std::filesystem;
 
-namespace {
+using aforo::unit::temp_dir;
 
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    std::string tmpl = (fs::temp_directory_path() / "aforo-spool-test-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-};
+namespace {
 
 std::string payload(int i) { return R"({"events":[{"idempotencyKey":"k)" + std::to_string(i) + "\"}]}"; }
 
 spool_options opts(const temp_dir& d, std::uint64_t segment_bytes = 1 << 20, std::uint64_t max_bytes = 1 << 30) {
   spool_options o;
-  o.dir = d.path.string();
+  o.dir = d.path;
   o.segment_bytes = segment_bytes;
   o.max_bytes = max_bytes;
   return o;
@@ -51,7 +39,7 @@ spool_options opts(const temp_dir& d, std::uint64_t segment_bytes = 1 << 20, std
 
 std::vector<fs::path> segments(const temp_dir& d) {
   std::vector<fs::path> out;
-  for (const auto& e : fs::directory_iterator(d.path)) {
+  for (const auto& e : fs::directory_iterator(d.dir())) {
     if (e.path().extension() == ".spool") out.push_back(e.path());
   }
   std::sort(out.begin(), out.end());
@@ -219,8 +207,8 @@ TEST_CASE("spool store: a garbage segment and a garbage cursor never stop startu
     for (int i = 0; i < 2; ++i) REQUIRE(s.append(payload(i), 1).stored());
     REQUIRE_FALSE(s.ack());
   }
-  std::ofstream(d.path / "seg-00000000000000000099.spool", std::ios::binary) << std::string(1000, '\xFF');
-  std::ofstream(d.path / "cursor", std::ios::binary | std::ios::trunc) << "nonsense, not a cursor";
+  std::ofstream(d.dir() / "seg-00000000000000000099.spool", std::ios::binary) << std::string(1000, '\xFF');
+  std::ofstream(d.dir() / "cursor", std::ios::binary | std::ios::trunc) << "nonsense, not a cursor";
   spool_store s(opts(d));
   CHECK(s.recovery().cursor_reset);
   CHECK(s.recovery().corrupt_records == 1);
@@ -288,16 +276,16 @@ TEST_CASE("spool store: a record corrupted on disk after startup is skipped on r
 
 TEST_CASE("spool store: an unusable directory is a startup error naming it", "[spool][store]") {
   temp_dir d;
-  std::ofstream(d.path / "file") << "x";
+  std::ofstream(d.dir() / "file") << "x";
   spool_options o;
-  o.dir = (d.path / "file" / "spool").string();
+  o.dir = (d.dir() / "file" / "spool").string();
   REQUIRE_THROWS_WITH(spool_store(o), Catch::Contains(o.dir));
   if (::geteuid() != 0) {
-    fs::create_directory(d.path / "ro");
-    ::chmod((d.path / "ro").c_str(), 0500);
-    o.dir = (d.path / "ro").string();
+    fs::create_directory(d.dir() / "ro");
+    ::chmod((d.dir() / "ro").c_str(), 0500);
+    o.dir = (d.dir() / "ro").string();
     CHECK_THROWS_WITH(spool_store(o), Catch::Contains("not writable"));
-    ::chmod((d.path / "ro").c_str(), 0700);
+    ::chmod((d.dir() / "ro").c_str(), 0700);
   }
 }
 
@@ -370,7 +358,7 @@ TEST_CASE("spool store: records keep their format, release 0.1's segment (format
           "[spool][store]") {
   temp_dir d;
   for (const auto& f : fs::directory_iterator(fs::path(AFORO_SOURCE_DIR) / "tests/fixtures/spool-v1")) {
-    if (f.path().extension() != ".md") fs::copy_file(f.path(), d.path / f.path().filename());
+    if (f.path().extension() != ".md") fs::copy_file(f.path(), d.dir() / f.path().filename());
   }
   spool_store s(opts(d));
   CHECK(s.recovery().records == 2);
