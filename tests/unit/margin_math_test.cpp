@@ -160,6 +160,28 @@ TEST_CASE("margin math: an event's operation picks the rule of its GraphQL opera
   CHECK(grpc.route.operation == "shop.v1.Catalog/GetItem");
   CHECK(rule_for_usage(rules, grpc) == &rules[2]);
 
+  // Rules that share a metric are priced by the one the event's operation maps to, not the first.
+  std::vector<ce::feature_rule> shared(2);
+  shared[0].feature = "gql_search";
+  shared[0].metric = "graphql_calls";
+  shared[0].match.operation = "Search";
+  shared[0].unit_cost = 1'000;
+  shared[1].feature = "gql_checkout";
+  shared[1].metric = "graphql_calls";
+  shared[1].match.operation = "Checkout";
+  shared[1].unit_cost = 90'000;
+  usage_event gql;
+  gql.metric_name = "graphql_calls";
+  gql.quantity_micros = ce::micros_per_unit;
+  gql.route.path = "/graphql";
+  gql.route.operation = "Checkout";
+  CHECK(rule_for_usage(shared, gql) == &shared[1]);
+  CHECK(usage_cost(shared, gql) == static_cast<picos>(90'000) * ce::micros_per_unit);
+  gql.route.operation = "Unknown";  // no rule for it: the first of the metric's rules, as before
+  CHECK(rule_for_usage(shared, gql) == &shared[0]);
+  gql.route = {};
+  CHECK(rule_for_usage(shared, gql) == &shared[0]);
+
   CHECK(operation_of_event("AddItem", "", "", "", buf) == "AddItem");
   CHECK(operation_of_event("", "search_docs", "", "", buf) == "search_docs");
   CHECK(operation_of_event("", "", "shop.v1.Catalog", "", buf).empty());

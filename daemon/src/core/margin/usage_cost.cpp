@@ -8,13 +8,24 @@ namespace aforo::core::margin {
 namespace ce = entitlements;
 
 const ce::feature_rule* rule_for_usage(std::span<const ce::feature_rule> rules, const usage_event& ev) {
+  const ce::feature_rule* by_metric = nullptr;
+  bool shared_metric = false;
   for (const auto& r : rules) {
-    if (!r.metric.empty() && r.metric == ev.metric_name) return &r;
+    if (r.metric.empty() || r.metric != ev.metric_name) continue;
+    if (by_metric != nullptr) {
+      shared_metric = true;
+      break;
+    }
+    by_metric = &r;
   }
   const bool has_route = !ev.route.service.empty() || !ev.route.route.empty() || !ev.route.path.empty() ||
                          !ev.route.operation.empty();
+  if (by_metric != nullptr && (!shared_metric || !has_route)) return by_metric;
   if (!has_route) return nullptr;
   const ce::feature_rule* mapped = ce::map_feature(rules, ev.route);
+  // Rules that share a metric (one per GraphQL operation, MCP tool, gRPC method...): the one the event's
+  // route maps to, else the first of them.
+  if (by_metric != nullptr) return mapped != nullptr && mapped->metric == ev.metric_name ? mapped : by_metric;
   if (mapped != nullptr && mapped->metric.empty()) return mapped;
   return nullptr;
 }
