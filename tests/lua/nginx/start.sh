@@ -205,8 +205,14 @@ else
   : > "$PREFIX/backends/conf/fake_sidecar_server.conf"
 fi
 
+# reuseport only with several workers (it spreads connections over them). It also lets a second nginx
+# bind the same port: tests that start harnesses in parallel must get "Address already in use" from a
+# port clash, not share a port and see each other's requests.
+REUSEPORT=""
+[ "$WORKERS" -gt 1 ] && REUSEPORT=" reuseport"
+
 render() {
-  sed -e "s#@PREFIX@#$PREFIX#g" -e "s#@KONG_REQUEST_ID@#$KONG_REQUEST_ID#g" -e "s#@REPO@#$REPO#g" -e "s#@WORKERS@#$WORKERS#g" \
+  sed -e "s#@REUSEPORT@#$REUSEPORT#g" -e "s#@PREFIX@#$PREFIX#g" -e "s#@KONG_REQUEST_ID@#$KONG_REQUEST_ID#g" -e "s#@REPO@#$REPO#g" -e "s#@WORKERS@#$WORKERS#g" \
       -e "s#@DAEMON@#$DAEMON#g" -e "s#@LOG_LEVEL@#$LOG_LEVEL#g" \
       -e "s#@NGINX_PORT@#$NGINX_PORT#g" -e "s#@UPSTREAM_PORT@#$UPSTREAM_PORT#g" "$1" > "$2"
 }

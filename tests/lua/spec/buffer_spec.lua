@@ -422,9 +422,9 @@ describe("aforo-metering buffer", function()
       assert.equal(2, buffer.count(q))
       outcome = function() return true end
       helper.run_timers(env)
-      -- The file is claimed, the memory sent, and the claimed file read a second later (a writer in
-      -- another process that opened it before the claim has finished by then).
-      assert.same({ 7, 8, 1, 2, 3, 4, 5, 6 }, numbers())
+      -- The file is claimed and read a second later (a writer in another process that opened it before
+      -- the claim has finished by then); the memory waits behind it.
+      assert.same({ 1, 2, 3, 4, 5, 6, 7, 8 }, numbers())
       assert.is_nil(io.open(path, "rb"))
       assert.is_nil(io.open(path .. ".replaying", "rb"))
       assert.equal(6, buffer.stats(q).spilled)
@@ -517,7 +517,7 @@ describe("aforo-metering buffer", function()
       f:close()
       add(q, 3)
       helper.run_timers(env)
-      assert.same({ 3, 1, 2 }, numbers())
+      assert.same({ 1, 2, 3 }, numbers())
       assert.matches("ERROR overflow file .* skipped a line that is not a whole event", errors()[1])
     end)
 
@@ -560,15 +560,15 @@ describe("aforo-metering buffer", function()
       f:write('{"n":1}\n{"n":2}\n')
       f:close()
       add(q, 3)
-      helper.run_timers(env, false, 1) -- claims the file, sends the memory, reads the claimed file later
+      helper.run_timers(env, false, 1) -- claims the file, reads it a second later, the memory after it
       assert.is_nil(io.open(path, "rb"))
-      assert.same({ 3 }, numbers())
+      assert.same({}, numbers())
       -- The exiting worker appends between the claim and the read: the append starts a new file.
       f = io.open(path, "ab")
       f:write('{"n":4}\n')
       f:close()
       helper.run_timers(env)
-      assert.same({ 3, 1, 2, 4 }, numbers())
+      assert.same({ 1, 2, 4, 3 }, numbers())
       assert.is_nil(io.open(path, "rb"))
       assert.is_nil(io.open(path .. ".replaying", "rb"))
     end)
@@ -578,8 +578,8 @@ describe("aforo-metering buffer", function()
       f:write('{"n":1}\n')
       f:close()
       add(q, 2)
-      helper.run_timers(env, false, 1) -- claims the file, sends the memory
-      assert.same({ 2 }, numbers())
+      helper.run_timers(env, false, 1) -- claims the file; the memory waits behind it
+      assert.same({}, numbers())
       -- Its timer fires a little early (nginx's clock is cached): not settled yet, it looks again.
       local t = table.remove(env.timers, 1)
       env.clock.t = env.clock.t + 0.9999
@@ -587,7 +587,55 @@ describe("aforo-metering buffer", function()
       assert.equal(1, #env.timers)
       assert.is_true(env.timers[1].delay >= 0.01)
       helper.run_timers(env)
-      assert.same({ 2, 1 }, numbers())
+      assert.same({ 1, 2 }, numbers())
+    end)
+
+    it("while a claimed file settles, the queue waits, and past its high-water mark spills after it", function()
+      local f = io.open(path, "wb")
+      f:write('{"n":1}\n{"n":2}\n')
+      f:close()
+      add(q, 3)
+      helper.run_timers(env, false, 1) -- claims the file
+      assert.same({}, numbers())
+      assert.is_true(q.settling)
+      for i = 4, 14 do -- more than buffer_max_size (10) in all: past its half they go to the file
+        add(q, i)
+        for k = #env.timers, 1, -1 do -- the spill timers only (the clock stays within the second)
+          local t = env.timers[k]
+          if t.delay == 0 and t.args[2] == nil then
+            table.remove(env.timers, k)
+            t.fn(false, unpack(t.args))
+          end
+        end
+      end
+      assert.equal(0, buffer.stats(q).dropped)
+      helper.run_timers(env)
+      local all = {}
+      for i = 1, 14 do all[i] = i end
+      assert.same(all, numbers())
+      assert.equal(0, buffer.stats(q).dropped)
+      assert.is_nil(io.open(path, "rb"))
+      assert.is_nil(io.open(path .. ".replaying", "rb"))
+    end)
+
+    it("a worker exiting while a claimed file settles hands its queue over in the file, after it", function()
+      local f = io.open(path, "wb")
+      f:write('{"n":1}\n')
+      f:close()
+      add(q, 2)
+      helper.run_timers(env, false, 1) -- claims the file
+      env.exiting = true
+      helper.run_timers(env, true)
+      assert.same({}, numbers())
+      assert.equal(1, lines_of(path .. ".replaying"))
+      assert.equal(1, lines_of(path))
+      buffer._reset()
+      env.exiting = false
+      env.timers = {}
+      local q2 = new_queue(3, 10)
+      buffer.set_overflow(q2, dir, 1000000)
+      helper.run_timers(env)
+      assert.same({ 1, 2 }, numbers())
     end)
 
     it("stops watching when the worker exits", function()

@@ -125,12 +125,13 @@ local function appended(q, last)
     return true -- the running flush drains the queue
   end
   local count = last - q.first + 1
-  if q.failures > 0 and q.overflow_max > 0 and count >= high_water(q) and not q.spill_scheduled then
-    -- The sidecar is not taking events and the buffer passes its high-water mark: move them to the
-    -- overflow file from a timer (never file I/O in the request path).
+  if (q.failures > 0 or q.settling) and q.overflow_max > 0 and count >= high_water(q) and not q.spill_scheduled then
+    -- The sidecar is not taking events (or they wait behind a claimed overflow file) and the buffer
+    -- passes its high-water mark: move them to the overflow file from a timer (never file I/O in the
+    -- request path).
     q.spill_scheduled = timer_at(0, spill_timer, q) and true or false
   end
-  if count >= q.batch_size and q.failures == 0 and not q.immediate then
+  if count >= q.batch_size and q.failures == 0 and not q.settling and not q.immediate then
     q.immediate = schedule(q, 0, "immediate") and true or false
   elseif not q.delayed and not q.immediate then
     q.delayed = schedule(q, q.interval_ms / 1000, "delayed") and true or false
@@ -277,7 +278,7 @@ end
 
 spill_timer = function(premature, q)
   q.spill_scheduled = false
-  if q.running or q.failures == 0 or q.last - q.first + 1 < high_water(q) then
+  if q.running or (q.failures == 0 and not q.settling) or q.last - q.first + 1 < high_water(q) then
     return -- the running flush spills after a failure; or the sidecar is back, or a flush spilled
   end
   q.running = true
@@ -296,6 +297,10 @@ local function drain(q, all)
   local ok, wait = overflow.replay(q, max_posts)
   if not ok then
     return nil, wait
+  end
+  q.settling = wait ~= nil
+  if wait then
+    return true, wait -- the queue is newer than the claimed file: it goes after it
   end
   local sent_any = false
   while q.last >= q.first do
@@ -320,30 +325,44 @@ local function drain(q, all)
   if q.last < q.first then
     q.first, q.last = 1, 0 -- fresh indexes when empty
   end
-  return true, wait
+  return true
+end
+
+
+-- Appends the queue to the overflow file, after the older events there, for the next worker (same
+-- id), which sends the file in order. Returns true when done.
+local function hand_over(q)
+  local n = q.last - q.first + 1
+  local ok, werr = overflow.spill(q)
+  if ok then
+    if n > 0 then
+      q.log.notice("worker exiting: ", n, " events appended to ", q.overflow_path, " for the next worker")
+    end
+    return true
+  end
+  q.log.err("ERROR could not write overflow file ", q.overflow_path, ": ", werr)
 end
 
 
 local function drain_on_exit(q)
   local err
-  if q.overflow_max > 0 and overflow.has(q) then
-    -- Older events wait in the overflow file: the queue goes after them, and the next worker (same
-    -- id) sends the file in order. Sending it now could outlast worker_shutdown_timeout.
-    local n = q.last - q.first + 1
-    local ok, werr = overflow.spill(q)
-    if ok then
-      if n > 0 then
-        q.log.notice("worker exiting: ", n, " events appended to ", q.overflow_path, " for the next worker")
-      end
-      return
-    end
-    q.log.err("ERROR could not write overflow file ", q.overflow_path, ": ", werr)
+  -- Older events wait in the overflow file: sending it now could outlast worker_shutdown_timeout.
+  if q.overflow_max > 0 and overflow.has(q) and hand_over(q) then
+    return
   end
   for _ = 1, EXIT_ATTEMPTS do
     local ok
-    ok, err = drain(q, true)
-    if ok then
+    ok, err = drain(q, true) -- true, or true and the wait for a claimed file, or nil and why
+    if ok and not err then
       return
+    end
+    if ok then
+      -- A file was claimed meanwhile and is not settled: the queue goes after it.
+      if hand_over(q) then
+        return
+      end
+      err = "overflow file not writable"
+      break
     end
   end
   local lost = q.last - q.first + 1

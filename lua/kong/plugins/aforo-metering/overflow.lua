@@ -8,7 +8,8 @@
 -- replays the file before the queue (the events in memory are newer): it first *claims* it (renames it
 -- to `<file>.replaying`, so that later appends start a new file) and reads the claimed file
 -- CLAIM_SETTLE_S later, once a writer that opened it before the rename has finished (the worker this
--- one replaces may still be exiting and appending, in another process); meanwhile the queue is sent.
+-- one replaces may still be exiting and appending, in another process); meanwhile the queue waits
+-- (past its high-water mark it spills to a new file, after the claimed one), so events stay in order.
 -- Only complete lines that decode as JSON objects are sent (a line cut short by a failed write is
 -- skipped and counted); the claimed file is removed once all of it was taken. Within a worker only a
 -- flush (one at a time) or the spill timer, both under q.running, touch the files. A replay cut short
