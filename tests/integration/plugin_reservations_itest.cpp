@@ -77,7 +77,8 @@ TEST_CASE("plugin: with quota reservations, leases come out of the sidecar's chu
     }
   };
   round(250);
-  // Lease units the plugin did not use come back to the chunk after 3 x lease_ttl; then the rest.
+  // The leases expire; the plugin's next checks report what they left unadmitted ("lease_unused"),
+  // which goes back to the chunk (never by time: a report may come late); then the rest.
   std::this_thread::sleep_for(1200ms);
   round(100);
   INFO("via plugin " << via_plugin << ", via the other sidecar " << via_b);

@@ -23,31 +23,44 @@ struct sim_store {
 
   reserve_reply call(const std::string& me, const reserve_call& c, std::int64_t now_ms, std::int64_t ttl_ms) {
     auto& f = hashes[c.key];
+    const auto has = [&](const std::string& k) { return f.count(k) > 0; };
     std::vector<std::string> expired;
     for (const auto& [k, v] : f) {
       if (k.rfind("e:", 0) == 0 && k.substr(2) != me && v <= now_ms) expired.push_back(k.substr(2));
     }
     for (const auto& i : expired) {
-      if (f["h:" + i] > 0) f["s:" + i] += f["h:" + i];
+      std::int64_t h = has("h:" + i) ? f["h:" + i] : 0;
+      if (has("r:" + i)) h = std::min(h, f["r:" + i]);
+      if (h > 0) f["u:" + i] += h;  // what it may have admitted unseen; the rest returns
       f.erase("h:" + i);
       f.erase("e:" + i);
+      f.erase("r:" + i);
     }
-    f["u:" + me] = std::max(f["u:" + me], c.consumed);
+    if (!has("u:" + me) && c.others > (has("b:" + me) ? f["b:" + me] : 0)) f["b:" + me] = c.others;
+    if (!has("u:" + me) || c.consumed > f["u:" + me]) f["u:" + me] = c.consumed;
     f["h:" + me] = c.held;
     std::int64_t used = 0, holds = 0;
     for (const auto& [k, v] : f) {
       if (k.rfind("u:", 0) == 0 || k.rfind("s:", 0) == 0) used += v;
       if (k.rfind("h:", 0) == 0) holds += v;
     }
-    const std::int64_t grant = std::max<std::int64_t>(0, std::min(c.want, c.limit - used - holds));
+    std::int64_t reserved = used + holds;
+    for (const auto& [k, v] : f) {
+      if (k.rfind("b:", 0) != 0) continue;
+      const std::string i = k.substr(2);
+      reserved = std::max(reserved, v + (has("u:" + i) ? f["u:" + i] : 0) + (has("h:" + i) ? f["h:" + i] : 0));
+    }
+    const std::int64_t grant = std::max<std::int64_t>(0, std::min(c.want, c.limit - reserved));
     f["h:" + me] = c.held + grant;
     if (c.held + grant > 0) {
       f["e:" + me] = now_ms + ttl_ms;
+      f["r:" + me] = c.bound;
     } else {
       f.erase("h:" + me);
       f.erase("e:" + me);
+      f.erase("r:" + me);
     }
-    return {grant, used, used + holds + grant};
+    return {grant, used, reserved + grant};
   }
   std::int64_t used(const std::string& k) {
     std::int64_t u = 0;
@@ -228,23 +241,62 @@ TEST_CASE("reservations: chunks shrink to one near the limit", "[entitlements][r
   CHECK(last_target == 1);
 }
 
-TEST_CASE("reservations: a killed sidecar is settled after the TTL, never over-admitting", "[entitlements][reservations]") {
-  reservation_options o;
-  o.chunk_ttl_ms = 3000;
-  cluster c(2, 1000, o);
-  for (int t = 0; t < 100 || c.nodes[1]->q.held(key) == 0; ++t) c.step({2, 2}, t % 100 == 0);
-  sim_node& dead = *c.nodes[1];
-  const std::int64_t dead_held = dead.q.held(key);
-  dead.alive = false;  // SIGKILL: nothing returned
-  REQUIRE(dead_held > 0);
-  for (int t = 0; t < 6000; ++t) {
-    c.step({5, 0}, t % 100 == 0);
-    REQUIRE(c.allowed() <= 1000);
+TEST_CASE("reservations: a killed sidecar's unused units return after the TTL: under by at most R, never over",
+          "[entitlements][reservations]") {
+  for (std::int64_t limit : {1000, 10000}) {
+    CAPTURE(limit);
+    reservation_options o;
+    o.chunk_ttl_ms = 3000;
+    o.unreported_max = 10;
+    o.max_chunk = 50;
+    cluster c(2, limit, o);
+    // A burst on both; node 1 is killed once it holds units and has admitted some unreported.
+    sim_node& dead = *c.nodes[1];
+    for (int t = 0; t < 5000; ++t) {
+      c.step({2, 2}, t % 100 == 0);
+      if (t > 3 && dead.q.held(key) > 0 && (dead.q.unacknowledged(key) > 0 || t > 40)) break;
+    }
+    REQUIRE(dead.q.held(key) > 0);
+    dead.alive = false;  // SIGKILL: nothing returned, replies in flight lost
+    auto& f = c.store.hashes[key];
+    const std::int64_t h = f["h:n1"], r = f["r:n1"], u = f["u:n1"];
+    REQUIRE(r == 10);  // R + nothing leased
+    const std::int64_t unseen = dead.allowed - u;  // admitted, not in the store
+    CHECK(unseen >= 0);
+    CHECK(unseen <= 10);
+    // Until the TTL the others have what the dead sidecar does not hold: under by at most its hold.
+    for (int t = 0; t < 2500; ++t) {
+      c.step({5, 0}, t % 100 == 0);
+      REQUIRE(c.allowed() <= limit);
+    }
+    CHECK(c.allowed() >= limit - h);
+    // After it, the hold is settled as u + min(h, R) used and the rest comes back: exactly.
+    for (int t = 0; t < 6000; ++t) {
+      c.step({5, 0}, t % 100 == 0);
+      REQUIRE(c.allowed() <= limit);
+    }
+    CHECK(c.allowed() == limit - (std::min(h, r) - unseen));
+    CHECK(c.allowed() >= limit - 10);
+    CHECK(c.store.hashes[key]["u:n1"] == u + std::min(h, r));
+    CHECK(c.store.hashes[key].count("h:n1") == 0);
   }
-  // What the dead sidecar held counts as used: under by at most its chunk, never over.
-  CHECK(c.allowed() >= 1000 - dead_held);
-  CHECK(c.allowed() <= 1000);
-  CHECK(c.store.used(key) == 1000);
+}
+
+TEST_CASE("reservations: a sidecar never admits more than R units beyond what the store acknowledged",
+          "[entitlements][reservations]") {
+  reservation_options o;
+  o.unreported_max = 20;
+  cluster c(1, 1000000, o);
+  std::int64_t waited = 0;
+  for (int t = 0; t < 2000; ++t) {
+    c.step({10}, t % 100 == 0);
+    REQUIRE(c.nodes[0]->q.unacknowledged(key) <= 20);
+    if (t >= 200) waited += static_cast<std::int64_t>(c.nodes[0]->waiting.size());
+  }
+  CHECK(c.allowed() == 20000);
+  // Reported from half of R in the background: at 10 a millisecond and a 1 ms round trip the
+  // report is back before R is reached, so requests seldom wait.
+  CHECK(waited < 100);
 }
 
 TEST_CASE("reservations: an idle sidecar gives its chunk back for the others", "[entitlements][reservations]") {
@@ -317,7 +369,7 @@ TEST_CASE("reservations: a restarted sidecar starts from the store's totals", "[
   CHECK(c.nodes[1]->allowed == 40);
 }
 
-TEST_CASE("reservations: leases are drawn from the chunk and unreported units come back", "[entitlements][reservations]") {
+TEST_CASE("reservations: leases are drawn from the chunk, and units reported unused come back", "[entitlements][reservations]") {
   cluster c(1, 1000000);
   for (int t = 0; t < 300; ++t) c.step({10}, t % 100 == 0);
   auto& n = *c.nodes[0];
@@ -325,13 +377,56 @@ TEST_CASE("reservations: leases are drawn from the chunk and unreported units co
   const std::int64_t lease = n.q.lease("c", "f", period_kind::month, 1000000, 1000, nov26);
   CHECK(lease > 0);
   CHECK(lease <= held);
+  CHECK(lease <= 100);  // within R: the plugin may admit it all before anything is reported
   CHECK(n.q.held(key) == held - lease);
-  n.q.consume("c", "f", period_kind::month, lease / 2, nov26);  // the plugin reports half
-  c.now_ms += 1000 + 2000;                                    // past the lease and its grace
+  n.q.consume("c", "f", period_kind::month, lease / 2, nov26);  // the plugin reports half admitted
+  c.now_ms += 10000;                                          // long past the lease
   n.q.set_now_ms(c.now_ms);
-  CHECK(n.q.held(key) == held - lease);                       // still set aside until looked at
   (void)n.q.check_and_consume("c", "f", 1000000, period_kind::month, 0, nov26);
-  CHECK(n.q.held(key) == held - lease / 2);                   // the unreported half is back
+  CHECK(n.q.held(key) == held - lease);  // not by time: a report may still come
+  CHECK(n.q.lease_pool(key) == lease - lease / 2);
+  n.q.release("c", "f", period_kind::month, lease - lease / 2, nov26);  // and the rest unused
+  CHECK(n.q.lease_pool(key) == 0);
+  CHECK(n.q.held(key) == held - lease / 2);
+}
+
+TEST_CASE("reservations: a lease reported long after 3 x lease_ttl never takes the key past its limit",
+          "[entitlements][reservations][lease]") {
+  cluster c(2, 1000);
+  for (int t = 0; t < 50; ++t) c.step({3, 3}, t % 100 == 0);
+  auto& n0 = *c.nodes[0];
+  const std::int64_t lease = n0.q.lease("c", "f", period_kind::month, 200, 1000, nov26);
+  REQUIRE(lease > 0);
+  // The plugin admits the whole lease at once; its report comes 10 s later (a slow upstream, no
+  // other request of the key on that worker). Meanwhile both sidecars take what they can.
+  for (int t = 0; t < 10000; ++t) {
+    c.step({1, 1}, t % 100 == 0);
+    REQUIRE(c.allowed() + lease <= 1000);
+  }
+  n0.q.consume("c", "f", period_kind::month, lease, nov26);
+  for (int t = 0; t < 2000; ++t) c.step({1, 1}, t % 100 == 0);
+  CHECK(c.allowed() + lease == 1000);  // exact: the leased units were kept aside until reported
+  CHECK(c.store.used(key) == 1000);
+}
+
+TEST_CASE("reservations: an idle key counts its unreported leases as used, and a late report is not counted twice",
+          "[entitlements][reservations][lease]") {
+  reservation_options o;
+  o.chunk_ttl_ms = 3000;
+  cluster c(2, 1000, o);
+  for (int t = 0; t < 50; ++t) c.step({3, 0}, t % 100 == 0);
+  auto& n0 = *c.nodes[0];
+  const std::int64_t lease = n0.q.lease("c", "f", period_kind::month, 200, 1000, nov26);
+  REQUIRE(lease > 0);
+  c.idle(1200);  // a third of the TTL: the chunk goes back, the lease is written off
+  CHECK(n0.q.held(key) == 0);
+  CHECK(n0.q.lease_pool(key) == 0);
+  CHECK(c.store.hashes[key]["u:n0"] == n0.allowed + lease);
+  for (int t = 0; t < 3000; ++t) c.step({0, 1}, t % 100 == 0);
+  CHECK(c.allowed() + lease == 1000);
+  n0.q.consume("c", "f", period_kind::month, lease, nov26);  // the report, at last
+  c.idle(300);
+  CHECK(c.store.used(key) == 1000);
 }
 
 TEST_CASE("reservations: leases nobody reports do not make the requests that ask wait", "[entitlements][reservations]") {
@@ -379,4 +474,26 @@ TEST_CASE("reservations: remaining counts what other sidecars used or hold", "[e
   // Node 0's consumption and whatever it still holds count as used for node 1.
   CHECK(c.nodes[1]->remaining_seen[0] <= 1000 - used_by_0 - 1);
   CHECK(c.nodes[1]->remaining_seen[0] == 1000 - used_by_0 - 1 - held_by_0);
+}
+
+TEST_CASE("reservations: a store back empty keeps what a sidecar last saw the others use or hold, even of a dead one",
+          "[entitlements][reservations]") {
+  cluster c(2, 1000);
+  for (int t = 0; t < 120; ++t) c.step({5, 0}, t % 100 == 0);
+  c.idle(150);  // node 0 reports
+  c.step({0, 1});
+  c.idle(5);  // node 1 has seen node 0's part
+  auto& f = c.store.hashes[key];
+  const std::int64_t u0 = f["u:n0"], h0 = f["h:n0"];
+  REQUIRE(u0 == c.nodes[0]->allowed);
+  REQUIRE(u0 >= 500);
+  c.nodes[0]->alive = false;  // killed
+  c.store.hashes.clear();     // Redis restarted without persistence (or flushed): no reconnection seen
+  for (int t = 0; t < 5000; ++t) {
+    c.step({0, 5}, t % 100 == 0);
+    REQUIRE(c.allowed() <= 1000);
+  }
+  // Under by at most what node 0 held when node 1 last saw it, never over.
+  CHECK(c.allowed() == 1000 - h0);
+  CHECK(c.store.hashes[key]["b:n1"] == u0 + h0);
 }

@@ -104,6 +104,8 @@ decision decision_engine::decide_for(const check_request& req, std::span<const f
     }
     // Requests the plugin admitted under its last lease of this key happened: count them first.
     if (req.leased > 0 && fe->limit) quota.consume(req.customer_id, rf.feature, fe->period, req.leased, now);
+    // And units of its ended leases it never admitted go back (reservations: to the chunk).
+    if (req.lease_unused > 0 && fe->limit) quota.release(req.customer_id, rf.feature, fe->period, req.lease_unused, now);
   }
 
   bool margin_alert = false;

@@ -13,7 +13,8 @@
 -- configured feature whose path is in scope within T ms without asking, with
 -- the same headers (X-RateLimit-Remaining counted down), and reports how many
 -- it admitted in "leased" on its next check (lease.lua), which renews the
--- lease from a timer before it runs out. The sidecar decides
+-- lease from a timer before it runs out; "lease_unused" reports what leases
+-- that ended (replaced, denied, expired) left unadmitted. The sidecar decides
 -- when to lease (entitlements.lease_requests, lease_ttl; 0 turns leasing off)
 -- and bounds a lease by the remaining quota.
 local cjson = require "cjson.safe"
@@ -331,7 +332,7 @@ local function fallback(conf, ctx, err)
 end
 
 
-local function check_body(s, customer_id, service, route, method, path, rid, used, operation)
+local function check_body(s, customer_id, service, route, method, path, rid, used, operation, unused)
   return '{"customer_id":' .. quote(customer_id)
     .. ',"feature":' .. s.feature_json
     .. ',"service":' .. (service and quote(service) or "null")
@@ -340,6 +341,7 @@ local function check_body(s, customer_id, service, route, method, path, rid, use
     .. ',"path":' .. quote(path)
     .. (operation and ',"operation":' .. quote(operation) or "")
     .. ',"quantity":1,"request_id":' .. quote(rid)
+    .. (unused > 0 and ',"lease_unused":' .. unused or "")
     .. (used > 0 and ',"leased":' .. used .. "}" or "}")
 end
 
@@ -395,7 +397,7 @@ local function check(conf, ctx, customer_id, path)
     route_key = route_key .. "\0" .. operation
   end
   local lease = leases.find(route_key, path)
-  local used = 0
+  local used, unused = 0, 0
   if lease then
     if leases.admit(lease, now) then
       return decisions.apply_lease(ctx, lease)
@@ -407,7 +409,7 @@ local function check(conf, ctx, customer_id, path)
       reported = reported + leases.take_unreported(route_key, path)
       local ok = buffer.timer_at(0, renew_in_background, conf, s.check_opts,
                               check_body(s, customer_id, service, route, method, path, request_id(ctx), reported,
-                                         operation),
+                                         operation, leases.take_unused(lease, now)),
                               lease, route_key, path, reported)
       if not ok then
         -- No timer (the worker is exiting, or lua_max_pending_timers): admitted under the lease,
@@ -417,12 +419,14 @@ local function check(conf, ctx, customer_id, path)
       return decisions.apply_lease(ctx, lease)
     end
     used = leases.take(lease)
+    unused = leases.take_unused(lease, now)
   end
   local kept = leases.take_unreported(route_key, path)
   used = used + kept
 
   local decision, err = ask(conf, s.check_opts,
-                            check_body(s, customer_id, service, route, method, path, request_id(ctx), used, operation))
+                            check_body(s, customer_id, service, route, method, path, request_id(ctx), used, operation,
+                                       unused))
   if not decision then
     if lease then
       leases.untake(lease, used, route_key, path)
