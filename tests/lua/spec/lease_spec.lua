@@ -361,13 +361,14 @@ describe("aforo-metering handler", function()
       request(conf)                      -- check 1: lease of 8, renewed at 4 left
       for _ = 1, 4 do request(conf) end
       request(conf)                      -- renews (3 left), reporting 4
-      renewals()                         -- the new lease replaces it: its 3 are unused
+      renewals()                         -- the new lease replaces it: its 3 are unused, and so is
+                                         -- the unit of the renewing request (the check counted it)
       assert.is_nil(check_body(2).lease_unused)
       for _ = 1, 5 do request(conf) end  -- 4 under the new lease, the 5th renews
       renewals()
       assert.equal(3, #env.calls)
       assert.equal(4, check_body(3).leased)
-      assert.equal(3, check_body(3).lease_unused)
+      assert.equal(4, check_body(3).lease_unused) -- 4 + 4 = the lease of 8
     end)
 
     it("reports what an expired lease left unadmitted", function()

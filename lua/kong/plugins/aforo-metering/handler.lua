@@ -372,10 +372,13 @@ local function renew_in_background(premature, conf, opts, body, lease, route_key
     leases.renewal_failed(lease, reported + 1, route_key, path)
     return log_unreachable(conf, err)
   end
-  leases.settle(lease, route_key, path, decision.lease, decision, now)
+  local renewed = leases.settle(lease, route_key, path, decision.lease, decision, now)
   if decision.allowed ~= true then
     -- The sidecar counts no denied request, but this one was admitted: reported next time.
     leases.untake(lease, 1, route_key, path)
+  else
+    -- Counted by the sidecar as the check's own quantity: its unit of the lease was not used.
+    leases.add_unused(renewed, lease, route_key, path, 1)
   end
 end
 

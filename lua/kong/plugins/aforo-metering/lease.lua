@@ -108,6 +108,16 @@ function _M.take_unused(l, now)
 end
 
 
+--- Adds n to the unused count of the key's lease (new, else old if still in place, else the one
+-- found): a renewal's own request, admitted under old, that the sidecar counted as the check's quantity.
+function _M.add_unused(new, old, route_key, path, n)
+  local l = new or (not old.detached and old) or _M.find(route_key, path)
+  if l then
+    l.unused = l.unused + n
+  end
+end
+
+
 -- A lease that admits nothing more: what it had left is unused.
 local function close(l)
   l.unused = l.unused + max(l.left, 0)
