@@ -251,7 +251,7 @@ TEST_CASE("quota reservations: a lease reported long after 3 x lease_ttl never t
           "[redis][sidecars][reservations][lease]") {
   redis_server server(free_port());
   temp_dir dir;
-  // a leases (as to the plugin); b answers a client that takes no leases (lease_requests 0).
+  // a leases (to a client that reports them, as the plugin does); b has leases off (lease_requests 0).
   const std::string config_b = yaml(dir, server, 1000, "  quota_chunk_ttl: 3s\n");
   std::string config = config_b;
   config.replace(config.find("lease_requests: 0"), 17, "lease_requests: 20, lease_ttl: 200ms");
@@ -264,7 +264,8 @@ TEST_CASE("quota reservations: a lease reported long after 3 x lease_ttl never t
   std::int64_t lease = 0;
   static const std::regex lease_re(R"("lease":\{"requests":(\d+))");
   for (int i = 0; i < 600 && lease == 0; ++i) {
-    const auto r = a.post("/v1/check", R"({"customer_id":"cust_a","feature":"api","quantity":1})");
+    // "lease_unused": a client that reports what its leases leave unadmitted (as the plugin does)
+    const auto r = a.post("/v1/check", R"({"customer_id":"cust_a","feature":"api","quantity":1,"lease_unused":0})");
     REQUIRE(r.status == 200);
     if (r.body.find(R"("allowed":true)") != std::string::npos) ++t.allowed;
     std::smatch m;

@@ -99,7 +99,17 @@ TEST_CASE("check request: lease_unused is an optional count of lease units never
   REQUIRE_FALSE(parse(body, req).has_value());
   CHECK(req.leased == 4);
   CHECK(req.lease_unused == 3);
+  CHECK(req.reports_unused);
   CHECK(owned_check_request(req).view().lease_unused == 3);
+  CHECK(owned_check_request(req).view().reports_unused);
+  std::string zero = R"({"customer_id":"c","lease_unused":0})";
+  check_request req0;
+  REQUIRE_FALSE(parse(zero, req0).has_value());
+  CHECK(req0.reports_unused);  // present, even 0: the client reports unused lease units
+  std::string absent = R"({"customer_id":"c","leased":2})";
+  check_request req1;
+  REQUIRE_FALSE(parse(absent, req1).has_value());
+  CHECK_FALSE(req1.reports_unused);
   CHECK(error_of(R"({"customer_id":"c","lease_unused":-1})") == "lease_unused must be an integer >= 0");
   CHECK(error_of(R"({"customer_id":"c","lease_unused":"3"})") == "lease_unused must be an integer >= 0");
 }

@@ -74,6 +74,7 @@ struct handler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, handler> {
     }
     if (i < 0) return type_error("an integer >= 0");
     if (i > max_quantity) return type_error("at most 1000000000000");
+    if (current->f == field::lease_unused) out.reports_unused = true;
     (current->f == field::leased ? out.leased : current->f == field::lease_unused ? out.lease_unused : out.quantity) = i;
     current = nullptr;
     return true;

@@ -47,7 +47,11 @@ void decision_engine::grant_lease(decision& d, const check_request& req, std::sp
   if (d.remaining_quota && scope.scope == mapping_scope::kind::path) return;
   std::int64_t n = options_.lease_requests;
   if (d.remaining_quota) n = std::min(n, *d.remaining_quota / lease_quota_divisor);
-  if (n > 0 && fe != nullptr && fe->limit) n = quota.lease(req.customer_id, feature, fe->period, n, options_.lease_ttl_ms, now);
+  if (n > 0 && fe != nullptr && fe->limit) {
+    // Units set aside for a lease return only when reported: not for a client that never reports.
+    if (quota.lease_needs_reports() && !req.reports_unused) return;
+    n = quota.lease(req.customer_id, feature, fe->period, n, options_.lease_ttl_ms, now);
+  }
   if (n <= 0) return;
   d.lease = n;
   d.lease_ttl_ms = options_.lease_ttl_ms;

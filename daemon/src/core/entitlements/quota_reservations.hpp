@@ -119,6 +119,7 @@ class quota_reservations final : public quota_ledger {
                      std::int64_t ttl_ms, std::int64_t now) override;
   void release(std::string_view customer, std::string_view feature, period_kind period, std::int64_t quantity,
                std::int64_t now) override;
+  [[nodiscard]] bool lease_needs_reports() const override { return true; }
 
   /// The key of the last check that answered pending.
   [[nodiscard]] const std::string& pending_key() const { return pending_key_; }

@@ -341,7 +341,7 @@ local function check_body(s, customer_id, service, route, method, path, rid, use
     .. ',"path":' .. quote(path)
     .. (operation and ',"operation":' .. quote(operation) or "")
     .. ',"quantity":1,"request_id":' .. quote(rid)
-    .. (unused > 0 and ',"lease_unused":' .. unused or "")
+    .. ',"lease_unused":' .. unused -- always: this client reports what its leases leave unadmitted
     .. (used > 0 and ',"leased":' .. used .. "}" or "}")
 end
 
