@@ -299,6 +299,21 @@ TEST_CASE("reservations: a sidecar never admits more than R units beyond what th
   CHECK(waited < 100);
 }
 
+TEST_CASE("reservations: a request larger than R waits once, for a call whose bound covers it",
+          "[entitlements][reservations]") {
+  reservation_options o;
+  o.unreported_max = 10;
+  cluster c(1, 100000, o);
+  for (int t = 0; t < 200; ++t) c.step({5}, t % 100 == 0);
+  const std::int64_t before = c.allowed();
+  c.step({});
+  c.decide(*c.nodes[0], 500);  // a batch of 500 units: more than R
+  REQUIRE(c.nodes[0]->waiting.size() == 1);
+  c.idle(5);
+  CHECK(c.allowed() == before + 500);
+  CHECK(c.store.hashes[key]["r:n0"] == 10);  // back to R once it is admitted
+}
+
 TEST_CASE("reservations: an idle sidecar gives its chunk back for the others", "[entitlements][reservations]") {
   reservation_options o;
   o.chunk_ttl_ms = 3000;

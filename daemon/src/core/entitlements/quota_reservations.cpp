@@ -305,7 +305,8 @@ reserve_call quota_reservations::make_call(const std::string& key, state& s, std
   c.limit = s.limit;
   c.expire_at = quota_expire_at(s.period_end);
   c.sent_ms = now_ms_;
-  c.bound = o_.unreported_max + s.lease_pool;
+  // Waiting requests larger than R fit too: the bound covers them before they are admitted.
+  c.bound = std::max(o_.unreported_max, s.want) + s.lease_pool;
   c.others = s.free >= 0 ? s.others : -1;
   // Until the answer the store holds either this call or the last acknowledged one: the smaller cap.
   s.cap = std::min(s.cap, c.consumed + c.bound);

@@ -36,8 +36,9 @@ struct reserve_call {
   std::int64_t expire_at = 0;    ///< unix s: when the store may drop the key (period end + margin)
   std::int64_t sent_ms = 0;      ///< local clock when built
   /// At most this many units beyond `consumed` may have been admitted on this holder's behalf
-  /// (unreported_max + the units set aside for leases): a hold that expires is settled as
-  /// consumed + min(held, bound) used, and the rest returns.
+  /// (unreported_max, or the quantity of the requests waiting when larger, + the units set aside
+  /// for leases): a hold that expires is settled as consumed + min(held, bound) used, and the rest
+  /// returns.
   std::int64_t bound = 0;
   /// What the others reserved or used at this sidecar's last reply for the key (-1: no reply yet):
   /// the store keeps it as a floor when it has lost this sidecar's record (it came back empty).
