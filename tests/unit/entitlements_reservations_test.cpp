@@ -247,7 +247,8 @@ TEST_CASE("reservations: a killed sidecar's unused units return after the TTL: u
     CAPTURE(limit);
     reservation_options o;
     o.chunk_ttl_ms = 3000;
-    o.unreported_max = 10;
+    o.unreported = 10;
+    o.unreported_window_ms = 1;  // R = 10 at these rates (2 units a millisecond)
     o.max_chunk = 50;
     cluster c(2, limit, o);
     // A burst on both; node 1 is killed once it holds units and has admitted some unreported.
@@ -285,7 +286,8 @@ TEST_CASE("reservations: a killed sidecar's unused units return after the TTL: u
 TEST_CASE("reservations: a sidecar never admits more than R units beyond what the store acknowledged",
           "[entitlements][reservations]") {
   reservation_options o;
-  o.unreported_max = 20;
+  o.unreported = 20;
+  o.unreported_window_ms = 1;  // R = 20 at 10 units a millisecond
   cluster c(1, 1000000, o);
   std::int64_t waited = 0;
   for (int t = 0; t < 2000; ++t) {
@@ -299,10 +301,31 @@ TEST_CASE("reservations: a sidecar never admits more than R units beyond what th
   CHECK(waited < 100);
 }
 
+TEST_CASE("reservations: a busy key's R grows with its rate, so its requests do not wait for reports",
+          "[entitlements][reservations]") {
+  std::int64_t waited[2] = {0, 0};
+  for (int i = 0; i < 2; ++i) {
+    reservation_options o;
+    o.unreported_window_ms = i == 0 ? 0 : 10;  // R = 100 units, or 10 ms of the rate (1,000)
+    cluster c(1, 1000000000, o);
+    c.rtt_ms = 2;
+    for (int t = 0; t < 2000; ++t) {
+      c.step({100}, t % 100 == 0);
+      REQUIRE(c.nodes[0]->q.unacknowledged(key) <= std::max<std::int64_t>(100, 1000 + 100));
+      if (t >= 200) waited[i] += static_cast<std::int64_t>(c.nodes[0]->waiting.size());
+    }
+    c.idle(10);
+    CHECK(c.allowed() == 200000);
+  }
+  CHECK(waited[0] > 1000);  // 100 a millisecond, a report every 50 and 2 ms to answer it
+  CHECK(waited[1] == 0);
+}
+
 TEST_CASE("reservations: a request larger than R waits once, for a call whose bound covers it",
           "[entitlements][reservations]") {
   reservation_options o;
-  o.unreported_max = 10;
+  o.unreported = 10;
+  o.unreported_window_ms = 1;
   cluster c(1, 100000, o);
   for (int t = 0; t < 200; ++t) c.step({5}, t % 100 == 0);
   const std::int64_t before = c.allowed();

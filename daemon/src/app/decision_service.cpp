@@ -37,7 +37,7 @@ ce::reservation_options reservation_options_of(const config::sidecar_config& c) 
   o.chunk_ttl_ms = c.cache.quota_chunk_ttl.count();
   o.down_allowance = c.cache.quota_redis_down_allowance;
   o.down_percent = c.cache.quota_redis_down_percent;
-  o.unreported_max = c.cache.quota_unreported_max;
+  o.unreported = c.cache.quota_unreported;
   return o;
 }
 

@@ -177,6 +177,13 @@ std::int64_t quota_reservations::target_of(const state& s) const {
   return std::max<std::int64_t>(t, 1);
 }
 
+std::int64_t quota_reservations::unreported_of(const state& s) const {
+  // At a high rate a report takes longer than R / 2 units to come back: R grows with the rate, so
+  // that requests do not wait for it (the bound after a kill is then that long of this traffic).
+  const double by_rate = std::ceil(s.local_rate * static_cast<double>(o_.unreported_window_ms) / 1000.0);
+  return std::max<std::int64_t>(o_.unreported, static_cast<std::int64_t>(std::min(by_rate, 1e12)));
+}
+
 bool quota_reservations::store_usable(const state& s) const {
   return connected_ && !(s.failed_ms >= 0 && now_ms_ - s.failed_ms < o_.recheck_ms);
 }
@@ -210,7 +217,7 @@ quota_result quota_reservations::check_and_consume(std::string_view customer, st
     s.consumed += quantity;
     const std::int64_t t = target_of(s);
     // Refill from half the chunk; report from half of R unacknowledged, so a request rarely waits.
-    if (!s.in_flight && ((t > 1 && s.held <= t / 2) || s.cap - s.consumed - s.lease_pool < (o_.unreported_max + 1) / 2)) {
+    if (!s.in_flight && ((t > 1 && s.held <= t / 2) || s.cap - s.consumed - s.lease_pool < (unreported_of(s) + 1) / 2)) {
       s.refill = true;
       due_ = true;
     }
@@ -306,7 +313,7 @@ reserve_call quota_reservations::make_call(const std::string& key, state& s, std
   c.expire_at = quota_expire_at(s.period_end);
   c.sent_ms = now_ms_;
   // Waiting requests larger than R fit too: the bound covers them before they are admitted.
-  c.bound = std::max(o_.unreported_max, s.want) + s.lease_pool;
+  c.bound = std::max(unreported_of(s), s.want) + s.lease_pool;
   c.others = s.free >= 0 ? s.others : -1;
   // Until the answer the store holds either this call or the last acknowledged one: the smaller cap.
   s.cap = std::min(s.cap, c.consumed + c.bound);

@@ -21,7 +21,8 @@ struct reservation_options {
   std::int64_t down_allowance = 0;      ///< units per key admitted beyond held chunks while the store is down
   std::uint32_t down_percent = 1;       ///< or this share of the key's limit, whichever is larger
   std::int64_t recheck_ms = 50;         ///< after a refusal, ask the store again only this much later
-  std::int64_t unreported_max = 100;    ///< units admitted beyond what the store acknowledged, at most (R)
+  std::int64_t unreported = 100;        ///< units admitted beyond what the store acknowledged, at most
+  std::int64_t unreported_window_ms = 10;  ///< or this long of the key's local rate, if more (R: see below)
 };
 
 /// One script call (quota_reserve_script): this sidecar's absolute consumption of the key in the
@@ -36,8 +37,7 @@ struct reserve_call {
   std::int64_t expire_at = 0;    ///< unix s: when the store may drop the key (period end + margin)
   std::int64_t sent_ms = 0;      ///< local clock when built
   /// At most this many units beyond `consumed` may have been admitted on this holder's behalf
-  /// (unreported_max, or the quantity of the requests waiting when larger, + the units set aside
-  /// for leases): a hold that expires is settled as consumed + min(held, bound) used, and the rest
+  /// (R, or the quantity of the requests waiting when larger, + the units set aside for leases): a hold that expires is settled as consumed + min(held, bound) used, and the rest
   /// returns.
   std::int64_t bound = 0;
   /// What the others reserved or used at this sidecar's last reply for the key (-1: no reply yet):
@@ -68,9 +68,10 @@ struct reserve_reply {
 /// - Returns: a key not used for a third of chunk_ttl gives its units back; so does every key at
 ///   period end and at shutdown (shutdown_calls). Every call refreshes the holder's TTL in the
 ///   store; a holder that stops calling (killed) is settled after chunk_ttl as consumed + min(held,
-///   bound) used, and the rest of its hold returns: a holder never admits more than unreported_max
-///   (R) units beyond what the store acknowledged, plus what it set aside for leases (the plugin may
-///   admit all of it), so that bound covers whatever it admitted unseen. Locally: consumed +
+///   bound) used, and the rest of its hold returns: a holder never admits more than
+///   R = max(unreported, local rate x unreported_window_ms) units beyond what the store
+///   acknowledged, plus what it set aside for leases (the plugin may admit all of it), so that
+///   bound covers whatever it admitted unseen. Locally: consumed +
 ///   set-aside <= cap, where cap = the acknowledged call's consumed + bound (the smallest of the
 ///   acknowledged and the unconfirmed calls' caps while a call is unanswered); a report goes out in
 ///   the background from half of R used, and a request waits for it only once R is reached.
@@ -188,6 +189,7 @@ class quota_reservations final : public quota_ledger {
   void write_off(state& s);
   void sample_rate(state& s);
   [[nodiscard]] std::int64_t target_of(const state& s) const;
+  [[nodiscard]] std::int64_t unreported_of(const state& s) const;
   [[nodiscard]] bool store_usable(const state& s) const;
   reserve_call make_call(const std::string& key, state& s, std::int64_t held_after, std::int64_t want);
   quota_result result(state& s, bool allowed, std::int64_t limit) const;
