@@ -115,3 +115,25 @@ TEST_CASE("reservations: a store back empty keeps what a sidecar last saw the ot
   CHECK(c.allowed() == 1000 - h0);
   CHECK(c.store.hashes[key]["b:n1"] == u0 + h0);
 }
+
+TEST_CASE("reservations: a killed sidecar's leases count as used when its hold is settled (the plugin may admit them)",
+          "[entitlements][reservations][lease]") {
+  reservation_options o;
+  o.chunk_ttl_ms = 3000;
+  o.unreported = 10;
+  o.unreported_window_ms = 1;
+  cluster c(2, 1000, o);
+  for (int t = 0; t < 60; ++t) c.step({2, 2}, t % 100 == 0);
+  sim_node& dead = *c.nodes[1];
+  const std::int64_t lease = dead.q.lease("c", "f", period_kind::month, 200, 1000, nov26);
+  REQUIRE(lease > 0);
+  c.step({0, 1});  // the lease's call: the store learns the larger bound
+  c.step({});
+  REQUIRE(c.store.hashes[key]["r:n1"] >= 10 + lease);
+  dead.alive = false;  // killed; its worker's plugin still admits the whole lease
+  for (int t = 0; t < 8000; ++t) {
+    c.step({3, 0}, t % 100 == 0);
+    REQUIRE(c.allowed() + lease <= 1000);
+  }
+  CHECK(c.allowed() + lease >= 1000 - 10);  // under by at most R
+}
