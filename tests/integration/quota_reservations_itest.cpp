@@ -200,7 +200,7 @@ TEST_CASE("quota reservations: a sidecar killed mid-burst never over-admits, and
   REQUIRE_FALSE(dead.empty());
   const std::int64_t dead_held = f["h:" + dead], bound = f["r:" + dead];
   // After the TTL its hold is settled as what it may have admitted unseen (its bound: R = 10, or
-  // 10 ms of its rate if more) and the rest comes back: a admits it, never past the limit.
+  // 50 ms of its rate if more) and the rest comes back: a admits it, never past the limit.
   std::this_thread::sleep_for(2500ms);
   for (int i = 0; i < 200; ++i) check_once(a, t);
   INFO("allowed " << t.allowed << ", the dead sidecar held " << dead_held << " with the bound " << bound);

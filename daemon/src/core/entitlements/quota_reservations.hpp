@@ -22,7 +22,7 @@ struct reservation_options {
   std::uint32_t down_percent = 1;       ///< or this share of the key's limit, whichever is larger
   std::int64_t recheck_ms = 50;         ///< after a refusal, ask the store again only this much later
   std::int64_t unreported = 100;        ///< units admitted beyond what the store acknowledged, at most
-  std::int64_t unreported_window_ms = 10;  ///< or this long of the key's local rate, if more (R: see below)
+  std::int64_t unreported_window_ms = 50;  ///< or this long of the key's local rate, if more (R: see below)
 };
 
 /// One script call (quota_reserve_script): this sidecar's absolute consumption of the key in the
