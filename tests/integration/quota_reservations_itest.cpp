@@ -160,11 +160,13 @@ TEST_CASE("quota reservations: 8 sidecars, limit 100, 800 checks round-robin adm
   CHECK(t.denied == 700);
 }
 
-TEST_CASE("quota reservations: a sidecar killed mid-burst never over-admits and costs at most its chunk",
+TEST_CASE("quota reservations: a sidecar killed mid-burst never over-admits, and after the TTL its unused units "
+          "return (under by at most quota_unreported)",
           "[redis][sidecars][reservations]") {
   redis_server server(free_port());
   temp_dir dir;
-  auto scs = start_sidecars(2, yaml(dir, server, 2000, "  quota_max_chunk: 50\n  quota_chunk_ttl: 2s\n"));
+  auto scs = start_sidecars(
+      2, yaml(dir, server, 2000, "  quota_max_chunk: 50\n  quota_chunk_ttl: 2s\n  quota_unreported: 10\n"));
   tally t, on_b;
   alternate(scs, 100, t);  // chunks are held on both
   REQUIRE(t.allowed == 200);
@@ -180,24 +182,121 @@ TEST_CASE("quota reservations: a sidecar killed mid-burst never over-admits and 
   REQUIRE(scs[1]->proc().wait_exit(5s));
   stop = true;
   burst_b.join();
-  t.allowed += on_b.allowed;  // b's answers that reached the client (b may have admitted a few more)
+  t.allowed += on_b.allowed;  // b's answers that reached the client (b may have admitted one more)
   t.denied += on_b.denied;
   REQUIRE(on_b.allowed > 0);
   for (int i = 0; i < 2000; ++i) check_once(a, t);
   INFO("allowed " << t.allowed);
   CHECK(t.errors == 0);
   CHECK(t.allowed <= 2000);
-  CHECK(t.allowed >= 2000 - 50);  // what the dead sidecar held, at most one chunk
-  // After the TTL its hold is settled as used: Redis's total is the limit, nothing more admitted.
+  CHECK(t.allowed >= 2000 - 50);  // until the TTL: what the dead sidecar holds, at most one chunk
+  // b's fields: its hold's expiry is the older one (a's calls refresh a's).
+  auto f = reservation_fields(server);
+  std::string dead;
+  std::int64_t oldest = INT64_MAX;
+  for (const auto& [k, v] : f) {
+    if (k.rfind("e:", 0) == 0 && v < oldest) oldest = v, dead = k.substr(2);
+  }
+  REQUIRE_FALSE(dead.empty());
+  const std::int64_t dead_held = f["h:" + dead], bound = f["r:" + dead];
+  // After the TTL its hold is settled as what it may have admitted unseen (its bound: R = 10, or
+  // 50 ms of its rate if more) and the rest comes back: a admits it, never past the limit.
   std::this_thread::sleep_for(2500ms);
-  for (int i = 0; i < 100; ++i) check_once(a, t);
+  for (int i = 0; i < 200; ++i) check_once(a, t);
+  INFO("allowed " << t.allowed << ", the dead sidecar held " << dead_held << " with the bound " << bound);
   CHECK(t.allowed <= 2000);
-  const auto f = reservation_fields(server);
-  std::int64_t settled = 0;
-  for (const auto& [k, v] : f) settled += k.rfind("s:", 0) == 0 ? v : 0;
-  CHECK(settled > 0);  // the dead sidecar's hold, counted as used
+  CHECK(bound >= 10);
+  CHECK(t.allowed >= 2000 - std::min(dead_held, bound) - 1);  // and b's last answer the client may not have read
+  const auto after = reservation_fields(server);
+  CHECK(after.count("h:" + dead) == 0);  // settled: its consumption plus at most its bound
+  CHECK(after.at("u:" + dead) == f["u:" + dead] + std::min(dead_held, bound));
   CHECK(redis_used(server) >= t.allowed);
   CHECK(redis_used(server) <= 2000);
+}
+
+TEST_CASE("quota reservations: a Redis restarted empty keeps what a sidecar last saw the others use or hold, "
+          "even of a sidecar killed meanwhile",
+          "[redis][sidecars][reservations]") {
+  redis_server server(free_port());
+  temp_dir dir;
+  auto scs = start_sidecars(2, yaml(dir, server, 100));
+  tally t;
+  {
+    auto a = scs[0]->client();
+    for (int i = 0; i < 60; ++i) check_once(a, t);
+  }
+  REQUIRE(t.allowed == 60);
+  std::this_thread::sleep_for(200ms);  // a reports (sync_interval 50ms)
+  std::int64_t a_held = 0;
+  for (const auto& [k, v] : reservation_fields(server)) a_held += k.rfind("h:", 0) == 0 ? v : 0;
+  {
+    auto b = scs[1]->client();
+    check_once(b, t);  // b sees a's part
+  }
+  REQUIRE(t.allowed == 61);
+  scs[0]->proc().signal(SIGKILL);
+  REQUIRE(scs[0]->proc().wait_exit(5s));
+  server.kill();
+  REQUIRE(scs[1]->proc().wait_for_output("redis unavailable", 5s));
+  server.start();  // empty: a's consumption is gone with it, and a cannot report it again
+  REQUIRE(scs[1]->proc().wait_for_output("redis connected", 10s, scs[1]->proc().output().find("redis unavailable")));
+  std::this_thread::sleep_for(300ms);
+  {
+    auto b = scs[1]->client();
+    for (int i = 0; i < 200; ++i) check_once(b, t);
+  }
+  INFO("allowed " << t.allowed << ", a held " << a_held);
+  CHECK(t.errors == 0);
+  CHECK(t.allowed <= 100);           // without the floor b would admit 99 more
+  CHECK(t.allowed >= 100 - a_held);  // under by at most what a held when b last saw it
+}
+
+TEST_CASE("quota reservations: a lease reported long after 3 x lease_ttl never takes the key past its limit",
+          "[redis][sidecars][reservations][lease]") {
+  redis_server server(free_port());
+  temp_dir dir;
+  // a leases (to a client that reports them, as the plugin does); b has leases off (lease_requests 0).
+  const std::string config_b = yaml(dir, server, 1000, "  quota_chunk_ttl: 3s\n");
+  std::string config = config_b;
+  config.replace(config.find("lease_requests: 0"), 17, "lease_requests: 20, lease_ttl: 200ms");
+  auto scs = start_sidecars(1, config);
+  scs.push_back(std::make_unique<sidecar_process>(config_b));
+  REQUIRE(scs[1]->proc().wait_for_output("redis connected", 10s));
+  tally t;
+  auto a = scs[0]->client();
+  auto b = scs[1]->client();
+  std::int64_t lease = 0;
+  static const std::regex lease_re(R"("lease":\{"requests":(\d+))");
+  for (int i = 0; i < 600 && lease == 0; ++i) {
+    // "lease_unused": a client that reports what its leases leave unadmitted (as the plugin does)
+    const auto r = a.post("/v1/check", R"({"customer_id":"cust_a","feature":"api","quantity":1,"lease_unused":0})");
+    REQUIRE(r.status == 200);
+    if (r.body.find(R"("allowed":true)") != std::string::npos) ++t.allowed;
+    std::smatch m;
+    if (std::regex_search(r.body, m, lease_re)) lease = std::stoll(m[1].str());
+  }
+  REQUIRE(lease > 0);
+  // The plugin admits the whole lease; its report is late (a slow upstream, no other request of
+  // the key on that worker): after 1.5 s = 7.5 x lease_ttl, by which time a went idle (a third of
+  // the TTL) and gave its chunk back. Meanwhile the other sidecar admits what it can.
+  std::this_thread::sleep_for(1500ms);
+  for (int i = 0; i < 1200; ++i) {
+    check_once(b, t);
+    REQUIRE(t.allowed + lease <= 1000);
+  }
+  // The report at last (a quantity-0 check: no lease of its own): it was counted as used already.
+  const auto late = a.post("/v1/check", R"({"customer_id":"cust_a","feature":"api","quantity":0,"leased":)" +
+                                            std::to_string(lease) + "}");
+  REQUIRE(late.status == 200);
+  std::this_thread::sleep_for(300ms);
+  for (int i = 0; i < 100; ++i) check_once(b, t);
+  std::string fields;
+  for (const auto& [k, v] : reservation_fields(server)) fields += k.substr(0, 4) + "=" + std::to_string(v) + " ";
+  INFO("allowed " << t.allowed << " + leased " << lease << "; redis " << fields << "; denied " << t.denied);
+  CHECK(t.errors == 0);
+  CHECK(t.allowed + lease == 1000);  // exact: never over, and nothing lost
+  std::this_thread::sleep_for(300ms);
+  CHECK(redis_used(server) == 1000);
 }
 
 TEST_CASE("quota reservations: Redis down admits held chunks plus the allowance, WARN and metric, reconciled on return",
@@ -269,12 +368,14 @@ TEST_CASE("quota reservations: the reserve script grants within the limit, takes
   const auto deadline = std::chrono::steady_clock::now() + 5s;
   while (!client.connected() && std::chrono::steady_clock::now() < deadline) ioc.run_for(2ms);
   REQUIRE(client.connected());
-  const auto eval = [&](const std::string& key, const std::string& me, int consumed, int held, int want,
-                        int ttl_ms) -> net::redis_result {
+  const auto eval = [&](const std::string& key, const std::string& me, int consumed, int held, int want, int ttl_ms,
+                        std::vector<std::string> bound_others = {}) -> net::redis_result {
     std::optional<net::redis_result> out;
-    client.command({"EVAL", std::string(ce::quota_reserve_script()), "1", key, me, std::to_string(consumed),
-                    std::to_string(held), std::to_string(want), "10", std::to_string(ttl_ms), "4102444800"},
-                   [&](net::redis_result r) { out = std::move(r); });
+    std::vector<std::string> args{"EVAL", std::string(ce::quota_reserve_script()), "1", key, me,
+                                  std::to_string(consumed), std::to_string(held), std::to_string(want), "10",
+                                  std::to_string(ttl_ms), "4102444800"};
+    for (auto& a : bound_others) args.push_back(std::move(a));
+    client.command(std::move(args), [&](net::redis_result r) { out = std::move(r); });
     while (!out) ioc.run_for(2ms);
     return *out;
   };
@@ -289,8 +390,18 @@ TEST_CASE("quota reservations: the reserve script grants within the limit, takes
   CHECK(ints(eval("r:k", "A", 0, 0, 7, 60000)) == v{7, 0, 10});  // A's reply was lost: the retry replaces, never adds
   CHECK(ints(eval("r:k", "A", 5, 2, 0, 60000)) == v{0, 5, 10});  // A used 5, holds 2
   std::this_thread::sleep_for(150ms);                            // B's hold expires (B killed)
-  CHECK(ints(eval("r:k", "A", 5, 2, 10, 60000)) == v{0, 8, 10}); // settled as used: 5 + B's 3
+  CHECK(ints(eval("r:k", "A", 5, 2, 10, 60000)) == v{0, 8, 10}); // B's hold (no bound given) settled as used
   CHECK(ints(eval("r:k", "A", 7, 0, 0, 60000)) == v{0, 10, 10}); // a return: A used 7 in all, holds none
+  // With a bound: an expired hold is settled as u + min(h, bound) used, and the rest returns.
+  CHECK(ints(eval("r:b", "A", 0, 0, 4, 60000, {"2"})) == v{4, 0, 4});
+  CHECK(ints(eval("r:b", "B", 0, 0, 6, 100, {"1"})) == v{6, 0, 10});
+  CHECK(ints(eval("r:b", "B", 2, 3, 0, 100, {"1"})) == v{0, 2, 9});  // B used 2, holds 3, at most 1 unseen
+  std::this_thread::sleep_for(150ms);                                 // B killed
+  CHECK(ints(eval("r:b", "A", 1, 3, 10, 60000, {"2"})) == v{3, 4, 10});  // B: 2 + 1 used, its other 2 back
+  // A store that lost the key: a caller that knew the others' part leaves it as a floor.
+  CHECK(ints(eval("r:f", "C", 3, 0, 5, 60000, {"10", "6"})) == v{1, 3, 10});  // floor 6 + C's 3 + 1
+  CHECK(ints(eval("r:f", "D", 0, 0, 5, 60000, {"10", "-1"})) == v{0, 3, 10});
+  CHECK(ints(eval("r:f", "C", 4, 0, 0, 60000, {"10", "0"})) == v{0, 4, 10});  // no new floor once known
   std::optional<net::redis_result> set;
   client.command({"SET", "r:str", "x"}, [&](net::redis_result r) { set = std::move(r); });
   while (!set) ioc.run_for(2ms);

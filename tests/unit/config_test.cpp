@@ -220,7 +220,7 @@ server: { ingest_thread_nice: 20 }
 TEST_CASE("config: quota reservation knobs are checked", "[config]") {
   const auto ok = load_config_text(
       "cache: { quota_mode: counters, quota_max_chunk: 50, quota_chunk_window: 500ms, quota_chunk_ttl: 10s,"
-      " quota_redis_down_allowance: 7 }\n");
+      " quota_redis_down_allowance: 7, quota_unreported: 25 }\n");
   INFO(errors_of(ok));
   REQUIRE(ok.ok());
   CHECK(ok.config.cache.quota == aforo::config::quota_mode::counters);
@@ -228,11 +228,13 @@ TEST_CASE("config: quota reservation knobs are checked", "[config]") {
   CHECK(ok.config.cache.quota_chunk_window == std::chrono::milliseconds(500));
   CHECK(ok.config.cache.quota_chunk_ttl == std::chrono::seconds(10));
   CHECK(ok.config.cache.quota_redis_down_allowance == 7);
+  CHECK(ok.config.cache.quota_unreported == 25);
   const auto r = load_config_text(
-      "cache: { quota_max_chunk: 0, quota_chunk_window: 0ms, quota_chunk_ttl: 500ms }\n");
+      "cache: { quota_max_chunk: 0, quota_chunk_window: 0ms, quota_chunk_ttl: 500ms, quota_unreported: 0 }\n");
   INFO(errors_of(r));
   CHECK(has_error(load_config_text("cache: { quota_mode: exact }\n"), "cache.quota_mode: 'exact' must be one of"));
   CHECK(has_error(r, "cache.quota_max_chunk: must be from 1 to 1000000"));
+  CHECK(has_error(r, "cache.quota_unreported: must be from 1 to 1000000"));
   CHECK(has_error(r, "cache.quota_chunk_window: must be more than 0ms"));
   CHECK(has_error(r, "cache.quota_chunk_ttl: must be at least 1s and more than 4 x cache.redis_timeout"));
   CHECK(has_error(load_config_text("cache: { quota_chunk_ttl: 1s, redis_timeout: 300ms }\n"), "cache.quota_chunk_ttl"));

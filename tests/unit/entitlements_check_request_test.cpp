@@ -93,6 +93,27 @@ TEST_CASE("check request: leased is an optional count of requests admitted under
   CHECK(error_of(R"({"customer_id":"c","leased":10000000000000})") == "leased must be at most 1000000000000");
 }
 
+TEST_CASE("check request: lease_unused is an optional count of lease units never admitted", "[entitlements][check][lease]") {
+  std::string body = R"({"customer_id":"c","leased":4,"lease_unused":3})";
+  check_request req;
+  REQUIRE_FALSE(parse(body, req).has_value());
+  CHECK(req.leased == 4);
+  CHECK(req.lease_unused == 3);
+  CHECK(req.reports_unused);
+  CHECK(owned_check_request(req).view().lease_unused == 3);
+  CHECK(owned_check_request(req).view().reports_unused);
+  std::string zero = R"({"customer_id":"c","lease_unused":0})";
+  check_request req0;
+  REQUIRE_FALSE(parse(zero, req0).has_value());
+  CHECK(req0.reports_unused);  // present, even 0: the client reports unused lease units
+  std::string absent = R"({"customer_id":"c","leased":2})";
+  check_request req1;
+  REQUIRE_FALSE(parse(absent, req1).has_value());
+  CHECK_FALSE(req1.reports_unused);
+  CHECK(error_of(R"({"customer_id":"c","lease_unused":-1})") == "lease_unused must be an integer >= 0");
+  CHECK(error_of(R"({"customer_id":"c","lease_unused":"3"})") == "lease_unused must be an integer >= 0");
+}
+
 TEST_CASE("check request: operation is an optional name the feature rules may match", "[entitlements][check]") {
   std::string body = R"({"customer_id":"c","path":"/graphql","operation":"ExportReport"})";
   check_request req;

@@ -253,8 +253,17 @@ TEST_CASE("decision: with reservations a lease of a limited feature is drawn fro
   }
   const std::int64_t held = q.held(acme_key);
   q.set_now_ms(t_ms += 5);
-  const auto d = engine.decide(req("cust_acme", "/v1/search/items/1"), &example(), q, now, "hit");
+  // A client that does not report its leases' unused units (no lease_unused) gets none.
+  auto ignoring = engine.decide(req("cust_acme", "/v1/search/items/1"), &example(), q, now, "hit");
+  REQUIRE(ignoring->allowed);
+  CHECK(ignoring->lease == 0);
+  q.set_now_ms(t_ms += 5);
+  auto r = req("cust_acme", "/v1/search/items/1");
+  r.reports_unused = true;  // the plugin: "lease_unused":0
+  const std::int64_t held_before = q.held(acme_key);
+  const auto d = engine.decide(r, &example(), q, now, "hit");
   REQUIRE(d->allowed);
+  CHECK(held_before <= held);
   CHECK(d->lease > 0);
   CHECK(d->lease <= held / 2);          // never more than the chunk can spare
   CHECK(d->lease <= 10000 / lease_quota_divisor);

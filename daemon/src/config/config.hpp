@@ -103,6 +103,7 @@ struct cache_config {
   millis sync_interval{std::chrono::seconds(1)};  ///< local quota/cost deltas pushed to Redis
   quota_mode quota = quota_mode::reserve;   ///< with redis: reserve quota in chunks (exact) | counters (shared after the fact)
   std::uint32_t quota_max_chunk = 1000;     ///< most units one reservation asks for
+  std::uint32_t quota_unreported = 100; ///< units a sidecar admits beyond what Redis acknowledged, at most
   millis quota_chunk_window{std::chrono::seconds(1)};  ///< a chunk covers this long of a key's local rate
   millis quota_chunk_ttl{std::chrono::seconds(30)};    ///< a sidecar's hold expires this long after its last call
   std::uint32_t quota_redis_down_allowance = 0;        ///< units per key admitted beyond held chunks while Redis is down

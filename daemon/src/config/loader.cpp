@@ -322,6 +322,8 @@ void validate(const sidecar_config& c, std::vector<std::string>& errors) {
   if (c.cache.lru_capacity < 1) fail("cache.lru_capacity", "must be at least 1");
   if (c.cache.quota_max_chunk < 1 || c.cache.quota_max_chunk > 1000000)
     fail("cache.quota_max_chunk", "must be from 1 to 1000000");
+  if (c.cache.quota_unreported < 1 || c.cache.quota_unreported > 1000000)
+    fail("cache.quota_unreported", "must be from 1 to 1000000");
   if (c.cache.quota_chunk_window.count() <= 0) fail("cache.quota_chunk_window", "must be more than 0ms");
   if (c.cache.quota_chunk_ttl < std::chrono::seconds(1) || c.cache.quota_chunk_ttl <= 4 * c.cache.redis_timeout)
     fail("cache.quota_chunk_ttl", "must be at least 1s and more than 4 x cache.redis_timeout");

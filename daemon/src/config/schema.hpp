@@ -75,6 +75,7 @@ void visit_config(C& c, V& v) {
   v.duration("cache.sync_interval", c.cache.sync_interval, reload::restart);
   v.choice("cache.quota_mode", c.cache.quota, choices<quota_mode>{{"reserve", quota_mode::reserve}, {"counters", quota_mode::counters}}, reload::restart);
   v.count("cache.quota_max_chunk", c.cache.quota_max_chunk, reload::live);
+  v.count("cache.quota_unreported", c.cache.quota_unreported, reload::live);
   v.duration("cache.quota_chunk_window", c.cache.quota_chunk_window, reload::live);
   v.duration("cache.quota_chunk_ttl", c.cache.quota_chunk_ttl, reload::live);
   v.count("cache.quota_redis_down_allowance", c.cache.quota_redis_down_allowance, reload::live);

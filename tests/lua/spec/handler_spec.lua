@@ -188,7 +188,7 @@ describe("aforo-metering handler", function()
       env.req.headers["X-Tenant-Id"] = "cust_acme"
     end)
 
-    it("sends the check request of the decision contract", function()
+    it("sends the check request of the decision contract (and lease_unused: its leases' unused units)", function()
       env.req.var.kong_request_id = "rid-1"
       env.req.method = "POST"
       helper.access(handler, helper.conf({ feature = "advanced_search", timeout = 80 }))
@@ -198,7 +198,7 @@ describe("aforo-metering handler", function()
       assert.equal(80, env.calls[1].opts.timeout)
       assert.same({ customer_id = "cust_acme", feature = "advanced_search", service = "search",
                     route = "search-v1", method = "POST", path = "/v1/search/items/42", quantity = 1,
-                    request_id = "rid-1" }, check_body())
+                    request_id = "rid-1", lease_unused = 0 }, check_body())
     end)
 
     it("sends a null feature when none is configured", function()

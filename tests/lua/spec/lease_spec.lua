@@ -353,6 +353,71 @@ describe("aforo-metering handler", function()
       assert.equal(3, check_body(2).leased) -- requests 2, 3 and 4
     end)
 
+    -- "lease_unused": what ended leases left unadmitted, so that the sidecar gives it back to its
+    -- chunk (it keeps unreported lease units counted as used, however late the report).
+    it("reports what a replaced lease left unadmitted with the next check", function()
+      env.respond(leased(8))
+      local conf = helper.conf()
+      request(conf)                      -- check 1: lease of 8, renewed at 4 left
+      for _ = 1, 4 do request(conf) end
+      request(conf)                      -- renews (3 left), reporting 4
+      renewals()                         -- the new lease replaces it: its 3 are unused, and so is
+                                         -- the unit of the renewing request (the check counted it)
+      assert.equal(0, check_body(2).lease_unused)
+      for _ = 1, 5 do request(conf) end  -- 4 under the new lease, the 5th renews
+      renewals()
+      assert.equal(3, #env.calls)
+      assert.equal(4, check_body(3).leased)
+      assert.equal(4, check_body(3).lease_unused) -- 4 + 4 = the lease of 8
+    end)
+
+    it("reports what an expired lease left unadmitted", function()
+      env.respond(leased(50))
+      local conf = helper.conf()
+      request(conf)
+      request(conf)
+      request(conf)
+      env.clock.t = env.clock.t + 1.001
+      request(conf)
+      assert.equal(2, check_body(2).leased)
+      assert.equal(48, check_body(2).lease_unused)
+      env.clock.t = env.clock.t + 1.001
+      request(conf)
+      assert.is_nil(check_body(3).leased)
+      assert.equal(50, check_body(3).lease_unused) -- the lease of check 2, never used
+    end)
+
+    it("reports what a lease ended by a deny left unadmitted", function()
+      env.respond(leased(8))
+      local conf = helper.conf()
+      request(conf)
+      for _ = 1, 4 do request(conf) end
+      env.respond(deny)
+      request(conf) -- renewal due: admitted (3 left), the renewal is denied
+      renewals()
+      request(conf)
+      assert.equal(3, #env.calls)
+      assert.equal(1, check_body(3).leased)
+      assert.equal(3, check_body(3).lease_unused)
+    end)
+
+    it("does not report unused units again after a failed check (the sidecar keeps them as used)", function()
+      env.respond(leased(50))
+      local conf = helper.conf()
+      request(conf)
+      request(conf)
+      request(conf)
+      env.clock.t = env.clock.t + 1.001
+      env.respond(refused)
+      request(conf) -- fails: leased 2 and lease_unused 48 sent, not counted
+      assert.equal(48, check_body(2).lease_unused)
+      env.respond(leased(50))
+      request(conf)
+      assert.equal(3, #env.calls)
+      assert.equal(2, check_body(3).leased)  -- admitted: reported again
+      assert.equal(0, check_body(3).lease_unused) -- never twice
+    end)
+
     it("drops expired leases past 10000 keys and every 10 s, keeping live ones", function()
       env.respond(leased(5))
       local conf = helper.conf()

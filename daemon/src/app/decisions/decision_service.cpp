@@ -37,7 +37,7 @@ ce::reservation_options reservation_options_of(const config::sidecar_config& c) 
   o.chunk_ttl_ms = c.cache.quota_chunk_ttl.count();
   o.down_allowance = c.cache.quota_redis_down_allowance;
   o.down_percent = c.cache.quota_redis_down_percent;
-  o.lease_grace_ms = 2 * c.entitlements.lease_ttl.count();
+  o.unreported = c.cache.quota_unreported;
   return o;
 }
 
@@ -449,6 +449,7 @@ void decision_service::handle_check(net::http_request& req, const net::respond_f
   const auto d = engine_.decide_for(check, snap_->rules, cust, ledger(), unix_now(), ce::to_string(state), margin_);
   if (d.quota_pending) {
     check.leased = 0;  // counted by this first pass
+    check.lease_unused = 0;
     return park(waiter{std::make_shared<owned_check>(check), snap_, nullptr, cust, ce::to_string(state), started, respond});
   }
   finish(d, started, respond);
@@ -469,6 +470,7 @@ void decision_service::decide_waiter(waiter w) {
   const auto d = engine_.decide_for(w.req->view(), w.snap->rules, w.cust, ledger(), unix_now(), w.cache, margin_);
   if (d.quota_pending) {
     w.req->leased = 0;  // counted by the pass that first found it pending
+    w.req->lease_unused = 0;
     return park(std::move(w));
   }
   finish(d, w.started, w.respond);

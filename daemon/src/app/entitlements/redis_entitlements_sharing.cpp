@@ -337,7 +337,9 @@ void redis_entitlements_sharing::reserve(std::vector<ce::reserve_call> calls, re
                                   std::to_string(call->want),
                                   std::to_string(call->limit),
                                   ttl,
-                                  std::to_string(call->expire_at)};
+                                  std::to_string(call->expire_at),
+                                  std::to_string(call->bound),
+                                  std::to_string(call->others)};
     auto on_reply = std::make_shared<std::function<void(net::redis_result)>>();
     *on_reply = [this, call, shared_done, args, on_reply_weak = std::weak_ptr(on_reply)](net::redis_result r) mutable {
       if (r.ok() && r.reply.is_error() && r.reply.str.rfind("NOSCRIPT", 0) == 0 && args[0] == "EVALSHA") {

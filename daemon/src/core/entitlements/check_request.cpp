@@ -13,9 +13,9 @@ namespace aforo::core::entitlements {
 
 namespace {
 
-enum class field : std::uint8_t { none, customer_id, feature, service, route, method, path, request_id, operation, quantity, leased };
+enum class field : std::uint8_t { none, customer_id, feature, service, route, method, path, request_id, operation, quantity, leased, lease_unused };
 
-constexpr bool integer_field(field f) { return f == field::quantity || f == field::leased; }
+constexpr bool integer_field(field f) { return f == field::quantity || f == field::leased || f == field::lease_unused; }
 
 struct field_spec {
   std::string_view name;
@@ -30,6 +30,7 @@ constexpr field_spec fields[] = {
     {"request_id", field::request_id, max_name_len},          {"operation", field::operation, max_operation_len},
     {"quantity", field::quantity, 0},
     {"leased", field::leased, 0},
+    {"lease_unused", field::lease_unused, 0},
 };
 
 // SAX handler: only the top-level object's members are read; nested values of unknown keys are
@@ -73,7 +74,8 @@ struct handler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, handler> {
     }
     if (i < 0) return type_error("an integer >= 0");
     if (i > max_quantity) return type_error("at most 1000000000000");
-    (current->f == field::leased ? out.leased : out.quantity) = i;
+    if (current->f == field::lease_unused) out.reports_unused = true;
+    (current->f == field::leased ? out.leased : current->f == field::lease_unused ? out.lease_unused : out.quantity) = i;
     current = nullptr;
     return true;
   }

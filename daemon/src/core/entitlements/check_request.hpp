@@ -25,6 +25,13 @@ struct check_request {
   /// Requests the plugin admitted under the previous decision lease of this customer and key and
   /// has not reported yet (decision_engine adds them to the quota counter); integer 0..10^12.
   std::int64_t leased = 0;
+  /// Units of this key's ended leases the plugin never admitted (replaced, ended by a deny, or
+  /// expired) and not reported yet: quota_ledger::release gives them back; integer 0..10^12.
+  std::int64_t lease_unused = 0;
+  /// The request carried lease_unused (0 included): its client reports what its leases leave
+  /// unadmitted. Leases drawn from reserved units go only to such clients (quota_ledger::
+  /// lease_needs_reports): a client that ignores them would leave them set aside, counted as used.
+  bool reports_unused = false;
 };
 
 /// A check_request whose fields own their text: for a decision made after the request buffer is gone
@@ -34,11 +41,14 @@ struct owned_check_request {
   bool has_feature = false;
   std::int64_t quantity = 1;
   std::int64_t leased = 0;
+  std::int64_t lease_unused = 0;
+  bool reports_unused = false;
 
   explicit owned_check_request(const check_request& r)
       : customer_id(r.customer_id), feature(r.feature.value_or("")), service(r.service), route(r.route),
         method(r.method), path(r.path), request_id(r.request_id), operation(r.operation), has_feature(r.feature.has_value()),
-        quantity(r.quantity), leased(r.leased) {}
+        quantity(r.quantity), leased(r.leased), lease_unused(r.lease_unused),
+        reports_unused(r.reports_unused) {}
 
   /// Views into this object: valid while it lives.
   [[nodiscard]] check_request view() const {
@@ -53,6 +63,8 @@ struct owned_check_request {
     r.operation = operation;
     r.quantity = quantity;
     r.leased = leased;
+    r.lease_unused = lease_unused;
+    r.reports_unused = reports_unused;
     return r;
   }
 };

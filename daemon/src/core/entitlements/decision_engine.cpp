@@ -47,7 +47,11 @@ void decision_engine::grant_lease(decision& d, const check_request& req, std::sp
   if (d.remaining_quota && scope.scope == mapping_scope::kind::path) return;
   std::int64_t n = options_.lease_requests;
   if (d.remaining_quota) n = std::min(n, *d.remaining_quota / lease_quota_divisor);
-  if (n > 0 && fe != nullptr && fe->limit) n = quota.lease(req.customer_id, feature, fe->period, n, options_.lease_ttl_ms, now);
+  if (n > 0 && fe != nullptr && fe->limit) {
+    // Units set aside for a lease return only when reported: not for a client that never reports.
+    if (quota.lease_needs_reports() && !req.reports_unused) return;
+    n = quota.lease(req.customer_id, feature, fe->period, n, options_.lease_ttl_ms, now);
+  }
   if (n <= 0) return;
   d.lease = n;
   d.lease_ttl_ms = options_.lease_ttl_ms;
@@ -104,6 +108,8 @@ decision decision_engine::decide_for(const check_request& req, std::span<const f
     }
     // Requests the plugin admitted under its last lease of this key happened: count them first.
     if (req.leased > 0 && fe->limit) quota.consume(req.customer_id, rf.feature, fe->period, req.leased, now);
+    // And units of its ended leases it never admitted go back (reservations: to the chunk).
+    if (req.lease_unused > 0 && fe->limit) quota.release(req.customer_id, rf.feature, fe->period, req.lease_unused, now);
   }
 
   bool margin_alert = false;

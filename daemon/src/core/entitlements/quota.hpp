@@ -44,6 +44,15 @@ class quota_ledger {
     (void)customer, (void)feature, (void)period, (void)ttl_ms, (void)now;
     return wanted;
   }
+  /// Whether a lease of a limited feature needs a client that reports its leases' unused units
+  /// (check_request::reports_unused): leases set units aside until reported (reservations).
+  [[nodiscard]] virtual bool lease_needs_reports() const { return false; }
+  /// Units of ended leases the plugin never admitted (its `lease_unused` report). The default
+  /// ignores them: leases are counted only when reported.
+  virtual void release(std::string_view customer, std::string_view feature, period_kind period, std::int64_t quantity,
+                       std::int64_t now) {
+    (void)customer, (void)feature, (void)period, (void)quantity, (void)now;
+  }
 };
 
 /// Usage consumed locally and not yet added to the shared total.

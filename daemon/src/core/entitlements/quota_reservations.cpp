@@ -9,14 +9,19 @@
 namespace aforo::core::entitlements {
 
 namespace {
-// KEYS[1] = reservation hash; ARGV = instance, consumed, held, want, limit, ttl_ms, expire_at (unix s).
-// 1. u:{me} = max(u:{me}, consumed): consumption is absolute, so a call retried after a timeout
-//    changes nothing. 2. Holders whose e: passed (another sidecar stopped calling) are settled:
-//    their h: moves to s: (counted as used: part of it may have been admitted). 3. h:{me} = held
-//    (the caller's own view: a grant whose reply was lost is given back here). 4. grant =
-//    min(want, limit - used - holds), never negative. 5. h:{me} += grant with e:{me} = now + ttl
-//    (the store's clock), or both deleted when nothing is held (a return). Effects replication
-//    (the default from Redis 7; asked for on 5 and 6) because the script reads TIME.
+// KEYS[1] = reservation hash; ARGV = instance, consumed, held, want, limit, ttl_ms, expire_at (unix s),
+// bound, others.
+// 1. Holders whose e: passed (another sidecar stopped calling) are settled: u:{i} += min(h:{i},
+//    r:{i}) (all of h: for a hold without r:), the rest of the hold returns: the holder admitted at
+//    most r:{i} units its u: does not show. 2. A caller whose u: is missing while it knows the
+//    others' part (others >= 0: the store lost the key or this holder's record) leaves it as a
+//    floor: b:{me} = others. 3. u:{me} = max(u:{me}, consumed), always written: consumption is
+//    absolute, so a call retried after a timeout changes nothing. 4. h:{me} = held (the caller's
+//    own view: a grant whose reply was lost is given back here). 5. reserved = max(sum of u: s: h:,
+//    b:{i} + u:{i} + h:{i} for every floor); grant = min(want, limit - reserved), never negative.
+//    6. h:{me} += grant with e:{me} = now + ttl (the store's clock) and r:{me} = bound, or h: e: r:
+//    deleted when nothing is held (a return). Effects replication (the default from Redis 7; asked
+//    for on 5 and 6) because the script reads TIME.
 constexpr std::string_view script = R"lua(
 if redis.replicate_commands then redis.replicate_commands() end -- TIME then writes (Redis 5 and 6)
 local t = redis.call('TYPE', KEYS[1]).ok
@@ -27,6 +32,7 @@ local tm = redis.call('TIME')
 local now = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)
 local me, consumed, held = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local want, limit, ttl = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local bound, others = tonumber(ARGV[8]), tonumber(ARGV[9] or '-1') -- no bound: settled whole
 local f = {}
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do f[all[i]] = tonumber(all[i + 1]) end
@@ -38,15 +44,20 @@ for k, v in pairs(f) do
 end
 for _, i in ipairs(expired) do
   local h = f['h:' .. i] or 0
+  local r = f['r:' .. i]
+  if r and r < h then h = r end
   if h > 0 then
-    f['s:' .. i] = (f['s:' .. i] or 0) + h
-    redis.call('HSET', KEYS[1], 's:' .. i, f['s:' .. i])
+    f['u:' .. i] = (f['u:' .. i] or 0) + h
+    redis.call('HSET', KEYS[1], 'u:' .. i, f['u:' .. i])
   end
-  f['h:' .. i] = nil
-  f['e:' .. i] = nil
-  redis.call('HDEL', KEYS[1], 'h:' .. i, 'e:' .. i)
+  f['h:' .. i], f['e:' .. i], f['r:' .. i] = nil, nil, nil
+  redis.call('HDEL', KEYS[1], 'h:' .. i, 'e:' .. i, 'r:' .. i)
 end
-if consumed > (f['u:' .. me] or 0) then
+if f['u:' .. me] == nil and others > (f['b:' .. me] or 0) then
+  f['b:' .. me] = others
+  redis.call('HSET', KEYS[1], 'b:' .. me, others)
+end
+if f['u:' .. me] == nil or consumed > f['u:' .. me] then
   f['u:' .. me] = consumed
   redis.call('HSET', KEYS[1], 'u:' .. me, consumed)
 end
@@ -56,16 +67,25 @@ for k, v in pairs(f) do
   local p = string.sub(k, 1, 2)
   if p == 'u:' or p == 's:' then used = used + v elseif p == 'h:' then holds = holds + v end
 end
-local grant = math.min(want, limit - used - holds)
+local reserved = used + holds
+for k, v in pairs(f) do
+  if string.sub(k, 1, 2) == 'b:' then
+    local i = string.sub(k, 3)
+    local floor = v + (f['u:' .. i] or 0) + (f['h:' .. i] or 0)
+    if floor > reserved then reserved = floor end
+  end
+end
+local grant = math.min(want, limit - reserved)
 if grant < 0 then grant = 0 end
 held = held + grant
 if held > 0 then
   redis.call('HSET', KEYS[1], 'h:' .. me, held, 'e:' .. me, now + ttl)
+  if bound then redis.call('HSET', KEYS[1], 'r:' .. me, bound) else redis.call('HDEL', KEYS[1], 'r:' .. me) end
 else
-  redis.call('HDEL', KEYS[1], 'h:' .. me, 'e:' .. me)
+  redis.call('HDEL', KEYS[1], 'h:' .. me, 'e:' .. me, 'r:' .. me)
 end
 redis.call('EXPIREAT', KEYS[1], ARGV[7])
-return {grant, used, used + holds + grant}
+return {grant, used, reserved + grant}
 )lua";
 
 // Smallest used count that reaches percent% of limit, without overflow.
@@ -119,14 +139,18 @@ quota_reservations::state& quota_reservations::state_of(std::string_view custome
   return s;
 }
 
+void quota_reservations::write_off(state& s) {
+  // Set-aside units nobody reported: the plugin may still have admitted them, so they count as
+  // consumed (never returned); a report arriving later is taken from what was written off.
+  s.consumed += s.lease_pool;
+  s.written_off += s.lease_pool;
+  s.lease_pool = 0;
+}
+
 void quota_reservations::expire_held(state& s) {
-  if (s.lease_pool > 0 && now_ms_ >= s.lease_until_ms) {
-    s.held += s.lease_pool;  // not reported in time: back to the chunk
-    s.lease_pool = 0;
-  }
   if ((s.held > 0 || s.lease_pool > 0) && now_ms_ >= s.held_until_ms) {
     s.held = 0;  // the store settles them; no longer ours to admit
-    s.lease_pool = 0;
+    write_off(s);
   }
 }
 
@@ -151,6 +175,13 @@ std::int64_t quota_reservations::target_of(const state& s) const {
     t = std::min(t, static_cast<std::int64_t>(static_cast<double>(avail) * share / 2));
   }
   return std::max<std::int64_t>(t, 1);
+}
+
+std::int64_t quota_reservations::unreported_of(const state& s) const {
+  // At a high rate a report takes longer than R / 2 units to come back: R grows with the rate, so
+  // that requests do not wait for it (the bound after a kill is then that long of this traffic).
+  const double by_rate = std::ceil(s.local_rate * static_cast<double>(o_.unreported_window_ms) / 1000.0);
+  return std::max<std::int64_t>(o_.unreported, static_cast<std::int64_t>(std::min(by_rate, 1e12)));
 }
 
 bool quota_reservations::store_usable(const state& s) const {
@@ -180,11 +211,13 @@ quota_result quota_reservations::check_and_consume(std::string_view customer, st
   sample_rate(s);
   quantity = std::max<std::int64_t>(quantity, 0);
   if (quantity == 0) return result(s, s.consumed + s.others <= limit, limit);
-  if (s.held >= quantity) {
+  const bool within_cap = s.consumed + s.lease_pool + quantity <= s.cap;
+  if (s.held >= quantity && within_cap) {
     s.held -= quantity;
     s.consumed += quantity;
     const std::int64_t t = target_of(s);
-    if (t > 1 && s.held <= t / 2 && !s.in_flight) {
+    // Refill from half the chunk; report from half of R unacknowledged, so a request rarely waits.
+    if (!s.in_flight && ((t > 1 && s.held <= t / 2) || s.cap - s.consumed - s.lease_pool < (unreported_of(s) + 1) / 2)) {
       s.refill = true;
       due_ = true;
     }
@@ -202,7 +235,8 @@ quota_result quota_reservations::check_and_consume(std::string_view customer, st
     if (!down_warned_) down_warned_ = down_warning_ = due_ = true;
     return result(s, true, limit);
   }
-  if (s.refused_ms >= 0 && now_ms_ - s.refused_ms < o_.recheck_ms) return result(s, false, limit);
+  // Units held but R unacknowledged reached: wait for the report (no refusal involved).
+  if (s.held < quantity && s.refused_ms >= 0 && now_ms_ - s.refused_ms < o_.recheck_ms) return result(s, false, limit);
   s.want += quantity;
   due_ = true;
   quota_counters::make_key(pending_key_, customer, feature, period_of(period, now).key());
@@ -220,13 +254,30 @@ void quota_reservations::consume(std::string_view customer, std::string_view fea
   expire_held(s);
   const std::int64_t from_pool = std::min(quantity, s.lease_pool);
   s.lease_pool -= from_pool;
-  const std::int64_t from_held = std::min(quantity - from_pool, s.held);
+  s.consumed += from_pool;
+  quantity -= from_pool;
+  const std::int64_t from_written_off = std::min(quantity, s.written_off);  // already counted
+  s.written_off -= from_written_off;
+  quantity -= from_written_off;
+  const std::int64_t from_held = std::min(quantity, s.held);
   s.held -= from_held;
   s.consumed += quantity;  // it happened: counted even beyond what is held
 }
 
+void quota_reservations::release(std::string_view customer, std::string_view feature, period_kind period,
+                                 std::int64_t quantity, std::int64_t now) {
+  if (quantity <= 0) return;
+  state& s = state_of(customer, feature, -1, period, now);
+  expire_held(s);
+  const std::int64_t back = std::min(quantity, s.lease_pool);
+  s.lease_pool -= back;
+  s.held += back;
+  s.written_off -= std::min(quantity - back, s.written_off);  // counted already; nothing to give back
+}
+
 std::int64_t quota_reservations::lease(std::string_view customer, std::string_view feature, period_kind period,
                                        std::int64_t wanted, std::int64_t ttl_ms, std::int64_t now) {
+  (void)ttl_ms;
   quota_counters::make_key(key_buf_, customer, feature, period_of(period, now).key());
   auto it = keys_.find(std::string_view(key_buf_));
   if (it == keys_.end()) return 0;
@@ -234,14 +285,14 @@ std::int64_t quota_reservations::lease(std::string_view customer, std::string_vi
   expire_held(s);
   if (target_of(s) <= 1) return 0;  // exact mode: every request reserves its own units
   // Set-aside units stay at most about what the chunk holds for requests asking themselves, so
-  // leases a client never uses cannot starve them (they come back after the lease's grace).
-  const std::int64_t n = std::min(wanted, (s.held - s.lease_pool) / 2);
+  // leases a client never uses cannot starve them; and within half of what cap leaves (the plugin
+  // may admit them all before anything is reported; the other half is for those requests).
+  const std::int64_t n = std::min({wanted, (s.held - s.lease_pool) / 2, (s.cap - s.consumed - s.lease_pool) / 2});
   if (n <= 0) return 0;
   s.held -= n;
   s.lease_pool += n;
-  s.lease_until_ms = std::max(s.lease_until_ms, now_ms_ + ttl_ms + o_.lease_grace_ms);
   if (!s.in_flight) {
-    s.refill = true;
+    s.refill = true;  // the store learns the larger bound (and the chunk is refilled)
     due_ = true;
   }
   return n;
@@ -261,6 +312,11 @@ reserve_call quota_reservations::make_call(const std::string& key, state& s, std
   c.limit = s.limit;
   c.expire_at = quota_expire_at(s.period_end);
   c.sent_ms = now_ms_;
+  // Waiting requests larger than R fit too: the bound covers them before they are admitted.
+  c.bound = std::max(unreported_of(s), s.want) + s.lease_pool;
+  c.others = s.free >= 0 ? s.others : -1;
+  // Until the answer the store holds either this call or the last acknowledged one: the smaller cap.
+  s.cap = std::min(s.cap, c.consumed + c.bound);
   return c;
 }
 
@@ -279,7 +335,7 @@ std::vector<reserve_call> quota_reservations::take_calls(std::int64_t now_s, boo
     const bool holds = s.held + s.lease_pool > 0;
     if (s.period_end <= now_s) {  // period over: give back, report, forget
       if (connected_ && (holds || s.consumed != s.reported)) {
-        s.lease_pool = 0;
+        write_off(s);
         out.push_back(make_call(key, s, 0, 0));
         ++it;
       } else if (!holds && s.consumed == s.reported) {
@@ -299,7 +355,7 @@ std::vector<reserve_call> quota_reservations::take_calls(std::int64_t now_s, boo
       const std::int64_t ask = std::max(s.want - s.held, t - s.held);
       out.push_back(make_call(key, s, s.held, ask));
     } else if (holds && now_ms_ - s.last_use_ms >= idle_ms) {
-      s.lease_pool = 0;
+      write_off(s);
       out.push_back(make_call(key, s, 0, 0));  // idle: give the chunk back
     } else if (s.refill) {
       out.push_back(make_call(key, s, s.held, std::max<std::int64_t>(t - s.held, 0)));
@@ -322,6 +378,8 @@ void quota_reservations::on_reply(const reserve_call& c, const reserve_reply& r)
   s.in_flight = false;
   s.failed_ms = -1;
   s.down_used = 0;
+  s.cap = c.consumed + c.bound;  // the store holds this call now
+  s.acked = c.consumed;
   s.held += std::max<std::int64_t>(r.granted, 0);
   if (s.held + s.lease_pool > 0) s.held_until_ms = c.sent_ms + o_.chunk_ttl_ms;
   const std::int64_t mine = c.held + r.granted + c.consumed;
@@ -355,7 +413,7 @@ std::vector<reserve_call> quota_reservations::shutdown_calls(std::int64_t now_s)
   std::vector<reserve_call> out;
   for (auto& [key, s] : keys_) {
     if (s.held + s.lease_pool == 0 && s.consumed == s.reported) continue;
-    s.lease_pool = 0;
+    write_off(s);
     s.in_flight = false;
     out.push_back(make_call(key, s, 0, 0));
   }
@@ -365,6 +423,16 @@ std::vector<reserve_call> quota_reservations::shutdown_calls(std::int64_t now_s)
 std::int64_t quota_reservations::held(std::string_view key) const {
   auto it = keys_.find(key);
   return it == keys_.end() ? 0 : it->second.held;
+}
+
+std::int64_t quota_reservations::lease_pool(std::string_view key) const {
+  auto it = keys_.find(key);
+  return it == keys_.end() ? 0 : it->second.lease_pool;
+}
+
+std::int64_t quota_reservations::unacknowledged(std::string_view key) const {
+  auto it = keys_.find(key);
+  return it == keys_.end() ? 0 : it->second.consumed + it->second.lease_pool - it->second.acked;
 }
 
 std::int64_t quota_reservations::target(std::string_view key) const {

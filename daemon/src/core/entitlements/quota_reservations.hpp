@@ -21,7 +21,8 @@ struct reservation_options {
   std::int64_t down_allowance = 0;      ///< units per key admitted beyond held chunks while the store is down
   std::uint32_t down_percent = 1;       ///< or this share of the key's limit, whichever is larger
   std::int64_t recheck_ms = 50;         ///< after a refusal, ask the store again only this much later
-  std::int64_t lease_grace_ms = 2000;   ///< lease units set aside this long past the lease's end
+  std::int64_t unreported = 100;        ///< units admitted beyond what the store acknowledged, at most
+  std::int64_t unreported_window_ms = 50;  ///< or this long of the key's local rate, if more (R: see below)
 };
 
 /// One script call (quota_reserve_script): this sidecar's absolute consumption of the key in the
@@ -35,6 +36,13 @@ struct reserve_call {
   std::int64_t limit = 0;
   std::int64_t expire_at = 0;    ///< unix s: when the store may drop the key (period end + margin)
   std::int64_t sent_ms = 0;      ///< local clock when built
+  /// At most this many units beyond `consumed` may have been admitted on this holder's behalf
+  /// (R, or the quantity of the requests waiting when larger, + the units set aside for leases): a hold that expires is settled as consumed + min(held, bound) used, and the rest
+  /// returns.
+  std::int64_t bound = 0;
+  /// What the others reserved or used at this sidecar's last reply for the key (-1: no reply yet):
+  /// the store keeps it as a floor when it has lost this sidecar's record (it came back empty).
+  std::int64_t others = -1;
 };
 
 /// The script's answer.
@@ -59,11 +67,17 @@ struct reserve_reply {
 ///   once (used only grows within a period).
 /// - Returns: a key not used for a third of chunk_ttl gives its units back; so does every key at
 ///   period end and at shutdown (shutdown_calls). Every call refreshes the holder's TTL in the
-///   store; a holder that stops calling (killed) is settled after chunk_ttl: what it held counts as
-///   used, since part of it may have been admitted (under-admission of at most one chunk, never
-///   over). Locally held units are usable only until sent_ms + chunk_ttl of the call that last
-///   confirmed them, so a sidecar cut off from the store stops using them before the store could
-///   settle them.
+///   store; a holder that stops calling (killed) is settled after chunk_ttl as consumed + min(held,
+///   bound) used, and the rest of its hold returns: a holder never admits more than
+///   R = max(unreported, local rate x unreported_window_ms) units beyond what the store
+///   acknowledged, plus what it set aside for leases (the plugin may admit all of it), so that
+///   bound covers whatever it admitted unseen. Locally: consumed +
+///   set-aside <= cap, where cap = the acknowledged call's consumed + bound (the smallest of the
+///   acknowledged and the unconfirmed calls' caps while a call is unanswered); a report goes out in
+///   the background from half of R used, and a request waits for it only once R is reached.
+///   Under-admission after a kill: at most one chunk until the TTL, then at most bound per key.
+///   Locally held units are usable only until sent_ms + chunk_ttl of the call that last confirmed
+///   them, so a sidecar cut off from the store stops using them before the store could settle them.
 /// - Store down (set_connected(false), or a call failed): held units admit until they expire, then
 ///   at most max(down_allowance, limit x down_percent / 100) units per key per outage, counted as
 ///   consumed and reported when the store returns (reconciliation: the cluster total then includes
@@ -74,10 +88,17 @@ struct reserve_reply {
 /// - remaining = limit - (what others reserved or used at the last reply) - this sidecar's
 ///   consumption, never above what this sidecar answered last for the key (monotone).
 /// - Leases (decision leases in the plugin): lease() sets units aside from held (at most half of
-///   what held exceeds the units already set aside, none in exact mode), so the plugin cannot admit
-///   past the chunk; consume() (the plugin's `leased` report) takes from the set-aside
-///   first. Set-aside units not reported lease_ttl + lease_grace_ms after the last lease of the key
-///   go back to held; a report arriving later is counted all the same (consumed beyond held).
+///   what held exceeds the units already set aside, within cap, none in exact mode), so the plugin
+///   cannot admit past the chunk; consume() (the plugin's `leased` report) takes from the set-aside
+///   first; release() (its `lease_unused` report: units of ended leases it never admitted) gives
+///   them back to held. Set-aside units leave only by those reports, never by time: a report may
+///   come arbitrarily late. When the key's units go back to the store (idle, period end, shutdown,
+///   local expiry) the set-aside units still unreported are counted as consumed (written off), and
+///   later reports are taken from what was written off: never over the limit; under by the
+///   unreported leases of workers that exited.
+/// - Store back empty (restarted without persistence, or flushed): a call whose holder record is
+///   missing carries `others` (what the others held or used at its last reply) and the store keeps
+///   it as a floor for the key (b:{i} + this holder's own); see quota_reserve_script().
 /// Not thread-safe: one owner (the io thread).
 class quota_reservations final : public quota_ledger {
  public:
@@ -98,6 +119,9 @@ class quota_reservations final : public quota_ledger {
                std::int64_t now) override;
   std::int64_t lease(std::string_view customer, std::string_view feature, period_kind period, std::int64_t wanted,
                      std::int64_t ttl_ms, std::int64_t now) override;
+  void release(std::string_view customer, std::string_view feature, period_kind period, std::int64_t quantity,
+               std::int64_t now) override;
+  [[nodiscard]] bool lease_needs_reports() const override { return true; }
 
   /// The key of the last check that answered pending.
   [[nodiscard]] const std::string& pending_key() const { return pending_key_; }
@@ -123,6 +147,10 @@ class quota_reservations final : public quota_ledger {
   [[nodiscard]] std::int64_t held(std::string_view key) const;
   /// The chunk size a key would ask for now (0 when unknown).
   [[nodiscard]] std::int64_t target(std::string_view key) const;
+  /// Units of a key set aside for leases and not reported yet (0 when unknown).
+  [[nodiscard]] std::int64_t lease_pool(std::string_view key) const;
+  /// Units admitted for a key beyond what the store has acknowledged (set-aside included).
+  [[nodiscard]] std::int64_t unacknowledged(std::string_view key) const;
 
  private:
   struct state {
@@ -132,8 +160,10 @@ class quota_reservations final : public quota_ledger {
     std::int64_t held_until_ms = 0;   // local expiry of held units
     std::int64_t consumed = 0;        // absolute, this process, this period
     std::int64_t reported = 0;        // consumed as last sent
-    std::int64_t lease_pool = 0;      // set aside for plugin leases
-    std::int64_t lease_until_ms = 0;
+    std::int64_t lease_pool = 0;      // set aside for plugin leases, not reported yet
+    std::int64_t written_off = 0;     // set-aside units counted as consumed, awaiting late reports
+    std::int64_t cap = 0;             // consumed + lease_pool may not exceed this (see above)
+    std::int64_t acked = 0;           // consumed as last acknowledged by the store
     std::int64_t others = 0;          // reserved or used by others at the last reply
     std::int64_t free = -1;           // limit - reserved at the last reply (-1: no reply yet)
     std::int64_t cluster_used = -1;   // used at the last reply
@@ -156,8 +186,10 @@ class quota_reservations final : public quota_ledger {
   state& state_of(std::string_view customer, std::string_view feature, std::int64_t limit, period_kind period,
                   std::int64_t now);
   void expire_held(state& s);
+  void write_off(state& s);
   void sample_rate(state& s);
   [[nodiscard]] std::int64_t target_of(const state& s) const;
+  [[nodiscard]] std::int64_t unreported_of(const state& s) const;
   [[nodiscard]] bool store_usable(const state& s) const;
   reserve_call make_call(const std::string& key, state& s, std::int64_t held_after, std::int64_t want);
   quota_result result(state& s, bool allowed, std::int64_t limit) const;
@@ -176,9 +208,13 @@ class quota_reservations final : public quota_ledger {
 };
 
 /// The Lua script of every call: KEYS[1] = the key's reservation hash; ARGV = instance, consumed,
-/// held, want, limit, ttl_ms, expire_at. Replies {granted, used, reserved}. Hash fields per
-/// sidecar instance: u:{i} consumed (set-if-greater: a retried call changes nothing), h:{i} held,
-/// e:{i} when the hold expires (ms, the store's clock), s:{i} holds settled after expiry (used).
+/// held, want, limit, ttl_ms, expire_at, bound, others. Replies {granted, used, reserved}. Hash
+/// fields per sidecar instance: u:{i} consumed (set-if-greater: a retried call changes nothing;
+/// set by every call, 0 included, so a missing u:{i} means the store lost it), h:{i} held, e:{i}
+/// when the hold expires (ms, the store's clock), r:{i} the holder's bound (an expired hold adds
+/// min(h, r) to u:{i}; the rest returns), b:{i} the others' part as i last saw it, written when
+/// u:{i} was missing (reserved >= b:{i} + u:{i} + h:{i}). s:{i} (holds settled by earlier
+/// versions) counts as used.
 [[nodiscard]] std::string_view quota_reserve_script();
 
 }  // namespace aforo::core::entitlements

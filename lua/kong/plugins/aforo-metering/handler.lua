@@ -13,7 +13,8 @@
 -- configured feature whose path is in scope within T ms without asking, with
 -- the same headers (X-RateLimit-Remaining counted down), and reports how many
 -- it admitted in "leased" on its next check (lease.lua), which renews the
--- lease from a timer before it runs out. The sidecar decides
+-- lease from a timer before it runs out; "lease_unused" reports what leases
+-- that ended (replaced, denied, expired) left unadmitted. The sidecar decides
 -- when to lease (entitlements.lease_requests, lease_ttl; 0 turns leasing off)
 -- and bounds a lease by the remaining quota.
 local cjson = require "cjson.safe"
@@ -337,7 +338,7 @@ local function fallback(conf, ctx, err)
 end
 
 
-local function check_body(s, customer_id, service, route, method, path, rid, used, operation)
+local function check_body(s, customer_id, service, route, method, path, rid, used, operation, unused)
   return '{"customer_id":' .. quote(customer_id)
     .. ',"feature":' .. s.feature_json
     .. ',"service":' .. (service and quote(service) or "null")
@@ -346,6 +347,7 @@ local function check_body(s, customer_id, service, route, method, path, rid, use
     .. ',"path":' .. quote(path)
     .. (operation and ',"operation":' .. quote(operation) or "")
     .. ',"quantity":1,"request_id":' .. quote(rid)
+    .. ',"lease_unused":' .. unused -- always: this client reports what its leases leave unadmitted
     .. (used > 0 and ',"leased":' .. used .. "}" or "}")
 end
 
@@ -376,10 +378,13 @@ local function renew_in_background(premature, conf, opts, body, lease, route_key
     leases.renewal_failed(lease, reported + 1, route_key, path)
     return log_unreachable(conf, err)
   end
-  leases.settle(lease, route_key, path, decision.lease, decision, now)
+  local renewed = leases.settle(lease, route_key, path, decision.lease, decision, now)
   if decision.allowed ~= true then
     -- The sidecar counts no denied request, but this one was admitted: reported next time.
     leases.untake(lease, 1, route_key, path)
+  else
+    -- Counted by the sidecar as the check's own quantity: its unit of the lease was not used.
+    leases.add_unused(renewed, lease, route_key, path, 1)
   end
 end
 
@@ -401,7 +406,7 @@ local function check(conf, ctx, customer_id, path)
     route_key = route_key .. "\0" .. operation
   end
   local lease = leases.find(route_key, path)
-  local used = 0
+  local used, unused = 0, 0
   if lease then
     if leases.admit(lease, now) then
       return decisions.apply_lease(ctx, lease)
@@ -413,7 +418,7 @@ local function check(conf, ctx, customer_id, path)
       reported = reported + leases.take_unreported(route_key, path)
       local ok = buffer.timer_at(0, renew_in_background, conf, s.check_opts,
                               check_body(s, customer_id, service, route, method, path, request_id(ctx), reported,
-                                         operation),
+                                         operation, leases.take_unused(lease, now)),
                               lease, route_key, path, reported)
       if not ok then
         -- No timer (the worker is exiting, or lua_max_pending_timers): admitted under the lease,
@@ -423,12 +428,14 @@ local function check(conf, ctx, customer_id, path)
       return decisions.apply_lease(ctx, lease)
     end
     used = leases.take(lease)
+    unused = leases.take_unused(lease, now)
   end
   local kept = leases.take_unreported(route_key, path)
   used = used + kept
 
   local decision, err = ask(conf, s.check_opts,
-                            check_body(s, customer_id, service, route, method, path, request_id(ctx), used, operation))
+                            check_body(s, customer_id, service, route, method, path, request_id(ctx), used, operation,
+                                       unused))
   if not decision then
     if lease then
       leases.untake(lease, used, route_key, path)

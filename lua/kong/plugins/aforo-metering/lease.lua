@@ -13,6 +13,7 @@ local next = next
 local find = string.find
 local byte = string.byte
 local floor = math.floor
+local max = math.max
 local lower = string.lower
 local tostring = tostring
 local SLASH = 47
@@ -89,6 +90,38 @@ function _M.take(l)
   l.used = 0
   l.renewing = true
   return used
+end
+
+
+--- Units of this lease and of the leases it replaced that will never be admitted (replaced, ended
+-- by a deny, or expired), taken for the check about to be sent ("lease_unused": the sidecar gives
+-- them back to its chunk). Not given back when that check fails: the sidecar then keeps them
+-- counted as used, which can only under-admit (reporting them twice could over-admit).
+function _M.take_unused(l, now)
+  if l.left > 0 and l.expires <= now then
+    l.unused = l.unused + l.left
+    l.left = 0
+  end
+  local n = l.unused
+  l.unused = 0
+  return n
+end
+
+
+--- Adds n to the unused count of the key's lease (new, else old if still in place, else the one
+-- found): a renewal's own request, admitted under old, that the sidecar counted as the check's quantity.
+function _M.add_unused(new, old, route_key, path, n)
+  local l = new or (not old.detached and old) or _M.find(route_key, path)
+  if l then
+    l.unused = l.unused + n
+  end
+end
+
+
+-- A lease that admits nothing more: what it had left is unused.
+local function close(l)
+  l.unused = l.unused + max(l.left, 0)
+  l.left = 0
 end
 
 
@@ -215,8 +248,9 @@ local function link(l, route_key, path, now)
     local k = route_key .. "\0" .. path
     local old = by_path[k]
     if old then
-      l.used = l.used + old.used
-      old.used = 0
+      close(old)
+      l.used, l.unused = l.used + old.used, l.unused + old.unused
+      old.used, old.unused = 0, 0
     else
       slots = slots + 1
     end
@@ -234,8 +268,9 @@ local function link(l, route_key, path, now)
   for i = 1, #group do
     local old = group[i]
     if old.prefix == l.prefix then
-      l.used = l.used + old.used
-      old.used = 0
+      close(old)
+      l.used, l.unused = l.used + old.used, l.unused + old.unused
+      old.used, old.unused = 0, 0
       group[i] = l
       return
     end
@@ -294,19 +329,19 @@ function _M.settle(old, route_key, path, grant, decision, now)
   end
   if not n or n < 1 or not ttl or ttl <= 0 or not scope or decision.allowed ~= true then
     if old then
-      old.left = 0
+      close(old)
     end
     -- Another check of this key may have settled a newer lease meanwhile: this answer is the
-    -- latest, so that one admits nothing more either (its count is still reported).
+    -- latest, so that one admits nothing more either (its counts are still reported).
     local current = _M.find(route_key, path)
     if current then
-      current.left = 0
+      close(current)
     end
     return nil
   end
   n = floor(n)
   local l = {
-    scope = scope, prefix = prefix, left = n, granted = n, low = floor(n / 2), used = 0,
+    scope = scope, prefix = prefix, left = n, granted = n, low = floor(n / 2), used = 0, unused = 0,
     expires = now + ttl / 1000, renew_at = now + ttl * 0.75 / 1000,
     remaining = tonumber(decision.remaining_quota),
   }
@@ -317,9 +352,9 @@ function _M.settle(old, route_key, path, grant, decision, now)
   end
   if old then
     unlink(old)
-    l.used = old.used
-    old.used = 0
-    old.left = 0
+    close(old)
+    l.used, l.unused = old.used, old.unused
+    old.used, old.unused = 0, 0
   end
   link(l, route_key, path, now)
   if l.remaining then
