@@ -6,6 +6,7 @@
 
 #include "core/pipeline/batch_split.hpp"
 #include "io/lz4_frame.hpp"
+#include "util/clock.hpp"
 #include "util/log.hpp"
 
 namespace aforo::app {
@@ -23,7 +24,7 @@ io::spool_options spool_options_of(const config::buffer_config& b) {
 }
 
 std::string utc_now() {
-  const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  const auto t = std::chrono::system_clock::to_time_t(util::wall_now());
   std::tm tm{};
   gmtime_r(&t, &tm);
   char buf[32];

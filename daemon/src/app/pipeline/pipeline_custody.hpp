@@ -18,6 +18,7 @@
 #include "core/pipeline/event_validation.hpp"
 #include "io/dead_letter.hpp"
 #include "io/spool/spool_store.hpp"
+#include "util/clock.hpp"
 
 namespace aforo::app {
 
@@ -49,7 +50,7 @@ struct pipeline_batch {
 /// Threading: io thread only.
 class pipeline_custody {
  public:
-  using clock = core::pipeline_clock;
+  using clock = util::steady_clock;
 
   /// Opens (and recovers) the spool and the dead-letter file; logs what recovery found.
   /// Throws std::runtime_error when the spool or dead-letter directory is unusable (startup).

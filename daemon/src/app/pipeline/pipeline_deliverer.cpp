@@ -65,12 +65,11 @@ pipeline_deliverer::pipeline_deliverer(boost::asio::io_context& ioc, pipeline_cu
       limit_(limit_options(cfg)),
       max_concurrency_(std::max<std::uint32_t>(cfg.batch.max_concurrency, 1)),
       timer_(ioc),
-      rng_(std::random_device{}()),
-      alive_(std::make_shared<bool>(true)) {
+      rng_(std::random_device{}()) {
   publish();
 }
 
-pipeline_deliverer::~pipeline_deliverer() { *alive_ = false; }
+pipeline_deliverer::~pipeline_deliverer() { alive_.end(); }
 
 void pipeline_deliverer::reload(const config::sidecar_config& cfg) {
   retry_ = retry_of(cfg);
@@ -96,7 +95,7 @@ void pipeline_deliverer::arm(clock::time_point at) {
   if (armed_for_ && *armed_for_ <= at) return;  // woken earlier anyway: pump re-arms
   armed_for_ = at;
   timer_.expires_at(at);
-  timer_.async_wait([this, alive = std::weak_ptr<bool>(alive_)](const boost::system::error_code& ec) {
+  timer_.async_wait([this, alive = alive_.watch()](const boost::system::error_code& ec) {
     if (ec || alive.expired()) return;
     armed_for_.reset();
     pump();
@@ -147,7 +146,7 @@ void pipeline_deliverer::send(flight& f, clock::time_point now) {
   ++f.attempt;
   f.sent_at = now;
   f.level = in_flight_;
-  sender_.send(sending_body(f), [this, fp = &f, alive = std::weak_ptr<bool>(alive_)](send_report rep) {
+  sender_.send(sending_body(f), [this, fp = &f, alive = alive_.watch()](send_report rep) {
     if (alive.expired()) return;
     on_report(*fp, std::move(rep));
   });
