@@ -41,8 +41,6 @@ std::string body_of(const std::vector<core::accepted_event>& events, std::size_t
 }
 
 constexpr auto drop_log_every = 10s;
-constexpr auto read_backoff_first = 10ms;
-constexpr auto read_backoff_max = 5s;
 /// A decompressed spool record is at most this (a record holds at most one request's events).
 constexpr std::size_t max_record_body = 256u << 20;
 
@@ -167,13 +165,13 @@ pipeline_custody::take_outcome pipeline_custody::take(const std::vector<core::ac
 }
 
 void pipeline_custody::note_read_error(const std::error_code& ec, clock::time_point now) {
-  read_backoff_ = read_backoff_.count() == 0 ? std::chrono::milliseconds(read_backoff_first)
-                                             : std::min<std::chrono::milliseconds>(read_backoff_ * 2, read_backoff_max);
+  const auto wait = read_backoff_.next();
   if (!read_retry_at_) {
-    util::log::error("spool read failed (" + ec.message() + "); nothing is lost: retrying with backoff up to " +
-                     std::to_string(std::chrono::duration_cast<std::chrono::seconds>(read_backoff_max).count()) + "s");
+    util::log::error(
+        "spool read failed (" + ec.message() + "); nothing is lost: retrying with backoff up to " +
+        std::to_string(std::chrono::duration_cast<std::chrono::seconds>(read_backoff_.policy().cap).count()) + "s");
   }
-  read_retry_at_ = now + read_backoff_;
+  read_retry_at_ = now + wait;
 }
 
 bool pipeline_custody::has_unsent() const noexcept {
@@ -223,7 +221,7 @@ std::optional<pipeline_batch> pipeline_custody::cut_from_spool(clock::time_point
   if (read_retry_at_) {
     util::log::info("spool readable again");
     read_retry_at_.reset();
-    read_backoff_ = {};
+    read_backoff_.reset();
   }
   // Bodies as JSON: format 2 records are decompressed. A corrupt record between two good ones was
   // reported in `corrupt`; the batch stops before it, so that its records are consecutive.

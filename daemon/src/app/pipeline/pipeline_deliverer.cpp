@@ -4,6 +4,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
+#include "core/backoff.hpp"
 #include "core/pipeline/batch_split.hpp"
 #include "util/log.hpp"
 
@@ -237,7 +238,7 @@ void pipeline_deliverer::on_delivered(flight& f, const send_report& rep) {
   std::uint64_t failed = 0;
   if (rep.ack) {
     if (!keep_refused(f, rep)) {
-      hold(f, clock::now() + (retry_.backoff.empty() ? std::chrono::milliseconds(1000) : retry_.backoff.front()));
+      hold(f, clock::now() + core::backoff_delay(core::backoff_policy::schedule(retry_.backoff), 1));
       return;
     }
     failed = std::min<std::uint64_t>(rep.ack->success ? rep.ack->failed : events - rep.ack->accepted, events);
