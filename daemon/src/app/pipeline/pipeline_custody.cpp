@@ -8,6 +8,7 @@
 #include "io/lz4_frame.hpp"
 #include "util/clock.hpp"
 #include "util/log.hpp"
+#include "core/pipeline/custody_policy.hpp"
 
 namespace aforo::app {
 namespace {
@@ -143,8 +144,9 @@ pipeline_custody::take_outcome pipeline_custody::take(const std::vector<core::ac
   take_outcome out;
   const std::size_t n = events.size();
   if (n == 0) return out;
-  std::size_t keep_in_memory = memory_mode_ ? std::min(memory_->room(), n) : 0;
-  if (keep_in_memory < n) {
+  const auto split = core::split_custody(memory_mode_, memory_mode_ ? memory_->room() : 0, n);
+  const std::size_t keep_in_memory = split.to_memory;
+  if (split.to_spool > 0) {
     // durability disk: the whole request; memory: what does not fit spills to disk.
     const auto r = store(body_of(events, keep_in_memory, n), static_cast<std::uint32_t>(n - keep_in_memory), now);
     if (!r.stored()) {
