@@ -7,6 +7,7 @@
 
 #include "io/clients/aforo_client.hpp"
 #include "core/aforo_api/decide.hpp"
+#include "util/clock.hpp"
 #include "util/log.hpp"
 #include "util/metrics.hpp"
 
@@ -91,7 +92,7 @@ aforo_api_decider::aforo_api_decider(const context& ctx)
 }
 
 aforo_api_decider::~aforo_api_decider() {
-  alive_.reset();
+  alive_.end();
   sweep_timer_.cancel();
   for (auto* waiters : {&quota_waiters_, &margin_waiters_})
     for (auto& [key, list] : *waiters)
@@ -123,7 +124,7 @@ void aforo_api_decider::apply(const config::sidecar_config& c) {
 }
 
 std::int64_t aforo_api_decider::now_ms() const {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(clock::now().time_since_epoch()).count();
+  return util::steady_now_ms();
 }
 
 void aforo_api_decider::check(const ce::check_request& req, std::string_view metric, done_fn done) {
@@ -149,7 +150,7 @@ void aforo_api_decider::check(const ce::check_request& req, std::string_view met
   if (p->need_margin) margin_waiters_[p->customer].push_back(p);
   if (cfg_.wait.count() <= 0) return finish(p);
   p->timer.expires_after(cfg_.wait);
-  p->timer.async_wait([this, p, alive = std::weak_ptr<int>(alive_)](const boost::system::error_code& ec) {
+  p->timer.async_wait([this, p, alive = alive_.watch()](const boost::system::error_code& ec) {
     if (ec || alive.expired()) return;
     finish(p);
   });
@@ -212,7 +213,7 @@ void aforo_api_decider::settle(std::unordered_map<std::string, std::vector<std::
 void aforo_api_decider::send(net::client_request req, std::function<void(net::client_result)> on_result) {
   ++calls_;
   auto& client = *clients_[next_client_++ % clients_.size()];
-  client.async_request(std::move(req), [alive = std::weak_ptr<int>(alive_), on_result = std::move(on_result)](
+  client.async_request(std::move(req), [alive = alive_.watch(), on_result = std::move(on_result)](
                                            net::client_result r) {
     if (alive.expired()) return;
     on_result(std::move(r));
@@ -315,7 +316,7 @@ void aforo_api_decider::fetch_margin(const std::string& key, const std::string& 
 void aforo_api_decider::schedule_sweep() {
   // Often enough that a burst of new customer ids cannot hold much more than cache.lru_capacity keys.
   sweep_timer_.expires_after(5s);
-  sweep_timer_.async_wait([this, alive = std::weak_ptr<int>(alive_)](const boost::system::error_code& ec) {
+  sweep_timer_.async_wait([this, alive = alive_.watch()](const boost::system::error_code& ec) {
     if (ec || alive.expired()) return;
     const auto now = now_ms();
     const auto idle = std::max<std::int64_t>(idle_key_ms, max_stale_ms_);

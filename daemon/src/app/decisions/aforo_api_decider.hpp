@@ -20,6 +20,7 @@
 #include "core/entitlements/check_request.hpp"
 #include "core/entitlements/decision.hpp"
 #include "io/http/http_client.hpp"
+#include "util/lifetime.hpp"
 
 namespace aforo::app {
 
@@ -56,7 +57,6 @@ class aforo_api_decider {
  private:
   struct pending;
   struct metrics_set;
-  using clock = std::chrono::steady_clock;
 
   void apply(const config::sidecar_config& c);
   void fetch_quota(const std::string& key, const std::string& customer, const std::string& metric);
@@ -85,7 +85,7 @@ class aforo_api_decider {
   std::uint64_t calls_ = 0;
   std::string failing_;  // the failure last logged; empty while healthy
   std::unique_ptr<metrics_set> metrics_;
-  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
+  util::lifetime alive_;
 };
 
 }  // namespace aforo::app

@@ -6,6 +6,7 @@
 #include "core/entitlements/check_request.hpp"
 #include "core/entitlements/decision.hpp"
 #include "core/entitlements/feature_mapper.hpp"
+#include "util/clock.hpp"
 #include "util/log.hpp"
 #include "util/metrics.hpp"
 
@@ -26,9 +27,7 @@ ce::engine_options options_of(const config::sidecar_config& c) {
   return o;
 }
 
-std::int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
+using util::unix_now;
 
 ce::reservation_options reservation_options_of(const config::sidecar_config& c) {
   ce::reservation_options o;
@@ -47,10 +46,7 @@ std::int64_t steady_ms(std::chrono::steady_clock::time_point t) {
 
 double seconds_of(std::chrono::steady_clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
-std::int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+std::int64_t wall_ms() { return util::unix_now_ms(); }
 
 std::string seconds_text(std::chrono::steady_clock::duration d) {
   return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(d).count()) + "s";

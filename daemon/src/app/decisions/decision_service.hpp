@@ -22,6 +22,7 @@
 #include "core/entitlements/decision_engine.hpp"
 #include "core/entitlements/quota.hpp"
 #include "core/entitlements/quota_reservations.hpp"
+#include "util/clock.hpp"
 
 namespace aforo::util {
 class counter_metric;
@@ -79,7 +80,7 @@ class decision_service final : public service {
   void handshake_fields(std::map<std::string, std::string>& fields) const override;
 
  private:
-  using clock = std::chrono::steady_clock;
+  using clock = util::steady_clock;
   struct metrics_set;
   struct waiter;
 

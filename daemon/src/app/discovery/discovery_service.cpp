@@ -10,11 +10,12 @@
 
 #include "io/clients/kong_admin_poller.hpp"
 #include "core/discovery/catalog_json.hpp"
+#include "core/discovery/catalog_push.hpp"
 #include "core/discovery/event_observation.hpp"
-#include "core/pipeline/retry_policy.hpp"
 #include "io/atomic_file.hpp"
 #include "io/file_watch.hpp"
 #include "io/http/http_client.hpp"
+#include "util/clock.hpp"
 #include "util/log.hpp"
 #include "util/metrics.hpp"
 
@@ -27,10 +28,7 @@ namespace {
 
 constexpr std::chrono::seconds save_delay{2};  // counts and last-seen times are written this lazily
 
-dsc::epoch_ms wall_now() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+dsc::epoch_ms wall_now() { return util::unix_now_ms(); }
 
 dsc::catalog_limits limits_of(const config::discovery_config& d) {
   dsc::catalog_limits l;
@@ -108,7 +106,7 @@ discovery_service::discovery_service(context& ctx)
       metrics_(std::make_unique<metrics_set>()) {}
 
 discovery_service::~discovery_service() {
-  alive_.reset();
+  alive_.end();
   poller_.reset();
   client_.reset();
 }
@@ -143,6 +141,7 @@ void discovery_service::start() {
 
 void discovery_service::stop(std::function<void()> done) {
   stopped_ = true;
+  push_.stop();
   poll_timer_.cancel();
   push_timer_.cancel();
   save_timer_.cancel();
@@ -165,13 +164,13 @@ void discovery_service::load() {
                      ", starting with an empty catalog");
     return;
   }
-  pushed_revision_ = st.pushed_revision;
+  push_.restore(st.pushed_revision);
   catalog_.restore(std::move(st.apis), st.revision);
 }
 
 void discovery_service::save() {
   const std::string err =
-      io::write_file_atomically(state_file(), dsc::catalog_state_json(catalog_, pushed_revision_), 0640,
+      io::write_file_atomically(state_file(), dsc::catalog_state_json(catalog_, push_.pushed_revision()), 0640,
                                 "discovery.state_dir");
   if (err.empty()) {
     catalog_.mark_saved();
@@ -186,7 +185,7 @@ void discovery_service::schedule_save() {
   if (save_pending_ || stopped_) return;
   save_pending_ = true;
   save_timer_.expires_after(save_delay);
-  save_timer_.async_wait([this, alive = std::weak_ptr<int>(alive_)](const boost::system::error_code& ec) {
+  save_timer_.async_wait([this, alive = alive_.watch()](const boost::system::error_code& ec) {
     if (ec || alive.expired()) return;
     save_pending_ = false;
     if (catalog_.unsaved()) save();
@@ -223,7 +222,7 @@ void discovery_service::observe(const std::vector<core::accepted_event>& events)
 
 void discovery_service::poll_admin() {
   if (stopped_ || !poller_) return;
-  poller_->poll([this, alive = std::weak_ptr<int>(alive_)](admin_poll_result r) {
+  poller_->poll([this, alive = alive_.watch()](admin_poll_result r) {
     if (alive.expired() || stopped_) return;
     if (r.ok()) {
       metrics_->polls_ok.inc();
@@ -251,18 +250,28 @@ void discovery_service::poll_admin() {
 void discovery_service::schedule_poll() {
   if (stopped_) return;
   poll_timer_.expires_after(ctx_.config.discovery.interval);
-  poll_timer_.async_wait([this, alive = std::weak_ptr<int>(alive_)](const boost::system::error_code& ec) {
+  poll_timer_.async_wait([this, alive = alive_.watch()](const boost::system::error_code& ec) {
     if (ec || alive.expired()) return;
     poll_admin();
   });
 }
 
 void discovery_service::maybe_push() {
-  if (stopped_ || !client_ || push_in_flight_ || push_waiting_) return;
-  const auto rev = catalog_.revision();
-  if (rev == 0 || rev == pushed_revision_ || rev == rejected_revision_) return;
-  if (ctx_.config.aforo.control_url.empty()) return;
-  send_push();
+  perform_push(push_.poll(catalog_.revision(), client_ && !ctx_.config.aforo.control_url.empty()));
+}
+
+void discovery_service::perform_push(const dsc::push_step& step) {
+  switch (step.what) {
+    case dsc::push_step::kind::none: return;
+    case dsc::push_step::kind::push: return send_push();  // the catalog as it is: step.revision
+    case dsc::push_step::kind::wait: break;
+  }
+  push_timer_.expires_after(step.wait);
+  push_timer_.async_wait([this, alive = alive_.watch()](const boost::system::error_code& ec) {
+    if (ec || alive.expired()) return;
+    push_.on_timer();
+    maybe_push();
+  });
 }
 
 void discovery_service::send_push() {
@@ -274,22 +283,18 @@ void discovery_service::send_push() {
   const auto& sec = ctx_.secrets;
   req.headers = aforo_auth_headers(ctx_.config, sec);
   req.headers.emplace_back("Content-Type", "application/json");
-  const auto sent = catalog_.revision();
   req.body = dsc::catalog_view_json(catalog_, wall_now(), sec.tenant_id);
-  push_in_flight_ = true;
-  ++push_attempt_;
-  client_->async_request(std::move(req), [this, sent, alive = std::weak_ptr<int>(alive_)](net::client_result r) {
+  client_->async_request(std::move(req), [this, alive = alive_.watch()](net::client_result r) {
     if (alive.expired()) return;
-    push_in_flight_ = false;
     using ek = net::client_result::error_kind;
     on_push_result(r.status, !r.ok() && r.error != ek::timeout && r.error != ek::connect_timeout,
-                   r.error == ek::timeout || r.error == ek::connect_timeout, sent, r.host,
+                   r.error == ek::timeout || r.error == ek::connect_timeout, r.host,
                    r.ok() ? std::string{} : std::string(net::to_string(r.error)) + " (" + r.error_message + ")");
   });
 }
 
-void discovery_service::on_push_result(int status, bool network_error, bool timed_out, std::uint64_t sent_revision,
-                                       std::string host, std::string error) {
+void discovery_service::on_push_result(int status, bool network_error, bool timed_out, std::string host,
+                                       std::string error) {
   if (stopped_) return;
   const auto outcome = network_error ? core::delivery_outcome::network()
                        : timed_out   ? core::delivery_outcome::timed_out()
@@ -301,57 +306,33 @@ void discovery_service::on_push_result(int status, bool network_error, bool time
   rs.unauthorized_probe = ctx_.config.retry.unauthorized_probe;
   static thread_local std::minstd_rand rng{std::random_device{}()};
   const double r01 = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
-  const auto d = core::decide_delivery(outcome, push_attempt_, rs, r01, steady::now());
+  const auto step = push_.on_result(outcome, rs, ctx_.config.discovery.interval, r01, util::steady_now());
 
   const std::string what = !error.empty() ? error + " to " + host : "HTTP " + std::to_string(status);
-  std::chrono::milliseconds wait{0};
-  switch (d.action) {
-    case core::delivery_action::done:
+  switch (step.result) {
+    case dsc::push_result::none: return;
+    case dsc::push_result::delivered:
       metrics_->pushes_ok.inc();
       if (!push_error_.empty()) util::log::info("discovery: catalog push delivered again");
       push_error_.clear();
-      pushed_revision_ = sent_revision;
-      push_attempt_ = 0;
-      util::log::debug("discovery: catalog revision " + std::to_string(sent_revision) + " pushed");
+      util::log::debug("discovery: catalog revision " + std::to_string(step.revision) + " pushed");
       save();
-      maybe_push();
-      return;
-    case core::delivery_action::dead_letter:
-    case core::delivery_action::split:  // a catalog cannot be halved: 413 rejects this revision
+      return maybe_push();
+    case dsc::push_result::rejected:
       metrics_->pushes_rejected.inc();
-      util::log::error("discovery: the control plane rejected catalog revision " + std::to_string(sent_revision) +
+      util::log::error("discovery: the control plane rejected catalog revision " + std::to_string(step.revision) +
                        " (" + what + "); not retried");
-      rejected_revision_ = sent_revision;
-      push_attempt_ = 0;
-      maybe_push();
-      return;
-    case core::delivery_action::retry:
-      metrics_->pushes_retry.inc();
-      wait = d.wait;
-      break;
-    case core::delivery_action::unauthorized:
-      metrics_->pushes_failed.inc();
-      wait = d.wait;
-      push_attempt_ = 0;
-      break;
-    case core::delivery_action::spool:  // retries exhausted: try again at the next interval
-      metrics_->pushes_failed.inc();
-      wait = std::max<std::chrono::milliseconds>(d.wait, ctx_.config.discovery.interval);
-      push_attempt_ = 0;
-      break;
+      return maybe_push();
+    case dsc::push_result::retry: metrics_->pushes_retry.inc(); break;
+    case dsc::push_result::unauthorized:
+    case dsc::push_result::failed: metrics_->pushes_failed.inc(); break;
   }
-  const std::string why = d.action == core::delivery_action::unauthorized
+  const std::string why = step.result == dsc::push_result::unauthorized
                               ? "ERROR invalid API key (" + std::to_string(status) + ") pushing the catalog"
                               : "catalog push failed: " + what;
   if (why != push_error_) util::log::warn("discovery: " + why + "; retrying");
   push_error_ = why;
-  push_waiting_ = true;
-  push_timer_.expires_after(wait);
-  push_timer_.async_wait([this, alive = std::weak_ptr<int>(alive_)](const boost::system::error_code& ec) {
-    if (ec || alive.expired()) return;
-    push_waiting_ = false;
-    maybe_push();
-  });
+  perform_push(step);
 }
 
 void discovery_service::update_gauges() {

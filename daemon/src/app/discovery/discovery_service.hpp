@@ -13,7 +13,9 @@
 
 #include "app/service.hpp"
 #include "core/discovery/catalog.hpp"
+#include "core/discovery/catalog_push.hpp"
 #include "core/pipeline/event_validation.hpp"
+#include "util/lifetime.hpp"
 
 namespace aforo::net {
 class http_client;
@@ -51,7 +53,6 @@ class discovery_service final : public service {
 
  private:
   struct metrics_set;
-  using steady = std::chrono::steady_clock;
 
   [[nodiscard]] bool enabled() const { return ctx_.config.discovery.enabled; }
   void load();
@@ -61,9 +62,9 @@ class discovery_service final : public service {
   void poll_admin();
   void schedule_poll();
   void maybe_push();
+  void perform_push(const core::discovery::push_step& step);
   void send_push();
-  void on_push_result(int status, bool network_error, bool timed_out, std::uint64_t sent_revision,
-                      std::string host, std::string error);
+  void on_push_result(int status, bool network_error, bool timed_out, std::string host, std::string error);
   void update_gauges();
   [[nodiscard]] std::string state_file() const;
 
@@ -75,7 +76,7 @@ class discovery_service final : public service {
   boost::asio::steady_timer save_timer_;
   boost::asio::steady_timer push_timer_;
   std::unique_ptr<metrics_set> metrics_;
-  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
+  util::lifetime alive_;
 
   bool started_ = false;
   bool stopped_ = false;
@@ -84,11 +85,7 @@ class discovery_service final : public service {
   std::string admin_error_;          // last Admin API error logged ("" = healthy)
   bool admin_ever_ok_ = false;
 
-  std::uint64_t pushed_revision_ = 0;    // delivered to the control plane
-  std::uint64_t rejected_revision_ = 0;  // refused by it as invalid (not retried)
-  bool push_in_flight_ = false;
-  bool push_waiting_ = false;            // a retry timer is armed
-  std::uint32_t push_attempt_ = 0;
+  core::discovery::catalog_push push_;  // when to push and what an answer means
   std::string push_error_;               // last push error logged
 };
 

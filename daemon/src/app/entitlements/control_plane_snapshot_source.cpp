@@ -26,7 +26,7 @@ control_plane_snapshot_source::control_plane_snapshot_source(const context& ctx,
       timer_(ctx.ioc) {}
 
 control_plane_snapshot_source::~control_plane_snapshot_source() {
-  alive_.reset();
+  alive_.end();
   timer_.cancel();
 }
 
@@ -49,7 +49,7 @@ void control_plane_snapshot_source::schedule() {
   auto wait = ctx_.config.entitlements.refresh_interval;
   if (!have_snapshot_) wait = std::min<std::chrono::milliseconds>(wait, std::chrono::seconds(2));
   timer_.expires_after(wait);
-  timer_.async_wait([this, alive = std::weak_ptr<int>(alive_)](const boost::system::error_code& ec) {
+  timer_.async_wait([this, alive = alive_.watch()](const boost::system::error_code& ec) {
     if (ec || alive.expired() || in_flight_) return;
     fetch();
   });
@@ -64,7 +64,7 @@ void control_plane_snapshot_source::fetch() {
   req.headers.emplace_back("Accept", "application/json");
   if (!etag_.empty() && have_snapshot_) req.headers.emplace_back("If-None-Match", etag_);
   in_flight_ = true;
-  client_.async_request(std::move(req), [this, alive = std::weak_ptr<int>(alive_)](net::client_result r) {
+  client_.async_request(std::move(req), [this, alive = alive_.watch()](net::client_result r) {
     if (alive.expired()) return;
     in_flight_ = false;
     on_response(std::move(r));

@@ -10,6 +10,7 @@
 
 #include "app/entitlements/snapshot_source.hpp"
 #include "io/http/http_client.hpp"
+#include "util/lifetime.hpp"
 
 namespace aforo::app {
 
@@ -45,7 +46,7 @@ class control_plane_snapshot_source final : public snapshot_source {
   bool in_flight_ = false;
   bool again_ = false;          // refresh_now while a request was in flight
   std::string failing_;         // the failure last logged; empty while healthy
-  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
+  util::lifetime alive_;
 };
 
 }  // namespace aforo::app

@@ -24,7 +24,7 @@ void file_snapshot_source::refresh_now() { check(true); }
 
 void file_snapshot_source::schedule() {
   timer_.expires_after(poll_interval_);
-  timer_.async_wait([this, alive = std::weak_ptr<int>(alive_)](const boost::system::error_code& ec) {
+  timer_.async_wait([this, alive = alive_.watch()](const boost::system::error_code& ec) {
     if (ec || alive.expired()) return;
     check(false);
     schedule();

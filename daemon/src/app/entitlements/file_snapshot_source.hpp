@@ -11,6 +11,7 @@
 
 #include "app/entitlements/snapshot_source.hpp"
 #include "io/file_watch.hpp"
+#include "util/lifetime.hpp"
 
 namespace aforo::app {
 
@@ -43,7 +44,7 @@ class file_snapshot_source final : public snapshot_source {
   io::file_watch watch_;       // the version last parsed (none: not parsed, or unreadable since)
   bool seen_ok_ = false;       // whether that parse gave a snapshot
   bool unreadable_logged_ = false;
-  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
+  util::lifetime alive_;
 };
 
 }  // namespace aforo::app

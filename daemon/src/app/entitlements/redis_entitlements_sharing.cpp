@@ -9,6 +9,7 @@
 
 #include "core/entitlements/redis_customer_entry.hpp"
 #include "core/margin/level_notice.hpp"
+#include "util/clock.hpp"
 #include "util/log.hpp"
 #include "util/metrics.hpp"
 
@@ -73,9 +74,6 @@ net::redis_client_options client_options(const config::sidecar_config& c, const 
   return o;
 }
 
-std::int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 util::counter_metric& lookups(const char* result) {
   return util::metrics().counter("aforo_sidecar_redis_lookups_total",
@@ -275,7 +273,7 @@ void redis_entitlements_sharing::publish_done(const snapshot_ptr& snap, bool pub
 // ---- quota sharing ---------------------------------------------------------------------------
 
 void redis_entitlements_sharing::sync_quota(ce::quota_counters& counters) {
-  const auto now = unix_now();
+  const auto now = util::unix_now();
   if (now - last_expire_ >= 60) {
     for (auto& s : sets_) s->sync.expire(now);
     last_expire_ = now;
@@ -370,7 +368,7 @@ void redis_entitlements_sharing::reserve(std::vector<ce::reserve_call> calls, re
 void redis_entitlements_sharing::claim_level_notice(const core::margin::level_change& change,
                                                     std::function<void(notice_claim)> done) {
   std::vector<std::string> args{"EVAL", std::string(core::margin::notice_claim_script())};
-  for (auto& a : core::margin::notice_claim_args(change, keys_, instance_, unix_now())) args.push_back(std::move(a));
+  for (auto& a : core::margin::notice_claim_args(change, keys_, instance_, util::unix_now())) args.push_back(std::move(a));
   // Not connected fails at once (from the loop, not from inside command()): sent anyway.
   client_.command(std::move(args), [done = std::move(done)](net::redis_result r) {
     if (!r.ok_reply() || r.reply.type != net::redis_value::kind::integer) {

@@ -16,6 +16,7 @@
 #include "core/entitlements/redis_keys.hpp"
 #include "core/entitlements/redis_quota_sync.hpp"
 #include "io/redis/redis_client.hpp"
+#include "util/clock.hpp"
 
 namespace aforo::app {
 
@@ -72,7 +73,7 @@ class redis_entitlements_sharing final : public entitlements_sharing {
   [[nodiscard]] const std::string& instance() const { return instance_; }
 
  private:
-  using clock = std::chrono::steady_clock;
+  using clock = util::steady_clock;
   using snapshot_ptr = std::shared_ptr<const core::entitlements::snapshot>;
   struct counter_set;
 

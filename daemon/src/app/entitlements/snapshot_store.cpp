@@ -6,6 +6,7 @@
 #include "config/snapshot_yaml.hpp"
 #include "core/entitlements/persisted_snapshot.hpp"
 #include "io/atomic_file.hpp"
+#include "util/clock.hpp"
 #include "util/log.hpp"
 #include "util/metrics.hpp"
 
@@ -15,10 +16,7 @@ namespace {
 constexpr std::size_t max_file_bytes = 256 * 1024 * 1024 + 4096;  // the control plane's body limit + header
 constexpr std::int64_t touch_every_ms = 10'000;
 
-std::int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+std::int64_t wall_ms() { return util::unix_now_ms(); }
 }  // namespace
 
 snapshot_store::snapshot_store(std::string state_dir)

@@ -12,6 +12,7 @@
 #include "io/clients/margin_webhook_sender.hpp"
 #include "config/guards_yaml.hpp"
 #include "core/margin/level_report.hpp"
+#include "util/clock.hpp"
 #include "util/log.hpp"
 #include "util/metrics.hpp"
 
@@ -21,18 +22,6 @@ namespace ce = core::entitlements;
 namespace cm = core::margin;
 using namespace std::chrono_literals;
 
-namespace {
-
-std::int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-std::int64_t steady_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-}  // namespace
 
 struct margin_service::metrics_set {
   util::counter_metric& reload_ok = reloads("ok");
@@ -153,7 +142,7 @@ void margin_service::on_tick() {
       }
     }
   }
-  const auto now = unix_now();
+  const auto now = util::unix_now();
   if (now - last_expire_ >= 60) {
     guard_.expire(now);
     last_expire_ = now;
@@ -169,14 +158,14 @@ void margin_service::reload(const config::sidecar_config& next) {
 
 void margin_service::stop(std::function<void()> done) {
   stopped_ = true;
-  alive_.reset();
+  alive_.end();
   timer_.cancel();
   webhooks_->shutdown();
   done();
 }
 
 ce::margin_verdict margin_service::evaluate(const ce::margin_query& q) {
-  const auto v = guard_.evaluate_at(q, steady_ms());
+  const auto v = guard_.evaluate_at(q, util::steady_now_ms());
   auto changes = guard_.take_changes();
   if (!changes.empty()) {
     for (auto& c : changes) pending_.push_back(std::move(c));
@@ -206,7 +195,7 @@ void margin_service::handle_changes(std::vector<cm::level_change> changes) {
 
 void margin_service::notify_once(cm::level_change change) {
   auto c = std::make_shared<const cm::level_change>(std::move(change));
-  claims_->claim_level_notice(*c, [this, alive = std::weak_ptr<int>(alive_), c](notice_claim r) {
+  claims_->claim_level_notice(*c, [this, alive = alive_.watch(), c](notice_claim r) {
     if (alive.expired() || stopped_) return;
     switch (r) {
       case notice_claim::claimed:
@@ -265,7 +254,7 @@ margin_costs margin_service::price(const std::vector<core::accepted_event>& even
 }
 
 void margin_service::record(const margin_costs& costs) {
-  const auto now = unix_now();
+  const auto now = util::unix_now();
   for (const auto& c : costs) guard_.ledger().add(c.customer_id, c.period, c.cost, now);
 }
 

@@ -18,6 +18,7 @@
 #include "core/margin/margin_guard.hpp"
 #include "core/pipeline/event_validation.hpp"
 #include "io/file_watch.hpp"
+#include "util/lifetime.hpp"
 
 namespace aforo::util {
 class counter_metric;
@@ -138,7 +139,7 @@ class margin_service final : public service, public core::entitlements::margin_h
   snapshot_provider snapshot_;
   std::unique_ptr<margin_webhook_sender> webhooks_;
   entitlements_sharing* claims_ = nullptr;   // null: no shared store, every change is sent here
-  std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // claim replies after stop do nothing
+  util::lifetime alive_;  // claim replies after stop do nothing
   bool stopped_ = false;
   std::unique_ptr<metrics_set> metrics_;
   boost::asio::steady_timer timer_;

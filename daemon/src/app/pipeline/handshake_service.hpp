@@ -11,14 +11,17 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "app/service.hpp"
+#include "core/pipeline/handshake.hpp"
 #include "io/http/http_client.hpp"
+#include "util/lifetime.hpp"
 
 namespace aforo::app {
 
-enum class ingest_state { unknown, ok, unauthorized, unreachable };
-
-/// "unknown" | "ok" | "unauthorized" | "unreachable" (the /v1/handshake values).
-[[nodiscard]] const char* to_string(ingest_state s) noexcept;
+// The state and the probe's verdicts are core's (core/pipeline/handshake.hpp).
+using core::ingest_state;
+using core::judge_probe;
+using core::probe_verdict;
+using core::to_string;
 
 /// The text after "ERROR " for a request that got no HTTP answer: "network timeout to <host>",
 /// "TLS failure to <host>: <reason>" or "ingest unreachable at <host>: <reason>".
@@ -28,28 +31,16 @@ enum class ingest_state { unknown, ok, unauthorized, unreachable };
 /// "invalid API key (401)" (or 403).
 [[nodiscard]] std::string describe_unauthorized(int status);
 
-/// The probe's verdict on one answer to `{"events":[]}`: 401/403 = the key is refused; 2xx, 400 and
-/// 422 (Aforo checks the key before the body, so a validation error means the key passed) = accepted;
-/// anything else (404, 429, 5xx) says nothing about the key.
-enum class probe_verdict { accepted, unauthorized, inconclusive };
-[[nodiscard]] probe_verdict judge_probe(int status) noexcept;
-
-/// Delay before the next handshake probe after `failures` failed ones (1 = the first failed):
-/// unauthorized waits `unauthorized_probe` (the key will not fix itself quickly); otherwise
-/// 1 s, 2 s, 4 s ... capped at 60 s.
-[[nodiscard]] std::chrono::milliseconds handshake_retry_delay(unsigned failures, bool unauthorized,
-                                                              std::chrono::milliseconds unauthorized_probe);
-
-/// The ingest state, owned here only. Deliveries and probes report what they saw; ERROR lines are
-/// written on a change of problem (401 on every report: the callers report it at most once per
-/// retry.unauthorized_probe). Threading: io thread only.
+/// The ingest state, owned here only (core::ingest_state_tracker decides). Deliveries and probes
+/// report what they saw; this writes the lines: ERROR on a change of problem (401 on every report:
+/// the callers report it at most once per retry.unauthorized_probe). Threading: io thread only.
 class ingest_status {
  public:
   explicit ingest_status(std::string tenant_id) : tenant_(std::move(tenant_id)) {}
 
-  [[nodiscard]] ingest_state state() const noexcept { return state_; }
+  [[nodiscard]] ingest_state state() const noexcept { return tracker_.state(); }
   /// The key was accepted at least once (by a probe or a delivered batch) since start.
-  [[nodiscard]] bool confirmed() const noexcept { return confirmed_; }
+  [[nodiscard]] bool confirmed() const noexcept { return tracker_.confirmed(); }
 
   /// Ingest at `host` accepted the key. The first time logs `handshake ok (ingest <host>, tenant <id>)`.
   void accepted(const std::string& host);
@@ -60,9 +51,7 @@ class ingest_status {
 
  private:
   std::string tenant_;
-  ingest_state state_ = ingest_state::unknown;
-  bool confirmed_ = false;
-  std::string last_problem_;
+  core::ingest_state_tracker tracker_;
 };
 
 /// Sends one request to the ingest origin with the auth headers (the pipeline's kept-alive
@@ -74,7 +63,8 @@ using ingest_probe_fn = std::function<void(std::string body, net::http_client::c
 /// answer tells whether the key is accepted (see judge_probe). Once the key is accepted it posts the
 /// same empty batch as an LZ4 frame (batch.compression lz4): a refusal of the encoding makes the
 /// pipeline fall back to uncompressed before its first batch (pipeline_sender::probe_compression). Until the key is confirmed (by a probe
-/// or by a delivered batch) it probes again with backoff (handshake_retry_delay). /v1/handshake
+/// or by a delivered batch) it probes again with backoff: when is core::handshake_reprobe's, this
+/// service performs its steps with a timer and the probe function. /v1/handshake
 /// "ingest" and /readyz "ingest" come from status(). /readyz stays ready whatever the ingest state:
 /// decisions do not need ingest and events wait in the spool, so taking Kong's sidecar out of
 /// service for a bad key would only lose traffic; the state is in the body for the operator.
@@ -98,9 +88,8 @@ class handshake_service final : public service {
   void handshake_fields(std::map<std::string, std::string>& fields) const override;
 
  private:
-  void probe();
+  void perform(const core::handshake_step& step);
   void on_probe(const net::client_result& r);
-  void retry_later(bool unauthorized);
 
   context& ctx_;
   ingest_status status_;
@@ -108,9 +97,9 @@ class handshake_service final : public service {
   std::function<void()> encoding_probe_;
   boost::asio::steady_timer timer_;
   std::unique_ptr<net::http_client> test_client_;  // POST /v1/test-event
-  unsigned failures_ = 0;
+  core::handshake_reprobe reprobe_;
   bool stopping_ = false;
-  std::shared_ptr<bool> alive_;
+  util::lifetime alive_;
 };
 
 }  // namespace aforo::app

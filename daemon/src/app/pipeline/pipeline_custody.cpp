@@ -6,7 +6,9 @@
 
 #include "core/pipeline/batch_split.hpp"
 #include "io/lz4_frame.hpp"
+#include "util/clock.hpp"
 #include "util/log.hpp"
+#include "core/pipeline/custody_policy.hpp"
 
 namespace aforo::app {
 namespace {
@@ -23,7 +25,7 @@ io::spool_options spool_options_of(const config::buffer_config& b) {
 }
 
 std::string utc_now() {
-  const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  const auto t = std::chrono::system_clock::to_time_t(util::wall_now());
   std::tm tm{};
   gmtime_r(&t, &tm);
   char buf[32];
@@ -40,8 +42,6 @@ std::string body_of(const std::vector<core::accepted_event>& events, std::size_t
 }
 
 constexpr auto drop_log_every = 10s;
-constexpr auto read_backoff_first = 10ms;
-constexpr auto read_backoff_max = 5s;
 /// A decompressed spool record is at most this (a record holds at most one request's events).
 constexpr std::size_t max_record_body = 256u << 20;
 
@@ -144,8 +144,9 @@ pipeline_custody::take_outcome pipeline_custody::take(const std::vector<core::ac
   take_outcome out;
   const std::size_t n = events.size();
   if (n == 0) return out;
-  std::size_t keep_in_memory = memory_mode_ ? std::min(memory_->room(), n) : 0;
-  if (keep_in_memory < n) {
+  const auto split = core::split_custody(memory_mode_, memory_mode_ ? memory_->room() : 0, n);
+  const std::size_t keep_in_memory = split.to_memory;
+  if (split.to_spool > 0) {
     // durability disk: the whole request; memory: what does not fit spills to disk.
     const auto r = store(body_of(events, keep_in_memory, n), static_cast<std::uint32_t>(n - keep_in_memory), now);
     if (!r.stored()) {
@@ -166,13 +167,13 @@ pipeline_custody::take_outcome pipeline_custody::take(const std::vector<core::ac
 }
 
 void pipeline_custody::note_read_error(const std::error_code& ec, clock::time_point now) {
-  read_backoff_ = read_backoff_.count() == 0 ? std::chrono::milliseconds(read_backoff_first)
-                                             : std::min<std::chrono::milliseconds>(read_backoff_ * 2, read_backoff_max);
+  const auto wait = read_backoff_.next();
   if (!read_retry_at_) {
-    util::log::error("spool read failed (" + ec.message() + "); nothing is lost: retrying with backoff up to " +
-                     std::to_string(std::chrono::duration_cast<std::chrono::seconds>(read_backoff_max).count()) + "s");
+    util::log::error(
+        "spool read failed (" + ec.message() + "); nothing is lost: retrying with backoff up to " +
+        std::to_string(std::chrono::duration_cast<std::chrono::seconds>(read_backoff_.policy().cap).count()) + "s");
   }
-  read_retry_at_ = now + read_backoff_;
+  read_retry_at_ = now + wait;
 }
 
 bool pipeline_custody::has_unsent() const noexcept {
@@ -222,7 +223,7 @@ std::optional<pipeline_batch> pipeline_custody::cut_from_spool(clock::time_point
   if (read_retry_at_) {
     util::log::info("spool readable again");
     read_retry_at_.reset();
-    read_backoff_ = {};
+    read_backoff_.reset();
   }
   // Bodies as JSON: format 2 records are decompressed. A corrupt record between two good ones was
   // reported in `corrupt`; the batch stops before it, so that its records are consecutive.

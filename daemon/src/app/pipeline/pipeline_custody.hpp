@@ -13,11 +13,13 @@
 
 #include "app/pipeline/pipeline_metrics.hpp"
 #include "config/config.hpp"
+#include "core/backoff.hpp"
 #include "core/pipeline/ack_window.hpp"
 #include "core/pipeline/batcher.hpp"
 #include "core/pipeline/event_validation.hpp"
 #include "io/dead_letter.hpp"
 #include "io/spool/spool_store.hpp"
+#include "util/clock.hpp"
 
 namespace aforo::app {
 
@@ -49,7 +51,7 @@ struct pipeline_batch {
 /// Threading: io thread only.
 class pipeline_custody {
  public:
-  using clock = core::pipeline_clock;
+  using clock = util::steady_clock;
 
   /// Opens (and recovers) the spool and the dead-letter file; logs what recovery found.
   /// Throws std::runtime_error when the spool or dead-letter directory is unusable (startup).
@@ -154,7 +156,8 @@ class pipeline_custody {
   };
   split_record head_split_;
   std::optional<clock::time_point> read_retry_at_;  // a spool read failed: not before this
-  std::chrono::milliseconds read_backoff_{0};
+  // Spool reads that fail are tried again after 10 ms, 20 ms, ... at most 5 s; a good read resets it.
+  core::backoff read_backoff_{core::backoff_policy::exponential(std::chrono::milliseconds(10), std::chrono::seconds(5))};
   std::uint64_t corrupt_reads_seen_ = 0;
   std::uint64_t quarantined_seen_ = 0;
   std::uint64_t read_errors_seen_ = 0;

@@ -4,6 +4,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
+#include "core/backoff.hpp"
 #include "core/pipeline/batch_split.hpp"
 #include "util/log.hpp"
 
@@ -65,12 +66,11 @@ pipeline_deliverer::pipeline_deliverer(boost::asio::io_context& ioc, pipeline_cu
       limit_(limit_options(cfg)),
       max_concurrency_(std::max<std::uint32_t>(cfg.batch.max_concurrency, 1)),
       timer_(ioc),
-      rng_(std::random_device{}()),
-      alive_(std::make_shared<bool>(true)) {
+      rng_(std::random_device{}()) {
   publish();
 }
 
-pipeline_deliverer::~pipeline_deliverer() { *alive_ = false; }
+pipeline_deliverer::~pipeline_deliverer() { alive_.end(); }
 
 void pipeline_deliverer::reload(const config::sidecar_config& cfg) {
   retry_ = retry_of(cfg);
@@ -96,7 +96,7 @@ void pipeline_deliverer::arm(clock::time_point at) {
   if (armed_for_ && *armed_for_ <= at) return;  // woken earlier anyway: pump re-arms
   armed_for_ = at;
   timer_.expires_at(at);
-  timer_.async_wait([this, alive = std::weak_ptr<bool>(alive_)](const boost::system::error_code& ec) {
+  timer_.async_wait([this, alive = alive_.watch()](const boost::system::error_code& ec) {
     if (ec || alive.expired()) return;
     armed_for_.reset();
     pump();
@@ -147,7 +147,7 @@ void pipeline_deliverer::send(flight& f, clock::time_point now) {
   ++f.attempt;
   f.sent_at = now;
   f.level = in_flight_;
-  sender_.send(sending_body(f), [this, fp = &f, alive = std::weak_ptr<bool>(alive_)](send_report rep) {
+  sender_.send(sending_body(f), [this, fp = &f, alive = alive_.watch()](send_report rep) {
     if (alive.expired()) return;
     on_report(*fp, std::move(rep));
   });
@@ -238,7 +238,7 @@ void pipeline_deliverer::on_delivered(flight& f, const send_report& rep) {
   std::uint64_t failed = 0;
   if (rep.ack) {
     if (!keep_refused(f, rep)) {
-      hold(f, clock::now() + (retry_.backoff.empty() ? std::chrono::milliseconds(1000) : retry_.backoff.front()));
+      hold(f, clock::now() + core::backoff_delay(core::backoff_policy::schedule(retry_.backoff), 1));
       return;
     }
     failed = std::min<std::uint64_t>(rep.ack->success ? rep.ack->failed : events - rep.ack->accepted, events);

@@ -23,6 +23,8 @@
 #include "app/pipeline/pipeline_sender.hpp"
 #include "core/pipeline/concurrency_limit.hpp"
 #include "core/pipeline/retry_policy.hpp"
+#include "util/clock.hpp"
+#include "util/lifetime.hpp"
 
 namespace aforo::app {
 
@@ -37,7 +39,7 @@ namespace aforo::app {
 /// Threading: io thread only.
 class pipeline_deliverer {
  public:
-  using clock = core::pipeline_clock;
+  using clock = util::steady_clock;
 
   /// Delivery outcomes are reported into `status` (the one owner of the ingest state, which writes
   /// the ERROR lines for 401 and for an unreachable ingest).
@@ -120,7 +122,7 @@ class pipeline_deliverer {
   clock::time_point last_event_failure_log_{};
   std::uint64_t unlogged_event_failures_ = 0;
   std::mt19937_64 rng_;
-  std::shared_ptr<bool> alive_;             // completions check it: the deliverer may be gone
+  util::lifetime alive_;             // completions check it: the deliverer may be gone
 };
 
 }  // namespace aforo::app

@@ -11,6 +11,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <memory>
+#include "util/clock.hpp"
 #include "util/log.hpp"
 
 namespace aforo::app {
@@ -64,7 +65,7 @@ void pipeline_sender::publish_compression() {
 
 bool pipeline_sender::judge_encoding(const net::client_result& r) {
   using change = core::encoding_fallback::change;
-  const auto now = std::chrono::steady_clock::now();
+  const auto now = util::steady_now();
   if (!r.ok()) {
     fallback_.inconclusive(now);
     return false;
@@ -145,7 +146,7 @@ std::uint64_t pipeline_sender::connections_opened() const {
 void pipeline_sender::send(const std::string& body, std::function<void(send_report)> done) {
   metrics_.raw_bytes.inc(body.size());
   const std::size_t slot = reserve();
-  if (codec_ != config::compression::lz4 || !fallback_.use_lz4(std::chrono::steady_clock::now())) {
+  if (codec_ != config::compression::lz4 || !fallback_.use_lz4(util::steady_now())) {
     post(slot, body, false, std::move(done));
     return;
   }

@@ -11,6 +11,7 @@
 #include "app/pipeline/plugin_drops.hpp"
 #include "app/pipeline/spool_commit.hpp"
 #include "core/pipeline/event_validation.hpp"
+#include "util/clock.hpp"
 #include "util/log.hpp"
 
 #include <boost/asio/post.hpp>
@@ -20,7 +21,7 @@ namespace aforo::app {
 pipeline_service::pipeline_service(context& ctx, ingest_status& status)
     : ctx_(ctx),
       metrics_(std::make_unique<pipeline_metrics>()),
-      custody_(std::make_unique<pipeline_custody>(ctx.config, *metrics_, core::pipeline_clock::now())),
+      custody_(std::make_unique<pipeline_custody>(ctx.config, *metrics_, util::steady_now())),
       sender_(std::make_unique<pipeline_sender>(ctx.ioc, ctx.config, ctx.secrets, *metrics_)),
       deliverer_(std::make_unique<pipeline_deliverer>(ctx.ioc, *custody_, *sender_, *metrics_, ctx.config,
                                                         status)),
@@ -119,7 +120,7 @@ void pipeline_service::take(core::ingest_parse_result parsed, const net::respond
   metrics_->rejected_invalid.inc(parsed.errors.size());
   const auto costs = margin_ != nullptr ? margin_->price(parsed.accepted) : margin_costs{};
   if (discovery_ != nullptr) discovery_->observe(parsed.accepted);
-  const auto r = custody_->take(parsed.accepted, core::pipeline_clock::now());
+  const auto r = custody_->take(parsed.accepted, util::steady_now());
   if (r.result != pipeline_custody::take_result::taken) {
     const bool full = r.result == pipeline_custody::take_result::full;
     (full ? metrics_->rejected_full : metrics_->rejected_error).inc(n);

@@ -18,14 +18,13 @@ spool_commit::spool_commit(boost::asio::io_context& ioc, pipeline_custody& custo
       metrics_(metrics),
       mode_(cfg.fsync),
       interval_(cfg.fsync_interval),
-      timer_(ioc),
-      alive_(std::make_shared<bool>(true)) {
+      timer_(ioc) {
   if (mode_ != config::fsync_mode::off) thread_ = std::make_unique<ingest_thread>(0);
 }
 
 spool_commit::~spool_commit() {
-  *alive_ = false;
-  thread_.reset();  // joins: a sync in progress finishes; its completion sees alive_ false
+  alive_.end();
+  thread_.reset();  // joins: a sync in progress finishes; its completion sees alive_ ended
 }
 
 void spool_commit::start() {
@@ -34,7 +33,7 @@ void spool_commit::start() {
 
 void spool_commit::arm_interval() {
   timer_.expires_after(interval_);
-  timer_.async_wait([this, alive = std::weak_ptr<bool>(alive_)](const boost::system::error_code& ec) {
+  timer_.async_wait([this, alive = alive_.watch()](const boost::system::error_code& ec) {
     if (ec || alive.expired() || stopped_) return;
     if (!syncing_ && custody_.has_unsynced()) begin_sync();
     arm_interval();
@@ -55,7 +54,7 @@ void spool_commit::begin_sync() {
   auto files = std::make_shared<io::spool_unsynced>(custody_.take_unsynced());
   auto covered = std::make_shared<std::vector<done_fn>>(std::move(waiting_));
   waiting_.clear();
-  thread_->post([this, files, covered, alive = std::weak_ptr<bool>(alive_)] {
+  thread_->post([this, files, covered, alive = alive_.watch()] {
     const std::error_code ec = io::spool_store::sync_files(*files);
     boost::asio::post(ioc_, [this, ec, covered, alive] {
       if (alive.expired()) return;

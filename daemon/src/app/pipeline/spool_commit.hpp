@@ -11,6 +11,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "config/config.hpp"
+#include "util/lifetime.hpp"
 
 namespace boost::asio {
 class io_context;
@@ -59,7 +60,7 @@ class spool_commit {
   bool syncing_ = false;
   bool stopped_ = false;
   bool failing_ = false;           // logged a failed sync; the next success logs recovery
-  std::shared_ptr<bool> alive_;
+  util::lifetime alive_;
 };
 
 }  // namespace aforo::app

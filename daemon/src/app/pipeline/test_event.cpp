@@ -13,6 +13,7 @@
 
 #include "app/pipeline/handshake_service.hpp"
 #include "core/json/bounded_parse.hpp"
+#include "util/clock.hpp"
 
 namespace aforo::app {
 
@@ -100,7 +101,7 @@ void send_test_event(net::http_client& client, const config::sidecar_config& cfg
   req.url = test_event_url(cfg.aforo.ingest_url);
   req.headers = aforo_auth_headers(cfg, sec);
   req.headers.emplace_back("Content-Type", "application/json");
-  req.body = test_event_body(std::chrono::system_clock::now(), random_test_id());
+  req.body = test_event_body(util::wall_now(), random_test_id());
   req.timeout = cfg.retry.timeout;
   std::string url = req.url;
   std::string body = req.body;

@@ -1,9 +1,11 @@
 // The Redis connection's state machine as pure logic: connected / unavailable, reconnect delays
-// doubling from an initial value to a cap, and which transitions deserve a log line.
+// doubling from an initial value to a cap (core/backoff.hpp), and which transitions deserve a log line.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+
+#include "core/backoff.hpp"
 
 namespace aforo::core::entitlements {
 
@@ -26,14 +28,13 @@ class redis_link {
  public:
   redis_link(std::chrono::milliseconds initial = std::chrono::milliseconds(100),
              std::chrono::milliseconds max = std::chrono::seconds(5))
-      : initial_(initial.count() > 0 ? initial : std::chrono::milliseconds(1)), max_(max < initial_ ? initial_ : max),
-        next_(initial_) {}
+      : backoff_(backoff_policy::exponential(initial, max)) {}
 
   /// The connection is usable. True when this is a state change (log "redis connected").
   bool on_connected() {
     const bool changed = state_ != redis_link_state::connected;
     state_ = redis_link_state::connected;
-    next_ = initial_;
+    backoff_.reset();
     return changed;
   }
 
@@ -42,17 +43,14 @@ class redis_link {
     redis_link_action a;
     a.log = state_ != redis_link_state::unavailable;
     state_ = redis_link_state::unavailable;
-    a.retry_in = next_;
-    next_ = next_ * 2 > max_ ? max_ : next_ * 2;
+    a.retry_in = backoff_.next();
     return a;
   }
 
   [[nodiscard]] redis_link_state state() const { return state_; }
 
  private:
-  std::chrono::milliseconds initial_;
-  std::chrono::milliseconds max_;
-  std::chrono::milliseconds next_;
+  backoff backoff_;
   redis_link_state state_ = redis_link_state::connecting;
 };
 

@@ -1,20 +1,19 @@
-// Retry policy: maps an ingest outcome and attempt number to done / retry / spool / dead-letter.
+// Retry policy: maps an ingest outcome and attempt number to done / retry / spool / dead-letter; the
+// waits come from core/backoff.hpp.
 #include "core/pipeline/retry_policy.hpp"
 
-#include <algorithm>
-#include <cmath>
+#include "core/backoff.hpp"
 
 namespace aforo::core {
 namespace {
 
 using std::chrono::milliseconds;
 
-milliseconds backoff_for(std::uint32_t attempt, const retry_settings& st, double random01) {
-  milliseconds base{1000};
-  if (!st.backoff.empty()) base = st.backoff[std::min<std::size_t>(attempt == 0 ? 0 : attempt - 1, st.backoff.size() - 1)];
-  const double r = std::clamp(random01, 0.0, 1.0);
-  const double stretch = static_cast<double>(base.count()) * st.jitter_percent / 100.0 * r;
-  return base + milliseconds(static_cast<milliseconds::rep>(std::llround(stretch)));
+milliseconds backoff_for(std::uint32_t attempt, const retry_settings& st, double random01,
+                         std::optional<std::chrono::seconds> retry_after) {
+  auto steps = st.backoff.empty() ? std::vector<milliseconds>{milliseconds(1000)} : st.backoff;
+  return backoff_delay(backoff_policy::schedule(std::move(steps), st.jitter_percent), attempt, random01,
+                       retry_after ? std::optional<milliseconds>(*retry_after) : std::nullopt);
 }
 
 retry_decision after(delivery_action a, milliseconds wait, std::chrono::steady_clock::time_point now) {
@@ -38,8 +37,7 @@ retry_decision decide_delivery(const delivery_outcome& outcome, std::uint32_t at
     if (is_poison_status(s)) return after(delivery_action::dead_letter, milliseconds(0), now);
   }
   // Everything else is transient: network error, timeout, 5xx, 408, 429, unexpected 1xx/3xx.
-  milliseconds wait = backoff_for(attempt, settings, random01);
-  if (outcome.retry_after) wait = std::max<milliseconds>(wait, *outcome.retry_after);
+  const milliseconds wait = backoff_for(attempt, settings, random01, outcome.retry_after);
   if (attempt <= settings.max_retries) return after(delivery_action::retry, wait, now);
   return after(delivery_action::spool, wait, now);
 }

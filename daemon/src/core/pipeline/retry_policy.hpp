@@ -51,7 +51,8 @@ struct retry_decision {
 /// Decides after attempt number `attempt` (1 = the first send) ended with `outcome`.
 /// Retries on network error, timeout, 5xx, 408, 429 and unexpected 1xx/3xx while
 /// attempt <= max_retries; the wait is backoff[attempt-1] (the last entry repeats) stretched by
-/// `jitter_percent * random01`, and a larger Retry-After wins. `random01` is in [0, 1).
+/// `jitter_percent * random01`, and a larger Retry-After wins (core::backoff_delay with the schedule
+/// `backoff`). `random01` is in [0, 1).
 /// Pure; thread-safe.
 [[nodiscard]] retry_decision decide_delivery(const delivery_outcome& outcome, std::uint32_t attempt,
                                              const retry_settings& settings, double random01,

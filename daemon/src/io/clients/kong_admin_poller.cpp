@@ -41,7 +41,7 @@ void kong_admin_poller::fetch(std::shared_ptr<run> r, std::string url) {
   req.headers.emplace_back("Accept", "application/json");
   if (!token_.empty()) req.headers.emplace_back("Kong-Admin-Token", token_);
   r->last_url = url;
-  client_.async_request(std::move(req), [this, r, alive = std::weak_ptr<int>(alive_)](net::client_result res) {
+  client_.async_request(std::move(req), [this, r, alive = alive_.watch()](net::client_result res) {
     if (alive.expired()) return;
     const char* resource = resources[r->resource];
     auto fail = [&](std::string why) {

@@ -8,6 +8,7 @@
 
 #include "core/discovery/kong_admin.hpp"
 #include "io/http/http_client.hpp"
+#include "util/lifetime.hpp"
 
 namespace aforo::app {
 
@@ -41,7 +42,7 @@ class kong_admin_poller {
   net::http_client& client_;
   std::string base_;
   std::string token_;
-  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
+  util::lifetime alive_;
 };
 
 }  // namespace aforo::app

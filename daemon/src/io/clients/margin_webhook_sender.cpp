@@ -4,7 +4,6 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include <array>
 #include <chrono>
 
 #include <boost/asio/io_context.hpp>
@@ -12,20 +11,14 @@
 
 #include "core/margin/level_report.hpp"
 #include "io/http/http_client.hpp"
+#include "util/clock.hpp"
 #include "util/log.hpp"
 #include "util/metrics.hpp"
+#include "core/margin/webhook_retry.hpp"
 
 namespace aforo::app {
 
 namespace {
-
-constexpr int max_attempts = 4;
-constexpr std::array<std::chrono::seconds, 3> backoff{std::chrono::seconds(1), std::chrono::seconds(2),
-                                                      std::chrono::seconds(4)};
-
-std::int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 // The host of a URL for log lines (paths and queries may carry tokens).
 std::string host_of(std::string_view url) {
@@ -34,10 +27,13 @@ std::string host_of(std::string_view url) {
   return std::string(rest.substr(0, rest.find_first_of("/?#")));
 }
 
-bool retryable(const net::client_result& r) {
-  if (!r.ok()) return r.error != net::client_result::error_kind::invalid_url &&
-                      r.error != net::client_result::error_kind::aborted;
-  return r.status == 408 || r.status == 429 || r.status >= 500;
+// The answer in the machine's terms: a request that cannot be made (bad URL, cancelled) is refused,
+// any other missing answer is worth another try.
+core::margin::webhook_outcome outcome_of(const net::client_result& r) {
+  using ek = net::client_result::error_kind;
+  if (r.ok()) return core::margin::judge_webhook_status(r.status);
+  return r.error == ek::invalid_url || r.error == ek::aborted ? core::margin::webhook_outcome::refused
+                                                                : core::margin::webhook_outcome::retryable;
 }
 
 util::counter_metric& outcome(const char* result) {
@@ -67,7 +63,7 @@ std::string hmac_sha256_hex(std::string_view secret, std::string_view text) {
 struct margin_webhook_sender::delivery {
   core::margin::level_change change;
   std::string url;
-  int attempts = 0;
+  core::margin::webhook_retry retry;
   std::unique_ptr<boost::asio::steady_timer> timer;
 };
 
@@ -95,7 +91,7 @@ void margin_webhook_sender::send(const core::margin::level_change& change) {
     d->change = change;
     d->url = url;
     ++in_flight_;
-    attempt(std::move(d));
+    perform(d, d->retry.start(), "");
   }
 }
 
@@ -103,9 +99,27 @@ void margin_webhook_sender::skip(const core::margin::level_change& change) {
   claimed_elsewhere_.inc(change.notify.size());
 }
 
-void margin_webhook_sender::attempt(std::shared_ptr<delivery> d) {
-  ++d->attempts;
-  const std::int64_t ts = unix_now();
+void margin_webhook_sender::perform(const std::shared_ptr<delivery>& d, const core::margin::webhook_step& step,
+                                    const std::string& why) {
+  using k = core::margin::webhook_step::kind;
+  switch (step.what) {
+    case k::send: return attempt(d);
+    case k::sent: return finish(d, true, "");
+    case k::failed: return finish(d, false, why);
+    case k::none: return;
+    case k::wait: break;
+  }
+  d->timer = std::make_unique<boost::asio::steady_timer>(ioc_, step.wait);
+  live_.insert(d);
+  d->timer->async_wait([this, alive = alive_.watch(), d](const boost::system::error_code& ec) {
+    if (ec || alive.expired() || stopped_) return;
+    live_.erase(d);
+    perform(d, d->retry.on_timer(), "");
+  });
+}
+
+void margin_webhook_sender::attempt(const std::shared_ptr<delivery>& d) {
+  const std::int64_t ts = util::unix_now();
   net::client_request req;
   req.method = "POST";
   req.url = d->url;
@@ -116,18 +130,10 @@ void margin_webhook_sender::attempt(std::shared_ptr<delivery> d) {
     req.headers.emplace_back("X-Aforo-Signature",
                              "sha256=" + hmac_sha256_hex(secret_, core::margin::signature_input(ts, req.body)));
   }
-  client_->async_request(std::move(req), [this, alive = std::weak_ptr<int>(alive_), d](net::client_result r) {
+  client_->async_request(std::move(req), [this, alive = alive_.watch(), d](net::client_result r) {
     if (alive.expired() || stopped_) return;
-    if (r.ok() && r.status >= 200 && r.status < 300) return finish(d, true, "");
     const std::string why = r.ok() ? "HTTP " + std::to_string(r.status) : r.error_message;
-    if (!retryable(r) || d->attempts >= max_attempts) return finish(d, false, why);
-    d->timer = std::make_unique<boost::asio::steady_timer>(ioc_, backoff[static_cast<std::size_t>(d->attempts - 1)]);
-    live_.insert(d);
-    d->timer->async_wait([this, alive = std::weak_ptr<int>(alive_), d](const boost::system::error_code& ec) {
-      if (ec || alive.expired() || stopped_) return;
-      live_.erase(d);
-      attempt(d);
-    });
+    perform(d, d->retry.on_result(outcome_of(r), util::steady_now()), why);
   });
 }
 
@@ -140,13 +146,13 @@ void margin_webhook_sender::finish(const std::shared_ptr<delivery>& d, bool sent
   failed_.inc();
   util::log::warn("margin guard: webhook for " + d->change.customer_id + " " +
                   std::string(core::entitlements::to_string(d->change.to)) + " to " + host_of(d->url) + " failed after " +
-                  std::to_string(d->attempts) + " attempt(s): " + why);
+                  std::to_string(d->retry.attempts()) + " attempt(s): " + why);
 }
 
 void margin_webhook_sender::shutdown() {
   if (stopped_) return;
   stopped_ = true;
-  alive_.reset();  // completions still queued on the io_context see this and do nothing
+  alive_.end();  // completions still queued on the io_context see this and do nothing
   for (const auto& d : live_) {
     if (d->timer) d->timer->cancel();
   }

@@ -9,6 +9,8 @@
 #include <string_view>
 
 #include "core/margin/margin_guard.hpp"
+#include "core/margin/webhook_retry.hpp"
+#include "util/lifetime.hpp"
 
 namespace boost::asio {
 class io_context;
@@ -29,9 +31,10 @@ namespace aforo::app {
 
 /// POSTs one JSON body per (change, notify URL) with headers Content-Type: application/json,
 /// X-Aforo-Timestamp: <unix s>, X-Aforo-Signature: sha256=<hex HMAC-SHA256 of "<ts>.<body>">
-/// (omitted when no secret is configured; a warning is logged at start). Up to 4 attempts, 1 s,
-/// 2 s, 4 s apart, on a network error, 408, 429 or 5xx; each attempt is re-stamped and re-signed.
-/// Other statuses fail at once. Outcomes are counted in aforo_sidecar_margin_webhooks_total
+/// (omitted when no secret is configured; a warning is logged at start). When to send again and
+/// when to give up is core::margin::webhook_retry's (up to 4 attempts, 1 s, 2 s, 4 s apart, on a
+/// network error, 408, 429 or 5xx; other statuses fail at once); each attempt is re-stamped and
+/// re-signed. Outcomes are counted in aforo_sidecar_margin_webhooks_total
 /// {result="sent|failed|claimed_elsewhere"} (one per change and URL; claimed_elsewhere: left to
 /// the sidecar of the cluster that claimed the change, see skip); a failure is logged with the
 /// URL's host only.
@@ -58,7 +61,8 @@ class margin_webhook_sender {
 
  private:
   struct delivery;
-  void attempt(std::shared_ptr<delivery> d);
+  void perform(const std::shared_ptr<delivery>& d, const core::margin::webhook_step& step, const std::string& why);
+  void attempt(const std::shared_ptr<delivery>& d);
   void finish(const std::shared_ptr<delivery>& d, bool sent, const std::string& why);
 
   boost::asio::io_context& ioc_;
@@ -69,7 +73,7 @@ class margin_webhook_sender {
   util::counter_metric& claimed_elsewhere_;
   std::size_t in_flight_ = 0;
   std::set<std::shared_ptr<delivery>> live_;          // waiting for a retry timer
-  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
+  util::lifetime alive_;
   bool stopped_ = false;
 };
 

@@ -59,7 +59,7 @@ void do_accept(listener<Protocol>& l, std::shared_ptr<http_server::state> st) {
   l.acceptor.async_accept([&l, st](error_code ec, socket_of<Protocol> socket) {
     if (st->stopping || !l.acceptor.is_open() || ec == asio::error::operation_aborted) return;
     if (!ec) {
-      l.backoff = std::chrono::milliseconds{0};
+      l.backoff.reset();
       if (st->sessions.size() >= st->limits.max_connections) {
         refuse(socket);
       } else {
@@ -73,9 +73,9 @@ void do_accept(listener<Protocol>& l, std::shared_ptr<http_server::state> st) {
     }
     // EMFILE, ENFILE, ENOBUFS, ENOMEM, ...: the pending connection stays in the backlog, so accepting
     // again at once would fail again at once. Wait, longer each time, until a descriptor frees up.
-    l.backoff = l.backoff.count() == 0 ? first_accept_backoff : std::min(l.backoff * 2, last_accept_backoff);
-    st->accept_failed(ec, l.backoff);
-    l.retry.expires_after(l.backoff);
+    const auto wait = l.backoff.next();
+    st->accept_failed(ec, wait);
+    l.retry.expires_after(wait);
     l.retry.async_wait([&l, st](error_code wec) {
       if (wec || st->stopping || !l.acceptor.is_open()) return;
       do_accept<Protocol>(l, st);

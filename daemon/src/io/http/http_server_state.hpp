@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "core/backoff.hpp"
 #include "io/http/http_server.hpp"
 #include "util/log.hpp"
 #include "util/metrics.hpp"
@@ -68,7 +69,8 @@ using deadline_clock = std::chrono::steady_clock;
 using timer_type = asio::basic_waitable_timer<deadline_clock, asio::wait_traits<deadline_clock>, executor>;
 
 // After a failed accept the listener waits before trying again, doubling from the first to the last
-// (a full fd table would otherwise make accept fail at once, in a hot loop); a success resets it.
+// (core::backoff; a full fd table would otherwise make accept fail at once, in a hot loop); a
+// success resets it.
 constexpr std::chrono::milliseconds first_accept_backoff{10};
 constexpr std::chrono::milliseconds last_accept_backoff{1000};
 // Accept errors are logged at most once per this interval, with the count since the last line.
@@ -79,7 +81,7 @@ template <class Protocol>
 struct listener {
   acceptor_of<Protocol> acceptor;
   timer_type retry;
-  std::chrono::milliseconds backoff{0};  // the next wait after a failed accept; 0 after a success
+  core::backoff backoff{core::backoff_policy::exponential(first_accept_backoff, last_accept_backoff)};
 
   explicit listener(asio::io_context& ioc) : acceptor(ioc.get_executor()), retry(ioc.get_executor()) {}
   void close() {

@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "core/pipeline/custody_policy.hpp"
 #include "core/pipeline/spool_record.hpp"
 #include "io/safe_dir.hpp"
 #include "io/spool/spool_files.hpp"
@@ -189,15 +190,16 @@ spool_append_result spool_store::append(std::string_view payload, std::uint32_t 
                                         core::spool_format format) {
   spool_append_result res;
   const std::uint64_t size = core::spool_header_bytes + payload.size();
-  if (payload.size() > core::spool_max_payload || size > opts_.max_bytes) {
+  const auto admission = core::admit_to_spool(bytes_, payload.size(), opts_.max_bytes, opts_.when_full);
+  if (admission == core::spool_admission::too_large) {
     res.result = spool_append_result::status::too_large;
     return res;
   }
-  if (bytes_ + size > opts_.max_bytes) {
-    if (opts_.when_full == core::when_full_policy::reject) {
-      res.result = spool_append_result::status::rejected_full;
-      return res;
-    }
+  if (admission == core::spool_admission::reject_full) {
+    res.result = spool_append_result::status::rejected_full;
+    return res;
+  }
+  if (admission == core::spool_admission::drop_oldest) {
     while (!index_.empty() && bytes_ + size > opts_.max_bytes) {
       ++res.dropped_records;
       res.dropped_events += index_.front().events;
