@@ -44,5 +44,6 @@ build = {
     ["kong.plugins.aforo-metering.overflow"] = "lua/kong/plugins/aforo-metering/overflow.lua",
     ["kong.plugins.aforo-metering.protocol"] = "lua/kong/plugins/aforo-metering/protocol.lua",
     ["kong.plugins.aforo-metering.graphql"] = "lua/kong/plugins/aforo-metering/graphql.lua",
+    ["kong.plugins.aforo-metering.request"] = "lua/kong/plugins/aforo-metering/request.lua",
   },
 }

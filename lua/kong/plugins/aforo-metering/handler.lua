@@ -26,6 +26,7 @@ local decisions = require "kong.plugins.aforo-metering.decision"
 local handshakes = require "kong.plugins.aforo-metering.handshake"
 local identity = require "kong.plugins.aforo-metering.identity"
 local protocol = require "kong.plugins.aforo-metering.protocol"
+local request = require "kong.plugins.aforo-metering.request"
 
 local kong = kong
 local ngx = ngx
@@ -36,16 +37,17 @@ local tonumber = tonumber
 local max = math.max
 local min = math.min
 local sub = string.sub
-local find = string.find
-local byte = string.byte
-local SLASH = 47
 local decode = cjson.decode
 local quote = event.quote
 local valid_utf8 = event.valid_utf8
 local clean_utf8 = event.clean_utf8
-local MAX_HTTP_METHOD = event.MAX_HTTP_METHOD
 local OUTCOME = event.OUTCOME
 local PROTOCOL = event.PROTOCOL
+local excluded = request.excluded
+local http_method = request.http_method
+local route_names = request.route_names
+local request_id = request.request_id
+local identify = identity.customer
 
 
 local CHECK_PATH = "/v1/check"
@@ -198,124 +200,6 @@ local function state_for(conf)
   s.outcome = event.outcome(conf)
   states[conf] = s
   return s
-end
-
-
--- Segment-aware prefix match: "/health" matches "/health" and "/health/x", not "/healthz"
--- (find and byte: no substring is made on the request path).
-local function excluded_by(p, path)
-  if find(path, p, 1, true) ~= 1 then
-    return false
-  end
-  local n = #p
-  local nxt = byte(path, n + 1)
-  return nxt == nil or nxt == SLASH or byte(p, n) == SLASH
-end
-
--- The first path is checked before the loop, so the usual short list enters no loop on this
--- per-request path (an entered loop keeps LuaJIT from compiling the caller).
-local function excluded(paths, path)
-  if excluded_by(paths[1], path) then
-    return true
-  end
-  for i = 2, #paths do
-    if excluded_by(paths[i], path) then
-      return true
-    end
-  end
-  return false
-end
-
-
--- Customer id per customer_id_source: the claim customer_id_jwt_claim of the token an auth plugin
--- verified, else an authenticated consumer (custom_id, username, id), else the header; a verified
--- identity wins over the header so a client cannot bill someone else. Returns id, consumer name, and
--- true as a third value for a token with one of customer_id_jwt_exclude_claims (not metered).
-local function identify(conf)
-  local source = conf.customer_id_source
-  local consumer_name, id
-  if source ~= "header" then
-    local claim = conf.customer_id_jwt_claim
-    if claim and claim ~= null then
-      local exclude_token
-      id, exclude_token = identity.jwt_customer(conf)
-      if exclude_token then
-        return nil, nil, true
-      end
-    end
-    local consumer = kong.client.get_consumer()
-    -- An auth plugin's `anonymous` consumer comes without a credential (Kong's auth plugins set one
-    -- only for a client that authenticated): it is nobody, and the next identity source applies.
-    -- Else all unauthenticated traffic would be billed to it, whatever tenant it names.
-    if consumer and kong.client.get_credential() == nil then
-      consumer = nil
-    end
-    if consumer and not id then
-      id = consumer.custom_id
-      if id == nil or id == null or id == "" then
-        id = consumer.username
-      end
-      if id == nil or id == null or id == "" then
-        id = consumer.id
-      end
-    end
-    if consumer then
-      consumer_name = consumer.username
-      if consumer_name == nil or consumer_name == null then
-        consumer_name = consumer.id
-      end
-    end
-  end
-  if not id and source ~= "consumer" then
-    id = kong.request.get_header(conf.tenant_header)
-    if id == "" then
-      id = nil
-    end
-  end
-  return id, consumer_name
-end
-
-
--- The request method within Aforo's httpMethod limit (nginx takes any method of A-Z, "_" and "-").
-local function http_method()
-  local method = kong.request.get_method()
-  if #method > MAX_HTTP_METHOD then
-    return sub(method, 1, MAX_HTTP_METHOD)
-  end
-  return method
-end
-
-
-local function route_names()
-  local service = kong.router.get_service()
-  local route = kong.router.get_route()
-  local s = service and (service.name or service.id)
-  local r = route and (route.name or route.id)
-  if s == null then s = nil end
-  if r == null then r = nil end
-  return s, r
-end
-
-
--- The request's idempotency key without its "kong:" prefix, made once per request and never from a
--- request header (a client repeating X-Request-Id would otherwise have Aforo deduplicate its usage
--- into one billed event, and a header over 250 characters would make every event of it invalid):
--- Kong's own $kong_request_id (Kong >= 3.5), else nginx's $request_id (32 random hex digits made by
--- the gateway for each request, nginx >= 1.11) as a UUID.
-local MAX_REQUEST_ID = 128 -- idempotencyKey is at most 255; Kong's own ids are 32 characters
-
-local function request_id(ctx)
-  local rid = ctx.request_id
-  if rid then
-    return rid
-  end
-  local var = ngx.var
-  rid = var.kong_request_id
-  if not rid or rid == "" or #rid > MAX_REQUEST_ID then
-    rid = event.uuid_from_hex(var.request_id) or event.random_id()
-  end
-  ctx.request_id = rid
-  return rid
 end
 
 

@@ -1,4 +1,5 @@
--- The customer id from a token an auth plugin verified (customer_id_jwt_claim), issue 20.
+-- Who a request is billed to: the customer id from a token an auth plugin verified
+-- (customer_id_jwt_claim, issue 20), else an authenticated consumer, else the tenant header (customer()).
 --
 -- Kong's jwt plugin, once it has verified a token's signature and claims, keeps the token as it came
 -- (the compact "header.payload.signature" string) in kong.ctx.shared.authenticated_jwt_token, and
@@ -19,6 +20,7 @@ local sub = string.sub
 local gsub = string.gsub
 local rep = string.rep
 local decode = cjson.decode
+local null = cjson.null
 
 
 local _M = {}
@@ -109,6 +111,55 @@ function _M.jwt_customer(conf)
     return v
   end
   return nil
+end
+
+
+-- Customer id per customer_id_source: the claim customer_id_jwt_claim of the token an auth plugin
+-- verified, else an authenticated consumer (custom_id, username, id), else the header; a verified
+-- identity wins over the header so a client cannot bill someone else. Returns id, consumer name, and
+-- true as a third value for a token with one of customer_id_jwt_exclude_claims (not metered).
+function _M.customer(conf)
+  local source = conf.customer_id_source
+  local consumer_name, id
+  if source ~= "header" then
+    local claim = conf.customer_id_jwt_claim
+    if claim and claim ~= null then
+      local exclude_token
+      id, exclude_token = _M.jwt_customer(conf)
+      if exclude_token then
+        return nil, nil, true
+      end
+    end
+    local consumer = kong.client.get_consumer()
+    -- An auth plugin's `anonymous` consumer comes without a credential (Kong's auth plugins set one
+    -- only for a client that authenticated): it is nobody, and the next identity source applies.
+    -- Else all unauthenticated traffic would be billed to it, whatever tenant it names.
+    if consumer and kong.client.get_credential() == nil then
+      consumer = nil
+    end
+    if consumer and not id then
+      id = consumer.custom_id
+      if id == nil or id == null or id == "" then
+        id = consumer.username
+      end
+      if id == nil or id == null or id == "" then
+        id = consumer.id
+      end
+    end
+    if consumer then
+      consumer_name = consumer.username
+      if consumer_name == nil or consumer_name == null then
+        consumer_name = consumer.id
+      end
+    end
+  end
+  if not id and source ~= "consumer" then
+    id = kong.request.get_header(conf.tenant_header)
+    if id == "" then
+      id = nil
+    end
+  end
+  return id, consumer_name
 end
 
 
