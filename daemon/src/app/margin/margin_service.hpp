@@ -50,7 +50,7 @@ using margin_costs = std::vector<margin_cost>;
 ///   cache.redis, see below).
 /// - Metrics: aforo_sidecar_margin_level{level="L1|L2|L3"} (customers per level),
 ///   aforo_sidecar_margin_guards (guards in force), aforo_sidecar_margin_guard_reloads_total{result}.
-/// - Sharing: without cache.redis, COGS is local to this sidecar. With it (share_cogs), the
+/// - Sharing: without cache.redis, COGS is local to this sidecar. With it (the `shared` store), the
 ///   ledger's counters are shared through the decision service's Redis connection at its
 ///   cache.sync_interval tick, under their own keys "aforo:{tenant}:m:{customer}:$cogs:{period}",
 ///   like quota counters (per-sidecar contributions, reconciled after a Redis restart), and the
@@ -63,7 +63,7 @@ using margin_costs = std::vector<margin_cost>;
 ///   pending and pushes them when Redis returns; no error reaches a caller. Level changes are
 ///   logged by each sidecar that sees them. Pushes are counted in
 ///   aforo_sidecar_redis_sync_pushes_total{counters="cogs",result}.
-/// - Webhooks once per cluster: with cache.redis (claim_webhooks), a level change's webhooks go
+/// - Webhooks once per cluster: with cache.redis (the `shared` store), a level change's webhooks go
 ///   out from one sidecar: after the request is answered, each sidecar that sees the change claims
 ///   it in Redis (entitlements_sharing::claim_level_notice, rule core::margin::notice_due: each
 ///   level entered is told once per cluster, again after the customer left it and came back) and

@@ -76,7 +76,7 @@ using ingest_probe_fn = std::function<void(std::string body, net::http_client::c
 /// same empty batch as an LZ4 frame (batch.compression lz4): a refusal of the encoding makes the
 /// pipeline fall back to uncompressed before its first batch (pipeline_sender::probe_compression). Until the key is confirmed (by a probe
 /// or by a delivered batch) it probes again with backoff (handshake_retry_delay). /v1/handshake
-/// "ingest" and /readyz "ingest" come from status(). /readyz stays ready whatever the ingest state:
+/// "ingest" and /readyz "ingest" come from the ingest_status it is given. /readyz stays ready whatever the ingest state:
 /// decisions do not need ingest and events wait in the spool, so taking Kong's sidecar out of
 /// service for a bad key would only lose traffic; the state is in the body for the operator.
 class handshake_service final : public service {
