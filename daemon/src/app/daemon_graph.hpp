@@ -50,9 +50,8 @@ class daemon_graph {
   bool persist_now();
 
   [[nodiscard]] ops_service& ops() { return ops_; }
-  /// The services in declaration (start) order, and their names in the debug lines.
+  /// The services in declaration (start) order.
   [[nodiscard]] const std::vector<service*>& services() const { return order_; }
-  [[nodiscard]] const std::vector<const char*>& names() const { return names_; }
 
  private:
   void stop_from(std::size_t n, std::function<void()> done);
@@ -60,8 +59,9 @@ class daemon_graph {
   context& ctx_;
   // ---- dependency order: each member uses only those above it ----
   /// What the sidecars of a cluster share: Redis with cache.redis, else nothing (local). The one
-  /// pointer upward: margin_ registers its COGS counters here; they are read only at decisions_'s
-  /// sync and in Redis replies, which run on the io loop, over before margin_ is destroyed.
+  /// reference against the order: margin_, built after, registers its COGS counters here; they are
+  /// read only at decisions_'s sync and in Redis replies, which run on the io loop, over before
+  /// margin_ is destroyed.
   std::unique_ptr<entitlements_sharing> sharing_;
   snapshot_in_force snapshot_;   // written by decisions_, read by margin_
   margin_service margin_;        // shares COGS and claims webhooks through sharing_ (cache.redis)
@@ -73,7 +73,7 @@ class daemon_graph {
   ops_service ops_;              // reports the readiness and handshake facts of all of the above
   // ----
   std::vector<service*> order_;  // the services above, in declaration order
-  std::vector<const char*> names_;
+  std::vector<const char*> names_;  // order_'s names in the debug lines
 };
 
 }  // namespace aforo::app
