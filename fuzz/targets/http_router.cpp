@@ -19,9 +19,8 @@
 #include <system_error>
 #include <vector>
 
+#include "app/daemon_graph.hpp"
 #include "app/decisions/decision_service.hpp"
-#include "app/ops/ops_service.hpp"
-#include "app/service_list.hpp"
 #include "fuzz_check.hpp"
 #include "io/http/http_server.hpp"
 #include "util/log.hpp"
@@ -63,18 +62,17 @@ struct daemon_routes {
   asio::io_context ioc{1};
   app::context ctx{ioc, fuzz_config(dir), {}, ""};
   net::router routes;
-  std::vector<std::unique_ptr<app::service>> services;
+  std::unique_ptr<app::daemon_graph> graph;
   net::server_limits limits{ctx.config.server.max_body, ctx.config.server.max_header, ctx.config.server.read_timeout};
 
   daemon_routes() {
     aforo::util::log::set_level(aforo::config::log_level::error);
-    services.push_back(std::make_unique<app::ops_service>(ctx, services));
-    app::add_services(ctx, services);
-    for (auto& s : services) s->register_routes(routes);
+    graph = std::make_unique<app::daemon_graph>(ctx);
+    graph->register_routes(routes);
     // Only the decision service is started (it loads the snapshot file); the others' start() would
     // reach for the network. The usage pipeline still takes custody of events into its spool.
-    for (auto& s : services)
-      if (auto* d = dynamic_cast<app::decision_service*>(s.get())) d->start();
+    for (auto* s : graph->services())
+      if (auto* d = dynamic_cast<app::decision_service*>(s)) d->start();
     ioc.poll();
   }
 };

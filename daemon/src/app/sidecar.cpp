@@ -2,12 +2,10 @@
 #include "app/sidecar.hpp"
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include "app/ops/ops_service.hpp"
-#include "app/service_list.hpp"
+#include "app/daemon_graph.hpp"
 #include "io/process/systemd_notify.hpp"
 #include "config/loader.hpp"
 #include "io/http/http_server.hpp"
@@ -26,9 +24,8 @@ net::server_limits limits_of(const config::sidecar_config& c) {
 struct sidecar::impl {
   asio::io_context ioc{1};
   context ctx;
+  daemon_graph graph;  // after the context it uses, before the routes and server that reach into it
   net::router routes;
-  std::vector<std::unique_ptr<service>> services;
-  ops_service* ops = nullptr;
   net::http_server server;
   asio::signal_set stop_signals{ioc, SIGTERM, SIGINT};
   asio::signal_set hup_signal{ioc, SIGHUP};
@@ -39,12 +36,8 @@ struct sidecar::impl {
   int exit_code = 0;
 
   impl(config::sidecar_config cfg, config::secrets sec, std::string path)
-      : ctx{ioc, std::move(cfg), std::move(sec), std::move(path)}, server(ioc, routes, limits_of(ctx.config)) {
-    auto o = std::make_unique<ops_service>(ctx, services);
-    ops = o.get();
-    services.push_back(std::move(o));
-    add_services(ctx, services);
-    for (auto& s : services) s->register_routes(routes);
+      : ctx{ioc, std::move(cfg), std::move(sec), std::move(path)}, graph(ctx), server(ioc, routes, limits_of(ctx.config)) {
+    graph.register_routes(routes);
     // The probes and the scrape stay open: they reveal no customer data and change nothing.
     routes.require_bearer(ctx.secrets.api_token, {"/healthz", "/readyz", "/metrics"});
   }
@@ -76,32 +69,25 @@ struct sidecar::impl {
     shutdown_deadline.async_wait([this](const boost::system::error_code& ec) {
       if (ec) return;
       util::log::warn("shutdown_timeout reached with work in flight; persisting what was acknowledged and exiting");
-      bool all = true;
-      for (auto it = services.rbegin(); it != services.rend(); ++it) all = (*it)->persist_now() && all;
-      if (!all) {
+      if (!graph.persist_now()) {
         util::log::error("shutdown: acknowledged events could not all be persisted (see above); exiting with status 1");
         exit_code = 1;
       }
       ioc.stop();
     });
-    server.stop([this] { stop_services(0); });
+    // The server first (no new request reaches a service), then the services in reverse build order.
+    server.stop([this] { graph.stop([this] { stopped(); }); });
   }
 
-  // Stops services one after another (each may flush or persist), then the loop.
-  void stop_services(std::size_t i) {
-    if (i == services.size()) {
-      for (auto& s : services) {
-        if (!s->persist_now()) exit_code = 1;  // already stopped: reports what stop() could not persist
-      }
-      if (exit_code != 0) {
-        util::log::error("shutdown: acknowledged events could not all be persisted (see above); exiting with status 1");
-      }
-      util::log::info("stopped");
-      shutdown_deadline.cancel();
-      ioc.stop();
-      return;
+  // Every service stopped (each may have flushed or persisted): the loop ends.
+  void stopped() {
+    if (!graph.persist_now()) exit_code = 1;  // already stopped: reports what stop() could not persist
+    if (exit_code != 0) {
+      util::log::error("shutdown: acknowledged events could not all be persisted (see above); exiting with status 1");
     }
-    services[services.size() - 1 - i]->stop([this, i] { asio::post(ioc, [this, i] { stop_services(i + 1); }); });
+    util::log::info("stopped");
+    shutdown_deadline.cancel();
+    ioc.stop();
   }
 
   void reload() {
@@ -133,7 +119,7 @@ struct sidecar::impl {
     ctx.config = config::merge_live(ctx.config, r.config);
     util::log::set_level(ctx.config.log.level);
     server.set_limits(limits_of(ctx.config));
-    for (auto& s : services) s->reload(ctx.config);
+    graph.reload(ctx.config);
   }
 };
 
@@ -150,9 +136,9 @@ int sidecar::run() {
     util::log::info("listening on " + (bound.rfind("unix:", 0) == 0 ? bound : "http://" + bound));
     m.serving += (m.serving.empty() ? "serving on " : ", ") + bound;
   }
-  for (auto& s : m.services) s->start();
+  m.graph.start();
   m.server.start();
-  m.ops->set_listening(true);
+  m.graph.ops().set_listening(true);
   m.wait_stop();
   m.wait_hup();
   util::log::info("aforo-sidecar " AFORO_VERSION " ready (tenant " +

@@ -1,10 +1,9 @@
-// The daemon: owns the io_context, the HTTP server, the routing table and the services; handles
-// SIGTERM/SIGINT (drain, then stop services, exit 0 within server.shutdown_timeout) and SIGHUP (reload).
+// The daemon: owns the io_context, the HTTP server, the routing table and the services (daemon_graph);
+// handles SIGTERM/SIGINT (drain, then stop services, exit 0 within server.shutdown_timeout) and SIGHUP (reload).
 #pragma once
 
 #include <memory>
 #include <string>
-#include <vector>
 
 #include "app/service.hpp"
 

@@ -113,11 +113,14 @@ struct decision_service::metrics_set {
   }
 };
 
-decision_service::decision_service(context& ctx, std::unique_ptr<entitlements_sharing> sharing)
+decision_service::decision_service(context& ctx, entitlements_sharing& sharing, ce::margin_hook* margin,
+                                   snapshot_in_force& in_force)
     : ctx_(ctx),
-      sharing_(sharing ? std::move(sharing) : std::make_unique<local_entitlements_sharing>()),
+      sharing_(&sharing),
       engine_(options_of(ctx.config)),
       quota_(ctx.config.entitlements.quota_warning_percent),
+      margin_(margin),
+      in_force_(in_force),
       store_(ctx.config.discovery.state_dir),
       sync_timer_(ctx.ioc),
       metrics_(std::make_unique<metrics_set>()) {
@@ -240,6 +243,7 @@ void decision_service::install(snapshot_ptr snap, clock::time_point confirmed_at
   version_info_->set(1);
   metrics_->loads.inc();
   snap_ = std::move(snap);
+  in_force_.set(snap_);
   confirmed_at_ = confirmed_at;
   stale_logged_ = false;
   sharing_->snapshot_loaded(snap_);

@@ -16,6 +16,7 @@
 
 #include "app/decisions/aforo_api_decider.hpp"
 #include "app/entitlements/entitlements_sharing.hpp"
+#include "app/entitlements/snapshot_in_force.hpp"
 #include "app/service.hpp"
 #include "app/entitlements/snapshot_source.hpp"
 #include "app/entitlements/snapshot_store.hpp"
@@ -63,14 +64,12 @@ namespace aforo::app {
 /// Threading: io thread only.
 class decision_service final : public service {
  public:
-  /// sharing: the Redis seam; null = local only (local_entitlements_sharing).
-  explicit decision_service(context& ctx, std::unique_ptr<entitlements_sharing> sharing = nullptr);
+  /// Not owned, each outlives this: `sharing` is the Redis seam (local_entitlements_sharing: none);
+  /// `margin` the margin guard consulted by every decision (null = none); `in_force` is where each
+  /// snapshot installed here is published for the services that read it.
+  decision_service(context& ctx, entitlements_sharing& sharing, core::entitlements::margin_hook* margin,
+                   snapshot_in_force& in_force);
   ~decision_service() override;
-
-  /// The margin guard consulted by every decision (null = none). Not owned; outlives this.
-  void set_margin_hook(core::entitlements::margin_hook* hook) { margin_ = hook; }
-  /// The snapshot in force (null before the first load).
-  [[nodiscard]] snapshot_ptr current_snapshot() const { return snap_; }
 
   void register_routes(net::router& routes) override;
   void start() override;
@@ -113,7 +112,7 @@ class decision_service final : public service {
   util::counter_metric& checks_counter(const core::entitlements::decision& d);
 
   context& ctx_;
-  std::unique_ptr<entitlements_sharing> sharing_;
+  entitlements_sharing* sharing_;
   core::entitlements::decision_engine engine_;
   core::entitlements::quota_counters quota_;
   std::unique_ptr<core::entitlements::quota_reservations> reservations_;  // cache.quota_mode reserve
@@ -123,7 +122,8 @@ class decision_service final : public service {
   std::string source_name_;                 // the entitlements.source in use
   std::unique_ptr<snapshot_source> source_;
   snapshot_ptr snap_;
-  core::entitlements::margin_hook* margin_ = nullptr;
+  core::entitlements::margin_hook* margin_;
+  snapshot_in_force& in_force_;
   clock::time_point confirmed_at_{};
   bool stale_logged_ = false;               // the 503 past max_stale was logged
   bool stale_warned_ = false;               // the snapshot turned stale and that was logged

@@ -49,11 +49,12 @@ struct margin_service::metrics_set {
   }
 };
 
-margin_service::margin_service(context& ctx)
+margin_service::margin_service(context& ctx, const snapshot_in_force& snapshot, entitlements_sharing* shared)
     : ctx_(ctx),
       path_(ctx.config.margin_guard.config),
       interval_(ctx.config.margin_guard.reload_interval),
       watch_(path_),
+      snapshot_(snapshot),
       metrics_(std::make_unique<metrics_set>()),
       timer_(ctx.ioc) {
   if (!load(true)) {
@@ -74,6 +75,10 @@ margin_service::margin_service(context& ctx)
   }
   util::metrics().gauge_fn("aforo_sidecar_margin_guards", "Margin guards in force.", "",
                            [this] { return static_cast<double>(guard_.guards().guards.size()); });
+  if (shared != nullptr) {
+    share_cogs(*shared);
+    claim_webhooks(*shared);  // one webhook per level change per cluster
+  }
 }
 
 margin_service::~margin_service() = default;
@@ -218,7 +223,7 @@ void margin_service::notify_once(cm::level_change change) {
 
 margin_costs margin_service::price(const std::vector<core::accepted_event>& events) const {
   margin_costs out;
-  const snapshot_ptr snap = snapshot_ ? snapshot_() : nullptr;
+  const auto snap = snapshot_.get();
   static const std::vector<ce::feature_rule> no_rules;
   const auto& rules = snap ? snap->rules : no_rules;
   const bool route_needed = cm::any_rule_without_metric(rules);

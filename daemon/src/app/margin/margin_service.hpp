@@ -13,6 +13,7 @@
 
 #include <boost/asio/steady_timer.hpp>
 
+#include "app/entitlements/snapshot_in_force.hpp"
 #include "app/service.hpp"
 #include "core/entitlements/decision_engine.hpp"
 #include "core/margin/margin_guard.hpp"
@@ -50,7 +51,7 @@ using margin_costs = std::vector<margin_cost>;
 ///   cache.redis, see below).
 /// - Metrics: aforo_sidecar_margin_level{level="L1|L2|L3"} (customers per level),
 ///   aforo_sidecar_margin_guards (guards in force), aforo_sidecar_margin_guard_reloads_total{result}.
-/// - Sharing: without cache.redis, COGS is local to this sidecar. With it (share_cogs), the
+/// - Sharing: without cache.redis, COGS is local to this sidecar. With it (the `shared` store), the
 ///   ledger's counters are shared through the decision service's Redis connection at its
 ///   cache.sync_interval tick, under their own keys "aforo:{tenant}:m:{customer}:$cogs:{period}",
 ///   like quota counters (per-sidecar contributions, reconciled after a Redis restart), and the
@@ -63,7 +64,7 @@ using margin_costs = std::vector<margin_cost>;
 ///   pending and pushes them when Redis returns; no error reaches a caller. Level changes are
 ///   logged by each sidecar that sees them. Pushes are counted in
 ///   aforo_sidecar_redis_sync_pushes_total{counters="cogs",result}.
-/// - Webhooks once per cluster: with cache.redis (claim_webhooks), a level change's webhooks go
+/// - Webhooks once per cluster: with cache.redis (the `shared` store), a level change's webhooks go
 ///   out from one sidecar: after the request is answered, each sidecar that sees the change claims
 ///   it in Redis (entitlements_sharing::claim_level_notice, rule core::margin::notice_due: each
 ///   level entered is told once per cluster, again after the customer left it and came back) and
@@ -79,28 +80,19 @@ using margin_costs = std::vector<margin_cost>;
 /// Threading: io thread only.
 class margin_service final : public service, public core::entitlements::margin_hook {
  public:
-  using snapshot_ptr = std::shared_ptr<const core::entitlements::snapshot>;
-  using snapshot_provider = std::function<snapshot_ptr()>;
-
-  /// Loads the guard file (throws on a bad file, see above) and the webhook secret from ctx.
-  explicit margin_service(context& ctx);
+  /// Loads the guard file (throws on a bad file, see above) and the webhook secret from ctx. Not owned,
+  /// each outlives this: `snapshot` is where price() finds feature rules and customers (the decision
+  /// service's snapshot in force); `shared` is the cluster's shared store (cache.redis set), null
+  /// without one. With it, COGS is shared through it (see Sharing above: it keeps a pointer to the
+  /// ledger and calls into it only from the decision service's sync and Redis replies, which end
+  /// before this is destroyed) and each level change's webhooks are claimed through it (see Webhooks
+  /// once per cluster above).
+  margin_service(context& ctx, const snapshot_in_force& snapshot, entitlements_sharing* shared);
   ~margin_service() override;
 
   /// How long a customer's shared COGS keeps being re-read at every sync after its last check or
   /// cost on this sidecar.
   static constexpr std::chrono::seconds cogs_follow_window{600};
-
-  /// Where price() finds feature rules and customers: the decision service's snapshot in force.
-  void set_snapshot_provider(snapshot_provider p) { snapshot_ = std::move(p); }
-
-  /// Shares COGS through `sharing` (cache.redis set; see Sharing above). Call once at wiring,
-  /// before start; `sharing` keeps a pointer to the ledger and must be destroyed before this.
-  void share_cogs(entitlements_sharing& sharing);
-
-  /// Claims each level change's webhooks through `sharing` before sending them (cache.redis set;
-  /// see Webhooks once per cluster above). Call once at wiring, before start; `sharing` must stay
-  /// alive until this service is stopped.
-  void claim_webhooks(entitlements_sharing& sharing);
 
   // service
   void register_routes(net::router& /*routes*/) override {}
@@ -130,13 +122,15 @@ class margin_service final : public service, public core::entitlements::margin_h
   void on_tick();
   void handle_changes(std::vector<core::margin::level_change> changes);
   void notify_once(core::margin::level_change change);
+  void share_cogs(entitlements_sharing& sharing);
+  void claim_webhooks(entitlements_sharing& sharing);
 
   context& ctx_;
   std::string path_;
   std::chrono::milliseconds interval_;
   io::file_watch watch_;              // the version of the file last parsed (good or bad)
   core::margin::margin_guard guard_;
-  snapshot_provider snapshot_;
+  const snapshot_in_force& snapshot_;
   std::unique_ptr<margin_webhook_sender> webhooks_;
   entitlements_sharing* claims_ = nullptr;   // null: no shared store, every change is sent here
   util::lifetime alive_;  // claim replies after stop do nothing

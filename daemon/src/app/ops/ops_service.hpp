@@ -1,7 +1,7 @@
 // Operational endpoints: /healthz, /readyz, /metrics and /v1/handshake.
 #pragma once
 
-#include <memory>
+#include <utility>
 #include <vector>
 
 #include "app/service.hpp"
@@ -10,14 +10,16 @@ namespace aforo::app {
 
 class ops_service : public service {
  public:
-  /// `all` lists every service (including this one) whose readiness and handshake facts are reported.
-  ops_service(context& ctx, const std::vector<std::unique_ptr<service>>& all) : ctx_(ctx), all_(all) {}
+  /// `reported`: the services whose readiness and handshake facts are reported, in that order (the
+  /// first not ready gives the reason; a later one's fact replaces an earlier one's). Not owned,
+  /// they outlive this.
+  ops_service(context& ctx, std::vector<const service*> reported) : ctx_(ctx), all_(std::move(reported)) {}
   void register_routes(net::router& routes) override;
   void set_listening(bool on) { listening_ = on; }
 
  private:
   context& ctx_;
-  const std::vector<std::unique_ptr<service>>& all_;
+  std::vector<const service*> all_;
   bool listening_ = false;
 };
 

@@ -42,9 +42,12 @@ void ingest_status::unreachable(net::client_result::error_kind kind, const std::
   if (tracker_.unreachable(problem)) util::log::error(problem);
 }
 
-handshake_service::handshake_service(context& ctx)
+handshake_service::handshake_service(context& ctx, ingest_status& status, ingest_probe_fn probe,
+                                     std::function<void()> encoding_probe)
     : ctx_(ctx),
-      status_(ctx.secrets.tenant_id),
+      status_(status),
+      probe_(std::move(probe)),
+      encoding_probe_(std::move(encoding_probe)),
       timer_(ctx.ioc),
       test_client_(std::make_unique<net::http_client>(ctx.ioc, aforo_client_options(ctx.config))) {}
 

@@ -1,6 +1,7 @@
-// The startup handshake with Aforo ingest (is the API key accepted?) and the one owner of the ingest
-// state that /v1/handshake and /readyz report: the handshake's probes and the pipeline's deliveries
-// both feed it, and it writes the user-facing lines (`handshake ok`, `ERROR invalid API key (401)`...).
+// The startup handshake with Aforo ingest (is the API key accepted?) and the ingest state that
+// /v1/handshake and /readyz report (ingest_status, built by the daemon graph): the handshake's probes
+// and the pipeline's deliveries both feed it, and it writes the user-facing lines (`handshake ok`,
+// `ERROR invalid API key (401)`...).
 #pragma once
 
 #include <chrono>
@@ -64,22 +65,19 @@ using ingest_probe_fn = std::function<void(std::string body, net::http_client::c
 /// same empty batch as an LZ4 frame (batch.compression lz4): a refusal of the encoding makes the
 /// pipeline fall back to uncompressed before its first batch (pipeline_sender::probe_compression). Until the key is confirmed (by a probe
 /// or by a delivered batch) it probes again with backoff: when is core::handshake_reprobe's, this
-/// service performs its steps with a timer and the probe function. /v1/handshake
-/// "ingest" and /readyz "ingest" come from status(). /readyz stays ready whatever the ingest state:
+/// service performs its steps with a timer and the probe function. /v1/handshake "ingest" and
+/// /readyz "ingest" come from the ingest_status it is given. /readyz stays ready whatever the ingest state:
 /// decisions do not need ingest and events wait in the spool, so taking Kong's sidecar out of
 /// service for a bad key would only lose traffic; the state is in the body for the operator.
 class handshake_service final : public service {
  public:
-  explicit handshake_service(context& ctx);
+  /// `status`: the ingest state this reports and its probes feed (the pipeline's deliveries feed it
+  /// too); not owned, it outlives this. `probe`: how probes are sent (none = no startup handshake).
+  /// `encoding_probe`: checks that ingest takes the configured encoding (an empty lz4 batch); called
+  /// once, when the probe has confirmed the key, so that a refusal of lz4 is known before the
+  /// first batch. Both probes must stay usable until this service is stopped.
+  handshake_service(context& ctx, ingest_status& status, ingest_probe_fn probe, std::function<void()> encoding_probe);
   ~handshake_service() override;
-
-  /// The state the pipeline reports its deliveries into; lives as long as this service.
-  [[nodiscard]] ingest_status& status() noexcept { return status_; }
-  /// How probes are sent (set before start; none = no startup handshake).
-  void set_probe(ingest_probe_fn probe) { probe_ = std::move(probe); }
-  /// Checks that ingest takes the configured encoding (an empty lz4 batch); called once, when the
-  /// probe has confirmed the key, so that a refusal of lz4 is known before the first batch.
-  void set_encoding_probe(std::function<void()> probe) { encoding_probe_ = std::move(probe); }
 
   void register_routes(net::router& routes) override;
   void start() override;
@@ -92,7 +90,7 @@ class handshake_service final : public service {
   void on_probe(const net::client_result& r);
 
   context& ctx_;
-  ingest_status status_;
+  ingest_status& status_;
   ingest_probe_fn probe_;
   std::function<void()> encoding_probe_;
   boost::asio::steady_timer timer_;

@@ -18,14 +18,17 @@
 
 namespace aforo::app {
 
-pipeline_service::pipeline_service(context& ctx, ingest_status& status)
+pipeline_service::pipeline_service(context& ctx, ingest_status& status, margin_service& margin,
+                                   discovery_service& discovery)
     : ctx_(ctx),
       metrics_(std::make_unique<pipeline_metrics>()),
       custody_(std::make_unique<pipeline_custody>(ctx.config, *metrics_, util::steady_now())),
       sender_(std::make_unique<pipeline_sender>(ctx.ioc, ctx.config, ctx.secrets, *metrics_)),
       deliverer_(std::make_unique<pipeline_deliverer>(ctx.ioc, *custody_, *sender_, *metrics_, ctx.config,
                                                         status)),
-      commit_(std::make_unique<spool_commit>(ctx.ioc, *custody_, *metrics_, ctx.config.buffer)) {
+      commit_(std::make_unique<spool_commit>(ctx.ioc, *custody_, *metrics_, ctx.config.buffer)),
+      margin_(margin),
+      discovery_(discovery) {
   if (ctx.config.server.ingest_thread) {
     thread_ = std::make_unique<ingest_thread>(static_cast<int>(ctx.config.server.ingest_thread_nice));
     sender_->use_thread(thread_.get());
@@ -118,8 +121,8 @@ void pipeline_service::take(core::ingest_parse_result parsed, const net::respond
   const std::size_t n = parsed.accepted.size();
   metrics_->received.inc(n + parsed.errors.size());
   metrics_->rejected_invalid.inc(parsed.errors.size());
-  const auto costs = margin_ != nullptr ? margin_->price(parsed.accepted) : margin_costs{};
-  if (discovery_ != nullptr) discovery_->observe(parsed.accepted);
+  const auto costs = margin_.price(parsed.accepted);
+  discovery_.observe(parsed.accepted);
   const auto r = custody_->take(parsed.accepted, util::steady_now());
   if (r.result != pipeline_custody::take_result::taken) {
     const bool full = r.result == pipeline_custody::take_result::full;
@@ -132,7 +135,7 @@ void pipeline_service::take(core::ingest_parse_result parsed, const net::respond
     return;
   }
   metrics_->accepted.inc(n);
-  if (margin_ != nullptr) margin_->record(costs);
+  margin_.record(costs);
   if (n != 0) deliverer_->kick();
   auto answer = net::http_response::json(202, core::build_ingest_response(n, parsed.errors));
   if (!r.spooled) {

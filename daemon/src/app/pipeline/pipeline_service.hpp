@@ -33,16 +33,12 @@ class pipeline_service final : public service {
  public:
   /// Opens and recovers the spool (corrupt or torn records are skipped and counted, never fatal).
   /// Throws std::runtime_error when the spool directory is unusable (a startup error).
-  /// Delivery outcomes go into `status` (owned by the handshake service, which reports the ingest
-  /// state to /v1/handshake and /readyz; it must outlive this service).
-  pipeline_service(context& ctx, ingest_status& status);
+  /// Not owned, each outlives this: delivery outcomes go into `status` (which the handshake service
+  /// reports to /v1/handshake and /readyz); accepted events go to the margin guard, which prices
+  /// them before custody and records the cost once custody took them, and to discovery, which
+  /// observes them before custody (both read the events' fields, valid during the call only).
+  pipeline_service(context& ctx, ingest_status& status, margin_service& margin, discovery_service& discovery);
   ~pipeline_service() override;
-
-  /// Consumers of accepted events (null = none; not owned, they outlive this service): the margin
-  /// guard prices them before custody and records the cost once custody took them; discovery
-  /// observes them before custody. Both read the events' fields, valid during the call only.
-  void set_margin(margin_service* m) { margin_ = m; }
-  void set_discovery(discovery_service* d) { discovery_ = d; }
 
   void register_routes(net::router& routes) override;
   void start() override;
@@ -72,8 +68,8 @@ class pipeline_service final : public service {
   bool stopped_ = false;
   bool persisted_ = false;
   std::size_t lost_ = 0;
-  margin_service* margin_ = nullptr;
-  discovery_service* discovery_ = nullptr;
+  margin_service& margin_;
+  discovery_service& discovery_;
   std::unique_ptr<ingest_thread> thread_;  // last: joined first, while what its jobs reach still lives
 };
 
