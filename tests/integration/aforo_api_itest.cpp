@@ -193,7 +193,7 @@ TEST_CASE("aforo api: checks late in the TTL refresh in the background: a steady
   while (std::chrono::steady_clock::now() < end) {
     CHECK(has(c.post("/v1/check", check_body("cust_steady")).body, R"("cache":"hit")"));
     ++checks;
-    std::this_thread::sleep_for(20ms);
+    std::this_thread::sleep_for(20ms);  // pacing: steady checks over 2 s are the subject
   }
   CHECK(sc.metric(R"(aforo_sidecar_aforo_api_checks_total{result="waited"})") == 1);  // the first one only
   const int calls = api.quota_calls("cust_steady/api_calls");

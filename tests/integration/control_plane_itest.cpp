@@ -91,7 +91,7 @@ TEST_CASE("control plane: down: the stale snapshot keeps serving, past max_stale
     REQUIRE(r.status == 200);
     REQUIRE(r.body.find(R"("allowed":true)") != std::string::npos);
     saw_stale = saw_stale || r.body.find(R"("cache":"stale")") != std::string::npos;
-    std::this_thread::sleep_for(50ms);
+    std::this_thread::sleep_for(50ms);  // pacing: served throughout 2.5 s is the subject
   }
   CHECK(saw_stale);
   CHECK(sc.proc().output().find("unreachable") != std::string::npos);
@@ -148,7 +148,7 @@ bool always_allowed(http_client& c, millis for_how_long, bool& saw_stale) {
     auto r = c.post("/v1/check", acme_check);
     if (r.status != 200 || r.body.find(R"("allowed":true)") == std::string::npos) return false;
     saw_stale = saw_stale || r.body.find(R"("cache":"stale")") != std::string::npos;
-    std::this_thread::sleep_for(100ms);
+    std::this_thread::sleep_for(100ms);  // pacing of the checks over for_how_long
   }
   return true;
 }

@@ -74,7 +74,7 @@ TEST_CASE("margin: cost crossing 30%, 20% and 10% alerts, throttles and blocks, 
     auto x = json_of(c.post("/v1/check", check_body()).body);
     ++sent;
     if (x["allowed"].GetBool()) ++allowed;
-    std::this_thread::sleep_for(2ms);
+    std::this_thread::sleep_for(2ms);  // pacing: a rate over 2 s is measured
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   INFO("allowed " << allowed << " of " << sent << " in " << secs << " s");

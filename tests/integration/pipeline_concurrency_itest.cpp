@@ -110,7 +110,7 @@ TEST_CASE("concurrency: an ingest that answers 429 past 3 requests at once bring
     for (int r = 0; !stop; ++r) {
       if (c.post("/v1/ingest/batch", batch("s", r * 20, r * 20 + 20)).status != 202) break;
       sent = (r + 1) * 20;
-      std::this_thread::sleep_for(10ms);
+      std::this_thread::sleep_for(10ms);  // pacing: 2,000 events/s
     }
   });
   std::this_thread::sleep_for(8s);  // kept: settling under steady load within 10 s is the subject
@@ -119,7 +119,7 @@ TEST_CASE("concurrency: an ingest that answers 429 past 3 requests at once bring
   std::vector<double> limits;
   for (int i = 0; i < 20; ++i) {
     limits.push_back(metric(sc, "aforo_sidecar_ingest_concurrency_limit"));
-    std::this_thread::sleep_for(100ms);
+    std::this_thread::sleep_for(100ms);  // sampling over 2 s
   }
   stop = true;
   load.join();

@@ -28,7 +28,7 @@ std::vector<std::chrono::steady_clock::time_point> arrivals(fake_ingest_process&
     const auto now_seen = fake_stat(fake, "requests");
     const auto t = std::chrono::steady_clock::now();
     for (; seen < now_seen; ++seen) at.push_back(t);
-    std::this_thread::sleep_for(3ms);
+    std::this_thread::sleep_for(3ms);  // sampling: when each request arrived is measured
   }
   return at;
 }

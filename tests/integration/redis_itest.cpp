@@ -309,7 +309,7 @@ TEST_CASE("redis edge: two sidecars sharing one Redis hold a customer to the lim
   for (int i = 0; i < 150; ++i) {
     check_once(ca, t);
     check_once(cb, t);
-    std::this_thread::sleep_for(5ms);
+    std::this_thread::sleep_for(5ms);  // pacing: checks spread over several syncs
   }
   INFO("first error: " << t.first_error << "\nsidecar a:\n" << a.proc().output() << "\nsidecar b:\n" << b.proc().output());
   CHECK(a.proc().running());

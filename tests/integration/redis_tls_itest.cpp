@@ -267,7 +267,7 @@ TEST_CASE("redis edge over TLS: two sidecars with the CA file and a password sha
   for (int i = 0; i < 150; ++i) {
     check_once(ca_client, t);
     check_once(cb_client, t);
-    std::this_thread::sleep_for(5ms);
+    std::this_thread::sleep_for(5ms);  // pacing: checks spread over several syncs
   }
   INFO("first error: " << t.first_error << "\nsidecar a:\n" << a.proc().output() << "\nsidecar b:\n" << b.proc().output());
   CHECK(t.errors == 0);
