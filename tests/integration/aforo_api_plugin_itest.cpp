@@ -6,9 +6,9 @@
 #include <rapidjson/document.h>
 
 #include "fakes/fake_control_plane/fake_aforo_api.hpp"
-#include "support/testkit.hpp"
+#include "plugin_e2e_support.hpp"
 
-using namespace aforo::testkit;
+using namespace plugin_e2e;
 
 namespace {
 
@@ -26,8 +26,7 @@ features:
 )";
 
 http_reply get(const std::string& address, const std::string& target, const std::string& customer) {
-  http_client c(address);
-  return c.request("GET", target, {}, {{"X-Tenant-Id", customer}});
+  return plugin_e2e::get(address, target, {{"X-Tenant-Id", customer}});
 }
 
 }  // namespace
@@ -44,20 +43,8 @@ TEST_CASE("plugin: Aforo's margin block and quota deny reach the client through 
                      "entitlements:\n  source: \"file:" + snap + "\"\n  aforo_api:\n    url: \"" + api.url() +
                          "\"\n    fill_missing: true\n    support_url: \"https://support.example.com\"\n",
                      {"AFORO_API_KEY=sk_test_e2e_key_0123456789"});
-  const int nginx_port = free_port();
-  const std::string prefix = dir.path() + "/nginx";
-  process start({"/bin/bash", source_dir() + "/tests/lua/nginx/start.sh", prefix, "http://" + sc.address(),
-                 std::to_string(nginx_port), std::to_string(free_port())},
-                {"AFORO_DAEMON=on", "AFORO_METERING=false"});
-  REQUIRE(start.wait_exit(30s) == 0);
-  struct stopper {
-    std::string prefix;
-    ~stopper() {
-      process stop({"/bin/bash", source_dir() + "/tests/lua/nginx/stop.sh", prefix});
-      stop.wait_exit(20s);
-    }
-  } stop_nginx{prefix};
-  const std::string proxy = "127.0.0.1:" + std::to_string(nginx_port);
+  const nginx_harness nginx(dir.path() + "/nginx", "http://" + sc.address(), {"AFORO_METERING=false"});
+  const std::string proxy = nginx.proxy();
 
   // In the snapshot: decided locally, Aforo not asked.
   CHECK(get(proxy, "/v1/search/q", "cust_acme").status == 200);

@@ -37,24 +37,10 @@ std::string example_snapshot() { return read_file(source_dir() + "/config/snapsh
 
 // Polls until pred(reply) holds or the timeout passes; returns the last reply.
 template <class Pred>
-http_reply wait_until(http_client& c, const std::string& body, Pred pred, millis timeout = 5s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+http_reply wait_check(http_client& c, const std::string& body, Pred pred, millis timeout = 5s) {
   http_reply r;
-  for (;;) {
-    r = c.post("/v1/check", body);
-    if (pred(r) || std::chrono::steady_clock::now() > deadline) return r;
-    std::this_thread::sleep_for(50ms);
-  }
-}
-
-template <class Pred>
-bool eventually_true(Pred pred, millis timeout = 5s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return pred();
+  wait_until([&] { return pred(r = c.post("/v1/check", body)); }, timeout, 50ms);
+  return r;
 }
 
 }  // namespace
@@ -237,7 +223,7 @@ TEST_CASE("check: 503 no_snapshot until the snapshot file appears, then ready", 
   CHECK(sc.proc().running());
 
   replace_file(path, example_snapshot());
-  r = wait_until(c, check_body("cust_acme"), [](const http_reply& x) { return x.status == 200; });
+  r = wait_check(c, check_body("cust_acme"), [](const http_reply& x) { return x.status == 200; });
   CHECK(r.status == 200);
   CHECK(c.get("/readyz").status == 200);
   CHECK(c.get("/v1/handshake").body.find(R"("entitlements":{"version":"42","age_s":)") != std::string::npos);
@@ -260,7 +246,7 @@ TEST_CASE("check: a snapshot file edited while running changes decisions, and a 
   const std::string trial_features = "      basic_search: { limit: 1000, period: day }\n";
   edited.insert(edited.find(trial_features) + trial_features.size(), "      advanced_search: { limit: 5 }\n");
   replace_file(path, edited);
-  auto r = wait_until(c, body, [](const http_reply& x) { return x.body.find(R"("allowed":true)") != std::string::npos; });
+  auto r = wait_check(c, body, [](const http_reply& x) { return x.body.find(R"("allowed":true)") != std::string::npos; });
   auto d = json_of(r);
   CHECK(d["allowed"].GetBool());
   CHECK(d["remaining_quota"].GetInt64() == 4);
@@ -281,7 +267,7 @@ TEST_CASE("check: a snapshot file edited while running changes decisions, and a 
 
   // Fixed again: picked up.
   replace_file(path, text);
-  r = wait_until(c, body, [](const http_reply& x) { return x.body.find("feature_not_entitled") != std::string::npos; });
+  r = wait_check(c, body, [](const http_reply& x) { return x.body.find("feature_not_entitled") != std::string::npos; });
   CHECK(json_of(r)["allowed"].GetBool() == false);
   CHECK(c.get("/v1/handshake").body.find(R"("version":"42")") != std::string::npos);
 }
@@ -294,7 +280,7 @@ TEST_CASE("check: a broken snapshot file ages the snapshot in force past max_sta
   auto c = sc.client();
   REQUIRE(c.post("/v1/check", check_body("cust_acme")).status == 200);
   replace_file(path, "version: [");
-  auto r = wait_until(c, check_body("cust_acme"), [](const http_reply& x) { return x.status == 503; }, 6s);
+  auto r = wait_check(c, check_body("cust_acme"), [](const http_reply& x) { return x.status == 503; }, 6s);
   CHECK(r.status == 503);
   CHECK(r.body.find("older than entitlements.max_stale") != std::string::npos);
   // Still ready: the pod also carries Kong and the ingest path; the plugin's fallback covers the 503.
@@ -304,7 +290,7 @@ TEST_CASE("check: a broken snapshot file ages the snapshot in force past max_sta
   // SIGHUP re-reads the file at once; a good file makes it fresh again.
   replace_file(path, example_snapshot());
   sc.proc().signal(SIGHUP);
-  r = wait_until(c, check_body("cust_acme"), [](const http_reply& x) { return x.status == 200; });
+  r = wait_check(c, check_body("cust_acme"), [](const http_reply& x) { return x.status == 200; });
   CHECK(r.status == 200);
   CHECK(c.get("/readyz").status == 200);
 }
@@ -326,7 +312,7 @@ TEST_CASE("check: a file source missing at restart serves its last known good sn
   std::filesystem::remove(path);
   sc.restart();
   auto c2 = sc.client();
-  auto r = wait_until(c2, check_body("cust_acme"), [](const http_reply& x) { return x.status == 200; });
+  auto r = wait_check(c2, check_body("cust_acme"), [](const http_reply& x) { return x.status == 200; });
   REQUIRE(r.status == 200);
   CHECK(json_of(r)["allowed"].GetBool());
   CHECK(c2.get("/readyz").status == 200);
@@ -335,5 +321,5 @@ TEST_CASE("check: a file source missing at restart serves its last known good sn
 
   // The file back: loaded from the source again.
   replace_file(path, example_snapshot());
-  REQUIRE(eventually_true([&] { return c2.get("/v1/handshake").body.find(R"("last_known_good":false)") != std::string::npos; }));
+  REQUIRE(wait_until([&] { return c2.get("/v1/handshake").body.find(R"("last_known_good":false)") != std::string::npos; }));
 }

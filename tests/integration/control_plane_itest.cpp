@@ -33,16 +33,6 @@ std::string sidecar_yaml(const std::string& control_url, const std::string& extr
          "entitlements:\n  source: control_plane\n  refresh_interval: 200ms\n  max_stale: " + max_stale + "\n";
 }
 
-template <class Pred>
-bool eventually(Pred pred, millis timeout = 5s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return pred();
-}
-
 }  // namespace
 
 TEST_CASE("control plane: the snapshot is fetched with credentials and revalidated with If-None-Match",
@@ -51,7 +41,7 @@ TEST_CASE("control plane: the snapshot is fetched with credentials and revalidat
   cp.set_snapshot(snapshot_json("7", "active"), "\"v7\"");
   sidecar_process sc(sidecar_yaml(cp.url()), {"AFORO_API_KEY=test-key-0001"});
   auto c = sc.client();
-  REQUIRE(eventually([&] { return c.get("/readyz").status == 200; }));
+  REQUIRE(wait_until([&] { return c.get("/readyz").status == 200; }));
   auto r = c.post("/v1/check", acme_check);
   REQUIRE(r.status == 200);
   CHECK(r.body.find(R"("allowed":true)") != std::string::npos);
@@ -62,14 +52,14 @@ TEST_CASE("control plane: the snapshot is fetched with credentials and revalidat
   CHECK(cp.last_header("X-Tenant-Id") == "tenant-1");
 
   // Unchanged: every refresh is a conditional request answered 304, and the body is sent once.
-  REQUIRE(eventually([&] { return cp.stats().not_modified >= 3; }));
+  REQUIRE(wait_until([&] { return cp.stats().not_modified >= 3; }));
   CHECK(cp.stats().full == 1);
   CHECK(cp.last_header("If-None-Match") == "\"v7\"");
   CHECK(c.post("/v1/check", acme_check).body.find(R"("cache":"hit")") != std::string::npos);
 
   // A new version is picked up at the next refresh.
   cp.set_snapshot(snapshot_json("8", "suspended"), "\"v8\"");
-  REQUIRE(eventually([&] { return c.post("/v1/check", acme_check).body.find("subscription_inactive") != std::string::npos; }));
+  REQUIRE(wait_until([&] { return c.post("/v1/check", acme_check).body.find("subscription_inactive") != std::string::npos; }));
   CHECK(c.get("/v1/handshake").body.find(R"("version":"8")") != std::string::npos);
   CHECK(cp.stats().full == 2);
 }
@@ -79,7 +69,7 @@ TEST_CASE("control plane: bearer auth sends Authorization instead of X-API-Key",
   cp.set_snapshot(snapshot_json("1", "active"), "\"v1\"");
   sidecar_process sc(sidecar_yaml(cp.url(), "  auth_scheme: bearer\n"), {"AFORO_API_KEY=test-key-0001"});
   auto c = sc.client();
-  REQUIRE(eventually([&] { return c.get("/readyz").status == 200; }));
+  REQUIRE(wait_until([&] { return c.get("/readyz").status == 200; }));
   CHECK(cp.last_header("Authorization") == "Bearer test-key-0001");
   CHECK(cp.last_header("X-API-Key").empty());
 }
@@ -90,7 +80,7 @@ TEST_CASE("control plane: down: the stale snapshot keeps serving, past max_stale
   cp.set_snapshot(snapshot_json("7", "active"), "\"v7\"");
   sidecar_process sc(sidecar_yaml(cp.url()), {"AFORO_API_KEY=test-key-0001"});
   auto c = sc.client();
-  REQUIRE(eventually([&] { return c.get("/readyz").status == 200; }));
+  REQUIRE(wait_until([&] { return c.get("/readyz").status == 200; }));
 
   cp.go_down();
   const auto down_at = std::chrono::steady_clock::now();
@@ -101,14 +91,14 @@ TEST_CASE("control plane: down: the stale snapshot keeps serving, past max_stale
     REQUIRE(r.status == 200);
     REQUIRE(r.body.find(R"("allowed":true)") != std::string::npos);
     saw_stale = saw_stale || r.body.find(R"("cache":"stale")") != std::string::npos;
-    std::this_thread::sleep_for(50ms);
+    std::this_thread::sleep_for(50ms);  // pacing: served throughout 2.5 s is the subject
   }
   CHECK(saw_stale);
   CHECK(sc.proc().output().find("unreachable") != std::string::npos);
 
   // Past a configured max_stale (3 s): 503 so the plugin's fallback_on_error applies; still ready
   // (the pod carries Kong and the ingest path too), with the snapshot's state reported.
-  REQUIRE(eventually([&] { return c.post("/v1/check", acme_check).status == 503; }));
+  REQUIRE(wait_until([&] { return c.post("/v1/check", acme_check).status == 503; }));
   auto r = c.post("/v1/check", acme_check);
   CHECK(r.body.find(R"("code":"no_snapshot")") != std::string::npos);
   auto ready = c.get("/readyz");
@@ -119,7 +109,7 @@ TEST_CASE("control plane: down: the stale snapshot keeps serving, past max_stale
   // Back: the same ETag is revalidated (304) and the snapshot is fresh again.
   const auto before = cp.stats();
   cp.come_up();
-  REQUIRE(eventually([&] { return c.post("/v1/check", acme_check).status == 200; }));
+  REQUIRE(wait_until([&] { return c.post("/v1/check", acme_check).status == 200; }));
   CHECK(c.get("/readyz").status == 200);
   CHECK(cp.stats().not_modified > before.not_modified);
   CHECK(cp.stats().full == before.full);
@@ -133,7 +123,7 @@ TEST_CASE("control plane: unreachable at start -> 503 and not ready until the fi
   cp.set_status(500);
   sidecar_process sc(sidecar_yaml(cp.url()), {"AFORO_API_KEY=test-key-0001"});
   auto c = sc.client();
-  REQUIRE(eventually([&] { return cp.stats().requests >= 1; }));
+  REQUIRE(wait_until([&] { return cp.stats().requests >= 1; }));
   CHECK(c.post("/v1/check", acme_check).status == 503);
   CHECK(c.get("/readyz").status == 503);
   CHECK(sc.proc().output().find("control plane answered 500") != std::string::npos);
@@ -141,11 +131,11 @@ TEST_CASE("control plane: unreachable at start -> 503 and not ready until the fi
   // An invalid snapshot is refused with its errors; still not ready.
   cp.set_snapshot(R"({"version":"3","customers":{"cust_acme":{"plan":"p","status":"asleep"}}})", "\"bad\"");
   cp.set_status(0);
-  REQUIRE(eventually([&] { return sc.proc().output().find("customers.cust_acme.status") != std::string::npos; }));
+  REQUIRE(wait_until([&] { return sc.proc().output().find("customers.cust_acme.status") != std::string::npos; }));
   CHECK(c.get("/readyz").status == 503);
 
   cp.set_snapshot(snapshot_json("3", "active"), "\"v3\"");
-  REQUIRE(eventually([&] { return c.get("/readyz").status == 200; }));
+  REQUIRE(wait_until([&] { return c.get("/readyz").status == 200; }));
   CHECK(c.post("/v1/check", acme_check).status == 200);
 }
 
@@ -158,7 +148,7 @@ bool always_allowed(http_client& c, millis for_how_long, bool& saw_stale) {
     auto r = c.post("/v1/check", acme_check);
     if (r.status != 200 || r.body.find(R"("allowed":true)") == std::string::npos) return false;
     saw_stale = saw_stale || r.body.find(R"("cache":"stale")") != std::string::npos;
-    std::this_thread::sleep_for(100ms);
+    std::this_thread::sleep_for(100ms);  // pacing of the checks over for_how_long
   }
   return true;
 }
@@ -181,7 +171,7 @@ TEST_CASE("control plane: down, by default (no max_stale) the stale snapshot kee
                      "entitlements:\n  source: control_plane\n  refresh_interval: 200ms\n",
                      {"AFORO_API_KEY=test-key-0001"});
   auto c = sc.client();
-  REQUIRE(eventually([&] { return c.get("/readyz").status == 200; }));
+  REQUIRE(wait_until([&] { return c.get("/readyz").status == 200; }));
   cp.go_down();
   bool saw_stale = false;
   CHECK(always_allowed(c, 5s, saw_stale));
@@ -198,7 +188,7 @@ TEST_CASE("control plane: down, by default (no max_stale) the stale snapshot kee
   CHECK(sc.proc().output().find("until a refresh succeeds") != std::string::npos);
 
   cp.come_up();
-  REQUIRE(eventually([&] { return c.get("/v1/handshake").body.find(R"("state":"fresh")") != std::string::npos; }));
+  REQUIRE(wait_until([&] { return c.get("/v1/handshake").body.find(R"("state":"fresh")") != std::string::npos; }));
   CHECK(sc.proc().wait_for_output("snapshot 7 is fresh again", 5s));
   CHECK(sc.metric("aforo_sidecar_entitlements_snapshot_stale") == 0);
 }
@@ -210,7 +200,7 @@ TEST_CASE("control plane: restarted while it is down, the last known good snapsh
   sidecar_process sc(sidecar_yaml(cp.url(), "", "0s"), {"AFORO_API_KEY=test-key-0001"});
   {
     auto c = sc.client();
-    REQUIRE(eventually([&] { return c.get("/readyz").status == 200; }));
+    REQUIRE(wait_until([&] { return c.get("/readyz").status == 200; }));
     REQUIRE(c.post("/v1/check", acme_check).status == 200);
   }
   const std::string kept = sc.dir().file("state/entitlements.snapshot");
@@ -224,7 +214,7 @@ TEST_CASE("control plane: restarted while it is down, the last known good snapsh
   std::this_thread::sleep_for(2500ms);  // the snapshot ages while the sidecar is stopped
   sc.restart();
   auto c = sc.client();
-  REQUIRE(eventually([&] { return c.get("/readyz").status == 200; }));
+  REQUIRE(wait_until([&] { return c.get("/readyz").status == 200; }));
   auto r = c.post("/v1/check", acme_check);
   REQUIRE(r.status == 200);
   CHECK(r.body.find(R"("allowed":true)") != std::string::npos);
@@ -241,7 +231,7 @@ TEST_CASE("control plane: restarted while it is down, the last known good snapsh
 
   // Back: a full fetch replaces it (it was not fetched in this process, so no If-None-Match).
   cp.come_up();
-  REQUIRE(eventually([&] { return c.get("/v1/handshake").body.find(R"("last_known_good":false)") != std::string::npos; }));
+  REQUIRE(wait_until([&] { return c.get("/v1/handshake").body.find(R"("last_known_good":false)") != std::string::npos; }));
   CHECK(c.get("/v1/handshake").body.find(R"("state":"fresh")") != std::string::npos);
 }
 
@@ -251,7 +241,7 @@ TEST_CASE("control plane: a corrupt or truncated last known good file is ignored
   sidecar_process sc(sidecar_yaml(cp.url(), "", "0s"), {"AFORO_API_KEY=test-key-0001"});
   {
     auto c = sc.client();
-    REQUIRE(eventually([&] { return c.get("/readyz").status == 200; }));
+    REQUIRE(wait_until([&] { return c.get("/readyz").status == 200; }));
   }
   sc.proc().signal(SIGTERM);
   REQUIRE(sc.proc().wait_exit(10s) == 0);
@@ -279,7 +269,7 @@ TEST_CASE("control plane: a corrupt or truncated last known good file is ignored
     sc.restart();
     auto c = sc.client();
     REQUIRE(sc.proc().wait_for_output("last known good snapshot", 10s));
-    REQUIRE(eventually([&] { return sc.proc().output().find("no last known good one is usable") != std::string::npos; }));
+    REQUIRE(wait_until([&] { return sc.proc().output().find("no last known good one is usable") != std::string::npos; }));
     CHECK(sc.proc().output().find(d.log) != std::string::npos);
     CHECK(c.post("/v1/check", acme_check).status == 503);
     CHECK(c.get("/readyz").status == 503);
@@ -291,6 +281,6 @@ TEST_CASE("control plane: a corrupt or truncated last known good file is ignored
   cp.come_up();
   sc.restart();
   auto c = sc.client();
-  REQUIRE(eventually([&] { return c.get("/readyz").status == 200; }));
-  REQUIRE(eventually([&] { return read_file(kept) == good || read_file(kept).find("aforo-snapshot 1 ") == 0; }));
+  REQUIRE(wait_until([&] { return c.get("/readyz").status == 200; }));
+  REQUIRE(wait_until([&] { return read_file(kept) == good || read_file(kept).find("aforo-snapshot 1 ") == 0; }));
 }

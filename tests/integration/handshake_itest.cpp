@@ -95,7 +95,7 @@ TEST_CASE("handshake: a dead ingest logs ingest unreachable with the cause and r
   CHECK(has(sc.client().get("/v1/handshake").body, R"("ingest":"unreachable")"));
   CHECK(sc.client().get("/readyz").status == 200);
   // Retried with backoff (1 s, 2 s, ...), logged once while the problem stays the same.
-  std::this_thread::sleep_for(1500ms);
+  std::this_thread::sleep_for(1500ms);  // kept: the retries over 1.5 s are the subject
   const auto out = sc.proc().output();
   CHECK(out.find("ingest unreachable at") == out.rfind("ingest unreachable at"));
 }

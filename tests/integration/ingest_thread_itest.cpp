@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "io/process/ingest_thread.hpp"
+#include "support/testkit.hpp"
 
 using namespace std::chrono_literals;
 
@@ -31,15 +32,13 @@ TEST_CASE("ingest thread: runs jobs in order at its nice value and says when it 
       released.wait();  // a slow job: what a big batch on a busy CPU looks like
       order.push_back(1);
     });
-    while (!running) std::this_thread::sleep_for(1ms);
+    CHECK(aforo::testkit::wait_until([&] { return running.load(); }, 5s, 1ms));
     CHECK_FALSE(t.behind());  // one job running, none waiting
     t.post([&] { order.push_back(2); });
     CHECK(t.behind());  // one waits behind the running one: callers do the work themselves
     t.post([&] { order.push_back(3); });
     release.set_value();
-    const auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (t.behind() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
-    CHECK_FALSE(t.behind());
+    CHECK(aforo::testkit::wait_until([&] { return !t.behind(); }, 5s, 1ms));
     t.post([&] { order.push_back(4); });
   }  // the destructor runs what was posted, then joins
   CHECK(order == std::vector<int>{1, 2, 3, 4});

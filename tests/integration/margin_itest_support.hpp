@@ -72,12 +72,7 @@ class hook_receiver {
     return hooks_;
   }
   bool wait_for(std::size_t n, millis timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (hooks().size() >= n) return true;
-      std::this_thread::sleep_for(20ms);
-    }
-    return hooks().size() >= n;
+    return wait_until([&] { return hooks().size() >= n; }, timeout);
   }
 
  private:
@@ -187,14 +182,14 @@ inline std::string usage_batch(int seq, const std::string& cost) {
 // Posts /v1/check until pred(decision JSON) holds or timeout; returns the last reply's JSON.
 template <class Pred>
 rapidjson::Document wait_decision(http_client& c, Pred pred, millis timeout = 5s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    auto r = c.post("/v1/check", check_body());
+  rapidjson::Document d;
+  wait_until([&] {
+    const auto r = c.post("/v1/check", check_body());
     REQUIRE(r.status == 200);
-    auto d = json_of(r.body);
-    if (pred(d) || std::chrono::steady_clock::now() > deadline) return d;
-    std::this_thread::sleep_for(20ms);
-  }
+    d = json_of(r.body);
+    return pred(static_cast<const rapidjson::Document&>(d));
+  }, timeout);
+  return d;
 }
 
 }  // namespace margin_itest

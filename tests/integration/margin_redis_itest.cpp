@@ -32,8 +32,8 @@ bool margin_is(const rapidjson::Document& d, double percent) {
 // Waits until both sidecars of a pair sharing one Redis have connected to it and each answers a
 // check with no margin level yet; returns a client of each (A's first).
 std::pair<http_client, http_client> connect_pair(sidecar_process& a, sidecar_process& b) {
-  REQUIRE(a.proc().wait_for_output("redis connected", 10s));
-  REQUIRE(b.proc().wait_for_output("redis connected", 10s));
+  REQUIRE(wait_redis_connected(a));
+  REQUIRE(wait_redis_connected(b));
   std::pair<http_client, http_client> clients{a.client(), b.client()};
   auto ok = [](const rapidjson::Document& x) { return str(x, "reason") == "ok"; };
   REQUIRE(str(wait_decision(clients.first, ok), "margin_level") == "NONE");
@@ -105,8 +105,8 @@ TEST_CASE("margin: two sidecars sharing one Redis guard on the combined COGS and
 
   // Redis dies: A keeps counting its new cost locally, checks keep answering on both.
   redis.kill();
-  REQUIRE(a.proc().wait_for_output("redis unavailable", 5s));
-  REQUIRE(b.proc().wait_for_output("redis unavailable", 5s));
+  REQUIRE(wait_redis_down(a));
+  REQUIRE(wait_redis_down(b));
   REQUIRE(ca.post("/v1/ingest/batch", usage_batch(3, "2")).status == 202);
   d = wait_decision(ca, [](const rapidjson::Document& x) { return margin_is(x, 5.0); });
   CHECK(margin_is(d, 5.0));
@@ -115,11 +115,10 @@ TEST_CASE("margin: two sidecars sharing one Redis guard on the combined COGS and
   CHECK(margin_is(d, 8.0));  // B cannot know yet
 
   // Back on the same port, empty: both converge on 95.
-  const auto a_from = a.proc().output().find("redis unavailable");
-  const auto b_from = b.proc().output().find("redis unavailable");
+  const auto b_from = b.proc().output().size();
   redis.start();
-  REQUIRE(a.proc().wait_for_output("redis connected", 10s, a_from));
-  REQUIRE(b.proc().wait_for_output("redis connected", 10s, b_from));
+  REQUIRE(wait_redis_connected(a, 2));
+  REQUIRE(wait_redis_connected(b, 2));
   CHECK(b.proc().wait_for_output("sending every known counter contribution again", 5s, b_from));
   auto five = [](const rapidjson::Document& x) { return margin_is(x, 5.0); };
   for (int round = 0; round < 3; ++round) {  // and stay there: nothing is pushed twice
@@ -129,7 +128,7 @@ TEST_CASE("margin: two sidecars sharing one Redis guard on the combined COGS and
     d = wait_decision(ca, five);
     CHECK(margin_is(d, 5.0));
     CHECK(str(d, "reason") == "margin_block");
-    std::this_thread::sleep_for(200ms);
+    std::this_thread::sleep_for(200ms);  // kept: staying there over time is what is tested
   }
   CHECK(shared_cogs(redis) == 95'000'000);
 
@@ -289,10 +288,7 @@ TEST_CASE("margin: two sidecars sharing one Redis send one webhook per level cha
   const std::string skipped = "aforo_sidecar_margin_webhooks_total{result=\"claimed_elsewhere\"}";
   // Waits until both sidecars have settled `n` claims in all (each claim ends one way or another).
   auto claims_settled = [&](double n) {
-    const auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (both(claimed) + both(elsewhere) + both(unavailable) < n && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(20ms);
-    }
+    wait_until([&] { return both(claimed) + both(elsewhere) + both(unavailable) >= n; }, 5s);
     return both(claimed) + both(elsewhere) + both(unavailable) == n;
   };
   auto at_level = [](const std::string& level) {
@@ -313,7 +309,8 @@ TEST_CASE("margin: two sidecars sharing one Redis send one webhook per level cha
   CHECK(both(elsewhere) == 1);
   CHECK(both(skipped) == 1);
   REQUIRE(receiver.wait_for(1, 5s));
-  std::this_thread::sleep_for(300ms);  // a second webhook would be here by now
+  // Every claim is settled (one claimed, one skipped): the one webhook sent is all there will be.
+  REQUIRE(wait_until([&] { return both(sent) == 1; }, 5s));
   auto hooks = receiver.hooks();
   REQUIRE(hooks.size() == 1);
   CHECK(hooks[0].signature == "sha256=" + hmac_hex(secret, hooks[0].timestamp + "." + hooks[0].body));
@@ -335,14 +332,14 @@ TEST_CASE("margin: two sidecars sharing one Redis send one webhook per level cha
   CHECK(both(claimed) == 3);
   CHECK(both(elsewhere) == 3);
   REQUIRE(receiver.wait_for(3, 5s));
-  std::this_thread::sleep_for(300ms);
+  REQUIRE(wait_until([&] { return both(sent) == 3; }, 5s));
   CHECK(hook_levels(receiver) == std::vector<std::string>{"L3", "L2", "L3"});
   CHECK(both(unavailable) == 0);
 
   // Redis down: the same edit is told by both sidecars (at least once beats never).
   redis.kill();
-  REQUIRE(a.proc().wait_for_output("redis unavailable", 5s));
-  REQUIRE(b.proc().wait_for_output("redis unavailable", 5s));
+  REQUIRE(wait_redis_down(a));
+  REQUIRE(wait_redis_down(b));
   replace_file(guards, notify_guards(receiver.url(), "5%"));
   REQUIRE(level_of(wait_decision(ca, at_level("L2"))) == "L2");
   REQUIRE(level_of(wait_decision(cb, at_level("L2"))) == "L2");
@@ -350,7 +347,7 @@ TEST_CASE("margin: two sidecars sharing one Redis send one webhook per level cha
   CHECK(a.metric(unavailable) == 1);
   CHECK(b.metric(unavailable) == 1);
   REQUIRE(receiver.wait_for(5, 5s));
-  std::this_thread::sleep_for(300ms);
+  REQUIRE(wait_until([&] { return both(sent) == 5; }, 5s));
   hooks = receiver.hooks();
   REQUIRE(hooks.size() == 5);
   for (std::size_t i = 3; i < 5; ++i) {

@@ -110,16 +110,16 @@ TEST_CASE("concurrency: an ingest that answers 429 past 3 requests at once bring
     for (int r = 0; !stop; ++r) {
       if (c.post("/v1/ingest/batch", batch("s", r * 20, r * 20 + 20)).status != 202) break;
       sent = (r + 1) * 20;
-      std::this_thread::sleep_for(10ms);
+      std::this_thread::sleep_for(10ms);  // pacing: 2,000 events/s
     }
   });
-  std::this_thread::sleep_for(8s);
+  std::this_thread::sleep_for(8s);  // kept: settling under steady load within 10 s is the subject
   // Settled within 10 s: sampled over the next 2 s, the limit is at or below the ingest's capacity (a probe of one
   // more now and then is refused and undone).
   std::vector<double> limits;
   for (int i = 0; i < 20; ++i) {
     limits.push_back(metric(sc, "aforo_sidecar_ingest_concurrency_limit"));
-    std::this_thread::sleep_for(100ms);
+    std::this_thread::sleep_for(100ms);  // sampling over 2 s
   }
   stop = true;
   load.join();
@@ -156,7 +156,7 @@ TEST_CASE("concurrency: batches refused while later ones are delivered keep thei
   REQUIRE(wait_until([&] { return refused() >= 2 && fake_stat(fake, "accepted") >= 300; }, 10s));
   // Later batches are delivered while the refused ones wait for their retry (up to the window:
   // 4 x 100 events cut and not acked).
-  std::this_thread::sleep_for(1s);
+  std::this_thread::sleep_for(1s);  // kept: what arrives in the second while the refused ones wait is measured
   INFO("answered 503: " << refused() << ", accepted before the kill: " << fake_stat(fake, "accepted"));
   REQUIRE(fake_stat(fake, "accepted") < 2000);
   sc.proc().signal(SIGKILL);

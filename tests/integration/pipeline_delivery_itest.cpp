@@ -28,7 +28,7 @@ std::vector<std::chrono::steady_clock::time_point> arrivals(fake_ingest_process&
     const auto now_seen = fake_stat(fake, "requests");
     const auto t = std::chrono::steady_clock::now();
     for (; seen < now_seen; ++seen) at.push_back(t);
-    std::this_thread::sleep_for(3ms);
+    std::this_thread::sleep_for(3ms);  // sampling: when each request arrived is measured
   }
   return at;
 }
@@ -312,7 +312,7 @@ TEST_CASE("pipeline: per-event failures in the 202 envelope are counted, not ret
   REQUIRE(wait_until([&] { return metric(sc, "aforo_sidecar_events_ingest_failed_total") == 2; }, 5s));
   CHECK(metric(sc, "aforo_sidecar_events_delivered_total") == 8);
   REQUIRE(sc.proc().wait_for_output("ingest refused 2 event(s) one by one", 2s));
-  std::this_thread::sleep_for(300ms);
+  std::this_thread::sleep_for(300ms);  // kept: no resend during 300 ms (six flush intervals) is the subject
   CHECK(fake_stat(fake, "requests") == 1);
 }
 

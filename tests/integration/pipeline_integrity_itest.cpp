@@ -96,7 +96,7 @@ TEST_CASE("integrity: fd exhaustion while the spool is read loses nothing, the r
     const bool failed_read = wait_until([&] { return metric_on(c, "aforo_sidecar_spool_read_errors_total") > 0; }, 15s);
     INFO(sc.proc().output());
     REQUIRE(failed_read);
-    std::this_thread::sleep_for(300ms);
+    std::this_thread::sleep_for(300ms);  // kept: the spool is still waiting 300 ms later (not consumed) is the subject
     CHECK(metric_on(c, "aforo_sidecar_spool_events") > 0);  // waiting, not consumed
     CHECK(metric_on(c, "aforo_sidecar_spool_skipped_records_total{kind=\"corrupt_on_read\"}") == 0);
   }
@@ -344,6 +344,7 @@ TEST_CASE("integrity: SIGTERM with a stalled client past shutdown_timeout still 
   // A client that sent half a request and stalls: the drain cannot finish before the timeout.
   aforo::testkit::raw_connection stalled(sc.address());
   stalled.send("POST /v1/ingest/batch HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"events\":[");
+  // Kept: the daemon having read the partial request is not observable without another connection.
   std::this_thread::sleep_for(100ms);
   sc.proc().signal(SIGTERM);
   REQUIRE(sc.proc().wait_exit(5s) == 0);

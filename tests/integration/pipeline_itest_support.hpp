@@ -23,6 +23,7 @@ namespace pipeline_itest {
 using namespace std::chrono_literals;
 using aforo::fake::fake_ingest_process;
 using aforo::testkit::sidecar_process;
+using aforo::testkit::wait_until;
 
 inline const std::string api_key = "test-key-0001";
 inline const std::string tenant = "tenant-1";
@@ -55,16 +56,6 @@ inline std::vector<std::string> sidecar_env() {
 
 /// The value of one /metrics series (name with its labels, e.g. `x_total{reason="a"}`); -1 if absent.
 inline double metric(const sidecar_process& sc, const std::string& series) { return sc.metric(series); }
-
-/// Polls `pred` every 20 ms until it holds or `timeout` passes.
-inline bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return pred();
-}
 
 inline std::uint64_t fake_stat(fake_ingest_process& fake, const char* name) {
   auto d = fake.stats();

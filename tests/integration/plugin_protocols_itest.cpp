@@ -8,15 +8,12 @@
 
 #include <map>
 #include <set>
-#include <thread>
 
-#include "support/testkit.hpp"
+#include "plugin_e2e_support.hpp"
 
-using namespace aforo::testkit;
+using namespace plugin_e2e;
 
 namespace {
-
-constexpr const char* api_key = "sk_test_e2e_key_0123456789";
 
 constexpr const char* snapshot = R"(version: "proto-1"
 customers:
@@ -36,52 +33,14 @@ features:
     metric: api_calls
 )";
 
-/// The fake ingest, the sidecar and the nginx harness (fake ingest <- sidecar <- plugin).
-class protocol_env {
- public:
-  protocol_env() {
-    ingest_ = std::make_unique<process>(std::vector<std::string>{fake_ingest_bin(), "--listen", "127.0.0.1:0",
-                                                                 "--api-key", api_key, "--tenant", "tenant_e2e"});
-    ingest_addr_ = ingest_->wait_for_listen();
-    const auto snap = dir_.write("snapshot.yaml", snapshot);
-    sidecar_ = std::make_unique<sidecar_process>(
-        "aforo:\n  tenant_id: tenant_e2e\n  ingest_url: \"http://" + ingest_addr_ + "/v1/ingest/batch\"\n"
-        "entitlements:\n  source: \"file:" + snap + "\"\nbatch:\n  flush_interval: 100ms\n",
-        std::vector<std::string>{std::string("AFORO_API_KEY=") + api_key});
-    nginx_port_ = free_port();
-    prefix_ = dir_.path() + "/nginx";
-    process start({"/bin/bash", source_dir() + "/tests/lua/nginx/start.sh", prefix_, "http://" + sidecar_->address(),
-                   std::to_string(nginx_port_), std::to_string(free_port())},
-                  {"AFORO_DAEMON=on", "AFORO_FLUSH_INTERVAL=50"});
-    if (start.wait_exit(30s) != 0) FAIL("nginx harness did not start: " << start.output());
+/// The plugin_e2e setup (fake ingest <- sidecar <- plugin) with this file's snapshot and shorter flushes.
+struct protocol_env : e2e_env {
+  protocol_env() : e2e_env(e2e_options{.snapshot = snapshot, .sidecar_flush = "100ms", .plugin_flush = "50"}) {}
+  /// Waits until the fake ingest holds n events; returns what it holds.
+  [[nodiscard]] rapidjson::Document wait_events(std::size_t n) const {
+    (void)e2e_env::wait_events(n);
+    return received();
   }
-  ~protocol_env() {
-    process stop({"/bin/bash", source_dir() + "/tests/lua/nginx/stop.sh", prefix_});
-    stop.wait_exit(20s);
-  }
-  [[nodiscard]] std::string proxy() const { return "127.0.0.1:" + std::to_string(nginx_port_); }
-  [[nodiscard]] const std::string& prefix() const { return prefix_; }
-  [[nodiscard]] const temp_dir& dir() const { return dir_; }
-
-  /// Waits until the fake ingest holds n events; returns them by idempotencyKey prefix order of arrival.
-  rapidjson::Document wait_events(std::size_t n) const {
-    const auto deadline = std::chrono::steady_clock::now() + 15s;
-    rapidjson::Document d;
-    while (true) {
-      d.Parse(http_client(ingest_addr_).get("/_control/received").body.c_str());
-      const std::size_t have = d.HasMember("events") ? d["events"].Size() : 0;
-      if (have >= n || std::chrono::steady_clock::now() > deadline) return d;
-      std::this_thread::sleep_for(50ms);
-    }
-  }
-
- private:
-  temp_dir dir_;
-  std::unique_ptr<process> ingest_;
-  std::string ingest_addr_;
-  std::unique_ptr<sidecar_process> sidecar_;
-  int nginx_port_ = 0;
-  std::string prefix_;
 };
 
 const std::set<std::string> base_fields = {"customerId",     "metricName",   "quantity",        "occurredAt",

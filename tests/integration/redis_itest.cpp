@@ -301,15 +301,15 @@ TEST_CASE("redis edge: two sidecars sharing one Redis hold a customer to the lim
   temp_dir dir;
   sidecar_process a(sidecar_yaml(dir, server));
   sidecar_process b(sidecar_yaml(dir, server));
-  REQUIRE(a.proc().wait_for_output("redis connected", 10s));
-  REQUIRE(b.proc().wait_for_output("redis connected", 10s));
+  REQUIRE(wait_redis_connected(a));
+  REQUIRE(wait_redis_connected(b));
   auto ca = a.client();
   auto cb = b.client();
   tally t;
   for (int i = 0; i < 150; ++i) {
     check_once(ca, t);
     check_once(cb, t);
-    std::this_thread::sleep_for(5ms);
+    std::this_thread::sleep_for(5ms);  // pacing: checks spread over several syncs
   }
   INFO("first error: " << t.first_error << "\nsidecar a:\n" << a.proc().output() << "\nsidecar b:\n" << b.proc().output());
   CHECK(a.proc().running());
@@ -318,8 +318,8 @@ TEST_CASE("redis edge: two sidecars sharing one Redis hold a customer to the lim
   CHECK(t.allowed >= 100);
   CHECK(t.allowed <= 100 + 12);
   CHECK(t.denied == 300 - t.allowed);
-  std::this_thread::sleep_for(300ms);  // a few syncs
-  CHECK(shared_total(server) == t.allowed);
+  // Shared once the sidecars have pushed (their syncs run every sync_interval).
+  CHECK(wait_until([&] { return shared_total(server) == t.allowed; }, 5s));
   const auto hs = ca.get("/v1/handshake");
   CHECK(hs.body.find(R"("redis":"connected")") != std::string::npos);
 }
@@ -330,8 +330,8 @@ TEST_CASE("redis edge: Redis killed mid-load keeps checks answering, and restart
   temp_dir dir;
   sidecar_process a(sidecar_yaml(dir, server));
   sidecar_process b(sidecar_yaml(dir, server));
-  REQUIRE(a.proc().wait_for_output("redis connected", 10s));
-  REQUIRE(b.proc().wait_for_output("redis connected", 10s));
+  REQUIRE(wait_redis_connected(a));
+  REQUIRE(wait_redis_connected(b));
   auto ca = a.client();
   auto cb = b.client();
   tally t;
@@ -349,14 +349,14 @@ TEST_CASE("redis edge: Redis killed mid-load keeps checks answering, and restart
   INFO("first error: " << t.first_error);
   CHECK(t.errors == 0);
   CHECK(t.allowed == 80);  // under the limit everything is allowed, Redis or not
-  REQUIRE(a.proc().wait_for_output("redis unavailable", 5s));
+  REQUIRE(wait_redis_down(a));
   CHECK(ca.get("/v1/handshake").body.find(R"("redis":"unavailable")") != std::string::npos);
 
   server.start();  // same port, empty
-  REQUIRE(a.proc().wait_for_output("redis connected", 10s, a.proc().output().find("redis unavailable")));
-  REQUIRE(b.proc().wait_for_output("redis connected", 10s, b.proc().output().find("redis unavailable")));
-  std::this_thread::sleep_for(300ms);  // a few syncs
-  CHECK(shared_total(server) == 80);
+  REQUIRE(wait_redis_connected(a, 2));
+  REQUIRE(wait_redis_connected(b, 2));
+  // Shared once the sidecars have pushed (their syncs run every sync_interval).
+  CHECK(wait_until([&] { return shared_total(server) == 80; }, 5s));
 }
 
 // ---- Redis credentials: requirepass and Redis 6 ACL users ------------------------------------
@@ -433,8 +433,8 @@ TEST_CASE("redis edge: requirepass: the password from the file or the env shares
   const std::string pw_file = dir.write("redis_password", password + "\n");
   sidecar_process a(auth_yaml(dir, url_of(port), "  redis_password_file: \"" + pw_file + "\"\n"));
   sidecar_process b(auth_yaml(dir, url_of(port)), {"AFORO_REDIS_PASSWORD=" + password});
-  REQUIRE(a.proc().wait_for_output("redis connected", 10s));
-  REQUIRE(b.proc().wait_for_output("redis connected", 10s));
+  REQUIRE(wait_redis_connected(a));
+  REQUIRE(wait_redis_connected(b));
   auto ca = a.client();
   auto cb = b.client();
   tally t;
@@ -447,8 +447,8 @@ TEST_CASE("redis edge: requirepass: the password from the file or the env shares
   CHECK(t.errors == 0);
   CHECK(t.allowed >= 100);
   CHECK(t.allowed <= 100 + 12);  // one shared limit: Redis is used by both
-  std::this_thread::sleep_for(300ms);
-  CHECK(shared_total_as(port, "", password) == t.allowed);
+  // Shared once the sidecars have pushed (their syncs run every sync_interval).
+  CHECK(wait_until([&] { return shared_total_as(port, "", password) == t.allowed; }, 5s));
   CHECK(ca.get("/v1/handshake").body.find(R"("redis":"connected")") != std::string::npos);
   check_never_shown(a, password);
   check_never_shown(b, password);
@@ -476,13 +476,13 @@ TEST_CASE("redis edge: a Redis 6 ACL user authenticates with cache.redis_usernam
   redis_cli(port, {"ACL", "SETUSER", "default", "off"});  // only the ACL user gets in now
   temp_dir dir;
   sidecar_process a(auth_yaml(dir, url_of(port), "  redis_username: aforo\n"), {"AFORO_REDIS_PASSWORD=" + password});
-  REQUIRE(a.proc().wait_for_output("redis connected", 10s));
+  REQUIRE(wait_redis_connected(a));
   auto ca = a.client();
   tally t;
   for (int i = 0; i < 20; ++i) check_once(ca, t);
   CHECK(t.allowed == 20);
-  std::this_thread::sleep_for(300ms);
-  CHECK(shared_total_as(port, "aforo", password) == 20);
+  // Shared once the sidecars have pushed (their syncs run every sync_interval).
+  CHECK(wait_until([&] { return shared_total_as(port, "aforo", password) == 20; }, 5s));
   const auto clients = redis_cli(port, {"--user", "aforo", "--pass", password, "CLIENT", "LIST"});
   CHECK(clients.find("user=aforo") != std::string::npos);
   check_never_shown(a, password);
@@ -496,7 +496,7 @@ TEST_CASE("redis edge: a Redis 6 ACL user authenticates with cache.redis_usernam
   // shows the URL redacted.
   const std::string inline_url = "redis://aforo:" + password + "@127.0.0.1:" + std::to_string(port) + "/0";
   sidecar_process c(auth_yaml(dir, inline_url));
-  REQUIRE(c.proc().wait_for_output("redis connected", 10s));
+  REQUIRE(wait_redis_connected(c));
   CHECK(c.proc().output().find("carries a password inline") != std::string::npos);
   check_never_shown(c, password);
   process check({sidecar_bin(), "--config", c.config_path(), "--check-config"});

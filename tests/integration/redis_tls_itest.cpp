@@ -267,15 +267,15 @@ TEST_CASE("redis edge over TLS: two sidecars with the CA file and a password sha
   for (int i = 0; i < 150; ++i) {
     check_once(ca_client, t);
     check_once(cb_client, t);
-    std::this_thread::sleep_for(5ms);
+    std::this_thread::sleep_for(5ms);  // pacing: checks spread over several syncs
   }
   INFO("first error: " << t.first_error << "\nsidecar a:\n" << a.proc().output() << "\nsidecar b:\n" << b.proc().output());
   CHECK(t.errors == 0);
   CHECK(t.allowed >= 100);
   CHECK(t.allowed <= 100 + 12);  // one shared limit (see redis_itest.cpp for the bound)
   CHECK(t.denied == 300 - t.allowed);
-  std::this_thread::sleep_for(300ms);  // a few syncs
-  CHECK(shared_total(port, pki.ca(), password) == t.allowed);
+  // Shared once the sidecars have pushed (their syncs run every sync_interval).
+  CHECK(wait_until([&] { return shared_total(port, pki.ca(), password) == t.allowed; }, 5s));
   CHECK(ca_client.get("/v1/handshake").body.find(R"("redis":"connected")") != std::string::npos);
   CHECK(a.metric("aforo_sidecar_redis_up") == 1);
   CHECK(a.proc().output().find(password) == std::string::npos);
@@ -313,7 +313,7 @@ TEST_CASE("redis edge over TLS: a certificate for another name is refused, decis
   // The right name given explicitly (the URL holds an IP) is accepted.
   sidecar_process b(tls_yaml(dir, tls_url(port),
                              "  redis_ca_file: \"" + pki.ca() + "\"\n  redis_tls_server_name: localhost\n"));
-  REQUIRE(b.proc().wait_for_output("redis connected", 10s));
+  REQUIRE(wait_redis_connected(b));
 }
 
 TEST_CASE("redis edge over TLS: an unreadable cache.redis_ca_file stops the start, naming the file",

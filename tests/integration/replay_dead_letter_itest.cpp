@@ -60,7 +60,8 @@ TEST_CASE("replay-dead-letter: a refused batch and failed events are re-sent and
         std::string::npos);
 
   REQUIRE(wait_until([&] { return fake_stat(fake, "accepted") == 20; }, 10s));
-  std::this_thread::sleep_for(200ms);
+  // The sidecar has delivered the 8 and the 12 replayed: nothing of it is still on the way.
+  REQUIRE(wait_until([&] { return metric(sc, "aforo_sidecar_events_delivered_total") == 20; }, 5s));
   std::map<std::string, int> seen;
   for (const auto& k : received_keys(fake)) ++seen[k];
   CHECK(seen.size() == 20);

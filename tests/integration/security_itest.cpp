@@ -211,7 +211,7 @@ TEST_CASE("security: the daemon never delivers to an HTTPS ingest whose self-sig
     auto c = sc.client();
     REQUIRE(c.post("/v1/ingest/batch", batch("tls", 0, 3)).status == 202);
     REQUIRE(sc.proc().wait_for_output("ingest unreachable", 10s));
-    std::this_thread::sleep_for(500ms);  // several retries
+    CHECK(wait_metric(sc, "aforo_sidecar_delivery_retries_total", [](double v) { return v >= 3; }) >= 3);
     CHECK(fake_stat(fake, "requests") == 0);
     CHECK(fake.received()["events"].Size() == 0);
     const auto log = sc.proc().output();

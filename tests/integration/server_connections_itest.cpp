@@ -199,14 +199,11 @@ TEST_CASE("server: past server.max_connections a connection gets 503 and a close
   }
   // One closes: its slot is free again once the server has seen the close.
   open.pop_back();
-  bool served = false;
-  for (int i = 0; i < 100 && !served; ++i) {
+  CHECK(wait_until([&] {
     conn again(sc.address());
     again.send("GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
-    served = status_line(again.read_response()) == "HTTP/1.1 200 OK";
-    if (!served) std::this_thread::sleep_for(20ms);
-  }
-  CHECK(served);
+    return status_line(again.read_response()) == "HTTP/1.1 200 OK";
+  }, 5s));
   // Refused: the ninth, and any try above that came before the server had seen the close.
   CHECK(sc.metric("aforo_sidecar_http_connections_refused_total") >= 1);
   CHECK(sc.metric("aforo_sidecar_http_connections") == 8);  // the seven and the /metrics request's own
@@ -262,12 +259,7 @@ TEST_CASE("server: out of file descriptors, the listener backs off (low CPU, few
   // The test lets go of its connections: the daemon accepts (and closes) the waiting ones and serves again.
   held.clear();
   REQUIRE(::prlimit(pid, RLIMIT_NOFILE, &before, nullptr) == 0);
-  bool served = false;
-  for (int i = 0; i < 100 && !served; ++i) {
-    served = healthz_once(sc.address());
-    if (!served) std::this_thread::sleep_for(50ms);
-  }
-  CHECK(served);
+  CHECK(wait_until([&] { return healthz_once(sc.address()); }, 5s, 50ms));
   CHECK(sc.metric("aforo_sidecar_http_accept_errors_total") >= 1);
 }
 
@@ -290,11 +282,6 @@ TEST_CASE("server: out of file descriptors with the old limit kept, the daemon r
     REQUIRE(sc.proc().wait_for_output("accept failed", 5s, mark));
   }
   // The limit stays low: only the descriptors the closed connections free let the daemon accept again.
-  bool served = false;
-  for (int i = 0; i < 100 && !served; ++i) {
-    served = healthz_once(sc.address());
-    if (!served) std::this_thread::sleep_for(50ms);
-  }
-  CHECK(served);
+  CHECK(wait_until([&] { return healthz_once(sc.address()); }, 5s, 50ms));
   CHECK(sc.proc().running());
 }

@@ -54,7 +54,7 @@ TEST_CASE("server: read_timeout closes an idle connection, answers a stalled req
     const auto started = std::chrono::steady_clock::now();
     for (int i = 0; i < 6; ++i) {
       REQUIRE(c.get("/healthz").status == 200);
-      std::this_thread::sleep_for(250ms);
+      std::this_thread::sleep_for(250ms);  // pacing: the pause under the timeout is the subject
     }
     CHECK(std::chrono::steady_clock::now() - started > 1200ms);  // well past one read_timeout in all
     CHECK(c.connections_opened() == 1);
@@ -105,8 +105,7 @@ TEST_CASE("server: pipelined requests are answered in order, also past what the 
     }
     raw_connection c(sc.address(), 30s);
     c.send(burst);
-    std::this_thread::sleep_for(500ms);
-    const auto out = c.read_all();
+    const auto out = c.read_all();  // until the daemon closes, after the last answer
     CHECK(count_of(out, "HTTP/1.1 200 OK\r\n") == static_cast<std::size_t>(n));
     CHECK(count_of(out, "Connection: close") == 1);
     CHECK(out.size() > 12u * 1024 * 1024);
@@ -128,7 +127,7 @@ TEST_CASE("server: a chunked body and an Expect: 100-continue body are read whol
     };
     c.send("POST /v1/check HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n" +
            hex(half) + "\r\n" + check_json.substr(0, half) + "\r\n");
-    std::this_thread::sleep_for(100ms);
+    std::this_thread::sleep_for(100ms);  // pacing: the second chunk comes in a later read
     c.send(hex(check_json.size() - half) + "\r\n" + check_json.substr(half) + "\r\n0\r\n\r\n");
     const auto out = c.read_all();
     CHECK(out.rfind("HTTP/1.1 200", 0) == 0);
@@ -138,7 +137,7 @@ TEST_CASE("server: a chunked body and an Expect: 100-continue body are read whol
     raw_connection c(sc.address(), 5s);
     c.send("POST /v1/check HTTP/1.1\r\nHost: x\r\nConnection: close\r\nExpect: 100-continue\r\nContent-Length: " +
            std::to_string(check_json.size()) + "\r\n\r\n");
-    std::this_thread::sleep_for(200ms);
+    std::this_thread::sleep_for(200ms);  // pacing: the body follows the 100 Continue
     c.send(check_json);
     const auto out = c.read_all();
     CHECK(out.rfind("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200", 0) == 0);

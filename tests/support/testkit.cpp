@@ -62,6 +62,13 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
+bool wait_file_contains(const std::string& path, std::string_view needle, millis timeout, std::size_t from) {
+  return wait_until([&] {
+    const auto text = read_file(path);
+    return text.size() > from && text.find(needle, from) != std::string::npos;
+  }, timeout);
+}
+
 void replace_file(const std::string& path, const std::string& content) {
   const std::string tmp = path + ".tmp";
   {
@@ -399,6 +406,16 @@ double sidecar_process::metric(const std::string& series) const {
   const auto p = r.body.find(needle);
   if (p == std::string::npos) return -1;
   return std::strtod(r.body.c_str() + p + needle.size(), nullptr);
+}
+
+bool wait_redis_connected(const sidecar_process& sc, int connects, millis timeout) {
+  return wait_until([&] {
+    return sc.metric("aforo_sidecar_redis_connects_total") >= connects && sc.metric("aforo_sidecar_redis_up") == 1;
+  }, timeout);
+}
+
+bool wait_redis_down(const sidecar_process& sc, millis timeout) {
+  return wait_until([&] { return sc.metric("aforo_sidecar_redis_up") == 0; }, timeout);
 }
 
 // ---------------------------------------------------------------- redis_server

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -18,6 +19,18 @@ namespace aforo::testkit {
 
 using namespace std::chrono_literals;
 using millis = std::chrono::milliseconds;
+
+/// Polls `done` every `every` until it returns true or `timeout` passes; returns its last answer. Tests
+/// wait on state this way (a metric, an endpoint, a file, the fake ingest's /_control), never on a fixed sleep.
+template <class F>
+bool wait_until(F&& done, millis timeout = 10s, millis every = 20ms) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= deadline) return done();
+    std::this_thread::sleep_for(every);
+  }
+  return true;
+}
 
 /// A fresh directory under /tmp, removed with everything in it on destruction.
 class temp_dir {
@@ -147,6 +160,25 @@ class sidecar_process {
   std::unique_ptr<process> proc_;
   std::string address_;
 };
+
+/// Waits until the sidecar's /metrics series (as sidecar_process::metric: -1 when absent) satisfies
+/// pred; returns the last value read, so a failed wait reports what it saw.
+template <class Pred>
+double wait_metric(const sidecar_process& sc, const std::string& series, Pred&& pred, millis timeout = 10s) {
+  double v = -1;
+  wait_until([&] { return pred(v = sc.metric(series)); }, timeout);
+  return v;
+}
+
+/// Waits until the sidecar's Redis link is up (aforo_sidecar_redis_up 1, set as it logs "redis connected")
+/// after at least `connects` connections in all (aforo_sidecar_redis_connects_total): 2 after a reconnect.
+bool wait_redis_connected(const sidecar_process& sc, int connects = 1, millis timeout = 10s);
+/// Waits until the sidecar's Redis link, once up, is down (aforo_sidecar_redis_up 0, set as it logs
+/// "redis unavailable"). A sidecar that never connected is down from the start: wait on its log line.
+bool wait_redis_down(const sidecar_process& sc, millis timeout = 5s);
+
+/// Waits until the file at path contains needle (from byte offset `from`); false on timeout.
+bool wait_file_contains(const std::string& path, std::string_view needle, millis timeout = 10s, std::size_t from = 0);
 
 /// A throwaway redis-server on 127.0.0.1 and a fixed port (so it can be restarted on the same
 /// one), no persistence: a restart comes back empty. Throws when it does not start within 10 s.
