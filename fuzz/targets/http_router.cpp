@@ -29,7 +29,7 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace app = aforo::app;
-namespace net = aforo::net;
+namespace io = aforo::io;
 
 namespace {
 
@@ -61,9 +61,9 @@ struct daemon_routes {
   std::string dir = make_temp_dir();
   asio::io_context ioc{1};
   app::context ctx{ioc, fuzz_config(dir), {}, ""};
-  net::router routes;
+  io::router routes;
   std::unique_ptr<app::daemon_graph> graph;
-  net::server_limits limits{ctx.config.server.max_body, ctx.config.server.max_header, ctx.config.server.read_timeout};
+  io::server_limits limits{ctx.config.server.max_body, ctx.config.server.max_header, ctx.config.server.read_timeout};
 
   daemon_routes() {
     aforo::util::log::set_level(aforo::config::log_level::error);
@@ -84,7 +84,7 @@ bool safe_header_value(std::string_view v) {
 }
 
 /// The server's write path: status, headers (unsafe values dropped), body, keep-alive.
-std::string serialize(const net::http_response& r, unsigned version, bool keep_alive) {
+std::string serialize(const io::http_response& r, unsigned version, bool keep_alive) {
   http::response<http::string_body> res(static_cast<http::status>(r.status), version);
   res.set(http::field::server, "aforo-sidecar/" AFORO_VERSION);
   res.set(http::field::content_type, r.content_type);
@@ -101,7 +101,7 @@ std::string serialize(const net::http_response& r, unsigned version, bool keep_a
 }
 
 /// Parses one request from the front of `in` and consumes it; false when no complete request.
-bool read_request(std::string_view& in, const net::server_limits& limits, http::request<http::string_body>& out,
+bool read_request(std::string_view& in, const io::server_limits& limits, http::request<http::string_body>& out,
                   beast::error_code& ec) {
   http::request_parser<http::string_body> parser;
   parser.body_limit(limits.max_body);
@@ -137,20 +137,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     beast::error_code ec;
     if (!read_request(in, d.limits, msg, ec)) {
       // The server answers 400/413/431 and closes; nothing was routed.
-      (void)serialize(net::http_response::error(400, "bad_request", "malformed HTTP request: " + ec.message()), 11,
+      (void)serialize(io::http_response::error(400, "bad_request", "malformed HTTP request: " + ec.message()), 11,
                       false);
       break;
     }
     const unsigned version = msg.version();
     const bool keep_alive = msg.keep_alive();
-    net::http_request req;
+    io::http_request req;
     req.method = std::string(msg.method_string());
     req.target = std::string(msg.target());
     for (const auto& f : msg) req.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
     req.body = std::move(msg.body());
 
-    auto responses = std::make_shared<std::vector<net::http_response>>();
-    d.routes.dispatch(req, [responses](net::http_response r) { responses->push_back(std::move(r)); });
+    auto responses = std::make_shared<std::vector<io::http_response>>();
+    d.routes.dispatch(req, [responses](io::http_response r) { responses->push_back(std::move(r)); });
     d.ioc.poll();
     d.ioc.restart();
     FUZZ_CHECK(responses->size() <= 1);  // a handler responds exactly once

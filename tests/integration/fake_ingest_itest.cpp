@@ -215,10 +215,10 @@ TEST_CASE("fake ingest: --record appends stored events as JSON lines, and reset 
 TEST_CASE("fake ingest: a delayed answer is committed on arrival", "[fake_ingest]") {
   fake_ingest_process fake;
   fake.set_faults(R"([{"delay_ms":2000}])");
-  aforo::net::client_options opts;
+  aforo::io::client_options opts;
   opts.request_timeout = std::chrono::milliseconds(200);
   blocking_client c(opts);
   CHECK(c.send("POST", fake.ingest_url(), batch({event("slow")}), ingest_headers()).error ==
-        aforo::net::client_result::error_kind::timeout);
+        aforo::io::client_result::error_kind::timeout);
   CHECK(fake.stats()["stored"].GetUint() == 1);
 }

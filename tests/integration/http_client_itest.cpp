@@ -1,4 +1,4 @@
-// net::http_client against the real aforo-fake-ingest over loopback sockets: statuses, keep-alive and
+// io::http_client against the real aforo-fake-ingest over loopback sockets: statuses, keep-alive and
 // reconnects, LZ4 bodies, refused connections, timeouts, and HTTPS certificate verification.
 #include <catch2/catch.hpp>
 
@@ -23,9 +23,9 @@ namespace {
 using aforo::fake::blocking_client;
 using aforo::fake::fake_ingest_options;
 using aforo::fake::fake_ingest_process;
-using aforo::net::client_options;
-using aforo::net::client_request;
-using aforo::net::client_result;
+using aforo::io::client_options;
+using aforo::io::client_request;
+using aforo::io::client_result;
 using kind = client_result::error_kind;
 using headers = std::vector<std::pair<std::string, std::string>>;
 
@@ -247,7 +247,7 @@ TEST_CASE("http client: an unreadable ca_file fails at construction", "[http_cli
   boost::asio::io_context ioc;
   client_options opts;
   opts.ca_file = "/nonexistent/ca.pem";
-  CHECK_THROWS_WITH(aforo::net::http_client(ioc, opts), Catch::Contains("/nonexistent/ca.pem"));
+  CHECK_THROWS_WITH(aforo::io::http_client(ioc, opts), Catch::Contains("/nonexistent/ca.pem"));
 }
 
 TEST_CASE("http client: a connect that gets no answer is reported as connect_timeout", "[http_client]") {

@@ -1,4 +1,4 @@
-// The server's response message (net::prepare_response, reused per connection), serialized by Beast,
+// The server's response message (io::prepare_response, reused per connection), serialized by Beast,
 // against a fresh Beast response prepared field by field for the same handler answer.
 #include <catch2/catch.hpp>
 
@@ -14,9 +14,9 @@
 #include "io/http/http_wire.hpp"
 
 namespace http = boost::beast::http;
-using aforo::net::beast_response;
-using aforo::net::prepare_response;
-using aforo::net::http_response;
+using aforo::io::beast_response;
+using aforo::io::prepare_response;
+using aforo::io::http_response;
 
 namespace {
 

@@ -16,7 +16,7 @@
 
 using namespace std::chrono_literals;
 
-TEST_CASE("ingest thread: runs jobs in order at its nice value and says when it is behind", "[ingest_thread]") {
+TEST_CASE("ingest thread: runs jobs in order at its nice value and says when it is behind", "[io::ingest_thread]") {
   const int process_nice = ::getpriority(PRIO_PROCESS, 0);
   std::vector<int> order;
   std::promise<void> release;
@@ -24,7 +24,7 @@ TEST_CASE("ingest thread: runs jobs in order at its nice value and says when it 
   std::promise<int> nice_seen;
   std::atomic<bool> running{false};
   {
-    aforo::app::ingest_thread t(7);
+    aforo::io::ingest_thread t(7);
     CHECK_FALSE(t.behind());
     t.post([&] {
       nice_seen.set_value(::getpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid))));

@@ -6,7 +6,7 @@
 
 #include "io/http/listen_address.hpp"
 
-using aforo::net::parse_listen_address;
+using aforo::io::parse_listen_address;
 
 TEST_CASE("listen address: HOST:PORT, [v6]:PORT, localhost and unix: are parsed", "[server][listen]") {
   auto a = parse_listen_address("127.0.0.1:8750");

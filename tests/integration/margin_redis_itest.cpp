@@ -151,12 +151,12 @@ TEST_CASE("margin: two sidecars sharing one Redis guard on the combined COGS and
 namespace {
 
 namespace cm = aforo::core::margin;
-namespace net = aforo::net;
+namespace io = aforo::io;
 
 // A connection to a test Redis driven from the test thread.
 struct redis_conn {
   boost::asio::io_context ioc;
-  net::redis_client client;
+  io::redis_client client;
 
   explicit redis_conn(const redis_server& r) : client(ioc, options(r)) {
     client.start();
@@ -164,17 +164,17 @@ struct redis_conn {
     while (!client.connected() && std::chrono::steady_clock::now() < deadline) ioc.run_for(2ms);
     REQUIRE(client.connected());
   }
-  static net::redis_client_options options(const redis_server& r) {
+  static io::redis_client_options options(const redis_server& r) {
     std::string err;
-    auto ep = net::parse_redis_url(r.url(), err);
+    auto ep = io::parse_redis_url(r.url(), err);
     REQUIRE(ep);
-    net::redis_client_options o;
+    io::redis_client_options o;
     o.endpoint = *ep;
     return o;
   }
-  net::redis_result call(std::vector<std::string> args) {
-    std::optional<net::redis_result> out;
-    client.command(std::move(args), [&](net::redis_result r) { out = std::move(r); });
+  io::redis_result call(std::vector<std::string> args) {
+    std::optional<io::redis_result> out;
+    client.command(std::move(args), [&](io::redis_result r) { out = std::move(r); });
     const auto deadline = std::chrono::steady_clock::now() + 5s;
     while (!out && std::chrono::steady_clock::now() < deadline) ioc.run_for(2ms);
     REQUIRE(out);
@@ -234,7 +234,7 @@ TEST_CASE("margin: the notice claim script in Redis applies the once-per-cluster
         for (auto& a : cm::notice_claim_args(c, keys, "a", now)) args.push_back(std::move(a));
         const auto r = redis.call(args);
         REQUIRE(r.ok_reply());
-        REQUIRE(r.reply.type == net::redis_value::kind::integer);
+        REQUIRE(r.reply.type == io::redis_value::kind::integer);
         std::optional<cm::margin_level> told;
         if (rec && (*rec)[0] >= '0' && (*rec)[0] <= '3') told = static_cast<cm::margin_level>((*rec)[0] - '0');
         const bool due = cm::notice_due(told, c.from, c.to);

@@ -21,7 +21,7 @@
 
 using namespace aforo::testkit;
 namespace asio = boost::asio;
-namespace net = aforo::net;
+namespace io = aforo::io;
 namespace ce = aforo::core::entitlements;
 
 namespace {
@@ -41,9 +41,9 @@ std::string yaml(const temp_dir& dir, const redis_server& r, int limit, const st
 std::map<std::string, std::int64_t> reservation_fields(const redis_server& server) {
   asio::io_context ioc;
   std::string err;
-  net::redis_client_options o;
-  o.endpoint = *net::parse_redis_url(server.url(), err);
-  net::redis_client client(ioc, o);
+  io::redis_client_options o;
+  o.endpoint = *io::parse_redis_url(server.url(), err);
+  io::redis_client client(ioc, o);
   client.start();
   const auto deadline = std::chrono::steady_clock::now() + 5s;
   while (!client.connected() && std::chrono::steady_clock::now() < deadline) ioc.run_for(2ms);
@@ -52,9 +52,9 @@ std::map<std::string, std::int64_t> reservation_fields(const redis_server& serve
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   std::string key;
   ce::quota_counters::make_key(key, "cust_a", "api", ce::period_of(ce::period_kind::month, now).key());
-  std::optional<net::redis_result> out;
+  std::optional<io::redis_result> out;
   client.command({"HGETALL", ce::redis_keys("").counter(ce::redis_keys::reservation_set, key)},
-                 [&](net::redis_result r) { out = std::move(r); });
+                 [&](io::redis_result r) { out = std::move(r); });
   while (!out && std::chrono::steady_clock::now() < deadline) ioc.run_for(2ms);
   REQUIRE(out);
   std::map<std::string, std::int64_t> f;
@@ -359,25 +359,25 @@ TEST_CASE("quota reservations: the reserve script grants within the limit, takes
   redis_server server(free_port());
   asio::io_context ioc;
   std::string err;
-  net::redis_client_options o;
-  o.endpoint = *net::parse_redis_url(server.url(), err);
-  net::redis_client client(ioc, o);
+  io::redis_client_options o;
+  o.endpoint = *io::parse_redis_url(server.url(), err);
+  io::redis_client client(ioc, o);
   client.start();
   const auto deadline = std::chrono::steady_clock::now() + 5s;
   while (!client.connected() && std::chrono::steady_clock::now() < deadline) ioc.run_for(2ms);
   REQUIRE(client.connected());
   const auto eval = [&](const std::string& key, const std::string& me, int consumed, int held, int want, int ttl_ms,
-                        std::vector<std::string> bound_others = {}) -> net::redis_result {
-    std::optional<net::redis_result> out;
+                        std::vector<std::string> bound_others = {}) -> io::redis_result {
+    std::optional<io::redis_result> out;
     std::vector<std::string> args{"EVAL", std::string(ce::quota_reserve_script()), "1", key, me,
                                   std::to_string(consumed), std::to_string(held), std::to_string(want), "10",
                                   std::to_string(ttl_ms), "4102444800"};
     for (auto& a : bound_others) args.push_back(std::move(a));
-    client.command(std::move(args), [&](net::redis_result r) { out = std::move(r); });
+    client.command(std::move(args), [&](io::redis_result r) { out = std::move(r); });
     while (!out) ioc.run_for(2ms);
     return *out;
   };
-  const auto ints = [](const net::redis_result& r) {
+  const auto ints = [](const io::redis_result& r) {
     std::vector<std::int64_t> v;
     for (const auto& e : r.reply.elements) v.push_back(e.integer);
     return v;
@@ -400,8 +400,8 @@ TEST_CASE("quota reservations: the reserve script grants within the limit, takes
   CHECK(ints(eval("r:f", "C", 3, 0, 5, 60000, {"10", "6"})) == v{1, 3, 10});  // floor 6 + C's 3 + 1
   CHECK(ints(eval("r:f", "D", 0, 0, 5, 60000, {"10", "-1"})) == v{0, 3, 10});
   CHECK(ints(eval("r:f", "C", 4, 0, 0, 60000, {"10", "0"})) == v{0, 4, 10});  // no new floor once known
-  std::optional<net::redis_result> set;
-  client.command({"SET", "r:str", "x"}, [&](net::redis_result r) { set = std::move(r); });
+  std::optional<io::redis_result> set;
+  client.command({"SET", "r:str", "x"}, [&](io::redis_result r) { set = std::move(r); });
   while (!set) ioc.run_for(2ms);
   const auto wrong = eval("r:str", "A", 0, 0, 1, 1000);
   CHECK(wrong.reply.is_error());

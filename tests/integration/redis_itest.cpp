@@ -16,7 +16,7 @@
 
 using namespace aforo::testkit;
 namespace asio = boost::asio;
-namespace net = aforo::net;
+namespace io = aforo::io;
 
 namespace {
 
@@ -30,20 +30,20 @@ bool run_until(asio::io_context& ioc, const std::function<bool()>& pred, millis 
   return true;
 }
 
-net::redis_client_options options_for(const redis_server& r, millis timeout = 250ms) {
+io::redis_client_options options_for(const redis_server& r, millis timeout = 250ms) {
   std::string err;
-  auto ep = net::parse_redis_url(r.url(), err);
+  auto ep = io::parse_redis_url(r.url(), err);
   REQUIRE(ep);
-  net::redis_client_options o;
+  io::redis_client_options o;
   o.endpoint = *ep;
   o.command_timeout = timeout;
   return o;
 }
 
 // Sends one command and runs the loop until its reply.
-net::redis_result call(asio::io_context& ioc, net::redis_client& c, std::vector<std::string> args) {
-  std::optional<net::redis_result> out;
-  c.command(std::move(args), [&](net::redis_result r) { out = std::move(r); });
+io::redis_result call(asio::io_context& ioc, io::redis_client& c, std::vector<std::string> args) {
+  std::optional<io::redis_result> out;
+  c.command(std::move(args), [&](io::redis_result r) { out = std::move(r); });
   REQUIRE(run_until(ioc, [&] { return out.has_value(); }, 10s));
   return *out;
 }
@@ -52,37 +52,37 @@ net::redis_result call(asio::io_context& ioc, net::redis_client& c, std::vector<
 
 TEST_CASE("redis url: redis:// and unix: forms are parsed, others refused", "[redis]") {
   std::string err;
-  auto a = net::parse_redis_url("redis://cache.local:6380/2", err);
+  auto a = io::parse_redis_url("redis://cache.local:6380/2", err);
   REQUIRE(a);
   CHECK(a->host == "cache.local");
   CHECK(a->port == 6380);
   CHECK(a->db == 2);
-  auto b = net::parse_redis_url("redis://127.0.0.1", err);
+  auto b = io::parse_redis_url("redis://127.0.0.1", err);
   REQUIRE(b);
   CHECK(b->port == 6379);
   CHECK(b->db == 0);
-  auto c = net::parse_redis_url("redis://:s3cret@10.0.0.1:6379/0", err);
+  auto c = io::parse_redis_url("redis://:s3cret@10.0.0.1:6379/0", err);
   REQUIRE(c);
   CHECK(c->password == "s3cret");
-  auto u = net::parse_redis_url("unix:/run/redis/redis.sock?db=3", err);
+  auto u = io::parse_redis_url("unix:/run/redis/redis.sock?db=3", err);
   REQUIRE(u);
   CHECK(u->unix_path == "/run/redis/redis.sock");
   CHECK(u->db == 3);
-  CHECK_FALSE(net::parse_redis_url("http://x:1/0", err));
-  CHECK_FALSE(net::parse_redis_url("redis://host:1/notanumber", err));
-  CHECK_FALSE(net::parse_redis_url("unix:relative.sock", err));
+  CHECK_FALSE(io::parse_redis_url("http://x:1/0", err));
+  CHECK_FALSE(io::parse_redis_url("redis://host:1/notanumber", err));
+  CHECK_FALSE(io::parse_redis_url("unix:relative.sock", err));
 }
 
 TEST_CASE("redis client: connects, answers commands in order and pipelines them", "[redis]") {
   redis_server server(free_port());
   asio::io_context ioc;
-  net::redis_client client(ioc, options_for(server));
+  io::redis_client client(ioc, options_for(server));
   client.start();
   REQUIRE(run_until(ioc, [&] { return client.connected(); }));
 
   auto r = call(ioc, client, {"SET", "k", std::string("bin\0ary", 7)});
   REQUIRE(r.ok_reply());
-  CHECK(r.reply.type == net::redis_value::kind::status);
+  CHECK(r.reply.type == io::redis_value::kind::status);
   r = call(ioc, client, {"GET", "k"});
   CHECK(r.reply.str == std::string("bin\0ary", 7));
   r = call(ioc, client, {"GET", "missing"});
@@ -95,7 +95,7 @@ TEST_CASE("redis client: connects, answers commands in order and pipelines them"
 
   std::vector<std::int64_t> seen;
   for (int i = 0; i < 500; ++i) {
-    client.command({"INCR", "p"}, [&](net::redis_result x) { seen.push_back(x.reply.integer); });
+    client.command({"INCR", "p"}, [&](io::redis_result x) { seen.push_back(x.reply.integer); });
   }
   REQUIRE(run_until(ioc, [&] { return seen.size() == 500; }));
   for (int i = 0; i < 500; ++i) CHECK(seen[static_cast<std::size_t>(i)] == i + 1);
@@ -109,12 +109,12 @@ TEST_CASE("redis client: a unix socket with a database number, Redis restarted, 
   auto server = std::make_unique<process>(argv);
   REQUIRE(server->wait_for_output("ready to accept connections", 10s));  // "at <socket>"
   std::string err;
-  auto ep = net::parse_redis_url("unix:" + sock + "?db=3", err);
+  auto ep = io::parse_redis_url("unix:" + sock + "?db=3", err);
   REQUIRE(ep);
-  net::redis_client_options o;
+  io::redis_client_options o;
   o.endpoint = *ep;
   asio::io_context ioc;
-  net::redis_client client(ioc, o);
+  io::redis_client client(ioc, o);
   client.start();
   REQUIRE(run_until(ioc, [&] { return client.connected(); }));
   CHECK(call(ioc, client, {"CLIENT", "INFO"}).reply.str.find(" db=3 ") != std::string::npos);  // SELECT 3 ran
@@ -133,7 +133,7 @@ TEST_CASE("redis client: a unix socket with a database number, Redis restarted, 
 TEST_CASE("redis client: the quota script adds contributions per sidecar and sums them", "[redis]") {
   redis_server server(free_port());
   asio::io_context ioc;
-  net::redis_client client(ioc, options_for(server));
+  io::redis_client client(ioc, options_for(server));
   client.start();
   REQUIRE(run_until(ioc, [&] { return client.connected(); }));
   namespace ce = aforo::core::entitlements;
@@ -166,7 +166,7 @@ TEST_CASE("redis client: Redis killed fails commands fast without blocking the l
           "[redis]") {
   redis_server server(free_port());
   asio::io_context ioc;
-  net::redis_client client(ioc, options_for(server));
+  io::redis_client client(ioc, options_for(server));
   std::vector<bool> changes;
   client.on_state_change([&](bool up) { changes.push_back(up); });
   client.start();
@@ -192,11 +192,11 @@ TEST_CASE("redis client: Redis killed fails commands fast without blocking the l
   const auto t0 = std::chrono::steady_clock::now();
   auto r = call(ioc, client, {"PING"});
   CHECK_FALSE(r.ok());
-  CHECK((r.error == net::redis_error::connection_lost || r.error == net::redis_error::not_connected));
+  CHECK((r.error == io::redis_error::connection_lost || r.error == io::redis_error::not_connected));
   CHECK(std::chrono::steady_clock::now() - t0 < 1s);
   REQUIRE(run_until(ioc, [&] { return !client.connected(); }));
   r = call(ioc, client, {"PING"});
-  CHECK(r.error == net::redis_error::not_connected);
+  CHECK(r.error == io::redis_error::not_connected);
   CHECK(client.state() == aforo::core::entitlements::redis_link_state::unavailable);
   run_until(ioc, [] { return false; }, 600ms);  // several reconnect attempts against a closed port
 
@@ -215,16 +215,16 @@ TEST_CASE("redis client: a stalled Redis times commands out and the client recon
           "[redis]") {
   redis_server server(free_port());
   asio::io_context ioc;
-  net::redis_client client(ioc, options_for(server, 100ms));
+  io::redis_client client(ioc, options_for(server, 100ms));
   client.start();
   REQUIRE(run_until(ioc, [&] { return client.connected(); }));
   server.proc().signal(SIGSTOP);
   const auto t0 = std::chrono::steady_clock::now();
-  std::vector<net::redis_result> results;
-  for (int i = 0; i < 3; ++i) client.command({"PING"}, [&](net::redis_result x) { results.push_back(std::move(x)); });
+  std::vector<io::redis_result> results;
+  for (int i = 0; i < 3; ++i) client.command({"PING"}, [&](io::redis_result x) { results.push_back(std::move(x)); });
   REQUIRE(run_until(ioc, [&] { return results.size() == 3; }, 5s));
   const auto waited = std::chrono::steady_clock::now() - t0;
-  for (const auto& x : results) CHECK(x.error == net::redis_error::timeout);
+  for (const auto& x : results) CHECK(x.error == io::redis_error::timeout);
   CHECK(waited >= 90ms);
   CHECK(waited < 1s);
   CHECK_FALSE(client.connected());
@@ -253,7 +253,7 @@ std::string sidecar_yaml(const temp_dir& dir, const redis_server& r) {
 std::int64_t shared_total(const redis_server& server) {
   namespace ce = aforo::core::entitlements;
   asio::io_context ioc;
-  net::redis_client client(ioc, options_for(server));
+  io::redis_client client(ioc, options_for(server));
   client.start();
   REQUIRE(run_until(ioc, [&] { return client.connected(); }));
   const auto now = std::chrono::duration_cast<std::chrono::seconds>(
@@ -393,14 +393,14 @@ std::string auth_yaml(const temp_dir& dir, const std::string& url, const std::st
 std::int64_t shared_total_as(int port, const std::string& user, const std::string& password) {
   namespace ce = aforo::core::entitlements;
   std::string err;
-  auto ep = net::parse_redis_url(url_of(port), err);
+  auto ep = io::parse_redis_url(url_of(port), err);
   REQUIRE(ep);
   ep->user = user;
   ep->password = password;
-  net::redis_client_options o;
+  io::redis_client_options o;
   o.endpoint = *ep;
   asio::io_context ioc;
-  net::redis_client client(ioc, o);
+  io::redis_client client(ioc, o);
   client.start();
   REQUIRE(run_until(ioc, [&] { return client.connected(); }));
   const auto now = std::chrono::duration_cast<std::chrono::seconds>(

@@ -18,7 +18,7 @@
 
 using namespace aforo::testkit;
 namespace asio = boost::asio;
-namespace net = aforo::net;
+namespace io = aforo::io;
 
 namespace {
 
@@ -31,9 +31,9 @@ bool run_until(asio::io_context& ioc, const std::function<bool()>& pred, millis 
   return true;
 }
 
-net::redis_result call(asio::io_context& ioc, net::redis_client& c, std::vector<std::string> args) {
-  std::optional<net::redis_result> out;
-  c.command(std::move(args), [&](net::redis_result r) { out = std::move(r); });
+io::redis_result call(asio::io_context& ioc, io::redis_client& c, std::vector<std::string> args) {
+  std::optional<io::redis_result> out;
+  c.command(std::move(args), [&](io::redis_result r) { out = std::move(r); });
   REQUIRE(run_until(ioc, [&] { return out.has_value(); }, 10s));
   return *out;
 }
@@ -89,13 +89,13 @@ std::string tls_url(int port, const std::string& host = "127.0.0.1") {
   return "rediss://" + host + ":" + std::to_string(port) + "/0";
 }
 
-net::redis_client_options tls_options(const std::string& url, const std::string& ca_file,
+io::redis_client_options tls_options(const std::string& url, const std::string& ca_file,
                                       const std::string& password = "") {
   std::string err;
-  auto ep = net::parse_redis_url(url, err);
+  auto ep = io::parse_redis_url(url, err);
   REQUIRE(ep);
   ep->password = password;
-  net::redis_client_options o;
+  io::redis_client_options o;
   o.endpoint = *ep;
   o.tls_ca_file = ca_file;
   return o;
@@ -119,7 +119,7 @@ std::string tls_yaml(const temp_dir& dir, const std::string& url, const std::str
 std::int64_t shared_total(int port, const std::string& ca_file, const std::string& password) {
   namespace ce = aforo::core::entitlements;
   asio::io_context ioc;
-  net::redis_client client(ioc, tls_options(tls_url(port), ca_file, password));
+  io::redis_client client(ioc, tls_options(tls_url(port), ca_file, password));
   client.start();
   REQUIRE(run_until(ioc, [&] { return client.connected(); }));
   const auto now = std::chrono::duration_cast<std::chrono::seconds>(
@@ -177,28 +177,28 @@ void check_refused(sidecar_process& sc, const std::vector<std::string>& whys) {
 
 TEST_CASE("redis url: rediss:// is TLS, with the same host, port and db rules as redis://", "[redis][tls]") {
   std::string err;
-  auto a = net::parse_redis_url("rediss://cache.example.net:6380/2", err);
+  auto a = io::parse_redis_url("rediss://cache.example.net:6380/2", err);
   REQUIRE(a);
   CHECK(a->tls);
   CHECK(a->host == "cache.example.net");
   CHECK(a->port == 6380);
   CHECK(a->db == 2);
-  auto b = net::parse_redis_url("rediss://user:pw@10.0.0.1", err);
+  auto b = io::parse_redis_url("rediss://user:pw@10.0.0.1", err);
   REQUIRE(b);
   CHECK(b->tls);
   CHECK(b->port == 6379);
   CHECK(b->user == "user");
   CHECK(b->password == "pw");
-  auto c = net::parse_redis_url("redis://10.0.0.1:6379/0", err);
+  auto c = io::parse_redis_url("redis://10.0.0.1:6379/0", err);
   REQUIRE(c);
   CHECK_FALSE(c->tls);
-  auto u = net::parse_redis_url("unix:/run/redis.sock", err);
+  auto u = io::parse_redis_url("unix:/run/redis.sock", err);
   REQUIRE(u);
   CHECK_FALSE(u->tls);
-  CHECK_FALSE(net::parse_redis_url("rediss:///0", err));
+  CHECK_FALSE(io::parse_redis_url("rediss:///0", err));
   CHECK(err == "rediss:// needs a host");
-  CHECK_FALSE(net::parse_redis_url("rediss://h:6380/x", err));
-  CHECK_FALSE(net::parse_redis_url("redis+tls://h:6380/0", err));
+  CHECK_FALSE(io::parse_redis_url("rediss://h:6380/x", err));
+  CHECK_FALSE(io::parse_redis_url("redis+tls://h:6380/0", err));
   CHECK(err == "scheme must be redis://, rediss:// (TLS) or unix:");
 }
 
@@ -209,7 +209,7 @@ TEST_CASE("redis client over TLS: verifies the server by IP and by name, answers
   for (const std::string host : {"127.0.0.1", "localhost"}) {
     INFO(host);
     asio::io_context ioc;
-    net::redis_client client(ioc, tls_options(tls_url(port, host), pki.ca()));
+    io::redis_client client(ioc, tls_options(tls_url(port, host), pki.ca()));
     client.start();
     REQUIRE(run_until(ioc, [&] { return client.connected(); }));
     CHECK(call(ioc, client, {"SET", "k", std::string("bin\0ary", 7)}).ok_reply());
@@ -219,7 +219,7 @@ TEST_CASE("redis client over TLS: verifies the server by IP and by name, answers
     CHECK(call(ioc, client, {"GET", "big"}).reply.str == big);
     std::vector<std::int64_t> seen;
     for (int i = 0; i < 300; ++i) {
-      client.command({"INCR", "p-" + host}, [&](net::redis_result x) { seen.push_back(x.reply.integer); });
+      client.command({"INCR", "p-" + host}, [&](io::redis_result x) { seen.push_back(x.reply.integer); });
     }
     REQUIRE(run_until(ioc, [&] { return seen.size() == 300; }));
     for (int i = 0; i < 300; ++i) CHECK(seen[static_cast<std::size_t>(i)] == i + 1);
@@ -228,13 +228,13 @@ TEST_CASE("redis client over TLS: verifies the server by IP and by name, answers
   // Redis killed and restarted: the client reconnects, with a new TLS session.
   {
     asio::io_context ioc;
-    net::redis_client client(ioc, tls_options(tls_url(port), pki.ca()));
+    io::redis_client client(ioc, tls_options(tls_url(port), pki.ca()));
     client.start();
     REQUIRE(run_until(ioc, [&] { return client.connected(); }));
     server->signal(SIGKILL);
     (void)server->wait_exit(5s);
     REQUIRE(run_until(ioc, [&] { return !client.connected(); }));
-    CHECK(call(ioc, client, {"PING"}).error == net::redis_error::not_connected);
+    CHECK(call(ioc, client, {"PING"}).error == io::redis_error::not_connected);
     server = start_tls_redis(pki, port);
     REQUIRE(run_until(ioc, [&] { return client.connected(); }, 10s));
     CHECK(call(ioc, client, {"PING"}).reply.str == "PONG");
@@ -242,11 +242,11 @@ TEST_CASE("redis client over TLS: verifies the server by IP and by name, answers
 
   // The system store does not know the test CA: refused, never connected.
   asio::io_context ioc;
-  net::redis_client client(ioc, tls_options(tls_url(port), ""));
+  io::redis_client client(ioc, tls_options(tls_url(port), ""));
   client.start();
   run_until(ioc, [] { return false; }, 500ms);
   CHECK_FALSE(client.connected());
-  CHECK(call(ioc, client, {"PING"}).error == net::redis_error::not_connected);
+  CHECK(call(ioc, client, {"PING"}).error == io::redis_error::not_connected);
 }
 
 TEST_CASE("redis edge over TLS: two sidecars with the CA file and a password share the limit",

@@ -438,18 +438,18 @@ void redis_server::kill() {
 
 std::int64_t redis_server::hash_sum(const std::string& key) const {
   std::string err;
-  auto ep = net::parse_redis_url(url(), err);
+  auto ep = io::parse_redis_url(url(), err);
   if (!ep) throw std::runtime_error(err);
-  net::redis_client_options o;
+  io::redis_client_options o;
   o.endpoint = *ep;
   asio::io_context ioc;
-  net::redis_client client(ioc, o);
+  io::redis_client client(ioc, o);
   client.start();
-  std::optional<net::redis_result> out;
+  std::optional<io::redis_result> out;
   const auto deadline = std::chrono::steady_clock::now() + 5s;
   while (!out && std::chrono::steady_clock::now() < deadline) {
     if (client.connected()) {
-      client.command({"HVALS", key}, [&](net::redis_result r) { out = std::move(r); });
+      client.command({"HVALS", key}, [&](io::redis_result r) { out = std::move(r); });
       while (!out && std::chrono::steady_clock::now() < deadline) ioc.run_for(2ms);
     } else {
       ioc.run_for(2ms);

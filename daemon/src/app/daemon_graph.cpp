@@ -30,7 +30,7 @@ daemon_graph::daemon_graph(context& ctx)
       pipeline_(ctx, ingest_, margin_, discovery_),
       handshake_(
           ctx, ingest_,
-          [&p = pipeline_](std::string body, net::http_client::completion done) {
+          [&p = pipeline_](std::string body, io::http_client::completion done) {
             p.probe_ingest(std::move(body), std::move(done));
           },
           [&p = pipeline_] { p.probe_compression(); }),
@@ -41,7 +41,7 @@ daemon_graph::daemon_graph(context& ctx)
 
 daemon_graph::~daemon_graph() = default;
 
-void daemon_graph::register_routes(net::router& routes) {
+void daemon_graph::register_routes(io::router& routes) {
   for (auto* s : order_) s->register_routes(routes);
 }
 

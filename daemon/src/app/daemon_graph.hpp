@@ -37,7 +37,7 @@ class daemon_graph {
   daemon_graph(const daemon_graph&) = delete;
   daemon_graph& operator=(const daemon_graph&) = delete;
 
-  void register_routes(net::router& routes);
+  void register_routes(io::router& routes);
   /// Starts every service, in declaration order.
   void start();
   /// A new config passed validation: every service applies what it can, in declaration order.

@@ -35,7 +35,7 @@ struct status_report {
 class service {
  public:
   virtual ~service() = default;
-  virtual void register_routes(net::router& routes) = 0;
+  virtual void register_routes(io::router& routes) = 0;
   /// Called once the listeners are bound, before the first request is served.
   virtual void start() {}
   /// A new config passed validation; apply what can be applied live.

@@ -16,8 +16,8 @@ namespace aforo::app {
 namespace asio = boost::asio;
 
 namespace {
-net::server_limits limits_of(const config::sidecar_config& c) {
-  return net::server_limits{c.server.max_body, c.server.max_header, c.server.read_timeout, c.server.max_connections};
+io::server_limits limits_of(const config::sidecar_config& c) {
+  return io::server_limits{c.server.max_body, c.server.max_header, c.server.read_timeout, c.server.max_connections};
 }
 }  // namespace
 
@@ -25,12 +25,12 @@ struct sidecar::impl {
   asio::io_context ioc{1};
   context ctx;
   daemon_graph graph;  // after the context it uses, before the routes and server that reach into it
-  net::router routes;
-  net::http_server server;
+  io::router routes;
+  io::http_server server;
   asio::signal_set stop_signals{ioc, SIGTERM, SIGINT};
   asio::signal_set hup_signal{ioc, SIGHUP};
   asio::steady_timer shutdown_deadline{ioc};
-  systemd::watchdog watchdog{ioc};  // WATCHDOG=1 pings when the unit sets WatchdogSec=
+  io::systemd::watchdog watchdog{ioc};  // WATCHDOG=1 pings when the unit sets WatchdogSec=
   std::string serving;              // STATUS= text sent with READY=1
   bool stopping = false;
   int exit_code = 0;
@@ -52,9 +52,9 @@ struct sidecar::impl {
   void wait_hup() {
     hup_signal.async_wait([this](const boost::system::error_code& ec, int) {
       if (ec) return;
-      systemd::notify_reloading();
+      io::systemd::notify_reloading();
       reload();
-      systemd::notify_ready(serving);
+      io::systemd::notify_ready(serving);
       wait_hup();
     });
   }
@@ -62,7 +62,7 @@ struct sidecar::impl {
   void begin_stop(int signo) {
     if (stopping) return;
     stopping = true;
-    systemd::notify_stopping();
+    io::systemd::notify_stopping();
     util::log::info(std::string("received ") + (signo == SIGINT ? "SIGINT" : "SIGTERM") +
                     ": no new connections, finishing requests in flight");
     shutdown_deadline.expires_after(ctx.config.server.shutdown_timeout);
@@ -145,7 +145,7 @@ int sidecar::run() {
                   (m.ctx.secrets.tenant_id.empty() ? std::string("unset") : m.ctx.secrets.tenant_id) + ", api key " +
                   config::redact(m.ctx.secrets.api_key) + ", local API token " +
                   (m.ctx.secrets.api_token.empty() ? "off" : "required") + ")");
-  systemd::notify_ready(m.serving);
+  io::systemd::notify_ready(m.serving);
   m.watchdog.start();
   m.ioc.run();
   return m.exit_code;

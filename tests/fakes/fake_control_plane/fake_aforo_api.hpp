@@ -48,23 +48,23 @@ class fake_aforo_api {
       : wrap_(wrap), work_(ioc_.get_executor()) {
     quota_.default_answer = R"({"decision":"ALLOW","reason":"ok","currentUsage":1,"limit":1000,"retryAfterMs":0,"tierName":"pro","headers":{}})";
     margin_.default_answer = R"({"allowed":true,"level":"NONE","throttleRate":100,"retryAfterSeconds":0,"message":""})";
-    routes_.add("POST", "/api/v1/quota/check", [this](net::http_request& req, net::respond_fn respond) {
+    routes_.add("POST", "/api/v1/quota/check", [this](io::http_request& req, io::respond_fn respond) {
       handle(req, std::move(respond), true);
     });
-    routes_.add("GET", "/internal/v1/margin-guard/quick-check", [this](net::http_request& req, net::respond_fn respond) {
+    routes_.add("GET", "/internal/v1/margin-guard/quick-check", [this](io::http_request& req, io::respond_fn respond) {
       handle(req, std::move(respond), false);
     });
     // {"quota":N,"margin":M}: calls answered so far (for the bench, which runs this as a program).
-    routes_.add_sync("GET", "/stats", [this](net::http_request&) {
+    routes_.add_sync("GET", "/stats", [this](io::http_request&) {
       std::lock_guard lock(mu_);
-      return net::http_response::json(
+      return io::http_response::json(
           200, R"({"quota":)" + std::to_string(quota_.total) + R"(,"margin":)" + std::to_string(margin_.total) + "}");
     });
     thread_ = std::thread([this] { ioc_.run(); });
     std::promise<std::string> bound;
     auto fut = bound.get_future();
     boost::asio::post(ioc_, [this, &bound, &listen] {
-      server_ = std::make_unique<net::http_server>(ioc_, routes_, net::server_limits{});
+      server_ = std::make_unique<io::http_server>(ioc_, routes_, io::server_limits{});
       auto addr = server_->listen(listen, 0600);
       server_->start();
       bound.set_value(addr);
@@ -111,7 +111,7 @@ class fake_aforo_api {
   /// A header of the last call to an endpoint (case-insensitive name).
   [[nodiscard]] std::string last_header(bool quota, const std::string& name) const {
     std::lock_guard lock(mu_);
-    net::http_request r;
+    io::http_request r;
     r.headers = (quota ? quota_ : margin_).last_headers;
     return std::string(r.header(name));
   }
@@ -138,7 +138,7 @@ class fake_aforo_api {
   }
 
   // The customer the request is about, or empty when it lacks what the real endpoint requires.
-  static std::string customer_of(const net::http_request& req, bool quota, std::string& key) {
+  static std::string customer_of(const io::http_request& req, bool quota, std::string& key) {
     if (req.header("X-Tenant-Id").empty()) return {};
     if (quota) {
       if (req.header("X-API-Key").empty() && req.header("Authorization").empty()) return {};
@@ -164,8 +164,8 @@ class fake_aforo_api {
     return scope_id;
   }
 
-  void handle(net::http_request& req, net::respond_fn respond, bool quota) {
-    net::http_response res;
+  void handle(io::http_request& req, io::respond_fn respond, bool quota) {
+    io::http_response res;
     std::chrono::milliseconds delay{0};
     {
       std::lock_guard lock(mu_);
@@ -178,12 +178,12 @@ class fake_aforo_api {
       delay = e.delay;
       if (customer.empty()) {
         ++bad_;
-        res = net::http_response::error(400, "bad_request", "missing field or header");
+        res = io::http_response::error(400, "bad_request", "missing field or header");
       } else {
         ++e.total;
         ++e.calls[key];
         if (e.forced_status != 0) {
-          res = net::http_response::error(e.forced_status, "forced", "forced by the test");
+          res = io::http_response::error(e.forced_status, "forced", "forced by the test");
         } else {
           const auto it = e.answers.find(customer);
           const std::string& data = it == e.answers.end() ? e.default_answer : it->second;
@@ -202,8 +202,8 @@ class fake_aforo_api {
   boost::asio::io_context ioc_{1};
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
   std::thread thread_;
-  net::router routes_;
-  std::unique_ptr<net::http_server> server_;
+  io::router routes_;
+  std::unique_ptr<io::http_server> server_;
   std::string address_;
   mutable std::mutex mu_;
   endpoint quota_, margin_;

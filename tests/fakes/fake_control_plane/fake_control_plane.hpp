@@ -39,10 +39,10 @@ class fake_control_plane {
   };
 
   fake_control_plane() : work_(ioc_.get_executor()) {
-    routes_.add_sync("GET", "/v1/entitlements/snapshot", [this](net::http_request& req) { return answer(req); });
+    routes_.add_sync("GET", "/v1/entitlements/snapshot", [this](io::http_request& req) { return answer(req); });
     thread_ = std::thread([this] { ioc_.run(); });
     address_ = on_io([this] {
-      server_ = std::make_unique<net::http_server>(ioc_, routes_, net::server_limits{});
+      server_ = std::make_unique<io::http_server>(ioc_, routes_, io::server_limits{});
       auto bound = server_->listen("127.0.0.1:0", 0600);
       keep_from_children();
       server_->start();
@@ -88,7 +88,7 @@ class fake_control_plane {
   /// Listens again on the same port.
   void come_up() {
     on_io([this] {
-      server_ = std::make_unique<net::http_server>(ioc_, routes_, net::server_limits{});
+      server_ = std::make_unique<io::http_server>(ioc_, routes_, io::server_limits{});
       server_->listen(address_, 0600);
       keep_from_children();
       server_->start();
@@ -112,14 +112,14 @@ class fake_control_plane {
   }
 
  private:
-  net::http_response answer(net::http_request& req) {
+  io::http_response answer(io::http_request& req) {
     std::lock_guard lock(mu_);
     ++counts_.requests;
     last_headers_ = req.headers;
     const std::string inm(req.header("If-None-Match"));
     if (!inm.empty()) ++counts_.conditional;
-    if (forced_status_ != 0) return net::http_response::error(forced_status_, "forced", "forced by the test");
-    net::http_response res;
+    if (forced_status_ != 0) return io::http_response::error(forced_status_, "forced", "forced by the test");
+    io::http_response res;
     res.headers.emplace_back("ETag", etag_);
     if (!inm.empty() && inm == etag_) {
       ++counts_.not_modified;
@@ -158,9 +158,9 @@ class fake_control_plane {
   boost::asio::io_context ioc_{1};
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
   std::thread thread_;
-  net::router routes_;
-  std::unique_ptr<net::http_server> server_;
-  std::vector<std::unique_ptr<net::http_server>> stopped_;
+  io::router routes_;
+  std::unique_ptr<io::http_server> server_;
+  std::vector<std::unique_ptr<io::http_server>> stopped_;
   std::string address_;
 
   mutable std::mutex mu_;

@@ -26,26 +26,26 @@ void kv(json_writer& w, const char* k, std::uint64_t v) {
   w.Uint64(v);
 }
 
-net::http_response json_ok(const rapidjson::StringBuffer& sb) {
-  return net::http_response::json(200, std::string(sb.GetString(), sb.GetSize()));
+io::http_response json_ok(const rapidjson::StringBuffer& sb) {
+  return io::http_response::json(200, std::string(sb.GetString(), sb.GetSize()));
 }
 
 }  // namespace
 
-net::http_response ingest_service::control_faults(net::http_request& req) {
-  if (auto err = faults_.load(req.body)) return net::http_response::error(400, "bad_request", *err);
-  return net::http_response::json(200, R"({"pending":)" + std::to_string(faults_.pending()) + "}");
+io::http_response ingest_service::control_faults(io::http_request& req) {
+  if (auto err = faults_.load(req.body)) return io::http_response::error(400, "bad_request", *err);
+  return io::http_response::json(200, R"({"pending":)" + std::to_string(faults_.pending()) + "}");
 }
 
-net::http_response ingest_service::control_refuse(net::http_request& req) {
+io::http_response ingest_service::control_refuse(io::http_request& req) {
   rapidjson::Document doc;
   doc.Parse(req.body.data(), req.body.size());
   if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("on") || !doc["on"].IsBool())
-    return net::http_response::error(400, "bad_request", R"(expected {"on":true|false})");
-  if (server_ == nullptr) return net::http_response::error(500, "internal", "no transport attached");
+    return io::http_response::error(400, "bad_request", R"(expected {"on":true|false})");
+  if (server_ == nullptr) return io::http_response::error(500, "internal", "no transport attached");
   const std::uint64_t spare = std::strtoull(std::string(req.header(connection_header)).c_str(), nullptr, 10);
   if (!server_->set_refusing(doc["on"].GetBool(), spare))
-    return net::http_response::error(500, "internal", "cannot listen on the same port again");
+    return io::http_response::error(500, "internal", "cannot listen on the same port again");
   // {"on":true,"for_ms":N} reopens by itself, for callers without a spare kept-alive connection.
   if (server_->refusing() && doc.HasMember("for_ms") && doc["for_ms"].IsUint()) {
     auto timer = std::make_shared<boost::asio::steady_timer>(ioc_, std::chrono::milliseconds(doc["for_ms"].GetUint()));
@@ -53,10 +53,10 @@ net::http_response ingest_service::control_refuse(net::http_request& req) {
       if (!ec) server_->set_refusing(false, 0);
     });
   }
-  return net::http_response::json(200, std::string(R"({"refusing":)") + (server_->refusing() ? "true" : "false") + "}");
+  return io::http_response::json(200, std::string(R"({"refusing":)") + (server_->refusing() ? "true" : "false") + "}");
 }
 
-net::http_response ingest_service::control_received() const {
+io::http_response ingest_service::control_received() const {
   rapidjson::StringBuffer sb;
   json_writer w(sb);
   w.StartObject();
@@ -98,7 +98,7 @@ net::http_response ingest_service::control_received() const {
   return json_ok(sb);
 }
 
-net::http_response ingest_service::control_stats() const {
+io::http_response ingest_service::control_stats() const {
   rapidjson::StringBuffer sb;
   json_writer w(sb);
   w.StartObject();
@@ -134,7 +134,7 @@ net::http_response ingest_service::control_stats() const {
   return json_ok(sb);
 }
 
-net::http_response ingest_service::control_reset() {
+io::http_response ingest_service::control_reset() {
   faults_.clear();
   requests_ = 0;
   probes_ = lz4_probes_ = lz4_refused_ = 0;
@@ -143,43 +143,43 @@ net::http_response ingest_service::control_reset() {
   seen_keys_.clear();
   by_status_.clear();
   events_received_ = accepted_ = duplicates_ = failed_ = 0;
-  return net::http_response::json(200, R"({"reset":true})");
+  return io::http_response::json(200, R"({"reset":true})");
 }
 
-net::http_response ingest_service::control_max_events(net::http_request& req) {
+io::http_response ingest_service::control_max_events(io::http_request& req) {
   rapidjson::Document doc;
   doc.Parse(req.body.data(), req.body.size());
   if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("max_events") || !doc["max_events"].IsUint() ||
       doc["max_events"].GetUint() == 0)
-    return net::http_response::error(400, "bad_request", R"(expected {"max_events":N} with N >= 1)");
+    return io::http_response::error(400, "bad_request", R"(expected {"max_events":N} with N >= 1)");
   opts_.max_events = doc["max_events"].GetUint();
-  return net::http_response::json(200, R"({"max_events":)" + std::to_string(opts_.max_events) + "}");
+  return io::http_response::json(200, R"({"max_events":)" + std::to_string(opts_.max_events) + "}");
 }
 
-net::http_response ingest_service::control_network(net::http_request& req) {
+io::http_response ingest_service::control_network(io::http_request& req) {
   rapidjson::Document doc;
   doc.Parse(req.body.data(), req.body.size());
   if (doc.HasParseError() || !doc.IsObject())
-    return net::http_response::error(400, "bad_request", R"(expected {"rtt_ms":N,"jitter_ms":N,"max_in_flight":N})");
+    return io::http_response::error(400, "bad_request", R"(expected {"rtt_ms":N,"jitter_ms":N,"max_in_flight":N})");
   for (auto [name, field] : {std::pair{"rtt_ms", &opts_.rtt_ms}, std::pair{"jitter_ms", &opts_.jitter_ms},
                              std::pair{"max_in_flight", &opts_.max_in_flight}}) {
     if (!doc.HasMember(name)) continue;
-    if (!doc[name].IsUint()) return net::http_response::error(400, "bad_request", std::string(name) + " must be a count");
+    if (!doc[name].IsUint()) return io::http_response::error(400, "bad_request", std::string(name) + " must be a count");
     *field = doc[name].GetUint();
   }
-  return net::http_response::json(200, R"({"rtt_ms":)" + std::to_string(opts_.rtt_ms) + R"(,"jitter_ms":)" +
+  return io::http_response::json(200, R"({"rtt_ms":)" + std::to_string(opts_.rtt_ms) + R"(,"jitter_ms":)" +
                                            std::to_string(opts_.jitter_ms) + R"(,"max_in_flight":)" +
                                            std::to_string(opts_.max_in_flight) + "}");
 }
 
-net::http_response ingest_service::control_refuse_lz4(net::http_request& req) {
+io::http_response ingest_service::control_refuse_lz4(io::http_request& req) {
   rapidjson::Document doc;
   doc.Parse(req.body.data(), req.body.size());
   if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("status") || !doc["status"].IsInt() ||
       (doc["status"].GetInt() != 0 && doc["status"].GetInt() != 400 && doc["status"].GetInt() != 415))
-    return net::http_response::error(400, "bad_request", R"(expected {"status":0|400|415})");
+    return io::http_response::error(400, "bad_request", R"(expected {"status":0|400|415})");
   opts_.refuse_lz4 = doc["status"].GetInt();
-  return net::http_response::json(200, R"({"refuse_lz4":)" + std::to_string(opts_.refuse_lz4) + "}");
+  return io::http_response::json(200, R"({"refuse_lz4":)" + std::to_string(opts_.refuse_lz4) + "}");
 }
 
 }  // namespace aforo::fake

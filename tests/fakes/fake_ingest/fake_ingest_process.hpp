@@ -21,15 +21,15 @@
 
 namespace aforo::fake {
 
-/// Runs net::http_client requests to completion on a private io_context. Keeps the client (and its
+/// Runs io::http_client requests to completion on a private io_context. Keeps the client (and its
 /// kept-alive connections) between calls. Tests only; one thread.
 class blocking_client {
  public:
-  explicit blocking_client(net::client_options opts = {}) : client_(ioc_, std::move(opts)) {}
+  explicit blocking_client(io::client_options opts = {}) : client_(ioc_, std::move(opts)) {}
 
-  net::client_result send(net::client_request req) {
-    std::optional<net::client_result> out;
-    client_.async_request(std::move(req), [&out](net::client_result r) { out = std::move(r); });
+  io::client_result send(io::client_request req) {
+    std::optional<io::client_result> out;
+    client_.async_request(std::move(req), [&out](io::client_result r) { out = std::move(r); });
     ioc_.restart();
     while (!out && ioc_.run_one() != 0) {
     }
@@ -37,9 +37,9 @@ class blocking_client {
     return std::move(*out);
   }
 
-  net::client_result send(std::string method, std::string url, std::string body = {},
+  io::client_result send(std::string method, std::string url, std::string body = {},
                           std::vector<std::pair<std::string, std::string>> headers = {}) {
-    net::client_request req;
+    io::client_request req;
     req.method = std::move(method);
     req.url = std::move(url);
     req.body = std::move(body);
@@ -47,11 +47,11 @@ class blocking_client {
     return send(std::move(req));
   }
 
-  net::http_client& client() { return client_; }
+  io::http_client& client() { return client_; }
 
  private:
   boost::asio::io_context ioc_;
-  net::http_client client_;
+  io::http_client client_;
 };
 
 struct fake_ingest_options {
@@ -117,7 +117,7 @@ class fake_ingest_process {
   [[nodiscard]] testkit::process& proc() { return *proc_; }
 
   /// A control call on the fake's kept-alive control connection (spared by refuse(true)).
-  net::client_result control(std::string method, const std::string& path, std::string body = {}) {
+  io::client_result control(std::string method, const std::string& path, std::string body = {}) {
     auto r = control_.send(std::move(method), base_url_ + path, std::move(body));
     if (!r.ok() || r.status != 200)
       throw std::runtime_error("fake ingest control " + path + " failed: " + r.error_message + " " + r.body);
@@ -132,8 +132,8 @@ class fake_ingest_process {
   rapidjson::Document received() { return parse(control("GET", "/_control/received").body); }
 
  private:
-  static net::client_options control_options() {
-    net::client_options o;
+  static io::client_options control_options() {
+    io::client_options o;
     o.verify_peer = false;  // control traffic to our own self-signed test server only
     o.request_timeout = std::chrono::seconds(10);
     return o;

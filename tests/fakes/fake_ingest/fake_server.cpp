@@ -41,12 +41,12 @@ tcp::endpoint parse_endpoint(const std::string& addr) {
 // Waits for a handler that may answer later (delays): respond() fills the slot and wakes the session.
 struct answer_slot {
   explicit answer_slot(asio::any_io_executor ex) : wake(ex, asio::steady_timer::time_point::max()) {}
-  std::optional<net::http_response> response;
+  std::optional<io::http_response> response;
   asio::steady_timer wake;
 };
 
 template <class Stream>
-asio::awaitable<void> serve(Stream& stream, const net::router& routes, std::uint64_t id) {
+asio::awaitable<void> serve(Stream& stream, const io::router& routes, std::uint64_t id) {
   beast::flat_buffer buffer;
   auto& lowest = beast::get_lowest_layer(stream);
   for (;;) {
@@ -56,7 +56,7 @@ asio::awaitable<void> serve(Stream& stream, const net::router& routes, std::uint
     auto [rec, n] = co_await http::async_read(stream, buffer, parser, use_tuple);
     if (rec) co_return;
     auto in = parser.release();
-    net::http_request req;
+    io::http_request req;
     req.method = std::string(in.method_string());
     req.target = std::string(in.target());
     for (const auto& f : in) req.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
@@ -64,7 +64,7 @@ asio::awaitable<void> serve(Stream& stream, const net::router& routes, std::uint
     req.body = std::move(in.body());
 
     auto slot = std::make_shared<answer_slot>(co_await asio::this_coro::executor);
-    routes.dispatch(req, [slot](net::http_response r) {
+    routes.dispatch(req, [slot](io::http_response r) {
       slot->response = std::move(r);
       slot->wake.cancel();
     });
@@ -88,7 +88,7 @@ asio::awaitable<void> serve(Stream& stream, const net::router& routes, std::uint
 
 }  // namespace
 
-fake_server::fake_server(asio::io_context& ioc, const net::router& routes, const fake_server_options& opts)
+fake_server::fake_server(asio::io_context& ioc, const io::router& routes, const fake_server_options& opts)
     : ioc_(ioc), routes_(routes), endpoint_(parse_endpoint(opts.listen)) {
   if (!opts.tls_cert.empty() || !opts.tls_key.empty()) {
     tls_ = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
@@ -146,7 +146,7 @@ void fake_server::on_accept(tcp::socket sock) {
   }
   auto stream = std::make_shared<beast::ssl_stream<beast::tcp_stream>>(std::move(sock), *tls_);
   closers_[id] = [stream] { beast::close_socket(beast::get_lowest_layer(*stream)); };
-  auto run = [](std::shared_ptr<beast::ssl_stream<beast::tcp_stream>> s, const net::router& routes,
+  auto run = [](std::shared_ptr<beast::ssl_stream<beast::tcp_stream>> s, const io::router& routes,
                 std::uint64_t conn) -> asio::awaitable<void> {
     beast::get_lowest_layer(*s).expires_after(std::chrono::seconds(10));
     auto [ec] = co_await s->async_handshake(asio::ssl::stream_base::server, use_tuple);

@@ -32,7 +32,7 @@ struct fake_server_options {
 class fake_server {
  public:
   /// Binds at once; throws std::runtime_error on a bad address, bind failure or unreadable cert/key.
-  fake_server(boost::asio::io_context& ioc, const net::router& routes, const fake_server_options& opts);
+  fake_server(boost::asio::io_context& ioc, const io::router& routes, const fake_server_options& opts);
   ~fake_server();
   fake_server(const fake_server&) = delete;
   fake_server& operator=(const fake_server&) = delete;
@@ -55,7 +55,7 @@ class fake_server {
   void on_accept(boost::asio::ip::tcp::socket sock);
 
   boost::asio::io_context& ioc_;
-  const net::router& routes_;
+  const io::router& routes_;
   boost::asio::ip::tcp::endpoint endpoint_;
   std::shared_ptr<boost::asio::ip::tcp::acceptor> acceptor_;
   std::unique_ptr<boost::asio::ssl::context> tls_;

@@ -30,13 +30,13 @@ bool starts_with_ci(std::string_view s, std::string_view prefix) {
 }
 
 // Aforo's error envelope.
-net::http_response aforo_error(int status, std::string_view code, std::string_view message) {
+io::http_response aforo_error(int status, std::string_view code, std::string_view message) {
   std::string body = R"({"success":false,"error":{"code":)";
-  net::append_json_string(body, code);
+  io::append_json_string(body, code);
   body += R"(,"message":)";
-  net::append_json_string(body, message);
+  io::append_json_string(body, message);
   body += "}}";
-  return net::http_response::json(status, std::move(body));
+  return io::http_response::json(status, std::move(body));
 }
 
 std::string to_json(const rapidjson::Value& v) {
@@ -97,22 +97,22 @@ ingest_service::~ingest_service() {
   if (record_ != nullptr) std::fclose(record_);
 }
 
-void ingest_service::add_routes(net::router& routes) {
+void ingest_service::add_routes(io::router& routes) {
   routes.add("POST", "/v1/ingest/batch",
-             [this](net::http_request& req, net::respond_fn respond) { handle_ingest(req, std::move(respond), false); });
+             [this](io::http_request& req, io::respond_fn respond) { handle_ingest(req, std::move(respond), false); });
   routes.add("POST", "/v1/ingest/test",
-             [this](net::http_request& req, net::respond_fn respond) { handle_ingest(req, std::move(respond), true); });
-  routes.add_sync("POST", "/_control/faults", [this](net::http_request& req) { return control_faults(req); });
-  routes.add_sync("POST", "/_control/refuse", [this](net::http_request& req) { return control_refuse(req); });
-  routes.add_sync("GET", "/_control/received", [this](net::http_request&) { return control_received(); });
-  routes.add_sync("GET", "/_control/stats", [this](net::http_request&) { return control_stats(); });
-  routes.add_sync("POST", "/_control/reset", [this](net::http_request&) { return control_reset(); });
-  routes.add_sync("POST", "/_control/max_events", [this](net::http_request& req) { return control_max_events(req); });
-  routes.add_sync("POST", "/_control/network", [this](net::http_request& req) { return control_network(req); });
-  routes.add_sync("POST", "/_control/refuse_lz4", [this](net::http_request& req) { return control_refuse_lz4(req); });
+             [this](io::http_request& req, io::respond_fn respond) { handle_ingest(req, std::move(respond), true); });
+  routes.add_sync("POST", "/_control/faults", [this](io::http_request& req) { return control_faults(req); });
+  routes.add_sync("POST", "/_control/refuse", [this](io::http_request& req) { return control_refuse(req); });
+  routes.add_sync("GET", "/_control/received", [this](io::http_request&) { return control_received(); });
+  routes.add_sync("GET", "/_control/stats", [this](io::http_request&) { return control_stats(); });
+  routes.add_sync("POST", "/_control/reset", [this](io::http_request&) { return control_reset(); });
+  routes.add_sync("POST", "/_control/max_events", [this](io::http_request& req) { return control_max_events(req); });
+  routes.add_sync("POST", "/_control/network", [this](io::http_request& req) { return control_network(req); });
+  routes.add_sync("POST", "/_control/refuse_lz4", [this](io::http_request& req) { return control_refuse_lz4(req); });
 }
 
-void ingest_service::handle_ingest(net::http_request& req, net::respond_fn respond, bool single) {
+void ingest_service::handle_ingest(io::http_request& req, io::respond_fn respond, bool single) {
   request_record rec;
   rec.path = std::string(req.path());
   rec.connection = std::string(req.header(connection_header));
@@ -133,7 +133,7 @@ void ingest_service::handle_ingest(net::http_request& req, net::respond_fn respo
     // tests of delivery see deliveries only. Sent as an lz4 frame, it is the encoding check.
     ++probes_;
     if (lz4) ++lz4_probes_;
-    net::http_response r;
+    io::http_response r;
     if (server_ != nullptr && server_->refusing()) r.status = drop_connection_status;
     else r = process(req, step, single, rec);
     answer(std::move(respond), std::move(r), network_delay(0));
@@ -144,7 +144,7 @@ void ingest_service::handle_ingest(net::http_request& req, net::respond_fn respo
   else step = faults_.next();
   rec.fault = step.describe();
 
-  net::http_response r;
+  io::http_response r;
   if (step.close) {
     r.status = drop_connection_status;
   } else if (opts_.max_in_flight != 0 && in_flight_ >= opts_.max_in_flight) {
@@ -163,7 +163,7 @@ void ingest_service::handle_ingest(net::http_request& req, net::respond_fn respo
   ++in_flight_;
   peak_in_flight_ = std::max(peak_in_flight_, in_flight_);
   answer(
-      [this, respond = std::move(respond)](net::http_response res) mutable {
+      [this, respond = std::move(respond)](io::http_response res) mutable {
         --in_flight_;
         respond(std::move(res));
       },
@@ -181,7 +181,7 @@ std::uint32_t ingest_service::network_delay(std::uint32_t extra_ms) {
   return d;
 }
 
-void ingest_service::answer(net::respond_fn respond, net::http_response r, std::uint32_t delay_ms) {
+void ingest_service::answer(io::respond_fn respond, io::http_response r, std::uint32_t delay_ms) {
   if (delay_ms == 0) {
     respond(std::move(r));
     return;
@@ -192,7 +192,7 @@ void ingest_service::answer(net::respond_fn respond, net::http_response r, std::
   });
 }
 
-net::http_response ingest_service::process(net::http_request& req, const fault_step& step, bool single,
+io::http_response ingest_service::process(io::http_request& req, const fault_step& step, bool single,
                                            request_record& rec) {
   // Authentication first, as Aforo does: a wrong key learns nothing about the body.
   if (rec.api_key_state != "match") return aforo_error(401, "UNAUTHORIZED", "invalid or missing API key");
@@ -264,7 +264,7 @@ net::http_response ingest_service::process(net::http_request& req, const fault_s
       ++rec.failed;
       errors += errors.empty() ? "" : ",";
       errors += R"({"index":)" + std::to_string(i) + R"(,"message":)";
-      net::append_json_string(errors, why);
+      io::append_json_string(errors, why);
       errors += "}";
       continue;
     }
@@ -284,13 +284,13 @@ net::http_response ingest_service::process(net::http_request& req, const fault_s
   }
   if (step.success_false) {
     failed_ += rec.failed;
-    return net::http_response::json(200, R"({"success":false,"data":{"accepted":0,"duplicates":0,"failed":)" +
+    return io::http_response::json(200, R"({"success":false,"data":{"accepted":0,"duplicates":0,"failed":)" +
                                              std::to_string(rec.failed) + R"(,"errors":[)" + errors + R"(]},"meta":{}})");
   }
   return ack(rec, errors);
 }
 
-net::http_response ingest_service::count_only(std::string_view body, request_record& rec) {
+io::http_response ingest_service::count_only(std::string_view body, request_record& rec) {
   static constexpr std::string_view key = "\"idempotencyKey\"";
   static const std::boyer_moore_horspool_searcher find_key(key.begin(), key.end());  // JSON is full of '"'
   std::size_t n = 0;
@@ -305,14 +305,14 @@ net::http_response ingest_service::count_only(std::string_view body, request_rec
   return ack(rec, "");
 }
 
-net::http_response ingest_service::ack(const request_record& rec, const std::string& errors) {
+io::http_response ingest_service::ack(const request_record& rec, const std::string& errors) {
   accepted_ += rec.accepted;
   duplicates_ += rec.duplicates;
   failed_ += rec.failed;
   std::string out = R"({"success":true,"data":{"accepted":)" + std::to_string(rec.accepted) +
                     R"(,"duplicates":)" + std::to_string(rec.duplicates) + R"(,"failed":)" +
                     std::to_string(rec.failed) + R"(,"errors":[)" + errors + R"(]},"meta":{}})";
-  return net::http_response::json(202, std::move(out));
+  return io::http_response::json(202, std::move(out));
 }
 
 }  // namespace aforo::fake

@@ -52,7 +52,7 @@ class ingest_service {
   ingest_service& operator=(const ingest_service&) = delete;
 
   /// Adds the ingest and /_control routes.
-  void add_routes(net::router& routes);
+  void add_routes(io::router& routes);
   /// The transport, for refusing connections and connection counts (set before serving).
   void attach(fake_server* server) { server_ = server; }
 
@@ -69,23 +69,23 @@ class ingest_service {
     std::string json;
   };
 
-  void handle_ingest(net::http_request& req, net::respond_fn respond, bool single);
-  net::http_response process(net::http_request& req, const fault_step& step, bool single, request_record& rec);
-  net::http_response count_only(std::string_view body, request_record& rec);
+  void handle_ingest(io::http_request& req, io::respond_fn respond, bool single);
+  io::http_response process(io::http_request& req, const fault_step& step, bool single, request_record& rec);
+  io::http_response count_only(std::string_view body, request_record& rec);
   /// The 202 answer for rec's counts (errors: the JSON items of rejected events), added to the totals.
-  net::http_response ack(const request_record& rec, const std::string& errors);
-  void answer(net::respond_fn respond, net::http_response r, std::uint32_t delay_ms);
+  io::http_response ack(const request_record& rec, const std::string& errors);
+  void answer(io::respond_fn respond, io::http_response r, std::uint32_t delay_ms);
 
-  net::http_response control_faults(net::http_request& req);
-  net::http_response control_refuse(net::http_request& req);
-  net::http_response control_received() const;
-  net::http_response control_stats() const;
-  net::http_response control_reset();
+  io::http_response control_faults(io::http_request& req);
+  io::http_response control_refuse(io::http_request& req);
+  io::http_response control_received() const;
+  io::http_response control_stats() const;
+  io::http_response control_reset();
   /// {"max_events":N}: from now on, requests with more events are answered 413 (as --max-events).
-  net::http_response control_max_events(net::http_request& req);
+  io::http_response control_max_events(io::http_request& req);
   /// {"rtt_ms":N,"jitter_ms":N,"max_in_flight":N} (each optional): the network model, live.
-  net::http_response control_network(net::http_request& req);
-  net::http_response control_refuse_lz4(net::http_request& req);
+  io::http_response control_network(io::http_request& req);
+  io::http_response control_refuse_lz4(io::http_request& req);
   /// The delay of one answer under the network model, plus `extra_ms`.
   std::uint32_t network_delay(std::uint32_t extra_ms);
 

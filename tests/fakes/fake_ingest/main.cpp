@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
   }
   try {
     boost::asio::io_context ioc;
-    aforo::net::router routes;
+    aforo::io::router routes;
     aforo::fake::ingest_service service(ioc, ingest_opts);
     service.add_routes(routes);
     aforo::fake::fake_server server(ioc, routes, server_opts);

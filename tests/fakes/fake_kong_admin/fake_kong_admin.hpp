@@ -53,7 +53,7 @@ class in_process_server {
  protected:
   void start() {
     address_ = on_io([this] {
-      server_ = std::make_unique<net::http_server>(ioc_, routes_, net::server_limits{});
+      server_ = std::make_unique<io::http_server>(ioc_, routes_, io::server_limits{});
       auto bound = server_->listen("127.0.0.1:0", 0600);
       // Asio sockets are not close-on-exec; the sidecars the test spawns must not inherit them.
       for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
@@ -73,7 +73,7 @@ class in_process_server {
     return fut.get();
   }
 
-  static std::string header_of(const net::http_request& req, const std::string& name) {
+  static std::string header_of(const io::http_request& req, const std::string& name) {
     for (const auto& [k, v] : req.headers)
       if (k.size() == name.size() && std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
             return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
@@ -82,13 +82,13 @@ class in_process_server {
     return {};
   }
 
-  net::router routes_;
+  io::router routes_;
 
  private:
   boost::asio::io_context ioc_{1};
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
   std::thread thread_;
-  std::unique_ptr<net::http_server> server_;
+  std::unique_ptr<io::http_server> server_;
   std::string address_;
 };
 
@@ -99,7 +99,7 @@ class fake_kong_admin : public in_process_server {
   fake_kong_admin() {
     for (const char* r : {"/services", "/routes", "/plugins"}) {
       const std::string resource = r;
-      routes_.add_sync("GET", resource, [this, resource](net::http_request& req) { return answer(resource, req); });
+      routes_.add_sync("GET", resource, [this, resource](io::http_request& req) { return answer(resource, req); });
     }
     start();
   }
@@ -125,11 +125,11 @@ class fake_kong_admin : public in_process_server {
   }
 
  private:
-  net::http_response answer(const std::string& resource, net::http_request& req) {
+  io::http_response answer(const std::string& resource, io::http_request& req) {
     std::lock_guard lock(mu_);
     ++requests_;
     last_token_ = header_of(req, "Kong-Admin-Token");
-    if (status_ != 0) return net::http_response::error(status_, "forced", "forced by the test");
+    if (status_ != 0) return io::http_response::error(status_, "forced", "forced by the test");
     std::size_t page = 0;
     if (auto at = req.target.find("offset=page-"); at != std::string::npos)
       page = static_cast<std::size_t>(std::atoi(req.target.c_str() + at + 12));
@@ -144,7 +144,7 @@ class fake_kong_admin : public in_process_server {
     } else {
       body += "\"next\":null}";
     }
-    return net::http_response::json(200, body);
+    return io::http_response::json(200, body);
   }
 
   mutable std::mutex mu_;
@@ -158,14 +158,14 @@ class fake_kong_admin : public in_process_server {
 class fake_catalog_receiver : public in_process_server {
  public:
   fake_catalog_receiver() {
-    routes_.add_sync("POST", "/v1/catalog", [this](net::http_request& req) {
+    routes_.add_sync("POST", "/v1/catalog", [this](io::http_request& req) {
       std::lock_guard lock(mu_);
       ++requests_;
       api_key_ = header_of(req, "X-API-Key");
       tenant_ = header_of(req, "X-Tenant-Id");
-      if (status_ != 0) return net::http_response::error(status_, "forced", "forced by the test");
+      if (status_ != 0) return io::http_response::error(status_, "forced", "forced by the test");
       accepted_.push_back(req.body);
-      return net::http_response::json(202, "{}");
+      return io::http_response::json(202, "{}");
     });
     start();
   }

@@ -80,10 +80,10 @@ aforo_api_decider::aforo_api_decider(const context& ctx)
   const std::string base = origin(api.url.empty() ? ctx.config.aforo.control_url : api.url);
   quota_url_ = base + "/api/v1/quota/check";
   margin_url_ = origin(api.margin_url.empty() ? base : api.margin_url) + "/internal/v1/margin-guard/quick-check";
-  auto opts = aforo_client_options(ctx.config, max_answer_body);
+  auto opts = io::aforo_client_options(ctx.config, max_answer_body);
   opts.request_timeout = api.timeout;
   for (std::uint32_t i = 0; i < std::max<std::uint32_t>(api.connections, 1); ++i)
-    clients_.push_back(std::make_unique<net::http_client>(ctx.ioc, opts));
+    clients_.push_back(std::make_unique<io::http_client>(ctx.ioc, opts));
   apply(ctx.config);
   util::metrics().gauge_fn("aforo_sidecar_aforo_api_cached_keys",
                            "Keys held by the cache of Aforo's decision answers (customer x metric, and customer).", "",
@@ -210,11 +210,11 @@ void aforo_api_decider::settle(std::unordered_map<std::string, std::vector<std::
   }
 }
 
-void aforo_api_decider::send(net::client_request req, std::function<void(net::client_result)> on_result) {
+void aforo_api_decider::send(io::client_request req, std::function<void(io::client_result)> on_result) {
   ++calls_;
   auto& client = *clients_[next_client_++ % clients_.size()];
   client.async_request(std::move(req), [alive = alive_.watch(), on_result = std::move(on_result)](
-                                           net::client_result r) {
+                                           io::client_result r) {
     if (alive.expired()) return;
     on_result(std::move(r));
   });
@@ -232,11 +232,11 @@ void aforo_api_decider::note_failure(const char* what, const std::string& why) {
 
 namespace {
 // Why a call gave no usable answer, safe to log (host and status, never headers or the key).
-std::string call_problem(const net::client_result& r) {
+std::string call_problem(const io::client_result& r) {
   if (!r.ok()) {
-    if (r.error == net::client_result::error_kind::timeout || r.error == net::client_result::error_kind::connect_timeout)
+    if (r.error == io::client_result::error_kind::timeout || r.error == io::client_result::error_kind::connect_timeout)
       return "ERROR network timeout to " + r.host;
-    return r.host + " unreachable (" + std::string(net::to_string(r.error)) + "): " + r.error_message;
+    return r.host + " unreachable (" + std::string(io::to_string(r.error)) + "): " + r.error_message;
   }
   if (r.status == 401 || r.status == 403) return "ERROR invalid API key (" + std::to_string(r.status) + ")";
   return r.host + " answered " + std::to_string(r.status);
@@ -244,10 +244,10 @@ std::string call_problem(const net::client_result& r) {
 }  // namespace
 
 void aforo_api_decider::fetch_quota(const std::string& key, const std::string& customer, const std::string& metric) {
-  net::client_request req;
+  io::client_request req;
   req.method = "POST";
   req.url = quota_url_;
-  req.headers = aforo_auth_headers(ctx_.config, ctx_.secrets);
+  req.headers = io::aforo_auth_headers(ctx_.config, ctx_.secrets);
   req.headers.emplace_back("Content-Type", "application/json");
   req.headers.emplace_back("Accept", "application/json");
   req.body = R"({"customerId":)";
@@ -256,7 +256,7 @@ void aforo_api_decider::fetch_quota(const std::string& key, const std::string& c
   ce::append_json_string(req.body, metric);
   req.body += '}';
   req.timeout = cfg_.timeout;
-  send(std::move(req), [this, key](net::client_result r) {
+  send(std::move(req), [this, key](io::client_result r) {
     const auto now = now_ms();
     std::string problem;
     if (r.ok() && r.status >= 200 && r.status < 300) {
@@ -280,7 +280,7 @@ void aforo_api_decider::fetch_quota(const std::string& key, const std::string& c
 }
 
 void aforo_api_decider::fetch_margin(const std::string& key, const std::string& customer) {
-  net::client_request req;
+  io::client_request req;
   req.method = "GET";
   boost::urls::url u = boost::urls::parse_absolute_uri(margin_url_).value();
   u.params().append({"tenantId", ctx_.secrets.tenant_id});
@@ -291,7 +291,7 @@ void aforo_api_decider::fetch_margin(const std::string& key, const std::string& 
   if (!ctx_.secrets.tenant_id.empty()) req.headers.emplace_back("X-Tenant-Id", ctx_.secrets.tenant_id);
   req.headers.emplace_back("Accept", "application/json");
   req.timeout = cfg_.timeout;
-  send(std::move(req), [this, key](net::client_result r) {
+  send(std::move(req), [this, key](io::client_result r) {
     const auto now = now_ms();
     std::string problem;
     // 429 carries Aforo's gateway deny body ({"error":{"code":"SERVICE_RESTRICTED_MARGIN",...}}).

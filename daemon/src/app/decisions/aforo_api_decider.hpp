@@ -61,7 +61,7 @@ class aforo_api_decider {
   void apply(const config::sidecar_config& c);
   void fetch_quota(const std::string& key, const std::string& customer, const std::string& metric);
   void fetch_margin(const std::string& key, const std::string& customer);
-  void send(net::client_request req, std::function<void(net::client_result)> on_result);
+  void send(io::client_request req, std::function<void(io::client_result)> on_result);
   void settle(std::unordered_map<std::string, std::vector<std::shared_ptr<pending>>>& waiters, const std::string& key,
               bool quota);
   void finish(const std::shared_ptr<pending>& p);
@@ -74,7 +74,7 @@ class aforo_api_decider {
   std::int64_t max_stale_ms_ = 0;
   std::string quota_url_;
   std::string margin_url_;
-  std::vector<std::unique_ptr<net::http_client>> clients_;
+  std::vector<std::unique_ptr<io::http_client>> clients_;
   std::size_t next_client_ = 0;
   core::aforo_api::answer_cache<core::aforo_api::quota_answer> quota_cache_;
   core::aforo_api::answer_cache<core::aforo_api::margin_answer> margin_cache_;

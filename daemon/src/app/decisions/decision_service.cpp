@@ -63,7 +63,7 @@ struct decision_service::waiter {
   const ce::customer* cust = nullptr;
   std::string_view cache;
   clock::time_point started;
-  net::respond_fn respond;
+  io::respond_fn respond;
   bool waited = false;  // counted in aforo_sidecar_quota_reservation_waits_total
 };
 
@@ -140,8 +140,8 @@ decision_service::decision_service(context& ctx, entitlements_sharing& sharing, 
 
 decision_service::~decision_service() { api_.reset(); }
 
-void decision_service::register_routes(net::router& routes) {
-  routes.add("POST", "/v1/check", [this](net::http_request& req, net::respond_fn respond) {
+void decision_service::register_routes(io::router& routes) {
+  routes.add("POST", "/v1/check", [this](io::http_request& req, io::respond_fn respond) {
     handle_check(req, respond);
   });
 }
@@ -166,7 +166,7 @@ void decision_service::configure_api() {
 }
 
 void decision_service::ask_api(const ce::check_request& check, std::span<const ce::feature_rule> rules,
-                               clock::time_point started, const net::respond_fn& respond) {
+                               clock::time_point started, const io::respond_fn& respond) {
   // A snapshot rule's metric when the request maps to one; else entitlements.aforo_api.metric.
   std::string_view metric;
   if (!rules.empty()) {
@@ -176,7 +176,7 @@ void decision_service::ask_api(const ce::check_request& check, std::span<const c
   api_->check(check, metric, [this, started, respond](const ce::decision* d) {
     if (d == nullptr) {
       metrics_->no_snapshot.inc();
-      return respond(net::http_response::error(
+      return respond(io::http_response::error(
           503, "no_decision", "no answer from Aforo's decision endpoints for this customer yet (or they fail)"));
     }
     finish(*d, started, respond);
@@ -395,12 +395,12 @@ util::counter_metric& decision_service::checks_counter(const ce::decision& d) {
   return *slot;
 }
 
-void decision_service::handle_check(net::http_request& req, const net::respond_fn& respond) {
+void decision_service::handle_check(io::http_request& req, const io::respond_fn& respond) {
   const auto started = clock::now();
   ce::check_request check;
   if (auto err = ce::parse_check_request(req.body, check)) {
     metrics_->bad_request.inc();
-    return respond(net::http_response::error(400, "bad_request", *err));
+    return respond(io::http_response::error(400, "bad_request", *err));
   }
 
   if (api_ && (source_name_ == "aforo_api" || !snap_ || too_stale(started))) {
@@ -415,7 +415,7 @@ void decision_service::handle_check(net::http_request& req, const net::respond_f
                        "); answering 503 until a refresh succeeds");
       stale_logged_ = true;
     }
-    return respond(net::http_response::error(
+    return respond(io::http_response::error(
         503, "no_snapshot",
         snap_ ? "the entitlement snapshot is older than entitlements.max_stale" : "no entitlement snapshot loaded yet"));
   }
@@ -520,10 +520,10 @@ void decision_service::flush_reservations(bool report) {
   });
 }
 
-void decision_service::finish(const ce::decision& d, clock::time_point started, const net::respond_fn& respond) {
+void decision_service::finish(const ce::decision& d, clock::time_point started, const io::respond_fn& respond) {
   checks_counter(d).inc();
   if (d.lease > 0) metrics_->leases.inc();
-  net::http_response res;
+  io::http_response res;
   res.body.reserve(512);
   ce::encode_decision(d, res.body);
   metrics_->latency.observe(seconds_of(clock::now() - started));

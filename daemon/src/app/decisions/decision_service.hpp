@@ -71,7 +71,7 @@ class decision_service final : public service {
                    snapshot_in_force& in_force);
   ~decision_service() override;
 
-  void register_routes(net::router& routes) override;
+  void register_routes(io::router& routes) override;
   void start() override;
   void reload(const config::sidecar_config& next) override;
   void stop(std::function<void()> done) override;
@@ -92,8 +92,8 @@ class decision_service final : public service {
   void wake(const std::string& key);
   void flush_reservations(bool report);
 
-  void handle_check(net::http_request& req, const net::respond_fn& respond);
-  void finish(const core::entitlements::decision& d, clock::time_point started, const net::respond_fn& respond);
+  void handle_check(io::http_request& req, const io::respond_fn& respond);
+  void finish(const core::entitlements::decision& d, clock::time_point started, const io::respond_fn& respond);
   void start_source();
   void on_loaded(snapshot_ptr snap, std::string text);
   void install(snapshot_ptr snap, clock::time_point confirmed_at);
@@ -103,7 +103,7 @@ class decision_service final : public service {
   void schedule_sync();
   void configure_api();
   void ask_api(const core::entitlements::check_request& check, std::span<const core::entitlements::feature_rule> rules,
-               clock::time_point started, const net::respond_fn& respond);
+               clock::time_point started, const io::respond_fn& respond);
   [[nodiscard]] clock::duration age(clock::time_point now) const {
     return std::max(now - confirmed_at_, clock::duration::zero());
   }

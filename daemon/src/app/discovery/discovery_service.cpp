@@ -113,10 +113,10 @@ discovery_service::~discovery_service() {
 
 std::string discovery_service::state_file() const { return ctx_.config.discovery.state_dir + "/catalog.json"; }
 
-void discovery_service::register_routes(net::router& routes) {
-  routes.add_sync("GET", "/v1/catalog", [this](net::http_request&) {
-    if (!enabled() || !started_) return net::http_response::json(200, dsc::disabled_catalog_json());
-    return net::http_response::json(200, dsc::catalog_view_json(catalog_, wall_now(), ctx_.secrets.tenant_id));
+void discovery_service::register_routes(io::router& routes) {
+  routes.add_sync("GET", "/v1/catalog", [this](io::http_request&) {
+    if (!enabled() || !started_) return io::http_response::json(200, dsc::disabled_catalog_json());
+    return io::http_response::json(200, dsc::catalog_view_json(catalog_, wall_now(), ctx_.secrets.tenant_id));
   });
 }
 
@@ -127,10 +127,10 @@ void discovery_service::start() {
   }
   started_ = true;
   load();
-  client_ = std::make_unique<net::http_client>(ctx_.ioc, aforo_client_options(ctx_.config, max_admin_page));
+  client_ = std::make_unique<io::http_client>(ctx_.ioc, io::aforo_client_options(ctx_.config, max_admin_page));
   const auto& d = ctx_.config.discovery;
   if (!d.kong_admin_url.empty())
-    poller_ = std::make_unique<kong_admin_poller>(*client_, d.kong_admin_url, read_token(d.admin_token_file));
+    poller_ = std::make_unique<io::kong_admin_poller>(*client_, d.kong_admin_url, read_token(d.admin_token_file));
   util::log::info("discovery: catalog of " + std::to_string(catalog_.apis().size()) + " APIs (revision " +
                   std::to_string(catalog_.revision()) + ") in " + state_file() +
                   (poller_ ? "; polling the Kong Admin API at " + d.kong_admin_url : "; Admin API polling off"));
@@ -222,7 +222,7 @@ void discovery_service::observe(const std::vector<core::accepted_event>& events)
 
 void discovery_service::poll_admin() {
   if (stopped_ || !poller_) return;
-  poller_->poll([this, alive = alive_.watch()](admin_poll_result r) {
+  poller_->poll([this, alive = alive_.watch()](io::admin_poll_result r) {
     if (alive.expired() || stopped_) return;
     if (r.ok()) {
       metrics_->polls_ok.inc();
@@ -277,19 +277,19 @@ void discovery_service::perform_push(const dsc::push_step& step) {
 void discovery_service::send_push() {
   std::string base = ctx_.config.aforo.control_url;
   while (!base.empty() && base.back() == '/') base.pop_back();
-  net::client_request req;
+  io::client_request req;
   req.method = "POST";
   req.url = base + "/v1/catalog";
   const auto& sec = ctx_.secrets;
-  req.headers = aforo_auth_headers(ctx_.config, sec);
+  req.headers = io::aforo_auth_headers(ctx_.config, sec);
   req.headers.emplace_back("Content-Type", "application/json");
   req.body = dsc::catalog_view_json(catalog_, wall_now(), sec.tenant_id);
-  client_->async_request(std::move(req), [this, alive = alive_.watch()](net::client_result r) {
+  client_->async_request(std::move(req), [this, alive = alive_.watch()](io::client_result r) {
     if (alive.expired()) return;
-    using ek = net::client_result::error_kind;
+    using ek = io::client_result::error_kind;
     on_push_result(r.status, !r.ok() && r.error != ek::timeout && r.error != ek::connect_timeout,
                    r.error == ek::timeout || r.error == ek::connect_timeout, r.host,
-                   r.ok() ? std::string{} : std::string(net::to_string(r.error)) + " (" + r.error_message + ")");
+                   r.ok() ? std::string{} : std::string(io::to_string(r.error)) + " (" + r.error_message + ")");
   });
 }
 

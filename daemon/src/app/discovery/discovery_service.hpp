@@ -17,13 +17,16 @@
 #include "core/pipeline/event_validation.hpp"
 #include "util/lifetime.hpp"
 
-namespace aforo::net {
+namespace aforo::io {
 class http_client;
 }
 
+namespace aforo::io {
+class kong_admin_poller;
+}  // namespace aforo::io
+
 namespace aforo::app {
 
-class kong_admin_poller;
 
 /// With discovery.enabled false nothing is captured, no file is touched, and GET /v1/catalog
 /// answers 200 `{"enabled":false,...}`. Otherwise:
@@ -42,7 +45,7 @@ class discovery_service final : public service {
   explicit discovery_service(context& ctx);
   ~discovery_service() override;
 
-  void register_routes(net::router& routes) override;
+  void register_routes(io::router& routes) override;
   void start() override;
   void stop(std::function<void()> done) override;
 
@@ -70,8 +73,8 @@ class discovery_service final : public service {
 
   context& ctx_;
   core::discovery::catalog catalog_;
-  std::unique_ptr<net::http_client> client_;
-  std::unique_ptr<kong_admin_poller> poller_;
+  std::unique_ptr<io::http_client> client_;
+  std::unique_ptr<io::kong_admin_poller> poller_;
   boost::asio::steady_timer poll_timer_;
   boost::asio::steady_timer save_timer_;
   boost::asio::steady_timer push_timer_;

@@ -22,7 +22,7 @@ control_plane_snapshot_source::control_plane_snapshot_source(const context& ctx,
     : ctx_(ctx),
       events_(std::move(events)),
       url_(snapshot_url(ctx.config.aforo.control_url)),
-      client_(ctx.ioc, aforo_client_options(ctx.config, max_snapshot_body)),
+      client_(ctx.ioc, io::aforo_client_options(ctx.config, max_snapshot_body)),
       timer_(ctx.ioc) {}
 
 control_plane_snapshot_source::~control_plane_snapshot_source() {
@@ -56,15 +56,15 @@ void control_plane_snapshot_source::schedule() {
 }
 
 void control_plane_snapshot_source::fetch() {
-  net::client_request req;
+  io::client_request req;
   req.method = "GET";
   req.url = url_;
   // Without a key the control plane decides (a local one may not need it).
-  req.headers = aforo_auth_headers(ctx_.config, ctx_.secrets);
+  req.headers = io::aforo_auth_headers(ctx_.config, ctx_.secrets);
   req.headers.emplace_back("Accept", "application/json");
   if (!etag_.empty() && have_snapshot_) req.headers.emplace_back("If-None-Match", etag_);
   in_flight_ = true;
-  client_.async_request(std::move(req), [this, alive = alive_.watch()](net::client_result r) {
+  client_.async_request(std::move(req), [this, alive = alive_.watch()](io::client_result r) {
     if (alive.expired()) return;
     in_flight_ = false;
     on_response(std::move(r));
@@ -88,11 +88,11 @@ void control_plane_snapshot_source::fail(const std::string& why) {
   events_.failed();
 }
 
-void control_plane_snapshot_source::on_response(net::client_result r) {
+void control_plane_snapshot_source::on_response(io::client_result r) {
   if (!r.ok()) {
-    if (r.error == net::client_result::error_kind::timeout || r.error == net::client_result::error_kind::connect_timeout)
+    if (r.error == io::client_result::error_kind::timeout || r.error == io::client_result::error_kind::connect_timeout)
       return fail("ERROR network timeout to " + r.host);
-    return fail("control plane " + r.host + " unreachable (" + std::string(net::to_string(r.error)) +
+    return fail("control plane " + r.host + " unreachable (" + std::string(io::to_string(r.error)) +
                 "): " + r.error_message);
   }
   if (r.status == 401 || r.status == 403)

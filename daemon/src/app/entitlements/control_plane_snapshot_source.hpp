@@ -32,14 +32,14 @@ class control_plane_snapshot_source final : public snapshot_source {
 
  private:
   void fetch();
-  void on_response(net::client_result r);
+  void on_response(io::client_result r);
   void fail(const std::string& why);
   void schedule();
 
   const context& ctx_;
   snapshot_events events_;
   std::string url_;
-  net::http_client client_;
+  io::http_client client_;
   boost::asio::steady_timer timer_;
   std::string etag_;
   bool have_snapshot_ = false;

@@ -59,13 +59,13 @@ std::string random_instance() {
 // The endpoint of cache.redis with the credentials from outside the file: cache.redis_username (else
 // the URL's user) and the password from AFORO_REDIS_PASSWORD / cache.redis_password_file (else the
 // URL's, which --check-config warns about).
-net::redis_client_options client_options(const config::sidecar_config& c, const config::secrets& s) {
+io::redis_client_options client_options(const config::sidecar_config& c, const config::secrets& s) {
   std::string error;
-  auto ep = net::parse_redis_url(c.cache.redis, error);
+  auto ep = io::parse_redis_url(c.cache.redis, error);
   if (!ep) throw std::runtime_error("cache.redis: " + error);
   if (!c.cache.redis_username.empty()) ep->user = c.cache.redis_username;
   if (!s.redis_password.empty()) ep->password = s.redis_password;
-  net::redis_client_options o;
+  io::redis_client_options o;
   o.endpoint = std::move(*ep);
   o.tls_ca_file = c.cache.redis_ca_file;
   o.tls_server_name = c.cache.redis_tls_server_name;
@@ -184,7 +184,7 @@ void redis_entitlements_sharing::lookup_customer(std::string_view customer_id, l
 void redis_entitlements_sharing::fetch(const std::string& id) {
   if (!client_.connected() || !fetching_.insert(id).second) return;
   client_.command({"EVAL", std::string(read_script), "1", keys_.snapshot_version(), keys_.snapshot_hash_prefix(), id},
-                  [this, id](net::redis_result r) {
+                  [this, id](io::redis_result r) {
                     fetching_.erase(id);
                     if (!r.ok_reply()) {
                       lookups("error").inc();
@@ -192,7 +192,7 @@ void redis_entitlements_sharing::fetch(const std::string& id) {
                     }
                     if (r.reply.is_nil()) return;  // nothing published yet: remember nothing
                     customer_ptr found;
-                    if (r.reply.elements.size() == 2 && r.reply.elements[1].type == net::redis_value::kind::string) {
+                    if (r.reply.elements.size() == 2 && r.reply.elements[1].type == io::redis_value::kind::string) {
                       if (auto e = ce::parse_customer_entry(r.reply.elements[1].str)) {
                         found = std::make_shared<const ce::customer>(std::move(e->value));
                       }
@@ -214,23 +214,23 @@ void redis_entitlements_sharing::try_publish() {
   publishing_ = true;
   snapshot_ptr snap = to_publish_;
   client_.command({"SET", keys_.publish_lock(), instance_, "NX", "PX", publish_lock_ms},
-                  [this, snap](net::redis_result r) {
+                  [this, snap](io::redis_result r) {
                     if (!r.ok_reply()) return publish_done(snap, false, "");
                     if (r.reply.is_nil()) {  // another sidecar is publishing: try again next tick
                       publishing_ = false;
                       return;
                     }
-                    client_.command({"GET", keys_.snapshot_version()}, [this, snap](net::redis_result v) {
+                    client_.command({"GET", keys_.snapshot_version()}, [this, snap](io::redis_result v) {
                       if (!v.ok_reply()) return publish_done(snap, false, "");
-                      if (v.reply.type == net::redis_value::kind::string && v.reply.str == snap->version) {
+                      if (v.reply.type == io::redis_value::kind::string && v.reply.str == snap->version) {
                         client_.command({"EVAL", std::string(release_script), "1", keys_.publish_lock(), instance_},
-                                        [](net::redis_result) {});
+                                        [](io::redis_result) {});
                         return publish_done(snap, false, "already there");
                       }
                       auto ids = std::make_shared<std::vector<std::string>>();
                       ids->reserve(snap->customers.size());
                       for (const auto& [id, c] : snap->customers) ids->push_back(id);
-                      client_.command({"DEL", keys_.snapshot_hash(snap->version)}, [](net::redis_result) {});
+                      client_.command({"DEL", keys_.snapshot_hash(snap->version)}, [](io::redis_result) {});
                       publish_chunk(snap, std::move(ids), 0);
                     });
                   });
@@ -246,7 +246,7 @@ void redis_entitlements_sharing::publish_chunk(snapshot_ptr snap, std::shared_pt
     args.push_back((*ids)[i]);
     args.push_back(ce::customer_entry_json(*c, snap->version));
   }
-  client_.command(std::move(args), [this, snap, ids, to](net::redis_result r) {
+  client_.command(std::move(args), [this, snap, ids, to](io::redis_result r) {
     if (!r.ok_reply()) return publish_done(snap, false, "");
     publish_chunk(snap, ids, to);
   });
@@ -255,7 +255,7 @@ void redis_entitlements_sharing::publish_chunk(snapshot_ptr snap, std::shared_pt
 void redis_entitlements_sharing::publish_flip(const snapshot_ptr& snap) {
   client_.command({"EVAL", std::string(flip_script), "2", keys_.snapshot_version(), keys_.publish_lock(), snap->version,
                    keys_.snapshot_hash_prefix(), old_version_ttl_s, instance_},
-                  [this, snap](net::redis_result r) {
+                  [this, snap](io::redis_result r) {
                     publish_done(snap, r.ok_reply(), "");
                   });
 }
@@ -294,13 +294,13 @@ void redis_entitlements_sharing::sync_set(counter_set& s, std::int64_t now) {
     std::vector<std::string> args{"EVAL", std::string(ce::quota_sync_script())};
     for (auto& a : ce::quota_sync::script_args(*pushes, keys_, instance_, s.set)) args.push_back(std::move(a));
     ++s.batches_in_flight;
-    client_.command(std::move(args), [&s, pushes, counters = s.counters](net::redis_result r) {
+    client_.command(std::move(args), [&s, pushes, counters = s.counters](io::redis_result r) {
       --s.batches_in_flight;
       std::vector<std::int64_t> totals;
-      bool ok = r.ok_reply() && r.reply.type == net::redis_value::kind::array;
+      bool ok = r.ok_reply() && r.reply.type == io::redis_value::kind::array;
       if (ok) {
         for (const auto& e : r.reply.elements) {
-          ok = ok && e.type == net::redis_value::kind::integer;
+          ok = ok && e.type == io::redis_value::kind::integer;
           totals.push_back(e.integer);
         }
       }
@@ -338,18 +338,18 @@ void redis_entitlements_sharing::reserve(std::vector<ce::reserve_call> calls, re
                                   std::to_string(call->expire_at),
                                   std::to_string(call->bound),
                                   std::to_string(call->others)};
-    auto on_reply = std::make_shared<std::function<void(net::redis_result)>>();
-    *on_reply = [this, call, shared_done, args, on_reply_weak = std::weak_ptr(on_reply)](net::redis_result r) mutable {
+    auto on_reply = std::make_shared<std::function<void(io::redis_result)>>();
+    *on_reply = [this, call, shared_done, args, on_reply_weak = std::weak_ptr(on_reply)](io::redis_result r) mutable {
       if (r.ok() && r.reply.is_error() && r.reply.str.rfind("NOSCRIPT", 0) == 0 && args[0] == "EVALSHA") {
         args[0] = "EVAL";  // not cached (Redis restarted): send the text once
         args[1] = std::string(ce::quota_reserve_script());
-        if (auto self = on_reply_weak.lock()) client_.command(args, [self](net::redis_result rr) { (*self)(std::move(rr)); });
+        if (auto self = on_reply_weak.lock()) client_.command(args, [self](io::redis_result rr) { (*self)(std::move(rr)); });
         return;
       }
-      const bool ok = r.ok_reply() && r.reply.type == net::redis_value::kind::array && r.reply.elements.size() == 3 &&
-                      r.reply.elements[0].type == net::redis_value::kind::integer &&
-                      r.reply.elements[1].type == net::redis_value::kind::integer &&
-                      r.reply.elements[2].type == net::redis_value::kind::integer;
+      const bool ok = r.ok_reply() && r.reply.type == io::redis_value::kind::array && r.reply.elements.size() == 3 &&
+                      r.reply.elements[0].type == io::redis_value::kind::integer &&
+                      r.reply.elements[1].type == io::redis_value::kind::integer &&
+                      r.reply.elements[2].type == io::redis_value::kind::integer;
       if (!ok) {
         if (r.ok() && r.reply.is_error()) util::log::warn("redis: quota reservation refused: " + r.reply.str);
         failed.inc();
@@ -359,7 +359,7 @@ void redis_entitlements_sharing::reserve(std::vector<ce::reserve_call> calls, re
       (reply.granted < call->want ? short_ : granted).inc();
       (*shared_done)(*call, reply);
     };
-    client_.command(std::move(args), [on_reply](net::redis_result r) { (*on_reply)(std::move(r)); });
+    client_.command(std::move(args), [on_reply](io::redis_result r) { (*on_reply)(std::move(r)); });
   }
 }
 
@@ -370,8 +370,8 @@ void redis_entitlements_sharing::claim_level_notice(const core::margin::level_ch
   std::vector<std::string> args{"EVAL", std::string(core::margin::notice_claim_script())};
   for (auto& a : core::margin::notice_claim_args(change, keys_, instance_, util::unix_now())) args.push_back(std::move(a));
   // Not connected fails at once (from the loop, not from inside command()): sent anyway.
-  client_.command(std::move(args), [done = std::move(done)](net::redis_result r) {
-    if (!r.ok_reply() || r.reply.type != net::redis_value::kind::integer) {
+  client_.command(std::move(args), [done = std::move(done)](io::redis_result r) {
+    if (!r.ok_reply() || r.reply.type != io::redis_value::kind::integer) {
       if (r.ok() && r.reply.is_error()) util::log::warn("redis: margin notice claim refused: " + r.reply.str);
       return done(notice_claim::unavailable);
     }

@@ -87,7 +87,7 @@ class redis_entitlements_sharing final : public entitlements_sharing {
   context& ctx_;
   core::entitlements::redis_keys keys_;
   std::string instance_;
-  net::redis_client client_;
+  io::redis_client client_;
   std::vector<std::unique_ptr<counter_set>> sets_;  // [0] = quota; stable addresses for callbacks
   std::int64_t last_expire_ = 0;
   core::entitlements::lru_cache<std::string, customer_ptr, core::entitlements::string_hash, std::equal_to<>> lru_;

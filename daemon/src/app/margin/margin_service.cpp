@@ -60,7 +60,7 @@ margin_service::margin_service(context& ctx, const snapshot_in_force& snapshot, 
   if (!load(true)) {
     throw std::runtime_error("margin_guard.config: the guard file " + path_ + " is invalid (see the errors above)");
   }
-  webhooks_ = std::make_unique<margin_webhook_sender>(ctx.ioc, ctx.secrets.webhook_secret, ctx.config.aforo.ca_file);
+  webhooks_ = std::make_unique<io::margin_webhook_sender>(ctx.ioc, ctx.secrets.webhook_secret, ctx.config.aforo.ca_file);
   const bool notifies = std::any_of(guard_.guards().guards.begin(), guard_.guards().guards.end(),
                                     [](const cm::guard& g) { return g.level_1 && !g.level_1->notify.empty(); });
   if (notifies && ctx.secrets.webhook_secret.empty()) {

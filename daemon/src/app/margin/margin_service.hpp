@@ -25,10 +25,13 @@ namespace aforo::util {
 class counter_metric;
 }
 
+namespace aforo::io {
+class margin_webhook_sender;
+}  // namespace aforo::io
+
 namespace aforo::app {
 
 class entitlements_sharing;
-class margin_webhook_sender;
 
 /// The cost of accepted events, priced before the pipeline takes custody and recorded once it has.
 struct margin_cost {
@@ -95,7 +98,7 @@ class margin_service final : public service, public core::entitlements::margin_h
   static constexpr std::chrono::seconds cogs_follow_window{600};
 
   // service
-  void register_routes(net::router& /*routes*/) override {}
+  void register_routes(io::router& /*routes*/) override {}
   void start() override;
   void reload(const config::sidecar_config& next) override;
   void stop(std::function<void()> done) override;
@@ -131,7 +134,7 @@ class margin_service final : public service, public core::entitlements::margin_h
   io::file_watch watch_;              // the version of the file last parsed (good or bad)
   core::margin::margin_guard guard_;
   const snapshot_in_force& snapshot_;
-  std::unique_ptr<margin_webhook_sender> webhooks_;
+  std::unique_ptr<io::margin_webhook_sender> webhooks_;
   entitlements_sharing* claims_ = nullptr;   // null: no shared store, every change is sent here
   util::lifetime alive_;  // claim replies after stop do nothing
   bool stopped_ = false;

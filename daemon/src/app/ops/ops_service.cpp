@@ -6,12 +6,12 @@
 
 namespace aforo::app {
 
-void ops_service::register_routes(net::router& routes) {
-  routes.add_sync("GET", "/healthz", [](net::http_request&) {
-    return net::http_response::json(200, R"({"status":"ok"})");
+void ops_service::register_routes(io::router& routes) {
+  routes.add_sync("GET", "/healthz", [](io::http_request&) {
+    return io::http_response::json(200, R"({"status":"ok"})");
   });
 
-  routes.add_sync("GET", "/readyz", [this](net::http_request&) {
+  routes.add_sync("GET", "/readyz", [this](io::http_request&) {
     status_report r;
     if (!listening_) {
       r.ready = false;
@@ -28,25 +28,25 @@ void ops_service::register_routes(net::router& routes) {
       for (auto& [k, v] : one.fields) r.fields[k] = std::move(v);
     }
     std::string body = r.ready ? R"({"status":"ready")" : R"({"status":"not_ready","reason":)";
-    if (!r.ready) net::append_json_string(body, r.not_ready_reason);
+    if (!r.ready) io::append_json_string(body, r.not_ready_reason);
     for (const auto& [k, v] : r.fields) {
       body += ',';
-      net::append_json_string(body, k);
+      io::append_json_string(body, k);
       body += ':';
       body += v;
     }
     body += '}';
-    return net::http_response::json(r.ready ? 200 : 503, std::move(body));
+    return io::http_response::json(r.ready ? 200 : 503, std::move(body));
   });
 
-  routes.add_sync("GET", "/metrics", [](net::http_request&) {
-    net::http_response res;
+  routes.add_sync("GET", "/metrics", [](io::http_request&) {
+    io::http_response res;
     res.content_type = "text/plain; version=0.0.4; charset=utf-8";
     res.body = util::metrics().render();
     return res;
   });
 
-  routes.add_sync("GET", "/v1/handshake", [this](net::http_request&) {
+  routes.add_sync("GET", "/v1/handshake", [this](io::http_request&) {
     // What is not known yet is reported as such, so the plugin's connected line is always complete.
     std::map<std::string, std::string> fields{
         {"ingest", R"("unknown")"},
@@ -61,15 +61,15 @@ void ops_service::register_routes(net::router& routes) {
                                       R"(,"overflow_full":)" + std::to_string(plugin_dropped("overflow_full").value()) +
                                       "}";
     std::string body = R"({"sidecar_version":")" AFORO_VERSION R"(","tenant_id":)";
-    net::append_json_string(body, ctx_.secrets.tenant_id);
+    io::append_json_string(body, ctx_.secrets.tenant_id);
     for (const auto& [k, v] : fields) {
       body += ',';
-      net::append_json_string(body, k);
+      io::append_json_string(body, k);
       body += ':';
       body += v;
     }
     body += '}';
-    return net::http_response::json(200, std::move(body));
+    return io::http_response::json(200, std::move(body));
   });
 }
 

@@ -14,7 +14,7 @@ class ops_service : public service {
   /// first not ready gives the reason; a later one's fact replaces an earlier one's). Not owned,
   /// they outlive this.
   ops_service(context& ctx, std::vector<const service*> reported) : ctx_(ctx), all_(std::move(reported)) {}
-  void register_routes(net::router& routes) override;
+  void register_routes(io::router& routes) override;
   void set_listening(bool on) { listening_ = on; }
 
  private:

@@ -10,16 +10,16 @@
 
 namespace aforo::app {
 
-std::string describe_unreachable(net::client_result::error_kind kind, const std::string& host,
+std::string describe_unreachable(io::client_result::error_kind kind, const std::string& host,
                                  const std::string& message) {
-  using k = net::client_result::error_kind;
+  using k = io::client_result::error_kind;
   if (kind == k::timeout || kind == k::connect_timeout) return "network timeout to " + host;
   if (kind == k::tls) {
     // The client's message reads "TLS handshake with <host> failed: <reason>": keep the reason.
     const auto p = message.find("failed: ");
     return "TLS failure to " + host + ": " + (p == std::string::npos ? message : message.substr(p + 8));
   }
-  return "ingest unreachable at " + host + ": " + (message.empty() ? std::string(net::to_string(kind)) : message);
+  return "ingest unreachable at " + host + ": " + (message.empty() ? std::string(io::to_string(kind)) : message);
 }
 
 std::string describe_unauthorized(int status) { return "invalid API key (" + std::to_string(status) + ")"; }
@@ -36,7 +36,7 @@ void ingest_status::unauthorized(int status) {
   if (tracker_.unauthorized(problem)) util::log::error(problem);
 }
 
-void ingest_status::unreachable(net::client_result::error_kind kind, const std::string& host,
+void ingest_status::unreachable(io::client_result::error_kind kind, const std::string& host,
                                 const std::string& message) {
   const auto problem = describe_unreachable(kind, host, message);
   if (tracker_.unreachable(problem)) util::log::error(problem);
@@ -49,14 +49,14 @@ handshake_service::handshake_service(context& ctx, ingest_status& status, ingest
       probe_(std::move(probe)),
       encoding_probe_(std::move(encoding_probe)),
       timer_(ctx.ioc),
-      test_client_(std::make_unique<net::http_client>(ctx.ioc, aforo_client_options(ctx.config))) {}
+      test_client_(std::make_unique<io::http_client>(ctx.ioc, io::aforo_client_options(ctx.config))) {}
 
 handshake_service::~handshake_service() { alive_.end(); }
 
-void handshake_service::register_routes(net::router& routes) {
-  routes.add("POST", "/v1/test-event", [this](net::http_request&, net::respond_fn respond) {
+void handshake_service::register_routes(io::router& routes) {
+  routes.add("POST", "/v1/test-event", [this](io::http_request&, io::respond_fn respond) {
     if (stopping_) {
-      respond(net::http_response::error(503, "shutting_down", "the sidecar is stopping"));
+      respond(io::http_response::error(503, "shutting_down", "the sidecar is stopping"));
       return;
     }
     // The config in force (a reload may have changed ingest_url); the key is the one loaded at start.
@@ -85,7 +85,7 @@ void handshake_service::perform(const core::handshake_step& step) {
       if (encoding_probe_) encoding_probe_();  // once: the key is confirmed, no probe follows
       return;
     case k::probe:
-      probe_(R"({"events":[]})", [this, alive = alive_.watch()](net::client_result r) {
+      probe_(R"({"events":[]})", [this, alive = alive_.watch()](io::client_result r) {
         if (alive.expired()) return;
         on_probe(r);
       });
@@ -100,9 +100,9 @@ void handshake_service::perform(const core::handshake_step& step) {
   }
 }
 
-void handshake_service::on_probe(const net::client_result& r) {
+void handshake_service::on_probe(const io::client_result& r) {
   if (stopping_) return;
-  if (r.error == net::client_result::error_kind::aborted) return perform(reprobe_.on_aborted());
+  if (r.error == io::client_result::error_kind::aborted) return perform(reprobe_.on_aborted());
   if (!r.ok()) {
     status_.unreachable(r.error, r.host, r.error_message);
     return perform(reprobe_.on_no_answer(util::steady_now()));

@@ -26,7 +26,7 @@ using core::to_string;
 
 /// The text after "ERROR " for a request that got no HTTP answer: "network timeout to <host>",
 /// "TLS failure to <host>: <reason>" or "ingest unreachable at <host>: <reason>".
-[[nodiscard]] std::string describe_unreachable(net::client_result::error_kind kind, const std::string& host,
+[[nodiscard]] std::string describe_unreachable(io::client_result::error_kind kind, const std::string& host,
                                                const std::string& message);
 
 /// "invalid API key (401)" (or 403).
@@ -48,7 +48,7 @@ class ingest_status {
   /// Ingest refused the key with 401/403: logs `ERROR invalid API key (<status>)`.
   void unauthorized(int status);
   /// No HTTP answer: logs the describe_unreachable line when it differs from the last one.
-  void unreachable(net::client_result::error_kind kind, const std::string& host, const std::string& message);
+  void unreachable(io::client_result::error_kind kind, const std::string& host, const std::string& message);
 
  private:
   std::string tenant_;
@@ -57,7 +57,7 @@ class ingest_status {
 
 /// Sends one request to the ingest origin with the auth headers (the pipeline's kept-alive
 /// connection); the handshake posts its probe through it.
-using ingest_probe_fn = std::function<void(std::string body, net::http_client::completion done)>;
+using ingest_probe_fn = std::function<void(std::string body, io::http_client::completion done)>;
 
 /// The startup handshake and POST /v1/test-event. At start it POSTs `{"events":[]}` to
 /// aforo.ingest_url: no side effect (no event), and Aforo authenticates before it validates, so the
@@ -79,7 +79,7 @@ class handshake_service final : public service {
   handshake_service(context& ctx, ingest_status& status, ingest_probe_fn probe, std::function<void()> encoding_probe);
   ~handshake_service() override;
 
-  void register_routes(net::router& routes) override;
+  void register_routes(io::router& routes) override;
   void start() override;
   void stop(std::function<void()> done) override;
   void readiness(status_report& r) const override;
@@ -87,14 +87,14 @@ class handshake_service final : public service {
 
  private:
   void perform(const core::handshake_step& step);
-  void on_probe(const net::client_result& r);
+  void on_probe(const io::client_result& r);
 
   context& ctx_;
   ingest_status& status_;
   ingest_probe_fn probe_;
   std::function<void()> encoding_probe_;
   boost::asio::steady_timer timer_;
-  std::unique_ptr<net::http_client> test_client_;  // POST /v1/test-event
+  std::unique_ptr<io::http_client> test_client_;  // POST /v1/test-event
   core::handshake_reprobe reprobe_;
   bool stopping_ = false;
   util::lifetime alive_;

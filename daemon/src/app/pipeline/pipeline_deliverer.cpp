@@ -309,7 +309,7 @@ void pipeline_deliverer::on_failure(flight& f, const send_report& rep, const cor
   } else if (rep.outcome.what != core::delivery_outcome::kind::http_status) {
     // A timeout is reported as such even when the client saw it as another kind.
     status_.unreachable(rep.outcome.what == core::delivery_outcome::kind::timeout
-                            ? net::client_result::error_kind::timeout
+                            ? io::client_result::error_kind::timeout
                             : rep.error,
                         rep.host, rep.error_message);
   } else if (problem != last_problem_) {

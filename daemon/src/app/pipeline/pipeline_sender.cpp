@@ -33,11 +33,11 @@ std::optional<std::chrono::seconds> parse_retry_after(std::string_view v) {
 pipeline_sender::pipeline_sender(boost::asio::io_context& ioc, const config::sidecar_config& cfg,
                                  const config::secrets& sec, pipeline_metrics& metrics)
     : ioc_(ioc),
-      client_options_(aforo_client_options(cfg)),
+      client_options_(io::aforo_client_options(cfg)),
       probe_client_(ioc, client_options_),
       metrics_(metrics),
       url_(cfg.aforo.ingest_url),
-      auth_headers_(aforo_auth_headers(cfg, sec)),
+      auth_headers_(io::aforo_auth_headers(cfg, sec)),
       codec_(cfg.batch.codec),
       fallback_(cfg.batch.compression_retry) {
   publish_compression();
@@ -63,7 +63,7 @@ void pipeline_sender::publish_compression() {
   metrics_.compression_none.set(lz4 ? 0 : 1);
 }
 
-bool pipeline_sender::judge_encoding(const net::client_result& r) {
+bool pipeline_sender::judge_encoding(const io::client_result& r) {
   using change = core::encoding_fallback::change;
   const auto now = util::steady_now();
   if (!r.ok()) {
@@ -96,21 +96,21 @@ void pipeline_sender::probe_compression() {
   if (codec_ != config::compression::lz4 || shut_) return;
   std::string wire;
   if (!io::lz4_compress_frame(R"({"events":[]})", wire).ok) return;
-  net::client_request req;
+  io::client_request req;
   req.method = "POST";
   req.url = url_;
   req.headers = auth_headers_;
   req.headers.emplace_back("Content-Type", "application/json");
   req.headers.emplace_back("Content-Encoding", "lz4");
   req.body = std::move(wire);
-  probe_client_.async_request(std::move(req), [this](net::client_result r) {
-    if (r.error == net::client_result::error_kind::aborted) return;  // stopping: the sender may be gone
+  probe_client_.async_request(std::move(req), [this](io::client_result r) {
+    if (r.error == io::client_result::error_kind::aborted) return;  // stopping: the sender may be gone
     judge_encoding(r);  // only what it says about the encoding: the key check reports the rest
   });
 }
 
-void pipeline_sender::probe(std::string body, net::http_client::completion done) {
-  net::client_request req;
+void pipeline_sender::probe(std::string body, io::http_client::completion done) {
+  io::client_request req;
   req.method = "POST";
   req.url = url_;
   req.headers = auth_headers_;
@@ -126,7 +126,7 @@ std::size_t pipeline_sender::reserve() {
       return i;
     }
   }
-  clients_.push_back(std::make_unique<net::http_client>(ioc_, client_options_));
+  clients_.push_back(std::make_unique<io::http_client>(ioc_, client_options_));
   busy_.push_back(true);
   return clients_.size() - 1;
 }
@@ -183,12 +183,12 @@ void pipeline_sender::post(std::size_t slot, std::string body, bool compressed, 
     // Stopped while the batch was being compressed: nothing is sent; the caller keeps the batch.
     send_report rep;
     rep.outcome = core::delivery_outcome::network();
-    rep.error = net::client_result::error_kind::aborted;
+    rep.error = io::client_result::error_kind::aborted;
     rep.error_message = "the sidecar is stopping";
     done(std::move(rep));
     return;
   }
-  net::client_request req;
+  io::client_request req;
   req.method = "POST";
   req.url = url_;
   req.headers = auth_headers_;
@@ -196,13 +196,13 @@ void pipeline_sender::post(std::size_t slot, std::string body, bool compressed, 
   if (compressed) req.headers.emplace_back("Content-Encoding", "lz4");
   req.body = std::move(body);
   metrics_.wire_bytes.inc(req.body.size());
-  clients_[slot]->async_request(std::move(req), [this, slot, compressed, done = std::move(done)](net::client_result r) {
+  clients_[slot]->async_request(std::move(req), [this, slot, compressed, done = std::move(done)](io::client_result r) {
     busy_[slot] = false;
     send_report rep;
     rep.host = r.host;
     rep.error = r.error;
     rep.compressed = compressed;
-    if (compressed && r.error != net::client_result::error_kind::aborted && judge_encoding(r)) {
+    if (compressed && r.error != io::client_result::error_kind::aborted && judge_encoding(r)) {
       rep.encoding_refused = true;
       metrics_.encoding_refused.inc();
     }
@@ -213,15 +213,15 @@ void pipeline_sender::post(std::size_t slot, std::string body, bool compressed, 
       if (r.status >= 200 && r.status < 300) rep.ack = core::parse_ingest_ack(r.body, 1000);  // every error of a full batch
       rep.response_body = r.body.size() > max_kept_response ? r.body.substr(0, max_kept_response) : std::move(r.body);
       metrics_.ingest_request(std::to_string(r.status)).inc();
-    } else if (r.error == net::client_result::error_kind::timeout ||
-               r.error == net::client_result::error_kind::connect_timeout) {
+    } else if (r.error == io::client_result::error_kind::timeout ||
+               r.error == io::client_result::error_kind::connect_timeout) {
       rep.outcome = core::delivery_outcome::timed_out();
       rep.error_message = r.error_message;
       metrics_.ingest_request("timeout").inc();
     } else {
       rep.outcome = core::delivery_outcome::network();
-      rep.error_message = r.error_message.empty() ? std::string(net::to_string(r.error)) : r.error_message;
-      if (r.error != net::client_result::error_kind::aborted) metrics_.ingest_request("network_error").inc();
+      rep.error_message = r.error_message.empty() ? std::string(io::to_string(r.error)) : r.error_message;
+      if (r.error != io::client_result::error_kind::aborted) metrics_.ingest_request("network_error").inc();
     }
     done(std::move(rep));
   });

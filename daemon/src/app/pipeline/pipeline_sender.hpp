@@ -21,9 +21,12 @@ namespace boost::asio {
 class io_context;
 }
 
+namespace aforo::io {
+class ingest_thread;
+}  // namespace aforo::io
+
 namespace aforo::app {
 
-class ingest_thread;
 
 /// What one ingest request ended with.
 struct send_report {
@@ -32,14 +35,14 @@ struct send_report {
   std::string response_body;            ///< the answer's body (kept for the dead-letter file)
   std::string host;                     ///< the ingest host, for log lines
   std::string error_message;            ///< network errors: what failed (safe to log)
-  net::client_result::error_kind error = net::client_result::error_kind::none;  ///< network errors: which
+  io::client_result::error_kind error = io::client_result::error_kind::none;  ///< network errors: which
   bool compressed = false;               ///< the request went out as an lz4 frame
   /// Ingest refused the request's lz4 encoding (core::is_encoding_refusal): the sender has fallen back
   /// to uncompressed; send the same body again (it is not poison).
   bool encoding_refused = false;
 };
 
-/// A pool of kept-alive connections to the ingest origin (one net::http_client each, created as
+/// A pool of kept-alive connections to the ingest origin (one io::http_client each, created as
 /// needed, up to batch.max_concurrency): each send goes out on a connection that is idle, so that
 /// several batches are in flight at once; the handshake's probe has a connection of its own.
 /// Counts ingest_requests{status}, raw and wire bytes. Threading: io thread only; with an ingest
@@ -57,10 +60,10 @@ class pipeline_sender {
 
   /// POSTs `body` uncompressed with the auth headers to aforo.ingest_url on the same connection,
   /// counting nothing: the startup handshake's key check (handshake_service.hpp).
-  void probe(std::string body, net::http_client::completion done);
+  void probe(std::string body, io::http_client::completion done);
 
   /// Compresses batches on `t` (not owned; it must outlive the sends) instead of the io thread.
-  void use_thread(ingest_thread* t) { thread_ = t; }
+  void use_thread(io::ingest_thread* t) { thread_ = t; }
 
   /// The startup handshake's encoding check (batch.compression lz4 only): POSTs `{"events":[]}` as
   /// an LZ4 frame with Content-Encoding: lz4 on the probe's connection; a refusal of the encoding
@@ -86,23 +89,23 @@ class pipeline_sender {
   void post(std::size_t slot, std::string body, bool compressed, std::function<void(send_report)> done);
   /// What an answer to an lz4 request says about the encoding: true when ingest refused it (the
   /// fallback is applied and logged here, once per change).
-  bool judge_encoding(const net::client_result& r);
+  bool judge_encoding(const io::client_result& r);
   void publish_compression();
   /// An idle connection of the pool, reserved (a new one when every connection is busy).
   std::size_t reserve();
 
   boost::asio::io_context& ioc_;
-  net::client_options client_options_;
-  std::vector<std::unique_ptr<net::http_client>> clients_;
+  io::client_options client_options_;
+  std::vector<std::unique_ptr<io::http_client>> clients_;
   std::vector<bool> busy_;
-  net::http_client probe_client_;
+  io::http_client probe_client_;
   pipeline_metrics& metrics_;
   std::string url_;
   std::vector<std::pair<std::string, std::string>> auth_headers_;
   config::compression codec_;          // batch.compression
   core::encoding_fallback fallback_;   // with lz4: whether ingest takes it
   std::string wire_;  // reused compression buffer (io thread only)
-  ingest_thread* thread_ = nullptr;
+  io::ingest_thread* thread_ = nullptr;
   bool shut_ = false;
 };
 

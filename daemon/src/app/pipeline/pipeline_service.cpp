@@ -30,7 +30,7 @@ pipeline_service::pipeline_service(context& ctx, ingest_status& status, margin_s
       margin_(margin),
       discovery_(discovery) {
   if (ctx.config.server.ingest_thread) {
-    thread_ = std::make_unique<ingest_thread>(static_cast<int>(ctx.config.server.ingest_thread_nice));
+    thread_ = std::make_unique<io::ingest_thread>(static_cast<int>(ctx.config.server.ingest_thread_nice));
     sender_->use_thread(thread_.get());
   }
   auto& reg = util::metrics();
@@ -55,11 +55,11 @@ pipeline_service::~pipeline_service() {
     reg.gauge_fn(name, "", {}, [] { return 0.0; });
 }
 
-void pipeline_service::register_routes(net::router& routes) {
+void pipeline_service::register_routes(io::router& routes) {
   routes.add("POST", "/v1/ingest/batch",
-             [this](net::http_request& req, net::respond_fn respond) { handle(req, respond, false); });
+             [this](io::http_request& req, io::respond_fn respond) { handle(req, respond, false); });
   routes.add("POST", "/v1/ingest",
-             [this](net::http_request& req, net::respond_fn respond) { handle(req, respond, true); });
+             [this](io::http_request& req, io::respond_fn respond) { handle(req, respond, true); });
 }
 
 void pipeline_service::start() {
@@ -72,20 +72,20 @@ void pipeline_service::start() {
   deliverer_->kick();
 }
 
-void pipeline_service::handle(net::http_request& req, const net::respond_fn& respond_plain, bool single) {
+void pipeline_service::handle(io::http_request& req, const io::respond_fn& respond_plain, bool single) {
   // The plugin's report of events its workers dropped counts once the batch is answered 202 (the
   // plugin sends it again with its next batch otherwise).
-  net::respond_fn respond = respond_plain;
+  io::respond_fn respond = respond_plain;
   if (const auto h = req.header(plugin_dropped_header); !h.empty()) {
     if (const auto drops = parse_plugin_drops(h); drops.any()) {
-      respond = [respond_plain, drops](net::http_response res) {
+      respond = [respond_plain, drops](io::http_response res) {
         if (res.status == 202) count_plugin_drops(drops);
         respond_plain(std::move(res));
       };
     }
   }
   if (stopped_) {
-    respond(net::http_response::error(503, "shutting_down", "the sidecar is stopping"));
+    respond(io::http_response::error(503, "shutting_down", "the sidecar is stopping"));
     return;
   }
   // The body is parsed in place (the accepted events view it), so it moves out of the request.
@@ -103,18 +103,18 @@ void pipeline_service::handle(net::http_request& req, const net::respond_fn& res
   });
 }
 
-void pipeline_service::take(core::ingest_parse_result parsed, const net::respond_fn& respond) {
+void pipeline_service::take(core::ingest_parse_result parsed, const io::respond_fn& respond) {
   if (stopped_) {
     // Parsed after stop began (the server's drain normally prevents it): nothing is taken, the
     // sender keeps the events and retries.
-    respond(net::http_response::error(503, "shutting_down", "the sidecar is stopping"));
+    respond(io::http_response::error(503, "shutting_down", "the sidecar is stopping"));
     return;
   }
   if (parsed.error != core::ingest_request_error::none) {
     (parsed.error == core::ingest_request_error::too_many_events ? metrics_->refused_too_many
                                                                  : metrics_->refused_malformed)
         .inc();
-    respond(net::http_response::json(core::status_for(parsed.error),
+    respond(io::http_response::json(core::status_for(parsed.error),
                                      core::build_ingest_error_body(parsed.error, parsed.error_message)));
     return;
   }
@@ -127,7 +127,7 @@ void pipeline_service::take(core::ingest_parse_result parsed, const net::respond
   if (r.result != pipeline_custody::take_result::taken) {
     const bool full = r.result == pipeline_custody::take_result::full;
     (full ? metrics_->rejected_full : metrics_->rejected_error).inc(n);
-    auto res = net::http_response::error(503, full ? "spool_full" : "spool_unavailable",
+    auto res = io::http_response::error(503, full ? "spool_full" : "spool_unavailable",
                                          full ? "the disk spool is full; retry later"
                                               : "the disk spool cannot be written; retry later");
     res.headers.emplace_back("Retry-After", "1");
@@ -137,7 +137,7 @@ void pipeline_service::take(core::ingest_parse_result parsed, const net::respond
   metrics_->accepted.inc(n);
   margin_.record(costs);
   if (n != 0) deliverer_->kick();
-  auto answer = net::http_response::json(202, core::build_ingest_response(n, parsed.errors));
+  auto answer = io::http_response::json(202, core::build_ingest_response(n, parsed.errors));
   if (!r.spooled) {
     respond(std::move(answer));
     return;
@@ -148,7 +148,7 @@ void pipeline_service::take(core::ingest_parse_result parsed, const net::respond
       return;
     }
     // On disk but maybe not durable: the sender retries, and Aforo deduplicates what was kept.
-    auto res = net::http_response::error(503, "spool_unavailable", "the disk spool could not be synced; retry later");
+    auto res = io::http_response::error(503, "spool_unavailable", "the disk spool could not be synced; retry later");
     res.headers.emplace_back("Retry-After", "1");
     respond(std::move(res));
   });
@@ -178,7 +178,7 @@ bool pipeline_service::persist_now() {
   return r.lost == 0;
 }
 
-void pipeline_service::probe_ingest(std::string body, net::http_client::completion done) {
+void pipeline_service::probe_ingest(std::string body, io::http_client::completion done) {
   if (stopped_) return;  // the handshake stopped first; nothing is sent afterwards
   sender_->probe(std::move(body), std::move(done));
 }

@@ -8,10 +8,13 @@
 #include "core/pipeline/event_validation.hpp"
 #include "io/http/http_client.hpp"
 
+namespace aforo::io {
+class ingest_thread;
+}  // namespace aforo::io
+
 namespace aforo::app {
 
 class discovery_service;
-class ingest_thread;
 class ingest_status;
 class margin_service;
 class pipeline_custody;
@@ -40,7 +43,7 @@ class pipeline_service final : public service {
   pipeline_service(context& ctx, ingest_status& status, margin_service& margin, discovery_service& discovery);
   ~pipeline_service() override;
 
-  void register_routes(net::router& routes) override;
+  void register_routes(io::router& routes) override;
   void start() override;
   void reload(const config::sidecar_config& next) override;
   void stop(std::function<void()> done) override;
@@ -50,14 +53,14 @@ class pipeline_service final : public service {
   void handshake_fields(std::map<std::string, std::string>& fields) const override;
 
   /// The handshake's key check, sent on the pipeline's kept-alive ingest connection.
-  void probe_ingest(std::string body, net::http_client::completion done);
+  void probe_ingest(std::string body, io::http_client::completion done);
   /// The handshake's encoding check (pipeline_sender::probe_compression).
   void probe_compression();
 
  private:
-  void handle(net::http_request& req, const net::respond_fn& respond, bool single);
+  void handle(io::http_request& req, const io::respond_fn& respond, bool single);
   /// Custody and the answer for a parsed body (io thread).
-  void take(core::ingest_parse_result parsed, const net::respond_fn& respond);
+  void take(core::ingest_parse_result parsed, const io::respond_fn& respond);
 
   context& ctx_;
   std::unique_ptr<pipeline_metrics> metrics_;
@@ -70,7 +73,7 @@ class pipeline_service final : public service {
   std::size_t lost_ = 0;
   margin_service& margin_;
   discovery_service& discovery_;
-  std::unique_ptr<ingest_thread> thread_;  // last: joined first, while what its jobs reach still lives
+  std::unique_ptr<io::ingest_thread> thread_;  // last: joined first, while what its jobs reach still lives
 };
 
 }  // namespace aforo::app

@@ -109,15 +109,15 @@ std::string shown(std::string_view body) {
 }
 
 /// Runs one request to completion on the private io_context.
-net::client_result exchange(boost::asio::io_context& ioc, net::http_client& client, net::client_request req) {
-  std::optional<net::client_result> result;
-  client.async_request(std::move(req), [&result](net::client_result r) { result = std::move(r); });
+io::client_result exchange(boost::asio::io_context& ioc, io::http_client& client, io::client_request req) {
+  std::optional<io::client_result> result;
+  client.async_request(std::move(req), [&result](io::client_result r) { result = std::move(r); });
   ioc.restart();
   while (!result && ioc.run_one() != 0) {
   }
   if (!result) {
-    net::client_result r;
-    r.error = net::client_result::error_kind::aborted;
+    io::client_result r;
+    r.error = io::client_result::error_kind::aborted;
     r.error_message = "the request did not complete";
     return r;
   }
@@ -143,7 +143,7 @@ class poster {
   /// printing why the replay stops.
   bool post(const core::replay_request& r) {
     for (unsigned attempt = 1;; ++attempt) {
-      net::client_request req;
+      io::client_request req;
       req.method = "POST";
       req.url = url_;
       req.headers.emplace_back("Content-Type", "application/json");
@@ -152,7 +152,7 @@ class poster {
       const auto res = exchange(ioc_, client_, std::move(req));
       const bool last = attempt >= opts_.max_tries;
       if (!res.ok()) {
-        using kind = net::client_result::error_kind;
+        using kind = io::client_result::error_kind;
         if (res.error == kind::connect_refused) {
           return stop(r, "no sidecar at " + opts_.sidecar_url + " (connection refused); is aforo-sidecar running, and is "
                          "that its listen address?");
@@ -201,8 +201,8 @@ class poster {
   }
 
  private:
-  static net::client_options client_opts() {
-    net::client_options o;
+  static io::client_options client_opts() {
+    io::client_options o;
     o.connect_timeout = std::chrono::seconds(5);
     o.request_timeout = std::chrono::seconds(30);  // the sidecar answers after its spool write is synced
     o.user_agent = std::string("aforo-sidecar-replay/") + AFORO_VERSION;
@@ -222,7 +222,7 @@ class poster {
   std::string url_;
   totals& t_;
   boost::asio::io_context ioc_;
-  net::http_client client_;
+  io::http_client client_;
 };
 
 bool parse_count(const std::string& s, std::uint64_t& v) {
@@ -270,7 +270,7 @@ std::string replay_post_url(std::string base) {
 
 std::string sidecar_url_from_listen(const std::vector<std::string>& listen) {
   for (const auto& a : listen) {
-    const auto addr = net::parse_listen_address(a);
+    const auto addr = io::parse_listen_address(a);
     if (!addr.unix_path.empty()) continue;
     std::string host;
     if (addr.ip.is_v6()) host = "[" + (addr.ip.is_unspecified() ? std::string("::1") : addr.ip.to_string()) + "]";

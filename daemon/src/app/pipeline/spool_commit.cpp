@@ -19,7 +19,7 @@ spool_commit::spool_commit(boost::asio::io_context& ioc, pipeline_custody& custo
       mode_(cfg.fsync),
       interval_(cfg.fsync_interval),
       timer_(ioc) {
-  if (mode_ != config::fsync_mode::off) thread_ = std::make_unique<ingest_thread>(0);
+  if (mode_ != config::fsync_mode::off) thread_ = std::make_unique<io::ingest_thread>(0);
 }
 
 spool_commit::~spool_commit() {

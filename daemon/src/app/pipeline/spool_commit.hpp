@@ -17,9 +17,12 @@ namespace boost::asio {
 class io_context;
 }
 
+namespace aforo::io {
+class ingest_thread;
+}  // namespace aforo::io
+
 namespace aforo::app {
 
-class ingest_thread;
 class pipeline_custody;
 struct pipeline_metrics;
 
@@ -55,7 +58,7 @@ class spool_commit {
   config::fsync_mode mode_;
   std::chrono::milliseconds interval_;
   boost::asio::steady_timer timer_;
-  std::unique_ptr<ingest_thread> thread_;
+  std::unique_ptr<io::ingest_thread> thread_;
   std::vector<done_fn> waiting_;   // appended, their sync not started
   bool syncing_ = false;
   bool stopped_ = false;

@@ -44,7 +44,7 @@ std::string test_event_body(std::chrono::system_clock::time_point now, std::stri
   std::string out = R"({"customerId":"aforo-test","metricName":"api_calls","quantity":1,"occurredAt":")";
   out += stamp;
   out += R"(","idempotencyKey":)";
-  net::append_json_string(out, key);
+  io::append_json_string(out, key);
   out += R"(,"productType":"API","metadata":{"gateway":"kong","test":true}})";
   return out;
 }
@@ -67,13 +67,13 @@ std::string redact_in(std::string text, const std::string& secret) {
   return text;
 }
 
-test_event_result judge_test_event(std::string url, std::string event_body, const net::client_result& r,
+test_event_result judge_test_event(std::string url, std::string event_body, const io::client_result& r,
                                    const std::string& api_key) {
   test_event_result out;
   out.url = std::move(url);
   out.event_body = std::move(event_body);
   if (!r.ok()) {
-    using kind = net::client_result::error_kind;
+    using kind = io::client_result::error_kind;
     out.error_code = r.error == kind::timeout || r.error == kind::connect_timeout ? "network_timeout"
                      : r.error == kind::tls                                       ? "tls_failure"
                                                                                   : "ingest_unreachable";
@@ -94,24 +94,24 @@ test_event_result judge_test_event(std::string url, std::string event_body, cons
   return out;
 }
 
-void send_test_event(net::http_client& client, const config::sidecar_config& cfg, const config::secrets& sec,
+void send_test_event(io::http_client& client, const config::sidecar_config& cfg, const config::secrets& sec,
                      std::function<void(test_event_result)> done) {
-  net::client_request req;
+  io::client_request req;
   req.method = "POST";
   req.url = test_event_url(cfg.aforo.ingest_url);
-  req.headers = aforo_auth_headers(cfg, sec);
+  req.headers = io::aforo_auth_headers(cfg, sec);
   req.headers.emplace_back("Content-Type", "application/json");
   req.body = test_event_body(util::wall_now(), random_test_id());
   req.timeout = cfg.retry.timeout;
   std::string url = req.url;
   std::string body = req.body;
   client.async_request(std::move(req), [url = std::move(url), body = std::move(body), key = sec.api_key,
-                                        done = std::move(done)](net::client_result r) mutable {
+                                        done = std::move(done)](io::client_result r) mutable {
     done(judge_test_event(std::move(url), std::move(body), r, key));
   });
 }
 
-net::http_response test_event_response(const test_event_result& r) {
+io::http_response test_event_response(const test_event_result& r) {
   std::string out = R"({"ingest_status":)";
   out += r.answered ? std::to_string(r.status) : "null";
   out += R"(,"ingest_body":)";
@@ -121,28 +121,28 @@ net::http_response test_event_response(const test_event_result& r) {
     rapidjson::Document d;
     // Ingest's JSON, verbatim, if it is JSON within the nesting limit; else as a string.
     if (!r.body.empty() && core::json::parse(d, r.body)) out += r.body;
-    else net::append_json_string(out, r.body);
+    else io::append_json_string(out, r.body);
   }
   out += R"(,"url":)";
-  net::append_json_string(out, r.url);
+  io::append_json_string(out, r.url);
   out += R"(,"event":)";
   out += r.event_body;
   if (!r.accepted()) {
     out += R"(,"error":{"code":)";
-    net::append_json_string(out, r.error_code);
+    io::append_json_string(out, r.error_code);
     out += R"(,"message":)";
-    net::append_json_string(out, r.cause);
+    io::append_json_string(out, r.cause);
     out += '}';
   }
   out += '}';
-  return net::http_response::json(r.accepted() ? 200 : 502, std::move(out));
+  return io::http_response::json(r.accepted() ? 200 : 502, std::move(out));
 }
 
 int run_test_event_command(const config::sidecar_config& cfg, const config::secrets& sec) {
   boost::asio::io_context ioc;
   std::optional<test_event_result> result;
   {
-    net::http_client client(ioc, aforo_client_options(cfg));  // throws on an unreadable ca_file: caller reports
+    io::http_client client(ioc, io::aforo_client_options(cfg));  // throws on an unreadable ca_file: caller reports
     std::printf("POST %s (tenant %s, api key %s)\n", test_event_url(cfg.aforo.ingest_url).c_str(),
                 sec.tenant_id.empty() ? "unset" : sec.tenant_id.c_str(), config::redact(sec.api_key).c_str());
     send_test_event(client, cfg, sec, [&result](test_event_result r) { result = std::move(r); });

@@ -44,18 +44,18 @@ struct test_event_result {
 };
 
 /// Builds the result from the client's answer (pure; the API key is redacted from the body).
-[[nodiscard]] test_event_result judge_test_event(std::string url, std::string event_body, const net::client_result& r,
+[[nodiscard]] test_event_result judge_test_event(std::string url, std::string event_body, const io::client_result& r,
                                                  const std::string& api_key);
 
 /// Sends the test event with `client` (uncompressed JSON, the auth headers, retry.timeout);
 /// `done` runs once on the io thread.
-void send_test_event(net::http_client& client, const config::sidecar_config& cfg, const config::secrets& sec,
+void send_test_event(io::http_client& client, const config::sidecar_config& cfg, const config::secrets& sec,
                      std::function<void(test_event_result)> done);
 
 /// POST /v1/test-event's answer: 200 when ingest accepted the event, else 502; the body is
 /// `{"ingest_status":N|null,"ingest_body":<JSON or string>|null,"url":"...","event":{...}}` plus
 /// `"error":{"code","message"}` when not accepted.
-[[nodiscard]] net::http_response test_event_response(const test_event_result& r);
+[[nodiscard]] io::http_response test_event_response(const test_event_result& r);
 
 /// `aforo-sidecar test-event`: sends the event, prints the URL, ingest's status and body to stdout
 /// and the ERROR cause to stderr. Returns 0 when ingest answered 2xx, 1 otherwise.

@@ -1,10 +1,10 @@
 // Client options and credential headers for requests to Aforo; see aforo_client.hpp.
 #include "io/clients/aforo_client.hpp"
 
-namespace aforo::app {
+namespace aforo::io {
 
-net::client_options aforo_client_options(const config::sidecar_config& cfg, std::size_t max_response_body) {
-  net::client_options o;
+io::client_options aforo_client_options(const config::sidecar_config& cfg, std::size_t max_response_body) {
+  io::client_options o;
   o.ca_file = cfg.aforo.ca_file;
   o.connect_timeout = cfg.aforo.connect_timeout;
   o.request_timeout = cfg.retry.timeout;
@@ -24,4 +24,4 @@ std::vector<std::pair<std::string, std::string>> aforo_auth_headers(const config
   return h;
 }
 
-}  // namespace aforo::app
+}  // namespace aforo::io

@@ -11,11 +11,11 @@
 #include "config/secrets.hpp"
 #include "io/http/http_client.hpp"
 
-namespace aforo::app {
+namespace aforo::io {
 
 /// aforo.ca_file, aforo.connect_timeout, retry.timeout and the sidecar's User-Agent; responses larger
 /// than max_response_body bytes are refused.
-[[nodiscard]] net::client_options aforo_client_options(const config::sidecar_config& cfg,
+[[nodiscard]] io::client_options aforo_client_options(const config::sidecar_config& cfg,
                                                        std::size_t max_response_body = 1024 * 1024);
 
 /// X-API-Key (or Authorization: Bearer with aforo.auth_scheme bearer) when a key is set, and
@@ -23,4 +23,4 @@ namespace aforo::app {
 [[nodiscard]] std::vector<std::pair<std::string, std::string>> aforo_auth_headers(const config::sidecar_config& cfg,
                                                                                   const config::secrets& sec);
 
-}  // namespace aforo::app
+}  // namespace aforo::io

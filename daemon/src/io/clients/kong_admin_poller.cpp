@@ -4,7 +4,7 @@
 #include <array>
 #include <utility>
 
-namespace aforo::app {
+namespace aforo::io {
 
 namespace dsc = core::discovery;
 
@@ -21,7 +21,7 @@ constexpr std::array<const char*, 3> resources = {"/services", "/routes", "/plug
 constexpr const char* first_page_query = "?size=1000";  // Kong's largest page
 }  // namespace
 
-kong_admin_poller::kong_admin_poller(net::http_client& client, std::string admin_url, std::string token)
+kong_admin_poller::kong_admin_poller(io::http_client& client, std::string admin_url, std::string token)
     : client_(client), base_(std::move(admin_url)), token_(std::move(token)) {
   while (!base_.empty() && base_.back() == '/') base_.pop_back();
 }
@@ -35,13 +35,13 @@ void kong_admin_poller::poll(done_fn done) {
 }
 
 void kong_admin_poller::fetch(std::shared_ptr<run> r, std::string url) {
-  net::client_request req;
+  io::client_request req;
   req.method = "GET";
   req.url = url;
   req.headers.emplace_back("Accept", "application/json");
   if (!token_.empty()) req.headers.emplace_back("Kong-Admin-Token", token_);
   r->last_url = url;
-  client_.async_request(std::move(req), [this, r, alive = alive_.watch()](net::client_result res) {
+  client_.async_request(std::move(req), [this, r, alive = alive_.watch()](io::client_result res) {
     if (alive.expired()) return;
     const char* resource = resources[r->resource];
     auto fail = [&](std::string why) {
@@ -49,7 +49,7 @@ void kong_admin_poller::fetch(std::shared_ptr<run> r, std::string url) {
       r->result.state = {};
       r->done(std::move(r->result));
     };
-    if (!res.ok()) return fail(std::string(net::to_string(res.error)) + " (" + res.error_message + ")");
+    if (!res.ok()) return fail(std::string(io::to_string(res.error)) + " (" + res.error_message + ")");
     if (res.status == 401 || res.status == 403)
       return fail("HTTP " + std::to_string(res.status) + " (check discovery.admin_token_file)");
     if (res.status != 200) return fail("HTTP " + std::to_string(res.status));
@@ -81,4 +81,4 @@ void kong_admin_poller::fetch(std::shared_ptr<run> r, std::string url) {
   });
 }
 
-}  // namespace aforo::app
+}  // namespace aforo::io

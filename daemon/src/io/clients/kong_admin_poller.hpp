@@ -10,7 +10,7 @@
 #include "io/http/http_client.hpp"
 #include "util/lifetime.hpp"
 
-namespace aforo::app {
+namespace aforo::io {
 
 /// Outcome of one complete poll: the state, or why it failed (safe to log).
 struct admin_poll_result {
@@ -24,7 +24,7 @@ struct admin_poll_result {
 class kong_admin_poller {
  public:
   /// `admin_url`: discovery.kong_admin_url; `token`: sent as Kong-Admin-Token when non-empty.
-  kong_admin_poller(net::http_client& client, std::string admin_url, std::string token);
+  kong_admin_poller(io::http_client& client, std::string admin_url, std::string token);
   ~kong_admin_poller();
 
   using done_fn = std::function<void(admin_poll_result)>;
@@ -39,10 +39,10 @@ class kong_admin_poller {
   struct run;
   void fetch(std::shared_ptr<run> r, std::string url);
 
-  net::http_client& client_;
+  io::http_client& client_;
   std::string base_;
   std::string token_;
   util::lifetime alive_;
 };
 
-}  // namespace aforo::app
+}  // namespace aforo::io

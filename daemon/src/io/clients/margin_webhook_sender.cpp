@@ -16,7 +16,7 @@
 #include "util/metrics.hpp"
 #include "core/margin/webhook_retry.hpp"
 
-namespace aforo::app {
+namespace aforo::io {
 
 namespace {
 
@@ -29,8 +29,8 @@ std::string host_of(std::string_view url) {
 
 // The answer in the machine's terms: a request that cannot be made (bad URL, cancelled) is refused,
 // any other missing answer is worth another try.
-core::margin::webhook_outcome outcome_of(const net::client_result& r) {
-  using ek = net::client_result::error_kind;
+core::margin::webhook_outcome outcome_of(const io::client_result& r) {
+  using ek = io::client_result::error_kind;
   if (r.ok()) return core::margin::judge_webhook_status(r.status);
   return r.error == ek::invalid_url || r.error == ek::aborted ? core::margin::webhook_outcome::refused
                                                                 : core::margin::webhook_outcome::retryable;
@@ -73,13 +73,13 @@ margin_webhook_sender::margin_webhook_sender(boost::asio::io_context& ioc, std::
       sent_(outcome("sent")),
       failed_(outcome("failed")),
       claimed_elsewhere_(outcome("claimed_elsewhere")) {
-  net::client_options o;
+  io::client_options o;
   o.ca_file = std::move(ca_file);
   o.connect_timeout = std::chrono::seconds(5);
   o.request_timeout = std::chrono::seconds(10);
   o.user_agent = "aforo-sidecar/" AFORO_VERSION;
   o.max_response_body = 64 * 1024;
-  client_ = std::make_unique<net::http_client>(ioc, std::move(o));
+  client_ = std::make_unique<io::http_client>(ioc, std::move(o));
 }
 
 margin_webhook_sender::~margin_webhook_sender() { shutdown(); }
@@ -120,7 +120,7 @@ void margin_webhook_sender::perform(const std::shared_ptr<delivery>& d, const co
 
 void margin_webhook_sender::attempt(const std::shared_ptr<delivery>& d) {
   const std::int64_t ts = util::unix_now();
-  net::client_request req;
+  io::client_request req;
   req.method = "POST";
   req.url = d->url;
   req.body = core::margin::webhook_body(d->change, ts);
@@ -130,7 +130,7 @@ void margin_webhook_sender::attempt(const std::shared_ptr<delivery>& d) {
     req.headers.emplace_back("X-Aforo-Signature",
                              "sha256=" + hmac_sha256_hex(secret_, core::margin::signature_input(ts, req.body)));
   }
-  client_->async_request(std::move(req), [this, alive = alive_.watch(), d](net::client_result r) {
+  client_->async_request(std::move(req), [this, alive = alive_.watch(), d](io::client_result r) {
     if (alive.expired() || stopped_) return;
     const std::string why = r.ok() ? "HTTP " + std::to_string(r.status) : r.error_message;
     perform(d, d->retry.on_result(outcome_of(r), util::steady_now()), why);
@@ -160,4 +160,4 @@ void margin_webhook_sender::shutdown() {
   if (client_) client_->shutdown();
 }
 
-}  // namespace aforo::app
+}  // namespace aforo::io

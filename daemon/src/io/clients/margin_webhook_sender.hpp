@@ -16,7 +16,7 @@ namespace boost::asio {
 class io_context;
 }
 
-namespace aforo::net {
+namespace aforo::io {
 class http_client;
 }
 
@@ -24,7 +24,7 @@ namespace aforo::util {
 class counter_metric;
 }
 
-namespace aforo::app {
+namespace aforo::io {
 
 /// Lowercase hex of HMAC-SHA256(secret, text) (OpenSSL). Thread-safe.
 [[nodiscard]] std::string hmac_sha256_hex(std::string_view secret, std::string_view text);
@@ -67,7 +67,7 @@ class margin_webhook_sender {
 
   boost::asio::io_context& ioc_;
   std::string secret_;
-  std::unique_ptr<net::http_client> client_;
+  std::unique_ptr<io::http_client> client_;
   util::counter_metric& sent_;
   util::counter_metric& failed_;
   util::counter_metric& claimed_elsewhere_;
@@ -77,4 +77,4 @@ class margin_webhook_sender {
   bool stopped_ = false;
 };
 
-}  // namespace aforo::app
+}  // namespace aforo::io

@@ -23,7 +23,7 @@
 #include "io/http/tls_context.hpp"
 #include "util/log.hpp"
 
-namespace aforo::net {
+namespace aforo::io {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -366,4 +366,4 @@ void http_client::shutdown() {
 
 std::uint64_t http_client::connections_opened() const { return state_->connections_opened; }
 
-}  // namespace aforo::net
+}  // namespace aforo::io

@@ -18,7 +18,7 @@ namespace boost::asio {
 class io_context;
 }
 
-namespace aforo::net {
+namespace aforo::io {
 
 struct client_options {
   /// Extra PEM CA bundle trusted besides the system store (config aforo.ca_file); empty = none.
@@ -111,4 +111,4 @@ class http_client {
   std::map<std::string, std::shared_ptr<origin_worker>> workers_;  // by "scheme://host:port"
 };
 
-}  // namespace aforo::net
+}  // namespace aforo::io

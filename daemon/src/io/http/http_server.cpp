@@ -20,7 +20,7 @@
 #include "io/http/listen_address.hpp"
 #include "util/log.hpp"
 
-namespace aforo::net {
+namespace aforo::io {
 
 namespace {
 
@@ -152,4 +152,4 @@ void http_server::set_limits(server_limits limits) { state_->limits = limits; }
 
 std::size_t http_server::open_connections() const { return state_->sessions.size(); }
 
-}  // namespace aforo::net
+}  // namespace aforo::io

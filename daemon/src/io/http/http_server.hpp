@@ -16,7 +16,7 @@ namespace boost::asio {
 class io_context;
 }
 
-namespace aforo::net {
+namespace aforo::io {
 
 struct server_limits {
   std::uint64_t max_body = 4 * 1024 * 1024;   ///< bytes; larger bodies get 413 and a close
@@ -58,4 +58,4 @@ class http_server {
   std::shared_ptr<state> state_;
 };
 
-}  // namespace aforo::net
+}  // namespace aforo::io

@@ -22,7 +22,7 @@
 #include "util/log.hpp"
 #include "util/metrics.hpp"
 
-namespace aforo::net {
+namespace aforo::io {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
@@ -155,4 +155,4 @@ struct http_server::state : std::enable_shared_from_this<http_server::state> {
   }
 };
 
-}  // namespace aforo::net
+}  // namespace aforo::io

@@ -21,7 +21,7 @@
 #include "io/http/http_wire.hpp"
 #include "io/http/request_parser.hpp"
 
-namespace aforo::net {
+namespace aforo::io {
 
 namespace beast = boost::beast;
 namespace http = beast::http;
@@ -312,4 +312,4 @@ class session : public session_base, public std::enable_shared_from_this<session
   bool closed_ = false;
 };
 
-}  // namespace aforo::net
+}  // namespace aforo::io

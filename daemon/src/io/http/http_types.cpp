@@ -3,7 +3,7 @@
 
 #include "core/json/escape.hpp"
 
-namespace aforo::net {
+namespace aforo::io {
 namespace {
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -45,4 +45,4 @@ http_response http_response::json(int status, std::string body) {
   return r;
 }
 
-}  // namespace aforo::net
+}  // namespace aforo::io

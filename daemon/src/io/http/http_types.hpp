@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-namespace aforo::net {
+namespace aforo::io {
 
 /// The server keeps one http_request per connection and parses each request into it, so the strings
 /// keep their capacity from one request to the next: a handler must not hold on to it (or to views into
@@ -50,4 +50,4 @@ using handler_fn = std::function<void(http_request&, respond_fn)>;
 /// JSON string escaping for bodies built by hand (core::json::append_json_string).
 void append_json_string(std::string& out, std::string_view s);
 
-}  // namespace aforo::net
+}  // namespace aforo::io

@@ -3,7 +3,7 @@
 
 #include <string_view>
 
-namespace aforo::net {
+namespace aforo::io {
 namespace {
 
 namespace http = boost::beast::http;
@@ -44,4 +44,4 @@ std::size_t prepare_response(beast_response& res, http_response&& r, unsigned ve
   return unsafe;
 }
 
-}  // namespace aforo::net
+}  // namespace aforo::io

@@ -8,7 +8,7 @@
 
 #include "io/http/http_types.hpp"
 
-namespace aforo::net {
+namespace aforo::io {
 
 using beast_response = boost::beast::http::response<boost::beast::http::string_body>;
 
@@ -20,4 +20,4 @@ using beast_response = boost::beast::http::response<boost::beast::http::string_b
 /// response carries no body. Returns how many headers were skipped for control characters.
 std::size_t prepare_response(beast_response& res, http_response&& r, unsigned version, bool keep_alive);
 
-}  // namespace aforo::net
+}  // namespace aforo::io

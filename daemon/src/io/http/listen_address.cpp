@@ -2,7 +2,7 @@
 
 #include <stdexcept>
 
-namespace aforo::net {
+namespace aforo::io {
 
 listen_address parse_listen_address(const std::string& address) {
   listen_address out;
@@ -32,4 +32,4 @@ listen_address parse_listen_address(const std::string& address) {
   return out;
 }
 
-}  // namespace aforo::net
+}  // namespace aforo::io

@@ -6,7 +6,7 @@
 
 #include <string>
 
-namespace aforo::net {
+namespace aforo::io {
 
 struct listen_address {
   std::string unix_path;           ///< non-empty for "unix:/path"
@@ -17,4 +17,4 @@ struct listen_address {
 /// Parses one listen address; throws std::runtime_error("listen ADDRESS: why") for a bad one.
 listen_address parse_listen_address(const std::string& address);
 
-}  // namespace aforo::net
+}  // namespace aforo::io

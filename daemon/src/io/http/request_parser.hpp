@@ -1,4 +1,4 @@
-// Beast's basic_parser reading one request straight into a reused net::http_request. Only
+// Beast's basic_parser reading one request straight into a reused io::http_request. Only
 // http_server.cpp includes this (Beast stays out of the headers the core and handlers see).
 #pragma once
 
@@ -10,7 +10,7 @@
 
 #include "io/http/http_types.hpp"
 
-namespace aforo::net {
+namespace aforo::io {
 
 namespace detail {
 inline std::string_view trim_ows(std::string_view v) {
@@ -79,4 +79,4 @@ class request_parser final : public boost::beast::http::basic_parser<true> {
 };
 
 
-}  // namespace aforo::net
+}  // namespace aforo::io

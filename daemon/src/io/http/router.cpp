@@ -5,7 +5,7 @@
 
 #include <algorithm>
 
-namespace aforo::net {
+namespace aforo::io {
 
 void router::add(std::string_view method, std::string_view path, handler_fn h) {
   routes_[std::string(path)].by_method.emplace_back(std::string(method), std::move(h));
@@ -74,4 +74,4 @@ void router::dispatch(http_request& req, respond_fn respond) const {
   respond(std::move(r));
 }
 
-}  // namespace aforo::net
+}  // namespace aforo::io

@@ -12,7 +12,7 @@
 #include "io/http/http_types.hpp"
 #include "util/metrics.hpp"
 
-namespace aforo::net {
+namespace aforo::io {
 
 class router {
  public:
@@ -44,4 +44,4 @@ class router {
   util::counter_metric* unauthorized_ = nullptr;
 };
 
-}  // namespace aforo::net
+}  // namespace aforo::io

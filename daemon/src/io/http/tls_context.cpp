@@ -3,7 +3,7 @@
 
 #include <stdexcept>
 
-namespace aforo::net {
+namespace aforo::io {
 
 std::shared_ptr<boost::asio::ssl::context> make_client_tls_context(const std::string& ca_file, ca_trust trust) {
   namespace ssl = boost::asio::ssl;
@@ -21,4 +21,4 @@ std::shared_ptr<boost::asio::ssl::context> make_client_tls_context(const std::st
   return ctx;
 }
 
-}  // namespace aforo::net
+}  // namespace aforo::io

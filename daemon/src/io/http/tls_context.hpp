@@ -7,7 +7,7 @@
 
 #include <boost/asio/ssl/context.hpp>
 
-namespace aforo::net {
+namespace aforo::io {
 
 /// Which certificates a client context trusts.
 enum class ca_trust : unsigned char {
@@ -22,4 +22,4 @@ enum class ca_trust : unsigned char {
 [[nodiscard]] std::shared_ptr<boost::asio::ssl::context> make_client_tls_context(
     const std::string& ca_file, ca_trust trust = ca_trust::system_plus_file);
 
-}  // namespace aforo::net
+}  // namespace aforo::io

@@ -13,7 +13,7 @@
 
 #include "util/log.hpp"
 
-namespace aforo::app {
+namespace aforo::io {
 
 ingest_thread::ingest_thread(int nice) : pool_(std::make_unique<boost::asio::thread_pool>(1)) {
   if (nice == 0) return;
@@ -39,4 +39,4 @@ void ingest_thread::post(std::function<void()> job) {
   });
 }
 
-}  // namespace aforo::app
+}  // namespace aforo::io

@@ -12,7 +12,7 @@ namespace boost::asio {
 class thread_pool;
 }
 
-namespace aforo::app {
+namespace aforo::io {
 
 /// One thread, started by the constructor, joined by the destructor after the jobs already posted.
 /// `nice` (0..19) lowers the thread's CPU priority (Linux per-thread nice value), so the gateway's
@@ -37,4 +37,4 @@ class ingest_thread {
   std::atomic<int> pending_{0};  // posted and not finished
 };
 
-}  // namespace aforo::app
+}  // namespace aforo::io

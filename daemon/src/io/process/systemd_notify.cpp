@@ -12,7 +12,7 @@
 #include <cstring>
 #include <ctime>
 
-namespace aforo::app::systemd {
+namespace aforo::io::systemd {
 
 namespace {
 
@@ -92,4 +92,4 @@ void watchdog::arm() {
   });
 }
 
-}  // namespace aforo::app::systemd
+}  // namespace aforo::io::systemd

@@ -11,7 +11,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-namespace aforo::app::systemd {
+namespace aforo::io::systemd {
 
 /// Sends one notification ("READY=1", "STOPPING=1", "STATUS=...", several joined by '\n') to the
 /// socket in $NOTIFY_SOCKET (a path, or "@name" for the abstract namespace). Returns true when it
@@ -46,4 +46,4 @@ class watchdog {
   std::chrono::microseconds period_{0};
 };
 
-}  // namespace aforo::app::systemd
+}  // namespace aforo::io::systemd

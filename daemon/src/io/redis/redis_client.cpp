@@ -27,7 +27,7 @@
 #include "util/log.hpp"
 #include "util/metrics.hpp"
 
-namespace aforo::net {
+namespace aforo::io {
 
 namespace asio = boost::asio;
 using clock_type = std::chrono::steady_clock;
@@ -552,4 +552,4 @@ core::entitlements::redis_link_state redis_client::state() const { return impl_-
 
 void redis_client::on_state_change(std::function<void(bool up)> fn) { impl_->state_fn = std::move(fn); }
 
-}  // namespace aforo::net
+}  // namespace aforo::io

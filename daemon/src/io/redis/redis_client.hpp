@@ -21,7 +21,7 @@ namespace boost::asio {
 class io_context;
 }
 
-namespace aforo::net {
+namespace aforo::io {
 
 /// A reply as Redis sent it.
 struct redis_value {
@@ -109,4 +109,4 @@ class redis_client {
   std::shared_ptr<impl> impl_;
 };
 
-}  // namespace aforo::net
+}  // namespace aforo::io

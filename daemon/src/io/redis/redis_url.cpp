@@ -6,7 +6,7 @@
 
 #include "config/secrets.hpp"
 
-namespace aforo::net {
+namespace aforo::io {
 
 namespace {
 
@@ -70,4 +70,4 @@ std::optional<redis_endpoint> parse_redis_url(std::string_view url, std::string&
   return ep;
 }
 
-}  // namespace aforo::net
+}  // namespace aforo::io

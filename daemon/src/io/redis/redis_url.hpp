@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-namespace aforo::net {
+namespace aforo::io {
 
 /// Where Redis is: "redis://[[user]:password@]host[:port][/db]", the same with "rediss://" (TLS), or
 /// "unix:/path[?db=N]".
@@ -23,4 +23,4 @@ struct redis_endpoint {
 /// Parses cache.redis (Boost.URL). nullopt with `error` set when malformed.
 [[nodiscard]] std::optional<redis_endpoint> parse_redis_url(std::string_view url, std::string& error);
 
-}  // namespace aforo::net
+}  // namespace aforo::io
