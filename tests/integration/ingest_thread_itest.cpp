@@ -16,7 +16,7 @@
 
 using namespace std::chrono_literals;
 
-TEST_CASE("ingest thread: runs jobs in order at its nice value and says when it is behind", "[io::ingest_thread]") {
+TEST_CASE("ingest thread: runs jobs in order at its nice value and says when it is behind", "[ingest_thread]") {
   const int process_nice = ::getpriority(PRIO_PROCESS, 0);
   std::vector<int> order;
   std::promise<void> release;

@@ -136,7 +136,7 @@ TEST_CASE("pipeline: every accepted event reaches ingest exactly once, in LZ4 ba
   INFO("server.ingest_thread " << threaded);
   fake_ingest_process fake;
   sidecar_process sc(sidecar_yaml(fake.ingest_url(), std::string("batch: { max_events: 50, backlog_events: 50, flush_interval: 400ms }\n") +
-                                                         (threaded ? "" : "server: { io::ingest_thread: false }\n")),
+                                                         (threaded ? "" : "server: { ingest_thread: false }\n")),
                      sidecar_env());
   // The ingest thread runs at server.ingest_thread_nice (15); without it every thread is at the daemon's 0.
   const auto niced = [&] {
