@@ -17,7 +17,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::size_t end = 0;
   std::uint64_t good_bytes = 0;
   for (const auto& rec : r.records) {
-    FUZZ_CHECK(rec.offset >= end);                               // in order, not overlapping
+    FUZZ_CHECK(rec.offset >= end);  // in order, not overlapping
     FUZZ_CHECK(rec.offset + rec.size <= size);
     FUZZ_CHECK(rec.size == core::spool_header_bytes + rec.payload.size());
     FUZZ_CHECK(rec.payload.data() == buf.data() + rec.offset + core::spool_header_bytes);

@@ -18,11 +18,14 @@ using namespace aforo::testkit;
 
 namespace {
 
-std::string api_yaml(const std::string& url, const std::string& api_extra = "", const std::string& source = "aforo_api") {
-  return "aforo:\n  control_url: \"" + url + "\"\n  tenant_id: tenant-1\n"
+std::string api_yaml(const std::string& url, const std::string& api_extra = "",
+                     const std::string& source = "aforo_api") {
+  return "aforo:\n  control_url: \"" + url +
+         "\"\n  tenant_id: tenant-1\n"
          "  ingest_url: \"http://127.0.0.1:9/v1/ingest/batch\"\n"
-         "entitlements:\n  source: \"" + source + "\"\n  aforo_api:\n" +
-         (api_extra.find("wait:") == std::string::npos ? "    wait: 1s\n" : "") + api_extra;
+         "entitlements:\n  source: \"" +
+         source + "\"\n  aforo_api:\n" + (api_extra.find("wait:") == std::string::npos ? "    wait: 1s\n" : "") +
+         api_extra;
 }
 
 const std::vector<std::string> key_env{"AFORO_API_KEY=test-key-0001"};
@@ -89,9 +92,13 @@ TEST_CASE("aforo api: DENY is 429 with Retry-After and Aforo's headers, WARN add
 TEST_CASE("aforo api: L2 lets throttleRate percent through and throttles the rest, L3 blocks with Aforo's body",
           "[check][aforo_api]") {
   aforo::fake::fake_aforo_api api;
-  api.set_margin("cust_l2", R"({"allowed":true,"level":"L2_THROTTLE","throttleRate":25,"retryAfterSeconds":5,"message":"slow"})");
-  api.set_margin("cust_l3", R"({"allowed":false,"level":"L3_BLOCK","throttleRate":0,"retryAfterSeconds":0,"message":"margin too low"})");
-  api.set_margin("cust_l1", R"({"allowed":true,"level":"L1_ALERT","throttleRate":100,"retryAfterSeconds":0,"message":""})");
+  api.set_margin("cust_l2",
+                 R"({"allowed":true,"level":"L2_THROTTLE","throttleRate":25,"retryAfterSeconds":5,"message":"slow"})");
+  api.set_margin(
+      "cust_l3",
+      R"({"allowed":false,"level":"L3_BLOCK","throttleRate":0,"retryAfterSeconds":0,"message":"margin too low"})");
+  api.set_margin("cust_l1",
+                 R"({"allowed":true,"level":"L1_ALERT","throttleRate":100,"retryAfterSeconds":0,"message":""})");
   sidecar_process sc(api_yaml(api.url(), "    support_url: \"https://support.example.com\"\n"), key_env);
   auto c = sc.client();
   int allowed = 0, throttled = 0;
@@ -161,7 +168,8 @@ TEST_CASE("aforo api: a slow answer is waited for only entitlements.aforo_api.wa
 TEST_CASE("aforo api: while Aforo fails the last answers serve (stale), a customer never seen gets 503",
           "[check][aforo_api]") {
   aforo::fake::fake_aforo_api api;
-  sidecar_process sc(api_yaml(api.url(), "    quota_ttl: 200ms\n    margin_ttl: 200ms\n    error_retry: 300ms\n"), key_env);
+  sidecar_process sc(api_yaml(api.url(), "    quota_ttl: 200ms\n    margin_ttl: 200ms\n    error_retry: 300ms\n"),
+                     key_env);
   auto c = sc.client();
   REQUIRE(has(c.post("/v1/check", check_body("cust_acme")).body, R"("cache":"hit")"));
   api.set_status(500);
@@ -186,7 +194,8 @@ TEST_CASE("aforo api: while Aforo fails the last answers serve (stale), a custom
 TEST_CASE("aforo api: checks late in the TTL refresh in the background: a steady customer never waits",
           "[check][aforo_api]") {
   aforo::fake::fake_aforo_api api;
-  sidecar_process sc(api_yaml(api.url(), "    quota_ttl: 400ms\n    margin_ttl: 400ms\n    refresh_at: 50%\n"), key_env);
+  sidecar_process sc(api_yaml(api.url(), "    quota_ttl: 400ms\n    margin_ttl: 400ms\n    refresh_at: 50%\n"),
+                     key_env);
   auto c = sc.client();
   const auto end = std::chrono::steady_clock::now() + 2s;
   int checks = 0;
@@ -197,7 +206,7 @@ TEST_CASE("aforo api: checks late in the TTL refresh in the background: a steady
   }
   CHECK(sc.metric(R"(aforo_sidecar_aforo_api_checks_total{result="waited"})") == 1);  // the first one only
   const int calls = api.quota_calls("cust_steady/api_calls");
-  CHECK(calls >= 4);   // about one per 200 ms
+  CHECK(calls >= 4);  // about one per 200 ms
   CHECK(calls <= 12);
   CHECK(checks > 2 * calls);
 }
@@ -205,18 +214,20 @@ TEST_CASE("aforo api: checks late in the TTL refresh in the background: a steady
 TEST_CASE("aforo api: combined mode decides from the snapshot and asks the API only for customers it lacks",
           "[check][aforo_api]") {
   aforo::fake::fake_aforo_api api;
-  api.set_quota("cust_elsewhere", R"({"decision":"DENY","reason":"over","currentUsage":5,"limit":5,"retryAfterMs":1000,)"
-                                  R"("tierName":"free","headers":{}})");
-  sidecar_process sc(api_yaml(api.url(), "    fill_missing: true\n",
-                              "file:{source}/config/snapshot.example.yaml"),
+  api.set_quota("cust_elsewhere",
+                R"({"decision":"DENY","reason":"over","currentUsage":5,"limit":5,"retryAfterMs":1000,)"
+                R"("tierName":"free","headers":{}})");
+  sidecar_process sc(api_yaml(api.url(), "    fill_missing: true\n", "file:{source}/config/snapshot.example.yaml"),
                      key_env);
   auto c = sc.client();
   const std::string search = R"(,"service":"search","path":"/v1/search/q")";
-  auto r = c.post("/v1/check", R"({"customer_id":"cust_acme","service":"search","method":"GET","path":"/v1/search/q"})");
+  auto r =
+      c.post("/v1/check", R"({"customer_id":"cust_acme","service":"search","method":"GET","path":"/v1/search/q"})");
   CHECK(has(r.body, R"("plan":"enterprise")"));
   CHECK(api.quota_calls() == 0);
   CHECK(api.margin_calls() == 0);
-  r = c.post("/v1/check", R"({"customer_id":"cust_elsewhere","service":"search","method":"GET","path":"/v1/search/q"})");
+  r = c.post("/v1/check",
+             R"({"customer_id":"cust_elsewhere","service":"search","method":"GET","path":"/v1/search/q"})");
   CHECK(has(r.body, R"("reason":"quota_exceeded")"));
   CHECK(has(r.body, R"("plan":"free")"));
   // The snapshot's rule names the metric asked about.
@@ -225,8 +236,9 @@ TEST_CASE("aforo api: combined mode decides from the snapshot and asks the API o
 
 TEST_CASE("aforo api: config errors name the key", "[check][aforo_api][config]") {
   temp_dir d;
-  const auto path = d.write("sidecar.yaml", "entitlements:\n  source: aforo_api\n  aforo_api:\n    fill_missing: true\n"
-                                            "    bogus: 1\n    quota_check: false\n    margin_check: false\n");
+  const auto path = d.write("sidecar.yaml",
+                            "entitlements:\n  source: aforo_api\n  aforo_api:\n    fill_missing: true\n"
+                            "    bogus: 1\n    quota_check: false\n    margin_check: false\n");
   process p({sidecar_bin(), "--check-config", "--config", path});
   REQUIRE(p.wait_exit(10s) == 78);
   const auto out = p.output();
@@ -253,9 +265,11 @@ TEST_CASE("aforo api: an answer with success false or an unknown decision is a f
 TEST_CASE("aforo api: SIGHUP turns fill_missing on and off live", "[check][aforo_api]") {
   aforo::fake::fake_aforo_api api;
   // aforo_api.url needs a restart: it is there from the start; fill_missing applies live.
-  const std::string base = "aforo:\n  tenant_id: tenant-1\n  ingest_url: \"http://127.0.0.1:9/v1/ingest/batch\"\n"
-                           "entitlements:\n  source: \"file:{source}/config/snapshot.example.yaml\"\n"
-                           "  aforo_api:\n    url: \"" + api.url() + "\"\n";
+  const std::string base =
+      "aforo:\n  tenant_id: tenant-1\n  ingest_url: \"http://127.0.0.1:9/v1/ingest/batch\"\n"
+      "entitlements:\n  source: \"file:{source}/config/snapshot.example.yaml\"\n"
+      "  aforo_api:\n    url: \"" +
+      api.url() + "\"\n";
   sidecar_process sc(base, key_env);
   auto c = sc.client();
   CHECK(has(c.post("/v1/check", check_body("cust_elsewhere")).body, R"("reason":"unknown_customer")"));
@@ -269,7 +283,6 @@ TEST_CASE("aforo api: SIGHUP turns fill_missing on and off live", "[check][aforo
   CHECK(api.quota_calls() >= 1);
   replace_file(sc.config_path(), text);
   sc.proc().signal(SIGHUP);
-  REQUIRE(wait_until([&] {
-    return has(c.post("/v1/check", check_body("cust_elsewhere")).body, R"("reason":"unknown_customer")");
-  }));
+  REQUIRE(wait_until(
+      [&] { return has(c.post("/v1/check", check_body("cust_elsewhere")).body, R"("reason":"unknown_customer")"); }));
 }

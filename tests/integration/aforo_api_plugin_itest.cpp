@@ -31,7 +31,8 @@ http_reply get(const std::string& address, const std::string& target, const std:
 
 }  // namespace
 
-TEST_CASE("plugin: Aforo's margin block and quota deny reach the client through real nginx", "[plugin][e2e][aforo_api]") {
+TEST_CASE("plugin: Aforo's margin block and quota deny reach the client through real nginx",
+          "[plugin][e2e][aforo_api]") {
   aforo::fake::fake_aforo_api api;
   api.set_margin("cust_l3", R"({"allowed":false,"level":"L3_BLOCK","throttleRate":0,"retryAfterSeconds":900,)"
                             R"("message":"Service restricted: margin below threshold"})");
@@ -39,10 +40,12 @@ TEST_CASE("plugin: Aforo's margin block and quota deny reach the client through 
                              R"("retryAfterMs":60000,"tierName":"free","headers":{"X-RateLimit-Remaining":"0"}})");
   temp_dir dir;
   const auto snap = dir.write("snapshot.yaml", snapshot);
-  sidecar_process sc("aforo:\n  tenant_id: tenant_e2e\n  ingest_url: \"http://127.0.0.1:9/v1/ingest/batch\"\n"
-                     "entitlements:\n  source: \"file:" + snap + "\"\n  aforo_api:\n    url: \"" + api.url() +
-                         "\"\n    fill_missing: true\n    support_url: \"https://support.example.com\"\n",
-                     {"AFORO_API_KEY=sk_test_e2e_key_0123456789"});
+  sidecar_process sc(
+      "aforo:\n  tenant_id: tenant_e2e\n  ingest_url: \"http://127.0.0.1:9/v1/ingest/batch\"\n"
+      "entitlements:\n  source: \"file:" +
+          snap + "\"\n  aforo_api:\n    url: \"" + api.url() +
+          "\"\n    fill_missing: true\n    support_url: \"https://support.example.com\"\n",
+      {"AFORO_API_KEY=sk_test_e2e_key_0123456789"});
   const nginx_harness nginx(dir.path() + "/nginx", "http://" + sc.address(), {"AFORO_METERING=false"});
   const std::string proxy = nginx.proxy();
 

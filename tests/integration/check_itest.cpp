@@ -1,6 +1,6 @@
 // POST /v1/check through the real aforo-sidecar over real sockets: every reason of the
-// decision table (docs/design/decision-contract.md#reasons) with the example snapshot, malformed requests, no snapshot yet,
-// and a snapshot file edited (well and badly) while the sidecar runs.
+// decision table (docs/design/decision-contract.md#reasons) with the example snapshot, malformed requests, no snapshot
+// yet, and a snapshot file edited (well and badly) while the sidecar runs.
 #include <catch2/catch.hpp>
 
 #include <signal.h>
@@ -29,7 +29,8 @@ std::string str(const rapidjson::Value& v, const char* key) {
   return v.HasMember(key) && v[key].IsString() ? v[key].GetString() : std::string("<absent>");
 }
 
-std::string check_body(const std::string& customer, const std::string& extra = R"("service":"search","method":"GET","path":"/v1/search/items/42")") {
+std::string check_body(const std::string& customer,
+                       const std::string& extra = R"("service":"search","method":"GET","path":"/v1/search/items/42")") {
   return R"({"customer_id":")" + customer + R"(",)" + extra + "}";
 }
 
@@ -64,7 +65,8 @@ TEST_CASE("check: an entitled customer within quota is allowed with X-RateLimit 
   CHECK_FALSE(d.HasMember("shadow"));
 
   // The plugin's explicit feature wins over the mapping; an unlimited feature has no quota headers.
-  d = json_of(c.post("/v1/check", check_body("cust_acme", R"("feature":"basic_search","service":"search","path":"/v1/search")")));
+  d = json_of(c.post("/v1/check",
+                     check_body("cust_acme", R"("feature":"basic_search","service":"search","path":"/v1/search")")));
   CHECK(str(d, "feature") == "basic_search");
   CHECK(str(d, "reason") == "ok");
   CHECK_FALSE(d["headers"].HasMember("X-RateLimit-Limit"));
@@ -111,8 +113,7 @@ TEST_CASE("check: quota warns past the threshold, then answers quota_exceeded 42
   CHECK(m.find("aforo_sidecar_check_duration_seconds_count 4") != std::string::npos);
 }
 
-TEST_CASE("check: feature_not_entitled is 403, subscription_inactive 402, unknown_customer 403 by default",
-          "[check]") {
+TEST_CASE("check: feature_not_entitled is 403, subscription_inactive 402, unknown_customer 403 by default", "[check]") {
   sidecar_process sc("");
   auto c = sc.client();
   // cust_trial's plan has basic_search only.
@@ -157,7 +158,8 @@ TEST_CASE("check: feature_not_entitled is 403, subscription_inactive 402, unknow
 }
 
 TEST_CASE("check: unknown_customer allow lets an unknown customer through without quota", "[check]") {
-  sidecar_process sc("entitlements:\n  source: \"file:{source}/config/snapshot.example.yaml\"\n  unknown_customer: allow\n");
+  sidecar_process sc(
+      "entitlements:\n  source: \"file:{source}/config/snapshot.example.yaml\"\n  unknown_customer: allow\n");
   auto d = json_of(sc.client().post("/v1/check", check_body("cust_nobody")));
   CHECK(str(d, "decision") == "allow");
   CHECK(d["allowed"].GetBool());
@@ -246,7 +248,8 @@ TEST_CASE("check: a snapshot file edited while running changes decisions, and a 
   const std::string trial_features = "      basic_search: { limit: 1000, period: day }\n";
   edited.insert(edited.find(trial_features) + trial_features.size(), "      advanced_search: { limit: 5 }\n");
   replace_file(path, edited);
-  auto r = wait_check(c, body, [](const http_reply& x) { return x.body.find(R"("allowed":true)") != std::string::npos; });
+  auto r =
+      wait_check(c, body, [](const http_reply& x) { return x.body.find(R"("allowed":true)") != std::string::npos; });
   auto d = json_of(r);
   CHECK(d["allowed"].GetBool());
   CHECK(d["remaining_quota"].GetInt64() == 4);
@@ -280,7 +283,8 @@ TEST_CASE("check: a broken snapshot file ages the snapshot in force past max_sta
   auto c = sc.client();
   REQUIRE(c.post("/v1/check", check_body("cust_acme")).status == 200);
   replace_file(path, "version: [");
-  auto r = wait_check(c, check_body("cust_acme"), [](const http_reply& x) { return x.status == 503; }, 6s);
+  auto r = wait_check(
+      c, check_body("cust_acme"), [](const http_reply& x) { return x.status == 503; }, 6s);
   CHECK(r.status == 503);
   CHECK(r.body.find("older than entitlements.max_stale") != std::string::npos);
   // Still ready: the pod also carries Kong and the ingest path; the plugin's fallback covers the 503.
@@ -321,5 +325,6 @@ TEST_CASE("check: a file source missing at restart serves its last known good sn
 
   // The file back: loaded from the source again.
   replace_file(path, example_snapshot());
-  REQUIRE(wait_until([&] { return c2.get("/v1/handshake").body.find(R"("last_known_good":false)") != std::string::npos; }));
+  REQUIRE(
+      wait_until([&] { return c2.get("/v1/handshake").body.find(R"("last_known_good":false)") != std::string::npos; }));
 }

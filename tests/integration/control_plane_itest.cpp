@@ -30,7 +30,8 @@ std::string sidecar_yaml(const std::string& control_url, const std::string& extr
                          const std::string& max_stale = "3s") {
   return "aforo:\n  control_url: \"" + control_url + "\"\n  tenant_id: tenant-1\n" + extra_aforo +
          "  ingest_url: \"http://127.0.0.1:9/v1/ingest/batch\"\n"
-         "entitlements:\n  source: control_plane\n  refresh_interval: 200ms\n  max_stale: " + max_stale + "\n";
+         "entitlements:\n  source: control_plane\n  refresh_interval: 200ms\n  max_stale: " +
+         max_stale + "\n";
 }
 
 }  // namespace
@@ -59,7 +60,8 @@ TEST_CASE("control plane: the snapshot is fetched with credentials and revalidat
 
   // A new version is picked up at the next refresh.
   cp.set_snapshot(snapshot_json("8", "suspended"), "\"v8\"");
-  REQUIRE(wait_until([&] { return c.post("/v1/check", acme_check).body.find("subscription_inactive") != std::string::npos; }));
+  REQUIRE(wait_until(
+      [&] { return c.post("/v1/check", acme_check).body.find("subscription_inactive") != std::string::npos; }));
   CHECK(c.get("/v1/handshake").body.find(R"("version":"8")") != std::string::npos);
   CHECK(cp.stats().full == 2);
 }
@@ -166,9 +168,10 @@ TEST_CASE("control plane: down, by default (no max_stale) the stale snapshot kee
   aforo::fake::fake_control_plane cp;
   cp.set_snapshot(snapshot_json("7", "active"), "\"v7\"");
   // refresh 200 ms: stale after 1.4 s; 5 s down is past what a 3 s max_stale would allow.
-  sidecar_process sc("aforo:\n  control_url: \"" + cp.url() + "\"\n  tenant_id: tenant-1\n"
-                     "  ingest_url: \"http://127.0.0.1:9/v1/ingest/batch\"\n"
-                     "entitlements:\n  source: control_plane\n  refresh_interval: 200ms\n",
+  sidecar_process sc("aforo:\n  control_url: \"" + cp.url() +
+                         "\"\n  tenant_id: tenant-1\n"
+                         "  ingest_url: \"http://127.0.0.1:9/v1/ingest/batch\"\n"
+                         "entitlements:\n  source: control_plane\n  refresh_interval: 200ms\n",
                      {"AFORO_API_KEY=test-key-0001"});
   auto c = sc.client();
   REQUIRE(wait_until([&] { return c.get("/readyz").status == 200; }));
@@ -231,11 +234,13 @@ TEST_CASE("control plane: restarted while it is down, the last known good snapsh
 
   // Back: a full fetch replaces it (it was not fetched in this process, so no If-None-Match).
   cp.come_up();
-  REQUIRE(wait_until([&] { return c.get("/v1/handshake").body.find(R"("last_known_good":false)") != std::string::npos; }));
+  REQUIRE(
+      wait_until([&] { return c.get("/v1/handshake").body.find(R"("last_known_good":false)") != std::string::npos; }));
   CHECK(c.get("/v1/handshake").body.find(R"("state":"fresh")") != std::string::npos);
 }
 
-TEST_CASE("control plane: a corrupt or truncated last known good file is ignored with a WARN", "[check][control_plane]") {
+TEST_CASE("control plane: a corrupt or truncated last known good file is ignored with a WARN",
+          "[check][control_plane]") {
   aforo::fake::fake_control_plane cp;
   cp.set_snapshot(snapshot_json("7", "active"), "\"v7\"");
   sidecar_process sc(sidecar_yaml(cp.url(), "", "0s"), {"AFORO_API_KEY=test-key-0001"});
@@ -269,7 +274,8 @@ TEST_CASE("control plane: a corrupt or truncated last known good file is ignored
     sc.restart();
     auto c = sc.client();
     REQUIRE(sc.proc().wait_for_output("last known good snapshot", 10s));
-    REQUIRE(wait_until([&] { return sc.proc().output().find("no last known good one is usable") != std::string::npos; }));
+    REQUIRE(
+        wait_until([&] { return sc.proc().output().find("no last known good one is usable") != std::string::npos; }));
     CHECK(sc.proc().output().find(d.log) != std::string::npos);
     CHECK(c.post("/v1/check", acme_check).status == 503);
     CHECK(c.get("/readyz").status == 503);

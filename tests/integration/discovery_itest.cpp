@@ -57,8 +57,9 @@ std::string event(int n, const std::string& method, const std::string& path, con
   if (!route.empty()) md += R"(,"route":")" + route + "\"";
   md += "}";
   return R"({"customerId":"cust_acme","metricName":"api_calls","quantity":1,"occurredAt":"2026-01-01T00:00:00Z",)"
-         R"("idempotencyKey":"kong:disc-)" + std::to_string(n) + R"(","endpointPath":")" + path +
-         R"(","httpMethod":")" + method + R"(","statusCode":200,"metadata":)" + md + "}";
+         R"("idempotencyKey":"kong:disc-)" +
+         std::to_string(n) + R"(","endpointPath":")" + path + R"(","httpMethod":")" + method +
+         R"(","statusCode":200,"metadata":)" + md + "}";
 }
 
 std::string batch(const std::vector<std::string>& events) {
@@ -74,7 +75,9 @@ struct catalog_view {
     doc.Parse(body.c_str());
     ok = !doc.HasParseError() && doc.IsObject();
   }
-  [[nodiscard]] std::uint64_t revision() const { return ok && doc.HasMember("revision") ? doc["revision"].GetUint64() : 0; }
+  [[nodiscard]] std::uint64_t revision() const {
+    return ok && doc.HasMember("revision") ? doc["revision"].GetUint64() : 0;
+  }
   const rapidjson::Value* api(const std::string& name) const {
     if (!ok || !doc.HasMember("apis")) return nullptr;
     for (const auto& a : doc["apis"].GetArray())
@@ -95,9 +98,11 @@ std::uint64_t num(const rapidjson::Value* v, const char* key) { return v == null
 
 std::string discovery_yaml(const std::string& admin_url, const std::string& control_url, const std::string& token_file,
                            const std::string& extra = "") {
-  return "aforo:\n  control_url: \"" + control_url + "\"\n  tenant_id: tenant-1\n"
+  return "aforo:\n  control_url: \"" + control_url +
+         "\"\n  tenant_id: tenant-1\n"
          "  ingest_url: \"http://127.0.0.1:9/v1/ingest/batch\"\n"
-         "discovery:\n  enabled: true\n  kong_admin_url: \"" + admin_url + "\"\n  admin_token_file: \"" + token_file +
+         "discovery:\n  enabled: true\n  kong_admin_url: \"" +
+         admin_url + "\"\n  admin_token_file: \"" + token_file +
          "\"\n  interval: 200ms\n  state_dir: \"{dir}/state\"\n  stale_after: 1h\n" + extra;
 }
 
@@ -108,8 +113,9 @@ void stop_gracefully(sidecar_process& sc) {
 
 }  // namespace
 
-TEST_CASE("discovery: Admin API pages and traffic make a versioned catalog, kept across a restart, pushed once per change",
-          "[discovery]") {
+TEST_CASE(
+    "discovery: Admin API pages and traffic make a versioned catalog, kept across a restart, pushed once per change",
+    "[discovery]") {
   aforo::fake::fake_kong_admin admin;
   serve_kong_config(admin);
   aforo::fake::fake_catalog_receiver cp;
@@ -153,8 +159,7 @@ TEST_CASE("discovery: Admin API pages and traffic make a versioned catalog, kept
                          event(3, "DELETE", "/v1/items/77", "search", "items"),
                          event(4, "GET", "/v2/legacy/3fa85f64-5717-4562-b3fc-2c963f66afa6", "search", "search-v1"),
                          event(5, "GET", "/v2/legacy/6dcb09b5b57875f334f61aebed695e2e4193db5e", "search", "search-v1"),
-                         event(6, "POST", "/users/12345/keys", "users", ""),
-                         event(7, "GET", "/nothing", "", "")}));
+                         event(6, "POST", "/users/12345/keys", "users", ""), event(7, "GET", "/nothing", "", "")}));
   REQUIRE(r.status == 202);
   REQUIRE(wait_until([&] { return catalog_view(c.get("/v1/catalog").body).revision() == 2; }));
   {
@@ -228,16 +233,20 @@ TEST_CASE("discovery: the Admin API and the control plane being down delay nothi
   CHECK(catalog_view(c.get("/v1/catalog").body).op("search", "GET", "/v1/search/{id}") != nullptr);
   REQUIRE(wait_until([&] { return cp.requests() >= 3; }));
   CHECK(cp.accepted().empty());
-  CHECK(c.get("/metrics").body.find("aforo_sidecar_discovery_admin_polls_total{result=\"error\"}") != std::string::npos);
+  CHECK(c.get("/metrics").body.find("aforo_sidecar_discovery_admin_polls_total{result=\"error\"}") !=
+        std::string::npos);
 
   // Both come back: the declarations join, and the latest revision is delivered.
   admin.set_status(0);
   cp.set_status(0);
   REQUIRE(wait_until([&] { return catalog_view(c.get("/v1/catalog").body).api("billing") != nullptr; }));
-  REQUIRE(wait_until([&] {
-    auto acc = cp.accepted();
-    return !acc.empty() && catalog_view(acc.back()).revision() == catalog_view(c.get("/v1/catalog").body).revision();
-  }, 15s));
+  REQUIRE(wait_until(
+      [&] {
+        auto acc = cp.accepted();
+        return !acc.empty() &&
+               catalog_view(acc.back()).revision() == catalog_view(c.get("/v1/catalog").body).revision();
+      },
+      15s));
   // One line per change of state, not one per failed poll.
   const auto out = sc.proc().output();
   const std::string line = "discovery: Kong Admin API " + admin.url() + " unavailable";
@@ -273,8 +282,8 @@ TEST_CASE("discovery: with discovery off nothing is captured and /v1/catalog say
   aforo::fake::fake_catalog_receiver cp;
   sidecar_process sc("aforo:\n  control_url: \"" + cp.url() +
                      "\"\n  ingest_url: \"http://127.0.0.1:9/v1/ingest/batch\"\n"
-                     "discovery:\n  enabled: false\n  kong_admin_url: \"" + admin.url() +
-                     "\"\n  interval: 100ms\n  state_dir: \"{dir}/state\"\n");
+                     "discovery:\n  enabled: false\n  kong_admin_url: \"" +
+                     admin.url() + "\"\n  interval: 100ms\n  state_dir: \"{dir}/state\"\n");
   auto c = sc.client();
   REQUIRE(c.post("/v1/ingest/batch", batch({event(1, "GET", "/v1/search", "search", "search-v1")})).status == 202);
   std::this_thread::sleep_for(500ms);  // kept: nothing is discovered during 500 ms (five intervals) is the subject

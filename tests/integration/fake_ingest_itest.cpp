@@ -22,7 +22,8 @@ headers ingest_headers() {
 
 std::string event(const std::string& key) {
   return R"({"customerId":"cust_acme","metricName":"api_calls","quantity":1,"occurredAt":"2026-11-26T10:00:00Z",)"
-         R"("idempotencyKey":")" + key + R"("})";
+         R"("idempotencyKey":")" +
+         key + R"("})";
 }
 
 std::string batch(std::initializer_list<std::string> events) {
@@ -113,7 +114,8 @@ TEST_CASE("fake ingest: events without customerId or idempotencyKey, and injecte
 
 TEST_CASE("fake ingest: scripted statuses apply to the next requests in order", "[fake_ingest]") {
   fake_ingest_process fake;
-  fake.set_faults(R"({"steps":[{"status":503,"times":2},{"status":429,"retry_after":2},{"status":401},{"status":400}]})");
+  fake.set_faults(
+      R"({"steps":[{"status":503,"times":2},{"status":429,"retry_after":2},{"status":401},{"status":400}]})");
   blocking_client c;
   auto send = [&] { return c.send("POST", fake.ingest_url(), batch({event("k")}), ingest_headers()); };
   CHECK(send().status == 503);
@@ -135,8 +137,9 @@ TEST_CASE("fake ingest: rejects bad headers, bad bodies and bad keys as Aforo do
   blocking_client c;
   auto h = ingest_headers();
   SECTION("missing Content-Type is 415") {
-    CHECK(c.send("POST", fake.ingest_url(), batch({event("a")}), {{"X-API-Key", "test-key-0001"},
-                                                                   {"X-Tenant-Id", "tenant-1"}}).status == 415);
+    CHECK(c.send("POST", fake.ingest_url(), batch({event("a")}),
+                 {{"X-API-Key", "test-key-0001"}, {"X-Tenant-Id", "tenant-1"}})
+              .status == 415);
   }
   SECTION("malformed JSON and no events are 400; too many events are 413, as Aforo answers past its limit") {
     CHECK(c.send("POST", fake.ingest_url(), "{nope", h).status == 400);
@@ -151,9 +154,9 @@ TEST_CASE("fake ingest: rejects bad headers, bad bodies and bad keys as Aforo do
   }
   SECTION("a missing key is 401 and another tenant is 403") {
     CHECK(c.send("POST", fake.ingest_url(), batch({event("a")}), {{"Content-Type", "application/json"}}).status == 401);
-    CHECK(c.send("POST", fake.ingest_url(), batch({event("a")}), {{"Content-Type", "application/json"},
-                                                                   {"X-API-Key", "test-key-0001"},
-                                                                   {"X-Tenant-Id", "other"}}).status == 403);
+    CHECK(c.send("POST", fake.ingest_url(), batch({event("a")}),
+                 {{"Content-Type", "application/json"}, {"X-API-Key", "test-key-0001"}, {"X-Tenant-Id", "other"}})
+              .status == 403);
   }
   CHECK(fake.stats()["stored"].GetUint() == 0);
 }
@@ -165,9 +168,11 @@ TEST_CASE("fake ingest: bearer auth mode takes Authorization: Bearer", "[fake_in
   fake_ingest_process fake(o);
   blocking_client c;
   CHECK(c.send("POST", fake.ingest_url(), batch({event("a")}),
-               {{"Content-Type", "application/json"}, {"Authorization", "Bearer test-key-0001"}}).status == 202);
+               {{"Content-Type", "application/json"}, {"Authorization", "Bearer test-key-0001"}})
+            .status == 202);
   CHECK(c.send("POST", fake.ingest_url(), batch({event("b")}),
-               {{"Content-Type", "application/json"}, {"X-API-Key", "test-key-0001"}}).status == 401);
+               {{"Content-Type", "application/json"}, {"X-API-Key", "test-key-0001"}})
+            .status == 401);
 }
 
 TEST_CASE("fake ingest: a body compressed by the lz4 command-line tool is decoded", "[fake_ingest][lz4]") {

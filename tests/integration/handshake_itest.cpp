@@ -29,9 +29,10 @@ std::string dead_ingest_url() {
 
 struct self_signed {
   explicit self_signed(const temp_dir& dir) : cert(dir.file("cert.pem")), key(dir.file("key.pem")) {
-    const std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=aforo-test -addext "
-                            "subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout " + key + " -out " + cert +
-                            " >/dev/null 2>&1";
+    const std::string cmd =
+        "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=aforo-test -addext "
+        "subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout " +
+        key + " -out " + cert + " >/dev/null 2>&1";
     REQUIRE(std::system(cmd.c_str()) == 0);
   }
   std::string cert;
@@ -55,8 +56,7 @@ bool has(const std::string& text, const std::string& needle) { return text.find(
 
 }  // namespace
 
-TEST_CASE("handshake: a valid key logs handshake ok and /v1/handshake and /readyz report ingest ok",
-          "[handshake]") {
+TEST_CASE("handshake: a valid key logs handshake ok and /v1/handshake and /readyz report ingest ok", "[handshake]") {
   fake_ingest_process fake;
   sidecar_process sc(yaml_for(fake.ingest_url()), sidecar_env());
   REQUIRE(sc.proc().wait_for_output("[aforo-sidecar] INFO handshake ok (ingest 127.0.0.1, tenant tenant-1)\n", 5s));
@@ -74,8 +74,7 @@ TEST_CASE("handshake: a valid key logs handshake ok and /v1/handshake and /ready
   CHECK(!has(sc.proc().output(), "ERROR"));
 }
 
-TEST_CASE("handshake: a wrong key logs invalid API key (401), reports unauthorized and stays ready",
-          "[handshake]") {
+TEST_CASE("handshake: a wrong key logs invalid API key (401), reports unauthorized and stays ready", "[handshake]") {
   fake_ingest_process fake;
   sidecar_process sc(yaml_for(fake.ingest_url()), env_with_key("wrong-key-9999"));
   REQUIRE(sc.proc().wait_for_output("[aforo-sidecar] ERROR invalid API key (401)\n", 5s));
@@ -87,8 +86,7 @@ TEST_CASE("handshake: a wrong key logs invalid API key (401), reports unauthoriz
   CHECK(!has(sc.proc().output(), "handshake ok"));
 }
 
-TEST_CASE("handshake: a dead ingest logs ingest unreachable with the cause and reports unreachable",
-          "[handshake]") {
+TEST_CASE("handshake: a dead ingest logs ingest unreachable with the cause and reports unreachable", "[handshake]") {
   const auto url = dead_ingest_url();
   sidecar_process sc(yaml_for(url), sidecar_env());
   REQUIRE(sc.proc().wait_for_output("[aforo-sidecar] ERROR ingest unreachable at 127.0.0.1: connection refused", 5s));
@@ -129,7 +127,8 @@ TEST_CASE("handshake: TLS without the CA logs a TLS failure and with aforo.ca_fi
   CHECK(has(sc.client().get("/v1/handshake").body, R"("ingest":"ok")"));
 }
 
-TEST_CASE("test-event CLI: the event reaches the fake ingest and the command prints its 202", "[handshake][test_event]") {
+TEST_CASE("test-event CLI: the event reaches the fake ingest and the command prints its 202",
+          "[handshake][test_event]") {
   fake_ingest_process fake;
   temp_dir dir;
   const auto r = run_test_event(dir, yaml_for(fake.ingest_url()), sidecar_env());
@@ -208,7 +207,9 @@ TEST_CASE("POST /v1/test-event returns what ingest answered, 502 with the cause 
     INFO(r.body);
     CHECK(r.status == 502);
     CHECK(has(r.body, R"("ingest_status":null)"));
-    CHECK(has(r.body, R"("error":{"code":"ingest_unreachable","message":"ingest unreachable at 127.0.0.1: connection refused)"));
+    CHECK(
+        has(r.body,
+            R"("error":{"code":"ingest_unreachable","message":"ingest unreachable at 127.0.0.1: connection refused)"));
   }
 }
 
@@ -224,7 +225,8 @@ TEST_CASE("handshake: the API key appears in no log line and no response body", 
     sidecar_process sc(yaml_for(fake.ingest_url()), env_with_key(key));
     REQUIRE(sc.proc().wait_for_output("handshake ok", 5s));
     auto c = sc.client();
-    for (const char* path : {"/v1/handshake", "/readyz", "/metrics", "/healthz"}) bodies.emplace_back(path, c.get(path).body);
+    for (const char* path : {"/v1/handshake", "/readyz", "/metrics", "/healthz"})
+      bodies.emplace_back(path, c.get(path).body);
     bodies.emplace_back("POST /v1/test-event", c.post("/v1/test-event", "").body);
     logs += sc.proc().output();
   }

@@ -58,8 +58,10 @@ std::string events_json(int n, const std::string& prefix) {
 struct test_cert {
   explicit test_cert(const aforo::testkit::temp_dir& dir, const std::string& san = "DNS:localhost,IP:127.0.0.1")
       : cert(dir.file("cert.pem")), key(dir.file("key.pem")) {
-    const std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=aforo-test -addext "
-                            "subjectAltName=" + san + " -keyout " + key + " -out " + cert + " >/dev/null 2>&1";
+    const std::string cmd =
+        "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=aforo-test -addext "
+        "subjectAltName=" +
+        san + " -keyout " + key + " -out " + cert + " >/dev/null 2>&1";
     REQUIRE(std::system(cmd.c_str()) == 0);
   }
   std::string cert;
@@ -195,8 +197,7 @@ TEST_CASE("http client: URLs that are not absolute http(s) are rejected as value
   CHECK(c.send("GET", "ftp://127.0.0.1/x").error == kind::invalid_url);
 }
 
-TEST_CASE("http client: HTTPS verifies the certificate against the system store and ca_file",
-          "[http_client][tls]") {
+TEST_CASE("http client: HTTPS verifies the certificate against the system store and ca_file", "[http_client][tls]") {
   aforo::testkit::temp_dir dir;
   const test_cert cert(dir);
   fake_ingest_options fo;

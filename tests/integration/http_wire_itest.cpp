@@ -15,8 +15,8 @@
 
 namespace http = boost::beast::http;
 using aforo::io::beast_response;
-using aforo::io::prepare_response;
 using aforo::io::http_response;
+using aforo::io::prepare_response;
 
 namespace {
 

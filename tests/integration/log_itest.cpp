@@ -22,10 +22,18 @@ namespace {
 // no discovery, an ingest nobody listens on (so an ERROR line is written too).
 std::string config_in(const temp_dir& dir) {
   return "listen: [\"127.0.0.1:0\"]\n"
-         "buffer:\n  spool_dir: \"" + dir.path() + "/spool\"\n"
-         "discovery:\n  enabled: false\n  state_dir: \"" + dir.path() + "/state\"\n"
-         "entitlements:\n  source: \"file:" + source_dir() + "/config/snapshot.example.yaml\"\n"
-         "aforo:\n  ingest_url: \"http://127.0.0.1:" + std::to_string(free_port()) + "/v1/ingest/batch\"\n"
+         "buffer:\n  spool_dir: \"" +
+         dir.path() +
+         "/spool\"\n"
+         "discovery:\n  enabled: false\n  state_dir: \"" +
+         dir.path() +
+         "/state\"\n"
+         "entitlements:\n  source: \"file:" +
+         source_dir() +
+         "/config/snapshot.example.yaml\"\n"
+         "aforo:\n  ingest_url: \"http://127.0.0.1:" +
+         std::to_string(free_port()) +
+         "/v1/ingest/batch\"\n"
          "  connect_timeout: 1s\n";
 }
 
@@ -50,8 +58,7 @@ std::vector<std::string> daemon_lines(const std::vector<std::string>& env_args) 
 
 }  // namespace
 
-TEST_CASE("log: every daemon line reads <UTC time> [aforo-sidecar] LEVEL message, never [aforo-metering]",
-          "[log]") {
+TEST_CASE("log: every daemon line reads <UTC time> [aforo-sidecar] LEVEL message, never [aforo-metering]", "[log]") {
   const auto lines = daemon_lines({"-u", "JOURNAL_STREAM"});
   REQUIRE(lines.size() >= 3);
   const std::regex shape(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \[aforo-sidecar\] (DEBUG|INFO|WARN|ERROR) \S.*)");

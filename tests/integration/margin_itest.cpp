@@ -20,8 +20,10 @@ TEST_CASE("margin: cost crossing 30%, 20% and 10% alerts, throttles and blocks, 
   temp_dir dir;
   const std::string snap = dir.write("snapshot.yaml", snapshot_yaml);
   const std::string guards = dir.write("guards.yaml", guards_yaml(receiver.url(), "enforce"));
-  sidecar_process sc("entitlements:\n  source: \"file:" + snap + "\"\n"
-                     "margin_guard:\n  config: \"" + guards + "\"\n  reload_interval: 200ms\n",
+  sidecar_process sc("entitlements:\n  source: \"file:" + snap +
+                         "\"\n"
+                         "margin_guard:\n  config: \"" +
+                         guards + "\"\n  reload_interval: 200ms\n",
                      {"AFORO_WEBHOOK_SECRET=" + secret});
   auto c = sc.client();
 
@@ -102,7 +104,8 @@ TEST_CASE("margin: cost crossing 30%, 20% and 10% alerts, throttles and blocks, 
   // Edit the guard file: alert_only never blocks, applied within the reload interval, no restart.
   const auto pid = sc.proc().pid();
   replace_file(guards, guards_yaml(receiver.url(), "alert_only"));
-  d = wait_decision(c, [](const rapidjson::Document& x) { return str(x, "reason") == "margin_alert"; }, 5s);
+  d = wait_decision(
+      c, [](const rapidjson::Document& x) { return str(x, "reason") == "margin_alert"; }, 5s);
   REQUIRE(str(d, "reason") == "margin_alert");
   CHECK(str(d, "margin_level") == "L3");
   for (int i = 0; i < 50; ++i) {
@@ -132,15 +135,18 @@ TEST_CASE("margin: a guard file renamed over the old one with the same size and 
   const std::string guards = dir.write("guards.yaml", text);
   const timespec fixed[2] = {{1'700'000'000, 0}, {1'700'000'000, 0}};
   REQUIRE(::utimensat(AT_FDCWD, guards.c_str(), fixed, 0) == 0);
-  sidecar_process sc("entitlements:\n  source: \"file:" + snap + "\"\n"
-                     "margin_guard:\n  config: \"" + guards + "\"\n  reload_interval: 100ms\n",
+  sidecar_process sc("entitlements:\n  source: \"file:" + snap +
+                         "\"\n"
+                         "margin_guard:\n  config: \"" +
+                         guards + "\"\n  reload_interval: 100ms\n",
                      {"AFORO_WEBHOOK_SECRET=" + secret});
   const std::string loads = R"(aforo_sidecar_margin_guard_reloads_total{result="ok"})";
   REQUIRE(sc.metric(loads) == 1);  // the load at start
 
   const std::string next = dir.write("guards.yaml.new", text);
   REQUIRE(::utimensat(AT_FDCWD, next.c_str(), fixed, 0) == 0);
-  struct stat before {}, after {};
+  struct stat before {
+  }, after{};
   REQUIRE(::stat(guards.c_str(), &before) == 0);
   REQUIRE(::rename(next.c_str(), guards.c_str()) == 0);
   REQUIRE(::stat(guards.c_str(), &after) == 0);
@@ -149,6 +155,7 @@ TEST_CASE("margin: a guard file renamed over the old one with the same size and 
   REQUIRE(after.st_mtim.tv_nsec == before.st_mtim.tv_nsec);
   REQUIRE(after.st_ino != before.st_ino);
 
-  CHECK(wait_metric(sc, loads, [](double v) { return v >= 2; }, 5s) == 2);
+  CHECK(wait_metric(
+            sc, loads, [](double v) { return v >= 2; }, 5s) == 2);
   CHECK(sc.metric(R"(aforo_sidecar_margin_guard_reloads_total{result="error"})") == 0);
 }

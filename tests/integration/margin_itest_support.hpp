@@ -163,32 +163,40 @@ features:
 inline std::string guards_yaml(const std::string& hook_url, const std::string& mode) {
   return "guards:\n"
          "  - id: default\n"
-         "    mode: " + mode + "\n"
+         "    mode: " +
+         mode +
+         "\n"
          "    min_margin: 25%\n"
-         "    level_1: { threshold: 30%, notify: [\"" + hook_url + "\"] }\n"
+         "    level_1: { threshold: 30%, notify: [\"" +
+         hook_url +
+         "\"] }\n"
          "    level_2: { threshold: 20%, throttle_rate: 5/s }\n"
          "    level_3: { threshold: 10%, retry_after: 1800s }\n";
 }
 
-inline std::string check_body() { return R"({"customer_id":"cust_m","service":"search","method":"GET","path":"/v1/search"})"; }
+inline std::string check_body() {
+  return R"({"customer_id":"cust_m","service":"search","method":"GET","path":"/v1/search"})";
+}
 
 // One event: quantity x 0.5 unit cost plus metadata.cost.
 inline std::string usage_batch(int seq, const std::string& cost) {
   return R"({"events":[{"customerId":"cust_m","metricName":"search_calls","quantity":2,)"
-         R"("occurredAt":"2026-11-26T06:00:00Z","idempotencyKey":"m-)" + std::to_string(seq) +
-         R"(","metadata":{"gateway":"kong","cost":)" + cost + "}}]}";
+         R"("occurredAt":"2026-11-26T06:00:00Z","idempotencyKey":"m-)" +
+         std::to_string(seq) + R"(","metadata":{"gateway":"kong","cost":)" + cost + "}}]}";
 }
 
 // Posts /v1/check until pred(decision JSON) holds or timeout; returns the last reply's JSON.
 template <class Pred>
 rapidjson::Document wait_decision(http_client& c, Pred pred, millis timeout = 5s) {
   rapidjson::Document d;
-  wait_until([&] {
-    const auto r = c.post("/v1/check", check_body());
-    REQUIRE(r.status == 200);
-    d = json_of(r.body);
-    return pred(static_cast<const rapidjson::Document&>(d));
-  }, timeout);
+  wait_until(
+      [&] {
+        const auto r = c.post("/v1/check", check_body());
+        REQUIRE(r.status == 200);
+        d = json_of(r.body);
+        return pred(static_cast<const rapidjson::Document&>(d));
+      },
+      timeout);
   return d;
 }
 

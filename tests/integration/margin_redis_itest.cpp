@@ -71,9 +71,13 @@ TEST_CASE("margin: two sidecars sharing one Redis guard on the combined COGS and
                                        "    level_1: { threshold: 30% }\n"
                                        "    level_2: { threshold: 20%, throttle_rate: 5/s }\n"
                                        "    level_3: { threshold: 10%, retry_after: 1800s }\n");
-  const std::string yaml = "entitlements:\n  source: \"file:" + snap + "\"\n"
-                           "margin_guard:\n  config: \"" + guards + "\"\n"
-                           "cache: { redis: \"" + redis.url() + "\", sync_interval: 100ms, redis_timeout: 200ms }\n";
+  const std::string yaml = "entitlements:\n  source: \"file:" + snap +
+                           "\"\n"
+                           "margin_guard:\n  config: \"" +
+                           guards +
+                           "\"\n"
+                           "cache: { redis: \"" +
+                           redis.url() + "\", sync_interval: 100ms, redis_timeout: 200ms }\n";
   sidecar_process a(yaml);
   sidecar_process b(yaml);
   auto [ca, cb] = connect_pair(a, b);
@@ -191,9 +195,12 @@ std::string level_of(const rapidjson::Document& d) {
 std::string notify_guards(const std::string& hook_url, const std::string& l3_threshold) {
   return "guards:\n"
          "  - id: default\n"
-         "    level_1: { threshold: 30%, notify: [\"" + hook_url + "\"] }\n"
+         "    level_1: { threshold: 30%, notify: [\"" +
+         hook_url +
+         "\"] }\n"
          "    level_2: { threshold: 20%, throttle_rate: 5/s }\n"
-         "    level_3: { threshold: " + l3_threshold + ", retry_after: 1800s }\n";
+         "    level_3: { threshold: " +
+         l3_threshold + ", retry_after: 1800s }\n";
 }
 
 // The levels of the webhooks received, in order ("L3", "L2", ...).
@@ -262,17 +269,22 @@ TEST_CASE("margin: the notice claim script in Redis applies the once-per-cluster
 // webhook for the cluster, while each sidecar logs the change. A guard edit (L3 at 5%) lifts both
 // to L2: one webhook; restored, both are back at L3: told again, once. With Redis killed, the
 // same edit gives one webhook from each sidecar (sent anyway, at least once).
-TEST_CASE("margin: two sidecars sharing one Redis send one webhook per level change, and both send while Redis "
-          "is down",
-          "[margin][redis][sidecars]") {
+TEST_CASE(
+    "margin: two sidecars sharing one Redis send one webhook per level change, and both send while Redis "
+    "is down",
+    "[margin][redis][sidecars]") {
   hook_receiver receiver;
   redis_server redis(free_port());
   temp_dir dir;
   const std::string snap = dir.write("snapshot.yaml", snapshot_yaml);
   const std::string guards = dir.write("guards.yaml", notify_guards(receiver.url(), "10%"));
-  const std::string yaml = "entitlements:\n  source: \"file:" + snap + "\"\n"
-                           "margin_guard:\n  config: \"" + guards + "\"\n  reload_interval: 100ms\n"
-                           "cache: { redis: \"" + redis.url() + "\", sync_interval: 100ms, redis_timeout: 200ms }\n";
+  const std::string yaml = "entitlements:\n  source: \"file:" + snap +
+                           "\"\n"
+                           "margin_guard:\n  config: \"" +
+                           guards +
+                           "\"\n  reload_interval: 100ms\n"
+                           "cache: { redis: \"" +
+                           redis.url() + "\", sync_interval: 100ms, redis_timeout: 200ms }\n";
   sidecar_process a(yaml, {"AFORO_WEBHOOK_SECRET=" + secret});
   sidecar_process b(yaml, {"AFORO_WEBHOOK_SECRET=" + secret});
   auto [ca, cb] = connect_pair(a, b);

@@ -56,7 +56,8 @@ std::string mcp_event(int seq, const std::string& tool, int quantity) {
   return R"({"customerId":"cust_m","metricName":"api_calls","quantity":)" + std::to_string(quantity) +
          R"(,"occurredAt":"2026-11-26T06:00:00Z","idempotencyKey":"mcp:r)" + std::to_string(seq) +
          R"(:1","productType":"MCP_SERVER","endpointPath":"/mcp","httpMethod":"POST","statusCode":200,)"
-         R"("agentId":"cust_m","toolName":")" + tool + R"(","executionDurationMs":12,"metadata":{"gateway":"kong"}})";
+         R"("agentId":"cust_m","toolName":")" +
+         tool + R"(","executionDurationMs":12,"metadata":{"gateway":"kong"}})";
 }
 
 double margin_percent(const rapidjson::Document& d) {
@@ -106,8 +107,10 @@ TEST_CASE("operation: the margin guard prices MCP events by their tool's feature
   temp_dir dir;
   const std::string snap = dir.write("snapshot.yaml", mcp_snapshot);
   const std::string guards = dir.write("guards.yaml", guards_yaml(receiver.url(), "enforce"));
-  sidecar_process sc("entitlements:\n  source: \"file:" + snap + "\"\n"
-                     "margin_guard:\n  config: \"" + guards + "\"\n  reload_interval: 200ms\n",
+  sidecar_process sc("entitlements:\n  source: \"file:" + snap +
+                         "\"\n"
+                         "margin_guard:\n  config: \"" +
+                         guards + "\"\n  reload_interval: 200ms\n",
                      {"AFORO_WEBHOOK_SECRET=" + secret});
   auto c = sc.client();
   auto d = wait_decision(c, [](const rapidjson::Document& x) { return margin_percent(x) == Approx(100.0); });
@@ -119,8 +122,8 @@ TEST_CASE("operation: the margin guard prices MCP events by their tool's feature
   CHECK(margin_percent(d) == Approx(95.0));
 
   // 1 x render_pdf at 20, and a tool no rule names (no unit cost): COGS 25, margin 75%.
-  REQUIRE(c.post("/v1/ingest/batch", R"({"events":[)" + mcp_event(2, "render_pdf", 1) + "," +
-                                         mcp_event(3, "list_files", 7) + "]}")
+  REQUIRE(c.post("/v1/ingest/batch",
+                 R"({"events":[)" + mcp_event(2, "render_pdf", 1) + "," + mcp_event(3, "list_files", 7) + "]}")
               .status == 202);
   d = wait_decision(c, [](const rapidjson::Document& x) { return margin_percent(x) < 95.0; });
   CHECK(margin_percent(d) == Approx(75.0));

@@ -56,7 +56,8 @@ class notify_listener {
   }
 
   /// Datagrams until one holds `needle` as a line; returns it (nullopt on timeout). Skipped ones go to `seen`.
-  std::optional<std::string> wait_for(std::string_view needle, millis timeout, std::vector<std::string>* seen = nullptr) {
+  std::optional<std::string> wait_for(std::string_view needle, millis timeout,
+                                      std::vector<std::string>* seen = nullptr) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
       const auto left = std::chrono::duration_cast<millis>(deadline - std::chrono::steady_clock::now());
@@ -92,9 +93,10 @@ std::string shell_quote(const std::string& s) {
 
 /// Runs `promtool check metrics` on a file; returns its exit code and output.
 std::pair<int, std::string> promtool_check(const std::string& file) {
-  process p({"/bin/sh", "-c", "command -v promtool >/dev/null || { echo 'promtool not found (Debian package "
-                              "prometheus; scripts/install-deps.sh)'; exit 127; }; promtool check metrics < " +
-                                  shell_quote(file)});
+  process p({"/bin/sh", "-c",
+             "command -v promtool >/dev/null || { echo 'promtool not found (Debian package "
+             "prometheus; scripts/install-deps.sh)'; exit 127; }; promtool check metrics < " +
+                 shell_quote(file)});
   const auto code = p.wait_exit(30s);
   return {code.value_or(-1), p.output()};
 }
@@ -165,7 +167,8 @@ TEST_CASE("ops: /metrics passes promtool check metrics after traffic, with every
       "margin_guard: { config: \"{source}/config/guards.example.yaml\" }\n"
       "discovery: { enabled: true, kong_admin_url: \"http://127.0.0.1:9\", state_dir: \"{dir}/state\" }\n";
   const bool every_capability = GENERATE(false, true);
-  sidecar_process sc(every_capability ? all_on : "", {"AFORO_API_KEY=test-key-0001", "AFORO_WEBHOOK_SECRET=whsec-test"});
+  sidecar_process sc(every_capability ? all_on : "",
+                     {"AFORO_API_KEY=test-key-0001", "AFORO_WEBHOOK_SECRET=whsec-test"});
   auto c = sc.client();
   const std::vector<std::pair<std::string, std::string>> json{{"Content-Type", "application/json"}};
   c.get("/healthz");

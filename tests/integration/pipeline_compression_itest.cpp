@@ -95,7 +95,8 @@ TEST_CASE("compression: ingest refusing lz4 with a 400 naming the encoding gets 
   refused_after_handshake(400);
 }
 
-TEST_CASE("compression: the handshake finds lz4 refused before any batch goes out", "[pipeline][compression][handshake]") {
+TEST_CASE("compression: the handshake finds lz4 refused before any batch goes out",
+          "[pipeline][compression][handshake]") {
   fake_ingest_options o;
   o.refuse_lz4 = 415;
   fake_ingest_process fake(o);

@@ -22,7 +22,8 @@ namespace {
 /// Posts `n` events (20 per request, keys prefix-0 ...) and requires a 202 for each request.
 void post_events(sidecar_process& sc, const std::string& prefix, int n) {
   auto c = sc.client();
-  for (int r = 0; r * 20 < n; ++r) REQUIRE(c.post("/v1/ingest/batch", batch(prefix, r * 20, std::min(n, r * 20 + 20))).status == 202);
+  for (int r = 0; r * 20 < n; ++r)
+    REQUIRE(c.post("/v1/ingest/batch", batch(prefix, r * 20, std::min(n, r * 20 + 20))).status == 202);
 }
 
 }  // namespace
@@ -35,9 +36,12 @@ TEST_CASE("concurrency: at a 50 ms round trip several batches are in flight at o
   o.rtt_ms = 50;
   fake_ingest_process fake(o);
   fake.refuse(true);  // a backlog first, so that there is more to send than one request carries
-  sidecar_process sc(sidecar_yaml(fake.ingest_url(), "batch: { max_events: 100, backlog_events: 100, flush_interval: 50ms, "
-                                                     "max_concurrency: " + std::to_string(max_concurrency) + " }\n"
-                                                     "retry: { backoff: [100ms], jitter: 0% }\n"),
+  sidecar_process sc(sidecar_yaml(fake.ingest_url(),
+                                  "batch: { max_events: 100, backlog_events: 100, flush_interval: 50ms, "
+                                  "max_concurrency: " +
+                                      std::to_string(max_concurrency) +
+                                      " }\n"
+                                      "retry: { backoff: [100ms], jitter: 0% }\n"),
                      sidecar_env());
   post_events(sc, "c", 4000);
   REQUIRE(sc.proc().wait_for_output("ingest unreachable", 5s));
@@ -70,9 +74,10 @@ TEST_CASE("concurrency: SIGKILL with batches in flight re-sends at most the wind
   fake_ingest_process fake(o);
   fake.refuse(true);
   // Window: max_concurrency x backlog_events = 4 x 200 = 800 events cut and not yet acked at most.
-  const std::string extra = "batch: { max_events: 100, backlog_events: 200, flush_interval: 50ms, max_concurrency: 4, "
-                            "adaptive_concurrency: false }\n"
-                            "retry: { backoff: [100ms], jitter: 0% }\n";
+  const std::string extra =
+      "batch: { max_events: 100, backlog_events: 200, flush_interval: 50ms, max_concurrency: 4, "
+      "adaptive_concurrency: false }\n"
+      "retry: { backoff: [100ms], jitter: 0% }\n";
   sidecar_process sc(sidecar_yaml(fake.ingest_url(), extra), sidecar_env());
   post_events(sc, "k", 6000);
   REQUIRE(sc.proc().wait_for_output("ingest unreachable", 5s));
@@ -90,16 +95,18 @@ TEST_CASE("concurrency: SIGKILL with batches in flight re-sends at most the wind
   CHECK(dups <= 800 + 200);  // the window, and the batch cut while it was just under its bound
 }
 
-TEST_CASE("concurrency: an ingest that answers 429 past 3 requests at once brings the limit to 3 or below, nothing "
-          "lost or doubled",
-          "[pipeline][concurrency]") {
+TEST_CASE(
+    "concurrency: an ingest that answers 429 past 3 requests at once brings the limit to 3 or below, nothing "
+    "lost or doubled",
+    "[pipeline][concurrency]") {
   fake_ingest_options o;
   o.rtt_ms = 50;
   o.max_in_flight = 3;
   fake_ingest_process fake(o);
-  sidecar_process sc(sidecar_yaml(fake.ingest_url(), "batch: { max_events: 20, backlog_events: 20, flush_interval: 20ms, "
-                                                     "max_concurrency: 16 }\n"
-                                                     "retry: { backoff: [200ms], jitter: 0% }\n"),
+  sidecar_process sc(sidecar_yaml(fake.ingest_url(),
+                                  "batch: { max_events: 20, backlog_events: 20, flush_interval: 20ms, "
+                                  "max_concurrency: 16 }\n"
+                                  "retry: { backoff: [200ms], jitter: 0% }\n"),
                      sidecar_env());
   // Steady traffic for 10 s, 2,000 events/s: more than 3 requests of 20 carry per round trip (1,200/s),
   // so the limit is pushed.
@@ -134,9 +141,10 @@ TEST_CASE("concurrency: an ingest that answers 429 past 3 requests at once bring
   CHECK(fake_stat(fake, "duplicates") == 0);  // refused requests were not taken, so never doubled
 }
 
-TEST_CASE("concurrency: batches refused while later ones are delivered keep their records in the spool through a "
-          "SIGKILL",
-          "[pipeline][concurrency]") {
+TEST_CASE(
+    "concurrency: batches refused while later ones are delivered keep their records in the spool through a "
+    "SIGKILL",
+    "[pipeline][concurrency]") {
   fake_ingest_options o;
   o.rtt_ms = 20;
   fake_ingest_process fake(o);
@@ -144,9 +152,10 @@ TEST_CASE("concurrency: batches refused while later ones are delivered keep thei
   fake.set_faults(R"([{"times":3},{"status":503},{"times":3},{"status":503},{"times":3},{"status":503},)"
                   R"({"times":3},{"status":503}])");
   // Fixed concurrency 4; a refused batch waits 5 s for its retry while the others go on.
-  const std::string extra = "batch: { max_events: 100, backlog_events: 100, flush_interval: 50ms, max_concurrency: 4, "
-                            "adaptive_concurrency: false }\n"
-                            "retry: { backoff: [5s], jitter: 0% }\n";
+  const std::string extra =
+      "batch: { max_events: 100, backlog_events: 100, flush_interval: 50ms, max_concurrency: 4, "
+      "adaptive_concurrency: false }\n"
+      "retry: { backoff: [5s], jitter: 0% }\n";
   sidecar_process sc(sidecar_yaml(fake.ingest_url(), extra), sidecar_env());
   post_events(sc, "h", 2000);
   const auto refused = [&] {

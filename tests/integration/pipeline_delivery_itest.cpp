@@ -20,7 +20,7 @@ namespace {
 
 // Arrival times of ingest requests, seen by polling the fake's request counter every few ms.
 std::vector<std::chrono::steady_clock::time_point> arrivals(fake_ingest_process& fake, std::size_t n,
-                                                             std::chrono::milliseconds timeout) {
+                                                            std::chrono::milliseconds timeout) {
   std::vector<std::chrono::steady_clock::time_point> at;
   std::uint64_t seen = 0;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -99,9 +99,11 @@ class capture_server {
       body.clear();
       return false;
     }
-    const std::string answer = R"({"success":true,"data":{"accepted":1,"duplicates":0,"failed":0,"errors":[]},"meta":{}})";
-    const std::string res = "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: " +
-                            std::to_string(answer.size()) + "\r\nConnection: close\r\n\r\n" + answer;
+    const std::string answer =
+        R"({"success":true,"data":{"accepted":1,"duplicates":0,"failed":0,"errors":[]},"meta":{}})";
+    const std::string res =
+        "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(answer.size()) +
+        "\r\nConnection: close\r\n\r\n" + answer;
     (void)!::write(c, res.data(), res.size());
     ::close(c);
     done_ = true;
@@ -135,9 +137,11 @@ TEST_CASE("pipeline: every accepted event reaches ingest exactly once, in LZ4 ba
   const bool threaded = GENERATE(true, false);
   INFO("server.ingest_thread " << threaded);
   fake_ingest_process fake;
-  sidecar_process sc(sidecar_yaml(fake.ingest_url(), std::string("batch: { max_events: 50, backlog_events: 50, flush_interval: 400ms }\n") +
-                                                         (threaded ? "" : "server: { ingest_thread: false }\n")),
-                     sidecar_env());
+  sidecar_process sc(
+      sidecar_yaml(fake.ingest_url(),
+                   std::string("batch: { max_events: 50, backlog_events: 50, flush_interval: 400ms }\n") +
+                       (threaded ? "" : "server: { ingest_thread: false }\n")),
+      sidecar_env());
   // The ingest thread runs at server.ingest_thread_nice (15); without it every thread is at the daemon's 0.
   const auto niced = [&] {
     const auto nices = thread_nices(sc.proc().pid());
@@ -188,8 +192,9 @@ TEST_CASE("pipeline: every accepted event reaches ingest exactly once, in LZ4 ba
 TEST_CASE("pipeline: while behind, batches grow to backlog_events, keeping up, they stay at max_events", "[pipeline]") {
   fake_ingest_process fake;
   fake.refuse(true);
-  sidecar_process sc(sidecar_yaml(fake.ingest_url(), "batch: { max_events: 100, backlog_events: 400, flush_interval: 50ms }\n"
-                                                     "retry: { backoff: [100ms], jitter: 0% }\n"),
+  sidecar_process sc(sidecar_yaml(fake.ingest_url(),
+                                  "batch: { max_events: 100, backlog_events: 400, flush_interval: 50ms }\n"
+                                  "retry: { backoff: [100ms], jitter: 0% }\n"),
                      sidecar_env());
   auto c = sc.client();
   for (int r = 0; r < 50; ++r) REQUIRE(c.post("/v1/ingest/batch", batch("bl", r * 20, r * 20 + 20)).status == 202);
@@ -200,8 +205,8 @@ TEST_CASE("pipeline: while behind, batches grow to backlog_events, keeping up, t
   auto recv = fake.received();
   std::uint64_t largest = 0;
   for (const auto& r : recv["requests"].GetArray()) largest = std::max<std::uint64_t>(largest, r["events"].GetUint64());
-  CHECK(largest == 400);                      // the backlog went out 400 at a time
-  CHECK(fake_stat(fake, "requests") <= 4);    // 1000 events: 400 + 400 + 200
+  CHECK(largest == 400);                    // the backlog went out 400 at a time
+  CHECK(fake_stat(fake, "requests") <= 4);  // 1000 events: 400 + 400 + 200
   // Caught up: a new request waits for max_events (or the flush interval) and goes alone.
   const auto before = fake_stat(fake, "requests");
   for (int r = 0; r < 3; ++r) REQUIRE(c.post("/v1/ingest/batch", batch("st", r * 20, r * 20 + 20)).status == 202);

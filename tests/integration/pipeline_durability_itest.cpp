@@ -74,8 +74,7 @@ TEST_CASE("pipeline: an outage spills past the memory buffer to disk, and recove
   CHECK(fake_stat(fake, "duplicates") == 0);
 }
 
-TEST_CASE("pipeline: SIGTERM during an outage moves memory to disk, and a restart delivers everything",
-          "[pipeline]") {
+TEST_CASE("pipeline: SIGTERM during an outage moves memory to disk, and a restart delivers everything", "[pipeline]") {
   fake_ingest_process fake;
   fake.refuse(true);
   sidecar_process sc(sidecar_yaml(fake.ingest_url(),
@@ -89,7 +88,8 @@ TEST_CASE("pipeline: SIGTERM during an outage moves memory to disk, and a restar
   CHECK(metric(sc, "aforo_sidecar_spool_events") == 0);  // all in memory (and in flight)
   sc.proc().signal(SIGTERM);
   REQUIRE(sc.proc().wait_exit(5s) == 0);
-  CHECK(sc.proc().output().find("buffered events moved to the disk spool, 300 events in the spool") != std::string::npos);
+  CHECK(sc.proc().output().find("buffered events moved to the disk spool, 300 events in the spool") !=
+        std::string::npos);
   CHECK_FALSE(segments(sc.dir().file("spool")).empty());
 
   fake.refuse(false);
@@ -139,9 +139,10 @@ TEST_CASE("pipeline: SIGKILL under load with durability disk loses nothing that 
   CHECK(have.size() == keys.size());
 }
 
-TEST_CASE("pipeline: a spool segment with flipped and truncated bytes: the daemon starts, skips and counts the bad "
-          "records, delivers the rest",
-          "[pipeline]") {
+TEST_CASE(
+    "pipeline: a spool segment with flipped and truncated bytes: the daemon starts, skips and counts the bad "
+    "records, delivers the rest",
+    "[pipeline]") {
   fake_ingest_process fake;
   fake.refuse(true);
   sidecar_process sc(sidecar_yaml(fake.ingest_url(), "batch: { max_events: 1000, flush_interval: 60s }\n"),
@@ -157,8 +158,8 @@ TEST_CASE("pipeline: a spool segment with flipped and truncated bytes: the daemo
   std::vector<std::size_t> at;
   for (std::size_t off = 0; off + 16 <= data.size(); off += 16 + le32(data, off + 4)) at.push_back(off);
   REQUIRE(at.size() == 4);
-  data[at[1] + 16 + 40] ^= 0x5A;                // record 2: a flipped payload byte
-  data.resize(data.size() - 7);                  // record 4: torn at the end
+  data[at[1] + 16 + 40] ^= 0x5A;  // record 2: a flipped payload byte
+  data.resize(data.size() - 7);   // record 4: torn at the end
   std::ofstream(segs[0], std::ios::binary | std::ios::trunc) << data;
 
   fake.refuse(false);
@@ -189,7 +190,8 @@ TEST_CASE("pipeline: a full spool with when_full drop_oldest drops exactly the o
                      sidecar_env());
   auto c = sc.client();
   const int requests = 30, per = 4;  // about 1.1 KiB per record: 7 records fit in 8 KiB
-  for (int r = 0; r < requests; ++r) REQUIRE(c.post("/v1/ingest/batch", batch("w", r * per, r * per + per)).status == 202);
+  for (int r = 0; r < requests; ++r)
+    REQUIRE(c.post("/v1/ingest/batch", batch("w", r * per, r * per + per)).status == 202);
   REQUIRE(sc.proc().wait_for_output("(when_full drop_oldest)", 2s));
   const double dropped = metric(sc, "aforo_sidecar_events_dropped_total{reason=\"spool_full\"}");
   const double kept = metric(sc, "aforo_sidecar_spool_events");

@@ -9,7 +9,8 @@ namespace {
 std::string invalid_event(int i) {
   // quantity of the wrong type, occurredAt as a bare number: two rule violations.
   return R"({"customerId":"cust_acme","metricName":"api_calls","quantity":"lots","occurredAt":1732615200,)"
-         R"("idempotencyKey":"bad-)" + std::to_string(i) + R"("})";
+         R"("idempotencyKey":"bad-)" +
+         std::to_string(i) + R"("})";
 }
 
 }  // namespace

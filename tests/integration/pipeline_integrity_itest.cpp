@@ -55,14 +55,17 @@ std::vector<std::string> dead_letter_lines(const std::string& path) {
 
 }  // namespace
 
-TEST_CASE("integrity: a spool written by release 0.1 (format 1) is delivered by this release", "[pipeline][integrity]") {
+TEST_CASE("integrity: a spool written by release 0.1 (format 1) is delivered by this release",
+          "[pipeline][integrity]") {
   temp_dir spool;
   for (const auto& f : fs::directory_iterator(aforo::testkit::source_dir() + "/tests/fixtures/spool-v1")) {
     if (f.path().extension() != ".md") fs::copy_file(f.path(), fs::path(spool.path()) / f.path().filename());
   }
   fake_ingest_process fake;
-  sidecar_process sc(sidecar_yaml(fake.ingest_url(), "batch: { flush_interval: 50ms }\n"
-                                                     "buffer: { spool_dir: \"" + spool.path() + "\" }\n"),
+  sidecar_process sc(sidecar_yaml(fake.ingest_url(),
+                                  "batch: { flush_interval: 50ms }\n"
+                                  "buffer: { spool_dir: \"" +
+                                      spool.path() + "\" }\n"),
                      sidecar_env());
   REQUIRE(wait_until([&] { return fake_stat(fake, "accepted") == 5; }, 5s));
   check_exactly(received_keys(fake), "fixture-v1", 0, 5);
@@ -72,7 +75,8 @@ TEST_CASE("integrity: a spool written by release 0.1 (format 1) is delivered by 
   REQUIRE(wait_until([&] { return fake_stat(fake, "accepted") == 8; }, 5s));
 }
 
-TEST_CASE("integrity: fd exhaustion while the spool is read loses nothing, the read is retried", "[pipeline][integrity]") {
+TEST_CASE("integrity: fd exhaustion while the spool is read loses nothing, the read is retried",
+          "[pipeline][integrity]") {
   fake_ingest_process fake;
   fake.refuse(true);
   sidecar_process sc(sidecar_yaml(fake.ingest_url(),
@@ -82,7 +86,8 @@ TEST_CASE("integrity: fd exhaustion while the spool is read loses nothing, the r
                      sidecar_env());
   auto c = sc.client();
   const int requests = 60, per = 10;
-  for (int r = 0; r < requests; ++r) REQUIRE(c.post("/v1/ingest/batch", batch("fd", r * per, r * per + per)).status == 202);
+  for (int r = 0; r < requests; ++r)
+    REQUIRE(c.post("/v1/ingest/batch", batch("fd", r * per, r * per + per)).status == 202);
   REQUIRE(sc.proc().wait_for_output("ingest unreachable", 5s));
   // Ingest answers slowly, so the reader moves from segment to segment during the fault.
   fake.set_faults(R"([{"delay_ms":40,"times":1000}])");
@@ -112,11 +117,12 @@ TEST_CASE("integrity: a 256 KiB spool filled during an outage delivers every 202
           "[pipeline][integrity]") {
   fake_ingest_process fake;
   fake.refuse(true);
-  sidecar_process sc(sidecar_yaml(fake.ingest_url(),
-                                  "batch: { flush_interval: 50ms }\n"
-                                  "retry: { backoff: [100ms], jitter: 0% }\n"
-                                  "buffer: { spool_dir: \"{dir}/spool\", segment_bytes: 64KiB, spool_max_bytes: 256KiB }\n"),
-                     sidecar_env());  // when_full: the default, reject
+  sidecar_process sc(
+      sidecar_yaml(fake.ingest_url(),
+                   "batch: { flush_interval: 50ms }\n"
+                   "retry: { backoff: [100ms], jitter: 0% }\n"
+                   "buffer: { spool_dir: \"{dir}/spool\", segment_bytes: 64KiB, spool_max_bytes: 256KiB }\n"),
+      sidecar_env());  // when_full: the default, reject
   auto c = sc.client();
   const int per = 50;
   int taken = 0, refused = 0, r = 0;
@@ -148,8 +154,9 @@ TEST_CASE("integrity: an ingest that takes at most 50 events per request gets ev
   fake_ingest_options o;
   o.max_events = 50;
   fake_ingest_process fake(o);
-  sidecar_process sc(sidecar_yaml(fake.ingest_url(), "batch: { max_events: 100, backlog_events: 100, flush_interval: 50ms }\n"),
-                     sidecar_env());
+  sidecar_process sc(
+      sidecar_yaml(fake.ingest_url(), "batch: { max_events: 100, backlog_events: 100, flush_interval: 50ms }\n"),
+      sidecar_env());
   auto c = sc.client();
   // 500 events in one request: one spool record sent in slices of 100, then halves of 50.
   REQUIRE(c.post("/v1/ingest/batch", batch("big", 0, 500)).status == 202);
@@ -175,13 +182,15 @@ TEST_CASE("integrity: 413 down to a single event makes only that event poison", 
   // 4 events: 4 -> 2+2 -> 1+1+1+1, each refused: 7 requests answered 413.
   fake.set_faults(R"([{"status":413,"times":7}])");
   REQUIRE(sc.client().post("/v1/ingest/batch", batch("huge", 0, 4)).status == 202);
-  REQUIRE(wait_until([&] { return metric(sc, "aforo_sidecar_events_dead_lettered_total{reason=\"too_large\"}") == 4; }, 10s));
+  REQUIRE(wait_until([&] { return metric(sc, "aforo_sidecar_events_dead_lettered_total{reason=\"too_large\"}") == 4; },
+                     10s));
   const auto lines = dead_letter_lines(sc.dir().file("spool/dead-letter/dead-letter.jsonl"));
   REQUIRE(lines.size() == 4);
   for (int i = 0; i < 4; ++i) {
     INFO(lines[static_cast<std::size_t>(i)]);
     CHECK(lines[static_cast<std::size_t>(i)].find("\"" + key("huge", i) + "\"") != std::string::npos);
-    CHECK(lines[static_cast<std::size_t>(i)].find(R"("reason":"too_large","status":413,"events":1)") != std::string::npos);
+    CHECK(lines[static_cast<std::size_t>(i)].find(R"("reason":"too_large","status":413,"events":1)") !=
+          std::string::npos);
   }
   REQUIRE(sc.client().post("/v1/ingest/batch", batch("next", 0, 3)).status == 202);
   REQUIRE(wait_until([&] { return fake_stat(fake, "accepted") == 3; }, 5s));
@@ -200,7 +209,8 @@ TEST_CASE("integrity: every event ingest fails inside a 202 is in the dead-lette
   fake.set_faults(R"([{"fail_keys":[)" + keys + R"(],"times":1000}])");
   auto c = sc.client();
   for (int r = 0; r < 5; ++r) REQUIRE(c.post("/v1/ingest/batch", batch("ev", r * 100, r * 100 + 100)).status == 202);
-  REQUIRE(wait_until([&] { return metric(sc, "aforo_sidecar_events_dead_lettered_total{reason=\"event_failed\"}") == 50; }, 10s));
+  REQUIRE(wait_until(
+      [&] { return metric(sc, "aforo_sidecar_events_dead_lettered_total{reason=\"event_failed\"}") == 50; }, 10s));
   CHECK(fake_stat(fake, "accepted") == 450);
   const auto lines = dead_letter_lines(sc.dir().file("spool/dead-letter/dead-letter.jsonl"));
   REQUIRE(lines.size() == 50);
@@ -220,16 +230,19 @@ TEST_CASE("integrity: every event ingest fails inside a 202 is in the dead-lette
   CHECK(fake_stat(fake, "duplicates") == 0);
 }
 
-TEST_CASE("integrity: an envelope with success:false dead-letters every event of the request", "[pipeline][integrity]") {
+TEST_CASE("integrity: an envelope with success:false dead-letters every event of the request",
+          "[pipeline][integrity]") {
   fake_ingest_process fake;
   sidecar_process sc(sidecar_yaml(fake.ingest_url(), "batch: { max_events: 100, flush_interval: 50ms }\n"),
                      sidecar_env());
   fake.set_faults(R"([{"success_false":true,"fail_events":[2]}])");
   REQUIRE(sc.client().post("/v1/ingest/batch", batch("sf", 0, 5)).status == 202);
-  REQUIRE(wait_until([&] {
-    return metric(sc, "aforo_sidecar_events_dead_lettered_total{reason=\"success_false\"}") == 4 &&
-           metric(sc, "aforo_sidecar_events_dead_lettered_total{reason=\"event_failed\"}") == 1;
-  }, 5s));
+  REQUIRE(wait_until(
+      [&] {
+        return metric(sc, "aforo_sidecar_events_dead_lettered_total{reason=\"success_false\"}") == 4 &&
+               metric(sc, "aforo_sidecar_events_dead_lettered_total{reason=\"event_failed\"}") == 1;
+      },
+      5s));
   const auto lines = dead_letter_lines(sc.dir().file("spool/dead-letter/dead-letter.jsonl"));
   REQUIRE(lines.size() == 5);
   CHECK(lines[2].find("rejected by the ingest (injected failure)") != std::string::npos);
@@ -244,8 +257,9 @@ TEST_CASE("integrity: an envelope with success:false dead-letters every event of
 TEST_CASE("integrity: a dead-letter write that fails leaves the batch in the spool, it is written once it can be",
           "[pipeline][integrity]") {
   fake_ingest_process fake;
-  sidecar_process sc(sidecar_yaml(fake.ingest_url(), "batch: { max_events: 100, flush_interval: 300ms }\n"
-                                                     "retry: { backoff: [200ms], jitter: 0% }\n"),
+  sidecar_process sc(sidecar_yaml(fake.ingest_url(),
+                                  "batch: { max_events: 100, flush_interval: 300ms }\n"
+                                  "retry: { backoff: [200ms], jitter: 0% }\n"),
                      sidecar_env());
   fake.set_faults(R"([{"status":400,"times":1000}])");
   REQUIRE(sc.client().post("/v1/ingest/batch", batch("dl", 0, 10)).status == 202);
@@ -256,7 +270,8 @@ TEST_CASE("integrity: a dead-letter write that fails leaves the batch in the spo
     CHECK(metric(sc, "aforo_sidecar_spool_events") == 10);
     CHECK(metric(sc, "aforo_sidecar_events_dead_lettered_total{reason=\"rejected_batch\"}") == 0);
   }
-  REQUIRE(wait_until([&] { return metric(sc, "aforo_sidecar_events_dead_lettered_total{reason=\"rejected_batch\"}") == 10; }, 10s));
+  REQUIRE(wait_until(
+      [&] { return metric(sc, "aforo_sidecar_events_dead_lettered_total{reason=\"rejected_batch\"}") == 10; }, 10s));
   CHECK(metric(sc, "aforo_sidecar_spool_events") == 0);
   const auto lines = dead_letter_lines(sc.dir().file("spool/dead-letter/dead-letter.jsonl"));
   REQUIRE(lines.size() == 1);  // whole lines only: the failed attempts left nothing behind
@@ -308,8 +323,9 @@ TEST_CASE("integrity: a write-back error (fdatasync EIO) answers 503 for the req
   auto env = sidecar_env();
   env.push_back(std::string("LD_PRELOAD=") + AFORO_FAULT_PRELOAD);
   env.push_back("AFORO_FAULT_FDATASYNC_FILE=" + flag);
-  sidecar_process sc(sidecar_yaml(fake.ingest_url(), "batch: { flush_interval: 50ms }\n"
-                                                     "buffer: { fsync: always, spool_dir: \"{dir}/spool\" }\n"),
+  sidecar_process sc(sidecar_yaml(fake.ingest_url(),
+                                  "batch: { flush_interval: 50ms }\n"
+                                  "buffer: { fsync: always, spool_dir: \"{dir}/spool\" }\n"),
                      env);
   auto c = sc.client();
   REQUIRE(c.post("/v1/ingest/batch", batch("wb", 0, 5)).status == 202);

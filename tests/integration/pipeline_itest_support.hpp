@@ -31,7 +31,9 @@ inline const std::string tenant = "tenant-1";
 /// A valid event with this idempotencyKey.
 inline std::string event(const std::string& key) {
   return R"({"customerId":"cust_acme","metricName":"api_calls","quantity":1,"occurredAt":"2026-11-26T10:00:00Z",)"
-         R"("idempotencyKey":")" + key + R"(","endpointPath":"/v1/search/items","httpMethod":"GET","statusCode":200,)"
+         R"("idempotencyKey":")" +
+         key +
+         R"(","endpointPath":"/v1/search/items","httpMethod":"GET","statusCode":200,)"
          R"("metadata":{"gateway":"kong","service":"search","route":"search-v1"}})";
 }
 
@@ -50,9 +52,7 @@ inline std::string sidecar_yaml(const std::string& ingest_url, const std::string
   return "aforo:\n  ingest_url: \"" + ingest_url + "\"\n  connect_timeout: 1s\n" + extra;
 }
 
-inline std::vector<std::string> sidecar_env() {
-  return {"AFORO_API_KEY=" + api_key, "AFORO_TENANT_ID=" + tenant};
-}
+inline std::vector<std::string> sidecar_env() { return {"AFORO_API_KEY=" + api_key, "AFORO_TENANT_ID=" + tenant}; }
 
 /// The value of one /metrics series (name with its labels, e.g. `x_total{reason="a"}`); -1 if absent.
 inline double metric(const sidecar_process& sc, const std::string& series) { return sc.metric(series); }

@@ -9,7 +9,8 @@ namespace {
 
 std::string protocol_event(const std::string& key, const std::string& fields) {
   return R"({"customerId":"cust_acme","metricName":"api_calls","quantity":1,"occurredAt":"2026-11-26T10:00:00Z",)"
-         R"("idempotencyKey":")" + key + "\"," + fields + R"(,"metadata":{"gateway":"kong","service":"shop"}})";
+         R"("idempotencyKey":")" +
+         key + "\"," + fields + R"(,"metadata":{"gateway":"kong","service":"shop"}})";
 }
 
 }  // namespace
@@ -26,23 +27,31 @@ TEST_CASE("pipeline: protocol events reach ingest with their type-specific field
       protocol_event("grpc:tenant-1:r1:shop.v1.Catalog/GetItem",
                      R"("productType":"GRPC_API","endpointPath":"/shop.v1.Catalog/GetItem","httpMethod":"POST",)"
                      R"("statusCode":200,"grpcService":"shop.v1.Catalog","grpcMethod":"GetItem","grpcStatusCode":5,)"
-                     R"("grpcCallType":"UNARY")") + "," +
+                     R"("grpcCallType":"UNARY")") +
+      "," +
       protocol_event("grpc:tenant-1:r2:shop.v1.Catalog/",
-                     R"("productType":"GRPC_API","grpcService":"shop.v1.Catalog")") + "," +
+                     R"("productType":"GRPC_API","grpcService":"shop.v1.Catalog")") +
+      "," +
       protocol_event("gql:tenant-1:r3:AddItem",
                      R"("productType":"GRAPHQL_API","gqlOperationType":"MUTATION","gqlOperationName":"AddItem",)"
-                     R"("gqlHasErrors":false)") + "," +
+                     R"("gqlHasErrors":false)") +
+      "," +
       protocol_event("ws:tenant-1:dGhlIHNhbXBsZSBub25jZQ==",
                      R"("productType":"WEBSOCKET_API","wsConnectionId":"dGhlIHNhbXBsZSBub25jZQ==",)"
-                     R"("executionDurationMs":2500)") + "," +
-      protocol_event("mcp:tenant-1:r5:search_docs",
-                     R"("productType":"MCP_SERVER","sessionId":"sess-9","agentId":"cust_acme","toolName":"search_docs",)"
-                     R"("executionDurationMs":41)") + "," +
+                     R"("executionDurationMs":2500)") +
+      "," +
+      protocol_event(
+          "mcp:tenant-1:r5:search_docs",
+          R"("productType":"MCP_SERVER","sessionId":"sess-9","agentId":"cust_acme","toolName":"search_docs",)"
+          R"("executionDurationMs":41)") +
+      "," +
       protocol_event("kong:r6", R"("productType":"AGENTIC_API","traceId":"4bf92f3577b34da6a3ce929d0e0e4736",)"
                                 R"("spanId":"00f067aa0ba902b7","trace":{"traceparent":)"
-                                R"("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"})") + "," +
-      protocol_event("grpc:tenant-1:r7:shop.v1.Catalog/m",
-                     R"("productType":"GRPC_API","grpcService":"shop.v1.Catalog","grpcMethod":")" + long_method + "\"") +
+                                R"("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"})") +
+      "," +
+      protocol_event(
+          "grpc:tenant-1:r7:shop.v1.Catalog/m",
+          R"("productType":"GRPC_API","grpcService":"shop.v1.Catalog","grpcMethod":")" + long_method + "\"") +
       "]}";
   const auto r = c.post("/v1/ingest/batch", body);
   REQUIRE(r.status == 202);

@@ -26,7 +26,7 @@ class fake_ingest {
  public:
   fake_ingest()
       : proc_(std::make_unique<process>(std::vector<std::string>{fake_ingest_bin(), "--listen", "127.0.0.1:0",
-                                                                  "--api-key", api_key, "--tenant", tenant})),
+                                                                 "--api-key", api_key, "--tenant", tenant})),
         address_(proc_->wait_for_listen()) {}
 
   [[nodiscard]] const std::string& address() const { return address_; }
@@ -155,12 +155,15 @@ class e2e_env {
       : e2e_env(e2e_options{.entitlements_extra = entitlements_extra, .harness_env = std::move(harness_env)}) {}
   explicit e2e_env(e2e_options o) {
     const auto snap = dir_.write("snapshot.yaml", o.snapshot);
-    sidecar_ = std::make_unique<sidecar_process>(
-        "listen: [\"127.0.0.1:" + std::to_string(free_port()) + "\"]\n"
-        "aforo:\n  tenant_id: " + std::string(tenant) + "\n  ingest_url: \"" + ingest_.batch_url() + "\"\n"
-        "entitlements:\n  source: \"file:" + snap + "\"\n" + o.entitlements_extra +
-            "batch:\n  flush_interval: " + o.sidecar_flush + "\n",
-        std::vector<std::string>{std::string("AFORO_API_KEY=") + api_key});
+    sidecar_ = std::make_unique<sidecar_process>("listen: [\"127.0.0.1:" + std::to_string(free_port()) +
+                                                     "\"]\n"
+                                                     "aforo:\n  tenant_id: " +
+                                                     std::string(tenant) + "\n  ingest_url: \"" + ingest_.batch_url() +
+                                                     "\"\n"
+                                                     "entitlements:\n  source: \"file:" +
+                                                     snap + "\"\n" + o.entitlements_extra +
+                                                     "batch:\n  flush_interval: " + o.sidecar_flush + "\n",
+                                                 std::vector<std::string>{std::string("AFORO_API_KEY=") + api_key});
     o.harness_env.insert(o.harness_env.begin(), "AFORO_FLUSH_INTERVAL=" + o.plugin_flush);
     nginx_ = std::make_unique<nginx_harness>(dir_.path() + "/nginx", "http://" + sidecar_->address(),
                                              std::move(o.harness_env));
@@ -184,10 +187,12 @@ class e2e_env {
   /// returns how many it accepted: once it holds, an event the plugin sent is counted here.
   double wait_delivered(double n, millis timeout = 15s) {
     double accepted = -1;
-    wait_until([&] {
-      accepted = sidecar_->metric("aforo_sidecar_events_accepted_total");
-      return accepted >= n && sidecar_->metric("aforo_sidecar_events_delivered_total") == accepted;
-    }, timeout, 50ms);
+    wait_until(
+        [&] {
+          accepted = sidecar_->metric("aforo_sidecar_events_accepted_total");
+          return accepted >= n && sidecar_->metric("aforo_sidecar_events_delivered_total") == accepted;
+        },
+        timeout, 50ms);
     return accepted;
   }
 

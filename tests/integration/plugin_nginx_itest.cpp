@@ -70,8 +70,10 @@ TEST_CASE("plugin: a client repeating X-Request-Id gets one event per request (t
   INFO("Kong profile " << version);
   const std::string long_id(300, 'r');
   for (int i = 0; i < 50; ++i) {
-    const auto r = get(env.proxy(), "/v1/search/same", {{"X-Tenant-Id", "cust_acme"}, {"X-Request-Id", "same-id"},
-                                                        {"X-Kong-Request-Id", i % 2 ? long_id : "same-id"}});
+    const auto r = get(env.proxy(), "/v1/search/same",
+                       {{"X-Tenant-Id", "cust_acme"},
+                        {"X-Request-Id", "same-id"},
+                        {"X-Kong-Request-Id", i % 2 ? long_id : "same-id"}});
     REQUIRE(r.status == 200);
   }
   REQUIRE(env.wait_events(50) == 50);
@@ -101,8 +103,7 @@ TEST_CASE("plugin: a path with quotes, backslashes and control characters is met
   CHECK(std::string(ev["endpointPath"].GetString()) == "/v1/search/q\"uote\\back\ttab\x01");
 }
 
-TEST_CASE("plugin: a 3,000-byte path and a path that is not UTF-8 are metered within Aforo's limits",
-          "[plugin][e2e]") {
+TEST_CASE("plugin: a 3,000-byte path and a path that is not UTF-8 are metered within Aforo's limits", "[plugin][e2e]") {
   e2e_env env;
   const std::string long_path = "/v1/search/" + std::string(2989, 'p');
   REQUIRE(long_path.size() == 3000);
@@ -130,7 +131,8 @@ TEST_CASE("plugin: denials are applied with the contract's status, body and head
   e2e_env env("", {"AFORO_KONG_VERSION=" + version});
   INFO("Kong profile " << version);
   SECTION("quota exhausted: 429 with Retry-After") {
-    for (int i = 0; i < 3; ++i) REQUIRE(get(env.proxy(), "/v1/search/q", {{"X-Tenant-Id", "cust_small"}}).status == 200);
+    for (int i = 0; i < 3; ++i)
+      REQUIRE(get(env.proxy(), "/v1/search/q", {{"X-Tenant-Id", "cust_small"}}).status == 200);
     const auto r = get(env.proxy(), "/v1/search/q", {{"X-Tenant-Id", "cust_small"}});
     CHECK(r.status == 429);
     CHECK(std::stoi(r.header("retry-after")) > 0);
@@ -157,8 +159,11 @@ TEST_CASE("plugin: denials are applied with the contract's status, body and head
   SECTION("an authenticated consumer wins over X-Tenant-Id") {
     // cust_small is out of quota after three calls; billing cust_small while claiming cust_acme must not work.
     for (int i = 0; i < 3; ++i)
-      REQUIRE(get(env.proxy(), "/v1/search/q", {{"X-Tenant-Id", "cust_acme"}, {"X-Test-Consumer", "cust_small"}}).status == 200);
-    CHECK(get(env.proxy(), "/v1/search/q", {{"X-Tenant-Id", "cust_acme"}, {"X-Test-Consumer", "cust_small"}}).status == 429);
+      REQUIRE(
+          get(env.proxy(), "/v1/search/q", {{"X-Tenant-Id", "cust_acme"}, {"X-Test-Consumer", "cust_small"}}).status ==
+          200);
+    CHECK(get(env.proxy(), "/v1/search/q", {{"X-Tenant-Id", "cust_acme"}, {"X-Test-Consumer", "cust_small"}}).status ==
+          429);
   }
   SECTION("an auth plugin's anonymous consumer (no credential) does not win over X-Tenant-Id") {
     // Were it billed, cust_small (3 an hour) would refuse the fourth request.
@@ -314,7 +319,6 @@ TEST_CASE("plugin: a customer near its limit gets no lease and is held to the li
   CHECK(env.sidecar().metric("aforo_sidecar_check_leases_total") == 0);
 }
 
-
 namespace {
 
 /// A compact JWT of these claims (base64url, no padding), as Kong's jwt plugin keeps a token it verified; the
@@ -361,15 +365,15 @@ TEST_CASE("plugin: an Aforo v2.2 config loads and meters as v2.2 did: JWT claim,
   const auto call = [&](const std::string& path, std::vector<std::pair<std::string, std::string>> headers) {
     return get(env.proxy(), path, std::move(headers)).status;
   };
-  CHECK(call("/compat/status/404", {{"X-Test-JWT", acme}}) == 404);            // metered: VALIDATION_FAILED
-  CHECK(call("/compat/v1/items", {{"X-Test-JWT", acme}}) == 200);              // metered: SUCCESS
-  CHECK(call("/compat/status/418", {{"X-Test-JWT", acme}}) == 418);            // exclude_status_codes
-  CHECK(call("/compat/status/429", {{"X-Test-JWT", acme}}) == 429);            // Aforo's default exclusion
+  CHECK(call("/compat/status/404", {{"X-Test-JWT", acme}}) == 404);  // metered: VALIDATION_FAILED
+  CHECK(call("/compat/v1/items", {{"X-Test-JWT", acme}}) == 200);    // metered: SUCCESS
+  CHECK(call("/compat/status/418", {{"X-Test-JWT", acme}}) == 418);  // exclude_status_codes
+  CHECK(call("/compat/status/429", {{"X-Test-JWT", acme}}) == 429);  // Aforo's default exclusion
   CHECK(call("/compat/v1/items", {{"X-Test-JWT", jwt(R"({"tenant_id":"cust_acme","impersonated_by":"staff"})")}}) ==
-        200);                                                                  // exclude claim
-  CHECK(call("/compat/v1/items", {{"X-Tenant-Id", "cust_acme"}}) == 200);      // v2.2 never read a header
+        200);                                                              // exclude claim
+  CHECK(call("/compat/v1/items", {{"X-Tenant-Id", "cust_acme"}}) == 200);  // v2.2 never read a header
   CHECK(call("/compat/v1/items", {{"Authorization", "Bearer " + jwt(R"({"tenant_id":"cust_forged"})")}}) ==
-        200);                                                                  // an unverified token is nobody
+        200);  // an unverified token is nobody
   CHECK(call("/compat/v1/consumer", {{"X-Test-Consumer", "issuer;cust_small"}}) == 200);  // consumer custom_id
   // The last request's event at ingest means every earlier one is there too (one worker, one queue, in order).
   const auto has_consumer = [](const rapidjson::Document& d) {
@@ -377,10 +381,12 @@ TEST_CASE("plugin: an Aforo v2.2 config loads and meters as v2.2 did: JWT claim,
       if (std::string(e["event"]["endpointPath"].GetString()) == "/compat/v1/consumer") return true;
     return false;
   };
-  REQUIRE(wait_until([&] {
-    const auto d = env.received();
-    return fake_ingest::count(d) > 0 && has_consumer(d);
-  }, 15s, 50ms));
+  REQUIRE(wait_until(
+      [&] {
+        const auto d = env.received();
+        return fake_ingest::count(d) > 0 && has_consumer(d);
+      },
+      15s, 50ms));
   const auto d = env.received();
   REQUIRE(d["events"].Size() == 3);
   std::map<std::string, std::pair<std::string, std::string>> by_path;  // path -> customer, executionStatus

@@ -80,8 +80,9 @@ TEST_CASE("plugin: past overflow_max_bytes events are dropped, logged and counte
   env.sidecar().restart();
   // Every one of the 100 is either at ingest or counted as dropped by the plugin, none twice.
   const auto accounted = [&] {
-    const double dropped = env.sidecar().metric(R"(aforo_sidecar_plugin_events_dropped_total{reason="overflow_full"})") +
-                           env.sidecar().metric(R"(aforo_sidecar_plugin_events_dropped_total{reason="buffer_full"})");
+    const double dropped =
+        env.sidecar().metric(R"(aforo_sidecar_plugin_events_dropped_total{reason="overflow_full"})") +
+        env.sidecar().metric(R"(aforo_sidecar_plugin_events_dropped_total{reason="buffer_full"})");
     return static_cast<std::size_t>(dropped) + env.wait_events(1, 100ms);
   };
   CHECK(wait_until([&] { return accounted() >= 100; }, 30s, 100ms));

@@ -43,10 +43,9 @@ struct protocol_env : e2e_env {
   }
 };
 
-const std::set<std::string> base_fields = {"customerId",     "metricName",   "quantity",        "occurredAt",
-                                           "idempotencyKey", "productType",  "executionStatus", "endpointPath",
-                                           "httpMethod",     "statusCode",   "responseTimeMs",  "dataBytes",
-                                           "metadata"};
+const std::set<std::string> base_fields = {
+    "customerId",   "metricName", "quantity",   "occurredAt",     "idempotencyKey", "productType", "executionStatus",
+    "endpointPath", "httpMethod", "statusCode", "responseTimeMs", "dataBytes",      "metadata"};
 
 std::set<std::string> with(std::initializer_list<const char*> extra) {
   auto s = base_fields;
@@ -69,10 +68,28 @@ std::string str(const rapidjson::Value& e, const char* name) {
 /// "<status> <grpc-status header or trailer>".
 std::string grpc_call(const protocol_env& env, const std::string& method) {
   const auto body = env.dir().write("grpc-message.bin", std::string(5, '\0'));
-  process curl({"/usr/bin/curl", "-sS", "--http2-prior-knowledge", "--unix-socket", env.prefix() + "/grpc.sock",
-                "-H", "Content-Type: application/grpc", "-H", "te: trailers", "-H", "grpc-accept-encoding: identity",
-                "-H", "User-Agent: grpc-c++/1.51.1", "-H", "X-Tenant-Id: cust_acme", "--data-binary", "@" + body,
-                "-o", "/dev/null", "-w", "%{http_code}", "http://localhost/shop.v1.Catalog/" + method});
+  process curl({"/usr/bin/curl",
+                "-sS",
+                "--http2-prior-knowledge",
+                "--unix-socket",
+                env.prefix() + "/grpc.sock",
+                "-H",
+                "Content-Type: application/grpc",
+                "-H",
+                "te: trailers",
+                "-H",
+                "grpc-accept-encoding: identity",
+                "-H",
+                "User-Agent: grpc-c++/1.51.1",
+                "-H",
+                "X-Tenant-Id: cust_acme",
+                "--data-binary",
+                "@" + body,
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "http://localhost/shop.v1.Catalog/" + method});
   curl.wait_exit(10s);
   return curl.output();
 }
@@ -92,11 +109,12 @@ TEST_CASE("plugin protocols: gRPC, GraphQL, WebSocket, MCP and traced requests r
   CHECK(grpc_call(env, "NotFound") == "200");
 
   // GraphQL: a POST with operationName (Apollo Client's shape) and one without (a shorthand query).
-  REQUIRE(c.post("/p/graphql",
-                 R"({"operationName":"AddItem","variables":{"name":"x"},)"
-                 R"("query":"query Items { items { id } }\nmutation AddItem($name: String!) { add(name: $name) { id } }"})",
-                 json_headers)
-              .status == 200);
+  REQUIRE(
+      c.post("/p/graphql",
+             R"({"operationName":"AddItem","variables":{"name":"x"},)"
+             R"("query":"query Items { items { id } }\nmutation AddItem($name: String!) { add(name: $name) { id } }"})",
+             json_headers)
+          .status == 200);
   REQUIRE(c.post("/p/graphql", R"({"query":"{ items(filter: \"query X\") { id } }"})", json_headers).status == 200);
 
   // A GraphQL body over the 64 KiB cap: metered without its operation, as an API event.
@@ -108,10 +126,11 @@ TEST_CASE("plugin protocols: gRPC, GraphQL, WebSocket, MCP and traced requests r
   auto mcp_headers = json_headers;
   mcp_headers.emplace_back("Mcp-Session-Id", "1868a90c-5f9c-4c8b-9e0e-2a2ed0f6a4b1");
   mcp_headers.emplace_back("Accept", "application/json, text/event-stream");
-  REQUIRE(c.post("/p/mcp",
-                 R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_docs","arguments":{"q":"x"}}})",
-                 mcp_headers)
-              .status == 200);
+  REQUIRE(
+      c.post("/p/mcp",
+             R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_docs","arguments":{"q":"x"}}})",
+             mcp_headers)
+          .status == 200);
   REQUIRE(c.post("/p/mcp",
                  R"([{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"fetch","arguments":{}}},)"
                  R"({"jsonrpc":"2.0","id":3,"method":"tools/list"},)"
@@ -128,9 +147,10 @@ TEST_CASE("plugin protocols: gRPC, GraphQL, WebSocket, MCP and traced requests r
   // WebSocket: an upgrade through the proxy, held open ~0.5 s, then closed by the client.
   {
     raw_connection ws(env.proxy(), 500ms);
-    ws.send("GET /p/ws/chat HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-            "X-Tenant-Id: cust_acme\r\n\r\n");
+    ws.send(
+        "GET /p/ws/chat HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        "X-Tenant-Id: cust_acme\r\n\r\n");
     const auto reply = ws.read_all();
     REQUIRE(reply.rfind("HTTP/1.1 101", 0) == 0);
     CHECK(reply.find("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=") != std::string::npos);
@@ -225,8 +245,9 @@ TEST_CASE("plugin protocols: the check names the MCP tool or GraphQL operation, 
   CHECK(r.body.find("feature_not_entitled") != std::string::npos);
   CHECK(call("search_docs").status == 200);  // the same endpoint, another tool: feature tools
   // A batch of calls is checked by its path alone (feature tools), whatever its tools.
-  CHECK(c.post("/p/mcp", R"([{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_everything"}},)"
-                         R"({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"search_docs"}}])",
+  CHECK(c.post("/p/mcp",
+               R"([{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_everything"}},)"
+               R"({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"search_docs"}}])",
                json_headers)
             .status == 200);
 

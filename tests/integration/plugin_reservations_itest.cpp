@@ -27,17 +27,19 @@ features:
 // set aside (counted as used) until its sidecar's units go back.
 std::string sidecar_yaml(const std::string& snap, const std::string& ingest, const redis_server& r, int port,
                          int lease_requests = 20) {
-  return "listen: [\"127.0.0.1:" + std::to_string(port) + "\"]\naforo:\n  tenant_id: tenant_e2e\n  ingest_url: \"http://" +
-         ingest + "/v1/ingest/batch\"\nentitlements:\n  source: \"file:" + snap +
-         "\"\n  lease_requests: " + std::to_string(lease_requests) + "\n  lease_ttl: 300ms\ncache:\n  redis: \"" + r.url() +
-         "\"\n  sync_interval: 50ms\n  redis_timeout: 200ms\nbatch:\n  flush_interval: 200ms\n";
+  return "listen: [\"127.0.0.1:" + std::to_string(port) +
+         "\"]\naforo:\n  tenant_id: tenant_e2e\n  ingest_url: \"http://" + ingest +
+         "/v1/ingest/batch\"\nentitlements:\n  source: \"file:" + snap +
+         "\"\n  lease_requests: " + std::to_string(lease_requests) + "\n  lease_ttl: 300ms\ncache:\n  redis: \"" +
+         r.url() + "\"\n  sync_interval: 50ms\n  redis_timeout: 200ms\nbatch:\n  flush_interval: 200ms\n";
 }
 
 }  // namespace
 
-TEST_CASE("plugin: with quota reservations, leases come out of the sidecar's chunk: the plugin and another "
-          "sidecar admit exactly the limit",
-          "[plugin][e2e][lease][reservations]") {
+TEST_CASE(
+    "plugin: with quota reservations, leases come out of the sidecar's chunk: the plugin and another "
+    "sidecar admit exactly the limit",
+    "[plugin][e2e][lease][reservations]") {
   redis_server redis(free_port());
   temp_dir dir;
   const auto snap = dir.write("snapshot.yaml", snapshot);
@@ -58,7 +60,8 @@ TEST_CASE("plugin: with quota reservations, leases come out of the sidecar's chu
       const auto r = proxy.request("GET", "/v1/search/items/" + std::to_string(i), {}, {{"X-Tenant-Id", "cust_mid"}});
       REQUIRE((r.status == 200 || r.status == 429));
       if (r.status == 200) ++via_plugin;
-      const auto c = direct.post("/v1/check", R"({"customer_id":"cust_mid","service":"search","method":"GET","path":"/v1/search/x"})");
+      const auto c = direct.post(
+          "/v1/check", R"({"customer_id":"cust_mid","service":"search","method":"GET","path":"/v1/search/x"})");
       REQUIRE(c.status == 200);
       if (c.body.find(R"("allowed":true)") != std::string::npos) ++via_b;
       REQUIRE(via_plugin + via_b <= 300);  // never past the limit, leases included

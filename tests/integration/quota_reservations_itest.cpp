@@ -67,7 +67,8 @@ std::map<std::string, std::int64_t> reservation_fields(const redis_server& serve
 // Consumed by the cluster as Redis knows it: every u: and s: field.
 std::int64_t redis_used(const redis_server& server) {
   std::int64_t used = 0;
-  for (const auto& [k, v] : reservation_fields(server)) used += (k.rfind("u:", 0) == 0 || k.rfind("s:", 0) == 0) ? v : 0;
+  for (const auto& [k, v] : reservation_fields(server))
+    used += (k.rfind("u:", 0) == 0 || k.rfind("s:", 0) == 0) ? v : 0;
   return used;
 }
 
@@ -82,9 +83,12 @@ std::int64_t check_once(http_client& c, tally& t) {
     ++t.errors;
     return -1;
   }
-  if (r.body.find(R"("allowed":true)") != std::string::npos) ++t.allowed;
-  else if (r.body.find(R"("status":429)") != std::string::npos) ++t.denied;
-  else ++t.errors;
+  if (r.body.find(R"("allowed":true)") != std::string::npos)
+    ++t.allowed;
+  else if (r.body.find(R"("status":429)") != std::string::npos)
+    ++t.denied;
+  else
+    ++t.errors;
   static const std::regex rem(R"("remaining_quota":(\d+))");
   std::smatch m;
   return std::regex_search(r.body, m, rem) ? std::stoll(m[1].str()) : -1;
@@ -159,9 +163,10 @@ TEST_CASE("quota reservations: 8 sidecars, limit 100, 800 checks round-robin adm
   CHECK(t.denied == 700);
 }
 
-TEST_CASE("quota reservations: a sidecar killed mid-burst never over-admits, and after the TTL its unused units "
-          "return (under by at most quota_unreported)",
-          "[redis][sidecars][reservations]") {
+TEST_CASE(
+    "quota reservations: a sidecar killed mid-burst never over-admits, and after the TTL its unused units "
+    "return (under by at most quota_unreported)",
+    "[redis][sidecars][reservations]") {
   redis_server server(free_port());
   temp_dir dir;
   auto scs = start_sidecars(
@@ -213,9 +218,10 @@ TEST_CASE("quota reservations: a sidecar killed mid-burst never over-admits, and
   CHECK(redis_used(server) <= 2000);
 }
 
-TEST_CASE("quota reservations: a Redis restarted empty keeps what a sidecar last saw the others use or hold, "
-          "even of a sidecar killed meanwhile",
-          "[redis][sidecars][reservations]") {
+TEST_CASE(
+    "quota reservations: a Redis restarted empty keeps what a sidecar last saw the others use or hold, "
+    "even of a sidecar killed meanwhile",
+    "[redis][sidecars][reservations]") {
   redis_server server(free_port());
   temp_dir dir;
   auto scs = start_sidecars(2, yaml(dir, server, 100));
@@ -284,8 +290,8 @@ TEST_CASE("quota reservations: a lease reported long after 3 x lease_ttl never t
     REQUIRE(t.allowed + lease <= 1000);
   }
   // The report at last (a quantity-0 check: no lease of its own): it was counted as used already.
-  const auto late = a.post("/v1/check", R"({"customer_id":"cust_a","feature":"api","quantity":0,"leased":)" +
-                                            std::to_string(lease) + "}");
+  const auto late = a.post(
+      "/v1/check", R"({"customer_id":"cust_a","feature":"api","quantity":0,"leased":)" + std::to_string(lease) + "}");
   REQUIRE(late.status == 200);
   std::this_thread::sleep_for(300ms);
   for (int i = 0; i < 100; ++i) check_once(b, t);
@@ -328,8 +334,7 @@ TEST_CASE("quota reservations: Redis down admits held chunks plus the allowance,
   CHECK(t.allowed == std::max(before, 100));  // nothing past the limit once reconciled
 }
 
-TEST_CASE("quota reservations: a restarted sidecar starts from Redis's totals",
-          "[redis][sidecars][reservations]") {
+TEST_CASE("quota reservations: a restarted sidecar starts from Redis's totals", "[redis][sidecars][reservations]") {
   redis_server server(free_port());
   temp_dir dir;
   auto scs = start_sidecars(1, yaml(dir, server, 100));
@@ -353,9 +358,10 @@ TEST_CASE("quota reservations: a restarted sidecar starts from Redis's totals",
   CHECK(t.allowed == 100);
 }
 
-TEST_CASE("quota reservations: the reserve script grants within the limit, takes a retry as the same call, "
-          "settles an expired holder as used",
-          "[redis][reservations]") {
+TEST_CASE(
+    "quota reservations: the reserve script grants within the limit, takes a retry as the same call, "
+    "settles an expired holder as used",
+    "[redis][reservations]") {
   redis_server server(free_port());
   asio::io_context ioc;
   std::string err;
@@ -369,9 +375,17 @@ TEST_CASE("quota reservations: the reserve script grants within the limit, takes
   const auto eval = [&](const std::string& key, const std::string& me, int consumed, int held, int want, int ttl_ms,
                         std::vector<std::string> bound_others = {}) -> io::redis_result {
     std::optional<io::redis_result> out;
-    std::vector<std::string> args{"EVAL", std::string(ce::quota_reserve_script()), "1", key, me,
-                                  std::to_string(consumed), std::to_string(held), std::to_string(want), "10",
-                                  std::to_string(ttl_ms), "4102444800"};
+    std::vector<std::string> args{"EVAL",
+                                  std::string(ce::quota_reserve_script()),
+                                  "1",
+                                  key,
+                                  me,
+                                  std::to_string(consumed),
+                                  std::to_string(held),
+                                  std::to_string(want),
+                                  "10",
+                                  std::to_string(ttl_ms),
+                                  "4102444800"};
     for (auto& a : bound_others) args.push_back(std::move(a));
     client.command(std::move(args), [&](io::redis_result r) { out = std::move(r); });
     while (!out) ioc.run_for(2ms);
@@ -383,18 +397,18 @@ TEST_CASE("quota reservations: the reserve script grants within the limit, takes
     return v;
   };
   using v = std::vector<std::int64_t>;
-  CHECK(ints(eval("r:k", "A", 0, 0, 7, 60000)) == v{7, 0, 7});   // {granted, used, reserved}
-  CHECK(ints(eval("r:k", "B", 0, 0, 7, 100)) == v{3, 0, 10});    // only what is left
-  CHECK(ints(eval("r:k", "A", 0, 0, 7, 60000)) == v{7, 0, 10});  // A's reply was lost: the retry replaces, never adds
-  CHECK(ints(eval("r:k", "A", 5, 2, 0, 60000)) == v{0, 5, 10});  // A used 5, holds 2
-  std::this_thread::sleep_for(150ms);                            // kept: B's 100 ms hold expires (B killed)
-  CHECK(ints(eval("r:k", "A", 5, 2, 10, 60000)) == v{0, 8, 10}); // B's hold (no bound given) settled as used
-  CHECK(ints(eval("r:k", "A", 7, 0, 0, 60000)) == v{0, 10, 10}); // a return: A used 7 in all, holds none
+  CHECK(ints(eval("r:k", "A", 0, 0, 7, 60000)) == v{7, 0, 7});    // {granted, used, reserved}
+  CHECK(ints(eval("r:k", "B", 0, 0, 7, 100)) == v{3, 0, 10});     // only what is left
+  CHECK(ints(eval("r:k", "A", 0, 0, 7, 60000)) == v{7, 0, 10});   // A's reply was lost: the retry replaces, never adds
+  CHECK(ints(eval("r:k", "A", 5, 2, 0, 60000)) == v{0, 5, 10});   // A used 5, holds 2
+  std::this_thread::sleep_for(150ms);                             // kept: B's 100 ms hold expires (B killed)
+  CHECK(ints(eval("r:k", "A", 5, 2, 10, 60000)) == v{0, 8, 10});  // B's hold (no bound given) settled as used
+  CHECK(ints(eval("r:k", "A", 7, 0, 0, 60000)) == v{0, 10, 10});  // a return: A used 7 in all, holds none
   // With a bound: an expired hold is settled as u + min(h, bound) used, and the rest returns.
   CHECK(ints(eval("r:b", "A", 0, 0, 4, 60000, {"2"})) == v{4, 0, 4});
   CHECK(ints(eval("r:b", "B", 0, 0, 6, 100, {"1"})) == v{6, 0, 10});
-  CHECK(ints(eval("r:b", "B", 2, 3, 0, 100, {"1"})) == v{0, 2, 9});  // B used 2, holds 3, at most 1 unseen
-  std::this_thread::sleep_for(150ms);                                 // B killed
+  CHECK(ints(eval("r:b", "B", 2, 3, 0, 100, {"1"})) == v{0, 2, 9});      // B used 2, holds 3, at most 1 unseen
+  std::this_thread::sleep_for(150ms);                                    // B killed
   CHECK(ints(eval("r:b", "A", 1, 3, 10, 60000, {"2"})) == v{3, 4, 10});  // B: 2 + 1 used, its other 2 back
   // A store that lost the key: a caller that knew the others' part leaves it as a floor.
   CHECK(ints(eval("r:f", "C", 3, 0, 5, 60000, {"10", "6"})) == v{1, 3, 10});  // floor 6 + C's 3 + 1

@@ -44,7 +44,8 @@ io::redis_client_options options_for(const redis_server& r, millis timeout = 250
 io::redis_result call(asio::io_context& ioc, io::redis_client& c, std::vector<std::string> args) {
   std::optional<io::redis_result> out;
   c.command(std::move(args), [&](io::redis_result r) { out = std::move(r); });
-  REQUIRE(run_until(ioc, [&] { return out.has_value(); }, 10s));
+  REQUIRE(run_until(
+      ioc, [&] { return out.has_value(); }, 10s));
   return *out;
 }
 
@@ -104,8 +105,8 @@ TEST_CASE("redis client: connects, answers commands in order and pipelines them"
 TEST_CASE("redis client: a unix socket with a database number, Redis restarted, it reconnects", "[redis]") {
   temp_dir dir;
   const std::string sock = dir.file("redis.sock");
-  const std::vector<std::string> argv{"/usr/bin/redis-server", "--port", "0", "--unixsocket", sock,
-                                      "--save", "", "--appendonly", "no"};
+  const std::vector<std::string> argv{"/usr/bin/redis-server", "--port", "0", "--unixsocket", sock, "--save", "",
+                                      "--appendonly",          "no"};
   auto server = std::make_unique<process>(argv);
   REQUIRE(server->wait_for_output("ready to accept connections", 10s));  // "at <socket>"
   std::string err;
@@ -126,7 +127,8 @@ TEST_CASE("redis client: a unix socket with a database number, Redis restarted, 
   REQUIRE(run_until(ioc, [&] { return !client.connected(); }));
   server = std::make_unique<process>(argv);
   REQUIRE(server->wait_for_output("ready to accept connections", 10s));  // "at <socket>"
-  REQUIRE(run_until(ioc, [&] { return client.connected(); }, 10s));
+  REQUIRE(run_until(
+      ioc, [&] { return client.connected(); }, 10s));
   CHECK(call(ioc, client, {"CLIENT", "INFO"}).reply.str.find(" db=3 ") != std::string::npos);
 }
 
@@ -162,8 +164,7 @@ TEST_CASE("redis client: the quota script adds contributions per sidecar and sum
   CHECK(call(ioc, client, {"GET", keys.quota("x:f:2026-11")}).reply.str == "1");  // untouched
 }
 
-TEST_CASE("redis client: Redis killed fails commands fast without blocking the loop, restarted reconnects",
-          "[redis]") {
+TEST_CASE("redis client: Redis killed fails commands fast without blocking the loop, restarted reconnects", "[redis]") {
   redis_server server(free_port());
   asio::io_context ioc;
   io::redis_client client(ioc, options_for(server));
@@ -198,21 +199,23 @@ TEST_CASE("redis client: Redis killed fails commands fast without blocking the l
   r = call(ioc, client, {"PING"});
   CHECK(r.error == io::redis_error::not_connected);
   CHECK(client.state() == aforo::core::entitlements::redis_link_state::unavailable);
-  run_until(ioc, [] { return false; }, 600ms);  // several reconnect attempts against a closed port
+  run_until(
+      ioc, [] { return false; }, 600ms);  // several reconnect attempts against a closed port
 
   server.start();
-  REQUIRE(run_until(ioc, [&] { return client.connected(); }, 10s));
+  REQUIRE(run_until(
+      ioc, [&] { return client.connected(); }, 10s));
   r = call(ioc, client, {"PING"});
   CHECK(r.ok_reply());
   CHECK(r.reply.str == "PONG");
   CHECK(max_gap < 200ms);
-  run_until(ioc, [&] { return changes.size() >= 3; }, 1s);
+  run_until(
+      ioc, [&] { return changes.size() >= 3; }, 1s);
   CHECK(changes == std::vector<bool>{true, false, true});
   ticker.cancel();
 }
 
-TEST_CASE("redis client: a stalled Redis times commands out and the client reconnects when it resumes",
-          "[redis]") {
+TEST_CASE("redis client: a stalled Redis times commands out and the client reconnects when it resumes", "[redis]") {
   redis_server server(free_port());
   asio::io_context ioc;
   io::redis_client client(ioc, options_for(server, 100ms));
@@ -222,14 +225,16 @@ TEST_CASE("redis client: a stalled Redis times commands out and the client recon
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<io::redis_result> results;
   for (int i = 0; i < 3; ++i) client.command({"PING"}, [&](io::redis_result x) { results.push_back(std::move(x)); });
-  REQUIRE(run_until(ioc, [&] { return results.size() == 3; }, 5s));
+  REQUIRE(run_until(
+      ioc, [&] { return results.size() == 3; }, 5s));
   const auto waited = std::chrono::steady_clock::now() - t0;
   for (const auto& x : results) CHECK(x.error == io::redis_error::timeout);
   CHECK(waited >= 90ms);
   CHECK(waited < 1s);
   CHECK_FALSE(client.connected());
   server.proc().signal(SIGCONT);
-  REQUIRE(run_until(ioc, [&] { return client.connected(); }, 10s));
+  REQUIRE(run_until(
+      ioc, [&] { return client.connected(); }, 10s));
   CHECK(call(ioc, client, {"PING"}).ok_reply());
 }
 
@@ -245,8 +250,8 @@ customers:
 )";
 
 std::string sidecar_yaml(const temp_dir& dir, const redis_server& r) {
-  return "entitlements: { source: \"file:" + dir.write("snapshot.yaml", shared_snapshot) +
-         "\" }\ncache: { redis: \"" + r.url() + "\", sync_interval: 50ms, redis_timeout: 200ms, quota_mode: counters }\n";
+  return "entitlements: { source: \"file:" + dir.write("snapshot.yaml", shared_snapshot) + "\" }\ncache: { redis: \"" +
+         r.url() + "\", sync_interval: 50ms, redis_timeout: 200ms, quota_mode: counters }\n";
 }
 
 // The shared total of cust_a's `api` counter this month, read with the client.
@@ -256,8 +261,8 @@ std::int64_t shared_total(const redis_server& server) {
   io::redis_client client(ioc, options_for(server));
   client.start();
   REQUIRE(run_until(ioc, [&] { return client.connected(); }));
-  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                       std::chrono::system_clock::now().time_since_epoch()).count();
+  const auto now =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   const auto w = ce::period_of(ce::period_kind::month, now);
   std::string key;
   ce::quota_counters::make_key(key, "cust_a", "api", w.key());
@@ -282,7 +287,8 @@ void check_once(http_client& c, tally& t) {
     error();
   } else if (r.body.find(R"("allowed":true)") != std::string::npos) {
     ++t.allowed;
-  } else if (r.body.find(R"("status":429)") != std::string::npos && r.body.find(R"("retry_after":0)") == std::string::npos) {
+  } else if (r.body.find(R"("status":429)") != std::string::npos &&
+             r.body.find(R"("retry_after":0)") == std::string::npos) {
     ++t.denied;
   } else {
     error();
@@ -295,8 +301,7 @@ void check_once(http_client& c, tally& t) {
 // Over-admission bound (core/entitlements/quota.hpp): with 2 sidecars syncing every T = 50 ms,
 // at most (N - 1) x (what one sidecar admits in T + 1). Requests here are paced at one per 5 ms
 // per pair, so one sidecar admits at most ~10 in T: the bound used is 100 + 12.
-TEST_CASE("redis edge: two sidecars sharing one Redis hold a customer to the limit across both",
-          "[redis][sidecars]") {
+TEST_CASE("redis edge: two sidecars sharing one Redis hold a customer to the limit across both", "[redis][sidecars]") {
   redis_server server(free_port());
   temp_dir dir;
   sidecar_process a(sidecar_yaml(dir, server));
@@ -311,7 +316,9 @@ TEST_CASE("redis edge: two sidecars sharing one Redis hold a customer to the lim
     check_once(cb, t);
     std::this_thread::sleep_for(5ms);  // pacing: checks spread over several syncs
   }
-  INFO("first error: " << t.first_error << "\nsidecar a:\n" << a.proc().output() << "\nsidecar b:\n" << b.proc().output());
+  INFO("first error: " << t.first_error << "\nsidecar a:\n"
+                       << a.proc().output() << "\nsidecar b:\n"
+                       << b.proc().output());
   CHECK(a.proc().running());
   CHECK(b.proc().running());
   CHECK(t.errors == 0);
@@ -365,8 +372,9 @@ namespace {
 
 // A redis-server on `port` with extra arguments (e.g. --requirepass); no persistence.
 std::unique_ptr<process> start_redis(int port, std::vector<std::string> extra = {}) {
-  std::vector<std::string> argv{"/usr/bin/redis-server", "--port", std::to_string(port), "--bind", "127.0.0.1",
-                                "--save", "", "--appendonly", "no"};
+  std::vector<std::string> argv{
+      "/usr/bin/redis-server", "--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "",
+      "--appendonly",          "no"};
   argv.insert(argv.end(), extra.begin(), extra.end());
   auto p = std::make_unique<process>(argv);
   REQUIRE(p->wait_for_output("Ready to accept connections", 10s));
@@ -386,7 +394,8 @@ std::string url_of(int port) { return "redis://127.0.0.1:" + std::to_string(port
 
 std::string auth_yaml(const temp_dir& dir, const std::string& url, const std::string& extra_cache = "") {
   return "entitlements: { source: \"file:" + dir.write("snapshot.yaml", shared_snapshot) + "\" }\n" +
-         "cache:\n  redis: \"" + url + "\"\n  sync_interval: 50ms\n  redis_timeout: 200ms\n  quota_mode: counters\n" + extra_cache;
+         "cache:\n  redis: \"" + url + "\"\n  sync_interval: 50ms\n  redis_timeout: 200ms\n  quota_mode: counters\n" +
+         extra_cache;
 }
 
 // cust_a's shared total, over a connection with the given credentials.
@@ -403,8 +412,8 @@ std::int64_t shared_total_as(int port, const std::string& user, const std::strin
   io::redis_client client(ioc, o);
   client.start();
   REQUIRE(run_until(ioc, [&] { return client.connected(); }));
-  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                       std::chrono::system_clock::now().time_since_epoch()).count();
+  const auto now =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   std::string key;
   ce::quota_counters::make_key(key, "cust_a", "api", ce::period_of(ce::period_kind::month, now).key());
   auto r = call(ioc, client, {"HVALS", ce::redis_keys("").quota(key)});
@@ -443,7 +452,9 @@ TEST_CASE("redis edge: requirepass: the password from the file or the env shares
     check_once(cb, t);
     std::this_thread::sleep_for(5ms);
   }
-  INFO("first error: " << t.first_error << "\nsidecar a:\n" << a.proc().output() << "\nsidecar b:\n" << b.proc().output());
+  INFO("first error: " << t.first_error << "\nsidecar a:\n"
+                       << a.proc().output() << "\nsidecar b:\n"
+                       << b.proc().output());
   CHECK(t.errors == 0);
   CHECK(t.allowed >= 100);
   CHECK(t.allowed <= 100 + 12);  // one shared limit: Redis is used by both

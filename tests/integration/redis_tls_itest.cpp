@@ -34,7 +34,8 @@ bool run_until(asio::io_context& ioc, const std::function<bool()>& pred, millis 
 io::redis_result call(asio::io_context& ioc, io::redis_client& c, std::vector<std::string> args) {
   std::optional<io::redis_result> out;
   c.command(std::move(args), [&](io::redis_result r) { out = std::move(r); });
-  REQUIRE(run_until(ioc, [&] { return out.has_value(); }, 10s));
+  REQUIRE(run_until(
+      ioc, [&] { return out.has_value(); }, 10s));
   return *out;
 }
 
@@ -72,12 +73,25 @@ struct test_pki {
 
 // A redis-server answering only TLS on `tls_port` (no plain port); no persistence.
 std::unique_ptr<process> start_tls_redis(const test_pki& pki, int tls_port, std::vector<std::string> extra = {}) {
-  std::vector<std::string> argv{"/usr/bin/redis-server", "--port", "0", "--bind", "127.0.0.1",
-                                "--tls-port", std::to_string(tls_port),
-                                "--tls-cert-file", pki.dir.file("server.crt"),
-                                "--tls-key-file", pki.dir.file("server.key"),
-                                "--tls-ca-cert-file", pki.ca(),
-                                "--tls-auth-clients", "no", "--save", "", "--appendonly", "no"};
+  std::vector<std::string> argv{"/usr/bin/redis-server",
+                                "--port",
+                                "0",
+                                "--bind",
+                                "127.0.0.1",
+                                "--tls-port",
+                                std::to_string(tls_port),
+                                "--tls-cert-file",
+                                pki.dir.file("server.crt"),
+                                "--tls-key-file",
+                                pki.dir.file("server.key"),
+                                "--tls-ca-cert-file",
+                                pki.ca(),
+                                "--tls-auth-clients",
+                                "no",
+                                "--save",
+                                "",
+                                "--appendonly",
+                                "no"};
   argv.insert(argv.end(), extra.begin(), extra.end());
   auto p = std::make_unique<process>(argv);
   INFO(p->output());
@@ -90,7 +104,7 @@ std::string tls_url(int port, const std::string& host = "127.0.0.1") {
 }
 
 io::redis_client_options tls_options(const std::string& url, const std::string& ca_file,
-                                      const std::string& password = "") {
+                                     const std::string& password = "") {
   std::string err;
   auto ep = io::parse_redis_url(url, err);
   REQUIRE(ep);
@@ -112,7 +126,8 @@ customers:
 
 std::string tls_yaml(const temp_dir& dir, const std::string& url, const std::string& extra_cache = "") {
   return "entitlements: { source: \"file:" + dir.write("snapshot.yaml", shared_snapshot) + "\" }\n" +
-         "cache:\n  redis: \"" + url + "\"\n  sync_interval: 50ms\n  redis_timeout: 200ms\n  quota_mode: counters\n" + extra_cache;
+         "cache:\n  redis: \"" + url + "\"\n  sync_interval: 50ms\n  redis_timeout: 200ms\n  quota_mode: counters\n" +
+         extra_cache;
 }
 
 // cust_a's shared `api` total this month, read over TLS.
@@ -122,8 +137,8 @@ std::int64_t shared_total(int port, const std::string& ca_file, const std::strin
   io::redis_client client(ioc, tls_options(tls_url(port), ca_file, password));
   client.start();
   REQUIRE(run_until(ioc, [&] { return client.connected(); }));
-  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                       std::chrono::system_clock::now().time_since_epoch()).count();
+  const auto now =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   std::string key;
   ce::quota_counters::make_key(key, "cust_a", "api", ce::period_of(ce::period_kind::month, now).key());
   auto r = call(ioc, client, {"HVALS", ce::redis_keys("").quota(key)});
@@ -236,7 +251,8 @@ TEST_CASE("redis client over TLS: verifies the server by IP and by name, answers
     REQUIRE(run_until(ioc, [&] { return !client.connected(); }));
     CHECK(call(ioc, client, {"PING"}).error == io::redis_error::not_connected);
     server = start_tls_redis(pki, port);
-    REQUIRE(run_until(ioc, [&] { return client.connected(); }, 10s));
+    REQUIRE(run_until(
+        ioc, [&] { return client.connected(); }, 10s));
     CHECK(call(ioc, client, {"PING"}).reply.str == "PONG");
   }
 
@@ -244,7 +260,8 @@ TEST_CASE("redis client over TLS: verifies the server by IP and by name, answers
   asio::io_context ioc;
   io::redis_client client(ioc, tls_options(tls_url(port), ""));
   client.start();
-  run_until(ioc, [] { return false; }, 500ms);
+  run_until(
+      ioc, [] { return false; }, 500ms);
   CHECK_FALSE(client.connected());
   CHECK(call(ioc, client, {"PING"}).error == io::redis_error::not_connected);
 }
@@ -269,7 +286,9 @@ TEST_CASE("redis edge over TLS: two sidecars with the CA file and a password sha
     check_once(cb_client, t);
     std::this_thread::sleep_for(5ms);  // pacing: checks spread over several syncs
   }
-  INFO("first error: " << t.first_error << "\nsidecar a:\n" << a.proc().output() << "\nsidecar b:\n" << b.proc().output());
+  INFO("first error: " << t.first_error << "\nsidecar a:\n"
+                       << a.proc().output() << "\nsidecar b:\n"
+                       << b.proc().output());
   CHECK(t.errors == 0);
   CHECK(t.allowed >= 100);
   CHECK(t.allowed <= 100 + 12);  // one shared limit (see redis_itest.cpp for the bound)
@@ -299,20 +318,19 @@ TEST_CASE("redis edge over TLS: a server certificate from a CA not trusted is re
   CHECK(a.proc().output().find("trusted CAs: " + pki.other_ca()) != std::string::npos);
 }
 
-TEST_CASE("redis edge over TLS: a certificate for another name is refused, decisions go on",
-          "[redis][sidecars][tls]") {
+TEST_CASE("redis edge over TLS: a certificate for another name is refused, decisions go on", "[redis][sidecars][tls]") {
   test_pki pki;
   const int port = free_port();
   auto server = start_tls_redis(pki, port);
   temp_dir dir;
-  sidecar_process a(tls_yaml(dir, tls_url(port),
-                             "  redis_ca_file: \"" + pki.ca() + "\"\n  redis_tls_server_name: wrong.example\n"));
+  sidecar_process a(
+      tls_yaml(dir, tls_url(port), "  redis_ca_file: \"" + pki.ca() + "\"\n  redis_tls_server_name: wrong.example\n"));
   check_refused(a, {"hostname mismatch"});
   CHECK(a.proc().output().find("expected name wrong.example") != std::string::npos);
 
   // The right name given explicitly (the URL holds an IP) is accepted.
-  sidecar_process b(tls_yaml(dir, tls_url(port),
-                             "  redis_ca_file: \"" + pki.ca() + "\"\n  redis_tls_server_name: localhost\n"));
+  sidecar_process b(
+      tls_yaml(dir, tls_url(port), "  redis_ca_file: \"" + pki.ca() + "\"\n  redis_tls_server_name: localhost\n"));
   REQUIRE(wait_redis_connected(b));
 }
 

@@ -35,7 +35,8 @@ std::string dl_line(const std::string& body, std::uint32_t events, const std::st
 TEST_CASE("replay-dead-letter: a refused batch and failed events are re-sent and reach ingest exactly once",
           "[replay]") {
   fake_ingest_process fake;
-  sidecar_process sc(sidecar_yaml(fake.ingest_url(), "batch: { max_events: 10, flush_interval: 50ms }\n"), sidecar_env());
+  sidecar_process sc(sidecar_yaml(fake.ingest_url(), "batch: { max_events: 10, flush_interval: 50ms }\n"),
+                     sidecar_env());
   // The first batch is refused as a whole, the second has events 1 and 3 failed.
   fake.set_faults(R"([{"status":400},{"fail_events":[1,3]}])");
   auto c = sc.client();
@@ -77,7 +78,8 @@ TEST_CASE("replay-dead-letter: a refused batch and failed events are re-sent and
 
 TEST_CASE("replay-dead-letter: events the sidecar refuses are listed with their line and key, exit 1", "[replay]") {
   fake_ingest_process fake;
-  sidecar_process sc(sidecar_yaml(fake.ingest_url(), "batch: { max_events: 10, flush_interval: 50ms }\n"), sidecar_env());
+  sidecar_process sc(sidecar_yaml(fake.ingest_url(), "batch: { max_events: 10, flush_interval: 50ms }\n"),
+                     sidecar_env());
   temp_dir dir;
   std::string bad_event = event("bad-0");
   bad_event.replace(bad_event.find(R"("quantity":1)"), 12, R"("quantity":"one")");
@@ -88,7 +90,8 @@ TEST_CASE("replay-dead-letter: events the sidecar refuses are listed with their 
   CHECK(code == 1);
   CHECK(out.find("WARN line 2: skipped: not valid JSON") != std::string::npos);
   CHECK(out.find(R"(FAILED line 3 event 0 (idempotencyKey "bad-0"): )") != std::string::npos);
-  CHECK(out.find("replay done: 3 lines read, 3 events posted, 2 accepted, 1 failed, 1 lines skipped") != std::string::npos);
+  CHECK(out.find("replay done: 3 lines read, 3 events posted, 2 accepted, 1 failed, 1 lines skipped") !=
+        std::string::npos);
   REQUIRE(wait_until([&] { return fake_stat(fake, "accepted") == 2; }, 10s));
 }
 

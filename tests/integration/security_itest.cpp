@@ -45,9 +45,10 @@ void check_no_secret(const std::string& where, const std::string& text) {
 
 struct self_signed {
   explicit self_signed(const temp_dir& dir) : cert(dir.file("cert.pem")), key(dir.file("key.pem")) {
-    const std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=aforo-test -addext "
-                            "subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout " + key + " -out " + cert +
-                            " >/dev/null 2>&1";
+    const std::string cmd =
+        "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=aforo-test -addext "
+        "subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout " +
+        key + " -out " + cert + " >/dev/null 2>&1";
     REQUIRE(std::system(cmd.c_str()) == 0);
   }
   std::string cert;
@@ -84,7 +85,8 @@ TEST_CASE("security: the API key is in no log line, metric, error body, spool or
   // A poison batch (ingest 400) goes to the dead-letter directory.
   fake.set_faults(R"([{"status":400,"times":1}])");
   REQUIRE(post("batch under 400", "/v1/ingest/batch", batch("sec-b", 0, 3)).status == 202);
-  REQUIRE(wait_until([&] { return metric(sc, "aforo_sidecar_events_dead_lettered_total{reason=\"rejected_batch\"}") >= 3; }, 10s));
+  REQUIRE(wait_until(
+      [&] { return metric(sc, "aforo_sidecar_events_dead_lettered_total{reason=\"rejected_batch\"}") >= 3; }, 10s));
   // A dead ingest: events wait in the spool on disk, where the scan below finds them.
   fake.refuse(true);
   REQUIRE(post("batch while ingest is down", "/v1/ingest/batch", batch("sec-c", 0, 4)).status == 202);
@@ -123,8 +125,9 @@ TEST_CASE("security: the API key is in no log line, metric, error body, spool or
 TEST_CASE("security: a batch over server.max_batch_events is 413 and an over-long customerId is rejected per event",
           "[security]") {
   fake_ingest_process fake;
-  sidecar_process sc(sidecar_yaml(fake.ingest_url(), "server:\n  max_batch_events: 10\nbatch:\n  flush_interval: 50ms\n"),
-                     sidecar_env());
+  sidecar_process sc(
+      sidecar_yaml(fake.ingest_url(), "server:\n  max_batch_events: 10\nbatch:\n  flush_interval: 50ms\n"),
+      sidecar_env());
   auto c = sc.client();
   auto r = c.post("/v1/ingest/batch", batch("big", 0, 11));
   CHECK(r.status == 413);
@@ -173,9 +176,10 @@ TEST_CASE("security: CR LF in a customer_id is never reflected as a response hea
     }
   }
   // On the wire: no header line starts with X-Injected (in the JSON body CR LF stay escaped).
-  const std::string raw = raw_exchange(sc.address(), "POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                                                     "Content-Length: " + std::to_string(body.size()) +
-                                                     "\r\nConnection: close\r\n\r\n" + body);
+  const std::string raw = raw_exchange(sc.address(),
+                                       "POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                       "Content-Length: " +
+                                           std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body);
   REQUIRE(raw.rfind("HTTP/1.1 ", 0) == 0);
   CHECK(raw.find("\r\nX-Injected") == std::string::npos);
   CHECK(raw.find("\nX-Injected") == std::string::npos);
@@ -188,7 +192,8 @@ TEST_CASE("security: listening on a non-loopback address logs a loud warning and
   const auto at = log.find("not a loopback address");
   REQUIRE(at != std::string::npos);
   const auto line_start = log.rfind('\n', at);
-  CHECK(log.substr(line_start == std::string::npos ? 0 : line_start, at - line_start).find("WARN") != std::string::npos);
+  CHECK(log.substr(line_start == std::string::npos ? 0 : line_start, at - line_start).find("WARN") !=
+        std::string::npos);
 
   sidecar_process default_sc("");
   CHECK(default_sc.client().get("/healthz").status == 200);

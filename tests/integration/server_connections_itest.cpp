@@ -130,12 +130,14 @@ double cpu_seconds(pid_t pid) {
   std::vector<std::string> f;
   while (rest >> field) f.push_back(field);
   // After "pid (comm) ": state is field 3, utime field 14, stime field 15.
-  return static_cast<double>(std::stoull(f.at(11)) + std::stoull(f.at(12))) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  return static_cast<double>(std::stoull(f.at(11)) + std::stoull(f.at(12))) /
+         static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 std::size_t open_fds(pid_t pid) {
   std::size_t n = 0;
-  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) ++n;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd"))
+    ++n;
   return n;
 }
 
@@ -147,7 +149,8 @@ std::size_t count_of(const std::string& text, const std::string& needle) {
 
 }  // namespace
 
-TEST_CASE("server: 100,000 short connections leave the resident size where it stood after 5,000", "[server][connections]") {
+TEST_CASE("server: 100,000 short connections leave the resident size where it stood after 5,000",
+          "[server][connections]") {
   if (std::getenv("ASAN_OPTIONS") != nullptr) {
     // Under scripts/sanitize.sh ASan's quarantine holds freed memory (256 MiB by default): the resident
     // size says nothing there. The plain build runs this test; ASan still checks the churn for errors.
@@ -163,9 +166,9 @@ TEST_CASE("server: 100,000 short connections leave the resident size where it st
   const auto started = std::chrono::steady_clock::now();
   CHECK(churn(sc.address(), 100000, 4) == 100000);
   const long after_kb = status_kb(pid, "VmRSS:");
-  INFO("VmRSS after the warm-up " << warm_kb << " kB, after 100,000 more connections " << after_kb << " kB, in "
-                                  << std::chrono::duration_cast<millis>(std::chrono::steady_clock::now() - started).count()
-                                  << " ms");
+  INFO("VmRSS after the warm-up "
+       << warm_kb << " kB, after 100,000 more connections " << after_kb << " kB, in "
+       << std::chrono::duration_cast<millis>(std::chrono::steady_clock::now() - started).count() << " ms");
   CHECK(after_kb - warm_kb < 3 * 1024);
   CHECK(sc.metric("aforo_sidecar_http_connections") == 1);  // the /metrics request's own
   CHECK(sc.metric("aforo_sidecar_http_connections_total") >= 105000);
@@ -199,11 +202,13 @@ TEST_CASE("server: past server.max_connections a connection gets 503 and a close
   }
   // One closes: its slot is free again once the server has seen the close.
   open.pop_back();
-  CHECK(wait_until([&] {
-    conn again(sc.address());
-    again.send("GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
-    return status_line(again.read_response()) == "HTTP/1.1 200 OK";
-  }, 5s));
+  CHECK(wait_until(
+      [&] {
+        conn again(sc.address());
+        again.send("GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        return status_line(again.read_response()) == "HTTP/1.1 200 OK";
+      },
+      5s));
   // Refused: the ninth, and any try above that came before the server had seen the close.
   CHECK(sc.metric("aforo_sidecar_http_connections_refused_total") >= 1);
   CHECK(sc.metric("aforo_sidecar_http_connections") == 8);  // the seven and the /metrics request's own

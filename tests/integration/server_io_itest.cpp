@@ -79,10 +79,11 @@ TEST_CASE("server: pipelined requests are answered in order, also past what the 
 
   SECTION("a few small requests in one segment") {
     raw_connection c(sc.address(), 5s);
-    c.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
-           "POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(check_json.size()) + "\r\n\r\n" +
-           check_json +
-           "GET /no/such HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    c.send(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        "POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+        std::to_string(check_json.size()) + "\r\n\r\n" + check_json +
+        "GET /no/such HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     const auto out = c.read_all();
     const auto first = out.find("HTTP/1.1 200");
     const auto second = out.find(R"("decision":"allow")");
@@ -125,8 +126,8 @@ TEST_CASE("server: a chunked body and an Expect: 100-continue body are read whol
       const auto res = std::to_chars(buf, buf + sizeof buf, v, 16);
       return std::string(buf, res.ptr);
     };
-    c.send("POST /v1/check HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n" +
-           hex(half) + "\r\n" + check_json.substr(0, half) + "\r\n");
+    c.send("POST /v1/check HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n" + hex(half) +
+           "\r\n" + check_json.substr(0, half) + "\r\n");
     std::this_thread::sleep_for(100ms);  // pacing: the second chunk comes in a later read
     c.send(hex(check_json.size() - half) + "\r\n" + check_json.substr(half) + "\r\n0\r\n\r\n");
     const auto out = c.read_all();

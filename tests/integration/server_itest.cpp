@@ -57,7 +57,8 @@ TEST_CASE("server: garbage, truncated and oversized requests are refused while a
     CHECK(out.rfind("HTTP/1.1 400", 0) == 0);
   }
   SECTION("a truncated request gets 400 or a clean close") {
-    const auto out = raw_exchange(sc.address(), "POST /v1/ingest/batch HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"ev");
+    const auto out =
+        raw_exchange(sc.address(), "POST /v1/ingest/batch HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"ev");
     CHECK((out.empty() || out.rfind("HTTP/1.1 400", 0) == 0));
   }
   SECTION("a body over server.max_body gets 413") {
@@ -70,7 +71,8 @@ TEST_CASE("server: garbage, truncated and oversized requests are refused while a
   SECTION("a body over the limit announced with Expect: 100-continue gets 413 before it is sent") {
     const auto out = raw_exchange(sc.address(),
                                   "POST /v1/ingest/batch HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
-                                  "Content-Length: 99999999\r\n\r\n", false, 2s);
+                                  "Content-Length: 99999999\r\n\r\n",
+                                  false, 2s);
     CHECK(out.rfind("HTTP/1.1 413", 0) == 0);
   }
   SECTION("headers over server.max_header get 431") {
@@ -79,7 +81,8 @@ TEST_CASE("server: garbage, truncated and oversized requests are refused while a
     CHECK(out.rfind("HTTP/1.1 431", 0) == 0);
   }
   SECTION("a hundred bad connections in a row") {
-    for (int i = 0; i < 100; ++i) raw_exchange(sc.address(), std::string(static_cast<std::size_t>(i), '\xff') + "\r\n\r\n");
+    for (int i = 0; i < 100; ++i)
+      raw_exchange(sc.address(), std::string(static_cast<std::size_t>(i), '\xff') + "\r\n\r\n");
   }
   // The well-behaved client's kept-alive connection was served throughout.
   for (int i = 0; i < 20; ++i) REQUIRE(steady.get("/healthz").status == 200);
@@ -166,8 +169,9 @@ TEST_CASE("server: SIGHUP reloads live keys and names the ones that need a resta
 
 TEST_CASE("cli: --check-config names every mistake and exits 78, and a good file exits 0", "[cli]") {
   temp_dir d;
-  const auto bad = d.write("bad.yaml", "batch: { max_events: 5000, flush_interval: 5 }\nbuffer: { when_full: maybe }\n"
-                                       "colour: blue\n");
+  const auto bad = d.write("bad.yaml",
+                           "batch: { max_events: 5000, flush_interval: 5 }\nbuffer: { when_full: maybe }\n"
+                           "colour: blue\n");
   process p({sidecar_bin(), "--config", bad, "--check-config"});
   REQUIRE(p.wait_exit(10s) == 78);
   const auto out = p.output();
@@ -198,8 +202,10 @@ TEST_CASE("cli: --check-config names every mistake and exits 78, and a good file
 TEST_CASE("cli: a listener that cannot bind is a clear startup error", "[cli]") {
   sidecar_process first("");
   temp_dir d;
-  const auto cfg = d.write("c.yaml", "listen: [\"" + first.address() + "\"]\ndiscovery: { enabled: false }\n"
-                                     "buffer: { spool_dir: \"" + d.path() + "/spool\" }\n");
+  const auto cfg = d.write("c.yaml", "listen: [\"" + first.address() +
+                                         "\"]\ndiscovery: { enabled: false }\n"
+                                         "buffer: { spool_dir: \"" +
+                                         d.path() + "/spool\" }\n");
   process p({sidecar_bin(), "--config", cfg});
   REQUIRE(p.wait_exit(10s) == 1);
   CHECK(p.output().find("cannot start: listen " + first.address()) != std::string::npos);

@@ -37,34 +37,38 @@ std::size_t at(const std::string& out, const std::string& line) { return out.fin
 
 }  // namespace
 
-TEST_CASE("shutdown: SIGTERM under load stops every service in reverse start order, exits 0 and keeps every "
-          "acknowledged event",
-          "[shutdown][signals][redis]") {
+TEST_CASE(
+    "shutdown: SIGTERM under load stops every service in reverse start order, exits 0 and keeps every "
+    "acknowledged event",
+    "[shutdown][signals][redis]") {
   redis_server redis(free_port());
   aforo::fake::fake_control_plane cp;
   cp.set_snapshot(snapshot, "\"v1\"");
   fake_ingest_process fake;
   fake.refuse(true);  // deliveries keep failing: every acknowledged event is still in custody at SIGTERM
-  sidecar_process sc(
-      "aforo:\n  ingest_url: \"" + fake.ingest_url() + "\"\n  control_url: \"" + cp.url() + "\"\n  connect_timeout: 1s\n"
-      "entitlements: { source: control_plane, refresh_interval: 200ms }\n"
-      "cache: { redis: \"" + redis.url() + "\", sync_interval: 100ms, redis_timeout: 200ms }\n"
-      "batch: { max_events: 100, flush_interval: 50ms }\n"
-      "retry: { backoff: [100ms, 200ms], jitter: 0% }\n"
-      "buffer: { durability: memory, max_events: 1000000, spool_dir: \"{dir}/spool\" }\n"
-      "discovery: { kong_admin_url: \"http://127.0.0.1:9\", state_dir: \"{dir}/state\" }\n"
-      "log: { level: debug }\n",
-      sidecar_env());
+  sidecar_process sc("aforo:\n  ingest_url: \"" + fake.ingest_url() + "\"\n  control_url: \"" + cp.url() +
+                         "\"\n  connect_timeout: 1s\n"
+                         "entitlements: { source: control_plane, refresh_interval: 200ms }\n"
+                         "cache: { redis: \"" +
+                         redis.url() +
+                         "\", sync_interval: 100ms, redis_timeout: 200ms }\n"
+                         "batch: { max_events: 100, flush_interval: 50ms }\n"
+                         "retry: { backoff: [100ms, 200ms], jitter: 0% }\n"
+                         "buffer: { durability: memory, max_events: 1000000, spool_dir: \"{dir}/spool\" }\n"
+                         "discovery: { kong_admin_url: \"http://127.0.0.1:9\", state_dir: \"{dir}/state\" }\n"
+                         "log: { level: debug }\n",
+                     sidecar_env());
   {
     auto c = sc.client();
-    REQUIRE(wait_until([&] { return c.get("/readyz").status == 200 && sc.metric("aforo_sidecar_redis_up") == 1; }, 10s));
+    REQUIRE(
+        wait_until([&] { return c.get("/readyz").status == 200 && sc.metric("aforo_sidecar_redis_up") == 1; }, 10s));
   }
 
   // Load: one client posting usage batches, one asking for decisions, until the sidecar goes away
   // (paced, so the restart below has a few thousand events to deliver, not millions).
   std::atomic<bool> done{false};
   std::atomic<int> acknowledged{0};  // events answered 202: the sidecar has custody of them
-  std::vector<int> acked_batches;     // their batch numbers (batch r holds g-20r .. g-20r+19)
+  std::vector<int> acked_batches;    // their batch numbers (batch r holds g-20r .. g-20r+19)
   std::atomic<int> decided{0};
   std::thread ingest_load([&] {
     auto c = sc.client();
@@ -90,9 +94,7 @@ TEST_CASE("shutdown: SIGTERM under load stops every service in reverse start ord
   });
   // Mid-load: usage taken, decisions made, quota reserved and COGS shared through Redis.
   const bool loaded = wait_until(
-      [&] {
-        return acknowledged >= 1000 && decided >= 200 && sc.metric(reserved) >= 1 && sc.metric(cogs_pushed) >= 1;
-      },
+      [&] { return acknowledged >= 1000 && decided >= 200 && sc.metric(reserved) >= 1 && sc.metric(cogs_pushed) >= 1; },
       20s);
   const double reservations = sc.metric(reserved), pushes = sc.metric(cogs_pushed);
   sc.proc().signal(SIGTERM);

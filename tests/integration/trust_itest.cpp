@@ -43,8 +43,7 @@ void check_no_token(const std::string& where, const std::string& text) {
 
 }  // namespace
 
-TEST_CASE("trust: a spool_dir owned by another uid stops the start and fails --check-config with 78",
-          "[trust]") {
+TEST_CASE("trust: a spool_dir owned by another uid stops the start and fails --check-config with 78", "[trust]") {
   if (::geteuid() != 0) {
     WARN("not root: cannot chown to another uid; skipped");
     return;
@@ -55,10 +54,16 @@ TEST_CASE("trust: a spool_dir owned by another uid stops the start and fails --c
   REQUIRE(::chown(spool.c_str(), 65534, 65534) == 0);
   const auto config = dir.write("sidecar.yaml",
                                 "listen: [\"127.0.0.1:0\"]\n"
-                                "buffer:\n  spool_dir: \"" + spool + "\"\n"
-                                "discovery:\n  enabled: false\n  state_dir: \"" + dir.file("state") + "\"\n"
-                                "entitlements:\n  source: \"file:" + source_dir() + "/config/snapshot.example.yaml\"\n"
-                                "aforo:\n  ingest_url: \"http://127.0.0.1:9/v1/ingest/batch\"\n");
+                                "buffer:\n  spool_dir: \"" +
+                                    spool +
+                                    "\"\n"
+                                    "discovery:\n  enabled: false\n  state_dir: \"" +
+                                    dir.file("state") +
+                                    "\"\n"
+                                    "entitlements:\n  source: \"file:" +
+                                    source_dir() +
+                                    "/config/snapshot.example.yaml\"\n"
+                                    "aforo:\n  ingest_url: \"http://127.0.0.1:9/v1/ingest/batch\"\n");
   const std::string expected = "buffer.spool_dir: " + spool + " is owned by uid 65534 (mode 0700), not by uid 0";
 
   process check({sidecar_bin(), "--config", config, "--check-config"}, sidecar_env());
@@ -100,21 +105,25 @@ TEST_CASE("trust: a world-writable or symlinked state directory is refused by --
   CHECK(out.find("mode 0777") != std::string::npos);
 }
 
-TEST_CASE("trust: with a local API token, endpoints need the bearer token, probes and metrics stay open",
-          "[trust]") {
+TEST_CASE("trust: with a local API token, endpoints need the bearer token, probes and metrics stay open", "[trust]") {
   aforo::fake::fake_ingest_options fo;
   fo.api_key = api_key;
   fake_ingest_process fake(fo);
   temp_dir secrets;
-  sidecar_process sc(sidecar_yaml(fake.ingest_url(), with_token_file(secrets, "batch:\n  flush_interval: 50ms\n"
-                                                                              "log:\n  level: debug\n")),
+  sidecar_process sc(sidecar_yaml(fake.ingest_url(), with_token_file(secrets,
+                                                                     "batch:\n  flush_interval: 50ms\n"
+                                                                     "log:\n  level: debug\n")),
                      sidecar_env());
   auto c = sc.client();
 
   // No header, a wrong token, another scheme: 401, WWW-Authenticate, nothing taken.
   const std::vector<std::vector<std::pair<std::string, std::string>>> refused = {
-      {}, bearer("tok7Q2-trust-boundary-9f8e7d6c5b4a3210zyX"), bearer(token + "x"), bearer(token.substr(1)),
-      {{"Authorization", "Basic " + token}}, {{"Authorization", token}}};
+      {},
+      bearer("tok7Q2-trust-boundary-9f8e7d6c5b4a3210zyX"),
+      bearer(token + "x"),
+      bearer(token.substr(1)),
+      {{"Authorization", "Basic " + token}},
+      {{"Authorization", token}}};
   for (const auto& h : refused) {
     INFO("headers: " << (h.empty() ? std::string("none") : h.front().second.substr(0, 10)));
     auto r = c.post("/v1/check", check_body("cust_acme"), h);

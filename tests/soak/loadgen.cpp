@@ -71,8 +71,8 @@ void worker(const options& o, int id, std::atomic<bool>& stop, totals& t) {
     const std::string rid = "soak-" + std::to_string(id) + "-" + std::to_string(n++);
     const auto t0 = steady::now();
     if (o.churn) client.emplace(o.target, 10s);  // the previous connection closes here
-    const auto r = client->request("GET", o.churn ? o.path : o.path + "/" + std::to_string(n % 1000),
-                                  {}, {{"X-Tenant-Id", o.tenant}, {"X-Request-Id", rid}});
+    const auto r = client->request("GET", o.churn ? o.path : o.path + "/" + std::to_string(n % 1000), {},
+                                   {{"X-Tenant-Id", o.tenant}, {"X-Request-Id", rid}});
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t0).count();
     if (ms > max_ms) max_ms = ms;
     if (r.status == 0) {
@@ -111,14 +111,22 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (a == "--target") o.target = value();
-    else if (a == "--path") o.path = value();
-    else if (a == "--tenant") o.tenant = value();
-    else if (a == "--connections") o.connections = std::atoi(value().c_str());
-    else if (a == "--rate") o.rate = std::atof(value().c_str());
-    else if (a == "--stop-file") o.stop_file = value();
-    else if (a == "--duration") o.duration_s = std::atof(value().c_str());
-    else if (a == "--churn") o.churn = true;
+    if (a == "--target")
+      o.target = value();
+    else if (a == "--path")
+      o.path = value();
+    else if (a == "--tenant")
+      o.tenant = value();
+    else if (a == "--connections")
+      o.connections = std::atoi(value().c_str());
+    else if (a == "--rate")
+      o.rate = std::atof(value().c_str());
+    else if (a == "--stop-file")
+      o.stop_file = value();
+    else if (a == "--duration")
+      o.duration_s = std::atof(value().c_str());
+    else if (a == "--churn")
+      o.churn = true;
     else {
       std::cerr << "usage: aforo-soak-loadgen --target HOST:PORT [--path P] [--tenant T] [--connections N]\n"
                    "                          [--rate R] [--stop-file PATH] [--duration SECONDS] [--churn]\n";

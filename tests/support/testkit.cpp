@@ -63,10 +63,12 @@ std::string read_file(const std::string& path) {
 }
 
 bool wait_file_contains(const std::string& path, std::string_view needle, millis timeout, std::size_t from) {
-  return wait_until([&] {
-    const auto text = read_file(path);
-    return text.size() > from && text.find(needle, from) != std::string::npos;
-  }, timeout);
+  return wait_until(
+      [&] {
+        const auto text = read_file(path);
+        return text.size() > from && text.find(needle, from) != std::string::npos;
+      },
+      timeout);
 }
 
 void replace_file(const std::string& path, const std::string& content) {
@@ -124,8 +126,10 @@ bool process::running() {
   int status = 0;
   const pid_t r = ::waitpid(pid_, &status, WNOHANG);
   if (r == 0) return true;
-  if (r == pid_) exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  else exit_code_ = -1;
+  if (r == pid_)
+    exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  else
+    exit_code_ = -1;
   return false;
 }
 
@@ -224,8 +228,10 @@ struct http_client::impl {
 
   template <class F>
   void with_socket(F&& f) {
-    if (auto* t = std::get_if<tcp_socket>(&sock)) f(*t);
-    else if (auto* u = std::get_if<unix_socket>(&sock)) f(*u);
+    if (auto* t = std::get_if<tcp_socket>(&sock))
+      f(*t);
+    else if (auto* u = std::get_if<unix_socket>(&sock))
+      f(*u);
   }
 };
 
@@ -362,7 +368,8 @@ std::string fake_ingest_bin() {
 
 namespace {
 std::string replace_all(std::string s, std::string_view from, std::string_view to) {
-  for (std::size_t p = s.find(from); p != std::string::npos; p = s.find(from, p + to.size())) s.replace(p, from.size(), to);
+  for (std::size_t p = s.find(from); p != std::string::npos; p = s.find(from, p + to.size()))
+    s.replace(p, from.size(), to);
   return s;
 }
 bool has_section(const std::string& yaml, std::string_view name) {
@@ -409,9 +416,11 @@ double sidecar_process::metric(const std::string& series) const {
 }
 
 bool wait_redis_connected(const sidecar_process& sc, int connects, millis timeout) {
-  return wait_until([&] {
-    return sc.metric("aforo_sidecar_redis_connects_total") >= connects && sc.metric("aforo_sidecar_redis_up") == 1;
-  }, timeout);
+  return wait_until(
+      [&] {
+        return sc.metric("aforo_sidecar_redis_connects_total") >= connects && sc.metric("aforo_sidecar_redis_up") == 1;
+      },
+      timeout);
 }
 
 bool wait_redis_down(const sidecar_process& sc, millis timeout) {
@@ -423,9 +432,9 @@ bool wait_redis_down(const sidecar_process& sc, millis timeout) {
 redis_server::redis_server(int port) : port_(port) { start(); }
 
 void redis_server::start() {
-  proc_ = std::make_unique<process>(std::vector<std::string>{"/usr/bin/redis-server", "--port", std::to_string(port_),
-                                                               "--bind", "127.0.0.1", "--save", "", "--appendonly",
-                                                               "no"});
+  proc_ =
+      std::make_unique<process>(std::vector<std::string>{"/usr/bin/redis-server", "--port", std::to_string(port_),
+                                                         "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"});
   if (!proc_->wait_for_output("Ready to accept connections", 10s)) {
     throw std::runtime_error("redis-server did not start on port " + std::to_string(port_) + ": " + proc_->output());
   }

@@ -79,10 +79,10 @@ class process {
 };
 
 struct http_reply {
-  int status = 0;                                   ///< 0 when the exchange failed
+  int status = 0;  ///< 0 when the exchange failed
   std::string body;
-  std::map<std::string, std::string> headers;       ///< names lower-cased
-  std::string error;                                ///< what failed, when status is 0
+  std::map<std::string, std::string> headers;  ///< names lower-cased
+  std::string error;                           ///< what failed, when status is 0
   [[nodiscard]] std::string header(const std::string& lower_name) const {
     auto it = headers.find(lower_name);
     return it == headers.end() ? std::string{} : it->second;

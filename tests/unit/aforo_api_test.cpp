@@ -182,9 +182,11 @@ TEST_CASE("aforo api cache: sweep forgets idle keys and keeps the newest within 
 }
 
 TEST_CASE("aforo api decide: DENY is 429 quota_exceeded with Retry-After and Aforo's headers", "[aforo_api]") {
-  const auto q = parse_quota_answer(
-      R"({"decision":"DENY","reason":"quota used","currentUsage":1200,"limit":1000,"retryAfterMs":1500,"tierName":"pro",)"
-      R"("headers":{"X-RateLimit-Limit":"1000","X-RateLimit-Remaining":"0"}})").value;
+  const auto q =
+      parse_quota_answer(
+          R"({"decision":"DENY","reason":"quota used","currentUsage":1200,"limit":1000,"retryAfterMs":1500,"tierName":"pro",)"
+          R"("headers":{"X-RateLimit-Limit":"1000","X-RateLimit-Remaining":"0"}})")
+          .value;
   api_inputs in;
   in.quota = &*q;
   const auto req = request();
@@ -208,7 +210,8 @@ TEST_CASE("aforo api decide: DENY is 429 quota_exceeded with Retry-After and Afo
   CHECK_FALSE(shadow.headers.get("Retry-After"));
 }
 
-TEST_CASE("aforo api decide: WARN allows with X-RateLimit-Warning, L1 adds the upstream margin warning", "[aforo_api]") {
+TEST_CASE("aforo api decide: WARN allows with X-RateLimit-Warning, L1 adds the upstream margin warning",
+          "[aforo_api]") {
   const auto q = parse_quota_answer(R"({"decision":"WARN","reason":"90% used","currentUsage":900,"limit":1000})").value;
   const auto m = parse_margin_answer(R"({"allowed":true,"level":"L1_ALERT"})").value;
   api_inputs in;
@@ -226,9 +229,11 @@ TEST_CASE("aforo api decide: WARN allows with X-RateLimit-Warning, L1 adds the u
   CHECK(d.upstream_headers.get("X-Margin-Guard-Warning") == "margin-low");
 }
 
-TEST_CASE("aforo api decide: L3 blocks with Aforo's headers and SERVICE_RESTRICTED_MARGIN body, before quota", "[aforo_api]") {
+TEST_CASE("aforo api decide: L3 blocks with Aforo's headers and SERVICE_RESTRICTED_MARGIN body, before quota",
+          "[aforo_api]") {
   const auto q = parse_quota_answer(R"({"decision":"ALLOW"})").value;
-  const auto m = parse_margin_answer(R"({"allowed":false,"level":"L3_BLOCK","retryAfterSeconds":0,"message":"restricted"})").value;
+  const auto m =
+      parse_margin_answer(R"({"allowed":false,"level":"L3_BLOCK","retryAfterSeconds":0,"message":"restricted"})").value;
   const std::string body = margin_deny_body(ce::margin_level::l3, m->message, 1800, "https://support.example/x");
   api_inputs in;
   in.quota = &*q;

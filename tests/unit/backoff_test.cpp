@@ -13,7 +13,7 @@ TEST_CASE("backoff: doubling from the initial wait stops at the cap", "[backoff]
   std::vector<ms> seen;
   for (std::uint32_t n = 1; n <= 9; ++n) seen.push_back(backoff_delay(p, n));
   CHECK(seen == std::vector<ms>{1s, 2s, 4s, 8s, 16s, 32s, 60s, 60s, 60s});
-  CHECK(backoff_delay(p, 0) == 1s);  // 0 is taken as the first failure
+  CHECK(backoff_delay(p, 0) == 1s);                // 0 is taken as the first failure
   CHECK(backoff_delay(p, 4'000'000'000U) == 60s);  // a long outage neither overflows nor loops long
 }
 
@@ -37,8 +37,8 @@ TEST_CASE("backoff: jitter stretches a wait by the caller's random share of jitt
   CHECK(backoff_delay(p, 1, 0.0) == 1000ms);
   CHECK(backoff_delay(p, 1, 0.5) == 1050ms);
   CHECK(backoff_delay(p, 2, 0.999) == 2200ms);
-  CHECK(backoff_delay(p, 1, 7.0) == 1100ms);   // clamped to 1
-  CHECK(backoff_delay(p, 1, -1.0) == 1000ms);  // clamped to 0
+  CHECK(backoff_delay(p, 1, 7.0) == 1100ms);                                // clamped to 1
+  CHECK(backoff_delay(p, 1, -1.0) == 1000ms);                               // clamped to 0
   CHECK(backoff_delay(backoff_policy::exponential(1s, 4s), 2, 0.9) == 2s);  // no jitter configured
 }
 

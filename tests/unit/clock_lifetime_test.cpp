@@ -12,7 +12,9 @@ using namespace aforo;
 using namespace std::chrono_literals;
 
 namespace {
-std::chrono::system_clock::time_point fixed_wall() { return std::chrono::system_clock::time_point(1'700'000'000'123ms); }
+std::chrono::system_clock::time_point fixed_wall() {
+  return std::chrono::system_clock::time_point(1'700'000'000'123ms);
+}
 std::chrono::steady_clock::time_point fixed_steady() { return std::chrono::steady_clock::time_point(42'000ms); }
 }  // namespace
 
@@ -24,8 +26,8 @@ TEST_CASE("clock: a test can set the process clock and put the system clock back
   CHECK(util::steady_clock::now() == fixed_steady());
   CHECK(util::wall_now() == fixed_wall());
   util::set_clock(old);
-  const auto sys = std::chrono::duration_cast<std::chrono::seconds>(
-                       std::chrono::system_clock::now().time_since_epoch()).count();
+  const auto sys =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   CHECK(util::unix_now() >= sys);
   CHECK(util::unix_now() <= sys + 1);
   const auto ours = util::steady_now();
@@ -57,7 +59,7 @@ TEST_CASE("lifetime: handles expire when the owner ends or goes", "[util][lifeti
   owner.end();
   CHECK(h.expired());
   CHECK(owner.ended());
-  owner.end();  // idempotent
+  owner.end();                     // idempotent
   CHECK(owner.watch().expired());  // a handle taken after the end is expired too
 }
 

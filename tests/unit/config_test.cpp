@@ -36,23 +36,56 @@ struct marker_visitor {
       indent += "  ";
       rest = rest.substr(dot + 1);
     }
-    if (pos == std::string::npos) { problems.push_back(std::string(key) + " is not documented"); return; }
+    if (pos == std::string::npos) {
+      problems.push_back(std::string(key) + " is not documented");
+      return;
+    }
     const auto eol = doc.find('\n', pos + 1);
     const auto line = doc.substr(pos, eol - pos);
     const bool marked = line.find("(restart)") != std::string::npos;
     if (marked != (r == reload::restart)) problems.push_back(std::string(key) + " restart marker is wrong");
     if (line.find('#') == std::string::npos) problems.push_back(std::string(key) + " has no comment");
   }
-  template <class T> void text(std::string_view k, const T&, reload r) { check(k, r); }
-  template <class T> void texts(std::string_view k, const T&, reload r) { check(k, r); }
-  template <class T> void boolean(std::string_view k, const T&, reload r) { check(k, r); }
-  template <class T> void count(std::string_view k, const T&, reload r) { check(k, r); }
-  template <class T> void percent(std::string_view k, const T&, reload r) { check(k, r); }
-  template <class T> void octal(std::string_view k, const T&, reload r) { check(k, r); }
-  template <class T> void size(std::string_view k, const T&, reload r) { check(k, r); }
-  template <class T> void duration(std::string_view k, const T&, reload r) { check(k, r); }
-  template <class T> void durations(std::string_view k, const T&, reload r) { check(k, r); }
-  template <class T, class O> void choice(std::string_view k, const T&, O, reload r) { check(k, r); }
+  template <class T>
+  void text(std::string_view k, const T&, reload r) {
+    check(k, r);
+  }
+  template <class T>
+  void texts(std::string_view k, const T&, reload r) {
+    check(k, r);
+  }
+  template <class T>
+  void boolean(std::string_view k, const T&, reload r) {
+    check(k, r);
+  }
+  template <class T>
+  void count(std::string_view k, const T&, reload r) {
+    check(k, r);
+  }
+  template <class T>
+  void percent(std::string_view k, const T&, reload r) {
+    check(k, r);
+  }
+  template <class T>
+  void octal(std::string_view k, const T&, reload r) {
+    check(k, r);
+  }
+  template <class T>
+  void size(std::string_view k, const T&, reload r) {
+    check(k, r);
+  }
+  template <class T>
+  void duration(std::string_view k, const T&, reload r) {
+    check(k, r);
+  }
+  template <class T>
+  void durations(std::string_view k, const T&, reload r) {
+    check(k, r);
+  }
+  template <class T, class O>
+  void choice(std::string_view k, const T&, O, reload r) {
+    check(k, r);
+  }
 };
 
 std::string errors_of(const load_result& r) {
@@ -255,8 +288,10 @@ TEST_CASE("config: an unreadable file is one clear error", "[config]") {
 
 TEST_CASE("config: reload applies live keys and keeps restart-only keys", "[config][reload]") {
   sidecar_config running;
-  auto next = load_config_text("log: { level: debug }\nbatch: { max_events: 10 }\nbuffer: { spool_dir: /elsewhere }\n"
-                               "listen: [\"127.0.0.1:9999\"]\n").config;
+  auto next = load_config_text(
+                  "log: { level: debug }\nbatch: { max_events: 10 }\nbuffer: { spool_dir: /elsewhere }\n"
+                  "listen: [\"127.0.0.1:9999\"]\n")
+                  .config;
   const auto changes = diff(running, next);
   REQUIRE(changes.size() == 4);
   int live = 0, restart = 0;
@@ -382,12 +417,14 @@ cache:
   r = load_config_text("cache: { redis: \"rediss://h/0\", redis_tls_server_name: \"https://h/\" }\n");
   CHECK(has_error(r, "cache.redis_tls_server_name: 'https://h/' must be a host name or an IP address"));
   r = load_config_text("cache: { redis: \"redis+tls://h/0\" }\n");
-  CHECK(has_error(r, "cache.redis: 'redis+tls://h/0' must look like redis://host:port/db, rediss://host:port/db (TLS)"));
+  CHECK(
+      has_error(r, "cache.redis: 'redis+tls://h/0' must look like redis://host:port/db, rediss://host:port/db (TLS)"));
 }
 
 TEST_CASE("config: batch.compression_retry defaults to 10 minutes and must be at least 1s", "[config]") {
   using namespace std::chrono_literals;
   CHECK(load_config_text("").config.batch.compression_retry == 10min);
   CHECK(load_config_text("batch: { compression_retry: 30s }\n").config.batch.compression_retry == 30s);
-  CHECK(has_error(load_config_text("batch: { compression_retry: 500ms }\n"), "batch.compression_retry: must be at least 1s"));
+  CHECK(has_error(load_config_text("batch: { compression_retry: 500ms }\n"),
+                  "batch.compression_retry: must be at least 1s"));
 }

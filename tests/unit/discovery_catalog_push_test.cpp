@@ -20,10 +20,9 @@ retry_settings no_jitter() {
 }
 }  // namespace
 
-TEST_CASE("catalog push: a new revision is pushed once and a delivered one is not pushed again",
-          "[discovery][push]") {
+TEST_CASE("catalog push: a new revision is pushed once and a delivered one is not pushed again", "[discovery][push]") {
   catalog_push m;
-  CHECK(m.poll(0, true).what == kind::none);  // nothing observed yet
+  CHECK(m.poll(0, true).what == kind::none);   // nothing observed yet
   CHECK(m.poll(3, false).what == kind::none);  // no control URL
   const auto p = m.poll(3, true);
   REQUIRE(p.what == kind::push);

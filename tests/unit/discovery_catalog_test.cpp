@@ -17,7 +17,8 @@ traffic_observation req(std::string service, std::string method, std::string pat
   return {std::move(service), std::move(route), std::move(method), std::move(path)};
 }
 
-const operation* find_op(const catalog& c, const std::string& api_name, const std::string& path, const std::string& method) {
+const operation* find_op(const catalog& c, const std::string& api_name, const std::string& path,
+                         const std::string& method) {
   auto a = c.apis().find(api_name);
   if (a == c.apis().end()) return nullptr;
   auto it = a->second.operations.find({path, method});

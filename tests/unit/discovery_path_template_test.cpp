@@ -75,13 +75,13 @@ TEST_CASE("discovery templating: segment classification", "[discovery][templatin
   CHECK(is_variable_segment("42"));
   CHECK(is_variable_segment("00000000-0000-0000-0000-000000000000"));
   CHECK(is_variable_segment("deadbeefdeadbeef"));
-  CHECK_FALSE(is_variable_segment("deadbeef"));       // short hex is a word
+  CHECK_FALSE(is_variable_segment("deadbeef"));  // short hex is a word
   CHECK_FALSE(is_variable_segment("v1"));
   CHECK_FALSE(is_variable_segment("v10"));
-  CHECK_FALSE(is_variable_segment("oauth2_callback")); // one digit: a name
-  CHECK_FALSE(is_variable_segment("2010-04-01"));      // a version date
+  CHECK_FALSE(is_variable_segment("oauth2_callback"));  // one digit: a name
+  CHECK_FALSE(is_variable_segment("2010-04-01"));       // a version date
   CHECK_FALSE(is_variable_segment("users"));
-  CHECK(is_variable_segment(std::string(65, 'a')));    // nothing literal is that long
+  CHECK(is_variable_segment(std::string(65, 'a')));  // nothing literal is that long
   CHECK(is_variable_segment("42.json"));
   CHECK_FALSE(is_variable_segment("index.html"));
 }

@@ -27,19 +27,21 @@ bool has_op(const catalog& c, const std::string& path, const std::string& method
 
 }  // namespace
 
-TEST_CASE("discovery: gRPC methods and GraphQL operations are operations of their service",
-          "[discovery][protocol]") {
+TEST_CASE("discovery: gRPC methods and GraphQL operations are operations of their service", "[discovery][protocol]") {
   const std::string body =
       R"({"events":[)" +
       ev("k1", R"("productType":"GRPC_API","endpointPath":"/shop.v1.Catalog/GetItem","httpMethod":"POST",)"
-               R"("grpcService":"shop.v1.Catalog","grpcMethod":"GetItem")") + "," +
+               R"("grpcService":"shop.v1.Catalog","grpcMethod":"GetItem")") +
+      "," +
       ev("k2", R"("productType":"GRPC_API","endpointPath":"/shop.v1.Catalog/ListItems","httpMethod":"POST",)"
-               R"("grpcService":"shop.v1.Catalog","grpcMethod":"ListItems")") + "," +
+               R"("grpcService":"shop.v1.Catalog","grpcMethod":"ListItems")") +
+      "," +
       ev("k3", R"("productType":"GRAPHQL_API","endpointPath":"/graphql","httpMethod":"POST",)"
-               R"("gqlOperationType":"MUTATION","gqlOperationName":"AddItem")") + "," +
+               R"("gqlOperationType":"MUTATION","gqlOperationName":"AddItem")") +
+      "," +
       ev("k4", R"("productType":"GRAPHQL_API","endpointPath":"/graphql","httpMethod":"POST",)"
-               R"("gqlOperationType":"QUERY")") + "," +
-      ev("k5", R"("productType":"API","endpointPath":"/v1/items/42","httpMethod":"GET")") + "]}";
+               R"("gqlOperationType":"QUERY")") +
+      "," + ev("k5", R"("productType":"API","endpointPath":"/v1/items/42","httpMethod":"GET")") + "]}";
   const auto parsed = parse_ingest_batch(body, 1000);
   REQUIRE(parsed.accepted.size() == 5);
 

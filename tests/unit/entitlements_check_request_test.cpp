@@ -77,7 +77,8 @@ TEST_CASE("check request: malformed bodies get clear errors", "[entitlements][ch
   CHECK(error_of("{\"customer_id\":\"\xff\"}").rfind("malformed JSON", 0) == 0);  // invalid UTF-8
 }
 
-TEST_CASE("check request: leased is an optional count of requests admitted under a lease", "[entitlements][check][lease]") {
+TEST_CASE("check request: leased is an optional count of requests admitted under a lease",
+          "[entitlements][check][lease]") {
   std::string body = R"({"customer_id":"c","leased":49})";
   check_request req;
   REQUIRE_FALSE(parse(body, req).has_value());
@@ -93,7 +94,8 @@ TEST_CASE("check request: leased is an optional count of requests admitted under
   CHECK(error_of(R"({"customer_id":"c","leased":10000000000000})") == "leased must be at most 1000000000000");
 }
 
-TEST_CASE("check request: lease_unused is an optional count of lease units never admitted", "[entitlements][check][lease]") {
+TEST_CASE("check request: lease_unused is an optional count of lease units never admitted",
+          "[entitlements][check][lease]") {
   std::string body = R"({"customer_id":"c","leased":4,"lease_unused":3})";
   check_request req;
   REQUIRE_FALSE(parse(body, req).has_value());

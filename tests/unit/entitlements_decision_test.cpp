@@ -46,11 +46,10 @@ TEST_CASE("decision: ok under a limit reports the remaining quota and rate-limit
   CHECK(header(d, "Retry-After") == "(absent)");
   std::string json;
   encode_decision(d, json);
-  CHECK(json ==
-        R"({"decision":"allow","allowed":true,"status":200,"reason":"ok","plan":"enterprise",)"
-        R"("feature":"advanced_search","remaining_quota":9999,"quota_reset":"2026-12-01T00:00:00Z",)"
-        R"("margin_level":"NONE","retry_after":0,"headers":{"X-RateLimit-Limit":"10000",)"
-        R"("X-RateLimit-Remaining":"9999","X-RateLimit-Reset":"410400"},"upstream_headers":{},"cache":"hit"})");
+  CHECK(json == R"({"decision":"allow","allowed":true,"status":200,"reason":"ok","plan":"enterprise",)"
+                R"("feature":"advanced_search","remaining_quota":9999,"quota_reset":"2026-12-01T00:00:00Z",)"
+                R"("margin_level":"NONE","retry_after":0,"headers":{"X-RateLimit-Limit":"10000",)"
+                R"("X-RateLimit-Remaining":"9999","X-RateLimit-Reset":"410400"},"upstream_headers":{},"cache":"hit"})");
 }
 
 TEST_CASE("decision: quota_warning past the warning share adds X-RateLimit-Warning", "[entitlements][decision]") {
@@ -124,7 +123,8 @@ TEST_CASE("decision: unknown_customer blocks with 403 by default", "[entitlement
   std::string json;
   encode_decision(d, json);
   CHECK(json.find("\"plan\"") == std::string::npos);
-  CHECK(json.find(R"("decision":"block","allowed":false,"status":403,"reason":"unknown_customer")") != std::string::npos);
+  CHECK(json.find(R"("decision":"block","allowed":false,"status":403,"reason":"unknown_customer")") !=
+        std::string::npos);
 }
 
 TEST_CASE("decision: unknown_customer allow lets it through without quota", "[entitlements][decision]") {
@@ -172,9 +172,9 @@ TEST_CASE("decision: shadow mode reports a would-deny but allows it", "[entitlem
   encode_decision(d, json);
   CHECK(json.find(R"("shadow":true)") != std::string::npos);
 
-  for (auto [customer, why] : {std::pair{"cust_nobody", reason::unknown_customer},
-                               std::pair{"cust_gone", reason::subscription_inactive},
-                               std::pair{"cust_trial", reason::feature_not_entitled}}) {
+  for (auto [customer, why] :
+       {std::pair{"cust_nobody", reason::unknown_customer}, std::pair{"cust_gone", reason::subscription_inactive},
+        std::pair{"cust_trial", reason::feature_not_entitled}}) {
     auto x = *e.decide(req(customer, "/v1/search"), &s, q, now, "hit");
     CHECK(x.allowed);
     CHECK(x.shadow);
@@ -267,8 +267,7 @@ TEST_CASE("decision: a negative margin is encoded exactly as a percentage", "[en
   CHECK(json.find(R"("margin_percent":-1.25,)") != std::string::npos);
 }
 
-TEST_CASE("decision: JSON strings escape quotes, backslashes and control characters only",
-          "[entitlements][decision]") {
+TEST_CASE("decision: JSON strings escape quotes, backslashes and control characters only", "[entitlements][decision]") {
   std::string out;
   append_json_string(out, "plain /v1/é\"q\\\n\r\t\x01\x1f end");
   CHECK(out == R"("plain /v1/é\"q\\\n\r\t\u0001\u001f end")");

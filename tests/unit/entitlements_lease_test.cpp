@@ -66,7 +66,8 @@ TEST_CASE("decision: a lease on a limited feature is at most remaining / 64", "[
   CHECK(f.run(req("cust_small", "/v1/basic")).lease == 0);  // 58 left: 58 / 64 = 0
 }
 
-TEST_CASE("decision: leased requests reported by the plugin are added to the quota", "[entitlements][decision][lease]") {
+TEST_CASE("decision: leased requests reported by the plugin are added to the quota",
+          "[entitlements][decision][lease]") {
   lease_fixture f;
   CHECK(f.run(req("cust_acme", "/v1/search/x")).remaining_quota == 9999);
   check_request r = req("cust_acme", "/v1/search/x");
@@ -88,9 +89,9 @@ TEST_CASE("decision: leased requests reported by the plugin are added to the quo
 TEST_CASE("decision: no lease for a deny, shadow, stale entry, unknown customer or quantity above 1",
           "[entitlements][decision][lease]") {
   lease_fixture f;
-  CHECK(f.run(req("cust_trial", "/v1/search/x")).lease == 0);             // feature_not_entitled
-  CHECK(f.run(req("cust_paused", "/v1/basic")).lease == 0);               // subscription_inactive
-  CHECK(f.run(req("cust_nobody", "/v1/basic")).lease == 0);               // unknown_customer
+  CHECK(f.run(req("cust_trial", "/v1/search/x")).lease == 0);  // feature_not_entitled
+  CHECK(f.run(req("cust_paused", "/v1/basic")).lease == 0);    // subscription_inactive
+  CHECK(f.run(req("cust_nobody", "/v1/basic")).lease == 0);    // unknown_customer
   CHECK(f.run(req("cust_acme", "/v1/basic"), "stale").lease == 0);
   CHECK(f.run(req("cust_acme", "/v1/basic"), "miss").lease == 0);
   CHECK(f.run(req("cust_acme", "/v1/basic", 2)).lease == 0);
@@ -150,7 +151,9 @@ TEST_CASE("mapper: the scope of a mapping among requests that differ only in pat
   const auto& rules = example().rules;
   auto scope = [&](route_info r, std::optional<std::string_view> feature = std::nullopt) {
     const auto s = scope_of_mapping(rules, feature, r);
-    return std::string(s.scope == kind::route ? "route" : s.scope == kind::path ? "path" : "prefix ") +
+    return std::string(s.scope == kind::route  ? "route"
+                       : s.scope == kind::path ? "path"
+                                               : "prefix ") +
            std::string(s.prefix);
   };
   CHECK(scope({"search", "search-v1", "GET", "/v1/search"}) == "prefix /v1/search");
@@ -176,7 +179,8 @@ TEST_CASE("mapper: the scope of a mapping among requests that differ only in pat
   CHECK(b.prefix == "/v1/b");
 }
 
-TEST_CASE("decision: a limited feature is never leased by path, an unlimited one may be", "[entitlements][decision][lease]") {
+TEST_CASE("decision: a limited feature is never leased by path, an unlimited one may be",
+          "[entitlements][decision][lease]") {
   lease_fixture f;
   // An earlier rule takes /v1/search/basic out of /v1/search: requests under /v1/search map by path.
   std::vector<feature_rule> rules(2);
@@ -190,7 +194,8 @@ TEST_CASE("decision: a limited feature is never leased by path, an unlimited one
   CHECK(limited.feature == "advanced_search");
   CHECK(limited.remaining_quota == 9999);
   CHECK(limited.lease == 0);  // one lease per path would have no bound on the sum
-  const decision unlimited = f.engine.decide_for(req("cust_acme", "/v1/search/basic/1"), rules, acme, f.quota, now, "hit");
+  const decision unlimited =
+      f.engine.decide_for(req("cust_acme", "/v1/search/basic/1"), rules, acme, f.quota, now, "hit");
   CHECK(unlimited.feature == "basic_search");
   CHECK(unlimited.lease == 50);
   CHECK(unlimited.lease_scope == "prefix");
@@ -265,7 +270,7 @@ TEST_CASE("decision: with reservations a lease of a limited feature is drawn fro
   REQUIRE(d->allowed);
   CHECK(held_before <= held);
   CHECK(d->lease > 0);
-  CHECK(d->lease <= held / 2);          // never more than the chunk can spare
+  CHECK(d->lease <= held / 2);  // never more than the chunk can spare
   CHECK(d->lease <= 10000 / lease_quota_divisor);
   CHECK(q.held(acme_key) <= held - 1 - d->lease);
 }

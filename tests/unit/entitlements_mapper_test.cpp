@@ -105,7 +105,8 @@ TEST_CASE("mapper: a rule's operation matches only the same operation, exactly",
   CHECK(r.feature == "graphql");  // an explicit feature still wins
 }
 
-TEST_CASE("mapper: an operation rule is a candidate for the lease scope only for its own operation", "[entitlements][mapper][lease]") {
+TEST_CASE("mapper: an operation rule is a candidate for the lease scope only for its own operation",
+          "[entitlements][mapper][lease]") {
   std::vector<feature_rule> rules = {
       rule("gql_export", "api", "", {}, "/graphql"),
       rule("api", "api", "", {}, ""),

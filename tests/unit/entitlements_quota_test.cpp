@@ -76,8 +76,7 @@ TEST_CASE("quota: the warning starts at the configured share of the limit", "[en
   CHECK(odd.check_and_consume("c", "f", 7, period_kind::hour, 1, nov26).warning);        // 86%
 }
 
-TEST_CASE("quota: local deltas are taken once and remote totals add other sidecars' usage",
-          "[entitlements][quota]") {
+TEST_CASE("quota: local deltas are taken once and remote totals add other sidecars' usage", "[entitlements][quota]") {
   quota_counters q;
   REQUIRE(q.check_and_consume("c", "f", 100, period_kind::month, 3, nov26).allowed);
   REQUIRE(q.check_and_consume("c", "f", 100, period_kind::month, 2, nov26).allowed);
@@ -91,7 +90,7 @@ TEST_CASE("quota: local deltas are taken once and remote totals add other sideca
 
   REQUIRE(q.check_and_consume("c", "f", 100, period_kind::month, 1, nov26).allowed);  // during the push
   CHECK(q.apply_remote_total("c:f:2026-11", 90));  // INCRBY reply: 85 from other sidecars + our 5
-  CHECK(q.used("c:f:2026-11") == 91);               // remote total + the unsynced 1
+  CHECK(q.used("c:f:2026-11") == 91);              // remote total + the unsynced 1
   auto r = q.check_and_consume("c", "f", 100, period_kind::month, 10, nov26);
   CHECK_FALSE(r.allowed);
   CHECK(r.remaining == 9);

@@ -2,7 +2,8 @@
 // sidecars sharing one simulated store (reservations_sim.hpp) under simulated time.
 #include "reservations_sim.hpp"
 
-TEST_CASE("reservations: leases are drawn from the chunk, and units reported unused come back", "[entitlements][reservations]") {
+TEST_CASE("reservations: leases are drawn from the chunk, and units reported unused come back",
+          "[entitlements][reservations]") {
   reservation_options o;
   o.unreported_window_ms = 0;  // R = 100 units
   cluster c(1, 1000000, o);
@@ -15,7 +16,7 @@ TEST_CASE("reservations: leases are drawn from the chunk, and units reported unu
   CHECK(lease <= 50);  // within half of R: the plugin may admit it all before anything is reported
   CHECK(n.q.held(key) == held - lease);
   n.q.consume("c", "f", period_kind::month, lease / 2, nov26);  // the plugin reports half admitted
-  c.now_ms += 10000;                                          // long past the lease
+  c.now_ms += 10000;                                            // long past the lease
   n.q.set_now_ms(c.now_ms);
   (void)n.q.check_and_consume("c", "f", 1000000, period_kind::month, 0, nov26);
   CHECK(n.q.held(key) == held - lease);  // not by time: a report may still come
@@ -64,7 +65,8 @@ TEST_CASE("reservations: an idle key counts its unreported leases as used, and a
   CHECK(c.store.used(key) == 1000);
 }
 
-TEST_CASE("reservations: leases nobody reports do not make the requests that ask wait", "[entitlements][reservations]") {
+TEST_CASE("reservations: leases nobody reports do not make the requests that ask wait",
+          "[entitlements][reservations]") {
   cluster c(1, 1000000);
   std::int64_t waited = 0, leased = 0;
   for (int t = 0; t < 2000; ++t) {
@@ -88,7 +90,7 @@ TEST_CASE("reservations: a store back empty gets every sidecar's part at once, b
   c.step({}, false);
   c.store.hashes.clear();  // restarted without persistence
   c.store.up = true;
-  c.step({1, 1}, false);   // reconnected: the first decisions send the reports
+  c.step({1, 1}, false);  // reconnected: the first decisions send the reports
   c.step({}, false);
   c.step({}, false);
   CHECK(c.store.used(key) >= allowed);

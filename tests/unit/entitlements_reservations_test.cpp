@@ -42,14 +42,16 @@ TEST_CASE("reservations: bursts on 2 and 8 sidecars admit exactly the limit", "[
         REQUIRE(c.allowed() <= limit);
       }
       // And a steady tail so that units held anywhere are used.
-      for (int t = 0; t < 2000; ++t) c.step(std::vector<std::int64_t>(static_cast<std::size_t>(nodes), 1), t % 100 == 0);
+      for (int t = 0; t < 2000; ++t)
+        c.step(std::vector<std::int64_t>(static_cast<std::size_t>(nodes), 1), t % 100 == 0);
       CHECK(c.allowed() == limit);
       check_monotone(c);
     }
   }
 }
 
-TEST_CASE("reservations: far from the limit requests are admitted from the chunk without a call", "[entitlements][reservations]") {
+TEST_CASE("reservations: far from the limit requests are admitted from the chunk without a call",
+          "[entitlements][reservations]") {
   cluster c(1, 1000000);
   std::int64_t waited = 0;
   for (int t = 0; t < 2000; ++t) {
@@ -92,7 +94,7 @@ TEST_CASE("reservations: a killed sidecar's unused units return after the TTL: u
     dead.alive = false;  // SIGKILL: nothing returned, replies in flight lost
     auto& f = c.store.hashes[key];
     const std::int64_t h = f["h:n1"], r = f["r:n1"], u = f["u:n1"];
-    REQUIRE(r == 10);  // R + nothing leased
+    REQUIRE(r == 10);                              // R + nothing leased
     const std::int64_t unseen = dead.allowed - u;  // admitted, not in the store
     CHECK(unseen >= 0);
     CHECK(unseen <= 10);
@@ -182,7 +184,8 @@ TEST_CASE("reservations: an idle sidecar gives its chunk back for the others", "
   CHECK(c.allowed() == 100000);
 }
 
-TEST_CASE("reservations: store down admits held units plus the allowance, reconciled on return", "[entitlements][reservations]") {
+TEST_CASE("reservations: store down admits held units plus the allowance, reconciled on return",
+          "[entitlements][reservations]") {
   reservation_options o;
   o.down_allowance = 5;
   cluster c(2, 100, o);

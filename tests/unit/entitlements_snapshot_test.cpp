@@ -155,9 +155,11 @@ features:
   REQUIRE_FALSE(r.ok());
   CHECK(has_error(r, "colour: unknown key"));
   CHECK(has_error(r, "customers.cust_acme.status: must be one of active, trialing, past_due, suspended, cancelled"));
-  CHECK(has_error(r, "customers.cust_acme.features.advanced_search.limit: must be an integer >= 0 (omit it for unlimited)"));
+  CHECK(has_error(
+      r, "customers.cust_acme.features.advanced_search.limit: must be an integer >= 0 (omit it for unlimited)"));
   CHECK(has_error(r, "customers.cust_acme.features.advanced_search.period: must be one of hour, day, month"));
-  CHECK(has_error(r, "customers.cust_acme.features.bad name!: feature name must be 1..255 characters of A-Z a-z 0-9 _ . -"));
+  CHECK(has_error(
+      r, "customers.cust_acme.features.bad name!: feature name must be 1..255 characters of A-Z a-z 0-9 _ . -"));
   CHECK(has_error(r, "customers.cust_acme.revenue.amount: has more than 6 decimal places"));
   CHECK(has_error(r, "customers.cust_acme.extra: unknown key"));
   CHECK(has_error(r, "customers.cust_b.plan: is required"));
@@ -197,7 +199,8 @@ TEST_CASE("snapshot: structural errors and malformed text are reported", "[entit
 }
 
 TEST_CASE("snapshot: an empty customer map and null feature values are valid", "[entitlements][snapshot]") {
-  const auto r = parse_snapshot_yaml("version: v1\ncustomers:\n  c:\n    plan: p\n    status: active\n    features:\n      f:\n        limit: null\n      g:\n");
+  const auto r = parse_snapshot_yaml(
+      "version: v1\ncustomers:\n  c:\n    plan: p\n    status: active\n    features:\n      f:\n        limit: null\n      g:\n");
   INFO(all_errors(r));
   REQUIRE(r.ok());
   CHECK_FALSE(r.value->find_customer("c")->find_feature("f")->limit.has_value());
@@ -249,7 +252,8 @@ features:
   - feature: b
     match: { operation: [x] }
   - feature: c
-    match: { operation: )" + std::string(513, 'o') + R"( }
+    match: { operation: )" + std::string(513, 'o') +
+                                       R"( }
   - feature: d
     match: { operations: [x] }
 )");

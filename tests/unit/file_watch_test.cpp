@@ -119,8 +119,7 @@ TEST_CASE("file watch: a symlink is followed, so swapping its target is a new ve
   CHECK(io::read_whole_file(link) == std::optional<std::string>("version: bb\n"));
 }
 
-TEST_CASE("file watch: a file gone after being read differs once, then not again once forgotten",
-          "[file_watch]") {
+TEST_CASE("file watch: a file gone after being read differs once, then not again once forgotten", "[file_watch]") {
   temp_dir d;
   const auto path = d.sub("guards.yaml");
   write(path, "guards: []\n");

@@ -93,7 +93,7 @@ TEST_CASE("bounded JSON parse: a million levels, open or closed, are refused wit
 TEST_CASE("bounded JSON parse: the same document and errors as Document::Parse within the limit", "[json]") {
   const std::string cases[] = {
       R"({"events":[{"a":1,"b":[true,false,null],"c":"x\u00e9"}],"n":-1.5e3})",
-      "\xEF\xBB\xBF{\"bom\":1}",  // a UTF-8 byte order mark is skipped
+      "\xEF\xBB\xBF{\"bom\":1}",                // a UTF-8 byte order mark is skipped
       std::string("{\"a\":1}\0{\"b\":2}", 15),  // the text ends at a NUL byte
       "{not json",
       "[1,2,",
@@ -191,8 +191,8 @@ TEST_CASE("deep nesting: snapshot JSON (file, control plane, Redis) and YAML are
   block += "x\n";
   std::string indented;  // a map per line, each indented one more column
   for (std::size_t i = 0; i < 3000; ++i) indented += std::string(i, ' ') + "a:\n";
-  for (const auto& text : {"customers: " + arrays(deep), "customers: " + objects(deep), block, indented,
-                           "customers: " + arrays(40)}) {
+  for (const auto& text :
+       {"customers: " + arrays(deep), "customers: " + objects(deep), block, indented, "customers: " + arrays(40)}) {
     const auto r = config::parse_snapshot_text(text);
     CHECK_FALSE(r.ok());
     REQUIRE(r.errors.size() == 1);
@@ -200,12 +200,13 @@ TEST_CASE("deep nesting: snapshot JSON (file, control plane, Redis) and YAML are
   }
 }
 
-TEST_CASE("deep nesting: a guards YAML file and the config file are refused without crashing", "[json][margin][config]") {
+TEST_CASE("deep nesting: a guards YAML file and the config file are refused without crashing",
+          "[json][margin][config]") {
   std::string block;
   for (std::size_t i = 0; i < 100000; ++i) block += "- ";
   block += "x\n";
-  for (const auto& text : {"guards: " + open_arrays(deep), "guards: " + objects(deep), block,
-                           "guards: " + arrays(40)}) {
+  for (const auto& text :
+       {"guards: " + open_arrays(deep), "guards: " + objects(deep), block, "guards: " + arrays(40)}) {
     const auto r = config::parse_guards_yaml(text);
     CHECK_FALSE(r.ok());
     REQUIRE(r.errors.size() == 1);

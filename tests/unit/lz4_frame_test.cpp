@@ -14,7 +14,8 @@ std::string sample_body(int events) {
   for (int i = 0; i < events; ++i) {
     if (i) s += ",";
     s += R"({"customerId":"cust_acme","metricName":"api_calls","quantity":1,"occurredAt":"2026-11-26T10:00:00Z",)"
-         R"("idempotencyKey":"kong:)" + std::to_string(i) + "\"}";
+         R"("idempotencyKey":"kong:)" +
+         std::to_string(i) + "\"}";
   }
   return s + "]}";
 }

@@ -66,9 +66,10 @@ TEST_CASE("margin config: defaults are all traffic, enforce and a 1800 s block",
 }
 
 TEST_CASE("margin config: modes, fractional percentages and rate units parse", "[margin][config]") {
-  auto r = parse_guards_yaml(one_guard("    mode: alert_only\n    level_1: { threshold: 27.5% }\n"
-                                       "    level_2: { threshold: 12.25, throttle_rate: 30/m }\n"
-                                       "    level_3: { threshold: 0%, retry_after: 1h }\n"));
+  auto r =
+      parse_guards_yaml(one_guard("    mode: alert_only\n    level_1: { threshold: 27.5% }\n"
+                                  "    level_2: { threshold: 12.25, throttle_rate: 30/m }\n"
+                                  "    level_3: { threshold: 0%, retry_after: 1h }\n"));
   REQUIRE(r.ok());
   const guard& g = r.value->guards[0];
   CHECK(g.mode == guard_mode::alert_only);
@@ -92,9 +93,11 @@ TEST_CASE("margin config: an empty list means no guard, an empty file is an erro
 }
 
 TEST_CASE("margin config: thresholds must decrease from L1 to L3", "[margin][config]") {
-  auto r = parse_guards_yaml(one_guard("    level_1: { threshold: 20% }\n    level_2: { threshold: 20%, throttle_rate: 5/s }\n"));
+  auto r = parse_guards_yaml(
+      one_guard("    level_1: { threshold: 20% }\n    level_2: { threshold: 20%, throttle_rate: 5/s }\n"));
   CHECK(has_error(r, "guards[0].level_2.threshold", "lower than level_1.threshold (20%)"));
-  r = parse_guards_yaml(one_guard("    level_2: { threshold: 10%, throttle_rate: 5/s }\n    level_3: { threshold: 15% }\n"));
+  r = parse_guards_yaml(
+      one_guard("    level_2: { threshold: 10%, throttle_rate: 5/s }\n    level_3: { threshold: 15% }\n"));
   CHECK(has_error(r, "guards[0].level_3.threshold", "lower than level_2.threshold (10%)"));
   r = parse_guards_yaml(one_guard("    level_1: { threshold: 10% }\n    level_3: { threshold: 15% }\n"));
   CHECK(has_error(r, "guards[0].level_3.threshold", "lower than level_1.threshold"));
@@ -106,8 +109,8 @@ TEST_CASE("margin config: percentages outside 0..100 or with 3 decimals are refu
                   "percentage"));
   CHECK(has_error(parse_guards_yaml(one_guard("    level_1: { threshold: -5% }\n")), "guards[0].level_1.threshold",
                   "percentage"));
-  CHECK(has_error(parse_guards_yaml(one_guard("    level_1: { threshold: 30.125% }\n")),
-                  "guards[0].level_1.threshold", "2 decimals"));
+  CHECK(has_error(parse_guards_yaml(one_guard("    level_1: { threshold: 30.125% }\n")), "guards[0].level_1.threshold",
+                  "2 decimals"));
   CHECK(has_error(parse_guards_yaml(one_guard("    level_1: { threshold: lots }\n")), "guards[0].level_1.threshold",
                   "percentage"));
   CHECK(has_error(parse_guards_yaml(one_guard("    min_margin: 120%\n    level_1: { threshold: 30% }\n")),
@@ -120,20 +123,23 @@ TEST_CASE("margin config: notify URLs must be absolute http(s) URLs", "[margin][
   for (const char* bad : {"ftp://hooks.example.com/x", "hooks.example.com/x", "https://", "https:///path",
                           "http://user:pw@host/x", "https://bad host/x"}) {
     INFO(bad);
-    const auto r = parse_guards_yaml(one_guard(std::string("    level_1: { threshold: 30%, notify: [\"") + bad + "\"] }\n"));
+    const auto r =
+        parse_guards_yaml(one_guard(std::string("    level_1: { threshold: 30%, notify: [\"") + bad + "\"] }\n"));
     CHECK(has_error(r, "guards[0].level_1.notify[0]", "http:// or https://"));
   }
-  for (const char* good : {"http://127.0.0.1:9000/hook", "https://hooks.example.com", "HTTPS://h.example/x?y=1",
-                           "http://[::1]:8080/h"}) {
+  for (const char* good :
+       {"http://127.0.0.1:9000/hook", "https://hooks.example.com", "HTTPS://h.example/x?y=1", "http://[::1]:8080/h"}) {
     INFO(good);
-    CHECK(parse_guards_yaml(one_guard(std::string("    level_1: { threshold: 30%, notify: [\"") + good + "\"] }\n")).ok());
+    CHECK(parse_guards_yaml(one_guard(std::string("    level_1: { threshold: 30%, notify: [\"") + good + "\"] }\n"))
+              .ok());
   }
 }
 
 TEST_CASE("margin config: throttle rates must be positive counts per s, m or h", "[margin][config]") {
   for (const char* bad : {"0/s", "-5/s", "5", "5/d", "five/s", "5.5/s", "/s"}) {
     INFO(bad);
-    const auto r = parse_guards_yaml(one_guard(std::string("    level_2: { threshold: 20%, throttle_rate: \"") + bad + "\" }\n"));
+    const auto r =
+        parse_guards_yaml(one_guard(std::string("    level_2: { threshold: 20%, throttle_rate: \"") + bad + "\" }\n"));
     CHECK(has_error(r, "guards[0].level_2.throttle_rate", "5/s"));
   }
   CHECK(has_error(parse_guards_yaml(one_guard("    level_2: { threshold: 20% }\n")), "guards[0].level_2.throttle_rate",
@@ -143,15 +149,17 @@ TEST_CASE("margin config: throttle rates must be positive counts per s, m or h",
 TEST_CASE("margin config: retry_after must be a positive duration", "[margin][config]") {
   for (const char* bad : {"0s", "soon", "-1s", "10d"}) {
     INFO(bad);
-    CHECK(has_error(parse_guards_yaml(one_guard(std::string("    level_3: { threshold: 10%, retry_after: \"") + bad + "\" }\n")),
-                    "guards[0].level_3.retry_after", "positive duration"));
+    CHECK(has_error(
+        parse_guards_yaml(one_guard(std::string("    level_3: { threshold: 10%, retry_after: \"") + bad + "\" }\n")),
+        "guards[0].level_3.retry_after", "positive duration"));
   }
 }
 
 TEST_CASE("margin config: ids are required and unique, modes are known, keys are checked", "[margin][config]") {
   auto r = parse_guards_yaml("guards:\n  - level_1: { threshold: 30% }\n");
   CHECK(has_error(r, "guards[0].id", "is required"));
-  r = parse_guards_yaml("guards:\n  - { id: a, level_1: { threshold: 30% } }\n  - { id: a, level_1: { threshold: 20% } }\n");
+  r = parse_guards_yaml(
+      "guards:\n  - { id: a, level_1: { threshold: 30% } }\n  - { id: a, level_1: { threshold: 20% } }\n");
   CHECK(has_error(r, "guards[1].id", "duplicate id 'a'"));
   CHECK(has_error(parse_guards_yaml(one_guard("    mode: strict\n    level_1: { threshold: 30% }\n")), "guards[0].mode",
                   "enforce, alert_only, shadow"));

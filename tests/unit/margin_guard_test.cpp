@@ -85,7 +85,7 @@ TEST_CASE("margin guard: crossing 30%, 20% and 10% alerts, throttles, then block
       ++allowed;
     }
   }
-  CHECK(allowed == 5);  // the burst of throttle_rate 5/s
+  CHECK(allowed == 5);                       // the burst of throttle_rate 5/s
   CHECK(f.check(nov26, 200).deny == false);  // one token 200 ms later
   REQUIRE(f.mg.take_changes().size() == 1);
 

@@ -89,9 +89,9 @@ TEST_CASE("level notice: a worsening change already told, or overtaken by a deep
   CHECK_FALSE(notice_due(l2, none, l1));  // a lagging sidecar's older, milder crossing
   CHECK_FALSE(notice_due(l3, l1, l2));
   CHECK_FALSE(notice_due(l3, none, l3));
-  CHECK(notice_due(l1, none, l2));        // deeper than what was told
+  CHECK(notice_due(l1, none, l2));  // deeper than what was told
   CHECK(notice_due(l1, l1, l3));
-  CHECK(notice_due(none, none, l1));      // told it recovered, now back down
+  CHECK(notice_due(none, none, l1));  // told it recovered, now back down
 }
 
 TEST_CASE("level notice: a recovery is told once and a level entered again after leaving it is told again",
@@ -149,8 +149,7 @@ TEST_CASE("level notice: two sidecars whose COGS views lag each other send each 
   b.mg.set_guards(one_guard());
   redis.handle(a.check(total), "A");
   redis.handle(b.check(total), "B");
-  CHECK(redis.sent ==
-        std::vector<std::string>{"L1 from A", "L2 from A", "L3 from A", "L2 from B", "L3 from A"});
+  CHECK(redis.sent == std::vector<std::string>{"L1 from A", "L2 from A", "L3 from A", "L2 from B", "L3 from A"});
 }
 
 TEST_CASE("level notice: the claim names the customer, guard and period, and lives until after the period",

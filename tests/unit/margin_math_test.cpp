@@ -80,8 +80,8 @@ TEST_CASE("margin math: COGS is per customer and per revenue period, and rolls o
   ledger.add_micros("c", ce::period_kind::month, units(7), nov26);
   ledger.add_micros("e", ce::period_kind::month, units(1), nov26);
   CHECK(ledger.cogs("c", ce::period_kind::month, nov26) == units(7));
-  CHECK(ledger.cogs("c", ce::period_kind::month, dec1) == 0);   // a new month starts at 0
-  CHECK(ledger.cogs("c", ce::period_kind::day, nov26) == 0);    // another period kind is another counter
+  CHECK(ledger.cogs("c", ce::period_kind::month, dec1) == 0);    // a new month starts at 0
+  CHECK(ledger.cogs("c", ce::period_kind::day, nov26) == 0);     // another period kind is another counter
   CHECK(ledger.counters().used("c:$cogs:2026-11") == units(7));  // the key Redis sharing pushes
   ledger.expire(dec1);
   CHECK(ledger.counters().size() == 2);  // still pending a push: kept until taken
@@ -105,7 +105,7 @@ TEST_CASE("margin math: usage cost is quantity x the metric's unit cost plus the
   ev.metric_name = "search_calls";
   ev.quantity_micros = 3 * ce::micros_per_unit;
   CHECK(usage_cost(rules, ev) == static_cast<picos>(12'000) * ce::micros_per_unit);  // 0.012
-  ev.reported_cost = 1'500'000;                                                    // metadata.cost 1.5
+  ev.reported_cost = 1'500'000;                                                      // metadata.cost 1.5
   CHECK(usage_cost(rules, ev) == static_cast<picos>(1'512'000) * ce::micros_per_unit);
 
   usage_event other;
@@ -127,7 +127,8 @@ TEST_CASE("margin math: usage cost is quantity x the metric's unit cost plus the
   CHECK(usage_cost(tiny, half) == 500'000);
 }
 
-TEST_CASE("margin math: an event's operation picks the rule of its GraphQL operation, MCP tool or gRPC method", "[margin][math]") {
+TEST_CASE("margin math: an event's operation picks the rule of its GraphQL operation, MCP tool or gRPC method",
+          "[margin][math]") {
   std::vector<ce::feature_rule> rules(3);
   rules[0].feature = "mcp_search";
   rules[0].match.path_prefix = "/mcp";

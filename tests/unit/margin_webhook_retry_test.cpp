@@ -26,8 +26,7 @@ TEST_CASE("webhook retry: a 2xx on the first attempt is sent", "[margin][webhook
   CHECK(m.on_timer().what == kind::none);  // finished: nothing more
 }
 
-TEST_CASE("webhook retry: retryable failures wait 1 s, 2 s, 4 s and give up after 4 attempts",
-          "[margin][webhook]") {
+TEST_CASE("webhook retry: retryable failures wait 1 s, 2 s, 4 s and give up after 4 attempts", "[margin][webhook]") {
   webhook_retry m;
   REQUIRE(m.start().what == kind::send);
   auto now = t0;
@@ -64,7 +63,7 @@ TEST_CASE("webhook retry: a refused attempt fails at once", "[margin][webhook]")
 
 TEST_CASE("webhook retry: events out of turn and events after stop do nothing", "[margin][webhook]") {
   webhook_retry m;
-  CHECK(m.on_timer().what == kind::none);                                // no wait armed
+  CHECK(m.on_timer().what == kind::none);                                 // no wait armed
   CHECK(m.on_result(webhook_outcome::delivered, t0).what == kind::none);  // nothing in flight
   CHECK(m.start().what == kind::send);
   CHECK(m.start().what == kind::none);  // started once

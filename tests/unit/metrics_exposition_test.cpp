@@ -26,8 +26,7 @@ TEST_CASE("metrics: HELP text escapes backslashes and newlines so it stays on on
   CHECK(count_of(text, "\n") == 3);  // HELP, TYPE, one sample
 }
 
-TEST_CASE("metrics: a family registered again with other HELP text renders one HELP line, the first",
-          "[metrics]") {
+TEST_CASE("metrics: a family registered again with other HELP text renders one HELP line, the first", "[metrics]") {
   metrics_registry r;
   r.counter("aforo_sidecar_t_total", "First help", R"(a="1")").inc();
   r.counter("aforo_sidecar_t_total", "Second help", R"(a="2")").inc(2);
@@ -62,11 +61,10 @@ TEST_CASE("metrics: gauges print whole numbers as integers and fractions exactly
   CHECK(text.find("aforo_sidecar_t_d NaN\n") != std::string::npos);
 }
 
-TEST_CASE("metrics: histogram bounds are sorted and unique, le is exact, +Inf once, _count equals it",
-          "[metrics]") {
+TEST_CASE("metrics: histogram bounds are sorted and unique, le is exact, +Inf once, _count equals it", "[metrics]") {
   metrics_registry r;
-  auto& h = r.histogram("aforo_sidecar_t_seconds", "T",
-                        {0.5, 0.0001, 0.5, std::numeric_limits<double>::infinity(), 0.25});
+  auto& h =
+      r.histogram("aforo_sidecar_t_seconds", "T", {0.5, 0.0001, 0.5, std::numeric_limits<double>::infinity(), 0.25});
   h.observe(0.00005);  // le="0.0001", not "1e-04"
   h.observe(0.3);
   h.observe(7);

@@ -36,14 +36,14 @@ TEST_CASE("batch split: whitespace, other members and the member order are toler
 TEST_CASE("batch split: bodies of another shape give nothing", "[pipeline][split]") {
   CHECK_FALSE(split_batch_body(""));
   CHECK_FALSE(split_batch_body("not json"));
-  CHECK_FALSE(split_batch_body(R"({"events":[{"a":1})"));       // cut short
-  CHECK_FALSE(split_batch_body(R"({"events":{"a":1}})"));       // not an array
-  CHECK_FALSE(split_batch_body(R"({"events":[1,2]})"));         // not objects
-  CHECK_FALSE(split_batch_body(R"({"events":[[{"a":1}]]})"));   // arrays as events
-  CHECK_FALSE(split_batch_body(R"({"other":[]})"));             // no events
-  CHECK_FALSE(split_batch_body(R"([{"events":[]}])"));          // not an object
+  CHECK_FALSE(split_batch_body(R"({"events":[{"a":1})"));      // cut short
+  CHECK_FALSE(split_batch_body(R"({"events":{"a":1}})"));      // not an array
+  CHECK_FALSE(split_batch_body(R"({"events":[1,2]})"));        // not objects
+  CHECK_FALSE(split_batch_body(R"({"events":[[{"a":1}]]})"));  // arrays as events
+  CHECK_FALSE(split_batch_body(R"({"other":[]})"));            // no events
+  CHECK_FALSE(split_batch_body(R"([{"events":[]}])"));         // not an object
   CHECK_FALSE(split_batch_body(R"({"events":[],"events":[]})"));
-  CHECK_FALSE(split_batch_body(std::string(100000, '[')));      // deep: no recursion, an error
+  CHECK_FALSE(split_batch_body(std::string(100000, '[')));  // deep: no recursion, an error
 }
 
 TEST_CASE("refused events: listed errors in range, once each, in index order", "[pipeline][ack]") {

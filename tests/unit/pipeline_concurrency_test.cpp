@@ -28,7 +28,8 @@ std::vector<std::uint32_t> simulate(concurrency_limit& c, std::chrono::milliseco
     const auto sent = now;
     now += rtt;
     for (std::uint32_t i = 0; i < in_flight; ++i) {
-      c.record(i < capacity ? concurrency_limit::outcome::ok : concurrency_limit::outcome::overloaded, sent, i + 1, now);
+      c.record(i < capacity ? concurrency_limit::outcome::ok : concurrency_limit::outcome::overloaded, sent, i + 1,
+               now);
     }
     if (in_flight == 0) now += 10ms;  // held back by a Retry-After
     seen.push_back(c.limit());
@@ -38,7 +39,8 @@ std::vector<std::uint32_t> simulate(concurrency_limit& c, std::chrono::milliseco
 
 }  // namespace
 
-TEST_CASE("concurrency limit: grows by one per round trip while ingest keeps up, up to max", "[pipeline][concurrency]") {
+TEST_CASE("concurrency limit: grows by one per round trip while ingest keeps up, up to max",
+          "[pipeline][concurrency]") {
   concurrency_limit c({1, 16, true});
   const auto seen = simulate(c, 50ms, 1000, 2s);
   CHECK(seen.front() == 1);  // the first round trip only opens the first window
@@ -77,12 +79,13 @@ TEST_CASE("concurrency limit: round trips far above the lowest seen halve it", "
   c.record(concurrency_limit::outcome::ok, now - 400ms, 1, now);  // closes a clean window (+1), then 8x the lowest
   CHECK(c.limit() == before + 1);
   now += 60ms;
-  c.record(concurrency_limit::outcome::ok, now - 50ms, 1, now);   // closes the window that saw it
+  c.record(concurrency_limit::outcome::ok, now - 50ms, 1, now);  // closes the window that saw it
   CHECK(c.limit() == (before + 1) / 2);
   CHECK(c.min_rtt() == 50ms);
 }
 
-TEST_CASE("concurrency limit: once the ingest takes more again, probing finds the new capacity", "[pipeline][concurrency]") {
+TEST_CASE("concurrency limit: once the ingest takes more again, probing finds the new capacity",
+          "[pipeline][concurrency]") {
   concurrency_limit c({1, 32, true});
   simulate(c, 50ms, 4, 5s);
   CHECK(c.limit() <= 5);
@@ -91,7 +94,8 @@ TEST_CASE("concurrency limit: once the ingest takes more again, probing finds th
   CHECK(c.limit() <= 14);
 }
 
-TEST_CASE("concurrency limit: Retry-After holds every new request back, fixed mode stays at max", "[pipeline][concurrency]") {
+TEST_CASE("concurrency limit: Retry-After holds every new request back, fixed mode stays at max",
+          "[pipeline][concurrency]") {
   concurrency_limit c({4, 16, true});
   auto now = clock_t_::time_point{} + 1h;
   CHECK(c.may_send(0, now));
@@ -158,11 +162,12 @@ TEST_CASE("concurrency limit: an outage (network errors) halves it but keeps the
   CHECK(c.ceiling() == 4);
 }
 
-TEST_CASE("concurrency limit: 503s to a lone request (an outage) leave the ceiling, so recovery grows by one per round trip",
-          "[pipeline][concurrency]") {
+TEST_CASE(
+    "concurrency limit: 503s to a lone request (an outage) leave the ceiling, so recovery grows by one per round trip",
+    "[pipeline][concurrency]") {
   concurrency_limit c({1, 16, true});
   auto now = clock_t_::time_point{} + 1h - 2s;  // simulate() goes on from 1h
-  for (int i = 0; i < 25; ++i) {  // ingest answers 503 to everything, one request at a time
+  for (int i = 0; i < 25; ++i) {                // ingest answers 503 to everything, one request at a time
     c.record(concurrency_limit::outcome::overloaded, now - 50ms, 1, now);
     now += 60ms;
   }

@@ -25,8 +25,7 @@ TEST_CASE("custody: durability memory keeps what fits and spills the rest", "[pi
   CHECK(split_custody(true, 5, 0).to_spool == 0);
 }
 
-TEST_CASE("custody: a record that fits is appended, a full spool rejects or drops the oldest",
-          "[pipeline][custody]") {
+TEST_CASE("custody: a record that fits is appended, a full spool rejects or drops the oldest", "[pipeline][custody]") {
   const std::uint64_t max = 1000;
   const std::uint64_t payload = 100;  // + the header
   CHECK(admit_to_spool(0, payload, max, when_full_policy::reject) == spool_admission::append);

@@ -16,7 +16,8 @@ namespace {
 
 std::string event(const std::string& key) {
   return R"({"customerId":"cust_acme","metricName":"api_calls","quantity":1,"occurredAt":"2026-12-06T10:00:00Z",)"
-         R"("idempotencyKey":")" + key + R"(","metadata":{"gateway":"kong","nested":{"a":[1,{"b":"}]"}]}}})";
+         R"("idempotencyKey":")" +
+         key + R"(","metadata":{"gateway":"kong","nested":{"a":[1,{"b":"}]"}]}}})";
 }
 
 std::string batch(const std::string& prefix, int n) {
@@ -62,7 +63,8 @@ TEST_CASE("dead-letter replay: a line of every replayable reason gives its event
   CHECK(d.problem.empty());
 }
 
-TEST_CASE("dead-letter replay: member order, whitespace and unknown members of a line are tolerated", "[pipeline][replay]") {
+TEST_CASE("dead-letter replay: member order, whitespace and unknown members of a line are tolerated",
+          "[pipeline][replay]") {
   const auto d = parse_dead_letter_line(
       R"( { "batch" : { "other":{"events":[1]}, "events" : [ {"idempotencyKey":"a"} , {"x":{"idempotencyKey":"no"}} ] },)"
       R"( "reason":"event_failed", "extra":[{"batch":1}], "status":202 } )");
@@ -98,8 +100,8 @@ TEST_CASE("dead-letter replay: a batch written as a string is replayed when it i
 
 TEST_CASE("dead-letter replay: an undecodable line is never replayed", "[pipeline][replay]") {
   // A raw spool payload (LZ4 bytes, here as text) is written as a string with reason undecodable.
-  auto d = parse_dead_letter_line(line(std::string("\x04\x22\x4d\x18 raw", 8), 12, 0, "undecodable",
-                                       "spool record does not decompress"));
+  auto d = parse_dead_letter_line(
+      line(std::string("\x04\x22\x4d\x18 raw", 8), 12, 0, "undecodable", "spool record does not decompress"));
   CHECK(d.what == kind::undecodable);
   CHECK(d.events.empty());
   CHECK(d.problem.find("undecodable") != std::string::npos);
@@ -115,15 +117,15 @@ TEST_CASE("dead-letter replay: malformed lines are reported with a reason, blank
       "[1,2]",
       R"("just a string")",
       "42",
-      R"({"time":"2026-12-06T10:00:00Z","reason":"rejected_batch","status":400})",   // no batch
+      R"({"time":"2026-12-06T10:00:00Z","reason":"rejected_batch","status":400})",  // no batch
       R"({"reason":"rejected_batch","batch":{"evts":[]}})",                         // no events array
       R"({"reason":"rejected_batch","batch":{"events":[{"a":1},2]}})",              // an event not an object
       R"({"reason":"rejected_batch","batch":{"events":[{"a":1},[]]}})",
-      R"({"reason":"rejected_batch","batch":{"events":[]},"batch":{"events":[]}})", // two batches
+      R"({"reason":"rejected_batch","batch":{"events":[]},"batch":{"events":[]}})",  // two batches
       R"({"reason":"rejected_batch","batch":{"events":[],"events":[]}})",
       R"({"reason":"rejected_batch","batch":{"events":[{"a":1}]}} trailing)",
-      R"({"reason":"rejected_batch","batch":{"events":[{"a":1})",                   // cut short
-      R"({"reason":"rejected_batch","batch":[{"events":[{"a":1}]}]})",              // batch not an object
+      R"({"reason":"rejected_batch","batch":{"events":[{"a":1})",       // cut short
+      R"({"reason":"rejected_batch","batch":[{"events":[{"a":1}]}]})",  // batch not an object
   };
   for (const auto& text : bad) {
     INFO(text);
@@ -140,7 +142,8 @@ TEST_CASE("dead-letter replay: malformed lines are reported with a reason, blank
   CHECK(empty.events.empty());
 }
 
-TEST_CASE("dead-letter replay: a line of 2,500 events is split into requests of 1000, 1000 and 500", "[pipeline][replay]") {
+TEST_CASE("dead-letter replay: a line of 2,500 events is split into requests of 1000, 1000 and 500",
+          "[pipeline][replay]") {
   const auto d = parsed_line(2500);
   replay_batcher b;  // 1000 events per request
   const auto full = b.add(7, d);
@@ -179,8 +182,8 @@ TEST_CASE("dead-letter replay: small lines are combined into one request, in ord
   const auto r = b.finish();
   REQUIRE(r);
   CHECK(r->first_line == 1);
-  CHECK(r->body == R"({"events":[)" + event("a-0") + "," + event("b-0") + "," + event("b-1") + "," + event("c-0") + "," +
-                       event("c-1") + "," + event("c-2") + "]}");
+  CHECK(r->body == R"({"events":[)" + event("a-0") + "," + event("b-0") + "," + event("b-1") + "," + event("c-0") +
+                       "," + event("c-1") + "," + event("c-2") + "]}");
   REQUIRE(r->events() == 6);
   CHECK(r->origins[0].line == 1);
   CHECK(r->origins[2].line == 3);
@@ -203,7 +206,8 @@ TEST_CASE("dead-letter replay: small lines are combined into one request, in ord
   }
 }
 
-TEST_CASE("dead-letter replay: requests stay within the byte bound, a single larger event goes alone", "[pipeline][replay]") {
+TEST_CASE("dead-letter replay: requests stay within the byte bound, a single larger event goes alone",
+          "[pipeline][replay]") {
   const auto d = parsed_line(10);
   const std::size_t one = d.events[0].size();
   replay_batcher b(1000, 13 + 3 * (one + 1));  // room for three events

@@ -54,8 +54,7 @@ TEST_CASE("dead letter: each poison batch is one JSON line with status and time"
   CHECK(std::string(second["batch"].GetString()) == "not json\nat all");
 }
 
-TEST_CASE("dead letter: a configured directory wins and an unusable one fails at startup",
-          "[pipeline][dead_letter]") {
+TEST_CASE("dead letter: a configured directory wins and an unusable one fails at startup", "[pipeline][dead_letter]") {
   CHECK(dead_letter_file::default_dir("/tmp/spool", "/var/dl") == "/var/dl");
   temp_dir d;
   std::ofstream(d.dir() / "file") << "x";

@@ -39,8 +39,8 @@ TEST_CASE("encoding fallback: a refusal falls back once, then one trial after th
   CHECK_FALSE(f.use_lz4(t0 + 10min - 1ms));
 
   SECTION("the trial is refused again: another interval, not a new fallback") {
-    CHECK(f.use_lz4(t0 + 10min));             // the trial
-    CHECK_FALSE(f.use_lz4(t0 + 10min + 1ms)); // the others wait for its answer
+    CHECK(f.use_lz4(t0 + 10min));              // the trial
+    CHECK_FALSE(f.use_lz4(t0 + 10min + 1ms));  // the others wait for its answer
     CHECK(f.refused(t0 + 10min + 5ms) == change::still_refused);
     CHECK(f.retry_at() == t0 + 20min + 5ms);
     CHECK_FALSE(f.use_lz4(t0 + 15min));

@@ -47,21 +47,20 @@ TEST_CASE("event validation: a valid event is accepted with its key fields", "[p
 
 TEST_CASE("event validation: accepted events are compact canonical JSON without unknown fields",
           "[pipeline][validation]") {
-  const std::string body = "{ \"events\" : [ { \"junk\": [1,2,3], \"customerId\" : \"c1\",\n \"metricName\":\"m\","
-                           " \"quantity\": 3, \"occurredAt\": \"2026-01-01T00:00:00Z\", \"idempotencyKey\": \"k\","
-                           " \"statusCode\": null, \"metadata\": {\"route\":\"r1\", \"extra\":\"x\", \"consumer\":null} } ] }";
+  const std::string body =
+      "{ \"events\" : [ { \"junk\": [1,2,3], \"customerId\" : \"c1\",\n \"metricName\":\"m\","
+      " \"quantity\": 3, \"occurredAt\": \"2026-01-01T00:00:00Z\", \"idempotencyKey\": \"k\","
+      " \"statusCode\": null, \"metadata\": {\"route\":\"r1\", \"extra\":\"x\", \"consumer\":null} } ] }";
   const auto r = parse_ingest_batch(body, 1000);
   REQUIRE(r.accepted.size() == 1);
-  CHECK(r.accepted[0].json ==
-        R"({"customerId":"c1","metricName":"m","quantity":3,"occurredAt":"2026-01-01T00:00:00Z",)"
-        R"("idempotencyKey":"k","metadata":{"route":"r1","extra":"x"}})");
+  CHECK(r.accepted[0].json == R"({"customerId":"c1","metricName":"m","quantity":3,"occurredAt":"2026-01-01T00:00:00Z",)"
+                              R"("idempotencyKey":"k","metadata":{"route":"r1","extra":"x"}})");
   CHECK_FALSE(r.accepted[0].cost.has_value());
 }
 
 TEST_CASE("event validation: required fields are enforced one by one", "[pipeline][validation]") {
-  const std::string all[] = {
-      R"("customerId":"c")", R"("metricName":"m")", R"("quantity":1)", R"("occurredAt":"2026-01-01T00:00:00Z")",
-      R"("idempotencyKey":"k")"};
+  const std::string all[] = {R"("customerId":"c")", R"("metricName":"m")", R"("quantity":1)",
+                             R"("occurredAt":"2026-01-01T00:00:00Z")", R"("idempotencyKey":"k")"};
   for (int skip = 0; skip < 5; ++skip) {
     std::string ev = "{";
     for (int i = 0; i < 5; ++i) {
@@ -168,11 +167,9 @@ TEST_CASE("event validation: whole-request errors take nothing", "[pipeline][val
   CHECK_FALSE(bad.error_message.empty());
 }
 
-TEST_CASE("event validation: invalid events are reported by index and valid ones are kept",
-          "[pipeline][validation]") {
-  const auto r = parse_ingest_batch(batch_of(event("", "1", "a") + ",42," + event("", "0", "b") + "," +
-                                             event("", "1", "c")),
-                                    1000);
+TEST_CASE("event validation: invalid events are reported by index and valid ones are kept", "[pipeline][validation]") {
+  const auto r = parse_ingest_batch(
+      batch_of(event("", "1", "a") + ",42," + event("", "0", "b") + "," + event("", "1", "c")), 1000);
   REQUIRE(r.error == ingest_request_error::none);
   REQUIRE(r.accepted.size() == 2);
   CHECK(r.accepted[0].idempotency_key == "a");
@@ -185,9 +182,10 @@ TEST_CASE("event validation: invalid events are reported by index and valid ones
 }
 
 TEST_CASE("event validation: invalid UTF-8 rejects only its event", "[pipeline][validation]") {
-  const auto r = parse_ingest_batch(batch_of(event("", "1", "bad\xFF") + "," + event(",\"metadata\":{\"route\":\"\xC3\"}") +
-                                             "," + event(",\"junk\":\"\xFF\"", "1", "good")),
-                                    1000);
+  const auto r =
+      parse_ingest_batch(batch_of(event("", "1", "bad\xFF") + "," + event(",\"metadata\":{\"route\":\"\xC3\"}") + "," +
+                                  event(",\"junk\":\"\xFF\"", "1", "good")),
+                         1000);
   REQUIRE(r.error == ingest_request_error::none);
   REQUIRE(r.errors.size() == 2);
   CHECK(r.errors[0].index == 0);
@@ -221,7 +219,9 @@ TEST_CASE("event validation: endpointPath is normalised, never a reason to rejec
           "/" + std::string(509, 'a') + "\xC3\xA9");
   }
   SECTION("bytes that are not UTF-8 are percent-encoded; valid characters stay") {
-    const auto r = single_event_batch(event(",\"endpointPath\":\"/v1/\xFF\xFE" "caf\xC3\xA9/\xC3(\xED\xA0\x80\""));
+    const auto r =
+        single_event_batch(event(",\"endpointPath\":\"/v1/\xFF\xFE"
+                                 "caf\xC3\xA9/\xC3(\xED\xA0\x80\""));
     CHECK(r.errors.empty());
     CHECK(path_of(r) == "/v1/%FF%FEcaf\xC3\xA9/%C3(%ED%A0%80");
   }
@@ -274,7 +274,8 @@ TEST_CASE("event validation: the 202 body lists counts and errors", "[pipeline][
         R"({"error":{"code":"payload_too_large","message":"too many"}})");
 }
 
-TEST_CASE("event validation: a number beyond the double range rejects its event, not the batch", "[pipeline][validation]") {
+TEST_CASE("event validation: a number beyond the double range rejects its event, not the batch",
+          "[pipeline][validation]") {
   const auto r = aforo::core::parse_ingest_batch(
       R"({"events":[{"customerId":"c","metricName":"m","quantity":1,"occurredAt":"2026-11-26T10:00:00Z",)"
       R"("idempotencyKey":"k1","metadata":{"cost":11e308}},)"
@@ -298,7 +299,8 @@ namespace {
 // written form, so it is forwarded byte for byte.
 std::string plugin_event(int i) {
   return R"({"customerId":"cust_bench","metricName":"api_calls","quantity":1,"occurredAt":"2026-11-26T12:00:00.123Z",)"
-         R"("idempotencyKey":"kong:0b7c9e64-1f2a-4c3d-9e8f-)" + std::to_string(100000000000 + i) +
+         R"("idempotencyKey":"kong:0b7c9e64-1f2a-4c3d-9e8f-)" +
+         std::to_string(100000000000 + i) +
          R"(","productType":"API","executionStatus":"SUCCESS","endpointPath":"/v1/search/items/42","httpMethod":"GET",)"
          R"("statusCode":200,"responseTimeMs":1,"dataBytes":12,"metadata":{"gateway":"kong","request_bytes":120,)"
          R"("response_bytes":200,"service":"search","route":"search-v1","cost":0.002}})";
@@ -309,11 +311,13 @@ std::string plugin_event(int i) {
 // (at the top level and directly in metadata). The reference the fast path must match byte for byte.
 std::string reference_json(const std::string& event_text) {
   static const char* const fields[] = {
-      "customerId", "metricName", "quantity", "occurredAt", "idempotencyKey", "productType", "executionStatus",
-      "endpointPath", "httpMethod", "statusCode", "responseTimeMs", "dataBytes", "traceId", "spanId", "sessionId",
-      "agentId", "toolName", "capabilityName", "subscriptionId", "executionDurationMs", "messageCount", "grpcService",
-      "grpcMethod", "grpcStatusCode", "grpcCallType", "gqlOperationType", "gqlOperationName", "gqlComplexity",
-      "gqlHasErrors", "wsConnectionId", "wsDirection", "wsFrameType", "mqttTopic", "mqttClientId", "trace",
+      "customerId",       "metricName",       "quantity",       "occurredAt",     "idempotencyKey",
+      "productType",      "executionStatus",  "endpointPath",   "httpMethod",     "statusCode",
+      "responseTimeMs",   "dataBytes",        "traceId",        "spanId",         "sessionId",
+      "agentId",          "toolName",         "capabilityName", "subscriptionId", "executionDurationMs",
+      "messageCount",     "grpcService",      "grpcMethod",     "grpcStatusCode", "grpcCallType",
+      "gqlOperationType", "gqlOperationName", "gqlComplexity",  "gqlHasErrors",   "wsConnectionId",
+      "wsDirection",      "wsFrameType",      "mqttTopic",      "mqttClientId",   "trace",
       "metadata"};
   rapidjson::Document d;
   d.Parse(event_text.data(), event_text.size());
@@ -378,23 +382,23 @@ TEST_CASE("event validation: an event in another form is re-serialized exactly a
                            R"("idempotencyKey":"k")";
   // Each one differs from the written form in one way the positional check must catch.
   const std::vector<std::string> variants = {
-      base + R"(,"endpointPath":"\/v1\/x"})",                 // escaped slash: written as "/"
-      base + R"(,"endpointPath":"/v1/\u0078"})",              // \u escape
+      base + R"(,"endpointPath":"\/v1\/x"})",                   // escaped slash: written as "/"
+      base + R"(,"endpointPath":"/v1/\u0078"})",                // \u escape
       base + R"(,"endpointPath":"/a\"b","httpMethod":"GET"})",  // an escape the Writer keeps, before another field
-      base + R"(,"endpointPath":"/v1/x" })",                  // whitespace before '}'
-      base + R"(, "endpointPath":"/v1/x"})",                  // whitespace after ','
-      base + R"(,"endpointPath" :"/v1/x"})",                  // whitespace before ':'
-      base + R"(,"responseTimeMs":1.50})",                    // written as 1.5
-      base + R"(,"responseTimeMs":1e2})",                     // written as 100.0
+      base + R"(,"endpointPath":"/v1/x" })",                    // whitespace before '}'
+      base + R"(, "endpointPath":"/v1/x"})",                    // whitespace after ','
+      base + R"(,"endpointPath" :"/v1/x"})",                    // whitespace before ':'
+      base + R"(,"responseTimeMs":1.50})",                      // written as 1.5
+      base + R"(,"responseTimeMs":1e2})",                       // written as 100.0
       base + R"(,"responseTimeMs":1E2,"dataBytes":3})",
-      base + R"(,"responseTimeMs":-0})",                      // written as 0
+      base + R"(,"responseTimeMs":-0})",  // written as 0
       base + R"(,"responseTimeMs":0.0020})",
-      base + R"(,"responseTimeMs":18446744073709551616})",    // past uint64: a double
-      base + R"(,"statusCode":null,"dataBytes":3})",          // a null field is dropped
-      base + R"(,"junk":1})",                                 // an unknown field is dropped
-      base + R"(,"quantity":2})",                             // a repeated field: the first wins
+      base + R"(,"responseTimeMs":18446744073709551616})",  // past uint64: a double
+      base + R"(,"statusCode":null,"dataBytes":3})",        // a null field is dropped
+      base + R"(,"junk":1})",                               // an unknown field is dropped
+      base + R"(,"quantity":2})",                           // a repeated field: the first wins
       R"({"metricName":"m","customerId":"c","quantity":1,"occurredAt":"2026-01-01T00:00:00Z","idempotencyKey":"k"})",
-      base + R"(,"metadata":{"gateway":null,"service":"s"}})",   // a null in metadata is dropped
+      base + R"(,"metadata":{"gateway":null,"service":"s"}})",  // a null in metadata is dropped
       base + R"(,"metadata":{"service":"s","x":null}})",
       base + R"(,"metadata":{"service":"s" ,"route":"r"}})",
       base + R"(,"metadata":{"cost":0.50}})",
@@ -415,7 +419,9 @@ TEST_CASE("event validation: an event in another form is re-serialized exactly a
       base + R"(,"responseTimeMs":1.5,"dataBytes":0})",
       base + R"(,"responseTimeMs":100.0})",
       base + R"(,"responseTimeMs":1e-7})",
-      base + R"(,"endpointPath":"/caf)" "\xC3\xA9" R"("})",
+      base + R"(,"endpointPath":"/caf)"
+             "\xC3\xA9"
+             R"("})",
       base + R"(,"metadata":{}})",
       base + R"(,"metadata":{"x":{"y":null,"z":[1,null,true,false,"s",{}]},"cost":0}})",
   };
@@ -455,7 +461,8 @@ TEST_CASE("event validation: random edits of the plugin's event re-serialize as 
       {R"(,"statusCode":200,)", ","},
       {R"("statusCode":200,"responseTimeMs")", R"("statusCode":200,"statusCode":201,"responseTimeMs")"},
       {R"("httpMethod":"GET",)", ""},
-      {R"({"customerId":"cust_bench","metricName":"api_calls",)", R"({"metricName":"api_calls","customerId":"cust_bench",)"},
+      {R"({"customerId":"cust_bench","metricName":"api_calls",)",
+       R"({"metricName":"api_calls","customerId":"cust_bench",)"},
       {R"(,"service":"search",)", R"(,"service":null,"service":"search",)"},
       {R"("route":"search-v1",)", R"("route":"search-v1","route":"other",)"},
       {R"(,"cost":0.002})", "}"},

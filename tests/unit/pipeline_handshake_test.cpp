@@ -77,13 +77,12 @@ TEST_CASE("handshake: a delivery that confirms the key during the wait ends the 
   CHECK(m.on_timer(false).what == kind::none);  // no wait armed any more
 }
 
-TEST_CASE("handshake: an aborted probe, events out of turn and events after stop do nothing",
-          "[pipeline][handshake]") {
+TEST_CASE("handshake: an aborted probe, events out of turn and events after stop do nothing", "[pipeline][handshake]") {
   handshake_reprobe m;
   CHECK(m.on_no_answer(t0).what == kind::none);  // nothing in flight
   CHECK(m.on_timer(false).what == kind::none);   // no wait armed
   REQUIRE(m.start(false).what == kind::probe);
-  CHECK(m.start(false).what == kind::none);      // one probe at a time
+  CHECK(m.start(false).what == kind::none);  // one probe at a time
   CHECK(m.on_aborted().what == kind::none);
   CHECK(m.on_answer(probe_verdict::accepted, unauthorized_probe, t0).what == kind::none);
 
@@ -104,12 +103,12 @@ TEST_CASE("handshake: the reported state and which reports are logged", "[pipeli
   CHECK_FALSE(t.unreachable("network timeout to ingest"));  // same problem: quiet
   CHECK(t.unreachable("TLS failure to ingest: expired"));   // a different one: logged
   CHECK(t.unauthorized("invalid API key (401)"));
-  CHECK(t.unauthorized("invalid API key (401)"));           // every refusal is logged
+  CHECK(t.unauthorized("invalid API key (401)"));  // every refusal is logged
   CHECK(t.state() == ingest_state::unauthorized);
-  CHECK(t.accepted());                                      // first acceptance: "handshake ok"
+  CHECK(t.accepted());  // first acceptance: "handshake ok"
   CHECK(t.confirmed());
   CHECK(t.state() == ingest_state::ok);
-  CHECK_FALSE(t.accepted());                                // only once
-  CHECK(t.unreachable("invalid API key (401)"));            // an acceptance clears the last problem
-  CHECK(t.confirmed());                                     // confirmed stays
+  CHECK_FALSE(t.accepted());                      // only once
+  CHECK(t.unreachable("invalid API key (401)"));  // an acceptance clears the last problem
+  CHECK(t.confirmed());                           // confirmed stays
 }

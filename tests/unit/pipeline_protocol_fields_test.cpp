@@ -96,9 +96,10 @@ TEST_CASE("protocol fields: strings over Aforo's length limits are truncated to 
   const struct {
     const char* name;
     std::size_t limit;
-  } limits[] = {{"traceId", 128},        {"spanId", 32},          {"sessionId", 64},      {"agentId", 36},
-                {"toolName", 64},        {"capabilityName", 64},  {"subscriptionId", 64}, {"grpcService", 255},
-                {"grpcMethod", 128},     {"gqlOperationName", 255}, {"wsConnectionId", 64}, {"mqttTopic", 500},
+  } limits[] = {{"traceId", 128},          {"spanId", 32},         {"sessionId", 64},
+                {"agentId", 36},           {"toolName", 64},       {"capabilityName", 64},
+                {"subscriptionId", 64},    {"grpcService", 255},   {"grpcMethod", 128},
+                {"gqlOperationName", 255}, {"wsConnectionId", 64}, {"mqttTopic", 500},
                 {"mqttClientId", 128}};
   for (const auto& l : limits) {
     INFO(l.name);
@@ -130,12 +131,12 @@ TEST_CASE("protocol fields: typed fields outside their types are refused with a 
   CHECK(error_of(R"(,"executionStatus":"FINE")").rfind("executionStatus: must be SUCCESS, PARTIAL,", 0) == 0);
 }
 
-TEST_CASE("protocol fields: the trace object carries its four members as strings",
-          "[pipeline][validation][protocol]") {
-  const std::string trace = R"(,"productType":"AGENTIC_API","traceId":"4bf92f3577b34da6a3ce929d0e0e4736",)"
-                            R"("spanId":"00f067aa0ba902b7","trace":{"traceparent":)"
-                            R"("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01","tracestate":"congo=t61rcWkgMzE",)"
-                            R"("xRequestId":"r-1"})";
+TEST_CASE("protocol fields: the trace object carries its four members as strings", "[pipeline][validation][protocol]") {
+  const std::string trace =
+      R"(,"productType":"AGENTIC_API","traceId":"4bf92f3577b34da6a3ce929d0e0e4736",)"
+      R"("spanId":"00f067aa0ba902b7","trace":{"traceparent":)"
+      R"("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01","tracestate":"congo=t61rcWkgMzE",)"
+      R"("xRequestId":"r-1"})";
   const auto r = one(trace);
   REQUIRE(r.accepted.size() == 1);
   CHECK(r.rewritten == 0);  // the written form: forwarded byte for byte
@@ -152,10 +153,11 @@ TEST_CASE("protocol fields: the trace object carries its four members as strings
 TEST_CASE("protocol fields: an event in the written form is forwarded as posted, with its dimensions read",
           "[pipeline][validation][protocol]") {
   // As the plugin writes a gRPC and a GraphQL event: core fields, then protocol ones in order, metadata last.
-  const std::string grpc = R"(,"productType":"GRPC_API","executionStatus":"SUCCESS","endpointPath":)"
-                           R"("/shop.v1.Catalog/GetItem","httpMethod":"POST","statusCode":200,"responseTimeMs":3,)"
-                           R"("dataBytes":12,"grpcService":"shop.v1.Catalog","grpcMethod":"GetItem","grpcStatusCode":0,)"
-                           R"("grpcCallType":"UNARY","metadata":{"gateway":"kong","service":"shop"}})";
+  const std::string grpc =
+      R"(,"productType":"GRPC_API","executionStatus":"SUCCESS","endpointPath":)"
+      R"("/shop.v1.Catalog/GetItem","httpMethod":"POST","statusCode":200,"responseTimeMs":3,)"
+      R"("dataBytes":12,"grpcService":"shop.v1.Catalog","grpcMethod":"GetItem","grpcStatusCode":0,)"
+      R"("grpcCallType":"UNARY","metadata":{"gateway":"kong","service":"shop"}})";
   const auto r = parse_ingest_batch(R"({"events":[)" + head + grpc + "]}", 1000);
   REQUIRE(r.accepted.size() == 1);
   CHECK(r.rewritten == 0);

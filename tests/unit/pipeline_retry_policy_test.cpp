@@ -104,9 +104,9 @@ TEST_CASE("retry policy: configured backoff lists and max_retries are followed",
 }
 
 TEST_CASE("ingest ack: the Aforo 202 envelope is read into counts", "[pipeline][retry]") {
-  const auto ack = parse_ingest_ack(
-      R"({"success":true,"data":{"accepted":97,"duplicates":1,"failed":2,)"
-      R"("errors":[{"index":3,"message":"bad metric"},{"index":9,"message":"x"}]},"meta":{}})");
+  const auto ack =
+      parse_ingest_ack(R"({"success":true,"data":{"accepted":97,"duplicates":1,"failed":2,)"
+                       R"("errors":[{"index":3,"message":"bad metric"},{"index":9,"message":"x"}]},"meta":{}})");
   REQUIRE(ack.has_value());
   CHECK(ack->accepted == 97);
   CHECK(ack->duplicates == 1);

@@ -54,6 +54,6 @@ TEST_CASE("redis keys: margin notices are per customer, guard and period, apart 
   CHECK(k.margin_notice("cust_1", "default", "2026-12") != k.margin_notice("cust_1", "default", "2026-11"));
   CHECK(k.margin_notice("cust_1", "strict", "2026-11") != k.margin_notice("cust_1", "default", "2026-11"));
   CHECK(k.margin_notice("cust_1", "default", "") == "aforo:acme:mn:cust_1:default:");  // no revenue period
-  CHECK(k.margin_notice("c", "g", "p").rfind(k.cogs(""), 0) != 0);  // not under m:
+  CHECK(k.margin_notice("c", "g", "p").rfind(k.cogs(""), 0) != 0);                     // not under m:
   CHECK(redis_keys("").margin_notice("c", "g", "p") != k.margin_notice("c", "g", "p"));
 }

@@ -12,8 +12,8 @@ TEST_CASE("redis link: reconnect delays double from 100 ms up to 5 s", "[redis][
   redis_link l;
   std::vector<std::chrono::milliseconds> seen;
   for (int i = 0; i < 9; ++i) seen.push_back(l.on_failure().retry_in);
-  CHECK(seen == std::vector<std::chrono::milliseconds>{100ms, 200ms, 400ms, 800ms, 1600ms, 3200ms, 5000ms, 5000ms,
-                                                        5000ms});
+  CHECK(seen ==
+        std::vector<std::chrono::milliseconds>{100ms, 200ms, 400ms, 800ms, 1600ms, 3200ms, 5000ms, 5000ms, 5000ms});
 }
 
 TEST_CASE("redis link: a success resets the delay", "[redis][link]") {

@@ -78,9 +78,7 @@ TEST_CASE("quota sync: a push whose outcome is unknown is resent and counted onc
   fake_redis redis;
   consume(q, 4);
   auto b1 = s.collect(q);
-  SECTION("Redis applied it before the connection dropped") {
-    (void)redis.push(b1[0], "a");
-  }
+  SECTION("Redis applied it before the connection dropped") { (void)redis.push(b1[0], "a"); }
   SECTION("Redis never saw it") {}
   s.failed(b1[0]);
   CHECK(s.unconfirmed() == 1);
@@ -205,9 +203,7 @@ TEST_CASE("quota sync: after a reconnection every contribution is sent again and
   CHECK(qa.used(key) == 50);
   redis.hashes.clear();  // restarted with no data; only a has new usage meanwhile
   consume(qa, 5);
-  SECTION("without resend_all b's part would be lost") {
-    CHECK(sb.collect(qb).empty());
-  }
+  SECTION("without resend_all b's part would be lost") { CHECK(sb.collect(qb).empty()); }
   SECTION("resend_all on reconnection puts b's part back, counted once") {
     CHECK(sa.resend_all() == 1);
     CHECK(sb.resend_all() == 1);

@@ -145,8 +145,10 @@ struct cluster {
         }
       }
       for (auto& f : arrived) {
-        if (f.ok) n.q.on_reply(f.call, f.reply);
-        else n.q.on_failure(f.call);
+        if (f.ok)
+          n.q.on_reply(f.call, f.reply);
+        else
+          n.q.on_failure(f.call);
         auto waiting = std::move(n.waiting);
         n.waiting.clear();
         for (auto qty : waiting) decide(n, qty);
@@ -169,7 +171,8 @@ struct cluster {
 
 [[maybe_unused]] void check_monotone(const cluster& c) {
   for (const auto& n : c.nodes) {
-    for (std::size_t i = 1; i < n->remaining_seen.size(); ++i) REQUIRE(n->remaining_seen[i] <= n->remaining_seen[i - 1]);
+    for (std::size_t i = 1; i < n->remaining_seen.size(); ++i)
+      REQUIRE(n->remaining_seen[i] <= n->remaining_seen[i - 1]);
   }
 }
 }  // namespace

@@ -395,8 +395,9 @@ TEST_CASE("spool store: take_unsynced hands over every file written since the la
   CHECK_FALSE(spool_store::sync_files(v));
 }
 
-TEST_CASE("spool store: peek_from reads past the records in flight and reports a corrupt one there without consuming it",
-          "[spool][store]") {
+TEST_CASE(
+    "spool store: peek_from reads past the records in flight and reports a corrupt one there without consuming it",
+    "[spool][store]") {
   temp_dir d;
   spool_store s(opts(d));
   for (int i = 0; i < 5; ++i) REQUIRE(s.append(payload(i), 1).stored());

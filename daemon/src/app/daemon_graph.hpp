@@ -63,16 +63,16 @@ class daemon_graph {
   /// read only at decisions_'s sync and in Redis replies, which run on the io loop, over before
   /// margin_ is destroyed.
   std::unique_ptr<entitlements_sharing> sharing_;
-  snapshot_in_force snapshot_;   // written by decisions_, read by margin_
-  margin_service margin_;        // shares COGS and claims webhooks through sharing_ (cache.redis)
-  decision_service decisions_;   // consults margin_, shares through sharing_, publishes to snapshot_
+  snapshot_in_force snapshot_;  // written by decisions_, read by margin_
+  margin_service margin_;       // shares COGS and claims webhooks through sharing_ (cache.redis)
+  decision_service decisions_;  // consults margin_, shares through sharing_, publishes to snapshot_
   discovery_service discovery_;
   ingest_status ingest_;         // fed by pipeline_ and handshake_, reported by handshake_
   pipeline_service pipeline_;    // feeds ingest_, margin_ and discovery_
   handshake_service handshake_;  // probes ingest over pipeline_'s connection
   ops_service ops_;              // reports the readiness and handshake facts of all of the above
   // ----
-  std::vector<service*> order_;  // the services above, in declaration order
+  std::vector<service*> order_;     // the services above, in declaration order
   std::vector<const char*> names_;  // order_'s names in the debug lines
 };
 

@@ -69,17 +69,22 @@ int migrate_command(const std::vector<std::string>& args) {
   std::string file, out_dir;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
-    if (a == "--sidecar-url" && i + 1 < args.size()) opts.sidecar_url = args[++i];
-    else if (a == "--out-dir" && i + 1 < args.size()) out_dir = args[++i];
-    else if (a == "--reveal-secrets") opts.reveal_secrets = true;
-    else if (file.empty() && !a.empty() && a[0] != '-') file = a;
+    if (a == "--sidecar-url" && i + 1 < args.size())
+      opts.sidecar_url = args[++i];
+    else if (a == "--out-dir" && i + 1 < args.size())
+      out_dir = args[++i];
+    else if (a == "--reveal-secrets")
+      opts.reveal_secrets = true;
+    else if (file.empty() && !a.empty() && a[0] != '-')
+      file = a;
     else {
       std::fprintf(stderr, "aforo-sidecar migrate-kong-config: unknown argument '%s'\n", a.c_str());
       return exit_usage;
     }
   }
   if (file.empty()) {
-    std::fputs("usage: aforo-sidecar migrate-kong-config FILE [--sidecar-url URL] [--out-dir DIR] [--reveal-secrets]\n", stderr);
+    std::fputs("usage: aforo-sidecar migrate-kong-config FILE [--sidecar-url URL] [--out-dir DIR] [--reveal-secrets]\n",
+               stderr);
     return exit_usage;
   }
   std::string text;
@@ -108,7 +113,8 @@ int migrate_command(const std::vector<std::string>& args) {
     const std::string path = out_dir + "/" + name;
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0 || ::write(fd, content->data(), content->size()) != static_cast<ssize_t>(content->size())) {
-      std::fprintf(stderr, "aforo-sidecar migrate-kong-config: cannot write %s: %s\n", path.c_str(), std::strerror(errno));
+      std::fprintf(stderr, "aforo-sidecar migrate-kong-config: cannot write %s: %s\n", path.c_str(),
+                   std::strerror(errno));
       if (fd >= 0) ::close(fd);
       return 1;
     }

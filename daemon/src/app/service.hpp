@@ -19,15 +19,15 @@ namespace aforo::app {
 /// Shared by the services; lives as long as the sidecar. Everything runs on the io thread.
 struct context {
   boost::asio::io_context& ioc;
-  config::sidecar_config config;     ///< the config in force (replaced on a successful SIGHUP reload)
+  config::sidecar_config config;  ///< the config in force (replaced on a successful SIGHUP reload)
   config::secrets secrets;
-  std::string config_path;           ///< empty when running on built-in defaults
+  std::string config_path;  ///< empty when running on built-in defaults
 };
 
 /// Readiness and handshake facts a service contributes (JSON fragments are appended by the service).
 struct status_report {
   bool ready = true;
-  std::string not_ready_reason;      ///< why, when not ready
+  std::string not_ready_reason;  ///< why, when not ready
   /// Facts reported in the /readyz body whatever the verdict: key -> raw JSON value.
   std::map<std::string, std::string> fields;
 };

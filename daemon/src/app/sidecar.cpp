@@ -31,12 +31,14 @@ struct sidecar::impl {
   asio::signal_set hup_signal{ioc, SIGHUP};
   asio::steady_timer shutdown_deadline{ioc};
   io::systemd::watchdog watchdog{ioc};  // WATCHDOG=1 pings when the unit sets WatchdogSec=
-  std::string serving;              // STATUS= text sent with READY=1
+  std::string serving;                  // STATUS= text sent with READY=1
   bool stopping = false;
   int exit_code = 0;
 
   impl(config::sidecar_config cfg, config::secrets sec, std::string path)
-      : ctx{ioc, std::move(cfg), std::move(sec), std::move(path)}, graph(ctx), server(ioc, routes, limits_of(ctx.config)) {
+      : ctx{ioc, std::move(cfg), std::move(sec), std::move(path)},
+        graph(ctx),
+        server(ioc, routes, limits_of(ctx.config)) {
     graph.register_routes(routes);
     // The probes and the scrape stay open: they reveal no customer data and change nothing.
     routes.require_bearer(ctx.secrets.api_token, {"/healthz", "/readyz", "/metrics"});

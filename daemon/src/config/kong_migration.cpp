@@ -41,7 +41,8 @@ void admin_scope(const YAML::Node& p, found_plugin& f) {
   }
 }
 
-void collect(const YAML::Node& list, const std::string& kind, const std::string& owner, std::vector<found_plugin>& out) {
+void collect(const YAML::Node& list, const std::string& kind, const std::string& owner,
+             std::vector<found_plugin>& out) {
   if (!list || !list.IsSequence()) return;
   for (const auto& p : list) {
     if (!p.IsMap() || !p["name"] || !p["name"].IsScalar() || p["name"].Scalar() != plugin_name) continue;
@@ -71,7 +72,7 @@ std::vector<found_plugin> find_plugins(const YAML::Node& root) {
       if (!owners || !owners.IsSequence()) continue;
       const std::string singular(kind, std::char_traits<char>::length(kind) - 1);
       for (const auto& o : owners) {
-        const std::string owner = o["name"] && o["name"].IsScalar() ? o["name"].Scalar()
+        const std::string owner = o["name"] && o["name"].IsScalar()           ? o["name"].Scalar()
                                   : o["username"] && o["username"].IsScalar() ? o["username"].Scalar()
                                                                               : name_of(o);
         collect(o["plugins"], singular, owner, out);
@@ -84,7 +85,9 @@ std::vector<found_plugin> find_plugins(const YAML::Node& root) {
 }
 
 bool has(const YAML::Node& c, const char* k) { return c[k] && !c[k].IsNull(); }
-std::string text(const YAML::Node& c, const char* k) { return has(c, k) && c[k].IsScalar() ? c[k].Scalar() : std::string(); }
+std::string text(const YAML::Node& c, const char* k) {
+  return has(c, k) && c[k].IsScalar() ? c[k].Scalar() : std::string();
+}
 bool truthy(const YAML::Node& c, const char* k, bool dflt) {
   if (!has(c, k) || !c[k].IsScalar()) return dflt;
   return c[k].Scalar() == "true";
@@ -104,7 +107,8 @@ std::optional<double> number(const YAML::Node& c, const char* k) {
 // scheme://host[:port] of a URL, or empty when it is not an http(s) URL.
 std::string origin_of(const std::string& url) {
   const auto scheme = url.find("://");
-  if (scheme == std::string::npos || (url.compare(0, scheme, "http") != 0 && url.compare(0, scheme, "https") != 0)) return {};
+  if (scheme == std::string::npos || (url.compare(0, scheme, "http") != 0 && url.compare(0, scheme, "https") != 0))
+    return {};
   const auto path = url.find_first_of("/?#", scheme + 3);
   return url.substr(0, path);
 }
@@ -120,10 +124,19 @@ std::string duration_of(double amount, double ms_per_unit) {
 
 // The fields of Aforo's v2.2 plugin (docs/design/event-fields.md#aforo-plugin-v22) this converter reads; others under
 // its prefixes are noted.
-const std::set<std::string, std::less<>> sidecar_fields = {
-    "aforo_endpoint", "api_key", "tenant_id", "margin_guard_enabled", "margin_guard_url", "margin_guard_cache_ttl",
-    "margin_guard_timeout_ms", "margin_guard_fail_open", "preflight_quota_enabled", "preflight_quota_url",
-    "preflight_quota_cache_ttl", "preflight_quota_timeout_ms", "preflight_quota_fail_open"};
+const std::set<std::string, std::less<>> sidecar_fields = {"aforo_endpoint",
+                                                           "api_key",
+                                                           "tenant_id",
+                                                           "margin_guard_enabled",
+                                                           "margin_guard_url",
+                                                           "margin_guard_cache_ttl",
+                                                           "margin_guard_timeout_ms",
+                                                           "margin_guard_fail_open",
+                                                           "preflight_quota_enabled",
+                                                           "preflight_quota_url",
+                                                           "preflight_quota_cache_ttl",
+                                                           "preflight_quota_timeout_ms",
+                                                           "preflight_quota_fail_open"};
 const std::map<std::string, std::string, std::less<>> renamed = {
     {"exclude_paths", "exclude_paths"},
     {"exclude_status_codes", "exclude_status_codes"},
@@ -133,8 +146,10 @@ const std::map<std::string, std::string, std::less<>> renamed = {
     {"customer_id_jwt_exclude_claims", "customer_id_jwt_exclude_claims"},
     {"default_metric", "metric_name"}};
 const std::map<std::string, std::string, std::less<>> not_carried = {
-    {"include_metadata", "this plugin always sends metadata {gateway, service, route, consumer, request_bytes, response_bytes}"},
-    {"grpc_enabled", "gRPC detection (grpcService/grpcMethod) is not in this plugin yet: gRPC calls are metered as product_type"},
+    {"include_metadata",
+     "this plugin always sends metadata {gateway, service, route, consumer, request_bytes, response_bytes}"},
+    {"grpc_enabled",
+     "gRPC detection (grpcService/grpcMethod) is not in this plugin yet: gRPC calls are metered as product_type"},
     {"grpc_path_prefix", "see grpc_enabled"},
     {"graphql_enabled", "GraphQL detection (gqlOperationType) is not in this plugin yet"},
     {"graphql_path_pattern", "see graphql_enabled"},
@@ -142,8 +157,8 @@ const std::map<std::string, std::string, std::less<>> not_carried = {
     {"mcp_enabled", "MCP tools/call detection (toolName, agentId) is not in this plugin yet"},
     {"mcp_product_id", "see mcp_enabled"}};
 
-YAML::Node plugin_block(const found_plugin& f, const migration_options& opts, bool enforce, std::vector<std::string>& notes,
-                        const std::string& where) {
+YAML::Node plugin_block(const found_plugin& f, const migration_options& opts, bool enforce,
+                        std::vector<std::string>& notes, const std::string& where) {
   const YAML::Node& c = f.config;
   YAML::Node p(YAML::NodeType::Map);
   p["name"] = plugin_name;
@@ -170,12 +185,14 @@ YAML::Node plugin_block(const found_plugin& f, const migration_options& opts, bo
     } else if (k == "flush_count") {
       if (const auto n = number(c, "flush_count")) out["batch_size"] = std::clamp<long long>(std::llround(*n), 1, 1000);
     } else if (k == "flush_interval_ms") {
-      if (const auto n = number(c, "flush_interval_ms")) out["flush_interval"] = std::clamp<long long>(std::llround(*n), 10, 60000);
+      if (const auto n = number(c, "flush_interval_ms"))
+        out["flush_interval"] = std::clamp<long long>(std::llround(*n), 10, 60000);
     } else if (const auto nc = not_carried.find(k); nc != not_carried.end()) {
       notes.push_back(where + k + ": not carried over: " + nc->second);
     } else if (k.rfind("rate_limit_", 0) == 0) {
-      notes.push_back(where + k + ": not carried over: the sidecar forwards Aforo's X-RateLimit-* headers from the "
-                                  "quota answer itself (no plugin field)");
+      notes.push_back(where + k +
+                      ": not carried over: the sidecar forwards Aforo's X-RateLimit-* headers from the "
+                      "quota answer itself (no plugin field)");
     } else if (k.rfind("jwt_", 0) == 0 || k.rfind("preflight_quota_", 0) == 0 || k.rfind("margin_guard_", 0) == 0) {
       notes.push_back(where + k + ": not carried over: no equivalent setting; check it by hand");
     } else {
@@ -183,8 +200,9 @@ YAML::Node plugin_block(const found_plugin& f, const migration_options& opts, bo
     }
   }
   if (truthy(c, "preflight_quota_fail_open", true) != truthy(c, "margin_guard_fail_open", true))
-    notes.push_back(where + "preflight_quota_fail_open and margin_guard_fail_open differ; this plugin has one "
-                            "fallback_on_error (set to block)");
+    notes.push_back(where +
+                    "preflight_quota_fail_open and margin_guard_fail_open differ; this plugin has one "
+                    "fallback_on_error (set to block)");
   const bool open = truthy(c, "preflight_quota_fail_open", true) && truthy(c, "margin_guard_fail_open", true);
   out["fallback_on_error"] = open ? "allow" : "block";
   p["config"] = out;
@@ -215,7 +233,8 @@ migration_result migrate_kong_config(const std::string& input, const migration_o
   for (std::size_t i = 1; i < plugins.size(); ++i)
     for (const char* k : {"aforo_endpoint", "tenant_id", "api_key", "margin_guard_url", "preflight_quota_url"})
       if (text(plugins[i].config, k) != text(c, k))
-        r.notes.push_back(std::string(k) + " differs between the aforo-metering plugins; the sidecar uses the first one's");
+        r.notes.push_back(std::string(k) +
+                          " differs between the aforo-metering plugins; the sidecar uses the first one's");
 
   const bool quota = truthy(c, "preflight_quota_enabled", false);
   const bool margin = truthy(c, "margin_guard_enabled", false);
@@ -223,7 +242,8 @@ migration_result migrate_kong_config(const std::string& input, const migration_o
   YAML::Node aforo(YAML::NodeType::Map);
   const std::string endpoint = text(c, "aforo_endpoint");
   const std::string origin = origin_of(endpoint);
-  if (!endpoint.empty() && origin.empty()) r.notes.push_back("aforo_endpoint '" + endpoint + "' is not an http(s) URL; aforo.* left at defaults");
+  if (!endpoint.empty() && origin.empty())
+    r.notes.push_back("aforo_endpoint '" + endpoint + "' is not an http(s) URL; aforo.* left at defaults");
   if (!text(c, "tenant_id").empty()) aforo["tenant_id"] = text(c, "tenant_id");
   if (!origin.empty()) {
     aforo["ingest_url"] = has_path(endpoint) ? endpoint : origin + "/v1/ingest/batch";
@@ -243,8 +263,9 @@ migration_result migrate_kong_config(const std::string& input, const migration_o
     api["quota_check"] = quota;
     api["margin_check"] = margin;
   } else {
-    r.notes.push_back("neither preflight_quota_enabled nor margin_guard_enabled: the new plugin has entitlement_enabled "
-                      "false, so the sidecar is never asked for decisions (metering only)");
+    r.notes.push_back(
+        "neither preflight_quota_enabled nor margin_guard_enabled: the new plugin has entitlement_enabled "
+        "false, so the sidecar is never asked for decisions (metering only)");
   }
   if (!text(c, "default_metric").empty()) api["metric"] = text(c, "default_metric");
   if (const auto n = number(c, "preflight_quota_cache_ttl")) api["quota_ttl"] = duration_of(*n, 1000);
@@ -288,9 +309,11 @@ migration_result migrate_kong_config(const std::string& input, const migration_o
     r.env += "AFORO_API_KEY=" + key + "\n";
   } else {
     const std::string tail = key.size() >= 12 ? " (it ends in ..." + key.substr(key.size() - 4) + ")" : "";
-    r.env += "# Set to the api_key of " + opts.source_name + tail + "; --reveal-secrets prints it here.\nAFORO_API_KEY=\n";
+    r.env +=
+        "# Set to the api_key of " + opts.source_name + tail + "; --reveal-secrets prints it here.\nAFORO_API_KEY=\n";
   }
-  if (plugins.size() > 1) r.notes.push_back(std::to_string(plugins.size()) + " aforo-metering plugins found; each has a block");
+  if (plugins.size() > 1)
+    r.notes.push_back(std::to_string(plugins.size()) + " aforo-metering plugins found; each has a block");
   return r;
 }
 

@@ -8,7 +8,7 @@
 namespace aforo::config {
 
 struct migration_options {
-  std::string source_name;                          ///< shown in the output's comments
+  std::string source_name;  ///< shown in the output's comments
   std::string sidecar_url = "http://127.0.0.1:8750";
   /// Print the API key's value in the environment output (the one place it may appear); off: a
   /// placeholder naming the key's last 4 characters.
@@ -16,9 +16,9 @@ struct migration_options {
 };
 
 struct migration_result {
-  std::string sidecar_yaml;   ///< loads with load_config_text (keys this project knows only)
-  std::string plugin_yaml;    ///< a `plugins:` list with the new aforo-metering block(s)
-  std::string env;            ///< KEY=value lines (comments on their own lines), for an EnvironmentFile
+  std::string sidecar_yaml;         ///< loads with load_config_text (keys this project knows only)
+  std::string plugin_yaml;          ///< a `plugins:` list with the new aforo-metering block(s)
+  std::string env;                  ///< KEY=value lines (comments on their own lines), for an EnvironmentFile
   std::vector<std::string> notes;   ///< fields not carried over, conflicts, things to check by hand
   std::vector<std::string> errors;  ///< unreadable input, no aforo-metering plugin found
   [[nodiscard]] bool ok() const { return errors.empty(); }

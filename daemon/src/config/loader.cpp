@@ -60,9 +60,12 @@ class parse_visitor {
   }
   void boolean(std::string_view key, bool& out, reload) {
     if (auto n = scalar(key)) {
-      if (*n == "true") out = true;
-      else if (*n == "false") out = false;
-      else fail(key, "'" + *n + "' must be true or false");
+      if (*n == "true")
+        out = true;
+      else if (*n == "false")
+        out = false;
+      else
+        fail(key, "'" + *n + "' must be true or false");
     }
   }
   template <class T>
@@ -87,8 +90,10 @@ class parse_visitor {
       bool okv = !s.empty() && s.size() <= 4;
       std::uint32_t v = 0;
       for (char ch : s) {
-        if (ch < '0' || ch > '7') okv = false;
-        else v = v * 8 + static_cast<std::uint32_t>(ch - '0');
+        if (ch < '0' || ch > '7')
+          okv = false;
+        else
+          v = v * 8 + static_cast<std::uint32_t>(ch - '0');
       }
       if (!okv) return fail(key, "'" + s + "' must be an octal file mode written as a string, e.g. \"0660\"");
       out = v;
@@ -168,8 +173,9 @@ void check_unknown(const YAML::Node& node, const std::string& prefix, const std:
     const std::string path = prefix.empty() ? name : prefix + "." + name;
     if (known.count(path)) continue;
     if (path == "aforo.api_key" || path == "api_key") {
-      errors.push_back(path + ": API keys are never written in the config file; set the AFORO_API_KEY "
-                              "environment variable or aforo.api_key_file");
+      errors.push_back(path +
+                       ": API keys are never written in the config file; set the AFORO_API_KEY "
+                       "environment variable or aforo.api_key_file");
       continue;
     }
     bool is_section = false;
@@ -202,7 +208,9 @@ class flatten_visitor {
   }
   void boolean(std::string_view k, bool v, reload r) { put(k, v ? "true" : "false", r); }
   template <class T>
-  void count(std::string_view k, T v, reload r) { put(k, std::to_string(v), r); }
+  void count(std::string_view k, T v, reload r) {
+    put(k, std::to_string(v), r);
+  }
   void percent(std::string_view k, std::uint32_t v, reload r) { put(k, std::to_string(v) + "%", r); }
   void octal(std::string_view k, std::uint32_t v, reload r) {
     char buf[8];
@@ -294,20 +302,25 @@ void validate(const sidecar_config& c, std::vector<std::string>& errors) {
   if (c.server.max_batch_events < 1 || c.server.max_batch_events > 100000)
     fail("server.max_batch_events", "must be from 1 to 100000");
   if (c.server.ingest_thread_nice > 19) fail("server.ingest_thread_nice", "must be from 0 to 19");
-  if (!http_url(c.aforo.ingest_url)) fail("aforo.ingest_url", "'" + c.aforo.ingest_url + "' must be an http:// or https:// URL");
-  if (!http_url(c.aforo.control_url)) fail("aforo.control_url", "'" + c.aforo.control_url + "' must be an http:// or https:// URL");
+  if (!http_url(c.aforo.ingest_url))
+    fail("aforo.ingest_url", "'" + c.aforo.ingest_url + "' must be an http:// or https:// URL");
+  if (!http_url(c.aforo.control_url))
+    fail("aforo.control_url", "'" + c.aforo.control_url + "' must be an http:// or https:// URL");
   if (c.entitlements.source != "control_plane" && c.entitlements.source != "aforo_api" &&
       (c.entitlements.source.rfind("file:", 0) != 0 || c.entitlements.source.size() == 5))
     fail("entitlements.source", "'" + c.entitlements.source + "' must be control_plane, file:PATH or aforo_api");
   const auto& api = c.entitlements.aforo_api;
-  if (!api.url.empty() && !http_url(api.url)) fail("entitlements.aforo_api.url", "'" + api.url + "' must be an http:// or https:// URL");
+  if (!api.url.empty() && !http_url(api.url))
+    fail("entitlements.aforo_api.url", "'" + api.url + "' must be an http:// or https:// URL");
   if (!api.margin_url.empty() && !http_url(api.margin_url))
     fail("entitlements.aforo_api.margin_url", "'" + api.margin_url + "' must be an http:// or https:// URL");
   if (api.fill_missing && c.entitlements.source == "aforo_api")
-    fail("entitlements.aforo_api.fill_missing", "applies to a snapshot source (control_plane or file:PATH); source aforo_api asks the API for every customer");
+    fail("entitlements.aforo_api.fill_missing",
+         "applies to a snapshot source (control_plane or file:PATH); source aforo_api asks the API for every customer");
   if (c.entitlements.uses_aforo_api() && !api.quota_check && !api.margin_check)
     fail("entitlements.aforo_api", "quota_check and margin_check are both off: nothing to ask");
-  if (api.metric.empty() || api.metric.size() > 255) fail("entitlements.aforo_api.metric", "must be 1 to 255 characters");
+  if (api.metric.empty() || api.metric.size() > 255)
+    fail("entitlements.aforo_api.metric", "must be 1 to 255 characters");
   if (api.quota_ttl.count() < 1) fail("entitlements.aforo_api.quota_ttl", "must be at least 1ms");
   if (api.margin_ttl.count() < 1) fail("entitlements.aforo_api.margin_ttl", "must be at least 1ms");
   if (api.refresh_at < 1 || api.refresh_at > 100) fail("entitlements.aforo_api.refresh_at", "must be from 1% to 100%");
@@ -316,7 +329,8 @@ void validate(const sidecar_config& c, std::vector<std::string>& errors) {
   if (api.error_retry.count() < 1) fail("entitlements.aforo_api.error_retry", "must be at least 1ms");
   if (api.connections < 1 || api.connections > 64) fail("entitlements.aforo_api.connections", "must be from 1 to 64");
   if (c.entitlements.refresh_interval.count() < 100) fail("entitlements.refresh_interval", "must be at least 100ms");
-  if (c.entitlements.lease_requests > 100000) fail("entitlements.lease_requests", "must be from 0 (no leases) to 100000");
+  if (c.entitlements.lease_requests > 100000)
+    fail("entitlements.lease_requests", "must be from 0 (no leases) to 100000");
   if (c.entitlements.lease_ttl.count() < 1 || c.entitlements.lease_ttl > std::chrono::minutes(1))
     fail("entitlements.lease_ttl", "must be from 1ms to 1m");
   if (c.cache.lru_capacity < 1) fail("cache.lru_capacity", "must be at least 1");
@@ -339,7 +353,8 @@ void validate(const sidecar_config& c, std::vector<std::string>& errors) {
     fail("cache.redis_tls_server_name", "applies to TLS only: cache.redis must be a rediss:// URL");
   if (c.cache.redis_tls_server_name.find_first_of(" \t/@") != std::string::npos)
     fail("cache.redis_tls_server_name", "'" + c.cache.redis_tls_server_name + "' must be a host name or an IP address");
-  if (c.batch.max_events < 1 || c.batch.max_events > 1000) fail("batch.max_events", "must be from 1 to 1000 (Aforo's limit per request)");
+  if (c.batch.max_events < 1 || c.batch.max_events > 1000)
+    fail("batch.max_events", "must be from 1 to 1000 (Aforo's limit per request)");
   if (c.batch.backlog_events < 1 || c.batch.backlog_events > 1000)
     fail("batch.backlog_events", "must be from 1 to 1000 (Aforo's limit per request)");
   if (c.batch.max_concurrency < 1 || c.batch.max_concurrency > 64)
@@ -355,7 +370,8 @@ void validate(const sidecar_config& c, std::vector<std::string>& errors) {
   if (c.buffer.fsync_interval.count() <= 0) fail("buffer.fsync_interval", "must be more than 0");
   if (c.buffer.dead_letter_max_bytes < 64 * KiB) fail("buffer.dead_letter_max_bytes", "must be at least 64KiB");
   if (c.buffer.spool_max_bytes < c.buffer.segment_bytes)
-    fail("buffer.spool_max_bytes", "must be at least buffer.segment_bytes (" + format_size(c.buffer.segment_bytes) + ")");
+    fail("buffer.spool_max_bytes",
+         "must be at least buffer.segment_bytes (" + format_size(c.buffer.segment_bytes) + ")");
   if (c.discovery.enabled && !http_url(c.discovery.kong_admin_url))
     fail("discovery.kong_admin_url", "'" + c.discovery.kong_admin_url + "' must be an http:// or https:// URL");
   if (c.discovery.max_operations_per_service < 1) fail("discovery.max_operations_per_service", "must be at least 1");
@@ -364,8 +380,9 @@ void validate(const sidecar_config& c, std::vector<std::string>& errors) {
 std::vector<std::string> warnings(const sidecar_config& c) {
   std::vector<std::string> out;
   if (url_has_password(c.cache.redis))
-    out.push_back("cache.redis: '" + redact_url(c.cache.redis) +
-                  "' carries a password inline; secrets belong in cache.redis_password_file or env AFORO_REDIS_PASSWORD");
+    out.push_back(
+        "cache.redis: '" + redact_url(c.cache.redis) +
+        "' carries a password inline; secrets belong in cache.redis_password_file or env AFORO_REDIS_PASSWORD");
   return out;
 }
 
@@ -382,17 +399,25 @@ namespace {
 struct address_visitor {
   std::vector<const void*> at;
   template <class T>
-  void record(const T& v) { at.push_back(&v); }
+  void record(const T& v) {
+    at.push_back(&v);
+  }
   void text(std::string_view, const std::string& v, reload) { record(v); }
   void texts(std::string_view, const std::vector<std::string>& v, reload) { record(v); }
   void boolean(std::string_view, const bool& v, reload) { record(v); }
-  template <class T> void count(std::string_view, const T& v, reload) { record(v); }
+  template <class T>
+  void count(std::string_view, const T& v, reload) {
+    record(v);
+  }
   void percent(std::string_view, const std::uint32_t& v, reload) { record(v); }
   void octal(std::string_view, const std::uint32_t& v, reload) { record(v); }
   void size(std::string_view, const std::uint64_t& v, reload) { record(v); }
   void duration(std::string_view, const millis& v, reload) { record(v); }
   void durations(std::string_view, const std::vector<millis>& v, reload) { record(v); }
-  template <class E> void choice(std::string_view, const E& v, choices<E>, reload) { record(v); }
+  template <class E>
+  void choice(std::string_view, const E& v, choices<E>, reload) {
+    record(v);
+  }
 };
 
 struct restore_visitor {
@@ -406,13 +431,19 @@ struct restore_visitor {
   void text(std::string_view, std::string& v, reload r) { restore(v, r); }
   void texts(std::string_view, std::vector<std::string>& v, reload r) { restore(v, r); }
   void boolean(std::string_view, bool& v, reload r) { restore(v, r); }
-  template <class T> void count(std::string_view, T& v, reload r) { restore(v, r); }
+  template <class T>
+  void count(std::string_view, T& v, reload r) {
+    restore(v, r);
+  }
   void percent(std::string_view, std::uint32_t& v, reload r) { restore(v, r); }
   void octal(std::string_view, std::uint32_t& v, reload r) { restore(v, r); }
   void size(std::string_view, std::uint64_t& v, reload r) { restore(v, r); }
   void duration(std::string_view, millis& v, reload r) { restore(v, r); }
   void durations(std::string_view, std::vector<millis>& v, reload r) { restore(v, r); }
-  template <class E> void choice(std::string_view, E& v, choices<E>, reload r) { restore(v, r); }
+  template <class E>
+  void choice(std::string_view, E& v, choices<E>, reload r) {
+    restore(v, r);
+  }
 };
 
 }  // namespace

@@ -13,8 +13,8 @@
 namespace aforo::config {
 
 struct load_result {
-  sidecar_config config;             ///< defaults overridden by every key that parsed
-  std::vector<std::string> errors;   ///< "key.path: what is wrong"; empty when the file is valid
+  sidecar_config config;            ///< defaults overridden by every key that parsed
+  std::vector<std::string> errors;  ///< "key.path: what is wrong"; empty when the file is valid
   [[nodiscard]] bool ok() const { return errors.empty(); }
 };
 

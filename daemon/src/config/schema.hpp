@@ -22,7 +22,9 @@ using choices = std::initializer_list<std::pair<std::string_view, E>>;
 template <class C, class V>
 void visit_config(C& c, V& v) {
   v.texts("listen", c.listen, reload::restart);
-  v.choice("mode", c.mode, choices<enforcement_mode>{{"enforce", enforcement_mode::enforce}, {"shadow", enforcement_mode::shadow}}, reload::live);
+  v.choice("mode", c.mode,
+           choices<enforcement_mode>{{"enforce", enforcement_mode::enforce}, {"shadow", enforcement_mode::shadow}},
+           reload::live);
 
   v.size("server.max_body", c.server.max_body, reload::live);
   v.size("server.max_header", c.server.max_header, reload::live);
@@ -37,7 +39,9 @@ void visit_config(C& c, V& v) {
 
   v.text("aforo.tenant_id", c.aforo.tenant_id, reload::restart);
   v.text("aforo.api_key_file", c.aforo.api_key_file, reload::restart);
-  v.choice("aforo.auth_scheme", c.aforo.auth, choices<auth_scheme>{{"x-api-key", auth_scheme::x_api_key}, {"bearer", auth_scheme::bearer}}, reload::restart);
+  v.choice("aforo.auth_scheme", c.aforo.auth,
+           choices<auth_scheme>{{"x-api-key", auth_scheme::x_api_key}, {"bearer", auth_scheme::bearer}},
+           reload::restart);
   v.text("aforo.ingest_url", c.aforo.ingest_url, reload::restart);
   v.text("aforo.control_url", c.aforo.control_url, reload::restart);
   v.text("aforo.ca_file", c.aforo.ca_file, reload::restart);
@@ -46,7 +50,10 @@ void visit_config(C& c, V& v) {
   v.text("entitlements.source", c.entitlements.source, reload::live);
   v.duration("entitlements.refresh_interval", c.entitlements.refresh_interval, reload::live);
   v.duration("entitlements.max_stale", c.entitlements.max_stale, reload::live);
-  v.choice("entitlements.unknown_customer", c.entitlements.unknown_customer, choices<unknown_customer_policy>{{"block", unknown_customer_policy::block}, {"allow", unknown_customer_policy::allow}}, reload::live);
+  v.choice("entitlements.unknown_customer", c.entitlements.unknown_customer,
+           choices<unknown_customer_policy>{{"block", unknown_customer_policy::block},
+                                            {"allow", unknown_customer_policy::allow}},
+           reload::live);
   v.percent("entitlements.quota_warning", c.entitlements.quota_warning_percent, reload::live);
   v.count("entitlements.lease_requests", c.entitlements.lease_requests, reload::live);
   v.duration("entitlements.lease_ttl", c.entitlements.lease_ttl, reload::live);
@@ -73,7 +80,8 @@ void visit_config(C& c, V& v) {
   v.count("cache.lru_capacity", c.cache.lru_capacity, reload::restart);
   v.duration("cache.redis_timeout", c.cache.redis_timeout, reload::restart);
   v.duration("cache.sync_interval", c.cache.sync_interval, reload::restart);
-  v.choice("cache.quota_mode", c.cache.quota, choices<quota_mode>{{"reserve", quota_mode::reserve}, {"counters", quota_mode::counters}}, reload::restart);
+  v.choice("cache.quota_mode", c.cache.quota,
+           choices<quota_mode>{{"reserve", quota_mode::reserve}, {"counters", quota_mode::counters}}, reload::restart);
   v.count("cache.quota_max_chunk", c.cache.quota_max_chunk, reload::live);
   v.count("cache.quota_unreported", c.cache.quota_unreported, reload::live);
   v.duration("cache.quota_chunk_window", c.cache.quota_chunk_window, reload::live);
@@ -86,7 +94,8 @@ void visit_config(C& c, V& v) {
   v.count("batch.max_concurrency", c.batch.max_concurrency, reload::restart);
   v.boolean("batch.adaptive_concurrency", c.batch.adaptive_concurrency, reload::restart);
   v.duration("batch.flush_interval", c.batch.flush_interval, reload::live);
-  v.choice("batch.compression", c.batch.codec, choices<compression>{{"lz4", compression::lz4}, {"none", compression::none}}, reload::live);
+  v.choice("batch.compression", c.batch.codec,
+           choices<compression>{{"lz4", compression::lz4}, {"none", compression::none}}, reload::live);
   v.duration("batch.compression_retry", c.batch.compression_retry, reload::live);
 
   v.count("retry.max_retries", c.retry.max_retries, reload::live);
@@ -99,9 +108,17 @@ void visit_config(C& c, V& v) {
   v.text("buffer.spool_dir", c.buffer.spool_dir, reload::restart);
   v.size("buffer.spool_max_bytes", c.buffer.spool_max_bytes, reload::restart);
   v.size("buffer.segment_bytes", c.buffer.segment_bytes, reload::restart);
-  v.choice("buffer.when_full", c.buffer.when_full, choices<when_full_policy>{{"drop_oldest", when_full_policy::drop_oldest}, {"reject", when_full_policy::reject}}, reload::restart);
-  v.choice("buffer.durability", c.buffer.durability, choices<durability_mode>{{"disk", durability_mode::disk}, {"memory", durability_mode::memory}}, reload::restart);
-  v.choice("buffer.fsync", c.buffer.fsync, choices<fsync_mode>{{"always", fsync_mode::always}, {"interval", fsync_mode::interval}, {"off", fsync_mode::off}}, reload::restart);
+  v.choice(
+      "buffer.when_full", c.buffer.when_full,
+      choices<when_full_policy>{{"drop_oldest", when_full_policy::drop_oldest}, {"reject", when_full_policy::reject}},
+      reload::restart);
+  v.choice("buffer.durability", c.buffer.durability,
+           choices<durability_mode>{{"disk", durability_mode::disk}, {"memory", durability_mode::memory}},
+           reload::restart);
+  v.choice(
+      "buffer.fsync", c.buffer.fsync,
+      choices<fsync_mode>{{"always", fsync_mode::always}, {"interval", fsync_mode::interval}, {"off", fsync_mode::off}},
+      reload::restart);
   v.duration("buffer.fsync_interval", c.buffer.fsync_interval, reload::restart);
   v.text("buffer.dead_letter_dir", c.buffer.dead_letter_dir, reload::restart);
   v.size("buffer.dead_letter_max_bytes", c.buffer.dead_letter_max_bytes, reload::restart);
@@ -118,7 +135,12 @@ void visit_config(C& c, V& v) {
   v.duration("discovery.stale_after", c.discovery.stale_after, reload::restart);
   v.count("discovery.max_operations_per_service", c.discovery.max_operations_per_service, reload::restart);
 
-  v.choice("log.level", c.log.level, choices<log_level>{{"debug", log_level::debug}, {"info", log_level::info}, {"warn", log_level::warn}, {"error", log_level::error}}, reload::live);
+  v.choice("log.level", c.log.level,
+           choices<log_level>{{"debug", log_level::debug},
+                              {"info", log_level::info},
+                              {"warn", log_level::warn},
+                              {"error", log_level::error}},
+           reload::live);
 }
 
 }  // namespace aforo::config

@@ -35,13 +35,14 @@ std::string from_env_or_file(const char* env, const std::string& file, const std
 
 std::string bearer_token_problem(const std::string& token) {
   if (token.size() < min_api_token_chars) {
-    return "is shorter than " + std::to_string(min_api_token_chars) + " characters (make one with `openssl rand -hex 32`)";
+    return "is shorter than " + std::to_string(min_api_token_chars) +
+           " characters (make one with `openssl rand -hex 32`)";
   }
   // RFC 6750 b64token: what an Authorization: Bearer header carries without quoting.
   std::size_t i = 0;
   auto tokchar = [](char ch) {
-    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' ||
-           ch == '.' || ch == '_' || ch == '~' || ch == '+' || ch == '/';
+    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' ||
+           ch == '_' || ch == '~' || ch == '+' || ch == '/';
   };
   while (i < token.size() && tokchar(token[i])) ++i;
   while (i < token.size() && token[i] == '=') ++i;
@@ -62,12 +63,14 @@ std::string load_api_token(const sidecar_config& c, std::vector<std::string>& er
 secrets load_secrets(const sidecar_config& c, std::vector<std::string>& errors) {
   secrets s;
   s.api_key = from_env_or_file("AFORO_API_KEY", c.aforo.api_key_file, "aforo.api_key_file", errors);
-  if (const char* t = std::getenv("AFORO_TENANT_ID"); t != nullptr && *t != '\0') s.tenant_id = trim_line_end(t);
-  else s.tenant_id = c.aforo.tenant_id;
+  if (const char* t = std::getenv("AFORO_TENANT_ID"); t != nullptr && *t != '\0')
+    s.tenant_id = trim_line_end(t);
+  else
+    s.tenant_id = c.aforo.tenant_id;
   s.webhook_secret = from_env_or_file("AFORO_WEBHOOK_SECRET", c.margin_guard.webhook_secret_file,
                                       "margin_guard.webhook_secret_file", errors);
-  s.redis_password = from_env_or_file("AFORO_REDIS_PASSWORD", c.cache.redis_password_file,
-                                      "cache.redis_password_file", errors);
+  s.redis_password =
+      from_env_or_file("AFORO_REDIS_PASSWORD", c.cache.redis_password_file, "cache.redis_password_file", errors);
   s.api_token = load_api_token(c, errors);
   for (char ch : s.api_key) {
     if (static_cast<unsigned char>(ch) < 0x21 || ch == 0x7f) {

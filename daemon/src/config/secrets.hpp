@@ -1,5 +1,5 @@
-// Secrets (API key, tenant id, webhook secret, Redis password, local API token) come from the environment or from files, never from the
-// config text, and are never logged: `redact` shows at most the last 4 characters.
+// Secrets (API key, tenant id, webhook secret, Redis password, local API token) come from the environment or from
+// files, never from the config text, and are never logged: `redact` shows at most the last 4 characters.
 #pragma once
 
 #include <string>
@@ -10,11 +10,11 @@
 namespace aforo::config {
 
 struct secrets {
-  std::string api_key;          ///< env AFORO_API_KEY, else the file aforo.api_key_file; may be empty
-  std::string tenant_id;        ///< env AFORO_TENANT_ID, else aforo.tenant_id
-  std::string webhook_secret;   ///< env AFORO_WEBHOOK_SECRET, else margin_guard.webhook_secret_file
-  std::string redis_password;   ///< env AFORO_REDIS_PASSWORD, else cache.redis_password_file; else the URL's
-  std::string api_token;        ///< env AFORO_SIDECAR_TOKEN, else server.auth_token_file; empty = no local token
+  std::string api_key;         ///< env AFORO_API_KEY, else the file aforo.api_key_file; may be empty
+  std::string tenant_id;       ///< env AFORO_TENANT_ID, else aforo.tenant_id
+  std::string webhook_secret;  ///< env AFORO_WEBHOOK_SECRET, else margin_guard.webhook_secret_file
+  std::string redis_password;  ///< env AFORO_REDIS_PASSWORD, else cache.redis_password_file; else the URL's
+  std::string api_token;       ///< env AFORO_SIDECAR_TOKEN, else server.auth_token_file; empty = no local token
 };
 
 /// Resolves the secrets; problems (unreadable file, empty file) are appended to errors with their key.

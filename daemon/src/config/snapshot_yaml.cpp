@@ -24,7 +24,9 @@ bool convert(const YAML::Node& n, doc_node& out, unsigned depth) {
   if (depth > max_depth) return false;
   switch (n.Type()) {
     case YAML::NodeType::Undefined:
-    case YAML::NodeType::Null: out.type = doc_node::kind::null; return true;
+    case YAML::NodeType::Null:
+      out.type = doc_node::kind::null;
+      return true;
     case YAML::NodeType::Scalar:
       out.type = doc_node::kind::scalar;
       out.text = n.Scalar();
@@ -65,8 +67,8 @@ bool yaml_to_doc(std::string_view yaml, doc_node& out, std::string& error) {
     error = "YAML nested deeper than 32 levels";
     return false;
   } catch (const YAML::Exception& e) {
-    error = "YAML line " + std::to_string(e.mark.line + 1) + " column " + std::to_string(e.mark.column + 1) +
-            ": " + e.msg;
+    error =
+        "YAML line " + std::to_string(e.mark.line + 1) + " column " + std::to_string(e.mark.column + 1) + ": " + e.msg;
     return false;
   }
 }

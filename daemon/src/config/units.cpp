@@ -33,13 +33,19 @@ parsed<std::chrono::milliseconds> parse_duration(std::string_view text) {
   double n = 0;
   std::string_view unit;
   if (!split_number(s, n, unit))
-    return {std::nullopt, "'" + std::string(text) + "' is not a duration; write it with a unit: ms, s, m, h, d (e.g. 250ms, 5s)"};
+    return {std::nullopt,
+            "'" + std::string(text) + "' is not a duration; write it with a unit: ms, s, m, h, d (e.g. 250ms, 5s)"};
   double ms = 0;
-  if (unit == "ms") ms = n;
-  else if (unit == "s") ms = n * 1000;
-  else if (unit == "m") ms = n * 60'000;
-  else if (unit == "h") ms = n * 3'600'000;
-  else if (unit == "d") ms = n * 86'400'000;
+  if (unit == "ms")
+    ms = n;
+  else if (unit == "s")
+    ms = n * 1000;
+  else if (unit == "m")
+    ms = n * 60'000;
+  else if (unit == "h")
+    ms = n * 3'600'000;
+  else if (unit == "d")
+    ms = n * 86'400'000;
   else if (unit.empty())
     return {std::nullopt, "'" + std::string(text) + "' has no unit; write it with one: ms, s, m, h, d (e.g. " +
                               std::string(s) + "s)"};
@@ -56,17 +62,27 @@ parsed<std::uint64_t> parse_size(std::string_view text) {
   double n = 0;
   std::string_view unit;
   if (!split_number(s, n, unit))
-    return {std::nullopt, "'" + std::string(text) + "' is not a size; write it with a unit: B, KiB, MiB, GiB (e.g. 64MiB)"};
+    return {std::nullopt,
+            "'" + std::string(text) + "' is not a size; write it with a unit: B, KiB, MiB, GiB (e.g. 64MiB)"};
   double mult = 0;
-  if (unit == "B") mult = 1;
-  else if (unit == "KiB") mult = 1024.0;
-  else if (unit == "MiB") mult = 1024.0 * 1024;
-  else if (unit == "GiB") mult = 1024.0 * 1024 * 1024;
-  else if (unit == "TiB") mult = 1024.0 * 1024 * 1024 * 1024;
-  else if (unit == "KB" || unit == "kB") mult = 1e3;
-  else if (unit == "MB") mult = 1e6;
-  else if (unit == "GB") mult = 1e9;
-  else if (unit == "TB") mult = 1e12;
+  if (unit == "B")
+    mult = 1;
+  else if (unit == "KiB")
+    mult = 1024.0;
+  else if (unit == "MiB")
+    mult = 1024.0 * 1024;
+  else if (unit == "GiB")
+    mult = 1024.0 * 1024 * 1024;
+  else if (unit == "TiB")
+    mult = 1024.0 * 1024 * 1024 * 1024;
+  else if (unit == "KB" || unit == "kB")
+    mult = 1e3;
+  else if (unit == "MB")
+    mult = 1e6;
+  else if (unit == "GB")
+    mult = 1e9;
+  else if (unit == "TB")
+    mult = 1e12;
   else if (unit.empty())
     return {std::nullopt, "'" + std::string(text) + "' has no unit; write it with one: B, KiB, MiB, GiB (e.g. " +
                               std::string(s) + "MiB)"};
@@ -85,7 +101,8 @@ parsed<std::uint32_t> parse_percent(std::string_view text) {
   std::string_view unit;
   if (!split_number(s, n, unit) || unit != "%")
     return {std::nullopt, "'" + std::string(text) + "' is not a percentage; write it like 80%"};
-  if (n != std::floor(n) || n > 100) return {std::nullopt, "'" + std::string(text) + "' must be a whole percentage from 0% to 100%"};
+  if (n != std::floor(n) || n > 100)
+    return {std::nullopt, "'" + std::string(text) + "' must be a whole percentage from 0% to 100%"};
   return {static_cast<std::uint32_t>(n), {}};
 }
 

@@ -13,10 +13,10 @@ namespace aforo::core {
 /// `initial` doubling per failure up to `cap`. A wait is then stretched by up to `jitter_percent`
 /// (times a random number in [0, 1) the caller supplies), and a longer Retry-After wins.
 struct backoff_policy {
-  std::chrono::milliseconds initial{1000};           ///< after the first failure (at least 1 ms)
-  std::chrono::milliseconds cap{60000};              ///< the doubling stops here (not applied to steps)
-  std::vector<std::chrono::milliseconds> steps;      ///< an explicit schedule (retry.backoff); empty = doubling
-  std::uint32_t jitter_percent = 0;                  ///< 10 = up to 10 % longer
+  std::chrono::milliseconds initial{1000};       ///< after the first failure (at least 1 ms)
+  std::chrono::milliseconds cap{60000};          ///< the doubling stops here (not applied to steps)
+  std::vector<std::chrono::milliseconds> steps;  ///< an explicit schedule (retry.backoff); empty = doubling
+  std::uint32_t jitter_percent = 0;              ///< 10 = up to 10 % longer
 
   /// initial, 2 x initial, ... up to cap.
   static backoff_policy exponential(std::chrono::milliseconds initial, std::chrono::milliseconds cap) {

@@ -25,7 +25,7 @@ struct read_file_result {
   std::optional<std::string> data;  ///< nullopt when the file cannot be read (see error)
   bool missing = false;             ///< ENOENT: no such file (not an error for a first start)
   std::string error;
-  std::int64_t mtime_ms = 0;        ///< the file's modification time, Unix epoch milliseconds
+  std::int64_t mtime_ms = 0;  ///< the file's modification time, Unix epoch milliseconds
 };
 
 /// Reads `path` (O_NOFOLLOW | O_CLOEXEC); refuses what is not a regular file or is over max_bytes.

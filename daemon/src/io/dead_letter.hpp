@@ -14,10 +14,10 @@ namespace aforo::io {
 struct dead_letter_entry {
   std::string_view batch_body;  ///< `{"events":[...]}` (embedded as JSON when it parses, else as a string)
   std::uint32_t events = 0;
-  int status = 0;               ///< ingest's HTTP status
-  std::string_view reason;      ///< rejected_batch | too_large | event_failed | success_false
-  std::string_view timestamp;   ///< written as given (ISO-8601 UTC); empty = now
-  std::string_view response;    ///< ingest's answer (its body, or the per-event message), cut at 4 KiB
+  int status = 0;              ///< ingest's HTTP status
+  std::string_view reason;     ///< rejected_batch | too_large | event_failed | success_false
+  std::string_view timestamp;  ///< written as given (ISO-8601 UTC); empty = now
+  std::string_view response;   ///< ingest's answer (its body, or the per-event message), cut at 4 KiB
 };
 
 /// Appends to `{dir}/dead-letter.jsonl`, one line per entry:
@@ -62,8 +62,8 @@ class dead_letter_file {
   std::string path_;
   std::uint64_t max_bytes_;
   int fd_ = -1;
-  std::uint64_t size_ = 0;            ///< of the current file
-  std::uint64_t rotated_bytes_ = 0;   ///< of .1 .. .3
+  std::uint64_t size_ = 0;           ///< of the current file
+  std::uint64_t rotated_bytes_ = 0;  ///< of .1 .. .3
   std::uint64_t deleted_events_ = 0;
   std::uint64_t deleted_files_ = 0;
 };

@@ -51,8 +51,9 @@ std::string unsafe_dir_reason(const std::string& given, std::string_view key) {
     return path + " is owned by uid " + std::to_string(st.st_uid) + " (mode " + octal_mode(st.st_mode) +
            "), not by uid " + std::to_string(me) +
            " that runs the sidecar, so another user could plant or redirect files there: remove it (the "
-           "sidecar creates it with mode 0700), or `chown " + std::to_string(me) + " " + path + " && chmod 0700 " +
-           path + "`, or set " + k + " to a directory of the sidecar's own";
+           "sidecar creates it with mode 0700), or `chown " +
+           std::to_string(me) + " " + path + " && chmod 0700 " + path + "`, or set " + k +
+           " to a directory of the sidecar's own";
   }
   if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
     return path + " is writable by " + ((st.st_mode & S_IWOTH) != 0 ? "others" : "its group") + " (owner uid " +

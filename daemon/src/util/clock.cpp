@@ -23,8 +23,6 @@ clock_source set_clock(clock_source source) noexcept {
 
 std::chrono::system_clock::time_point wall_now() noexcept { return wall_source.load(std::memory_order_relaxed)(); }
 
-std::chrono::steady_clock::time_point steady_now() noexcept {
-  return steady_source.load(std::memory_order_relaxed)();
-}
+std::chrono::steady_clock::time_point steady_now() noexcept { return steady_source.load(std::memory_order_relaxed)(); }
 
 }  // namespace aforo::util

@@ -24,20 +24,28 @@ bool journald() {
 
 const char* name(level l) {
   switch (l) {
-    case level::debug: return "DEBUG";
-    case level::info: return "INFO";
-    case level::warn: return "WARN";
-    case level::error: return "ERROR";
+    case level::debug:
+      return "DEBUG";
+    case level::info:
+      return "INFO";
+    case level::warn:
+      return "WARN";
+    case level::error:
+      return "ERROR";
   }
   return "INFO";
 }
 
 int syslog_priority(level l) {
   switch (l) {
-    case level::debug: return 7;
-    case level::info: return 6;
-    case level::warn: return 4;
-    case level::error: return 3;
+    case level::debug:
+      return 7;
+    case level::info:
+      return 6;
+    case level::warn:
+      return 4;
+    case level::error:
+      return 3;
   }
   return 6;
 }

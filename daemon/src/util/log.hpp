@@ -16,7 +16,9 @@ void set_level(level l);
 /// Writes one line. The message must not contain secrets; newlines in it are replaced by spaces.
 void write(level l, std::string_view message);
 
-inline void debug(std::string_view m) { if (enabled(level::debug)) write(level::debug, m); }
+inline void debug(std::string_view m) {
+  if (enabled(level::debug)) write(level::debug, m);
+}
 inline void info(std::string_view m) { write(level::info, m); }
 inline void warn(std::string_view m) { write(level::warn, m); }
 inline void error(std::string_view m) { write(level::error, m); }

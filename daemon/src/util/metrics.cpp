@@ -11,8 +11,14 @@ namespace {
 
 // Shortest text that reads back as the same double (bucket bounds must match across scrapes exactly).
 void append_number(std::string& out, double v) {
-  if (std::isnan(v)) { out += "NaN"; return; }
-  if (std::isinf(v)) { out += v > 0 ? "+Inf" : "-Inf"; return; }
+  if (std::isnan(v)) {
+    out += "NaN";
+    return;
+  }
+  if (std::isinf(v)) {
+    out += v > 0 ? "+Inf" : "-Inf";
+    return;
+  }
   char buf[64];
   // As Prometheus' Go client formats (strconv 'g', shortest): plain "100000", "0.0001", "2.5"; exponent
   // form only below 1e-4 or from 1e21 ("1e-05", "1e+21"), so le labels read the same as other exporters'.
@@ -32,9 +38,12 @@ void append_number(std::string& out, std::uint64_t v) {
 // HELP text escapes backslash and newline (the exposition format; quotes stay as they are).
 void append_help(std::string& out, std::string_view help) {
   for (char c : help) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '\n') out += "\\n";
-    else out += c;
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
   }
 }
 
@@ -125,7 +134,8 @@ void metrics_registry::gauge_fn(std::string_view name, std::string_view help, st
   auto& f = family_for(name, help, kind::gauge);
   for (auto& s : f.all) {
     if (s.labels != labels) continue;
-    if (s.g) throw std::logic_error("metric " + std::string(name) + " {" + std::string(labels) + "} is already a gauge");
+    if (s.g)
+      throw std::logic_error("metric " + std::string(name) + " {" + std::string(labels) + "} is already a gauge");
     s.fn = std::move(fn);
     return;
   }
@@ -194,10 +204,14 @@ std::string escape_label(std::string_view v) {
   std::string out;
   out.reserve(v.size());
   for (char c : v) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out += c;
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
   }
   return out;
 }

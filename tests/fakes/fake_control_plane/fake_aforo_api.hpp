@@ -37,7 +37,7 @@ class fake_aforo_api {
     std::map<std::string, std::string> answers;  // by customer id
     std::chrono::milliseconds delay{0};
     int forced_status = 0;
-    std::map<std::string, int> calls;            // by customer id (quota: "customer/metric")
+    std::map<std::string, int> calls;  // by customer id (quota: "customer/metric")
     int total = 0;
     std::vector<std::pair<std::string, std::string>> last_headers;
     std::string last_target, last_body;
@@ -46,14 +46,13 @@ class fake_aforo_api {
   /// listen: "127.0.0.1:0" picks a free port (url() names it).
   explicit fake_aforo_api(bool wrap = true, std::string listen = "127.0.0.1:0")
       : wrap_(wrap), work_(ioc_.get_executor()) {
-    quota_.default_answer = R"({"decision":"ALLOW","reason":"ok","currentUsage":1,"limit":1000,"retryAfterMs":0,"tierName":"pro","headers":{}})";
+    quota_.default_answer =
+        R"({"decision":"ALLOW","reason":"ok","currentUsage":1,"limit":1000,"retryAfterMs":0,"tierName":"pro","headers":{}})";
     margin_.default_answer = R"({"allowed":true,"level":"NONE","throttleRate":100,"retryAfterSeconds":0,"message":""})";
-    routes_.add("POST", "/api/v1/quota/check", [this](io::http_request& req, io::respond_fn respond) {
-      handle(req, std::move(respond), true);
-    });
-    routes_.add("GET", "/internal/v1/margin-guard/quick-check", [this](io::http_request& req, io::respond_fn respond) {
-      handle(req, std::move(respond), false);
-    });
+    routes_.add("POST", "/api/v1/quota/check",
+                [this](io::http_request& req, io::respond_fn respond) { handle(req, std::move(respond), true); });
+    routes_.add("GET", "/internal/v1/margin-guard/quick-check",
+                [this](io::http_request& req, io::respond_fn respond) { handle(req, std::move(respond), false); });
     // {"quota":N,"margin":M}: calls answered so far (for the bench, which runs this as a program).
     routes_.add_sync("GET", "/stats", [this](io::http_request&) {
       std::lock_guard lock(mu_);
@@ -127,8 +126,10 @@ class fake_aforo_api {
  private:
   void set(endpoint& e, const std::string& customer, std::string answer) {
     std::lock_guard lock(mu_);
-    if (customer.empty()) e.default_answer = std::move(answer);
-    else e.answers[customer] = std::move(answer);
+    if (customer.empty())
+      e.default_answer = std::move(answer);
+    else
+      e.answers[customer] = std::move(answer);
   }
   int count(const endpoint& e, const std::string& key) const {
     std::lock_guard lock(mu_);
@@ -155,9 +156,12 @@ class fake_aforo_api {
     if (!u) return {};
     std::string tenant, scope_type, scope_id;
     for (const auto& p : u->params()) {
-      if (p.key == "tenantId") tenant = p.value;
-      else if (p.key == "scopeType") scope_type = p.value;
-      else if (p.key == "scopeId") scope_id = p.value;
+      if (p.key == "tenantId")
+        tenant = p.value;
+      else if (p.key == "scopeType")
+        scope_type = p.value;
+      else if (p.key == "scopeId")
+        scope_id = p.value;
     }
     if (tenant.empty() || scope_type != "CUSTOMER" || scope_id.empty()) return {};
     key = scope_id;
@@ -193,9 +197,8 @@ class fake_aforo_api {
     }
     if (delay.count() == 0) return respond(std::move(res));
     auto timer = std::make_shared<boost::asio::steady_timer>(ioc_, delay);
-    timer->async_wait([timer, respond = std::move(respond), res = std::move(res)](const boost::system::error_code&) mutable {
-      respond(std::move(res));
-    });
+    timer->async_wait([timer, respond = std::move(respond),
+                       res = std::move(res)](const boost::system::error_code&) mutable { respond(std::move(res)); });
   }
 
   bool wrap_;

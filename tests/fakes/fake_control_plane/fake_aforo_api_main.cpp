@@ -14,8 +14,10 @@ int main(int argc, char** argv) {
   int delay_ms = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--listen" && i + 1 < argc) listen = argv[++i];
-    else if (a == "--delay-ms" && i + 1 < argc) delay_ms = std::atoi(argv[++i]);
+    if (a == "--listen" && i + 1 < argc)
+      listen = argv[++i];
+    else if (a == "--delay-ms" && i + 1 < argc)
+      delay_ms = std::atoi(argv[++i]);
     else {
       std::fprintf(stderr, "usage: aforo-fake-aforo-api [--listen HOST:PORT] [--delay-ms N]\n");
       return 64;

@@ -164,12 +164,13 @@ io::http_response ingest_service::control_network(io::http_request& req) {
   for (auto [name, field] : {std::pair{"rtt_ms", &opts_.rtt_ms}, std::pair{"jitter_ms", &opts_.jitter_ms},
                              std::pair{"max_in_flight", &opts_.max_in_flight}}) {
     if (!doc.HasMember(name)) continue;
-    if (!doc[name].IsUint()) return io::http_response::error(400, "bad_request", std::string(name) + " must be a count");
+    if (!doc[name].IsUint())
+      return io::http_response::error(400, "bad_request", std::string(name) + " must be a count");
     *field = doc[name].GetUint();
   }
   return io::http_response::json(200, R"({"rtt_ms":)" + std::to_string(opts_.rtt_ms) + R"(,"jitter_ms":)" +
-                                           std::to_string(opts_.jitter_ms) + R"(,"max_in_flight":)" +
-                                           std::to_string(opts_.max_in_flight) + "}");
+                                          std::to_string(opts_.jitter_ms) + R"(,"max_in_flight":)" +
+                                          std::to_string(opts_.max_in_flight) + "}");
 }
 
 io::http_response ingest_service::control_refuse_lz4(io::http_request& req) {

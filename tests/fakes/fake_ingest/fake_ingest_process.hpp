@@ -38,7 +38,7 @@ class blocking_client {
   }
 
   io::client_result send(std::string method, std::string url, std::string body = {},
-                          std::vector<std::pair<std::string, std::string>> headers = {}) {
+                         std::vector<std::pair<std::string, std::string>> headers = {}) {
     io::client_request req;
     req.method = std::move(method);
     req.url = std::move(url);
@@ -60,13 +60,13 @@ struct fake_ingest_options {
   bool bearer = false;
   std::string tls_cert;  ///< with tls_key: serve HTTPS
   std::string tls_key;
-  std::string record;    ///< --record FILE
-  bool count_only = false;  ///< --count-only
-  std::size_t max_events = 0;  ///< --max-events (0 = the fake's default, Aforo's 1000); more is answered 413
-  std::uint32_t rtt_ms = 0;        ///< --rtt-ms: every answer after this round trip
-  std::uint32_t jitter_ms = 0;     ///< --jitter-ms
-  std::uint32_t max_in_flight = 0; ///< --max-in-flight: 429 past this many requests in progress
-  int refuse_lz4 = 0;              ///< --refuse-lz4 415|400: refuse Content-Encoding: lz4 (0: decode it)
+  std::string record;               ///< --record FILE
+  bool count_only = false;          ///< --count-only
+  std::size_t max_events = 0;       ///< --max-events (0 = the fake's default, Aforo's 1000); more is answered 413
+  std::uint32_t rtt_ms = 0;         ///< --rtt-ms: every answer after this round trip
+  std::uint32_t jitter_ms = 0;      ///< --jitter-ms
+  std::uint32_t max_in_flight = 0;  ///< --max-in-flight: 429 past this many requests in progress
+  int refuse_lz4 = 0;               ///< --refuse-lz4 415|400: refuse Content-Encoding: lz4 (0: decode it)
 };
 
 /// A running aforo-fake-ingest on 127.0.0.1 and a free port; killed on destruction.
@@ -127,7 +127,9 @@ class fake_ingest_process {
   void refuse(bool on) { control("POST", "/_control/refuse", on ? R"({"on":true})" : R"({"on":false})"); }
   void reset() { control("POST", "/_control/reset"); }
   /// Refuse lz4 from now on with 415 or 400, or take it again (0).
-  void refuse_lz4(int status) { control("POST", "/_control/refuse_lz4", R"({"status":)" + std::to_string(status) + "}"); }
+  void refuse_lz4(int status) {
+    control("POST", "/_control/refuse_lz4", R"({"status":)" + std::to_string(status) + "}");
+  }
   rapidjson::Document stats() { return parse(control("GET", "/_control/stats").body); }
   rapidjson::Document received() { return parse(control("GET", "/_control/received").body); }
 

@@ -139,9 +139,8 @@ void fake_server::on_accept(tcp::socket sock) {
   if (!tls_) {
     auto stream = std::make_shared<beast::tcp_stream>(std::move(sock));
     closers_[id] = [stream] { beast::close_socket(*stream); };
-    asio::co_spawn(ioc_, serve(*stream, routes_, id), [this, id, stream](const std::exception_ptr&) {
-      closers_.erase(id);
-    });
+    asio::co_spawn(ioc_, serve(*stream, routes_, id),
+                   [this, id, stream](const std::exception_ptr&) { closers_.erase(id); });
     return;
   }
   auto stream = std::make_shared<beast::ssl_stream<beast::tcp_stream>>(std::move(sock), *tls_);
@@ -153,9 +152,7 @@ void fake_server::on_accept(tcp::socket sock) {
     if (ec) co_return;  // e.g. the client rejected our certificate
     co_await serve(*s, routes, conn);
   };
-  asio::co_spawn(ioc_, run(stream, routes_, id), [this, id, stream](const std::exception_ptr&) {
-    closers_.erase(id);
-  });
+  asio::co_spawn(ioc_, run(stream, routes_, id), [this, id, stream](const std::exception_ptr&) { closers_.erase(id); });
 }
 
 bool fake_server::set_refusing(bool on, std::uint64_t spare) {

@@ -59,8 +59,10 @@ std::string product_requirement(const rapidjson::Value& ev) {
   static const struct {
     const char* type;
     const char* fields[2];
-  } required[] = {{"MCP_SERVER", {"toolName", "agentId"}},     {"GRPC_API", {"grpcService", "grpcMethod"}},
-                  {"GRAPHQL_API", {"gqlOperationType", nullptr}}, {"WEBSOCKET_API", {"wsConnectionId", nullptr}},
+  } required[] = {{"MCP_SERVER", {"toolName", "agentId"}},
+                  {"GRPC_API", {"grpcService", "grpcMethod"}},
+                  {"GRAPHQL_API", {"gqlOperationType", nullptr}},
+                  {"WEBSOCKET_API", {"wsConnectionId", nullptr}},
                   {"AI_AGENT", {"agentId", "sessionId"}}};
   for (const auto& r : required) {
     if (type != r.type) continue;
@@ -123,8 +125,10 @@ void ingest_service::handle_ingest(io::http_request& req, io::respond_fn respond
   rec.raw_bytes = req.body.size();
   const std::string_view key = opts_.bearer ? req.header("Authorization") : req.header("X-API-Key");
   const std::string expected = opts_.bearer ? "Bearer " + opts_.api_key : opts_.api_key;
-  if (key.empty()) rec.api_key_state = "missing";
-  else rec.api_key_state = (opts_.api_key.empty() || key == expected) ? "match" : "mismatch";
+  if (key.empty())
+    rec.api_key_state = "missing";
+  else
+    rec.api_key_state = (opts_.api_key.empty() || key == expected) ? "match" : "mismatch";
   fault_step step;
   const bool lz4 = starts_with_ci(rec.content_encoding, "lz4");
   if (!single && (rec.content_encoding.empty() || lz4) && is_key_check(req.body, lz4)) {
@@ -134,14 +138,18 @@ void ingest_service::handle_ingest(io::http_request& req, io::respond_fn respond
     ++probes_;
     if (lz4) ++lz4_probes_;
     io::http_response r;
-    if (server_ != nullptr && server_->refusing()) r.status = drop_connection_status;
-    else r = process(req, step, single, rec);
+    if (server_ != nullptr && server_->refusing())
+      r.status = drop_connection_status;
+    else
+      r = process(req, step, single, rec);
     answer(std::move(respond), std::move(r), network_delay(0));
     return;
   }
   rec.number = ++requests_;
-  if (server_ != nullptr && server_->refusing()) step.close = true;  // a spared connection: still refuse
-  else step = faults_.next();
+  if (server_ != nullptr && server_->refusing())
+    step.close = true;  // a spared connection: still refuse
+  else
+    step = faults_.next();
   rec.fault = step.describe();
 
   io::http_response r;
@@ -193,7 +201,7 @@ void ingest_service::answer(io::respond_fn respond, io::http_response r, std::ui
 }
 
 io::http_response ingest_service::process(io::http_request& req, const fault_step& step, bool single,
-                                           request_record& rec) {
+                                          request_record& rec) {
   // Authentication first, as Aforo does: a wrong key learns nothing about the body.
   if (rec.api_key_state != "match") return aforo_error(401, "UNAUTHORIZED", "invalid or missing API key");
   if (!opts_.tenant.empty() && req.header("X-Tenant-Id") != opts_.tenant)
@@ -250,12 +258,16 @@ io::http_response ingest_service::process(io::http_request& req, const fault_ste
   for (std::size_t i = 0; i < n; ++i) {
     const auto& ev = (*events)[static_cast<rapidjson::SizeType>(i)];
     std::string why;
-    if (!ev.IsObject()) why = "event must be an object";
-    else if (!has_string(ev, "customerId")) why = "customerId is required";
-    else if (!has_string(ev, "idempotencyKey")) why = "idempotencyKey is required";
+    if (!ev.IsObject())
+      why = "event must be an object";
+    else if (!has_string(ev, "customerId"))
+      why = "customerId is required";
+    else if (!has_string(ev, "idempotencyKey"))
+      why = "idempotencyKey is required";
     else if (step.fail_events.count(i) != 0 || step.fail_keys.count(ev["idempotencyKey"].GetString()) != 0)
       why = "rejected by the ingest (injected failure)";
-    else why = product_requirement(ev);
+    else
+      why = product_requirement(ev);
     if (why.empty() && step.success_false) {
       ++rec.failed;  // taken for nothing, listed for nothing
       continue;
@@ -285,7 +297,8 @@ io::http_response ingest_service::process(io::http_request& req, const fault_ste
   if (step.success_false) {
     failed_ += rec.failed;
     return io::http_response::json(200, R"({"success":false,"data":{"accepted":0,"duplicates":0,"failed":)" +
-                                             std::to_string(rec.failed) + R"(,"errors":[)" + errors + R"(]},"meta":{}})");
+                                            std::to_string(rec.failed) + R"(,"errors":[)" + errors +
+                                            R"(]},"meta":{}})");
   }
   return ack(rec, errors);
 }
@@ -299,7 +312,8 @@ io::http_response ingest_service::count_only(std::string_view body, request_reco
     ++n;
   if (n > opts_.max_events)
     return aforo_error(413, "PAYLOAD_TOO_LARGE", "at most " + std::to_string(opts_.max_events) + " events per request");
-  if (n == 0) return aforo_error(400, "BAD_REQUEST", "events must hold 1 to " + std::to_string(opts_.max_events) + " items");
+  if (n == 0)
+    return aforo_error(400, "BAD_REQUEST", "events must hold 1 to " + std::to_string(opts_.max_events) + " items");
   rec.events = rec.accepted = n;
   events_received_ += n;
   return ack(rec, "");
@@ -309,9 +323,9 @@ io::http_response ingest_service::ack(const request_record& rec, const std::stri
   accepted_ += rec.accepted;
   duplicates_ += rec.duplicates;
   failed_ += rec.failed;
-  std::string out = R"({"success":true,"data":{"accepted":)" + std::to_string(rec.accepted) +
-                    R"(,"duplicates":)" + std::to_string(rec.duplicates) + R"(,"failed":)" +
-                    std::to_string(rec.failed) + R"(,"errors":[)" + errors + R"(]},"meta":{}})";
+  std::string out = R"({"success":true,"data":{"accepted":)" + std::to_string(rec.accepted) + R"(,"duplicates":)" +
+                    std::to_string(rec.duplicates) + R"(,"failed":)" + std::to_string(rec.failed) + R"(,"errors":[)" +
+                    errors + R"(]},"meta":{}})";
   return io::http_response::json(202, std::move(out));
 }
 

@@ -19,10 +19,10 @@
 namespace aforo::fake {
 
 struct ingest_options {
-  std::string api_key;        ///< empty = any key is accepted (still reported as present/missing)
-  std::string tenant;         ///< empty = any tenant
-  bool bearer = false;        ///< expect Authorization: Bearer <key> instead of X-API-Key
-  std::string record_file;    ///< append stored events as JSON lines; empty = off
+  std::string api_key;      ///< empty = any key is accepted (still reported as present/missing)
+  std::string tenant;       ///< empty = any tenant
+  bool bearer = false;      ///< expect Authorization: Bearer <key> instead of X-API-Key
+  std::string record_file;  ///< append stored events as JSON lines; empty = off
   std::size_t max_events = 1000;
   /// Keep every accepted event for /_control/received (tests); benchmarks turn it off (--no-store):
   /// events are still validated, deduplicated and counted.
@@ -95,11 +95,11 @@ class ingest_service {
   fault_script faults_;
   std::FILE* record_ = nullptr;
   std::uint64_t requests_ = 0;
-  std::uint32_t in_flight_ = 0;        // ingest requests arrived and not yet answered
+  std::uint32_t in_flight_ = 0;  // ingest requests arrived and not yet answered
   std::uint32_t peak_in_flight_ = 0;
-  std::uint64_t over_limit_ = 0;       // answered 429 for max_in_flight
+  std::uint64_t over_limit_ = 0;  // answered 429 for max_in_flight
   std::uint64_t rng_state_ = 0x9E3779B97F4A7C15ull;
-  std::uint64_t probes_ = 0;  // key checks: `{"events":[]}`, see handle_ingest
+  std::uint64_t probes_ = 0;       // key checks: `{"events":[]}`, see handle_ingest
   std::uint64_t lz4_probes_ = 0;   // of those, sent as an lz4 frame (the encoding check)
   std::uint64_t lz4_refused_ = 0;  // requests and probes refused for their lz4 encoding
   std::vector<request_record> log_;

@@ -50,30 +50,40 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (arg == "--listen") server_opts.listen = value();
-    else if (arg == "--api-key") ingest_opts.api_key = value();
-    else if (arg == "--tenant") ingest_opts.tenant = value();
-    else if (arg == "--auth") ingest_opts.bearer = value() == "bearer";
-    else if (arg == "--tls-cert") server_opts.tls_cert = value();
-    else if (arg == "--tls-key") server_opts.tls_key = value();
-    else if (arg == "--record") ingest_opts.record_file = value();
-    else if (arg == "--max-events") ingest_opts.max_events = std::stoul(value());
-    else if (arg == "--no-store") ingest_opts.store_events = false;
-    else if (arg == "--rtt-ms") ingest_opts.rtt_ms = static_cast<std::uint32_t>(std::stoul(value()));
-    else if (arg == "--jitter-ms") ingest_opts.jitter_ms = static_cast<std::uint32_t>(std::stoul(value()));
-    else if (arg == "--max-in-flight") ingest_opts.max_in_flight = static_cast<std::uint32_t>(std::stoul(value()));
+    if (arg == "--listen")
+      server_opts.listen = value();
+    else if (arg == "--api-key")
+      ingest_opts.api_key = value();
+    else if (arg == "--tenant")
+      ingest_opts.tenant = value();
+    else if (arg == "--auth")
+      ingest_opts.bearer = value() == "bearer";
+    else if (arg == "--tls-cert")
+      server_opts.tls_cert = value();
+    else if (arg == "--tls-key")
+      server_opts.tls_key = value();
+    else if (arg == "--record")
+      ingest_opts.record_file = value();
+    else if (arg == "--max-events")
+      ingest_opts.max_events = std::stoul(value());
+    else if (arg == "--no-store")
+      ingest_opts.store_events = false;
+    else if (arg == "--rtt-ms")
+      ingest_opts.rtt_ms = static_cast<std::uint32_t>(std::stoul(value()));
+    else if (arg == "--jitter-ms")
+      ingest_opts.jitter_ms = static_cast<std::uint32_t>(std::stoul(value()));
+    else if (arg == "--max-in-flight")
+      ingest_opts.max_in_flight = static_cast<std::uint32_t>(std::stoul(value()));
     else if (arg == "--refuse-lz4") {
       ingest_opts.refuse_lz4 = std::stoi(value());
       if (ingest_opts.refuse_lz4 != 400 && ingest_opts.refuse_lz4 != 415) {
         std::cerr << "--refuse-lz4 takes 415 or 400\n" << usage;
         return 2;
       }
-    }
-    else if (arg == "--count-only") {
+    } else if (arg == "--count-only") {
       ingest_opts.count_only = true;
       ingest_opts.store_events = false;
-    }
-    else if (arg == "--help" || arg == "-h") {
+    } else if (arg == "--help" || arg == "-h") {
       std::cout << usage;
       return 0;
     } else {

@@ -31,7 +31,9 @@ namespace aforo::fake {
 /// A loopback HTTP server on its own thread; subclasses add routes before start().
 class in_process_server {
  public:
-  in_process_server() : work_(ioc_.get_executor()) { thread_ = std::thread([this] { ioc_.run(); }); }
+  in_process_server() : work_(ioc_.get_executor()) {
+    thread_ = std::thread([this] { ioc_.run(); });
+  }
   virtual ~in_process_server() { shutdown(); }
   /// Stops serving and joins the thread; derived classes call it first in their destructor.
   void shutdown() {

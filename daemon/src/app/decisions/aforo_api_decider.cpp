@@ -123,13 +123,12 @@ void aforo_api_decider::apply(const config::sidecar_config& c) {
   margin_cache_.set_policy(p);
 }
 
-std::int64_t aforo_api_decider::now_ms() const {
-  return util::steady_now_ms();
-}
+std::int64_t aforo_api_decider::now_ms() const { return util::steady_now_ms(); }
 
 void aforo_api_decider::check(const ce::check_request& req, std::string_view metric, done_fn done) {
   const auto now = now_ms();
-  auto p = std::make_shared<pending>(ctx_.ioc, req, std::string(metric.empty() ? std::string_view(cfg_.metric) : metric));
+  auto p =
+      std::make_shared<pending>(ctx_.ioc, req, std::string(metric.empty() ? std::string_view(cfg_.metric) : metric));
   p->use_quota = cfg_.quota_check;
   p->use_margin = cfg_.margin_check;
   p->done = std::move(done);
@@ -213,8 +212,7 @@ void aforo_api_decider::settle(std::unordered_map<std::string, std::vector<std::
 void aforo_api_decider::send(io::client_request req, std::function<void(io::client_result)> on_result) {
   ++calls_;
   auto& client = *clients_[next_client_++ % clients_.size()];
-  client.async_request(std::move(req), [alive = alive_.watch(), on_result = std::move(on_result)](
-                                           io::client_result r) {
+  client.async_request(std::move(req), [alive = alive_.watch(), on_result = std::move(on_result)](io::client_result r) {
     if (alive.expired()) return;
     on_result(std::move(r));
   });

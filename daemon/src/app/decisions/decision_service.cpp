@@ -76,8 +76,8 @@ struct decision_service::metrics_set {
   util::counter_metric& miss = lookups("miss");
   util::counter_metric& no_snapshot = util::metrics().counter(
       "aforo_sidecar_check_unavailable_total", "POST /v1/check answered 503 (no snapshot, or past max_stale).");
-  util::counter_metric& bad_request = util::metrics().counter(
-      "aforo_sidecar_check_bad_requests_total", "POST /v1/check answered 400 (malformed body).");
+  util::counter_metric& bad_request = util::metrics().counter("aforo_sidecar_check_bad_requests_total",
+                                                              "POST /v1/check answered 400 (malformed body).");
   util::counter_metric& leases = util::metrics().counter(
       "aforo_sidecar_check_leases_total",
       "Allowed decisions that carried a decision lease (the plugin may admit further requests without asking).");
@@ -90,8 +90,8 @@ struct decision_service::metrics_set {
   util::counter_metric& quota_down = util::metrics().counter(
       "aforo_sidecar_quota_redis_down_admitted_total",
       "Quota units admitted beyond the chunks held while Redis was unavailable (cache.quota_redis_down_allowance).");
-  util::counter_metric& loads = util::metrics().counter(
-      "aforo_sidecar_entitlements_snapshot_loads_total", "Entitlement snapshots loaded from the source.");
+  util::counter_metric& loads = util::metrics().counter("aforo_sidecar_entitlements_snapshot_loads_total",
+                                                        "Entitlement snapshots loaded from the source.");
   util::counter_metric& load_failures = util::metrics().counter(
       "aforo_sidecar_entitlements_snapshot_load_failures_total",
       "Failed snapshot refreshes (unreadable or invalid file, control plane error); the snapshot in force stays.");
@@ -107,9 +107,10 @@ struct decision_service::metrics_set {
   }
 
   static util::counter_metric& lookups(const char* result) {
-    return util::metrics().counter("aforo_sidecar_entitlements_cache_lookups_total",
-                                   "Customer look-ups by POST /v1/check: hit, stale (served from an aging snapshot) or miss.",
-                                   std::string("result=\"") + result + "\"");
+    return util::metrics().counter(
+        "aforo_sidecar_entitlements_cache_lookups_total",
+        "Customer look-ups by POST /v1/check: hit, stale (served from an aging snapshot) or miss.",
+        std::string("result=\"") + result + "\"");
   }
 };
 
@@ -141,9 +142,8 @@ decision_service::decision_service(context& ctx, entitlements_sharing& sharing, 
 decision_service::~decision_service() { api_.reset(); }
 
 void decision_service::register_routes(io::router& routes) {
-  routes.add("POST", "/v1/check", [this](io::http_request& req, io::respond_fn respond) {
-    handle_check(req, respond);
-  });
+  routes.add("POST", "/v1/check",
+             [this](io::http_request& req, io::respond_fn respond) { handle_check(req, respond); });
 }
 
 void decision_service::start() {
@@ -159,9 +159,10 @@ void decision_service::configure_api() {
     api_->reload(ctx_.config);
   } else {
     api_ = std::make_unique<aforo_api_decider>(ctx_);
-    util::log::info(ctx_.config.entitlements.source == "aforo_api"
-                        ? "entitlements: every check asks Aforo's quota and margin endpoints"
-                        : "entitlements: customers the snapshot lacks are asked from Aforo's quota and margin endpoints");
+    util::log::info(
+        ctx_.config.entitlements.source == "aforo_api"
+            ? "entitlements: every check asks Aforo's quota and margin endpoints"
+            : "entitlements: customers the snapshot lacks are asked from Aforo's quota and margin endpoints");
   }
 }
 
@@ -170,7 +171,8 @@ void decision_service::ask_api(const ce::check_request& check, std::span<const c
   // A snapshot rule's metric when the request maps to one; else entitlements.aforo_api.metric.
   std::string_view metric;
   if (!rules.empty()) {
-    const auto rf = ce::resolve_feature(rules, check.feature, {check.service, check.route, check.method, check.path, check.operation});
+    const auto rf = ce::resolve_feature(rules, check.feature,
+                                        {check.service, check.route, check.method, check.path, check.operation});
     if (rf.rule != nullptr) metric = rf.rule->metric;
   }
   api_->check(check, metric, [this, started, respond](const ce::decision* d) {
@@ -229,9 +231,10 @@ void decision_service::load_last_known_good() {
   from_lkg_ = true;
   stale_warned_ = age > stale_after();
   const auto bound = ctx_.config.entitlements.max_stale;
-  util::log::warn("entitlements: source " + source_name_ + " unavailable at startup; serving the last known good snapshot " +
-                  snap_->version + " from " + store_.path() + " (from " + lkg->source + ", age " + seconds_text(age) +
-                  "; " + (bound.count() > 0 ? "entitlements.max_stale " + seconds_text(bound) : std::string("no max_stale")) +
+  util::log::warn("entitlements: source " + source_name_ +
+                  " unavailable at startup; serving the last known good snapshot " + snap_->version + " from " +
+                  store_.path() + " (from " + lkg->source + ", age " + seconds_text(age) + "; " +
+                  (bound.count() > 0 ? "entitlements.max_stale " + seconds_text(bound) : std::string("no max_stale")) +
                   ") until a refresh succeeds");
 }
 
@@ -411,13 +414,12 @@ void decision_service::handle_check(io::http_request& req, const io::respond_fn&
     metrics_->no_snapshot.inc();
     if (snap_ && !stale_logged_) {
       util::log::error("entitlements: snapshot " + snap_->version + " is older than entitlements.max_stale (" +
-                       seconds_text(ctx_.config.entitlements.max_stale) +
-                       "); answering 503 until a refresh succeeds");
+                       seconds_text(ctx_.config.entitlements.max_stale) + "); answering 503 until a refresh succeeds");
       stale_logged_ = true;
     }
-    return respond(io::http_response::error(
-        503, "no_snapshot",
-        snap_ ? "the entitlement snapshot is older than entitlements.max_stale" : "no entitlement snapshot loaded yet"));
+    return respond(io::http_response::error(503, "no_snapshot",
+                                            snap_ ? "the entitlement snapshot is older than entitlements.max_stale"
+                                                  : "no entitlement snapshot loaded yet"));
   }
   if (check.leased > 0) metrics_->leased.inc(static_cast<std::uint64_t>(check.leased));
   const ce::customer* cust = snap_->find_customer(check.customer_id);
@@ -450,7 +452,8 @@ void decision_service::handle_check(io::http_request& req, const io::respond_fn&
   if (d.quota_pending) {
     check.leased = 0;  // counted by this first pass
     check.lease_unused = 0;
-    return park(waiter{std::make_shared<owned_check>(check), snap_, nullptr, cust, ce::to_string(state), started, respond});
+    return park(
+        waiter{std::make_shared<owned_check>(check), snap_, nullptr, cust, ce::to_string(state), started, respond});
   }
   finish(d, started, respond);
   if (reservations_ && (reservations_->calls_due() || reservations_->down_admitted() != down_counted_)) {
@@ -503,8 +506,9 @@ void decision_service::flush_reservations(bool report) {
     down_counted_ = down;
   }
   if (reservations_->take_down_warning()) {
-    util::log::warn("quota: redis unavailable; admitting up to " + std::to_string(ctx_.config.cache.quota_redis_down_allowance) +
-                    " units or " + std::to_string(ctx_.config.cache.quota_redis_down_percent) +
+    util::log::warn("quota: redis unavailable; admitting up to " +
+                    std::to_string(ctx_.config.cache.quota_redis_down_allowance) + " units or " +
+                    std::to_string(ctx_.config.cache.quota_redis_down_percent) +
                     "% of the limit (the larger) per key beyond the chunks held (cache.quota_redis_down_allowance, "
                     "quota_redis_down_percent) until it returns");
   }
@@ -513,8 +517,10 @@ void decision_service::flush_reservations(bool report) {
   if (calls.empty()) return;
   sharing_->reserve(std::move(calls), [this](const ce::reserve_call& c, std::optional<ce::reserve_reply> r) {
     reservations_->set_now_ms(steady_ms(clock::now()));
-    if (r) reservations_->on_reply(c, *r);
-    else reservations_->on_failure(c);
+    if (r)
+      reservations_->on_reply(c, *r);
+    else
+      reservations_->on_failure(c);
     wake(c.key);
     flush_reservations(false);
   });

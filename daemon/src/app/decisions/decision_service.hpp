@@ -43,9 +43,10 @@ namespace aforo::app {
 /// startup, snapshot file missing or broken), that file is loaded instead, with a WARN giving its
 /// age. The age (handshake `age_s`, aforo_sidecar_entitlements_snapshot_age_seconds) counts from
 /// when the source last gave or confirmed the snapshot, across restarts. Turning stale (older than
-/// 2 x the refresh period + 1 s) is logged at WARN once, and fresh again at INFO once. `mode` and `entitlements.unknown_customer` apply live on reload;
-/// a changed `entitlements.source` swaps the source (the old snapshot serves until the new one loads).
-/// The `cache` field: hit = found in a snapshot confirmed within 2 x the source's refresh period
+/// 2 x the refresh period + 1 s) is logged at WARN once, and fresh again at INFO once. `mode` and
+/// `entitlements.unknown_customer` apply live on reload; a changed `entitlements.source` swaps the source (the old
+/// snapshot serves until the new one loads). The `cache` field: hit = found in a snapshot confirmed within 2 x the
+/// source's refresh period
 /// + 1 s; stale = found in an older one (its refresh is failing); miss = not held locally.
 /// Not ready (/readyz) until a snapshot (fresh or last known good) is loaded; ready from then on,
 /// even past max_stale: the pod also carries Kong and the ingest path, and the plugin's
@@ -116,26 +117,26 @@ class decision_service final : public service {
   core::entitlements::decision_engine engine_;
   core::entitlements::quota_counters quota_;
   std::unique_ptr<core::entitlements::quota_reservations> reservations_;  // cache.quota_mode reserve
-  std::unordered_map<std::string, std::vector<waiter>> waiting_;         // by reservation key
-  std::uint64_t down_counted_ = 0;                                       // down_admitted() in the metric
-  bool waking_ = false;                                                  // deciding waiters again
-  std::string source_name_;                 // the entitlements.source in use
+  std::unordered_map<std::string, std::vector<waiter>> waiting_;          // by reservation key
+  std::uint64_t down_counted_ = 0;                                        // down_admitted() in the metric
+  bool waking_ = false;                                                   // deciding waiters again
+  std::string source_name_;                                               // the entitlements.source in use
   std::unique_ptr<snapshot_source> source_;
   snapshot_ptr snap_;
   core::entitlements::margin_hook* margin_;
   snapshot_in_force& in_force_;
   clock::time_point confirmed_at_{};
-  bool stale_logged_ = false;               // the 503 past max_stale was logged
-  bool stale_warned_ = false;               // the snapshot turned stale and that was logged
-  bool lkg_tried_ = false;                  // the last known good file was looked for
-  bool from_lkg_ = false;                   // the snapshot in force came from that file
+  bool stale_logged_ = false;  // the 503 past max_stale was logged
+  bool stale_warned_ = false;  // the snapshot turned stale and that was logged
+  bool lkg_tried_ = false;     // the last known good file was looked for
+  bool from_lkg_ = false;      // the snapshot in force came from that file
   snapshot_store store_;
   boost::asio::steady_timer sync_timer_;
   std::int64_t last_expire_ = 0;
   std::unique_ptr<metrics_set> metrics_;
-  util::gauge_metric* version_info_ = nullptr;  // the series of the version in force
+  util::gauge_metric* version_info_ = nullptr;         // the series of the version in force
   std::array<util::counter_metric*, 3 * 9> checks_{};  // by verdict x reason, registered on first use
-  std::unique_ptr<aforo_api_decider> api_;  // when entitlements.uses_aforo_api(); destroyed first
+  std::unique_ptr<aforo_api_decider> api_;             // when entitlements.uses_aforo_api(); destroyed first
 };
 
 }  // namespace aforo::app

@@ -89,7 +89,8 @@ struct discovery_service::metrics_set {
 
   static util::gauge_metric& gauge(const char* name, const char* help) { return util::metrics().gauge(name, help); }
   static util::counter_metric& poll(const char* labels) {
-    return util::metrics().counter("aforo_sidecar_discovery_admin_polls_total", "Kong Admin API polls by result", labels);
+    return util::metrics().counter("aforo_sidecar_discovery_admin_polls_total", "Kong Admin API polls by result",
+                                   labels);
   }
   static util::counter_metric& push(const char* labels) {
     return util::metrics().counter("aforo_sidecar_discovery_pushes_total",
@@ -169,9 +170,8 @@ void discovery_service::load() {
 }
 
 void discovery_service::save() {
-  const std::string err =
-      io::write_file_atomically(state_file(), dsc::catalog_state_json(catalog_, push_.pushed_revision()), 0640,
-                                "discovery.state_dir");
+  const std::string err = io::write_file_atomically(
+      state_file(), dsc::catalog_state_json(catalog_, push_.pushed_revision()), 0640, "discovery.state_dir");
   if (err.empty()) {
     catalog_.mark_saved();
     if (!save_error_.empty()) util::log::info("discovery: catalog file writable again");
@@ -211,10 +211,17 @@ void discovery_service::observe(const std::vector<core::accepted_event>& events)
     const bool some = dsc::observation_from_accepted(e, o);
     const auto r = some ? catalog_.observe(o, now) : dsc::observe_result::ignored;
     switch (r) {
-      case dsc::observe_result::ignored: metrics_->events_ignored.inc(); break;
-      case dsc::observe_result::dropped: metrics_->ops_dropped.inc(); break;
-      case dsc::observe_result::folded: metrics_->requests_folded.inc(); break;
-      default: break;
+      case dsc::observe_result::ignored:
+        metrics_->events_ignored.inc();
+        break;
+      case dsc::observe_result::dropped:
+        metrics_->ops_dropped.inc();
+        break;
+      case dsc::observe_result::folded:
+        metrics_->requests_folded.inc();
+        break;
+      default:
+        break;
     }
   }
   after_change(catalog_.seal(now));
@@ -227,9 +234,10 @@ void discovery_service::poll_admin() {
     if (r.ok()) {
       metrics_->polls_ok.inc();
       if (!admin_error_.empty() || !admin_ever_ok_)
-        util::log::info("discovery: Kong Admin API " + ctx_.config.discovery.kong_admin_url + " read: " +
-                        std::to_string(r.state.services.size()) + " services, " + std::to_string(r.state.routes.size()) +
-                        " routes, " + std::to_string(r.state.plugins.size()) + " plugins");
+        util::log::info("discovery: Kong Admin API " + ctx_.config.discovery.kong_admin_url +
+                        " read: " + std::to_string(r.state.services.size()) + " services, " +
+                        std::to_string(r.state.routes.size()) + " routes, " + std::to_string(r.state.plugins.size()) +
+                        " plugins");
       admin_error_.clear();
       admin_ever_ok_ = true;
       const auto now = wall_now();
@@ -239,8 +247,8 @@ void discovery_service::poll_admin() {
     } else {
       metrics_->polls_error.inc();
       if (r.error != admin_error_)
-        util::log::warn("discovery: Kong Admin API " + ctx_.config.discovery.kong_admin_url + " unavailable: " + r.error +
-                        "; keeping the last known declarations");
+        util::log::warn("discovery: Kong Admin API " + ctx_.config.discovery.kong_admin_url +
+                        " unavailable: " + r.error + "; keeping the last known declarations");
       admin_error_ = r.error;
     }
     schedule_poll();
@@ -262,9 +270,12 @@ void discovery_service::maybe_push() {
 
 void discovery_service::perform_push(const dsc::push_step& step) {
   switch (step.what) {
-    case dsc::push_step::kind::none: return;
-    case dsc::push_step::kind::push: return send_push();  // the catalog as it is: step.revision
-    case dsc::push_step::kind::wait: break;
+    case dsc::push_step::kind::none:
+      return;
+    case dsc::push_step::kind::push:
+      return send_push();  // the catalog as it is: step.revision
+    case dsc::push_step::kind::wait:
+      break;
   }
   push_timer_.expires_after(step.wait);
   push_timer_.async_wait([this, alive = alive_.watch()](const boost::system::error_code& ec) {
@@ -310,7 +321,8 @@ void discovery_service::on_push_result(int status, bool network_error, bool time
 
   const std::string what = !error.empty() ? error + " to " + host : "HTTP " + std::to_string(status);
   switch (step.result) {
-    case dsc::push_result::none: return;
+    case dsc::push_result::none:
+      return;
     case dsc::push_result::delivered:
       metrics_->pushes_ok.inc();
       if (!push_error_.empty()) util::log::info("discovery: catalog push delivered again");
@@ -323,9 +335,13 @@ void discovery_service::on_push_result(int status, bool network_error, bool time
       util::log::error("discovery: the control plane rejected catalog revision " + std::to_string(step.revision) +
                        " (" + what + "); not retried");
       return maybe_push();
-    case dsc::push_result::retry: metrics_->pushes_retry.inc(); break;
+    case dsc::push_result::retry:
+      metrics_->pushes_retry.inc();
+      break;
     case dsc::push_result::unauthorized:
-    case dsc::push_result::failed: metrics_->pushes_failed.inc(); break;
+    case dsc::push_result::failed:
+      metrics_->pushes_failed.inc();
+      break;
   }
   const std::string why = step.result == dsc::push_result::unauthorized
                               ? "ERROR invalid API key (" + std::to_string(status) + ") pushing the catalog"

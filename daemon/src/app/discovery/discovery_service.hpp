@@ -27,7 +27,6 @@ class kong_admin_poller;
 
 namespace aforo::app {
 
-
 /// With discovery.enabled false nothing is captured, no file is touched, and GET /v1/catalog
 /// answers 200 `{"enabled":false,...}`. Otherwise:
 /// - at start the state file {state_dir}/catalog.json is loaded (a corrupt one is logged, moved
@@ -84,13 +83,12 @@ class discovery_service final : public service {
   bool started_ = false;
   bool stopped_ = false;
   bool save_pending_ = false;
-  std::string save_error_;           // last persistence error logged
-  std::string admin_error_;          // last Admin API error logged ("" = healthy)
+  std::string save_error_;   // last persistence error logged
+  std::string admin_error_;  // last Admin API error logged ("" = healthy)
   bool admin_ever_ok_ = false;
 
   core::discovery::catalog_push push_;  // when to push and what an answer means
-  std::string push_error_;               // last push error logged
+  std::string push_error_;              // last push error logged
 };
-
 
 }  // namespace aforo::app

@@ -108,7 +108,8 @@ void control_plane_snapshot_source::on_response(io::client_result r) {
 
   auto parsed = config::parse_snapshot_text(r.body);
   if (!parsed.ok()) {
-    std::string why = "control plane sent an invalid snapshot (" + std::to_string(parsed.errors.size()) + " problem(s))";
+    std::string why =
+        "control plane sent an invalid snapshot (" + std::to_string(parsed.errors.size()) + " problem(s))";
     if (why != failing_)
       for (const auto& e : parsed.errors) util::log::error("entitlements: snapshot: " + e);
     return fail(why);

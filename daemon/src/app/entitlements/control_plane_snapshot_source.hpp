@@ -44,8 +44,8 @@ class control_plane_snapshot_source final : public snapshot_source {
   std::string etag_;
   bool have_snapshot_ = false;
   bool in_flight_ = false;
-  bool again_ = false;          // refresh_now while a request was in flight
-  std::string failing_;         // the failure last logged; empty while healthy
+  bool again_ = false;   // refresh_now while a request was in flight
+  std::string failing_;  // the failure last logged; empty while healthy
   util::lifetime alive_;
 };
 

@@ -27,8 +27,8 @@ namespace aforo::app {
 /// A set of counters shared like the quota counters, under its own key set (e.g. the margin
 /// guard's COGS, core::margin::cogs_ledger).
 struct shared_counters {
-  std::string set;     ///< the key set, core::entitlements::redis_keys::counter (never quota_set)
-  std::string label;   ///< names the set in logs and metrics, e.g. "cogs"
+  std::string set;    ///< the key set, core::entitlements::redis_keys::counter (never quota_set)
+  std::string label;  ///< names the set in logs and metrics, e.g. "cogs"
   core::entitlements::quota_counters* counters = nullptr;  ///< must outlive the sharing object
   /// Keys read since the last call (may be empty): their shared totals are followed as after a
   /// local delta. Called on the io thread at every sync.
@@ -80,8 +80,7 @@ class entitlements_sharing {
   /// Claims the webhook of a margin level change for this sidecar, so the sidecars that all see
   /// the change send it once (core::margin::notice_due). `done` is called exactly once on the io
   /// thread, possibly before this returns. Without a shared store: claimed (every sidecar is alone).
-  virtual void claim_level_notice(const core::margin::level_change& change,
-                                  std::function<void(notice_claim)> done) {
+  virtual void claim_level_notice(const core::margin::level_change& change, std::function<void(notice_claim)> done) {
     (void)change;
     done(notice_claim::claimed);
   }

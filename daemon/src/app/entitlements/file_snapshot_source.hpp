@@ -41,8 +41,8 @@ class file_snapshot_source final : public snapshot_source {
   snapshot_events events_;
   std::chrono::milliseconds poll_interval_;
   boost::asio::steady_timer timer_;
-  io::file_watch watch_;       // the version last parsed (none: not parsed, or unreadable since)
-  bool seen_ok_ = false;       // whether that parse gave a snapshot
+  io::file_watch watch_;  // the version last parsed (none: not parsed, or unreadable since)
+  bool seen_ok_ = false;  // whether that parse gave a snapshot
   bool unreadable_logged_ = false;
   util::lifetime alive_;
 };

@@ -19,7 +19,7 @@ namespace ce = core::entitlements;
 
 namespace {
 
-constexpr std::size_t publish_chunk_size = 500;   // customers per HSET
+constexpr std::size_t publish_chunk_size = 500;  // customers per HSET
 constexpr const char* publish_lock_ms = "30000";
 constexpr const char* old_version_ttl_s = "3600";
 
@@ -74,7 +74,6 @@ io::redis_client_options client_options(const config::sidecar_config& c, const c
   return o;
 }
 
-
 util::counter_metric& lookups(const char* result) {
   return util::metrics().counter("aforo_sidecar_redis_lookups_total",
                                  "Customer fetches from the Redis edge cache, by result (found, absent, error)",
@@ -112,8 +111,12 @@ std::string sha1_hex(std::string_view text) {
 /// One shared counter set and its push bookkeeping.
 struct redis_entitlements_sharing::counter_set {
   counter_set(shared_counters c, std::int64_t follow_s)
-      : set(std::move(c.set)), label(std::move(c.label)), counters(c.counters), take_reads(std::move(c.take_reads)),
-        ok(sync_pushes(label, "ok")), failed(sync_pushes(label, "failed")) {
+      : set(std::move(c.set)),
+        label(std::move(c.label)),
+        counters(c.counters),
+        take_reads(std::move(c.take_reads)),
+        ok(sync_pushes(label, "ok")),
+        failed(sync_pushes(label, "failed")) {
     sync.follow_for(follow_s);
   }
 
@@ -163,9 +166,7 @@ void redis_entitlements_sharing::share_counters(shared_counters set) {
 
 redis_entitlements_sharing::~redis_entitlements_sharing() = default;
 
-std::string_view redis_entitlements_sharing::state() const {
-  return client_.connected() ? "connected" : "unavailable";
-}
+std::string_view redis_entitlements_sharing::state() const { return client_.connected() ? "connected" : "unavailable"; }
 
 // ---- read-through ----------------------------------------------------------------------------
 
@@ -255,9 +256,7 @@ void redis_entitlements_sharing::publish_chunk(snapshot_ptr snap, std::shared_pt
 void redis_entitlements_sharing::publish_flip(const snapshot_ptr& snap) {
   client_.command({"EVAL", std::string(flip_script), "2", keys_.snapshot_version(), keys_.publish_lock(), snap->version,
                    keys_.snapshot_hash_prefix(), old_version_ttl_s, instance_},
-                  [this, snap](io::redis_result r) {
-                    publish_done(snap, r.ok_reply(), "");
-                  });
+                  [this, snap](io::redis_result r) { publish_done(snap, r.ok_reply(), ""); });
 }
 
 void redis_entitlements_sharing::publish_done(const snapshot_ptr& snap, bool published, const std::string& why) {
@@ -343,7 +342,8 @@ void redis_entitlements_sharing::reserve(std::vector<ce::reserve_call> calls, re
       if (r.ok() && r.reply.is_error() && r.reply.str.rfind("NOSCRIPT", 0) == 0 && args[0] == "EVALSHA") {
         args[0] = "EVAL";  // not cached (Redis restarted): send the text once
         args[1] = std::string(ce::quota_reserve_script());
-        if (auto self = on_reply_weak.lock()) client_.command(args, [self](io::redis_result rr) { (*self)(std::move(rr)); });
+        if (auto self = on_reply_weak.lock())
+          client_.command(args, [self](io::redis_result rr) { (*self)(std::move(rr)); });
         return;
       }
       const bool ok = r.ok_reply() && r.reply.type == io::redis_value::kind::array && r.reply.elements.size() == 3 &&
@@ -368,7 +368,8 @@ void redis_entitlements_sharing::reserve(std::vector<ce::reserve_call> calls, re
 void redis_entitlements_sharing::claim_level_notice(const core::margin::level_change& change,
                                                     std::function<void(notice_claim)> done) {
   std::vector<std::string> args{"EVAL", std::string(core::margin::notice_claim_script())};
-  for (auto& a : core::margin::notice_claim_args(change, keys_, instance_, util::unix_now())) args.push_back(std::move(a));
+  for (auto& a : core::margin::notice_claim_args(change, keys_, instance_, util::unix_now()))
+    args.push_back(std::move(a));
   // Not connected fails at once (from the loop, not from inside command()): sent anyway.
   client_.command(std::move(args), [done = std::move(done)](io::redis_result r) {
     if (!r.ok_reply() || r.reply.type != io::redis_value::kind::integer) {

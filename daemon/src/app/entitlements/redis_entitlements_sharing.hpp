@@ -94,8 +94,8 @@ class redis_entitlements_sharing final : public entitlements_sharing {
   std::unordered_set<std::string> fetching_;
   snapshot_ptr to_publish_;
   bool publishing_ = false;
-  bool reserve_ = false;        // cache.quota_mode reserve
-  std::string reserve_sha_;     // SHA1 of the reserve script, for EVALSHA
+  bool reserve_ = false;     // cache.quota_mode reserve
+  std::string reserve_sha_;  // SHA1 of the reserve script, for EVALSHA
 };
 
 }  // namespace aforo::app

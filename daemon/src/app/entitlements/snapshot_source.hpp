@@ -19,8 +19,8 @@ using snapshot_ptr = std::shared_ptr<const core::entitlements::snapshot>;
 struct snapshot_events {
   /// New content, current as of now, with the text it was parsed from (kept as the last known good).
   std::function<void(snapshot_ptr, std::string text)> loaded;
-  std::function<void()> confirmed;           ///< the snapshot in force is still current (304, file unchanged)
-  std::function<void()> failed;              ///< a refresh failed (the source has logged why)
+  std::function<void()> confirmed;  ///< the snapshot in force is still current (304, file unchanged)
+  std::function<void()> failed;     ///< a refresh failed (the source has logged why)
 };
 
 /// Threading: construct, call and destroy on the io thread. Destroying a source cancels its

@@ -38,8 +38,8 @@ void snapshot_store::save(std::string_view text, std::string_view source, std::i
   s.text = std::string(text);
   s.fetched_at_ms = fetched_at_ms;
   s.source = std::string(source);
-  const std::string err = io::write_file_atomically(path_, core::entitlements::encode_persisted_snapshot(s), 0600,
-                                                    "discovery.state_dir");
+  const std::string err =
+      io::write_file_atomically(path_, core::entitlements::encode_persisted_snapshot(s), 0600, "discovery.state_dir");
   saved_ = err.empty();
   if (!err.empty()) return write_failed(err);
   if (!failing_.empty()) util::log::info("entitlements: last known good snapshot written to " + path_ + " again");

@@ -46,8 +46,8 @@ class snapshot_store {
   void write_failed(const std::string& why);
 
   std::string path_;
-  std::string failing_;            // the failure last logged; empty while writes succeed
-  bool saved_ = false;             // a file of the snapshot in force exists
+  std::string failing_;  // the failure last logged; empty while writes succeed
+  bool saved_ = false;   // a file of the snapshot in force exists
   std::int64_t touched_ms_ = 0;
   util::counter_metric& errors_;
 };

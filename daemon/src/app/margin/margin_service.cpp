@@ -22,7 +22,6 @@ namespace ce = core::entitlements;
 namespace cm = core::margin;
 using namespace std::chrono_literals;
 
-
 struct margin_service::metrics_set {
   util::counter_metric& reload_ok = reloads("ok");
   util::counter_metric& reload_error = reloads("error");
@@ -60,7 +59,8 @@ margin_service::margin_service(context& ctx, const snapshot_in_force& snapshot, 
   if (!load(true)) {
     throw std::runtime_error("margin_guard.config: the guard file " + path_ + " is invalid (see the errors above)");
   }
-  webhooks_ = std::make_unique<io::margin_webhook_sender>(ctx.ioc, ctx.secrets.webhook_secret, ctx.config.aforo.ca_file);
+  webhooks_ =
+      std::make_unique<io::margin_webhook_sender>(ctx.ioc, ctx.secrets.webhook_secret, ctx.config.aforo.ca_file);
   const bool notifies = std::any_of(guard_.guards().guards.begin(), guard_.guards().guards.end(),
                                     [](const cm::guard& g) { return g.level_1 && !g.level_1->notify.empty(); });
   if (notifies && ctx.secrets.webhook_secret.empty()) {
@@ -69,9 +69,10 @@ margin_service::margin_service(context& ctx, const snapshot_in_force& snapshot, 
         "unsigned");
   }
   for (int lvl = 1; lvl <= 3; ++lvl) {
-    util::metrics().gauge_fn("aforo_sidecar_margin_level", "Customers at each margin guard level (per guard).",
-                             std::string("level=\"") + std::string(ce::to_string(static_cast<ce::margin_level>(lvl))) + "\"",
-                             [this, lvl] { return static_cast<double>(guard_.customers_per_level()[lvl]); });
+    util::metrics().gauge_fn(
+        "aforo_sidecar_margin_level", "Customers at each margin guard level (per guard).",
+        std::string("level=\"") + std::string(ce::to_string(static_cast<ce::margin_level>(lvl))) + "\"",
+        [this, lvl] { return static_cast<double>(guard_.customers_per_level()[lvl]); });
   }
   util::metrics().gauge_fn("aforo_sidecar_margin_guards", "Margin guards in force.", "",
                            [this] { return static_cast<double>(guard_.guards().guards.size()); });
@@ -94,8 +95,9 @@ bool margin_service::load(bool at_start) {
   if (!r.ok()) {
     metrics_->reload_error.inc();
     for (const auto& e : r.errors) util::log::error("margin guard: " + path_ + ": " + e);
-    if (!at_start) util::log::error("margin guard: keeping the " + std::to_string(guard_.guards().guards.size()) +
-                                    " guard(s) in force");
+    if (!at_start)
+      util::log::error("margin guard: keeping the " + std::to_string(guard_.guards().guards.size()) +
+                       " guard(s) in force");
     return false;
   }
   metrics_->reload_ok.inc();

@@ -131,12 +131,12 @@ class margin_service final : public service, public core::entitlements::margin_h
   context& ctx_;
   std::string path_;
   std::chrono::milliseconds interval_;
-  io::file_watch watch_;              // the version of the file last parsed (good or bad)
+  io::file_watch watch_;  // the version of the file last parsed (good or bad)
   core::margin::margin_guard guard_;
   const snapshot_in_force& snapshot_;
   std::unique_ptr<io::margin_webhook_sender> webhooks_;
-  entitlements_sharing* claims_ = nullptr;   // null: no shared store, every change is sent here
-  util::lifetime alive_;  // claim replies after stop do nothing
+  entitlements_sharing* claims_ = nullptr;  // null: no shared store, every change is sent here
+  util::lifetime alive_;                    // claim replies after stop do nothing
   bool stopped_ = false;
   std::unique_ptr<metrics_set> metrics_;
   boost::asio::steady_timer timer_;

@@ -7,9 +7,8 @@
 namespace aforo::app {
 
 void ops_service::register_routes(io::router& routes) {
-  routes.add_sync("GET", "/healthz", [](io::http_request&) {
-    return io::http_response::json(200, R"({"status":"ok"})");
-  });
+  routes.add_sync("GET", "/healthz",
+                  [](io::http_request&) { return io::http_response::json(200, R"({"status":"ok"})"); });
 
   routes.add_sync("GET", "/readyz", [this](io::http_request&) {
     status_report r;

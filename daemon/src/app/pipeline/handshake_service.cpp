@@ -80,7 +80,8 @@ void handshake_service::start() {
 void handshake_service::perform(const core::handshake_step& step) {
   using k = core::handshake_step::kind;
   switch (step.what) {
-    case k::none: return;
+    case k::none:
+      return;
     case k::check_encoding:
       if (encoding_probe_) encoding_probe_();  // once: the key is confirmed, no probe follows
       return;
@@ -109,8 +110,12 @@ void handshake_service::on_probe(const io::client_result& r) {
   }
   const auto verdict = judge_probe(r.status);
   switch (verdict) {
-    case probe_verdict::accepted: status_.accepted(r.host); break;
-    case probe_verdict::unauthorized: status_.unauthorized(r.status); break;
+    case probe_verdict::accepted:
+      status_.accepted(r.host);
+      break;
+    case probe_verdict::unauthorized:
+      status_.unauthorized(r.status);
+      break;
     case probe_verdict::inconclusive:
       util::log::warn("handshake: ingest " + r.host + " answered " + std::to_string(r.status) +
                       " to the key check; check aforo.ingest_url");

@@ -63,8 +63,8 @@ using ingest_probe_fn = std::function<void(std::string body, io::http_client::co
 /// aforo.ingest_url: no side effect (no event), and Aforo authenticates before it validates, so the
 /// answer tells whether the key is accepted (see judge_probe). Once the key is accepted it posts the
 /// same empty batch as an LZ4 frame (batch.compression lz4): a refusal of the encoding makes the
-/// pipeline fall back to uncompressed before its first batch (pipeline_sender::probe_compression). Until the key is confirmed (by a probe
-/// or by a delivered batch) it probes again with backoff: when is core::handshake_reprobe's, this
+/// pipeline fall back to uncompressed before its first batch (pipeline_sender::probe_compression). Until the key is
+/// confirmed (by a probe or by a delivered batch) it probes again with backoff: when is core::handshake_reprobe's, this
 /// service performs its steps with a timer and the probe function. /v1/handshake "ingest" and
 /// /readyz "ingest" come from the ingest_status it is given. /readyz stays ready whatever the ingest state:
 /// decisions do not need ingest and events wait in the spool, so taking Kong's sidecar out of

@@ -83,11 +83,11 @@ pipeline_custody::pipeline_custody(const config::sidecar_config& cfg, pipeline_m
                      "; once the cause is fixed, move it back into " + cfg.buffer.spool_dir +
                      " and restart to deliver its events");
   }
-  if (r.cursor_reset) util::log::warn("spool " + cfg.buffer.spool_dir + ": cursor unreadable; reading from the oldest segment");
+  if (r.cursor_reset)
+    util::log::warn("spool " + cfg.buffer.spool_dir + ": cursor unreadable; reading from the oldest segment");
   if (!spool_.empty()) {
     util::log::info("spool " + cfg.buffer.spool_dir + ": recovered " + std::to_string(spool_.events()) + " events in " +
-                    std::to_string(spool_.records()) + " records from " + std::to_string(r.segments) +
-                    " segment(s)" +
+                    std::to_string(spool_.records()) + " records from " + std::to_string(r.segments) + " segment(s)" +
                     (r.format1_records != 0 ? " (" + std::to_string(r.format1_records) + " in format 1)" : "") +
                     "; delivering them first");
     pending_since_ = now - flush_interval_;  // due at once
@@ -119,7 +119,8 @@ io::spool_append_result pipeline_custody::store(std::string_view body, std::uint
     if (!rejecting_) {
       rejecting_ = true;
       util::log::warn("spool full (" + std::to_string(spool_.bytes()) + " of " +
-                      std::to_string(spool_.options().max_bytes) + " bytes): refusing new events with 503 (when_full reject)");
+                      std::to_string(spool_.options().max_bytes) +
+                      " bytes): refusing new events with 503 (when_full reject)");
     }
   } else {
     util::log::error("spool write failed: " + r.error.message() + "; the events were not taken");
@@ -216,8 +217,10 @@ std::optional<pipeline_batch> pipeline_custody::cut_from_spool(clock::time_point
   }
   if (!peek.corrupt.empty()) ack_delivered();
   if (peek.records.empty()) {
-    if (peek.io_error) note_read_error(peek.io_error, now);
-    else if (!has_unsent()) pending_since_.reset();
+    if (peek.io_error)
+      note_read_error(peek.io_error, now);
+    else if (!has_unsent())
+      pending_since_.reset();
     return std::nullopt;
   }
   if (read_retry_at_) {
@@ -388,8 +391,8 @@ bool pipeline_custody::dead_letter(const pipeline_batch& b, int status, std::str
   const std::string now = utc_now();
   if (auto ec = dead_letter_.append(b.body, b.events, status, now, response, reason)) {
     metrics_.dead_letter_errors.inc();
-    util::log::error("dead-letter file " + dead_letter_.path() + " cannot be written (" + ec.message() + "): " +
-                     std::to_string(b.events) + " refused events stay in the spool and are retried later");
+    util::log::error("dead-letter file " + dead_letter_.path() + " cannot be written (" + ec.message() +
+                     "): " + std::to_string(b.events) + " refused events stay in the spool and are retried later");
     return false;
   }
   note_dead_letter_rotation();
@@ -402,8 +405,9 @@ bool pipeline_custody::dead_letter_events(const std::vector<io::dead_letter_entr
   if (entries.empty()) return true;
   if (auto ec = dead_letter_.append(entries)) {
     metrics_.dead_letter_errors.inc();
-    util::log::error("dead-letter file " + dead_letter_.path() + " cannot be written (" + ec.message() + "): " +
-                     std::to_string(entries.size()) + " event(s) ingest refused stay in the spool and are retried later");
+    util::log::error("dead-letter file " + dead_letter_.path() + " cannot be written (" + ec.message() +
+                     "): " + std::to_string(entries.size()) +
+                     " event(s) ingest refused stay in the spool and are retried later");
     return false;
   }
   note_dead_letter_rotation();
@@ -425,8 +429,9 @@ void pipeline_custody::limit_request_events(std::uint32_t events) {
   const std::size_t half = std::max<std::size_t>(1, events / 2);
   if (half < learned_cap_) {
     learned_cap_ = half;
-    util::log::warn("ingest refused a request of " + std::to_string(events) + " events as too large (413): requests now carry at most " +
-                    std::to_string(half) + " (until a restart or SIGHUP)");
+    util::log::warn("ingest refused a request of " + std::to_string(events) +
+                    " events as too large (413): requests now carry at most " + std::to_string(half) +
+                    " (until a restart or SIGHUP)");
   }
 }
 

@@ -35,7 +35,7 @@ struct pipeline_batch {
   /// from_spool, a record larger than a batch is sent in slices: the slice ends after this many of
   /// last_seq's events. 0 when the body holds whole records.
   std::uint32_t slice_end = 0;
-  bool slice_is_last = true;    ///< the slice reaches the record's end
+  bool slice_is_last = true;  ///< the slice reaches the record's end
 };
 
 /// durability disk: every accepted request becomes one spool record before the 202; batches are
@@ -137,17 +137,17 @@ class pipeline_custody {
   pipeline_metrics& metrics_;
   bool memory_mode_;
   std::size_t batch_events_;
-  std::size_t backlog_events_;                 // batch.backlog_events: the batch size while behind
-  std::size_t learned_cap_ = 1000;             // halved by each 413
+  std::size_t backlog_events_;      // batch.backlog_events: the batch size while behind
+  std::size_t learned_cap_ = 1000;  // halved by each 413
   std::chrono::milliseconds flush_interval_;
   io::spool_store spool_;
   io::dead_letter_file dead_letter_;
-  std::unique_ptr<core::batcher> memory_;      // durability memory only
+  std::unique_ptr<core::batcher> memory_;           // durability memory only
   std::optional<clock::time_point> pending_since_;  // first spool record not yet cut into a batch
-  core::ack_window window_;                    // spool records cut and not yet acked
-  std::uint64_t window_limit_;                 // at most this many events in it
-  std::uint64_t send_seq_ = 0;                 // the next spool record to cut (older ones: the oldest)
-  std::uint32_t send_skip_ = 0;                // of its events, those already cut (a record sent in slices)
+  core::ack_window window_;                         // spool records cut and not yet acked
+  std::uint64_t window_limit_;                      // at most this many events in it
+  std::uint64_t send_seq_ = 0;                      // the next spool record to cut (older ones: the oldest)
+  std::uint32_t send_skip_ = 0;                     // of its events, those already cut (a record sent in slices)
   /// The record being sent in slices, split once: its body and its events' texts (views into it).
   struct split_record {
     std::uint64_t seq = 0;
@@ -157,14 +157,15 @@ class pipeline_custody {
   split_record head_split_;
   std::optional<clock::time_point> read_retry_at_;  // a spool read failed: not before this
   // Spool reads that fail are tried again after 10 ms, 20 ms, ... at most 5 s; a good read resets it.
-  core::backoff read_backoff_{core::backoff_policy::exponential(std::chrono::milliseconds(10), std::chrono::seconds(5))};
+  core::backoff read_backoff_{
+      core::backoff_policy::exponential(std::chrono::milliseconds(10), std::chrono::seconds(5))};
   std::uint64_t corrupt_reads_seen_ = 0;
   std::uint64_t quarantined_seen_ = 0;
   std::uint64_t read_errors_seen_ = 0;
   std::uint64_t dl_deleted_seen_ = 0;
-  std::string wire_;                           // reused compression buffer
-  bool spilling_ = false;                      // logged "spilling to disk" since the spool was last empty
-  bool rejecting_ = false;                     // logged the reject state
+  std::string wire_;        // reused compression buffer
+  bool spilling_ = false;   // logged "spilling to disk" since the spool was last empty
+  bool rejecting_ = false;  // logged the reject state
   std::uint64_t drops_unlogged_ = 0;
   clock::time_point last_drop_log_{};
 };

@@ -26,13 +26,15 @@ constexpr auto event_failure_log_every = 10s;
 
 std::string describe(const send_report& rep) {
   switch (rep.outcome.what) {
-    case core::delivery_outcome::kind::timeout: return "network timeout to " + rep.host;
-    case core::delivery_outcome::kind::network_error: return "unreachable at " + rep.host + ": " + rep.error_message;
-    case core::delivery_outcome::kind::http_status: break;
+    case core::delivery_outcome::kind::timeout:
+      return "network timeout to " + rep.host;
+    case core::delivery_outcome::kind::network_error:
+      return "unreachable at " + rep.host + ": " + rep.error_message;
+    case core::delivery_outcome::kind::http_status:
+      break;
   }
   return "answered " + std::to_string(rep.outcome.status);
 }
-
 
 core::concurrency_limit::options limit_options(const config::sidecar_config& cfg) {
   core::concurrency_limit::options o;
@@ -258,9 +260,10 @@ void pipeline_deliverer::on_delivered(flight& f, const send_report& rep) {
 
 void pipeline_deliverer::dead_letter_sending(flight& f, int status, const send_report& rep, std::string_view reason,
                                              clock::time_point retry_at) {
-  const bool ok = f.parts.empty()
-                      ? custody_.dead_letter(f.batch, status, rep.response_body, reason)
-                      : custody_.dead_letter_events({{sending_body(f), sending_events(f), status, reason, "", rep.response_body}});
+  const bool ok =
+      f.parts.empty()
+          ? custody_.dead_letter(f.batch, status, rep.response_body, reason)
+          : custody_.dead_letter_events({{sending_body(f), sending_events(f), status, reason, "", rep.response_body}});
   if (!ok) {
     hold(f, retry_at);
     return;
@@ -308,10 +311,9 @@ void pipeline_deliverer::on_failure(flight& f, const send_report& rep, const cor
     status_.unauthorized(status);
   } else if (rep.outcome.what != core::delivery_outcome::kind::http_status) {
     // A timeout is reported as such even when the client saw it as another kind.
-    status_.unreachable(rep.outcome.what == core::delivery_outcome::kind::timeout
-                            ? io::client_result::error_kind::timeout
-                            : rep.error,
-                        rep.host, rep.error_message);
+    status_.unreachable(
+        rep.outcome.what == core::delivery_outcome::kind::timeout ? io::client_result::error_kind::timeout : rep.error,
+        rep.host, rep.error_message);
   } else if (problem != last_problem_) {
     util::log::warn("ingest " + problem + "; retrying with backoff");
   }

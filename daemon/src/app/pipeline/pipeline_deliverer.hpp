@@ -1,9 +1,9 @@
 // The delivery loop of the usage pipeline: cuts due batches (spool first, then memory), sends several
-// at once within an adaptive concurrency limit, and applies core::decide_delivery to each: retry with backoff, keep in the spool, dead-letter,
-// split in halves after 413, re-probe after 401/403; a batch whose lz4 encoding ingest refused is sent
-// again at once, uncompressed (the sender has fallen back; nothing is dead-lettered for it). Events ingest refuses one by one go to the
-// dead-letter file before the batch is acked. Logs the state-change lines of docs/design/log-lines.md#daemon once per
-// change.
+// at once within an adaptive concurrency limit, and applies core::decide_delivery to each: retry with backoff, keep in
+// the spool, dead-letter, split in halves after 413, re-probe after 401/403; a batch whose lz4 encoding ingest refused
+// is sent again at once, uncompressed (the sender has fallen back; nothing is dead-lettered for it). Events ingest
+// refuses one by one go to the dead-letter file before the batch is acked. Logs the state-change lines of
+// docs/design/log-lines.md#daemon once per change.
 #pragma once
 
 #include <chrono>
@@ -75,10 +75,10 @@ class pipeline_deliverer {
     std::deque<part> parts;     // after a 413: what of the batch is left to send, in order
     std::uint32_t attempt = 0;  // sends of the current part so far
     bool in_flight = false;
-    bool finished = false;      // delivered, dead-lettered or handed back to custody
+    bool finished = false;  // delivered, dead-lettered or handed back to custody
     clock::time_point not_before{};
     clock::time_point sent_at{};
-    std::uint32_t level = 0;    // requests in flight when it was sent (itself included)
+    std::uint32_t level = 0;  // requests in flight when it was sent (itself included)
   };
 
   void pump();
@@ -113,16 +113,16 @@ class pipeline_deliverer {
   std::uint32_t max_concurrency_;
   boost::asio::steady_timer timer_;
   std::optional<clock::time_point> armed_for_;
-  std::list<flight> flights_;               // in the order they were cut
+  std::list<flight> flights_;  // in the order they were cut
   std::uint32_t in_flight_ = 0;
   bool stopping_ = false;
-  bool failing_ = false;                    // since the last 2xx
-  clock::time_point resume_at_{};           // a held memory batch went to the spool: no new batch before this
-  std::string last_problem_;                // the last failure logged, to log changes only
+  bool failing_ = false;           // since the last 2xx
+  clock::time_point resume_at_{};  // a held memory batch went to the spool: no new batch before this
+  std::string last_problem_;       // the last failure logged, to log changes only
   clock::time_point last_event_failure_log_{};
   std::uint64_t unlogged_event_failures_ = 0;
   std::mt19937_64 rng_;
-  util::lifetime alive_;             // completions check it: the deliverer may be gone
+  util::lifetime alive_;  // completions check it: the deliverer may be gone
 };
 
 }  // namespace aforo::app

@@ -60,7 +60,8 @@ pipeline_metrics::pipeline_metrics()
                          "Ingest requests refused for their lz4 encoding (415, or 400 naming it); their events are "
                          "sent again uncompressed.")),
       compression_lz4(util::metrics().gauge("aforo_sidecar_ingest_compression", compression_help, R"(encoding="lz4")")),
-      compression_none(util::metrics().gauge("aforo_sidecar_ingest_compression", compression_help, R"(encoding="none")")),
+      compression_none(
+          util::metrics().gauge("aforo_sidecar_ingest_compression", compression_help, R"(encoding="none")")),
       concurrency_limit(util::metrics().gauge(
           "aforo_sidecar_ingest_concurrency_limit",
           "Ingest requests allowed in flight at once now (adaptive: learned up to batch.max_concurrency).")),
@@ -69,7 +70,8 @@ pipeline_metrics::pipeline_metrics()
                                            "Time from sending a batch to ingest's answer (any status), seconds.",
                                            {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10})) {
   for (const char* r : {"spool_full", "dead_letter_rotated", "shutdown_spool_full"}) dropped(r);
-  for (const char* r : {"rejected_batch", "too_large", "event_failed", "success_false", "undecodable"}) dead_lettered(r);
+  for (const char* r : {"rejected_batch", "too_large", "event_failed", "success_false", "undecodable"})
+    dead_lettered(r);
 }
 
 util::counter_metric& pipeline_metrics::dead_lettered(const std::string& reason) {
@@ -85,8 +87,9 @@ util::counter_metric& pipeline_metrics::dead_lettered(const std::string& reason)
 util::counter_metric& pipeline_metrics::ingest_request(const std::string& status) {
   auto it = by_status_.find(status);
   if (it != by_status_.end()) return *it->second;
-  auto& m = c("aforo_sidecar_ingest_requests_total", "Requests to Aforo ingest by HTTP status, network_error or timeout.",
-              "status=\"" + util::escape_label(status) + "\"");
+  auto& m =
+      c("aforo_sidecar_ingest_requests_total", "Requests to Aforo ingest by HTTP status, network_error or timeout.",
+        "status=\"" + util::escape_label(status) + "\"");
   by_status_.emplace(status, &m);
   return m;
 }

@@ -210,7 +210,8 @@ void pipeline_sender::post(std::size_t slot, std::string body, bool compressed, 
       std::optional<std::chrono::seconds> retry_after;
       if (auto h = r.header("Retry-After"); !h.empty()) retry_after = parse_retry_after(h);
       rep.outcome = core::delivery_outcome::http(r.status, retry_after);
-      if (r.status >= 200 && r.status < 300) rep.ack = core::parse_ingest_ack(r.body, 1000);  // every error of a full batch
+      if (r.status >= 200 && r.status < 300)
+        rep.ack = core::parse_ingest_ack(r.body, 1000);  // every error of a full batch
       rep.response_body = r.body.size() > max_kept_response ? r.body.substr(0, max_kept_response) : std::move(r.body);
       metrics_.ingest_request(std::to_string(r.status)).inc();
     } else if (r.error == io::client_result::error_kind::timeout ||

@@ -27,7 +27,6 @@ class ingest_thread;
 
 namespace aforo::app {
 
-
 /// What one ingest request ended with.
 struct send_report {
   core::delivery_outcome outcome;
@@ -36,7 +35,7 @@ struct send_report {
   std::string host;                     ///< the ingest host, for log lines
   std::string error_message;            ///< network errors: what failed (safe to log)
   io::client_result::error_kind error = io::client_result::error_kind::none;  ///< network errors: which
-  bool compressed = false;               ///< the request went out as an lz4 frame
+  bool compressed = false;                                                    ///< the request went out as an lz4 frame
   /// Ingest refused the request's lz4 encoding (core::is_encoding_refusal): the sender has fallen back
   /// to uncompressed; send the same body again (it is not poison).
   bool encoding_refused = false;
@@ -102,9 +101,9 @@ class pipeline_sender {
   pipeline_metrics& metrics_;
   std::string url_;
   std::vector<std::pair<std::string, std::string>> auth_headers_;
-  config::compression codec_;          // batch.compression
-  core::encoding_fallback fallback_;   // with lz4: whether ingest takes it
-  std::string wire_;  // reused compression buffer (io thread only)
+  config::compression codec_;         // batch.compression
+  core::encoding_fallback fallback_;  // with lz4: whether ingest takes it
+  std::string wire_;                  // reused compression buffer (io thread only)
   io::ingest_thread* thread_ = nullptr;
   bool shut_ = false;
 };

@@ -24,8 +24,7 @@ pipeline_service::pipeline_service(context& ctx, ingest_status& status, margin_s
       metrics_(std::make_unique<pipeline_metrics>()),
       custody_(std::make_unique<pipeline_custody>(ctx.config, *metrics_, util::steady_now())),
       sender_(std::make_unique<pipeline_sender>(ctx.ioc, ctx.config, ctx.secrets, *metrics_)),
-      deliverer_(std::make_unique<pipeline_deliverer>(ctx.ioc, *custody_, *sender_, *metrics_, ctx.config,
-                                                        status)),
+      deliverer_(std::make_unique<pipeline_deliverer>(ctx.ioc, *custody_, *sender_, *metrics_, ctx.config, status)),
       commit_(std::make_unique<spool_commit>(ctx.ioc, *custody_, *metrics_, ctx.config.buffer)),
       margin_(margin),
       discovery_(discovery) {
@@ -50,8 +49,8 @@ pipeline_service::pipeline_service(context& ctx, ingest_status& status, margin_s
 pipeline_service::~pipeline_service() {
   // The scrape-time gauges must not reach into a destroyed custody.
   auto& reg = util::metrics();
-  for (const char* name : {"aforo_sidecar_spool_events", "aforo_sidecar_spool_bytes", "aforo_sidecar_memory_buffer_events",
-                           "aforo_sidecar_dead_letter_bytes"})
+  for (const char* name : {"aforo_sidecar_spool_events", "aforo_sidecar_spool_bytes",
+                           "aforo_sidecar_memory_buffer_events", "aforo_sidecar_dead_letter_bytes"})
     reg.gauge_fn(name, "", {}, [] { return 0.0; });
 }
 
@@ -64,10 +63,10 @@ void pipeline_service::register_routes(io::router& routes) {
 
 void pipeline_service::start() {
   static constexpr const char* fsync_names[] = {"always", "interval", "off"};
-  util::log::info(std::string("usage pipeline: durability ") +
-                  (custody_->memory_mode() ? "memory" : "disk") + ", fsync " +
-                  fsync_names[static_cast<int>(ctx_.config.buffer.fsync)] + ", ingest " + ctx_.config.aforo.ingest_url +
-                  ", batches of " + std::to_string(ctx_.config.batch.max_events) + " events");
+  util::log::info(std::string("usage pipeline: durability ") + (custody_->memory_mode() ? "memory" : "disk") +
+                  ", fsync " + fsync_names[static_cast<int>(ctx_.config.buffer.fsync)] + ", ingest " +
+                  ctx_.config.aforo.ingest_url + ", batches of " + std::to_string(ctx_.config.batch.max_events) +
+                  " events");
   commit_->start();
   deliverer_->kick();
 }
@@ -92,7 +91,8 @@ void pipeline_service::handle(io::http_request& req, const io::respond_fn& respo
   const std::size_t max_events = ctx_.config.server.max_batch_events;
   if (!thread_ || thread_->behind()) {
     if (thread_) metrics_->io_thread_work.inc();
-    take(single ? core::parse_ingest_single(std::move(req.body)) : core::parse_ingest_batch(std::move(req.body), max_events),
+    take(single ? core::parse_ingest_single(std::move(req.body))
+                : core::parse_ingest_batch(std::move(req.body), max_events),
          respond);
     return;
   }
@@ -115,7 +115,7 @@ void pipeline_service::take(core::ingest_parse_result parsed, const io::respond_
                                                                  : metrics_->refused_malformed)
         .inc();
     respond(io::http_response::json(core::status_for(parsed.error),
-                                     core::build_ingest_error_body(parsed.error, parsed.error_message)));
+                                    core::build_ingest_error_body(parsed.error, parsed.error_message)));
     return;
   }
   const std::size_t n = parsed.accepted.size();
@@ -127,9 +127,9 @@ void pipeline_service::take(core::ingest_parse_result parsed, const io::respond_
   if (r.result != pipeline_custody::take_result::taken) {
     const bool full = r.result == pipeline_custody::take_result::full;
     (full ? metrics_->rejected_full : metrics_->rejected_error).inc(n);
-    auto res = io::http_response::error(503, full ? "spool_full" : "spool_unavailable",
-                                         full ? "the disk spool is full; retry later"
-                                              : "the disk spool cannot be written; retry later");
+    auto res = io::http_response::error(
+        503, full ? "spool_full" : "spool_unavailable",
+        full ? "the disk spool is full; retry later" : "the disk spool cannot be written; retry later");
     res.headers.emplace_back("Retry-After", "1");
     respond(std::move(res));
     return;
@@ -189,8 +189,8 @@ void pipeline_service::probe_compression() {
 }
 
 void pipeline_service::handshake_fields(std::map<std::string, std::string>& fields) const {
-  fields["compression"] = std::string(R"({"configured":")") + sender_->configured_compression() +
-                          R"(","effective":")" + sender_->effective_compression() + R"("})";
+  fields["compression"] = std::string(R"({"configured":")") + sender_->configured_compression() + R"(","effective":")" +
+                          sender_->effective_compression() + R"("})";
   const auto d = deliverer_->current();
   fields["delivery"] = R"({"concurrency_limit":)" + std::to_string(d.limit) + R"(,"max_concurrency":)" +
                        std::to_string(d.max) + R"(,"in_flight":)" + std::to_string(d.in_flight) + R"(,"min_rtt_ms":)" +

@@ -137,7 +137,8 @@ struct totals {
 /// Posts the requests one at a time, retrying a busy sidecar (503 + Retry-After) and a lost answer.
 class poster {
  public:
-  poster(const replay_options& o, totals& t) : opts_(o), url_(replay_post_url(o.sidecar_url)), t_(t), client_(ioc_, client_opts()) {}
+  poster(const replay_options& o, totals& t)
+      : opts_(o), url_(replay_post_url(o.sidecar_url)), t_(t), client_(ioc_, client_opts()) {}
 
   /// True when the sidecar answered 202 (per-event failures are counted and printed); false after
   /// printing why the replay stops.
@@ -154,8 +155,9 @@ class poster {
       if (!res.ok()) {
         using kind = io::client_result::error_kind;
         if (res.error == kind::connect_refused) {
-          return stop(r, "no sidecar at " + opts_.sidecar_url + " (connection refused); is aforo-sidecar running, and is "
-                         "that its listen address?");
+          return stop(r, "no sidecar at " + opts_.sidecar_url +
+                             " (connection refused); is aforo-sidecar running, and is "
+                             "that its listen address?");
         }
         if ((res.error == kind::timeout || res.error == kind::closed) && !last) {
           err("WARN no answer from the sidecar at " + opts_.sidecar_url + " (" + res.error_message +
@@ -168,11 +170,12 @@ class poster {
       }
       if (res.status == 503) {
         if (last) {
-          return stop(r, "the sidecar still answered 503 after " + std::to_string(attempt) + " tries: " + shown(res.body));
+          return stop(r,
+                      "the sidecar still answered 503 after " + std::to_string(attempt) + " tries: " + shown(res.body));
         }
         const unsigned wait = core::retry_after_seconds(res.header("Retry-After"));
-        err("WARN the sidecar is busy (503: " + shown(res.body) + "); retrying in " + std::to_string(wait) + " s (try " +
-            std::to_string(attempt + 1) + " of " + std::to_string(opts_.max_tries) + ")");
+        err("WARN the sidecar is busy (503: " + shown(res.body) + "); retrying in " + std::to_string(wait) +
+            " s (try " + std::to_string(attempt + 1) + " of " + std::to_string(opts_.max_tries) + ")");
         std::this_thread::sleep_for(std::chrono::seconds(wait));
         continue;
       }
@@ -192,8 +195,8 @@ class poster {
           err("FAILED line " + std::to_string(o.line) + " event " + std::to_string(o.index) + " (idempotencyKey " +
               (o.key.empty() ? std::string("none") : "\"" + o.key + "\"") + "): " + e.message);
         } else {
-          err("FAILED event " + std::to_string(e.index) + " of a request starting at line " + std::to_string(r.first_line) +
-              ": " + e.message);
+          err("FAILED event " + std::to_string(e.index) + " of a request starting at line " +
+              std::to_string(r.first_line) + ": " + e.message);
         }
       }
       return true;
@@ -212,8 +215,9 @@ class poster {
     err("ERROR " + why);
     const std::string line = std::to_string(r.first_line);
     err("ERROR stopped; " +
-        (r.first_line <= opts_.from_line ? std::string("no event was handed to the sidecar")
-                                         : "the events of the lines before line " + line + " were handed to the sidecar") +
+        (r.first_line <= opts_.from_line
+             ? std::string("no event was handed to the sidecar")
+             : "the events of the lines before line " + line + " were handed to the sidecar") +
         ": after fixing the cause, resume with --from-line " + line);
     return false;
   }
@@ -273,8 +277,10 @@ std::string sidecar_url_from_listen(const std::vector<std::string>& listen) {
     const auto addr = io::parse_listen_address(a);
     if (!addr.unix_path.empty()) continue;
     std::string host;
-    if (addr.ip.is_v6()) host = "[" + (addr.ip.is_unspecified() ? std::string("::1") : addr.ip.to_string()) + "]";
-    else host = addr.ip.is_unspecified() ? std::string("127.0.0.1") : addr.ip.to_string();
+    if (addr.ip.is_v6())
+      host = "[" + (addr.ip.is_unspecified() ? std::string("::1") : addr.ip.to_string()) + "]";
+    else
+      host = addr.ip.is_unspecified() ? std::string("127.0.0.1") : addr.ip.to_string();
     return "http://" + host + ":" + std::to_string(addr.port);
   }
   return {};
@@ -396,8 +402,9 @@ int replay_dead_letter_command(const std::vector<std::string>& args) {
   }
   if (opts.file.empty()) return usage_error("the dead-letter FILE is missing");
   if (opts.sidecar_url.rfind("unix:", 0) == 0) {
-    return usage_error("unix socket URLs are not supported: give a TCP listen address of the sidecar, e.g. "
-                       "http://127.0.0.1:8750");
+    return usage_error(
+        "unix socket URLs are not supported: give a TCP listen address of the sidecar, e.g. "
+        "http://127.0.0.1:8750");
   }
   if (opts.sidecar_url.rfind("http://", 0) != 0 && opts.sidecar_url.rfind("https://", 0) != 0)
     return usage_error("--sidecar-url must be an http:// URL, e.g. http://127.0.0.1:8750");

@@ -12,13 +12,14 @@ namespace aforo::app {
 
 struct replay_options {
   std::string file;
-  std::string sidecar_url = "http://127.0.0.1:8750";  ///< the sidecar's base URL (a full .../v1/ingest/batch URL is kept)
+  std::string sidecar_url =
+      "http://127.0.0.1:8750";  ///< the sidecar's base URL (a full .../v1/ingest/batch URL is kept)
   bool dry_run = false;
-  std::uint64_t from_line = 1;     ///< lines before this one are not read into requests
-  std::size_t max_events = 1000;   ///< events per request (the sidecar's server.max_batch_events)
+  std::uint64_t from_line = 1;       ///< lines before this one are not read into requests
+  std::size_t max_events = 1000;     ///< events per request (the sidecar's server.max_batch_events)
   std::size_t max_bytes = 4u << 20;  ///< request body bound (the sidecar's server.max_body)
-  std::string token;                ///< local API token sent as Authorization: Bearer (never printed)
-  unsigned max_tries = 60;         ///< tries of one request answered 503 (or timed out) before giving up
+  std::string token;                 ///< local API token sent as Authorization: Bearer (never printed)
+  unsigned max_tries = 60;           ///< tries of one request answered 503 (or timed out) before giving up
 };
 
 /// The URL requests are posted to: `base` plus `/v1/ingest/batch` (unless it already ends with it).

@@ -13,12 +13,7 @@ namespace aforo::app {
 
 spool_commit::spool_commit(boost::asio::io_context& ioc, pipeline_custody& custody, pipeline_metrics& metrics,
                            const config::buffer_config& cfg)
-    : ioc_(ioc),
-      custody_(custody),
-      metrics_(metrics),
-      mode_(cfg.fsync),
-      interval_(cfg.fsync_interval),
-      timer_(ioc) {
+    : ioc_(ioc), custody_(custody), metrics_(metrics), mode_(cfg.fsync), interval_(cfg.fsync_interval), timer_(ioc) {
   if (mode_ != config::fsync_mode::off) thread_ = std::make_unique<io::ingest_thread>(0);
 }
 

@@ -59,10 +59,10 @@ class spool_commit {
   std::chrono::milliseconds interval_;
   boost::asio::steady_timer timer_;
   std::unique_ptr<io::ingest_thread> thread_;
-  std::vector<done_fn> waiting_;   // appended, their sync not started
+  std::vector<done_fn> waiting_;  // appended, their sync not started
   bool syncing_ = false;
   bool stopped_ = false;
-  bool failing_ = false;           // logged a failed sync; the next success logs recovery
+  bool failing_ = false;  // logged a failed sync; the next success logs recovery
   util::lifetime alive_;
 };
 

@@ -120,8 +120,10 @@ io::http_response test_event_response(const test_event_result& r) {
   } else {
     rapidjson::Document d;
     // Ingest's JSON, verbatim, if it is JSON within the nesting limit; else as a string.
-    if (!r.body.empty() && core::json::parse(d, r.body)) out += r.body;
-    else io::append_json_string(out, r.body);
+    if (!r.body.empty() && core::json::parse(d, r.body))
+      out += r.body;
+    else
+      io::append_json_string(out, r.body);
   }
   out += R"(,"url":)";
   io::append_json_string(out, r.url);

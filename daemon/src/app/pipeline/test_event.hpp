@@ -34,12 +34,13 @@ namespace aforo::app {
 /// What the test event ended with.
 struct test_event_result {
   std::string url;
-  std::string event_body;   ///< what was sent
-  bool answered = false;    ///< ingest answered with an HTTP status
-  int status = 0;           ///< when answered
-  std::string body;         ///< ingest's answer (API key redacted), when answered
-  std::string error_code;   ///< "" when accepted; "unauthorized", "rejected", "network_timeout", "tls_failure", "ingest_unreachable"
-  std::string cause;        ///< the log text: "invalid API key (401)", "network timeout to <host>", ...
+  std::string event_body;  ///< what was sent
+  bool answered = false;   ///< ingest answered with an HTTP status
+  int status = 0;          ///< when answered
+  std::string body;        ///< ingest's answer (API key redacted), when answered
+  std::string error_code;  ///< "" when accepted; "unauthorized", "rejected", "network_timeout", "tls_failure",
+                           ///< "ingest_unreachable"
+  std::string cause;       ///< the log text: "invalid API key (401)", "network timeout to <host>", ...
   [[nodiscard]] bool accepted() const { return answered && status >= 200 && status < 300; }
 };
 

@@ -46,8 +46,8 @@ class answer_cache {
     e.used_ms = now_ms;
     cache_step<T> s;
     const bool may_call = !e.fetching && now_ms >= e.retry_ms;
-    const bool usable = e.value && (now_ms < e.expires_ms || policy_.max_stale_ms <= 0 ||
-                                    now_ms - e.expires_ms < policy_.max_stale_ms);
+    const bool usable =
+        e.value && (now_ms < e.expires_ms || policy_.max_stale_ms <= 0 || now_ms - e.expires_ms < policy_.max_stale_ms);
     if (usable && now_ms < e.expires_ms) {
       s.value = e.value;
       s.fresh = true;

@@ -77,9 +77,12 @@ parsed<quota_answer> parse_quota_answer(std::string_view body) {
   if (a == nullptr) return out;
   quota_answer q;
   const std::string d = text(*a, "decision");
-  if (d == "ALLOW") q.decision = quota_answer::kind::allow;
-  else if (d == "WARN") q.decision = quota_answer::kind::warn;
-  else if (d == "DENY") q.decision = quota_answer::kind::deny;
+  if (d == "ALLOW")
+    q.decision = quota_answer::kind::allow;
+  else if (d == "WARN")
+    q.decision = quota_answer::kind::warn;
+  else if (d == "DENY")
+    q.decision = quota_answer::kind::deny;
   else {
     out.error = "decision must be ALLOW, WARN or DENY";
     return out;
@@ -127,15 +130,20 @@ parsed<margin_answer> parse_margin_answer(std::string_view body) {
     }
   }
   const std::string level = text(*a, "level");
-  if (level.empty() || level == "NONE") m.level = entitlements::margin_level::none;
-  else if (level == "L1_ALERT") m.level = entitlements::margin_level::l1;
-  else if (level == "L2_THROTTLE") m.level = entitlements::margin_level::l2;
-  else if (level == "L3_BLOCK") m.level = entitlements::margin_level::l3;
+  if (level.empty() || level == "NONE")
+    m.level = entitlements::margin_level::none;
+  else if (level == "L1_ALERT")
+    m.level = entitlements::margin_level::l1;
+  else if (level == "L2_THROTTLE")
+    m.level = entitlements::margin_level::l2;
+  else if (level == "L3_BLOCK")
+    m.level = entitlements::margin_level::l3;
   else {
     out.error = "level must be NONE, L1_ALERT, L2_THROTTLE or L3_BLOCK";
     return out;
   }
-  if (const auto it = a->FindMember("allowed"); it != a->MemberEnd() && it->value.IsBool()) m.allowed = it->value.GetBool();
+  if (const auto it = a->FindMember("allowed"); it != a->MemberEnd() && it->value.IsBool())
+    m.allowed = it->value.GetBool();
   m.throttle_rate = std::clamp<std::int64_t>(integer(*a, "throttleRate").value_or(100), 0, 100);
   m.retry_after_s = std::max<std::int64_t>(integer(*a, "retryAfterSeconds").value_or(0), 0);
   m.message = text(*a, "message");
@@ -157,7 +165,7 @@ std::string margin_deny_body(entitlements::margin_level level, std::string_view 
   out += R"(","message":)";
   if (message.empty())
     message = level == entitlements::margin_level::l3 ? "Service temporarily restricted for this account"
-                                                       : "Too many requests for this account";
+                                                      : "Too many requests for this account";
   entitlements::append_json_string(out, message);
   out += R"(,"retryAfterSeconds":)" + std::to_string(retry_after_s);
   if (!support_url.empty()) {

@@ -33,7 +33,7 @@ struct quota_answer {
 struct margin_answer {
   bool allowed = true;
   entitlements::margin_level level = entitlements::margin_level::none;
-  std::int64_t throttle_rate = 100;   ///< 0..100, percent of requests let through at L2
+  std::int64_t throttle_rate = 100;  ///< 0..100, percent of requests let through at L2
   std::int64_t retry_after_s = 0;
   std::string message;
 };

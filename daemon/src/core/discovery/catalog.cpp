@@ -31,19 +31,26 @@ std::vector<std::string> sorted_unique(std::set<std::string> s) { return {s.begi
 
 std::string_view to_string(entry_state s) {
   switch (s) {
-    case entry_state::new_entry: return "NEW";
-    case entry_state::changed: return "CHANGED";
-    case entry_state::unchanged: return "UNCHANGED";
-    case entry_state::stale: return "STALE";
+    case entry_state::new_entry:
+      return "NEW";
+    case entry_state::changed:
+      return "CHANGED";
+    case entry_state::unchanged:
+      return "UNCHANGED";
+    case entry_state::stale:
+      return "STALE";
   }
   return "UNCHANGED";
 }
 
 std::string_view to_string(operation_source s) {
   switch (s) {
-    case operation_source::traffic: return "traffic";
-    case operation_source::admin: return "admin";
-    case operation_source::both: return "both";
+    case operation_source::traffic:
+      return "traffic";
+    case operation_source::admin:
+      return "admin";
+    case operation_source::both:
+      return "both";
   }
   return "traffic";
 }
@@ -69,9 +76,9 @@ entry_state catalog::state_of(const operation& op, epoch_ms now) const {
 
 entry_state catalog::state_of(const api& a, epoch_ms now) const {
   const epoch_ms window = limits_.stale_after_ms;
-  if (!a.operations.empty() &&
-      std::all_of(a.operations.begin(), a.operations.end(),
-                  [&](const auto& kv) { return state_of(kv.second, now) == entry_state::stale; }))
+  if (!a.operations.empty() && std::all_of(a.operations.begin(), a.operations.end(), [&](const auto& kv) {
+        return state_of(kv.second, now) == entry_state::stale;
+      }))
     return entry_state::stale;
   if (a.operations.empty() && !a.declared && now - a.first_seen_ms > window) return entry_state::stale;
   if (now - a.first_seen_ms <= window) return entry_state::new_entry;
@@ -105,8 +112,10 @@ api* catalog::find_api(const std::string& service, const std::string& route, con
   *route_out = nullptr;
   api* found = nullptr;
   if (!service.empty()) {
-    if (auto it = apis_.find(service); it != apis_.end()) found = &it->second;
-    else if (auto id = service_ids_.find(service); id != service_ids_.end()) found = &apis_.at(id->second);
+    if (auto it = apis_.find(service); it != apis_.end())
+      found = &it->second;
+    else if (auto id = service_ids_.find(service); id != service_ids_.end())
+      found = &apis_.at(id->second);
   }
   if (!route.empty()) {
     if (auto r = routes_.find(route); r != routes_.end()) {
@@ -219,15 +228,18 @@ std::uint64_t catalog::apply_admin(const kong_admin_state& state, epoch_ms now) 
         ops_changed_.erase(s.id);
         api* target = apis_.count(name) != 0 ? &apis_.at(name) : create_api(name, now);
         if (target != nullptr) {
-          if (target->first_seen_ms > moved.first_seen_ms || target->first_seen_ms == 0) target->first_seen_ms = moved.first_seen_ms;
+          if (target->first_seen_ms > moved.first_seen_ms || target->first_seen_ms == 0)
+            target->first_seen_ms = moved.first_seen_ms;
           for (auto& [key, op] : moved.operations) target->operations.emplace(key, std::move(op));
           ops_changed_[name] = true;
         }
       }
     }
     api* a = nullptr;
-    if (auto it = apis_.find(name); it != apis_.end()) a = &it->second;
-    else a = create_api(name, now);
+    if (auto it = apis_.find(name); it != apis_.end())
+      a = &it->second;
+    else
+      a = create_api(name, now);
     if (a == nullptr) continue;
     listed.insert(name);
 

@@ -23,9 +23,9 @@ inline constexpr std::string_view monetized_tag = "aforo:monetized";
 inline constexpr std::string_view any_method = "*";
 
 struct catalog_limits {
-  epoch_ms stale_after_ms = 24LL * 3600 * 1000;  ///< discovery.stale_after
-  std::uint32_t max_operations_per_service = 500; ///< discovery.max_operations_per_service
-  std::uint32_t max_apis = 2000;                  ///< bound on APIs (services) held
+  epoch_ms stale_after_ms = 24LL * 3600 * 1000;    ///< discovery.stale_after
+  std::uint32_t max_operations_per_service = 500;  ///< discovery.max_operations_per_service
+  std::uint32_t max_apis = 2000;                   ///< bound on APIs (services) held
 };
 
 /// NEW: first seen within the last stale_after. CHANGED: not new, but its source or declaration
@@ -40,15 +40,15 @@ enum class operation_source { traffic, admin, both };
 [[nodiscard]] std::string_view to_string(operation_source s);
 
 struct operation {
-  std::string method;               ///< upper case, or "*" (declared by a route with no methods)
-  std::string path;                 ///< template: /users/{id}, or a route path as declared
-  std::string route;                ///< the Kong route (name, else id) it came through, when known
-  epoch_ms first_seen_ms = 0;       ///< entered the catalog (by traffic or declaration)
-  epoch_ms last_seen_ms = 0;        ///< last request seen; 0 = never seen in traffic
-  std::uint64_t count = 0;          ///< requests seen
-  bool declared = false;            ///< the Admin API declares it now
-  epoch_ms declared_changed_ms = 0; ///< when `declared` last flipped; 0 = never declared
-  epoch_ms changed_ms = 0;          ///< last change of source or declaration
+  std::string method;                ///< upper case, or "*" (declared by a route with no methods)
+  std::string path;                  ///< template: /users/{id}, or a route path as declared
+  std::string route;                 ///< the Kong route (name, else id) it came through, when known
+  epoch_ms first_seen_ms = 0;        ///< entered the catalog (by traffic or declaration)
+  epoch_ms last_seen_ms = 0;         ///< last request seen; 0 = never seen in traffic
+  std::uint64_t count = 0;           ///< requests seen
+  bool declared = false;             ///< the Admin API declares it now
+  epoch_ms declared_changed_ms = 0;  ///< when `declared` last flipped; 0 = never declared
+  epoch_ms changed_ms = 0;           ///< last change of source or declaration
 
   [[nodiscard]] operation_source source() const {
     return !declared ? operation_source::traffic : count > 0 ? operation_source::both : operation_source::admin;
@@ -66,18 +66,18 @@ struct route_info {
 };
 
 struct api {
-  std::string name;                 ///< Kong service name (else id, or the name traffic reported)
-  std::string service_id;           ///< Kong service id, when the Admin API told it
-  std::uint64_t version = 0;        ///< 0 until the first seal; then moves on every change of the op set
+  std::string name;           ///< Kong service name (else id, or the name traffic reported)
+  std::string service_id;     ///< Kong service id, when the Admin API told it
+  std::uint64_t version = 0;  ///< 0 until the first seal; then moves on every change of the op set
   epoch_ms first_seen_ms = 0;
   epoch_ms version_changed_ms = 0;
-  bool declared = false;            ///< the Admin API lists the service now
-  std::vector<std::string> tags;    ///< service tags, as declared
-  std::vector<std::string> hosts;   ///< hosts of its routes, sorted, unique
-  std::vector<std::string> plugins; ///< enabled plugins applying to it (global, service or its routes)
+  bool declared = false;             ///< the Admin API lists the service now
+  std::vector<std::string> tags;     ///< service tags, as declared
+  std::vector<std::string> hosts;    ///< hosts of its routes, sorted, unique
+  std::vector<std::string> plugins;  ///< enabled plugins applying to it (global, service or its routes)
   std::vector<route_info> routes;
-  std::uint64_t folded = 0;         ///< requests counted into an existing operation because of the cap
-  std::uint64_t dropped = 0;        ///< new operations not added because of the cap
+  std::uint64_t folded = 0;   ///< requests counted into an existing operation because of the cap
+  std::uint64_t dropped = 0;  ///< new operations not added because of the cap
   std::map<std::pair<std::string, std::string>, operation> operations;  ///< by (path, method)
 
   [[nodiscard]] bool monetized() const;
@@ -87,10 +87,10 @@ struct api {
 
 /// What the traffic side knows of one request (from an accepted usage event).
 struct traffic_observation {
-  std::string service;              ///< Kong service name or id (metadata.service); may be empty
-  std::string route;                ///< Kong route name or id (metadata.route); may be empty
-  std::string method;               ///< httpMethod
-  std::string path;                 ///< endpointPath, raw
+  std::string service;  ///< Kong service name or id (metadata.service); may be empty
+  std::string route;    ///< Kong route name or id (metadata.route); may be empty
+  std::string method;   ///< httpMethod
+  std::string path;     ///< endpointPath, raw
   /// The path names a protocol operation (a gRPC method, a GraphQL operation; event_observation.hpp):
   /// kept as it is, neither templated nor replaced by the route's path.
   bool exact = false;
@@ -148,7 +148,7 @@ class catalog {
 
   catalog_limits limits_;
   std::map<std::string, api> apis_;
-  std::map<std::string, bool> ops_changed_;  // API name -> set of operations changed since seal
+  std::map<std::string, bool> ops_changed_;                      // API name -> set of operations changed since seal
   std::map<std::string, std::string, std::less<>> service_ids_;  // Kong service id -> API name
   std::map<std::string, std::pair<std::string, std::size_t>, std::less<>> routes_;  // route name/id -> (API, index)
   bool meta_changed_ = false;

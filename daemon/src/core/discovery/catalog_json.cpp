@@ -45,8 +45,10 @@ void strings(writer_t& w, std::string_view k, const std::vector<std::string>& v)
 }
 void time_or_null(writer_t& w, std::string_view k, epoch_ms t) {
   key(w, k);
-  if (t == 0) w.Null();
-  else string(w, iso8601_ms(t));
+  if (t == 0)
+    w.Null();
+  else
+    string(w, iso8601_ms(t));
 }
 
 void routes(writer_t& w, const std::vector<route_info>& rs) {
@@ -204,9 +206,9 @@ std::string iso8601_ms(epoch_ms t) {
   const hh_mm_ss hms{tp - day};
   char buf[40];
   std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", static_cast<int>(ymd.year()),
-                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()), static_cast<int>(hms.hours().count()),
-                static_cast<int>(hms.minutes().count()), static_cast<int>(hms.seconds().count()),
-                static_cast<int>(hms.subseconds().count()));
+                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
+                static_cast<int>(hms.seconds().count()), static_cast<int>(hms.subseconds().count()));
   return buf;
 }
 
@@ -277,8 +279,8 @@ catalog_state parse_catalog_state(std::string_view text) {
   rj::Document doc;
   if (const auto parsed = core::json::parse(doc, text); !parsed) {
     out.error = parsed.too_deep ? parsed.message()
-                                : std::string("invalid JSON at offset ") + std::to_string(parsed.result.Offset()) + ": " +
-                                      rj::GetParseError_En(parsed.result.Code());
+                                : std::string("invalid JSON at offset ") + std::to_string(parsed.result.Offset()) +
+                                      ": " + rj::GetParseError_En(parsed.result.Code());
     return out;
   }
   if (!doc.IsObject()) {

@@ -28,7 +28,8 @@ std::optional<traffic_observation> observation_from_event(std::string_view event
     route = str(md->value, "route");
   }
   traffic_observation o;
-  if (!observation_from_fields(str(doc, "httpMethod"), str(doc, "endpointPath"), service, route, o)) return std::nullopt;
+  if (!observation_from_fields(str(doc, "httpMethod"), str(doc, "endpointPath"), service, route, o))
+    return std::nullopt;
   return o;
 }
 

@@ -83,7 +83,8 @@ kong_page<T> parse_page(std::string_view body, Convert convert) {
   kong_page<T> page;
   rj::Document doc;
   if (const auto parsed = core::json::parse(doc, body); !parsed) {
-    page.error = parsed.too_deep ? parsed.message() : std::string("invalid JSON: ") + rj::GetParseError_En(parsed.result.Code());
+    page.error =
+        parsed.too_deep ? parsed.message() : std::string("invalid JSON: ") + rj::GetParseError_En(parsed.result.Code());
     return page;
   }
   if (!doc.IsObject()) {
@@ -109,8 +110,8 @@ std::string percent_encode(std::string_view s) {
   static constexpr char hex[] = "0123456789ABCDEF";
   std::string out;
   for (unsigned char c : s) {
-    const bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                            c == '-' || c == '_' || c == '.' || c == '~';
+    const bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+                            c == '_' || c == '.' || c == '~';
     if (unreserved) {
       out += static_cast<char>(c);
     } else {
@@ -124,7 +125,9 @@ std::string percent_encode(std::string_view s) {
 
 }  // namespace
 
-kong_page<kong_service> parse_services_page(std::string_view body) { return parse_page<kong_service>(body, to_service); }
+kong_page<kong_service> parse_services_page(std::string_view body) {
+  return parse_page<kong_service>(body, to_service);
+}
 kong_page<kong_route> parse_routes_page(std::string_view body) { return parse_page<kong_route>(body, to_route); }
 kong_page<kong_plugin> parse_plugins_page(std::string_view body) { return parse_page<kong_plugin>(body, to_plugin); }
 

@@ -10,11 +10,11 @@ namespace aforo::core::discovery {
 
 struct kong_service {
   std::string id;
-  std::string name;                 ///< empty when the service is unnamed
+  std::string name;  ///< empty when the service is unnamed
   std::string host;
   std::string protocol;
-  std::string path;                 ///< upstream path, empty when null
-  std::vector<std::string> tags;    ///< as declared, in order
+  std::string path;               ///< upstream path, empty when null
+  std::vector<std::string> tags;  ///< as declared, in order
   bool enabled = true;
 
   /// The catalog's API name: the service name, else its id (what the plugin sends too).
@@ -24,9 +24,9 @@ struct kong_service {
 struct kong_route {
   std::string id;
   std::string name;
-  std::string service_id;           ///< empty for a route without a service
-  std::vector<std::string> paths;   ///< plain prefixes or `~` regexes; empty = any path
-  std::vector<std::string> methods; ///< upper case; empty = any method
+  std::string service_id;            ///< empty for a route without a service
+  std::vector<std::string> paths;    ///< plain prefixes or `~` regexes; empty = any path
+  std::vector<std::string> methods;  ///< upper case; empty = any method
   std::vector<std::string> hosts;
   std::vector<std::string> protocols;
   std::vector<std::string> tags;
@@ -37,8 +37,8 @@ struct kong_route {
 
 struct kong_plugin {
   std::string id;
-  std::string name;                 ///< "aforo-metering", "rate-limiting", ...
-  std::string service_id;           ///< scope; all empty = global
+  std::string name;        ///< "aforo-metering", "rate-limiting", ...
+  std::string service_id;  ///< scope; all empty = global
   std::string route_id;
   std::string consumer_id;
   bool enabled = true;
@@ -49,9 +49,9 @@ struct kong_plugin {
 template <class T>
 struct kong_page {
   std::vector<T> data;
-  std::string next;                 ///< Kong's `next` ("/services?offset=..."), empty on the last page
-  std::string offset;               ///< Kong's `offset`, empty on the last page
-  std::string error;                ///< non-empty when the body is not a Kong list page
+  std::string next;    ///< Kong's `next` ("/services?offset=..."), empty on the last page
+  std::string offset;  ///< Kong's `offset`, empty on the last page
+  std::string error;   ///< non-empty when the body is not a Kong list page
   [[nodiscard]] bool ok() const { return error.empty(); }
 };
 
@@ -65,8 +65,8 @@ struct kong_page {
 /// discovery.kong_admin_url (any trailing '/' ignored); `resource` is "/services" etc. An absolute
 /// `next` is used as is; a relative one is appended to the base; with no `next` but an `offset`,
 /// `{base}{resource}?offset={percent-encoded offset}`. Pure; thread-safe.
-[[nodiscard]] std::string next_page_url(std::string_view admin_base, std::string_view resource,
-                                        std::string_view next, std::string_view offset);
+[[nodiscard]] std::string next_page_url(std::string_view admin_base, std::string_view resource, std::string_view next,
+                                        std::string_view offset);
 
 /// What one complete poll of the Admin API returned.
 struct kong_admin_state {

@@ -12,9 +12,7 @@ bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 bool is_hex(char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 
-bool all_of(std::string_view s, bool (*pred)(char)) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), pred);
-}
+bool all_of(std::string_view s, bool (*pred)(char)) { return !s.empty() && std::all_of(s.begin(), s.end(), pred); }
 
 bool is_uuid(std::string_view s) {
   if (s.size() != 36) return false;
@@ -155,7 +153,8 @@ std::optional<std::string> route_template(std::span<const std::string> route_pat
   std::size_t best_len = 0;
   for (const auto& p : route_paths) {
     if (is_catch_all_route_path(p)) continue;
-    const std::string_view lit = p.front() == '~' ? regex_literal_prefix(std::string_view(p).substr(1)) : std::string_view(p);
+    const std::string_view lit =
+        p.front() == '~' ? regex_literal_prefix(std::string_view(p).substr(1)) : std::string_view(p);
     if (path.substr(0, lit.size()) != lit) continue;
     if (best == nullptr || lit.size() > best_len) {
       best = &p;

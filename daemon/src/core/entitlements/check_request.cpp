@@ -13,7 +13,20 @@ namespace aforo::core::entitlements {
 
 namespace {
 
-enum class field : std::uint8_t { none, customer_id, feature, service, route, method, path, request_id, operation, quantity, leased, lease_unused };
+enum class field : std::uint8_t {
+  none,
+  customer_id,
+  feature,
+  service,
+  route,
+  method,
+  path,
+  request_id,
+  operation,
+  quantity,
+  leased,
+  lease_unused
+};
 
 constexpr bool integer_field(field f) { return f == field::quantity || f == field::leased || f == field::lease_unused; }
 
@@ -24,10 +37,14 @@ struct field_spec {
 };
 
 constexpr field_spec fields[] = {
-    {"customer_id", field::customer_id, max_customer_id_len}, {"feature", field::feature, max_name_len},
-    {"service", field::service, max_name_len},                {"route", field::route, max_name_len},
-    {"method", field::method, max_method_len},                {"path", field::path, max_path_len},
-    {"request_id", field::request_id, max_name_len},          {"operation", field::operation, max_operation_len},
+    {"customer_id", field::customer_id, max_customer_id_len},
+    {"feature", field::feature, max_name_len},
+    {"service", field::service, max_name_len},
+    {"route", field::route, max_name_len},
+    {"method", field::method, max_method_len},
+    {"path", field::path, max_path_len},
+    {"request_id", field::request_id, max_name_len},
+    {"operation", field::operation, max_operation_len},
     {"quantity", field::quantity, 0},
     {"leased", field::leased, 0},
     {"lease_unused", field::lease_unused, 0},
@@ -75,7 +92,9 @@ struct handler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, handler> {
     if (i < 0) return type_error("an integer >= 0");
     if (i > max_quantity) return type_error("at most 1000000000000");
     if (current->f == field::lease_unused) out.reports_unused = true;
-    (current->f == field::leased ? out.leased : current->f == field::lease_unused ? out.lease_unused : out.quantity) = i;
+    (current->f == field::leased         ? out.leased
+     : current->f == field::lease_unused ? out.lease_unused
+                                         : out.quantity) = i;
     current = nullptr;
     return true;
   }
@@ -83,7 +102,8 @@ struct handler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, handler> {
   bool Uint(unsigned u) { return number(0, true, u); }
   bool Int64(std::int64_t i) { return number(0, true, i); }
   bool Uint64(std::uint64_t u) {
-    return number(0, true, u > static_cast<std::uint64_t>(max_quantity) ? max_quantity + 1 : static_cast<std::int64_t>(u));
+    return number(0, true,
+                  u > static_cast<std::uint64_t>(max_quantity) ? max_quantity + 1 : static_cast<std::int64_t>(u));
   }
   bool Double(double d) { return number(d, false, 0); }
 
@@ -100,14 +120,29 @@ struct handler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, handler> {
         out.customer_id = v;
         has_customer = true;
         break;
-      case field::feature: out.feature = v; break;
-      case field::service: out.service = v; break;
-      case field::route: out.route = v; break;
-      case field::method: out.method = v; break;
-      case field::path: out.path = v; break;
-      case field::request_id: out.request_id = v; break;
-      case field::operation: out.operation = v; break;
-      default: break;
+      case field::feature:
+        out.feature = v;
+        break;
+      case field::service:
+        out.service = v;
+        break;
+      case field::route:
+        out.route = v;
+        break;
+      case field::method:
+        out.method = v;
+        break;
+      case field::path:
+        out.path = v;
+        break;
+      case field::request_id:
+        out.request_id = v;
+        break;
+      case field::operation:
+        out.operation = v;
+        break;
+      default:
+        break;
     }
     current = nullptr;
     return true;
@@ -170,8 +205,9 @@ std::optional<std::string> parse_check_request(std::string& body, check_request&
   body.append(3, '\0');
   rapidjson::InsituStringStream stream(body.data());
   const rapidjson::ParseResult r =
-      reader.Parse<rapidjson::kParseInsituFlag | rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag>(
-          stream, bounded);
+      reader
+          .Parse<rapidjson::kParseInsituFlag | rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag>(
+              stream, bounded);
   body.resize(size);
   if (error) return error;
   if (bounded.too_deep()) return json::too_deep_message();
@@ -183,4 +219,3 @@ std::optional<std::string> parse_check_request(std::string& body, check_request&
 }
 
 }  // namespace aforo::core::entitlements
-

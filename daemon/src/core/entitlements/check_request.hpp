@@ -21,7 +21,7 @@ struct check_request {
   /// The protocol operation the plugin identified (GraphQL operation name, MCP tool, gRPC
   /// Service/Method); feature rules with `match.operation` compare it. Empty when absent.
   std::string_view operation;
-  std::int64_t quantity = 1;                ///< integer 0..10^12
+  std::int64_t quantity = 1;  ///< integer 0..10^12
   /// Requests the plugin admitted under the previous decision lease of this customer and key and
   /// has not reported yet (decision_engine adds them to the quota counter); integer 0..10^12.
   std::int64_t leased = 0;
@@ -45,9 +45,18 @@ struct owned_check_request {
   bool reports_unused = false;
 
   explicit owned_check_request(const check_request& r)
-      : customer_id(r.customer_id), feature(r.feature.value_or("")), service(r.service), route(r.route),
-        method(r.method), path(r.path), request_id(r.request_id), operation(r.operation), has_feature(r.feature.has_value()),
-        quantity(r.quantity), leased(r.leased), lease_unused(r.lease_unused),
+      : customer_id(r.customer_id),
+        feature(r.feature.value_or("")),
+        service(r.service),
+        route(r.route),
+        method(r.method),
+        path(r.path),
+        request_id(r.request_id),
+        operation(r.operation),
+        has_feature(r.feature.has_value()),
+        quantity(r.quantity),
+        leased(r.leased),
+        lease_unused(r.lease_unused),
         reports_unused(r.reports_unused) {}
 
   /// Views into this object: valid while it lives.
@@ -71,7 +80,7 @@ struct owned_check_request {
 
 /// Field limits (characters).
 inline constexpr std::size_t max_customer_id_len = 64;
-inline constexpr std::size_t max_name_len = 255;     ///< feature, service, route, request_id
+inline constexpr std::size_t max_name_len = 255;  ///< feature, service, route, request_id
 inline constexpr std::size_t max_method_len = 16;
 inline constexpr std::size_t max_path_len = 8192;
 /// A gRPC Service/Method is up to 255 + 1 + 128 characters (Aforo's grpcService and grpcMethod).
@@ -79,10 +88,10 @@ inline constexpr std::size_t max_operation_len = 512;
 inline constexpr std::int64_t max_quantity = 1'000'000'000'000;
 
 /// Parses body in place (RapidJSON insitu SAX: escapes are decoded inside the buffer, so body is
-/// modified; nothing is allocated beyond 3 bytes of padding appended to body and removed again). Unknown keys are ignored; null means absent. Returns
-/// nullopt on success, else a message for a 400 ("malformed JSON at offset 12: ...",
-/// "customer_id is required", "quantity must be an integer >= 0", "path is longer than 8192 ...").
-/// Thread-safe (no shared state).
+/// modified; nothing is allocated beyond 3 bytes of padding appended to body and removed again). Unknown keys are
+/// ignored; null means absent. Returns nullopt on success, else a message for a 400 ("malformed JSON at offset 12:
+/// ...", "customer_id is required", "quantity must be an integer >= 0", "path is longer than 8192 ..."). Thread-safe
+/// (no shared state).
 [[nodiscard]] std::optional<std::string> parse_check_request(std::string& body, check_request& out);
 
 }  // namespace aforo::core::entitlements

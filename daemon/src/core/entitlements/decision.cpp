@@ -10,34 +10,50 @@ namespace aforo::core::entitlements {
 
 std::string_view to_string(verdict v) {
   switch (v) {
-    case verdict::allow: return "allow";
-    case verdict::throttle: return "throttle";
-    case verdict::block: return "block";
+    case verdict::allow:
+      return "allow";
+    case verdict::throttle:
+      return "throttle";
+    case verdict::block:
+      return "block";
   }
   return "block";
 }
 
 std::string_view to_string(reason r) {
   switch (r) {
-    case reason::ok: return "ok";
-    case reason::quota_warning: return "quota_warning";
-    case reason::quota_exceeded: return "quota_exceeded";
-    case reason::feature_not_entitled: return "feature_not_entitled";
-    case reason::subscription_inactive: return "subscription_inactive";
-    case reason::unknown_customer: return "unknown_customer";
-    case reason::margin_alert: return "margin_alert";
-    case reason::margin_throttle: return "margin_throttle";
-    case reason::margin_block: return "margin_block";
+    case reason::ok:
+      return "ok";
+    case reason::quota_warning:
+      return "quota_warning";
+    case reason::quota_exceeded:
+      return "quota_exceeded";
+    case reason::feature_not_entitled:
+      return "feature_not_entitled";
+    case reason::subscription_inactive:
+      return "subscription_inactive";
+    case reason::unknown_customer:
+      return "unknown_customer";
+    case reason::margin_alert:
+      return "margin_alert";
+    case reason::margin_throttle:
+      return "margin_throttle";
+    case reason::margin_block:
+      return "margin_block";
   }
   return "ok";
 }
 
 std::string_view to_string(margin_level m) {
   switch (m) {
-    case margin_level::none: return "NONE";
-    case margin_level::l1: return "L1";
-    case margin_level::l2: return "L2";
-    case margin_level::l3: return "L3";
+    case margin_level::none:
+      return "NONE";
+    case margin_level::l1:
+      return "L1";
+    case margin_level::l2:
+      return "L2";
+    case margin_level::l3:
+      return "L3";
   }
   return "NONE";
 }

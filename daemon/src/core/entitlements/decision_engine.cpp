@@ -41,7 +41,8 @@ void decision_engine::grant_lease(decision& d, const check_request& req, std::sp
                                   std::int64_t now) const {
   if (options_.lease_requests <= 0 || !d.allowed || d.shadow || req.quantity != 1 || d.cache != "hit") return;
   if (d.margin == margin_level::l2 || d.margin == margin_level::l3) return;
-  const mapping_scope scope = scope_of_mapping(rules, req.feature, {req.service, req.route, req.method, req.path, req.operation});
+  const mapping_scope scope =
+      scope_of_mapping(rules, req.feature, {req.service, req.route, req.method, req.path, req.operation});
   // A path-scoped lease covers one path, so a worker could hold one per distinct path of a limited
   // feature: no bound on the sum. Limited features are leased only by route or prefix.
   if (d.remaining_quota && scope.scope == mapping_scope::kind::path) return;
@@ -56,12 +57,16 @@ void decision_engine::grant_lease(decision& d, const check_request& req, std::sp
   d.lease = n;
   d.lease_ttl_ms = options_.lease_ttl_ms;
   switch (scope.scope) {
-    case mapping_scope::kind::route: d.lease_scope = "route"; break;
+    case mapping_scope::kind::route:
+      d.lease_scope = "route";
+      break;
     case mapping_scope::kind::prefix:
       d.lease_scope = "prefix";
       d.lease_prefix = scope.prefix;
       break;
-    case mapping_scope::kind::path: d.lease_scope = "path"; break;
+    case mapping_scope::kind::path:
+      d.lease_scope = "path";
+      break;
   }
 }
 
@@ -77,7 +82,8 @@ decision decision_engine::decide_for(const check_request& req, std::span<const f
                                      std::string_view cache_state, margin_hook* margin) const {
   decision d;
   d.cache = cache_state;
-  const resolved_feature rf = resolve_feature(rules, req.feature, {req.service, req.route, req.method, req.path, req.operation});
+  const resolved_feature rf =
+      resolve_feature(rules, req.feature, {req.service, req.route, req.method, req.path, req.operation});
   if (!rf.feature.empty()) d.feature = rf.feature;
   if (rf.rule != nullptr) {
     d.metric = rf.rule->metric;
@@ -109,7 +115,8 @@ decision decision_engine::decide_for(const check_request& req, std::span<const f
     // Requests the plugin admitted under its last lease of this key happened: count them first.
     if (req.leased > 0 && fe->limit) quota.consume(req.customer_id, rf.feature, fe->period, req.leased, now);
     // And units of its ended leases it never admitted go back (reservations: to the chunk).
-    if (req.lease_unused > 0 && fe->limit) quota.release(req.customer_id, rf.feature, fe->period, req.lease_unused, now);
+    if (req.lease_unused > 0 && fe->limit)
+      quota.release(req.customer_id, rf.feature, fe->period, req.lease_unused, now);
   }
 
   bool margin_alert = false;
@@ -140,7 +147,8 @@ decision decision_engine::decide_for(const check_request& req, std::span<const f
   }
 
   if (fe != nullptr && fe->limit) {
-    const quota_result q = quota.check_and_consume(req.customer_id, rf.feature, *fe->limit, fe->period, req.quantity, now);
+    const quota_result q =
+        quota.check_and_consume(req.customer_id, rf.feature, *fe->limit, fe->period, req.quantity, now);
     if (q.pending) {
       d.quota_pending = true;
       return d;

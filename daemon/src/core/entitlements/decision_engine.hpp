@@ -34,10 +34,10 @@ inline constexpr std::int64_t lease_quota_divisor = 64;
 struct margin_query {
   std::string_view customer_id;
   const customer& cust;
-  std::string_view feature;      ///< empty when the request maps to no feature
-  const feature_rule* rule;      ///< metric and unit cost, or null
+  std::string_view feature;  ///< empty when the request maps to no feature
+  const feature_rule* rule;  ///< metric and unit cost, or null
   std::int64_t quantity;
-  std::int64_t now;              ///< unix seconds
+  std::int64_t now;  ///< unix seconds
 };
 
 /// The guard's answer. deny with l2 -> margin_throttle (429), deny with l3 -> margin_block (429);
@@ -45,7 +45,7 @@ struct margin_query {
 struct margin_verdict {
   margin_level level = margin_level::none;
   bool deny = false;
-  std::int64_t retry_after = 0;  ///< seconds; 0 = 1 for a throttle, 1800 for a block
+  std::int64_t retry_after = 0;           ///< seconds; 0 = 1 for a throttle, 1800 for a block
   std::optional<std::int64_t> margin_bp;  ///< the customer's margin in basis points, when a guard applies
 };
 

@@ -14,9 +14,9 @@ struct doc_node {
   enum class kind : std::uint8_t { null, scalar, map, seq };
 
   kind type = kind::null;
-  std::string text;                 ///< scalar text ("true", "42", "0.004", "cust_acme")
-  std::vector<std::string> keys;    ///< map keys in source order
-  std::vector<doc_node> children;   ///< map values (parallel to keys) or sequence items
+  std::string text;                ///< scalar text ("true", "42", "0.004", "cust_acme")
+  std::vector<std::string> keys;   ///< map keys in source order
+  std::vector<doc_node> children;  ///< map values (parallel to keys) or sequence items
 
   [[nodiscard]] bool is_null() const { return type == kind::null; }
   [[nodiscard]] bool is_scalar() const { return type == kind::scalar; }

@@ -16,7 +16,7 @@ struct route_info {
   std::string_view service;
   std::string_view route;
   std::string_view method;
-  std::string_view path;  ///< a query string after '?' is ignored
+  std::string_view path;         ///< a query string after '?' is ignored
   std::string_view operation{};  ///< GraphQL operation name, MCP tool or gRPC Service/Method; may be empty
 };
 
@@ -58,7 +58,6 @@ struct mapping_scope {
 /// The explicit feature when given (its rule = the first rule naming that feature, for metric and
 /// cost), else the first matching rule's feature. Pure; the result points into `rules`.
 [[nodiscard]] resolved_feature resolve_feature(std::span<const feature_rule> rules,
-                                               std::optional<std::string_view> explicit_feature,
-                                               const route_info& r);
+                                               std::optional<std::string_view> explicit_feature, const route_info& r);
 
 }  // namespace aforo::core::entitlements

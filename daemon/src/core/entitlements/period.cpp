@@ -34,9 +34,12 @@ bool expect(std::string_view text, std::size_t pos, char c) { return pos < text.
 
 std::string_view to_string(period_kind p) {
   switch (p) {
-    case period_kind::hour: return "hour";
-    case period_kind::day: return "day";
-    case period_kind::month: return "month";
+    case period_kind::hour:
+      return "hour";
+    case period_kind::day:
+      return "day";
+    case period_kind::month:
+      return "month";
   }
   return "month";
 }

@@ -12,9 +12,9 @@ namespace aforo::core::entitlements {
 
 /// What the file holds.
 struct persisted_snapshot {
-  std::string text;               ///< the snapshot text exactly as the source gave it
-  std::int64_t fetched_at_ms = 0; ///< Unix epoch ms when the source gave (or last confirmed) it
-  std::string source;             ///< "control_plane" | "file", for the log line
+  std::string text;                ///< the snapshot text exactly as the source gave it
+  std::int64_t fetched_at_ms = 0;  ///< Unix epoch ms when the source gave (or last confirmed) it
+  std::string source;              ///< "control_plane" | "file", for the log line
 };
 
 /// Header line: "aforo-snapshot 1 <fetched_at_ms> <source> <length> <crc32c hex>\n", then the text.

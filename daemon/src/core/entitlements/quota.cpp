@@ -28,9 +28,8 @@ void quota_counters::mark_dirty(map_type::value_type& entry) {
   }
 }
 
-quota_result quota_counters::check_and_consume(std::string_view customer, std::string_view feature,
-                                               std::int64_t limit, period_kind period, std::int64_t quantity,
-                                               std::int64_t now) {
+quota_result quota_counters::check_and_consume(std::string_view customer, std::string_view feature, std::int64_t limit,
+                                               period_kind period, std::int64_t quantity, std::int64_t now) {
   const period_window w = period_of(period, now);
   make_key(key_buf_, customer, feature, w.key());
   auto it = counters_.find(std::string_view(key_buf_));

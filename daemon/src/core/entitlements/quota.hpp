@@ -15,8 +15,8 @@ namespace aforo::core::entitlements {
 /// The outcome of one check-and-consume.
 struct quota_result {
   bool allowed = true;
-  bool warning = false;        ///< allowed, and used >= quota_warning_percent of the limit
-  std::int64_t used = 0;       ///< after this request (unchanged when denied)
+  bool warning = false;   ///< allowed, and used >= quota_warning_percent of the limit
+  std::int64_t used = 0;  ///< after this request (unchanged when denied)
   std::int64_t limit = 0;
   std::int64_t remaining = 0;  ///< max(0, limit - used)
   std::int64_t reset_at = 0;   ///< unix seconds: end of the period
@@ -57,9 +57,9 @@ class quota_ledger {
 
 /// Usage consumed locally and not yet added to the shared total.
 struct pending_delta {
-  std::string key;             ///< "{customer}:{feature}:{period key}", see quota_counters::make_key
+  std::string key;  ///< "{customer}:{feature}:{period key}", see quota_counters::make_key
   std::int64_t delta = 0;
-  std::int64_t period_end = 0; ///< unix seconds; a Redis key can expire some time after this
+  std::int64_t period_end = 0;  ///< unix seconds; a Redis key can expire some time after this
 };
 
 /// Counters keyed "{customer}:{feature}:{period key}" (e.g. "cust_acme:advanced_search:2026-11").
@@ -131,7 +131,7 @@ class quota_counters final : public quota_ledger {
     std::int64_t remote = 0;   // the shared total as last known (plus taken, in-flight deltas)
     std::int64_t pending = 0;  // consumed here, not yet taken
     std::int64_t period_end = 0;
-    bool dirty = false;        // listed in dirty_
+    bool dirty = false;  // listed in dirty_
   };
   using map_type = string_map<counter>;
 

@@ -217,7 +217,8 @@ quota_result quota_reservations::check_and_consume(std::string_view customer, st
     s.consumed += quantity;
     const std::int64_t t = target_of(s);
     // Refill from half the chunk; report from half of R unacknowledged, so a request rarely waits.
-    if (!s.in_flight && ((t > 1 && s.held <= t / 2) || s.cap - s.consumed - s.lease_pool < (unreported_of(s) + 1) / 2)) {
+    if (!s.in_flight &&
+        ((t > 1 && s.held <= t / 2) || s.cap - s.consumed - s.lease_pool < (unreported_of(s) + 1) / 2)) {
       s.refill = true;
       due_ = true;
     }
@@ -226,8 +227,8 @@ quota_result quota_reservations::check_and_consume(std::string_view customer, st
   // Used by the cluster only grows within a period: no room there is final.
   if (s.cluster_used >= 0 && limit - s.cluster_used < quantity) return result(s, false, limit);
   if (!store_usable(s)) {
-    const std::int64_t allowance = std::max<std::int64_t>(o_.down_allowance, limit / 100 * o_.down_percent +
-                                                                             limit % 100 * o_.down_percent / 100);
+    const std::int64_t allowance =
+        std::max<std::int64_t>(o_.down_allowance, limit / 100 * o_.down_percent + limit % 100 * o_.down_percent / 100);
     if (s.down_used + quantity > allowance) return result(s, false, limit);
     s.down_used += quantity;
     s.consumed += quantity;
@@ -385,16 +386,17 @@ void quota_reservations::on_reply(const reserve_call& c, const reserve_reply& r)
   const std::int64_t mine = c.held + r.granted + c.consumed;
   s.others = std::max<std::int64_t>(r.reserved - mine, 0);
   if (s.cluster_used >= 0 && now_ms_ > s.last_reply_ms) {
-    const double inst =
-        static_cast<double>(std::max<std::int64_t>(r.used - s.cluster_used, 0)) * 1000.0 /
-        static_cast<double>(now_ms_ - s.last_reply_ms);
+    const double inst = static_cast<double>(std::max<std::int64_t>(r.used - s.cluster_used, 0)) * 1000.0 /
+                        static_cast<double>(now_ms_ - s.last_reply_ms);
     s.cluster_rate = s.cluster_rate == 0 ? inst : 0.6 * s.cluster_rate + 0.4 * inst;
   }
   s.cluster_used = std::max(s.cluster_used, r.used);
   s.last_reply_ms = now_ms_;
   s.free = std::max<std::int64_t>(c.limit - r.reserved, 0);
-  if (c.want > 0 && r.granted < c.want && s.held < s.want) s.refused_ms = now_ms_;
-  else if (r.granted > 0) s.refused_ms = -1;
+  if (c.want > 0 && r.granted < c.want && s.held < s.want)
+    s.refused_ms = now_ms_;
+  else if (r.granted > 0)
+    s.refused_ms = -1;
   s.want = 0;  // the waiting requests decide again now
 }
 

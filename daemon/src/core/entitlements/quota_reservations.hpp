@@ -15,13 +15,13 @@ namespace aforo::core::entitlements {
 
 /// cache.quota_* (see config/sidecar.yaml).
 struct reservation_options {
-  std::int64_t max_chunk = 1000;        ///< most units one reservation asks for
-  std::int64_t chunk_window_ms = 1000;  ///< a chunk covers this long of the key's local rate
-  std::int64_t chunk_ttl_ms = 30000;    ///< a holder that stops calling is settled after this
-  std::int64_t down_allowance = 0;      ///< units per key admitted beyond held chunks while the store is down
-  std::uint32_t down_percent = 1;       ///< or this share of the key's limit, whichever is larger
-  std::int64_t recheck_ms = 50;         ///< after a refusal, ask the store again only this much later
-  std::int64_t unreported = 100;        ///< units admitted beyond what the store acknowledged, at most
+  std::int64_t max_chunk = 1000;           ///< most units one reservation asks for
+  std::int64_t chunk_window_ms = 1000;     ///< a chunk covers this long of the key's local rate
+  std::int64_t chunk_ttl_ms = 30000;       ///< a holder that stops calling is settled after this
+  std::int64_t down_allowance = 0;         ///< units per key admitted beyond held chunks while the store is down
+  std::uint32_t down_percent = 1;          ///< or this share of the key's limit, whichever is larger
+  std::int64_t recheck_ms = 50;            ///< after a refusal, ask the store again only this much later
+  std::int64_t unreported = 100;           ///< units admitted beyond what the store acknowledged, at most
   std::int64_t unreported_window_ms = 50;  ///< or this long of the key's local rate, if more (R: see below)
 };
 
@@ -29,16 +29,16 @@ struct reservation_options {
 /// period, what it holds after the call before the grant, and how many more units it asks for.
 /// want 0 and held 0 is a return: the holder is forgotten.
 struct reserve_call {
-  std::string key;               ///< "{customer}:{feature}:{period key}" (quota_counters::make_key)
+  std::string key;  ///< "{customer}:{feature}:{period key}" (quota_counters::make_key)
   std::int64_t consumed = 0;
   std::int64_t held = 0;
   std::int64_t want = 0;
   std::int64_t limit = 0;
-  std::int64_t expire_at = 0;    ///< unix s: when the store may drop the key (period end + margin)
-  std::int64_t sent_ms = 0;      ///< local clock when built
+  std::int64_t expire_at = 0;  ///< unix s: when the store may drop the key (period end + margin)
+  std::int64_t sent_ms = 0;    ///< local clock when built
   /// At most this many units beyond `consumed` may have been admitted on this holder's behalf
-  /// (R, or the quantity of the requests waiting when larger, + the units set aside for leases): a hold that expires is settled as consumed + min(held, bound) used, and the rest
-  /// returns.
+  /// (R, or the quantity of the requests waiting when larger, + the units set aside for leases): a hold that expires is
+  /// settled as consumed + min(held, bound) used, and the rest returns.
   std::int64_t bound = 0;
   /// What the others reserved or used at this sidecar's last reply for the key (-1: no reply yet):
   /// the store keeps it as a floor when it has lost this sidecar's record (it came back empty).
@@ -48,8 +48,8 @@ struct reserve_call {
 /// The script's answer.
 struct reserve_reply {
   std::int64_t granted = 0;
-  std::int64_t used = 0;         ///< consumed by the cluster (settled holds of gone sidecars included)
-  std::int64_t reserved = 0;     ///< used + every live holder's units, after the grant
+  std::int64_t used = 0;      ///< consumed by the cluster (settled holds of gone sidecars included)
+  std::int64_t reserved = 0;  ///< used + every live holder's units, after the grant
 };
 
 /// Per key (customer, feature, period):
@@ -155,31 +155,31 @@ class quota_reservations final : public quota_ledger {
  private:
   struct state {
     std::int64_t limit = 0;
-    std::int64_t period_end = 0;      // unix s
+    std::int64_t period_end = 0;  // unix s
     std::int64_t held = 0;
-    std::int64_t held_until_ms = 0;   // local expiry of held units
-    std::int64_t consumed = 0;        // absolute, this process, this period
-    std::int64_t reported = 0;        // consumed as last sent
-    std::int64_t lease_pool = 0;      // set aside for plugin leases, not reported yet
-    std::int64_t written_off = 0;     // set-aside units counted as consumed, awaiting late reports
-    std::int64_t cap = 0;             // consumed + lease_pool may not exceed this (see above)
-    std::int64_t acked = 0;           // consumed as last acknowledged by the store
-    std::int64_t others = 0;          // reserved or used by others at the last reply
-    std::int64_t free = -1;           // limit - reserved at the last reply (-1: no reply yet)
-    std::int64_t cluster_used = -1;   // used at the last reply
+    std::int64_t held_until_ms = 0;  // local expiry of held units
+    std::int64_t consumed = 0;       // absolute, this process, this period
+    std::int64_t reported = 0;       // consumed as last sent
+    std::int64_t lease_pool = 0;     // set aside for plugin leases, not reported yet
+    std::int64_t written_off = 0;    // set-aside units counted as consumed, awaiting late reports
+    std::int64_t cap = 0;            // consumed + lease_pool may not exceed this (see above)
+    std::int64_t acked = 0;          // consumed as last acknowledged by the store
+    std::int64_t others = 0;         // reserved or used by others at the last reply
+    std::int64_t free = -1;          // limit - reserved at the last reply (-1: no reply yet)
+    std::int64_t cluster_used = -1;  // used at the last reply
     std::int64_t last_reply_ms = 0;
-    double local_rate = 0;            // units/s, smoothed
+    double local_rate = 0;  // units/s, smoothed
     double cluster_rate = 0;
-    std::int64_t rate_mark = 0;       // consumed at the last rate sample
+    std::int64_t rate_mark = 0;  // consumed at the last rate sample
     std::int64_t rate_mark_ms = 0;
-    std::int64_t refused_ms = -1;     // when the store last granted short
-    std::int64_t failed_ms = -1;      // when a call last failed
+    std::int64_t refused_ms = -1;  // when the store last granted short
+    std::int64_t failed_ms = -1;   // when a call last failed
     std::int64_t last_use_ms = 0;
-    std::int64_t want = 0;            // units a waiting request needs (0: none waiting)
-    std::int64_t down_used = 0;       // units admitted beyond held in this outage
+    std::int64_t want = 0;       // units a waiting request needs (0: none waiting)
+    std::int64_t down_used = 0;  // units admitted beyond held in this outage
     std::int64_t last_remaining = -1;
     bool in_flight = false;
-    bool refill = false;              // a refill is due
+    bool refill = false;  // a refill is due
   };
   using map_type = string_map<state>;
 

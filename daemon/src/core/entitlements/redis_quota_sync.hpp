@@ -17,15 +17,15 @@ namespace aforo::core::entitlements {
 /// A counter key its owner read (e.g. the margin guard's COGS on the request path) and wants the
 /// shared total of, whether or not this sidecar contributes to it (see quota_sync::follow).
 struct counter_read {
-  std::string key;               ///< the quota_counters key "{customer}:{feature}:{period}"
-  std::int64_t period_end = 0;   ///< unix seconds
+  std::string key;              ///< the quota_counters key "{customer}:{feature}:{period}"
+  std::int64_t period_end = 0;  ///< unix seconds
 };
 
 /// One counter's push: this sidecar's whole contribution to the key so far (not a delta).
 struct quota_push {
-  std::string key;               ///< the quota_counters key "{customer}:{feature}:{period}"
+  std::string key;  ///< the quota_counters key "{customer}:{feature}:{period}"
   std::int64_t contribution = 0;
-  std::int64_t expire_at = 0;    ///< unix seconds (period end + margin)
+  std::int64_t expire_at = 0;  ///< unix seconds (period end + margin)
 };
 
 /// The shared counter of a key is a Redis hash: field = sidecar instance (random per process),
@@ -115,7 +115,7 @@ class quota_sync {
 
   struct entry {
     std::int64_t contribution = 0;
-    std::int64_t confirmed = 0;     // the value Redis last acknowledged (never_confirmed: resend)
+    std::int64_t confirmed = 0;  // the value Redis last acknowledged (never_confirmed: resend)
     std::int64_t expire_at = 0;
     std::int64_t follow_until = 0;  // unix s; pushed at every collect before then
     std::int64_t total = -1;        // the shared total last applied (-1: none yet)

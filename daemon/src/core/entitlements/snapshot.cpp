@@ -5,11 +5,16 @@ namespace aforo::core::entitlements {
 
 std::string_view to_string(customer_status s) {
   switch (s) {
-    case customer_status::active: return "active";
-    case customer_status::trialing: return "trialing";
-    case customer_status::past_due: return "past_due";
-    case customer_status::suspended: return "suspended";
-    case customer_status::cancelled: return "cancelled";
+    case customer_status::active:
+      return "active";
+    case customer_status::trialing:
+      return "trialing";
+    case customer_status::past_due:
+      return "past_due";
+    case customer_status::suspended:
+      return "suspended";
+    case customer_status::cancelled:
+      return "cancelled";
   }
   return "active";
 }
@@ -26,10 +31,13 @@ std::optional<customer_status> parse_customer_status(std::string_view text) {
 bool customer::subscription_active(std::int64_t now) const {
   switch (status) {
     case customer_status::active:
-    case customer_status::trialing: return true;
-    case customer_status::past_due: return !grace_until || now < *grace_until;
+    case customer_status::trialing:
+      return true;
+    case customer_status::past_due:
+      return !grace_until || now < *grace_until;
     case customer_status::suspended:
-    case customer_status::cancelled: return false;
+    case customer_status::cancelled:
+      return false;
   }
   return false;
 }

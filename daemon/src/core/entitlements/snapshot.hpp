@@ -22,13 +22,13 @@ enum class customer_status : std::uint8_t { active, trialing, past_due, suspende
 
 /// A feature a customer's plan includes. No limit = unlimited.
 struct feature_entitlement {
-  std::optional<std::int64_t> limit;          ///< units per period; nullopt = unlimited
-  period_kind period = period_kind::month;    ///< defaults to month when omitted
+  std::optional<std::int64_t> limit;        ///< units per period; nullopt = unlimited
+  period_kind period = period_kind::month;  ///< defaults to month when omitted
 };
 
 /// Contract revenue, for the margin guard.
 struct revenue_terms {
-  micros amount = 0;                          ///< micro-units of the contract currency
+  micros amount = 0;  ///< micro-units of the contract currency
   period_kind period = period_kind::month;
 };
 
@@ -42,7 +42,7 @@ struct customer {
   std::string id;
   std::string plan;
   customer_status status = customer_status::active;
-  std::optional<std::int64_t> grace_until;    ///< unix seconds; only meaningful for past_due
+  std::optional<std::int64_t> grace_until;  ///< unix seconds; only meaningful for past_due
   string_map<feature_entitlement> features;
   std::optional<revenue_terms> revenue;
 
@@ -59,8 +59,8 @@ struct customer {
 struct rule_match {
   std::string service;
   std::string route;
-  std::vector<std::string> methods;           ///< upper case
-  std::string path_prefix;                    ///< matched on '/' segment boundaries
+  std::vector<std::string> methods;  ///< upper case
+  std::string path_prefix;           ///< matched on '/' segment boundaries
   /// The protocol operation, exactly: a GraphQL operation name, an MCP tool name or a gRPC
   /// `Service/Method` (the check's `operation`, the event's gqlOperationName / toolName /
   /// grpcService + "/" + grpcMethod).
@@ -71,8 +71,8 @@ struct rule_match {
 struct feature_rule {
   std::string feature;
   rule_match match;
-  std::string metric;                         ///< empty = the plugin's metric name
-  micros unit_cost = 0;                       ///< micro-units of revenue's currency per unit
+  std::string metric;    ///< empty = the plugin's metric name
+  micros unit_cost = 0;  ///< micro-units of revenue's currency per unit
 };
 
 /// A parsed, validated snapshot. Immutable once built; share it as shared_ptr<const snapshot>
@@ -80,7 +80,7 @@ struct feature_rule {
 struct snapshot {
   std::string version;
   string_map<customer> customers;
-  std::vector<feature_rule> rules;            ///< file order; first match wins
+  std::vector<feature_rule> rules;  ///< file order; first match wins
 
   [[nodiscard]] const customer* find_customer(std::string_view id) const {
     auto it = customers.find(id);

@@ -31,9 +31,7 @@ class builder {
     p += key;
     return p;
   }
-  static std::string index(const std::string& path, std::size_t i) {
-    return path + "[" + std::to_string(i) + "]";
-  }
+  static std::string index(const std::string& path, std::size_t i) { return path + "[" + std::to_string(i) + "]"; }
 
   // Rejects keys outside `allowed`; false when the node is not a map.
   bool check_map(const doc_node& n, const std::string& path, std::initializer_list<std::string_view> allowed) {

@@ -16,9 +16,17 @@ constexpr unsigned max_depth = 32;
 bool convert(const rapidjson::Value& v, doc_node& out, unsigned depth) {
   if (depth > max_depth) return false;
   switch (v.GetType()) {
-    case rapidjson::kNullType: out.type = doc_node::kind::null; return true;
-    case rapidjson::kFalseType: out.type = doc_node::kind::scalar; out.text = "false"; return true;
-    case rapidjson::kTrueType: out.type = doc_node::kind::scalar; out.text = "true"; return true;
+    case rapidjson::kNullType:
+      out.type = doc_node::kind::null;
+      return true;
+    case rapidjson::kFalseType:
+      out.type = doc_node::kind::scalar;
+      out.text = "false";
+      return true;
+    case rapidjson::kTrueType:
+      out.type = doc_node::kind::scalar;
+      out.text = "true";
+      return true;
     case rapidjson::kStringType:
     case rapidjson::kNumberType:  // numbers arrive as strings (kParseNumbersAsStringsFlag)
       out.type = doc_node::kind::scalar;

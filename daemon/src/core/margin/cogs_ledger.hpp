@@ -67,12 +67,12 @@ class cogs_ledger {
 
  private:
   struct remainder {
-    std::int64_t picos = 0;      // 0 <= picos < 10^6
+    std::int64_t picos = 0;  // 0 <= picos < 10^6
     std::int64_t period_end = 0;
   };
   struct read_mark {
     std::int64_t period_end = 0;
-    bool listed = false;         // in read_since_
+    bool listed = false;  // in read_since_
   };
   using read_map = entitlements::string_map<read_mark>;
 

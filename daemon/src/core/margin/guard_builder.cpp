@@ -112,7 +112,8 @@ class builder {
       if (check_map(*l, lp, {"threshold", "notify"})) {
         level_1_config c;
         c.threshold_bp = threshold(*l, lp);
-        if (const doc_node* x = l->find("notify"); x != nullptr && !x->is_null()) c.notify = string_list(*x, lp + ".notify");
+        if (const doc_node* x = l->find("notify"); x != nullptr && !x->is_null())
+          c.notify = string_list(*x, lp + ".notify");
         g.level_1 = std::move(c);
       }
     }

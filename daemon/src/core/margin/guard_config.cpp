@@ -38,9 +38,12 @@ std::string at(std::size_t i, std::string_view rest) {
 
 std::string_view to_string(guard_mode m) {
   switch (m) {
-    case guard_mode::enforce: return "enforce";
-    case guard_mode::alert_only: return "alert_only";
-    case guard_mode::shadow: return "shadow";
+    case guard_mode::enforce:
+      return "enforce";
+    case guard_mode::alert_only:
+      return "alert_only";
+    case guard_mode::shadow:
+      return "shadow";
   }
   return "enforce";
 }
@@ -165,7 +168,8 @@ std::vector<std::string> validate_guards(const guard_set& set) {
       check_pct(i, "level_1.threshold", g.level_1->threshold_bp);
       for (std::size_t u = 0; u < g.level_1->notify.size(); ++u) {
         if (!is_webhook_url(g.level_1->notify[u])) {
-          fail(i, "level_1.notify[" + std::to_string(u) + "]", "must be an absolute http:// or https:// URL with a host");
+          fail(i, "level_1.notify[" + std::to_string(u) + "]",
+               "must be an absolute http:// or https:// URL with a host");
         }
       }
     }
@@ -181,13 +185,16 @@ std::vector<std::string> validate_guards(const guard_set& set) {
     }
     // Thresholds must decrease: L1 warns first (highest margin), L3 blocks last (lowest).
     if (g.level_1 && g.level_2 && !(g.level_1->threshold_bp > g.level_2->threshold_bp)) {
-      fail(i, "level_2.threshold", "must be lower than level_1.threshold (" + format_bp(g.level_1->threshold_bp) + "%)");
+      fail(i, "level_2.threshold",
+           "must be lower than level_1.threshold (" + format_bp(g.level_1->threshold_bp) + "%)");
     }
     const std::optional<std::int32_t> above_l3 =
-        g.level_2 ? std::optional(g.level_2->threshold_bp) : (g.level_1 ? std::optional(g.level_1->threshold_bp) : std::nullopt);
+        g.level_2 ? std::optional(g.level_2->threshold_bp)
+                  : (g.level_1 ? std::optional(g.level_1->threshold_bp) : std::nullopt);
     if (g.level_3 && above_l3 && !(*above_l3 > g.level_3->threshold_bp)) {
       fail(i, "level_3.threshold",
-           std::string("must be lower than ") + (g.level_2 ? "level_2" : "level_1") + ".threshold (" + format_bp(*above_l3) + "%)");
+           std::string("must be lower than ") + (g.level_2 ? "level_2" : "level_1") + ".threshold (" +
+               format_bp(*above_l3) + "%)");
     }
   }
   return errors;

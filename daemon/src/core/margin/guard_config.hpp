@@ -40,7 +40,7 @@ struct rate {
 /// Thresholds are margin percentages in basis points (hundredths of a percent): 30% = 3000.
 struct level_1_config {
   std::int32_t threshold_bp = 0;
-  std::vector<std::string> notify;   ///< webhook URLs (http or https)
+  std::vector<std::string> notify;  ///< webhook URLs (http or https)
 };
 struct level_2_config {
   std::int32_t threshold_bp = 0;
@@ -55,7 +55,7 @@ struct level_3_config {
 struct guard {
   std::string id;
   guard_scope applies_to;
-  std::optional<std::int32_t> min_margin_bp;   ///< the target margin; informational (log, webhook)
+  std::optional<std::int32_t> min_margin_bp;  ///< the target margin; informational (log, webhook)
   std::optional<level_1_config> level_1;
   std::optional<level_2_config> level_2;
   std::optional<level_3_config> level_3;

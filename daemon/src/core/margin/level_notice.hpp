@@ -45,8 +45,7 @@ namespace aforo::core::margin {
 [[nodiscard]] std::int64_t notice_ttl_ms(const level_change& c, std::int64_t now);
 
 /// The EVAL arguments after the script: "1", the notice key, to, from, instance, ttl ms.
-[[nodiscard]] std::vector<std::string> notice_claim_args(const level_change& c,
-                                                         const entitlements::redis_keys& keys,
+[[nodiscard]] std::vector<std::string> notice_claim_args(const level_change& c, const entitlements::redis_keys& keys,
                                                          std::string_view instance, std::int64_t now);
 
 }  // namespace aforo::core::margin

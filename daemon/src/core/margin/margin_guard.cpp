@@ -32,8 +32,8 @@ const guard* margin_guard::find_guard(const ce::margin_query& q) const {
   return nullptr;
 }
 
-void margin_guard::report(const guard& g, std::string_view customer, margin_level from, margin_level to,
-                          micros revenue, micros cogs, const ce::period_window& window, std::int64_t now) {
+void margin_guard::report(const guard& g, std::string_view customer, margin_level from, margin_level to, micros revenue,
+                          micros cogs, const ce::period_window& window, std::int64_t now) {
   level_change c;
   c.guard_id = g.id;
   c.customer_id = std::string(customer);

@@ -26,15 +26,15 @@ struct level_change {
   margin_level from = margin_level::none;
   margin_level to = margin_level::none;
   guard_mode mode = guard_mode::enforce;
-  std::optional<std::int64_t> margin_bp;   ///< nullopt when revenue is 0 (margin undefined)
-  std::int32_t threshold_bp = 0;           ///< of the level entered; of the level left when recovering
+  std::optional<std::int64_t> margin_bp;  ///< nullopt when revenue is 0 (margin undefined)
+  std::int32_t threshold_bp = 0;          ///< of the level entered; of the level left when recovering
   std::optional<std::int32_t> min_margin_bp;
   micros revenue = 0;
   micros cogs = 0;
-  std::string period;                      ///< the revenue period's key, e.g. "2026-11"
-  std::int64_t period_end = 0;             ///< unix seconds (exclusive); 0 when the customer has no revenue
-  std::int64_t at = 0;                     ///< unix seconds
-  std::vector<std::string> notify;         ///< level_1.notify; empty in shadow mode
+  std::string period;               ///< the revenue period's key, e.g. "2026-11"
+  std::int64_t period_end = 0;      ///< unix seconds (exclusive); 0 when the customer has no revenue
+  std::int64_t at = 0;              ///< unix seconds
+  std::vector<std::string> notify;  ///< level_1.notify; empty in shadow mode
 };
 
 /// The period kind a customer's COGS is counted in: its revenue's period, month when it has none
@@ -98,7 +98,7 @@ class margin_guard final : public entitlements::margin_hook {
               micros cogs, const entitlements::period_window& window, std::int64_t now);
 
   guard_set guards_;
-  std::vector<state_map> states_;   // parallel to guards_.guards
+  std::vector<state_map> states_;  // parallel to guards_.guards
   cogs_ledger ledger_;
   std::vector<level_change> changes_;
 };

@@ -29,10 +29,14 @@ margin_level level_for(const guard& g, micros revenue, micros cogs) {
 
 std::int32_t threshold_of(const guard& g, margin_level level) {
   switch (level) {
-    case margin_level::l1: return g.level_1 ? g.level_1->threshold_bp : 0;
-    case margin_level::l2: return g.level_2 ? g.level_2->threshold_bp : 0;
-    case margin_level::l3: return g.level_3 ? g.level_3->threshold_bp : 0;
-    case margin_level::none: return 0;
+    case margin_level::l1:
+      return g.level_1 ? g.level_1->threshold_bp : 0;
+    case margin_level::l2:
+      return g.level_2 ? g.level_2->threshold_bp : 0;
+    case margin_level::l3:
+      return g.level_3 ? g.level_3->threshold_bp : 0;
+    case margin_level::none:
+      return 0;
   }
   return 0;
 }

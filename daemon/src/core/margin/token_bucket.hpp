@@ -28,10 +28,10 @@ class token_bucket {
  private:
   [[nodiscard]] std::int64_t level_at(std::int64_t now_ms) const;
 
-  std::int64_t unit_ = 1000;       // units per token (= per_ms)
-  std::int64_t refill_ = 0;        // units per ms (= tokens)
-  std::int64_t capacity_ = 0;      // units
-  std::int64_t level_ = 0;         // units at last_ms_
+  std::int64_t unit_ = 1000;   // units per token (= per_ms)
+  std::int64_t refill_ = 0;    // units per ms (= tokens)
+  std::int64_t capacity_ = 0;  // units
+  std::int64_t level_ = 0;     // units at last_ms_
   std::int64_t last_ms_ = 0;
 };
 

@@ -18,8 +18,8 @@ const ce::feature_rule* rule_for_usage(std::span<const ce::feature_rule> rules, 
     }
     by_metric = &r;
   }
-  const bool has_route = !ev.route.service.empty() || !ev.route.route.empty() || !ev.route.path.empty() ||
-                         !ev.route.operation.empty();
+  const bool has_route =
+      !ev.route.service.empty() || !ev.route.route.empty() || !ev.route.path.empty() || !ev.route.operation.empty();
   if (by_metric != nullptr && (!shared_metric || !has_route)) return by_metric;
   if (!has_route) return nullptr;
   const ce::feature_rule* mapped = ce::map_feature(rules, ev.route);
@@ -39,7 +39,7 @@ picos usage_cost(std::span<const ce::feature_rule> rules, const usage_event& ev)
 }
 
 std::string_view operation_of_event(std::string_view gql_operation_name, std::string_view tool_name,
-                                   std::string_view grpc_service, std::string_view grpc_method, std::string& buf) {
+                                    std::string_view grpc_service, std::string_view grpc_method, std::string& buf) {
   if (!gql_operation_name.empty()) return gql_operation_name;
   if (!tool_name.empty()) return tool_name;
   if (grpc_service.empty() || grpc_method.empty()) return {};

@@ -17,8 +17,8 @@ namespace aforo::core::margin {
 struct usage_event {
   std::string_view customer_id;
   std::string_view metric_name;
-  std::int64_t quantity_micros = 0;   ///< the event's quantity in micro-units (1 call = 1'000'000)
-  micros reported_cost = 0;           ///< metadata.cost in micro-units; 0 when absent
+  std::int64_t quantity_micros = 0;  ///< the event's quantity in micro-units (1 call = 1'000'000)
+  micros reported_cost = 0;          ///< metadata.cost in micro-units; 0 when absent
   /// metadata.service/route, httpMethod, endpointPath and the operation (gqlOperationName, toolName
   /// or grpcService/grpcMethod, see operation_of_event); any may be empty
   entitlements::route_info route;
@@ -29,7 +29,7 @@ struct usage_event {
 /// the plugin's default metric name), that rule; else null (no unit cost: only the reported cost
 /// counts). Pure; the result points into rules.
 [[nodiscard]] const entitlements::feature_rule* rule_for_usage(std::span<const entitlements::feature_rule> rules,
-                                                                const usage_event& ev);
+                                                               const usage_event& ev);
 
 /// The event's cost in pico-units: quantity x unit_cost + reported_cost, exactly.
 [[nodiscard]] picos usage_cost(std::span<const entitlements::feature_rule> rules, const usage_event& ev);

@@ -19,9 +19,9 @@ struct span_handler : rj::BaseReaderHandler<rj::UTF8<>, span_handler> {
   std::vector<std::string_view> out;
   std::string_view body;
   int depth = 0;
-  bool in_events = false;   // the current top-level key is "events"
+  bool in_events = false;  // the current top-level key is "events"
   bool events_seen = false;
-  bool events_open = false; // inside the events array (depth 2)
+  bool events_open = false;  // inside the events array (depth 2)
   std::size_t begin = 0;
 
   std::size_t pos() const { return static_cast<std::size_t>(is->Tell()); }

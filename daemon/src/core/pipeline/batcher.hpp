@@ -48,9 +48,9 @@ struct event_batch {
 class batcher {
  public:
   struct options {
-    std::size_t max_batch_events = 100;        ///< batch.max_events, clamped to 1..1000
+    std::size_t max_batch_events = 100;  ///< batch.max_events, clamped to 1..1000
     std::chrono::milliseconds flush_interval{5000};
-    std::size_t max_buffered_events = 10000;   ///< buffer.max_events
+    std::size_t max_buffered_events = 10000;  ///< buffer.max_events
   };
 
   explicit batcher(options opts);

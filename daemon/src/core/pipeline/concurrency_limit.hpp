@@ -14,24 +14,24 @@ namespace aforo::core {
 /// (network error, other 5xx) or a round trip over `rtt_tolerance` × the lowest → the limit is
 /// multiplied by `decrease_factor`;
 /// otherwise it grows by one, up to the ceiling. A refusal of a request sent while N > 1 were in flight
-/// sets the ceiling to N − 1 (refused while alone: ingest is down or overloaded whatever the concurrency); after `probe_after` clean windows at the ceiling it is raised by one (so a
-/// recovered ingest is found again). Results of requests sent before the last decrease are ignored for
-/// decreases (they reflect the old limit). A Retry-After holds every new request back until it passes.
-/// Not thread-safe: one owner.
+/// sets the ceiling to N − 1 (refused while alone: ingest is down or overloaded whatever the concurrency); after
+/// `probe_after` clean windows at the ceiling it is raised by one (so a recovered ingest is found again). Results of
+/// requests sent before the last decrease are ignored for decreases (they reflect the old limit). A Retry-After holds
+/// every new request back until it passes. Not thread-safe: one owner.
 class concurrency_limit {
  public:
   using clock = std::chrono::steady_clock;
 
   struct options {
     std::uint32_t initial = 1;
-    std::uint32_t max = 16;             ///< batch.max_concurrency
-    bool adaptive = true;               ///< false: always `max`
+    std::uint32_t max = 16;  ///< batch.max_concurrency
+    bool adaptive = true;    ///< false: always `max`
     double rtt_tolerance = 2.0;
     /// Round trips are compared with at least this: on loopback or a LAN a large batch's processing
     /// time dwarfs the network's, and is no sign of congestion.
     std::chrono::milliseconds rtt_floor{10};
     double decrease_factor = 0.5;
-    std::uint32_t probe_after = 20;     ///< clean windows at the ceiling before trying one more
+    std::uint32_t probe_after = 20;  ///< clean windows at the ceiling before trying one more
   };
 
   /// 2xx/4xx | timeout, 429, 503: a capacity signal (sets the ceiling) | network errors, other 5xx:

@@ -29,9 +29,9 @@ struct line_handler : rj::BaseReaderHandler<rj::UTF8<>, line_handler> {
   int batch_depth = 2;
   int depth = 0;
 
-  std::string top_key;      // the current member name of the line object
-  std::string batch_key;    // ... of the batch object
-  std::string event_key;    // ... of the current event
+  std::string top_key;    // the current member name of the line object
+  std::string batch_key;  // ... of the batch object
+  std::string event_key;  // ... of the current event
   bool batch_seen = false;
   bool batch_open = false;
   bool events_seen = false;
@@ -86,9 +86,12 @@ struct line_handler : rj::BaseReaderHandler<rj::UTF8<>, line_handler> {
   }
   bool Key(const char* s, rj::SizeType n, bool) {
     const std::string_view k(s, n);
-    if (line_member()) top_key = k;
-    else if (batch_open && depth == batch_depth) batch_key = k;
-    else if (event_member()) event_key = k;
+    if (line_member())
+      top_key = k;
+    else if (batch_open && depth == batch_depth)
+      batch_key = k;
+    else if (event_member())
+      event_key = k;
     return true;
   }
   bool StartObject() {
@@ -193,7 +196,8 @@ dead_letter_line parse_dead_letter_line(std::string_view text) {
     line_handler b;
     b.batch_depth = 1;
     if (!read(h.batch_string, b) || !b.events_seen) {
-      out.problem = "its batch is a string, not a {\"events\":[...]} body" + (b.problem.empty() ? "" : ": " + b.problem);
+      out.problem =
+          "its batch is a string, not a {\"events\":[...]} body" + (b.problem.empty() ? "" : ": " + b.problem);
       return out;
     }
     h.events = std::move(b.events);
@@ -215,16 +219,15 @@ std::vector<replay_request> replay_batcher::add(std::uint64_t line_no, const dea
   std::vector<replay_request> out;
   if (line.what != dead_letter_line::kind::events) return out;
   for (std::size_t i = 0; i < line.events.size(); ++i) {
-    add_event(line_no, static_cast<std::uint32_t>(i), line.events[i], i < line.keys.size() ? line.keys[i] : std::string(),
-              out);
+    add_event(line_no, static_cast<std::uint32_t>(i), line.events[i],
+              i < line.keys.size() ? line.keys[i] : std::string(), out);
   }
   return out;
 }
 
 void replay_batcher::add_event(std::uint64_t line_no, std::uint32_t index, const std::string& event,
                                const std::string& key, std::vector<replay_request>& out) {
-  if (!pending_.origins.empty() &&
-      pending_.body.size() + 1 + event.size() + events_close_text.size() > max_bytes_) {
+  if (!pending_.origins.empty() && pending_.body.size() + 1 + event.size() + events_close_text.size() > max_bytes_) {
     out.push_back(take());
   }
   if (pending_.origins.empty()) {
@@ -255,8 +258,10 @@ std::optional<replay_ack> parse_replay_ack(std::string_view body) {
   d.Parse<rj::kParseIterativeFlag>(body.data(), body.size());
   if (d.HasParseError() || !d.IsObject()) return std::nullopt;
   replay_ack out;
-  if (const auto it = d.FindMember("accepted"); it != d.MemberEnd() && it->value.IsUint64()) out.accepted = it->value.GetUint64();
-  if (const auto it = d.FindMember("failed"); it != d.MemberEnd() && it->value.IsUint64()) out.failed = it->value.GetUint64();
+  if (const auto it = d.FindMember("accepted"); it != d.MemberEnd() && it->value.IsUint64())
+    out.accepted = it->value.GetUint64();
+  if (const auto it = d.FindMember("failed"); it != d.MemberEnd() && it->value.IsUint64())
+    out.failed = it->value.GetUint64();
   if (const auto it = d.FindMember("errors"); it != d.MemberEnd() && it->value.IsArray()) {
     for (const auto& e : it->value.GetArray()) {
       if (!e.IsObject()) continue;

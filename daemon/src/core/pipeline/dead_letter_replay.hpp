@@ -22,11 +22,11 @@ struct dead_letter_line {
     malformed,    ///< not a dead-letter line, or a batch that is not `{"events":[{...},...]}`
   };
   kind what = kind::malformed;
-  std::string reason;                    ///< the line's "reason" (may be empty)
-  int status = 0;                        ///< the line's "status"
-  std::vector<std::string> events;       ///< each event's JSON text, byte for byte as in the file
-  std::vector<std::string> keys;         ///< each event's idempotencyKey ("" when it has none)
-  std::string problem;                   ///< why the line is not replayable (undecodable, malformed)
+  std::string reason;               ///< the line's "reason" (may be empty)
+  int status = 0;                   ///< the line's "status"
+  std::vector<std::string> events;  ///< each event's JSON text, byte for byte as in the file
+  std::vector<std::string> keys;    ///< each event's idempotencyKey ("" when it has none)
+  std::string problem;              ///< why the line is not replayable (undecodable, malformed)
 };
 
 /// Parses one line (without its '\n') with RapidJSON's iterative reader (no recursion, no document).

@@ -23,9 +23,12 @@ bool is_encoding_refusal(int status, std::string_view body) noexcept {
 
 bool encoding_fallback::use_lz4(clock::time_point now) noexcept {
   switch (state_) {
-    case state::lz4: return true;
-    case state::trying: return false;  // the trial is out: the others wait for its answer uncompressed
-    case state::fallen_back: break;
+    case state::lz4:
+      return true;
+    case state::trying:
+      return false;  // the trial is out: the others wait for its answer uncompressed
+    case state::fallen_back:
+      break;
   }
   if (now < retry_at_) return false;
   state_ = state::trying;
@@ -42,7 +45,8 @@ encoding_fallback::change encoding_fallback::refused(clock::time_point now) noex
       state_ = state::fallen_back;
       retry_at_ = now + interval_;
       return change::still_refused;
-    case state::fallen_back: break;  // sent before the fallback: already handled
+    case state::fallen_back:
+      break;  // sent before the fallback: already handled
   }
   return change::none;
 }

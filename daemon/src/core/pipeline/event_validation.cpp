@@ -30,7 +30,6 @@ using writer_t = rj::Writer<rj::StringBuffer>;
 
 std::string_view view(const rj::Value& v) { return {v.GetString(), v.GetStringLength()}; }
 
-
 /// Characters as code points (the body is validated UTF-8, so continuation bytes are skipped).
 std::size_t utf8_chars(std::string_view s) {
   std::size_t n = 0;
@@ -333,7 +332,6 @@ ingest_parse_result parse_failure(const json::parse_outcome& res) {
   return fail(ingest_request_error::malformed_json, res.message());
 }
 
-
 }  // namespace
 
 std::optional<std::string> normalize_endpoint_path(std::string_view path) {
@@ -368,9 +366,12 @@ std::optional<std::string> normalize_endpoint_path(std::string_view path) {
 
 int status_for(ingest_request_error error) noexcept {
   switch (error) {
-    case ingest_request_error::none: return 202;
-    case ingest_request_error::too_many_events: return 413;
-    default: return 400;
+    case ingest_request_error::none:
+      return 202;
+    case ingest_request_error::too_many_events:
+      return 413;
+    default:
+      return 400;
   }
 }
 

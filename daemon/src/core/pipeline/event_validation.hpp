@@ -16,12 +16,12 @@ namespace aforo::core {
 inline constexpr std::size_t max_customer_id_chars = 64;
 inline constexpr std::size_t max_metric_name_chars = 255;
 inline constexpr std::size_t max_idempotency_key_chars = 255;
-inline constexpr std::size_t max_short_string_chars = 255;   ///< metadata strings
+inline constexpr std::size_t max_short_string_chars = 255;  ///< metadata strings
 /// Aforo's endpointPath limit. A longer path is truncated to this many bytes (before a UTF-8
 /// character, never inside one), never a reason to reject the event; see normalize_endpoint_path.
 inline constexpr std::size_t max_endpoint_path_bytes = 512;
 inline constexpr std::size_t max_http_method_chars = 16;
-inline constexpr double max_quantity_exclusive = 1e14;       ///< 14 integer digits
+inline constexpr double max_quantity_exclusive = 1e14;  ///< 14 integer digits
 inline constexpr int max_quantity_decimals = 6;
 
 /// One event the sidecar takes custody of. Its strings are views into the ingest_parse_result that
@@ -37,7 +37,7 @@ struct accepted_event {
   std::string_view customer_id;
   std::string_view metric_name;
   double quantity = 0;
-  std::optional<double> cost;       ///< metadata.cost, when present
+  std::optional<double> cost;  ///< metadata.cost, when present
   /// What discovery and the margin guard read (what `json` holds; empty when absent): httpMethod,
   /// endpointPath, metadata.service and metadata.route.
   std::string_view http_method;
@@ -73,11 +73,11 @@ enum class ingest_request_error {
 /// Outcome of parsing one request body. With `error != none` nothing was taken.
 struct ingest_parse_result {
   ingest_request_error error = ingest_request_error::none;
-  std::string error_message;            ///< for the 400/413 body, when error != none
-  std::vector<accepted_event> accepted; ///< in posted order
-  std::vector<event_error> errors;      ///< in posted order
-  std::shared_ptr<const void> storage;  ///< what the accepted events' views point into
-  std::size_t rewritten = 0;            ///< accepted events re-serialized, not forwarded as posted
+  std::string error_message;             ///< for the 400/413 body, when error != none
+  std::vector<accepted_event> accepted;  ///< in posted order
+  std::vector<event_error> errors;       ///< in posted order
+  std::shared_ptr<const void> storage;   ///< what the accepted events' views point into
+  std::size_t rewritten = 0;             ///< accepted events re-serialized, not forwarded as posted
 };
 
 /// endpointPath as forwarded: every byte that is not part of a valid UTF-8 sequence percent-encoded

@@ -5,10 +5,14 @@ namespace aforo::core {
 
 const char* to_string(ingest_state s) noexcept {
   switch (s) {
-    case ingest_state::ok: return "ok";
-    case ingest_state::unauthorized: return "unauthorized";
-    case ingest_state::unreachable: return "unreachable";
-    case ingest_state::unknown: break;
+    case ingest_state::ok:
+      return "ok";
+    case ingest_state::unauthorized:
+      return "unauthorized";
+    case ingest_state::unreachable:
+      return "unreachable";
+    case ingest_state::unknown:
+      break;
   }
   return "unknown";
 }
@@ -66,7 +70,8 @@ handshake_step handshake_reprobe::on_answer(probe_verdict verdict, std::chrono::
     case probe_verdict::unauthorized:
       (void)backoff_.next();  // counted: a later missing answer waits as long as it would have
       return wait_for(unauthorized_probe, now);
-    case probe_verdict::inconclusive: break;
+    case probe_verdict::inconclusive:
+      break;
   }
   return wait_for(backoff_.next(), now);
 }

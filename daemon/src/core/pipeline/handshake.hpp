@@ -64,8 +64,7 @@ struct handshake_step {
 /// delivered batch. Not thread-safe: one owner.
 class handshake_reprobe {
  public:
-  handshake_reprobe()
-      : backoff_(backoff_policy::exponential(std::chrono::seconds(1), std::chrono::seconds(60))) {}
+  handshake_reprobe() : backoff_(backoff_policy::exponential(std::chrono::seconds(1), std::chrono::seconds(60))) {}
 
   /// Start: probe unless the key is already `confirmed`.
   handshake_step start(bool confirmed);

@@ -17,15 +17,15 @@ struct ingest_ack {
   std::uint64_t accepted = 0;
   std::uint64_t duplicates = 0;
   std::uint64_t failed = 0;
-  std::vector<event_error> errors;   ///< at most `max_errors` kept
-  bool success = true;               ///< the envelope's `success`, true when absent
+  std::vector<event_error> errors;  ///< at most `max_errors` kept
+  bool success = true;              ///< the envelope's `success`, true when absent
 };
 
 /// An event ingest refused inside a 2xx answer.
 struct refused_event {
-  std::size_t index = 0;   ///< in the request's events
-  std::string message;     ///< ingest's message for it
-  bool listed = true;      ///< false: not listed, refused because the envelope said success:false
+  std::size_t index = 0;  ///< in the request's events
+  std::string message;    ///< ingest's message for it
+  bool listed = true;     ///< false: not listed, refused because the envelope said success:false
 };
 
 /// The events of a request of `events` events that the envelope refuses: each listed error

@@ -68,7 +68,18 @@ constexpr enumeration enum_fields[] = {
     {f_ws_frame_type, "wsFrameType: must be a string of 1 to 20 characters"},
 };
 
-enum class product { none, api, agentic_api, ai_agent, mcp_server, grpc_api, graphql_api, websocket_api, mqtt_broker, bad };
+enum class product {
+  none,
+  api,
+  agentic_api,
+  ai_agent,
+  mcp_server,
+  grpc_api,
+  graphql_api,
+  websocket_api,
+  mqtt_broker,
+  bad
+};
 
 product product_of(const rj::Value* v) {
   if (is_null(v)) return product::none;
@@ -130,7 +141,8 @@ const char* check_requirements(product p, const rj::Value* const (&f)[field_coun
       if (!present(f[f_agent_id])) return "agentId: required for productType AI_AGENT";
       if (!present(f[f_session_id])) return "sessionId: required for productType AI_AGENT";
       return nullptr;
-    default: return nullptr;
+    default:
+      return nullptr;
   }
 }
 

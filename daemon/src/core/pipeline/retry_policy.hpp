@@ -13,8 +13,8 @@ namespace aforo::core {
 struct delivery_outcome {
   enum class kind { http_status, network_error, timeout };
   kind what = kind::http_status;
-  int status = 0;                                  ///< HTTP status when what == http_status
-  std::optional<std::chrono::seconds> retry_after; ///< parsed Retry-After, when sent
+  int status = 0;                                   ///< HTTP status when what == http_status
+  std::optional<std::chrono::seconds> retry_after;  ///< parsed Retry-After, when sent
 
   static delivery_outcome http(int status, std::optional<std::chrono::seconds> retry_after = std::nullopt) {
     return {kind::http_status, status, retry_after};
@@ -28,7 +28,7 @@ struct retry_settings {
   std::uint32_t max_retries = 3;
   std::vector<std::chrono::milliseconds> backoff{std::chrono::seconds(1), std::chrono::seconds(2),
                                                  std::chrono::seconds(4)};
-  std::uint32_t jitter_percent = 10;               ///< a wait is stretched by up to this share
+  std::uint32_t jitter_percent = 10;  ///< a wait is stretched by up to this share
   std::chrono::milliseconds unauthorized_probe{std::chrono::seconds(60)};
 };
 

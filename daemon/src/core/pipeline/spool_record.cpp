@@ -102,8 +102,7 @@ std::array<char, spool_header_bytes> encode_spool_header(std::string_view payloa
   return h;
 }
 
-void append_spool_record(std::string& out, std::string_view payload, std::uint32_t event_count,
-                         spool_format format) {
+void append_spool_record(std::string& out, std::string_view payload, std::uint32_t event_count, spool_format format) {
   const auto h = encode_spool_header(payload, event_count, format);
   out.reserve(out.size() + h.size() + payload.size());
   out.append(h.data(), h.size());

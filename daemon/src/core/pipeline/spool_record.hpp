@@ -44,8 +44,8 @@ void append_spool_record(std::string& out, std::string_view payload, std::uint32
 
 /// A record found by the decoder; `payload` points into the decoded buffer.
 struct spool_record_view {
-  std::size_t offset = 0;       ///< of the header in the buffer
-  std::size_t size = 0;         ///< header + payload
+  std::size_t offset = 0;  ///< of the header in the buffer
+  std::size_t size = 0;    ///< header + payload
   std::uint32_t event_count = 0;
   std::string_view payload;
   spool_format format = spool_format::json;

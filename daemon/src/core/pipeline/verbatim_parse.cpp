@@ -27,8 +27,10 @@ struct number_text {
   std::size_t size = 0;
   bool overflow = false;
   void Put(char c) {
-    if (size < sizeof buf) buf[size++] = c;
-    else overflow = true;
+    if (size < sizeof buf)
+      buf[size++] = c;
+    else
+      overflow = true;
   }
   void Flush() {}
 };
@@ -227,20 +229,20 @@ class tracking_handler {
   std::size_t size_;
   bool single_;
   std::vector<event_span>& spans_;
-  int depth_ = 0;                  // containers open
-  int events_depth_ = -1;          // depth inside the events array (-2 once it closed)
-  bool events_seen_ = false;       // the root's first "events" key was read
+  int depth_ = 0;                    // containers open
+  int events_depth_ = -1;            // depth inside the events array (-2 once it closed)
+  bool events_seen_ = false;         // the root's first "events" key was read
   bool events_key_pending_ = false;  // and its value is next
   // The event being tracked.
   bool tracking_ = false;
   bool ok_ = false;
-  int event_depth_ = -1;           // depth inside the event object
-  int metadata_depth_ = -1;        // depth inside its metadata object
-  int last_field_ = -1;            // the last top-level field read
-  int field_ = -1;                 // the top-level field whose value comes next
-  std::size_t end_ = 0;            // where the last token ended (assumed, for a string or a number)
-  std::size_t delim_ = 0;          // bytes of delimiter before the next token
-  std::size_t quote_ = 0;          // a string's closing quote to put back once proven (0: none)
+  int event_depth_ = -1;     // depth inside the event object
+  int metadata_depth_ = -1;  // depth inside its metadata object
+  int last_field_ = -1;      // the last top-level field read
+  int field_ = -1;           // the top-level field whose value comes next
+  std::size_t end_ = 0;      // where the last token ended (assumed, for a string or a number)
+  std::size_t delim_ = 0;    // bytes of delimiter before the next token
+  std::size_t quote_ = 0;    // a string's closing quote to put back once proven (0: none)
 };
 
 }  // namespace

@@ -26,6 +26,6 @@ struct event_span {
 /// offsets from the first byte, and ends at a '\0' byte or at the end (the body's terminator here).
 /// Nesting past json::max_depth stops the parse (outcome.too_deep).
 json::parse_outcome parse_in_place(std::string& body, rapidjson::Document& doc, bool single,
-                                      std::vector<event_span>& spans);
+                                   std::vector<event_span>& spans);
 
 }  // namespace aforo::core::pipeline_detail

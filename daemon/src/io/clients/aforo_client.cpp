@@ -17,8 +17,10 @@ std::vector<std::pair<std::string, std::string>> aforo_auth_headers(const config
                                                                     const config::secrets& sec) {
   std::vector<std::pair<std::string, std::string>> h;
   if (!sec.api_key.empty()) {
-    if (cfg.aforo.auth == config::auth_scheme::bearer) h.emplace_back("Authorization", "Bearer " + sec.api_key);
-    else h.emplace_back("X-API-Key", sec.api_key);
+    if (cfg.aforo.auth == config::auth_scheme::bearer)
+      h.emplace_back("Authorization", "Bearer " + sec.api_key);
+    else
+      h.emplace_back("X-API-Key", sec.api_key);
   }
   if (!sec.tenant_id.empty()) h.emplace_back("X-Tenant-Id", sec.tenant_id);
   return h;

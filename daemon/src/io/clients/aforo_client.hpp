@@ -16,7 +16,7 @@ namespace aforo::io {
 /// aforo.ca_file, aforo.connect_timeout, retry.timeout and the sidecar's User-Agent; responses larger
 /// than max_response_body bytes are refused.
 [[nodiscard]] io::client_options aforo_client_options(const config::sidecar_config& cfg,
-                                                       std::size_t max_response_body = 1024 * 1024);
+                                                      std::size_t max_response_body = 1024 * 1024);
 
 /// X-API-Key (or Authorization: Bearer with aforo.auth_scheme bearer) when a key is set, and
 /// X-Tenant-Id when a tenant is set.

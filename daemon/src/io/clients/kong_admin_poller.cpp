@@ -64,9 +64,15 @@ void kong_admin_poller::fetch(std::shared_ptr<run> r, std::string url) {
       for (auto& item : page.data) into.push_back(std::move(item));
     };
     switch (r->resource) {
-      case 0: take(dsc::parse_services_page(res.body), r->result.state.services); break;
-      case 1: take(dsc::parse_routes_page(res.body), r->result.state.routes); break;
-      default: take(dsc::parse_plugins_page(res.body), r->result.state.plugins); break;
+      case 0:
+        take(dsc::parse_services_page(res.body), r->result.state.services);
+        break;
+      case 1:
+        take(dsc::parse_routes_page(res.body), r->result.state.routes);
+        break;
+      default:
+        take(dsc::parse_plugins_page(res.body), r->result.state.plugins);
+        break;
     }
     if (!error.empty()) return fail(error);
 

@@ -33,7 +33,7 @@ core::margin::webhook_outcome outcome_of(const io::client_result& r) {
   using ek = io::client_result::error_kind;
   if (r.ok()) return core::margin::judge_webhook_status(r.status);
   return r.error == ek::invalid_url || r.error == ek::aborted ? core::margin::webhook_outcome::refused
-                                                                : core::margin::webhook_outcome::retryable;
+                                                              : core::margin::webhook_outcome::retryable;
 }
 
 util::counter_metric& outcome(const char* result) {
@@ -48,8 +48,8 @@ util::counter_metric& outcome(const char* result) {
 std::string hmac_sha256_hex(std::string_view secret, std::string_view text) {
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()), reinterpret_cast<const unsigned char*>(text.data()),
-       text.size(), mac, &len);
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+       reinterpret_cast<const unsigned char*>(text.data()), text.size(), mac, &len);
   static constexpr char hex[] = "0123456789abcdef";
   std::string out;
   out.reserve(len * 2);
@@ -103,11 +103,16 @@ void margin_webhook_sender::perform(const std::shared_ptr<delivery>& d, const co
                                     const std::string& why) {
   using k = core::margin::webhook_step::kind;
   switch (step.what) {
-    case k::send: return attempt(d);
-    case k::sent: return finish(d, true, "");
-    case k::failed: return finish(d, false, why);
-    case k::none: return;
-    case k::wait: break;
+    case k::send:
+      return attempt(d);
+    case k::sent:
+      return finish(d, true, "");
+    case k::failed:
+      return finish(d, false, why);
+    case k::none:
+      return;
+    case k::wait:
+      break;
   }
   d->timer = std::make_unique<boost::asio::steady_timer>(ioc_, step.wait);
   live_.insert(d);
@@ -145,8 +150,8 @@ void margin_webhook_sender::finish(const std::shared_ptr<delivery>& d, bool sent
   }
   failed_.inc();
   util::log::warn("margin guard: webhook for " + d->change.customer_id + " " +
-                  std::string(core::entitlements::to_string(d->change.to)) + " to " + host_of(d->url) + " failed after " +
-                  std::to_string(d->retry.attempts()) + " attempt(s): " + why);
+                  std::string(core::entitlements::to_string(d->change.to)) + " to " + host_of(d->url) +
+                  " failed after " + std::to_string(d->retry.attempts()) + " attempt(s): " + why);
 }
 
 void margin_webhook_sender::shutdown() {

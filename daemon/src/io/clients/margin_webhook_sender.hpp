@@ -72,7 +72,7 @@ class margin_webhook_sender {
   util::counter_metric& failed_;
   util::counter_metric& claimed_elsewhere_;
   std::size_t in_flight_ = 0;
-  std::set<std::shared_ptr<delivery>> live_;          // waiting for a retry timer
+  std::set<std::shared_ptr<delivery>> live_;  // waiting for a retry timer
   util::lifetime alive_;
   bool stopped_ = false;
 };

@@ -39,7 +39,7 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 struct parsed_url {
   bool tls = false;
-  std::string host;         // without brackets
+  std::string host;  // without brackets
   std::string port;
   std::string host_header;  // as sent in Host:
   std::string target;       // path and query
@@ -91,17 +91,28 @@ client_result failure(kind k, std::string message) {
 
 std::string_view to_string(client_result::error_kind k) {
   switch (k) {
-    case kind::none: return "none";
-    case kind::invalid_url: return "invalid_url";
-    case kind::dns: return "dns";
-    case kind::connect_refused: return "connect_refused";
-    case kind::connect_timeout: return "connect_timeout";
-    case kind::connect_failed: return "connect_failed";
-    case kind::tls: return "tls";
-    case kind::timeout: return "timeout";
-    case kind::closed: return "closed";
-    case kind::protocol: return "protocol";
-    case kind::aborted: return "aborted";
+    case kind::none:
+      return "none";
+    case kind::invalid_url:
+      return "invalid_url";
+    case kind::dns:
+      return "dns";
+    case kind::connect_refused:
+      return "connect_refused";
+    case kind::connect_timeout:
+      return "connect_timeout";
+    case kind::connect_failed:
+      return "connect_failed";
+    case kind::tls:
+      return "tls";
+    case kind::timeout:
+      return "timeout";
+    case kind::closed:
+      return "closed";
+    case kind::protocol:
+      return "protocol";
+    case kind::aborted:
+      return "aborted";
   }
   return "unknown";
 }
@@ -181,8 +192,10 @@ struct http_client::origin_worker : std::enable_shared_from_this<origin_worker> 
       self->queue.pop_front();
       // No co_await inside ?: here: GCC 12 destroys such temporaries twice.
       client_result r;
-      if (self->st->shut_down) r = failure(kind::aborted, "client shut down");
-      else r = co_await self->perform(p);
+      if (self->st->shut_down)
+        r = failure(kind::aborted, "client shut down");
+      else
+        r = co_await self->perform(p);
       if (r.error == kind::aborted || self->st->shut_down) self->disconnect();
       r.host = self->host;
       p.done(std::move(r));
@@ -201,8 +214,10 @@ struct http_client::origin_worker : std::enable_shared_from_this<origin_worker> 
       bool before_response = false;
       bool keep_alive = false;
       client_result r;
-      if (plain) r = co_await exchange(*plain, p, before_response, keep_alive);
-      else r = co_await exchange(*secure, p, before_response, keep_alive);
+      if (plain)
+        r = co_await exchange(*plain, p, before_response, keep_alive);
+      else
+        r = co_await exchange(*secure, p, before_response, keep_alive);
       if (r.ok()) {
         r.reused_connection = reused;
         if (!keep_alive) disconnect();
@@ -340,8 +355,10 @@ void http_client::async_request(client_request req, completion done) {
   origin_worker::pending p;
   const auto verb = http::string_to_verb(req.method);
   p.req.version(11);
-  if (verb == http::verb::unknown) p.req.method_string(req.method);
-  else p.req.method(verb);
+  if (verb == http::verb::unknown)
+    p.req.method_string(req.method);
+  else
+    p.req.method(verb);
   p.req.target(url->target);
   p.req.set(http::field::host, url->host_header);
   if (!state_->opts.user_agent.empty()) p.req.set(http::field::user_agent, state_->opts.user_agent);

@@ -38,7 +38,7 @@ struct client_options {
 
 struct client_request {
   std::string method = "GET";
-  std::string url;                                        ///< absolute http:// or https:// URL
+  std::string url;                                           ///< absolute http:// or https:// URL
   std::vector<std::pair<std::string, std::string>> headers;  ///< may carry secrets: never logged
   std::string body;
   /// Overrides client_options::request_timeout for this request when non-zero.

@@ -19,10 +19,10 @@ class io_context;
 namespace aforo::io {
 
 struct server_limits {
-  std::uint64_t max_body = 4 * 1024 * 1024;   ///< bytes; larger bodies get 413 and a close
-  std::uint64_t max_header = 16 * 1024;       ///< bytes of request line + headers; larger get 431
+  std::uint64_t max_body = 4 * 1024 * 1024;       ///< bytes; larger bodies get 413 and a close
+  std::uint64_t max_header = 16 * 1024;           ///< bytes of request line + headers; larger get 431
   std::chrono::milliseconds read_timeout{30000};  ///< before every read and write, incl. keep-alive idle
-  std::size_t max_connections = 1024;  ///< open at once; an accepted connection past it gets 503 and a close
+  std::size_t max_connections = 1024;             ///< open at once; an accepted connection past it gets 503 and a close
 };
 
 /// Threading: every member and every handler runs on the io_context's thread; `respond` may be called

@@ -30,24 +30,24 @@ using unix_proto = asio::local::stream_protocol;
 using error_code = boost::system::error_code;
 
 struct server_metrics {
-  util::counter_metric& requests = util::metrics().counter(
-      "aforo_sidecar_http_requests_total", "HTTP requests read by the sidecar's server");
+  util::counter_metric& requests =
+      util::metrics().counter("aforo_sidecar_http_requests_total", "HTTP requests read by the sidecar's server");
   util::counter_metric& bad_requests = util::metrics().counter(
       "aforo_sidecar_http_rejected_total", "HTTP requests rejected before routing", R"(reason="malformed")");
   util::counter_metric& too_large = util::metrics().counter(
       "aforo_sidecar_http_rejected_total", "HTTP requests rejected before routing", R"(reason="body_too_large")");
   util::counter_metric& header_too_large = util::metrics().counter(
       "aforo_sidecar_http_rejected_total", "HTTP requests rejected before routing", R"(reason="header_too_large")");
-  util::counter_metric& unsafe_header = util::metrics().counter(
-      "aforo_sidecar_http_unsafe_header_dropped_total",
-      "Response header values dropped because they held control characters");
-  util::gauge_metric& connections = util::metrics().gauge(
-      "aforo_sidecar_http_connections", "Open connections to the sidecar's server");
-  util::counter_metric& accepted = util::metrics().counter(
-      "aforo_sidecar_http_connections_total", "Connections accepted by the sidecar's server");
-  util::counter_metric& refused = util::metrics().counter(
-      "aforo_sidecar_http_connections_refused_total",
-      "Connections accepted past server.max_connections and closed at once with a 503");
+  util::counter_metric& unsafe_header =
+      util::metrics().counter("aforo_sidecar_http_unsafe_header_dropped_total",
+                              "Response header values dropped because they held control characters");
+  util::gauge_metric& connections =
+      util::metrics().gauge("aforo_sidecar_http_connections", "Open connections to the sidecar's server");
+  util::counter_metric& accepted =
+      util::metrics().counter("aforo_sidecar_http_connections_total", "Connections accepted by the sidecar's server");
+  util::counter_metric& refused =
+      util::metrics().counter("aforo_sidecar_http_connections_refused_total",
+                              "Connections accepted past server.max_connections and closed at once with a 503");
   util::counter_metric& accept_errors = util::metrics().counter(
       "aforo_sidecar_http_accept_errors_total",
       "Failed accepts (EMFILE, ENFILE, ENOBUFS, ENOMEM, ...); the listener backs off 10ms doubling to 1s");

@@ -36,7 +36,9 @@ class session : public session_base, public std::enable_shared_from_this<session
   using socket_type = socket_of<Protocol>;
 
   session(socket_type&& socket, std::shared_ptr<http_server::state> st)
-      : socket_(std::move(socket)), timer_(socket_.get_executor()), state_(std::move(st)),
+      : socket_(std::move(socket)),
+        timer_(socket_.get_executor()),
+        state_(std::move(st)),
         registered_(state_->session_opened(this)) {}
 
   ~session() override { state_->session_closed(registered_); }
@@ -107,10 +109,9 @@ class session : public session_base, public std::enable_shared_from_this<session
       body_deadline_ = true;
       arm(state_->limits.read_timeout);
     }
-    socket_.async_read_some(buffer_.prepare(beast::read_size(buffer_, 65536)),
-                            [self = this->shared_from_this()](error_code ec, std::size_t n) {
-                              self->on_read_some(ec, n);
-                            });
+    socket_.async_read_some(
+        buffer_.prepare(beast::read_size(buffer_, 65536)),
+        [self = this->shared_from_this()](error_code ec, std::size_t n) { self->on_read_some(ec, n); });
   }
 
   void on_read_some(error_code ec, std::size_t n) {
@@ -167,8 +168,8 @@ class session : public session_base, public std::enable_shared_from_this<session
     }
     if (ec == http::error::header_limit) {
       smetrics().header_too_large.inc();
-      return send_error(431, "header_too_large", "request headers exceed the limit of " +
-                                                      std::to_string(state_->limits.max_header) + " bytes");
+      return send_error(431, "header_too_large",
+                        "request headers exceed the limit of " + std::to_string(state_->limits.max_header) + " bytes");
     }
     smetrics().bad_requests.inc();
     if (ec == http::error::partial_message || ec == asio::error::eof)
@@ -225,10 +226,10 @@ class session : public session_base, public std::enable_shared_from_this<session
     // The socket's send buffer is full: the rest goes out asynchronously, under read_timeout.
     arm(state_->limits.read_timeout);
     http::async_write(socket_, *serializer_, [self = this->shared_from_this()](error_code wec, std::size_t) {
-                        self->disarm();
-                        if (wec || self->timed_out_) return self->close();
-                        self->after_response();
-                      });
+      self->disarm();
+      if (wec || self->timed_out_) return self->close();
+      self->after_response();
+    });
   }
 
   void sent() {
@@ -301,10 +302,10 @@ class session : public session_base, public std::enable_shared_from_this<session
   deadline_clock::time_point deadline_ = deadline_clock::time_point::max();
   unsigned version_ = 11;
   bool keep_alive_ = true;
-  bool sent_keep_alive_ = true;    // the response written last keeps the connection
-  bool busy_ = false;              // a request is past its header: stop() lets it finish
+  bool sent_keep_alive_ = true;  // the response written last keeps the connection
+  bool busy_ = false;            // a request is past its header: stop() lets it finish
   bool header_done_ = false;
-  bool body_deadline_ = false;     // the body's read_timeout has been set
+  bool body_deadline_ = false;  // the body's read_timeout has been set
   bool in_dispatch_ = false;
   bool sent_in_dispatch_ = false;  // the handler answered and the response went out before it returned
   bool timer_waiting_ = false;

@@ -23,9 +23,7 @@ std::string_view http_request::header(std::string_view name) const {
   return {};
 }
 
-void append_json_string(std::string& out, std::string_view s) {
-  core::json::append_json_string(out, s);
-}
+void append_json_string(std::string& out, std::string_view s) { core::json::append_json_string(out, s); }
 
 http_response http_response::error(int status, std::string_view code, std::string_view message) {
   http_response r;

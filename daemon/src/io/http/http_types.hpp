@@ -14,8 +14,8 @@ namespace aforo::io {
 /// keep their capacity from one request to the next: a handler must not hold on to it (or to views into
 /// it) after calling respond.
 struct http_request {
-  std::string method;                        ///< "GET", "POST", ...
-  std::string target;                        ///< path and query as received
+  std::string method;                                        ///< "GET", "POST", ...
+  std::string target;                                        ///< path and query as received
   std::vector<std::pair<std::string, std::string>> headers;  ///< in order received, names as sent
   std::string body;
 
@@ -35,7 +35,7 @@ struct http_response {
   /// Sent in order after Server and Content-Type. Framing is the server's: a Content-Length,
   /// Transfer-Encoding or Connection set here is not sent, nor is a header holding a control character.
   std::vector<std::pair<std::string, std::string>> headers;
-  bool close = false;                        ///< close the connection after writing
+  bool close = false;  ///< close the connection after writing
 
   /// `{"error":{"code":code,"message":message}}` with this status.
   static http_response error(int status, std::string_view code, std::string_view message);

@@ -9,8 +9,8 @@
 namespace aforo::io {
 
 struct listen_address {
-  std::string unix_path;           ///< non-empty for "unix:/path"
-  boost::asio::ip::address ip;     ///< otherwise the address and port to bind
+  std::string unix_path;        ///< non-empty for "unix:/path"
+  boost::asio::ip::address ip;  ///< otherwise the address and port to bind
   unsigned short port = 0;
 };
 

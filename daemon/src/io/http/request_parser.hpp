@@ -32,14 +32,15 @@ class request_parser final : public boost::beast::http::basic_parser<true> {
   [[nodiscard]] bool expects_continue() const { return expect_continue_; }
 
  private:
-  void on_request_impl(boost::beast::http::verb, boost::beast::string_view method, boost::beast::string_view target, int version,
-                       boost::system::error_code&) override {
+  void on_request_impl(boost::beast::http::verb, boost::beast::string_view method, boost::beast::string_view target,
+                       int version, boost::system::error_code&) override {
     req_.method.assign(method.data(), method.size());
     req_.target.assign(target.data(), target.size());
     version_ = static_cast<unsigned>(version);
   }
   void on_response_impl(int, boost::beast::string_view, int, boost::system::error_code&) override {}
-  void on_field_impl(boost::beast::http::field name, boost::beast::string_view name_sv, boost::beast::string_view value_sv, boost::system::error_code&) override {
+  void on_field_impl(boost::beast::http::field name, boost::beast::string_view name_sv,
+                     boost::beast::string_view value_sv, boost::system::error_code&) override {
     const std::string_view name_string(name_sv.data(), name_sv.size());
     const std::string_view value = detail::trim_ows(std::string_view(value_sv.data(), value_sv.size()));
     if (fields_ < req_.headers.size()) {
@@ -77,6 +78,5 @@ class request_parser final : public boost::beast::http::basic_parser<true> {
   bool expect_seen_ = false;
   bool expect_continue_ = false;
 };
-
 
 }  // namespace aforo::io

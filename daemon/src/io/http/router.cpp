@@ -11,8 +11,7 @@ void router::add(std::string_view method, std::string_view path, handler_fn h) {
   routes_[std::string(path)].by_method.emplace_back(std::string(method), std::move(h));
 }
 
-void router::add_sync(std::string_view method, std::string_view path,
-                      std::function<http_response(http_request&)> h) {
+void router::add_sync(std::string_view method, std::string_view path, std::function<http_response(http_request&)> h) {
   add(method, path, [h = std::move(h)](http_request& req, respond_fn respond) { respond(h(req)); });
 }
 
@@ -46,8 +45,7 @@ bool router::bearer_matches(std::string_view authorization, std::string_view tok
 }
 
 void router::dispatch(http_request& req, respond_fn respond) const {
-  if (!token_.empty() &&
-      std::find(open_paths_.begin(), open_paths_.end(), req.path()) == open_paths_.end() &&
+  if (!token_.empty() && std::find(open_paths_.begin(), open_paths_.end(), req.path()) == open_paths_.end() &&
       !bearer_matches(req.header("Authorization"), token_)) {
     if (unauthorized_ != nullptr) unauthorized_->inc();
     auto r = http_response::error(401, "unauthorized", "missing or wrong bearer token");

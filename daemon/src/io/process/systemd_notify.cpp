@@ -57,8 +57,8 @@ bool notify_ready(std::string_view status) {
 bool notify_reloading() {
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  const auto usec = static_cast<unsigned long long>(ts.tv_sec) * 1000000ULL +
-                    static_cast<unsigned long long>(ts.tv_nsec) / 1000ULL;
+  const auto usec =
+      static_cast<unsigned long long>(ts.tv_sec) * 1000000ULL + static_cast<unsigned long long>(ts.tv_nsec) / 1000ULL;
   return notify("RELOADING=1\nSTATUS=reloading config\nMONOTONIC_USEC=" + std::to_string(usec));
 }
 

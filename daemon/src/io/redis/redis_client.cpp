@@ -34,10 +34,14 @@ using clock_type = std::chrono::steady_clock;
 
 const char* to_string(redis_error e) {
   switch (e) {
-    case redis_error::none: return "none";
-    case redis_error::not_connected: return "not_connected";
-    case redis_error::timeout: return "timeout";
-    case redis_error::connection_lost: return "connection_lost";
+    case redis_error::none:
+      return "none";
+    case redis_error::not_connected:
+      return "not_connected";
+    case redis_error::timeout:
+      return "timeout";
+    case redis_error::connection_lost:
+      return "connection_lost";
   }
   return "unknown";
 }
@@ -50,16 +54,30 @@ using tls_stream = asio::ssl::stream<tcp::socket>;
 redis_value convert(const redisReply* r) {
   redis_value v;
   switch (r->type) {
-    case REDIS_REPLY_STRING: v.type = redis_value::kind::string; v.str.assign(r->str, r->len); break;
-    case REDIS_REPLY_STATUS: v.type = redis_value::kind::status; v.str.assign(r->str, r->len); break;
-    case REDIS_REPLY_ERROR: v.type = redis_value::kind::error; v.str.assign(r->str, r->len); break;
-    case REDIS_REPLY_INTEGER: v.type = redis_value::kind::integer; v.integer = r->integer; break;
+    case REDIS_REPLY_STRING:
+      v.type = redis_value::kind::string;
+      v.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_STATUS:
+      v.type = redis_value::kind::status;
+      v.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_ERROR:
+      v.type = redis_value::kind::error;
+      v.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_INTEGER:
+      v.type = redis_value::kind::integer;
+      v.integer = r->integer;
+      break;
     case REDIS_REPLY_ARRAY:
       v.type = redis_value::kind::array;
       v.elements.reserve(r->elements);
       for (std::size_t i = 0; i < r->elements; ++i) v.elements.push_back(convert(r->element[i]));
       break;
-    default: v.type = redis_value::kind::nil; break;
+    default:
+      v.type = redis_value::kind::nil;
+      break;
   }
   return v;
 }
@@ -169,9 +187,10 @@ struct redis_client::impl : std::enable_shared_from_this<impl> {
   }
 
   static util::counter_metric& error_counter(std::string_view kind) {
-    return util::metrics().counter("aforo_sidecar_redis_errors_total",
-                                   "Redis commands that failed, by kind (not_connected, timeout, connection_lost, reply)",
-                                   "kind=\"" + std::string(kind) + "\"");
+    return util::metrics().counter(
+        "aforo_sidecar_redis_errors_total",
+        "Redis commands that failed, by kind (not_connected, timeout, connection_lost, reply)",
+        "kind=\"" + std::string(kind) + "\"");
   }
 
   std::string where() const {
@@ -214,23 +233,23 @@ struct redis_client::impl : std::enable_shared_from_this<impl> {
       return;
     }
     ph = phase::resolving;
-    resolver.async_resolve(opt.endpoint.host, std::to_string(opt.endpoint.port),
-                           [w = weak_from_this(), c](const boost::system::error_code& ec,
-                                                     const tcp::resolver::results_type& results) {
-                             auto self = w.lock();
-                             if (!self || self->conn != c || self->ph != phase::resolving) return;
-                             if (ec || results.empty()) {
-                               self->close(redis_error::connection_lost,
-                                           "cannot resolve " + self->opt.endpoint.host + ": " + ec.message());
-                               return;
-                             }
-                             self->ph = phase::connecting;
-                             asio::async_connect(c->tcp_socket(), results,
-                                                 [w, c](const boost::system::error_code& cec, const tcp::endpoint&) {
-                                                   auto s = w.lock();
-                                                   if (s && s->conn == c) s->transport_connected(c, cec);
-                                                 });
-                           });
+    resolver.async_resolve(
+        opt.endpoint.host, std::to_string(opt.endpoint.port),
+        [w = weak_from_this(), c](const boost::system::error_code& ec, const tcp::resolver::results_type& results) {
+          auto self = w.lock();
+          if (!self || self->conn != c || self->ph != phase::resolving) return;
+          if (ec || results.empty()) {
+            self->close(redis_error::connection_lost,
+                        "cannot resolve " + self->opt.endpoint.host + ": " + ec.message());
+            return;
+          }
+          self->ph = phase::connecting;
+          asio::async_connect(c->tcp_socket(), results,
+                              [w, c](const boost::system::error_code& cec, const tcp::endpoint&) {
+                                auto s = w.lock();
+                                if (s && s->conn == c) s->transport_connected(c, cec);
+                              });
+        });
   }
 
   void connect_timed_out() {
@@ -260,15 +279,16 @@ struct redis_client::impl : std::enable_shared_from_this<impl> {
       close(redis_error::connection_lost, "TLS setup for " + where() + " failed: " + error);
       return;
     }
-    tls->async_handshake(asio::ssl::stream_base::client, [w = weak_from_this(), c](const boost::system::error_code& hec) {
-      auto self = w.lock();
-      if (!self || self->conn != c || self->ph != phase::tls_handshaking) return;
-      if (hec) {
-        self->close(redis_error::connection_lost, self->tls_failure(std::get<tls_stream>(c->io), hec));
-        return;
-      }
-      self->session(c);
-    });
+    tls->async_handshake(
+        asio::ssl::stream_base::client, [w = weak_from_this(), c](const boost::system::error_code& hec) {
+          auto self = w.lock();
+          if (!self || self->conn != c || self->ph != phase::tls_handshaking) return;
+          if (hec) {
+            self->close(redis_error::connection_lost, self->tls_failure(std::get<tls_stream>(c->io), hec));
+            return;
+          }
+          self->session(c);
+        });
   }
 
   // SNI and the name the certificate must carry (a DNS name, or an IP address SAN for an IP literal),
@@ -282,7 +302,8 @@ struct redis_client::impl : std::enable_shared_from_this<impl> {
       if (X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str()) != 1) error = "cannot check the IP address " + name;
     } else {
       // SNI; the macro SSL_set_tlsext_host_name expands to this call
-      if (SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, const_cast<char*>(name.c_str())) != 1 ||
+      if (SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, const_cast<char*>(name.c_str())) !=
+              1 ||
           X509_VERIFY_PARAM_set1_host(param, name.c_str(), name.size()) != 1) {
         error = "cannot use the server name '" + name + "'";
       }
@@ -299,8 +320,8 @@ struct redis_client::impl : std::enable_shared_from_this<impl> {
     if (verify == X509_V_OK) return msg + ec.message();
     msg += "server certificate rejected: ";
     msg += X509_verify_cert_error_string(verify);
-    msg += " (expected name " + server_name() + ", trusted CAs: " +
-           (opt.tls_ca_file.empty() ? std::string("the system store") : opt.tls_ca_file) + ")";
+    msg += " (expected name " + server_name() +
+           ", trusted CAs: " + (opt.tls_ca_file.empty() ? std::string("the system store") : opt.tls_ca_file) + ")";
     return msg;
   }
 
@@ -325,17 +346,20 @@ struct redis_client::impl : std::enable_shared_from_this<impl> {
     handshake_left = cmds.size();
     for (auto& c : cmds) {
       std::string what = c[0];
-      send(std::move(c), [this, what](redis_result r) {
-        // Once one step failed and the connection is closing, the rest fail too: keep the first cause
-        // (e.g. "AUTH failed: WRONGPASS ..."), not "PING failed: connection_lost".
-        if (ph != phase::handshaking || closing) return;
-        if (!r.ok_reply()) {
-          const std::string why = !r.ok() ? to_string(r.error) : r.reply.str;
-          close(redis_error::connection_lost, what + " failed: " + why);
-          return;
-        }
-        if (--handshake_left == 0) became_ready();
-      }, true);
+      send(
+          std::move(c),
+          [this, what](redis_result r) {
+            // Once one step failed and the connection is closing, the rest fail too: keep the first cause
+            // (e.g. "AUTH failed: WRONGPASS ..."), not "PING failed: connection_lost".
+            if (ph != phase::handshaking || closing) return;
+            if (!r.ok_reply()) {
+              const std::string why = !r.ok() ? to_string(r.error) : r.reply.str;
+              close(redis_error::connection_lost, what + " failed: " + why);
+              return;
+            }
+            if (--handshake_left == 0) became_ready();
+          },
+          true);
     }
   }
 
@@ -359,8 +383,9 @@ struct redis_client::impl : std::enable_shared_from_this<impl> {
       if (!self || self->conn != c) return;
       if (ec) {
         const bool closed = ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
-        self->close(redis_error::connection_lost, closed ? std::string("Redis closed the connection")
-                                                         : "reading from " + self->where() + " failed: " + ec.message());
+        self->close(redis_error::connection_lost, closed
+                                                      ? std::string("Redis closed the connection")
+                                                      : "reading from " + self->where() + " failed: " + ec.message());
         return;
       }
       if (redisReaderFeed(c->reader, c->in.data(), n) != REDIS_OK) {

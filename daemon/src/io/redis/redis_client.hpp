@@ -28,7 +28,7 @@ struct redis_value {
   enum class kind : std::uint8_t { nil, integer, string, status, error, array };
   kind type = kind::nil;
   std::int64_t integer = 0;
-  std::string str;                   ///< string, status or error text
+  std::string str;                    ///< string, status or error text
   std::vector<redis_value> elements;  ///< array items
 
   [[nodiscard]] bool is_error() const { return type == kind::error; }

@@ -38,7 +38,8 @@ spool_store::spool_store(spool_options opts) : opts_(std::move(opts)) {
     throw std::runtime_error("spool quarantine directory refused: " + why);
   }
   dir_fd_ = ::open(opts_.dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (dir_fd_ < 0) throw std::runtime_error("spool directory " + opts_.dir + " cannot be opened: " + std::strerror(errno));
+  if (dir_fd_ < 0)
+    throw std::runtime_error("spool directory " + opts_.dir + " cannot be opened: " + std::strerror(errno));
   const std::string cursor_path = (fs::path(opts_.dir) / "cursor").string();
   cursor_fd_ = ::open(cursor_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
   if (cursor_fd_ < 0) {
@@ -130,8 +131,8 @@ void spool_store::recover() {
         recovery_.quarantined_unreadable.push_back(dest + " (" + why + ")");
         continue;
       }
-      throw std::runtime_error("spool segment " + path + " cannot be read (" + why + ") nor moved to " + dest +
-                               ": " + std::strerror(errno));
+      throw std::runtime_error("spool segment " + path + " cannot be read (" + why + ") nor moved to " + dest + ": " +
+                               std::strerror(errno));
     }
     segments_.push_back(id);
     ++recovery_.segments;
@@ -421,8 +422,10 @@ spool_unsynced spool_store::take_unsynced() {
   if (active_dirty_ && active_fd_ >= 0) {
     const int dup = ::fcntl(active_fd_, F_DUPFD_CLOEXEC, 0);
     // Without a descriptor to spare, sync here and now rather than not at all.
-    if (dup >= 0) u.files.push_back(dup);
-    else if (::fdatasync(active_fd_) != 0) u.error = last_error();
+    if (dup >= 0)
+      u.files.push_back(dup);
+    else if (::fdatasync(active_fd_) != 0)
+      u.error = last_error();
   }
   active_dirty_ = false;
   if (dir_dirty_) {

@@ -46,8 +46,8 @@ struct spool_append_result {
   status result = status::stored;
   std::uint64_t dropped_records = 0;  ///< drop_oldest: whole oldest records removed to make room
   std::uint64_t dropped_events = 0;
-  std::error_code error;              ///< io_error only
-  bool compressed = false;            ///< set by the caller that stored an LZ4 payload (for its counters)
+  std::error_code error;    ///< io_error only
+  bool compressed = false;  ///< set by the caller that stored an LZ4 payload (for its counters)
   [[nodiscard]] bool stored() const noexcept { return result == status::stored; }
 };
 
@@ -87,12 +87,11 @@ struct spool_unsynced {
 /// `quarantine/` for what failed its checks. The payload is opaque to the store (the pipeline
 /// stores a batch body, LZ4-compressed in format 2); its format is kept in the record's magic.
 /// A record is appended with one writev(2) and no fsync (take_unsynced() + sync_files(), or
-/// sync()): it survives a process kill, not a power cut. The cursor pwrite is the ack: an acked record is not read again
-/// after a restart; a record delivered but not yet acked is (Aforo dedupes by idempotencyKey).
-/// A segment is deleted once every record in it is consumed; records live in an in-memory index
-/// (24 bytes each). `max_bytes` counts live records; files may hold up to one segment more of
-/// consumed records until that segment is deleted.
-/// Not thread-safe: one owner (the io_context thread).
+/// sync()): it survives a process kill, not a power cut. The cursor pwrite is the ack: an acked record is not read
+/// again after a restart; a record delivered but not yet acked is (Aforo dedupes by idempotencyKey). A segment is
+/// deleted once every record in it is consumed; records live in an in-memory index (24 bytes each). `max_bytes` counts
+/// live records; files may hold up to one segment more of consumed records until that segment is deleted. Not
+/// thread-safe: one owner (the io_context thread).
 class spool_store {
  public:
   /// Creates `dir` if needed, locks it (flock on `cursor`: one store per directory, across
@@ -162,7 +161,7 @@ class spool_store {
   struct record_loc {
     std::uint64_t segment;
     std::uint64_t offset;
-    std::uint32_t size;    ///< header + payload
+    std::uint32_t size;  ///< header + payload
     std::uint32_t events;
     std::uint64_t seq;
   };
@@ -180,12 +179,12 @@ class spool_store {
 
   spool_options opts_;
   std::deque<record_loc> index_;
-  std::deque<std::uint64_t> segments_;   ///< segment ids on disk, ascending
+  std::deque<std::uint64_t> segments_;  ///< segment ids on disk, ascending
   std::uint64_t bytes_ = 0;
   std::uint64_t events_ = 0;
   std::uint64_t next_id_ = 1;
   std::uint64_t next_seq_ = 1;
-  std::uint64_t cursor_segment_ = 0;     ///< first unconsumed position
+  std::uint64_t cursor_segment_ = 0;  ///< first unconsumed position
   std::uint64_t cursor_offset_ = 0;
   int active_fd_ = -1;
   std::uint64_t active_id_ = 0;
@@ -194,9 +193,9 @@ class spool_store {
   std::uint64_t read_id_ = 0;
   int cursor_fd_ = -1;
   int dir_fd_ = -1;
-  bool active_dirty_ = false;             ///< appends to the active segment since take_unsynced
-  std::vector<int> closed_dirty_;        ///< dup'd fds of rotated segments with unsynced appends
-  bool dir_dirty_ = false;               ///< a segment was created since take_unsynced
+  bool active_dirty_ = false;      ///< appends to the active segment since take_unsynced
+  std::vector<int> closed_dirty_;  ///< dup'd fds of rotated segments with unsynced appends
+  bool dir_dirty_ = false;         ///< a segment was created since take_unsynced
   spool_recovery_stats recovery_;
   std::uint64_t corrupt_on_read_ = 0;
   std::uint64_t read_errors_ = 0;
