@@ -76,8 +76,10 @@ table_rows "$plugin_readme" "## Configuration" '^\| `[a-z_]+` \|' >"$tmp/fields.
 compare fields "fields of $plugin_schema" "$plugin_readme (## Configuration)"
 
 # (c) Daemon config keys: the first argument of every v.<kind>("key", ...) call in visit_config.
-sed -n '/void visit_config(/,/^}/p' "$config_schema" |
-  { grep -oE '\bv\.[a-z_]+\("[a-z0-9_.]+"' || true; } | sed -E 's/.*\("//; s/"$//' | sort -u >"$tmp/keys.declared"
+# (One line: a formatter may put the key on the line after "v.choice(".)
+sed -n '/void visit_config(/,/^}/p' "$config_schema" | tr '\n' ' ' |
+  { grep -oE '\bv\.[a-z_]+\([[:space:]]*"[a-z0-9_.]+"' || true; } | sed -E 's/.*"([a-z0-9_.]+)"$/\1/' |
+  sort -u >"$tmp/keys.declared"
 [ -s "$tmp/keys.declared" ] || { echo "check-docs: no config key found in visit_config ($config_schema)" >&2; exit 2; }
 # Every key path in sidecar.yaml (two spaces per level), e.g. "listen", "server.max_body".
 awk '

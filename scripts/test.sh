@@ -7,10 +7,13 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
 
 # Lint first, it takes seconds: luacheck on the plugin, its shim and specs (.luacheckrc), shellcheck
-# (warnings and errors) on every shell script.
+# (warnings and errors) on every shell script, clang-format on every C++ file.
 luacheck -q lua tests/lua
 mapfile -t shell_scripts < <(git ls-files '*.sh')
 shellcheck -x -S warning "${shell_scripts[@]}" .ci/run
+# C++ formatting (.clang-format): `clang-format -i <file>` fixes what this reports.
+mapfile -t cpp_files < <(git ls-files '*.cpp' '*.hpp' '*.h')
+clang-format --dry-run -Werror "${cpp_files[@]}"
 
 build_dir=${AFORO_BUILD_DIR:-build}
 jobs=${AFORO_JOBS:-$(nproc)}
