@@ -1,5 +1,6 @@
 // POST /v1/check; see decision_service.hpp.
 #include "app/decisions/decision_service.hpp"
+#include "app/decisions/decision_service_detail.hpp"
 
 #include <boost/asio/io_context.hpp>
 
@@ -15,6 +16,8 @@ namespace aforo::app {
 namespace ce = core::entitlements;
 using namespace std::chrono_literals;
 
+using namespace decision_detail;
+
 namespace {
 ce::engine_options options_of(const config::sidecar_config& c) {
   ce::engine_options o;
@@ -27,8 +30,6 @@ ce::engine_options options_of(const config::sidecar_config& c) {
   return o;
 }
 
-using util::unix_now;
-
 ce::reservation_options reservation_options_of(const config::sidecar_config& c) {
   ce::reservation_options o;
   o.max_chunk = c.cache.quota_max_chunk;
@@ -40,79 +41,13 @@ ce::reservation_options reservation_options_of(const config::sidecar_config& c) 
   return o;
 }
 
-std::int64_t steady_ms(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-}
-
-double seconds_of(std::chrono::steady_clock::duration d) { return std::chrono::duration<double>(d).count(); }
-
 std::int64_t wall_ms() { return util::unix_now_ms(); }
 
 std::string seconds_text(std::chrono::steady_clock::duration d) {
   return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(d).count()) + "s";
 }
 
-using owned_check = ce::owned_check_request;
 }  // namespace
-
-/// A request waiting for its quota reservation; decided again (with leased 0: already counted).
-struct decision_service::waiter {
-  std::shared_ptr<owned_check> req;
-  snapshot_ptr snap;
-  entitlements_sharing::customer_ptr looked_up;  // keeps a customer from the shared store alive
-  const ce::customer* cust = nullptr;
-  std::string_view cache;
-  clock::time_point started;
-  io::respond_fn respond;
-  bool waited = false;  // counted in aforo_sidecar_quota_reservation_waits_total
-};
-
-struct decision_service::metrics_set {
-  util::histogram_metric& latency = util::metrics().histogram(
-      "aforo_sidecar_check_duration_seconds", "Time to answer POST /v1/check inside the sidecar, seconds.",
-      {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01});
-  util::counter_metric& hit = lookups("hit");
-  util::counter_metric& stale = lookups("stale");
-  util::counter_metric& miss = lookups("miss");
-  util::counter_metric& no_snapshot = util::metrics().counter(
-      "aforo_sidecar_check_unavailable_total", "POST /v1/check answered 503 (no snapshot, or past max_stale).");
-  util::counter_metric& bad_request = util::metrics().counter("aforo_sidecar_check_bad_requests_total",
-                                                              "POST /v1/check answered 400 (malformed body).");
-  util::counter_metric& leases = util::metrics().counter(
-      "aforo_sidecar_check_leases_total",
-      "Allowed decisions that carried a decision lease (the plugin may admit further requests without asking).");
-  util::counter_metric& leased = util::metrics().counter(
-      "aforo_sidecar_check_leased_requests_total",
-      "Requests the plugin reported as admitted under decision leases (added to the quota counters).");
-  util::counter_metric& quota_waits = util::metrics().counter(
-      "aforo_sidecar_quota_reservation_waits_total",
-      "Checks that waited for a quota reservation from Redis (too few units held: near the limit, or a key's first use).");
-  util::counter_metric& quota_down = util::metrics().counter(
-      "aforo_sidecar_quota_redis_down_admitted_total",
-      "Quota units admitted beyond the chunks held while Redis was unavailable (cache.quota_redis_down_allowance).");
-  util::counter_metric& loads = util::metrics().counter("aforo_sidecar_entitlements_snapshot_loads_total",
-                                                        "Entitlement snapshots loaded from the source.");
-  util::counter_metric& load_failures = util::metrics().counter(
-      "aforo_sidecar_entitlements_snapshot_load_failures_total",
-      "Failed snapshot refreshes (unreadable or invalid file, control plane error); the snapshot in force stays.");
-  util::counter_metric& lkg_loaded = lkg("loaded");
-  util::counter_metric& lkg_ignored = lkg("ignored");
-
-  static util::counter_metric& lkg(const char* result) {
-    return util::metrics().counter(
-        "aforo_sidecar_entitlements_last_known_good_loads_total",
-        "Startups whose source could not give a snapshot: the persisted last known good one loaded, or "
-        "ignored (none, corrupt, truncated or invalid).",
-        std::string("result=\"") + result + "\"");
-  }
-
-  static util::counter_metric& lookups(const char* result) {
-    return util::metrics().counter(
-        "aforo_sidecar_entitlements_cache_lookups_total",
-        "Customer look-ups by POST /v1/check: hit, stale (served from an aging snapshot) or miss.",
-        std::string("result=\"") + result + "\"");
-  }
-};
 
 decision_service::decision_service(context& ctx, entitlements_sharing& sharing, ce::margin_hook* margin,
                                    snapshot_in_force& in_force)
@@ -459,71 +394,6 @@ void decision_service::handle_check(io::http_request& req, const io::respond_fn&
   if (reservations_ && (reservations_->calls_due() || reservations_->down_admitted() != down_counted_)) {
     flush_reservations(false);
   }
-}
-
-// ---- quota reservations -----------------------------------------------------------------------
-
-void decision_service::prepare_reservations(clock::time_point now) {
-  if (!reservations_) return;
-  reservations_->set_now_ms(steady_ms(now));
-  reservations_->set_connected(sharing_->store_connected());
-}
-
-void decision_service::decide_waiter(waiter w) {
-  const auto d = engine_.decide_for(w.req->view(), w.snap->rules, w.cust, ledger(), unix_now(), w.cache, margin_);
-  if (d.quota_pending) {
-    w.req->leased = 0;  // counted by the pass that first found it pending
-    w.req->lease_unused = 0;
-    return park(std::move(w));
-  }
-  finish(d, w.started, w.respond);
-  if (reservations_ && !waking_ && reservations_->calls_due()) flush_reservations(false);
-}
-
-void decision_service::park(waiter w) {
-  if (!w.waited) metrics_->quota_waits.inc();
-  w.waited = true;
-  waiting_[reservations_->pending_key()].push_back(std::move(w));
-  if (!waking_) flush_reservations(false);
-}
-
-void decision_service::wake(const std::string& key) {
-  auto it = waiting_.find(key);
-  if (it == waiting_.end()) return;
-  auto list = std::move(it->second);
-  waiting_.erase(it);
-  prepare_reservations(clock::now());
-  waking_ = true;  // one call for all of them, after they all asked
-  for (auto& w : list) decide_waiter(std::move(w));
-  waking_ = false;
-}
-
-void decision_service::flush_reservations(bool report) {
-  if (!reservations_) return;
-  prepare_reservations(clock::now());
-  if (const auto down = reservations_->down_admitted(); down != down_counted_) {
-    metrics_->quota_down.inc(down - down_counted_);
-    down_counted_ = down;
-  }
-  if (reservations_->take_down_warning()) {
-    util::log::warn("quota: redis unavailable; admitting up to " +
-                    std::to_string(ctx_.config.cache.quota_redis_down_allowance) + " units or " +
-                    std::to_string(ctx_.config.cache.quota_redis_down_percent) +
-                    "% of the limit (the larger) per key beyond the chunks held (cache.quota_redis_down_allowance, "
-                    "quota_redis_down_percent) until it returns");
-  }
-  if (!report && !reservations_->calls_due()) return;
-  auto calls = reservations_->take_calls(unix_now(), report);
-  if (calls.empty()) return;
-  sharing_->reserve(std::move(calls), [this](const ce::reserve_call& c, std::optional<ce::reserve_reply> r) {
-    reservations_->set_now_ms(steady_ms(clock::now()));
-    if (r)
-      reservations_->on_reply(c, *r);
-    else
-      reservations_->on_failure(c);
-    wake(c.key);
-    flush_reservations(false);
-  });
 }
 
 void decision_service::finish(const ce::decision& d, clock::time_point started, const io::respond_fn& respond) {
