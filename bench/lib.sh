@@ -72,6 +72,16 @@ start_fake_ingest() {
   wait_port "$fake_port"
 }
 
+# median_columns: rows of numbers on stdin (blank lines skipped) -> one row, each column's median (the lower
+# middle for an even count). bench/lib_test.sh checks it.
+median_columns() {
+  awk 'BEGIN { n = 0 }
+    NF { for (i = 1; i <= NF; i++) v[i, n] = $i; if (NF > w) w = NF; n++ }
+    END { for (i = 1; i <= w; i++) { for (j = 0; j < n; j++) a[j] = v[i, j]
+          for (x = 0; x < n; x++) for (y = x + 1; y < n; y++) if (a[y] + 0 < a[x] + 0) { t = a[x]; a[x] = a[y]; a[y] = t }
+          printf "%s%s", a[int((n - 1) / 2)], (i < w ? " " : "\n") } }'
+}
+
 # metric PORT SERIES -> the sidecar's /metrics value of that series (0 when absent)
 metric() {
   curl -s "http://127.0.0.1:$1/metrics" | awk -v s="$2" '$1 == s { v = $2 } END { printf "%.0f\n", v + 0 }'

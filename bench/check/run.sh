@@ -100,10 +100,7 @@ for _round in $(seq 1 "$RATE_ROUNDS"); do
 done
 # median of each field over the rounds
 for target in nginx health check; do
-  R[$target.rate]="$(awk 'NF { for (i = 1; i <= NF; i++) v[i, n] = $i; n++ }
-    END { for (i = 1; i <= 6; i++) { k = 0; for (j = 0; j < n; j++) a[k++] = v[i, j]
-          for (x = 0; x < k; x++) for (y = x + 1; y < k; y++) if (a[y] + 0 < a[x] + 0) { t = a[x]; a[x] = a[y]; a[y] = t }
-          printf "%s%s", a[int((k - 1) / 2)], (i < 6 ? " " : "\n") } }' <<<"${P[$target]}")"
+  R[$target.rate]="$(median_columns <<<"${P[$target]}")"
   rate_p99s[$target]="$(awk 'NF { printf "%s%s", sep, $3; sep = "," }' <<<"${P[$target]}")"
 done
 
