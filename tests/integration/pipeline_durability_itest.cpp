@@ -102,9 +102,12 @@ TEST_CASE("pipeline: SIGTERM during an outage moves memory to disk, and a restar
 
 TEST_CASE("pipeline: SIGKILL under load with durability disk loses nothing that got a 202", "[pipeline]") {
   fake_ingest_process fake;
-  // A slow ingest keeps a backlog in the spool when the kill lands.
-  fake.set_faults(R"([{"delay_ms":40,"times":100000}])");
-  sidecar_process sc(sidecar_yaml(fake.ingest_url(), "batch: { max_events: 100, flush_interval: 100ms }\n"),
+  // A slow ingest keeps a backlog in the spool when the kill lands: one request in flight of at most
+  // 100 events, answered after 200 ms (500 events/s, fewer than the load posts even under ASan).
+  fake.set_faults(R"([{"delay_ms":200,"times":100000}])");
+  sidecar_process sc(sidecar_yaml(fake.ingest_url(),
+                                  "batch: { max_events: 100, backlog_events: 100, max_concurrency: 1, "
+                                  "adaptive_concurrency: false, flush_interval: 100ms }\n"),
                      sidecar_env());
   std::atomic<int> acked{0};
   std::atomic<bool> stop{false};
