@@ -35,6 +35,7 @@ build = {
     ["kong.plugins.aforo-metering.schema"] = "lua/kong/plugins/aforo-metering/schema.lua",
     ["kong.plugins.aforo-metering.client"] = "lua/kong/plugins/aforo-metering/client.lua",
     ["kong.plugins.aforo-metering.buffer"] = "lua/kong/plugins/aforo-metering/buffer.lua",
+    ["kong.plugins.aforo-metering.batch"] = "lua/kong/plugins/aforo-metering/batch.lua",
     ["kong.plugins.aforo-metering.lease"] = "lua/kong/plugins/aforo-metering/lease.lua",
     ["kong.plugins.aforo-metering.decision"] = "lua/kong/plugins/aforo-metering/decision.lua",
     ["kong.plugins.aforo-metering.event"] = "lua/kong/plugins/aforo-metering/event.lua",

@@ -381,6 +381,19 @@ describe("aforo-metering buffer", function()
       return n
     end
 
+    -- Writes (mode "wb") or appends ("ab") text to a file.
+    local function put_file(file, text, mode)
+      local f = assert(io.open(file, mode or "wb"))
+      f:write(text)
+      f:close()
+    end
+
+    -- Neither the overflow file nor a claimed one is left.
+    local function assert_no_files()
+      assert.is_nil(io.open(path, "rb"))
+      assert.is_nil(io.open(path .. ".replaying", "rb"))
+    end
+
     -- Removes the overflow watch timers from the pending ones; returns how many there were.
     local function unwatch()
       local n = 0
@@ -425,8 +438,7 @@ describe("aforo-metering buffer", function()
       -- The file is claimed and read a second later (a writer in another process that opened it before
       -- the claim has finished by then); the memory waits behind it.
       assert.same({ 1, 2, 3, 4, 5, 6, 7, 8 }, numbers())
-      assert.is_nil(io.open(path, "rb"))
-      assert.is_nil(io.open(path .. ".replaying", "rb"))
+      assert_no_files()
       assert.equal(6, buffer.stats(q).spilled)
       assert.equal(0, #errors() - 1) -- only the "could not send" line
     end)
@@ -494,9 +506,7 @@ describe("aforo-metering buffer", function()
     end)
 
     it("on exit with older events in the file, appends the queue after them instead of sending it first", function()
-      local f = io.open(path, "wb")
-      f:write('{"n":1}\n{"n":2}\n')
-      f:close()
+      put_file(path, '{"n":1}\n{"n":2}\n', "wb")
       for i = 3, 4 do add(q, i) end
       env.exiting = true
       helper.run_timers(env, true)
@@ -512,9 +522,7 @@ describe("aforo-metering buffer", function()
     end)
 
     it("skips a line cut short by a failed write", function()
-      local f = io.open(path, "wb")
-      f:write('{"n":1}\n{"n":2}\n{"n":')
-      f:close()
+      put_file(path, '{"n":1}\n{"n":2}\n{"n":', "wb")
       add(q, 3)
       helper.run_timers(env)
       assert.same({ 1, 2, 3 }, numbers())
@@ -522,9 +530,7 @@ describe("aforo-metering buffer", function()
     end)
 
     it("after a write cut short, the next append starts on a line of its own and is sent", function()
-      local f = io.open(path, "wb")
-      f:write('{"n":1}\n{"n":')
-      f:close()
+      put_file(path, '{"n":1}\n{"n":', "wb")
       outcome = function() return nil, "connection refused" end
       add(q, 2)
       helper.run_timers(env, false, 1)
@@ -546,37 +552,27 @@ describe("aforo-metering buffer", function()
       assert.equal(1, #env.timers) -- looks again a second later
       assert.equal(0, #sent)
       -- The exiting worker (another process) appends its events now.
-      local f = io.open(path, "ab")
-      f:write('{"n":1}\n{"n":2}\n')
-      f:close()
+      put_file(path, '{"n":1}\n{"n":2}\n', "ab")
       helper.run_timers(env, false, 5)
       assert.same({ 1, 2 }, numbers())
-      assert.is_nil(io.open(path, "rb"))
-      assert.is_nil(io.open(path .. ".replaying", "rb"))
+      assert_no_files()
     end)
 
     it("events appended after the file was claimed go to a new file and are sent too, none twice", function()
-      local f = io.open(path, "wb")
-      f:write('{"n":1}\n{"n":2}\n')
-      f:close()
+      put_file(path, '{"n":1}\n{"n":2}\n', "wb")
       add(q, 3)
       helper.run_timers(env, false, 1) -- claims the file, reads it a second later, the memory after it
       assert.is_nil(io.open(path, "rb"))
       assert.same({}, numbers())
       -- The exiting worker appends between the claim and the read: the append starts a new file.
-      f = io.open(path, "ab")
-      f:write('{"n":4}\n')
-      f:close()
+      put_file(path, '{"n":4}\n', "ab")
       helper.run_timers(env)
       assert.same({ 1, 2, 4, 3 }, numbers())
-      assert.is_nil(io.open(path, "rb"))
-      assert.is_nil(io.open(path .. ".replaying", "rb"))
+      assert_no_files()
     end)
 
     it("waits for a claimed file on a timer nginx runs after its clock moved (never a zero delay)", function()
-      local f = io.open(path, "wb")
-      f:write('{"n":1}\n')
-      f:close()
+      put_file(path, '{"n":1}\n', "wb")
       add(q, 2)
       helper.run_timers(env, false, 1) -- claims the file; the memory waits behind it
       assert.same({}, numbers())
@@ -591,9 +587,7 @@ describe("aforo-metering buffer", function()
     end)
 
     it("while a claimed file settles, the queue waits, and past its high-water mark spills after it", function()
-      local f = io.open(path, "wb")
-      f:write('{"n":1}\n{"n":2}\n')
-      f:close()
+      put_file(path, '{"n":1}\n{"n":2}\n', "wb")
       add(q, 3)
       helper.run_timers(env, false, 1) -- claims the file
       assert.same({}, numbers())
@@ -614,14 +608,11 @@ describe("aforo-metering buffer", function()
       for i = 1, 14 do all[i] = i end
       assert.same(all, numbers())
       assert.equal(0, buffer.stats(q).dropped)
-      assert.is_nil(io.open(path, "rb"))
-      assert.is_nil(io.open(path .. ".replaying", "rb"))
+      assert_no_files()
     end)
 
     it("a worker exiting while a claimed file settles hands its queue over in the file, after it", function()
-      local f = io.open(path, "wb")
-      f:write('{"n":1}\n')
-      f:close()
+      put_file(path, '{"n":1}\n', "wb")
       add(q, 2)
       helper.run_timers(env, false, 1) -- claims the file
       env.exiting = true

@@ -20,6 +20,7 @@
 local cjson = require "cjson.safe"
 local client = require "kong.plugins.aforo-metering.client"
 local buffer = require "kong.plugins.aforo-metering.buffer"
+local batch = require "kong.plugins.aforo-metering.batch"
 local event = require "kong.plugins.aforo-metering.event"
 local leases = require "kong.plugins.aforo-metering.lease"
 local decisions = require "kong.plugins.aforo-metering.decision"
@@ -32,11 +33,8 @@ local kong = kong
 local ngx = ngx
 local null = ngx.null
 local type = type
-local tostring = tostring
-local tonumber = tonumber
 local max = math.max
 local min = math.min
-local sub = string.sub
 local decode = cjson.decode
 local quote = event.quote
 local valid_utf8 = event.valid_utf8
@@ -51,7 +49,6 @@ local identify = identity.customer
 
 
 local CHECK_PATH = "/v1/check"
-local INGEST_PATH = "/v1/ingest/batch"
 local BACKGROUND_TIMEOUT_MS = 2000   -- flush and handshake run in timers, off the request path
 local LOG_EVERY_S = 10               -- rate limit of per-request ERROR lines
 local MAX_CUSTOMER_ID = 64           -- Aforo's customerId limit
@@ -96,67 +93,13 @@ local function suppressed_note(n)
 end
 
 
--- Events this worker dropped and has not reported yet: sent to the sidecar on the next batch's
--- X-Aforo-Plugin-Dropped header (aforo_sidecar_plugin_events_dropped_total, /v1/handshake), and
--- counted as reported once the sidecar answers 2xx.
-local function drops_to_report(q)
-  local buffer_full = q.dropped - (q.dropped_reported or 0)
-  local overflow_full = q.overflow_dropped - (q.overflow_dropped_reported or 0)
-  if buffer_full > 0 or overflow_full > 0 then
-    return buffer_full, overflow_full
-  end
-end
-
-
-local function send_batch(q, body)
-  local opts = q.opts
-  local buffer_full, overflow_full = drops_to_report(q)
-  if buffer_full then
-    opts = q.report_opts
-    opts.headers = "X-Aforo-Plugin-Dropped: buffer_full=" .. buffer_full .. ",overflow_full=" .. overflow_full
-                   .. "\r\n"
-  end
-  local status, resp = client.request(q.url, "POST", INGEST_PATH, body, opts)
-  if not status then
-    return nil, resp
-  end
-  if buffer_full and status >= 200 and status < 300 then
-    q.dropped_reported = (q.dropped_reported or 0) + buffer_full
-    q.overflow_dropped_reported = (q.overflow_dropped_reported or 0) + overflow_full
-  end
-  if status >= 200 and status < 300 then
-    if not resp:find('"failed":0', 1, true) then
-      local r = decode(resp)
-      local failed = type(r) == "table" and tonumber(r.failed) or 0
-      if failed > 0 then
-        local first = type(r.errors) == "table" and type(r.errors[1]) == "table" and r.errors[1] or {}
-        q.log.warn("sidecar rejected ", failed, " events (first: index ",
-                   tostring(first.index), ": ", tostring(first.message), ")")
-      end
-    end
-    return true
-  end
-  if status == 413 then
-    -- Too many events or bytes for one POST: the queue sends fewer (or drops a lone event).
-    return nil, "HTTP 413: " .. sub(resp, 1, 200), true
-  end
-  if status == 400 or status == 422 then
-    -- The sidecar will never take this batch; retrying would block the queue.
-    q.log.err("ERROR sidecar refused a batch of events with HTTP ", status, ", batch dropped: ",
-              sub(resp, 1, 200))
-    return true
-  end
-  return nil, client.status_text(status)
-end
-
-
 -- Derived state of one plugin config: socket options and the queue of its sidecar_url.
 local function state_for(conf)
   local s = states[conf]
   if s then
     return s
   end
-  local q = buffer.get(conf.sidecar_url, send_batch, log)
+  local q = buffer.get(conf.sidecar_url, batch.send, log)
   -- Several configs may share a sidecar_url, and so one queue: it takes the largest buffer_max_size and
   -- overflow_max_bytes and the smallest batch_size and flush_interval of the configs this worker has
   -- seen, whatever order they come in (Kong builds them in no fixed order).
