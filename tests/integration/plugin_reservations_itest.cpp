@@ -1,7 +1,6 @@
 // End to end with quota reservations: the unchanged aforo-metering plugin in real nginx (decision
 // leases on) in front of one sidecar, a second sidecar answering direct checks, one real Redis:
 // leases are drawn from the first sidecar's chunk, so together they admit exactly the limit.
-#include <cstdlib>
 #include <catch2/catch.hpp>
 
 #include <thread>
@@ -79,13 +78,7 @@ TEST_CASE(
   std::this_thread::sleep_for(1200ms);  // kept: the leases expiring is what this round relies on
   round(20);
   INFO("via plugin " << via_plugin << ", via the other sidecar " << via_b);
-  if (std::getenv("ASAN_OPTIONS") == nullptr) {
-    CHECK(via_plugin + via_b == 300);
-  } else {
-    // Under ASan one unit set aside for a lease is still not back at the end (299 of 300, every run):
-    // never over, under by one. Open in issue 23 (a slow worker's last lease_unused report is lost).
-    CHECK(via_plugin + via_b >= 299);
-  }
+  CHECK(via_plugin + via_b == 300);  // exact, also when checks time out (a lease report is re-sent, counted once)
   CHECK(via_plugin > 0);
   CHECK(via_b > 0);
   CHECK(a.metric("aforo_sidecar_check_leases_total") > 0);  // leases were granted and used

@@ -304,6 +304,41 @@ TEST_CASE("quota reservations: a lease reported long after 3 x lease_ttl never t
   CHECK(redis_used(server) == 1000);
 }
 
+TEST_CASE("quota reservations: a lease report sent again after a lost answer (same report_id) counts once",
+          "[redis][sidecars][reservations][lease]") {
+  redis_server server(free_port());
+  temp_dir dir;
+  std::string config = yaml(dir, server, 1000);
+  config.replace(config.find("lease_requests: 0"), 17, "lease_requests: 20, lease_ttl: 200ms");
+  auto scs = start_sidecars(1, config);
+  tally t;
+  auto a = scs[0]->client();
+  std::int64_t lease = 0;
+  static const std::regex lease_re(R"("lease":\{"requests":(\d+))");
+  for (int i = 0; i < 600 && lease == 0; ++i) {
+    const auto r = a.post("/v1/check", R"({"customer_id":"cust_a","feature":"api","quantity":1,"lease_unused":0})");
+    REQUIRE(r.status == 200);
+    if (r.body.find(R"("allowed":true)") != std::string::npos) ++t.allowed;
+    std::smatch m;
+    if (std::regex_search(r.body, m, lease_re)) lease = std::stoll(m[1].str());
+  }
+  REQUIRE(lease > 1);
+  // The plugin admitted the whole lease and reports it; the answer is lost (a timeout), so the next
+  // check carries the same report again, grown by one more request admitted meanwhile (cumulative).
+  const std::string report = R"({"customer_id":"cust_a","feature":"api","quantity":0,"report_id":"w7:1","leased":)";
+  REQUIRE(a.post("/v1/check", report + std::to_string(lease - 1) + "}").status == 200);
+  REQUIRE(a.post("/v1/check", report + std::to_string(lease) + R"(,"report_resent":true})").status == 200);
+  REQUIRE(a.post("/v1/check", report + std::to_string(lease) + R"(,"report_resent":true})").status == 200);
+  CHECK(scs[0]->metric(R"(aforo_sidecar_check_lease_reports_resent_total{kind="repeated"})") == 2);
+  for (int i = 0; i < 1200; ++i) {
+    check_once(a, t);
+    REQUIRE(t.allowed + lease <= 1000);
+  }
+  INFO("allowed " << t.allowed << " + leased " << lease << "; denied " << t.denied);
+  CHECK(t.errors == 0);
+  CHECK(t.allowed + lease == 1000);  // exact: counted once (twice would leave `lease` units unused)
+}
+
 TEST_CASE("quota reservations: Redis down admits held chunks plus the allowance, WARN and metric, reconciled on return",
           "[redis][sidecars][reservations]") {
   redis_server server(free_port());

@@ -137,3 +137,30 @@ TEST_CASE("check request: operation is an optional name the feature rules may ma
   CHECK(error_of(R"({"customer_id":"c","operation":")" + std::string(513, 'a') + "\"}") ==
         "operation is longer than 512 characters");
 }
+
+TEST_CASE("check request: report_id, report_resent and renewal name a lease report", "[entitlements][check]") {
+  std::string body =
+      R"({"customer_id":"c","leased":4,"lease_unused":2,"report_id":"w1a2:17","report_resent":true,"renewal":true})";
+  check_request req;
+  REQUIRE_FALSE(parse(body, req).has_value());
+  CHECK(req.report_id == "w1a2:17");
+  CHECK(req.report_resent);
+  CHECK(req.renewal);
+  const owned_check_request owned(req);
+  CHECK(owned.view().report_id == "w1a2:17");
+  CHECK(owned.view().report_resent);
+  CHECK(owned.view().renewal);
+
+  std::string plain = R"({"customer_id":"c"})";
+  REQUIRE_FALSE(parse(plain, req).has_value());
+  CHECK(req.report_id.empty());
+  CHECK_FALSE(req.report_resent);
+  CHECK_FALSE(req.renewal);
+
+  CHECK(error_of(R"({"customer_id":"c","report_id":7})") == "report_id must be a string");
+  CHECK(error_of(R"({"customer_id":"c","renewal":"yes"})") == "renewal must be true or false");
+  CHECK(error_of(R"({"customer_id":"c","report_resent":1})") == "report_resent must be true or false");
+  CHECK(error_of(R"({"customer_id":"c","leased":true})") == "leased must be an integer >= 0");
+  CHECK(error_of(R"({"customer_id":"c","report_id":")" + std::string(65, 'x') + "\"}") ==
+        "report_id is longer than 64 characters");
+}

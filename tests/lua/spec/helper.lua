@@ -79,7 +79,7 @@ function helper.setup()
         return true
       end,
     },
-    worker = { exiting = function() return env.exiting end },
+    worker = { exiting = function() return env.exiting end, pid = function() return 4242 end },
     socket = { tcp = function() error("no sockets in specs") end },
     req = { start_time = function() return env.req.start_ms / 1000 end },
     -- ngx.re for the regular expressions the plugin uses, as Lua patterns (the nginx harness runs

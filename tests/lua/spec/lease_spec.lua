@@ -401,7 +401,7 @@ describe("aforo-metering handler", function()
       assert.equal(3, check_body(3).lease_unused)
     end)
 
-    it("does not report unused units again after a failed check (the sidecar keeps them as used)", function()
+    it("sends a failed check's report again, same id and counts, marked sent before", function()
       env.respond(leased(50))
       local conf = helper.conf()
       request(conf)
@@ -409,13 +409,59 @@ describe("aforo-metering handler", function()
       request(conf)
       env.clock.t = env.clock.t + 1.001
       env.respond(refused)
-      request(conf) -- fails: leased 2 and lease_unused 48 sent, not counted
-      assert.equal(48, check_body(2).lease_unused)
+      request(conf) -- fails: leased 2 and lease_unused 48 sent; counted by the sidecar or not
+      local failed = check_body(2)
+      assert.equal(2, failed.leased)
+      assert.equal(48, failed.lease_unused)
+      assert.is_string(failed.report_id)
+      assert.is_nil(failed.report_resent)
       env.respond(leased(50))
       request(conf)
       assert.equal(3, #env.calls)
-      assert.equal(2, check_body(3).leased)  -- admitted: reported again
-      assert.equal(0, check_body(3).lease_unused) -- never twice
+      local again = check_body(3)
+      assert.equal(failed.report_id, again.report_id) -- the sidecar counts an id once
+      assert.is_true(again.report_resent)
+      assert.equal(2, again.leased)
+      assert.equal(48, again.lease_unused)
+      request(conf) -- under the new lease: nothing more to report until it renews
+      env.clock.t = env.clock.t + 1.001
+      request(conf)
+      local next_one = check_body(4)
+      assert.are_not.equal(failed.report_id, next_one.report_id) -- answered: a new report
+      assert.is_nil(next_one.report_resent)
+      assert.equal(1, next_one.leased)
+      assert.equal(49, next_one.lease_unused)
+    end)
+
+    it("grows a kept report by what the key gathered since (its counts are cumulative)", function()
+      env.respond(leased(4))
+      local conf = helper.conf()
+      request(conf)                       -- lease of 4, renewed from 2 left
+      request(conf)
+      request(conf)                       -- 2 admitted, 2 left
+      env.respond(refused)
+      request(conf)                       -- renewal due: admitted (1 left), its check in a timer
+      renewals()                          -- fails: its report (2, and its own request) is kept
+      local renewal = check_body(2)
+      assert.is_true(renewal.renewal)
+      assert.equal(2, renewal.leased)
+      request(conf)                       -- admitted (0 left)
+      env.respond(leased(4))
+      request(conf)                       -- asks: the kept report, grown by the one admitted since
+      local body = check_body(3)
+      assert.equal(renewal.report_id, body.report_id)
+      assert.is_true(body.report_resent)
+      assert.is_nil(body.renewal)
+      assert.equal(4, body.leased)        -- 2 + the renewal's own + 1
+    end)
+
+    it("a check with nothing to report carries no report id", function()
+      env.respond(leased(4))
+      local conf = helper.conf()
+      request(conf)
+      local body = check_body(1)
+      assert.is_nil(body.report_id)
+      assert.equal(0, body.lease_unused)
     end)
 
     it("drops expired leases past 10000 keys and every 10 s, keeping live ones", function()

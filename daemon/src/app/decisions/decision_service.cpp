@@ -356,6 +356,17 @@ void decision_service::handle_check(io::http_request& req, const io::respond_fn&
                                             snap_ ? "the entitlement snapshot is older than entitlements.max_stale"
                                                   : "no entitlement snapshot loaded yet"));
   }
+  // From here on the check's lease report is counted (the answers above count nothing): once per id.
+  switch (reports_.apply(check)) {
+    case ce::lease_reports::outcome::repeated:
+      metrics_->report_repeats.inc();
+      break;
+    case ce::lease_reports::outcome::unknown_resend:
+      metrics_->report_unknown.inc();
+      break;
+    default:
+      break;
+  }
   if (check.leased > 0) metrics_->leased.inc(static_cast<std::uint64_t>(check.leased));
   const ce::customer* cust = snap_->find_customer(check.customer_id);
   if (cust == nullptr && sharing_->can_lookup()) {
@@ -384,6 +395,7 @@ void decision_service::handle_check(io::http_request& req, const io::respond_fn&
   }
   prepare_reservations(started);
   const auto d = engine_.decide_for(check, snap_->rules, cust, ledger(), unix_now(), ce::to_string(state), margin_);
+  note_renewal(check, d);
   if (d.quota_pending) {
     check.leased = 0;  // counted by this first pass
     check.lease_unused = 0;
@@ -394,6 +406,10 @@ void decision_service::handle_check(io::http_request& req, const io::respond_fn&
   if (reservations_ && (reservations_->calls_due() || reservations_->down_admitted() != down_counted_)) {
     flush_reservations(false);
   }
+}
+
+void decision_service::note_renewal(const ce::check_request& req, const ce::decision& d) {
+  if (req.renewal && d.quota_consumed) reports_.own_counted(req.report_id, req.quantity);
 }
 
 void decision_service::finish(const ce::decision& d, clock::time_point started, const io::respond_fn& respond) {

@@ -21,6 +21,7 @@
 #include "app/entitlements/snapshot_source.hpp"
 #include "app/entitlements/snapshot_store.hpp"
 #include "core/entitlements/decision_engine.hpp"
+#include "core/entitlements/lease_reports.hpp"
 #include "core/entitlements/quota.hpp"
 #include "core/entitlements/quota_reservations.hpp"
 #include "util/clock.hpp"
@@ -111,11 +112,14 @@ class decision_service final : public service {
   [[nodiscard]] bool too_stale(clock::time_point now) const;
   [[nodiscard]] clock::duration stale_after() const;
   util::counter_metric& checks_counter(const core::entitlements::decision& d);
+  /// A renewal's decision consumed its quantity: part of its lease report from now on.
+  void note_renewal(const core::entitlements::check_request& req, const core::entitlements::decision& d);
 
   context& ctx_;
   entitlements_sharing* sharing_;
   core::entitlements::decision_engine engine_;
   core::entitlements::quota_counters quota_;
+  core::entitlements::lease_reports reports_;  // each lease report counted once (report_id)
   std::unique_ptr<core::entitlements::quota_reservations> reservations_;  // cache.quota_mode reserve
   std::unordered_map<std::string, std::vector<waiter>> waiting_;          // by reservation key
   std::uint64_t down_counted_ = 0;                                        // down_admitted() in the metric

@@ -57,6 +57,8 @@ struct decision_service::metrics_set {
   util::counter_metric& leased = util::metrics().counter(
       "aforo_sidecar_check_leased_requests_total",
       "Requests the plugin reported as admitted under decision leases (added to the quota counters).");
+  util::counter_metric& report_repeats = reports("repeated");
+  util::counter_metric& report_unknown = reports("unknown_resend");
   util::counter_metric& quota_waits = util::metrics().counter(
       "aforo_sidecar_quota_reservation_waits_total",
       "Checks that waited for a quota reservation from Redis (too few units held: near the limit, or a key's first use).");
@@ -79,6 +81,13 @@ struct decision_service::metrics_set {
         std::string("result=\"") + result + "\"");
   }
 
+  static util::counter_metric& reports(const char* kind) {
+    return util::metrics().counter("aforo_sidecar_check_lease_reports_resent_total",
+                                   "Lease reports the plugin sent again after a failed check: repeated (known: only what "
+                                   "was not applied yet is counted), unknown_resend (forgotten or from before a restart: "
+                                   "leased counted, lease_unused not given back).",
+                                   std::string("kind=\"") + kind + "\"");
+  }
   static util::counter_metric& lookups(const char* result) {
     return util::metrics().counter(
         "aforo_sidecar_entitlements_cache_lookups_total",

@@ -25,10 +25,17 @@ enum class field : std::uint8_t {
   operation,
   quantity,
   leased,
-  lease_unused
+  lease_unused,
+  report_id,
+  report_resent,
+  renewal
 };
 
 constexpr bool integer_field(field f) { return f == field::quantity || f == field::leased || f == field::lease_unused; }
+constexpr bool bool_field(field f) { return f == field::report_resent || f == field::renewal; }
+constexpr std::string_view expected(field f) {
+  return integer_field(f) ? "an integer >= 0" : bool_field(f) ? "true or false" : "a string";
+}
 
 struct field_spec {
   std::string_view name;
@@ -48,6 +55,9 @@ constexpr field_spec fields[] = {
     {"quantity", field::quantity, 0},
     {"leased", field::leased, 0},
     {"lease_unused", field::lease_unused, 0},
+    {"report_id", field::report_id, max_report_id_len},
+    {"report_resent", field::report_resent, 0},
+    {"renewal", field::renewal, 0},
 };
 
 // SAX handler: only the top-level object's members are read; nested values of unknown keys are
@@ -79,10 +89,16 @@ struct handler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, handler> {
     current = nullptr;  // null = absent
     return true;
   }
-  bool Bool(bool) { return at_value() ? type_error(integer_field(current->f) ? "an integer >= 0" : "a string") : true; }
+  bool Bool(bool b) {
+    if (!at_value()) return true;
+    if (!bool_field(current->f)) return type_error(expected(current->f));
+    (current->f == field::renewal ? out.renewal : out.report_resent) = b;
+    current = nullptr;
+    return true;
+  }
   bool number(double v, bool exact_int, std::int64_t i) {
     if (!at_value()) return true;
-    if (!integer_field(current->f)) return type_error("a string");
+    if (!integer_field(current->f)) return type_error(expected(current->f));
     if (!exact_int) {
       if (!(v >= 0 && v <= static_cast<double>(max_quantity) && std::floor(v) == v)) {
         return type_error("an integer >= 0");
@@ -109,7 +125,7 @@ struct handler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, handler> {
 
   bool String(const char* s, rapidjson::SizeType len, bool) {
     if (!at_value()) return true;
-    if (integer_field(current->f)) return type_error("an integer >= 0");
+    if (integer_field(current->f) || bool_field(current->f)) return type_error(expected(current->f));
     if (len > current->max_len) {
       return fail(std::string(current->name) + " is longer than " + std::to_string(current->max_len) + " characters");
     }
@@ -141,6 +157,9 @@ struct handler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, handler> {
       case field::operation:
         out.operation = v;
         break;
+      case field::report_id:
+        out.report_id = v;
+        break;
       default:
         break;
     }
@@ -149,7 +168,7 @@ struct handler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, handler> {
   }
 
   bool StartObject() {
-    if (at_value()) return type_error(integer_field(current->f) ? "an integer >= 0" : "a string");
+    if (at_value()) return type_error(expected(current->f));
     ++depth;
     return true;
   }
@@ -171,7 +190,7 @@ struct handler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, handler> {
   }
   bool StartArray() {
     if (depth == 0) return fail("the body must be a JSON object");
-    if (at_value()) return type_error(integer_field(current->f) ? "an integer >= 0" : "a string");
+    if (at_value()) return type_error(expected(current->f));
     ++depth;
     return true;
   }

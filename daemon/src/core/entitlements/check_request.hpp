@@ -32,17 +32,26 @@ struct check_request {
   /// unadmitted. Leases drawn from reserved units go only to such clients (quota_ledger::
   /// lease_needs_reports): a client that ignores them would leave them set aside, counted as used.
   bool reports_unused = false;
+  /// Id of the lease report this check carries (its leased and lease_unused), at most 64 chars;
+  /// a report sent again keeps its id and counts (cumulative): see lease_reports. Empty = none.
+  std::string_view report_id;
+  /// The report was sent before (its check failed): the sidecar may have applied it.
+  bool report_resent = false;
+  /// A background renewal: the check's own request was already admitted under a lease.
+  bool renewal = false;
 };
 
 /// A check_request whose fields own their text: for a decision made after the request buffer is gone
 /// (an asynchronous shared-store lookup, a reservation, an upstream call).
 struct owned_check_request {
-  std::string customer_id, feature, service, route, method, path, request_id, operation;
+  std::string customer_id, feature, service, route, method, path, request_id, operation, report_id;
   bool has_feature = false;
   std::int64_t quantity = 1;
   std::int64_t leased = 0;
   std::int64_t lease_unused = 0;
   bool reports_unused = false;
+  bool report_resent = false;
+  bool renewal = false;
 
   explicit owned_check_request(const check_request& r)
       : customer_id(r.customer_id),
@@ -53,11 +62,14 @@ struct owned_check_request {
         path(r.path),
         request_id(r.request_id),
         operation(r.operation),
+        report_id(r.report_id),
         has_feature(r.feature.has_value()),
         quantity(r.quantity),
         leased(r.leased),
         lease_unused(r.lease_unused),
-        reports_unused(r.reports_unused) {}
+        reports_unused(r.reports_unused),
+        report_resent(r.report_resent),
+        renewal(r.renewal) {}
 
   /// Views into this object: valid while it lives.
   [[nodiscard]] check_request view() const {
@@ -74,6 +86,9 @@ struct owned_check_request {
     r.leased = leased;
     r.lease_unused = lease_unused;
     r.reports_unused = reports_unused;
+    r.report_id = report_id;
+    r.report_resent = report_resent;
+    r.renewal = renewal;
     return r;
   }
 };
@@ -85,6 +100,7 @@ inline constexpr std::size_t max_method_len = 16;
 inline constexpr std::size_t max_path_len = 8192;
 /// A gRPC Service/Method is up to 255 + 1 + 128 characters (Aforo's grpcService and grpcMethod).
 inline constexpr std::size_t max_operation_len = 512;
+inline constexpr std::size_t max_report_id_len = 64;
 inline constexpr std::int64_t max_quantity = 1'000'000'000'000;
 
 /// Parses body in place (RapidJSON insitu SAX: escapes are decoded inside the buffer, so body is

@@ -91,6 +91,8 @@ struct decision {
   /// The quota ledger could not answer yet (units being reserved): not a decision to send; the
   /// caller decides again once the reservation is answered.
   bool quota_pending = false;
+  /// The quota counted this request's quantity (a limited feature, allowed).
+  bool quota_consumed = false;
   header_list headers;           ///< for the client response
   header_list upstream_headers;  ///< for the request sent upstream
   // For metering, not part of the JSON:

@@ -164,6 +164,7 @@ decision decision_engine::decide_for(const check_request& req, std::span<const f
       deny(d, verdict::block, 429, reason::quota_exceeded, std::max<std::int64_t>(reset_in, 1));
       return d;
     }
+    d.quota_consumed = true;
     if (q.warning) {
       d.why = reason::quota_warning;
       add_warning_header(d.headers, q.used, q.limit);

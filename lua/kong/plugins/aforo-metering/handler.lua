@@ -165,8 +165,10 @@ local function fallback(conf, ctx, err)
 end
 
 
-local function check_body(s, customer_id, service, route, method, path, rid, used, operation, unused)
-  return '{"customer_id":' .. quote(customer_id)
+-- rep: the lease report the check carries (lease.lua, report), or nil; renewal: a check sent in the
+-- background whose own request a lease already admitted.
+local function check_body(s, customer_id, service, route, method, path, rid, operation, rep, renewal)
+  local body = '{"customer_id":' .. quote(customer_id)
     .. ',"feature":' .. s.feature_json
     .. ',"service":' .. (service and quote(service) or "null")
     .. ',"route":' .. (route and quote(route) or "null")
@@ -174,8 +176,14 @@ local function check_body(s, customer_id, service, route, method, path, rid, use
     .. ',"path":' .. quote(path)
     .. (operation and ',"operation":' .. quote(operation) or "")
     .. ',"quantity":1,"request_id":' .. quote(rid)
-    .. ',"lease_unused":' .. unused -- always: this client reports what its leases leave unadmitted
-    .. (used > 0 and ',"leased":' .. used .. "}" or "}")
+  if not rep then
+    -- always: this client reports what its leases leave unadmitted
+    return body .. (renewal and ',"lease_unused":0,"renewal":true}' or ',"lease_unused":0}')
+  end
+  return body .. ',"lease_unused":' .. rep.unused
+    .. (rep.leased > 0 and ',"leased":' .. rep.leased or "")
+    .. ',"report_id":"' .. rep.id .. (rep.sent and '","report_resent":true' or '"')
+    .. (renewal and ',"renewal":true}' or "}")
 end
 
 
@@ -191,18 +199,19 @@ local function ask(conf, opts, body)
 end
 
 
--- A lease renewed in a timer (see check): `reported` requests admitted under it are reported, and the
--- request that started the renewal, admitted under it too, is the check's own quantity 1. No request
--- waits for this round trip, which may queue behind a batch of events in the sidecar.
-local function renew_in_background(premature, conf, opts, body, lease, route_key, path, reported)
+-- A lease renewed in a timer (see check): its report (rep) holds the requests admitted under it
+-- and not reported yet; the request that started the renewal, admitted under it too, is the
+-- check's own quantity 1. No request waits for this round trip, which may queue behind a batch of
+-- events in the sidecar.
+local function renew_in_background(premature, conf, opts, body, lease, route_key, path, rep)
   if premature then
-    return leases.untake(lease, reported + 1, route_key, path)
+    return leases.renewal_failed(lease, rep, route_key, path, false)
   end
   local now = ngx.now()
   local decision, err = ask(conf, opts, body)
   if not decision then
-    -- Both counts go back to the lease and are reported by its next check.
-    leases.renewal_failed(lease, reported + 1, route_key, path)
+    -- The report goes out again with the key's next check, this request in it.
+    leases.renewal_failed(lease, rep, route_key, path, true)
     return log_unreachable(conf, err)
   end
   local renewed = leases.settle(lease, route_key, path, decision.lease, decision, now)
@@ -242,33 +251,27 @@ local function check(conf, ctx, customer_id, path)
     if reported then
       -- Renewal due while the lease still admits: this request goes on under it, and the check runs
       -- in a timer.
-      reported = reported + leases.take_unreported(route_key, path)
+      local rep = leases.report(route_key, path, reported, leases.take_unused(lease, now), true)
       local ok = buffer.timer_at(0, renew_in_background, conf, s.check_opts,
-                              check_body(s, customer_id, service, route, method, path, request_id(ctx), reported,
-                                         operation, leases.take_unused(lease, now)),
-                              lease, route_key, path, reported)
+                              check_body(s, customer_id, service, route, method, path, request_id(ctx), operation,
+                                         rep, true),
+                              lease, route_key, path, rep)
       if not ok then
         -- No timer (the worker is exiting, or lua_max_pending_timers): admitted under the lease,
         -- reported by the next check.
-        leases.untake(lease, reported + 1, route_key, path)
+        leases.renewal_failed(lease, rep, route_key, path, false)
       end
       return decisions.apply_lease(ctx, lease)
     end
     used = leases.take(lease)
     unused = leases.take_unused(lease, now)
   end
-  local kept = leases.take_unreported(route_key, path)
-  used = used + kept
+  local rep = leases.report(route_key, path, used, unused)
 
   local decision, err = ask(conf, s.check_opts,
-                            check_body(s, customer_id, service, route, method, path, request_id(ctx), used, operation,
-                                       unused))
+                            check_body(s, customer_id, service, route, method, path, request_id(ctx), operation, rep))
   if not decision then
-    if lease then
-      leases.untake(lease, used, route_key, path)
-    elseif kept > 0 then
-      leases.keep_unreported(route_key, path, kept)
-    end
+    leases.check_failed(lease, rep, route_key, path)
     return fallback(conf, ctx, err)
   end
   leases.settle(lease, route_key, path, decision.lease, decision, now)

@@ -25,7 +25,9 @@ local _M = {}
 
 local by_route = {} -- route key -> array of leases of scope route (prefix "") and prefix
 local by_path = {}  -- route key .. "\0" .. path -> lease of scope path
-local unreported = {} -- route key .. "\0" .. path -> count a failed check could not hand back to a lease
+local open = {} -- route key .. "\0" .. path -> array of reports not confirmed by an answer (see report)
+local report_prefix -- this worker's part of report ids (its pid and start time), made on first use
+local report_seq = 0
 local slots = 0
 local sweep_at, next_sweep = SWEEP_SLOTS, 0
 
@@ -95,8 +97,7 @@ end
 
 --- Units of this lease and of the leases it replaced that will never be admitted (replaced, ended
 -- by a deny, or expired), taken for the check about to be sent ("lease_unused": the sidecar gives
--- them back to its chunk). Not given back when that check fails: the sidecar then keeps them
--- counted as used, which can only under-admit (reporting them twice could over-admit).
+-- them back to its chunk); part of that check's report (see report).
 function _M.take_unused(l, now)
   if l.left > 0 and l.expires <= now then
     l.unused = l.unused + l.left
@@ -139,48 +140,107 @@ function _M.renew(l, now)
 end
 
 
---- A check failed: the count goes back to the lease, reported next time; if
--- that lease was replaced or dropped meanwhile (another check of the key
--- settled, or a sweep), it is kept for the key's next check instead.
+-- Lease reports. What a check reports for a key ("leased": requests admitted under its leases;
+-- "lease_unused": units its ended leases never admitted) goes with an id ("report_id"). A check
+-- that fails may or may not have been counted by the sidecar, so its report is kept, id and
+-- counts, and the key's next check sends it again ("report_resent"), grown by what the key has to
+-- report since: a report's counts are cumulative for its id, and the sidecar counts for an id only
+-- what it did not count yet. So nothing is lost and nothing counted twice.
+
+local function next_report_id()
+  if not report_prefix then
+    report_prefix = string.format("%x-%x", ngx.worker.pid(), floor(ngx.now() * 1000))
+  end
+  report_seq = report_seq + 1
+  return report_prefix .. ":" .. report_seq
+end
+
+
+local function keep(k, rep)
+  local list = open[k]
+  if list then
+    list[#list + 1] = rep
+  else
+    open[k] = { rep }
+  end
+end
+
+
+--- The report for the key's next check: its oldest report a failed check kept (counts added),
+-- else a new one; nil when there is nothing to report, unless always (a renewal: its own request
+-- joins the report if the check fails).
+function _M.report(route_key, path, leased, unused, always)
+  if next(open) then
+    local k = route_key .. "\0" .. path
+    local list = open[k]
+    if list then
+      local rep = table.remove(list, 1)
+      if #list == 0 then
+        open[k] = nil
+      end
+      rep.leased, rep.unused = rep.leased + leased, rep.unused + unused
+      return rep
+    end
+  end
+  if leased == 0 and unused == 0 and not always then
+    return nil
+  end
+  return { id = next_report_id(), leased = leased, unused = unused }
+end
+
+
+--- The check carrying rep failed (timeout, connection lost, a bad answer): the sidecar may have
+-- counted it, so the report is kept as it is and sent again, marked sent before.
+function _M.check_failed(l, rep, route_key, path)
+  if l then
+    l.renewing = nil
+  end
+  if rep then
+    rep.sent = true
+    keep(route_key .. "\0" .. path, rep)
+  end
+end
+
+
+--- A count for the key's next check, outside any lease: added to the key's oldest kept report
+-- (cumulative), else kept as a new one.
+local function add_to_report(route_key, path, n)
+  local k = route_key .. "\0" .. path
+  local list = open[k]
+  if list then
+    list[1].leased = list[1].leased + n
+  else
+    open[k] = { { id = next_report_id(), leased = n, unused = 0 } }
+  end
+end
+
+
+--- Requests admitted under l that a check did not count (a denied renewal's own request) go back to
+-- the lease, reported next time; if that lease was replaced or dropped meanwhile (another check of
+-- the key settled, or a sweep), to the key's next report instead.
 function _M.untake(l, used, route_key, path)
   l.renewing = nil
   if not l.detached then
     l.used = l.used + used
   elseif used > 0 then
-    local k = route_key .. "\0" .. path
-    unreported[k] = (unreported[k] or 0) + used
+    add_to_report(route_key, path, used)
   end
 end
 
 
---- A renewal sent in the background failed: the count goes back (untake), and
--- the lease admits what it has left without trying again; once it runs out,
+--- A renewal's check (rep, whose own request l admitted) did not get an answer: its report, with
+-- that request in it, is sent again by the key's next check. sent: the check went out (the sidecar
+-- may have counted it and its request); false when its timer never ran (the worker exited).
+-- After a failure the lease admits what it has left without trying again; once it runs out,
 -- requests ask themselves (and fallback_on_error applies if that fails too).
-function _M.renewal_failed(l, used, route_key, path)
-  _M.untake(l, used, route_key, path)
-  l.low, l.renew_at = -1, math.huge
-end
-
-
---- Keeps a count for the key's next check (a check without a lease failed).
-function _M.keep_unreported(route_key, path, n)
-  local k = route_key .. "\0" .. path
-  unreported[k] = (unreported[k] or 0) + n
-end
-
-
---- Counts kept by untake for this key (0 when none); taken by the check about to be sent.
-function _M.take_unreported(route_key, path)
-  if not next(unreported) then
-    return 0
+function _M.renewal_failed(l, rep, route_key, path, sent)
+  l.renewing = nil
+  rep.leased = rep.leased + 1
+  if sent then
+    rep.sent = true
+    l.low, l.renew_at = -1, math.huge
   end
-  local k = route_key .. "\0" .. path
-  local n = unreported[k]
-  if not n then
-    return 0
-  end
-  unreported[k] = nil
-  return n
+  keep(route_key .. "\0" .. path, rep)
 end
 
 
@@ -241,7 +301,7 @@ end
 local function link(l, route_key, path, now)
   if slots >= sweep_at or now >= next_sweep then
     -- Expired leases nobody asked about since: their unreported counts are lost (the customer has
-    -- not come back on that key for a whole sweep period).
+    -- not come back on that key for a whole sweep period; the sidecar counted them as used).
     sweep(now)
   end
   if l.scope == "path" then
@@ -374,7 +434,8 @@ end
 
 --- Forgets every lease (specs).
 function _M._reset()
-  by_route, by_path, unreported, slots = {}, {}, {}, 0
+  by_route, by_path, open, slots = {}, {}, {}, 0
+  report_prefix, report_seq = nil, 0
   sweep_at, next_sweep = SWEEP_SLOTS, 0
 end
 
