@@ -19,7 +19,7 @@ declare -A allowed=(
 # include the networking part of io.
 io_net='^io/(http|redis|clients|process)/'
 # hiredis stays in one translation unit.
-hiredis_home='io/redis/redis_client.cpp'
+hiredis_home='io/redis/redis_codec.cpp'
 
 problems=0
 report() { echo "$1" >&2; problems=$((problems + 1)); }

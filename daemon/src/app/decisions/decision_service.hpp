@@ -119,7 +119,7 @@ class decision_service final : public service {
   entitlements_sharing* sharing_;
   core::entitlements::decision_engine engine_;
   core::entitlements::quota_counters quota_;
-  core::entitlements::lease_reports reports_;  // each lease report counted once (report_id)
+  core::entitlements::lease_reports reports_;                             // each lease report counted once (report_id)
   std::unique_ptr<core::entitlements::quota_reservations> reservations_;  // cache.quota_mode reserve
   std::unordered_map<std::string, std::vector<waiter>> waiting_;          // by reservation key
   std::uint64_t down_counted_ = 0;                                        // down_admitted() in the metric

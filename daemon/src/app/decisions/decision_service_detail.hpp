@@ -82,11 +82,12 @@ struct decision_service::metrics_set {
   }
 
   static util::counter_metric& reports(const char* kind) {
-    return util::metrics().counter("aforo_sidecar_check_lease_reports_resent_total",
-                                   "Lease reports the plugin sent again after a failed check: repeated (known: only what "
-                                   "was not applied yet is counted), unknown_resend (forgotten or from before a restart: "
-                                   "leased counted, lease_unused not given back).",
-                                   std::string("kind=\"") + kind + "\"");
+    return util::metrics().counter(
+        "aforo_sidecar_check_lease_reports_resent_total",
+        "Lease reports the plugin sent again after a failed check: repeated (known: only what "
+        "was not applied yet is counted), unknown_resend (forgotten or from before a restart: "
+        "leased counted, lease_unused not given back).",
+        std::string("kind=\"") + kind + "\"");
   }
   static util::counter_metric& lookups(const char* result) {
     return util::metrics().counter(

@@ -1,13 +1,7 @@
 // Asynchronous Redis client: the connection (TCP, TLS over TCP or a unix socket) is driven by Asio;
-// hiredis is only the codec (redisFormatCommandArgv encodes a command, a redisReader parses the
-// replies), so TLS needs no hiredis_ssl (Debian 12 ships hiredis 0.14 without it). Commands queued
-// FIFO with one deadline timer, reconnect with backoff. The only file that includes hiredis.
+// hiredis is only the codec (io/redis/redis_codec), so TLS needs no hiredis_ssl (Debian 12 ships
+// hiredis 0.14 without it). Commands queued FIFO with one deadline timer, reconnect with backoff.
 #include "io/redis/redis_client.hpp"
-
-#include <hiredis/hiredis.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
 
 #include <array>
 #include <boost/asio/connect.hpp>
@@ -24,6 +18,8 @@
 #include <variant>
 
 #include "io/http/tls_context.hpp"
+#include "io/redis/redis_codec.hpp"
+#include "io/redis/redis_tls.hpp"
 #include "util/log.hpp"
 #include "util/metrics.hpp"
 
@@ -49,51 +45,14 @@ const char* to_string(redis_error e) {
 namespace {
 
 using tcp = asio::ip::tcp;
-using tls_stream = asio::ssl::stream<tcp::socket>;
-
-redis_value convert(const redisReply* r) {
-  redis_value v;
-  switch (r->type) {
-    case REDIS_REPLY_STRING:
-      v.type = redis_value::kind::string;
-      v.str.assign(r->str, r->len);
-      break;
-    case REDIS_REPLY_STATUS:
-      v.type = redis_value::kind::status;
-      v.str.assign(r->str, r->len);
-      break;
-    case REDIS_REPLY_ERROR:
-      v.type = redis_value::kind::error;
-      v.str.assign(r->str, r->len);
-      break;
-    case REDIS_REPLY_INTEGER:
-      v.type = redis_value::kind::integer;
-      v.integer = r->integer;
-      break;
-    case REDIS_REPLY_ARRAY:
-      v.type = redis_value::kind::array;
-      v.elements.reserve(r->elements);
-      for (std::size_t i = 0; i < r->elements; ++i) v.elements.push_back(convert(r->element[i]));
-      break;
-    default:
-      v.type = redis_value::kind::nil;
-      break;
-  }
-  return v;
-}
-
-bool is_ip_literal(const std::string& host) {
-  boost::system::error_code ec;
-  (void)asio::ip::make_address(host, ec);
-  return !ec;
-}
+using tls_stream = redis_tls_stream;
 
 // One connection: its transport, the reply parser and the bytes waiting to be written. Kept alive by
 // the handlers of its operations in flight; the client drops it (closing the socket) when it fails.
 struct redis_conn {
   std::shared_ptr<asio::ssl::context> tls_ctx;  // outlives the stream's SSL object
   std::variant<tcp::socket, asio::local::stream_protocol::socket, tls_stream> io;
-  redisReader* reader = redisReaderCreate();
+  redis_reply_parser replies;
   std::array<char, 16 * 1024> in{};
   std::string out;      // encoded commands not handed to a write yet
   std::string writing;  // the bytes of the write in flight
@@ -107,9 +66,7 @@ struct redis_conn {
       io.emplace<tls_stream>(ioc, *tls_ctx);
     }
   }
-  ~redis_conn() {
-    if (reader != nullptr) redisReaderFree(reader);
-  }
+  ~redis_conn() = default;
   redis_conn(const redis_conn&) = delete;
   redis_conn& operator=(const redis_conn&) = delete;
 
@@ -219,7 +176,7 @@ struct redis_client::impl : std::enable_shared_from_this<impl> {
     arm_retry(opt.connect_timeout, &impl::connect_timed_out);
     auto c = std::make_shared<redis_conn>(ioc, opt.endpoint, tls_ctx);
     conn = c;
-    if (c->reader == nullptr) {
+    if (!c->replies.usable()) {
       close(redis_error::connection_lost, "out of memory");
       return;
     }
@@ -274,8 +231,7 @@ struct redis_client::impl : std::enable_shared_from_this<impl> {
       return;
     }
     ph = phase::tls_handshaking;
-    std::string error;
-    if (!verify_server(*tls, error)) {
+    if (const auto error = prepare_redis_tls(*tls, server_name()); !error.empty()) {
       close(redis_error::connection_lost, "TLS setup for " + where() + " failed: " + error);
       return;
     }
@@ -284,45 +240,12 @@ struct redis_client::impl : std::enable_shared_from_this<impl> {
           auto self = w.lock();
           if (!self || self->conn != c || self->ph != phase::tls_handshaking) return;
           if (hec) {
-            self->close(redis_error::connection_lost, self->tls_failure(std::get<tls_stream>(c->io), hec));
+            self->close(redis_error::connection_lost, redis_tls_failure(std::get<tls_stream>(c->io), hec, self->where(),
+                                                                        self->server_name(), self->opt.tls_ca_file));
             return;
           }
           self->session(c);
         });
-  }
-
-  // SNI and the name the certificate must carry (a DNS name, or an IP address SAN for an IP literal),
-  // checked by OpenSSL during chain verification so a mismatch has its own verify error.
-  bool verify_server(tls_stream& s, std::string& error) {
-    const std::string& name = server_name();
-    SSL* ssl = s.native_handle();
-    X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
-    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-    if (is_ip_literal(name)) {
-      if (X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str()) != 1) error = "cannot check the IP address " + name;
-    } else {
-      // SNI; the macro SSL_set_tlsext_host_name expands to this call
-      if (SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, const_cast<char*>(name.c_str())) !=
-              1 ||
-          X509_VERIFY_PARAM_set1_host(param, name.c_str(), name.size()) != 1) {
-        error = "cannot use the server name '" + name + "'";
-      }
-    }
-    boost::system::error_code ec;
-    s.set_verify_mode(asio::ssl::verify_peer, ec);
-    if (ec && error.empty()) error = ec.message();
-    return error.empty();
-  }
-
-  std::string tls_failure(tls_stream& s, const boost::system::error_code& ec) const {
-    std::string msg = "TLS handshake with " + where() + " failed: ";
-    const long verify = SSL_get_verify_result(s.native_handle());
-    if (verify == X509_V_OK) return msg + ec.message();
-    msg += "server certificate rejected: ";
-    msg += X509_verify_cert_error_string(verify);
-    msg += " (expected name " + server_name() +
-           ", trusted CAs: " + (opt.tls_ca_file.empty() ? std::string("the system store") : opt.tls_ca_file) + ")";
-    return msg;
   }
 
   // The transport is up: read replies from now on, and send AUTH / SELECT / PING.
@@ -388,25 +311,25 @@ struct redis_client::impl : std::enable_shared_from_this<impl> {
                                                       : "reading from " + self->where() + " failed: " + ec.message());
         return;
       }
-      if (redisReaderFeed(c->reader, c->in.data(), n) != REDIS_OK) {
-        self->close(redis_error::connection_lost, std::string("protocol error: ") + c->reader->errstr);
+      if (!c->replies.feed(c->in.data(), n)) {
+        self->close(redis_error::connection_lost, "protocol error: " + c->replies.error());
         return;
       }
       for (;;) {
-        void* raw = nullptr;
-        if (redisReaderGetReply(c->reader, &raw) != REDIS_OK) {
-          self->close(redis_error::connection_lost, std::string("protocol error: ") + c->reader->errstr);
+        redis_value value;
+        const auto step = c->replies.next(value);
+        if (step == redis_reply_parser::step::error) {
+          self->close(redis_error::connection_lost, "protocol error: " + c->replies.error());
           return;
         }
-        if (raw == nullptr) break;
-        const std::unique_ptr<void, void (*)(void*)> reply(raw, &freeReplyObject);
+        if (step == redis_reply_parser::step::need_more) break;
         if (self->queue.empty()) {
           self->close(redis_error::connection_lost, "protocol error: a reply to no command");
           return;
         }
         pending p = std::move(self->queue.front());
         self->queue.pop_front();
-        self->finish(std::move(p), redis_result{redis_error::none, convert(static_cast<redisReply*>(raw))});
+        self->finish(std::move(p), redis_result{redis_error::none, std::move(value)});
         if (self->conn != c) return;  // a handshake step failed and dropped the connection
       }
       self->read(c);
@@ -479,23 +402,11 @@ struct redis_client::impl : std::enable_shared_from_this<impl> {
       asio::post(ioc, [cb = std::move(cb)] { cb(redis_result{redis_error::not_connected, {}}); });
       return;
     }
-    std::vector<const char*> argv;
-    std::vector<std::size_t> lens;
-    argv.reserve(args.size());
-    lens.reserve(args.size());
-    for (const auto& a : args) {
-      argv.push_back(a.data());
-      lens.push_back(a.size());
-    }
-    char* encoded = nullptr;
-    const int len = redisFormatCommandArgv(&encoded, static_cast<int>(argv.size()), argv.data(), lens.data());
-    if (len < 0 || encoded == nullptr) {
+    if (!append_redis_command(conn->out, args)) {
       error_counter("not_connected").inc();
       asio::post(ioc, [cb = std::move(cb)] { cb(redis_result{redis_error::not_connected, {}}); });
       return;
     }
-    conn->out.append(encoded, static_cast<std::size_t>(len));
-    redisFreeCommand(encoded);
     queue.push_back(pending{std::move(cb), clock_type::now() + opt.command_timeout, internal});
     if (!deadline_armed) arm_deadline(queue.back().deadline);
     if (!conn->write_busy) write(conn);
