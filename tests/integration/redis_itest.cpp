@@ -1,5 +1,6 @@
 // The Redis edge cache against a real redis-server: the async client (commands, pipelining, Redis
-// killed and restarted, a stalled Redis), and two real sidecars sharing quota through one Redis.
+// killed and restarted, a stalled Redis), and two real sidecars sharing quota through one Redis
+// (credentials: redis_auth_itest.cpp).
 #include <catch2/catch.hpp>
 
 #include <signal.h>
@@ -11,45 +12,9 @@
 #include <thread>
 
 #include "core/entitlements/redis_quota_sync.hpp"
-#include "io/redis/redis_client.hpp"
-#include "support/testkit.hpp"
+#include "redis_itest_support.hpp"
 
-using namespace aforo::testkit;
-namespace asio = boost::asio;
-namespace io = aforo::io;
-
-namespace {
-
-/// Runs the loop until pred holds or the timeout passes.
-bool run_until(asio::io_context& ioc, const std::function<bool()>& pred, millis timeout = 5s) {
-  const auto end = std::chrono::steady_clock::now() + timeout;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > end) return false;
-    ioc.run_for(2ms);
-  }
-  return true;
-}
-
-io::redis_client_options options_for(const redis_server& r, millis timeout = 250ms) {
-  std::string err;
-  auto ep = io::parse_redis_url(r.url(), err);
-  REQUIRE(ep);
-  io::redis_client_options o;
-  o.endpoint = *ep;
-  o.command_timeout = timeout;
-  return o;
-}
-
-// Sends one command and runs the loop until its reply.
-io::redis_result call(asio::io_context& ioc, io::redis_client& c, std::vector<std::string> args) {
-  std::optional<io::redis_result> out;
-  c.command(std::move(args), [&](io::redis_result r) { out = std::move(r); });
-  REQUIRE(run_until(
-      ioc, [&] { return out.has_value(); }, 10s));
-  return *out;
-}
-
-}  // namespace
+using namespace redis_itest;
 
 TEST_CASE("redis url: redis:// and unix: forms are parsed, others refused", "[redis]") {
   std::string err;
@@ -240,60 +205,12 @@ TEST_CASE("redis client: a stalled Redis times commands out and the client recon
 
 namespace {
 
-const char* shared_snapshot = R"(version: "7"
-customers:
-  cust_a:
-    plan: pro
-    status: active
-    features:
-      api: { limit: 100, period: month }
-)";
-
 std::string sidecar_yaml(const temp_dir& dir, const redis_server& r) {
   return "entitlements: { source: \"file:" + dir.write("snapshot.yaml", shared_snapshot) + "\" }\ncache: { redis: \"" +
          r.url() + "\", sync_interval: 50ms, redis_timeout: 200ms, quota_mode: counters }\n";
 }
 
-// The shared total of cust_a's `api` counter this month, read with the client.
-std::int64_t shared_total(const redis_server& server) {
-  namespace ce = aforo::core::entitlements;
-  asio::io_context ioc;
-  io::redis_client client(ioc, options_for(server));
-  client.start();
-  REQUIRE(run_until(ioc, [&] { return client.connected(); }));
-  const auto now =
-      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-  const auto w = ce::period_of(ce::period_kind::month, now);
-  std::string key;
-  ce::quota_counters::make_key(key, "cust_a", "api", w.key());
-  auto r = call(ioc, client, {"HVALS", ce::redis_keys("").quota(key)});
-  std::int64_t sum = 0;
-  for (const auto& v : r.reply.elements) sum += std::stoll(v.str);
-  return sum;
-}
-
-struct tally {
-  int allowed = 0, denied = 0, errors = 0;
-  std::string first_error;  ///< status and body of the first answer counted as an error
-};
-
-// One check; counts allowed / 429 with Retry-After / anything else (an error to the caller).
-void check_once(http_client& c, tally& t) {
-  const auto r = c.post("/v1/check", R"({"customer_id":"cust_a","feature":"api","quantity":1})");
-  const auto error = [&] {
-    if (t.errors++ == 0) t.first_error = std::to_string(r.status) + " " + r.body + r.error;
-  };
-  if (r.status != 200) {
-    error();
-  } else if (r.body.find(R"("allowed":true)") != std::string::npos) {
-    ++t.allowed;
-  } else if (r.body.find(R"("status":429)") != std::string::npos &&
-             r.body.find(R"("retry_after":0)") == std::string::npos) {
-    ++t.denied;
-  } else {
-    error();
-  }
-}
+std::int64_t shared_total(const redis_server& server) { return redis_itest::shared_total(options_for(server)); }
 
 }  // namespace
 
@@ -364,155 +281,4 @@ TEST_CASE("redis edge: Redis killed mid-load keeps checks answering, and restart
   REQUIRE(wait_redis_connected(b, 2));
   // Shared once the sidecars have pushed (their syncs run every sync_interval).
   CHECK(wait_until([&] { return shared_total(server) == 80; }, 5s));
-}
-
-// ---- Redis credentials: requirepass and Redis 6 ACL users ------------------------------------
-
-namespace {
-
-// A redis-server on `port` with extra arguments (e.g. --requirepass); no persistence.
-std::unique_ptr<process> start_redis(int port, std::vector<std::string> extra = {}) {
-  std::vector<std::string> argv{
-      "/usr/bin/redis-server", "--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "",
-      "--appendonly",          "no"};
-  argv.insert(argv.end(), extra.begin(), extra.end());
-  auto p = std::make_unique<process>(argv);
-  REQUIRE(p->wait_for_output("Ready to accept connections", 10s));
-  return p;
-}
-
-// redis-cli against `port`; returns its output.
-std::string redis_cli(int port, std::vector<std::string> args) {
-  std::vector<std::string> argv{"/usr/bin/redis-cli", "--no-auth-warning", "-p", std::to_string(port)};
-  argv.insert(argv.end(), args.begin(), args.end());
-  process p(argv);
-  REQUIRE(p.wait_exit(10s) == 0);
-  return p.output();
-}
-
-std::string url_of(int port) { return "redis://127.0.0.1:" + std::to_string(port) + "/0"; }
-
-std::string auth_yaml(const temp_dir& dir, const std::string& url, const std::string& extra_cache = "") {
-  return "entitlements: { source: \"file:" + dir.write("snapshot.yaml", shared_snapshot) + "\" }\n" +
-         "cache:\n  redis: \"" + url + "\"\n  sync_interval: 50ms\n  redis_timeout: 200ms\n  quota_mode: counters\n" +
-         extra_cache;
-}
-
-// cust_a's shared total, over a connection with the given credentials.
-std::int64_t shared_total_as(int port, const std::string& user, const std::string& password) {
-  namespace ce = aforo::core::entitlements;
-  std::string err;
-  auto ep = io::parse_redis_url(url_of(port), err);
-  REQUIRE(ep);
-  ep->user = user;
-  ep->password = password;
-  io::redis_client_options o;
-  o.endpoint = *ep;
-  asio::io_context ioc;
-  io::redis_client client(ioc, o);
-  client.start();
-  REQUIRE(run_until(ioc, [&] { return client.connected(); }));
-  const auto now =
-      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-  std::string key;
-  ce::quota_counters::make_key(key, "cust_a", "api", ce::period_of(ce::period_kind::month, now).key());
-  auto r = call(ioc, client, {"HVALS", ce::redis_keys("").quota(key)});
-  std::int64_t sum = 0;
-  for (const auto& v : r.reply.elements) sum += std::stoll(v.str);
-  return sum;
-}
-
-// Nothing a client or an operator sees carries the secret.
-void check_never_shown(sidecar_process& sc, const std::string& secret) {
-  auto c = sc.client();
-  CHECK(sc.proc().output().find(secret) == std::string::npos);
-  CHECK(c.get("/metrics").body.find(secret) == std::string::npos);
-  CHECK(c.get("/v1/handshake").body.find(secret) == std::string::npos);
-  CHECK(c.get("/readyz").body.find(secret) == std::string::npos);
-}
-
-}  // namespace
-
-TEST_CASE("redis edge: requirepass: the password from the file or the env shares quota, a wrong one is unavailable",
-          "[redis][sidecars][auth]") {
-  const int port = free_port();
-  const std::string password = "s3cret-redis-pw-0815";
-  auto server = start_redis(port, {"--requirepass", password});
-  temp_dir dir;
-  const std::string pw_file = dir.write("redis_password", password + "\n");
-  sidecar_process a(auth_yaml(dir, url_of(port), "  redis_password_file: \"" + pw_file + "\"\n"));
-  sidecar_process b(auth_yaml(dir, url_of(port)), {"AFORO_REDIS_PASSWORD=" + password});
-  REQUIRE(wait_redis_connected(a));
-  REQUIRE(wait_redis_connected(b));
-  auto ca = a.client();
-  auto cb = b.client();
-  tally t;
-  for (int i = 0; i < 150; ++i) {
-    check_once(ca, t);
-    check_once(cb, t);
-    std::this_thread::sleep_for(5ms);
-  }
-  INFO("first error: " << t.first_error << "\nsidecar a:\n"
-                       << a.proc().output() << "\nsidecar b:\n"
-                       << b.proc().output());
-  CHECK(t.errors == 0);
-  CHECK(t.allowed >= 100);
-  CHECK(t.allowed <= 100 + 12);  // one shared limit: Redis is used by both
-  // Shared once the sidecars have pushed (their syncs run every sync_interval).
-  CHECK(wait_until([&] { return shared_total_as(port, "", password) == t.allowed; }, 5s));
-  CHECK(ca.get("/v1/handshake").body.find(R"("redis":"connected")") != std::string::npos);
-  check_never_shown(a, password);
-  check_never_shown(b, password);
-
-  // A wrong password: Redis unavailable, said once, and the sidecar keeps deciding locally.
-  const std::string wrong = "not-the-pw-4711";
-  sidecar_process c(auth_yaml(dir, url_of(port)), {"AFORO_REDIS_PASSWORD=" + wrong});
-  REQUIRE(c.proc().wait_for_output("redis unavailable", 10s));
-  CHECK(c.proc().output().find("AUTH failed") != std::string::npos);
-  auto cc = c.client();
-  CHECK(cc.get("/v1/handshake").body.find(R"("redis":"unavailable")") != std::string::npos);
-  const auto r = cc.post("/v1/check", R"({"customer_id":"cust_a","feature":"api","quantity":1})");
-  CHECK(r.status == 200);
-  CHECK(r.body.find(R"("allowed":true)") != std::string::npos);
-  CHECK(cc.get("/readyz").status == 200);
-  check_never_shown(c, wrong);
-}
-
-TEST_CASE("redis edge: a Redis 6 ACL user authenticates with cache.redis_username and the password",
-          "[redis][sidecars][auth]") {
-  const int port = free_port();
-  auto server = start_redis(port);
-  const std::string password = "acl-user-pw-2931";
-  redis_cli(port, {"ACL", "SETUSER", "aforo", "on", ">" + password, "~*", "&*", "+@all"});
-  redis_cli(port, {"ACL", "SETUSER", "default", "off"});  // only the ACL user gets in now
-  temp_dir dir;
-  sidecar_process a(auth_yaml(dir, url_of(port), "  redis_username: aforo\n"), {"AFORO_REDIS_PASSWORD=" + password});
-  REQUIRE(wait_redis_connected(a));
-  auto ca = a.client();
-  tally t;
-  for (int i = 0; i < 20; ++i) check_once(ca, t);
-  CHECK(t.allowed == 20);
-  // Shared once the sidecars have pushed (their syncs run every sync_interval).
-  CHECK(wait_until([&] { return shared_total_as(port, "aforo", password) == 20; }, 5s));
-  const auto clients = redis_cli(port, {"--user", "aforo", "--pass", password, "CLIENT", "LIST"});
-  CHECK(clients.find("user=aforo") != std::string::npos);
-  check_never_shown(a, password);
-
-  // The same password without the user is the default user's AUTH: refused.
-  sidecar_process b(auth_yaml(dir, url_of(port)), {"AFORO_REDIS_PASSWORD=" + password});
-  REQUIRE(b.proc().wait_for_output("redis unavailable", 10s));
-  CHECK(b.proc().output().find("AUTH failed") != std::string::npos);
-
-  // The user and password inline in the URL still work, with a warning from --check-config that
-  // shows the URL redacted.
-  const std::string inline_url = "redis://aforo:" + password + "@127.0.0.1:" + std::to_string(port) + "/0";
-  sidecar_process c(auth_yaml(dir, inline_url));
-  REQUIRE(wait_redis_connected(c));
-  CHECK(c.proc().output().find("carries a password inline") != std::string::npos);
-  check_never_shown(c, password);
-  process check({sidecar_bin(), "--config", c.config_path(), "--check-config"});
-  REQUIRE(check.wait_exit(10s) == 0);
-  CHECK(check.output().find("warning: cache.redis: 'redis://aforo:****@127.0.0.1:") != std::string::npos);
-  CHECK(check.output().find("AFORO_REDIS_PASSWORD") != std::string::npos);
-  CHECK(check.output().find(password) == std::string::npos);
 }

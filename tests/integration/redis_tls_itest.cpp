@@ -10,34 +10,11 @@
 #include <functional>
 #include <thread>
 
-#include "core/entitlements/period.hpp"
-#include "core/entitlements/quota.hpp"
-#include "core/entitlements/redis_keys.hpp"
-#include "io/redis/redis_client.hpp"
-#include "support/testkit.hpp"
+#include "redis_itest_support.hpp"
 
-using namespace aforo::testkit;
-namespace asio = boost::asio;
-namespace io = aforo::io;
+using namespace redis_itest;
 
 namespace {
-
-bool run_until(asio::io_context& ioc, const std::function<bool()>& pred, millis timeout = 5s) {
-  const auto end = std::chrono::steady_clock::now() + timeout;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > end) return false;
-    ioc.run_for(2ms);
-  }
-  return true;
-}
-
-io::redis_result call(asio::io_context& ioc, io::redis_client& c, std::vector<std::string> args) {
-  std::optional<io::redis_result> out;
-  c.command(std::move(args), [&](io::redis_result r) { out = std::move(r); });
-  REQUIRE(run_until(
-      ioc, [&] { return out.has_value(); }, 10s));
-  return *out;
-}
 
 void openssl(const temp_dir& dir, std::vector<std::string> args) {
   args.insert(args.begin(), "/usr/bin/openssl");
@@ -115,15 +92,6 @@ io::redis_client_options tls_options(const std::string& url, const std::string& 
   return o;
 }
 
-const char* shared_snapshot = R"(version: "7"
-customers:
-  cust_a:
-    plan: pro
-    status: active
-    features:
-      api: { limit: 100, period: month }
-)";
-
 std::string tls_yaml(const temp_dir& dir, const std::string& url, const std::string& extra_cache = "") {
   return "entitlements: { source: \"file:" + dir.write("snapshot.yaml", shared_snapshot) + "\" }\n" +
          "cache:\n  redis: \"" + url + "\"\n  sync_interval: 50ms\n  redis_timeout: 200ms\n  quota_mode: counters\n" +
@@ -132,35 +100,7 @@ std::string tls_yaml(const temp_dir& dir, const std::string& url, const std::str
 
 // cust_a's shared `api` total this month, read over TLS.
 std::int64_t shared_total(int port, const std::string& ca_file, const std::string& password) {
-  namespace ce = aforo::core::entitlements;
-  asio::io_context ioc;
-  io::redis_client client(ioc, tls_options(tls_url(port), ca_file, password));
-  client.start();
-  REQUIRE(run_until(ioc, [&] { return client.connected(); }));
-  const auto now =
-      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-  std::string key;
-  ce::quota_counters::make_key(key, "cust_a", "api", ce::period_of(ce::period_kind::month, now).key());
-  auto r = call(ioc, client, {"HVALS", ce::redis_keys("").quota(key)});
-  std::int64_t sum = 0;
-  for (const auto& v : r.reply.elements) sum += std::stoll(v.str);
-  return sum;
-}
-
-struct tally {
-  int allowed = 0, denied = 0, errors = 0;
-  std::string first_error;
-};
-
-void check_once(http_client& c, tally& t) {
-  const auto r = c.post("/v1/check", R"({"customer_id":"cust_a","feature":"api","quantity":1})");
-  if (r.status == 200 && r.body.find(R"("allowed":true)") != std::string::npos) {
-    ++t.allowed;
-  } else if (r.status == 200 && r.body.find(R"("status":429)") != std::string::npos) {
-    ++t.denied;
-  } else if (t.errors++ == 0) {
-    t.first_error = std::to_string(r.status) + " " + r.body + r.error;
-  }
+  return redis_itest::shared_total(tls_options(tls_url(port), ca_file, password));
 }
 
 // A sidecar whose Redis is refused: it says why (one of `whys`, OpenSSL's verify error), reports Redis
