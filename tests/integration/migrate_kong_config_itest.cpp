@@ -305,3 +305,35 @@ TEST_CASE("migrate-kong-config: graphql_path_pattern, a word as it is, a Lua pat
     CHECK_FALSE(std::regex_search(miss, re));
   }
 }
+
+TEST_CASE("migrate-kong-config: URLs read as URLs: a user:password@ is never written, ports and IPv6 kept",
+          "[migrate]") {
+  temp_dir d;
+  const auto input = d.write("urls.yml",
+                             "plugins:\n  - name: aforo-metering\n    config:\n"
+                             "      aforo_endpoint: 'https://ingest:s3cretPW@api.aforo.example:8443/v1/ingest/batch'\n"
+                             "      preflight_quota_enabled: true\n"
+                             "      preflight_quota_url: 'http://quota:s3cretPW@[::1]:9000/api/v1/quota/check'\n"
+                             "      margin_guard_enabled: true\n"
+                             "      margin_guard_url: 'ftp://margin.aforo.example/x'\n");
+  const auto r = run({input, "--out-dir", d.path()});
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  const auto sidecar = read_file(d.file("sidecar.yaml"));
+  INFO(sidecar);
+  CHECK_FALSE(has(sidecar + r.out, "s3cretPW"));
+  const auto loaded = aforo::config::load_config_text(sidecar);
+  REQUIRE(loaded.ok());
+  CHECK(loaded.config.aforo.ingest_url == "https://api.aforo.example:8443/v1/ingest/batch");
+  CHECK(loaded.config.aforo.control_url == "https://api.aforo.example:8443");
+  CHECK(loaded.config.entitlements.aforo_api.url == "http://[::1]:9000");
+  CHECK(loaded.config.entitlements.aforo_api.margin_url.empty());  // not an http(s) URL: the default
+  CHECK(has(r.out, "note: aforo_endpoint: its user:password@ is not carried over"));
+  CHECK(has(r.out, "note: preflight_quota_url: its user:password@ is not carried over"));
+  // Not an http(s) URL: named in a note, still without its password.
+  const auto ftp = run({d.write("ftp.yml",
+                                "plugins:\n  - name: aforo-metering\n    config:\n"
+                                "      aforo_endpoint: 'ftp://u:s3cretPW@files.aforo.example/x'\n")});
+  CHECK(has(ftp.out, "note: aforo_endpoint 'ftp://files.aforo.example/x' is not an http(s) URL"));
+  CHECK_FALSE(has(ftp.out, "s3cretPW"));
+}

@@ -2,6 +2,7 @@
 #include "config/kong_migration.hpp"
 
 #include <boost/url/parse.hpp>
+#include <boost/url/url.hpp>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -113,6 +114,18 @@ std::string origin_of(const std::string& url) {
       !u->has_authority() || u->encoded_host().empty())
     return {};
   return std::string(u->scheme()) + "://" + std::string(u->encoded_host_and_port());
+}
+// An absolute URL without its user:password@ (a secret, never written to sidecar.yaml); as it is otherwise.
+std::string without_userinfo(const std::string& url) {
+  const auto u = boost::urls::parse_absolute_uri(url);
+  if (!u || !u->has_userinfo()) return url;
+  boost::urls::url copy(*u);
+  copy.remove_userinfo();
+  return std::string(copy.buffer());
+}
+bool has_userinfo(const std::string& url) {
+  const auto u = boost::urls::parse_absolute_uri(url);
+  return u && u->has_userinfo();
 }
 // Whether an absolute URL has a path past "/".
 bool has_path(const std::string& url) {
@@ -358,15 +371,20 @@ migration_result migrate_kong_config(const std::string& input, const migration_o
   const std::string endpoint = text(c, "aforo_endpoint");
   const std::string origin = origin_of(endpoint);
   if (!endpoint.empty() && origin.empty())
-    r.notes.push_back("aforo_endpoint '" + endpoint + "' is not an http(s) URL; aforo.* left at defaults");
+    r.notes.push_back("aforo_endpoint '" + without_userinfo(endpoint) +
+                      "' is not an http(s) URL; aforo.* left at defaults");
   if (!text(c, "tenant_id").empty()) aforo["tenant_id"] = text(c, "tenant_id");
   if (!origin.empty()) {
-    aforo["ingest_url"] = has_path(endpoint) ? endpoint : origin + "/v1/ingest/batch";
+    aforo["ingest_url"] = has_path(endpoint) ? without_userinfo(endpoint) : origin + "/v1/ingest/batch";
     aforo["control_url"] = origin;
     if (!has_path(endpoint))
       r.notes.push_back("aforo.ingest_url: aforo_endpoint has no path; set to " + origin +
                         "/v1/ingest/batch (check it: `aforo-sidecar test-event` posts one event there)");
   }
+  for (const char* k : {"aforo_endpoint", "preflight_quota_url", "margin_guard_url"})
+    if (has_userinfo(text(c, k)))
+      r.notes.push_back(std::string(k) +
+                        ": its user:password@ is not carried over (the sidecar authenticates with AFORO_API_KEY)");
   if (aforo.size() > 0) sc["aforo"] = aforo;
 
   YAML::Node ent(YAML::NodeType::Map);
