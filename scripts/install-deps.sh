@@ -10,7 +10,7 @@ set -euo pipefail
 build_pkgs=(cmake g++ ninja-build pkg-config libboost1.81-dev libboost-url1.81-dev libhiredis-dev liblz4-dev
   rapidjson-dev libyaml-cpp-dev libssl-dev catch2 curl ca-certificates)
 test_pkgs=(redis-server nginx libnginx-mod-http-lua lua-resty-core lua-resty-lrucache luajit2 lua5.1
-  lua-cjson lua-busted lua-check shellcheck clang-tidy clang-format lz4 openssl procps jq
+  lua-cjson lua-yaml lua-busted lua-check shellcheck clang-tidy clang-format lz4 openssl procps jq
   prometheus systemd python3-yaml)  # ops checks: promtool check metrics, systemd-analyze verify, manifests
 bench_pkgs=(wrk hyperfine)
 fuzz_pkgs=(clang libclang-rt-14-dev)

@@ -1,10 +1,13 @@
 // From Aforo's v2.2 Kong plugin config to this project's; see kong_migration.hpp.
 #include "config/kong_migration.hpp"
 
+#include <boost/url/parse.hpp>
+#include <boost/url/url.hpp>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cctype>
 #include <cmath>
 #include <map>
 #include <optional>
@@ -84,8 +87,8 @@ std::vector<found_plugin> find_plugins(const YAML::Node& root) {
   return out;
 }
 
-bool has(const YAML::Node& c, const char* k) { return c[k] && !c[k].IsNull(); }
-std::string text(const YAML::Node& c, const char* k) {
+bool has(const YAML::Node& c, const std::string& k) { return c[k] && !c[k].IsNull(); }
+std::string text(const YAML::Node& c, const std::string& k) {
   return has(c, k) && c[k].IsScalar() ? c[k].Scalar() : std::string();
 }
 bool truthy(const YAML::Node& c, const char* k, bool dflt) {
@@ -104,26 +107,41 @@ std::optional<double> number(const YAML::Node& c, const char* k) {
   }
 }
 
-// scheme://host[:port] of a URL, or empty when it is not an http(s) URL.
+// scheme://host[:port] of an absolute http(s) URL, or empty when it is not one.
 std::string origin_of(const std::string& url) {
-  const auto scheme = url.find("://");
-  if (scheme == std::string::npos || (url.compare(0, scheme, "http") != 0 && url.compare(0, scheme, "https") != 0))
+  const auto u = boost::urls::parse_absolute_uri(url);
+  if (!u || (u->scheme_id() != boost::urls::scheme::http && u->scheme_id() != boost::urls::scheme::https) ||
+      !u->has_authority() || u->encoded_host().empty())
     return {};
-  const auto path = url.find_first_of("/?#", scheme + 3);
-  return url.substr(0, path);
+  return std::string(u->scheme()) + "://" + std::string(u->encoded_host_and_port());
 }
+// An absolute URL without its user:password@ (a secret, never written to sidecar.yaml); as it is otherwise.
+std::string without_userinfo(const std::string& url) {
+  const auto u = boost::urls::parse_absolute_uri(url);
+  if (!u || !u->has_userinfo()) return url;
+  boost::urls::url copy(*u);
+  copy.remove_userinfo();
+  return std::string(copy.buffer());
+}
+bool has_userinfo(const std::string& url) {
+  const auto u = boost::urls::parse_absolute_uri(url);
+  return u && u->has_userinfo();
+}
+// Whether an absolute URL has a path past "/".
 bool has_path(const std::string& url) {
-  const auto scheme = url.find("://");
-  const auto path = url.find('/', scheme + 3);
-  return path != std::string::npos && path + 1 < url.size();
+  const auto u = boost::urls::parse_absolute_uri(url);
+  return u && !u->encoded_path().empty() && u->encoded_path() != "/";
 }
 
 std::string duration_of(double amount, double ms_per_unit) {
   return format_duration(std::chrono::milliseconds(std::max<long long>(std::llround(amount * ms_per_unit), 1)));
 }
 
-// The fields of Aforo's v2.2 plugin (docs/design/event-fields.md#aforo-plugin-v22) this converter reads; others under
-// its prefixes are noted.
+// What becomes of each field of Aforo's v2.2 plugin (docs/design/event-fields.md#aforo-plugin-v22). The one
+// list of v2.2 names is the plugin's compat.V22 (lua/kong/plugins/aforo-metering/compat.lua); the
+// migrate-kong-config itest checks that each of its names has an outcome here.
+//
+// Read for the sidecar (sidecar.yaml, the environment); not in the plugin block.
 const std::set<std::string, std::less<>> sidecar_fields = {"aforo_endpoint",
                                                            "api_key",
                                                            "tenant_id",
@@ -135,27 +153,100 @@ const std::set<std::string, std::less<>> sidecar_fields = {"aforo_endpoint",
                                                            "preflight_quota_enabled",
                                                            "preflight_quota_url",
                                                            "preflight_quota_cache_ttl",
+                                                           "preflight_quota_cache_ttl_ms",
                                                            "preflight_quota_timeout_ms",
-                                                           "preflight_quota_fail_open"};
-const std::map<std::string, std::string, std::less<>> renamed = {
+                                                           "preflight_quota_fail_open",
+                                                           "preflight_quota_api_key"};
+// Carried into the plugin block, under this plugin's name for it.
+const std::map<std::string, std::string, std::less<>> carried = {
     {"exclude_paths", "exclude_paths"},
     {"exclude_status_codes", "exclude_status_codes"},
-    {"status_outcomes", "status_outcomes"},
-    {"product_type", "product_type"},
     {"customer_id_jwt_claim", "customer_id_jwt_claim"},
     {"customer_id_jwt_exclude_claims", "customer_id_jwt_exclude_claims"},
-    {"default_metric", "metric_name"}};
+    {"quantity_header", "quantity_header"},
+    {"default_metric", "metric_name"},
+    {"include_metadata", "discovery_enabled"},
+    {"grpc_enabled", "grpc_enabled"},
+    {"graphql_enabled", "graphql_enabled"},
+    {"websocket_enabled", "websocket_enabled"},
+    {"mcp_enabled", "mcp_enabled"},
+    {"mcp_product_id", "mcp_product_id"}};
+constexpr const char* metric_mapping =
+    "the metric of a request comes from the sidecar's entitlement snapshot `features` (match service, route, "
+    "method, path -> metric), else the plugin's metric_name: write these mappings there";
+constexpr const char* in_plugin_jwt =
+    "this plugin verifies no token: put Kong's jwt (or openid-connect) plugin on the route; "
+    "customer_id_jwt_claim reads the claim of the token it verified";
+constexpr const char* redis = "the sidecar counts in its own Redis: sidecar.yaml cache.redis";
+// Not carried over: named in a note with the reason.
 const std::map<std::string, std::string, std::less<>> not_carried = {
-    {"include_metadata",
-     "this plugin always sends metadata {gateway, service, route, consumer, request_bytes, response_bytes}"},
-    {"grpc_enabled",
-     "gRPC detection (grpcService/grpcMethod) is not in this plugin yet: gRPC calls are metered as product_type"},
-    {"grpc_path_prefix", "see grpc_enabled"},
-    {"graphql_enabled", "GraphQL detection (gqlOperationType) is not in this plugin yet"},
-    {"graphql_path_pattern", "see graphql_enabled"},
-    {"websocket_enabled", "WebSocket detection (wsConnectionId) is not in this plugin yet"},
-    {"mcp_enabled", "MCP tools/call detection (toolName, agentId) is not in this plugin yet"},
-    {"mcp_product_id", "see mcp_enabled"}};
+    {"metric_name_pattern", metric_mapping},
+    {"metric_mappings", metric_mapping},
+    {"mappings_url", metric_mapping},
+    {"mappings_refresh_seconds", metric_mapping},
+    {"mappings_timeout_ms", metric_mapping},
+    {"metric_header", metric_mapping},
+    {"quantity_source",
+     "the quantity is the plugin's quantity_header (X-Aforo-Quantity) from the upstream "
+     "response, else 1"},
+    {"rate_limit_enabled",
+     "limits come from the sidecar's entitlements (entitlements.source aforo_api: Aforo's "
+     "quota check), counted in its Redis (cache.redis)"},
+    {"rate_limit_headers",
+     "the sidecar forwards Aforo's X-RateLimit-* headers from the quota answer itself "
+     "(no plugin field)"},
+    {"rate_limit_redis_host", redis},
+    {"rate_limit_redis_port", redis},
+    {"rate_limit_redis_password", redis},
+    {"rate_limit_redis_timeout_ms", redis},
+    {"jwt_validation_enabled", in_plugin_jwt},
+    {"jwt_issuer", in_plugin_jwt},
+    {"jwt_jwks_uri", in_plugin_jwt},
+    {"jwt_public_key", in_plugin_jwt},
+    {"jwt_secret_is_base64", in_plugin_jwt},
+    {"jwt_allow_unverified_signature", in_plugin_jwt},
+    {"jwt_redis_host", in_plugin_jwt},
+    {"jwt_redis_port", in_plugin_jwt},
+    {"grpc_product_id", "not needed: the sidecar knows the tenant's products"},
+    {"graphql_product_id", "not needed: the sidecar knows the tenant's products"},
+    {"websocket_product_id", "not needed: the sidecar knows the tenant's products"}};
+
+// Aforo's productType values the plugin's product_type takes; only the first two are sent as they are.
+const std::set<std::string, std::less<>> product_types = {"API",      "AGENTIC_API", "AI_AGENT",      "MCP_SERVER",
+                                                          "GRPC_API", "GRAPHQL_API", "WEBSOCKET_API", "MQTT_BROKER"};
+
+// A v2.2 graphql_path_pattern is a path pattern searched for in the request path: a word (`graphql`, its
+// default) or a Lua pattern; the plugin's is a PCRE searched the same way, the same text for a word or an
+// anchored path. Lua's %-escapes become PCRE's; `translated` tells whether there was one.
+std::string graphql_pattern(const std::string& v, bool& translated) {
+  // Lua's classes as PCRE's, outside a set ([[:alnum:]]); inside one the brackets are the set's ([[:alnum:]_]).
+  static const std::map<char, std::string> classes = {{'d', "\\d"},         {'s', "\\s"},         {'w', "[[:alnum:]]"},
+                                                      {'a', "[[:alpha:]]"}, {'l', "[[:lower:]]"}, {'u', "[[:upper:]]"},
+                                                      {'p', "[[:punct:]]"}, {'x', "[[:xdigit:]]"}};
+  translated = false;
+  bool in_set = false;
+  std::string out;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (v[i] != '%' || i + 1 == v.size()) {
+      if (v[i] == '[' && !in_set)
+        in_set = true;
+      else if (v[i] == ']' && in_set)
+        in_set = false;
+      out += v[i];
+      continue;
+    }
+    translated = true;
+    const char c = v[++i];
+    if (const auto k = classes.find(c); k != classes.end()) {
+      const bool posix = k->second.front() == '[';
+      out += in_set && posix ? k->second.substr(1, k->second.size() - 2) : k->second;
+    } else {
+      out += std::isalnum(static_cast<unsigned char>(c)) != 0 ? '%' : '\\';
+      out += c;
+    }
+  }
+  return out;
+}
 
 YAML::Node plugin_block(const found_plugin& f, const migration_options& opts, bool enforce,
                         std::vector<std::string>& notes, const std::string& where) {
@@ -170,7 +261,7 @@ YAML::Node plugin_block(const found_plugin& f, const migration_options& opts, bo
   out["entitlement_enabled"] = enforce;
   for (const auto& kv : c) {
     const std::string k = kv.first.Scalar();
-    if (sidecar_fields.count(k)) continue;
+    if (sidecar_fields.count(k) || kv.second.IsNull()) continue;
     if (k == "status_outcomes" && kv.second.IsMap()) {
       // Status codes stay string keys (Kong's map type): emitted as !!str 404, not the integer 404.
       YAML::Node m(YAML::NodeType::Map);
@@ -180,8 +271,39 @@ YAML::Node plugin_block(const found_plugin& f, const migration_options& opts, bo
         m[status] = e.second;
       }
       out["status_outcomes"] = m;
-    } else if (const auto r = renamed.find(k); r != renamed.end()) {
-      if (!kv.second.IsNull()) out[r->second] = kv.second;
+    } else if (const auto r = carried.find(k); r != carried.end()) {
+      out[r->second] = kv.second;
+    } else if (k == "product_type") {
+      const std::string t = kv.second.IsScalar() ? kv.second.Scalar() : std::string();
+      if (!product_types.count(t)) {
+        notes.push_back(where + k + ": not carried over: '" + t + "' is not one of Aforo's product types");
+        continue;
+      }
+      out["product_type"] = t;
+      if (t != "API" && t != "AGENTIC_API")
+        notes.push_back(where + k + ": " + t +
+                        " carried over; the plugin sends the events of plain requests as API (it needs fields a "
+                        "plain HTTP event does not carry); the protocol options (grpc_enabled, graphql_enabled, "
+                        "websocket_enabled, mcp_enabled) meter those requests with their own type");
+    } else if (k == "customer_id_source") {
+      if (text(c, k) != "consumer")
+        notes.push_back(where + k + ": '" + text(c, k) +
+                        "' not carried over: set to consumer, as Kong does for a v2.2 config (a v2.2 config has "
+                        "aforo_endpoint); change it by hand if a request header must name the customer");
+    } else if (k == "grpc_path_prefix") {
+      std::string v = text(c, k);
+      if (!v.empty() && v.front() != '/') {
+        notes.push_back(where + k + ": '" + v + "' carried over as '/" + v + "' (the plugin's starts with /)");
+        v.insert(0, "/");
+      }
+      if (!v.empty()) out[k] = v;
+    } else if (k == "graphql_path_pattern") {
+      bool translated = false;
+      const std::string v = graphql_pattern(text(c, k), translated);
+      if (translated)
+        notes.push_back(where + k + ": the Lua pattern '" + text(c, k) + "' carried over as the PCRE '" + v +
+                        "': check it matches the GraphQL paths");
+      if (!v.empty()) out[k] = v;
     } else if (k == "flush_count") {
       if (const auto n = number(c, "flush_count")) out["batch_size"] = std::clamp<long long>(std::llround(*n), 1, 1000);
     } else if (k == "flush_interval_ms") {
@@ -189,16 +311,11 @@ YAML::Node plugin_block(const found_plugin& f, const migration_options& opts, bo
         out["flush_interval"] = std::clamp<long long>(std::llround(*n), 10, 60000);
     } else if (const auto nc = not_carried.find(k); nc != not_carried.end()) {
       notes.push_back(where + k + ": not carried over: " + nc->second);
-    } else if (k.rfind("rate_limit_", 0) == 0) {
-      notes.push_back(where + k +
-                      ": not carried over: the sidecar forwards Aforo's X-RateLimit-* headers from the "
-                      "quota answer itself (no plugin field)");
-    } else if (k.rfind("jwt_", 0) == 0 || k.rfind("preflight_quota_", 0) == 0 || k.rfind("margin_guard_", 0) == 0) {
-      notes.push_back(where + k + ": not carried over: no equivalent setting; check it by hand");
     } else {
       notes.push_back(where + k + ": not an Aforo v2.2 field this converter knows; not carried over");
     }
   }
+  // Either *_fail_open false makes the plugin fail closed (as Kong maps them for a v2.2 config).
   if (truthy(c, "preflight_quota_fail_open", true) != truthy(c, "margin_guard_fail_open", true))
     notes.push_back(where +
                     "preflight_quota_fail_open and margin_guard_fail_open differ; this plugin has one "
@@ -207,6 +324,16 @@ YAML::Node plugin_block(const found_plugin& f, const migration_options& opts, bo
   out["fallback_on_error"] = open ? "allow" : "block";
   p["config"] = out;
   return p;
+}
+
+// The environment line(s) for a key read from field `name` of the v2.2 config.
+std::string key_env(const std::string& key, const std::string& name, const migration_options& opts) {
+  if (key.rfind("{vault://", 0) == 0)
+    return "# Kong read " + name + " from " + key + ": set AFORO_API_KEY from the same vault.\nAFORO_API_KEY=\n";
+  if (opts.reveal_secrets) return "AFORO_API_KEY=" + key + "\n";
+  const std::string tail = key.size() >= 12 ? " (it ends in ..." + key.substr(key.size() - 4) + ")" : "";
+  return "# Set to the " + name + " of " + opts.source_name + tail +
+         "; --reveal-secrets prints it here.\nAFORO_API_KEY=\n";
 }
 
 }  // namespace
@@ -231,7 +358,8 @@ migration_result migrate_kong_config(const std::string& input, const migration_o
 
   // Sidecar settings: from the first plugin; the others must agree.
   for (std::size_t i = 1; i < plugins.size(); ++i)
-    for (const char* k : {"aforo_endpoint", "tenant_id", "api_key", "margin_guard_url", "preflight_quota_url"})
+    for (const char* k : {"aforo_endpoint", "tenant_id", "api_key", "preflight_quota_api_key", "margin_guard_url",
+                          "preflight_quota_url"})
       if (text(plugins[i].config, k) != text(c, k))
         r.notes.push_back(std::string(k) +
                           " differs between the aforo-metering plugins; the sidecar uses the first one's");
@@ -243,15 +371,20 @@ migration_result migrate_kong_config(const std::string& input, const migration_o
   const std::string endpoint = text(c, "aforo_endpoint");
   const std::string origin = origin_of(endpoint);
   if (!endpoint.empty() && origin.empty())
-    r.notes.push_back("aforo_endpoint '" + endpoint + "' is not an http(s) URL; aforo.* left at defaults");
+    r.notes.push_back("aforo_endpoint '" + without_userinfo(endpoint) +
+                      "' is not an http(s) URL; aforo.* left at defaults");
   if (!text(c, "tenant_id").empty()) aforo["tenant_id"] = text(c, "tenant_id");
   if (!origin.empty()) {
-    aforo["ingest_url"] = has_path(endpoint) ? endpoint : origin + "/v1/ingest/batch";
+    aforo["ingest_url"] = has_path(endpoint) ? without_userinfo(endpoint) : origin + "/v1/ingest/batch";
     aforo["control_url"] = origin;
     if (!has_path(endpoint))
       r.notes.push_back("aforo.ingest_url: aforo_endpoint has no path; set to " + origin +
                         "/v1/ingest/batch (check it: `aforo-sidecar test-event` posts one event there)");
   }
+  for (const char* k : {"aforo_endpoint", "preflight_quota_url", "margin_guard_url"})
+    if (has_userinfo(text(c, k)))
+      r.notes.push_back(std::string(k) +
+                        ": its user:password@ is not carried over (the sidecar authenticates with AFORO_API_KEY)");
   if (aforo.size() > 0) sc["aforo"] = aforo;
 
   YAML::Node ent(YAML::NodeType::Map);
@@ -268,7 +401,14 @@ migration_result migrate_kong_config(const std::string& input, const migration_o
         "false, so the sidecar is never asked for decisions (metering only)");
   }
   if (!text(c, "default_metric").empty()) api["metric"] = text(c, "default_metric");
-  if (const auto n = number(c, "preflight_quota_cache_ttl")) api["quota_ttl"] = duration_of(*n, 1000);
+  // Both spellings of v2.2's quota cache TTL: preflight_quota_cache_ttl_ms wins when both are there.
+  if (const auto n = number(c, "preflight_quota_cache_ttl_ms"))
+    api["quota_ttl"] = duration_of(*n, 1);
+  else if (const auto s = number(c, "preflight_quota_cache_ttl"))
+    api["quota_ttl"] = duration_of(*s, 1000);
+  if (has(c, "preflight_quota_cache_ttl_ms") && has(c, "preflight_quota_cache_ttl"))
+    r.notes.push_back(
+        "preflight_quota_cache_ttl_ms and preflight_quota_cache_ttl both set; quota_ttl is from the first");
   if (const auto n = number(c, "margin_guard_cache_ttl")) api["margin_ttl"] = duration_of(*n, 1000);
   std::optional<double> timeout_ms = number(c, "preflight_quota_timeout_ms");
   if (const auto m = number(c, "margin_guard_timeout_ms")) timeout_ms = std::max(timeout_ms.value_or(0), *m);
@@ -299,18 +439,23 @@ migration_result migrate_kong_config(const std::string& input, const migration_o
   r.plugin_yaml = "# kong.yml: replaces the aforo-metering plugin entries of " + opts.source_name +
                   " (scoped entries keep their service / route / consumer).\n" + std::string(pl.c_str()) + "\n";
 
+  // One key for ingest and the quota check: api_key, else preflight_quota_api_key (a key with quotas:read).
   const std::string key = text(c, "api_key");
+  const std::string quota_key = text(c, "preflight_quota_api_key");
   r.env = "# Environment for aforo-sidecar (systemd EnvironmentFile=, docker --env-file); keep the file mode 0600.\n";
-  if (key.empty()) {
-    r.env += "# No api_key in " + opts.source_name + ": set Aforo's API key here.\nAFORO_API_KEY=\n";
-  } else if (key.rfind("{vault://", 0) == 0) {
-    r.env += "# Kong read api_key from " + key + ": set AFORO_API_KEY from the same vault.\nAFORO_API_KEY=\n";
-  } else if (opts.reveal_secrets) {
-    r.env += "AFORO_API_KEY=" + key + "\n";
+  if (!key.empty()) {
+    r.env += key_env(key, "api_key", opts);
+    if (!quota_key.empty() && quota_key != key)
+      r.notes.push_back(
+          "preflight_quota_api_key differs from api_key: the sidecar sends one key (AFORO_API_KEY, the "
+          "api_key) to ingest and to the quota check, so that key needs quotas:read too");
+  } else if (!quota_key.empty()) {
+    r.env += key_env(quota_key, "preflight_quota_api_key", opts);
+    r.notes.push_back(
+        "no api_key: AFORO_API_KEY is the preflight_quota_api_key, which the sidecar also sends to "
+        "ingest (it needs usage write as well as quotas:read)");
   } else {
-    const std::string tail = key.size() >= 12 ? " (it ends in ..." + key.substr(key.size() - 4) + ")" : "";
-    r.env +=
-        "# Set to the api_key of " + opts.source_name + tail + "; --reveal-secrets prints it here.\nAFORO_API_KEY=\n";
+    r.env += "# No api_key in " + opts.source_name + ": set Aforo's API key here.\nAFORO_API_KEY=\n";
   }
   if (plugins.size() > 1)
     r.notes.push_back(std::to_string(plugins.size()) + " aforo-metering plugins found; each has a block");

@@ -3,6 +3,9 @@
 dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helper.lua")
 local helper = _G.aforo_spec_helper
 local schema_check = require "aforo_shim.schema"
+local kong_yml = require "aforo_shim.kong_yml"
+local cjson = require "cjson.safe"
+local FIXTURES = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "../../fixtures/aforo-plugin-v2.2/"
 
 -- Every field of Aforo's v2.2 plugin (docs/design/event-fields.md#aforo-plugin-v22), with values a v2.2 user has in
 -- kong.yml.
@@ -45,19 +48,24 @@ local function v22_config()
     jwt_allow_unverified_signature = false,
     jwt_redis_host = "redis.internal",
     jwt_redis_port = 6380,
+    jwt_secret_is_base64 = true,
     rate_limit_enabled = true,
     rate_limit_redis_host = "redis.internal",
     rate_limit_redis_port = 6379,
     rate_limit_redis_password = "SECRET_redis_pw",
     rate_limit_redis_timeout_ms = 50,
+    rate_limit_headers = false,
     margin_guard_enabled = true,
     margin_guard_url = "http://pricing:8083",
     margin_guard_cache_ttl = 30,
+    margin_guard_timeout_ms = 200,
+    margin_guard_fail_open = true,
     preflight_quota_enabled = true,
     preflight_quota_url = "https://ingest.aforo.ai/api/v1/quota/check",
     preflight_quota_api_key = "sk_live_SECRET_quota_key",
     preflight_quota_timeout_ms = 100,
     preflight_quota_cache_ttl_ms = 1000,
+    preflight_quota_cache_ttl = 1,
     preflight_quota_fail_open = false,
     exclude_paths = { "/health", "/ready", "/metrics" },
     exclude_status_codes = { 401, 403, 429 },
@@ -166,15 +174,97 @@ describe("an Aforo v2.2 plugin config", function()
 
   it("is no shorthand for a name the config record has as a field", function()
     local names = {}
-    for _, entry in ipairs(compat.shorthand_fields({ { grpc_enabled = { type = "boolean" } } })) do
+    for _, entry in ipairs(compat.shorthand_fields({ { grpc_product_id = { type = "string" } } })) do
       names[next(entry)] = true
     end
-    assert.is_nil(names.grpc_enabled)
-    assert.is_true(names.graphql_enabled)
+    assert.is_nil(names.grpc_product_id)
+    assert.is_true(names.graphql_product_id)
+    assert.is_nil(names.grpc_enabled) -- marked a field of this plugin in V22
+    -- And every name V22 marks a field of this plugin is one.
+    local real = {}
+    for _, entry in ipairs(schema_check.config_field(schema).fields) do
+      real[next(entry)] = true
+    end
+    for name, spec in pairs(compat.V22) do
+      if spec == true then
+        assert.is_true(real[name], name)
+      end
+    end
     for _, entry in ipairs(schema_check.config_field(schema).shorthand_fields) do
       local name, def = next(entry)
       assert.is_function(def.func, name)
       assert.is_not.equal("record", def.type, name) -- Kong refuses record shorthands
     end
+  end)
+
+  it("loads every aforo-metering entry of the v2.2 fixtures (kong.yml, an Admin API answer)", function()
+    for _, file in ipairs({ "kong.yml", "plugins.json" }) do
+      local entries = kong_yml.plugins(kong_yml.read(FIXTURES .. file), "aforo-metering")
+      assert.is_true(#entries > 0, file)
+      for _, entry in ipairs(entries) do
+        local conf, errs = schema_check.process(schema, entry.config)
+        assert.is_nil(errs, file .. " " .. entry.where .. ": " .. tostring(cjson.encode(errs)))
+        assert.equal("consumer", conf.customer_id_source)
+      end
+    end
+    local entries = kong_yml.plugins(kong_yml.read(FIXTURES .. "kong.yml"), "aforo-metering")
+    assert.same({ "global #1", "route search-v1 #1" }, { entries[1].where, entries[2].where })
+  end)
+
+  it("takes both spellings of the quota cache TTL and of the two fail-open fields", function()
+    for _, cfg in ipairs({ { preflight_quota_cache_ttl = 0.5 }, { preflight_quota_cache_ttl_ms = 500 } }) do
+      assert.is_not_nil((schema_check.process(schema, cfg)))
+    end
+    local function fallback(cfg)
+      return assert(schema_check.process(schema, cfg)).fallback_on_error
+    end
+    assert.equal("allow", fallback({ preflight_quota_fail_open = true, margin_guard_fail_open = true }))
+    assert.equal("block", fallback({ preflight_quota_fail_open = true, margin_guard_fail_open = false }))
+    assert.equal("block", fallback({ preflight_quota_fail_open = false, margin_guard_fail_open = true }))
+    assert.equal("block", fallback({ margin_guard_fail_open = false }))
+    -- true asks for nothing: this plugin's own field keeps its value.
+    assert.equal("block", fallback({ fallback_on_error = "block", margin_guard_fail_open = true }))
+  end)
+
+  it("logs what the new v2.2 names ask for only when they ask for something", function()
+    assert(schema_check.process(schema, { rate_limit_headers = true, jwt_secret_is_base64 = false,
+                                          preflight_quota_cache_ttl = 1 }))
+    assert.same({}, warns)
+    assert(schema_check.process(schema, { rate_limit_headers = false, jwt_secret_is_base64 = true,
+                                          margin_guard_timeout_ms = 100 }))
+    assert.matches("X-RateLimit", warn_for("rate_limit_headers"), 1, true)
+    assert.matches("customer_id_jwt_claim", warn_for("jwt_secret_is_base64"), 1, true)
+    assert.matches("entitlements:", warn_for("margin_guard_timeout_ms"), 1, true)
+  end)
+
+  it("accepts every Aforo product type, sending those a plain event cannot carry as API with one WARN", function()
+    local event = require "kong.plugins.aforo-metering.event"
+    for _, t in ipairs({ "API", "AGENTIC_API", "AI_AGENT", "MCP_SERVER", "GRPC_API", "GRAPHQL_API",
+                         "WEBSOCKET_API", "MQTT_BROKER" }) do
+      local conf, errs = schema_check.process(schema, { product_type = t })
+      assert.is_nil(errs, t)
+      local sent = (t == "API" or t == "AGENTIC_API") and t or "API"
+      assert.equal(sent, compat.sent_product_type(conf.product_type), t)
+      local outcome = event.outcome(conf)
+      if sent == "API" then
+        assert.is_nil(outcome, t)
+      else
+        assert.matches('"productType":"' .. sent .. '"', outcome.product_json, 1, true)
+      end
+    end
+    local function warn_of(t)
+      for _, w in ipairs(warns) do
+        if w:find("product_type '" .. t .. "'", 1, true) then return w end
+      end
+    end
+    assert.is_nil(warn_of("API"))
+    assert.is_nil(warn_of("AGENTIC_API"))
+    assert.matches("grpc_enabled", warn_of("GRPC_API"), 1, true)
+    assert.matches("mcp_enabled", warn_of("MCP_SERVER"), 1, true)
+    assert.matches("sent as API", warn_of("MQTT_BROKER"), 1, true)
+    assert.is_nil((schema_check.process(schema, { product_type = "SOAP_API" })))
+    local n = #warns
+    assert(schema_check.process(schema, { product_type = "GRPC_API" }))
+    assert.equal(n, #warns)
   end)
 end)

@@ -194,7 +194,7 @@ describe("aforo-metering identity and status options", function()
       assert.is_nil((check.process(schema, { status_outcomes = { ["404"] = "OOPS" } })))
       assert.is_nil((check.process(schema, { status_outcomes = { ["4xx"] = "ERROR" } })))
       assert.is_nil((check.process(schema, { exclude_status_codes = { 99 } })))
-      assert.is_nil((check.process(schema, { product_type = "MCP_SERVER" })))
+      assert.is_nil((check.process(schema, { product_type = "SOAP_API" }))) -- not one of Aforo's types
     end)
   end)
 end)

@@ -5,6 +5,7 @@
 -- (buffer.lua), where LuaJIT compiles the encoder once instead of tracing it
 -- into every request. A batch is encoded again only if its send failed.
 local cjson = require "cjson.safe"
+local sent_product_type = require("kong.plugins.aforo-metering.compat").sent_product_type
 
 local floor = math.floor
 local find = string.find
@@ -301,11 +302,12 @@ _M.OUTCOME = OUTCOME
 _M.FIELDS[OUTCOME] = "outcome"
 
 
---- The outcome slot's value for a plugin config: nil when it has product_type API and no
--- status_outcomes, else { product_json = the JSON between idempotencyKey and executionStatus' value,
--- statuses = { [status number] = executionStatus } }. One table per config, shared by its events.
+--- The outcome slot's value for a plugin config: nil when its events are sent as API
+-- (compat.sent_product_type) and it has no status_outcomes, else { product_json = the JSON between
+-- idempotencyKey and executionStatus' value, statuses = { [status number] = executionStatus } }. One table
+-- per config, shared by its events.
 function _M.outcome(conf)
-  local product = conf.product_type
+  local product = sent_product_type(conf.product_type)
   local map = conf.status_outcomes
   local statuses = {}
   local any = false
@@ -318,11 +320,10 @@ function _M.outcome(conf)
       end
     end
   end
-  if (product == nil or product == "API") and not any then
+  if product == "API" and not any then
     return nil
   end
-  return { product_json = '","productType":"' .. (type(product) == "string" and product or "API")
-                          .. '","executionStatus":"', statuses = statuses }
+  return { product_json = '","productType":"' .. product .. '","executionStatus":"', statuses = statuses }
 end
 
 

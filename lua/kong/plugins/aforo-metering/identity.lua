@@ -1,5 +1,5 @@
 -- Who a request is billed to: the customer id from a token an auth plugin verified
--- (customer_id_jwt_claim, issue 20), else an authenticated consumer, else the tenant header (customer()).
+-- (customer_id_jwt_claim), else an authenticated consumer, else the tenant header (customer()).
 --
 -- Kong's jwt plugin, once it has verified a token's signature and claims, keeps the token as it came
 -- (the compact "header.payload.signature" string) in kong.ctx.shared.authenticated_jwt_token, and

@@ -1,5 +1,6 @@
 -- Configuration schema of the aforo-metering Kong plugin (docs/design/plugin-contract.md#schema).
 local typedefs = require "kong.db.schema.typedefs"
+local compat = require "kong.plugins.aforo-metering.compat"
 
 
 local PLUGIN_NAME = "aforo-metering"
@@ -161,8 +162,9 @@ local schema = {
               description = "executionStatus of the events of a response status, over the built-in mapping (2xx/3xx SUCCESS, 408/504 TIMEOUT, 499 CANCELLED, 400/422 VALIDATION_FAILED, 401/403/429 BLOCKED, else ERROR), e.g. {\"404\": \"VALIDATION_FAILED\"}.",
           } },
           { product_type = {
-              type = "string", required = true, default = "API", one_of = { "API", "AGENTIC_API" },
-              description = "productType of the usage events: API (default) or AGENTIC_API. Aforo's other product types need fields a plain HTTP event does not carry.",
+              type = "string", required = true, default = "API", one_of = compat.PRODUCT_TYPES,
+              custom_validator = compat.validate_product_type,
+              description = "productType of the usage events: API (default) or AGENTIC_API. Aforo's other product types (AI_AGENT, MCP_SERVER, GRPC_API, GRAPHQL_API, WEBSOCKET_API, MQTT_BROKER) are accepted, and their events sent as API with one WARN: they need fields a plain HTTP event does not carry (the protocol options meter those kinds of traffic with them).",
           } },
           { feature = {
               type = "string", required = false, len_min = 1, len_max = 255,
@@ -255,4 +257,4 @@ local schema = {
 
 
 -- Aforo v2.2's field names, accepted as Kong shorthand fields (compat.lua).
-return require("kong.plugins.aforo-metering.compat").with_shorthands(schema)
+return compat.with_shorthands(schema)
