@@ -109,6 +109,20 @@ void alternate(std::vector<std::unique_ptr<sidecar_process>>& scs, int rounds, t
   }
 }
 
+// Checks of cust_a's api (quantity 1, counted in t) until one is answered with a lease: its size.
+// "lease_unused": a client that reports what its leases leave unadmitted (as the plugin does).
+std::int64_t checks_until_lease(http_client& c, tally& t) {
+  static const std::regex lease_re(R"("lease":\{"requests":(\d+))");
+  for (int i = 0; i < 600; ++i) {
+    const auto r = c.post("/v1/check", R"({"customer_id":"cust_a","feature":"api","quantity":1,"lease_unused":0})");
+    REQUIRE(r.status == 200);
+    if (r.body.find(R"("allowed":true)") != std::string::npos) ++t.allowed;
+    std::smatch m;
+    if (std::regex_search(r.body, m, lease_re)) return std::stoll(m[1].str());
+  }
+  return 0;
+}
+
 std::vector<std::unique_ptr<sidecar_process>> start_sidecars(int n, const std::string& config) {
   std::vector<std::unique_ptr<sidecar_process>> v;
   for (int i = 0; i < n; ++i) v.push_back(std::make_unique<sidecar_process>(config));
@@ -270,16 +284,7 @@ TEST_CASE("quota reservations: a lease reported long after 3 x lease_ttl never t
   tally t;
   auto a = scs[0]->client();
   auto b = scs[1]->client();
-  std::int64_t lease = 0;
-  static const std::regex lease_re(R"("lease":\{"requests":(\d+))");
-  for (int i = 0; i < 600 && lease == 0; ++i) {
-    // "lease_unused": a client that reports what its leases leave unadmitted (as the plugin does)
-    const auto r = a.post("/v1/check", R"({"customer_id":"cust_a","feature":"api","quantity":1,"lease_unused":0})");
-    REQUIRE(r.status == 200);
-    if (r.body.find(R"("allowed":true)") != std::string::npos) ++t.allowed;
-    std::smatch m;
-    if (std::regex_search(r.body, m, lease_re)) lease = std::stoll(m[1].str());
-  }
+  const std::int64_t lease = checks_until_lease(a, t);
   REQUIRE(lease > 0);
   // The plugin admits the whole lease; its report is late (a slow upstream, no other request of
   // the key on that worker): after 1.5 s = 7.5 x lease_ttl, by which time a went idle (a third of
@@ -313,15 +318,7 @@ TEST_CASE("quota reservations: a lease report sent again after a lost answer (sa
   auto scs = start_sidecars(1, config);
   tally t;
   auto a = scs[0]->client();
-  std::int64_t lease = 0;
-  static const std::regex lease_re(R"("lease":\{"requests":(\d+))");
-  for (int i = 0; i < 600 && lease == 0; ++i) {
-    const auto r = a.post("/v1/check", R"({"customer_id":"cust_a","feature":"api","quantity":1,"lease_unused":0})");
-    REQUIRE(r.status == 200);
-    if (r.body.find(R"("allowed":true)") != std::string::npos) ++t.allowed;
-    std::smatch m;
-    if (std::regex_search(r.body, m, lease_re)) lease = std::stoll(m[1].str());
-  }
+  const std::int64_t lease = checks_until_lease(a, t);
   REQUIRE(lease > 1);
   // The plugin admitted the whole lease and reports it; the answer is lost (a timeout), so the next
   // check carries the same report again, grown by one more request admitted meanwhile (cumulative).
