@@ -12,11 +12,13 @@
 #   bench/plugin/callgrind.sh                        # nginx alone, the PDK shim, and the plugin of this tree
 #   BASELINE=/path/to/other/checkout bench/plugin/callgrind.sh   # adds that tree's plugin, same run
 #   MODES="on" N=6000 bench/plugin/callgrind.sh
+#   JIT=off BASELINE=/path/to/other ROUNDS=3 bench/plugin/callgrind.sh   # LuaJIT's compiler off: the
+#                                                          # interpreter's count, which trace decisions do not move
 #   MODES="on nofile" ROUNDS=5 bench/plugin/callgrind.sh   # nofile: the plugin with overflow_max_bytes 0 (no
 #                                                          # overflow file), to see what the overflow path costs
 #
 # Env: SIDECAR_BIN, FAKE_INGEST_BIN, BUILD_DIR (default build-bench), N (requests of the long run, default
-#      3000), ROUNDS (runs per mode, default 3), MODES (default "off shim on"), BASELINE (a source tree whose lua/ and tests/lua/ are measured as
+#      3000), JIT (on | off: off runs every mode's Lua in the interpreter only), ROUNDS (runs per mode, default 3), MODES (default "off shim on"), BASELINE (a source tree whose lua/ and tests/lua/ are measured as
 #      mode "baseline"), KEEP (a directory to keep the callgrind.out files in).
 # Time-based work is pushed out of the window so that every run does the same: flush_interval 60 s (a flush
 # every batch_size = 20 events) and lease_ttl 60 s (a check every lease of 200 requests).
@@ -26,6 +28,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=bench/lib.sh
 source "$here/../lib.sh"
 N="${N:-3000}"
+JIT="${JIT:-on}"
+case "$JIT" in on | off) ;; *) echo "JIT: on or off" >&2; exit 2 ;; esac
 ROUNDS="${ROUNDS:-3}"
 MODES="${MODES:-off shim on}"
 [ -z "${BASELINE:-}" ] || MODES="$MODES baseline"
@@ -56,7 +60,7 @@ wait_port "$sc_port"
 # total_ir FILE -> the run's instruction count
 total_ir() { callgrind_annotate "$1" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }'; }
 
-echo "worker instructions per request (user space), $N requests, one connection:"
+echo "worker instructions per request (user space), $N requests, one connection, LuaJIT compiler $JIT:"
 for mode in $MODES; do
   tree="$root" plugin=on overflow=104857600
   case $mode in
@@ -73,6 +77,10 @@ for mode in $MODES; do
   kill -QUIT "$pid"
   while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
   sed -i -e 's/^daemon .*/daemon off; master_process off;/' "$work/$mode/conf/nginx.conf"
+  if [ "$JIT" = off ] && [ -f "$work/$mode/conf/plugin_init.conf" ]; then
+    sed -i -e 's/^init_by_lua_block { /&require("jit").off() /' "$work/$mode/conf/plugin_init.conf"
+    grep -q 'require("jit").off()' "$work/$mode/conf/plugin_init.conf" || { echo "JIT=off: not applied" >&2; exit 1; }
+  fi
   results=()
   for round in $(seq 1 "$ROUNDS"); do
     for run in short long; do
