@@ -114,9 +114,9 @@ void pipeline_deliverer::pump() {
   };
   // Flights waiting for a retry first, oldest first: they hold the acknowledgement window.
   for (auto& f : flights_) {
-    if (f.in_flight) continue;
-    if (now < f.not_before) {
-      wake_at(f.not_before);
+    if (f.state.in_flight()) continue;
+    if (!f.state.due(now)) {
+      wake_at(f.state.not_before());
       continue;
     }
     if (!limit_.may_send(in_flight_, now)) break;
@@ -131,7 +131,8 @@ void pipeline_deliverer::pump() {
   while (may_cut && room() && limit_.may_send(in_flight_, now) && (!failing_ || flights_.empty())) {
     auto b = custody_.next_due(now);
     if (!b) break;
-    flights_.push_back(flight{std::move(*b)});
+    const auto events = b->events;
+    flights_.push_back(flight{std::move(*b), core::delivery_flight(events)});
     send(flights_.back(), now);
   }
   if (auto held = limit_.held_until(now)) wake_at(*held);
@@ -143,12 +144,8 @@ void pipeline_deliverer::pump() {
 }
 
 void pipeline_deliverer::send(flight& f, clock::time_point now) {
-  f.in_flight = true;
   ++in_flight_;
-  if (f.attempt > 0) metrics_.retries.inc();
-  ++f.attempt;
-  f.sent_at = now;
-  f.level = in_flight_;
+  if (f.state.sent(now, in_flight_)) metrics_.retries.inc();
   sender_.send(sending_body(f), [this, fp = &f, alive = alive_.watch()](send_report rep) {
     if (alive.expired()) return;
     on_report(*fp, std::move(rep));
@@ -156,30 +153,25 @@ void pipeline_deliverer::send(flight& f, clock::time_point now) {
 }
 
 const std::string& pipeline_deliverer::sending_body(const flight& f) {
-  return f.parts.empty() ? f.batch.body : f.parts.front().body;
-}
-
-std::uint32_t pipeline_deliverer::sending_events(const flight& f) {
-  return f.parts.empty() ? f.batch.events : f.parts.front().events;
+  return f.state.whole() ? f.batch.body : f.state.front().body;
 }
 
 void pipeline_deliverer::on_report(flight& f, send_report rep) {
   if (stopping_) return;  // the flight is gone (stop() handed it back)
-  f.in_flight = false;
+  f.state.answered();
   --in_flight_;
   const auto now = clock::now();
-  metrics_.ingest_rtt.observe(std::chrono::duration<double>(now - f.sent_at).count());
-  limit_.record(limit_outcome(rep.outcome), f.sent_at, f.level, now, rep.outcome.retry_after);
+  metrics_.ingest_rtt.observe(std::chrono::duration<double>(now - f.state.sent_at()).count());
+  limit_.record(limit_outcome(rep.outcome), f.state.sent_at(), f.state.level(), now, rep.outcome.retry_after);
   if (rep.encoding_refused) {
     // Ingest does not take lz4: the sender has fallen back; the same body goes again, uncompressed,
     // at once and without counting an attempt (it is not poison, and nothing failed for it).
-    --f.attempt;
-    f.not_before = now;
+    f.state.resend_now(now);
     pump();
     return;
   }
   std::uniform_real_distribution<double> unit(0.0, 1.0);
-  const auto d = core::decide_delivery(rep.outcome, f.attempt, retry_, unit(rng_), now);
+  const auto d = core::decide_delivery(rep.outcome, f.state.attempt(), retry_, unit(rng_), now);
   if (d.action == core::delivery_action::done) {
     on_delivered(f, rep);
   } else if (d.action == core::delivery_action::split) {
@@ -187,33 +179,27 @@ void pipeline_deliverer::on_report(flight& f, send_report rep) {
   } else {
     on_failure(f, rep, d);
   }
-  if (f.finished) {
+  if (f.state.finished()) {
     flights_.remove_if([&f](const flight& x) { return &x == &f; });
   }
   pump();
 }
 
 void pipeline_deliverer::part_done(flight& f) {
-  f.attempt = 0;
-  if (!f.parts.empty()) f.parts.pop_front();
-  if (!f.parts.empty()) return;  // the next part goes out at once
-  custody_.delivered(f.batch);
-  f.finished = true;
+  if (f.state.part_done()) custody_.delivered(f.batch);  // else the next part goes out at once
 }
 
 void pipeline_deliverer::hold(flight& f, clock::time_point at) {
   // The parts already delivered are sent again with the rest: Aforo deduplicates them by key.
-  f.parts.clear();
-  f.attempt = 0;
-  f.not_before = at;
+  f.state.hold(at);
   if (!f.batch.from_spool && custody_.keep(f.batch)) {
-    f.finished = true;  // a memory batch: to the spool, sent from there
+    f.state.finish();  // a memory batch: to the spool, sent from there
     resume_at_ = std::max(resume_at_, at);
   }
 }
 
 bool pipeline_deliverer::keep_refused(const flight& f, const send_report& rep) {
-  const auto events = sending_events(f);
+  const auto events = f.state.sending_events();
   const auto refused = core::refused_in(*rep.ack, events);
   if (refused.events.empty() && refused.unidentified == 0) return true;
   const int status = rep.outcome.status;
@@ -236,7 +222,7 @@ bool pipeline_deliverer::keep_refused(const flight& f, const send_report& rep) {
 }
 
 void pipeline_deliverer::on_delivered(flight& f, const send_report& rep) {
-  const auto events = sending_events(f);
+  const auto events = f.state.sending_events();
   std::uint64_t failed = 0;
   if (rep.ack) {
     if (!keep_refused(f, rep)) {
@@ -260,23 +246,23 @@ void pipeline_deliverer::on_delivered(flight& f, const send_report& rep) {
 
 void pipeline_deliverer::dead_letter_sending(flight& f, int status, const send_report& rep, std::string_view reason,
                                              clock::time_point retry_at) {
-  const bool ok =
-      f.parts.empty()
-          ? custody_.dead_letter(f.batch, status, rep.response_body, reason)
-          : custody_.dead_letter_events({{sending_body(f), sending_events(f), status, reason, "", rep.response_body}});
+  const bool whole = f.state.whole();
+  const bool ok = whole ? custody_.dead_letter(f.batch, status, rep.response_body, reason)
+                        : custody_.dead_letter_events(
+                              {{sending_body(f), f.state.sending_events(), status, reason, "", rep.response_body}});
   if (!ok) {
     hold(f, retry_at);
     return;
   }
-  if (f.parts.empty()) {
-    f.finished = true;  // dead_letter acked it
+  if (whole) {
+    f.state.finish();  // dead_letter acked it
     return;
   }
   part_done(f);
 }
 
 void pipeline_deliverer::on_too_large(flight& f, const send_report& rep) {
-  const auto events = sending_events(f);
+  const auto events = f.state.sending_events();
   auto split = core::split_batch_body(sending_body(f));
   if (events <= 1 || !split || split->size() <= 1) {
     // One event ingest will not take: poison.
@@ -287,18 +273,14 @@ void pipeline_deliverer::on_too_large(flight& f, const send_report& rep) {
   metrics_.ingest_splits.inc();
   custody_.limit_request_events(events);
   const std::size_t half = split->size() / 2;
-  part first{core::join_events(*split, 0, half), static_cast<std::uint32_t>(half)};
-  part second{core::join_events(*split, half, split->size()), static_cast<std::uint32_t>(split->size() - half)};
-  if (!f.parts.empty()) f.parts.pop_front();
-  f.parts.push_front(std::move(second));
-  f.parts.push_front(std::move(first));
-  f.attempt = 0;
+  f.state.split({core::join_events(*split, 0, half), static_cast<std::uint32_t>(half)},
+                {core::join_events(*split, half, split->size()), static_cast<std::uint32_t>(split->size() - half)});
 }
 
 void pipeline_deliverer::on_failure(flight& f, const send_report& rep, const core::retry_decision& d) {
   const int status = rep.outcome.what == core::delivery_outcome::kind::http_status ? rep.outcome.status : 0;
   if (d.action == core::delivery_action::dead_letter) {
-    util::log::error("ingest refused a batch of " + std::to_string(sending_events(f)) + " events with " +
+    util::log::error("ingest refused a batch of " + std::to_string(f.state.sending_events()) + " events with " +
                      std::to_string(status) + "; written to " + custody_.dead_letter_path() + ", not retried");
     dead_letter_sending(f, status, rep, "rejected_batch",
                         d.at + (retry_.backoff.empty() ? std::chrono::milliseconds(1000) : retry_.backoff.front()));
@@ -324,7 +306,7 @@ void pipeline_deliverer::on_failure(flight& f, const send_report& rep, const cor
                                  : "ingest " + problem + ": keeping events in the disk spool");
   }
 
-  f.not_before = d.at;
+  f.state.retry_at(d.at);
   if (d.action == core::delivery_action::retry) return;  // the same part again at d.at
   // Retries exhausted, or unauthorized: a spool batch waits in the spool for d.at with a fresh
   // retry count; a memory batch goes to the spool.

@@ -22,6 +22,7 @@
 #include "app/pipeline/pipeline_metrics.hpp"
 #include "app/pipeline/pipeline_sender.hpp"
 #include "core/pipeline/concurrency_limit.hpp"
+#include "core/pipeline/delivery_flight.hpp"
 #include "core/pipeline/retry_policy.hpp"
 #include "util/clock.hpp"
 #include "util/lifetime.hpp"
@@ -65,20 +66,11 @@ class pipeline_deliverer {
   [[nodiscard]] state current() const;
 
  private:
-  struct part {
-    std::string body;
-    std::uint32_t events = 0;
-  };
-  /// A batch out to ingest: being sent, or waiting for its retry.
+  /// A batch out to ingest: being sent, or waiting for its retry (its parts, attempts and times in
+  /// core::delivery_flight).
   struct flight {
     pipeline_batch batch;
-    std::deque<part> parts;     // after a 413: what of the batch is left to send, in order
-    std::uint32_t attempt = 0;  // sends of the current part so far
-    bool in_flight = false;
-    bool finished = false;  // delivered, dead-lettered or handed back to custody
-    clock::time_point not_before{};
-    clock::time_point sent_at{};
-    std::uint32_t level = 0;  // requests in flight when it was sent (itself included)
+    core::delivery_flight state;
   };
 
   void pump();
@@ -86,7 +78,6 @@ class pipeline_deliverer {
   void on_report(flight& f, send_report rep);
   /// What the flight's request carries: the whole batch, or the front part after 413 splits.
   [[nodiscard]] static const std::string& sending_body(const flight& f);
-  [[nodiscard]] static std::uint32_t sending_events(const flight& f);
   void on_delivered(flight& f, const send_report& rep);
   /// Writes the events the envelope refused to the dead-letter file; false when that failed.
   bool keep_refused(const flight& f, const send_report& rep);
