@@ -60,6 +60,8 @@ void refused_after_handshake(int status) {
   auto c = sc.client();
   for (int b = 0; b < 5; ++b) REQUIRE(c.post("/v1/ingest/batch", batch("z", b * 10, b * 10 + 10)).status == 202);
   REQUIRE(wait_until([&] { return fake_stat(fake, "accepted") == 50; }, 10s));
+  // The fake counts a batch before it answers: the sidecar's own count follows once it has the answer.
+  REQUIRE(wait_until([&] { return metric(sc, "aforo_sidecar_events_delivered_total") == 50; }, 5s));
   check_exactly(received_keys(fake), "z", 0, 50);
 
   const auto refused = answered_with(fake, status);
