@@ -3,6 +3,8 @@
 // leases are drawn from the first sidecar's chunk, so together they admit exactly the limit.
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
+
 #include <thread>
 
 #include "plugin_e2e_support.hpp"
@@ -51,7 +53,13 @@ TEST_CASE(
   REQUIRE(wait_metric(a, "aforo_sidecar_redis_up", [](double v) { return v == 1; }) == 1);
   REQUIRE(wait_metric(b, "aforo_sidecar_redis_up", [](double v) { return v == 1; }) == 1);
 
-  const nginx_harness nginx(dir.path() + "/nginx", "http://" + a.address(), {"AFORO_FLUSH_INTERVAL=100"});
+  // The plugin's check timeout: a check that times out falls back to allow (fallback_on_error), which
+  // admits without counting, by design; under ASan checks can take longer than the harness's 50 ms, so
+  // there it is 2 s: this test is about leases drawn from the chunk. (A check whose answer is lost
+  // re-sends its lease report, counted once, and the lease in the lost answer comes back: the quota
+  // reservations itests and the lease specs show that.)
+  const std::string timeout = std::getenv("ASAN_OPTIONS") != nullptr ? "AFORO_TIMEOUT=2000" : "AFORO_TIMEOUT=50";
+  const nginx_harness nginx(dir.path() + "/nginx", "http://" + a.address(), {"AFORO_FLUSH_INTERVAL=100", timeout});
   http_client proxy(nginx.proxy());
   auto direct = b.client();
   int via_plugin = 0, via_b = 0;
@@ -78,6 +86,11 @@ TEST_CASE(
   std::this_thread::sleep_for(1200ms);  // kept: the leases expiring is what this round relies on
   round(20);
   INFO("via plugin " << via_plugin << ", via the other sidecar " << via_b);
+  INFO("reports re-sent: repeated "
+       << a.metric(R"(aforo_sidecar_check_lease_reports_resent_total{kind="repeated"})") << ", unknown "
+       << a.metric(R"(aforo_sidecar_check_lease_reports_resent_total{kind="unknown_resend"})") << "; leased "
+       << a.metric("aforo_sidecar_check_leased_requests_total") << "; nginx error.log:\n"
+       << nginx.error_log());
   CHECK(via_plugin + via_b == 300);  // exact, also when checks time out (a lease report is re-sent, counted once)
   CHECK(via_plugin > 0);
   CHECK(via_b > 0);

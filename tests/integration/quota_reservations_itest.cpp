@@ -336,6 +336,47 @@ TEST_CASE("quota reservations: a lease report sent again after a lost answer (sa
   CHECK(t.allowed + lease == 1000);  // exact: counted once (twice would leave `lease` units unused)
 }
 
+TEST_CASE("quota reservations: the lease in an answer that never arrived comes back when its report_id is sent again",
+          "[redis][sidecars][reservations][lease]") {
+  redis_server server(free_port());
+  temp_dir dir;
+  std::string config = yaml(dir, server, 1000);
+  config.replace(config.find("lease_requests: 0"), 17, "lease_requests: 20, lease_ttl: 200ms");
+  auto scs = start_sidecars(1, config);
+  tally t;
+  auto a = scs[0]->client();
+  static const std::regex lease_re(R"("lease":\{"requests":(\d+))");
+  std::int64_t lease = 0;
+  std::string lost_id;
+  for (int i = 0; i < 600 && lease == 0; ++i) {
+    const std::string id = "w9:" + std::to_string(i);
+    const auto r = a.post("/v1/check", R"({"customer_id":"cust_a","feature":"api","quantity":1,"lease_unused":0,)"
+                                       R"("report_id":")" +
+                                           id + R"("})");
+    REQUIRE(r.status == 200);
+    if (r.body.find(R"("allowed":true)") != std::string::npos) ++t.allowed;
+    std::smatch m;
+    if (std::regex_search(r.body, m, lease_re)) {
+      lease = std::stoll(m[1].str());
+      lost_id = id;
+    }
+  }
+  REQUIRE(lease > 0);
+  // The plugin never saw that answer (a timeout): it admitted nothing under the lease, and its next
+  // check carries the same report_id, marked sent before.
+  REQUIRE(a.post("/v1/check", R"({"customer_id":"cust_a","feature":"api","quantity":0,"lease_unused":0,)"
+                              R"("report_resent":true,"report_id":")" +
+                                  lost_id + R"("})")
+              .status == 200);
+  for (int i = 0; i < 1200; ++i) {
+    check_once(a, t);
+    REQUIRE(t.allowed <= 1000);
+  }
+  INFO("allowed " << t.allowed << "; the lost lease " << lease << "; denied " << t.denied);
+  CHECK(t.errors == 0);
+  CHECK(t.allowed == 1000);  // exact: the lost lease's units went back to the chunk
+}
+
 TEST_CASE("quota reservations: Redis down admits held chunks plus the allowance, WARN and metric, reconciled on return",
           "[redis][sidecars][reservations]") {
   redis_server server(free_port());

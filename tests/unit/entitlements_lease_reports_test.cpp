@@ -55,7 +55,7 @@ TEST_CASE("lease reports: a renewal's own request counts once whichever way its 
   auto renewal = report("w:9", 10, 0);
   renewal.renewal = true;
   allowed.apply(renewal);
-  allowed.own_counted("w:9", 1);
+  allowed.decided("w:9", 1, 0);
   auto resent = report("w:9", 11, 0, true);
   allowed.apply(resent);
   CHECK(resent.leased == 0);
@@ -96,4 +96,32 @@ TEST_CASE("lease reports: an unknown re-sent report never gives units back twice
   auto d = report("d", 2, 2);
   CHECK(reports.apply(d) == lease_reports::outcome::first);
   CHECK(d.lease_unused == 2);
+}
+
+TEST_CASE("lease reports: an id sent again gives back the lease its unanswered sending granted",
+          "[entitlements][lease]") {
+  lease_reports reports;
+  // A check with nothing to report is not remembered, unless its answer grants a lease.
+  auto quiet = report("w:5", 0, 0);
+  CHECK(reports.apply(quiet) == lease_reports::outcome::first);
+  CHECK(reports.size() == 0);
+  reports.decided("w:5", 0, 0);
+  CHECK(reports.size() == 0);
+
+  auto check = report("w:6", 0, 0);
+  reports.apply(check);
+  reports.decided("w:6", 0, 3);  // the answer carries a lease of 3: it never arrives
+  CHECK(reports.size() == 1);
+  auto again = report("w:6", 2, 0, true);  // the next check sends the id again
+  CHECK(reports.apply(again) == lease_reports::outcome::repeated);
+  CHECK(again.leased == 2);
+  CHECK(again.lease_unused == 3);  // the lost lease's units go back
+  reports.decided("w:6", 0, 4);    // and this answer is lost too
+  auto third = report("w:6", 2, 1, true);
+  reports.apply(third);
+  CHECK(third.leased == 0);
+  CHECK(third.lease_unused == 1 + 4);
+  auto fourth = report("w:6", 2, 1, true);  // answered, nothing granted: nothing more
+  reports.apply(fourth);
+  CHECK(fourth.lease_unused == 0);
 }

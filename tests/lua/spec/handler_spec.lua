@@ -196,9 +196,12 @@ describe("aforo-metering handler", function()
       assert.equal("/v1/check", env.calls[1].path)
       assert.equal("http://127.0.0.1:8750", env.calls[1].url)
       assert.equal(80, env.calls[1].opts.timeout)
+      local body = check_body()
+      assert.matches("^%x+%-%x+:%d+$", body.report_id) -- the lease report's id (lease.lua)
+      body.report_id = nil
       assert.same({ customer_id = "cust_acme", feature = "advanced_search", service = "search",
                     route = "search-v1", method = "POST", path = "/v1/search/items/42", quantity = 1,
-                    request_id = "rid-1", lease_unused = 0 }, check_body())
+                    request_id = "rid-1", lease_unused = 0 }, body)
     end)
 
     it("sends a null feature when none is configured", function()

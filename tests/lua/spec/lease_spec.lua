@@ -44,7 +44,8 @@ describe("aforo-metering handler", function()
       end
       return n
     end
-    local function refused() return nil, "connection refused" end
+    local function refused() return nil, "connection refused", false end -- never reached the sidecar
+    local function timed_out() return nil, "timeout", true end           -- went out, no answer
     local deny = decision({ decision = "block", allowed = false, status = 429, reason = "margin_block",
                             retry_after = 1800 })
 
@@ -408,7 +409,7 @@ describe("aforo-metering handler", function()
       request(conf)
       request(conf)
       env.clock.t = env.clock.t + 1.001
-      env.respond(refused)
+      env.respond(timed_out)
       request(conf) -- fails: leased 2 and lease_unused 48 sent; counted by the sidecar or not
       local failed = check_body(2)
       assert.equal(2, failed.leased)
@@ -416,7 +417,7 @@ describe("aforo-metering handler", function()
       assert.is_string(failed.report_id)
       assert.is_nil(failed.report_resent)
       env.respond(leased(50))
-      request(conf)
+      request(conf, "/v1/other") -- another path of the route: the lease's kept report goes with it
       assert.equal(3, #env.calls)
       local again = check_body(3)
       assert.equal(failed.report_id, again.report_id) -- the sidecar counts an id once
@@ -433,13 +434,32 @@ describe("aforo-metering handler", function()
       assert.equal(49, next_one.lease_unused)
     end)
 
+    it("a report that never reached the sidecar goes again not marked sent before", function()
+      env.respond(leased(50))
+      local conf = helper.conf()
+      request(conf)
+      request(conf)
+      env.clock.t = env.clock.t + 1.001
+      env.respond(refused)
+      request(conf)
+      env.respond(function() return 503, '{"reason":"no_snapshot"}' end) -- refused before counting
+      request(conf)
+      env.respond(leased(50))
+      request(conf)
+      local first, last = check_body(2), check_body(4)
+      assert.equal(first.report_id, last.report_id)
+      assert.is_nil(last.report_resent) -- the sidecar may then give its unused units back
+      assert.equal(1, last.leased)
+      assert.equal(49, last.lease_unused)
+    end)
+
     it("grows a kept report by what the key gathered since (its counts are cumulative)", function()
       env.respond(leased(4))
       local conf = helper.conf()
       request(conf)                       -- lease of 4, renewed from 2 left
       request(conf)
       request(conf)                       -- 2 admitted, 2 left
-      env.respond(refused)
+      env.respond(timed_out)
       request(conf)                       -- renewal due: admitted (1 left), its check in a timer
       renewals()                          -- fails: its report (2, and its own request) is kept
       local renewal = check_body(2)
@@ -455,13 +475,39 @@ describe("aforo-metering handler", function()
       assert.equal(4, body.leased)        -- 2 + the renewal's own + 1
     end)
 
-    it("a check with nothing to report carries no report id", function()
+    it("every check carries a report id, a new one once a check is answered", function()
       env.respond(leased(4))
       local conf = helper.conf()
       request(conf)
-      local body = check_body(1)
-      assert.is_nil(body.report_id)
-      assert.equal(0, body.lease_unused)
+      env.clock.t = env.clock.t + 1.001
+      request(conf)
+      local first, second = check_body(1), check_body(2)
+      assert.is_string(first.report_id)
+      assert.is_string(second.report_id)
+      assert.are_not.equal(first.report_id, second.report_id)
+      assert.equal(0, first.lease_unused)
+      assert.is_nil(first.leased)
+    end)
+
+    it("a check with nothing to report whose answer is lost sends its id again (its lease goes back)", function()
+      local conf = helper.conf()
+      env.respond(timed_out)
+      request(conf, nil, "cust_other") -- no lease, nothing to report; the answer (and a lease in it) is lost
+      env.respond(refused)
+      request(conf, nil, "cust_other") -- never reached the sidecar: still to be sent
+      env.respond(leased(4))
+      request(conf, nil, "cust_other")
+      local lost, again = check_body(1), check_body(3)
+      assert.equal(lost.report_id, again.report_id)
+      assert.is_true(again.report_resent)
+      env.clock.t = env.clock.t + 1.001
+      env.respond(function() return 503, "{}" end) -- refused before counting: the lease's 4 unused kept
+      request(conf, nil, "cust_other")
+      env.respond(leased(4))
+      request(conf, nil, "cust_other")
+      assert.equal(check_body(4).report_id, check_body(5).report_id)
+      assert.is_nil(check_body(5).report_resent)
+      assert.equal(4, check_body(5).lease_unused)
     end)
 
     it("drops expired leases past 10000 keys and every 10 s, keeping live ones", function()

@@ -395,7 +395,7 @@ void decision_service::handle_check(io::http_request& req, const io::respond_fn&
   }
   prepare_reservations(started);
   const auto d = engine_.decide_for(check, snap_->rules, cust, ledger(), unix_now(), ce::to_string(state), margin_);
-  note_renewal(check, d);
+  note_decision(check, d);
   if (d.quota_pending) {
     check.leased = 0;  // counted by this first pass
     check.lease_unused = 0;
@@ -408,8 +408,9 @@ void decision_service::handle_check(io::http_request& req, const io::respond_fn&
   }
 }
 
-void decision_service::note_renewal(const ce::check_request& req, const ce::decision& d) {
-  if (req.renewal && d.quota_consumed) reports_.own_counted(req.report_id, req.quantity);
+void decision_service::note_decision(const ce::check_request& req, const ce::decision& d) {
+  if (d.quota_pending || req.report_id.empty()) return;
+  reports_.decided(req.report_id, req.renewal && d.quota_consumed ? req.quantity : 0, d.lease);
 }
 
 void decision_service::finish(const ce::decision& d, clock::time_point started, const io::respond_fn& respond) {

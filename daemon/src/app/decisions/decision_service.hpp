@@ -112,8 +112,8 @@ class decision_service final : public service {
   [[nodiscard]] bool too_stale(clock::time_point now) const;
   [[nodiscard]] clock::duration stale_after() const;
   util::counter_metric& checks_counter(const core::entitlements::decision& d);
-  /// A renewal's decision consumed its quantity: part of its lease report from now on.
-  void note_renewal(const core::entitlements::check_request& req, const core::entitlements::decision& d);
+  /// What the decision means for the check's lease report (lease_reports::decided).
+  void note_decision(const core::entitlements::check_request& req, const core::entitlements::decision& d);
 
   context& ctx_;
   entitlements_sharing* sharing_;

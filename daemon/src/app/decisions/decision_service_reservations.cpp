@@ -20,7 +20,7 @@ void decision_service::prepare_reservations(clock::time_point now) {
 void decision_service::decide_waiter(waiter w) {
   const auto req = w.req->view();
   const auto d = engine_.decide_for(req, w.snap->rules, w.cust, ledger(), unix_now(), w.cache, margin_);
-  note_renewal(req, d);
+  note_decision(req, d);
   if (d.quota_pending) {
     w.req->leased = 0;  // counted by the pass that first found it pending
     w.req->lease_unused = 0;

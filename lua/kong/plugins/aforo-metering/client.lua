@@ -164,7 +164,7 @@ local function attempt(t, method, path, body, opts)
   sock:settimeouts(timeout, timeout, timeout)
   local ok, err = sock:connect(t.host, t.port, { pool = t.pool, pool_size = opts.pool_size })
   if not ok then
-    return nil, err, false
+    return nil, err, false, false
   end
   local reused = sock:getreusedtimes() > 0
 
@@ -192,13 +192,13 @@ local function attempt(t, method, path, body, opts)
   req[11] = "" -- do not keep a large batch referenced from the array
   if not ok then
     sock:close()
-    return nil, err, reused
+    return nil, err, reused, true -- perhaps in part
   end
 
   local status, resp_body, keepalive = read_response(sock, method)
   if not status then
     sock:close()
-    return nil, resp_body, reused
+    return nil, resp_body, reused, true
   end
   if keepalive then
     sock:setkeepalive(opts.keepalive_timeout, opts.pool_size)
@@ -217,20 +217,22 @@ end
 -- @param body JSON string or nil
 -- @param opts { timeout = ms, keepalive_timeout = ms, pool_size = n, headers = "Name: value\r\n..." or nil,
 --   authorization = _M.authorization(conf) or nil }
--- @return status (number), body (string); or nil and an error string
+-- @return status (number), body (string); or nil, an error string, and whether the request may have
+--   reached the sidecar (false: it never went out, e.g. the connection was refused)
 function _M.request(url, method, path, body, opts)
   local t, err = _M.target(url)
   if not t then
-    return nil, err
+    return nil, err, false
   end
-  local status, resp_body, reused = attempt(t, method, path, body, opts)
+  local status, resp_body, reused, sent = attempt(t, method, path, body, opts)
   if not status and reused and (resp_body == "closed" or find(resp_body, "reset", 1, true)
                                 or find(resp_body, "broken pipe", 1, true)) then
     -- A pooled connection the sidecar closed while idle fails on first use;
     -- nothing was processed, so one retry on a fresh connection is safe.
-    status, resp_body = attempt(t, method, path, body, opts)
+    local _
+    status, resp_body, _, sent = attempt(t, method, path, body, opts)
   end
-  return status, resp_body
+  return status, resp_body, sent
 end
 
 

@@ -165,10 +165,10 @@ local function fallback(conf, ctx, err)
 end
 
 
--- rep: the lease report the check carries (lease.lua, report), or nil; renewal: a check sent in the
--- background whose own request a lease already admitted.
+-- rep: the lease report the check carries (lease.lua, report; every check has one); renewal: a check
+-- sent in the background whose own request a lease already admitted.
 local function check_body(s, customer_id, service, route, method, path, rid, operation, rep, renewal)
-  local body = '{"customer_id":' .. quote(customer_id)
+  return '{"customer_id":' .. quote(customer_id)
     .. ',"feature":' .. s.feature_json
     .. ',"service":' .. (service and quote(service) or "null")
     .. ',"route":' .. (route and quote(route) or "null")
@@ -176,24 +176,23 @@ local function check_body(s, customer_id, service, route, method, path, rid, ope
     .. ',"path":' .. quote(path)
     .. (operation and ',"operation":' .. quote(operation) or "")
     .. ',"quantity":1,"request_id":' .. quote(rid)
-  if not rep then
-    -- always: this client reports what its leases leave unadmitted
-    return body .. (renewal and ',"lease_unused":0,"renewal":true}' or ',"lease_unused":0}')
-  end
-  return body .. ',"lease_unused":' .. rep.unused
+    .. ',"lease_unused":' .. rep.unused -- always: this client reports what its leases leave unadmitted
     .. (rep.leased > 0 and ',"leased":' .. rep.leased or "")
     .. ',"report_id":"' .. rep.id .. (rep.sent and '","report_resent":true' or '"')
     .. (renewal and ',"renewal":true}' or "}")
 end
 
 
--- POST /v1/check; returns the decision table, or nil and why.
+-- POST /v1/check; returns the decision table, or nil, why, and whether the sidecar may have counted
+-- the check (it went out and no answer came back, or the answer was a 200 this worker cannot read).
 local function ask(conf, opts, body)
-  local status, resp = client.request(conf.sidecar_url, "POST", CHECK_PATH, body, opts)
+  local status, resp, sent = client.request(conf.sidecar_url, "POST", CHECK_PATH, body, opts)
   local decision = status == 200 and decode(resp)
   if type(decision) ~= "table" then
-    return nil, not status and resp or (status ~= 200 and client.status_text(status))
-                or "invalid JSON in /v1/check response"
+    if not status then
+      return nil, resp, sent
+    end
+    return nil, status ~= 200 and client.status_text(status) or "invalid JSON in /v1/check response", status == 200
   end
   return decision
 end
@@ -205,13 +204,13 @@ end
 -- events in the sidecar.
 local function renew_in_background(premature, conf, opts, body, lease, route_key, path, rep)
   if premature then
-    return leases.renewal_failed(lease, rep, route_key, path, false)
+    return leases.renewal_failed(lease, rep, route_key, path, false, false)
   end
   local now = ngx.now()
-  local decision, err = ask(conf, opts, body)
+  local decision, err, counted = ask(conf, opts, body)
   if not decision then
-    -- The report goes out again with the key's next check, this request in it.
-    leases.renewal_failed(lease, rep, route_key, path, true)
+    -- The report goes out again with a later check, this request in it.
+    leases.renewal_failed(lease, rep, route_key, path, true, counted)
     return log_unreachable(conf, err)
   end
   local renewed = leases.settle(lease, route_key, path, decision.lease, decision, now)
@@ -251,7 +250,7 @@ local function check(conf, ctx, customer_id, path)
     if reported then
       -- Renewal due while the lease still admits: this request goes on under it, and the check runs
       -- in a timer.
-      local rep = leases.report(route_key, path, reported, leases.take_unused(lease, now), true)
+      local rep = leases.report(lease, route_key, path, reported, leases.take_unused(lease, now))
       local ok = buffer.timer_at(0, renew_in_background, conf, s.check_opts,
                               check_body(s, customer_id, service, route, method, path, request_id(ctx), operation,
                                          rep, true),
@@ -259,19 +258,20 @@ local function check(conf, ctx, customer_id, path)
       if not ok then
         -- No timer (the worker is exiting, or lua_max_pending_timers): admitted under the lease,
         -- reported by the next check.
-        leases.renewal_failed(lease, rep, route_key, path, false)
+        leases.renewal_failed(lease, rep, route_key, path, false, false)
       end
       return decisions.apply_lease(ctx, lease)
     end
     used = leases.take(lease)
     unused = leases.take_unused(lease, now)
   end
-  local rep = leases.report(route_key, path, used, unused)
+  local rep = leases.report(lease, route_key, path, used, unused)
 
-  local decision, err = ask(conf, s.check_opts,
-                            check_body(s, customer_id, service, route, method, path, request_id(ctx), operation, rep))
+  local decision, err, counted = ask(conf, s.check_opts,
+                                     check_body(s, customer_id, service, route, method, path, request_id(ctx),
+                                                operation, rep))
   if not decision then
-    leases.check_failed(lease, rep, route_key, path)
+    leases.check_failed(lease, rep, route_key, path, counted)
     return fallback(conf, ctx, err)
   end
   leases.settle(lease, route_key, path, decision.lease, decision, now)

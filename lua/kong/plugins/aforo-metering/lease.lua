@@ -142,10 +142,12 @@ end
 
 -- Lease reports. What a check reports for a key ("leased": requests admitted under its leases;
 -- "lease_unused": units its ended leases never admitted) goes with an id ("report_id"). A check
--- that fails may or may not have been counted by the sidecar, so its report is kept, id and
--- counts, and the key's next check sends it again ("report_resent"), grown by what the key has to
--- report since: a report's counts are cumulative for its id, and the sidecar counts for an id only
--- what it did not count yet. So nothing is lost and nothing counted twice.
+-- that fails after it went out may or may not have been counted by the sidecar, so its report is
+-- kept, id and counts, and a later check of the lease sends it again ("report_resent"), grown by
+-- what the lease has to report since: a report's counts are cumulative for its id, and the sidecar
+-- counts for an id only what it did not count yet. So nothing is lost and nothing counted twice.
+-- Kept reports stay with the lease (l.kept), which hands them on to the lease that replaces it;
+-- those of a check made without a live lease wait for the key's next check of that path.
 
 local function next_report_id()
   if not report_prefix then
@@ -156,91 +158,122 @@ local function next_report_id()
 end
 
 
-local function keep(k, rep)
-  local list = open[k]
+local function push(list_owner, field, rep)
+  local list = list_owner[field]
   if list then
     list[#list + 1] = rep
   else
-    open[k] = { rep }
+    list_owner[field] = { rep }
   end
 end
 
 
---- The report for the key's next check: its oldest report a failed check kept (counts added),
--- else a new one; nil when there is nothing to report, unless always (a renewal: its own request
--- joins the report if the check fails).
-function _M.report(route_key, path, leased, unused, always)
-  if next(open) then
+-- Keeps rep for a later check: with l if it is still in place, else with the lease in place for
+-- the key and path now, else under the key and path.
+local function keep(l, route_key, path, rep)
+  if not (l and not l.detached) then
+    l = _M.find(route_key, path)
+  end
+  if l then
+    push(l, "kept", rep)
+  else
+    push(open, route_key .. "\0" .. path, rep)
+  end
+end
+
+
+local function pop(owner, field)
+  local list = owner[field]
+  local rep = table.remove(list, 1)
+  if #list == 0 then
+    owner[field] = nil
+  end
+  return rep
+end
+
+
+--- The report for the lease's (or the key's) next check: the oldest report a failed check kept
+-- (counts added), else a new one. Every check carries one, 0 counts included: if its answer is
+-- lost, sending the id again tells the sidecar that the lease in that answer never arrived.
+function _M.report(l, route_key, path, leased, unused)
+  local rep
+  if l and l.kept then
+    rep = pop(l, "kept")
+  elseif next(open) then
     local k = route_key .. "\0" .. path
-    local list = open[k]
-    if list then
-      local rep = table.remove(list, 1)
-      if #list == 0 then
-        open[k] = nil
-      end
-      rep.leased, rep.unused = rep.leased + leased, rep.unused + unused
-      return rep
+    if open[k] then
+      rep = pop(open, k)
     end
   end
-  if leased == 0 and unused == 0 and not always then
-    return nil
+  if rep then
+    rep.leased, rep.unused = rep.leased + leased, rep.unused + unused
+    return rep
   end
   return { id = next_report_id(), leased = leased, unused = unused }
 end
 
 
---- The check carrying rep failed (timeout, connection lost, a bad answer): the sidecar may have
--- counted it, so the report is kept as it is and sent again, marked sent before.
-function _M.check_failed(l, rep, route_key, path)
+--- The check carrying rep failed. sent: it went out and no answer came back (the sidecar may have
+-- counted it, and granted a lease: marked "report_resent" from then on); false when it never
+-- reached the sidecar or the sidecar refused it before counting (a non-200 answer). Kept, and sent
+-- again by a later check, unless there is nothing in it.
+function _M.check_failed(l, rep, route_key, path, sent)
   if l then
     l.renewing = nil
   end
-  if rep then
-    rep.sent = true
-    keep(route_key .. "\0" .. path, rep)
-  end
-end
-
-
---- A count for the key's next check, outside any lease: added to the key's oldest kept report
--- (cumulative), else kept as a new one.
-local function add_to_report(route_key, path, n)
-  local k = route_key .. "\0" .. path
-  local list = open[k]
-  if list then
-    list[1].leased = list[1].leased + n
-  else
-    open[k] = { { id = next_report_id(), leased = n, unused = 0 } }
+  rep.sent = rep.sent or sent
+  if rep.sent or rep.leased > 0 or rep.unused > 0 then
+    keep(l, route_key, path, rep)
   end
 end
 
 
 --- Requests admitted under l that a check did not count (a denied renewal's own request) go back to
 -- the lease, reported next time; if that lease was replaced or dropped meanwhile (another check of
--- the key settled, or a sweep), to the key's next report instead.
+-- the key settled, or a sweep), to the lease in place now, else to the key's next report.
 function _M.untake(l, used, route_key, path)
   l.renewing = nil
-  if not l.detached then
+  if used <= 0 then
+    return
+  end
+  if l.detached then
+    l = _M.find(route_key, path)
+  end
+  if l then
     l.used = l.used + used
-  elseif used > 0 then
-    add_to_report(route_key, path, used)
+  else
+    push(open, route_key .. "\0" .. path, { id = next_report_id(), leased = used, unused = 0 })
   end
 end
 
 
---- A renewal's check (rep, whose own request l admitted) did not get an answer: its report, with
--- that request in it, is sent again by the key's next check. sent: the check went out (the sidecar
--- may have counted it and its request); false when its timer never ran (the worker exited).
--- After a failure the lease admits what it has left without trying again; once it runs out,
--- requests ask themselves (and fallback_on_error applies if that fails too).
-function _M.renewal_failed(l, rep, route_key, path, sent)
+--- A renewal's check (rep, whose own request l admitted) got no answer: its report, with that
+-- request in it, is sent again by a later check. went_out: false when its timer never ran (the
+-- worker exited); sent: as for check_failed. After a failure that went out the lease admits what it
+-- has left without trying again; once it runs out, requests ask themselves (and fallback_on_error
+-- applies if that fails too).
+function _M.renewal_failed(l, rep, route_key, path, went_out, sent)
   l.renewing = nil
   rep.leased = rep.leased + 1
-  if sent then
-    rep.sent = true
+  rep.sent = rep.sent or sent
+  if went_out then
     l.low, l.renew_at = -1, math.huge
   end
-  keep(route_key .. "\0" .. path, rep)
+  keep(l, route_key, path, rep)
+end
+
+
+-- The lease l replaces old: old's counts and kept reports go with l.
+local function inherit(l, old)
+  l.used, l.unused = l.used + old.used, l.unused + old.unused
+  old.used, old.unused = 0, 0
+  local kept = old.kept
+  if kept then
+    old.kept = nil
+    for i = 1, #kept do
+      push(l, "kept", kept[i])
+    end
+  end
 end
 
 
@@ -309,8 +342,7 @@ local function link(l, route_key, path, now)
     local old = by_path[k]
     if old then
       close(old)
-      l.used, l.unused = l.used + old.used, l.unused + old.unused
-      old.used, old.unused = 0, 0
+      inherit(l, old)
     else
       slots = slots + 1
     end
@@ -329,8 +361,7 @@ local function link(l, route_key, path, now)
     local old = group[i]
     if old.prefix == l.prefix then
       close(old)
-      l.used, l.unused = l.used + old.used, l.unused + old.unused
-      old.used, old.unused = 0, 0
+      inherit(l, old)
       group[i] = l
       return
     end
@@ -413,8 +444,7 @@ function _M.settle(old, route_key, path, grant, decision, now)
   if old then
     unlink(old)
     close(old)
-    l.used, l.unused = old.used, old.unused
-    old.used, old.unused = 0, 0
+    inherit(l, old)
   end
   link(l, route_key, path, now)
   if l.remaining then
