@@ -117,6 +117,13 @@ TEST_CASE("plugin protocols: gRPC, GraphQL, WebSocket, MCP and traced requests r
           .status == 200);
   REQUIRE(c.post("/p/graphql", R"({"query":"{ items(filter: \"query X\") { id } }"})", json_headers).status == 200);
 
+  // A batch of two operations (Apollo's batch link): one event each, keyed by its position.
+  REQUIRE(c.post("/p/graphql",
+                 R"([{"operationName":"Items","query":"query Items { items { id } }"},)"
+                 R"({"query":"mutation AddItem($name: String!) { add(name: $name) { id } }","variables":{"name":"y"}}])",
+                 json_headers)
+              .status == 200);
+
   // A GraphQL body over the 64 KiB cap: metered without its operation, as an API event.
   REQUIRE(c.post("/p/graphql", R"({"query":"query Big { a }","variables":{"pad":")" + std::string(70000, 'x') + "\"}}",
                  json_headers)
@@ -159,8 +166,8 @@ TEST_CASE("plugin protocols: gRPC, GraphQL, WebSocket, MCP and traced requests r
   // The same traced request where every option is off: a plain API event.
   REQUIRE(c.request("GET", "/v1/plain", {}, traced).status == 200);
 
-  const auto d = env.wait_events(11);
-  REQUIRE(d["events"].Size() == 11);
+  const auto d = env.wait_events(13);
+  REQUIRE(d["events"].Size() == 13);
   std::map<std::string, std::vector<const rapidjson::Value*>> by_type;
   std::set<std::string> keys;
   for (const auto& r : d["events"].GetArray()) {
@@ -168,7 +175,7 @@ TEST_CASE("plugin protocols: gRPC, GraphQL, WebSocket, MCP and traced requests r
     by_type[e["productType"].GetString()].push_back(&e);
     keys.insert(e["idempotencyKey"].GetString());
   }
-  CHECK(keys.size() == 11);
+  CHECK(keys.size() == 13);
 
   REQUIRE(by_type["GRPC_API"].size() == 2);
   for (const auto* e : by_type["GRPC_API"]) {
@@ -181,18 +188,21 @@ TEST_CASE("plugin protocols: gRPC, GraphQL, WebSocket, MCP and traced requests r
     CHECK(str(*e, "httpMethod") == "POST");
   }
 
-  REQUIRE(by_type["GRAPHQL_API"].size() == 2);
+  REQUIRE(by_type["GRAPHQL_API"].size() == 4);
+  std::multiset<std::string> operations;  // "<type> <name or -> <key suffix: :n in a batch, - alone>"
   for (const auto* e : by_type["GRAPHQL_API"]) {
-    CHECK(str(*e, "idempotencyKey").rfind("gql:", 0) == 0);
-    if (e->HasMember("gqlOperationName")) {
-      CHECK(fields_of(*e) == with({"gqlOperationType", "gqlOperationName"}));
-      CHECK(str(*e, "gqlOperationType") == "MUTATION");
-      CHECK(str(*e, "gqlOperationName") == "AddItem");
-    } else {
-      CHECK(fields_of(*e) == with({"gqlOperationType"}));
-      CHECK(str(*e, "gqlOperationType") == "QUERY");
-    }
+    const auto key = str(*e, "idempotencyKey");
+    CHECK(key.rfind("gql:", 0) == 0);
+    const auto colon = key.find(':', 4);
+    CHECK(fields_of(*e) == (e->HasMember("gqlOperationName") ? with({"gqlOperationType", "gqlOperationName"})
+                                                              : with({"gqlOperationType"})));
+    CHECK(str(*e, "endpointPath") == "/p/graphql");
+    operations.insert(str(*e, "gqlOperationType") + " " +
+                      (e->HasMember("gqlOperationName") ? str(*e, "gqlOperationName") : "-") + " " +
+                      (colon == std::string::npos ? "-" : key.substr(colon)));
   }
+  CHECK(operations == std::multiset<std::string>{"MUTATION AddItem -", "QUERY - -", "QUERY Items :1",
+                                                 "MUTATION AddItem :2"});
 
   REQUIRE(by_type["MCP_SERVER"].size() == 3);
   std::multiset<std::string> tools;
@@ -253,5 +263,9 @@ TEST_CASE("plugin protocols: the check names the MCP tool or GraphQL operation, 
 
   r = c.post("/p/graphql", R"({"query":"mutation DropAll { drop }"})", json_headers);
   CHECK(r.status == 403);
+  // A batch of operations too: checked by its path alone (feature tools), DropAll among them.
+  CHECK(c.post("/p/graphql", R"([{"query":"query Items { items { id } }"},{"query":"mutation DropAll { drop }"}])",
+               json_headers)
+            .status == 200);
   CHECK(c.post("/p/graphql", R"({"query":"query Items { items { id } }"})", json_headers).status == 200);
 }

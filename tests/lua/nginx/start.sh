@@ -180,6 +180,7 @@ EOF
     cat > "$PREFIX/conf/phases_$inst.conf" <<EOF
 access_by_lua_block { require("aforo_shim.runner").access("$inst") }
 header_filter_by_lua_block { require("aforo_shim.runner").header_filter("$inst") }
+body_filter_by_lua_block { require("aforo_shim.runner").body_filter("$inst") }
 log_by_lua_block { require("aforo_shim.runner").log("$inst") }
 EOF
   done

@@ -122,6 +122,134 @@ describe("aforo-metering protocols", function()
       assert.is_nil(anon.gqlOperationName)
     end)
 
+    it("meters each operation of a batch once, keyed by its position, leaving out an entry without one",
+       function()
+      env.req.method = "POST"
+      env.req.path = "/api/graphql"
+      env.req.headers["Content-Type"] = "application/json"
+      env.req.body = '[{"query":"query A { a } mutation AddItem { add }","operationName":"AddItem"},'
+                     .. '{"variables":{}},{"query":"{ items { id } }"},{"query":"subscription OnItem { item }"}]'
+      local events = meter({ graphql_enabled = true, entitlement_enabled = false })
+      assert.equal(3, #events)
+      assert.same({ "gql:" .. rid() .. ":1", "gql:" .. rid() .. ":3", "gql:" .. rid() .. ":4" },
+                  { events[1].idempotencyKey, events[2].idempotencyKey, events[3].idempotencyKey })
+      assert.same({ "MUTATION", "QUERY", "SUBSCRIPTION" },
+                  { events[1].gqlOperationType, events[2].gqlOperationType, events[3].gqlOperationType })
+      assert.same({ "AddItem", "OnItem" }, { events[1].gqlOperationName, events[3].gqlOperationName })
+      assert.is_nil(events[2].gqlOperationName)
+      for _, e in ipairs(events) do
+        assert.equal("GRAPHQL_API", e.productType)
+        assert.equal("/api/graphql", e.endpointPath)
+      end
+    end)
+
+    it("keys two operations of a batch apart, and meters a batch without operations as API", function()
+      env.req.method = "POST"
+      env.req.path = "/graphql"
+      env.req.body = '[{"query":"query A { a }"},{"query":"query B { b }"}]'
+      local events = meter({ graphql_enabled = true, entitlement_enabled = false })
+      assert.same({ "gql:" .. rid() .. ":1", "gql:" .. rid() .. ":2" },
+                  { events[1].idempotencyKey, events[2].idempotencyKey })
+      env.new_request()
+      env.req.headers["X-Tenant-Id"] = "cust_acme"
+      env.req.method = "POST"
+      env.req.path = "/graphql"
+      env.req.body = '[{"variables":{}},"query A { a }"]'
+      assert.equal("API", meter({ graphql_enabled = true, entitlement_enabled = false })[3].productType)
+    end)
+
+    -- The response through the body filter phase, chunk by chunk (ngx.arg as nginx sets it), as Kong
+    -- runs it: the handler's body_filter when it has one, else protocol.body_filter, which it calls.
+    local function respond(chunks, ctype)
+      env.req.resp_headers["Content-Type"] = ctype or "application/json"
+      local protocol = require "kong.plugins.aforo-metering.protocol"
+      for i, chunk in ipairs(chunks) do
+        ngx.arg = { chunk, i == #chunks }
+        if handler.body_filter then
+          handler:body_filter(helper.conf({ graphql_enabled = true }))
+        elseif env.req.ctx.protocol then
+          protocol.body_filter(env.req.ctx.protocol)
+        end
+      end
+      ngx.arg = nil
+    end
+
+    local function post_answered(body, chunks, ctype)
+      env.req.method = "POST"
+      env.req.path = "/graphql"
+      env.req.headers["Content-Type"] = "application/json"
+      env.req.body = body
+      local conf = helper.conf({ graphql_enabled = true, entitlement_enabled = false })
+      handler:access(conf)
+      respond(chunks, ctype)
+      handler:log(conf)
+      return buffered(conf)
+    end
+
+    it("reports gqlHasErrors from a top-level errors member of the response, in any chunk", function()
+      local e = post_answered('{"query":"query A { a }"}',
+                              { '{"errors":[{"message":"boom","path":["a"]}],"data":{"a":null}}' })[1]
+      assert.equal("GRAPHQL_API", e.productType)
+      assert.is_true(e.gqlHasErrors)
+      env.new_request()
+      env.req.headers["X-Tenant-Id"] = "cust_acme"
+      local events = post_answered('{"query":"query A { a }"}',
+                                   { '{"data":{"a":{"errors":[1],"s":"\\"errors\\":[1]"}}', ',"errors":',
+                                     '[]}' }, "application/graphql-response+json; charset=utf-8")
+      assert.is_false(events[2].gqlHasErrors) -- nested, inside a string, or empty: not the response's
+      env.new_request()
+      env.req.headers["X-Tenant-Id"] = "cust_acme"
+      events = post_answered('{"query":"query A { a }"}', { '{"data":{"a":1},', '"errors":[{"message":"x"}]}' })
+      assert.is_true(events[3].gqlHasErrors)
+    end)
+
+    it("reports gqlHasErrors per operation of a batch, by position", function()
+      local events = post_answered('[{"query":"query A { a }"},{"variables":{}},{"query":"query C { c }"}]',
+                                   { '[{"data":{"a":1}},{"errors":[{"message":"no query"}]},',
+                                     '{"errors":[{"message":"c"}],"data":null}]' })
+      assert.equal(2, #events)
+      assert.is_false(events[1].gqlHasErrors)
+      assert.equal("C", events[2].gqlOperationName)
+      assert.is_true(events[2].gqlHasErrors)
+    end)
+
+    it("sends no gqlHasErrors when it cannot tell: not JSON, compressed, past the bytes looked at", function()
+      local graphql = require "kong.plugins.aforo-metering.graphql"
+      local q = '{"query":"query A { a }"}'
+      local function again()
+        env.new_request()
+        env.req.headers["X-Tenant-Id"] = "cust_acme"
+      end
+      local events = post_answered(q, { '{"errors":[{"message":"x"}]}' }, "text/html")
+      again()
+      env.req.resp_headers["Content-Encoding"] = "gzip"
+      events = post_answered(q, { '{"errors":[{"message":"x"}]}' })
+      again()
+      local late = '{"data":{"s":"' .. string.rep("x", graphql.MAX_RESPONSE_SCAN) .. '"},"errors":[{"message":"x"}]}'
+      events = post_answered(q, { late:sub(1, 9000), late:sub(9001) })
+      assert.equal(3, #events)
+      for _, e in ipairs(events) do
+        assert.equal("GRAPHQL_API", e.productType)
+        assert.is_nil(e.gqlHasErrors)
+      end
+    end)
+
+    it("reads no response chunk of a request that is not GraphQL", function()
+      env.req.method = "POST"
+      env.req.path = "/v1/items"
+      local conf = helper.conf({ graphql_enabled = true, entitlement_enabled = false })
+      handler:access(conf)
+      local reads = 0
+      ngx.arg = setmetatable({}, { __index = function() reads = reads + 1 end })
+      if handler.body_filter then
+        handler:body_filter(conf)
+      end
+      ngx.arg = nil
+      handler:log(conf)
+      assert.equal(0, reads)
+      assert.is_nil(buffered(conf)[1].gqlHasErrors)
+    end)
+
     it("reads a GET query string", function()
       env.req.method = "GET"
       env.req.path = "/graphql"
@@ -289,6 +417,22 @@ describe("aforo-metering protocols", function()
       assert.is_nil(env.calls[#env.calls].body:find('"operation"', 1, true))
     end)
 
+    it("sends none for a batch of GraphQL operations, the name of a batch's only operation", function()
+      env.req.method = "POST"
+      env.req.path = "/graphql"
+      env.req.headers["Content-Type"] = "application/json"
+      env.req.body = '[{"query":"query Items { items { id } }"},{"query":"mutation DropAll { drop }"}]'
+      local body = checked({ graphql_enabled = true })
+      assert.is_nil(body.operation)
+      assert.equal("/graphql", body.path)
+      env.new_request()
+      env.req.headers["X-Tenant-Id"] = "cust_acme"
+      env.req.method = "POST"
+      env.req.path = "/graphql"
+      env.req.body = '[{"query":"mutation DropAll { drop }"},{"variables":{}}]'
+      assert.equal("DropAll", checked({ graphql_enabled = true }).operation)
+    end)
+
     it("sends the tool of a single MCP call, none for a batch of calls", function()
       env.req.method = "POST"
       env.req.path = "/mcp"
@@ -349,6 +493,21 @@ describe("graphql.operation", function()
     assert.is_nil(graphql.operation("fragment F on T { a }"))
     assert.is_nil(graphql.operation('"unterminated'))
     assert.is_nil(graphql.operation(string.rep(" ", graphql.MAX_SCAN) .. "query Late { a }"))
+  end)
+
+  it("finds a top-level errors member of each result, bounded by MAX_RESPONSE_SCAN", function()
+    local re = graphql.response_errors
+    assert.same({ true }, re(' {"errors" : [ {"message":"x"} ],"data":null}', true))
+    assert.same({ false }, re('{"data":{"errors":[1]},"extensions":{"errors":[2]}}', true))
+    assert.same({ false }, re('{"data":null,"errors":null}', true))
+    assert.same({ false }, re('{"errors":[ ],"data":{}}', true))
+    assert.same({ false }, re('{"data":{"m":"\\"errors\\":[1]"}}', true))
+    assert.same({ false, true, false }, re('[{"data":{}},{"errors":[{}]},{"data":{"errors":[1]}}]', true))
+    assert.same({ true }, re('{"errors":[{"message":"x"}],"data":{"items":[', false)) -- first chunk only
+    assert.same({}, re('{"data":{"items":[', false))
+    assert.same({}, re('{"data":"' .. string.rep("x", graphql.MAX_RESPONSE_SCAN) .. '","errors":[{}]}', true))
+    assert.is_nil(re("<html>errors</html>", true))
+    assert.is_nil(re("", true))
   end)
 
   it("keeps the requested name when it is not defined in the text", function()

@@ -117,4 +117,92 @@ function _M.operation(q, wanted)
 end
 
 
+
+--- Response bytes looked at for a top-level "errors" member (gqlHasErrors); past them a response is
+-- not read (its events carry no gqlHasErrors unless an "errors" member was found before).
+_M.MAX_RESPONSE_SCAN = 16384
+
+local LBRACKET, RBRACKET, BACKSLASH = 91, 93, 92
+
+-- Index of the quote closing the JSON string that opens at i, or nil when it does not end by n.
+local function string_end(s, i, n)
+  local j = i + 1
+  while true do
+    local k = find(s, '["\\]', j)
+    if not k or k > n then
+      return nil
+    end
+    if byte(s, k) ~= BACKSLASH then
+      return k
+    end
+    j = k + 2
+  end
+end
+
+
+--- Whether each GraphQL result in a JSON response (the first MAX_RESPONSE_SCAN bytes of it, `complete`
+-- when that is the whole body) has a top-level "errors" member that is neither null nor []:
+-- { [k] = true | false } for the result k (1 for a response object, its position for the array of a
+-- batch), a result absent when it cannot be told (past the bytes looked at, or not a JSON object).
+-- nil when the text is no JSON object or array. A bounded scan: no decoding, no table per member.
+function _M.response_errors(s, complete)
+  local n = min(#s, _M.MAX_RESPONSE_SCAN)
+  local i = find(s, "[^ \t\r\n]")
+  if not i or i > n then
+    return nil
+  end
+  local c = byte(s, i)
+  local array = c == LBRACKET
+  if not array and c ~= OPEN then
+    return nil
+  end
+  local out = {}
+  -- Fast path: a whole body without the text "errors" has no result with errors (one memchr-like search).
+  if complete and #s <= n and not find(s, '"errors"', i, true) then
+    if not array then
+      out[1] = false
+      return out
+    end
+  end
+  local members = array and 2 or 1 -- the depth of a result's members
+  local k = array and 0 or 1        -- the result being read
+  local depth = 0
+  while true do
+    i = find(s, '[{}%[%]"]', i)
+    if not i or i > n then
+      return out
+    end
+    c = byte(s, i)
+    if c == QUOTE then
+      local e = string_end(s, i, n)
+      if not e then
+        return out
+      end
+      if depth == members and out[k] == nil and e - i == 7 and sub(s, i + 1, e - 1) == "errors" then
+        local _, v = find(s, "^[ \t\r\n]*:[ \t\r\n]*", e + 1)
+        if v and v < n and byte(s, v + 1) == LBRACKET and not find(s, "^%[[ \t\r\n]*%]", v + 1) then
+          out[k] = true -- "errors": [ ... ] with something in it
+        end
+      end
+      i = e + 1
+    elseif c == OPEN or c == LBRACKET then
+      depth = depth + 1
+      if array and depth == 2 and c == OPEN then
+        k = k + 1
+      end
+      i = i + 1
+    else -- '}' or ']'
+      if depth == members and c == CLOSE and out[k] == nil then
+        out[k] = false -- the result ended without errors
+      end
+      depth = depth - 1
+      if depth <= 0 then
+        return out
+      end
+      i = i + 1
+    end
+  end
+end
+
+
 return _M
