@@ -60,7 +60,8 @@
 #                     answers one empty message and the trailer grpc-status 0, or 5 for a method
 #                     named NotFound
 # Upstream: 200 "upstream ok"; ?cost=N / ?qty=N set X-Aforo-Cost / X-Aforo-Quantity on the response;
-#   .../status/NNN answers NNN; .../slow/... answers after ?s=N seconds (default 1.5); X-Upstream-Saw-Plan / X-Upstream-Saw-Margin echo upstream headers.
+#   .../status/NNN answers NNN; .../errors/graphql answers GraphQL JSON, {"errors":[...]} for a query
+#   mentioning Fail (one result per entry of a batch); .../slow/... answers after ?s=N seconds (default 1.5); X-Upstream-Saw-Plan / X-Upstream-Saw-Margin echo upstream headers.
 # TEST-ONLY: request header X-Test-Consumer: "username" or "username;custom_id" plays an
 #   authenticated Kong consumer; X-Test-JWT: <compact JWT> plays a token Kong's jwt plugin verified.
 #
@@ -119,6 +120,19 @@ wait_port() {
     sleep 0.05
   done
   echo "nothing listens on 127.0.0.1:$1; see $2" >&2
+  return 1
+}
+
+# A unix listen socket is there (nginx's master binds and listens on every socket before it forks, so
+# this holds once the TCP port accepts; checked anyway: the gRPC calls go to the sockets).
+wait_socket() {
+  for _ in $(seq 1 100); do
+    if [ -S "$1" ]; then
+      return 0
+    fi
+    sleep 0.05
+  done
+  echo "nothing listens on $1; see $2" >&2
   return 1
 }
 
@@ -228,6 +242,7 @@ fi
 "$NGINX" -t -q -p "$PREFIX/backends" -c "$PREFIX/backends/conf/nginx.conf"
 "$NGINX" -p "$PREFIX/backends" -c "$PREFIX/backends/conf/nginx.conf"
 wait_port "$UPSTREAM_PORT" "$PREFIX/backends/logs/error.log"
+wait_socket "$PREFIX/backends/grpc.sock" "$PREFIX/backends/logs/error.log"
 if [ -n "$FAKE_SIDECAR_PORT" ]; then
   wait_port "$FAKE_SIDECAR_PORT" "$PREFIX/backends/logs/error.log"
 fi
@@ -238,3 +253,4 @@ if [ "$DAEMON" = off ]; then
 fi
 "$NGINX" -p "$PREFIX" -c "$PREFIX/conf/nginx.conf"
 wait_port "$NGINX_PORT" "$PREFIX/logs/error.log"
+wait_socket "$PREFIX/grpc.sock" "$PREFIX/logs/error.log"
