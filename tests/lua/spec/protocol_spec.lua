@@ -250,6 +250,29 @@ describe("aforo-metering protocols", function()
       assert.is_nil(buffered(conf)[1].gqlHasErrors)
     end)
 
+    it("reads an application/graphql POST body as the query text", function()
+      env.req.method = "POST"
+      env.req.path = "/graphql"
+      env.req.headers["Content-Type"] = "application/graphql; charset=utf-8"
+      env.req.body = "# a comment { query }\nmutation AddItem { add(name: \"query X\") { id } }"
+      local e = meter({ graphql_enabled = true, entitlement_enabled = false })[1]
+      assert.equal("GRAPHQL_API", e.productType)
+      assert.equal("MUTATION", e.gqlOperationType)
+      assert.equal("AddItem", e.gqlOperationName)
+      assert.equal("gql:" .. rid(), e.idempotencyKey)
+    end)
+
+    it("reads a GET query string with operationName, the operation it names", function()
+      env.req.method = "GET"
+      env.req.path = "/graphql"
+      env.req.query = { query = "query Items { items } mutation AddItem { add } query Search { s }",
+                        operationName = "Search" }
+      local e = meter({ graphql_enabled = true, entitlement_enabled = false })[1]
+      assert.equal("QUERY", e.gqlOperationType)
+      assert.equal("Search", e.gqlOperationName)
+      assert.is_nil(env.req.body_reads)
+    end)
+
     it("reads a GET query string", function()
       env.req.method = "GET"
       env.req.path = "/graphql"
@@ -388,6 +411,64 @@ describe("aforo-metering protocols", function()
       assert.equal("GRPC_API", e.productType)
       assert.equal("4bf92f3577b34da6a3ce929d0e0e4736", e.traceId)
     end)
+  end)
+
+  it("keeps every protocol event's idempotency key byte for byte from a failed flush to its retry", function()
+    local conf = helper.conf(ALL_ON)
+    env.req.method = "POST"
+    env.req.path = "/graphql"
+    env.req.headers["Content-Type"] = "application/json"
+    env.req.headers["traceparent"] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    env.req.body = '[{"query":"query A { a }"},{"query":"mutation B { b }"}]'
+    handler:access(conf)
+    handler:log(conf)
+    env.new_request()
+    env.req.headers["X-Tenant-Id"] = "cust_acme"
+    env.req.method = "POST"
+    env.req.path = "/mcp"
+    env.req.headers["Content-Type"] = "application/json"
+    env.req.body = '[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a"}},'
+                   .. '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"b"}}]'
+    handler:access(conf)
+    handler:log(conf)
+    env.new_request()
+    env.req.headers["X-Tenant-Id"] = "cust_acme"
+    env.req.method = "POST"
+    env.req.path = "/shop.v1.Catalog/GetItem"
+    env.req.headers["Content-Type"] = "application/grpc"
+    handler:access(conf)
+    handler:log(conf)
+
+    local sent = {}
+    local answers = { function() return nil, "connection refused" end,
+                      function() return 503, '{"error":"busy"}' end,
+                      function() return 202, '{"accepted":5,"failed":0,"errors":[]}' end }
+    env.respond(function(_, _, path, body)
+      if path ~= "/v1/ingest/batch" then
+        return 200, "{}"
+      end
+      sent[#sent + 1] = body
+      return table.remove(answers, 1)()
+    end)
+    for _ = 1, 10 do
+      env.clock.t = env.clock.t + 7.25 -- the retries come later: no clock reading in any key
+      helper.run_timers(env)
+      if #sent >= 3 then break end
+    end
+    assert.equal(3, #sent)
+    local function keys(body)
+      local out = {}
+      for k in body:gmatch('"idempotencyKey":"([^"]*)"') do out[#out + 1] = k end
+      return out
+    end
+    local first = keys(sent[1])
+    assert.equal(5, #first)
+    local kinds = {}
+    for i, k in ipairs(first) do kinds[i] = k:gsub("^(%a+:)[%x-]+", "%1<id>", 1) end
+    assert.same({ "gql:<id>:1", "gql:<id>:2", "mcp:<id>:1", "mcp:<id>:2", "grpc:<id>" }, kinds)
+    assert.same(first, keys(sent[2]))
+    assert.same(first, keys(sent[3]))
+    assert.equal(5, #helper.decode(sent[3]).events)
   end)
 
   describe("the check's operation", function()
