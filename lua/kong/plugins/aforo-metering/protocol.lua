@@ -357,9 +357,13 @@ local function grpc_status()
 end
 
 
--- Does the response's Content-Type say JSON (application/json, application/graphql-response+json), with no
--- Content-Encoding (a compressed body is not read)?
+-- Is the response the upstream's (not one Kong or a plugin made, as a refusal), with a Content-Type
+-- that says JSON (application/json, application/graphql-response+json) and no Content-Encoding (a
+-- compressed body is not read)?
 local function json_response()
+  if not ngx.var.upstream_status then
+    return false
+  end
   local header = ngx.header
   local ctype = header["Content-Type"]
   if type(ctype) == "table" then
