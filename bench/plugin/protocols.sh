@@ -6,7 +6,11 @@
 #   graphql: a 2 KB GraphQL POST (operationName + query + variables) to a route with every option off
 #            (location /) vs one with graphql_enabled (location /p/, all options on): the added cost of
 #            reading the body, decoding it and finding the operation;
-#   mcp:     the same with a 2 KB JSON-RPC tools/call body and mcp_enabled.
+#   mcp:     the same with a 2 KB JSON-RPC tools/call body and mcp_enabled;
+#   gqljson: the 2 KB GraphQL POST again, to a GraphQL upstream answering application/json (100 items,
+#            about 6 KB, .../errors/graphql?items=100): with graphql_enabled the response goes through
+#            the body filter's scan for gqlHasErrors too (when the handler has its body_filter); compare
+#            its on-off difference with graphql's.
 # Checks are off (AFORO_ENTITLEMENT=false): the comparison is about the request and log phases, not the
 # sidecar's /v1/check round trip, which no option changes.
 #
@@ -105,7 +109,7 @@ run() {  # NAME MODE METHOD TARGET [BODY_FILE]
 }
 
 # Each case once before measuring (JIT traces, keepalive pools), and a check that each answers 200.
-for t in /v1/search/items/42 /p/graphql /p/mcp; do
+for t in /v1/search/items/42 /p/graphql /p/mcp "/p/errors/graphql?items=100"; do
   s="$(curl -s -o /dev/null -w '%{http_code}' -H 'X-Tenant-Id: cust_bench' -H 'Content-Type: application/json' \
        --data-binary @"$work/graphql.json" "http://127.0.0.1:${port[new]}$t")"
   [ "$s" = 200 ] || { echo "new proxy answered $s for $t" >&2; exit 1; }
@@ -123,9 +127,11 @@ for r in $(seq 1 "$ROUNDS"); do
     "graphql.on new POST /p/graphql $work/graphql.json"
     "mcp.off new POST /v1/mcp $work/mcp.json"
     "mcp.on new POST /p/mcp $work/mcp.json"
+    "gqljson.off new POST /v1/errors/graphql?items=100 $work/graphql.json"
+    "gqljson.on new POST /p/errors/graphql?items=100 $work/graphql.json"
   )
   if [ $((r % 2)) = 0 ]; then  # alternate the order of each pair
-    cases=("${cases[1]}" "${cases[0]}" "${cases[3]}" "${cases[2]}" "${cases[5]}" "${cases[4]}")
+    cases=("${cases[1]}" "${cases[0]}" "${cases[3]}" "${cases[2]}" "${cases[5]}" "${cases[4]}" "${cases[7]}" "${cases[6]}")
   fi
   for c in "${cases[@]}"; do
     # shellcheck disable=SC2086
@@ -140,7 +146,7 @@ echo "medians over $ROUNDS rounds (DURATION=$DURATION, $CONNECTIONS connections)
 printf "  options off, this tree vs %s: req/s %.0f vs %.0f (ratio %.3f); worker CPU %.1f vs %.1f us/req (%+.1f us)\n" \
   "$BASE_REV" "$(m off.new.rps)" "$(m off.base.rps)" "$(echo "$(m off.new.rps) / $(m off.base.rps)" | bc -l)" \
   "$(m off.new.cpu)" "$(m off.base.cpu)" "$(echo "$(m off.new.cpu) - $(m off.base.cpu)" | bc -l)"
-for p in graphql mcp; do
+for p in graphql mcp gqljson; do
   printf "  2 KB %s POST, option on vs off: req/s %.0f vs %.0f (ratio %.3f); worker CPU %.1f vs %.1f us/req (%+.1f us)\n" \
     "$p" "$(m $p.on.rps)" "$(m $p.off.rps)" "$(echo "$(m $p.on.rps) / $(m $p.off.rps)" | bc -l)" \
     "$(m $p.on.cpu)" "$(m $p.off.cpu)" "$(echo "$(m $p.on.cpu) - $(m $p.off.cpu)" | bc -l)"
