@@ -57,6 +57,36 @@ wait_port "$sc_port"
 # The two plugin trees: BASE_REV's (git archive, the repository untouched) and this one.
 mkdir -p "$work/tree-base"
 git -C "$root" archive "$BASE_REV" lua tests/lua | tar -x -C "$work/tree-base"
+# This tree's harness runs a body_filter phase in every location (as Kong's nginx template does) and
+# BASE_REV's did not: the same phase goes into the base harness, so that only the plugin differs.
+python3 - "$work/tree-base/tests/lua" <<'PY'
+import sys
+d = sys.argv[1]
+p = d + "/nginx/start.sh"
+s = open(p).read()
+hf = 'header_filter_by_lua_block { require("aforo_shim.runner").header_filter("$inst") }\n'
+if "body_filter_by_lua_block" not in s:
+    assert hf in s
+    s = s.replace(hf, hf + 'body_filter_by_lua_block { require("aforo_shim.runner").body_filter("$inst") }\n')
+    open(p, "w").write(s)
+p = d + "/shim/aforo_shim/runner.lua"
+s = open(p).read()
+if "_M.body_filter" not in s:
+    assert "function _M.log(name)" in s
+    s = s.replace("function _M.log(name)", """function _M.body_filter(name)
+  local conf = instance(name).conf
+  if noop then
+    return conf
+  end
+  if handler.body_filter then
+    return handler:body_filter(conf)
+  end
+end
+
+
+function _M.log(name)""", 1)
+    open(p, "w").write(s)
+PY
 ln -s "$root" "$work/tree-new"
 declare -A port worker
 for mode in base new; do
