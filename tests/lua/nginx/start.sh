@@ -61,7 +61,8 @@
 #                     named NotFound
 # Upstream: 200 "upstream ok"; ?cost=N / ?qty=N set X-Aforo-Cost / X-Aforo-Quantity on the response;
 #   .../status/NNN answers NNN; .../errors/graphql answers GraphQL JSON, {"errors":[...]} for a query
-#   mentioning Fail, else ?items=N items of data (one result per entry of a batch); .../slow/... answers after ?s=N seconds (default 1.5); X-Upstream-Saw-Plan / X-Upstream-Saw-Margin echo upstream headers.
+#   mentioning Fail, else ?items=N items of data, the last with a field named errors (&errors=last: then
+#   a top-level errors member; one result per entry of a batch); .../slow/... answers after ?s=N seconds (default 1.5); X-Upstream-Saw-Plan / X-Upstream-Saw-Margin echo upstream headers.
 # TEST-ONLY: request header X-Test-Consumer: "username" or "username;custom_id" plays an
 #   authenticated Kong consumer; X-Test-JWT: <compact JWT> plays a token Kong's jwt plugin verified.
 #

@@ -146,16 +146,39 @@ describe("graphql.operation", function()
   end)
 
   it("finds a top-level errors member of each result, bounded by MAX_RESPONSE_SCAN", function()
-    local re = graphql.response_errors
+    -- The verdicts for results 1..n: true, false, or "?" (cannot be told).
+    local function re(text, complete, n)
+      local r = graphql.response_errors(text, complete)
+      if r == nil then
+        return nil
+      end
+      local t = {}
+      for k = 1, n or 1 do
+        local v = r[k]
+        if v == nil then v = r.rest end
+        t[k] = v == nil and "?" or v
+      end
+      return t
+    end
     assert.same({ true }, re(' {"errors" : [ {"message":"x"} ],"data":null}', true))
+    assert.same({ true }, re('{"data":{"a":[{"b":"}"}]},"errors":[{"message":"x"}]}', true))
     assert.same({ false }, re('{"data":{"errors":[1]},"extensions":{"errors":[2]}}', true))
+    assert.same({ false }, re('{"data":{"items":[{"id":"1"}]}}', true))
     assert.same({ false }, re('{"data":null,"errors":null}', true))
     assert.same({ false }, re('{"errors":[ ],"data":{}}', true))
-    assert.same({ false }, re('{"data":{"m":"\\"errors\\":[1]"}}', true))
-    assert.same({ false, true, false }, re('[{"data":{}},{"errors":[{}]},{"data":{"errors":[1]}}]', true))
+    assert.same({ false }, re('{"data":{"m":"\\"errors\\":[1]","n":"\\\\"},"o":1}', true))
+    assert.same({ true }, re('{"data":{"n":"\\\\"},"errors":[1]}', true)) -- "\\" ends the string
+    -- errors after data, found from the last "errors" text; between data and extensions; only in data
+    assert.same({ true }, re('{"data":{"a":{"errors":"none"}},"errors" :[{"message":"x"}]}', true))
+    assert.same({ true }, re('{"data":{"a":1},"errors":[{"m":"e"}],"extensions":{"errors":[1]}}', true))
+    assert.same({ false }, re('{"data":{"a":{"errors":[1]},"b":"errors"},"extensions":{}}', true))
+    assert.same({ false }, re('{"data":{"m":"the \\"errors\\" field"}}', true))
+    assert.same({ true }, re('{"data":{"a":{"errors":[1]}},"errors":[{"m":"e"}]', false)) -- a first part
+    assert.same({ "?" }, re('{"data":{"a":{"errors":[1]}},"b":[{"m":"e"}]', false))
+    assert.same({ false, true, false }, re('[{"data":{}},{"errors":[{}]},{"data":{"errors":[1]}}]', true, 3))
     assert.same({ true }, re('{"errors":[{"message":"x"}],"data":{"items":[', false)) -- first chunk only
-    assert.same({}, re('{"data":{"items":[', false))
-    assert.same({}, re('{"data":"' .. string.rep("x", graphql.MAX_RESPONSE_SCAN) .. '","errors":[{}]}', true))
+    assert.same({ "?" }, re('{"data":{"items":[', false))
+    assert.same({ "?" }, re('{"data":"' .. string.rep("x", graphql.MAX_RESPONSE_SCAN) .. '","errors":[{}]}', true))
     assert.is_nil(re("<html>errors</html>", true))
     assert.is_nil(re("", true))
   end)

@@ -426,7 +426,14 @@ function _M.records(conf, ctx, status, latency_ms)
     local ops, out, errors = p.ops, {}, p.errors
     for i = 1, #ops do
       local index = ops[i].index -- a batch: a key per position, as MCP's
-      local has = errors and HAS_ERRORS[errors[index or 1]] or ""
+      local has = ""
+      if errors then
+        local v = errors[index or 1]
+        if v == nil then
+          v = errors.rest
+        end
+        has = HAS_ERRORS[v] or ""
+      end
       out[i] = { product = "GRAPHQL_API", key_prefix = "gql:", key_suffix = index and ":" .. index or "",
                  json = p.heads[i] .. has .. p.tail }
     end
