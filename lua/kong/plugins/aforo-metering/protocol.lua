@@ -364,12 +364,12 @@ local function json_response()
   if not ngx.var.upstream_status then
     return false
   end
-  local header = ngx.header
-  local ctype = header["Content-Type"]
+  local resp = ngx.header
+  local ctype = resp["Content-Type"]
   if type(ctype) == "table" then
     ctype = ctype[1]
   end
-  if type(ctype) ~= "string" or header["Content-Encoding"] then
+  if type(ctype) ~= "string" or resp["Content-Encoding"] then
     return false
   end
   ctype = lower(ctype)
