@@ -6,14 +6,22 @@
 #   graphql: a 2 KB GraphQL POST (operationName + query + variables) to a route with every option off
 #            (location /) vs one with graphql_enabled (location /p/, all options on): the added cost of
 #            reading the body, decoding it and finding the operation;
-#   mcp:     the same with a 2 KB JSON-RPC tools/call body and mcp_enabled.
+#   mcp:     the same with a 2 KB JSON-RPC tools/call body and mcp_enabled;
+#   gqljson: the 2 KB GraphQL POST again, to a GraphQL upstream answering application/json: 100 items
+#            of data, the last with a field named errors, no top-level errors (about 6.7 KB,
+#            .../errors/graphql?items=100: the gqlHasErrors scan's worst case for its size, read from
+#            its start to that field); with graphql_enabled the response goes through that scan too
+#            (when the handler has its body_filter); compare its on-off difference with graphql's.
+#            GQLJSON_QUERY (default items=100) sets the query string: items=100&errors=last adds a
+#            top-level errors member after the data, which the scan finds without reading the data.
 # Checks are off (AFORO_ENTITLEMENT=false): the comparison is about the request and log phases, not the
 # sidecar's /v1/check round trip, which no option changes.
 #
 #   SIDECAR_BIN=build/daemon/aforo-sidecar FAKE_INGEST_BIN=build/tests/aforo-fake-ingest bench/plugin/protocols.sh
 #
 # Env: SIDECAR_BIN, FAKE_INGEST_BIN (else a Release build in BUILD_DIR, default build-bench), ROUNDS (3),
-#      DURATION (per wrk run, 5s), CONNECTIONS (20), BASE_REV (885b1f9: the commit before issue 21).
+#      DURATION (per wrk run, 5s), CONNECTIONS (20), BASE_REV (885b1f9: the commit before issue 21),
+#      GQLJSON_QUERY (above).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -23,6 +31,7 @@ ROUNDS="${ROUNDS:-3}"
 DURATION="${DURATION:-5s}"
 CONNECTIONS="${CONNECTIONS:-20}"
 BASE_REV="${BASE_REV:-885b1f9}"
+GQLJSON_QUERY="${GQLJSON_QUERY:-items=100}"
 
 need_tools "scripts/install-deps.sh --bench" wrk nginx curl python3 bc git
 bench_binaries fake-ingest
@@ -53,6 +62,36 @@ wait_port "$sc_port"
 # The two plugin trees: BASE_REV's (git archive, the repository untouched) and this one.
 mkdir -p "$work/tree-base"
 git -C "$root" archive "$BASE_REV" lua tests/lua | tar -x -C "$work/tree-base"
+# This tree's harness runs a body_filter phase in every location (as Kong's nginx template does) and
+# BASE_REV's did not: the same phase goes into the base harness, so that only the plugin differs.
+python3 - "$work/tree-base/tests/lua" <<'PY'
+import sys
+d = sys.argv[1]
+p = d + "/nginx/start.sh"
+s = open(p).read()
+hf = 'header_filter_by_lua_block { require("aforo_shim.runner").header_filter("$inst") }\n'
+if "body_filter_by_lua_block" not in s:
+    assert hf in s
+    s = s.replace(hf, hf + 'body_filter_by_lua_block { require("aforo_shim.runner").body_filter("$inst") }\n')
+    open(p, "w").write(s)
+p = d + "/shim/aforo_shim/runner.lua"
+s = open(p).read()
+if "_M.body_filter" not in s:
+    assert "function _M.log(name)" in s
+    s = s.replace("function _M.log(name)", """function _M.body_filter(name)
+  local conf = instance(name).conf
+  if noop then
+    return conf
+  end
+  if handler.body_filter then
+    return handler:body_filter(conf)
+  end
+end
+
+
+function _M.log(name)""", 1)
+    open(p, "w").write(s)
+PY
 ln -s "$root" "$work/tree-new"
 declare -A port worker
 for mode in base new; do
@@ -105,7 +144,7 @@ run() {  # NAME MODE METHOD TARGET [BODY_FILE]
 }
 
 # Each case once before measuring (JIT traces, keepalive pools), and a check that each answers 200.
-for t in /v1/search/items/42 /p/graphql /p/mcp; do
+for t in /v1/search/items/42 /p/graphql /p/mcp "/p/errors/graphql?$GQLJSON_QUERY"; do
   s="$(curl -s -o /dev/null -w '%{http_code}' -H 'X-Tenant-Id: cust_bench' -H 'Content-Type: application/json' \
        --data-binary @"$work/graphql.json" "http://127.0.0.1:${port[new]}$t")"
   [ "$s" = 200 ] || { echo "new proxy answered $s for $t" >&2; exit 1; }
@@ -123,9 +162,11 @@ for r in $(seq 1 "$ROUNDS"); do
     "graphql.on new POST /p/graphql $work/graphql.json"
     "mcp.off new POST /v1/mcp $work/mcp.json"
     "mcp.on new POST /p/mcp $work/mcp.json"
+    "gqljson.off new POST /v1/errors/graphql?$GQLJSON_QUERY $work/graphql.json"
+    "gqljson.on new POST /p/errors/graphql?$GQLJSON_QUERY $work/graphql.json"
   )
   if [ $((r % 2)) = 0 ]; then  # alternate the order of each pair
-    cases=("${cases[1]}" "${cases[0]}" "${cases[3]}" "${cases[2]}" "${cases[5]}" "${cases[4]}")
+    cases=("${cases[1]}" "${cases[0]}" "${cases[3]}" "${cases[2]}" "${cases[5]}" "${cases[4]}" "${cases[7]}" "${cases[6]}")
   fi
   for c in "${cases[@]}"; do
     # shellcheck disable=SC2086
@@ -140,7 +181,7 @@ echo "medians over $ROUNDS rounds (DURATION=$DURATION, $CONNECTIONS connections)
 printf "  options off, this tree vs %s: req/s %.0f vs %.0f (ratio %.3f); worker CPU %.1f vs %.1f us/req (%+.1f us)\n" \
   "$BASE_REV" "$(m off.new.rps)" "$(m off.base.rps)" "$(echo "$(m off.new.rps) / $(m off.base.rps)" | bc -l)" \
   "$(m off.new.cpu)" "$(m off.base.cpu)" "$(echo "$(m off.new.cpu) - $(m off.base.cpu)" | bc -l)"
-for p in graphql mcp; do
+for p in graphql mcp gqljson; do
   printf "  2 KB %s POST, option on vs off: req/s %.0f vs %.0f (ratio %.3f); worker CPU %.1f vs %.1f us/req (%+.1f us)\n" \
     "$p" "$(m $p.on.rps)" "$(m $p.off.rps)" "$(echo "$(m $p.on.rps) / $(m $p.off.rps)" | bc -l)" \
     "$(m $p.on.cpu)" "$(m $p.off.cpu)" "$(echo "$(m $p.on.cpu) - $(m $p.off.cpu)" | bc -l)"

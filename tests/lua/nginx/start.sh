@@ -60,7 +60,9 @@
 #                     answers one empty message and the trailer grpc-status 0, or 5 for a method
 #                     named NotFound
 # Upstream: 200 "upstream ok"; ?cost=N / ?qty=N set X-Aforo-Cost / X-Aforo-Quantity on the response;
-#   .../status/NNN answers NNN; .../slow/... answers after ?s=N seconds (default 1.5); X-Upstream-Saw-Plan / X-Upstream-Saw-Margin echo upstream headers.
+#   .../status/NNN answers NNN; .../errors/graphql answers GraphQL JSON, {"errors":[...]} for a query
+#   mentioning Fail, else ?items=N items of data, the last with a field named errors (&errors=last: then
+#   a top-level errors member; one result per entry of a batch); .../slow/... answers after ?s=N seconds (default 1.5); X-Upstream-Saw-Plan / X-Upstream-Saw-Margin echo upstream headers.
 # TEST-ONLY: request header X-Test-Consumer: "username" or "username;custom_id" plays an
 #   authenticated Kong consumer; X-Test-JWT: <compact JWT> plays a token Kong's jwt plugin verified.
 #
@@ -122,6 +124,19 @@ wait_port() {
   return 1
 }
 
+# A unix listen socket is there (nginx's master binds and listens on every socket before it forks, so
+# this holds once the TCP port accepts; checked anyway: the gRPC calls go to the sockets).
+wait_socket() {
+  for _ in $(seq 1 100); do
+    if [ -S "$1" ]; then
+      return 0
+    fi
+    sleep 0.05
+  done
+  echo "nothing listens on $1; see $2" >&2
+  return 1
+}
+
 # Plugin instances (validated against schema.lua by the runner at startup).
 lua_str() { printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g')"; }
 common="timeout = $TIMEOUT, flush_interval = $FLUSH_INTERVAL, batch_size = $BATCH_SIZE,
@@ -180,6 +195,7 @@ EOF
     cat > "$PREFIX/conf/phases_$inst.conf" <<EOF
 access_by_lua_block { require("aforo_shim.runner").access("$inst") }
 header_filter_by_lua_block { require("aforo_shim.runner").header_filter("$inst") }
+body_filter_by_lua_block { require("aforo_shim.runner").body_filter("$inst") }
 log_by_lua_block { require("aforo_shim.runner").log("$inst") }
 EOF
   done
@@ -227,6 +243,7 @@ fi
 "$NGINX" -t -q -p "$PREFIX/backends" -c "$PREFIX/backends/conf/nginx.conf"
 "$NGINX" -p "$PREFIX/backends" -c "$PREFIX/backends/conf/nginx.conf"
 wait_port "$UPSTREAM_PORT" "$PREFIX/backends/logs/error.log"
+wait_socket "$PREFIX/backends/grpc.sock" "$PREFIX/backends/logs/error.log"
 if [ -n "$FAKE_SIDECAR_PORT" ]; then
   wait_port "$FAKE_SIDECAR_PORT" "$PREFIX/backends/logs/error.log"
 fi
@@ -237,3 +254,4 @@ if [ "$DAEMON" = off ]; then
 fi
 "$NGINX" -p "$PREFIX" -c "$PREFIX/conf/nginx.conf"
 wait_port "$NGINX_PORT" "$PREFIX/logs/error.log"
+wait_socket "$PREFIX/grpc.sock" "$PREFIX/logs/error.log"

@@ -122,6 +122,65 @@ describe("aforo-metering protocols", function()
       assert.is_nil(anon.gqlOperationName)
     end)
 
+    it("meters each operation of a batch once, keyed by its position, leaving out an entry without one",
+       function()
+      env.req.method = "POST"
+      env.req.path = "/api/graphql"
+      env.req.headers["Content-Type"] = "application/json"
+      env.req.body = '[{"query":"query A { a } mutation AddItem { add }","operationName":"AddItem"},'
+                     .. '{"variables":{}},{"query":"{ items { id } }"},{"query":"subscription OnItem { item }"}]'
+      local events = meter({ graphql_enabled = true, entitlement_enabled = false })
+      assert.equal(3, #events)
+      assert.same({ "gql:" .. rid() .. ":1", "gql:" .. rid() .. ":3", "gql:" .. rid() .. ":4" },
+                  { events[1].idempotencyKey, events[2].idempotencyKey, events[3].idempotencyKey })
+      assert.same({ "MUTATION", "QUERY", "SUBSCRIPTION" },
+                  { events[1].gqlOperationType, events[2].gqlOperationType, events[3].gqlOperationType })
+      assert.same({ "AddItem", "OnItem" }, { events[1].gqlOperationName, events[3].gqlOperationName })
+      assert.is_nil(events[2].gqlOperationName)
+      for _, e in ipairs(events) do
+        assert.equal("GRAPHQL_API", e.productType)
+        assert.equal("/api/graphql", e.endpointPath)
+      end
+    end)
+
+    it("keys two operations of a batch apart, and meters a batch without operations as API", function()
+      env.req.method = "POST"
+      env.req.path = "/graphql"
+      env.req.body = '[{"query":"query A { a }"},{"query":"query B { b }"}]'
+      local events = meter({ graphql_enabled = true, entitlement_enabled = false })
+      assert.same({ "gql:" .. rid() .. ":1", "gql:" .. rid() .. ":2" },
+                  { events[1].idempotencyKey, events[2].idempotencyKey })
+      env.new_request()
+      env.req.headers["X-Tenant-Id"] = "cust_acme"
+      env.req.method = "POST"
+      env.req.path = "/graphql"
+      env.req.body = '[{"variables":{}},"query A { a }"]'
+      assert.equal("API", meter({ graphql_enabled = true, entitlement_enabled = false })[3].productType)
+    end)
+
+    it("reads an application/graphql POST body as the query text", function()
+      env.req.method = "POST"
+      env.req.path = "/graphql"
+      env.req.headers["Content-Type"] = "application/graphql; charset=utf-8"
+      env.req.body = "# a comment { query }\nmutation AddItem { add(name: \"query X\") { id } }"
+      local e = meter({ graphql_enabled = true, entitlement_enabled = false })[1]
+      assert.equal("GRAPHQL_API", e.productType)
+      assert.equal("MUTATION", e.gqlOperationType)
+      assert.equal("AddItem", e.gqlOperationName)
+      assert.equal("gql:" .. rid(), e.idempotencyKey)
+    end)
+
+    it("reads a GET query string with operationName, the operation it names", function()
+      env.req.method = "GET"
+      env.req.path = "/graphql"
+      env.req.query = { query = "query Items { items } mutation AddItem { add } query Search { s }",
+                        operationName = "Search" }
+      local e = meter({ graphql_enabled = true, entitlement_enabled = false })[1]
+      assert.equal("QUERY", e.gqlOperationType)
+      assert.equal("Search", e.gqlOperationName)
+      assert.is_nil(env.req.body_reads)
+    end)
+
     it("reads a GET query string", function()
       env.req.method = "GET"
       env.req.path = "/graphql"
@@ -262,6 +321,64 @@ describe("aforo-metering protocols", function()
     end)
   end)
 
+  it("keeps every protocol event's idempotency key byte for byte from a failed flush to its retry", function()
+    local conf = helper.conf(ALL_ON)
+    env.req.method = "POST"
+    env.req.path = "/graphql"
+    env.req.headers["Content-Type"] = "application/json"
+    env.req.headers["traceparent"] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    env.req.body = '[{"query":"query A { a }"},{"query":"mutation B { b }"}]'
+    handler:access(conf)
+    handler:log(conf)
+    env.new_request()
+    env.req.headers["X-Tenant-Id"] = "cust_acme"
+    env.req.method = "POST"
+    env.req.path = "/mcp"
+    env.req.headers["Content-Type"] = "application/json"
+    env.req.body = '[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a"}},'
+                   .. '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"b"}}]'
+    handler:access(conf)
+    handler:log(conf)
+    env.new_request()
+    env.req.headers["X-Tenant-Id"] = "cust_acme"
+    env.req.method = "POST"
+    env.req.path = "/shop.v1.Catalog/GetItem"
+    env.req.headers["Content-Type"] = "application/grpc"
+    handler:access(conf)
+    handler:log(conf)
+
+    local sent = {}
+    local answers = { function() return nil, "connection refused" end,
+                      function() return 503, '{"error":"busy"}' end,
+                      function() return 202, '{"accepted":5,"failed":0,"errors":[]}' end }
+    env.respond(function(_, _, path, body)
+      if path ~= "/v1/ingest/batch" then
+        return 200, "{}"
+      end
+      sent[#sent + 1] = body
+      return table.remove(answers, 1)()
+    end)
+    for _ = 1, 10 do
+      env.clock.t = env.clock.t + 7.25 -- the retries come later: no clock reading in any key
+      helper.run_timers(env)
+      if #sent >= 3 then break end
+    end
+    assert.equal(3, #sent)
+    local function keys(body)
+      local out = {}
+      for k in body:gmatch('"idempotencyKey":"([^"]*)"') do out[#out + 1] = k end
+      return out
+    end
+    local first = keys(sent[1])
+    assert.equal(5, #first)
+    local kinds = {}
+    for i, k in ipairs(first) do kinds[i] = k:gsub("^(%a+:)[%x-]+", "%1<id>", 1) end
+    assert.same({ "gql:<id>:1", "gql:<id>:2", "mcp:<id>:1", "mcp:<id>:2", "grpc:<id>" }, kinds)
+    assert.same(first, keys(sent[2]))
+    assert.same(first, keys(sent[3]))
+    assert.equal(5, #helper.decode(sent[3]).events)
+  end)
+
   describe("the check's operation", function()
     local function checked(overrides)
       local o = { entitlement_enabled = true }
@@ -287,6 +404,22 @@ describe("aforo-metering protocols", function()
       local body = checked({ graphql_enabled = true })
       assert.is_nil(body.operation)
       assert.is_nil(env.calls[#env.calls].body:find('"operation"', 1, true))
+    end)
+
+    it("sends none for a batch of GraphQL operations, the name of a batch's only operation", function()
+      env.req.method = "POST"
+      env.req.path = "/graphql"
+      env.req.headers["Content-Type"] = "application/json"
+      env.req.body = '[{"query":"query Items { items { id } }"},{"query":"mutation DropAll { drop }"}]'
+      local body = checked({ graphql_enabled = true })
+      assert.is_nil(body.operation)
+      assert.equal("/graphql", body.path)
+      env.new_request()
+      env.req.headers["X-Tenant-Id"] = "cust_acme"
+      env.req.method = "POST"
+      env.req.path = "/graphql"
+      env.req.body = '[{"query":"mutation DropAll { drop }"},{"variables":{}}]'
+      assert.equal("DropAll", checked({ graphql_enabled = true }).operation)
     end)
 
     it("sends the tool of a single MCP call, none for a batch of calls", function()
@@ -317,41 +450,5 @@ describe("aforo-metering protocols", function()
       assert.is_nil(checked({}).operation)
       assert.is_nil(env.req.body_reads)
     end)
-  end)
-end)
-
-
-describe("graphql.operation", function()
-  local graphql
-  setup(function()
-    dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "helper.lua")
-    graphql = require "kong.plugins.aforo-metering.graphql"
-  end)
-
-  it("finds the named operation or the first one", function()
-    assert.same({ "QUERY", "A" }, { graphql.operation("query A { a }") })
-    assert.same({ "MUTATION", "B" }, { graphql.operation("query A { a } mutation B { b }", "B") })
-    assert.same({ "QUERY", "A" }, { graphql.operation("query A { a } mutation B { b }") })
-    assert.same({ "QUERY" }, { graphql.operation("  {a}") })
-    assert.same({ "QUERY" }, { graphql.operation("query { a }") })
-    assert.same({ "QUERY" }, { graphql.operation("query($id: ID!) { a(id: $id) }") })
-  end)
-
-  it("skips what is not a top-level operation", function()
-    assert.same({ "MUTATION", "M" },
-                { graphql.operation('"""doc { query }""" fragment F on T { query } mutation M { x }') })
-    assert.same({ "MUTATION", "M" }, { graphql.operation('# query X {\nmutation M { s(a: "}") }') })
-    assert.same({ "QUERY", "Q" }, { graphql.operation("query Q($a: In = {b: {c: 1}}) @live { x }") })
-  end)
-
-  it("returns nil for text without an operation and stops at MAX_SCAN", function()
-    assert.is_nil(graphql.operation(""))
-    assert.is_nil(graphql.operation("fragment F on T { a }"))
-    assert.is_nil(graphql.operation('"unterminated'))
-    assert.is_nil(graphql.operation(string.rep(" ", graphql.MAX_SCAN) .. "query Late { a }"))
-  end)
-
-  it("keeps the requested name when it is not defined in the text", function()
-    assert.same({ "QUERY", "Missing" }, { graphql.operation("query A { a }", "Missing") })
   end)
 end)

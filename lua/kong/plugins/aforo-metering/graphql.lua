@@ -117,4 +117,162 @@ function _M.operation(q, wanted)
 end
 
 
+
+--- Response bytes looked at for a top-level "errors" member (gqlHasErrors); past them a response is
+-- not read (its events carry no gqlHasErrors unless an "errors" member was found before).
+_M.MAX_RESPONSE_SCAN = 8192
+
+local LBRACKET, RBRACKET, BACKSLASH, E = 91, 93, 92, 101
+local SPACE, TAB, LF, CR = 32, 9, 10, 13
+
+
+-- Is the member value at v (past "errors" and its colon) a non-empty array?
+local function nonempty_array(s, v, n)
+  local _, at = find(s, "^[ \t\r\n]*:[ \t\r\n]*%[[ \t\r\n]*", v)
+  return at ~= nil and at < n and byte(s, at + 1) ~= RBRACKET
+end
+
+
+-- Index of the quote closing the string that opens at q (one not escaped by an odd run of
+-- backslashes), or nil when it is not within n.
+local function string_end(s, q, n)
+  local e = q
+  repeat
+    e = find(s, '"', e + 1, true)
+    if not e or e > n then
+      return nil
+    end
+    local b = e - 1
+    while byte(s, b) == BACKSLASH do
+      b = b - 1
+    end
+  until (e - 1 - b) % 2 == 0
+  return e
+end
+
+
+-- Is the string at q, in a whole body s of n bytes, a member of its top-level object? From it to the
+-- end, the first bracket that closes more than was opened since must be the body's last one.
+local function top_level(s, q, n)
+  local depth, pos = 0, q
+  while true do
+    local e = string_end(s, pos, n)
+    if not e then
+      return false
+    end
+    local nq = find(s, '"', e + 1, true) or n + 1
+    for j = e + 1, nq - 1 do
+      local c = byte(s, j)
+      if c == OPEN or c == LBRACKET then
+        depth = depth + 1
+      elseif c == CLOSE or c == RBRACKET then
+        depth = depth - 1
+        if depth < 0 then
+          return c == CLOSE and find(s, "^[ \t\r\n]*$", j + 1) ~= nil
+        end
+      end
+    end
+    if nq > n then
+      return false
+    end
+    pos = nq
+  end
+end
+
+
+--- Whether each GraphQL result in a JSON response (its first MAX_RESPONSE_SCAN bytes; `complete` when
+-- they are the whole body) has a top-level "errors" member that is neither null nor []: a table
+-- { [k] = true | false, rest = false | nil } for the result k (1 for a response object, its position
+-- in the array of a batch), `rest` the answer for every result not listed (false when the whole body
+-- was looked at, nil: cannot be told). nil when the text is no JSON object or array.
+-- Bounded, no decoding, and for a response object without reading its data: the first member is
+-- looked at (errors first: graphql-js, graphql-java), then the last "errors" text of a whole body
+-- (errors after data), found by plain searches; only when that text is not a top-level member
+-- (a field of data named errors) is the body scanned from its start to that text, a string at a time
+-- (plain searches for the quotes, a look at the few bytes between strings for brackets).
+function _M.response_errors(s, complete)
+  local n = min(#s, _M.MAX_RESPONSE_SCAN)
+  local i = 1
+  local c = byte(s, 1)
+  while c == SPACE or c == TAB or c == LF or c == CR do
+    i = i + 1
+    c = byte(s, i)
+  end
+  if not c or i > n then
+    return nil
+  end
+  local array = c == LBRACKET
+  if not array and c ~= OPEN then
+    return nil
+  end
+  local out = {}
+  local whole = complete and #s <= n
+  if whole then
+    out.rest = false -- the whole body is looked at: a result not found with errors has none
+  end
+  if not array then
+    local _, ke = find(s, '^[ \t\r\n]*"errors"', i + 1)
+    if ke and ke < n then -- the first member: there is one errors member at most
+      out[1] = nonempty_array(s, ke + 1, n)
+      return out
+    end
+  end
+  -- The last "errors" text (past it no member can be found; none: done). The search is for `rrors"`:
+  -- LuaJIT's plain find stops at each occurrence of its first character, and '"' is every few bytes.
+  local last, at = nil, i + 1
+  while true do
+    local f = find(s, 'rrors"', at, true)
+    if not f or f + 5 > n then
+      break
+    end
+    if byte(s, f - 1) == E and byte(s, f - 2) == QUOTE and byte(s, f - 3) ~= BACKSLASH then
+      last = f - 2
+    end
+    at = f + 6
+  end
+  if not last then
+    return out
+  end
+  if whole and not array and find(s, "^[ \t\r\n]*:", last + 8) and top_level(s, last, n) then
+    out[1] = nonempty_array(s, last + 8, n) -- errors after data (and extensions)
+    return out
+  end
+  local members = array and 2 or 1 -- the depth of a result's members
+  local k = array and 0 or 1        -- the result being read
+  local depth = 0
+  local pos = i                     -- the next byte outside a string
+  while true do
+    local q = find(s, '"', pos, true)
+    if not q or q > last then
+      return out
+    end
+    for j = pos, q - 1 do -- between two strings: brackets, colons, commas, numbers, literals, spaces
+      c = byte(s, j)
+      if c == OPEN or c == LBRACKET then
+        depth = depth + 1
+        if depth == 2 and array and c == OPEN then
+          k = k + 1
+        end
+      elseif c == CLOSE or c == RBRACKET then
+        depth = depth - 1
+        if depth <= 0 then
+          return out
+        end
+      end
+    end
+    local e = string_end(s, q, n)
+    if not e then
+      return out
+    end
+    if e - q == 7 and depth == members and byte(s, q + 1) == E and out[k] == nil
+       and sub(s, q + 1, e - 1) == "errors" and nonempty_array(s, e + 1, n) then
+      out[k] = true
+      if not array then
+        return out
+      end
+    end
+    pos = e + 1
+  end
+end
+
 return _M

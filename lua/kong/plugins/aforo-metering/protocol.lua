@@ -13,7 +13,7 @@
 -- Idempotency keys: a type prefix and the gateway's request id, never a clock reading nor a value
 -- the client chose (not the tool, the operation name or Sec-WebSocket-Key, which Aforo's own key forms
 -- carry: a client repeating them would have its usage deduplicated into one event). A batched MCP
--- request has one key per call: its position in the body.
+-- or GraphQL request has one key per call or operation: its position in the body.
 local cjson_safe = require "cjson.safe"
 local event = require "kong.plugins.aforo-metering.event"
 local buffer = require "kong.plugins.aforo-metering.buffer"
@@ -176,8 +176,9 @@ local function mcp_tools(doc)
 end
 
 
--- GraphQL: the operation (type, name) of a POST body or a GET query string.
-local function graphql_operation(conf, method)
+-- GraphQL: the operations of a POST body or a GET query string, an array of { type, name, index }
+-- (index: the position in a batch array, nil for a request of one operation); nil when none is found.
+local function graphql_operations(conf, method)
   local query, name
   if method == "GET" then
     query, name = kong.request.get_query_arg("query"), kong.request.get_query_arg("operationName")
@@ -188,7 +189,22 @@ local function graphql_operation(conf, method)
     else
       local doc = body(conf)
       if type(doc) == "table" and doc[1] ~= nil then
-        doc = doc[1] -- a batch: its first operation
+        -- A batch (Apollo's and graphql-java's batching): one operation per position; an entry whose
+        -- operation cannot be found is left out, as a request of one would be an API event.
+        local ops, n = nil, 0
+        for i = 1, #doc do
+          local d = doc[i]
+          if type(d) == "table" and type(d.query) == "string" then
+            local op_name = type(d.operationName) == "string" and d.operationName ~= "" and d.operationName or nil
+            local op_type, found = graphql.operation(d.query, op_name)
+            if op_type then
+              ops = ops or {}
+              n = n + 1
+              ops[n] = { type = op_type, name = found, index = i }
+            end
+          end
+        end
+        return ops
       end
       if type(doc) == "table" then
         query, name = doc.query, doc.operationName
@@ -198,7 +214,8 @@ local function graphql_operation(conf, method)
   if type(query) ~= "string" then
     return nil
   end
-  return graphql.operation(query, type(name) == "string" and name ~= "" and name or nil)
+  local op_type, op_name = graphql.operation(query, type(name) == "string" and name ~= "" and name or nil)
+  return op_type and { { type = op_type, name = op_name } }
 end
 
 
@@ -242,9 +259,17 @@ local function prepare(conf, p, customer_id)
              .. text(p.method, MAX_GRPC_METHOD)
     p.tail = trace_obj
   elseif kind == "graphql" then
-    p.operation = p.op_name and truncate(clean_utf8(p.op_name), MAX_GQL_NAME)
-    p.head = trace .. ',"gqlOperationType":"' .. p.op_type .. '"'
-             .. (p.op_name and ',"gqlOperationName":' .. text(p.op_name, MAX_GQL_NAME) or "") .. trace_obj
+    local ops, heads = p.ops, {}
+    for i = 1, #ops do
+      local op = ops[i]
+      heads[i] = trace .. ',"gqlOperationType":"' .. op.type .. '"'
+                 .. (op.name and ',"gqlOperationName":' .. text(op.name, MAX_GQL_NAME) or "")
+    end
+    p.heads = heads
+    p.tail = trace_obj
+    if #ops == 1 then -- a batch of operations is checked once, by its path: no one operation
+      p.operation = ops[1].name and truncate(clean_utf8(ops[1].name), MAX_GQL_NAME)
+    end
   elseif kind == "ws" then
     p.head = trace .. ',"executionDurationMs":'
     p.tail = ',"wsConnectionId":' .. text(p.ws_key, MAX_WS_ID) .. trace_obj
@@ -289,9 +314,9 @@ function _M.access(conf, ctx, path)
     end
   end
   if not p and conf.graphql_enabled and ngx.re.find(path, conf.graphql_path_pattern, "jo") then
-    local op_type, op_name = graphql_operation(conf, method)
-    if op_type then
-      p = { kind = "graphql", op_type = op_type, op_name = op_name }
+    local ops = graphql_operations(conf, method)
+    if ops then
+      p = { kind = "graphql", ops = ops }
     end
   end
   if not p and conf.mcp_enabled and method == "POST" then
@@ -332,6 +357,60 @@ local function grpc_status()
 end
 
 
+-- Is the response the upstream's (not one Kong or a plugin made, as a refusal), with a Content-Type
+-- that says JSON (application/json, application/graphql-response+json) and no Content-Encoding (a
+-- compressed body is not read)?
+local function json_response()
+  if not ngx.var.upstream_status then
+    return false
+  end
+  local resp = ngx.header
+  local ctype = resp["Content-Type"]
+  if type(ctype) == "table" then
+    ctype = ctype[1]
+  end
+  if type(ctype) ~= "string" or resp["Content-Encoding"] then
+    return false
+  end
+  ctype = lower(ctype)
+  return find(ctype, "application/json", 1, true) ~= nil or find(ctype, "+json", 1, true) ~= nil
+end
+
+
+--- Body filter phase, for a GraphQL request only (p = ctx.protocol, p.kind == "graphql"): looks at the
+-- response's first graphql.MAX_RESPONSE_SCAN bytes, as nginx passes them (ngx.arg[1], never
+-- kong.response.get_raw_body, which holds back the whole body until its end), for a top-level
+-- "errors" member of each result: p.errors, read by records() (gqlHasErrors). Once decided it reads
+-- no further chunk.
+function _M.body_filter(p)
+  if p.scanned then
+    return
+  end
+  local arg = ngx.arg
+  local chunk, eof = arg[1], arg[2]
+  local seen = p.seen
+  if not seen then
+    if not json_response() then
+      p.scanned = true
+      return
+    end
+    seen = chunk or ""
+  elseif chunk and chunk ~= "" then
+    seen = seen .. chunk -- the first chunk is usually the whole of a small response
+  end
+  local cap = graphql.MAX_RESPONSE_SCAN
+  if eof or #seen >= cap then
+    p.scanned, p.seen = true, nil
+    p.errors = graphql.response_errors(seen, eof and #seen <= cap)
+  else
+    p.seen = seen
+  end
+end
+
+
+local HAS_ERRORS = { [true] = ',"gqlHasErrors":true', [false] = ',"gqlHasErrors":false' }
+
+
 --- Log phase: the event descriptions of this request (an array), or nil for a plain API event.
 function _M.records(conf, ctx, status, latency_ms)
   local p = ctx.protocol
@@ -344,7 +423,21 @@ function _M.records(conf, ctx, status, latency_ms)
       json = code and p.head .. ',"grpcStatusCode":' .. code .. p.tail or p.head .. p.tail,
     } }
   elseif kind == "graphql" then
-    return { { product = "GRAPHQL_API", key_prefix = "gql:", key_suffix = "", json = p.head } }
+    local ops, out, errors = p.ops, {}, p.errors
+    for i = 1, #ops do
+      local index = ops[i].index -- a batch: a key per position, as MCP's
+      local has = ""
+      if errors then
+        local v = errors[index or 1]
+        if v == nil then
+          v = errors.rest
+        end
+        has = HAS_ERRORS[v] or ""
+      end
+      out[i] = { product = "GRAPHQL_API", key_prefix = "gql:", key_suffix = index and ":" .. index or "",
+                 json = p.heads[i] .. has .. p.tail }
+    end
+    return out
   elseif kind == "ws" then
     if status ~= 101 then
       return nil -- not upgraded: a plain API event
@@ -365,7 +458,7 @@ end
 
 
 --- Queues the record filled at items[b + 1 ..] with protos[1], then a copy of it for each further
--- description (the calls of a batched MCP request).
+-- description (the calls of a batched MCP request, the operations of a batched GraphQL request).
 function _M.commit_more(q, items, b, protos)
   local record, slot = event.RECORD, event.PROTOCOL
   local values = {}

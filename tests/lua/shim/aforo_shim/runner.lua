@@ -4,6 +4,7 @@
 --   init_worker_by_lua_block { require("aforo_shim.runner").init_worker() }
 --   access_by_lua_block      { require("aforo_shim.runner").access("default") }
 --   header_filter_by_lua_block { require("aforo_shim.runner").header_filter("default") }
+--   body_filter_by_lua_block { require("aforo_shim.runner").body_filter("default") }
 --   log_by_lua_block         { require("aforo_shim.runner").log("default") }
 --
 -- setup() takes named plugin instances { name = { config = {...}, service =
@@ -139,6 +140,19 @@ function _M.header_filter(name)
   end
   if handler.header_filter then
     return handler:header_filter(instance(name).conf)
+  end
+end
+
+
+--- Kong's template has body_filter_by_lua_block { Kong.body_filter() } in every proxied location, and
+-- Kong calls a plugin's body_filter for each chunk (ngx.arg[1], ngx.arg[2] = eof) when its handler has one.
+function _M.body_filter(name)
+  local conf = instance(name).conf
+  if noop then
+    return conf
+  end
+  if handler.body_filter then
+    return handler:body_filter(conf)
   end
 end
 
