@@ -124,11 +124,12 @@ TEST_CASE("plugin protocols: gRPC, GraphQL, WebSocket, MCP and traced requests r
   REQUIRE(c.post("/p/graphql", R"({"query":"{ items(filter: \"query X\") { id } }"})", json_headers).status == 200);
 
   // A batch of two operations (Apollo's batch link): one event each, keyed by its position.
-  REQUIRE(c.post("/p/graphql",
-                 R"([{"operationName":"Items","query":"query Items { items { id } }"},)"
-                 R"({"query":"mutation AddItem($name: String!) { add(name: $name) { id } }","variables":{"name":"y"}}])",
-                 json_headers)
-              .status == 200);
+  REQUIRE(
+      c.post("/p/graphql",
+             R"([{"operationName":"Items","query":"query Items { items { id } }"},)"
+             R"({"query":"mutation AddItem($name: String!) { add(name: $name) { id } }","variables":{"name":"y"}}])",
+             json_headers)
+          .status == 200);
 
   // A GraphQL body over the 64 KiB cap: metered without its operation, as an API event.
   REQUIRE(c.post("/p/graphql", R"({"query":"query Big { a }","variables":{"pad":")" + std::string(70000, 'x') + "\"}}",
@@ -201,14 +202,14 @@ TEST_CASE("plugin protocols: gRPC, GraphQL, WebSocket, MCP and traced requests r
     CHECK(key.rfind("gql:", 0) == 0);
     const auto colon = key.find(':', 4);
     CHECK(fields_of(*e) == (e->HasMember("gqlOperationName") ? with({"gqlOperationType", "gqlOperationName"})
-                                                              : with({"gqlOperationType"})));
+                                                             : with({"gqlOperationType"})));
     CHECK(str(*e, "endpointPath") == "/p/graphql");
     operations.insert(str(*e, "gqlOperationType") + " " +
                       (e->HasMember("gqlOperationName") ? str(*e, "gqlOperationName") : "-") + " " +
                       (colon == std::string::npos ? "-" : key.substr(colon)));
   }
-  CHECK(operations == std::multiset<std::string>{"MUTATION AddItem -", "QUERY - -", "QUERY Items :1",
-                                                 "MUTATION AddItem :2"});
+  CHECK(operations ==
+        std::multiset<std::string>{"MUTATION AddItem -", "QUERY - -", "QUERY Items :1", "MUTATION AddItem :2"});
 
   REQUIRE(by_type["MCP_SERVER"].size() == 3);
   std::multiset<std::string> tools;
@@ -276,11 +277,9 @@ TEST_CASE("plugin protocols: the check names the MCP tool or GraphQL operation, 
   CHECK(c.post("/p/graphql", R"({"query":"query Items { items { id } }"})", json_headers).status == 200);
 }
 
-// Hidden ([.]) until the handler has its body_filter phase (handler.lua, owned elsewhere): Kong runs a
-// plugin's body filter only through its handler, which is to call protocol.body_filter(kong.ctx.plugin.protocol)
-// for a GraphQL request. Run it with: integration_tests "[gql_errors]".
+// gqlHasErrors: the handler's body_filter phase reads a GraphQL upstream's response (protocol.body_filter).
 TEST_CASE("plugin protocols: gqlHasErrors from a GraphQL upstream's errors member, per operation of a batch",
-          "[.][plugin][e2e][protocol][gql_errors]") {
+          "[plugin][e2e][protocol][gql_errors]") {
   protocol_env env;
   http_client c(env.proxy());
   const std::vector<std::pair<std::string, std::string>> json_headers = {{"X-Tenant-Id", "cust_acme"},
@@ -307,13 +306,10 @@ TEST_CASE("plugin protocols: gqlHasErrors from a GraphQL upstream's errors membe
     const auto colon = key.find(':', 4);
     seen[str(e, "gqlOperationName") + (colon == std::string::npos ? "" : key.substr(colon))] =
         e.HasMember("gqlHasErrors") ? (e["gqlHasErrors"].GetBool() ? "true" : "false") : "<absent>";
-    CHECK(fields_of(e) == (e.HasMember("gqlHasErrors")
-                               ? with({"gqlOperationType", "gqlOperationName", "gqlHasErrors"})
-                               : with({"gqlOperationType", "gqlOperationName"})));
+    CHECK(fields_of(e) == (e.HasMember("gqlHasErrors") ? with({"gqlOperationType", "gqlOperationName", "gqlHasErrors"})
+                                                       : with({"gqlOperationType", "gqlOperationName"})));
   }
-  CHECK(seen == std::map<std::string, std::string>{{"Items", "false"},
-                                                   {"Fail", "true"},
-                                                   {"Items:1", "false"},
-                                                   {"Fail:2", "true"},
-                                                   {"Plain", "<absent>"}});
+  CHECK(seen ==
+        std::map<std::string, std::string>{
+            {"Items", "false"}, {"Fail", "true"}, {"Items:1", "false"}, {"Fail:2", "true"}, {"Plain", "<absent>"}});
 }

@@ -14,19 +14,14 @@ describe("aforo-metering GraphQL responses", function()
 
   local buffered = helper.buffered
 
-  -- The response through the body filter phase, chunk by chunk (ngx.arg as nginx sets it), as Kong
-  -- runs it: the handler's body_filter when it has one, else protocol.body_filter, which it calls.
+  -- The response through the handler's body filter phase, chunk by chunk (ngx.arg as nginx sets it),
+  -- as Kong runs it.
   local function respond(chunks, ctype, from_kong)
     env.req.resp_headers["Content-Type"] = ctype or "application/json"
     env.req.var.upstream_status = not from_kong and "200" or nil -- nginx's $upstream_status: proxied
-    local protocol = require "kong.plugins.aforo-metering.protocol"
     for i, chunk in ipairs(chunks) do
       ngx.arg = { chunk, i == #chunks }
-      if handler.body_filter then
-        handler:body_filter(helper.conf({ graphql_enabled = true }))
-      elseif env.req.ctx.protocol then
-        protocol.body_filter(env.req.ctx.protocol)
-      end
+      handler:body_filter(helper.conf({ graphql_enabled = true }))
     end
     ngx.arg = nil
   end
@@ -105,9 +100,7 @@ describe("aforo-metering GraphQL responses", function()
     handler:access(conf)
     local reads = 0
     ngx.arg = setmetatable({}, { __index = function() reads = reads + 1 end })
-    if handler.body_filter then
-      handler:body_filter(conf)
-    end
+    handler:body_filter(conf)
     ngx.arg = nil
     handler:log(conf)
     assert.equal(0, reads)

@@ -383,6 +383,18 @@ function AforoMeteringHandler:header_filter(conf)
 end
 
 
+-- gqlHasErrors: a bounded look at the response of a GraphQL request (protocol.body_filter), on a
+-- route with graphql_enabled; any other request returns at the first test, for each chunk.
+function AforoMeteringHandler:body_filter(conf)
+  if conf.graphql_enabled then
+    local p = kong.ctx.plugin.protocol
+    if p and p.kind == "graphql" then
+      return protocol.body_filter(p)
+    end
+  end
+end
+
+
 function AforoMeteringHandler:log(conf)
   if not conf.metering_enabled then
     return
