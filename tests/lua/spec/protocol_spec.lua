@@ -414,6 +414,7 @@ describe("aforo-metering protocols", function()
       local body = checked({ graphql_enabled = true })
       assert.is_nil(body.operation)
       assert.equal("/graphql", body.path)
+      assert.equal(2, body.quantity) -- two operations, two events: two units
       env.new_request()
       env.req.headers["X-Tenant-Id"] = "cust_acme"
       env.req.method = "POST"
@@ -426,13 +427,17 @@ describe("aforo-metering protocols", function()
       env.req.method = "POST"
       env.req.path = "/mcp"
       env.req.body = mcp_call(1, "search_docs")
-      assert.equal("search_docs", checked({ mcp_enabled = true }).operation)
+      local single = checked({ mcp_enabled = true })
+      assert.equal("search_docs", single.operation)
+      assert.equal(1, single.quantity)
       env.new_request()
       env.req.headers["X-Tenant-Id"] = "cust_acme"
       env.req.method = "POST"
       env.req.path = "/mcp"
-      env.req.body = "[" .. mcp_call(1, "a") .. "," .. mcp_call(2, "b") .. "]"
-      assert.is_nil(checked({ mcp_enabled = true }).operation)
+      env.req.body = "[" .. mcp_call(1, "a") .. "," .. mcp_call(2, "b") .. "," .. mcp_call(3, "c") .. "]"
+      local body = checked({ mcp_enabled = true })
+      assert.is_nil(body.operation)
+      assert.equal(3, body.quantity) -- three calls, three events: three units
     end)
 
     it("sends a gRPC call as Service/Method", function()

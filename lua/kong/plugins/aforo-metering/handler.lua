@@ -167,7 +167,7 @@ end
 
 -- rep: the lease report the check carries (lease.lua, report; every check has one); renewal: a check
 -- sent in the background whose own request a lease already admitted.
-local function check_body(s, customer_id, service, route, method, path, rid, operation, rep, renewal)
+local function check_body(s, customer_id, service, route, method, path, rid, operation, rep, renewal, quantity)
   return '{"customer_id":' .. quote(customer_id)
     .. ',"feature":' .. s.feature_json
     .. ',"service":' .. (service and quote(service) or "null")
@@ -175,7 +175,7 @@ local function check_body(s, customer_id, service, route, method, path, rid, ope
     .. ',"method":' .. quote(method)
     .. ',"path":' .. quote(path)
     .. (operation and ',"operation":' .. quote(operation) or "")
-    .. ',"quantity":1,"request_id":' .. quote(rid)
+    .. (quantity and ',"quantity":' .. quantity .. ',"request_id":' or ',"quantity":1,"request_id":') .. quote(rid)
     .. ',"lease_unused":' .. rep.unused -- always: this client reports what its leases leave unadmitted
     .. (rep.leased > 0 and ',"leased":' .. rep.leased or "")
     .. ',"report_id":"' .. rep.id .. (rep.sent and '","report_resent":true' or '"')
@@ -240,7 +240,10 @@ local function check(conf, ctx, customer_id, path)
   if operation then
     route_key = route_key .. "\0" .. operation
   end
-  local lease = leases.find(route_key, path)
+  -- A batch of N GraphQL operations or MCP calls (N events) asks for N units, never under a lease
+  -- (a lease admits one request per unit).
+  local quantity = ctx.protocol and ctx.protocol.quantity
+  local lease = not quantity and leases.find(route_key, path) or nil
   local used, unused = 0, 0
   if lease then
     if leases.admit(lease, now) then
@@ -269,7 +272,7 @@ local function check(conf, ctx, customer_id, path)
 
   local decision, err, counted = ask(conf, s.check_opts,
                                      check_body(s, customer_id, service, route, method, path, request_id(ctx),
-                                                operation, rep))
+                                                operation, rep, nil, quantity))
   if not decision then
     leases.check_failed(lease, rep, route_key, path, counted)
     return fallback(conf, ctx, err)

@@ -252,6 +252,7 @@ local function prepare(conf, p, customer_id)
   local kind = p.kind
   -- p.operation: what the check sends as `operation` (feature rules' match.operation), the value the
   -- event carries: a gRPC Service/Method, a GraphQL operation name, the tool of a single MCP call.
+  -- p.quantity: the check's quantity for a batch of N operations or calls (N events); nil = 1.
   if kind == "grpc" then
     p.operation = truncate(clean_utf8(p.service), MAX_GRPC_SERVICE) .. "/"
                   .. truncate(clean_utf8(p.method), MAX_GRPC_METHOD)
@@ -269,6 +270,8 @@ local function prepare(conf, p, customer_id)
     p.tail = trace_obj
     if #ops == 1 then -- a batch of operations is checked once, by its path: no one operation
       p.operation = ops[1].name and truncate(clean_utf8(ops[1].name), MAX_GQL_NAME)
+    else
+      p.quantity = #ops -- and counts as many units as the events it is billed as
     end
   elseif kind == "ws" then
     p.head = trace .. ',"executionDurationMs":'
@@ -284,6 +287,8 @@ local function prepare(conf, p, customer_id)
     p.heads = heads
     if #p.tools == 1 then -- a batch of calls is checked once, by its path: no one operation
       p.operation = truncate(clean_utf8(p.tools[1].name), MAX_TOOL_NAME)
+    else
+      p.quantity = #p.tools -- and counts as many units as the events it is billed as
     end
     p.tail = trace_obj
   else
