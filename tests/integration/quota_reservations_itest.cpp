@@ -110,15 +110,22 @@ void alternate(std::vector<std::unique_ptr<sidecar_process>>& scs, int rounds, t
 }
 
 // Checks of cust_a's api (quantity 1, counted in t) until one is answered with a lease: its size.
-// "lease_unused": a client that reports what its leases leave unadmitted (as the plugin does).
-std::int64_t checks_until_lease(http_client& c, tally& t) {
+// "lease_unused": a client that reports what its leases leave unadmitted (as the plugin does). With
+// id_prefix, check i carries report_id id_prefix + i, and *leased_id is the one answered with the lease.
+std::int64_t checks_until_lease(http_client& c, tally& t, const std::string& id_prefix = "",
+                                std::string* leased_id = nullptr) {
   static const std::regex lease_re(R"("lease":\{"requests":(\d+))");
   for (int i = 0; i < 600; ++i) {
-    const auto r = c.post("/v1/check", R"({"customer_id":"cust_a","feature":"api","quantity":1,"lease_unused":0})");
+    const std::string id = id_prefix.empty() ? "" : id_prefix + std::to_string(i);
+    const auto r = c.post("/v1/check", R"({"customer_id":"cust_a","feature":"api","quantity":1,"lease_unused":0)" +
+                                           (id.empty() ? std::string() : R"(,"report_id":")" + id + "\"") + "}");
     REQUIRE(r.status == 200);
     if (r.body.find(R"("allowed":true)") != std::string::npos) ++t.allowed;
     std::smatch m;
-    if (std::regex_search(r.body, m, lease_re)) return std::stoll(m[1].str());
+    if (std::regex_search(r.body, m, lease_re)) {
+      if (leased_id != nullptr) *leased_id = id;
+      return std::stoll(m[1].str());
+    }
   }
   return 0;
 }
@@ -345,22 +352,8 @@ TEST_CASE("quota reservations: the lease in an answer that never arrived comes b
   auto scs = start_sidecars(1, config);
   tally t;
   auto a = scs[0]->client();
-  static const std::regex lease_re(R"("lease":\{"requests":(\d+))");
-  std::int64_t lease = 0;
   std::string lost_id;
-  for (int i = 0; i < 600 && lease == 0; ++i) {
-    const std::string id = "w9:" + std::to_string(i);
-    const auto r = a.post("/v1/check", R"({"customer_id":"cust_a","feature":"api","quantity":1,"lease_unused":0,)"
-                                       R"("report_id":")" +
-                                           id + R"("})");
-    REQUIRE(r.status == 200);
-    if (r.body.find(R"("allowed":true)") != std::string::npos) ++t.allowed;
-    std::smatch m;
-    if (std::regex_search(r.body, m, lease_re)) {
-      lease = std::stoll(m[1].str());
-      lost_id = id;
-    }
-  }
+  const std::int64_t lease = checks_until_lease(a, t, "w9:", &lost_id);
   REQUIRE(lease > 0);
   // The plugin never saw that answer (a timeout): it admitted nothing under the lease, and its next
   // check carries the same report_id, marked sent before.

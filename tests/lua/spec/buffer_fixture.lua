@@ -32,4 +32,32 @@ function _M.add(buffer, queue, n, last)
   return buffer.commit(queue)
 end
 
+--- The state the buffer specs share, made fresh by setup() in their before_each: env (helper.setup),
+-- buffer, sent (the batches sent: arrays of decoded events), outcome (what a send returns: set it to
+-- make sends fail), q (a queue of batch_size 3, max_size 10), and send/new_queue/add/errors bound to it.
+function _M.state(helper)
+  local S = {}
+  function S.send(_, body)
+    local ok, err, too_large = S.outcome(body)
+    if ok then
+      S.sent[#S.sent + 1] = helper.decode(body).events
+    end
+    return ok, err, too_large
+  end
+  function S.new_queue(batch_size, max_size, interval_ms)
+    return _M.new_queue(S.buffer, S.send, batch_size, max_size, interval_ms)
+  end
+  function S.add(queue, n, last) return _M.add(S.buffer, queue, n, last) end
+  function S.errors() return helper.errors(S.env) end
+  function S.setup()
+    S.env = helper.setup()
+    S.buffer = require "kong.plugins.aforo-metering.buffer"
+    S.buffer._reset()
+    S.sent = {}
+    S.outcome = function() return true end
+    S.q = S.new_queue(3, 10)
+  end
+  return S
+end
+
 return _M

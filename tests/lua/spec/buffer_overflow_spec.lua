@@ -5,29 +5,13 @@ local helper = _G.aforo_spec_helper
 local fixture = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "buffer_fixture.lua")
 
 describe("aforo-metering buffer", function()
-  local env, buffer, sent, outcome, q
-
-  local function send(_, body)
-    local ok, err, too_large = outcome(body)
-    if ok then
-      sent[#sent + 1] = helper.decode(body).events
-    end
-    return ok, err, too_large
-  end
-
-  local function new_queue(batch_size, max_size, interval_ms)
-    return fixture.new_queue(buffer, send, batch_size, max_size, interval_ms)
-  end
-  local function add(queue, n, last) return fixture.add(buffer, queue, n, last) end
-  local function errors() return helper.errors(env) end
+  local S = fixture.state(helper)
+  local env, buffer, sent, q
+  local new_queue, add, errors = S.new_queue, S.add, S.errors
 
   before_each(function()
-    env = helper.setup()
-    buffer = require "kong.plugins.aforo-metering.buffer"
-    buffer._reset()
-    sent = {}
-    outcome = function() return true end
-    q = new_queue(3, 10)
+    S.setup()
+    env, buffer, sent, q = S.env, S.buffer, S.sent, S.q
   end)
 
   describe("overflow file", function()
@@ -92,7 +76,7 @@ describe("aforo-metering buffer", function()
     end)
 
     it("takes the events past the high-water mark while the sidecar is down, and replays them in order", function()
-      outcome = function() return nil, "connection refused" end
+      S.outcome = function() return nil, "connection refused" end
       add(q, 1)
       helper.run_timers(env, false, 1) -- the first flush fails
       assert.is_true(q.failures >= 1)
@@ -102,7 +86,7 @@ describe("aforo-metering buffer", function()
       assert.equal(6, lines_of(path))
       for i = 7, 8 do add(q, i) end     -- newer, in memory
       assert.equal(2, buffer.count(q))
-      outcome = function() return true end
+      S.outcome = function() return true end
       helper.run_timers(env)
       -- The file is claimed and read a second later (a writer in another process that opened it before
       -- the claim has finished by then); the memory waits behind it.
@@ -113,7 +97,7 @@ describe("aforo-metering buffer", function()
     end)
 
     it("never writes the file in the request path: adding only schedules a timer", function()
-      outcome = function() return nil, "connection refused" end
+      S.outcome = function() return nil, "connection refused" end
       add(q, 1)
       helper.run_timers(env, false, 1)
       for i = 2, 9 do add(q, i) end
@@ -121,7 +105,7 @@ describe("aforo-metering buffer", function()
     end)
 
     it("keeps appending while the sidecar stays down, then replays everything once", function()
-      outcome = function() return nil, "connection refused" end
+      S.outcome = function() return nil, "connection refused" end
       local n = 0
       for _ = 1, 10 do
         for _ = 1, 6 do
@@ -131,7 +115,7 @@ describe("aforo-metering buffer", function()
         helper.run_timers(env, false, 2)
       end
       assert.equal(0, buffer.stats(q).dropped)
-      outcome = function() return true end
+      S.outcome = function() return true end
       for _ = 1, 10 do helper.run_timers(env) end
       local expected = {}
       for i = 1, n do expected[i] = i end
@@ -140,7 +124,7 @@ describe("aforo-metering buffer", function()
 
     it("drops past overflow_max_bytes, counting them and logging an ERROR", function()
       buffer.set_overflow(q, dir, 30) -- three events of 9 bytes ('{"n":1}' and a newline... )
-      outcome = function() return nil, "connection refused" end
+      S.outcome = function() return nil, "connection refused" end
       add(q, 1)
       helper.run_timers(env, false, 1)
       for i = 2, 6 do add(q, i) end
@@ -154,7 +138,7 @@ describe("aforo-metering buffer", function()
     end)
 
     it("keeps what an exiting worker could not send, and the next worker replays it", function()
-      outcome = function() return nil, "connection refused" end
+      S.outcome = function() return nil, "connection refused" end
       for i = 1, 2 do add(q, i) end
       env.exiting = true
       helper.run_timers(env, true)
@@ -164,7 +148,7 @@ describe("aforo-metering buffer", function()
       buffer._reset()
       env.exiting = false
       env.timers = {}
-      outcome = function() return true end
+      S.outcome = function() return true end
       local q2 = new_queue(3, 10)
       buffer.set_overflow(q2, dir, 1000000)
       assert.equal(1, unwatch()) -- and one flush, now
@@ -200,13 +184,13 @@ describe("aforo-metering buffer", function()
 
     it("after a write cut short, the next append starts on a line of its own and is sent", function()
       put_file(path, '{"n":1}\n{"n":', "wb")
-      outcome = function() return nil, "connection refused" end
+      S.outcome = function() return nil, "connection refused" end
       add(q, 2)
       helper.run_timers(env, false, 1)
       for i = 3, 6 do add(q, i) end
       helper.run_timers(env, false, 1) -- the spill timer
       assert.equal(0, buffer.count(q))
-      outcome = function() return true end
+      S.outcome = function() return true end
       helper.run_timers(env)
       assert.same({ 1, 2, 3, 4, 5, 6 }, numbers())
     end)

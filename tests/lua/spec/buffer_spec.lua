@@ -6,29 +6,13 @@ local fixture = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .
 local record = require("kong.plugins.aforo-metering.event").RECORD -- values per record (checked below)
 
 describe("aforo-metering buffer", function()
-  local env, buffer, sent, outcome, q
-
-  local function send(_, body)
-    local ok, err, too_large = outcome(body)
-    if ok then
-      sent[#sent + 1] = helper.decode(body).events
-    end
-    return ok, err, too_large
-  end
-
-  local function new_queue(batch_size, max_size, interval_ms)
-    return fixture.new_queue(buffer, send, batch_size, max_size, interval_ms)
-  end
-  local function add(queue, n, last) return fixture.add(buffer, queue, n, last) end
-  local function errors() return helper.errors(env) end
+  local S = fixture.state(helper)
+  local env, buffer, sent, q
+  local new_queue, add, errors = S.new_queue, S.add, S.errors
 
   before_each(function()
-    env = helper.setup()
-    buffer = require "kong.plugins.aforo-metering.buffer"
-    buffer._reset()
-    sent = {}
-    outcome = function() return true end
-    q = new_queue(3, 10)
+    S.setup()
+    env, buffer, sent, q = S.env, S.buffer, S.sent, S.q
   end)
 
   it("schedules one delayed flush for the first event, not one per event", function()
@@ -68,7 +52,7 @@ describe("aforo-metering buffer", function()
 
   it("under load sends full batches only, leaving a partial one for the interval", function()
     local arriving = 5 -- events logged while each send is in flight
-    outcome = function()
+    S.outcome = function()
       for _ = 1, arriving do add(q, 0) end
       arriving = 0
       return true
@@ -101,7 +85,7 @@ describe("aforo-metering buffer", function()
         end
       end
     end
-    outcome = function()
+    S.outcome = function()
       highest = math.max(highest, q.last)
       arrive(per_send)
       return true
@@ -157,7 +141,7 @@ describe("aforo-metering buffer", function()
 
   it("on a 413 halves the POSTs and sends again, losing nothing", function()
     buffer.set_max_post("http://127.0.0.1:8750", 8)
-    outcome = function(body)
+    S.outcome = function(body)
       if #helper.decode(body).events > 4 then return nil, "HTTP 413: too many events", true end
       return true
     end
@@ -172,7 +156,7 @@ describe("aforo-metering buffer", function()
   end)
 
   it("drops a lone event the sidecar refuses with 413, and logs it", function()
-    outcome = function() return nil, "HTTP 413: payload too large", true end
+    S.outcome = function() return nil, "HTTP 413: payload too large", true end
     add(q, 1)
     add(q, 2)
     helper.run_timers(env)
@@ -183,7 +167,7 @@ describe("aforo-metering buffer", function()
   end)
 
   it("keeps the events when a flush fails and sends them on retry, in order", function()
-    outcome = function() return nil, "connection refused" end
+    S.outcome = function() return nil, "connection refused" end
     for i = 1, 4 do add(q, i) end
     helper.run_timers(env, false, 2)
     assert.equal(4, buffer.count(q))
@@ -192,7 +176,7 @@ describe("aforo-metering buffer", function()
                    errors()[1])
     assert.equal(1, #env.timers) -- the retry, with backoff
     assert.is_true(env.timers[1].delay >= 0.5)
-    outcome = function() return true end
+    S.outcome = function() return true end
     helper.run_timers(env)
     assert.equal(0, buffer.count(q))
     assert.same({ { n = 1 }, { n = 2 }, { n = 3 } }, sent[1])
@@ -212,7 +196,7 @@ describe("aforo-metering buffer", function()
       parts[k + 5] = "}"
       return k + 5
     end
-    outcome = function() return nil, "connection refused" end
+    S.outcome = function() return nil, "connection refused" end
     for i = 1, 4 do
       add(q, i, -i)
     end
@@ -221,7 +205,7 @@ describe("aforo-metering buffer", function()
     helper.run_timers(env, false, 1)
     assert.equal(3, encoded) -- the first batch, not sent
     assert.equal(4, buffer.count(q))
-    outcome = function() return true end
+    S.outcome = function() return true end
     helper.run_timers(env)
     assert.same({ { n = 1, last = -1 }, { n = 2, last = -2 }, { n = 3, last = -3 } }, sent[1])
     assert.same({ { n = 4, last = -4 } }, sent[2])
@@ -231,7 +215,7 @@ describe("aforo-metering buffer", function()
   end)
 
   it("does not hammer a failing sidecar with immediate flushes while backing off", function()
-    outcome = function() return nil, "timeout" end
+    S.outcome = function() return nil, "timeout" end
     add(q, 1)
     helper.run_timers(env, false, 1)
     for i = 2, 9 do add(q, i) end
@@ -240,14 +224,14 @@ describe("aforo-metering buffer", function()
 
   it("runs one flush at a time: a timer firing during a flush leaves the work to it", function()
     local inner_ran
-    outcome = function()
+    S.outcome = function()
       -- a second timer fires while this send is in flight
       inner_ran = true
       local before = #sent
       local t = { delay = 0, fn = env.timers[1] and env.timers[1].fn }
       if t.fn then t.fn(false, q) end
       assert.equal(before, #sent)
-      outcome = function() return true end
+      S.outcome = function() return true end
       return true
     end
     for i = 1, 3 do add(q, i) end
@@ -257,7 +241,7 @@ describe("aforo-metering buffer", function()
   end)
 
   it("drops new events past buffer_max_size, counts them and logs rate-limited", function()
-    outcome = function() return nil, "down" end
+    S.outcome = function() return nil, "down" end
     for i = 1, 25 do add(q, i) end
     assert.equal(10, buffer.count(q))
     assert.equal(15, q.dropped)
@@ -332,7 +316,7 @@ describe("aforo-metering buffer", function()
   end)
 
   it("reports the events it could not send when the worker exits", function()
-    outcome = function() return nil, "connection refused" end
+    S.outcome = function() return nil, "connection refused" end
     for i = 1, 2 do add(q, i) end
     env.exiting = true
     helper.run_timers(env, true)
@@ -340,8 +324,8 @@ describe("aforo-metering buffer", function()
   end)
 
   it("keeps one queue per sidecar_url", function()
-    local other = buffer.get("unix:/run/aforo/sidecar.sock", send, kong.log)
+    local other = buffer.get("unix:/run/aforo/sidecar.sock", S.send, kong.log)
     assert.are_not.equal(q, other)
-    assert.equal(q, buffer.get("http://127.0.0.1:8750", send, kong.log))
+    assert.equal(q, buffer.get("http://127.0.0.1:8750", S.send, kong.log))
   end)
 end)
