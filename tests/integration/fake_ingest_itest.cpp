@@ -3,8 +3,10 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <string>
+#include <thread>
 
 #include "fakes/fake_ingest/fake_ingest_process.hpp"
 #include "support/testkit.hpp"
@@ -228,4 +230,70 @@ TEST_CASE("fake ingest: a delayed answer is committed on arrival", "[fake_ingest
   INFO("error kind " << static_cast<int>(r.error) << ": " << r.error_message << "; fake ingest: " << fake.proc().output());
   CHECK(r.error == aforo::io::client_result::error_kind::timeout);
   CHECK(fake.stats()["stored"].GetUint() == 1);
+}
+
+TEST_CASE("fake ingest: --rtt-ms answers no sooner than the round trip, and /_control/network changes it live",
+          "[fake_ingest][network]") {
+  fake_ingest_options o;
+  o.rtt_ms = 150;
+  fake_ingest_process fake(o);
+  blocking_client c;
+  const auto timed = [&](const std::string& key) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto r = c.send("POST", fake.ingest_url(), batch({event(key)}), ingest_headers());
+    CHECK(r.status == 202);
+    return std::chrono::steady_clock::now() - t0;
+  };
+  CHECK(timed("n1") >= std::chrono::milliseconds(150));
+  const auto r = fake.control("POST", "/_control/network", R"({"rtt_ms":400})");
+  CHECK(parse(r.body)["rtt_ms"].GetUint() == 400);
+  CHECK(timed("n2") >= std::chrono::milliseconds(400));
+  fake.control("POST", "/_control/network", R"({"rtt_ms":0})");
+  CHECK(timed("n3") < std::chrono::milliseconds(400));  // loopback again
+  CHECK(fake.stats()["accepted"].GetUint() == 3);
+}
+
+TEST_CASE("fake ingest: a request past --max-in-flight is answered 429 with Retry-After: 1, the others as usual",
+          "[fake_ingest][network]") {
+  fake_ingest_options o;
+  o.rtt_ms = 500;
+  o.max_in_flight = 1;
+  fake_ingest_process fake(o);
+  aforo::io::client_result first;
+  std::thread t([&] {
+    blocking_client c1;
+    first = c1.send("POST", fake.ingest_url(), batch({event("f1")}), ingest_headers());
+  });
+  REQUIRE(aforo::testkit::wait_until([&] { return fake.stats()["in_flight"].GetUint() == 1; }));
+  blocking_client c2;
+  const auto over = c2.send("POST", fake.ingest_url(), batch({event("f2")}), ingest_headers());
+  t.join();
+  CHECK(first.status == 202);
+  CHECK(over.status == 429);
+  CHECK(over.header("Retry-After") == "1");
+  CHECK(parse(over.body)["error"]["code"].GetString() == std::string("TOO_MANY_REQUESTS"));
+  const auto st = fake.stats();
+  CHECK(st["over_limit"].GetUint() == 1);
+  CHECK(st["peak_in_flight"].GetUint() == 2);  // the refused one was in progress too, for its round trip
+  CHECK(st["accepted"].GetUint() == 1);        // the refused batch was not taken
+  // Alone again: taken.
+  CHECK(c2.send("POST", fake.ingest_url(), batch({event("f2")}), ingest_headers()).status == 202);
+}
+
+TEST_CASE("fake ingest: POST /_control/network with a bad body is 400 and changes nothing", "[fake_ingest][network]") {
+  fake_ingest_options o;
+  o.rtt_ms = 100;
+  fake_ingest_process fake(o);
+  blocking_client c;
+  for (const char* body : {"not json", "[1]", R"({"rtt_ms":"50"})", R"({"rtt_ms":-1})", R"({"jitter_ms":1.5})",
+                           R"({"max_in_flight":true})"}) {
+    INFO("body " << body);
+    const auto r = c.send("POST", fake.base_url() + "/_control/network", body);
+    CHECK(r.status == 400);
+    CHECK(r.body.find("bad_request") != std::string::npos);
+  }
+  // Still a 100 ms round trip.
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK(c.send("POST", fake.ingest_url(), batch({event("b1")}), ingest_headers()).status == 202);
+  CHECK(std::chrono::steady_clock::now() - t0 >= std::chrono::milliseconds(100));
 }

@@ -250,6 +250,27 @@ server: { ingest_thread_nice: 20 }
   CHECK(has_error(r, "retry.backoff: needs at least one duration"));
 }
 
+TEST_CASE("config: batch.max_concurrency and batch.backlog_events are checked against their ranges", "[config]") {
+  // The bounds themselves are taken.
+  for (const char* ok : {"batch: { max_concurrency: 1, backlog_events: 1 }\n",
+                         "batch: { max_concurrency: 64, backlog_events: 1000, adaptive_concurrency: false }\n"}) {
+    const auto r = load_config_text(ok);
+    INFO(ok << errors_of(r));
+    CHECK(r.ok());
+  }
+  const auto low = load_config_text("batch: { max_concurrency: 0, backlog_events: 0 }\n");
+  INFO(errors_of(low));
+  CHECK(has_error(low, "batch.max_concurrency: must be from 1 to 64 (requests in flight to ingest)"));
+  CHECK(has_error(low, "batch.backlog_events: must be from 1 to 1000 (Aforo's limit per request)"));
+  CHECK(low.errors.size() == 2);
+  const auto high = load_config_text("batch: { max_concurrency: 65, backlog_events: 1001 }\n");
+  INFO(errors_of(high));
+  CHECK(has_error(high, "batch.max_concurrency: must be from 1 to 64 (requests in flight to ingest)"));
+  CHECK(has_error(high, "batch.backlog_events: must be from 1 to 1000 (Aforo's limit per request)"));
+  CHECK(high.errors.size() == 2);
+  CHECK(has_error(load_config_text("batch: { adaptive_concurrency: sometimes }\n"), "batch.adaptive_concurrency"));
+}
+
 TEST_CASE("config: quota reservation knobs are checked", "[config]") {
   const auto ok = load_config_text(
       "cache: { quota_mode: counters, quota_max_chunk: 50, quota_chunk_window: 500ms, quota_chunk_ttl: 10s,"

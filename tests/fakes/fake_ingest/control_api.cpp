@@ -68,6 +68,7 @@ io::http_response ingest_service::control_received() const {
     kv(w, "path", r.path);
     kv(w, "connection", std::strtoull(r.connection.c_str(), nullptr, 10));
     kv(w, "status", static_cast<std::uint64_t>(r.status));
+    kv(w, "arrived_us", r.arrived_us);
     kv(w, "fault", r.fault);
     kv(w, "content_type", r.content_type);
     kv(w, "content_encoding", r.content_encoding);

@@ -116,6 +116,8 @@ void ingest_service::add_routes(io::router& routes) {
 
 void ingest_service::handle_ingest(io::http_request& req, io::respond_fn respond, bool single) {
   request_record rec;
+  rec.arrived_us = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started_).count());
   rec.path = std::string(req.path());
   rec.connection = std::string(req.header(connection_header));
   rec.content_type = std::string(req.header("Content-Type"));

@@ -3,6 +3,7 @@
 // the fault script, what was received, and the /_control API that tests drive while it runs.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <map>
@@ -62,6 +63,7 @@ class ingest_service {
     std::string path, connection, content_type, content_encoding, api_key_state, tenant, user_agent, fault;
     std::size_t raw_bytes = 0, decoded_bytes = 0, events = 0, accepted = 0, duplicates = 0, failed = 0;
     int status = 0;  ///< 0 = dropped without an answer
+    std::uint64_t arrived_us = 0;  ///< when it arrived: microseconds since the fake started (steady clock)
   };
   struct stored_event {
     std::uint64_t request = 0;
@@ -91,6 +93,7 @@ class ingest_service {
 
   boost::asio::io_context& ioc_;
   ingest_options opts_;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   fake_server* server_ = nullptr;
   fault_script faults_;
   std::FILE* record_ = nullptr;
