@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Soak under faults (issue 9): nginx with the aforo-metering plugin, the sidecar (Redis-backed, disk
+# Soak under faults: nginx with the aforo-metering plugin, the sidecar (Redis-backed, disk
 # durability, when_full reject on a small tmpfs spool), a real redis-server and the fake ingest under a
 # steady paced load for DURATION_SECONDS, while a fault schedule cycles through: ingest outage, 5xx storm,
 # Redis killed and restarted, sidecar SIGKILL and restart, nginx -s reload, full disk (tmpfs filled), an

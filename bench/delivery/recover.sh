@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Recovery from an ingest outage over a WAN (issue 19's aim): the fake ingest (RTT ms away) answers 503 for
+# Recovery from an ingest outage over a WAN: the fake ingest (RTT ms away) answers 503 for
 # OUTAGE seconds while events arrive at RATE events/s (the plugin's 20-event posts), then answers again
 # while events keep arriving at RATE; prints how long the sidecar took to deliver the backlog (until
 # delivered caught up with accepted). A then B in the same run (VARIANTS as in run.sh: one request at a

@@ -38,7 +38,7 @@ bench_work delivery
 if [ "$LOADER" = wrk ]; then need_tools "apt-get install -y wrk" wrk; fi
 
 # Each RTT runs every variant in VARIANTS ("label=yaml" separated by ';') in the same run: by default A0
-# is the deliverer issue 19 started from (one request at a time, batches of 100 even when behind), A one
+# is the deliverer before concurrent delivery (one request at a time, batches of 100 even when behind), A one
 # request at a time with batches growing to 1,000 when behind (batch.backlog_events), and B the defaults;
 # all with a 200 ms flush interval (else the last partial batch waits the default 5 s and that dominates).
 default_variants='A0 original (1 at a time, 100)=batch: { max_concurrency: 1, backlog_events: 100, flush_interval: 200ms }'

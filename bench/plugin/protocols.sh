@@ -20,7 +20,7 @@
 #   SIDECAR_BIN=build/daemon/aforo-sidecar FAKE_INGEST_BIN=build/tests/aforo-fake-ingest bench/plugin/protocols.sh
 #
 # Env: SIDECAR_BIN, FAKE_INGEST_BIN (else a Release build in BUILD_DIR, default build-bench), ROUNDS (3),
-#      DURATION (per wrk run, 5s), CONNECTIONS (20), BASE_REV (885b1f9: the commit before issue 21),
+#      DURATION (per wrk run, 5s), CONNECTIONS (20), BASE_REV (885b1f9: the commit before protocol-aware metering),
 #      GQLJSON_QUERY (above).
 set -euo pipefail
 

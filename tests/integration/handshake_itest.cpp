@@ -1,4 +1,4 @@
-// The startup handshake and the test event (issue 8) against the real aforo-fake-ingest: handshake ok,
+// The startup handshake and the test event against the real aforo-fake-ingest: handshake ok,
 // a wrong key, a dead ingest, TLS with and without ca_file, `aforo-sidecar test-event` and
 // POST /v1/test-event, and the API key in no output.
 #include <regex>

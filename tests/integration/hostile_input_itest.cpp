@@ -1,4 +1,4 @@
-// Hostile input against the real sidecar (issue 17): a body nested 200,000 levels deep to every endpoint
+// Hostile input against the real sidecar: a body nested 200,000 levels deep to every endpoint
 // that parses a JSON body is a 400 with a clear message, and the daemon lives on. (The unit tests in
 // json_depth_test.cpp cover each parser of outside input on its own.)
 #include <catch2/catch.hpp>

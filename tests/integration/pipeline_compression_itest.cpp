@@ -1,4 +1,4 @@
-// Compression that proves itself (issue 20, item 5): the real daemon against the real aforo-fake-ingest
+// Compression that proves itself: the real daemon against the real aforo-fake-ingest
 // refusing Content-Encoding: lz4 with 415 or with a 400 naming it. The handshake's encoding check, the
 // fallback to uncompressed (one WARN, refused batches re-sent, nothing dead-lettered) and the re-try
 // of lz4 after batch.compression_retry.

@@ -1,4 +1,4 @@
-// Concurrent delivery against an ingest a network round trip away (issue 19): several batches in flight,
+// Concurrent delivery against an ingest a network round trip away: several batches in flight,
 // the acknowledgement window under SIGKILL, and the adaptive limit against an ingest that refuses past N
 // requests at once. Real daemon, real fake ingest with --rtt-ms / --max-in-flight, real spool files.
 #include <signal.h>

@@ -1,5 +1,5 @@
 // The usage pipeline against the real aforo-fake-ingest: normal flow (exactly once, flush by count and
-// by time, LZ4 frames), retry timing, Retry-After, 401 and poison 400 (issue 3, "Done when" 1 and 4).
+// by time, LZ4 frames), retry timing, Retry-After, 401 and poison 400.
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>

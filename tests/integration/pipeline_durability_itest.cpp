@@ -1,6 +1,5 @@
 // The usage pipeline's zero-loss promises with real processes: outage and spill to disk, SIGTERM and
-// SIGKILL with restarts, a corrupt spool segment, and the when_full policies (issue 3, "Done when" 2, 3,
-// 5 and 6).
+// SIGKILL with restarts, a corrupt spool segment, and the when_full policies.
 #include <signal.h>
 
 #include <algorithm>

@@ -1,5 +1,4 @@
-// Bad input to POST /v1/ingest/batch and /v1/ingest gets clear errors and never costs a valid event
-// (issue 3, "Done when" 7).
+// Bad input to POST /v1/ingest/batch and /v1/ingest gets clear errors and never costs a valid event.
 #include "pipeline_itest_support.hpp"
 
 using namespace pipeline_itest;

@@ -1,4 +1,4 @@
-// The integrity of acknowledged events with real processes and real faults (issue 16): an upgrade
+// The integrity of acknowledged events with real processes and real faults: an upgrade
 // from release 0.1's spool, fd exhaustion while reading the spool, a full spool, an ingest that
 // takes fewer events per request than a batch holds (413), per-event failures inside a 2xx, a
 // dead-letter file that cannot be written, fsync modes, and SIGTERM past shutdown_timeout.

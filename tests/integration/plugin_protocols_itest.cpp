@@ -1,4 +1,4 @@
-// End to end, protocol-aware metering (issue 21, docs/design/plugin-contract.md#protocols): the unchanged plugin in
+// End to end, protocol-aware metering (docs/design/plugin-contract.md#protocols): the unchanged plugin in
 // real nginx (tests/lua/nginx, location /p/ and the h2c gRPC server: every protocol option on) and the real
 // sidecar, with requests shaped as real clients send them; the events at the fake ingest carry exactly
 // the fields their productType requires. The default location, with every option off, meters the same

@@ -1,4 +1,4 @@
-// Security review checks against the real sidecar (issue 9): the API key never leaks, request limits,
+// Security review checks against the real sidecar: the API key never leaks, request limits,
 // no reflected header injection, the non-loopback warning, and TLS verification of the ingest in the
 // running daemon. Covered elsewhere and not repeated here: headers over server.max_header -> 431 and
 // unix socket permissions (server_itest.cpp), client-level TLS refusal (http_client_itest.cpp), an

@@ -1,4 +1,4 @@
-// Connection lifecycle of the real sidecar (issue 17): finished connections free their memory, the
+// Connection lifecycle of the real sidecar: finished connections free their memory, the
 // server.max_connections cap refuses the excess with a 503 and reuses freed slots, and a listener out of
 // file descriptors backs off instead of spinning on accept.
 #include <catch2/catch.hpp>

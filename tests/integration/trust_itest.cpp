@@ -1,4 +1,4 @@
-// Trust boundaries of the real aforo-sidecar (issue 17, points 5 and 6): state directories another user
+// Trust boundaries of the real aforo-sidecar: state directories another user
 // could plant files in are refused at startup and by --check-config; with a local API token
 // (server.auth_token_file) every endpoint but /healthz, /readyz and /metrics needs the bearer token.
 #include <catch2/catch.hpp>

@@ -1,4 +1,4 @@
-// Unit tests of concurrent delivery's pure parts (issue 19): the adaptive concurrency limit under
+// Unit tests of concurrent delivery's pure parts: the adaptive concurrency limit under
 // simulated time and ingest behaviour, and the cumulative acknowledgement window.
 #include <catch2/catch.hpp>
 

@@ -1,4 +1,4 @@
-// The margin guard in the daemon (issue 6, docs/design/margin-guard.md): the guard file loaded at start and
+// The margin guard in the daemon (docs/design/margin-guard.md): the guard file loaded at start and
 // hot-reloaded, the decision engine's margin hook, COGS fed from accepted usage events, and the
 // level-change log lines, metrics and webhooks.
 #pragma once

@@ -1,4 +1,4 @@
-// The usage pipeline (issue 3, docs/design/ingest-contract.md, resilience.md): POST /v1/ingest/batch and /v1/ingest
+// The usage pipeline (docs/design/ingest-contract.md, resilience.md): POST /v1/ingest/batch and /v1/ingest
 // take custody of validated events (memory buffer or disk spool), and a deliverer sends them to Aforo ingest.
 #pragma once
 

@@ -1,4 +1,4 @@
-// The acknowledgement window of concurrent delivery (issue 19): several batches of spool records are in
+// The acknowledgement window of concurrent delivery: several batches of spool records are in
 // flight at once and come back in any order; the spool's cursor may only move past records whose every
 // event was delivered, in order (as TCP's cumulative ack, or Kafka's in-flight requests). Pure.
 #pragma once

@@ -1,4 +1,4 @@
-// Adaptive concurrency for delivery to ingest (issue 19): how many requests may be in flight at once,
+// Adaptive concurrency for delivery to ingest: how many requests may be in flight at once,
 // learned from round-trip times and refusals, as Vector's ARC and TCP congestion control do. Pure: time
 // and outcomes are passed in.
 #pragma once
