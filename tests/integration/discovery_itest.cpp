@@ -297,19 +297,21 @@ TEST_CASE("discovery: with discovery off nothing is captured and /v1/catalog say
   CHECK_FALSE(std::filesystem::exists(sc.dir().file("state/catalog.json")));
 }
 
-TEST_CASE("discovery: gRPC methods and GraphQL operations posted as events are operations of their service in the "
-          "pushed catalog",
-          "[discovery][protocol]") {
+TEST_CASE(
+    "discovery: gRPC methods and GraphQL operations posted as events are operations of their service in the "
+    "pushed catalog",
+    "[discovery][protocol]") {
   // A Kong gRPC service whose route matches by prefix: without the protocol fields every method would
   // be the route's one path.
   aforo::fake::fake_kong_admin admin;
   admin.set_pages("/services",
                   {{R"({"id":"5a4b1c2d-0000-4000-8000-00000000000a","name":"shop","host":"shop.internal","port":50051,)"
                     R"("protocol":"grpc","path":null,"enabled":true,"tags":null})"}});
-  admin.set_pages("/routes",
-                  {{R"({"id":"5a4b1c2d-0000-4000-8000-00000000000b","name":"shop-rpc","paths":["/shop.v1.Catalog/","/graphql"],)"
-                    R"("methods":null,"hosts":null,"protocols":["grpc","http"],)"
-                    R"("service":{"id":"5a4b1c2d-0000-4000-8000-00000000000a"},"tags":null})"}});
+  admin.set_pages(
+      "/routes",
+      {{R"({"id":"5a4b1c2d-0000-4000-8000-00000000000b","name":"shop-rpc","paths":["/shop.v1.Catalog/","/graphql"],)"
+        R"("methods":null,"hosts":null,"protocols":["grpc","http"],)"
+        R"("service":{"id":"5a4b1c2d-0000-4000-8000-00000000000a"},"tags":null})"}});
   aforo::fake::fake_catalog_receiver cp;
   sidecar_process sc(discovery_yaml(admin.url(), cp.url(), ""), {"AFORO_API_KEY=test-key-0001"});
   auto c = sc.client();
@@ -325,17 +327,17 @@ TEST_CASE("discovery: gRPC methods and GraphQL operations posted as events are o
            R"(","httpMethod":"POST","statusCode":200,"responseTimeMs":3,"dataBytes":15,)" + fields +
            R"(,"metadata":{"gateway":"kong","service":"shop","route":"shop-rpc"}})";
   };
-  const auto r = c.post(
-      "/v1/ingest/batch",
-      batch({proto_event("grpc:0a1b", "GRPC_API", "/shop.v1.Catalog/GetItem",
-                         R"("grpcService":"shop.v1.Catalog","grpcMethod":"GetItem","grpcStatusCode":0)"),
-             proto_event("grpc:0a1c", "GRPC_API", "/shop.v1.Catalog/ListItems",
-                         R"("grpcService":"shop.v1.Catalog","grpcMethod":"ListItems","grpcStatusCode":5)"),
-             proto_event("gql:0a1d", "GRAPHQL_API", "/graphql",
-                         R"("gqlOperationType":"MUTATION","gqlOperationName":"AddItem")"),
-             proto_event("gql:0a1e:1", "GRAPHQL_API", "/graphql",
-                         R"("gqlOperationType":"QUERY","gqlOperationName":"Items","gqlHasErrors":false)"),
-             proto_event("gql:0a1e:2", "GRAPHQL_API", "/graphql", R"("gqlOperationType":"QUERY")")}));
+  const auto r =
+      c.post("/v1/ingest/batch",
+             batch({proto_event("grpc:0a1b", "GRPC_API", "/shop.v1.Catalog/GetItem",
+                                R"("grpcService":"shop.v1.Catalog","grpcMethod":"GetItem","grpcStatusCode":0)"),
+                    proto_event("grpc:0a1c", "GRPC_API", "/shop.v1.Catalog/ListItems",
+                                R"("grpcService":"shop.v1.Catalog","grpcMethod":"ListItems","grpcStatusCode":5)"),
+                    proto_event("gql:0a1d", "GRAPHQL_API", "/graphql",
+                                R"("gqlOperationType":"MUTATION","gqlOperationName":"AddItem")"),
+                    proto_event("gql:0a1e:1", "GRAPHQL_API", "/graphql",
+                                R"("gqlOperationType":"QUERY","gqlOperationName":"Items","gqlHasErrors":false)"),
+                    proto_event("gql:0a1e:2", "GRAPHQL_API", "/graphql", R"("gqlOperationType":"QUERY")")}));
   REQUIRE(r.status == 202);
   INFO(r.body);
 
@@ -345,12 +347,12 @@ TEST_CASE("discovery: gRPC methods and GraphQL operations posted as events are o
   const auto* shop = pushed.api("shop");
   REQUIRE(shop != nullptr);
   INFO(cp.accepted().back());
-  for (const auto& [method, path] : std::vector<std::pair<std::string, std::string>>{
-           {"POST", "/shop.v1.Catalog/GetItem"},
-           {"POST", "/shop.v1.Catalog/ListItems"},
-           {"MUTATION", "/graphql#AddItem"},
-           {"QUERY", "/graphql#Items"},
-           {"QUERY", "/graphql"}}) {
+  for (const auto& [method, path] :
+       std::vector<std::pair<std::string, std::string>>{{"POST", "/shop.v1.Catalog/GetItem"},
+                                                        {"POST", "/shop.v1.Catalog/ListItems"},
+                                                        {"MUTATION", "/graphql#AddItem"},
+                                                        {"QUERY", "/graphql#Items"},
+                                                        {"QUERY", "/graphql"}}) {
     const auto* op = pushed.op("shop", method, path);
     CHECK(op != nullptr);
     CHECK(num(op, "count") == 1);

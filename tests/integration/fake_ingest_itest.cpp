@@ -227,7 +227,8 @@ TEST_CASE("fake ingest: a delayed answer is committed on arrival", "[fake_ingest
   blocking_client c(opts);
   const auto r = c.send("POST", fake.ingest_url(), batch({event("slow")}), ingest_headers());
   // Seen once on a loaded machine: another error than the timeout; say which if it comes back.
-  INFO("error kind " << static_cast<int>(r.error) << ": " << r.error_message << "; fake ingest: " << fake.proc().output());
+  INFO("error kind " << static_cast<int>(r.error) << ": " << r.error_message
+                     << "; fake ingest: " << fake.proc().output());
   CHECK(r.error == aforo::io::client_result::error_kind::timeout);
   CHECK(fake.stats()["stored"].GetUint() == 1);
 }

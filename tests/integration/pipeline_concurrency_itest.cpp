@@ -53,8 +53,8 @@ std::vector<arrival> arrivals(fake_ingest_process& fake) {
   std::vector<arrival> out;
   for (const auto& r : d["requests"].GetArray()) {
     if (std::string_view(r["path"].GetString()) != "/v1/ingest/batch") continue;
-    out.push_back({r["arrived_us"].GetUint64(), static_cast<int>(r["status"].GetUint64()),
-                   r["connection"].GetUint64()});
+    out.push_back(
+        {r["arrived_us"].GetUint64(), static_cast<int>(r["status"].GetUint64()), r["connection"].GetUint64()});
   }
   return out;
 }
@@ -70,14 +70,14 @@ TEST_CASE("concurrency: at a 50 ms round trip several batches are in flight at o
   o.rtt_ms = 50;
   fake_ingest_process fake(o);
   fake.refuse(true);  // a backlog first, so that there is more to send than one request carries
-  sidecar_process sc(sidecar_yaml(fake.ingest_url(),
-                                  "batch: { max_events: 100, backlog_events: 100, flush_interval: 50ms, "
-                                  "max_concurrency: " +
-                                      std::to_string(max_concurrency) +
-                                      ", adaptive_concurrency: " + (adaptive ? "true" : "false") +
-                                      " }\n"
-                                      "retry: { backoff: [100ms], jitter: 0% }\n"),
-                     sidecar_env());
+  sidecar_process sc(
+      sidecar_yaml(fake.ingest_url(),
+                   "batch: { max_events: 100, backlog_events: 100, flush_interval: 50ms, "
+                   "max_concurrency: " +
+                       std::to_string(max_concurrency) + ", adaptive_concurrency: " + (adaptive ? "true" : "false") +
+                       " }\n"
+                       "retry: { backoff: [100ms], jitter: 0% }\n"),
+      sidecar_env());
   post_events(sc, "c", 6000);  // 60 batches: a drain of many round trips, for the limit to grow in
   REQUIRE(sc.proc().wait_for_output("ingest unreachable", 5s));
   fake.refuse(false);

@@ -62,7 +62,7 @@ class ingest_service {
     std::uint64_t number = 0;
     std::string path, connection, content_type, content_encoding, api_key_state, tenant, user_agent, fault;
     std::size_t raw_bytes = 0, decoded_bytes = 0, events = 0, accepted = 0, duplicates = 0, failed = 0;
-    int status = 0;  ///< 0 = dropped without an answer
+    int status = 0;                ///< 0 = dropped without an answer
     std::uint64_t arrived_us = 0;  ///< when it arrived: microseconds since the fake started (steady clock)
   };
   struct stored_event {
